@@ -1,0 +1,547 @@
+//! Configuration, by Kafka's own names and with Kafka's own defaults (Apache Kafka 4.0, KRaft).
+//!
+//! A learner who sets `min.insync.replicas` here sets what the same name means in Kafka. Every
+//! struct is built from its defaults and then overridden key by key with [`Configurable::set`],
+//! which rejects unknown keys and malformed values with a message naming the key.
+
+use crate::partitioner::PartitionerKind;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A rejected config entry: which key, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "config `{}`: {}", self.key, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Implemented by every config struct: override one key from its text form.
+pub trait Configurable {
+    /// The keys this struct understands, for error messages.
+    const KEYS: &'static [&'static str];
+    fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError>;
+}
+
+fn parse<T: std::str::FromStr>(key: &str, value: &str, what: &str) -> Result<T, ConfigError> {
+    value.trim().parse::<T>().map_err(|_| ConfigError {
+        key: key.to_string(),
+        message: format!("expected {what}, found `{value}`"),
+    })
+}
+
+fn parse_u64(key: &str, value: &str) -> Result<u64, ConfigError> {
+    // Kafka writes "never" as Long.MAX_VALUE; accept -1 for the size limits that use it.
+    parse(key, value, "a non-negative whole number")
+}
+
+fn parse_i64(key: &str, value: &str) -> Result<i64, ConfigError> {
+    parse(key, value, "a whole number")
+}
+
+fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
+    parse(key, value, "true or false")
+}
+
+fn unknown(key: &str, keys: &[&str]) -> ConfigError {
+    ConfigError { key: key.to_string(), message: format!("unknown config; known here: {}", keys.join(", ")) }
+}
+
+/// Settings that a topic may override and that otherwise come from the broker's defaults.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicConfig {
+    /// `min.insync.replicas`: with `acks=all`, the fewest in-sync replicas a write needs.
+    pub min_insync_replicas: usize,
+    /// `unclean.leader.election.enable`: may an out-of-sync replica become leader?
+    pub unclean_leader_election_enable: bool,
+    /// `retention.ms`: delete segments whose newest record is older than this (-1: never).
+    pub retention_ms: i64,
+    /// `retention.bytes`: delete the oldest segments while the log is larger (-1: no limit).
+    pub retention_bytes: i64,
+    /// `segment.bytes`: roll a new segment when the active one reaches this size.
+    pub segment_bytes: u64,
+    /// `segment.ms`: roll a new segment when the active one is this old.
+    pub segment_ms: u64,
+    /// `flush.messages`: fsync after this many records (Kafka's default: never; the OS decides).
+    pub flush_messages: u64,
+    /// `flush.ms`: fsync when the oldest unflushed record is this old (default: never).
+    pub flush_ms: u64,
+}
+
+impl Default for TopicConfig {
+    fn default() -> Self {
+        TopicConfig {
+            min_insync_replicas: 1,
+            unclean_leader_election_enable: false,
+            retention_ms: 7 * 24 * 60 * 60 * 1000,
+            retention_bytes: -1,
+            segment_bytes: 1024 * 1024 * 1024,
+            segment_ms: 7 * 24 * 60 * 60 * 1000,
+            flush_messages: u64::MAX,
+            flush_ms: u64::MAX,
+        }
+    }
+}
+
+impl Configurable for TopicConfig {
+    const KEYS: &'static [&'static str] = &[
+        "min.insync.replicas",
+        "unclean.leader.election.enable",
+        "retention.ms",
+        "retention.bytes",
+        "segment.bytes",
+        "segment.ms",
+        "flush.messages",
+        "flush.ms",
+    ];
+
+    fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        match key {
+            "min.insync.replicas" => {
+                let n: usize = parse(key, value, "a whole number of replicas, at least 1")?;
+                if n == 0 {
+                    return Err(ConfigError { key: key.into(), message: "must be at least 1".into() });
+                }
+                self.min_insync_replicas = n;
+            }
+            "unclean.leader.election.enable" => self.unclean_leader_election_enable = parse_bool(key, value)?,
+            "retention.ms" => self.retention_ms = parse_i64(key, value)?,
+            "retention.bytes" => self.retention_bytes = parse_i64(key, value)?,
+            "segment.bytes" => self.segment_bytes = parse_u64(key, value)?.max(1),
+            "segment.ms" => self.segment_ms = parse_u64(key, value)?.max(1),
+            "flush.messages" => self.flush_messages = parse_u64(key, value)?.max(1),
+            "flush.ms" => self.flush_ms = parse_u64(key, value)?,
+            _ => return Err(unknown(key, Self::KEYS)),
+        }
+        Ok(())
+    }
+}
+
+/// Broker and controller settings; `topic_defaults` are the `log.*`-style defaults every topic
+/// starts from (in Kafka, `log.retention.ms` is the broker default for `retention.ms`; ksim
+/// accepts the topic-level names at the broker level too).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerConfig {
+    pub topic_defaults: TopicConfig,
+    /// `replica.lag.time.max.ms`: a follower that has not caught up for this long leaves the ISR.
+    pub replica_lag_time_max_ms: u64,
+    /// `replica.fetch.wait.max.ms`: how long a leader may hold a follower's fetch with no new data.
+    pub replica_fetch_wait_max_ms: u64,
+    /// `replica.fetch.backoff.ms`: pause before a follower retries a failed fetch.
+    pub replica_fetch_backoff_ms: u64,
+    /// `broker.heartbeat.interval.ms`: how often a broker heartbeats the controller.
+    pub broker_heartbeat_interval_ms: u64,
+    /// `broker.session.timeout.ms`: the controller fences a broker silent for this long.
+    pub broker_session_timeout_ms: u64,
+    /// `log.retention.check.interval.ms`: how often retention runs.
+    pub log_retention_check_interval_ms: u64,
+    /// `default.replication.factor` and `num.partitions`, for auto-created topics.
+    pub default_replication_factor: usize,
+    pub num_partitions: i32,
+    /// `offsets.topic.num.partitions`: partitions of `__consumer_offsets`.
+    pub offsets_topic_num_partitions: i32,
+    /// `offsets.topic.replication.factor`.
+    pub offsets_topic_replication_factor: usize,
+    /// `group.initial.rebalance.delay.ms`.
+    pub group_initial_rebalance_delay_ms: u64,
+    /// `auto.leader.rebalance.enable`: move leadership back to preferred replicas.
+    pub auto_leader_rebalance_enable: bool,
+    /// `leader.imbalance.check.interval.seconds`.
+    pub leader_imbalance_check_interval_seconds: u64,
+    /// `leader.imbalance.per.broker.percentage`.
+    pub leader_imbalance_per_broker_percentage: u64,
+    /// Not a Kafka config: how often the operating system writes dirty pages back to disk
+    /// (Linux's `vm.dirty_expire_centisecs` is 30 s, written back every 5 s). Data written but
+    /// not yet written back is what a power failure loses.
+    pub os_writeback_interval_ms: u64,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            topic_defaults: TopicConfig::default(),
+            replica_lag_time_max_ms: 30_000,
+            replica_fetch_wait_max_ms: 500,
+            replica_fetch_backoff_ms: 1_000,
+            broker_heartbeat_interval_ms: 2_000,
+            broker_session_timeout_ms: 9_000,
+            log_retention_check_interval_ms: 300_000,
+            default_replication_factor: 1,
+            num_partitions: 1,
+            offsets_topic_num_partitions: 50,
+            offsets_topic_replication_factor: 3,
+            group_initial_rebalance_delay_ms: 3_000,
+            auto_leader_rebalance_enable: true,
+            leader_imbalance_check_interval_seconds: 300,
+            leader_imbalance_per_broker_percentage: 10,
+            os_writeback_interval_ms: 5_000,
+        }
+    }
+}
+
+impl Configurable for BrokerConfig {
+    const KEYS: &'static [&'static str] = &[
+        "replica.lag.time.max.ms",
+        "replica.fetch.wait.max.ms",
+        "replica.fetch.backoff.ms",
+        "broker.heartbeat.interval.ms",
+        "broker.session.timeout.ms",
+        "log.retention.check.interval.ms",
+        "default.replication.factor",
+        "num.partitions",
+        "offsets.topic.num.partitions",
+        "offsets.topic.replication.factor",
+        "group.initial.rebalance.delay.ms",
+        "auto.leader.rebalance.enable",
+        "leader.imbalance.check.interval.seconds",
+        "leader.imbalance.per.broker.percentage",
+        "os.writeback.interval.ms",
+        "(and every topic-level config)",
+    ];
+
+    fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        match key {
+            "replica.lag.time.max.ms" => self.replica_lag_time_max_ms = parse_u64(key, value)?,
+            "replica.fetch.wait.max.ms" => self.replica_fetch_wait_max_ms = parse_u64(key, value)?,
+            "replica.fetch.backoff.ms" => self.replica_fetch_backoff_ms = parse_u64(key, value)?,
+            "broker.heartbeat.interval.ms" => self.broker_heartbeat_interval_ms = parse_u64(key, value)?.max(1),
+            "broker.session.timeout.ms" => self.broker_session_timeout_ms = parse_u64(key, value)?,
+            "log.retention.check.interval.ms" => self.log_retention_check_interval_ms = parse_u64(key, value)?.max(1),
+            "default.replication.factor" => self.default_replication_factor = parse(key, value, "a whole number")?,
+            "num.partitions" => self.num_partitions = parse(key, value, "a whole number")?,
+            "offsets.topic.num.partitions" => self.offsets_topic_num_partitions = parse(key, value, "a whole number")?,
+            "offsets.topic.replication.factor" => {
+                self.offsets_topic_replication_factor = parse(key, value, "a whole number")?
+            }
+            "group.initial.rebalance.delay.ms" => self.group_initial_rebalance_delay_ms = parse_u64(key, value)?,
+            "auto.leader.rebalance.enable" => self.auto_leader_rebalance_enable = parse_bool(key, value)?,
+            "leader.imbalance.check.interval.seconds" => {
+                self.leader_imbalance_check_interval_seconds = parse_u64(key, value)?.max(1)
+            }
+            "leader.imbalance.per.broker.percentage" => {
+                self.leader_imbalance_per_broker_percentage = parse_u64(key, value)?
+            }
+            "os.writeback.interval.ms" => self.os_writeback_interval_ms = parse_u64(key, value)?.max(1),
+            _ => {
+                let topic_key = key.strip_prefix("log.").unwrap_or(key);
+                return self.topic_defaults.set(topic_key, value).map_err(|e| {
+                    if e.message.starts_with("unknown config") {
+                        unknown(key, Self::KEYS)
+                    } else {
+                        ConfigError { key: key.to_string(), message: e.message }
+                    }
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `acks`: how many replicas must have a write before the leader answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Acks {
+    /// `acks=0`: fire and forget; the producer never hears back.
+    None,
+    /// `acks=1`: the leader has written it (to its page cache).
+    Leader,
+    /// `acks=all` (`-1`): every in-sync replica has it, and there are at least
+    /// `min.insync.replicas` of them.
+    All,
+}
+
+impl fmt::Display for Acks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Acks::None => "0",
+            Acks::Leader => "1",
+            Acks::All => "all",
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProducerConfig {
+    pub acks: Acks,
+    /// `enable.idempotence`: producer id + sequence numbers, so retries cannot duplicate.
+    pub enable_idempotence: bool,
+    /// `linger.ms`: wait this long for more records before sending a batch.
+    pub linger_ms: u64,
+    /// `batch.size`: a batch is sent when it reaches this many bytes.
+    pub batch_size: usize,
+    /// `delivery.timeout.ms`: give up on a record this long after `send()`.
+    pub delivery_timeout_ms: u64,
+    /// `request.timeout.ms`: how long to wait for one produce response.
+    pub request_timeout_ms: u64,
+    /// `retry.backoff.ms`: the first retry waits this long...
+    pub retry_backoff_ms: u64,
+    /// `retry.backoff.max.ms`: ...and each further one twice as long, up to this (KIP-580).
+    pub retry_backoff_max_ms: u64,
+    /// `retries`: Kafka's default is effectively unlimited (bounded by `delivery.timeout.ms`).
+    pub retries: u32,
+    /// `max.in.flight.requests.per.connection`.
+    pub max_in_flight_requests_per_connection: usize,
+    /// `metadata.max.age.ms`.
+    pub metadata_max_age_ms: u64,
+    /// Which partitioner: the Java client's (murmur2) or librdkafka's (what Confluent.Kafka uses).
+    pub partitioner: PartitionerKind,
+}
+
+impl Default for ProducerConfig {
+    fn default() -> Self {
+        ProducerConfig {
+            acks: Acks::All,
+            enable_idempotence: true,
+            linger_ms: 5,
+            batch_size: 16_384,
+            delivery_timeout_ms: 120_000,
+            request_timeout_ms: 30_000,
+            retry_backoff_ms: 100,
+            retry_backoff_max_ms: 1_000,
+            retries: i32::MAX as u32,
+            max_in_flight_requests_per_connection: 5,
+            metadata_max_age_ms: 300_000,
+            partitioner: PartitionerKind::default(),
+        }
+    }
+}
+
+impl Configurable for ProducerConfig {
+    const KEYS: &'static [&'static str] = &[
+        "acks",
+        "enable.idempotence",
+        "linger.ms",
+        "batch.size",
+        "delivery.timeout.ms",
+        "request.timeout.ms",
+        "retry.backoff.ms",
+        "retry.backoff.max.ms",
+        "retries",
+        "max.in.flight.requests.per.connection",
+        "metadata.max.age.ms",
+        "partitioner",
+    ];
+
+    fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        match key {
+            "acks" => {
+                self.acks = match value.trim() {
+                    "0" => Acks::None,
+                    "1" => Acks::Leader,
+                    "all" | "-1" => Acks::All,
+                    other => {
+                        return Err(ConfigError {
+                            key: key.into(),
+                            message: format!("expected 0, 1 or all, found `{other}`"),
+                        })
+                    }
+                }
+            }
+            "enable.idempotence" => self.enable_idempotence = parse_bool(key, value)?,
+            "linger.ms" => self.linger_ms = parse_u64(key, value)?,
+            "batch.size" => self.batch_size = parse(key, value, "a size in bytes")?,
+            "delivery.timeout.ms" => self.delivery_timeout_ms = parse_u64(key, value)?,
+            "request.timeout.ms" => self.request_timeout_ms = parse_u64(key, value)?.max(1),
+            "retry.backoff.ms" => self.retry_backoff_ms = parse_u64(key, value)?.max(1),
+            "retry.backoff.max.ms" => self.retry_backoff_max_ms = parse_u64(key, value)?.max(1),
+            "retries" => self.retries = parse(key, value, "a whole number")?,
+            "max.in.flight.requests.per.connection" => {
+                let n: usize = parse(key, value, "a whole number, at least 1")?;
+                self.max_in_flight_requests_per_connection = n.max(1);
+            }
+            "metadata.max.age.ms" => self.metadata_max_age_ms = parse_u64(key, value)?.max(1),
+            "partitioner" => {
+                self.partitioner = value
+                    .parse()
+                    .map_err(|message: String| ConfigError { key: key.into(), message })?
+            }
+            _ => return Err(unknown(key, Self::KEYS)),
+        }
+        Ok(())
+    }
+}
+
+impl ProducerConfig {
+    /// Kafka refuses idempotence with `acks` other than `all` or with more than 5 requests in
+    /// flight; so does ksim, with Kafka's reason.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.enable_idempotence && self.acks != Acks::All {
+            return Err(ConfigError {
+                key: "enable.idempotence".into(),
+                message: format!(
+                    "idempotence requires acks=all (found acks={}); set enable.idempotence=false to use acks={}",
+                    self.acks, self.acks
+                ),
+            });
+        }
+        if self.enable_idempotence && self.max_in_flight_requests_per_connection > 5 {
+            return Err(ConfigError {
+                key: "max.in.flight.requests.per.connection".into(),
+                message: "must be at most 5 with idempotence".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// `auto.offset.reset`: where a consumer starts when it has no valid position.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OffsetReset {
+    Earliest,
+    Latest,
+    None,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsumerConfig {
+    pub auto_offset_reset: OffsetReset,
+    /// `fetch.max.wait.ms`: how long the broker may hold a fetch with no data.
+    pub fetch_max_wait_ms: u64,
+    /// `max.poll.records`.
+    pub max_poll_records: usize,
+    /// `request.timeout.ms`.
+    pub request_timeout_ms: u64,
+    /// `retry.backoff.ms`.
+    pub retry_backoff_ms: u64,
+    /// `metadata.max.age.ms`.
+    pub metadata_max_age_ms: u64,
+    /// `group.id`; consumer groups use it, a plain assigned consumer may leave it empty.
+    pub group_id: Option<String>,
+    /// `group.instance.id`: static membership.
+    pub group_instance_id: Option<String>,
+    /// `enable.auto.commit`.
+    pub enable_auto_commit: bool,
+    /// `auto.commit.interval.ms`.
+    pub auto_commit_interval_ms: u64,
+    /// `session.timeout.ms`.
+    pub session_timeout_ms: u64,
+    /// `heartbeat.interval.ms`.
+    pub heartbeat_interval_ms: u64,
+    /// `max.poll.interval.ms`.
+    pub max_poll_interval_ms: u64,
+    /// `partition.assignment.strategy`, Kafka's short names, in preference order.
+    pub partition_assignment_strategy: Vec<String>,
+}
+
+impl Default for ConsumerConfig {
+    fn default() -> Self {
+        ConsumerConfig {
+            auto_offset_reset: OffsetReset::Latest,
+            fetch_max_wait_ms: 500,
+            max_poll_records: 500,
+            request_timeout_ms: 30_000,
+            retry_backoff_ms: 100,
+            metadata_max_age_ms: 300_000,
+            group_id: None,
+            group_instance_id: None,
+            enable_auto_commit: true,
+            auto_commit_interval_ms: 5_000,
+            session_timeout_ms: 45_000,
+            heartbeat_interval_ms: 3_000,
+            max_poll_interval_ms: 300_000,
+            partition_assignment_strategy: vec!["range".into(), "cooperative-sticky".into()],
+        }
+    }
+}
+
+impl Configurable for ConsumerConfig {
+    const KEYS: &'static [&'static str] = &[
+        "auto.offset.reset",
+        "fetch.max.wait.ms",
+        "max.poll.records",
+        "request.timeout.ms",
+        "retry.backoff.ms",
+        "metadata.max.age.ms",
+        "group.id",
+        "group.instance.id",
+        "enable.auto.commit",
+        "auto.commit.interval.ms",
+        "session.timeout.ms",
+        "heartbeat.interval.ms",
+        "max.poll.interval.ms",
+        "partition.assignment.strategy",
+    ];
+
+    fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        match key {
+            "auto.offset.reset" => {
+                self.auto_offset_reset = match value.trim() {
+                    "earliest" => OffsetReset::Earliest,
+                    "latest" => OffsetReset::Latest,
+                    "none" => OffsetReset::None,
+                    other => {
+                        return Err(ConfigError {
+                            key: key.into(),
+                            message: format!("expected earliest, latest or none, found `{other}`"),
+                        })
+                    }
+                }
+            }
+            "fetch.max.wait.ms" => self.fetch_max_wait_ms = parse_u64(key, value)?,
+            "max.poll.records" => self.max_poll_records = parse::<usize>(key, value, "a whole number")?.max(1),
+            "request.timeout.ms" => self.request_timeout_ms = parse_u64(key, value)?.max(1),
+            "retry.backoff.ms" => self.retry_backoff_ms = parse_u64(key, value)?.max(1),
+            "metadata.max.age.ms" => self.metadata_max_age_ms = parse_u64(key, value)?.max(1),
+            "group.id" => self.group_id = Some(value.to_string()),
+            "group.instance.id" => self.group_instance_id = Some(value.to_string()),
+            "enable.auto.commit" => self.enable_auto_commit = parse_bool(key, value)?,
+            "auto.commit.interval.ms" => self.auto_commit_interval_ms = parse_u64(key, value)?.max(1),
+            "session.timeout.ms" => self.session_timeout_ms = parse_u64(key, value)?,
+            "heartbeat.interval.ms" => self.heartbeat_interval_ms = parse_u64(key, value)?.max(1),
+            "max.poll.interval.ms" => self.max_poll_interval_ms = parse_u64(key, value)?,
+            "partition.assignment.strategy" => {
+                self.partition_assignment_strategy =
+                    value.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+            }
+            _ => return Err(unknown(key, Self::KEYS)),
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_kafkas() {
+        let broker = BrokerConfig::default();
+        assert_eq!(broker.topic_defaults.min_insync_replicas, 1);
+        assert!(!broker.topic_defaults.unclean_leader_election_enable);
+        assert_eq!(broker.replica_lag_time_max_ms, 30_000);
+        let producer = ProducerConfig::default();
+        assert_eq!(producer.acks, Acks::All);
+        assert!(producer.enable_idempotence);
+        let consumer = ConsumerConfig::default();
+        assert_eq!(consumer.session_timeout_ms, 45_000);
+        assert_eq!(consumer.heartbeat_interval_ms, 3_000);
+        assert_eq!(consumer.max_poll_interval_ms, 300_000);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let mut broker = BrokerConfig::default();
+        let err = broker.set("min.insync.replicas", "two").unwrap_err();
+        assert_eq!(err.key, "min.insync.replicas");
+        assert!(err.to_string().contains("found `two`"), "{err}");
+        let err = broker.set("min.insync.replica", "2").unwrap_err();
+        assert!(err.message.contains("unknown config"), "{err}");
+        broker.set("log.retention.ms", "1000").unwrap();
+        assert_eq!(broker.topic_defaults.retention_ms, 1000);
+    }
+
+    #[test]
+    fn idempotence_needs_acks_all() {
+        let mut producer = ProducerConfig::default();
+        producer.set("acks", "1").unwrap();
+        assert_eq!(producer.validate().unwrap_err().key, "enable.idempotence");
+        producer.set("enable.idempotence", "false").unwrap();
+        producer.validate().unwrap();
+    }
+}

@@ -1,0 +1,553 @@
+//! The KRaft controller: the single writer of the cluster's metadata.
+//!
+//! Brokers register with the controller and then heartbeat every `broker.heartbeat.interval.ms`.
+//! A broker that stays silent for `broker.session.timeout.ms` is **fenced**: the controller moves
+//! the leadership of its partitions to another in-sync replica and removes it from every ISR
+//! (except that an ISR never becomes empty: its last member stays, so that a clean election is
+//! possible when it returns). A fenced broker is unfenced once it heartbeats again and has caught
+//! up with the metadata log.
+//!
+//! **Leader election** picks the first replica in assignment order that is in the ISR and
+//! unfenced. If there is none and `unclean.leader.election.enable=true`, it picks the first live
+//! replica at all (an *unclean* election: records only the old ISR had are lost). Otherwise the
+//! partition stays offline. Every new leader gets a new, higher **leader epoch**; every change to a
+//! partition bumps its **partition epoch**, which AlterPartition requests must match.
+//!
+//! The controller never tells a broker what to do directly: it appends records to the metadata log
+//! and brokers replay it (see [`crate::metadata`]). While the controller is down nothing changes:
+//! no broker is fenced, no leader is elected, no ISR changes.
+
+use crate::config::{BrokerConfig, TopicConfig};
+use crate::effects::{Effects, Input, StateMachine};
+use crate::error::ErrorCode;
+use crate::metadata::{ElectionKind, MetadataImage, MetadataRecord, PartitionImage};
+use crate::node::NodeId;
+use crate::note::{FenceReason, Note};
+use crate::protocol::*;
+use crate::time::SimTime;
+use crate::timer::Timer;
+use crate::topic::{BrokerId, TopicPartition};
+use std::collections::BTreeMap;
+
+/// A topic to create once the cluster is up, as an operator's `kafka-topics.sh --create` would.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TopicSpec {
+    pub name: String,
+    pub partitions: i32,
+    pub replication_factor: usize,
+    /// Explicit replica lists, partition by partition; empty: let the controller place them.
+    pub assignment: Vec<Vec<BrokerId>>,
+    pub config: TopicConfig,
+}
+
+/// What a controller's disk holds: the metadata log.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ControllerDisk {
+    pub log: Vec<MetadataRecord>,
+}
+
+#[derive(Clone, Debug)]
+struct Session {
+    last_heartbeat: SimTime,
+    /// The broker is caught up once its metadata offset reaches this (its registration record).
+    caught_up_offset: i64,
+}
+
+pub struct Controller {
+    id: i32,
+    config: BrokerConfig,
+    log: Vec<MetadataRecord>,
+    image: MetadataImage,
+    /// Topics to create once `expected_brokers` are all unfenced.
+    pending_topics: Vec<TopicSpec>,
+    expected_brokers: usize,
+    // ---- volatile ----
+    sessions: BTreeMap<BrokerId, Session>,
+    /// Long-polling metadata fetches: broker -> (node, correlation id, offset asked for).
+    waiting_fetches: BTreeMap<BrokerId, (NodeId, u64, i64)>,
+}
+
+impl Controller {
+    pub fn new(id: i32, config: BrokerConfig, expected_brokers: usize, topics: Vec<TopicSpec>, disk: ControllerDisk) -> Self {
+        let mut image = MetadataImage::default();
+        for record in &disk.log {
+            image.apply(record);
+        }
+        // Topics already in the recovered log are not created again.
+        let pending_topics = topics.into_iter().filter(|t| !image.topics.contains_key(&t.name)).collect();
+        Controller {
+            id,
+            config,
+            log: disk.log,
+            image,
+            pending_topics,
+            expected_brokers,
+            sessions: BTreeMap::new(),
+            waiting_fetches: BTreeMap::new(),
+        }
+    }
+
+    pub fn node_id(&self) -> NodeId {
+        NodeId::Controller(self.id)
+    }
+
+    pub fn into_disk(self) -> ControllerDisk {
+        ControllerDisk { log: self.log }
+    }
+
+    pub fn image(&self) -> &MetadataImage {
+        &self.image
+    }
+
+    pub fn log(&self) -> &[MetadataRecord] {
+        &self.log
+    }
+
+    fn append(&mut self, record: MetadataRecord, fx: &mut Effects) {
+        self.image.apply(&record);
+        match &record {
+            MetadataRecord::RegisterBroker { broker_id, broker_epoch, .. } => {
+                fx.note(Note::BrokerRegistered { broker: *broker_id, broker_epoch: *broker_epoch })
+            }
+            MetadataRecord::UnfenceBroker { broker_id, .. } => fx.note(Note::BrokerUnfenced { broker: *broker_id }),
+            MetadataRecord::Partition { partition, isr, leader, leader_epoch, partition_epoch, election, .. } => {
+                fx.note(Note::PartitionChanged {
+                    partition: partition.clone(),
+                    leader: *leader,
+                    leader_epoch: *leader_epoch,
+                    isr: isr.clone(),
+                    partition_epoch: *partition_epoch,
+                    election: *election,
+                })
+            }
+            MetadataRecord::FenceBroker { .. } | MetadataRecord::Topic { .. } => {}
+        }
+        self.log.push(record);
+    }
+
+    /// Answer every broker waiting for new metadata.
+    fn answer_waiting_fetches(&mut self, fx: &mut Effects) {
+        let waiting = std::mem::take(&mut self.waiting_fetches);
+        for (broker, (node, correlation_id, offset)) in waiting {
+            fx.cancel_timer(Timer::MetadataFetchExpiry(broker));
+            self.send_metadata(node, correlation_id, offset, fx);
+        }
+    }
+
+    fn send_metadata(&self, to: NodeId, correlation_id: u64, from_offset: i64, fx: &mut Effects) {
+        let start = (from_offset.max(0) as usize).min(self.log.len());
+        let body = Response::MetadataFetch(MetadataFetchResponse { records: self.log[start..].to_vec(), base_offset: start as i64 });
+        fx.send(to, Message::Response { correlation_id, body });
+    }
+
+    // ---- elections ----------------------------------------------------------------------------
+
+    /// Choose a leader for a partition given the ISR it will have. Returns the leader, the ISR
+    /// after the election, and how it was chosen.
+    fn elect(&self, p: &PartitionImage, isr: &[BrokerId], unclean_enabled: bool) -> (Option<BrokerId>, Vec<BrokerId>, Option<ElectionKind>) {
+        if let Some(&leader) = p.replicas.iter().find(|id| isr.contains(id) && self.image.is_unfenced(**id)) {
+            return (Some(leader), isr.to_vec(), Some(ElectionKind::Clean));
+        }
+        if unclean_enabled {
+            if let Some(&leader) = p.replicas.iter().find(|id| self.image.is_unfenced(**id)) {
+                return (Some(leader), vec![leader], Some(ElectionKind::Unclean));
+            }
+        }
+        (None, isr.to_vec(), None)
+    }
+
+    fn unclean_enabled(&self, tp: &TopicPartition) -> bool {
+        self.image
+            .topic_config(&tp.topic)
+            .map_or(self.config.topic_defaults.unclean_leader_election_enable, |c| c.unclean_leader_election_enable)
+    }
+
+    fn write_partition(&mut self, tp: &TopicPartition, p: &PartitionImage, leader: Option<BrokerId>, isr: Vec<BrokerId>, election: Option<ElectionKind>, fx: &mut Effects) {
+        let leader_changed = leader != p.leader;
+        let record = MetadataRecord::Partition {
+            partition: tp.clone(),
+            replicas: p.replicas.clone(),
+            isr,
+            leader,
+            leader_epoch: if leader_changed { p.leader_epoch + 1 } else { p.leader_epoch },
+            partition_epoch: p.partition_epoch + 1,
+            election: if leader_changed { election } else { None },
+        };
+        self.append(record, fx);
+    }
+
+    /// Move leadership and ISR membership away from a fenced broker.
+    fn fence(&mut self, broker: BrokerId, reason: FenceReason, fx: &mut Effects) {
+        let Some(b) = self.image.brokers.get(&broker) else { return };
+        let epoch = b.broker_epoch;
+        fx.note(Note::BrokerFenced { broker, reason });
+        self.append(MetadataRecord::FenceBroker { broker_id: broker, broker_epoch: epoch }, fx);
+        let affected: Vec<(TopicPartition, PartitionImage)> = self
+            .image
+            .partitions
+            .iter()
+            .filter(|(_, p)| p.replicas.contains(&broker))
+            .map(|(tp, p)| (tp.clone(), p.clone()))
+            .collect();
+        for (tp, p) in affected {
+            // The last ISR member stays in the ISR, so it can be elected cleanly when it returns.
+            let isr: Vec<BrokerId> =
+                if p.isr == [broker] { p.isr.clone() } else { p.isr.iter().copied().filter(|id| *id != broker).collect() };
+            if p.leader == Some(broker) {
+                let (leader, isr, election) = self.elect(&p, &isr, self.unclean_enabled(&tp));
+                self.write_partition(&tp, &p, leader, isr, election, fx);
+            } else if isr != p.isr {
+                self.write_partition(&tp, &p, p.leader, isr, None, fx);
+            }
+        }
+    }
+
+    /// A broker came back: give leaderless partitions a leader if it can be one.
+    fn elect_leaderless(&mut self, fx: &mut Effects) {
+        let leaderless: Vec<(TopicPartition, PartitionImage)> = self
+            .image
+            .partitions
+            .iter()
+            .filter(|(_, p)| p.leader.is_none())
+            .map(|(tp, p)| (tp.clone(), p.clone()))
+            .collect();
+        for (tp, p) in leaderless {
+            let (leader, isr, election) = self.elect(&p, &p.isr, self.unclean_enabled(&tp));
+            if leader.is_some() {
+                self.write_partition(&tp, &p, leader, isr, election, fx);
+            }
+        }
+    }
+
+    /// Preferred-leader election (`auto.leader.rebalance.enable`): for a broker whose share of
+    /// "preferred but not leading" partitions exceeds `leader.imbalance.per.broker.percentage`,
+    /// give those partitions back to it if it is in their ISR.
+    fn rebalance_leaders(&mut self, fx: &mut Effects) {
+        let mut preferred_count: BTreeMap<BrokerId, (u64, u64)> = BTreeMap::new();
+        for p in self.image.partitions.values() {
+            if let Some(&preferred) = p.replicas.first() {
+                let entry = preferred_count.entry(preferred).or_default();
+                entry.0 += 1;
+                if p.leader != Some(preferred) {
+                    entry.1 += 1;
+                }
+            }
+        }
+        let threshold = self.config.leader_imbalance_per_broker_percentage;
+        let candidates: Vec<(TopicPartition, PartitionImage)> = self
+            .image
+            .partitions
+            .iter()
+            .filter(|(_, p)| {
+                let Some(&preferred) = p.replicas.first() else { return false };
+                let (total, off) = preferred_count[&preferred];
+                p.leader != Some(preferred)
+                    && off * 100 > threshold * total
+                    && p.isr.contains(&preferred)
+                    && self.image.is_unfenced(preferred)
+            })
+            .map(|(tp, p)| (tp.clone(), p.clone()))
+            .collect();
+        for (tp, p) in candidates {
+            let preferred = p.replicas[0];
+            self.write_partition(&tp, &p, Some(preferred), p.isr.clone(), Some(ElectionKind::Preferred), fx);
+        }
+    }
+
+    // ---- topics ---------------------------------------------------------------------------------
+
+    /// Kafka's rack-unaware replica placement (`AdminUtils.assignReplicasToBrokersRackUnaware`):
+    /// the first replica of partition p goes to broker `(start + p) mod n`, the others follow at
+    /// a shift that grows every n partitions, so leaders and followers spread evenly. `start` and
+    /// the initial shift are random, as in Kafka. (KRaft's `StripedReplicaPlacer` also stripes
+    /// partitions across brokers from a random start; ksim uses the classic algorithm, which is
+    /// documented and easy to follow by hand.)
+    pub fn place_replicas(brokers: &[BrokerId], partitions: i32, replication_factor: usize, rng: &mut dyn rand_core::RngCore) -> Vec<Vec<BrokerId>> {
+        let n = brokers.len();
+        assert!(n > 0 && replication_factor <= n, "placement needs at least {replication_factor} brokers, has {n}");
+        let start = (rng.next_u32() as usize) % n;
+        let mut shift = (rng.next_u32() as usize) % n;
+        let mut out = Vec::with_capacity(partitions as usize);
+        for p in 0..partitions as usize {
+            if p > 0 && p % n == 0 {
+                shift += 1;
+            }
+            let first = (p + start) % n;
+            let mut replicas = vec![brokers[first]];
+            for j in 0..replication_factor.saturating_sub(1) {
+                let index = (first + 1 + (shift + j) % (n - 1).max(1)) % n;
+                replicas.push(brokers[index]);
+            }
+            out.push(replicas);
+        }
+        out
+    }
+
+    fn create_topic(&mut self, spec: &TopicSpec, rng: &mut dyn rand_core::RngCore, fx: &mut Effects) -> Result<(), (ErrorCode, String)> {
+        if self.image.topics.contains_key(&spec.name) {
+            return Err((ErrorCode::None, format!("topic {} already exists", spec.name)));
+        }
+        let live = self.image.live_brokers();
+        let assignment = if spec.assignment.is_empty() {
+            if live.len() < spec.replication_factor {
+                return Err((
+                    ErrorCode::NotEnoughReplicas,
+                    format!("replication factor {} is larger than the {} live broker(s)", spec.replication_factor, live.len()),
+                ));
+            }
+            Self::place_replicas(&live, spec.partitions, spec.replication_factor, rng)
+        } else {
+            spec.assignment.clone()
+        };
+        fx.note(Note::TopicCreated { topic: spec.name.clone(), assignment: assignment.clone() });
+        self.append(MetadataRecord::Topic { name: spec.name.clone(), partitions: spec.partitions, config: spec.config.clone() }, fx);
+        for (i, replicas) in assignment.into_iter().enumerate() {
+            let tp = TopicPartition::new(spec.name.clone(), i as i32);
+            let isr: Vec<BrokerId> = replicas.iter().copied().filter(|id| self.image.is_unfenced(*id)).collect();
+            let leader = isr.first().copied();
+            self.append(
+                MetadataRecord::Partition {
+                    partition: tp,
+                    replicas,
+                    isr,
+                    leader,
+                    leader_epoch: 0,
+                    partition_epoch: 0,
+                    election: leader.map(|_| ElectionKind::Clean),
+                },
+                fx,
+            );
+        }
+        Ok(())
+    }
+
+    fn maybe_create_pending_topics(&mut self, rng: &mut dyn rand_core::RngCore, fx: &mut Effects) {
+        if self.pending_topics.is_empty() || self.image.live_brokers().len() < self.expected_brokers {
+            return;
+        }
+        for spec in std::mem::take(&mut self.pending_topics) {
+            // Validation happened before the run; a failure here is reported in the trace.
+            let _ = self.create_topic(&spec, rng, fx);
+        }
+    }
+
+    // ---- requests -------------------------------------------------------------------------------
+
+    fn schedule_session_check(&self, fx: &mut Effects) {
+        let next = self
+            .sessions
+            .iter()
+            .filter(|(id, _)| self.image.is_unfenced(**id))
+            .map(|(_, s)| s.last_heartbeat.plus_ms(self.config.broker_session_timeout_ms))
+            .min();
+        match next {
+            Some(at) => fx.set_timer(Timer::SessionCheck, at.plus_us(1)),
+            None => fx.cancel_timer(Timer::SessionCheck),
+        }
+    }
+
+    fn on_request(&mut self, now: SimTime, from: NodeId, correlation_id: u64, body: Request, rng: &mut dyn rand_core::RngCore, fx: &mut Effects) {
+        let offsets_before = self.log.len();
+        let response = match body {
+            Request::BrokerRegistration(r) => {
+                if self.image.is_unfenced(r.broker_id) {
+                    self.fence(r.broker_id, FenceReason::Reregistered, fx);
+                }
+                let broker_epoch = self.log.len() as i64;
+                self.append(MetadataRecord::RegisterBroker { broker_id: r.broker_id, broker_epoch, rack: r.rack }, fx);
+                self.sessions
+                    .insert(r.broker_id, Session { last_heartbeat: now, caught_up_offset: self.log.len() as i64 });
+                Some(Response::BrokerRegistration(BrokerRegistrationResponse { error: ErrorCode::None, broker_epoch }))
+            }
+            Request::BrokerHeartbeat(r) => {
+                let current = self.image.brokers.get(&r.broker_id).map(|b| b.broker_epoch);
+                match (current, self.sessions.get_mut(&r.broker_id)) {
+                    (Some(epoch), Some(session)) if epoch == r.broker_epoch => {
+                        session.last_heartbeat = now;
+                        let caught_up = r.current_metadata_offset >= session.caught_up_offset;
+                        if caught_up && !self.image.is_unfenced(r.broker_id) {
+                            self.append(MetadataRecord::UnfenceBroker { broker_id: r.broker_id, broker_epoch: epoch }, fx);
+                            self.elect_leaderless(fx);
+                            self.maybe_create_pending_topics(rng, fx);
+                        }
+                        Some(Response::BrokerHeartbeat(BrokerHeartbeatResponse {
+                            error: ErrorCode::None,
+                            is_caught_up: caught_up,
+                            is_fenced: !self.image.is_unfenced(r.broker_id),
+                        }))
+                    }
+                    _ => Some(Response::BrokerHeartbeat(BrokerHeartbeatResponse {
+                        error: ErrorCode::StaleBrokerEpoch,
+                        is_caught_up: false,
+                        is_fenced: true,
+                    })),
+                }
+            }
+            Request::AlterPartition(r) => Some(Response::AlterPartition(self.alter_partition(r, fx))),
+            Request::MetadataFetch(r) => {
+                if (r.fetch_offset as usize) < self.log.len() || r.max_wait_ms == 0 {
+                    self.send_metadata(from, correlation_id, r.fetch_offset, fx);
+                } else {
+                    let waiting = (from, correlation_id, r.fetch_offset);
+                    if let Some((old_node, old_id, old_offset)) = self.waiting_fetches.insert(r.broker_id, waiting) {
+                        // A newer fetch supersedes an older one from the same broker.
+                        self.send_metadata(old_node, old_id, old_offset, fx);
+                    }
+                    fx.set_timer(Timer::MetadataFetchExpiry(r.broker_id), now.plus_ms(r.max_wait_ms));
+                }
+                None
+            }
+            Request::CreateTopics(r) => {
+                let spec = TopicSpec {
+                    name: r.name.clone(),
+                    partitions: r.partitions,
+                    replication_factor: r.replication_factor,
+                    assignment: r.assignment,
+                    config: r.config,
+                };
+                let (error, message) = match self.create_topic(&spec, rng, fx) {
+                    Ok(()) => (ErrorCode::None, None),
+                    Err((error, message)) => (error, Some(message)),
+                };
+                Some(Response::CreateTopics(CreateTopicsResponse { name: r.name, error, message }))
+            }
+            // Data-plane requests are for brokers.
+            _ => None,
+        };
+        if let Some(body) = response {
+            fx.send(from, Message::Response { correlation_id, body });
+        }
+        if self.log.len() > offsets_before {
+            self.answer_waiting_fetches(fx);
+        }
+        self.schedule_session_check(fx);
+    }
+
+    fn alter_partition(&mut self, r: AlterPartitionRequest, fx: &mut Effects) -> AlterPartitionResponse {
+        let reject = |error: ErrorCode, p: Option<&PartitionImage>| AlterPartitionResponse {
+            partition: r.partition.clone(),
+            error,
+            leader: p.and_then(|p| p.leader),
+            leader_epoch: p.map_or(-1, |p| p.leader_epoch),
+            isr: p.map_or_else(Vec::new, |p| p.isr.clone()),
+            partition_epoch: p.map_or(-1, |p| p.partition_epoch),
+        };
+        if self.image.brokers.get(&r.broker_id).map(|b| b.broker_epoch) != Some(r.broker_epoch) {
+            return reject(ErrorCode::StaleBrokerEpoch, None);
+        }
+        let Some(p) = self.image.partitions.get(&r.partition).cloned() else {
+            return reject(ErrorCode::UnknownTopicOrPartition, None);
+        };
+        if p.leader != Some(r.broker_id) {
+            return reject(ErrorCode::NotLeaderOrFollower, Some(&p));
+        }
+        if r.leader_epoch != p.leader_epoch {
+            return reject(ErrorCode::FencedLeaderEpoch, Some(&p));
+        }
+        if r.partition_epoch != p.partition_epoch {
+            return reject(ErrorCode::InvalidUpdateVersion, Some(&p));
+        }
+        // KIP-841: only unfenced replicas may join the ISR.
+        if r.new_isr.iter().any(|id| !p.isr.contains(id) && !self.image.is_unfenced(*id)) || !r.new_isr.contains(&r.broker_id) {
+            return reject(ErrorCode::IneligibleReplica, Some(&p));
+        }
+        self.write_partition(&r.partition, &p, p.leader, r.new_isr.clone(), None, fx);
+        let now = &self.image.partitions[&r.partition];
+        AlterPartitionResponse {
+            partition: r.partition.clone(),
+            error: ErrorCode::None,
+            leader: now.leader,
+            leader_epoch: now.leader_epoch,
+            isr: now.isr.clone(),
+            partition_epoch: now.partition_epoch,
+        }
+    }
+
+    fn on_timer(&mut self, now: SimTime, timer: Timer, fx: &mut Effects) {
+        let offsets_before = self.log.len();
+        match timer {
+            Timer::SessionCheck => {
+                let expired: Vec<BrokerId> = self
+                    .sessions
+                    .iter()
+                    .filter(|(id, s)| {
+                        self.image.is_unfenced(**id) && now.ms_since(s.last_heartbeat) >= self.config.broker_session_timeout_ms
+                    })
+                    .map(|(id, _)| *id)
+                    .collect();
+                for broker in expired {
+                    self.fence(broker, FenceReason::SessionTimeout, fx);
+                }
+            }
+            Timer::LeaderImbalanceCheck => {
+                if self.config.auto_leader_rebalance_enable {
+                    self.rebalance_leaders(fx);
+                }
+                fx.set_timer(Timer::LeaderImbalanceCheck, now.plus_ms(self.config.leader_imbalance_check_interval_seconds * 1000));
+            }
+            Timer::MetadataFetchExpiry(broker) => {
+                if let Some((node, correlation_id, offset)) = self.waiting_fetches.remove(&broker) {
+                    self.send_metadata(node, correlation_id, offset, fx);
+                }
+            }
+            other => panic!("controller got a timer it never sets: {other:?}"),
+        }
+        if self.log.len() > offsets_before {
+            self.answer_waiting_fetches(fx);
+        }
+        self.schedule_session_check(fx);
+    }
+}
+
+impl StateMachine for Controller {
+    fn handle(&mut self, now: SimTime, input: Input, rng: &mut dyn rand_core::RngCore, fx: &mut Effects) {
+        match input {
+            Input::Start => {
+                // A (re)started controller gives every registered broker a fresh session.
+                let registered: Vec<BrokerId> = self.image.brokers.keys().copied().collect();
+                for id in registered {
+                    self.sessions.insert(id, Session { last_heartbeat: now, caught_up_offset: 0 });
+                }
+                fx.set_timer(Timer::LeaderImbalanceCheck, now.plus_ms(self.config.leader_imbalance_check_interval_seconds * 1000));
+                self.schedule_session_check(fx);
+            }
+            Input::Message { from, message: Message::Request { correlation_id, body } } => {
+                self.on_request(now, from, correlation_id, body, rng, fx)
+            }
+            Input::Message { .. } => {}
+            Input::Timer(timer) => self.on_timer(now, timer, fx),
+            Input::ConnectionClosed { peer } => {
+                if let Some(broker) = peer.broker_id() {
+                    if let Some((node, _, _)) = self.waiting_fetches.get(&broker) {
+                        if *node == peer {
+                            self.waiting_fetches.remove(&broker);
+                            fx.cancel_timer(Timer::MetadataFetchExpiry(broker));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_chacha::rand_core::SeedableRng;
+
+    #[test]
+    fn placement_spreads_leaders_and_never_repeats_a_broker() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let brokers = [1, 2, 3];
+        let assignment = Controller::place_replicas(&brokers, 6, 3, &mut rng);
+        for replicas in &assignment {
+            let mut sorted = replicas.clone();
+            sorted.sort();
+            sorted.dedup();
+            assert_eq!(sorted.len(), 3, "{replicas:?}");
+        }
+        let mut leaders: Vec<BrokerId> = assignment.iter().map(|r| r[0]).collect();
+        leaders.sort();
+        assert_eq!(leaders, vec![1, 1, 2, 2, 3, 3], "each broker leads two of six partitions");
+    }
+}

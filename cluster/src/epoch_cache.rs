@@ -1,0 +1,144 @@
+//! The leader-epoch cache: for every leader epoch, the offset where it began (KIP-101).
+//!
+//! Each time a broker becomes leader of a partition with a new leader epoch, it notes
+//! `(epoch, log end offset)`; followers note the epoch of every batch they copy. When a replica
+//! later needs to know whether its log diverged from the leader's, it asks the leader "where did
+//! epoch E end?" ([`EpochCache::end_offset_for`]) and truncates to that point. Truncating to the
+//! high watermark instead, as Kafka did before KIP-101, could lose acknowledged records or leave
+//! replicas with different records at the same offset.
+
+use serde::{Deserialize, Serialize};
+
+pub const UNDEFINED_EPOCH: i32 = -1;
+pub const UNDEFINED_OFFSET: i64 = -1;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpochCache {
+    /// `(epoch, start_offset)`, both strictly increasing.
+    entries: Vec<(i32, i64)>,
+}
+
+impl EpochCache {
+    pub fn entries(&self) -> &[(i32, i64)] {
+        &self.entries
+    }
+
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.entries.last().map(|(e, _)| *e)
+    }
+
+    /// Record that `epoch` starts at `start_offset`. Epochs only grow; a repeated or older epoch
+    /// is ignored, as in Kafka's `LeaderEpochFileCache.assign`.
+    pub fn assign(&mut self, epoch: i32, start_offset: i64) {
+        if let Some(&(last_epoch, last_start)) = self.entries.last() {
+            if epoch <= last_epoch {
+                return;
+            }
+            assert!(start_offset >= last_start, "epoch {epoch} would start at {start_offset} before epoch {last_epoch} at {last_start}");
+            if start_offset == last_start {
+                // The previous epoch appended nothing: it is superseded.
+                self.entries.pop();
+            }
+        }
+        self.entries.push((epoch, start_offset));
+    }
+
+    /// Kafka's `endOffsetFor(requestedEpoch, logEndOffset)`: the largest epoch not above
+    /// `requested`, and where it ends (the start of the next epoch, or `log_end_offset` if it is
+    /// the latest). Unknown: `(UNDEFINED_EPOCH, UNDEFINED_OFFSET)`.
+    pub fn end_offset_for(&self, requested: i32, log_end_offset: i64) -> (i32, i64) {
+        if requested == UNDEFINED_EPOCH {
+            return (UNDEFINED_EPOCH, UNDEFINED_OFFSET);
+        }
+        match self.entries.last() {
+            None => (UNDEFINED_EPOCH, UNDEFINED_OFFSET),
+            Some(&(latest, _)) if requested == latest => (latest, log_end_offset),
+            Some(_) => {
+                // Index of the first entry with epoch > requested.
+                let higher = self.entries.partition_point(|(e, _)| *e <= requested);
+                if higher == 0 {
+                    // Every epoch we know is newer than the one asked about.
+                    (UNDEFINED_EPOCH, UNDEFINED_OFFSET)
+                } else if higher == self.entries.len() {
+                    // requested > latest: the latest epoch ends at the log end.
+                    (self.entries[higher - 1].0, log_end_offset)
+                } else {
+                    (self.entries[higher - 1].0, self.entries[higher].1)
+                }
+            }
+        }
+    }
+
+    /// Forget epochs that start at or after `end_offset` (the log was truncated there).
+    pub fn truncate_from_end(&mut self, end_offset: i64) {
+        while self.entries.last().is_some_and(|(_, start)| *start >= end_offset) {
+            self.entries.pop();
+        }
+    }
+
+    /// Forget epochs wholly below `start_offset` (retention deleted them), keeping the one that
+    /// covers `start_offset`, whose start moves up to it.
+    pub fn truncate_from_start(&mut self, start_offset: i64) {
+        let covering = self.entries.partition_point(|(_, s)| *s <= start_offset);
+        if covering > 1 {
+            self.entries.drain(..covering - 1);
+        }
+        if let Some(first) = self.entries.first_mut() {
+            if first.1 < start_offset {
+                first.1 = start_offset;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cache(entries: &[(i32, i64)]) -> EpochCache {
+        let mut c = EpochCache::default();
+        for &(e, s) in entries {
+            c.assign(e, s);
+        }
+        c
+    }
+
+    #[test]
+    fn end_offset_lookup_table() {
+        // (cache, log end, requested epoch, expected (epoch, end offset)); one line per case.
+        let cases: &[(&[(i32, i64)], i64, i32, (i32, i64))] = &[
+            // The latest epoch ends at the log end.
+            (&[(0, 0), (2, 10)], 15, 2, (2, 15)),
+            // An older epoch ends where the next one starts.
+            (&[(0, 0), (2, 10)], 15, 0, (0, 10)),
+            // An epoch we never led: the largest below it, ending where the next starts (KIP-279).
+            (&[(0, 0), (2, 10), (4, 12)], 15, 3, (2, 12)),
+            // Asked about a newer epoch than we know: our latest ends at our log end.
+            (&[(0, 0), (2, 10)], 15, 7, (2, 15)),
+            // Older than anything we know, or an empty cache: undefined.
+            (&[(3, 5)], 15, 1, (UNDEFINED_EPOCH, UNDEFINED_OFFSET)),
+            (&[], 0, 1, (UNDEFINED_EPOCH, UNDEFINED_OFFSET)),
+        ];
+        for (entries, leo, requested, expected) in cases {
+            assert_eq!(cache(entries).end_offset_for(*requested, *leo), *expected, "cache {entries:?} epoch {requested}");
+        }
+    }
+
+    #[test]
+    fn assign_ignores_older_epochs_and_replaces_empty_ones() {
+        let mut c = cache(&[(1, 0), (2, 5)]);
+        c.assign(1, 9);
+        assert_eq!(c.entries(), &[(1, 0), (2, 5)]);
+        c.assign(3, 5);
+        assert_eq!(c.entries(), &[(1, 0), (3, 5)]);
+    }
+
+    #[test]
+    fn truncation_from_both_ends() {
+        let mut c = cache(&[(1, 0), (2, 5), (3, 9)]);
+        c.truncate_from_end(9);
+        assert_eq!(c.entries(), &[(1, 0), (2, 5)]);
+        c.truncate_from_start(7);
+        assert_eq!(c.entries(), &[(2, 7)]);
+    }
+}

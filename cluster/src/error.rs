@@ -1,0 +1,138 @@
+//! Kafka's error codes, as values. A failed request is a response carrying one of these, visible
+//! in the trace, exactly as a Kafka client would see it. The numbers are Kafka's wire codes.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ErrorCode {
+    None,
+    OffsetOutOfRange,
+    CorruptMessage,
+    UnknownTopicOrPartition,
+    LeaderNotAvailable,
+    NotLeaderOrFollower,
+    RequestTimedOut,
+    NotCoordinator,
+    CoordinatorNotAvailable,
+    CoordinatorLoadInProgress,
+    IllegalGeneration,
+    UnknownMemberId,
+    RebalanceInProgress,
+    NotEnoughReplicas,
+    NotEnoughReplicasAfterAppend,
+    NotController,
+    OutOfOrderSequenceNumber,
+    DuplicateSequenceNumber,
+    StaleBrokerEpoch,
+    UnknownLeaderEpoch,
+    FencedLeaderEpoch,
+    MemberIdRequired,
+    FencedInstanceId,
+    InvalidUpdateVersion,
+    IneligibleReplica,
+    NetworkException,
+    BrokerNotAvailable,
+}
+
+impl ErrorCode {
+    /// Kafka's numeric code (`org.apache.kafka.common.protocol.Errors`).
+    pub fn code(self) -> i16 {
+        use ErrorCode::*;
+        match self {
+            None => 0,
+            OffsetOutOfRange => 1,
+            CorruptMessage => 2,
+            UnknownTopicOrPartition => 3,
+            LeaderNotAvailable => 5,
+            NotLeaderOrFollower => 6,
+            RequestTimedOut => 7,
+            BrokerNotAvailable => 8,
+            NetworkException => 13,
+            CoordinatorLoadInProgress => 14,
+            CoordinatorNotAvailable => 15,
+            NotCoordinator => 16,
+            NotEnoughReplicas => 19,
+            NotEnoughReplicasAfterAppend => 20,
+            IllegalGeneration => 22,
+            UnknownMemberId => 25,
+            RebalanceInProgress => 27,
+            NotController => 41,
+            OutOfOrderSequenceNumber => 45,
+            DuplicateSequenceNumber => 46,
+            StaleBrokerEpoch => 77,
+            FencedLeaderEpoch => 74,
+            UnknownLeaderEpoch => 75,
+            MemberIdRequired => 79,
+            FencedInstanceId => 82,
+            InvalidUpdateVersion => 95,
+            IneligibleReplica => 107,
+        }
+    }
+
+    /// Kafka's name for the error, as its logs and clients print it.
+    pub fn name(self) -> &'static str {
+        use ErrorCode::*;
+        match self {
+            None => "NONE",
+            OffsetOutOfRange => "OFFSET_OUT_OF_RANGE",
+            CorruptMessage => "CORRUPT_MESSAGE",
+            UnknownTopicOrPartition => "UNKNOWN_TOPIC_OR_PARTITION",
+            LeaderNotAvailable => "LEADER_NOT_AVAILABLE",
+            NotLeaderOrFollower => "NOT_LEADER_OR_FOLLOWER",
+            RequestTimedOut => "REQUEST_TIMED_OUT",
+            BrokerNotAvailable => "BROKER_NOT_AVAILABLE",
+            NetworkException => "NETWORK_EXCEPTION",
+            CoordinatorLoadInProgress => "COORDINATOR_LOAD_IN_PROGRESS",
+            CoordinatorNotAvailable => "COORDINATOR_NOT_AVAILABLE",
+            NotCoordinator => "NOT_COORDINATOR",
+            NotEnoughReplicas => "NOT_ENOUGH_REPLICAS",
+            NotEnoughReplicasAfterAppend => "NOT_ENOUGH_REPLICAS_AFTER_APPEND",
+            IllegalGeneration => "ILLEGAL_GENERATION",
+            UnknownMemberId => "UNKNOWN_MEMBER_ID",
+            RebalanceInProgress => "REBALANCE_IN_PROGRESS",
+            NotController => "NOT_CONTROLLER",
+            OutOfOrderSequenceNumber => "OUT_OF_ORDER_SEQUENCE_NUMBER",
+            DuplicateSequenceNumber => "DUPLICATE_SEQUENCE_NUMBER",
+            StaleBrokerEpoch => "STALE_BROKER_EPOCH",
+            FencedLeaderEpoch => "FENCED_LEADER_EPOCH",
+            UnknownLeaderEpoch => "UNKNOWN_LEADER_EPOCH",
+            MemberIdRequired => "MEMBER_ID_REQUIRED",
+            FencedInstanceId => "FENCED_INSTANCE_ID",
+            InvalidUpdateVersion => "INVALID_UPDATE_VERSION",
+            IneligibleReplica => "INELIGIBLE_REPLICA",
+        }
+    }
+
+    pub fn is_none(self) -> bool {
+        self == ErrorCode::None
+    }
+
+    /// Whether a Kafka client retries a produce that failed with this error (the Java client's
+    /// `RetriableException` subclasses).
+    pub fn is_retriable(self) -> bool {
+        use ErrorCode::*;
+        matches!(
+            self,
+            NotLeaderOrFollower
+                | LeaderNotAvailable
+                | RequestTimedOut
+                | NotEnoughReplicas
+                | NotEnoughReplicasAfterAppend
+                | UnknownTopicOrPartition
+                | NetworkException
+                | FencedLeaderEpoch
+                | UnknownLeaderEpoch
+                | CoordinatorLoadInProgress
+                | CoordinatorNotAvailable
+                | NotCoordinator
+                | BrokerNotAvailable
+        )
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}

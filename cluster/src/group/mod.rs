@@ -1,0 +1,3 @@
+//! Consumer groups: how members share a topic's partitions.
+
+pub mod assignor;

@@ -1,0 +1,47 @@
+//! # ksim-cluster: Kafka's semantics as pure state machines
+//!
+//! Nothing in this crate sleeps, reads a clock, draws randomness of its own or does IO. Every node
+//! kind is a state machine ([`effects::StateMachine`]) that takes an input (a message, a fired
+//! timer, a closed connection) with the current virtual time and answers with effects; the
+//! simulator in `ksim-sim` owns time, the network and the disks.
+//!
+//! The map:
+//! - [`topic`], [`node`], [`time`]: names for partitions, brokers, nodes and virtual time.
+//! - [`config`]: Kafka's configs by their real names, with Kafka's defaults.
+//! - [`record`], [`log`], [`epoch_cache`]: records, batches, the partition log and its
+//!   leader-epoch cache.
+//! - [`protocol`], [`error`]: requests and responses named after Kafka's APIs, and its error codes.
+//! - [`metadata`]: the KRaft metadata log and the image brokers fold from it.
+//! - [`controller`]: broker registration, fencing, topic creation, leader election, ISR changes.
+//! - [`broker`]: a broker: leader and follower replicas, high watermark, ISR, purgatory.
+//! - [`producer`], [`consumer`]: the client protocol engines under the async client API.
+//! - [`partitioner`]: how a producer picks a partition for a key (Java's murmur2, librdkafka's CRC-32).
+//! - [`group`]: consumer groups; [`group::assignor`] holds Kafka's partition assignors.
+//! - [`effects`], [`timer`], [`note`]: the boundary to the simulator.
+
+pub mod broker;
+pub mod client_metadata;
+pub mod config;
+pub mod consumer;
+pub mod controller;
+pub mod effects;
+pub mod epoch_cache;
+pub mod error;
+pub mod group;
+pub mod log;
+pub mod metadata;
+pub mod node;
+pub mod note;
+pub mod partitioner;
+pub mod producer;
+pub mod protocol;
+pub mod record;
+pub mod time;
+pub mod timer;
+pub mod topic;
+
+pub use effects::{Effects, Input, StateMachine};
+pub use error::ErrorCode;
+pub use node::NodeId;
+pub use time::SimTime;
+pub use topic::{BrokerId, TopicPartition};

@@ -1,0 +1,401 @@
+//! A partition's log: an append-only sequence of record batches, cut into segments.
+//!
+//! Offsets number the records from 0. The *log end offset* (LEO) is the offset the next record
+//! will get; the *log start offset* is the first offset still kept (retention moves it up by
+//! deleting whole segments). The *flushed offset* says how much of the log is known to be on the
+//! disk itself rather than only in the operating system's page cache: Kafka does not fsync by
+//! default, so a process crash loses nothing (the page cache survives it) but a power failure loses
+//! everything past the flushed offset.
+//!
+//! The high watermark is not the log's business: it belongs to the replica (see
+//! [`crate::broker`]), because only the leader decides it, from what its followers have.
+
+use crate::config::TopicConfig;
+use crate::epoch_cache::EpochCache;
+use crate::record::{Record, RecordBatch};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Segment {
+    pub base_offset: i64,
+    pub batches: Vec<RecordBatch>,
+    pub size_bytes: u64,
+    /// When the segment was opened (virtual ms), for `segment.ms`.
+    pub created_ms: u64,
+    /// Largest batch timestamp in the segment, for `retention.ms`.
+    pub max_timestamp_ms: u64,
+}
+
+impl Segment {
+    fn new(base_offset: i64, now_ms: u64) -> Self {
+        Segment { base_offset, batches: Vec::new(), size_bytes: 0, created_ms: now_ms, max_timestamp_ms: 0 }
+    }
+
+    /// The offset after this segment's last record.
+    pub fn next_offset(&self) -> i64 {
+        self.batches.last().map_or(self.base_offset, RecordBatch::next_offset)
+    }
+}
+
+/// Why a log lost its tail, for the trace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TruncateReason {
+    /// The replica's log diverged from the new leader's (KIP-101 truncation by leader epoch).
+    DivergedFromLeader,
+    /// The high watermark was the fallback truncation point (the leader knew no matching epoch).
+    ToHighWatermark,
+    /// A power failure took whatever had not reached the disk.
+    PowerFailure,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Log {
+    segments: Vec<Segment>,
+    log_start_offset: i64,
+    log_end_offset: i64,
+    flushed_offset: i64,
+    /// When the oldest unflushed record was appended (for `flush.ms`).
+    unflushed_since_ms: Option<u64>,
+    epoch_cache: EpochCache,
+}
+
+impl Log {
+    pub fn new(now_ms: u64) -> Self {
+        Log {
+            segments: vec![Segment::new(0, now_ms)],
+            log_start_offset: 0,
+            log_end_offset: 0,
+            flushed_offset: 0,
+            unflushed_since_ms: None,
+            epoch_cache: EpochCache::default(),
+        }
+    }
+
+    /// An empty log whose next offset is `offset` (a follower starting over at the leader's log
+    /// start offset).
+    pub fn new_at(offset: i64, now_ms: u64) -> Self {
+        let mut log = Log::new(now_ms);
+        log.segments[0].base_offset = offset;
+        log.log_start_offset = offset;
+        log.log_end_offset = offset;
+        log.flushed_offset = offset;
+        log
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset
+    }
+
+    pub fn log_end_offset(&self) -> i64 {
+        self.log_end_offset
+    }
+
+    pub fn flushed_offset(&self) -> i64 {
+        self.flushed_offset
+    }
+
+    pub fn epoch_cache(&self) -> &EpochCache {
+        &self.epoch_cache
+    }
+
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.epoch_cache.latest_epoch()
+    }
+
+    pub fn segments(&self) -> &[Segment] {
+        &self.segments
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.iter().map(|s| s.size_bytes).sum()
+    }
+
+    /// Note that a new leader epoch starts at the current log end (a broker becoming leader).
+    pub fn assign_epoch_start(&mut self, epoch: i32) {
+        self.epoch_cache.assign(epoch, self.log_end_offset);
+    }
+
+    /// Append as leader: the batch gets the next offsets and the leader's epoch. Returns its base
+    /// offset.
+    pub fn append_as_leader(&mut self, mut batch: RecordBatch, leader_epoch: i32, config: &TopicConfig, now_ms: u64) -> i64 {
+        batch.base_offset = self.log_end_offset;
+        batch.leader_epoch = leader_epoch;
+        let base = batch.base_offset;
+        self.append(batch, config, now_ms);
+        base
+    }
+
+    /// Append as follower: the batch keeps the offsets and epoch the leader gave it.
+    pub fn append_as_follower(&mut self, batch: RecordBatch, config: &TopicConfig, now_ms: u64) {
+        assert_eq!(
+            batch.base_offset, self.log_end_offset,
+            "follower append must continue the log: batch at {} but log end is {}",
+            batch.base_offset, self.log_end_offset
+        );
+        self.append(batch, config, now_ms);
+    }
+
+    fn append(&mut self, batch: RecordBatch, config: &TopicConfig, now_ms: u64) {
+        assert!(!batch.is_empty(), "empty batches are never appended");
+        self.maybe_roll(config, now_ms);
+        self.epoch_cache.assign(batch.leader_epoch, batch.base_offset);
+        self.log_end_offset = batch.next_offset();
+        let segment = self.segments.last_mut().expect("a log always has an active segment");
+        segment.size_bytes += batch.size_bytes() as u64;
+        segment.max_timestamp_ms = segment.max_timestamp_ms.max(batch.timestamp_ms);
+        segment.batches.push(batch);
+        self.unflushed_since_ms.get_or_insert(now_ms);
+        self.maybe_flush_by_config(config, now_ms);
+    }
+
+    /// Roll to a new segment when the active one is full or old (`segment.bytes`, `segment.ms`).
+    /// Kafka flushes a segment when it rolls it.
+    fn maybe_roll(&mut self, config: &TopicConfig, now_ms: u64) {
+        let active = self.segments.last().expect("a log always has an active segment");
+        let full = active.size_bytes >= config.segment_bytes;
+        let old = !active.batches.is_empty() && now_ms.saturating_sub(active.created_ms) >= config.segment_ms;
+        if full || old {
+            self.roll(now_ms);
+        }
+    }
+
+    fn roll(&mut self, now_ms: u64) {
+        self.segments.push(Segment::new(self.log_end_offset, now_ms));
+        // Kafka flushes the old segment asynchronously on roll.
+        self.flush();
+    }
+
+    /// Everything written reaches the disk (an fsync, or the OS writing dirty pages back).
+    pub fn flush(&mut self) {
+        self.flushed_offset = self.log_end_offset;
+        self.unflushed_since_ms = None;
+    }
+
+    /// Kafka's own flush policy (`flush.messages`, `flush.ms`); off by default.
+    pub fn maybe_flush_by_config(&mut self, config: &TopicConfig, now_ms: u64) {
+        let unflushed = (self.log_end_offset - self.flushed_offset) as u64;
+        let overdue = self.unflushed_since_ms.is_some_and(|since| now_ms.saturating_sub(since) >= config.flush_ms);
+        if unflushed > 0 && (unflushed >= config.flush_messages || overdue) {
+            self.flush();
+        }
+    }
+
+    /// Batches holding offsets in `[from, upto)`, at least one batch if any, then up to `max_bytes`.
+    pub fn read(&self, from: i64, upto: i64, max_bytes: usize) -> Vec<RecordBatch> {
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        let first_segment = self.segments.partition_point(|s| s.next_offset() <= from);
+        for segment in &self.segments[first_segment..] {
+            for batch in &segment.batches {
+                if batch.next_offset() <= from {
+                    continue;
+                }
+                if batch.base_offset >= upto || (!out.is_empty() && bytes + batch.size_bytes() > max_bytes) {
+                    return out;
+                }
+                bytes += batch.size_bytes();
+                out.push(batch.clone());
+            }
+        }
+        out
+    }
+
+    /// The record at `offset`, with the batch that holds it.
+    pub fn record_at(&self, offset: i64) -> Option<(&RecordBatch, &Record)> {
+        if offset < self.log_start_offset || offset >= self.log_end_offset {
+            return None;
+        }
+        let segment_index = self.segments.partition_point(|s| s.next_offset() <= offset);
+        let segment = self.segments.get(segment_index)?;
+        let batch_index = segment.batches.partition_point(|b| b.next_offset() <= offset);
+        let batch = segment.batches.get(batch_index)?;
+        let record = batch.records.get((offset - batch.base_offset) as usize)?;
+        Some((batch, record))
+    }
+
+    /// Iterate every batch still in the log.
+    pub fn batches(&self) -> impl Iterator<Item = &RecordBatch> {
+        self.segments.iter().flat_map(|s| s.batches.iter())
+    }
+
+    /// Remove every record at or after `offset`. Returns how many records went.
+    pub fn truncate_to(&mut self, offset: i64) -> i64 {
+        if offset >= self.log_end_offset {
+            return 0;
+        }
+        let offset = offset.max(self.log_start_offset);
+        let before = self.log_end_offset;
+        while self.segments.len() > 1 && self.segments.last().is_some_and(|s| s.base_offset >= offset && s.base_offset > self.log_start_offset) {
+            self.segments.pop();
+        }
+        let segment = self.segments.last_mut().expect("a log always has an active segment");
+        // Batches are atomic: truncation points are batch boundaries in a healthy cluster; a
+        // batch that straddles the point is dropped whole, as Kafka does.
+        segment.batches.retain(|b| b.next_offset() <= offset);
+        segment.size_bytes = segment.batches.iter().map(|b| b.size_bytes() as u64).sum();
+        segment.max_timestamp_ms = segment.batches.iter().map(|b| b.timestamp_ms).max().unwrap_or(0);
+        self.log_end_offset = segment.next_offset().max(self.log_start_offset);
+        if segment.batches.is_empty() {
+            segment.base_offset = self.log_end_offset;
+        }
+        self.flushed_offset = self.flushed_offset.min(self.log_end_offset);
+        self.epoch_cache.truncate_from_end(self.log_end_offset);
+        if self.flushed_offset == self.log_end_offset {
+            self.unflushed_since_ms = None;
+        }
+        before - self.log_end_offset
+    }
+
+    /// A power failure: the log comes back as the disk has it. Returns how many records went.
+    pub fn lose_unflushed(&mut self) -> i64 {
+        let before = self.log_end_offset;
+        self.truncate_to(self.flushed_offset);
+        before - self.log_end_offset
+    }
+
+    /// Delete segments that retention (`retention.ms`, `retention.bytes`) allows, never touching
+    /// anything at or above `high_watermark`. Returns the new log start offset if it moved.
+    pub fn apply_retention(&mut self, config: &TopicConfig, now_ms: u64, high_watermark: i64) -> Option<i64> {
+        let mut deleted_any = false;
+        let mut size = self.size_bytes() as i64;
+        loop {
+            let Some(oldest) = self.segments.first() else { break };
+            if oldest.batches.is_empty() || oldest.next_offset() > high_watermark {
+                break;
+            }
+            let too_old = config.retention_ms >= 0
+                && now_ms.saturating_sub(oldest.max_timestamp_ms) > config.retention_ms as u64;
+            let too_big = config.retention_bytes >= 0 && size - oldest.size_bytes as i64 >= config.retention_bytes;
+            if !(too_old || too_big) {
+                break;
+            }
+            if self.segments.len() == 1 {
+                // Kafka rolls the active segment so that it can delete it.
+                self.roll(now_ms);
+            }
+            let gone = self.segments.remove(0);
+            size -= gone.size_bytes as i64;
+            deleted_any = true;
+        }
+        if deleted_any {
+            let start = self.segments.first().map_or(self.log_end_offset, |s| s.base_offset);
+            self.advance_log_start_offset(start);
+            Some(self.log_start_offset)
+        } else {
+            None
+        }
+    }
+
+    /// Move the log start offset up (retention here, or a follower copying the leader's).
+    pub fn advance_log_start_offset(&mut self, offset: i64) {
+        let offset = offset.min(self.log_end_offset);
+        if offset <= self.log_start_offset {
+            return;
+        }
+        self.log_start_offset = offset;
+        while self.segments.len() > 1 && self.segments[0].next_offset() <= offset {
+            self.segments.remove(0);
+        }
+        self.epoch_cache.truncate_from_start(offset);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(values: &[&str]) -> RecordBatch {
+        let records = values.iter().map(|v| Record { key: None, value: v.to_string() }).collect();
+        RecordBatch::new_unassigned(-1, -1, -1, 0, records)
+    }
+
+    #[test]
+    fn leader_appends_get_offsets_and_epochs() {
+        let config = TopicConfig::default();
+        let mut log = Log::new(0);
+        log.assign_epoch_start(1);
+        assert_eq!(log.append_as_leader(batch(&["a", "b"]), 1, &config, 0), 0);
+        assert_eq!(log.append_as_leader(batch(&["c"]), 1, &config, 0), 2);
+        assert_eq!(log.log_end_offset(), 3);
+        assert_eq!(log.record_at(2).unwrap().1.value, "c");
+        assert_eq!(log.record_at(3), None);
+        assert_eq!(log.epoch_cache().entries(), &[(1, 0)]);
+    }
+
+    #[test]
+    fn power_failure_loses_exactly_the_unflushed_suffix() {
+        let config = TopicConfig::default();
+        let mut log = Log::new(0);
+        log.append_as_leader(batch(&["a", "b"]), 0, &config, 0);
+        log.flush();
+        log.append_as_leader(batch(&["c"]), 1, &config, 0);
+        log.append_as_leader(batch(&["d"]), 1, &config, 0);
+        assert_eq!(log.lose_unflushed(), 2);
+        assert_eq!(log.log_end_offset(), 2);
+        assert_eq!(log.epoch_cache().entries(), &[(0, 0)], "the lost epoch is forgotten too");
+    }
+
+    #[test]
+    fn flush_messages_forces_fsync() {
+        let mut config = TopicConfig::default();
+        config.flush_messages = 2;
+        let mut log = Log::new(0);
+        log.append_as_leader(batch(&["a"]), 0, &config, 0);
+        assert_eq!(log.flushed_offset(), 0);
+        log.append_as_leader(batch(&["b"]), 0, &config, 0);
+        assert_eq!(log.flushed_offset(), 2);
+    }
+
+    #[test]
+    fn truncation_drops_the_tail_and_its_epochs() {
+        let config = TopicConfig::default();
+        let mut log = Log::new(0);
+        log.append_as_leader(batch(&["a", "b"]), 1, &config, 0);
+        log.append_as_leader(batch(&["c"]), 2, &config, 0);
+        assert_eq!(log.truncate_to(2), 1);
+        assert_eq!(log.log_end_offset(), 2);
+        assert_eq!(log.epoch_cache().entries(), &[(1, 0)]);
+        assert_eq!(log.truncate_to(5), 0);
+    }
+
+    #[test]
+    fn retention_by_size_deletes_whole_old_segments_below_the_high_watermark() {
+        let mut config = TopicConfig::default();
+        config.segment_bytes = 1; // every batch gets its own segment
+        config.retention_bytes = 140;
+        let mut log = Log::new(0);
+        for v in ["a", "b", "c", "d"] {
+            log.append_as_leader(batch(&[v]), 0, &config, 0);
+        }
+        // Each one-record batch is 61 + 9 = 70 bytes; 280 bytes in all. Kafka deletes the oldest
+        // segment while the log stays at or above retention.bytes without it.
+        assert_eq!(log.apply_retention(&config, 0, 1), Some(1), "only below the high watermark");
+        assert_eq!(log.apply_retention(&config, 0, 4), Some(2));
+        assert_eq!(log.log_start_offset(), 2);
+        assert_eq!(log.read(0, 4, 1 << 20).first().map(|b| b.base_offset), Some(2));
+    }
+
+    #[test]
+    fn retention_by_time_can_empty_the_log() {
+        let mut config = TopicConfig::default();
+        config.retention_ms = 1000;
+        let mut log = Log::new(0);
+        log.append_as_leader(batch(&["a"]), 0, &config, 0);
+        assert_eq!(log.apply_retention(&config, 500, 1), None);
+        assert_eq!(log.apply_retention(&config, 1001, 1), Some(1));
+        assert_eq!(log.log_start_offset(), 1);
+        assert_eq!(log.log_end_offset(), 1);
+    }
+
+    #[test]
+    fn read_respects_bounds() {
+        let config = TopicConfig::default();
+        let mut log = Log::new(0);
+        for v in ["a", "b", "c"] {
+            log.append_as_leader(batch(&[v]), 0, &config, 0);
+        }
+        let got: Vec<i64> = log.read(1, 2, 1 << 20).iter().map(|b| b.base_offset).collect();
+        assert_eq!(got, vec![1]);
+        assert_eq!(log.read(0, 3, 1).len(), 1, "at least one batch, then the byte limit");
+    }
+}

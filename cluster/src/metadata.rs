@@ -1,0 +1,151 @@
+//! The cluster metadata log and the image folded from it (KRaft).
+//!
+//! In KRaft mode the controller does not tell brokers what to do; it appends records to a log,
+//! `__cluster_metadata`, and brokers replicate that log and fold it into an in-memory *image*:
+//! which brokers exist and are fenced, which topics exist, and for every partition its replicas,
+//! leader, leader epoch, ISR and partition epoch. A broker acts on the image: when a record names it
+//! leader of a partition with a new leader epoch, it becomes leader.
+//!
+//! The controller folds the very same records into its own image, so both sides agree by
+//! construction. (This is the stream-table duality again: the image is the table of the log.)
+
+use crate::config::TopicConfig;
+use crate::topic::{BrokerId, TopicPartition};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// How a leader came to be chosen; a learner cares which.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ElectionKind {
+    /// The first replica in assignment order that is in the ISR and unfenced.
+    Clean,
+    /// No ISR member was available and `unclean.leader.election.enable=true`: an out-of-sync
+    /// replica took over, and whatever only the ISR had is lost.
+    Unclean,
+    /// The preferred (first assigned) replica took leadership back.
+    Preferred,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum MetadataRecord {
+    RegisterBroker { broker_id: BrokerId, broker_epoch: i64, rack: Option<String> },
+    FenceBroker { broker_id: BrokerId, broker_epoch: i64 },
+    UnfenceBroker { broker_id: BrokerId, broker_epoch: i64 },
+    Topic { name: String, partitions: i32, config: TopicConfig },
+    /// The full state of one partition after a change (Kafka writes a `PartitionRecord` once and
+    /// then `PartitionChangeRecord` deltas; ksim writes the whole state each time, which reads
+    /// better in a trace).
+    Partition {
+        partition: TopicPartition,
+        replicas: Vec<BrokerId>,
+        isr: Vec<BrokerId>,
+        leader: Option<BrokerId>,
+        leader_epoch: i32,
+        partition_epoch: i32,
+        election: Option<ElectionKind>,
+    },
+}
+
+impl fmt::Display for MetadataRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MetadataRecord::RegisterBroker { broker_id, broker_epoch, .. } => {
+                write!(f, "RegisterBroker {broker_id} epoch={broker_epoch}")
+            }
+            MetadataRecord::FenceBroker { broker_id, .. } => write!(f, "FenceBroker {broker_id}"),
+            MetadataRecord::UnfenceBroker { broker_id, .. } => write!(f, "UnfenceBroker {broker_id}"),
+            MetadataRecord::Topic { name, partitions, .. } => write!(f, "Topic {name} partitions={partitions}"),
+            MetadataRecord::Partition { partition, isr, leader, leader_epoch, .. } => {
+                write!(f, "Partition {partition} leader=")?;
+                match leader {
+                    Some(l) => write!(f, "{l}")?,
+                    None => write!(f, "none")?,
+                }
+                write!(f, " epoch={leader_epoch} isr={isr:?}")
+            }
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerImage {
+    pub broker_epoch: i64,
+    pub fenced: bool,
+    pub rack: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionImage {
+    pub replicas: Vec<BrokerId>,
+    pub isr: Vec<BrokerId>,
+    pub leader: Option<BrokerId>,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicImage {
+    pub partitions: i32,
+    pub config: TopicConfig,
+}
+
+/// The table folded from the metadata log.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetadataImage {
+    /// How many records have been applied: the offset of the next one.
+    pub next_offset: i64,
+    pub brokers: BTreeMap<BrokerId, BrokerImage>,
+    pub topics: BTreeMap<String, TopicImage>,
+    pub partitions: BTreeMap<TopicPartition, PartitionImage>,
+}
+
+impl MetadataImage {
+    pub fn apply(&mut self, record: &MetadataRecord) {
+        match record {
+            MetadataRecord::RegisterBroker { broker_id, broker_epoch, rack } => {
+                // A (re-)registered broker starts fenced until it has caught up with the log.
+                self.brokers
+                    .insert(*broker_id, BrokerImage { broker_epoch: *broker_epoch, fenced: true, rack: rack.clone() });
+            }
+            MetadataRecord::FenceBroker { broker_id, .. } => {
+                if let Some(b) = self.brokers.get_mut(broker_id) {
+                    b.fenced = true;
+                }
+            }
+            MetadataRecord::UnfenceBroker { broker_id, .. } => {
+                if let Some(b) = self.brokers.get_mut(broker_id) {
+                    b.fenced = false;
+                }
+            }
+            MetadataRecord::Topic { name, partitions, config } => {
+                self.topics.insert(name.clone(), TopicImage { partitions: *partitions, config: config.clone() });
+            }
+            MetadataRecord::Partition { partition, replicas, isr, leader, leader_epoch, partition_epoch, .. } => {
+                self.partitions.insert(
+                    partition.clone(),
+                    PartitionImage {
+                        replicas: replicas.clone(),
+                        isr: isr.clone(),
+                        leader: *leader,
+                        leader_epoch: *leader_epoch,
+                        partition_epoch: *partition_epoch,
+                    },
+                );
+            }
+        }
+        self.next_offset += 1;
+    }
+
+    pub fn is_unfenced(&self, broker: BrokerId) -> bool {
+        self.brokers.get(&broker).is_some_and(|b| !b.fenced)
+    }
+
+    pub fn live_brokers(&self) -> Vec<BrokerId> {
+        self.brokers.iter().filter(|(_, b)| !b.fenced).map(|(id, _)| *id).collect()
+    }
+
+    pub fn topic_config(&self, topic: &str) -> Option<&TopicConfig> {
+        self.topics.get(topic).map(|t| &t.config)
+    }
+}

@@ -1,0 +1,498 @@
+//! The wire: requests and responses, named after Kafka's APIs.
+//!
+//! Kafka clients and brokers speak request/response over TCP; every request carries a correlation
+//! id that its response echoes. ksim keeps that shape: [`Message::Request`] and
+//! [`Message::Response`] wrap one API each. Errors travel as [`ErrorCode`] values inside responses.
+//!
+//! Fields are trimmed to what the simulated behaviour needs, and named as in Kafka's JSON schemas
+//! (`clients/src/main/resources/common/message/*.json`).
+
+use crate::config::{Acks, TopicConfig};
+use crate::error::ErrorCode;
+use crate::metadata::MetadataRecord;
+use crate::record::RecordBatch;
+use crate::topic::{BrokerId, TopicPartition};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Message {
+    Request { correlation_id: u64, body: Request },
+    Response { correlation_id: u64, body: Response },
+}
+
+impl Message {
+    pub fn api(&self) -> ApiKey {
+        match self {
+            Message::Request { body, .. } => body.api(),
+            Message::Response { body, .. } => body.api(),
+        }
+    }
+
+    pub fn is_request(&self) -> bool {
+        matches!(self, Message::Request { .. })
+    }
+}
+
+/// Kafka's API names (the `ApiKeys` enum), for the trace and the TUI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ApiKey {
+    Produce,
+    Fetch,
+    ListOffsets,
+    Metadata,
+    OffsetsForLeaderEpoch,
+    InitProducerId,
+    BrokerRegistration,
+    BrokerHeartbeat,
+    AlterPartition,
+    /// KRaft brokers replicate the `__cluster_metadata` log from the controller with a Fetch; ksim
+    /// names it apart from the data-plane Fetch so the trace reads clearly.
+    MetadataFetch,
+    CreateTopics,
+}
+
+impl fmt::Display for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Request {
+    Produce(ProduceRequest),
+    Fetch(FetchRequest),
+    ListOffsets(ListOffsetsRequest),
+    Metadata(MetadataRequest),
+    OffsetsForLeaderEpoch(OffsetsForLeaderEpochRequest),
+    InitProducerId,
+    BrokerRegistration(BrokerRegistrationRequest),
+    BrokerHeartbeat(BrokerHeartbeatRequest),
+    AlterPartition(AlterPartitionRequest),
+    MetadataFetch(MetadataFetchRequest),
+    CreateTopics(CreateTopicsRequest),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Response {
+    Produce(ProduceResponse),
+    Fetch(FetchResponse),
+    ListOffsets(ListOffsetsResponse),
+    Metadata(MetadataResponse),
+    OffsetsForLeaderEpoch(OffsetsForLeaderEpochResponse),
+    InitProducerId(InitProducerIdResponse),
+    BrokerRegistration(BrokerRegistrationResponse),
+    BrokerHeartbeat(BrokerHeartbeatResponse),
+    AlterPartition(AlterPartitionResponse),
+    MetadataFetch(MetadataFetchResponse),
+    CreateTopics(CreateTopicsResponse),
+}
+
+impl Request {
+    pub fn api(&self) -> ApiKey {
+        match self {
+            Request::Produce(_) => ApiKey::Produce,
+            Request::Fetch(_) => ApiKey::Fetch,
+            Request::ListOffsets(_) => ApiKey::ListOffsets,
+            Request::Metadata(_) => ApiKey::Metadata,
+            Request::OffsetsForLeaderEpoch(_) => ApiKey::OffsetsForLeaderEpoch,
+            Request::InitProducerId => ApiKey::InitProducerId,
+            Request::BrokerRegistration(_) => ApiKey::BrokerRegistration,
+            Request::BrokerHeartbeat(_) => ApiKey::BrokerHeartbeat,
+            Request::AlterPartition(_) => ApiKey::AlterPartition,
+            Request::MetadataFetch(_) => ApiKey::MetadataFetch,
+            Request::CreateTopics(_) => ApiKey::CreateTopics,
+        }
+    }
+}
+
+impl Response {
+    pub fn api(&self) -> ApiKey {
+        match self {
+            Response::Produce(_) => ApiKey::Produce,
+            Response::Fetch(_) => ApiKey::Fetch,
+            Response::ListOffsets(_) => ApiKey::ListOffsets,
+            Response::Metadata(_) => ApiKey::Metadata,
+            Response::OffsetsForLeaderEpoch(_) => ApiKey::OffsetsForLeaderEpoch,
+            Response::InitProducerId(_) => ApiKey::InitProducerId,
+            Response::BrokerRegistration(_) => ApiKey::BrokerRegistration,
+            Response::BrokerHeartbeat(_) => ApiKey::BrokerHeartbeat,
+            Response::AlterPartition(_) => ApiKey::AlterPartition,
+            Response::MetadataFetch(_) => ApiKey::MetadataFetch,
+            Response::CreateTopics(_) => ApiKey::CreateTopics,
+        }
+    }
+}
+
+// ---- Produce ----------------------------------------------------------------------------------
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProduceRequest {
+    pub acks: Acks,
+    pub timeout_ms: u64,
+    pub partition: TopicPartition,
+    pub batch: RecordBatch,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProduceResponse {
+    pub partition: TopicPartition,
+    pub error: ErrorCode,
+    /// Offset of the batch's first record, or -1.
+    pub base_offset: i64,
+    pub log_start_offset: i64,
+}
+
+// ---- Fetch (consumers and follower replicas) --------------------------------------------------
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FetchRequest {
+    /// `Some` for a follower replica (`replica_id` and broker epoch in Kafka), `None` for a consumer.
+    pub replica: Option<(BrokerId, i64)>,
+    pub max_wait_ms: u64,
+    pub partitions: Vec<FetchPartition>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FetchPartition {
+    pub partition: TopicPartition,
+    pub fetch_offset: i64,
+    /// The leader epoch the fetcher believes is current (KIP-320): a leader with a newer epoch
+    /// answers FENCED_LEADER_EPOCH, one with an older epoch UNKNOWN_LEADER_EPOCH.
+    pub current_leader_epoch: i32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FetchResponse {
+    pub partitions: Vec<FetchedPartition>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FetchedPartition {
+    pub partition: TopicPartition,
+    pub error: ErrorCode,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+    pub batches: Vec<RecordBatch>,
+}
+
+// ---- ListOffsets ------------------------------------------------------------------------------
+
+/// The special timestamps of ListOffsets: Kafka's -2 (earliest) and -1 (latest).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OffsetSpec {
+    Earliest,
+    Latest,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ListOffsetsRequest {
+    pub partitions: Vec<(TopicPartition, OffsetSpec, i32)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ListOffsetsResponse {
+    /// Partition, error, offset, leader epoch.
+    pub partitions: Vec<(TopicPartition, ErrorCode, i64, i32)>,
+}
+
+// ---- Metadata ---------------------------------------------------------------------------------
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MetadataRequest {
+    /// Topics to describe; empty means all.
+    pub topics: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MetadataResponse {
+    /// Live (unfenced) brokers.
+    pub brokers: Vec<BrokerId>,
+    pub topics: Vec<TopicMetadata>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TopicMetadata {
+    pub name: String,
+    pub error: ErrorCode,
+    pub partitions: Vec<PartitionMetadata>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PartitionMetadata {
+    pub partition: i32,
+    pub leader: Option<BrokerId>,
+    pub leader_epoch: i32,
+    pub replicas: Vec<BrokerId>,
+    pub isr: Vec<BrokerId>,
+}
+
+// ---- OffsetsForLeaderEpoch (KIP-101, KIP-279) -------------------------------------------------
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OffsetsForLeaderEpochRequest {
+    pub replica_id: BrokerId,
+    /// Partition, the fetcher's current leader epoch (for fencing), the epoch asked about.
+    pub partitions: Vec<(TopicPartition, i32, i32)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OffsetsForLeaderEpochResponse {
+    pub partitions: Vec<EpochEndOffset>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochEndOffset {
+    pub partition: TopicPartition,
+    pub error: ErrorCode,
+    /// The largest epoch the leader knows that is not above the one asked about (-1 if none).
+    pub leader_epoch: i32,
+    /// Where that epoch ends in the leader's log: the start of the next epoch, or the leader's log
+    /// end offset if it is the current epoch (-1 if unknown).
+    pub end_offset: i64,
+}
+
+// ---- InitProducerId ---------------------------------------------------------------------------
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InitProducerIdResponse {
+    pub error: ErrorCode,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+}
+
+// ---- KRaft: broker lifecycle and the metadata log ---------------------------------------------
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BrokerRegistrationRequest {
+    pub broker_id: BrokerId,
+    /// A fresh value each time the broker process starts (Kafka's `incarnationId`).
+    pub incarnation: u64,
+    pub rack: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BrokerRegistrationResponse {
+    pub error: ErrorCode,
+    pub broker_epoch: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BrokerHeartbeatRequest {
+    pub broker_id: BrokerId,
+    pub broker_epoch: i64,
+    /// How far the broker has replayed the metadata log; the controller unfences a broker only
+    /// once it has caught up.
+    pub current_metadata_offset: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BrokerHeartbeatResponse {
+    pub error: ErrorCode,
+    pub is_caught_up: bool,
+    pub is_fenced: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AlterPartitionRequest {
+    pub broker_id: BrokerId,
+    pub broker_epoch: i64,
+    pub partition: TopicPartition,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+    pub new_isr: Vec<BrokerId>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AlterPartitionResponse {
+    pub partition: TopicPartition,
+    pub error: ErrorCode,
+    pub leader: Option<BrokerId>,
+    pub leader_epoch: i32,
+    pub isr: Vec<BrokerId>,
+    pub partition_epoch: i32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MetadataFetchRequest {
+    pub broker_id: BrokerId,
+    pub fetch_offset: i64,
+    pub max_wait_ms: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MetadataFetchResponse {
+    /// The records from `fetch_offset` on, in log order.
+    pub records: Vec<MetadataRecord>,
+    pub base_offset: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CreateTopicsRequest {
+    pub name: String,
+    pub partitions: i32,
+    pub replication_factor: usize,
+    /// Explicit replica assignment, partition by partition; empty means "let the controller place".
+    pub assignment: Vec<Vec<BrokerId>>,
+    pub config: TopicConfig,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CreateTopicsResponse {
+    pub name: String,
+    pub error: ErrorCode,
+    pub message: Option<String>,
+}
+
+impl fmt::Display for Request {
+    /// A one-line summary for the trace: what a learner needs to follow the conversation.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Request::Produce(r) => write!(
+                f,
+                "Produce {} acks={} {} record(s){}",
+                r.partition,
+                r.acks,
+                r.batch.records.len(),
+                if r.batch.is_idempotent() {
+                    format!(" pid={} seq={}", r.batch.producer_id, r.batch.base_sequence)
+                } else {
+                    String::new()
+                }
+            ),
+            Request::Fetch(r) => {
+                write!(f, "Fetch")?;
+                if let Some((id, _)) = r.replica {
+                    write!(f, " (replica {id})")?;
+                }
+                for p in &r.partitions {
+                    write!(f, " {}@{} e{}", p.partition, p.fetch_offset, p.current_leader_epoch)?;
+                }
+                Ok(())
+            }
+            Request::ListOffsets(r) => {
+                write!(f, "ListOffsets")?;
+                for (tp, spec, _) in &r.partitions {
+                    write!(f, " {tp} {spec:?}")?;
+                }
+                Ok(())
+            }
+            Request::Metadata(r) => {
+                if r.topics.is_empty() {
+                    write!(f, "Metadata all topics")
+                } else {
+                    write!(f, "Metadata {}", r.topics.join(","))
+                }
+            }
+            Request::OffsetsForLeaderEpoch(r) => {
+                write!(f, "OffsetsForLeaderEpoch")?;
+                for (tp, _, epoch) in &r.partitions {
+                    write!(f, " {tp} epoch={epoch}")?;
+                }
+                Ok(())
+            }
+            Request::InitProducerId => write!(f, "InitProducerId"),
+            Request::BrokerRegistration(r) => write!(f, "BrokerRegistration broker {}", r.broker_id),
+            Request::BrokerHeartbeat(r) => write!(
+                f,
+                "BrokerHeartbeat broker {} epoch {} metadata@{}",
+                r.broker_id, r.broker_epoch, r.current_metadata_offset
+            ),
+            Request::AlterPartition(r) => write!(
+                f,
+                "AlterPartition {} isr={:?} leader_epoch={} partition_epoch={}",
+                r.partition, r.new_isr, r.leader_epoch, r.partition_epoch
+            ),
+            Request::MetadataFetch(r) => write!(f, "MetadataFetch @{}", r.fetch_offset),
+            Request::CreateTopics(r) => {
+                write!(f, "CreateTopics {} partitions={} rf={}", r.name, r.partitions, r.replication_factor)
+            }
+        }
+    }
+}
+
+impl fmt::Display for Response {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Response::Produce(r) => {
+                write!(f, "Produce {} {}", r.partition, r.error)?;
+                if r.error.is_none() && r.base_offset >= 0 {
+                    write!(f, " base_offset={}", r.base_offset)?;
+                }
+                Ok(())
+            }
+            Response::Fetch(r) => {
+                write!(f, "Fetch")?;
+                for p in &r.partitions {
+                    let n: usize = p.batches.iter().map(|b| b.records.len()).sum();
+                    write!(f, " {}", p.partition)?;
+                    if !p.error.is_none() {
+                        write!(f, " {}", p.error)?;
+                    } else {
+                        write!(f, " {n} record(s) hw={}", p.high_watermark)?;
+                    }
+                }
+                Ok(())
+            }
+            Response::ListOffsets(r) => {
+                write!(f, "ListOffsets")?;
+                for (tp, error, offset, _) in &r.partitions {
+                    if error.is_none() {
+                        write!(f, " {tp}={offset}")?;
+                    } else {
+                        write!(f, " {tp} {error}")?;
+                    }
+                }
+                Ok(())
+            }
+            Response::Metadata(r) => {
+                write!(f, "Metadata brokers={:?}", r.brokers)?;
+                for t in &r.topics {
+                    for p in &t.partitions {
+                        match p.leader {
+                            Some(l) => write!(f, " {}-{}:leader={} e{}", t.name, p.partition, l, p.leader_epoch)?,
+                            None => write!(f, " {}-{}:no-leader", t.name, p.partition)?,
+                        }
+                    }
+                }
+                Ok(())
+            }
+            Response::OffsetsForLeaderEpoch(r) => {
+                write!(f, "OffsetsForLeaderEpoch")?;
+                for p in &r.partitions {
+                    if p.error.is_none() {
+                        write!(f, " {} epoch={} end_offset={}", p.partition, p.leader_epoch, p.end_offset)?;
+                    } else {
+                        write!(f, " {} {}", p.partition, p.error)?;
+                    }
+                }
+                Ok(())
+            }
+            Response::InitProducerId(r) => write!(f, "InitProducerId {} pid={}", r.error, r.producer_id),
+            Response::BrokerRegistration(r) => write!(f, "BrokerRegistration {} epoch={}", r.error, r.broker_epoch),
+            Response::BrokerHeartbeat(r) => write!(
+                f,
+                "BrokerHeartbeat {}{}{}",
+                r.error,
+                if r.is_fenced { " fenced" } else { " unfenced" },
+                if r.is_caught_up { " caught-up" } else { "" }
+            ),
+            Response::AlterPartition(r) => write!(
+                f,
+                "AlterPartition {} {} isr={:?} partition_epoch={}",
+                r.partition, r.error, r.isr, r.partition_epoch
+            ),
+            Response::MetadataFetch(r) => write!(f, "MetadataFetch {} record(s) from @{}", r.records.len(), r.base_offset),
+            Response::CreateTopics(r) => write!(f, "CreateTopics {} {}", r.name, r.error),
+        }
+    }
+}
+
+impl fmt::Display for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Message::Request { body, .. } => write!(f, "{body}"),
+            Message::Response { body, .. } => write!(f, "{body} (response)"),
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! Timers, named by what they are for. Setting a timer that is already set moves it.
+
+use crate::topic::{BrokerId, TopicPartition};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Timer {
+    // -- any node that sends requests --
+    /// A request got no response within its timeout.
+    RequestTimeout(u64),
+    // -- broker --
+    BrokerHeartbeat,
+    /// Retry registration or a metadata fetch after a failure.
+    ControllerRetry,
+    /// A follower's fetcher for this leader may fetch again.
+    FetchBackoff(BrokerId),
+    /// A fetch held in purgatory has waited its `max_wait_ms`.
+    DelayedFetchExpiry(u64),
+    /// An `acks=all` produce has waited its `timeout_ms`.
+    DelayedProduceExpiry(u64),
+    /// The leader's periodic look for followers that fell out of sync.
+    IsrCheck,
+    RetentionCheck,
+    /// The operating system writes dirty pages back to disk.
+    OsWriteback,
+    // -- controller --
+    SessionCheck,
+    LeaderImbalanceCheck,
+    MetadataFetchExpiry(BrokerId),
+    // -- producer --
+    Linger(TopicPartition),
+    ProducerWakeup,
+    MetadataRefresh,
+    // -- consumer --
+    ConsumerWakeup,
+}
+
+impl fmt::Display for Timer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Timer::RequestTimeout(id) => write!(f, "request #{id} timed out"),
+            Timer::BrokerHeartbeat => write!(f, "heartbeat due"),
+            Timer::ControllerRetry => write!(f, "retry controller request"),
+            Timer::FetchBackoff(leader) => write!(f, "fetch backoff from broker-{leader} over"),
+            Timer::DelayedFetchExpiry(id) => write!(f, "delayed fetch #{id} expired"),
+            Timer::DelayedProduceExpiry(id) => write!(f, "delayed produce #{id} expired"),
+            Timer::IsrCheck => write!(f, "ISR check"),
+            Timer::RetentionCheck => write!(f, "retention check"),
+            Timer::OsWriteback => write!(f, "OS writeback"),
+            Timer::SessionCheck => write!(f, "broker session check"),
+            Timer::LeaderImbalanceCheck => write!(f, "leader imbalance check"),
+            Timer::MetadataFetchExpiry(b) => write!(f, "metadata fetch from broker-{b} expired"),
+            Timer::Linger(tp) => write!(f, "linger over for {tp}"),
+            Timer::ProducerWakeup => write!(f, "producer wakeup"),
+            Timer::MetadataRefresh => write!(f, "metadata refresh"),
+            Timer::ConsumerWakeup => write!(f, "consumer wakeup"),
+        }
+    }
+}
