@@ -1,0 +1,385 @@
+//! The checker: Kafka's guarantees, checked from outside the cluster after every step.
+//!
+//! Safety invariants that must hold in *any* configuration (a finding here is a bug in ksim):
+//! at most one leader per partition per leader epoch; a replica's high watermark never exceeds its
+//! log end, and a leader's never moves back within its epoch.
+//!
+//! Guarantees that hold only under a configuration (a finding here is a lesson or a violation,
+//! depending on what the scenario promised): replicas agree on every record below the high
+//! watermark; a consumer reads only records that were committed; an acknowledged write is never
+//! lost; no record is written twice. Kafka promises no acknowledged write is lost with
+//! `acks=all`, `min.insync.replicas >= 2`, no unclean election and no correlated power failure.
+//! A finding outside that promise is reported with `violation: false`: `acks=1` losing data is
+//! what the scenario sets out to show, not a failure of the run.
+
+use crate::machine::{Durable, Machine};
+use crate::scenario::{App, Resolved, Scenario};
+use crate::trace::Finding;
+use crate::world::{Slot, Status};
+use ksim_cluster::config::Acks;
+use ksim_cluster::log::Log;
+use ksim_cluster::node::NodeId;
+use ksim_cluster::note::Note;
+use ksim_cluster::topic::{BrokerId, TopicPartition};
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Clone, Debug)]
+struct Acked {
+    client: NodeId,
+    partition: TopicPartition,
+    offset: i64,
+    key: Option<String>,
+    value: String,
+}
+
+#[derive(Clone, Debug)]
+struct ProducerPromise {
+    acks_all: bool,
+    idempotent: bool,
+    topic: String,
+}
+
+pub struct Checker {
+    min_isr: BTreeMap<String, usize>,
+    producers: BTreeMap<NodeId, ProducerPromise>,
+    leaders: BTreeMap<(TopicPartition, i32), BrokerId>,
+    leader_hw: BTreeMap<(BrokerId, TopicPartition), (i32, i64)>,
+    /// The record at each offset below some replica's high watermark, as last seen.
+    committed: BTreeMap<TopicPartition, BTreeMap<i64, (Option<String>, String)>>,
+    /// How far each replica's committed prefix has been compared.
+    checked_to: BTreeMap<(BrokerId, TopicPartition), i64>,
+    acked: Vec<Acked>,
+    last_consumed: BTreeMap<(NodeId, TopicPartition), i64>,
+    consumed: BTreeMap<NodeId, BTreeSet<(TopicPartition, i64)>>,
+    unclean: BTreeSet<TopicPartition>,
+    power_failures: u64,
+    reported: BTreeSet<(String, TopicPartition, i64)>,
+}
+
+impl Checker {
+    pub fn new(scenario: &Scenario, resolved: &Resolved) -> Self {
+        let min_isr = resolved.topics.iter().map(|(t, c)| (t.name.clone(), c.min_insync_replicas)).collect();
+        let mut producers = BTreeMap::new();
+        for (i, client) in scenario.clients.iter().enumerate() {
+            if let (App::Producer { topic, .. }, Some(config)) = (&client.app, resolved.producers.get(&client.name)) {
+                producers.insert(
+                    NodeId::Client(i as u32),
+                    ProducerPromise { acks_all: config.acks == Acks::All, idempotent: config.enable_idempotence, topic: topic.clone() },
+                );
+            }
+        }
+        Checker {
+            min_isr,
+            producers,
+            leaders: BTreeMap::new(),
+            leader_hw: BTreeMap::new(),
+            committed: BTreeMap::new(),
+            checked_to: BTreeMap::new(),
+            acked: Vec::new(),
+            last_consumed: BTreeMap::new(),
+            consumed: BTreeMap::new(),
+            unclean: BTreeSet::new(),
+            power_failures: 0,
+            reported: BTreeSet::new(),
+        }
+    }
+
+    /// Whether Kafka promises acknowledged writes to this partition from this producer survive.
+    fn durability_promised(&self, client: NodeId, tp: &TopicPartition) -> bool {
+        let acks_all = self.producers.get(&client).is_some_and(|p| p.acks_all);
+        let min_isr = self.min_isr.get(&tp.topic).copied().unwrap_or(1);
+        acks_all && min_isr >= 2 && !self.unclean.contains(tp) && self.power_failures == 0
+    }
+
+    fn consistency_promised(&self, tp: &TopicPartition) -> bool {
+        !self.unclean.contains(tp) && self.power_failures == 0
+    }
+
+    fn once(&mut self, rule: &str, tp: &TopicPartition, offset: i64) -> bool {
+        self.reported.insert((rule.to_string(), tp.clone(), offset))
+    }
+
+    pub fn on_stop(&mut self, node: NodeId, power_loss: bool) {
+        if power_loss {
+            self.power_failures += 1;
+        }
+        if let NodeId::Broker(id) = node {
+            self.checked_to.retain(|(b, _), _| *b != id);
+            self.leader_hw.retain(|(b, _), _| *b != id);
+        }
+    }
+
+    pub fn on_note(&mut self, node: NodeId, note: &Note, _slots: &BTreeMap<NodeId, Slot>) -> Vec<Finding> {
+        let mut findings = Vec::new();
+        match note {
+            Note::BecameLeader { partition, leader_epoch, .. } => {
+                let broker = node.broker_id().expect("only brokers lead");
+                if let Some(&other) = self.leaders.get(&(partition.clone(), *leader_epoch)) {
+                    if other != broker {
+                        findings.push(Finding {
+                            rule: "two-leaders-in-epoch".into(),
+                            violation: true,
+                            message: format!("{partition}: broker-{other} and broker-{broker} both led epoch {leader_epoch}"),
+                        });
+                    }
+                }
+                self.leaders.insert((partition.clone(), *leader_epoch), broker);
+            }
+            Note::PartitionChanged { partition, election: Some(ksim_cluster::metadata::ElectionKind::Unclean), .. } => {
+                self.unclean.insert(partition.clone());
+            }
+            Note::ProduceAcked { partition, offset, key, value, .. } if *offset >= 0 => {
+                self.acked.push(Acked { client: node, partition: partition.clone(), offset: *offset, key: key.clone(), value: value.clone() });
+            }
+            Note::Consumed { partition, offset, key, value } => {
+                let committed = self.committed.get(partition).and_then(|m| m.get(offset));
+                if committed != Some(&(key.clone(), value.clone())) && self.once("read-uncommitted", partition, *offset) {
+                    findings.push(Finding {
+                        rule: "read-uncommitted".into(),
+                        violation: true,
+                        message: format!("{partition}@{offset}: consumed {value:?}, which no replica had below its high watermark"),
+                    });
+                }
+                self.consumed.entry(node).or_default().insert((partition.clone(), *offset));
+                let last = self.last_consumed.insert((node, partition.clone()), *offset);
+                if let Some(last) = last {
+                    if *offset <= last && self.once("duplicate-record", partition, *offset) {
+                        findings.push(Finding {
+                            rule: "duplicate-record".into(),
+                            violation: false,
+                            message: format!("{partition}@{offset}: consumed again (after offset {last})"),
+                        });
+                    }
+                }
+            }
+            _ => {}
+        }
+        findings
+    }
+
+    pub fn after_step(&mut self, node: NodeId, slots: &BTreeMap<NodeId, Slot>) -> Vec<Finding> {
+        let NodeId::Broker(broker) = node else { return Vec::new() };
+        let Some(Machine::Broker(b)) = slots.get(&node).and_then(|s| s.machine.as_ref()) else { return Vec::new() };
+        let mut findings = Vec::new();
+        for replica in b.replicas() {
+            let tp = &replica.partition;
+            let leo = replica.log_end_offset();
+            assert!(
+                replica.high_watermark <= leo,
+                "invariant HW <= LEO broken on broker-{broker} {tp}: HW {} > LEO {leo}",
+                replica.high_watermark
+            );
+            if replica.is_leader() {
+                let key = (broker, tp.clone());
+                if let Some(&(epoch, hw)) = self.leader_hw.get(&key) {
+                    assert!(
+                        !(epoch == replica.leader_epoch && replica.high_watermark < hw),
+                        "invariant broken on broker-{broker} {tp}: leader HW went back from {hw} to {} in epoch {epoch}",
+                        replica.high_watermark
+                    );
+                }
+                self.leader_hw.insert(key, (replica.leader_epoch, replica.high_watermark));
+            }
+            // Compare the newly committed records of this replica with what others committed.
+            let key = (broker, tp.clone());
+            let from = self.checked_to.get(&key).copied().unwrap_or(0).min(leo).max(replica.log.log_start_offset());
+            let promised = self.consistency_promised(tp);
+            for offset in from..replica.high_watermark {
+                let Some((_, record)) = replica.log.record_at(offset) else { continue };
+                let seen = (record.key.clone(), record.value.clone());
+                let map = self.committed.entry(tp.clone()).or_default();
+                match map.get(&offset) {
+                    Some(previous) if *previous != seen => {
+                        let message = format!(
+                            "{tp}@{offset}: broker-{broker} committed {:?} where another replica had committed {:?}",
+                            seen.1, previous.1
+                        );
+                        map.insert(offset, seen);
+                        if self.once("replicas-diverge", tp, offset) {
+                            findings.push(Finding { rule: "replicas-diverge".into(), violation: promised, message });
+                        }
+                    }
+                    Some(_) => {}
+                    None => {
+                        map.insert(offset, seen);
+                    }
+                }
+            }
+            self.checked_to.insert(key, replica.high_watermark.max(from));
+        }
+        findings
+    }
+
+    /// End-of-run history checks: acknowledged writes still present, no duplicates. One finding
+    /// per partition and kind, naming the offsets and records.
+    pub fn finish(&mut self, slots: &BTreeMap<NodeId, Slot>) -> Vec<Finding> {
+        let mut findings = Vec::new();
+        let leaders = current_leaders(slots);
+        // (partition, promised) -> lost (offset, value)
+        let mut lost: BTreeMap<(TopicPartition, bool, String), Vec<(i64, String)>> = BTreeMap::new();
+        for a in &self.acked {
+            let present = |log: &Log| {
+                a.offset < log.log_start_offset()
+                    || log.record_at(a.offset).is_some_and(|(_, r)| r.value == a.value && r.key == a.key)
+            };
+            let logs = partition_logs(slots, &a.partition);
+            let gone = match leaders.get(&a.partition).and_then(|l| logs.iter().find(|(b, _)| b == l)) {
+                Some((_, log)) => !present(log),
+                None => !logs.iter().any(|(_, log)| present(log)),
+            };
+            if gone {
+                let promised = self.durability_promised(a.client, &a.partition);
+                let why = if promised {
+                    "Kafka promises this cannot happen with acks=all, min.insync.replicas>=2 and clean elections".to_string()
+                } else {
+                    self.why_not_promised(a.client, &a.partition)
+                };
+                lost.entry((a.partition.clone(), promised, why)).or_default().push((a.offset, a.value.clone()));
+            }
+        }
+        for ((tp, promised, why), records) in lost {
+            findings.push(Finding {
+                rule: "acked-write-lost".into(),
+                violation: promised,
+                message: format!("{tp}: {} acknowledged write(s) gone, offsets {}: {} ({why})", records.len(), ranges(&records), values(&records)),
+            });
+        }
+        // Duplicates: the same produced value at two offsets of the leader's log.
+        for (tp, leader) in &leaders {
+            let logs = partition_logs(slots, tp);
+            let Some((_, log)) = logs.iter().find(|(b, _)| b == leader) else { continue };
+            let mut first_offset: BTreeMap<&str, i64> = BTreeMap::new();
+            let mut duplicates: Vec<(i64, String)> = Vec::new();
+            for batch in log.batches() {
+                for (i, record) in batch.records.iter().enumerate() {
+                    let offset = batch.base_offset + i as i64;
+                    if first_offset.contains_key(record.value.as_str()) {
+                        duplicates.push((offset, record.value.clone()));
+                    } else {
+                        first_offset.insert(record.value.as_str(), offset);
+                    }
+                }
+            }
+            if !duplicates.is_empty() {
+                let idempotent = self.producers.values().filter(|p| p.topic == tp.topic).all(|p| p.idempotent);
+                findings.push(Finding {
+                    rule: "duplicate-record".into(),
+                    violation: idempotent,
+                    message: format!(
+                        "{tp}: {} record(s) written again at offsets {}: {}{}",
+                        duplicates.len(),
+                        ranges(&duplicates),
+                        values(&duplicates),
+                        if idempotent { " despite idempotence" } else { " (retries without idempotence)" }
+                    ),
+                });
+            }
+        }
+        findings
+    }
+
+    fn why_not_promised(&self, client: NodeId, tp: &TopicPartition) -> String {
+        let mut reasons = Vec::new();
+        if !self.producers.get(&client).is_some_and(|p| p.acks_all) {
+            reasons.push("the producer did not use acks=all".to_string());
+        }
+        let min_isr = self.min_isr.get(&tp.topic).copied().unwrap_or(1);
+        if min_isr < 2 {
+            reasons.push(format!("min.insync.replicas={min_isr}"));
+        }
+        if self.unclean.contains(tp) {
+            reasons.push("an unclean leader election happened".to_string());
+        }
+        if self.power_failures > 0 {
+            reasons.push("a power failure lost unflushed data".to_string());
+        }
+        format!("expected: {}", reasons.join(", "))
+    }
+
+    pub fn acked_count(&self, client: NodeId) -> u64 {
+        self.acked.iter().filter(|a| a.client == client).count() as u64
+    }
+
+    pub fn consumed_count(&self, client: NodeId) -> u64 {
+        self.consumed.get(&client).map_or(0, |set| set.len() as u64)
+    }
+}
+
+/// Each partition's current leader, as the controller's image says (if the controller runs) or
+/// as the brokers that believe they lead say.
+pub fn current_leaders(slots: &BTreeMap<NodeId, Slot>) -> BTreeMap<TopicPartition, BrokerId> {
+    let mut leaders = BTreeMap::new();
+    for slot in slots.values() {
+        if let Some(Machine::Controller(c)) = &slot.machine {
+            for (tp, p) in &c.image().partitions {
+                if let Some(l) = p.leader {
+                    leaders.insert(tp.clone(), l);
+                }
+            }
+            return leaders;
+        }
+    }
+    let mut best: BTreeMap<TopicPartition, (i32, BrokerId)> = BTreeMap::new();
+    for (node, slot) in slots {
+        if let (NodeId::Broker(id), Some(Machine::Broker(b))) = (node, &slot.machine) {
+            for r in b.replicas().filter(|r| r.is_leader()) {
+                let entry = best.entry(r.partition.clone()).or_insert((r.leader_epoch, *id));
+                if r.leader_epoch > entry.0 {
+                    *entry = (r.leader_epoch, *id);
+                }
+            }
+        }
+    }
+    best.into_iter().map(|(tp, (_, id))| (tp, id)).collect()
+}
+
+/// Every copy of a partition's log: running brokers' and stopped brokers' disks.
+pub fn partition_logs<'a>(slots: &'a BTreeMap<NodeId, Slot>, tp: &TopicPartition) -> Vec<(BrokerId, &'a Log)> {
+    let mut out = Vec::new();
+    for (node, slot) in slots {
+        let NodeId::Broker(id) = node else { continue };
+        match (&slot.machine, &slot.durable) {
+            (Some(Machine::Broker(b)), _) if matches!(slot.status, Status::Up | Status::Paused) => {
+                if let Some(r) = b.replica(tp) {
+                    out.push((*id, &r.log));
+                }
+            }
+            (_, Durable::Broker(disk)) => {
+                if let Some(log) = disk.logs.get(tp) {
+                    out.push((*id, log));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Offsets as ranges: `3..=5, 9`.
+fn ranges(records: &[(i64, String)]) -> String {
+    let mut offsets: Vec<i64> = records.iter().map(|(o, _)| *o).collect();
+    offsets.sort_unstable();
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < offsets.len() {
+        let start = offsets[i];
+        let mut end = start;
+        while i + 1 < offsets.len() && offsets[i + 1] == end + 1 {
+            i += 1;
+            end = offsets[i];
+        }
+        out.push(if start == end { start.to_string() } else { format!("{start}..={end}") });
+        i += 1;
+    }
+    out.join(", ")
+}
+
+/// The first few values, quoted.
+fn values(records: &[(i64, String)]) -> String {
+    const SHOWN: usize = 4;
+    let mut shown: Vec<String> = records.iter().take(SHOWN).map(|(_, v)| format!("{v:?}")).collect();
+    if records.len() > SHOWN {
+        shown.push(format!("... ({} more)", records.len() - SHOWN));
+    }
+    shown.join(", ")
+}

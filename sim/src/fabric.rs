@@ -1,0 +1,203 @@
+//! The fabric: ksim's network, decided in one place.
+//!
+//! Kafka speaks TCP, so messages between two nodes arrive in the order they were sent. The fabric
+//! draws each message's latency from the network stream, then delays it further if needed so it
+//! never overtakes an earlier message on the same connection. It drops messages across network
+//! partitions (each direction separately, so a one-way partition is possible) and with the
+//! configured loss. What a dropped message's sender notices depends on why it was dropped: a dead
+//! process's host resets the connection at once; a partitioned or powered-off peer says nothing,
+//! and the sender only finds out when its request times out.
+
+use crate::trace::DropReason;
+use ksim_cluster::node::NodeId;
+use rand_chacha::ChaCha8Rng;
+use rand_core::RngCore;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The network's view of a node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reachability {
+    Up,
+    /// The process is dead but the host is up: connections are refused or reset.
+    ProcessDown,
+    /// The host is off: nothing answers.
+    PoweredOff,
+}
+
+#[derive(Debug)]
+pub struct Fabric {
+    latency_us_min: u64,
+    latency_us_max: u64,
+    loss: f64,
+    rng: ChaCha8Rng,
+    /// Directed links that drop everything: (from, to).
+    cut: BTreeSet<(NodeId, NodeId)>,
+    /// Extra latency on a link, both directions.
+    slow: BTreeMap<(NodeId, NodeId), u64>,
+    /// When the last message on each directed link will arrive (for FIFO).
+    last_arrival_us: BTreeMap<(NodeId, NodeId), u64>,
+    /// Open connections (unordered pairs, smaller id first).
+    connections: BTreeSet<(NodeId, NodeId)>,
+}
+
+/// What happens to one message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fate {
+    /// It arrives at this virtual time (µs).
+    Deliver { at_us: u64 },
+    /// It is dropped; if `notify_sender_at_us` is set, the sender learns its connection closed
+    /// then.
+    Drop { reason: DropReason, notify_sender_at_us: Option<u64> },
+}
+
+fn pair(a: NodeId, b: NodeId) -> (NodeId, NodeId) {
+    if a <= b {
+        (a, b)
+    } else {
+        (b, a)
+    }
+}
+
+impl Fabric {
+    pub fn new(latency_ms_min: u64, latency_ms_max: u64, loss: f64, rng: ChaCha8Rng) -> Self {
+        // madsim cannot wait less than a millisecond, so no message arrives sooner than that.
+        let latency_us_min = latency_ms_min.max(1) * 1000;
+        Fabric {
+            latency_us_min,
+            latency_us_max: (latency_ms_max * 1000).max(latency_us_min),
+            loss,
+            rng,
+            cut: BTreeSet::new(),
+            slow: BTreeMap::new(),
+            last_arrival_us: BTreeMap::new(),
+            connections: BTreeSet::new(),
+        }
+    }
+
+    fn latency_us(&mut self, from: NodeId, to: NodeId) -> u64 {
+        let span = self.latency_us_max - self.latency_us_min;
+        let jitter = if span == 0 { 0 } else { self.rng.next_u64() % (span + 1) };
+        let extra_ms = self.slow.get(&pair(from, to)).copied().unwrap_or(0);
+        self.latency_us_min + jitter + extra_ms * 1000
+    }
+
+    /// Decide the fate of a message sent now.
+    pub fn route(&mut self, now_us: u64, from: NodeId, to: NodeId, receiver: Reachability) -> Fate {
+        match receiver {
+            Reachability::ProcessDown => {
+                let back = now_us + self.latency_us(from, to) * 2;
+                return Fate::Drop { reason: DropReason::ReceiverDown, notify_sender_at_us: Some(back) };
+            }
+            Reachability::PoweredOff => return Fate::Drop { reason: DropReason::ReceiverPoweredOff, notify_sender_at_us: None },
+            Reachability::Up => {}
+        }
+        if self.cut.contains(&(from, to)) {
+            return Fate::Drop { reason: DropReason::Partitioned, notify_sender_at_us: None };
+        }
+        if self.loss > 0.0 {
+            let draw = (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+            if draw < self.loss {
+                return Fate::Drop { reason: DropReason::Lost, notify_sender_at_us: None };
+            }
+        }
+        let mut at_us = now_us + self.latency_us(from, to);
+        // TCP: never overtake an earlier message on the same connection.
+        if let Some(&last) = self.last_arrival_us.get(&(from, to)) {
+            at_us = at_us.max(last + 1);
+        }
+        self.last_arrival_us.insert((from, to), at_us);
+        Fate::Deliver { at_us }
+    }
+
+    /// A message arrived: the two nodes now have a connection.
+    pub fn connected(&mut self, a: NodeId, b: NodeId) {
+        self.connections.insert(pair(a, b));
+    }
+
+    /// The node's process died: its connections close. Returns the peers that had one, with the
+    /// time each learns of it.
+    pub fn close_connections(&mut self, now_us: u64, node: NodeId) -> Vec<(NodeId, u64)> {
+        let peers: Vec<NodeId> = self
+            .connections
+            .iter()
+            .filter_map(|&(a, b)| if a == node { Some(b) } else if b == node { Some(a) } else { None })
+            .collect();
+        self.connections.retain(|&(a, b)| a != node && b != node);
+        self.last_arrival_us.retain(|&(a, b), _| a != node && b != node);
+        peers.into_iter().map(|peer| (peer, now_us + self.latency_us(node, peer))).collect()
+    }
+
+    /// The node lost power: its connections are gone, but nobody is told.
+    pub fn forget_connections(&mut self, node: NodeId) {
+        self.connections.retain(|&(a, b)| a != node && b != node);
+    }
+
+    pub fn cut(&mut self, from: NodeId, to: NodeId) {
+        self.cut.insert((from, to));
+    }
+
+    pub fn heal(&mut self) {
+        self.cut.clear();
+        self.slow.clear();
+    }
+
+    pub fn set_slow(&mut self, a: NodeId, b: NodeId, extra_latency_ms: u64) {
+        self.slow.insert(pair(a, b), extra_latency_ms);
+    }
+
+    pub fn is_cut(&self, from: NodeId, to: NodeId) -> bool {
+        self.cut.contains(&(from, to))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::stream;
+
+    const A: NodeId = NodeId::Broker(1);
+    const B: NodeId = NodeId::Broker(2);
+
+    #[test]
+    fn fifo_per_connection_under_random_latency() {
+        let mut fabric = Fabric::new(1, 50, 0.0, stream(3, "network"));
+        let mut last = 0;
+        for i in 0..1000 {
+            match fabric.route(i * 10, A, B, Reachability::Up) {
+                Fate::Deliver { at_us } => {
+                    assert!(at_us > last, "message {i} arrives at {at_us}, not after {last}");
+                    last = at_us;
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn one_way_partition_drops_only_one_direction() {
+        let mut fabric = Fabric::new(1, 5, 0.0, stream(3, "network"));
+        fabric.cut(A, B);
+        assert!(matches!(fabric.route(0, A, B, Reachability::Up), Fate::Drop { reason: DropReason::Partitioned, notify_sender_at_us: None }));
+        assert!(matches!(fabric.route(0, B, A, Reachability::Up), Fate::Deliver { .. }));
+        fabric.heal();
+        assert!(matches!(fabric.route(0, A, B, Reachability::Up), Fate::Deliver { .. }));
+    }
+
+    #[test]
+    fn a_dead_process_resets_a_powered_off_host_stays_silent() {
+        let mut fabric = Fabric::new(1, 5, 0.0, stream(3, "network"));
+        assert!(matches!(fabric.route(0, A, B, Reachability::ProcessDown), Fate::Drop { notify_sender_at_us: Some(_), .. }));
+        assert!(matches!(fabric.route(0, A, B, Reachability::PoweredOff), Fate::Drop { notify_sender_at_us: None, .. }));
+    }
+
+    #[test]
+    fn closing_tells_every_connected_peer() {
+        let mut fabric = Fabric::new(1, 5, 0.0, stream(3, "network"));
+        let c = NodeId::Client(0);
+        fabric.connected(A, B);
+        fabric.connected(c, A);
+        let peers: Vec<NodeId> = fabric.close_connections(0, A).into_iter().map(|(p, _)| p).collect();
+        assert_eq!(peers, vec![B, c]);
+        assert!(fabric.close_connections(0, A).is_empty());
+    }
+}

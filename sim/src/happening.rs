@@ -1,0 +1,34 @@
+//! Does an event show that something happened? One matcher, shared by narration triggers and
+//! scenario expectations, so "the first election of payments-0" means the same to both.
+
+use crate::scenario::{parse_partition, Happening};
+use crate::trace::{Event, EventKind};
+use ksim_cluster::metadata::ElectionKind;
+use ksim_cluster::note::{IsrChangeReason, Note};
+
+pub fn matches(happening: &Happening, event: &Event, _clients: &[String]) -> bool {
+    let EventKind::Note(note) = &event.kind else {
+        return match (happening, &event.kind) {
+            (Happening::Duplicate, EventKind::Finding(f)) => f.rule == "duplicate-record",
+            (Happening::AckedWriteLost, EventKind::Finding(f)) => f.rule == "acked-write-lost",
+            _ => false,
+        };
+    };
+    let on = |name: &str| parse_partition(name).is_some_and(|tp| note.partition() == Some(&tp));
+    match (happening, note) {
+        (Happening::Election(p), Note::PartitionChanged { election: Some(_), leader: Some(_), .. }) => on(p),
+        (Happening::UncleanElection(p), Note::PartitionChanged { election: Some(ElectionKind::Unclean), .. }) => on(p),
+        (Happening::PreferredElection(p), Note::PartitionChanged { election: Some(ElectionKind::Preferred), .. }) => on(p),
+        (Happening::Offline(p), Note::PartitionChanged { leader: None, .. }) => on(p),
+        (Happening::IsrShrink(p), Note::IsrChangeRequested { reason: IsrChangeReason::FollowerLagged { .. }, .. }) => on(p),
+        (Happening::IsrExpand(p), Note::IsrChangeRequested { reason: IsrChangeReason::FollowerCaughtUp { .. }, .. }) => on(p),
+        (Happening::Truncation(p), Note::Truncated { .. }) => on(p),
+        (Happening::LogStartMoved(p), Note::LogStartMoved { .. }) => on(p),
+        (Happening::OffsetReset(p), Note::PositionReset { .. }) => on(p),
+        (Happening::OffsetOutOfRange(p), Note::OffsetOutOfRange { .. }) => on(p),
+        (Happening::Fenced(id), Note::BrokerFenced { broker, .. }) => broker == id,
+        (Happening::ProduceError(name), Note::ProduceRetry { error, .. } | Note::ProduceFailed { error, .. }) => error.name() == name,
+        (Happening::ProduceFailed, Note::ProduceFailed { .. }) => true,
+        _ => false,
+    }
+}

@@ -1,0 +1,135 @@
+//! The narrated run: a trace as lines a person reads.
+//!
+//! [`Detail::Story`] keeps what a learner follows: faults, decisions (notes), narration, what the
+//! applications did, drops, closed connections and findings; it leaves out the routine traffic
+//! (every fetch, heartbeat and timer) that [`Detail::Full`] shows too.
+
+use crate::trace::{DropReason, Event, EventKind, Fault, Trace};
+use ksim_cluster::node::NodeId;
+use ksim_cluster::note::Note;
+use ksim_cluster::time::SimTime;
+use std::collections::BTreeSet;
+use std::fmt::Write;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Detail {
+    Story,
+    Full,
+}
+
+fn names(trace: &Trace, nodes: &[NodeId]) -> String {
+    nodes.iter().map(|n| trace.node_name(*n)).collect::<Vec<_>>().join(", ")
+}
+
+/// The plain-language line for one event (without time and node), if `detail` shows it.
+pub fn describe(trace: &Trace, event: &Event, detail: Detail) -> Option<String> {
+    let full = detail == Detail::Full;
+    Some(match &event.kind {
+        EventKind::Send { to, summary, .. } => {
+            if !full {
+                return None;
+            }
+            format!("-> {}: {summary}", trace.node_name(*to))
+        }
+        EventKind::Deliver { from, .. } => {
+            if !full {
+                return None;
+            }
+            format!("<- {} (message arrived)", trace.node_name(*from))
+        }
+        EventKind::Drop { to, reason, id } => {
+            let why = match reason {
+                DropReason::Partitioned => "cut by a network partition",
+                DropReason::Lost => "lost in the network",
+                DropReason::ReceiverDown => "its process is down",
+                DropReason::ReceiverPoweredOff => "it has no power",
+                DropReason::ConnectionClosed => "the connection closed",
+            };
+            if !full && *reason == DropReason::ReceiverPoweredOff {
+                return None;
+            }
+            format!("message #{id} to {} dropped: {why}", trace.node_name(*to))
+        }
+        EventKind::ConnectionClosed { peer } => format!("connection to {} closed", trace.node_name(*peer)),
+        EventKind::TimerFired { timer } => {
+            if !full {
+                return None;
+            }
+            format!("timer: {timer}")
+        }
+        EventKind::Note(note) => {
+            if !full && hidden_in_story(event.node, note) {
+                return None;
+            }
+            note.to_string()
+        }
+        EventKind::Fault(fault) => match fault {
+            Fault::Kill(n) => format!("FAULT: {} is killed (process crash; its page cache survives)", trace.node_name(*n)),
+            Fault::PowerFail(n) => format!("FAULT: {} loses power (unflushed writes are gone)", trace.node_name(*n)),
+            Fault::Restart(n) => format!("{} restarts", trace.node_name(*n)),
+            Fault::Pause(n) => format!("FAULT: {} freezes (a long GC pause)", trace.node_name(*n)),
+            Fault::Resume(n) => format!("{} resumes, unaware that time passed", trace.node_name(*n)),
+            Fault::Partition(groups) => {
+                let parts: Vec<String> = groups.iter().map(|g| format!("[{}]", names(trace, g))).collect();
+                format!("FAULT: network partition between {}", parts.join(" | "))
+            }
+            Fault::PartitionOneWay { from, to } => {
+                format!("FAULT: messages from [{}] to [{}] are dropped (one way)", names(trace, from), names(trace, to))
+            }
+            Fault::Heal => "the network heals".to_string(),
+            Fault::SlowLink { a, b, extra_latency_ms } => {
+                format!("FAULT: link {} <-> {} slows by {extra_latency_ms} ms", trace.node_name(*a), trace.node_name(*b))
+            }
+        },
+        EventKind::Narration(text) => format!("# {text}"),
+        EventKind::App(text) => text.clone(),
+        EventKind::Finding(f) => {
+            format!("{}: {} - {}", if f.violation { "VIOLATION" } else { "finding" }, f.rule, f.message)
+        }
+        EventKind::End => "end of run".to_string(),
+    })
+}
+
+/// Notes that are routine in a story: followers copying and learning the HW, page-cache
+/// writeback, and producers' acknowledgements, which the summary counts.
+fn hidden_in_story(node: NodeId, note: &Note) -> bool {
+    match note {
+        Note::Flushed { .. } | Note::Appended { as_leader: false, .. } | Note::Recovered { log_end_offset: 0, .. } => true,
+        // Followers learn the high watermark from the leader; the leader's moves tell the story.
+        Note::HighWatermark { on_leader, .. } => !on_leader || !matches!(node, NodeId::Broker(_)),
+        _ => false,
+    }
+}
+
+/// The whole trace as text, one line per shown event.
+///
+/// In a story, a line that repeats what the same node already said since the last fault or
+/// narration is left out (a producer retrying a dead leader says the same thing every backoff),
+/// and the first repeat is marked.
+pub fn render(trace: &Trace, detail: Detail) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{} ({}, seed {})", trace.header.title, trace.header.scenario, trace.header.seed);
+    let mut said: BTreeSet<(NodeId, String)> = BTreeSet::new();
+    for event in &trace.events {
+        if matches!(event.kind, EventKind::Fault(_) | EventKind::Narration(_)) {
+            said.clear();
+        }
+        let Some(line) = describe(trace, event, detail) else { continue };
+        let mut line = line;
+        if detail == Detail::Story && matches!(event.kind, EventKind::Drop { .. } | EventKind::ConnectionClosed { .. } | EventKind::Note(Note::ProduceRetry { .. })) {
+            let key = (event.node, strip_ids(&line));
+            if said.contains(&key) {
+                continue;
+            }
+            said.insert(key);
+            line.push_str(" (repeats are not shown)");
+        }
+        let _ = writeln!(out, "{:>9} {:<12} {line}", SimTime(event.time_us).to_string(), trace.node_name(event.node));
+    }
+    out
+}
+
+/// A line with message numbers removed, so repeats compare equal.
+fn strip_ids(line: &str) -> String {
+    line.split(' ').filter(|w| !w.starts_with('#')).collect::<Vec<_>>().join(" ")
+}

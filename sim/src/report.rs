@@ -1,0 +1,166 @@
+//! The report of a run: which expectations held, and what the checker found.
+
+use crate::checker::current_leaders;
+use crate::happening;
+use crate::machine::Machine;
+use crate::scenario::{parse_partition, Condition, Expectation, Scenario, CONTROLLER_ID};
+use crate::trace::{EventKind, Finding};
+use crate::world::World;
+use ksim_cluster::node::NodeId;
+use ksim_cluster::time::SimTime;
+use std::fmt::Write;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExpectationResult {
+    pub expectation: String,
+    pub met: bool,
+    pub detail: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReportedFinding {
+    pub seq: u64,
+    pub time_us: u64,
+    pub finding: Finding,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Report {
+    pub scenario: String,
+    pub title: String,
+    pub seed: u64,
+    pub events: usize,
+    pub end_time_us: u64,
+    pub expectations: Vec<ExpectationResult>,
+    pub findings: Vec<ReportedFinding>,
+}
+
+impl Report {
+    pub fn evaluate(scenario: &Scenario, world: &World) -> Report {
+        let events = world.events();
+        let clients = &world.header.clients;
+        let mut expectations = Vec::new();
+        for expectation in &scenario.expect {
+            let text = ron::to_string(expectation).unwrap_or_else(|_| format!("{expectation:?}"));
+            let (met, detail) = match expectation {
+                Expectation::Sometimes(h) => match events.iter().find(|e| happening::matches(h, e, clients)) {
+                    Some(e) => (true, format!("first at step {} ({})", e.seq, SimTime(e.time_us))),
+                    None => (false, "never happened".to_string()),
+                },
+                Expectation::Never(h) => match events.iter().find(|e| happening::matches(h, e, clients)) {
+                    Some(e) => (false, format!("happened at step {} ({})", e.seq, SimTime(e.time_us))),
+                    None => (true, "never happened".to_string()),
+                },
+                Expectation::Finally(c) => final_condition(scenario, world, c),
+            };
+            expectations.push(ExpectationResult { expectation: text, met, detail });
+        }
+        let findings = events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::Finding(f) => Some(ReportedFinding { seq: e.seq, time_us: e.time_us, finding: f.clone() }),
+                _ => None,
+            })
+            .collect();
+        Report {
+            scenario: world.header.scenario.clone(),
+            title: world.header.title.clone(),
+            seed: world.header.seed,
+            events: events.len(),
+            end_time_us: events.last().map_or(0, |e| e.time_us),
+            expectations,
+            findings,
+        }
+    }
+
+    /// Every expectation met and no finding that breaks a promise Kafka makes.
+    pub fn passed(&self) -> bool {
+        self.expectations.iter().all(|e| e.met) && self.findings.iter().all(|f| !f.finding.violation)
+    }
+
+    /// The report as a person reads it (also what the snapshots hold).
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "scenario: {} ({})", self.title, self.scenario);
+        let _ = writeln!(out, "seed: {}   events: {}   virtual time: {}", self.seed, self.events, SimTime(self.end_time_us));
+        if !self.expectations.is_empty() {
+            let _ = writeln!(out, "expectations:");
+            for e in &self.expectations {
+                let _ = writeln!(out, "  [{}] {} - {}", if e.met { "ok" } else { "FAILED" }, e.expectation, e.detail);
+            }
+        }
+        if self.findings.is_empty() {
+            let _ = writeln!(out, "findings: none");
+        } else {
+            let _ = writeln!(out, "findings:");
+            for f in &self.findings {
+                let kind = if f.finding.violation { "VIOLATION" } else { "expected" };
+                let _ = writeln!(
+                    out,
+                    "  [{kind}] {} at step {} ({}): {}",
+                    f.finding.rule,
+                    f.seq,
+                    SimTime(f.time_us),
+                    f.finding.message
+                );
+            }
+        }
+        let _ = writeln!(out, "result: {}", if self.passed() { "PASS" } else { "FAIL" });
+        out
+    }
+}
+
+fn final_condition(scenario: &Scenario, world: &World, condition: &Condition) -> (bool, String) {
+    let leaders = current_leaders(&world.slots);
+    let image = world.slots.get(&NodeId::Controller(CONTROLLER_ID)).and_then(|s| match &s.machine {
+        Some(Machine::Controller(c)) => Some(c.image()),
+        _ => None,
+    });
+    let client = |name: &str| scenario.node_id(&crate::scenario::NodeRef::Client(name.to_string()));
+    match condition {
+        Condition::Leader(p, broker) => {
+            let tp = parse_partition(p).expect("validated");
+            match leaders.get(&tp) {
+                Some(l) if l == broker => (true, format!("broker-{l} leads")),
+                Some(l) => (false, format!("broker-{l} leads")),
+                None => (false, "no leader".into()),
+            }
+        }
+        Condition::NoLeader(p) => {
+            let tp = parse_partition(p).expect("validated");
+            match leaders.get(&tp) {
+                Some(l) => (false, format!("broker-{l} leads")),
+                None => (true, "no leader".into()),
+            }
+        }
+        Condition::Isr(p, expected) => {
+            let tp = parse_partition(p).expect("validated");
+            match image.and_then(|i| i.partitions.get(&tp)) {
+                Some(state) => {
+                    let mut got = state.isr.clone();
+                    got.sort();
+                    let mut want = expected.clone();
+                    want.sort();
+                    (got == want, format!("ISR is {:?}", state.isr))
+                }
+                None => (false, "the controller is down or the partition does not exist".into()),
+            }
+        }
+        Condition::Acked(name, n) => {
+            let got = world.checker.acked_count(client(name));
+            (got == *n, format!("{got} acknowledged"))
+        }
+        Condition::Consumed(name, n) => {
+            let got = world.checker.consumed_count(client(name));
+            (got == *n, format!("{got} consumed"))
+        }
+        Condition::AllAckedWritesPresent => {
+            let lost = world
+                .events()
+                .iter()
+                .filter(|e| matches!(&e.kind, EventKind::Finding(f) if f.rule == "acked-write-lost"))
+                .count();
+            (lost == 0, format!("{lost} acknowledged write(s) lost"))
+        }
+    }
+}

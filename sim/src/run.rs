@@ -1,0 +1,144 @@
+//! One run: a scenario, a seed, and a fresh madsim runtime on a fresh thread.
+
+use crate::host::node_main;
+use crate::report::Report;
+use crate::scenario::{Action, Scenario, CONTROLLER_ID};
+use crate::trace::{EventKind, Fault, Trace};
+use crate::world::{now, World};
+use ksim_cluster::node::NodeId;
+use ksim_cluster::time::SimTime;
+use std::time::Duration;
+
+/// Extra faults for a what-if branch: the same scenario, plus these at these times.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    pub extra_faults: Vec<(SimTime, Fault)>,
+}
+
+pub struct Outcome {
+    pub trace: Trace,
+    pub report: Report,
+}
+
+enum Directive {
+    Fault(Fault),
+    Narrate(String),
+}
+
+/// Run `scenario` under `seed`. `name` identifies the scenario in the trace (its file stem).
+pub fn run(scenario: &Scenario, name: &str, seed: u64) -> Result<Outcome, String> {
+    run_with(scenario, name, seed, &RunOptions::default())
+}
+
+pub fn run_with(scenario: &Scenario, name: &str, seed: u64, options: &RunOptions) -> Result<Outcome, String> {
+    scenario.resolve()?;
+    let scenario = scenario.clone();
+    let name = name.to_string();
+    let options = options.clone();
+    // A fresh thread per run: madsim seeds the thread's std hash state, and a second runtime on
+    // the same thread would not be deterministic.
+    #[allow(clippy::disallowed_methods)]
+    let thread = std::thread::Builder::new()
+        .name(format!("ksim-{name}-{seed}"))
+        .spawn(move || {
+            let runtime = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
+            runtime.block_on(supervise(scenario, name, seed, options))
+        })
+        .map_err(|e| format!("cannot start the simulation thread: {e}"))?;
+    thread.join().map_err(|panic| {
+        let text = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "unknown panic".into());
+        format!("the simulation stopped on an internal error (a bug in ksim): {text}")
+    })
+}
+
+fn timeline(scenario: &Scenario, options: &RunOptions) -> Vec<(SimTime, Directive)> {
+    let all_nodes: Vec<NodeId> = std::iter::once(NodeId::Controller(CONTROLLER_ID))
+        .chain(scenario.cluster.brokers.iter().map(|b| NodeId::Broker(*b)))
+        .chain((0..scenario.clients.len()).map(|i| NodeId::Client(i as u32)))
+        .collect();
+    let mut out: Vec<(SimTime, Directive)> = Vec::new();
+    for n in &scenario.narration {
+        if let Some(at) = n.at_ms {
+            out.push((SimTime::from_ms(at), Directive::Narrate(n.text.clone())));
+        }
+    }
+    for step in &scenario.timeline {
+        let id = |n| scenario.node_id(n);
+        let fault = match &step.action {
+            Action::Kill(n) => Fault::Kill(id(n)),
+            Action::PowerFail(n) => Fault::PowerFail(id(n)),
+            Action::Restart(n) => Fault::Restart(id(n)),
+            Action::Pause(n) => Fault::Pause(id(n)),
+            Action::Resume(n) => Fault::Resume(id(n)),
+            Action::Partition(groups) => Fault::Partition(groups.iter().map(|g| g.iter().map(id).collect()).collect()),
+            Action::PartitionOneWay(a, b) => Fault::PartitionOneWay { from: a.iter().map(id).collect(), to: b.iter().map(id).collect() },
+            Action::Isolate(n) => {
+                let target = id(n);
+                Fault::Partition(vec![vec![target], all_nodes.iter().copied().filter(|x| *x != target).collect()])
+            }
+            Action::Heal => Fault::Heal,
+            Action::SlowLink(a, b, ms) => Fault::SlowLink { a: id(a), b: id(b), extra_latency_ms: *ms },
+        };
+        out.push((SimTime::from_ms(step.at_ms), Directive::Fault(fault)));
+    }
+    for (at, fault) in &options.extra_faults {
+        out.push((*at, Directive::Fault(fault.clone())));
+    }
+    // Stable: same-time directives keep their order (narration first, then the timeline).
+    out.sort_by_key(|(at, _)| *at);
+    out
+}
+
+async fn wait_until(at: SimTime) {
+    let now = now();
+    if at > now {
+        madsim::time::sleep(Duration::from_micros(at.0 - now.0)).await;
+    }
+}
+
+async fn supervise(scenario: Scenario, name: String, seed: u64, options: RunOptions) -> Outcome {
+    let resolved = scenario.resolve().expect("validated before the run");
+    let world = World::new(&scenario, resolved, seed, &name);
+    let handle = madsim::runtime::Handle::current();
+    let fabric = handle.create_node().name("fabric").build();
+    world.lock().expect("world lock").set_fabric_node(fabric);
+
+    let mut nodes: Vec<(NodeId, Option<(crate::scenario::App, u64)>)> = vec![(NodeId::Controller(CONTROLLER_ID), None)];
+    nodes.extend(scenario.cluster.brokers.iter().map(|b| (NodeId::Broker(*b), None)));
+    nodes.extend(scenario.clients.iter().enumerate().map(|(i, c)| (NodeId::Client(i as u32), Some((c.app.clone(), c.start_ms)))));
+    for (node, app) in nodes {
+        let name = world.lock().expect("world lock").header_name(node);
+        let w = world.clone();
+        let built = handle.create_node().name(name).init(move || node_main(w.clone(), node, app.clone())).build();
+        world.lock().expect("world lock").slots.get_mut(&node).expect("slot").madsim_id = Some(built.id());
+    }
+
+    for (at, directive) in timeline(&scenario, &options) {
+        wait_until(at).await;
+        let mut w = world.lock().expect("world lock");
+        match directive {
+            Directive::Fault(fault) => w.apply_fault(fault),
+            Directive::Narrate(text) => w.record(NodeId::Controller(CONTROLLER_ID), EventKind::Narration(text)),
+        }
+    }
+    wait_until(SimTime::from_ms(scenario.duration_ms)).await;
+
+    let mut w = world.lock().expect("world lock");
+    let findings = {
+        let World { checker, slots, .. } = &mut *w;
+        checker.finish(slots)
+    };
+    for finding in findings {
+        w.record(NodeId::Controller(CONTROLLER_ID), EventKind::Finding(finding));
+    }
+    w.finish();
+    let report = Report::evaluate(&scenario, &w);
+    let trace = Trace { header: w.header.clone(), events: w.take_events() };
+    // madsim leaks the tasks still pending when the runtime drops; leave them little to hold.
+    w.release();
+    Outcome { trace, report }
+}

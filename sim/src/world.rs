@@ -1,0 +1,580 @@
+//! The world: every node, the fabric, the disks, the trace, and the checker, in one place.
+//!
+//! Each cluster node is a madsim node. Its main task ([`crate::host`]) takes messages from its
+//! inbox and steps its state machine through [`World::step`]; each timer the state machine sets is
+//! a task of its own on the same node, so killing a node kills its timers and pausing it freezes
+//! them. Every message travels through the [`Fabric`] on a task of the fabric's own node, which no
+//! fault touches. All of them share this `World` behind one lock; madsim runs one task at a time,
+//! so the lock is never contended, and every step is recorded in order.
+
+use crate::checker::Checker;
+use crate::fabric::{Fabric, Fate, Reachability};
+use crate::machine::{Durable, Machine};
+use crate::rng::stream;
+use crate::scenario::{Happening, Resolved, Scenario, CONTROLLER_ID};
+use crate::trace::{DropReason, Event, EventKind, Fault, TraceHeader};
+use ksim_cluster::broker::Broker;
+use ksim_cluster::consumer::{ConsumedRecord, Consumer};
+use ksim_cluster::controller::{Controller, TopicSpec};
+use ksim_cluster::effects::{Effects, Input};
+use ksim_cluster::log::TruncateReason;
+use ksim_cluster::node::NodeId;
+use ksim_cluster::note::Note;
+use ksim_cluster::producer::Producer;
+use ksim_cluster::protocol::Message;
+use ksim_cluster::record::Record;
+use ksim_cluster::time::SimTime;
+use ksim_cluster::timer::Timer;
+use ksim_cluster::topic::BrokerId;
+use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+use tokio::sync::{mpsc, Notify};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Up,
+    Paused,
+    Killed,
+    PoweredOff,
+}
+
+pub struct Slot {
+    pub status: Status,
+    pub machine: Option<Machine>,
+    /// The disk, while the process is down (a running process holds it in its machine).
+    pub durable: Durable,
+    inbox: Option<mpsc::UnboundedSender<Input>>,
+    /// Live timers and their generation; a firing whose generation is stale is ignored.
+    timers: BTreeMap<Timer, u64>,
+    starts: u64,
+    rng: ChaCha8Rng,
+    pub madsim_id: Option<madsim::task::NodeId>,
+}
+
+/// A client's application-facing results.
+pub type Delivery = tokio::sync::oneshot::Receiver<Result<(ksim_cluster::TopicPartition, i64), String>>;
+
+pub struct World {
+    pub header: TraceHeader,
+    pub resolved: Resolved,
+    pub slots: BTreeMap<NodeId, Slot>,
+    fabric: Fabric,
+    events: Vec<Event>,
+    next_message_id: u64,
+    next_timer_generation: u64,
+    next_send_id: u64,
+    pub checker: Checker,
+    deliveries: BTreeMap<u64, tokio::sync::oneshot::Sender<Result<(ksim_cluster::TopicPartition, i64), String>>>,
+    poll_ready: BTreeMap<NodeId, Arc<Notify>>,
+    narration_on: Vec<(Happening, String)>,
+    me: Weak<Mutex<World>>,
+    fabric_node: Option<madsim::runtime::NodeHandle>,
+    /// `Instant` of virtual time zero.
+    origin: Option<madsim::time::Instant>,
+    /// Stop recording (the run is over).
+    finished: bool,
+    /// Upper bound on events, so no run can grow without limit.
+    max_events: usize,
+}
+
+/// No run records more than this many events; a scenario that would is cut short and says so.
+pub const MAX_EVENTS: usize = 5_000_000;
+
+pub fn now() -> SimTime {
+    SimTime(madsim::time::TimeHandle::current().elapsed().as_micros() as u64)
+}
+
+impl World {
+    pub fn new(scenario: &Scenario, resolved: Resolved, seed: u64, name: &str) -> Arc<Mutex<World>> {
+        let header = TraceHeader {
+            scenario: name.to_string(),
+            title: scenario.title.clone(),
+            seed,
+            brokers: scenario.cluster.brokers.clone(),
+            clients: scenario.clients.iter().map(|c| c.name.clone()).collect(),
+            duration_ms: scenario.duration_ms,
+        };
+        let mut slots = BTreeMap::new();
+        let mut nodes = vec![NodeId::Controller(CONTROLLER_ID)];
+        nodes.extend(scenario.cluster.brokers.iter().map(|id| NodeId::Broker(*id)));
+        nodes.extend((0..scenario.clients.len()).map(|i| NodeId::Client(i as u32)));
+        for node in nodes {
+            let rng = stream(seed, &format!("node/{node}"));
+            let durable = match node {
+                NodeId::Controller(_) => Durable::Controller(Default::default()),
+                NodeId::Broker(_) => Durable::Broker(Default::default()),
+                NodeId::Client(_) => Durable::Nothing,
+            };
+            slots.insert(
+                node,
+                Slot { status: Status::Killed, machine: None, durable, inbox: None, timers: BTreeMap::new(), starts: 0, rng, madsim_id: None },
+            );
+        }
+        let narration_on = scenario.narration.iter().filter_map(|n| n.on.clone().map(|h| (h, n.text.clone()))).collect();
+        let checker = Checker::new(scenario, &resolved);
+        let fabric = Fabric::new(
+            scenario.network.latency_ms_min,
+            scenario.network.latency_ms_max,
+            scenario.network.loss,
+            stream(seed, "network"),
+        );
+        Arc::new_cyclic(|me| {
+            Mutex::new(World {
+                header,
+                resolved,
+                slots,
+                fabric,
+                events: Vec::new(),
+                next_message_id: 1,
+                next_timer_generation: 1,
+                next_send_id: 1,
+                checker,
+                deliveries: BTreeMap::new(),
+                poll_ready: BTreeMap::new(),
+                narration_on,
+                me: me.clone(),
+                fabric_node: None,
+                origin: None,
+                finished: false,
+                max_events: MAX_EVENTS,
+            })
+        })
+    }
+
+    pub fn set_fabric_node(&mut self, node: madsim::runtime::NodeHandle) {
+        self.fabric_node = Some(node);
+        self.origin = Some(madsim::time::Instant::now() - madsim::time::TimeHandle::current().elapsed());
+    }
+
+    fn at(&self, time: SimTime) -> madsim::time::Instant {
+        self.origin.expect("the fabric node is set before the run starts") + Duration::from_micros(time.0)
+    }
+
+    pub fn events(&self) -> &[Event] {
+        &self.events
+    }
+
+    pub fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+
+    pub fn record(&mut self, node: NodeId, kind: EventKind) {
+        if self.finished || self.events.len() >= self.max_events {
+            return;
+        }
+        let seq = self.events.len() as u64;
+        self.events.push(Event { seq, time_us: now().0, node, kind });
+    }
+
+    pub fn finish(&mut self) {
+        self.record(NodeId::Controller(CONTROLLER_ID), EventKind::End);
+        self.finished = true;
+    }
+
+    // ---- node lifecycle -------------------------------------------------------------------------
+
+    fn build_machine(&self, node: NodeId, durable: Durable, incarnation: u64) -> Machine {
+        let brokers: Vec<BrokerId> = self.header.brokers.clone();
+        let controller = NodeId::Controller(CONTROLLER_ID);
+        match (node, durable) {
+            (NodeId::Controller(id), Durable::Controller(disk)) => {
+                let topics = self
+                    .resolved
+                    .topics
+                    .iter()
+                    .map(|(t, config)| TopicSpec {
+                        name: t.name.clone(),
+                        partitions: t.partitions,
+                        replication_factor: t.replication_factor,
+                        assignment: t.replicas.clone(),
+                        config: config.clone(),
+                    })
+                    .collect();
+                Machine::Controller(Controller::new(id, self.resolved.broker.clone(), brokers.len(), topics, disk))
+            }
+            (NodeId::Broker(id), Durable::Broker(disk)) => {
+                let rack = self.resolved_rack(id);
+                Machine::Broker(Broker::new(id, self.resolved.broker.clone(), rack, controller, incarnation, disk))
+            }
+            (NodeId::Client(i), _) => {
+                let name = &self.header.clients[i as usize];
+                if let Some(config) = self.resolved.producers.get(name) {
+                    Machine::Producer(Producer::new(config.clone(), brokers))
+                } else {
+                    let config = self.resolved.consumers.get(name).expect("validated: every client is a producer or consumer");
+                    Machine::Consumer(Consumer::new(config.clone(), brokers))
+                }
+            }
+            (node, durable) => panic!("{node} cannot start from {durable:?}"),
+        }
+    }
+
+    fn resolved_rack(&self, _id: BrokerId) -> Option<String> {
+        None
+    }
+
+    /// Called by a node's main task when its process starts: build the state machine from its
+    /// disk, open its inbox, and feed it `Input::Start`.
+    pub fn start_node(&mut self, node: NodeId) -> mpsc::UnboundedReceiver<Input> {
+        let slot = self.slots.get_mut(&node).expect("every node has a slot");
+        slot.starts += 1;
+        let incarnation = slot.starts;
+        let durable = std::mem::take(&mut slot.durable);
+        let machine = self.build_machine(node, durable, incarnation);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let slot = self.slots.get_mut(&node).expect("present");
+        slot.machine = Some(machine);
+        slot.inbox = Some(tx);
+        slot.status = Status::Up;
+        slot.timers.clear();
+        self.step(node, Input::Start);
+        rx
+    }
+
+    /// Step one node's state machine with one input, then carry out its effects.
+    pub fn step(&mut self, node: NodeId, input: Input) {
+        let now = now();
+        let Some(slot) = self.slots.get_mut(&node) else { return };
+        if !matches!(slot.status, Status::Up | Status::Paused) || slot.machine.is_none() {
+            return;
+        }
+        match &input {
+            Input::Timer(timer) => {
+                let timer = timer.clone();
+                self.record(node, EventKind::TimerFired { timer });
+            }
+            Input::ConnectionClosed { peer } => {
+                let peer = *peer;
+                self.record(node, EventKind::ConnectionClosed { peer });
+            }
+            Input::Start | Input::Message { .. } => {}
+        }
+        let slot = self.slots.get_mut(&node).expect("present");
+        let machine = slot.machine.as_mut().expect("present");
+        let mut fx = Effects::default();
+        machine.handle(now, input, &mut slot.rng, &mut fx);
+        self.apply(node, now, fx);
+    }
+
+    fn apply(&mut self, node: NodeId, now: SimTime, fx: Effects) {
+        for note in fx.notes {
+            self.on_note(node, note);
+        }
+        for timer in fx.cancels {
+            if let Some(slot) = self.slots.get_mut(&node) {
+                slot.timers.remove(&timer);
+            }
+        }
+        for (timer, at) in fx.timers {
+            self.set_timer(node, timer, at);
+        }
+        for (to, message) in fx.sends {
+            self.send(now, node, to, message);
+        }
+        let findings = self.checker.after_step(node, &self.slots);
+        for finding in findings {
+            self.record(node, EventKind::Finding(finding));
+        }
+        if let NodeId::Client(_) = node {
+            let buffered = matches!(&self.slots[&node].machine, Some(Machine::Consumer(c)) if c.buffered() > 0);
+            if buffered {
+                if let Some(notify) = self.poll_ready.get(&node) {
+                    notify.notify_one();
+                }
+            }
+        }
+    }
+
+    fn on_note(&mut self, node: NodeId, note: Note) {
+        match &note {
+            Note::ProduceAcked { send_id, partition, offset, .. } => {
+                if let Some(tx) = self.deliveries.remove(send_id) {
+                    let _ = tx.send(Ok((partition.clone(), *offset)));
+                }
+            }
+            Note::ProduceFailed { send_id, error, reason, .. } => {
+                if let Some(tx) = self.deliveries.remove(send_id) {
+                    let _ = tx.send(Err(format!("{error}: {reason}")));
+                }
+            }
+            _ => {}
+        }
+        let findings = self.checker.on_note(node, &note, &self.slots);
+        let kind = EventKind::Note(note);
+        let triggered: Vec<String> = {
+            let probe = Event { seq: 0, time_us: 0, node, kind: kind.clone() };
+            let mut fired = Vec::new();
+            self.narration_on.retain(|(h, text)| {
+                if crate::happening::matches(h, &probe, &self.header.clients) {
+                    fired.push(text.clone());
+                    false
+                } else {
+                    true
+                }
+            });
+            fired
+        };
+        self.record(node, kind);
+        for text in triggered {
+            self.record(node, EventKind::Narration(text));
+        }
+        for finding in findings {
+            self.record(node, EventKind::Finding(finding));
+        }
+    }
+
+    fn set_timer(&mut self, node: NodeId, timer: Timer, at: SimTime) {
+        let generation = self.next_timer_generation;
+        self.next_timer_generation += 1;
+        let Some(slot) = self.slots.get_mut(&node) else { return };
+        slot.timers.insert(timer.clone(), generation);
+        let world = self.me.upgrade().expect("the world outlives its tasks");
+        let deadline = self.at(at);
+        // Spawned on the current node: the node whose state machine set it.
+        madsim::task::spawn(async move {
+            madsim::time::sleep_until(deadline).await;
+            let mut world = world.lock().expect("world lock");
+            let current = world.slots.get(&node).and_then(|s| s.timers.get(&timer)).copied();
+            if current == Some(generation) {
+                world.slots.get_mut(&node).expect("present").timers.remove(&timer);
+                world.step(node, Input::Timer(timer));
+            }
+        });
+    }
+
+    fn reachability(&self, node: NodeId) -> Reachability {
+        match self.slots.get(&node).map(|s| s.status) {
+            Some(Status::Up | Status::Paused) => Reachability::Up,
+            Some(Status::PoweredOff) => Reachability::PoweredOff,
+            Some(Status::Killed) | None => Reachability::ProcessDown,
+        }
+    }
+
+    fn send(&mut self, now: SimTime, from: NodeId, to: NodeId, message: Message) {
+        let id = self.next_message_id;
+        self.next_message_id += 1;
+        self.record(from, EventKind::Send { id, to, api: message.api(), request: message.is_request(), summary: message.to_string() });
+        let receiver = self.reachability(to);
+        match self.fabric.route(now.0, from, to, receiver) {
+            Fate::Deliver { at_us } => {
+                let world = self.me.upgrade().expect("the world outlives its tasks");
+                let deadline = self.at(SimTime(at_us));
+                self.fabric_node.as_ref().expect("fabric node").spawn(async move {
+                    madsim::time::sleep_until(deadline).await;
+                    world.lock().expect("world lock").deliver(id, from, to, message);
+                });
+            }
+            Fate::Drop { reason, notify_sender_at_us } => {
+                self.record(from, EventKind::Drop { id, to, reason });
+                if let Some(at_us) = notify_sender_at_us {
+                    self.schedule_connection_closed(from, to, SimTime(at_us));
+                }
+            }
+        }
+    }
+
+    fn deliver(&mut self, id: u64, from: NodeId, to: NodeId, message: Message) {
+        let reason = match self.reachability(to) {
+            Reachability::Up if self.fabric.is_cut(from, to) => Some(DropReason::Partitioned),
+            Reachability::Up => None,
+            Reachability::ProcessDown => Some(DropReason::ReceiverDown),
+            Reachability::PoweredOff => Some(DropReason::ReceiverPoweredOff),
+        };
+        if let Some(reason) = reason {
+            self.record(to, EventKind::Drop { id, to, reason });
+            return;
+        }
+        let inbox = self.slots.get(&to).and_then(|s| s.inbox.clone());
+        match inbox {
+            Some(inbox) => {
+                self.record(to, EventKind::Deliver { id, from });
+                self.fabric.connected(from, to);
+                let _ = inbox.send(Input::Message { from, message });
+            }
+            None => self.record(to, EventKind::Drop { id, to, reason: DropReason::ReceiverDown }),
+        }
+    }
+
+    fn schedule_connection_closed(&mut self, node: NodeId, peer: NodeId, at: SimTime) {
+        let world = self.me.upgrade().expect("the world outlives its tasks");
+        let deadline = self.at(at);
+        self.fabric_node.as_ref().expect("fabric node").spawn(async move {
+            madsim::time::sleep_until(deadline).await;
+            let world = world.lock().expect("world lock");
+            if let Some(inbox) = world.slots.get(&node).and_then(|s| s.inbox.clone()) {
+                let _ = inbox.send(Input::ConnectionClosed { peer });
+            }
+        });
+    }
+
+    // ---- faults ---------------------------------------------------------------------------------
+
+    /// Apply a fault now. Returns `Err` with a reason if it does not apply (restarting a running
+    /// node is a kill plus a start; pausing a dead node does nothing).
+    pub fn apply_fault(&mut self, fault: Fault) {
+        let node = match &fault {
+            Fault::Kill(n) | Fault::PowerFail(n) | Fault::Restart(n) | Fault::Pause(n) | Fault::Resume(n) => *n,
+            _ => NodeId::Controller(CONTROLLER_ID),
+        };
+        self.record(node, EventKind::Fault(fault.clone()));
+        let handle = madsim::runtime::Handle::current();
+        match fault {
+            Fault::Kill(n) => self.stop(n, false, &handle),
+            Fault::PowerFail(n) => self.stop(n, true, &handle),
+            Fault::Restart(n) => {
+                let status = self.slots[&n].status;
+                if matches!(status, Status::Up | Status::Paused) {
+                    self.stop(n, false, &handle);
+                }
+                if let Some(id) = self.slots[&n].madsim_id {
+                    // madsim re-runs the node's init: `host::node_main`, which calls `start_node`.
+                    handle.restart(id);
+                }
+            }
+            Fault::Pause(n) => {
+                if self.slots[&n].status == Status::Up {
+                    self.slots.get_mut(&n).expect("present").status = Status::Paused;
+                    if let Some(id) = self.slots[&n].madsim_id {
+                        handle.pause(id);
+                    }
+                }
+            }
+            Fault::Resume(n) => {
+                if self.slots[&n].status == Status::Paused {
+                    self.slots.get_mut(&n).expect("present").status = Status::Up;
+                    if let Some(id) = self.slots[&n].madsim_id {
+                        handle.resume(id);
+                    }
+                }
+            }
+            Fault::Partition(groups) => {
+                for (i, a) in groups.iter().enumerate() {
+                    for b in groups.iter().skip(i + 1) {
+                        for &x in a {
+                            for &y in b {
+                                self.fabric.cut(x, y);
+                                self.fabric.cut(y, x);
+                            }
+                        }
+                    }
+                }
+            }
+            Fault::PartitionOneWay { from, to } => {
+                for &x in &from {
+                    for &y in &to {
+                        self.fabric.cut(x, y);
+                    }
+                }
+            }
+            Fault::Heal => self.fabric.heal(),
+            Fault::SlowLink { a, b, extra_latency_ms } => self.fabric.set_slow(a, b, extra_latency_ms),
+        }
+    }
+
+    /// Stop a node's process; with `power_loss`, its disk also loses what was never flushed.
+    fn stop(&mut self, node: NodeId, power_loss: bool, handle: &madsim::runtime::Handle) {
+        let now = now();
+        let slot = self.slots.get_mut(&node).expect("every node has a slot");
+        if !matches!(slot.status, Status::Up | Status::Paused) {
+            if power_loss && slot.status == Status::Killed {
+                slot.status = Status::PoweredOff;
+            }
+            return;
+        }
+        if let Some(id) = slot.madsim_id {
+            handle.kill(id);
+        }
+        slot.status = if power_loss { Status::PoweredOff } else { Status::Killed };
+        slot.inbox = None;
+        slot.timers.clear();
+        let mut durable = slot.machine.take().map(Machine::into_durable).unwrap_or_default();
+        if power_loss {
+            if let Durable::Broker(disk) = &mut durable {
+                for (partition, to_offset, removed) in disk.lose_unflushed() {
+                    self.record(
+                        node,
+                        EventKind::Note(Note::Truncated { partition, to_offset, removed, reason: TruncateReason::PowerFailure }),
+                    );
+                }
+            }
+        }
+        self.slots.get_mut(&node).expect("present").durable = durable;
+        self.checker.on_stop(node, power_loss);
+        if power_loss {
+            self.fabric.forget_connections(node);
+        } else {
+            for (peer, at_us) in self.fabric.close_connections(now.0, node) {
+                self.schedule_connection_closed(peer, node, SimTime(at_us));
+            }
+        }
+        if let NodeId::Client(_) = node {
+            // Pending deliveries die with the application.
+            self.deliveries.clear();
+        }
+    }
+
+    // ---- the client API's entry points ----------------------------------------------------------
+
+    pub fn producer_send(&mut self, node: NodeId, topic: &str, record: Record) -> Delivery {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let send_id = self.next_send_id;
+        self.next_send_id += 1;
+        let now = now();
+        let what = match &record.key {
+            Some(k) => format!("send {k}={} to {topic}", record.value),
+            None => format!("send {} to {topic}", record.value),
+        };
+        self.record(node, EventKind::App(what));
+        let slot = self.slots.get_mut(&node).expect("client slot");
+        let Some(Machine::Producer(producer)) = slot.machine.as_mut() else {
+            let _ = tx.send(Err("not running".into()));
+            return rx;
+        };
+        self.deliveries.insert(send_id, tx);
+        let mut fx = Effects::default();
+        producer.send(now, send_id, topic, record, &mut slot.rng, &mut fx);
+        self.apply(node, now, fx);
+        rx
+    }
+
+    pub fn consumer_assign_topics(&mut self, node: NodeId, topics: &[String]) {
+        let now = now();
+        let slot = self.slots.get_mut(&node).expect("client slot");
+        let Some(Machine::Consumer(consumer)) = slot.machine.as_mut() else { return };
+        let mut fx = Effects::default();
+        consumer.assign_topics(topics, now, &mut fx);
+        self.apply(node, now, fx);
+    }
+
+    pub fn consumer_poll(&mut self, node: NodeId) -> Vec<ConsumedRecord> {
+        let now = now();
+        let slot = self.slots.get_mut(&node).expect("client slot");
+        let Some(Machine::Consumer(consumer)) = slot.machine.as_mut() else { return Vec::new() };
+        let mut fx = Effects::default();
+        let records = consumer.poll(now, &mut fx);
+        self.apply(node, now, fx);
+        records
+    }
+
+    pub fn poll_ready(&mut self, node: NodeId) -> Arc<Notify> {
+        self.poll_ready.entry(node).or_insert_with(|| Arc::new(Notify::new())).clone()
+    }
+
+    pub fn header_name(&self, node: NodeId) -> String {
+        crate::trace::node_name(&self.header.clients, node)
+    }
+
+    /// Drop every node's state and the queues (after the run; see `run::supervise`).
+    pub fn release(&mut self) {
+        self.slots.clear();
+        self.deliveries.clear();
+        self.poll_ready.clear();
+        self.fabric_node = None;
+    }
+
+    pub fn app_note(&mut self, node: NodeId, text: String) {
+        self.record(node, EventKind::App(text));
+    }
+}

@@ -1,0 +1,68 @@
+//! Bad scenarios get clear errors, never a panic: a malformed file names file, line, column and
+//! what was expected; an impossible one names the field.
+
+use ksim_sim::scenario::Scenario;
+
+const VALID: &str = r#"Scenario(
+    title: "t",
+    duration_ms: 10000,
+    cluster: (brokers: [1, 2, 3]),
+    topics: [(name: "payments", partitions: 2, replication_factor: 3)],
+    clients: [(name: "p", app: Producer(topic: "payments", records: 3))],
+    timeline: [(at_ms: 5000, action: Kill(Broker(1)))],
+)"#;
+
+fn error_for(text: &str) -> String {
+    match Scenario::parse("case.ron", text) {
+        Err(e) => e.to_string(),
+        Ok(s) => match s.resolve() {
+            Err(e) => e,
+            Ok(_) => panic!("accepted a bad scenario:\n{text}"),
+        },
+    }
+}
+
+#[test]
+fn the_valid_base_is_valid() {
+    Scenario::parse("case.ron", VALID).unwrap().resolve().unwrap();
+}
+
+#[test]
+fn bad_scenarios_get_clear_errors() {
+    // (what is wrong, replace this, with this, the error must contain)
+    let cases: &[(&str, &str, &str, &str)] = &[
+        ("syntax: a missing comma", "title: \"t\",", "title: \"t\"", "case.ron:3:5:"),
+        ("an unknown field, with the fields it could be", "duration_ms:", "duration:", "unknown field `duration`"),
+        ("a string where a number goes", "duration_ms: 10000", "duration_ms: \"ten\"", "case.ron:3:18:"),
+        ("a negative time", "at_ms: 5000", "at_ms: -5", "case.ron:7:24:"),
+        ("an unknown action", "Kill(Broker(1))", "Explode(Broker(1))", "unknown variant `Explode`"),
+        ("a fault on an unknown broker", "Kill(Broker(1))", "Kill(Broker(7))", "timeline[0].action: unknown broker 7"),
+        ("replication factor above the broker count", "replication_factor: 3", "replication_factor: 4", "replication_factor: 4 is larger than the number of brokers (3)"),
+        ("no brokers", "brokers: [1, 2, 3]", "brokers: []", "cluster.brokers: a cluster needs at least one broker"),
+        ("a broker listed twice", "brokers: [1, 2, 3]", "brokers: [1, 2, 2]", "broker 2 is listed twice"),
+        ("a producer for an unknown topic", "Producer(topic: \"payments\"", "Producer(topic: \"orders\"", "clients[0] (p).app.topic: unknown topic `orders`"),
+        ("an action after the end of the run", "at_ms: 5000", "at_ms: 20000", "timeline[0].at_ms: 20000 is not before the end of the run (10000)"),
+        ("a zero-length run", "duration_ms: 10000", "duration_ms: 0", "duration_ms: must be greater than 0"),
+        ("zero partitions", "partitions: 2", "partitions: 0", "partitions: must be at least 1"),
+        ("an unknown config", "brokers: [1, 2, 3]", "brokers: [1, 2, 3], configs: {\"min.insync.replica\": 2}", "`min.insync.replica`: unknown config"),
+        ("a malformed config value", "brokers: [1, 2, 3]", "brokers: [1, 2, 3], configs: {\"min.insync.replicas\": \"two\"}", "expected a whole number"),
+        ("idempotence with acks=1", "records: 3))", "records: 3), configs: {\"acks\": 1})", "idempotence requires acks=all"),
+        ("an unknown partition in an expectation", "timeline:", "expect: [Sometimes(Election(\"payments-5\"))], timeline:", "expect[0]: `payments-5`: topic payments has partitions 0..1"),
+        ("narration with neither a time nor a trigger", "timeline:", "narration: [(text: \"hi\")], timeline:", "narration[0]: give exactly one of `at_ms` and `on`"),
+        ("explicit replicas on an unknown broker", "replication_factor: 3)", "replication_factor: 3, replicas: [[1, 2, 9], [2, 3, 1]])", "replicas[0]: unknown broker 9"),
+        ("latency bounds reversed", "timeline:", "network: (latency_ms_min: 9, latency_ms_max: 2), timeline:", "network.latency_ms_min: 9 is larger than latency_ms_max 2"),
+        ("an empty file", VALID, "", "case.ron:1:1:"),
+    ];
+    for (what, from, to, expected) in cases {
+        assert!(VALID.contains(from), "case `{what}`: the base has no `{from}`");
+        let text = VALID.replacen(from, to, 1);
+        let error = error_for(&text);
+        assert!(error.contains(expected), "case `{what}`:\n  expected an error containing: {expected}\n  got: {error}");
+    }
+}
+
+#[test]
+fn a_missing_file_is_an_error_not_a_panic() {
+    let error = Scenario::load(std::path::Path::new("no/such/file.ron")).unwrap_err().to_string();
+    assert!(error.starts_with("no/such/file.ron: cannot read"), "{error}");
+}

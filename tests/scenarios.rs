@@ -1,0 +1,58 @@
+//! Every scenario in `scenarios/`: it runs, meets its expectations, gives the same trace twice,
+//! and its story and report match the snapshots in `snapshots/`.
+
+use ksim_sim::narrate::{self, Detail};
+use ksim_sim::scenario::Scenario;
+use std::path::{Path, PathBuf};
+
+fn scenarios_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios")
+}
+
+/// Run a scenario twice under its own seed; check determinism and expectations; snapshot.
+fn check(name: &str) {
+    let path = scenarios_dir().join(format!("{name}.ron"));
+    let scenario = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let first = ksim_sim::run(&scenario, name, scenario.seed).expect("runs");
+    let second = ksim_sim::run(&scenario, name, scenario.seed).expect("runs");
+    assert_eq!(
+        first.trace.digest(),
+        second.trace.digest(),
+        "{name}: two runs with seed {} gave different traces",
+        scenario.seed
+    );
+    let report = first.report.render();
+    assert!(first.report.passed(), "{name} failed:\n{report}\nreplay: ksim run scenarios/{name}.ron --seed {}", scenario.seed);
+    insta::with_settings!({ snapshot_path => "../snapshots", prepend_module_to_snapshot => false }, {
+        insta::assert_snapshot!(format!("{name}.story"), narrate::render(&first.trace, Detail::Story));
+        insta::assert_snapshot!(format!("{name}.report"), format!("{report}trace digest: {}\n", first.trace.digest()));
+    });
+}
+
+macro_rules! scenario_tests {
+    ($($test:ident => $name:literal,)*) => {
+        $(
+            #[test]
+            fn $test() {
+                check($name);
+            }
+        )*
+
+        /// Every file in scenarios/ has a test above.
+        #[test]
+        fn every_scenario_file_is_tested() {
+            let tested = [$($name),*];
+            for entry in std::fs::read_dir(scenarios_dir()).expect("scenarios/") {
+                let path = entry.expect("entry").path();
+                if path.extension().and_then(|e| e.to_str()) == Some("ron") {
+                    let stem = path.file_stem().and_then(|s| s.to_str()).expect("name");
+                    assert!(tested.contains(&stem), "scenarios/{stem}.ron has no test in tests/scenarios.rs");
+                }
+            }
+        }
+    };
+}
+
+scenario_tests! {
+    leader_failover => "leader-failover",
+}
