@@ -51,6 +51,15 @@ impl ClientMetadata {
         self.topics.get(topic).map(Vec::as_slice).filter(|p| !p.is_empty())
     }
 
+    /// Brokers to ask: the live ones the last metadata named, or the bootstrap list.
+    pub fn known_brokers(&self) -> Vec<BrokerId> {
+        if self.live_brokers.is_empty() {
+            self.bootstrap.clone()
+        } else {
+            self.live_brokers.clone()
+        }
+    }
+
     pub fn leader(&self, tp: &TopicPartition) -> Option<(BrokerId, i32)> {
         let p = self.topics.get(&tp.topic)?.iter().find(|p| p.partition == tp.partition)?;
         Some((p.leader?, p.leader_epoch))

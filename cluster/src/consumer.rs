@@ -9,11 +9,17 @@
 //!
 //! Records are fetched ahead into a buffer; the application takes them with `poll`, and only then
 //! are they reported as consumed.
+//!
+//! With a `group.id` and `subscribe`, the consumer joins a consumer group ([`crate::group::member`])
+//! and reads the partitions the group assigns it, starting from the group's committed offsets;
+//! it commits its positions with `commit` (or every `auto.commit.interval.ms` with
+//! `enable.auto.commit`), and before giving partitions up in a rebalance.
 
 use crate::client_metadata::ClientMetadata;
 use crate::config::{ConsumerConfig, OffsetReset};
 use crate::effects::{Effects, Input, StateMachine};
 use crate::error::ErrorCode;
+use crate::group::member::{GroupMember, MemberEvent};
 use crate::node::NodeId;
 use crate::note::Note;
 use crate::protocol::*;
@@ -34,6 +40,8 @@ pub struct ConsumedRecord {
 #[derive(Clone, Debug, Default)]
 struct PartitionState {
     position: Option<i64>,
+    /// Waiting for the group's committed offset before reading.
+    awaiting_committed: bool,
     /// Waiting for a ListOffsets answer.
     resetting: bool,
     /// Do not fetch before this time (after an error).
@@ -45,6 +53,10 @@ enum Outstanding {
     Fetch { broker: BrokerId, partitions: Vec<TopicPartition> },
     ListOffsets { broker: BrokerId, partitions: Vec<TopicPartition> },
 }
+
+/// A client node can run a producer and a consumer side by side; their correlation ids live in
+/// different ranges so each response finds its engine.
+pub const CONSUMER_CORRELATION_BASE: u64 = 1 << 40;
 
 /// Stop fetching ahead once this many records are buffered.
 const MAX_BUFFERED_RECORDS: usize = 1000;
@@ -58,18 +70,30 @@ pub struct Consumer {
     buffer: VecDeque<ConsumedRecord>,
     outstanding: BTreeMap<u64, Outstanding>,
     next_correlation: u64,
+    client_id: String,
+    member: Option<GroupMember>,
+    /// Commit outcomes the application has not collected yet: (commit id, error).
+    commit_outcomes: Vec<(u64, ErrorCode)>,
+    /// Commit id -> correlation of the OffsetCommit carrying it.
+    next_commit_id: u64,
+    commits_in_flight: Vec<u64>,
 }
 
 impl Consumer {
-    pub fn new(config: ConsumerConfig, bootstrap: Vec<BrokerId>) -> Self {
+    pub fn new(config: ConsumerConfig, bootstrap: Vec<BrokerId>, client_id: &str) -> Self {
         Consumer {
+            client_id: client_id.to_string(),
+            member: None,
+            commit_outcomes: Vec::new(),
+            next_commit_id: 1,
+            commits_in_flight: Vec::new(),
             config,
             metadata: ClientMetadata::new(bootstrap),
             assignment: BTreeMap::new(),
             wanted_topics: Vec::new(),
             buffer: VecDeque::new(),
             outstanding: BTreeMap::new(),
-            next_correlation: 1,
+            next_correlation: CONSUMER_CORRELATION_BASE,
         }
     }
 
@@ -82,6 +106,109 @@ impl Consumer {
             self.assignment.entry(tp).or_default();
         }
         self.drive(now, fx);
+    }
+
+    /// Join the consumer group (`group.id`) and read whatever partitions of these topics it
+    /// assigns. Returns false if no `group.id` is configured.
+    pub fn subscribe(&mut self, topics: &[String], now: SimTime, fx: &mut Effects) -> bool {
+        let Some(group_id) = self.config.group_id.clone() else { return false };
+        for topic in topics {
+            self.metadata.add_interest(topic);
+        }
+        let member = self.member.get_or_insert_with(|| GroupMember::new(group_id, self.client_id.clone(), self.config.clone()));
+        member.subscribe(topics.to_vec(), now);
+        fx.set_timer(Timer::GroupHeartbeat, now.plus_ms(self.config.heartbeat_interval_ms));
+        if self.config.enable_auto_commit {
+            fx.set_timer(Timer::AutoCommit, now.plus_ms(self.config.auto_commit_interval_ms));
+        }
+        fx.set_timer(Timer::PollIntervalCheck, now.plus_ms(self.config.max_poll_interval_ms + 1));
+        self.drive(now, fx);
+        true
+    }
+
+    pub fn member(&self) -> Option<&GroupMember> {
+        self.member.as_ref()
+    }
+
+    /// Commit the positions of every assigned partition (what `commitSync()` commits). Returns
+    /// an id to find the outcome with, or None if there is nothing to commit.
+    pub fn commit(&mut self, now: SimTime, fx: &mut Effects) -> Option<u64> {
+        let offsets = self.positions();
+        let member = self.member.as_mut()?;
+        if !member.commit(now, offsets, &mut self.next_correlation, fx) {
+            return None;
+        }
+        let id = self.next_commit_id;
+        self.next_commit_id += 1;
+        self.commits_in_flight.push(id);
+        Some(id)
+    }
+
+    /// Outcomes of commits since the last call: (commit id, error).
+    pub fn take_commit_outcomes(&mut self) -> Vec<(u64, ErrorCode)> {
+        std::mem::take(&mut self.commit_outcomes)
+    }
+
+    /// The application's positions: the next offset it will be given, per assigned partition.
+    pub fn positions(&self) -> Vec<(TopicPartition, i64)> {
+        self.assignment.keys().filter_map(|tp| self.position(tp).map(|p| (tp.clone(), p))).collect()
+    }
+
+    /// Leave the group cleanly (the application closes the consumer).
+    pub fn close(&mut self, now: SimTime, fx: &mut Effects) {
+        if self.config.enable_auto_commit {
+            self.commit(now, fx);
+        }
+        if let Some(member) = self.member.as_mut() {
+            member.leave(now, &mut self.next_correlation, fx);
+        }
+    }
+
+    fn on_member_events(&mut self, now: SimTime, events: Vec<MemberEvent>, fx: &mut Effects) {
+        for event in events {
+            match event {
+                MemberEvent::Assigned(partitions) => {
+                    for tp in &partitions {
+                        let state = self.assignment.entry(tp.clone()).or_default();
+                        state.position = None;
+                        state.awaiting_committed = true;
+                    }
+                    if let Some(member) = self.member.as_mut() {
+                        member.fetch_offsets(now, partitions, &mut self.next_correlation, fx);
+                    }
+                }
+                MemberEvent::CommittedOffsets(offsets) => {
+                    for (tp, offset) in offsets {
+                        let Some(state) = self.assignment.get_mut(&tp) else { continue };
+                        state.awaiting_committed = false;
+                        if offset >= 0 {
+                            state.position = Some(offset);
+                            fx.note(Note::PositionReset { partition: tp, offset, reason: "the group's committed offset".into() });
+                        }
+                    }
+                }
+                MemberEvent::Revoked { partitions, lost } => {
+                    if !lost && self.config.enable_auto_commit {
+                        // Kafka commits before giving partitions up (onPartitionsRevoked).
+                        let offsets: Vec<(TopicPartition, i64)> =
+                            self.positions().into_iter().filter(|(tp, _)| partitions.contains(tp)).collect();
+                        if let Some(member) = self.member.as_mut() {
+                            member.commit(now, offsets, &mut self.next_correlation, fx);
+                        }
+                    }
+                    for tp in &partitions {
+                        self.assignment.remove(tp);
+                    }
+                    self.buffer.retain(|r| !partitions.contains(&r.partition));
+                }
+                MemberEvent::Committed { error, .. } => {
+                    if !self.commits_in_flight.is_empty() {
+                        let id = self.commits_in_flight.remove(0);
+                        self.commit_outcomes.push((id, error));
+                    }
+                }
+            }
+        }
     }
 
     /// Take every partition of these topics, once the metadata says how many there are.
@@ -120,6 +247,10 @@ impl Consumer {
 
     /// Hand up to `max.poll.records` buffered records to the application.
     pub fn poll(&mut self, now: SimTime, fx: &mut Effects) -> Vec<ConsumedRecord> {
+        if let Some(member) = self.member.as_mut() {
+            member.on_poll(now);
+            fx.set_timer(Timer::PollIntervalCheck, now.plus_ms(self.config.max_poll_interval_ms + 1));
+        }
         let n = self.buffer.len().min(self.config.max_poll_records);
         let records: Vec<ConsumedRecord> = self.buffer.drain(..n).collect();
         for r in &records {
@@ -158,12 +289,16 @@ impl Consumer {
             }
         }
         self.metadata.maybe_refresh(now, self.config.metadata_max_age_ms, self.config.request_timeout_ms, &mut self.next_correlation, fx);
+        if let Some(member) = self.member.as_mut() {
+            let events = member.drive(now, &self.metadata, &mut self.next_correlation, fx);
+            self.on_member_events(now, events, fx);
+        }
         let mut resets: BTreeMap<BrokerId, Vec<(TopicPartition, OffsetSpec, i32)>> = BTreeMap::new();
         let mut fetches: BTreeMap<BrokerId, Vec<FetchPartition>> = BTreeMap::new();
         let mut wakeup: Option<SimTime> = None;
         let buffer_full = self.buffer.len() >= MAX_BUFFERED_RECORDS;
         for (tp, state) in &self.assignment {
-            if self.busy(tp) {
+            if self.busy(tp) || state.awaiting_committed {
                 continue;
             }
             if state.backoff_until > now {
@@ -297,6 +432,14 @@ impl StateMachine for Consumer {
     fn handle(&mut self, now: SimTime, input: Input, _rng: &mut dyn rand_core::RngCore, fx: &mut Effects) {
         match input {
             Input::Start => {}
+            Input::Message { message: Message::Response { correlation_id, body }, .. }
+                if self.member.as_ref().is_some_and(|m| m.owns_request(correlation_id)) =>
+            {
+                fx.cancel_timer(Timer::RequestTimeout(correlation_id));
+                let member = self.member.as_mut().expect("checked");
+                let events = member.on_response(now, correlation_id, body, &self.metadata, &mut self.next_correlation, fx);
+                self.on_member_events(now, events, fx);
+            }
             Input::Message { message: Message::Response { correlation_id, body }, .. } => {
                 fx.cancel_timer(Timer::RequestTimeout(correlation_id));
                 match body {
@@ -315,7 +458,25 @@ impl StateMachine for Consumer {
                 }
             }
             Input::Message { .. } => {}
+            Input::Timer(Timer::RequestTimeout(id)) if self.member.as_ref().is_some_and(|m| m.owns_request(id)) => {
+                let mut events = Vec::new();
+                self.member.as_mut().expect("checked").on_failure(now, id, &mut events);
+                self.on_member_events(now, events, fx);
+            }
             Input::Timer(Timer::RequestTimeout(id)) => self.on_request_failed(now, id),
+            Input::Timer(Timer::GroupHeartbeat) => {
+                if let Some(member) = self.member.as_mut() {
+                    member.heartbeat_due(now, &mut self.next_correlation, fx);
+                }
+            }
+            Input::Timer(Timer::AutoCommit) => {
+                if self.member.as_ref().is_some_and(|m| m.phase == crate::group::member::Phase::Stable && !m.commit_in_flight()) {
+                    self.commit(now, fx);
+                }
+                if self.config.enable_auto_commit && self.member.is_some() {
+                    fx.set_timer(Timer::AutoCommit, now.plus_ms(self.config.auto_commit_interval_ms));
+                }
+            }
             Input::Timer(_) => {}
             Input::ConnectionClosed { peer } => {
                 let ids: Vec<u64> = self
@@ -331,6 +492,10 @@ impl StateMachine for Consumer {
                     self.on_request_failed(now, id);
                 }
                 self.metadata.on_failure();
+                if let Some(member) = self.member.as_mut() {
+                    let events = member.on_connection_closed(now, peer, fx);
+                    self.on_member_events(now, events, fx);
+                }
             }
         }
         self.drive(now, fx);

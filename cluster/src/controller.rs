@@ -551,3 +551,174 @@ mod tests {
         assert_eq!(leaders, vec![1, 1, 2, 2, 3, 3], "each broker leads two of six partitions");
     }
 }
+
+#[cfg(test)]
+mod election_tests {
+    use super::*;
+    use rand_chacha::rand_core::SeedableRng;
+
+    /// A controller with brokers 1, 2, 3 registered, unfenced, and `payments` (RF 3, replicas
+    /// [1, 2, 3]) created.
+    struct Harness {
+        controller: Controller,
+        rng: rand_chacha::ChaCha8Rng,
+        now: SimTime,
+        epochs: BTreeMap<BrokerId, i64>,
+    }
+
+    impl Harness {
+        fn new(unclean: bool) -> Harness {
+            let mut config = TopicConfig::default();
+            config.unclean_leader_election_enable = unclean;
+            let spec = TopicSpec { name: "payments".into(), partitions: 1, replication_factor: 3, assignment: vec![vec![1, 2, 3]], config };
+            let controller = Controller::new(3000, BrokerConfig::default(), 3, vec![spec], ControllerDisk::default());
+            let mut h = Harness { controller, rng: rand_chacha::ChaCha8Rng::seed_from_u64(1), now: SimTime::ZERO, epochs: BTreeMap::new() };
+            h.input(Input::Start);
+            for id in [1, 2, 3] {
+                h.register(id);
+            }
+            for id in [1, 2, 3] {
+                h.heartbeat(id);
+            }
+            h
+        }
+
+        fn input(&mut self, input: Input) -> Effects {
+            let mut fx = Effects::default();
+            self.controller.handle(self.now, input, &mut self.rng, &mut fx);
+            fx
+        }
+
+        fn request(&mut self, from: BrokerId, body: Request) -> Response {
+            let fx = self.input(Input::Message { from: NodeId::Broker(from), message: Message::Request { correlation_id: 9, body } });
+            fx.sends
+                .into_iter()
+                .find_map(|(to, m)| match m {
+                    Message::Response { correlation_id: 9, body } if to == NodeId::Broker(from) => Some(body),
+                    _ => None,
+                })
+                .expect("the controller answers")
+        }
+
+        fn register(&mut self, id: BrokerId) {
+            let r = self.request(id, Request::BrokerRegistration(BrokerRegistrationRequest { broker_id: id, incarnation: 1, rack: None }));
+            let Response::BrokerRegistration(r) = r else { panic!("{r:?}") };
+            self.epochs.insert(id, r.broker_epoch);
+        }
+
+        fn heartbeat(&mut self, id: BrokerId) {
+            let offset = self.controller.log().len() as i64;
+            let epoch = self.epochs[&id];
+            self.request(id, Request::BrokerHeartbeat(BrokerHeartbeatRequest { broker_id: id, broker_epoch: epoch, current_metadata_offset: offset }));
+        }
+
+        /// Let `ms` pass with only `alive` heartbeating, then run the session check.
+        fn silence(&mut self, ms: u64, alive: &[BrokerId]) {
+            let end = self.now.plus_ms(ms);
+            while self.now < end {
+                self.now = self.now.plus_ms(1_000).min(end);
+                for id in alive {
+                    self.heartbeat(*id);
+                }
+                self.input(Input::Timer(Timer::SessionCheck));
+            }
+        }
+
+        fn partition(&self) -> PartitionImage {
+            self.controller.image().partitions[&TopicPartition::new("payments", 0)].clone()
+        }
+    }
+
+    #[test]
+    fn topic_creation_elects_the_first_assigned_replica() {
+        let h = Harness::new(false);
+        let p = h.partition();
+        assert_eq!((p.leader, p.leader_epoch, p.isr.clone()), (Some(1), 0, vec![1, 2, 3]));
+    }
+
+    #[test]
+    fn a_silent_leader_is_fenced_and_the_next_isr_replica_takes_over() {
+        let mut h = Harness::new(false);
+        h.silence(10_000, &[2, 3]);
+        let p = h.partition();
+        assert_eq!(p.leader, Some(2), "first replica in assignment order that is in the ISR");
+        assert_eq!(p.leader_epoch, 1, "a new leader means a new epoch");
+        assert_eq!(p.isr, vec![2, 3], "the fenced broker leaves the ISR");
+    }
+
+    #[test]
+    fn the_last_isr_member_stays_in_the_isr_and_the_partition_goes_offline() {
+        let mut h = Harness::new(false);
+        h.silence(10_000, &[1]); // brokers 2 and 3 go silent: ISR shrinks to [1]
+        assert_eq!(h.partition().isr, vec![1]);
+        h.heartbeat(2);
+        h.silence(10_000, &[2]); // now broker 1 goes silent
+        let p = h.partition();
+        assert_eq!((p.leader, p.isr.clone()), (None, vec![1]), "no clean candidate; ISR keeps its last member");
+    }
+
+    #[test]
+    fn unclean_election_picks_a_live_out_of_sync_replica() {
+        let mut h = Harness::new(true);
+        h.silence(10_000, &[1]);
+        h.silence(10_000, &[2]);
+        let p = h.partition();
+        assert_eq!(p.leader, Some(2), "with unclean.leader.election.enable, an out-of-sync replica leads");
+        assert_eq!(p.isr, vec![2]);
+    }
+
+    #[test]
+    fn alter_partition_is_fenced_by_leader_and_partition_epoch() {
+        let mut h = Harness::new(false);
+        let p = h.partition();
+        let alter = |leader_epoch, partition_epoch, new_isr: Vec<BrokerId>, epoch| {
+            Request::AlterPartition(AlterPartitionRequest {
+                broker_id: 1,
+                broker_epoch: epoch,
+                partition: TopicPartition::new("payments", 0),
+                leader_epoch,
+                partition_epoch,
+                new_isr,
+            })
+        };
+        let e1 = h.epochs[&1];
+        let cases = [
+            (alter(p.leader_epoch + 1, p.partition_epoch, vec![1, 2], e1), ErrorCode::FencedLeaderEpoch),
+            (alter(p.leader_epoch, p.partition_epoch + 5, vec![1, 2], e1), ErrorCode::InvalidUpdateVersion),
+            (alter(p.leader_epoch, p.partition_epoch, vec![1, 2], e1 + 100), ErrorCode::StaleBrokerEpoch),
+            (alter(p.leader_epoch, p.partition_epoch, vec![1, 2], e1), ErrorCode::None),
+        ];
+        for (request, expected) in cases {
+            let Response::AlterPartition(r) = h.request(1, request) else { panic!() };
+            assert_eq!(r.error, expected);
+        }
+        assert_eq!(h.partition().isr, vec![1, 2]);
+        assert_eq!(h.partition().partition_epoch, p.partition_epoch + 1);
+    }
+
+    #[test]
+    fn preferred_leader_takes_leadership_back() {
+        let mut h = Harness::new(false);
+        h.silence(10_000, &[2, 3]);
+        assert_eq!(h.partition().leader, Some(2));
+        // Broker 1 returns and rejoins the ISR.
+        h.register(1);
+        h.heartbeat(1);
+        let p = h.partition();
+        let epoch = h.epochs[&2];
+        let r = h.request(
+            2,
+            Request::AlterPartition(AlterPartitionRequest {
+                broker_id: 2,
+                broker_epoch: epoch,
+                partition: TopicPartition::new("payments", 0),
+                leader_epoch: p.leader_epoch,
+                partition_epoch: p.partition_epoch,
+                new_isr: vec![2, 3, 1],
+            }),
+        );
+        assert!(matches!(r, Response::AlterPartition(AlterPartitionResponse { error: ErrorCode::None, .. })));
+        h.input(Input::Timer(Timer::LeaderImbalanceCheck));
+        assert_eq!(h.partition().leader, Some(1));
+    }
+}

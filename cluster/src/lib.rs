@@ -20,6 +20,7 @@
 //! - [`effects`], [`timer`], [`note`]: the boundary to the simulator.
 
 pub mod broker;
+pub mod client;
 pub mod client_metadata;
 pub mod config;
 pub mod consumer;

@@ -56,6 +56,26 @@ pub enum Note {
     Flushed { partition: TopicPartition, offset: i64 },
     IsrChangeRequested { partition: TopicPartition, isr: Vec<BrokerId>, reason: IsrChangeReason },
     IsrChangeFailed { partition: TopicPartition, error: ErrorCode },
+    // ---- group coordinator ----
+    /// A coordinator loaded a group from `__consumer_offsets` (it became leader of the partition).
+    GroupLoaded { group: String, generation: i32, members: usize, offsets: usize },
+    GroupStateChanged { group: String, state: String, generation: i32, members: Vec<String> },
+    MemberRemoved { group: String, member: String, reason: String },
+    StaticMemberReturned { group: String, instance: String, member: String },
+    /// The leader's assignment for one member, stored for a generation.
+    AssignmentStored { group: String, generation: i32, member: String, partitions: Vec<TopicPartition> },
+    OffsetCommitted { group: String, partition: TopicPartition, offset: i64 },
+    // ---- group member (consumer) ----
+    /// This member now owns these partitions (added to what it had).
+    PartitionsAssigned { group: String, member: String, generation: i32, partitions: Vec<TopicPartition> },
+    /// This member gave these partitions up (eager: all of them at every rebalance; cooperative:
+    /// only those that move). `lost`: taken away without a chance to commit (kicked out).
+    PartitionsRevoked { group: String, member: String, generation: i32, partitions: Vec<TopicPartition>, lost: bool, kept: usize },
+    /// A commit failed: the member's generation is over (it must rejoin, and others may
+    /// reprocess what it read since its last commit).
+    CommitFailed { group: String, member: String, error: ErrorCode },
+    /// The application did not poll within `max.poll.interval.ms`: the consumer leaves the group.
+    PollIntervalExceeded { group: String, member: String, waited_ms: u64 },
     // ---- producer ----
     /// A record the application sent was acknowledged.
     ProduceAcked { send_id: u64, partition: TopicPartition, offset: i64, key: Option<String>, value: String },
@@ -92,7 +112,20 @@ impl Note {
             | PositionReset { partition, .. }
             | OffsetOutOfRange { partition, .. } => Some(partition),
             ProduceFailed { partition, .. } => partition.as_ref(),
-            BrokerRegistered { .. } | BrokerFenced { .. } | BrokerUnfenced { .. } | TopicCreated { .. } => None,
+            OffsetCommitted { partition, .. } => Some(partition),
+            BrokerRegistered { .. }
+            | BrokerFenced { .. }
+            | BrokerUnfenced { .. }
+            | TopicCreated { .. }
+            | GroupLoaded { .. }
+            | GroupStateChanged { .. }
+            | MemberRemoved { .. }
+            | StaticMemberReturned { .. }
+            | AssignmentStored { .. }
+            | PartitionsAssigned { .. }
+            | PartitionsRevoked { .. }
+            | CommitFailed { .. }
+            | PollIntervalExceeded { .. } => None,
         }
     }
 }
@@ -187,6 +220,38 @@ impl fmt::Display for Note {
                 write!(f, "{partition}: broker-{follower} caught up: asking to expand the ISR to {isr:?}")
             }
             IsrChangeFailed { partition, error } => write!(f, "{partition}: ISR change rejected: {error}"),
+            GroupLoaded { group, generation, members, offsets } => write!(
+                f,
+                "group {group}: loaded from __consumer_offsets (generation {generation}, {members} member(s), {offsets} committed offset(s))"
+            ),
+            GroupStateChanged { group, state, generation, members } => {
+                write!(f, "group {group}: {state} (generation {generation}, members {members:?})")
+            }
+            MemberRemoved { group, member, reason } => write!(f, "group {group}: member {member} removed: {reason}"),
+            StaticMemberReturned { group, instance, member } => {
+                write!(f, "group {group}: static member {instance} is back as {member}; it keeps its partitions, no rebalance")
+            }
+            AssignmentStored { group, generation, member, partitions } => {
+                write!(f, "group {group} generation {generation}: {member} gets {}", fmt_partitions(partitions))
+            }
+            OffsetCommitted { group, partition, offset } => write!(f, "group {group}: committed {partition} at {offset}"),
+            PartitionsAssigned { member, generation, partitions, .. } => {
+                write!(f, "{member}: assigned {} (generation {generation})", fmt_partitions(partitions))
+            }
+            PartitionsRevoked { member, partitions, lost: false, kept: 0, .. } => {
+                write!(f, "{member}: revoked {}: stops reading everything until the rebalance ends", fmt_partitions(partitions))
+            }
+            PartitionsRevoked { member, partitions, lost: false, kept, .. } => {
+                write!(f, "{member}: revoked {} (keeps reading its other {kept})", fmt_partitions(partitions))
+            }
+            PartitionsRevoked { member, partitions, lost: true, .. } => {
+                write!(f, "{member}: lost {} without a chance to commit", fmt_partitions(partitions))
+            }
+            CommitFailed { member, error, .. } => write!(f, "{member}: commit failed with {error}: it is no longer in this generation"),
+            PollIntervalExceeded { member, waited_ms, .. } => write!(
+                f,
+                "{member}: the application did not poll for {waited_ms} ms (> max.poll.interval.ms): the consumer leaves the group"
+            ),
             ProduceAcked { partition, offset, key, value, .. } => {
                 write!(f, "acknowledged {} at {partition}@{offset}", fmt_record(key, value))
             }
@@ -204,6 +269,11 @@ impl fmt::Display for Note {
             }
         }
     }
+}
+
+fn fmt_partitions(partitions: &[TopicPartition]) -> String {
+    let names: Vec<String> = partitions.iter().map(|tp| tp.to_string()).collect();
+    format!("[{}]", names.join(", "))
 }
 
 fn fmt_record(key: &Option<String>, value: &str) -> String {

@@ -50,6 +50,13 @@ pub enum ApiKey {
     /// names it apart from the data-plane Fetch so the trace reads clearly.
     MetadataFetch,
     CreateTopics,
+    FindCoordinator,
+    JoinGroup,
+    SyncGroup,
+    Heartbeat,
+    LeaveGroup,
+    OffsetCommit,
+    OffsetFetch,
 }
 
 impl fmt::Display for ApiKey {
@@ -71,6 +78,13 @@ pub enum Request {
     AlterPartition(AlterPartitionRequest),
     MetadataFetch(MetadataFetchRequest),
     CreateTopics(CreateTopicsRequest),
+    FindCoordinator(FindCoordinatorRequest),
+    JoinGroup(JoinGroupRequest),
+    SyncGroup(SyncGroupRequest),
+    Heartbeat(HeartbeatRequest),
+    LeaveGroup(LeaveGroupRequest),
+    OffsetCommit(OffsetCommitRequest),
+    OffsetFetch(OffsetFetchRequest),
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -86,6 +100,13 @@ pub enum Response {
     AlterPartition(AlterPartitionResponse),
     MetadataFetch(MetadataFetchResponse),
     CreateTopics(CreateTopicsResponse),
+    FindCoordinator(FindCoordinatorResponse),
+    JoinGroup(JoinGroupResponse),
+    SyncGroup(SyncGroupResponse),
+    Heartbeat(HeartbeatResponse),
+    LeaveGroup(LeaveGroupResponse),
+    OffsetCommit(OffsetCommitResponse),
+    OffsetFetch(OffsetFetchResponse),
 }
 
 impl Request {
@@ -102,6 +123,13 @@ impl Request {
             Request::AlterPartition(_) => ApiKey::AlterPartition,
             Request::MetadataFetch(_) => ApiKey::MetadataFetch,
             Request::CreateTopics(_) => ApiKey::CreateTopics,
+            Request::FindCoordinator(_) => ApiKey::FindCoordinator,
+            Request::JoinGroup(_) => ApiKey::JoinGroup,
+            Request::SyncGroup(_) => ApiKey::SyncGroup,
+            Request::Heartbeat(_) => ApiKey::Heartbeat,
+            Request::LeaveGroup(_) => ApiKey::LeaveGroup,
+            Request::OffsetCommit(_) => ApiKey::OffsetCommit,
+            Request::OffsetFetch(_) => ApiKey::OffsetFetch,
         }
     }
 }
@@ -120,6 +148,13 @@ impl Response {
             Response::AlterPartition(_) => ApiKey::AlterPartition,
             Response::MetadataFetch(_) => ApiKey::MetadataFetch,
             Response::CreateTopics(_) => ApiKey::CreateTopics,
+            Response::FindCoordinator(_) => ApiKey::FindCoordinator,
+            Response::JoinGroup(_) => ApiKey::JoinGroup,
+            Response::SyncGroup(_) => ApiKey::SyncGroup,
+            Response::Heartbeat(_) => ApiKey::Heartbeat,
+            Response::LeaveGroup(_) => ApiKey::LeaveGroup,
+            Response::OffsetCommit(_) => ApiKey::OffsetCommit,
+            Response::OffsetFetch(_) => ApiKey::OffsetFetch,
         }
     }
 }
@@ -344,6 +379,124 @@ pub struct CreateTopicsResponse {
     pub message: Option<String>,
 }
 
+// ---- Consumer groups (the classic protocol) -------------------------------------------------------
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FindCoordinatorRequest {
+    pub group_id: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FindCoordinatorResponse {
+    pub error: ErrorCode,
+    pub coordinator: Option<BrokerId>,
+}
+
+/// What a member tells the group about itself for one assignor (Kafka's `ConsumerProtocolSubscription`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subscription {
+    pub topics: Vec<String>,
+    /// Partitions the member owns now (the cooperative protocol needs them).
+    pub owned_partitions: Vec<TopicPartition>,
+    /// The generation those partitions were assigned in (-1: none).
+    pub generation: i32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JoinGroupRequest {
+    pub group_id: String,
+    /// The client's `client.id` (from the request header); Kafka builds member ids from it.
+    pub client_id: String,
+    /// Empty on the first join: the coordinator answers MEMBER_ID_REQUIRED with one (KIP-394).
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub session_timeout_ms: u64,
+    pub rebalance_timeout_ms: u64,
+    /// Assignor names in preference order, each with the member's subscription.
+    pub protocols: Vec<(String, Subscription)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JoinGroupResponse {
+    pub error: ErrorCode,
+    pub generation: i32,
+    pub protocol: Option<String>,
+    pub leader: String,
+    pub member_id: String,
+    /// Only for the leader: every member with its subscription, so it can compute the assignment.
+    pub members: Vec<(String, Option<String>, Subscription)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SyncGroupRequest {
+    pub group_id: String,
+    pub generation: i32,
+    pub member_id: String,
+    /// Only from the leader: the assignment of every member.
+    pub assignments: Vec<(String, Vec<TopicPartition>)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SyncGroupResponse {
+    pub error: ErrorCode,
+    pub assignment: Vec<TopicPartition>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HeartbeatRequest {
+    pub group_id: String,
+    pub generation: i32,
+    pub member_id: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HeartbeatResponse {
+    pub error: ErrorCode,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LeaveGroupRequest {
+    pub group_id: String,
+    pub member_id: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LeaveGroupResponse {
+    pub error: ErrorCode,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OffsetCommitRequest {
+    pub group_id: String,
+    /// -1 with an empty member id: a commit from outside the group (a "simple" consumer).
+    pub generation: i32,
+    pub member_id: String,
+    pub offsets: Vec<(TopicPartition, i64)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OffsetCommitResponse {
+    pub error: ErrorCode,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OffsetFetchRequest {
+    pub group_id: String,
+    pub partitions: Vec<TopicPartition>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OffsetFetchResponse {
+    pub error: ErrorCode,
+    /// -1: nothing committed.
+    pub offsets: Vec<(TopicPartition, i64)>,
+}
+
+fn fmt_partitions(partitions: &[TopicPartition]) -> String {
+    let names: Vec<String> = partitions.iter().map(|tp| tp.to_string()).collect();
+    format!("[{}]", names.join(", "))
+}
+
 impl fmt::Display for Request {
     /// A one-line summary for the trace: what a learner needs to follow the conversation.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -407,6 +560,29 @@ impl fmt::Display for Request {
             Request::CreateTopics(r) => {
                 write!(f, "CreateTopics {} partitions={} rf={}", r.name, r.partitions, r.replication_factor)
             }
+            Request::FindCoordinator(r) => write!(f, "FindCoordinator group={}", r.group_id),
+            Request::JoinGroup(r) => {
+                let member = if r.member_id.is_empty() { "(new member)" } else { r.member_id.as_str() };
+                let owned: Vec<TopicPartition> = r.protocols.first().map(|(_, s)| s.owned_partitions.clone()).unwrap_or_default();
+                write!(f, "JoinGroup group={} member={member} owns {}", r.group_id, fmt_partitions(&owned))
+            }
+            Request::SyncGroup(r) => {
+                write!(f, "SyncGroup group={} generation={} member={}", r.group_id, r.generation, r.member_id)?;
+                if !r.assignments.is_empty() {
+                    write!(f, " (leader's assignment for {} member(s))", r.assignments.len())?;
+                }
+                Ok(())
+            }
+            Request::Heartbeat(r) => write!(f, "Heartbeat group={} generation={} member={}", r.group_id, r.generation, r.member_id),
+            Request::LeaveGroup(r) => write!(f, "LeaveGroup group={} member={}", r.group_id, r.member_id),
+            Request::OffsetCommit(r) => {
+                write!(f, "OffsetCommit group={} generation={}", r.group_id, r.generation)?;
+                for (tp, offset) in &r.offsets {
+                    write!(f, " {tp}={offset}")?;
+                }
+                Ok(())
+            }
+            Request::OffsetFetch(r) => write!(f, "OffsetFetch group={} {}", r.group_id, fmt_partitions(&r.partitions)),
         }
     }
 }
@@ -484,6 +660,28 @@ impl fmt::Display for Response {
             ),
             Response::MetadataFetch(r) => write!(f, "MetadataFetch {} record(s) from @{}", r.records.len(), r.base_offset),
             Response::CreateTopics(r) => write!(f, "CreateTopics {} {}", r.name, r.error),
+            Response::FindCoordinator(r) => match r.coordinator {
+                Some(id) if r.error.is_none() => write!(f, "FindCoordinator broker-{id}"),
+                _ => write!(f, "FindCoordinator {}", r.error),
+            },
+            Response::JoinGroup(r) => {
+                write!(f, "JoinGroup {} generation={} member={}", r.error, r.generation, r.member_id)?;
+                if !r.members.is_empty() {
+                    write!(f, " (leader of {} member(s))", r.members.len())?;
+                }
+                Ok(())
+            }
+            Response::SyncGroup(r) => write!(f, "SyncGroup {} assignment={}", r.error, fmt_partitions(&r.assignment)),
+            Response::Heartbeat(r) => write!(f, "Heartbeat {}", r.error),
+            Response::LeaveGroup(r) => write!(f, "LeaveGroup {}", r.error),
+            Response::OffsetCommit(r) => write!(f, "OffsetCommit {}", r.error),
+            Response::OffsetFetch(r) => {
+                write!(f, "OffsetFetch {}", r.error)?;
+                for (tp, offset) in &r.offsets {
+                    write!(f, " {tp}={offset}")?;
+                }
+                Ok(())
+            }
         }
     }
 }

@@ -32,8 +32,21 @@ pub enum Timer {
     Linger(TopicPartition),
     ProducerWakeup,
     MetadataRefresh,
+    // -- group coordinator (on a broker) --
+    /// The join phase of a rebalance ends (all rejoined, initial delay over, or timeout).
+    GroupRebalance(String),
+    /// Look for members whose session expired.
+    GroupSessionCheck(String),
+    /// A write to `__consumer_offsets` took longer than `offsets.commit.timeout.ms`.
+    CoordinatorWriteExpiry(u64),
     // -- consumer --
     ConsumerWakeup,
+    /// Time to heartbeat the group coordinator.
+    GroupHeartbeat,
+    /// `auto.commit.interval.ms` passed.
+    AutoCommit,
+    /// Check `max.poll.interval.ms`.
+    PollIntervalCheck,
 }
 
 impl fmt::Display for Timer {
@@ -55,6 +68,12 @@ impl fmt::Display for Timer {
             Timer::ProducerWakeup => write!(f, "producer wakeup"),
             Timer::MetadataRefresh => write!(f, "metadata refresh"),
             Timer::ConsumerWakeup => write!(f, "consumer wakeup"),
+            Timer::GroupRebalance(g) => write!(f, "group {g}: join phase ends"),
+            Timer::GroupSessionCheck(g) => write!(f, "group {g}: session check"),
+            Timer::CoordinatorWriteExpiry(id) => write!(f, "coordinator write #{id} expired"),
+            Timer::GroupHeartbeat => write!(f, "group heartbeat due"),
+            Timer::AutoCommit => write!(f, "auto-commit due"),
+            Timer::PollIntervalCheck => write!(f, "max.poll.interval.ms check"),
         }
     }
 }

@@ -5,7 +5,7 @@
 //! the outcome), `poll` waits up to a timeout for records. The applications below are ordinary
 //! async Rust, as a learner would write them at work.
 
-use crate::scenario::App;
+use crate::scenario::{App, CommitMode};
 use crate::world::{now, Delivery, World};
 use ksim_cluster::consumer::ConsumedRecord;
 use ksim_cluster::node::NodeId;
@@ -44,6 +44,23 @@ impl KafkaConsumer {
     /// Read every partition of these topics (no consumer group: this consumer owns them all).
     pub fn assign_all(&self, topics: &[String]) {
         self.world.lock().expect("world lock").consumer_assign_topics(self.node, topics);
+    }
+
+    /// Join the consumer group (`group.id`) for these topics.
+    pub fn subscribe(&self, topics: &[String]) {
+        self.world.lock().expect("world lock").consumer_subscribe(self.node, topics);
+    }
+
+    /// Commit the positions of what `poll` has returned so far, and wait for the answer
+    /// (Kafka's `commitSync()`).
+    pub async fn commit_sync(&self) -> Result<(), String> {
+        let outcome = self.world.lock().expect("world lock").consumer_commit(self.node);
+        outcome.await.unwrap_or_else(|_| Err("the consumer stopped".into()))
+    }
+
+    /// Mark a record processed: its side effect is done (the checker counts these).
+    pub fn processed(&self, record: &ConsumedRecord) {
+        self.world.lock().expect("world lock").record_processed(self.node, record.partition.clone(), record.offset);
     }
 
     /// Wait up to `timeout` for records.
@@ -91,5 +108,65 @@ pub async fn run(world: Arc<Mutex<World>>, node: NodeId, app: App, start_ms: u64
                 let _records = consumer.poll(Duration::from_millis(poll_interval_ms)).await;
             }
         }
+        App::GroupConsumer { topics, poll_interval_ms, processing_ms, commit } => {
+            group_consumer(KafkaConsumer::new(world, node), topics, poll_interval_ms, processing_ms, commit).await
+        }
+        App::GroupByCount { topics, output, poll_interval_ms } => {
+            group_by_count(world, node, topics, output, poll_interval_ms).await
+        }
+    }
+}
+
+/// A consumer-group member that processes each record and commits as `commit` says.
+async fn group_consumer(consumer: KafkaConsumer, topics: Vec<String>, poll_interval_ms: u64, processing_ms: u64, commit: CommitMode) {
+    consumer.subscribe(&topics);
+    loop {
+        let records = consumer.poll(Duration::from_millis(poll_interval_ms)).await;
+        if records.is_empty() {
+            continue;
+        }
+        if commit == CommitMode::BeforeProcessing {
+            // At-most-once: the offsets are committed before the work is done.
+            let _ = consumer.commit_sync().await;
+        }
+        for record in &records {
+            if processing_ms > 0 {
+                madsim::time::sleep(Duration::from_millis(processing_ms)).await;
+            }
+            consumer.processed(record);
+        }
+        if commit == CommitMode::AfterProcessing {
+            // At-least-once: a crash before this line means the batch is processed again.
+            let _ = consumer.commit_sync().await;
+        }
+    }
+}
+
+/// The seeds' application: count records by key across `topics`, publish each new count to
+/// `output`, then commit. The counts live only in memory: after a crash, they restart from zero
+/// while the committed offsets do not, which the output topic shows.
+async fn group_by_count(world: Arc<Mutex<World>>, node: NodeId, topics: Vec<String>, output: String, poll_interval_ms: u64) {
+    let consumer = KafkaConsumer::new(world.clone(), node);
+    let producer = KafkaProducer::new(world, node);
+    let mut counts: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+    consumer.subscribe(&topics);
+    loop {
+        let records = consumer.poll(Duration::from_millis(poll_interval_ms)).await;
+        if records.is_empty() {
+            continue;
+        }
+        let mut deliveries = Vec::new();
+        for record in &records {
+            let key = record.key.clone().unwrap_or_else(|| "(no key)".to_string());
+            let count = counts.entry(key.clone()).or_insert(0);
+            *count += 1;
+            deliveries.push(producer.send(&output, Some(&key), &format!("{key}={count} (after {}@{})", record.partition, record.offset)));
+            consumer.processed(record);
+        }
+        // Commit only once the counts are safely written (acks=all), as the seeds' code does.
+        for delivery in deliveries {
+            let _ = delivery.await;
+        }
+        let _ = consumer.commit_sync().await;
     }
 }

@@ -54,6 +54,26 @@ pub struct Checker {
     unclean: BTreeSet<TopicPartition>,
     power_failures: u64,
     reported: BTreeSet<(String, TopicPartition, i64)>,
+    groups: GroupChecks,
+}
+
+/// What the checker tracks about consumer groups.
+#[derive(Default)]
+struct GroupChecks {
+    /// Client node -> its `group.id`.
+    group_of: BTreeMap<NodeId, String>,
+    /// Groups whose members all rebalance cooperatively.
+    cooperative: BTreeSet<String>,
+    /// (group, generation) -> partition -> member the coordinator assigned it to.
+    generation_owners: BTreeMap<(String, i32), BTreeMap<TopicPartition, String>>,
+    /// (group, partition) -> the member node that believes it owns it now.
+    owners: BTreeMap<(String, TopicPartition), NodeId>,
+    commits: BTreeMap<(String, TopicPartition), i64>,
+    /// The first position the group read each partition from.
+    start: BTreeMap<(String, TopicPartition), i64>,
+    consumed: BTreeMap<(String, TopicPartition), BTreeSet<i64>>,
+    processed: BTreeMap<(String, TopicPartition), BTreeMap<i64, u32>>,
+    processed_by: BTreeMap<NodeId, BTreeSet<(TopicPartition, i64)>>,
 }
 
 impl Checker {
@@ -61,14 +81,33 @@ impl Checker {
         let min_isr = resolved.topics.iter().map(|(t, c)| (t.name.clone(), c.min_insync_replicas)).collect();
         let mut producers = BTreeMap::new();
         for (i, client) in scenario.clients.iter().enumerate() {
-            if let (App::Producer { topic, .. }, Some(config)) = (&client.app, resolved.producers.get(&client.name)) {
+            let topic = match &client.app {
+                App::Producer { topic, .. } => Some(topic),
+                App::GroupByCount { output, .. } => Some(output),
+                _ => None,
+            };
+            if let (Some(topic), Some(config)) = (topic, resolved.producers.get(&client.name)) {
                 producers.insert(
                     NodeId::Client(i as u32),
                     ProducerPromise { acks_all: config.acks == Acks::All, idempotent: config.enable_idempotence, topic: topic.clone() },
                 );
             }
         }
+        let mut groups = GroupChecks::default();
+        for (i, client) in scenario.clients.iter().enumerate() {
+            if let Some(config) = resolved.consumers.get(&client.name) {
+                if let (Some(group), true) = (&config.group_id, client.app.group_member()) {
+                    groups.group_of.insert(NodeId::Client(i as u32), group.clone());
+                    let cooperative = !config.partition_assignment_strategy.is_empty()
+                        && config.partition_assignment_strategy.iter().all(|s| s == "cooperative-sticky");
+                    if cooperative {
+                        groups.cooperative.insert(group.clone());
+                    }
+                }
+            }
+        }
         Checker {
+            groups,
             min_isr,
             producers,
             leaders: BTreeMap::new(),
@@ -103,13 +142,27 @@ impl Checker {
         if power_loss {
             self.power_failures += 1;
         }
+        // A dead member owns nothing.
+        self.groups.owners.retain(|_, owner| *owner != node);
         if let NodeId::Broker(id) = node {
             self.checked_to.retain(|(b, _), _| *b != id);
             self.leader_hw.retain(|(b, _), _| *b != id);
         }
     }
 
-    pub fn on_note(&mut self, node: NodeId, note: &Note, _slots: &BTreeMap<NodeId, Slot>) -> Vec<Finding> {
+    /// The application on `node` finished processing a record.
+    pub fn on_processed(&mut self, node: NodeId, partition: &TopicPartition, offset: i64) {
+        self.groups.processed_by.entry(node).or_default().insert((partition.clone(), offset));
+        if let Some(group) = self.groups.group_of.get(&node) {
+            *self.groups.processed.entry((group.clone(), partition.clone())).or_default().entry(offset).or_insert(0) += 1;
+        }
+    }
+
+    pub fn processed_count(&self, client: NodeId) -> u64 {
+        self.groups.processed_by.get(&client).map_or(0, |s| s.len() as u64)
+    }
+
+    pub fn on_note(&mut self, node: NodeId, note: &Note, slots: &BTreeMap<NodeId, Slot>) -> Vec<Finding> {
         let mut findings = Vec::new();
         match note {
             Note::BecameLeader { partition, leader_epoch, .. } => {
@@ -128,10 +181,87 @@ impl Checker {
             Note::PartitionChanged { partition, election: Some(ksim_cluster::metadata::ElectionKind::Unclean), .. } => {
                 self.unclean.insert(partition.clone());
             }
+            Note::AssignmentStored { group, generation, member, partitions } => {
+                let owners = self.groups.generation_owners.entry((group.clone(), *generation)).or_default();
+                for tp in partitions {
+                    if let Some(other) = owners.insert(tp.clone(), member.clone()) {
+                        if &other != member {
+                            findings.push(Finding {
+                                rule: "two-owners-in-generation".into(),
+                                violation: true,
+                                message: format!("group {group} generation {generation}: {tp} assigned to both {other} and {member}"),
+                            });
+                        }
+                    }
+                }
+            }
+            Note::PartitionsAssigned { group, partitions, member, .. } => {
+                for tp in partitions {
+                    let key = (group.clone(), tp.clone());
+                    if let Some(&other) = self.groups.owners.get(&key) {
+                        if other != node && self.groups.cooperative.contains(group) {
+                            findings.push(Finding {
+                                rule: "two-owners".into(),
+                                violation: true,
+                                message: format!("group {group}: {member} took {tp} while another member still owned it (cooperative rebalancing forbids that)"),
+                            });
+                        }
+                    }
+                    self.groups.owners.insert(key, node);
+                }
+            }
+            Note::PartitionsRevoked { group, partitions, .. } => {
+                for tp in partitions {
+                    let key = (group.clone(), tp.clone());
+                    if self.groups.owners.get(&key) == Some(&node) {
+                        self.groups.owners.remove(&key);
+                    }
+                }
+            }
+            Note::PositionReset { partition, offset, .. } => {
+                if let Some(group) = self.groups.group_of.get(&node) {
+                    self.groups.start.entry((group.clone(), partition.clone())).or_insert(*offset);
+                }
+            }
+            Note::OffsetCommitted { group, partition, offset } => {
+                let key = (group.clone(), partition.clone());
+                if let Some(previous) = self.groups.commits.insert(key.clone(), *offset) {
+                    if *offset < previous {
+                        findings.push(Finding {
+                            rule: "commit-went-back".into(),
+                            violation: true,
+                            message: format!("group {group}: committed {partition} at {offset} after {previous}"),
+                        });
+                    }
+                }
+                let log_end = partition_logs(slots, partition).iter().map(|(_, log)| log.log_end_offset()).max().unwrap_or(0);
+                if *offset > log_end {
+                    findings.push(Finding {
+                        rule: "commit-past-log-end".into(),
+                        violation: true,
+                        message: format!("group {group}: committed {partition} at {offset}, past the log end {log_end}"),
+                    });
+                }
+                if let Some(&start) = self.groups.start.get(&key) {
+                    let consumed = self.groups.consumed.get(&key);
+                    if let Some(missing) = (start..*offset).find(|o| !consumed.is_some_and(|c| c.contains(o))) {
+                        if self.once("committed-undelivered", partition, missing) {
+                            findings.push(Finding {
+                                rule: "committed-undelivered".into(),
+                                violation: true,
+                                message: format!("group {group}: committed {partition} at {offset}, but offset {missing} was never delivered to a member"),
+                            });
+                        }
+                    }
+                }
+            }
             Note::ProduceAcked { partition, offset, key, value, .. } if *offset >= 0 => {
                 self.acked.push(Acked { client: node, partition: partition.clone(), offset: *offset, key: key.clone(), value: value.clone() });
             }
             Note::Consumed { partition, offset, key, value } => {
+                if let Some(group) = self.groups.group_of.get(&node) {
+                    self.groups.consumed.entry((group.clone(), partition.clone())).or_default().insert(*offset);
+                }
                 let committed = self.committed.get(partition).and_then(|m| m.get(offset));
                 if committed != Some(&(key.clone(), value.clone())) && self.once("read-uncommitted", partition, *offset) {
                     findings.push(Finding {
@@ -142,10 +272,13 @@ impl Checker {
                 }
                 self.consumed.entry(node).or_default().insert((partition.clone(), *offset));
                 let last = self.last_consumed.insert((node, partition.clone()), *offset);
-                if let Some(last) = last {
-                    if *offset <= last && self.once("duplicate-record", partition, *offset) {
+                // In a group, reading again after a rebalance or restart is at-least-once delivery
+                // (processed-twice reports its effect); a plain consumer only rereads if it seeks.
+                let in_group = self.groups.group_of.contains_key(&node);
+                if let (Some(last), false) = (last, in_group) {
+                    if *offset <= last && self.once("consumed-again", partition, *offset) {
                         findings.push(Finding {
-                            rule: "duplicate-record".into(),
+                            rule: "consumed-again".into(),
                             violation: false,
                             message: format!("{partition}@{offset}: consumed again (after offset {last})"),
                         });
@@ -244,8 +377,47 @@ impl Checker {
                 message: format!("{tp}: {} acknowledged write(s) gone, offsets {}: {} ({why})", records.len(), ranges(&records), values(&records)),
             });
         }
+        // Consumer groups: records processed twice (at-least-once) and records committed but never
+        // processed (at-most-once).
+        for (key, processed) in &self.groups.processed {
+            let twice: Vec<(i64, String)> = processed.iter().filter(|(_, n)| **n > 1).map(|(o, n)| (*o, format!("{n} times"))).collect();
+            if !twice.is_empty() {
+                findings.push(Finding {
+                    rule: "processed-twice".into(),
+                    violation: false,
+                    message: format!("group {}: {}: {} record(s) processed more than once, offsets {} (at-least-once delivery)", key.0, key.1, twice.len(), ranges(&twice)),
+                });
+            }
+        }
+        for (key, committed) in &self.groups.commits {
+            let Some(&start) = self.groups.start.get(key) else { continue };
+            let processed = self.groups.processed.get(key);
+            if processed.is_none() && !self.groups.processed.keys().any(|(g, _)| g == &key.0) {
+                continue; // this group's application does not report processing
+            }
+            let skipped: Vec<(i64, String)> = (start..*committed)
+                .filter(|o| !processed.is_some_and(|p| p.contains_key(o)))
+                .map(|o| (o, String::new()))
+                .collect();
+            if !skipped.is_empty() {
+                findings.push(Finding {
+                    rule: "committed-unprocessed".into(),
+                    violation: false,
+                    message: format!(
+                        "group {}: {}: committed past {} record(s) never processed, offsets {} (at-most-once delivery)",
+                        key.0,
+                        key.1,
+                        skipped.len(),
+                        ranges(&skipped)
+                    ),
+                });
+            }
+        }
         // Duplicates: the same produced value at two offsets of the leader's log.
         for (tp, leader) in &leaders {
+            if !self.producers.values().any(|p| p.topic == tp.topic) {
+                continue; // only application topics: internal topics repeat values by design
+            }
             let logs = partition_logs(slots, tp);
             let Some((_, log)) = logs.iter().find(|(b, _)| b == leader) else { continue };
             let mut first_offset: BTreeMap<&str, i64> = BTreeMap::new();
@@ -375,7 +547,7 @@ fn ranges(records: &[(i64, String)]) -> String {
 }
 
 /// The first few values, quoted.
-fn values(records: &[(i64, String)]) -> String {
+pub(crate) fn values(records: &[(i64, String)]) -> String {
     const SHOWN: usize = 4;
     let mut shown: Vec<String> = records.iter().take(SHOWN).map(|(_, v)| format!("{v:?}")).collect();
     if records.len() > SHOWN {

@@ -11,6 +11,8 @@ pub fn matches(happening: &Happening, event: &Event, _clients: &[String]) -> boo
         return match (happening, &event.kind) {
             (Happening::Duplicate, EventKind::Finding(f)) => f.rule == "duplicate-record",
             (Happening::AckedWriteLost, EventKind::Finding(f)) => f.rule == "acked-write-lost",
+            (Happening::ProcessedTwice, EventKind::Finding(f)) => f.rule == "processed-twice",
+            (Happening::CommittedUnprocessed, EventKind::Finding(f)) => f.rule == "committed-unprocessed",
             _ => false,
         };
     };
@@ -29,6 +31,16 @@ pub fn matches(happening: &Happening, event: &Event, _clients: &[String]) -> boo
         (Happening::Fenced(id), Note::BrokerFenced { broker, .. }) => broker == id,
         (Happening::ProduceError(name), Note::ProduceRetry { error, .. } | Note::ProduceFailed { error, .. }) => error.name() == name,
         (Happening::ProduceFailed, Note::ProduceFailed { .. }) => true,
+        (Happening::Rebalance(g), Note::GroupStateChanged { group, state, .. }) => group == g && state == "PreparingRebalance",
+        (Happening::RevokedAll(g), Note::PartitionsRevoked { group, partitions, lost: false, kept: 0, .. }) => {
+            group == g && !partitions.is_empty()
+        }
+        (Happening::Revoked(g), Note::PartitionsRevoked { group, partitions, lost: false, .. }) => group == g && !partitions.is_empty(),
+        (Happening::MemberRemoved(g), Note::MemberRemoved { group, .. }) => group == g,
+        (Happening::StaticMemberReturned(g), Note::StaticMemberReturned { group, .. }) => group == g,
+        (Happening::GroupLoaded(g), Note::GroupLoaded { group, .. }) => group == g,
+        (Happening::CommitFailed(g), Note::CommitFailed { group, .. }) => group == g,
+        (Happening::PollIntervalExceeded(g), Note::PollIntervalExceeded { group, .. }) => group == g,
         _ => false,
     }
 }

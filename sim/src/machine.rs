@@ -1,17 +1,15 @@
 //! The state machine each node runs, and what survives it.
 
 use ksim_cluster::broker::{Broker, BrokerDisk};
-use ksim_cluster::consumer::Consumer;
+use ksim_cluster::client::Client;
 use ksim_cluster::controller::{Controller, ControllerDisk};
 use ksim_cluster::effects::{Effects, Input, StateMachine};
-use ksim_cluster::producer::Producer;
 use ksim_cluster::time::SimTime;
 
 pub enum Machine {
     Controller(Controller),
     Broker(Broker),
-    Producer(Producer),
-    Consumer(Consumer),
+    Client(Client),
 }
 
 impl Machine {
@@ -19,8 +17,7 @@ impl Machine {
         match self {
             Machine::Controller(m) => m.handle(now, input, rng, fx),
             Machine::Broker(m) => m.handle(now, input, rng, fx),
-            Machine::Producer(m) => m.handle(now, input, rng, fx),
-            Machine::Consumer(m) => m.handle(now, input, rng, fx),
+            Machine::Client(m) => m.handle(now, input, rng, fx),
         }
     }
 
@@ -29,7 +26,7 @@ impl Machine {
         match self {
             Machine::Controller(m) => Durable::Controller(m.into_disk()),
             Machine::Broker(m) => Durable::Broker(m.into_disk()),
-            Machine::Producer(_) | Machine::Consumer(_) => Durable::Nothing,
+            Machine::Client(_) => Durable::Nothing,
         }
     }
 }

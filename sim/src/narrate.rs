@@ -83,6 +83,12 @@ pub fn describe(trace: &Trace, event: &Event, detail: Detail) -> Option<String> 
         },
         EventKind::Narration(text) => format!("# {text}"),
         EventKind::App(text) => text.clone(),
+        EventKind::Processed { partition, offset } => {
+            if !full {
+                return None;
+            }
+            format!("processed {partition}@{offset}")
+        }
         EventKind::Finding(f) => {
             format!("{}: {} - {}", if f.violation { "VIOLATION" } else { "finding" }, f.rule, f.message)
         }

@@ -154,6 +154,29 @@ fn final_condition(scenario: &Scenario, world: &World, condition: &Condition) ->
             let got = world.checker.consumed_count(client(name));
             (got == *n, format!("{got} consumed"))
         }
+        Condition::GroupState(group, state) => {
+            let found = world.slots.values().find_map(|s| match &s.machine {
+                Some(Machine::Broker(b)) => b.group_state(group),
+                _ => None,
+            });
+            match found {
+                Some((got, generation)) => (got.to_string() == *state, format!("{got} (generation {generation})")),
+                None => (false, "no running coordinator knows the group".into()),
+            }
+        }
+        Condition::Processed(name, n) => {
+            let got = world.checker.processed_count(client(name));
+            (got == *n, format!("{got} processed"))
+        }
+        Condition::Owns(name, n) => {
+            let owned = match world.slots.get(&client(name)).and_then(|s| s.machine.as_ref()) {
+                Some(Machine::Client(ksim_cluster::client::Client { consumer: Some(c), .. })) => {
+                    c.member().map_or(0, |m| m.owned().len())
+                }
+                _ => 0,
+            };
+            (owned == *n, format!("owns {owned} partition(s)"))
+        }
         Condition::AllAckedWritesPresent => {
             let lost = world
                 .events()

@@ -161,6 +161,61 @@ pub enum App {
         #[serde(default = "default_poll_interval")]
         poll_interval_ms: u64,
     },
+    /// A member of the consumer group `group.id` (set it in `configs`): subscribe to `topics`,
+    /// poll, "process" each record for `processing_ms`, and commit as `commit` says.
+    GroupConsumer {
+        topics: Vec<String>,
+        #[serde(default = "default_poll_interval")]
+        poll_interval_ms: u64,
+        #[serde(default)]
+        processing_ms: u64,
+        #[serde(default)]
+        commit: CommitMode,
+    },
+    /// The seeds' application: consume `topics`, count records by key in memory, produce each
+    /// new count to `output`, and commit after producing.
+    GroupByCount {
+        topics: Vec<String>,
+        output: String,
+        #[serde(default = "default_poll_interval")]
+        poll_interval_ms: u64,
+    },
+}
+
+/// When a group consumer commits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CommitMode {
+    /// `enable.auto.commit=true`: every `auto.commit.interval.ms`, and before a rebalance.
+    #[default]
+    Auto,
+    /// Process each batch, then `commitSync()`: at-least-once (a crash between the two
+    /// reprocesses the batch).
+    AfterProcessing,
+    /// `commitSync()` right after `poll()`, then process: at-most-once (a crash while processing
+    /// skips the rest of the batch).
+    BeforeProcessing,
+}
+
+impl App {
+    pub fn uses_producer(&self) -> bool {
+        matches!(self, App::Producer { .. } | App::GroupByCount { .. })
+    }
+
+    pub fn uses_consumer(&self) -> bool {
+        !matches!(self, App::Producer { .. })
+    }
+
+    pub fn group_member(&self) -> bool {
+        matches!(self, App::GroupConsumer { .. } | App::GroupByCount { .. })
+    }
+
+    pub fn topics(&self) -> Vec<&String> {
+        match self {
+            App::Producer { topic, .. } => vec![topic],
+            App::Consumer { topics, .. } | App::GroupConsumer { topics, .. } => topics.iter().collect(),
+            App::GroupByCount { topics, output, .. } => topics.iter().chain(std::iter::once(output)).collect(),
+        }
+    }
 }
 
 fn default_interval() -> u64 {
@@ -246,6 +301,27 @@ pub enum Happening {
     OffsetReset(String),
     /// A consumer asked for an offset the log no longer (or does not yet) hold.
     OffsetOutOfRange(String),
+    /// The consumer group (by `group.id`) started a rebalance.
+    Rebalance(String),
+    /// A member of the group gave up every partition it had while staying in the group (eager
+    /// rebalancing's stop-the-world).
+    RevokedAll(String),
+    /// A member of the group gave up some partitions (cooperative rebalancing moves only those).
+    Revoked(String),
+    /// The coordinator removed a member (session timeout, left, or did not rejoin in time).
+    MemberRemoved(String),
+    /// A static member came back and kept its partitions without a rebalance.
+    StaticMemberReturned(String),
+    /// A new coordinator loaded the group from `__consumer_offsets`.
+    GroupLoaded(String),
+    /// A member's commit was rejected (its generation was over).
+    CommitFailed(String),
+    /// A member's application did not poll within `max.poll.interval.ms`.
+    PollIntervalExceeded(String),
+    /// A record was processed twice by the group (at-least-once).
+    ProcessedTwice,
+    /// The group committed past records it never processed (at-most-once).
+    CommittedUnprocessed,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -269,6 +345,12 @@ pub enum Condition {
     Consumed(String, u64),
     /// Every acknowledged write is in the partition leader's log.
     AllAckedWritesPresent,
+    /// The consumer group ends in this state (`"Stable"`, `"Empty"`, ...).
+    GroupState(String, String),
+    /// The client processed this many distinct records.
+    Processed(String, u64),
+    /// The client (a group member) owns this many partitions at the end.
+    Owns(String, usize),
 }
 
 /// A scenario that failed to load: where, and what was expected.
@@ -305,6 +387,50 @@ pub struct Resolved {
     pub topics: Vec<(Topic, TopicConfig)>,
     pub producers: BTreeMap<String, ProducerConfig>,
     pub consumers: BTreeMap<String, ConsumerConfig>,
+}
+
+/// Apply a client's configs to the engines its application uses: each key goes to the engine
+/// that knows it; a key neither knows is an error.
+fn apply_client(
+    producer: Option<&mut ProducerConfig>,
+    consumer: Option<&mut ConsumerConfig>,
+    configs: &Configs,
+    field: &str,
+) -> Result<(), String> {
+    let (mut producer, mut consumer) = (producer, consumer);
+    for (key, value) in configs {
+        let value = value.to_string();
+        let mut known = false;
+        let mut failure = None;
+        if let Some(p) = producer.as_deref_mut() {
+            match p.set(key, &value) {
+                Ok(()) => known = true,
+                Err(e) if !e.message.starts_with("unknown config") => failure = Some(e),
+                Err(_) => {}
+            }
+        }
+        if let Some(c) = consumer.as_deref_mut() {
+            match c.set(key, &value) {
+                Ok(()) => known = true,
+                Err(e) if !e.message.starts_with("unknown config") => failure = Some(e),
+                Err(_) => {}
+            }
+        }
+        if let Some(ConfigError { key, message }) = failure {
+            return Err(format!("{field}: `{key}`: {message}"));
+        }
+        if !known {
+            let mut keys: Vec<&str> = Vec::new();
+            if producer.is_some() {
+                keys.extend(ProducerConfig::KEYS);
+            }
+            if consumer.is_some() {
+                keys.extend(ConsumerConfig::KEYS);
+            }
+            return Err(format!("{field}: `{key}`: unknown config; known here: {}", keys.join(", ")));
+        }
+    }
+    Ok(())
 }
 
 fn apply<C: Configurable>(target: &mut C, configs: &Configs, field: &str) -> Result<(), String> {
@@ -439,35 +565,47 @@ impl Scenario {
             if self.clients[..i].iter().any(|c| c.name == client.name) {
                 return Err(format!("{field}.name: two clients are called `{}`", client.name));
             }
-            match &client.app {
-                App::Producer { topic, interval_ms, .. } => {
-                    if !self.topics.iter().any(|t| &t.name == topic) {
-                        return Err(format!("{field}.app.topic: unknown topic `{topic}`"));
-                    }
-                    if *interval_ms == 0 {
-                        return Err(format!("{field}.app.interval_ms: must be at least 1"));
-                    }
-                    let mut config = ProducerConfig::default();
-                    apply(&mut config, &client.configs, &format!("{field}.configs"))?;
-                    config.validate().map_err(|e| format!("{field}.configs: `{}`: {}", e.key, e.message))?;
-                    producers.insert(client.name.clone(), config);
+            for topic in client.app.topics() {
+                if !self.topics.iter().any(|t| &t.name == topic) {
+                    let which = if matches!(client.app, App::Producer { .. }) { "topic" } else { "topics" };
+                    return Err(format!("{field}.app.{which}: unknown topic `{topic}`"));
                 }
-                App::Consumer { topics: names, poll_interval_ms } => {
-                    if names.is_empty() {
+            }
+            match &client.app {
+                App::Producer { interval_ms, .. } if *interval_ms == 0 => {
+                    return Err(format!("{field}.app.interval_ms: must be at least 1"));
+                }
+                App::Consumer { topics, poll_interval_ms }
+                | App::GroupConsumer { topics, poll_interval_ms, .. }
+                | App::GroupByCount { topics, poll_interval_ms, .. } => {
+                    if topics.is_empty() {
                         return Err(format!("{field}.app.topics: name at least one topic"));
-                    }
-                    for name in names {
-                        if !self.topics.iter().any(|t| &t.name == name) {
-                            return Err(format!("{field}.app.topics: unknown topic `{name}`"));
-                        }
                     }
                     if *poll_interval_ms == 0 {
                         return Err(format!("{field}.app.poll_interval_ms: must be at least 1"));
                     }
-                    let mut config = ConsumerConfig::default();
-                    apply(&mut config, &client.configs, &format!("{field}.configs"))?;
-                    consumers.insert(client.name.clone(), config);
                 }
+                App::Producer { .. } => {}
+            }
+            let mut producer = client.app.uses_producer().then(ProducerConfig::default);
+            let mut consumer = client.app.uses_consumer().then(ConsumerConfig::default);
+            if let (Some(c), App::GroupConsumer { commit, .. }) = (consumer.as_mut(), &client.app) {
+                // The commit mode decides auto-commit; a config can still override it.
+                c.enable_auto_commit = *commit == CommitMode::Auto;
+            }
+            if let (Some(c), App::GroupByCount { .. }) = (consumer.as_mut(), &client.app) {
+                c.enable_auto_commit = false;
+            }
+            apply_client(producer.as_mut(), consumer.as_mut(), &client.configs, &format!("{field}.configs"))?;
+            if let Some(p) = &producer {
+                p.validate().map_err(|e| format!("{field}.configs: `{}`: {}", e.key, e.message))?;
+                producers.insert(client.name.clone(), p.clone());
+            }
+            if let Some(c) = consumer {
+                if client.app.group_member() && c.group_id.is_none() {
+                    return Err(format!("{field}.configs: `group.id`: a group consumer needs a group.id"));
+                }
+                consumers.insert(client.name.clone(), c);
             }
             if client.start_ms >= self.duration_ms {
                 return Err(format!("{field}.start_ms: {} is not before the end of the run ({})", client.start_ms, self.duration_ms));
@@ -535,6 +673,17 @@ impl Scenario {
         }
     }
 
+    fn check_group(&self, group: &str) -> Result<(), String> {
+        let known = self.clients.iter().any(|c| {
+            c.configs.get("group.id").is_some_and(|v| v.to_string() == group)
+        });
+        if known {
+            Ok(())
+        } else {
+            Err(format!("unknown consumer group `{group}` (no client has group.id={group})"))
+        }
+    }
+
     fn check_happening(&self, h: &Happening) -> Result<(), String> {
         match h {
             Happening::Election(p)
@@ -555,7 +704,19 @@ impl Scenario {
                     Err(format!("`{name}` is not a Kafka error name (like NOT_ENOUGH_REPLICAS)"))
                 }
             }
-            Happening::ProduceFailed | Happening::Duplicate | Happening::AckedWriteLost => Ok(()),
+            Happening::Rebalance(g)
+            | Happening::RevokedAll(g)
+            | Happening::Revoked(g)
+            | Happening::MemberRemoved(g)
+            | Happening::StaticMemberReturned(g)
+            | Happening::GroupLoaded(g)
+            | Happening::CommitFailed(g)
+            | Happening::PollIntervalExceeded(g) => self.check_group(g),
+            Happening::ProduceFailed
+            | Happening::Duplicate
+            | Happening::AckedWriteLost
+            | Happening::ProcessedTwice
+            | Happening::CommittedUnprocessed => Ok(()),
         }
     }
 
@@ -572,6 +733,16 @@ impl Scenario {
             }
             Condition::Acked(client, _) | Condition::Consumed(client, _) => self.check_client(client),
             Condition::AllAckedWritesPresent => Ok(()),
+            Condition::GroupState(g, state) => {
+                self.check_group(g)?;
+                const STATES: [&str; 5] = ["Empty", "PreparingRebalance", "CompletingRebalance", "Stable", "Dead"];
+                if STATES.contains(&state.as_str()) {
+                    Ok(())
+                } else {
+                    Err(format!("`{state}` is not a group state; expected one of {}", STATES.join(", ")))
+                }
+            }
+            Condition::Processed(client, _) | Condition::Owns(client, _) => self.check_client(client),
         }
     }
 

@@ -78,6 +78,8 @@ pub enum EventKind {
     Narration(String),
     /// The application on a client node did something worth a line (`sent order-7`).
     App(String),
+    /// The application finished processing a record it consumed (its side effect is done).
+    Processed { partition: ksim_cluster::TopicPartition, offset: i64 },
     Finding(Finding),
     /// The run ended.
     End,

@@ -14,6 +14,7 @@ use crate::rng::stream;
 use crate::scenario::{Happening, Resolved, Scenario, CONTROLLER_ID};
 use crate::trace::{DropReason, Event, EventKind, Fault, TraceHeader};
 use ksim_cluster::broker::Broker;
+use ksim_cluster::client::Client;
 use ksim_cluster::consumer::{ConsumedRecord, Consumer};
 use ksim_cluster::controller::{Controller, TopicSpec};
 use ksim_cluster::effects::{Effects, Input};
@@ -68,6 +69,7 @@ pub struct World {
     pub checker: Checker,
     deliveries: BTreeMap<u64, tokio::sync::oneshot::Sender<Result<(ksim_cluster::TopicPartition, i64), String>>>,
     poll_ready: BTreeMap<NodeId, Arc<Notify>>,
+    commit_waiters: BTreeMap<(NodeId, u64), tokio::sync::oneshot::Sender<Result<(), String>>>,
     narration_on: Vec<(Happening, String)>,
     me: Weak<Mutex<World>>,
     fabric_node: Option<madsim::runtime::NodeHandle>,
@@ -133,6 +135,7 @@ impl World {
                 checker,
                 deliveries: BTreeMap::new(),
                 poll_ready: BTreeMap::new(),
+                commit_waiters: BTreeMap::new(),
                 narration_on,
                 me: me.clone(),
                 fabric_node: None,
@@ -158,6 +161,11 @@ impl World {
 
     pub fn take_events(&mut self) -> Vec<Event> {
         std::mem::take(&mut self.events)
+    }
+
+    /// After the run (or once a node's state is released), the client API does nothing.
+    pub fn is_finished(&self) -> bool {
+        self.finished
     }
 
     pub fn record(&mut self, node: NodeId, kind: EventKind) {
@@ -200,12 +208,9 @@ impl World {
             }
             (NodeId::Client(i), _) => {
                 let name = &self.header.clients[i as usize];
-                if let Some(config) = self.resolved.producers.get(name) {
-                    Machine::Producer(Producer::new(config.clone(), brokers))
-                } else {
-                    let config = self.resolved.consumers.get(name).expect("validated: every client is a producer or consumer");
-                    Machine::Consumer(Consumer::new(config.clone(), brokers))
-                }
+                let producer = self.resolved.producers.get(name).map(|c| Producer::new(c.clone(), brokers.clone()));
+                let consumer = self.resolved.consumers.get(name).map(|c| Consumer::new(c.clone(), brokers.clone(), name));
+                Machine::Client(Client { producer, consumer })
             }
             (node, durable) => panic!("{node} cannot start from {durable:?}"),
         }
@@ -278,7 +283,19 @@ impl World {
             self.record(node, EventKind::Finding(finding));
         }
         if let NodeId::Client(_) = node {
-            let buffered = matches!(&self.slots[&node].machine, Some(Machine::Consumer(c)) if c.buffered() > 0);
+            let outcomes = match self.slots.get_mut(&node).and_then(|s| s.machine.as_mut()) {
+                Some(Machine::Client(Client { consumer: Some(c), .. })) => c.take_commit_outcomes(),
+                _ => Vec::new(),
+            };
+            for (id, error) in outcomes {
+                if let Some(tx) = self.commit_waiters.remove(&(node, id)) {
+                    let _ = tx.send(if error.is_none() { Ok(()) } else { Err(error.to_string()) });
+                }
+            }
+            let buffered = matches!(
+                &self.slots[&node].machine,
+                Some(Machine::Client(Client { consumer: Some(c), .. })) if c.buffered() > 0
+            );
             if buffered {
                 if let Some(notify) = self.poll_ready.get(&node) {
                     notify.notify_one();
@@ -510,8 +527,9 @@ impl World {
             }
         }
         if let NodeId::Client(_) = node {
-            // Pending deliveries die with the application.
+            // Pending deliveries and commits die with the application.
             self.deliveries.clear();
+            self.commit_waiters.retain(|(n, _), _| *n != node);
         }
     }
 
@@ -527,8 +545,11 @@ impl World {
             None => format!("send {} to {topic}", record.value),
         };
         self.record(node, EventKind::App(what));
-        let slot = self.slots.get_mut(&node).expect("client slot");
-        let Some(Machine::Producer(producer)) = slot.machine.as_mut() else {
+        let Some(slot) = self.slots.get_mut(&node) else {
+            let _ = tx.send(Err("the run is over".into()));
+            return rx;
+        };
+        let Some(Machine::Client(Client { producer: Some(producer), .. })) = slot.machine.as_mut() else {
             let _ = tx.send(Err("not running".into()));
             return rx;
         };
@@ -541,17 +562,55 @@ impl World {
 
     pub fn consumer_assign_topics(&mut self, node: NodeId, topics: &[String]) {
         let now = now();
-        let slot = self.slots.get_mut(&node).expect("client slot");
-        let Some(Machine::Consumer(consumer)) = slot.machine.as_mut() else { return };
+        let Some(slot) = self.slots.get_mut(&node) else { return };
+        let Some(Machine::Client(Client { consumer: Some(consumer), .. })) = slot.machine.as_mut() else { return };
         let mut fx = Effects::default();
         consumer.assign_topics(topics, now, &mut fx);
         self.apply(node, now, fx);
     }
 
+    /// Run `f` on the node's consumer engine and carry out its effects.
+    fn with_consumer<T>(&mut self, node: NodeId, f: impl FnOnce(&mut Consumer, SimTime, &mut Effects) -> T) -> Option<T> {
+        let now = now();
+        let slot = self.slots.get_mut(&node)?;
+        let Some(Machine::Client(Client { consumer: Some(consumer), .. })) = slot.machine.as_mut() else { return None };
+        let mut fx = Effects::default();
+        let out = f(consumer, now, &mut fx);
+        self.apply(node, now, fx);
+        Some(out)
+    }
+
+    pub fn consumer_subscribe(&mut self, node: NodeId, topics: &[String]) {
+        self.with_consumer(node, |c, now, fx| c.subscribe(topics, now, fx));
+    }
+
+    /// Start a commit of the consumer's positions; the receiver gets its outcome.
+    pub fn consumer_commit(&mut self, node: NodeId) -> tokio::sync::oneshot::Receiver<Result<(), String>> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        match self.with_consumer(node, |c, now, fx| c.commit(now, fx)).flatten() {
+            Some(id) => {
+                self.commit_waiters.insert((node, id), tx);
+            }
+            None => {
+                let _ = tx.send(Ok(()));
+            }
+        }
+        rx
+    }
+
+    pub fn consumer_close(&mut self, node: NodeId) {
+        self.with_consumer(node, |c, now, fx| c.close(now, fx));
+    }
+
+    pub fn record_processed(&mut self, node: NodeId, partition: ksim_cluster::TopicPartition, offset: i64) {
+        self.checker.on_processed(node, &partition, offset);
+        self.record(node, EventKind::Processed { partition, offset });
+    }
+
     pub fn consumer_poll(&mut self, node: NodeId) -> Vec<ConsumedRecord> {
         let now = now();
-        let slot = self.slots.get_mut(&node).expect("client slot");
-        let Some(Machine::Consumer(consumer)) = slot.machine.as_mut() else { return Vec::new() };
+        let Some(slot) = self.slots.get_mut(&node) else { return Vec::new() };
+        let Some(Machine::Client(Client { consumer: Some(consumer), .. })) = slot.machine.as_mut() else { return Vec::new() };
         let mut fx = Effects::default();
         let records = consumer.poll(now, &mut fx);
         self.apply(node, now, fx);
@@ -571,6 +630,7 @@ impl World {
         self.slots.clear();
         self.deliveries.clear();
         self.poll_ready.clear();
+        self.commit_waiters.clear();
         self.fabric_node = None;
     }
 

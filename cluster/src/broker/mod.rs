@@ -16,6 +16,9 @@
 
 pub mod replica;
 
+use crate::group::coordinator::{Append, Completion, CoordinatorConfig, GroupCoordinator, OFFSETS_TOPIC};
+use crate::partitioner::group_coordinator_partition;
+
 use crate::config::{Acks, BrokerConfig, TopicConfig};
 use crate::effects::{Effects, Input, StateMachine};
 use crate::epoch_cache::{UNDEFINED_EPOCH, UNDEFINED_OFFSET};
@@ -100,6 +103,17 @@ struct DelayedProduce {
     required_offset: i64,
 }
 
+/// A group coordinator's write to `__consumer_offsets`, waiting to be committed.
+#[derive(Clone, Debug)]
+struct DelayedWrite {
+    partition: TopicPartition,
+    required_offset: i64,
+    completion: Completion,
+}
+
+/// `offsets.commit.timeout.ms`.
+const OFFSETS_COMMIT_TIMEOUT_MS: u64 = 5_000;
+
 pub struct Broker {
     id: BrokerId,
     config: BrokerConfig,
@@ -116,6 +130,9 @@ pub struct Broker {
     fetchers: BTreeMap<BrokerId, Fetcher>,
     delayed_fetches: BTreeMap<u64, DelayedFetch>,
     delayed_produces: BTreeMap<u64, DelayedProduce>,
+    delayed_writes: BTreeMap<u64, DelayedWrite>,
+    coordinator: GroupCoordinator,
+    offsets_topic_requested: bool,
     next_id: u64,
     next_producer_id: i64,
 }
@@ -123,6 +140,7 @@ pub struct Broker {
 impl Broker {
     /// A broker process about to start on `disk`. `incarnation` must differ between restarts.
     pub fn new(id: BrokerId, config: BrokerConfig, rack: Option<String>, controller: NodeId, incarnation: u64, disk: BrokerDisk) -> Self {
+        let coordinator_config = CoordinatorConfig { initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms };
         let mut replicas = BTreeMap::new();
         for (tp, log) in disk.logs {
             let checkpoint = disk.high_watermark_checkpoints.get(&tp).copied().unwrap_or(0);
@@ -143,6 +161,9 @@ impl Broker {
             fetchers: BTreeMap::new(),
             delayed_fetches: BTreeMap::new(),
             delayed_produces: BTreeMap::new(),
+            delayed_writes: BTreeMap::new(),
+            coordinator: GroupCoordinator::new(coordinator_config),
+            offsets_topic_requested: false,
             next_id: 1,
             next_producer_id: 0,
         }
@@ -168,6 +189,11 @@ impl Broker {
 
     pub fn replicas(&self) -> impl Iterator<Item = &Replica> {
         self.replicas.values()
+    }
+
+    /// The state and generation of a group this broker coordinates.
+    pub fn group_state(&self, group: &str) -> Option<(crate::group::coordinator::GroupState, i32)> {
+        self.coordinator.group_state(group)
     }
 
     pub fn is_fenced(&self) -> bool {
@@ -343,6 +369,12 @@ impl Broker {
             })
             .collect();
         replica.role = Role::Leader(LeaderState { epoch_start_offset: replica.log_end_offset(), followers, pending_isr: None });
+        if tp.topic == OFFSETS_TOPIC {
+            // Leading a __consumer_offsets partition makes this broker coordinator of its groups.
+            let records: Vec<crate::record::Record> = replica.log.batches().flat_map(|b| b.records.iter().cloned()).collect();
+            self.coordinator.load(tp.partition, records.into_iter(), now, fx);
+        }
+        let replica = self.replicas.get_mut(tp).expect("present");
         fx.note(Note::BecameLeader {
             partition: tp.clone(),
             leader_epoch: epoch,
@@ -372,6 +404,10 @@ impl Broker {
         fx.note(Note::BecameFollower { partition: tp.clone(), leader, leader_epoch: epoch });
         if was_leader {
             self.fail_delayed_produces(tp, ErrorCode::NotLeaderOrFollower, fx);
+            if tp.topic == OFFSETS_TOPIC {
+                self.fail_delayed_writes(tp, fx);
+                self.coordinator.unload(tp.partition, fx);
+            }
         }
         self.try_complete_delayed_fetches(now, Some(tp), fx);
     }
@@ -385,6 +421,7 @@ impl Broker {
         if let Some(hw) = replica.maybe_advance_high_watermark(now.as_ms(), lag_max, |id| image.is_unfenced(id)) {
             fx.note(Note::HighWatermark { partition: tp.clone(), high_watermark: hw, on_leader: true });
             self.try_complete_delayed_produces(tp, fx);
+            self.try_complete_delayed_writes(tp, fx);
             self.try_complete_delayed_fetches(now, Some(tp), fx);
         }
     }
@@ -468,6 +505,142 @@ impl Broker {
             let log_start_offset = replica.log.log_start_offset();
             let body = Response::Produce(ProduceResponse { partition: d.partition, error, base_offset, log_start_offset });
             Self::respond(d.client, d.correlation_id, body, fx);
+        }
+    }
+
+    fn try_complete_delayed_writes(&mut self, tp: &TopicPartition, fx: &mut Effects) {
+        let hw = self.replicas.get(tp).map_or(-1, |r| r.high_watermark);
+        let done: Vec<u64> =
+            self.delayed_writes.iter().filter(|(_, w)| &w.partition == tp && hw >= w.required_offset).map(|(id, _)| *id).collect();
+        for id in done {
+            let w = self.delayed_writes.remove(&id).expect("listed");
+            fx.cancel_timer(Timer::CoordinatorWriteExpiry(id));
+            self.coordinator.on_append_done(w.completion, ErrorCode::None, fx);
+        }
+    }
+
+    fn fail_delayed_writes(&mut self, tp: &TopicPartition, fx: &mut Effects) {
+        let failed: Vec<u64> = self.delayed_writes.iter().filter(|(_, w)| &w.partition == tp).map(|(id, _)| *id).collect();
+        for id in failed {
+            let w = self.delayed_writes.remove(&id).expect("listed");
+            fx.cancel_timer(Timer::CoordinatorWriteExpiry(id));
+            self.coordinator.on_append_done(w.completion, ErrorCode::NotCoordinator, fx);
+        }
+    }
+
+    /// Append a coordinator's records to `__consumer_offsets` and wait for them to commit.
+    fn coordinator_append(&mut self, now: SimTime, append: Append, fx: &mut Effects) {
+        let tp = TopicPartition::new(OFFSETS_TOPIC, append.partition);
+        let config = self.topic_config(&tp);
+        let Some(replica) = self.replicas.get_mut(&tp).filter(|r| r.is_leader()) else {
+            self.coordinator.on_append_done(append.completion, ErrorCode::NotCoordinator, fx);
+            return;
+        };
+        let epoch = replica.leader_epoch;
+        let count = append.records.len() as i64;
+        let batch = crate::record::RecordBatch::new_unassigned(-1, -1, -1, now.as_ms(), append.records);
+        let base_offset = replica.log.append_as_leader(batch, epoch, &config, now.as_ms());
+        fx.note(Note::Appended { partition: tp.clone(), base_offset, count, leader_epoch: epoch, as_leader: true });
+        let id = self.next_id();
+        self.delayed_writes.insert(
+            id,
+            DelayedWrite { partition: tp.clone(), required_offset: base_offset + count, completion: append.completion },
+        );
+        fx.set_timer(Timer::CoordinatorWriteExpiry(id), now.plus_ms(OFFSETS_COMMIT_TIMEOUT_MS));
+        self.maybe_advance_hw(now, &tp, fx);
+        self.try_complete_delayed_fetches(now, Some(&tp), fx);
+    }
+
+    /// The `__consumer_offsets` partition of a group, if the topic exists.
+    fn offsets_partition(&self, group: &str) -> Option<i32> {
+        let partitions = self.image.topics.get(OFFSETS_TOPIC)?.partitions;
+        Some(group_coordinator_partition(group, partitions))
+    }
+
+    fn on_find_coordinator(&mut self, now: SimTime, from: NodeId, correlation_id: u64, group: &str, fx: &mut Effects) {
+        let (error, coordinator) = match self.offsets_partition(group) {
+            None => {
+                // Kafka creates __consumer_offsets the first time a client looks for a coordinator.
+                if !self.offsets_topic_requested {
+                    self.offsets_topic_requested = true;
+                    let mut config = self.config.topic_defaults.clone();
+                    config.segment_bytes = 100 * 1024 * 1024;
+                    let body = Request::CreateTopics(CreateTopicsRequest {
+                        name: OFFSETS_TOPIC.to_string(),
+                        partitions: self.config.offsets_topic_num_partitions,
+                        replication_factor: self.config.offsets_topic_replication_factor,
+                        assignment: Vec::new(),
+                        config,
+                    });
+                    let correlation = self.next_id();
+                    fx.send(self.controller, Message::Request { correlation_id: correlation, body });
+                }
+                (ErrorCode::CoordinatorNotAvailable, None)
+            }
+            Some(p) => match self.image.partitions.get(&TopicPartition::new(OFFSETS_TOPIC, p)).and_then(|p| p.leader) {
+                Some(leader) => (ErrorCode::None, Some(leader)),
+                None => (ErrorCode::CoordinatorNotAvailable, None),
+            },
+        };
+        let _ = now;
+        Self::respond(from, correlation_id, Response::FindCoordinator(FindCoordinatorResponse { error, coordinator }), fx);
+    }
+
+    /// Route a group request to the coordinator if this broker coordinates the group.
+    fn on_group_request(&mut self, now: SimTime, from: NodeId, correlation_id: u64, body: Request, fx: &mut Effects) {
+        let group = match &body {
+            Request::JoinGroup(r) => r.group_id.clone(),
+            Request::SyncGroup(r) => r.group_id.clone(),
+            Request::Heartbeat(r) => r.group_id.clone(),
+            Request::LeaveGroup(r) => r.group_id.clone(),
+            Request::OffsetCommit(r) => r.group_id.clone(),
+            Request::OffsetFetch(r) => r.group_id.clone(),
+            _ => unreachable!("only group requests are routed here"),
+        };
+        let partition = self.offsets_partition(&group).filter(|p| self.coordinator.coordinates(*p));
+        let Some(partition) = partition else {
+            let error = ErrorCode::NotCoordinator;
+            let response = match body {
+                Request::JoinGroup(r) => Response::JoinGroup(JoinGroupResponse {
+                    error,
+                    generation: -1,
+                    protocol: None,
+                    leader: String::new(),
+                    member_id: r.member_id,
+                    members: Vec::new(),
+                }),
+                Request::SyncGroup(_) => Response::SyncGroup(SyncGroupResponse { error, assignment: Vec::new() }),
+                Request::Heartbeat(_) => Response::Heartbeat(HeartbeatResponse { error }),
+                Request::LeaveGroup(_) => Response::LeaveGroup(LeaveGroupResponse { error }),
+                Request::OffsetCommit(_) => Response::OffsetCommit(OffsetCommitResponse { error }),
+                _ => Response::OffsetFetch(OffsetFetchResponse { error, offsets: Vec::new() }),
+            };
+            Self::respond(from, correlation_id, response, fx);
+            return;
+        };
+        let append = match body {
+            Request::JoinGroup(r) => {
+                self.coordinator.join(now, from, correlation_id, partition, r, fx);
+                None
+            }
+            Request::SyncGroup(r) => self.coordinator.sync(from, correlation_id, r, fx),
+            Request::Heartbeat(r) => {
+                self.coordinator.heartbeat(now, from, correlation_id, r, fx);
+                None
+            }
+            Request::LeaveGroup(r) => {
+                self.coordinator.leave(now, from, correlation_id, r, fx);
+                None
+            }
+            Request::OffsetCommit(r) => self.coordinator.commit(from, correlation_id, partition, r, fx),
+            Request::OffsetFetch(r) => {
+                self.coordinator.fetch_offsets(from, correlation_id, r, fx);
+                None
+            }
+            _ => None,
+        };
+        if let Some(append) = append {
+            self.coordinator_append(now, append, fx);
         }
     }
 
@@ -932,6 +1105,13 @@ impl Broker {
             Request::Metadata(r) => self.on_metadata_request(from, correlation_id, r, fx),
             Request::OffsetsForLeaderEpoch(r) => self.on_offsets_for_leader_epoch(from, correlation_id, r, fx),
             Request::InitProducerId => self.on_init_producer_id(from, correlation_id, fx),
+            Request::FindCoordinator(r) => self.on_find_coordinator(now, from, correlation_id, &r.group_id, fx),
+            body @ (Request::JoinGroup(_)
+            | Request::SyncGroup(_)
+            | Request::Heartbeat(_)
+            | Request::LeaveGroup(_)
+            | Request::OffsetCommit(_)
+            | Request::OffsetFetch(_)) => self.on_group_request(now, from, correlation_id, body, fx),
             // Controller APIs sent to a broker: Kafka answers NOT_CONTROLLER; ksim's clients never
             // send them here, so there is nothing to answer.
             Request::BrokerRegistration(_)
@@ -944,7 +1124,7 @@ impl Broker {
 
     fn on_response(&mut self, now: SimTime, correlation_id: u64, body: Response, fx: &mut Effects) {
         let Some((_, what)) = self.outstanding.remove(&correlation_id) else {
-            return; // timed out earlier, or superseded
+            return; // timed out earlier, superseded, or not tracked (CreateTopics)
         };
         fx.cancel_timer(Timer::RequestTimeout(correlation_id));
         match (what, body) {
@@ -1058,6 +1238,12 @@ impl Broker {
                 self.writeback(now, fx);
                 fx.set_timer(Timer::OsWriteback, now.plus_ms(self.config.os_writeback_interval_ms));
             }
+            Timer::CoordinatorWriteExpiry(id) => {
+                if let Some(w) = self.delayed_writes.remove(&id) {
+                    self.coordinator.on_append_done(w.completion, ErrorCode::RequestTimedOut, fx);
+                }
+            }
+            timer @ (Timer::GroupRebalance(_) | Timer::GroupSessionCheck(_)) => self.coordinator.on_timer(now, &timer, fx),
             other => panic!("broker-{} got a timer it never sets: {other:?}", self.id),
         }
     }

@@ -271,3 +271,131 @@ impl Replica {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::TopicConfig;
+    use crate::record::{Record, RecordBatch};
+
+    const LAG_MS: u64 = 30_000;
+
+    /// A leader for epoch 1 with followers 2 and 3 in the ISR, and `records` records in its log.
+    fn leader(records: usize) -> Replica {
+        let mut log = Log::new(0);
+        log.assign_epoch_start(1);
+        let config = TopicConfig::default();
+        for i in 0..records {
+            let batch = RecordBatch::new_unassigned(-1, -1, -1, 0, vec![Record { key: None, value: format!("v{i}") }]);
+            log.append_as_leader(batch, 1, &config, 0);
+        }
+        let mut replica = Replica::new(TopicPartition::new("t", 0), log, 0);
+        replica.leader_epoch = 1;
+        replica.replicas = vec![1, 2, 3];
+        replica.isr = vec![1, 2, 3];
+        let progress = FollowerProgress { log_end_offset: -1, last_caught_up_ms: 0, last_fetch_leader_log_end: -1, last_fetch_ms: 0 };
+        let followers = [(2, progress.clone()), (3, progress)].into_iter().collect();
+        replica.role = Role::Leader(LeaderState { epoch_start_offset: 0, followers, pending_isr: None });
+        replica
+    }
+
+    #[test]
+    fn high_watermark_is_the_smallest_log_end_in_the_isr() {
+        let mut r = leader(5);
+        r.record_follower_fetch(2, 5, 100);
+        assert_eq!(r.maybe_advance_high_watermark(100, LAG_MS, |_| true), None, "follower 3 has fetched nothing yet");
+        r.record_follower_fetch(3, 3, 100);
+        assert_eq!(r.maybe_advance_high_watermark(100, LAG_MS, |_| true), Some(3));
+        r.record_follower_fetch(3, 5, 200);
+        assert_eq!(r.maybe_advance_high_watermark(200, LAG_MS, |_| true), Some(5));
+        assert_eq!(r.maybe_advance_high_watermark(300, LAG_MS, |_| true), None, "it never moves back");
+    }
+
+    #[test]
+    fn a_lagging_follower_leaves_the_isr_after_replica_lag_time_max_ms() {
+        let mut r = leader(5);
+        // As when it became leader at 1 s: ISR members count as caught up then.
+        if let Role::Leader(state) = &mut r.role {
+            state.followers.values_mut().for_each(|p| p.last_caught_up_ms = 1_000);
+        }
+        r.record_follower_fetch(2, 5, 1_000);
+        r.record_follower_fetch(3, 2, 1_000);
+        assert!(r.out_of_sync_followers(1_000 + LAG_MS, LAG_MS).is_empty(), "exactly the limit is still in sync");
+        let lagging = r.out_of_sync_followers(1_001 + LAG_MS, LAG_MS);
+        assert_eq!(lagging, vec![(3, LAG_MS + 1)], "follower 3 never caught up again; follower 2 is at the log end");
+    }
+
+    #[test]
+    fn catching_up_to_an_earlier_log_end_counts_as_caught_up_then() {
+        // Kafka's rule: a fetch that reaches the leader's log end *as of the previous fetch*
+        // proves the follower was caught up at the previous fetch's time.
+        let mut r = leader(5);
+        r.record_follower_fetch(2, 3, 1_000); // leader LEO was 5 here
+        r.record_follower_fetch(2, 5, 2_000); // reaches 5, the log end of the previous fetch
+        let progress = &r.leader_state().unwrap().followers[&2];
+        assert_eq!(progress.last_caught_up_ms, 2_000, "fetch_offset == leader log end now");
+        r.record_follower_fetch(3, 5, 3_000);
+        assert_eq!(r.leader_state().unwrap().followers[&3].last_caught_up_ms, 3_000);
+    }
+
+    #[test]
+    fn rejoining_needs_the_high_watermark_and_the_epoch_start() {
+        let mut r = leader(5);
+        r.isr = vec![1, 2];
+        r.high_watermark = 4;
+        if let Role::Leader(state) = &mut r.role {
+            state.epoch_start_offset = 3;
+        }
+        r.record_follower_fetch(3, 3, 100);
+        assert!(!r.may_join_isr(3), "below the high watermark");
+        r.record_follower_fetch(3, 4, 200);
+        assert!(r.may_join_isr(3));
+        assert!(!r.may_join_isr(2), "already in the ISR");
+    }
+
+    #[test]
+    fn a_pending_expansion_holds_the_high_watermark_back() {
+        let mut r = leader(5);
+        r.isr = vec![1, 2];
+        r.record_follower_fetch(2, 5, 100);
+        r.record_follower_fetch(3, 4, 100);
+        if let Role::Leader(state) = &mut r.role {
+            state.pending_isr = Some(PendingIsr::Expand(vec![1, 2, 3]));
+        }
+        assert_eq!(r.maximal_isr(), vec![1, 2, 3]);
+        assert_eq!(r.maybe_advance_high_watermark(100, LAG_MS, |_| false), Some(4), "follower 3 counts already");
+    }
+
+    #[test]
+    fn a_caught_up_follower_outside_the_isr_still_holds_the_high_watermark() {
+        // KAFKA-13091-style rule: an ISR-eligible follower that is caught up is waited for.
+        let mut r = leader(5);
+        r.isr = vec![1, 2];
+        r.record_follower_fetch(2, 5, 100);
+        r.record_follower_fetch(3, 4, 100);
+        assert_eq!(r.maybe_advance_high_watermark(100, LAG_MS, |_| true), Some(4));
+        let mut r = leader(5);
+        r.isr = vec![1, 2];
+        r.record_follower_fetch(2, 5, 100);
+        r.record_follower_fetch(3, 4, 100);
+        assert_eq!(r.maybe_advance_high_watermark(100, LAG_MS, |_| false), Some(5), "a fenced broker is not waited for");
+    }
+
+    #[test]
+    fn idempotent_batches_are_recognised_when_retried() {
+        let mut r = leader(0);
+        let config = TopicConfig::default();
+        let batch = |seq: i32, n: usize| {
+            let records = (0..n).map(|i| Record { key: None, value: format!("r{i}") }).collect();
+            RecordBatch::new_unassigned(77, 0, seq, 0, records)
+        };
+        assert_eq!(r.check_sequence(&batch(0, 2)), SequenceCheck::Append);
+        let base = r.log.append_as_leader(batch(0, 2), 1, &config, 0);
+        let appended = r.log.read(base, base + 1, 0).remove(0);
+        r.remember_producer_batch(&appended);
+        assert_eq!(r.check_sequence(&batch(0, 2)), SequenceCheck::Duplicate(0));
+        assert_eq!(r.check_sequence(&batch(2, 1)), SequenceCheck::Append);
+        assert_eq!(r.check_sequence(&batch(5, 1)), SequenceCheck::OutOfOrder { expected: 2 });
+        assert_eq!(r.check_sequence(&batch(3, 1)), SequenceCheck::OutOfOrder { expected: 2 }, "a gap is not allowed");
+    }
+}

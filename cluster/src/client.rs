@@ -1,0 +1,60 @@
+//! A client node: the producer and consumer engines an application uses, side by side.
+//!
+//! Each engine keeps its own requests (in separate correlation-id ranges) and its own timers; the
+//! node routes every input to the engine it belongs to.
+
+use crate::consumer::{Consumer, CONSUMER_CORRELATION_BASE};
+use crate::effects::{Effects, Input, StateMachine};
+use crate::producer::Producer;
+use crate::protocol::Message;
+use crate::time::SimTime;
+use crate::timer::Timer;
+
+pub struct Client {
+    pub producer: Option<Producer>,
+    pub consumer: Option<Consumer>,
+}
+
+enum Route {
+    Producer,
+    Consumer,
+    Both,
+}
+
+fn route(input: &Input) -> Route {
+    let by_id = |id: u64| if id >= CONSUMER_CORRELATION_BASE { Route::Consumer } else { Route::Producer };
+    match input {
+        Input::Start | Input::ConnectionClosed { .. } => Route::Both,
+        Input::Message { message: Message::Response { correlation_id, .. } | Message::Request { correlation_id, .. }, .. } => {
+            by_id(*correlation_id)
+        }
+        Input::Timer(Timer::RequestTimeout(id)) => by_id(*id),
+        Input::Timer(Timer::Linger(_) | Timer::ProducerWakeup | Timer::MetadataRefresh) => Route::Producer,
+        Input::Timer(_) => Route::Consumer,
+    }
+}
+
+impl StateMachine for Client {
+    fn handle(&mut self, now: SimTime, input: Input, rng: &mut dyn rand_core::RngCore, fx: &mut Effects) {
+        match route(&input) {
+            Route::Producer => {
+                if let Some(p) = self.producer.as_mut() {
+                    p.handle(now, input, rng, fx);
+                }
+            }
+            Route::Consumer => {
+                if let Some(c) = self.consumer.as_mut() {
+                    c.handle(now, input, rng, fx);
+                }
+            }
+            Route::Both => {
+                if let Some(p) = self.producer.as_mut() {
+                    p.handle(now, input.clone(), rng, fx);
+                }
+                if let Some(c) = self.consumer.as_mut() {
+                    c.handle(now, input, rng, fx);
+                }
+            }
+        }
+    }
+}

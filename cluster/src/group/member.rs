@@ -1,0 +1,577 @@
+//! A consumer's side of the group protocol.
+//!
+//! The member finds its coordinator (FindCoordinator), joins (JoinGroup, twice for a new member:
+//! KIP-394), and if it is chosen leader computes everyone's assignment with the agreed assignor;
+//! then it syncs (SyncGroup) to learn its own share. From then on it heartbeats every
+//! `heartbeat.interval.ms`; an answer of REBALANCE_IN_PROGRESS, ILLEGAL_GENERATION or
+//! UNKNOWN_MEMBER_ID sends it back to join.
+//!
+//! **Eager** rebalancing (range, round-robin, sticky) revokes *every* partition before rejoining:
+//! the whole group stops reading until the rebalance ends. **Cooperative** rebalancing
+//! (cooperative-sticky, KIP-429) keeps its partitions while rejoining; after the sync it revokes
+//! only the partitions that move elsewhere, and if it revoked any, rejoins at once so that a
+//! follow-up rebalance can give them to their new owner.
+//!
+//! If the application does not call `poll` within `max.poll.interval.ms`, the member leaves the
+//! group on its own (its partitions go to others) and rejoins at the next poll.
+
+use crate::client_metadata::ClientMetadata;
+use crate::config::ConsumerConfig;
+use crate::effects::Effects;
+use crate::error::ErrorCode;
+use crate::group::assignor::{AssignorKind, MemberSubscription, RebalanceProtocol};
+use crate::node::NodeId;
+use crate::note::Note;
+use crate::protocol::*;
+use crate::time::SimTime;
+use crate::timer::Timer;
+use crate::topic::{BrokerId, TopicPartition};
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Not in the group (not subscribed, or kicked out until the next poll).
+    Idle,
+    Joining,
+    Syncing,
+    Stable,
+}
+
+/// What the consumer must do as a result of a membership change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MemberEvent {
+    /// Start reading these partitions (look up their committed offsets first).
+    Assigned(Vec<TopicPartition>),
+    /// Stop reading these partitions. `lost`: without committing first.
+    Revoked { partitions: Vec<TopicPartition>, lost: bool },
+    /// A commit came back.
+    Committed { error: ErrorCode, offsets: Vec<(TopicPartition, i64)> },
+    /// Committed offsets for partitions just assigned (-1: none).
+    CommittedOffsets(Vec<(TopicPartition, i64)>),
+}
+
+#[derive(Clone, Debug)]
+enum Pending {
+    FindCoordinator,
+    Join,
+    Sync,
+    Heartbeat,
+    Leave,
+    /// The offsets, and the generation they were committed in.
+    Commit(Vec<(TopicPartition, i64)>, i32),
+    OffsetFetch,
+}
+
+pub struct GroupMember {
+    group_id: String,
+    client_id: String,
+    instance_id: Option<String>,
+    config: ConsumerConfig,
+    topics: Vec<String>,
+    pub phase: Phase,
+    coordinator: Option<BrokerId>,
+    member_id: String,
+    generation: i32,
+    /// Partitions owned now.
+    owned: Vec<TopicPartition>,
+    /// Requests in flight: what, and to which broker.
+    pending: BTreeMap<u64, (Pending, BrokerId)>,
+    /// The application called poll at this time (for `max.poll.interval.ms`).
+    last_poll: SimTime,
+    /// A follow-up join is needed once the current exchange ends.
+    rejoin_needed: bool,
+    retry_at: SimTime,
+    /// Left the group because the application did not poll in time; its partitions are given up
+    /// at the next poll, as Kafka's `onPartitionsLost` does.
+    kicked_out_at: Option<SimTime>,
+}
+
+fn protocol_of(strategies: &[String]) -> RebalanceProtocol {
+    // Kafka picks COOPERATIVE only if every configured assignor supports it.
+    let all_cooperative = strategies
+        .iter()
+        .all(|s| AssignorKind::from_str(s).map(|k| k.protocol() == RebalanceProtocol::Cooperative).unwrap_or(false));
+    if all_cooperative && !strategies.is_empty() {
+        RebalanceProtocol::Cooperative
+    } else {
+        RebalanceProtocol::Eager
+    }
+}
+
+impl GroupMember {
+    pub fn new(group_id: String, client_id: String, config: ConsumerConfig) -> Self {
+        GroupMember {
+            group_id,
+            client_id,
+            instance_id: config.group_instance_id.clone(),
+            config,
+            topics: Vec::new(),
+            phase: Phase::Idle,
+            coordinator: None,
+            member_id: String::new(),
+            generation: -1,
+            owned: Vec::new(),
+            pending: BTreeMap::new(),
+            last_poll: SimTime::ZERO,
+            rejoin_needed: false,
+            retry_at: SimTime::ZERO,
+            kicked_out_at: None,
+        }
+    }
+
+    pub fn member_id(&self) -> &str {
+        &self.member_id
+    }
+
+    pub fn generation(&self) -> i32 {
+        self.generation
+    }
+
+    pub fn owned(&self) -> &[TopicPartition] {
+        &self.owned
+    }
+
+    pub fn group_id(&self) -> &str {
+        &self.group_id
+    }
+
+    fn protocol(&self) -> RebalanceProtocol {
+        protocol_of(&self.config.partition_assignment_strategy)
+    }
+
+    fn name(&self) -> String {
+        if self.member_id.is_empty() {
+            self.client_id.clone()
+        } else {
+            self.member_id.clone()
+        }
+    }
+
+    pub fn subscribe(&mut self, topics: Vec<String>, now: SimTime) {
+        self.topics = topics;
+        self.last_poll = now;
+        if self.phase == Phase::Idle {
+            self.phase = Phase::Joining;
+        } else {
+            self.rejoin_needed = true;
+        }
+    }
+
+    /// The application polled: it is alive. A member that was kicked out rejoins.
+    pub fn on_poll(&mut self, now: SimTime) {
+        self.last_poll = now;
+        if self.phase == Phase::Idle && !self.topics.is_empty() && self.kicked_out_at.is_none() {
+            self.phase = Phase::Joining;
+        }
+    }
+
+    fn send(&mut self, to: BrokerId, now: SimTime, body: Request, what: Pending, next_correlation: &mut u64, fx: &mut Effects) {
+        let id = *next_correlation;
+        *next_correlation += 1;
+        self.pending.insert(id, (what, to));
+        // A JoinGroup may wait for the whole rebalance: Kafka allows it the rebalance timeout plus 5 s.
+        let timeout_ms = if matches!(body, Request::JoinGroup(_)) {
+            self.config.request_timeout_ms.max(self.config.max_poll_interval_ms + 5_000)
+        } else {
+            self.config.request_timeout_ms
+        };
+        fx.set_timer(Timer::RequestTimeout(id), now.plus_ms(timeout_ms));
+        fx.send(NodeId::Broker(to), Message::Request { correlation_id: id, body });
+    }
+
+    fn waiting_for(&self, f: impl Fn(&Pending) -> bool) -> bool {
+        self.pending.values().any(|(p, _)| f(p))
+    }
+
+    /// Send whatever the membership needs next. Returns events for the consumer.
+    pub fn drive(&mut self, now: SimTime, metadata: &ClientMetadata, next_correlation: &mut u64, fx: &mut Effects) -> Vec<MemberEvent> {
+        let mut events = Vec::new();
+        if self.topics.is_empty() || now < self.retry_at {
+            if now < self.retry_at {
+                fx.set_timer(Timer::ConsumerWakeup, self.retry_at);
+            }
+            return events;
+        }
+        // max.poll.interval.ms: a stuck application must not hold partitions forever.
+        if matches!(self.phase, Phase::Stable | Phase::Syncing | Phase::Joining)
+            && now.ms_since(self.last_poll) > self.config.max_poll_interval_ms
+        {
+            fx.note(Note::PollIntervalExceeded { group: self.group_id.clone(), member: self.name(), waited_ms: now.ms_since(self.last_poll) });
+            if let Some(coordinator) = self.coordinator {
+                let body = Request::LeaveGroup(LeaveGroupRequest { group_id: self.group_id.clone(), member_id: self.member_id.clone() });
+                self.send(coordinator, now, body, Pending::Leave, next_correlation, fx);
+            }
+            // The application still believes it owns its partitions until it polls again; a
+            // commit it makes meanwhile is rejected (it is no longer a member).
+            self.member_id.clear();
+            self.generation = -1;
+            self.phase = Phase::Idle;
+            self.kicked_out_at = Some(now);
+            return events;
+        }
+        if let Some(at) = self.kicked_out_at {
+            if self.last_poll > at {
+                // The application polled again: its partitions are lost; it rejoins.
+                self.kicked_out_at = None;
+                if !self.owned.is_empty() {
+                    fx.note(Note::PartitionsRevoked {
+                        group: self.group_id.clone(),
+                        member: self.name(),
+                        generation: self.generation,
+                        partitions: self.owned.clone(),
+                        lost: true,
+                        kept: 0,
+                    });
+                    events.push(self.lose_all());
+                }
+                self.phase = Phase::Joining;
+            } else {
+                return events;
+            }
+        }
+        // Without a coordinator nothing else can happen: find it first. Finding a new
+        // coordinator does not change membership: a Stable member keeps its generation and
+        // simply heartbeats to the new one.
+        if self.coordinator.is_none() {
+            if self.phase != Phase::Idle && !self.waiting_for(|p| matches!(p, Pending::FindCoordinator)) {
+                let brokers = metadata.known_brokers();
+                if let Some(&broker) = brokers.get((*next_correlation as usize) % brokers.len().max(1)) {
+                    let body = Request::FindCoordinator(FindCoordinatorRequest { group_id: self.group_id.clone() });
+                    self.send(broker, now, body, Pending::FindCoordinator, next_correlation, fx);
+                }
+            }
+            return events;
+        }
+        match self.phase {
+            Phase::Idle | Phase::Syncing => {}
+            Phase::Joining => {
+                // A commit of revoked partitions must land before we rejoin (onJoinPrepare).
+                if !self.waiting_for(|p| matches!(p, Pending::Join)) && !self.commit_in_flight() {
+                    self.send_join(now, next_correlation, fx, &mut events);
+                }
+            }
+            Phase::Stable => {
+                if self.rejoin_needed && !self.waiting_for(|p| matches!(p, Pending::Commit(..))) {
+                    self.rejoin_needed = false;
+                    self.phase = Phase::Joining;
+                    self.send_join(now, next_correlation, fx, &mut events);
+                }
+            }
+        }
+        events
+    }
+
+    fn send_join(&mut self, now: SimTime, next_correlation: &mut u64, fx: &mut Effects, events: &mut Vec<MemberEvent>) {
+        let Some(coordinator) = self.coordinator else { return };
+        if self.protocol() == RebalanceProtocol::Eager && !self.owned.is_empty() {
+            // Eager: give everything up before joining. (The consumer commits first if it
+            // auto-commits: see `Consumer::on_member_events`.)
+            let partitions = std::mem::take(&mut self.owned);
+            fx.note(Note::PartitionsRevoked {
+                group: self.group_id.clone(),
+                member: self.name(),
+                generation: self.generation,
+                partitions: partitions.clone(),
+                lost: false,
+                kept: 0,
+            });
+            events.push(MemberEvent::Revoked { partitions, lost: false });
+            // The consumer commits the revoked partitions now; drive() joins once that is done.
+            return;
+        }
+        let subscription = Subscription { topics: self.topics.clone(), owned_partitions: self.owned.clone(), generation: self.generation };
+        let protocols = self.config.partition_assignment_strategy.iter().map(|s| (s.clone(), subscription.clone())).collect();
+        let body = Request::JoinGroup(JoinGroupRequest {
+            group_id: self.group_id.clone(),
+            client_id: self.client_id.clone(),
+            member_id: self.member_id.clone(),
+            group_instance_id: self.instance_id.clone(),
+            session_timeout_ms: self.config.session_timeout_ms,
+            rebalance_timeout_ms: self.config.max_poll_interval_ms,
+            protocols,
+        });
+        self.send(coordinator, now, body, Pending::Join, next_correlation, fx);
+    }
+
+    /// Give up every partition without committing (kicked out, or the generation is gone).
+    fn lose_all(&mut self) -> MemberEvent {
+        let partitions = std::mem::take(&mut self.owned);
+        MemberEvent::Revoked { partitions, lost: true }
+    }
+
+    fn rejoin_from_scratch(&mut self, fx: &mut Effects, events: &mut Vec<MemberEvent>, reset_member: bool) {
+        if !self.owned.is_empty() {
+            fx.note(Note::PartitionsRevoked {
+                group: self.group_id.clone(),
+                member: self.name(),
+                generation: self.generation,
+                partitions: self.owned.clone(),
+                lost: true,
+                kept: 0,
+            });
+            events.push(self.lose_all());
+        }
+        if reset_member {
+            self.member_id.clear();
+        }
+        self.generation = -1;
+        self.phase = Phase::Joining;
+    }
+
+    /// The coordinator moved or died: find it again. A sync in flight is lost, so rejoin.
+    fn coordinator_lost(&mut self, now: SimTime) {
+        self.coordinator = None;
+        if self.phase == Phase::Syncing {
+            self.phase = Phase::Joining;
+        }
+        self.retry_at = now.plus_ms(self.config.retry_backoff_ms);
+    }
+
+    /// Commit these offsets (the consumer's positions) to the coordinator.
+    pub fn commit(&mut self, now: SimTime, offsets: Vec<(TopicPartition, i64)>, next_correlation: &mut u64, fx: &mut Effects) -> bool {
+        let Some(coordinator) = self.coordinator else { return false };
+        if offsets.is_empty() {
+            return false;
+        }
+        let body = Request::OffsetCommit(OffsetCommitRequest {
+            group_id: self.group_id.clone(),
+            generation: self.generation,
+            member_id: self.member_id.clone(),
+            offsets: offsets.clone(),
+        });
+        let generation = self.generation;
+        self.send(coordinator, now, body, Pending::Commit(offsets, generation), next_correlation, fx);
+        true
+    }
+
+    pub fn commit_in_flight(&self) -> bool {
+        self.waiting_for(|p| matches!(p, Pending::Commit(..)))
+    }
+
+    /// Ask for the committed offsets of newly assigned partitions.
+    pub fn fetch_offsets(&mut self, now: SimTime, partitions: Vec<TopicPartition>, next_correlation: &mut u64, fx: &mut Effects) {
+        let Some(coordinator) = self.coordinator else { return };
+        let body = Request::OffsetFetch(OffsetFetchRequest { group_id: self.group_id.clone(), partitions });
+        self.send(coordinator, now, body, Pending::OffsetFetch, next_correlation, fx);
+    }
+
+    pub fn heartbeat_due(&mut self, now: SimTime, next_correlation: &mut u64, fx: &mut Effects) {
+        if matches!(self.phase, Phase::Stable | Phase::Syncing) && !self.waiting_for(|p| matches!(p, Pending::Heartbeat)) {
+            if let Some(coordinator) = self.coordinator {
+                let body = Request::Heartbeat(HeartbeatRequest {
+                    group_id: self.group_id.clone(),
+                    generation: self.generation,
+                    member_id: self.member_id.clone(),
+                });
+                self.send(coordinator, now, body, Pending::Heartbeat, next_correlation, fx);
+            }
+        }
+        if !self.topics.is_empty() {
+            fx.set_timer(Timer::GroupHeartbeat, now.plus_ms(self.config.heartbeat_interval_ms));
+        }
+    }
+
+    pub fn owns_request(&self, correlation_id: u64) -> bool {
+        self.pending.contains_key(&correlation_id)
+    }
+
+    /// The connection to `peer` closed: if it was the coordinator, every request to it failed.
+    pub fn on_connection_closed(&mut self, now: SimTime, peer: NodeId, fx: &mut Effects) -> Vec<MemberEvent> {
+        let mut events = Vec::new();
+        let ids: Vec<u64> = self.pending.iter().filter(|(_, (_, to))| NodeId::Broker(*to) == peer).map(|(id, _)| *id).collect();
+        for id in ids {
+            fx.cancel_timer(Timer::RequestTimeout(id));
+            self.on_failure(now, id, &mut events);
+        }
+        if self.coordinator.map(NodeId::Broker) == Some(peer) {
+            self.coordinator_lost(now);
+        }
+        events
+    }
+
+    /// A request failed (timeout or closed connection).
+    pub fn on_failure(&mut self, now: SimTime, correlation_id: u64, events: &mut Vec<MemberEvent>) {
+        let Some((what, _)) = self.pending.remove(&correlation_id) else { return };
+        match what {
+            Pending::Commit(offsets, _) => events.push(MemberEvent::Committed { error: ErrorCode::RequestTimedOut, offsets }),
+            Pending::Heartbeat | Pending::Leave | Pending::OffsetFetch => {}
+            Pending::FindCoordinator | Pending::Join | Pending::Sync => {}
+        }
+        self.coordinator_lost(now);
+    }
+
+    /// Handle a response to one of our requests.
+    pub fn on_response(&mut self, now: SimTime, correlation_id: u64, body: Response, metadata: &ClientMetadata, next_correlation: &mut u64, fx: &mut Effects) -> Vec<MemberEvent> {
+        let mut events = Vec::new();
+        let Some((what, _)) = self.pending.remove(&correlation_id) else { return events };
+        match (what, body) {
+            (Pending::FindCoordinator, Response::FindCoordinator(r)) => match r.coordinator {
+                Some(id) if r.error.is_none() => self.coordinator = Some(id),
+                _ => self.retry_at = now.plus_ms(self.config.retry_backoff_ms),
+            },
+            (Pending::Join, Response::JoinGroup(r)) => self.on_join(now, r, metadata, next_correlation, fx, &mut events),
+            (Pending::Sync, Response::SyncGroup(r)) => self.on_sync(now, r, fx, &mut events),
+            (Pending::Heartbeat, Response::Heartbeat(r)) => match r.error {
+                ErrorCode::None => {}
+                ErrorCode::RebalanceInProgress => {
+                    if self.phase == Phase::Stable {
+                        self.rejoin_needed = true;
+                    }
+                }
+                ErrorCode::IllegalGeneration => self.rejoin_from_scratch(fx, &mut events, false),
+                ErrorCode::UnknownMemberId | ErrorCode::FencedInstanceId => self.rejoin_from_scratch(fx, &mut events, true),
+                ErrorCode::NotCoordinator | ErrorCode::CoordinatorNotAvailable => self.coordinator_lost(now),
+                _ => {}
+            },
+            (Pending::Leave, _) => {}
+            (Pending::Commit(offsets, generation), Response::OffsetCommit(r)) => {
+                match r.error {
+                    ErrorCode::None => {}
+                    ErrorCode::IllegalGeneration | ErrorCode::UnknownMemberId | ErrorCode::RebalanceInProgress => {
+                        fx.note(Note::CommitFailed { group: self.group_id.clone(), member: self.name(), error: r.error });
+                        // Only a failure of the current generation's commit says we are out of it.
+                        if r.error != ErrorCode::RebalanceInProgress && generation == self.generation && self.phase == Phase::Stable {
+                            self.rejoin_from_scratch(fx, &mut events, r.error == ErrorCode::UnknownMemberId);
+                        }
+                    }
+                    ErrorCode::NotCoordinator | ErrorCode::CoordinatorNotAvailable => self.coordinator_lost(now),
+                    _ => {}
+                }
+                events.push(MemberEvent::Committed { error: r.error, offsets });
+            }
+            (Pending::OffsetFetch, Response::OffsetFetch(r)) => {
+                if r.error.is_none() {
+                    events.push(MemberEvent::CommittedOffsets(r.offsets));
+                } else {
+                    self.coordinator_lost(now);
+                }
+            }
+            _ => {}
+        }
+        events
+    }
+
+    fn on_join(&mut self, now: SimTime, r: JoinGroupResponse, metadata: &ClientMetadata, next_correlation: &mut u64, fx: &mut Effects, events: &mut Vec<MemberEvent>) {
+        match r.error {
+            ErrorCode::None => {}
+            ErrorCode::MemberIdRequired => {
+                self.member_id = r.member_id;
+                return; // drive() sends the join again, now with the id
+            }
+            ErrorCode::UnknownMemberId | ErrorCode::FencedInstanceId => {
+                self.rejoin_from_scratch(fx, events, true);
+                return;
+            }
+            ErrorCode::IllegalGeneration => {
+                self.rejoin_from_scratch(fx, events, false);
+                return;
+            }
+            ErrorCode::NotCoordinator | ErrorCode::CoordinatorNotAvailable | ErrorCode::CoordinatorLoadInProgress => {
+                self.coordinator_lost(now);
+                return;
+            }
+            _ => {
+                self.retry_at = now.plus_ms(self.config.retry_backoff_ms);
+                return;
+            }
+        }
+        self.member_id = r.member_id.clone();
+        self.generation = r.generation;
+        self.phase = Phase::Syncing;
+        let mut assignments = Vec::new();
+        if r.leader == r.member_id && !r.members.is_empty() {
+            assignments = self.assign(&r, metadata);
+        }
+        let Some(coordinator) = self.coordinator else { return };
+        let body = Request::SyncGroup(SyncGroupRequest {
+            group_id: self.group_id.clone(),
+            generation: self.generation,
+            member_id: self.member_id.clone(),
+            assignments,
+        });
+        self.send(coordinator, now, body, Pending::Sync, next_correlation, fx);
+        fx.set_timer(Timer::GroupHeartbeat, now.plus_ms(self.config.heartbeat_interval_ms));
+    }
+
+    /// As the leader: run the group's assignor over every member's subscription.
+    fn assign(&self, r: &JoinGroupResponse, metadata: &ClientMetadata) -> Vec<(String, Vec<TopicPartition>)> {
+        let Some(kind) = r.protocol.as_deref().and_then(|p| AssignorKind::from_str(p).ok()) else { return Vec::new() };
+        let mut partitions_per_topic = BTreeMap::new();
+        for (_, _, sub) in &r.members {
+            for topic in &sub.topics {
+                if let Some(p) = metadata.partitions(topic) {
+                    partitions_per_topic.insert(topic.clone(), p.len() as i32);
+                }
+            }
+        }
+        let members: Vec<MemberSubscription> = r
+            .members
+            .iter()
+            .map(|(id, instance, sub)| MemberSubscription {
+                member_id: id.clone(),
+                group_instance_id: instance.clone(),
+                topics: sub.topics.clone(),
+                owned_partitions: sub.owned_partitions.clone(),
+                generation: (sub.generation >= 0).then_some(sub.generation),
+            })
+            .collect();
+        let assignment = kind.assign(&partitions_per_topic, &members);
+        r.members.iter().map(|(id, _, _)| (id.clone(), assignment.partitions_of(id).to_vec())).collect()
+    }
+
+    fn on_sync(&mut self, now: SimTime, r: SyncGroupResponse, fx: &mut Effects, events: &mut Vec<MemberEvent>) {
+        match r.error {
+            ErrorCode::None => {}
+            ErrorCode::RebalanceInProgress => {
+                self.phase = Phase::Joining;
+                return;
+            }
+            ErrorCode::IllegalGeneration => return self.rejoin_from_scratch(fx, events, false),
+            ErrorCode::UnknownMemberId | ErrorCode::FencedInstanceId => return self.rejoin_from_scratch(fx, events, true),
+            _ => return self.coordinator_lost(now),
+        }
+        self.phase = Phase::Stable;
+        let mut new = r.assignment;
+        new.sort();
+        let revoked: Vec<TopicPartition> = self.owned.iter().filter(|tp| !new.contains(tp)).cloned().collect();
+        let added: Vec<TopicPartition> = new.iter().filter(|tp| !self.owned.contains(tp)).cloned().collect();
+        if !revoked.is_empty() {
+            fx.note(Note::PartitionsRevoked {
+                group: self.group_id.clone(),
+                member: self.name(),
+                generation: self.generation,
+                partitions: revoked.clone(),
+                lost: false,
+                kept: new.len() - added.len(),
+            });
+            events.push(MemberEvent::Revoked { partitions: revoked.clone(), lost: false });
+            // Cooperative: what we gave up must now go to its new owner: rebalance again.
+            if self.protocol() == RebalanceProtocol::Cooperative {
+                self.rejoin_needed = true;
+            }
+        }
+        self.owned = new;
+        fx.note(Note::PartitionsAssigned {
+            group: self.group_id.clone(),
+            member: self.name(),
+            generation: self.generation,
+            partitions: added.clone(),
+        });
+        if !added.is_empty() {
+            events.push(MemberEvent::Assigned(added));
+        }
+    }
+
+    /// Leave the group (a clean shutdown; static members do not, KIP-345).
+    pub fn leave(&mut self, now: SimTime, next_correlation: &mut u64, fx: &mut Effects) {
+        if let (Some(coordinator), None) = (self.coordinator, &self.instance_id) {
+            if !self.member_id.is_empty() {
+                let body = Request::LeaveGroup(LeaveGroupRequest { group_id: self.group_id.clone(), member_id: self.member_id.clone() });
+                self.send(coordinator, now, body, Pending::Leave, next_correlation, fx);
+            }
+        }
+        self.topics.clear();
+        self.phase = Phase::Idle;
+    }
+}
