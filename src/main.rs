@@ -5,6 +5,7 @@
 
 mod assign_cmd;
 mod check_cmd;
+mod fuzz_cmd;
 mod partition_cmd;
 mod scenarios;
 
@@ -64,6 +65,13 @@ enum Command {
         /// Scenario files or folders.
         paths: Vec<PathBuf>,
     },
+    /// Sweep seeds with random faults; shrink any failure to a minimal scenario file.
+    ///
+    /// Each seed draws its own fault schedule (kills, power failures, pauses, network partitions,
+    /// slow links, client crashes) within the scenario's `fuzz:` budget. A seed fails if a promise
+    /// Kafka makes is broken or a `Never` expectation happens. A failing seed is shrunk (faults and
+    /// workload removed while the failure reproduces) and written as a RON file you can replay.
+    Fuzz(fuzz_cmd::FuzzArgs),
     /// List the scenarios in scenarios/ with their titles.
     List,
     /// Show which partition the Java client and .NET's Confluent.Kafka pick for each key.
@@ -105,6 +113,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }),
+        Some(Command::Fuzz(args)) => fuzz_cmd::run(&args).map(|ok| if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }),
         Some(Command::List) => list(),
         Some(Command::Partition { partitions, keys }) => partition_cmd::render(partitions, &keys).map(|text| {
             print!("{text}");

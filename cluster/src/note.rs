@@ -235,6 +235,9 @@ impl fmt::Display for Note {
                 write!(f, "group {group} generation {generation}: {member} gets {}", fmt_partitions(partitions))
             }
             OffsetCommitted { group, partition, offset } => write!(f, "group {group}: committed {partition} at {offset}"),
+            PartitionsAssigned { member, generation, partitions, .. } if partitions.is_empty() => {
+                write!(f, "{member}: nothing new assigned in generation {generation}")
+            }
             PartitionsAssigned { member, generation, partitions, .. } => {
                 write!(f, "{member}: assigned {} (generation {generation})", fmt_partitions(partitions))
             }

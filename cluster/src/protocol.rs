@@ -564,7 +564,7 @@ impl fmt::Display for Request {
             Request::JoinGroup(r) => {
                 let member = if r.member_id.is_empty() { "(new member)" } else { r.member_id.as_str() };
                 let owned: Vec<TopicPartition> = r.protocols.first().map(|(_, s)| s.owned_partitions.clone()).unwrap_or_default();
-                write!(f, "JoinGroup group={} member={member} owns {}", r.group_id, fmt_partitions(&owned))
+                write!(f, "JoinGroup group={} member={member} previously owned {}", r.group_id, fmt_partitions(&owned))
             }
             Request::SyncGroup(r) => {
                 write!(f, "SyncGroup group={} generation={} member={}", r.group_id, r.generation, r.member_id)?;

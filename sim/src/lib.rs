@@ -11,6 +11,7 @@
 //! - [`world`]: the nodes, their disks and timers, faults; [`host`]: a node's main task.
 //! - [`fabric`]: the network: per-connection FIFO, latency, loss, partitions.
 //! - [`rng`]: one seed, a tree of named ChaCha streams.
+//! - [`fuzz`]: random fault schedules per seed, and shrinking a failure to a minimal scenario.
 //! - [`apps`]: the async client API and the scenario applications built on it.
 //! - [`checker`]: invariants after every step and history checks at the end.
 //! - [`happening`], [`report`]: expectations and the report of a run.
@@ -22,6 +23,7 @@ compile_error!("the `ksim-sim` crate must be built with `--cfg madsim` (see .car
 pub mod apps;
 pub mod checker;
 pub mod fabric;
+pub mod fuzz;
 pub mod happening;
 pub mod host;
 pub mod machine;

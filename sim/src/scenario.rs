@@ -59,6 +59,33 @@ pub struct Scenario {
     pub narration: Vec<Narration>,
     #[serde(default)]
     pub expect: Vec<Expectation>,
+    /// What `ksim fuzz` may break, at most, in one run.
+    #[serde(default)]
+    pub fuzz: Option<FuzzBudget>,
+}
+
+/// How many faults of each kind `ksim fuzz` may draw for one seed, and when.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FuzzBudget {
+    #[serde(default)]
+    pub kills: u32,
+    #[serde(default)]
+    pub power_failures: u32,
+    #[serde(default)]
+    pub pauses: u32,
+    #[serde(default)]
+    pub partitions: u32,
+    #[serde(default)]
+    pub slow_links: u32,
+    #[serde(default)]
+    pub client_crashes: u32,
+    /// Faults start no earlier than this...
+    #[serde(default)]
+    pub from_ms: u64,
+    /// ...and every fault is healed (restarts, resumes, heals) by this time, so the cluster has
+    /// the rest of the run to converge.
+    pub heal_by_ms: u64,
 }
 
 fn default_seed() -> u64 {
@@ -631,6 +658,14 @@ impl Scenario {
                 }
                 (None, Some(h)) => self.check_happening(h).map_err(|e| format!("narration[{i}].on: {e}"))?,
                 _ => {}
+            }
+        }
+        if let Some(f) = &self.fuzz {
+            if f.heal_by_ms > self.duration_ms || f.from_ms >= f.heal_by_ms {
+                return Err(format!(
+                    "fuzz.heal_by_ms: {} must be after fuzz.from_ms ({}) and not after the end of the run ({})",
+                    f.heal_by_ms, f.from_ms, self.duration_ms
+                ));
             }
         }
         for (i, e) in self.expect.iter().enumerate() {

@@ -75,6 +75,9 @@ pub struct GroupMember {
     generation: i32,
     /// Partitions owned now.
     owned: Vec<TopicPartition>,
+    /// What an eager member owned before it revoked everything to rejoin: the eager `sticky`
+    /// assignor still wants it (Kafka sends it in the subscription's user data).
+    previous: Vec<TopicPartition>,
     /// Requests in flight: what, and to which broker.
     pending: BTreeMap<u64, (Pending, BrokerId)>,
     /// The application called poll at this time (for `max.poll.interval.ms`).
@@ -112,6 +115,7 @@ impl GroupMember {
             member_id: String::new(),
             generation: -1,
             owned: Vec::new(),
+            previous: Vec::new(),
             pending: BTreeMap::new(),
             last_poll: SimTime::ZERO,
             rejoin_needed: false,
@@ -268,6 +272,7 @@ impl GroupMember {
             // Eager: give everything up before joining. (The consumer commits first if it
             // auto-commits: see `Consumer::on_member_events`.)
             let partitions = std::mem::take(&mut self.owned);
+            self.previous = partitions.clone();
             fx.note(Note::PartitionsRevoked {
                 group: self.group_id.clone(),
                 member: self.name(),
@@ -280,7 +285,8 @@ impl GroupMember {
             // The consumer commits the revoked partitions now; drive() joins once that is done.
             return;
         }
-        let subscription = Subscription { topics: self.topics.clone(), owned_partitions: self.owned.clone(), generation: self.generation };
+        let owned = if self.protocol() == RebalanceProtocol::Eager { self.previous.clone() } else { self.owned.clone() };
+        let subscription = Subscription { topics: self.topics.clone(), owned_partitions: owned, generation: self.generation };
         let protocols = self.config.partition_assignment_strategy.iter().map(|s| (s.clone(), subscription.clone())).collect();
         let body = Request::JoinGroup(JoinGroupRequest {
             group_id: self.group_id.clone(),

@@ -1,0 +1,255 @@
+//! `cargo bench`: how fast ksim simulates, and how cost grows with cluster size and load.
+//!
+//! Prints figures rather than asserting them: this machine is shared and noisy, so ratios
+//! (events per second, virtual seconds per wall second) matter more than any one number.
+//! Targets (issue 5): the leader-failover walkthrough in under 50 ms of wall time; at least 1000x
+//! real time on the standard scenarios; at least a million events per second per core in the
+//! protocol core alone; cost linear in records.
+
+use ksim_cluster::broker::{Broker, BrokerDisk};
+use ksim_cluster::config::BrokerConfig;
+use ksim_cluster::effects::{Effects, Input, StateMachine};
+use ksim_cluster::metadata::MetadataRecord;
+use ksim_cluster::node::NodeId;
+use ksim_cluster::protocol::*;
+use ksim_cluster::record::{Record, RecordBatch};
+use ksim_cluster::time::SimTime;
+use ksim_cluster::topic::TopicPartition;
+use ksim_sim::scenario::{App, Client, Cluster, Network, Scenario, Topic};
+use rand_chacha::rand_core::SeedableRng;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_string()))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+struct Measure {
+    events: usize,
+    virtual_s: f64,
+    wall_s: f64,
+}
+
+fn measure(scenario: &Scenario, name: &str, seed: u64) -> Measure {
+    let started = Instant::now();
+    let outcome = ksim_sim::run(scenario, name, seed).expect("scenario runs");
+    let wall_s = started.elapsed().as_secs_f64();
+    Measure { events: outcome.trace.events.len(), virtual_s: outcome.trace.end_time_us() as f64 / 1e6, wall_s }
+}
+
+fn standard_scenarios() {
+    println!("== standard scenarios (one run each, seed from the file)");
+    println!("{:<36} {:>8} {:>9} {:>9} {:>12} {:>10}", "scenario", "events", "virtual", "wall", "events/s", "speed-up");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut files: Vec<_> = std::fs::read_dir(&dir).expect("scenarios/").map(|e| e.expect("entry").path()).collect();
+    files.sort();
+    let (mut total_events, mut total_virtual, mut total_wall) = (0usize, 0.0, 0.0);
+    let mut slowest_speedup = f64::INFINITY;
+    for path in files.iter().filter(|p| p.extension().is_some_and(|e| e == "ron")) {
+        let scenario = Scenario::load(path).expect("loads");
+        let name = path.file_stem().unwrap().to_string_lossy().to_string();
+        let m = measure(&scenario, &name, scenario.seed);
+        let speedup = m.virtual_s / m.wall_s;
+        slowest_speedup = slowest_speedup.min(speedup);
+        println!(
+            "{:<36} {:>8} {:>8.1}s {:>7.1}ms {:>12.0} {:>9.0}x",
+            name,
+            m.events,
+            m.virtual_s,
+            m.wall_s * 1000.0,
+            m.events as f64 / m.wall_s,
+            speedup
+        );
+        total_events += m.events;
+        total_virtual += m.virtual_s;
+        total_wall += m.wall_s;
+    }
+    println!(
+        "all: {total_events} events, {:.0} events/s, {:.0}x real time overall, slowest scenario {:.0}x (target >= 1000x)",
+        total_events as f64 / total_wall,
+        total_virtual / total_wall,
+        slowest_speedup
+    );
+}
+
+fn leader_failover_walkthrough() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/leader-failover.ron");
+    let scenario = Scenario::load(&path).expect("loads");
+    let mut walls: Vec<f64> = (0..7).map(|_| measure(&scenario, "leader-failover", scenario.seed).wall_s * 1000.0).collect();
+    walls.sort_by(f64::total_cmp);
+    println!("== leader-failover walkthrough: median {:.1} ms over 7 runs (min {:.1}, max {:.1}; target < 50 ms)", walls[3], walls[0], walls[6]);
+    let started = Instant::now();
+    let seeds = 40;
+    for seed in 0..seeds {
+        ksim_sim::run(&scenario, "leader-failover", seed).expect("runs");
+    }
+    let per_s = seeds as f64 / started.elapsed().as_secs_f64();
+    println!("== seeds per second on one core (leader-failover, {seeds} seeds): {per_s:.1}");
+}
+
+/// A generated scenario: `brokers` brokers, one topic with `partitions` partitions (RF 3) and a
+/// producer writing `records` records, 1 ms apart.
+fn generated(brokers: i32, partitions: i32, records: u64) -> Scenario {
+    let duration_ms = 5_000 + records + 2_000;
+    Scenario {
+        title: format!("{brokers} brokers, {partitions} partitions, {records} records"),
+        description: String::new(),
+        seed: 1,
+        duration_ms,
+        cluster: Cluster {
+            brokers: (1..=brokers).collect(),
+            racks: BTreeMap::new(),
+            configs: [("auto.leader.rebalance.enable".to_string(), ksim_sim::scenario::ConfigValue::Bool(false))].into(),
+        },
+        network: Network::default(),
+        topics: vec![Topic {
+            name: "load".into(),
+            partitions,
+            replication_factor: 3.min(brokers as usize),
+            replicas: Vec::new(),
+            configs: BTreeMap::new(),
+        }],
+        clients: vec![Client {
+            name: "producer".into(),
+            app: App::Producer {
+                topic: "load".into(),
+                records,
+                interval_ms: 1,
+                keys: (0..64).map(|k| format!("k{k}")).collect(),
+                value_prefix: "v".into(),
+            },
+            configs: BTreeMap::new(),
+            start_ms: 5_000,
+        }],
+        timeline: Vec::new(),
+        narration: Vec::new(),
+        expect: Vec::new(),
+        fuzz: None,
+    }
+}
+
+fn scaling() {
+    println!("== scaling (generated scenarios; one run each)");
+    println!("{:<40} {:>9} {:>9} {:>12} {:>12}", "shape", "events", "wall", "events/s", "µs/record");
+    let shapes: &[(i32, i32, u64)] = &[
+        (3, 1, 1_000),
+        (3, 1, 10_000),
+        (3, 1, 100_000),
+        (3, 10, 10_000),
+        (3, 100, 10_000),
+        (3, 1000, 10_000),
+        (10, 10, 10_000),
+        (50, 10, 10_000),
+    ];
+    for &(brokers, partitions, records) in shapes {
+        let scenario = generated(brokers, partitions, records);
+        let m = measure(&scenario, "generated", 1);
+        println!(
+            "{:<40} {:>9} {:>7.0}ms {:>12.0} {:>12.1}",
+            scenario.title,
+            m.events,
+            m.wall_s * 1000.0,
+            m.events as f64 / m.wall_s,
+            m.wall_s * 1e6 / records as f64
+        );
+    }
+}
+
+/// The protocol core alone: a leader and a follower broker state machine exchanging produce and
+/// fetch directly, with no simulator in between.
+fn protocol_core() {
+    let config = BrokerConfig::default();
+    let controller = NodeId::Controller(3000);
+    let mut leader = Broker::new(1, config.clone(), None, controller, 1, BrokerDisk::default());
+    let mut follower = Broker::new(2, config, None, controller, 1, BrokerDisk::default());
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+    let tp = TopicPartition::new("t", 0);
+    let now = SimTime::from_ms(1);
+    let mut inputs = 0u64;
+    let mut step = |broker: &mut Broker, input: Input, fx: &mut Effects| {
+        fx.clear();
+        broker.handle(now, input, &mut rng, fx);
+    };
+    let mut fx = Effects::default();
+    // Register both, then feed them the metadata records that make 1 leader and 2 follower.
+    for (broker, epoch) in [(&mut leader, 0i64), (&mut follower, 1)] {
+        step(broker, Input::Start, &mut fx);
+        let id = fx.sends.iter().find_map(|(_, m)| match m {
+            Message::Request { correlation_id, body: Request::BrokerRegistration(_) } => Some(*correlation_id),
+            _ => None,
+        });
+        let body = Response::BrokerRegistration(BrokerRegistrationResponse { error: ksim_cluster::ErrorCode::None, broker_epoch: epoch });
+        step(broker, Input::Message { from: controller, message: Message::Response { correlation_id: id.unwrap(), body } }, &mut fx);
+        let fetch = fx.sends.iter().find_map(|(_, m)| match m {
+            Message::Request { correlation_id, body: Request::MetadataFetch(_) } => Some(*correlation_id),
+            _ => None,
+        });
+        let records = vec![
+            MetadataRecord::RegisterBroker { broker_id: 1, broker_epoch: 0, rack: None },
+            MetadataRecord::RegisterBroker { broker_id: 2, broker_epoch: 1, rack: None },
+            MetadataRecord::UnfenceBroker { broker_id: 1, broker_epoch: 0 },
+            MetadataRecord::UnfenceBroker { broker_id: 2, broker_epoch: 1 },
+            MetadataRecord::Topic { name: "t".into(), partitions: 1, config: Default::default() },
+            MetadataRecord::Partition {
+                partition: tp.clone(),
+                replicas: vec![1, 2],
+                isr: vec![1, 2],
+                leader: Some(1),
+                leader_epoch: 0,
+                partition_epoch: 0,
+                election: None,
+            },
+        ];
+        let body = Response::MetadataFetch(MetadataFetchResponse { records, base_offset: 0 });
+        step(broker, Input::Message { from: controller, message: Message::Response { correlation_id: fetch.unwrap(), body } }, &mut fx);
+    }
+    let started = Instant::now();
+    let rounds = 200_000u64;
+    let mut follower_offset = 0i64;
+    for n in 0..rounds {
+        // A producer appends one record (acks=1)...
+        let batch = RecordBatch::new_unassigned(-1, -1, -1, 0, vec![Record { key: None, value: format!("v{n}") }]);
+        let body = Request::Produce(ProduceRequest { acks: ksim_cluster::config::Acks::Leader, timeout_ms: 30_000, partition: tp.clone(), batch });
+        step(&mut leader, Input::Message { from: NodeId::Client(0), message: Message::Request { correlation_id: n, body } }, &mut fx);
+        // ...the follower fetches it and appends it.
+        let body = Request::Fetch(FetchRequest {
+            replica: Some((2, 1)),
+            max_wait_ms: 0,
+            partitions: vec![FetchPartition { partition: tp.clone(), fetch_offset: follower_offset, current_leader_epoch: 0 }],
+        });
+        step(&mut leader, Input::Message { from: NodeId::Broker(2), message: Message::Request { correlation_id: n, body } }, &mut fx);
+        let response = fx.sends.iter().find_map(|(_, m)| match m {
+            Message::Response { body: Response::Fetch(r), .. } => Some(r.clone()),
+            _ => None,
+        });
+        if let Some(r) = response {
+            follower_offset += r.partitions.iter().flat_map(|p| p.batches.iter()).map(|b| b.len()).sum::<i64>();
+            let _ = r;
+        }
+        inputs += 2;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    println!(
+        "== protocol core alone: {inputs} inputs in {:.0} ms = {:.2} million inputs/s on one core (target >= 1); follower at offset {follower_offset}",
+        elapsed * 1000.0,
+        inputs as f64 / elapsed / 1e6
+    );
+}
+
+fn main() {
+    // `cargo test` runs benches in test mode with --bench absent; keep that fast.
+    if std::env::args().any(|a| a == "--test" || a == "--list") {
+        return;
+    }
+    println!("ksim benchmark (release build; figures vary with machine load)");
+    protocol_core();
+    leader_failover_walkthrough();
+    standard_scenarios();
+    scaling();
+    println!("== peak memory (VmHWM): {:.0} MiB", peak_rss_mib());
+}

@@ -1,0 +1,199 @@
+//! Fuzzing: the same scenario under many seeds, each with its own random faults, and shrinking a
+//! failure to the smallest scenario that still shows it.
+//!
+//! For each seed, [`with_random_faults`] draws a fault schedule from the seed's `faults` stream,
+//! within the budget the scenario declares (`fuzz: (kills: 2, pauses: 1, heal_by_ms: ...)`), and
+//! writes it into the scenario's timeline, so a failing run is an ordinary scenario file that
+//! `ksim run` replays. [`shrink`] then removes faults one at a time (delta debugging), and trims the
+//! workload, as long as the same kind of failure still happens under the same seed.
+
+use crate::rng::stream;
+use crate::run::{run, Outcome};
+use crate::scenario::{Action, App, FuzzBudget, NodeRef, Scenario, Step};
+use rand_core::RngCore;
+
+/// The budget used when a scenario declares none: a couple of crashes, a pause and a network
+/// partition, all healed 15 s before the end.
+pub fn default_budget(scenario: &Scenario) -> FuzzBudget {
+    FuzzBudget {
+        kills: 2,
+        power_failures: 0,
+        pauses: 1,
+        partitions: 1,
+        slow_links: 1,
+        client_crashes: 0,
+        from_ms: 3_000.min(scenario.duration_ms / 4),
+        heal_by_ms: scenario.duration_ms.saturating_sub(15_000).max(scenario.duration_ms / 2),
+    }
+}
+
+fn between(rng: &mut impl RngCore, low: u64, high: u64) -> u64 {
+    if high <= low {
+        low
+    } else {
+        low + rng.next_u64() % (high - low)
+    }
+}
+
+fn pick<'a, T>(rng: &mut impl RngCore, items: &'a [T]) -> &'a T {
+    &items[(rng.next_u64() % items.len() as u64) as usize]
+}
+
+/// The scenario plus a fault schedule drawn from `seed`. Faults are paired with their repair
+/// (kill/restart, pause/resume, partition/heal) so everything is healed by `heal_by_ms`.
+pub fn with_random_faults(scenario: &Scenario, seed: u64) -> Scenario {
+    let budget = scenario.fuzz.clone().unwrap_or_else(|| default_budget(scenario));
+    let mut rng = stream(seed, "faults");
+    let brokers: Vec<NodeRef> = scenario.cluster.brokers.iter().map(|b| NodeRef::Broker(*b)).collect();
+    let clients: Vec<NodeRef> = scenario.clients.iter().map(|c| NodeRef::Client(c.name.clone())).collect();
+    let mut steps = Vec::new();
+    let window = |rng: &mut rand_chacha::ChaCha8Rng| {
+        let start = between(rng, budget.from_ms, budget.heal_by_ms.saturating_sub(1_000));
+        let end = between(rng, start + 500, budget.heal_by_ms);
+        (start, end)
+    };
+    for _ in 0..budget.kills {
+        let (start, end) = window(&mut rng);
+        let target = pick(&mut rng, &brokers).clone();
+        steps.push(Step { at_ms: start, action: Action::Kill(target.clone()) });
+        steps.push(Step { at_ms: end, action: Action::Restart(target) });
+    }
+    for _ in 0..budget.power_failures {
+        let (start, end) = window(&mut rng);
+        let target = pick(&mut rng, &brokers).clone();
+        steps.push(Step { at_ms: start, action: Action::PowerFail(target.clone()) });
+        steps.push(Step { at_ms: end, action: Action::Restart(target) });
+    }
+    for _ in 0..budget.pauses {
+        let (start, end) = window(&mut rng);
+        let target = pick(&mut rng, &brokers).clone();
+        steps.push(Step { at_ms: start, action: Action::Pause(target.clone()) });
+        steps.push(Step { at_ms: end, action: Action::Resume(target) });
+    }
+    for _ in 0..budget.partitions {
+        let (start, end) = window(&mut rng);
+        let target = pick(&mut rng, &brokers).clone();
+        steps.push(Step { at_ms: start, action: Action::Isolate(target) });
+        steps.push(Step { at_ms: end, action: Action::Heal });
+    }
+    for _ in 0..budget.slow_links {
+        if brokers.len() < 2 {
+            break;
+        }
+        let (start, end) = window(&mut rng);
+        let a = pick(&mut rng, &brokers).clone();
+        let b = pick(&mut rng, &brokers).clone();
+        if a != b {
+            let extra = between(&mut rng, 50, 2_000);
+            steps.push(Step { at_ms: start, action: Action::SlowLink(a, b, extra) });
+            steps.push(Step { at_ms: end, action: Action::Heal });
+        }
+    }
+    for _ in 0..budget.client_crashes {
+        if clients.is_empty() {
+            break;
+        }
+        let (start, end) = window(&mut rng);
+        let target = pick(&mut rng, &clients).clone();
+        steps.push(Step { at_ms: start, action: Action::Kill(target.clone()) });
+        steps.push(Step { at_ms: end, action: Action::Restart(target) });
+    }
+    let mut out = scenario.clone();
+    out.timeline.extend(steps);
+    out.timeline.sort_by_key(|s| s.at_ms);
+    out.seed = seed;
+    out.title = format!("{} (fuzz seed {seed})", scenario.title);
+    out
+}
+
+/// What counts as a failure in a fuzz run: broken promises and `Never` expectations. (A
+/// `Sometimes` expectation of the base scenario says nothing once random faults are added.)
+pub fn failures(outcome: &Outcome) -> Vec<String> {
+    let mut out: Vec<String> = outcome.report.findings.iter().filter(|f| f.finding.violation).map(|f| f.finding.rule.clone()).collect();
+    out.extend(
+        outcome
+            .report
+            .expectations
+            .iter()
+            .filter(|e| !e.met && e.expectation.starts_with("Never("))
+            .map(|e| e.expectation.clone()),
+    );
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Run one fuzz seed: the failures it shows (empty: it passed), and the scenario it ran.
+pub fn run_seed(base: &Scenario, name: &str, seed: u64) -> Result<(Vec<String>, Scenario), String> {
+    let scenario = with_random_faults(base, seed);
+    let outcome = run(&scenario, name, seed)?;
+    Ok((failures(&outcome), scenario))
+}
+
+/// Shrink a failing scenario: drop faults (with their repairs) and trim the workload while the
+/// run still shows `failure` under `seed`. Returns the smallest scenario found and how many runs
+/// it took. Every step is deterministic, so the result replays.
+pub fn shrink(scenario: &Scenario, name: &str, seed: u64, failure: &str, max_runs: usize) -> (Scenario, usize) {
+    let mut best = scenario.clone();
+    let mut runs = 0;
+    let still_fails = |candidate: &Scenario, runs: &mut usize| -> bool {
+        *runs += 1;
+        candidate.resolve().is_ok()
+            && run(candidate, name, seed).map(|o| failures(&o).iter().any(|f| f == failure)).unwrap_or(false)
+    };
+    // 1. Drop timeline steps, largest chunks first (ddmin), then one by one.
+    let mut chunk = best.timeline.len().div_ceil(2).max(1);
+    while chunk >= 1 && runs < max_runs {
+        let mut progress = false;
+        let mut start = 0;
+        while start < best.timeline.len() && runs < max_runs {
+            let mut candidate = best.clone();
+            let end = (start + chunk).min(candidate.timeline.len());
+            candidate.timeline.drain(start..end);
+            if still_fails(&candidate, &mut runs) {
+                best = candidate;
+                progress = true;
+            } else {
+                start += chunk;
+            }
+        }
+        if !progress {
+            if chunk == 1 {
+                break;
+            }
+            chunk = chunk.div_ceil(2);
+        }
+    }
+    // 2. Trim the workload: fewer records per producer, while it still fails.
+    for i in 0..best.clients.len() {
+        while runs < max_runs {
+            let mut candidate = best.clone();
+            let App::Producer { records, .. } = &mut candidate.clients[i].app else { break };
+            if *records <= 1 {
+                break;
+            }
+            *records = (*records / 2).max(1);
+            if still_fails(&candidate, &mut runs) {
+                best = candidate;
+            } else {
+                break;
+            }
+        }
+    }
+    // 3. Drop clients nobody needs.
+    let mut i = 0;
+    while i < best.clients.len() && runs < max_runs {
+        let mut candidate = best.clone();
+        let removed = candidate.clients.remove(i);
+        candidate.timeline.retain(|s| !s.action.nodes().iter().any(|n| **n == NodeRef::Client(removed.name.clone())));
+        candidate.narration.clear();
+        candidate.expect.retain(|e| !format!("{e:?}").contains(&removed.name));
+        if still_fails(&candidate, &mut runs) {
+            best = candidate;
+        } else {
+            i += 1;
+        }
+    }
+    best.title = format!("{} (shrunk: {failure})", scenario.title);
+    (best, runs)
+}

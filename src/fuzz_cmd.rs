@@ -1,0 +1,162 @@
+//! `ksim fuzz`: sweep seeds with random faults, in parallel; shrink what fails.
+
+use ksim_sim::fuzz;
+use ksim_sim::scenario::Scenario;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args, Debug)]
+pub struct FuzzArgs {
+    /// The scenario to fuzz. Its `fuzz:` section bounds the faults per seed (default: two broker
+    /// kills, a pause, a network partition and a slow link, healed 15 s before the end).
+    pub file: PathBuf,
+    /// Seeds to run, as `A..B` (B excluded), e.g. `1..1000`.
+    #[arg(long, default_value = "1..101")]
+    pub seeds: String,
+    /// Parallel simulations (one thread each). Default: the number of cores.
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Run only seeds with `seed % n == i`, written `i/n`, to split a sweep across CI jobs.
+    #[arg(long)]
+    pub shard: Option<String>,
+    /// Where to write shrunk failing scenarios.
+    #[arg(long, default_value = "target/ksim-fuzz")]
+    pub out: PathBuf,
+    /// Report failures without shrinking them.
+    #[arg(long)]
+    pub no_shrink: bool,
+}
+
+fn parse_range(text: &str) -> Result<(u64, u64), String> {
+    let (a, b) = text.split_once("..").ok_or_else(|| format!("--seeds `{text}`: expected A..B, like 1..1000"))?;
+    let a: u64 = a.trim().parse().map_err(|_| format!("--seeds `{text}`: `{a}` is not a seed"))?;
+    let b: u64 = b.trim().parse().map_err(|_| format!("--seeds `{text}`: `{b}` is not a seed"))?;
+    if b <= a {
+        return Err(format!("--seeds `{text}`: the range is empty (B must be greater than A)"));
+    }
+    Ok((a, b))
+}
+
+fn parse_shard(text: &str) -> Result<(u64, u64), String> {
+    let (i, n) = text.split_once('/').ok_or_else(|| format!("--shard `{text}`: expected i/n, like 0/4"))?;
+    let i: u64 = i.parse().map_err(|_| format!("--shard `{text}`: `{i}` is not a number"))?;
+    let n: u64 = n.parse().map_err(|_| format!("--shard `{text}`: `{n}` is not a number"))?;
+    if n == 0 || i >= n {
+        return Err(format!("--shard `{text}`: need 0 <= i < n"));
+    }
+    Ok((i, n))
+}
+
+pub fn run(args: &FuzzArgs) -> Result<bool, String> {
+    let base = Scenario::load(&args.file).map_err(|e| e.to_string())?;
+    let name = args.file.file_stem().map_or_else(|| "scenario".into(), |s| s.to_string_lossy().into_owned());
+    let (from, to) = parse_range(&args.seeds)?;
+    let (shard, shards) = match &args.shard {
+        Some(s) => parse_shard(s)?,
+        None => (0, 1),
+    };
+    let seeds: Vec<u64> = (from..to).filter(|s| s % shards == shard).collect();
+    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+    eprintln!("fuzzing {} with {} seed(s) on {jobs} thread(s)", args.file.display(), seeds.len());
+
+    let next = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(AtomicUsize::new(0));
+    let failing: Arc<Mutex<Vec<(u64, Vec<String>, Scenario)>>> = Arc::new(Mutex::new(Vec::new()));
+    let errors: Arc<Mutex<Vec<(u64, String)>>> = Arc::new(Mutex::new(Vec::new()));
+    let seeds = Arc::new(seeds);
+    let started = Instant::now();
+    let workers: Vec<_> = (0..jobs)
+        .map(|_| {
+            let (next, done, failing, errors, seeds, base, name) =
+                (next.clone(), done.clone(), failing.clone(), errors.clone(), seeds.clone(), base.clone(), name.clone());
+            std::thread::spawn(move || loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some(&seed) = seeds.get(i) else { break };
+                match fuzz::run_seed(&base, &name, seed) {
+                    Ok((failures, scenario)) if !failures.is_empty() => {
+                        failing.lock().expect("results lock").push((seed, failures, scenario))
+                    }
+                    Ok(_) => {}
+                    Err(e) => errors.lock().expect("errors lock").push((seed, e)),
+                }
+                done.fetch_add(1, Ordering::SeqCst);
+            })
+        })
+        .collect();
+    let total = seeds.len();
+    loop {
+        let n = done.load(Ordering::SeqCst);
+        let rate = n as f64 / started.elapsed().as_secs_f64().max(1e-9);
+        let bad = failing.lock().expect("results lock").len() + errors.lock().expect("errors lock").len();
+        let width = 30;
+        let filled = if total == 0 { width } else { n * width / total };
+        eprint!("\r[{}{}] {n}/{total} seeds, {rate:.1} seeds/s, {bad} failing ", "#".repeat(filled), " ".repeat(width - filled));
+        let _ = std::io::stderr().flush();
+        if n >= total {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!();
+    for w in workers {
+        w.join().map_err(|_| "a fuzz worker panicked".to_string())?;
+    }
+    let mut failing = Arc::try_unwrap(failing).map_err(|_| "results still shared")?.into_inner().map_err(|_| "results lock")?;
+    let errors = Arc::try_unwrap(errors).map_err(|_| "errors still shared")?.into_inner().map_err(|_| "errors lock")?;
+    failing.sort_by_key(|(seed, _, _)| *seed);
+    println!(
+        "{} seed(s) in {:.1}s ({:.1} seeds/s on {jobs} thread(s)): {} failing, {} internal error(s)",
+        total,
+        started.elapsed().as_secs_f64(),
+        total as f64 / started.elapsed().as_secs_f64().max(1e-9),
+        failing.len(),
+        errors.len()
+    );
+    for (seed, e) in &errors {
+        println!("  seed {seed}: {e}");
+    }
+    let mut shrunk_kinds: Vec<String> = Vec::new();
+    for (seed, failures, scenario) in &failing {
+        println!("  seed {seed}: {}", failures.join(", "));
+        let first = &failures[0];
+        if args.no_shrink || shrunk_kinds.contains(first) {
+            continue;
+        }
+        shrunk_kinds.push(first.clone());
+        let (small, runs) = fuzz::shrink(scenario, &name, *seed, first, 200);
+        let path = write_scenario(&args.out, &name, *seed, &small)?;
+        println!(
+            "    shrunk in {runs} run(s) to {} fault step(s); replay: ksim run {} --seed {seed}",
+            small.timeline.len(),
+            path.display()
+        );
+    }
+    Ok(failing.is_empty() && errors.is_empty())
+}
+
+fn write_scenario(dir: &Path, name: &str, seed: u64, scenario: &Scenario) -> Result<PathBuf, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let path = dir.join(format!("{name}-seed-{seed}.ron"));
+    let text = ron::ser::to_string_pretty(scenario, ron::ser::PrettyConfig::default().struct_names(true))
+        .map_err(|e| format!("cannot write the scenario: {e}"))?;
+    let header = format!("// Shrunk by `ksim fuzz` from {name}, seed {seed}. Replay: ksim run {} --seed {seed}\n", path.display());
+    std::fs::write(&path, header + &text + "\n").map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_and_shards_are_checked() {
+        assert_eq!(parse_range("1..10"), Ok((1, 10)));
+        assert!(parse_range("10..1").unwrap_err().contains("empty"));
+        assert!(parse_range("1-10").unwrap_err().contains("expected A..B"));
+        assert_eq!(parse_shard("1/4"), Ok((1, 4)));
+        assert!(parse_shard("4/4").unwrap_err().contains("0 <= i < n"));
+    }
+}
