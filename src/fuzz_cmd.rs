@@ -2,7 +2,7 @@
 
 use ksim_sim::fuzz;
 use ksim_sim::scenario::Scenario;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -87,20 +87,30 @@ pub fn run(args: &FuzzArgs) -> Result<bool, String> {
         })
         .collect();
     let total = seeds.len();
+    let interactive = std::io::stderr().is_terminal();
+    let mut last_reported = 0;
     loop {
         let n = done.load(Ordering::SeqCst);
         let rate = n as f64 / started.elapsed().as_secs_f64().max(1e-9);
         let bad = failing.lock().expect("results lock").len() + errors.lock().expect("errors lock").len();
         let width = 30;
         let filled = if total == 0 { width } else { n * width / total };
-        eprint!("\r[{}{}] {n}/{total} seeds, {rate:.1} seeds/s, {bad} failing ", "#".repeat(filled), " ".repeat(width - filled));
-        let _ = std::io::stderr().flush();
+        if interactive {
+            eprint!("\r[{}{}] {n}/{total} seeds, {rate:.1} seeds/s, {bad} failing ", "#".repeat(filled), " ".repeat(width - filled));
+            let _ = std::io::stderr().flush();
+        } else if n >= total || n >= last_reported + (total / 10).max(1) {
+            // Not a terminal (CI logs): a line per tenth instead of a redrawn bar.
+            eprintln!("{n}/{total} seeds, {rate:.1} seeds/s, {bad} failing");
+            last_reported = n;
+        }
         if n >= total {
             break;
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    eprintln!();
+    if interactive {
+        eprintln!();
+    }
     for w in workers {
         w.join().map_err(|_| "a fuzz worker panicked".to_string())?;
     }

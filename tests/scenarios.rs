@@ -54,5 +54,24 @@ macro_rules! scenario_tests {
 }
 
 scenario_tests! {
+    acks_1_loses_data => "acks-1-loses-data",
+    commit_before_process_loses => "commit-before-process-loses",
+    consumer_dies => "consumer-dies",
+    consumer_joins => "consumer-joins",
+    controller_down_no_failover => "controller-down-no-failover",
+    coordinator_failover => "coordinator-failover",
+    eager_vs_cooperative => "eager-vs-cooperative",
+    follower_falls_behind => "follower-falls-behind",
+    group_by_count => "group-by-count",
+    idempotent_retries => "idempotent-retries",
+    isolated_leader => "isolated-leader",
     leader_failover => "leader-failover",
+    min_insync_rejects_writes => "min-insync-rejects-writes",
+    power_failure_unflushed => "power-failure-unflushed",
+    process_before_commit_duplicates => "process-before-commit-duplicates",
+    retention_moves_log_start => "retention-moves-log-start",
+    slow_consumer => "slow-consumer",
+    static_membership => "static-membership",
+    unclean_election_loses_data => "unclean-election-loses-data",
+    zombie_leader_after_pause => "zombie-leader-after-pause",
 }
