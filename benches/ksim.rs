@@ -130,6 +130,7 @@ fn generated(brokers: i32, partitions: i32, records: u64) -> Scenario {
         narration: Vec::new(),
         expect: Vec::new(),
         fuzz: None,
+        converge_within_ms: None,
     }
 }
 

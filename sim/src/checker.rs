@@ -468,6 +468,25 @@ impl Checker {
         format!("expected: {}", reasons.join(", "))
     }
 
+    /// How many acknowledged writes no current leader (or, without one, no replica) holds.
+    pub fn lost_acked_writes(&self, slots: &BTreeMap<NodeId, Slot>) -> usize {
+        let leaders = current_leaders(slots);
+        self.acked
+            .iter()
+            .filter(|a| {
+                let present = |log: &Log| {
+                    a.offset < log.log_start_offset()
+                        || log.record_at(a.offset).is_some_and(|(_, r)| r.value == a.value && r.key == a.key)
+                };
+                let logs = partition_logs(slots, &a.partition);
+                match leaders.get(&a.partition).and_then(|l| logs.iter().find(|(b, _)| b == l)) {
+                    Some((_, log)) => !present(log),
+                    None => !logs.iter().any(|(_, log)| present(log)),
+                }
+            })
+            .count()
+    }
+
     pub fn acked_count(&self, client: NodeId) -> u64 {
         self.acked.iter().filter(|a| a.client == client).count() as u64
     }

@@ -101,6 +101,14 @@ pub fn with_random_faults(scenario: &Scenario, seed: u64) -> Scenario {
     let mut out = scenario.clone();
     out.timeline.extend(steps);
     out.timeline.sort_by_key(|s| s.at_ms);
+    if out.converge_within_ms.is_none() {
+        // Liveness is part of every fuzz run: once everything is healed, the cluster must recover.
+        let last = out.timeline.iter().map(|s| s.at_ms).max().unwrap_or(0);
+        let room = out.duration_ms.saturating_sub(last + 1);
+        if room >= 5_000 {
+            out.converge_within_ms = Some(room.min(30_000));
+        }
+    }
     out.seed = seed;
     out.title = format!("{} (fuzz seed {seed})", scenario.title);
     out

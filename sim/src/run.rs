@@ -23,6 +23,8 @@ pub struct Outcome {
 enum Directive {
     Fault(Fault),
     Narrate(String),
+    /// Check that the cluster has converged (liveness).
+    CheckConvergence { within_ms: u64 },
 }
 
 /// Run `scenario` under `seed`. `name` identifies the scenario in the trace (its file stem).
@@ -88,6 +90,10 @@ fn timeline(scenario: &Scenario, options: &RunOptions) -> Vec<(SimTime, Directiv
     for (at, fault) in &options.extra_faults {
         out.push((*at, Directive::Fault(fault.clone())));
     }
+    if let Some(within_ms) = scenario.converge_within_ms {
+        let last = scenario.timeline.iter().map(|s| s.at_ms).max().unwrap_or(0);
+        out.push((SimTime::from_ms(last + within_ms), Directive::CheckConvergence { within_ms }));
+    }
     // Stable: same-time directives keep their order (narration first, then the timeline).
     out.sort_by_key(|(at, _)| *at);
     out
@@ -123,6 +129,17 @@ async fn supervise(scenario: Scenario, name: String, seed: u64, options: RunOpti
         match directive {
             Directive::Fault(fault) => w.apply_fault(fault),
             Directive::Narrate(text) => w.record(NodeId::Controller(CONTROLLER_ID), EventKind::Narration(text)),
+            Directive::CheckConvergence { within_ms } => {
+                let problems = w.convergence_problems();
+                if !problems.is_empty() {
+                    let finding = crate::trace::Finding {
+                        rule: "no-convergence".into(),
+                        violation: true,
+                        message: format!("{within_ms} ms after the last fault the cluster has not recovered: {}", problems.join("; ")),
+                    };
+                    w.record(NodeId::Controller(CONTROLLER_ID), EventKind::Finding(finding));
+                }
+            }
         }
     }
     wait_until(SimTime::from_ms(scenario.duration_ms)).await;

@@ -62,6 +62,11 @@ pub struct Scenario {
     /// What `ksim fuzz` may break, at most, in one run.
     #[serde(default)]
     pub fuzz: Option<FuzzBudget>,
+    /// Liveness: this long after the last timeline step, the cluster must have converged (every
+    /// broker up and unfenced, every partition led with a full ISR, every group Stable, every
+    /// consumer caught up, every acknowledged write readable).
+    #[serde(default)]
+    pub converge_within_ms: Option<u64>,
 }
 
 /// How many faults of each kind `ksim fuzz` may draw for one seed, and when.
@@ -658,6 +663,15 @@ impl Scenario {
                 }
                 (None, Some(h)) => self.check_happening(h).map_err(|e| format!("narration[{i}].on: {e}"))?,
                 _ => {}
+            }
+        }
+        if let Some(within) = self.converge_within_ms {
+            let last = self.timeline.iter().map(|s| s.at_ms).max().unwrap_or(0);
+            if last + within >= self.duration_ms {
+                return Err(format!(
+                    "converge_within_ms: the last timeline step ({last} ms) plus {within} ms is not before the end of the run ({} ms)",
+                    self.duration_ms
+                ));
             }
         }
         if let Some(f) = &self.fuzz {

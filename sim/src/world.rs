@@ -621,6 +621,73 @@ impl World {
         self.poll_ready.entry(node).or_insert_with(|| Arc::new(Notify::new())).clone()
     }
 
+    /// What keeps the cluster from having converged, in plain words (empty: converged).
+    pub fn convergence_problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let image = self.slots.values().find_map(|s| match &s.machine {
+            Some(Machine::Controller(c)) => Some(c.image().clone()),
+            _ => None,
+        });
+        for (node, slot) in &self.slots {
+            if slot.status != Status::Up {
+                problems.push(format!("{} is {:?}", self.header_name(*node), slot.status).to_lowercase());
+            }
+        }
+        let Some(image) = image else {
+            problems.push("the controller is down".into());
+            return problems;
+        };
+        for id in &self.header.brokers {
+            if !image.is_unfenced(*id) {
+                problems.push(format!("broker-{id} is fenced"));
+            }
+        }
+        for (tp, p) in &image.partitions {
+            if p.leader.is_none() {
+                problems.push(format!("{tp} has no leader"));
+            } else if p.isr.len() < p.replicas.len() {
+                problems.push(format!("{tp} ISR {:?} is missing replicas of {:?}", p.isr, p.replicas));
+            }
+        }
+        let mut high_watermarks = BTreeMap::new();
+        for slot in self.slots.values() {
+            if let Some(Machine::Broker(b)) = &slot.machine {
+                for r in b.replicas().filter(|r| r.is_leader()) {
+                    high_watermarks.insert(r.partition.clone(), r.high_watermark);
+                }
+            }
+        }
+        for (node, slot) in &self.slots {
+            let Some(Machine::Client(Client { consumer: Some(c), .. })) = &slot.machine else { continue };
+            if let Some(member) = c.member() {
+                let group = member.group_id();
+                let state = self.slots.values().find_map(|s| match &s.machine {
+                    Some(Machine::Broker(b)) => b.group_state(group),
+                    _ => None,
+                });
+                match state {
+                    Some((ksim_cluster::group::coordinator::GroupState::Stable, _)) => {}
+                    Some((state, _)) => problems.push(format!("group {group} is {state}")),
+                    None => problems.push(format!("group {group} has no coordinator")),
+                }
+            }
+            for (tp, position) in c.positions() {
+                if let Some(hw) = high_watermarks.get(&tp) {
+                    if position < *hw {
+                        problems.push(format!("{} lags {} record(s) on {tp}", self.header_name(*node), hw - position));
+                    }
+                }
+            }
+        }
+        let lost = self.checker.lost_acked_writes(&self.slots);
+        if lost > 0 {
+            problems.push(format!("{lost} acknowledged write(s) cannot be read"));
+        }
+        problems.sort();
+        problems.dedup();
+        problems
+    }
+
     pub fn header_name(&self, node: NodeId) -> String {
         crate::trace::node_name(&self.header.clients, node)
     }
