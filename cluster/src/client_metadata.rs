@@ -13,6 +13,27 @@ use crate::timer::Timer;
 use crate::topic::{BrokerId, TopicPartition};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// How long a client stays away from a broker whose connection failed: `reconnect.backoff.ms`,
+/// doubling with each failure in a row up to `reconnect.backoff.max.ms` (Kafka adds ±20% jitter;
+/// ksim leaves it out so a backoff reads the same in every run).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ReconnectBackoff {
+    pub base_ms: u64,
+    pub max_ms: u64,
+}
+
+impl Default for ReconnectBackoff {
+    fn default() -> Self {
+        ReconnectBackoff { base_ms: 50, max_ms: 1_000 }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Blackout {
+    until: SimTime,
+    failures: u32,
+}
+
 #[derive(Clone, Debug)]
 pub struct ClientMetadata {
     bootstrap: Vec<BrokerId>,
@@ -20,7 +41,14 @@ pub struct ClientMetadata {
     live_brokers: Vec<BrokerId>,
     /// Topics the client cares about.
     interest: BTreeSet<String>,
-    in_flight: Option<u64>,
+    /// The Metadata request in flight, and the broker it went to.
+    in_flight: Option<(u64, BrokerId)>,
+    /// Brokers whose connection failed, and until when the client leaves them alone. Without
+    /// this a client whose request bounces off a dead broker would ask again at once, forever.
+    blackouts: BTreeMap<BrokerId, Blackout>,
+    backoff: ReconnectBackoff,
+    /// The timer that wakes the owner when a blackout ends and a request can go out.
+    wake: Timer,
     /// Which broker to ask next (round-robin over what we know).
     next_broker: usize,
     pub refresh_needed: bool,
@@ -28,13 +56,17 @@ pub struct ClientMetadata {
 }
 
 impl ClientMetadata {
-    pub fn new(bootstrap: Vec<BrokerId>) -> Self {
+    /// `wake` is the owner's timer for "try again": a blackout's end sets it.
+    pub fn new(bootstrap: Vec<BrokerId>, backoff: ReconnectBackoff, wake: Timer) -> Self {
         ClientMetadata {
             bootstrap,
             topics: BTreeMap::new(),
             live_brokers: Vec::new(),
             interest: BTreeSet::new(),
             in_flight: None,
+            blackouts: BTreeMap::new(),
+            backoff,
+            wake,
             next_broker: 0,
             refresh_needed: true,
             last_refresh: SimTime::ZERO,
@@ -66,27 +98,77 @@ impl ClientMetadata {
     }
 
     pub fn is_in_flight(&self, correlation_id: u64) -> bool {
-        self.in_flight == Some(correlation_id)
+        self.in_flight.is_some_and(|(id, _)| id == correlation_id)
+    }
+
+    /// The connection to `broker` closed (the sender learns of it as a reset). Stay away from it
+    /// for a while; a Metadata request that went there is lost, so ask elsewhere.
+    pub fn on_connection_closed(&mut self, now: SimTime, broker: BrokerId) {
+        let failures = self.blackouts.get(&broker).map_or(0, |b| b.failures).saturating_add(1);
+        let exponent = (failures - 1).min(16);
+        let wait_ms = (self.backoff.base_ms << exponent).min(self.backoff.max_ms.max(self.backoff.base_ms));
+        self.blackouts.insert(broker, Blackout { until: now.plus_ms(wait_ms), failures });
+        if self.in_flight.is_some_and(|(_, b)| b == broker) {
+            self.in_flight = None;
+            self.refresh_needed = true;
+        }
+    }
+
+    /// Something arrived from `broker`: its connection works again.
+    pub fn on_reply_from(&mut self, broker: BrokerId) {
+        self.blackouts.remove(&broker);
+    }
+
+    /// Until when the client stays away from `broker`, if it does.
+    pub fn blackout_until(&self, broker: BrokerId, now: SimTime) -> Option<SimTime> {
+        self.blackouts.get(&broker).map(|b| b.until).filter(|until| *until > now)
+    }
+
+    /// Put the owner's wake-up timer at `at` (the end of a blackout).
+    pub fn wake_at(&self, at: SimTime, fx: &mut Effects) {
+        fx.set_timer(self.wake.clone(), at);
+    }
+
+    /// A broker to send a request that any broker can answer (Kafka's least-loaded node): the
+    /// first of `brokers` not in a blackout, or `Err` with when the first blackout ends.
+    pub fn pick(&self, brokers: &[BrokerId], now: SimTime) -> Result<BrokerId, Option<SimTime>> {
+        match brokers.iter().find(|b| self.blackout_until(**b, now).is_none()) {
+            Some(b) => Ok(*b),
+            None => Err(brokers.iter().filter_map(|b| self.blackout_until(*b, now)).min()),
+        }
     }
 
     /// Send a Metadata request if one is needed and none is in flight; returns its correlation
     /// id. `request_timeout_ms` bounds the wait.
-    pub fn maybe_refresh(&mut self, now: SimTime, max_age_ms: u64, request_timeout_ms: u64, next_correlation: &mut u64, fx: &mut Effects) {
+    pub fn maybe_refresh(
+        &mut self,
+        now: SimTime,
+        max_age_ms: u64,
+        request_timeout_ms: u64,
+        next_correlation: &mut u64,
+        fx: &mut Effects,
+    ) {
         if now.ms_since(self.last_refresh) >= max_age_ms && self.last_refresh != SimTime::ZERO {
             self.refresh_needed = true;
         }
         if !self.refresh_needed || self.in_flight.is_some() || self.interest.is_empty() {
             return;
         }
-        let candidates: Vec<BrokerId> = if self.live_brokers.is_empty() { self.bootstrap.clone() } else { self.live_brokers.clone() };
+        let known: Vec<BrokerId> =
+            if self.live_brokers.is_empty() { self.bootstrap.clone() } else { self.live_brokers.clone() };
+        let candidates: Vec<BrokerId> =
+            known.iter().copied().filter(|b| self.blackout_until(*b, now).is_none()).collect();
         if candidates.is_empty() {
+            if let Some(at) = known.iter().filter_map(|b| self.blackout_until(*b, now)).min() {
+                self.wake_at(at, fx);
+            }
             return;
         }
         let broker = candidates[self.next_broker % candidates.len()];
         self.next_broker = self.next_broker.wrapping_add(1);
         let correlation_id = *next_correlation;
         *next_correlation += 1;
-        self.in_flight = Some(correlation_id);
+        self.in_flight = Some((correlation_id, broker));
         fx.set_timer(Timer::RequestTimeout(correlation_id), now.plus_ms(request_timeout_ms));
         let body = Request::Metadata(MetadataRequest { topics: self.interest.iter().cloned().collect() });
         fx.send(NodeId::Broker(broker), Message::Request { correlation_id, body });
@@ -109,7 +191,7 @@ impl ClientMetadata {
         }
     }
 
-    /// The Metadata request failed (timeout or closed connection): ask another broker.
+    /// The Metadata request timed out: ask another broker.
     pub fn on_failure(&mut self) {
         self.in_flight = None;
         self.refresh_needed = true;

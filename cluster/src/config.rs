@@ -4,6 +4,7 @@
 //! struct is built from its defaults and then overridden key by key with [`Configurable::set`],
 //! which rejects unknown keys and malformed values with a message naming the key.
 
+use crate::client_metadata::ReconnectBackoff;
 use crate::partitioner::PartitionerKind;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -31,10 +32,10 @@ pub trait Configurable {
 }
 
 fn parse<T: std::str::FromStr>(key: &str, value: &str, what: &str) -> Result<T, ConfigError> {
-    value.trim().parse::<T>().map_err(|_| ConfigError {
-        key: key.to_string(),
-        message: format!("expected {what}, found `{value}`"),
-    })
+    value
+        .trim()
+        .parse::<T>()
+        .map_err(|_| ConfigError { key: key.to_string(), message: format!("expected {what}, found `{value}`") })
 }
 
 fn parse_u64(key: &str, value: &str) -> Result<u64, ConfigError> {
@@ -289,6 +290,9 @@ pub struct ProducerConfig {
     pub max_in_flight_requests_per_connection: usize,
     /// `metadata.max.age.ms`.
     pub metadata_max_age_ms: u64,
+    /// `reconnect.backoff.ms` / `reconnect.backoff.max.ms`: how long to leave a broker alone
+    /// after its connection failed.
+    pub reconnect_backoff: ReconnectBackoff,
     /// Which partitioner: the Java client's (murmur2) or librdkafka's (what Confluent.Kafka uses).
     pub partitioner: PartitionerKind,
 }
@@ -307,6 +311,7 @@ impl Default for ProducerConfig {
             retries: i32::MAX as u32,
             max_in_flight_requests_per_connection: 5,
             metadata_max_age_ms: 300_000,
+            reconnect_backoff: ReconnectBackoff::default(),
             partitioner: PartitionerKind::default(),
         }
     }
@@ -350,6 +355,8 @@ impl Configurable for ProducerConfig {
             "request.timeout.ms" => self.request_timeout_ms = parse_u64(key, value)?.max(1),
             "retry.backoff.ms" => self.retry_backoff_ms = parse_u64(key, value)?.max(1),
             "retry.backoff.max.ms" => self.retry_backoff_max_ms = parse_u64(key, value)?.max(1),
+            "reconnect.backoff.ms" => self.reconnect_backoff.base_ms = parse_u64(key, value)?.max(1),
+            "reconnect.backoff.max.ms" => self.reconnect_backoff.max_ms = parse_u64(key, value)?.max(1),
             "retries" => self.retries = parse(key, value, "a whole number")?,
             "max.in.flight.requests.per.connection" => {
                 let n: usize = parse(key, value, "a whole number, at least 1")?;
@@ -357,9 +364,7 @@ impl Configurable for ProducerConfig {
             }
             "metadata.max.age.ms" => self.metadata_max_age_ms = parse_u64(key, value)?.max(1),
             "partitioner" => {
-                self.partitioner = value
-                    .parse()
-                    .map_err(|message: String| ConfigError { key: key.into(), message })?
+                self.partitioner = value.parse().map_err(|message: String| ConfigError { key: key.into(), message })?
             }
             _ => return Err(unknown(key, Self::KEYS)),
         }
@@ -411,6 +416,8 @@ pub struct ConsumerConfig {
     pub retry_backoff_ms: u64,
     /// `metadata.max.age.ms`.
     pub metadata_max_age_ms: u64,
+    /// `reconnect.backoff.ms` / `reconnect.backoff.max.ms`.
+    pub reconnect_backoff: ReconnectBackoff,
     /// `group.id`; consumer groups use it, a plain assigned consumer may leave it empty.
     pub group_id: Option<String>,
     /// `group.instance.id`: static membership.
@@ -438,6 +445,7 @@ impl Default for ConsumerConfig {
             request_timeout_ms: 30_000,
             retry_backoff_ms: 100,
             metadata_max_age_ms: 300_000,
+            reconnect_backoff: ReconnectBackoff::default(),
             group_id: None,
             group_instance_id: None,
             enable_auto_commit: true,
@@ -488,6 +496,8 @@ impl Configurable for ConsumerConfig {
             "request.timeout.ms" => self.request_timeout_ms = parse_u64(key, value)?.max(1),
             "retry.backoff.ms" => self.retry_backoff_ms = parse_u64(key, value)?.max(1),
             "metadata.max.age.ms" => self.metadata_max_age_ms = parse_u64(key, value)?.max(1),
+            "reconnect.backoff.ms" => self.reconnect_backoff.base_ms = parse_u64(key, value)?.max(1),
+            "reconnect.backoff.max.ms" => self.reconnect_backoff.max_ms = parse_u64(key, value)?.max(1),
             "group.id" => self.group_id = Some(value.to_string()),
             "group.instance.id" => self.group_instance_id = Some(value.to_string()),
             "enable.auto.commit" => self.enable_auto_commit = parse_bool(key, value)?,

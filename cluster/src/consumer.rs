@@ -81,6 +81,7 @@ pub struct Consumer {
 
 impl Consumer {
     pub fn new(config: ConsumerConfig, bootstrap: Vec<BrokerId>, client_id: &str) -> Self {
+        let reconnect_backoff = config.reconnect_backoff;
         Consumer {
             client_id: client_id.to_string(),
             member: None,
@@ -88,7 +89,7 @@ impl Consumer {
             next_commit_id: 1,
             commits_in_flight: Vec::new(),
             config,
-            metadata: ClientMetadata::new(bootstrap),
+            metadata: ClientMetadata::new(bootstrap, reconnect_backoff, Timer::ConsumerWakeup),
             assignment: BTreeMap::new(),
             wanted_topics: Vec::new(),
             buffer: VecDeque::new(),
@@ -115,7 +116,8 @@ impl Consumer {
         for topic in topics {
             self.metadata.add_interest(topic);
         }
-        let member = self.member.get_or_insert_with(|| GroupMember::new(group_id, self.client_id.clone(), self.config.clone()));
+        let member =
+            self.member.get_or_insert_with(|| GroupMember::new(group_id, self.client_id.clone(), self.config.clone()));
         member.subscribe(topics.to_vec(), now);
         fx.set_timer(Timer::GroupHeartbeat, now.plus_ms(self.config.heartbeat_interval_ms));
         if self.config.enable_auto_commit {
@@ -183,7 +185,11 @@ impl Consumer {
                         state.awaiting_committed = false;
                         if offset >= 0 {
                             state.position = Some(offset);
-                            fx.note(Note::PositionReset { partition: tp, offset, reason: "the group's committed offset".into() });
+                            fx.note(Note::PositionReset {
+                                partition: tp,
+                                offset,
+                                reason: "the group's committed offset".into(),
+                            });
                         }
                     }
                 }
@@ -254,7 +260,12 @@ impl Consumer {
         let n = self.buffer.len().min(self.config.max_poll_records);
         let records: Vec<ConsumedRecord> = self.buffer.drain(..n).collect();
         for r in &records {
-            fx.note(Note::Consumed { partition: r.partition.clone(), offset: r.offset, key: r.key.clone(), value: r.value.clone() });
+            fx.note(Note::Consumed {
+                partition: r.partition.clone(),
+                offset: r.offset,
+                key: r.key.clone(),
+                value: r.value.clone(),
+            });
         }
         self.drive(now, fx);
         records
@@ -268,7 +279,9 @@ impl Consumer {
 
     fn busy(&self, tp: &TopicPartition) -> bool {
         self.outstanding.values().any(|o| match o {
-            Outstanding::Fetch { partitions, .. } | Outstanding::ListOffsets { partitions, .. } => partitions.contains(tp),
+            Outstanding::Fetch { partitions, .. } | Outstanding::ListOffsets { partitions, .. } => {
+                partitions.contains(tp)
+            }
         })
     }
 
@@ -288,7 +301,13 @@ impl Consumer {
                 None => self.wanted_topics.push(topic),
             }
         }
-        self.metadata.maybe_refresh(now, self.config.metadata_max_age_ms, self.config.request_timeout_ms, &mut self.next_correlation, fx);
+        self.metadata.maybe_refresh(
+            now,
+            self.config.metadata_max_age_ms,
+            self.config.request_timeout_ms,
+            &mut self.next_correlation,
+            fx,
+        );
         if let Some(member) = self.member.as_mut() {
             let events = member.drive(now, &self.metadata, &mut self.next_correlation, fx);
             self.on_member_events(now, events, fx);
@@ -309,6 +328,10 @@ impl Consumer {
                 self.metadata.refresh_needed = true;
                 continue;
             };
+            if let Some(until) = self.metadata.blackout_until(leader, now) {
+                wakeup = Some(wakeup.map_or(until, |w| w.min(until)));
+                continue;
+            }
             match state.position {
                 None => {
                     let spec = match self.config.auto_offset_reset {
@@ -345,14 +368,24 @@ impl Consumer {
             let id = self.next_correlation();
             let names = partitions.iter().map(|p| p.partition.clone()).collect();
             self.outstanding.insert(id, Outstanding::Fetch { broker, partitions: names });
-            fx.set_timer(Timer::RequestTimeout(id), now.plus_ms(self.config.request_timeout_ms + self.config.fetch_max_wait_ms));
-            let body = Request::Fetch(FetchRequest { replica: None, max_wait_ms: self.config.fetch_max_wait_ms, partitions });
+            fx.set_timer(
+                Timer::RequestTimeout(id),
+                now.plus_ms(self.config.request_timeout_ms + self.config.fetch_max_wait_ms),
+            );
+            let body =
+                Request::Fetch(FetchRequest { replica: None, max_wait_ms: self.config.fetch_max_wait_ms, partitions });
             fx.send(NodeId::Broker(broker), Message::Request { correlation_id: id, body });
         }
         if let Some(at) = wakeup {
             fx.set_timer(Timer::ConsumerWakeup, at);
         }
-        self.metadata.maybe_refresh(now, self.config.metadata_max_age_ms, self.config.request_timeout_ms, &mut self.next_correlation, fx);
+        self.metadata.maybe_refresh(
+            now,
+            self.config.metadata_max_age_ms,
+            self.config.request_timeout_ms,
+            &mut self.next_correlation,
+            fx,
+        );
     }
 
     fn back_off(&mut self, now: SimTime, tp: &TopicPartition, refresh_metadata: bool) {
@@ -378,8 +411,17 @@ impl Consumer {
                             if offset < position {
                                 continue;
                             }
-                            assert!(offset < p.high_watermark, "{tp}: consumer got offset {offset} at or above the high watermark {}", p.high_watermark);
-                            self.buffer.push_back(ConsumedRecord { partition: tp.clone(), offset, key: record.key, value: record.value });
+                            assert!(
+                                offset < p.high_watermark,
+                                "{tp}: consumer got offset {offset} at or above the high watermark {}",
+                                p.high_watermark
+                            );
+                            self.buffer.push_back(ConsumedRecord {
+                                partition: tp.clone(),
+                                offset,
+                                key: record.key,
+                                value: record.value,
+                            });
                             position = offset + 1;
                         }
                     }
@@ -430,6 +472,9 @@ impl Consumer {
 
 impl StateMachine for Consumer {
     fn handle(&mut self, now: SimTime, input: Input, _rng: &mut dyn rand_core::RngCore, fx: &mut Effects) {
+        if let Input::Message { from: NodeId::Broker(broker), .. } = &input {
+            self.metadata.on_reply_from(*broker);
+        }
         match input {
             Input::Start => {}
             Input::Message { message: Message::Response { correlation_id, body }, .. }
@@ -437,23 +482,19 @@ impl StateMachine for Consumer {
             {
                 fx.cancel_timer(Timer::RequestTimeout(correlation_id));
                 let member = self.member.as_mut().expect("checked");
-                let events = member.on_response(now, correlation_id, body, &self.metadata, &mut self.next_correlation, fx);
+                let events =
+                    member.on_response(now, correlation_id, body, &self.metadata, &mut self.next_correlation, fx);
                 self.on_member_events(now, events, fx);
             }
             Input::Message { message: Message::Response { correlation_id, body }, .. } => {
                 fx.cancel_timer(Timer::RequestTimeout(correlation_id));
+                let ours = self.outstanding.remove(&correlation_id).is_some();
                 match body {
-                    Response::Metadata(r) if self.metadata.is_in_flight(correlation_id) => self.metadata.on_response(now, r),
-                    Response::Fetch(r) => {
-                        if self.outstanding.remove(&correlation_id).is_some() {
-                            self.on_fetch(now, r, fx);
-                        }
+                    Response::Metadata(r) if self.metadata.is_in_flight(correlation_id) => {
+                        self.metadata.on_response(now, r)
                     }
-                    Response::ListOffsets(r) => {
-                        if self.outstanding.remove(&correlation_id).is_some() {
-                            self.on_list_offsets(now, r, fx);
-                        }
-                    }
+                    Response::Fetch(r) if ours => self.on_fetch(now, r, fx),
+                    Response::ListOffsets(r) if ours => self.on_list_offsets(now, r, fx),
                     _ => {}
                 }
             }
@@ -470,7 +511,11 @@ impl StateMachine for Consumer {
                 }
             }
             Input::Timer(Timer::AutoCommit) => {
-                if self.member.as_ref().is_some_and(|m| m.phase == crate::group::member::Phase::Stable && !m.commit_in_flight()) {
+                if self
+                    .member
+                    .as_ref()
+                    .is_some_and(|m| m.phase == crate::group::member::Phase::Stable && !m.commit_in_flight())
+                {
                     self.commit(now, fx);
                 }
                 if self.config.enable_auto_commit && self.member.is_some() {
@@ -483,7 +528,9 @@ impl StateMachine for Consumer {
                     .outstanding
                     .iter()
                     .filter(|(_, o)| match o {
-                        Outstanding::Fetch { broker, .. } | Outstanding::ListOffsets { broker, .. } => NodeId::Broker(*broker) == peer,
+                        Outstanding::Fetch { broker, .. } | Outstanding::ListOffsets { broker, .. } => {
+                            NodeId::Broker(*broker) == peer
+                        }
                     })
                     .map(|(id, _)| *id)
                     .collect();
@@ -491,7 +538,9 @@ impl StateMachine for Consumer {
                     fx.cancel_timer(Timer::RequestTimeout(id));
                     self.on_request_failed(now, id);
                 }
-                self.metadata.on_failure();
+                if let NodeId::Broker(broker) = peer {
+                    self.metadata.on_connection_closed(now, broker);
+                }
                 if let Some(member) = self.member.as_mut() {
                     let events = member.on_connection_closed(now, peer, fx);
                     self.on_member_events(now, events, fx);

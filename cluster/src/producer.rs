@@ -63,7 +63,8 @@ pub struct Producer {
     sticky: StickyPartitioner,
     producer_id: i64,
     producer_epoch: i16,
-    pid_request: Option<u64>,
+    /// The InitProducerId request in flight, and the broker it went to.
+    pid_request: Option<(u64, BrokerId)>,
     next_sequence: BTreeMap<TopicPartition, i32>,
     unrouted: Vec<Unrouted>,
     open: BTreeMap<TopicPartition, Batch>,
@@ -74,9 +75,10 @@ pub struct Producer {
 
 impl Producer {
     pub fn new(config: ProducerConfig, bootstrap: Vec<BrokerId>) -> Self {
+        let reconnect_backoff = config.reconnect_backoff;
         Producer {
             config,
-            metadata: ClientMetadata::new(bootstrap),
+            metadata: ClientMetadata::new(bootstrap, reconnect_backoff, Timer::ProducerWakeup),
             sticky: StickyPartitioner::default(),
             producer_id: NO_PRODUCER_ID,
             producer_epoch: -1,
@@ -103,7 +105,15 @@ impl Producer {
     }
 
     /// The application calls `send`. `send_id` names the record in the notes that report its fate.
-    pub fn send(&mut self, now: SimTime, send_id: u64, topic: &str, record: Record, rng: &mut dyn rand_core::RngCore, fx: &mut Effects) {
+    pub fn send(
+        &mut self,
+        now: SimTime,
+        send_id: u64,
+        topic: &str,
+        record: Record,
+        rng: &mut dyn rand_core::RngCore,
+        fx: &mut Effects,
+    ) {
         self.metadata.add_interest(topic);
         self.unrouted.push(Unrouted { send_id, topic: topic.to_string(), record, enqueued: now });
         self.route(now, rng, fx);
@@ -123,7 +133,8 @@ impl Producer {
             let partition = match partition_for_key(self.config.partitioner, key, count) {
                 Some(p) => p,
                 None => {
-                    let available: Vec<i32> = partitions.iter().filter(|p| p.leader.is_some()).map(|p| p.partition).collect();
+                    let available: Vec<i32> =
+                        partitions.iter().filter(|p| p.leader.is_some()).map(|p| p.partition).collect();
                     self.sticky.partition(&u.topic, count, &available, rng)
                 }
             };
@@ -174,7 +185,13 @@ impl Producer {
     /// Send what can be sent; ask for what is missing.
     fn drive(&mut self, now: SimTime, fx: &mut Effects) {
         self.expire(now, fx);
-        self.metadata.maybe_refresh(now, self.config.metadata_max_age_ms, self.config.request_timeout_ms, &mut self.next_correlation, fx);
+        self.metadata.maybe_refresh(
+            now,
+            self.config.metadata_max_age_ms,
+            self.config.request_timeout_ms,
+            &mut self.next_correlation,
+            fx,
+        );
         if self.config.enable_idempotence && self.producer_id == NO_PRODUCER_ID {
             self.init_producer_id(now, fx);
             return;
@@ -182,8 +199,7 @@ impl Producer {
         let partitions: Vec<TopicPartition> = self.ready.keys().cloned().collect();
         let mut next_wakeup: Option<SimTime> = None;
         for tp in partitions {
-            loop {
-                let Some(batch) = self.ready.get(&tp).and_then(|q| q.front()) else { break };
+            while let Some(batch) = self.ready.get(&tp).and_then(|q| q.front()) {
                 if batch.retry_at > now {
                     next_wakeup = Some(next_wakeup.map_or(batch.retry_at, |w| w.min(batch.retry_at)));
                     break;
@@ -192,6 +208,10 @@ impl Producer {
                     self.metadata.refresh_needed = true;
                     break;
                 };
+                if let Some(until) = self.metadata.blackout_until(leader, now) {
+                    next_wakeup = Some(next_wakeup.map_or(until, |w| w.min(until)));
+                    break;
+                }
                 if self.in_flight_to(leader) >= self.config.max_in_flight_requests_per_connection
                     || (self.config.enable_idempotence && self.in_flight_for(&tp))
                 {
@@ -206,17 +226,27 @@ impl Producer {
         if let Some(at) = next_wakeup {
             fx.set_timer(Timer::ProducerWakeup, at);
         }
-        self.metadata.maybe_refresh(now, self.config.metadata_max_age_ms, self.config.request_timeout_ms, &mut self.next_correlation, fx);
+        self.metadata.maybe_refresh(
+            now,
+            self.config.metadata_max_age_ms,
+            self.config.request_timeout_ms,
+            &mut self.next_correlation,
+            fx,
+        );
     }
 
     fn init_producer_id(&mut self, now: SimTime, fx: &mut Effects) {
         if self.pid_request.is_some() {
             return;
         }
-        let Some(&broker) = self.metadata_brokers().first() else { return };
+        let broker = match self.metadata.pick(&self.metadata_brokers(), now) {
+            Ok(broker) => broker,
+            Err(Some(at)) => return self.metadata.wake_at(at, fx),
+            Err(None) => return,
+        };
         let correlation_id = self.next_correlation;
         self.next_correlation += 1;
-        self.pid_request = Some(correlation_id);
+        self.pid_request = Some((correlation_id, broker));
         fx.set_timer(Timer::RequestTimeout(correlation_id), now.plus_ms(self.config.request_timeout_ms));
         fx.send(NodeId::Broker(broker), Message::Request { correlation_id, body: Request::InitProducerId });
     }
@@ -252,7 +282,8 @@ impl Producer {
 
     fn send_batch(&mut self, now: SimTime, leader: BrokerId, batch: Batch, fx: &mut Effects) {
         let records: Vec<Record> = batch.records.iter().map(|(_, r)| r.clone()).collect();
-        let (pid, epoch) = if self.config.enable_idempotence { (self.producer_id, self.producer_epoch) } else { (NO_PRODUCER_ID, -1) };
+        let (pid, epoch) =
+            if self.config.enable_idempotence { (self.producer_id, self.producer_epoch) } else { (NO_PRODUCER_ID, -1) };
         let body = Request::Produce(ProduceRequest {
             acks: self.config.acks,
             timeout_ms: self.config.request_timeout_ms,
@@ -265,7 +296,13 @@ impl Producer {
         if self.config.acks == Acks::None {
             // Fire and forget: the producer counts the record as sent, with no offset.
             for (send_id, record) in batch.records {
-                fx.note(Note::ProduceAcked { send_id, partition: batch.partition.clone(), offset: -1, key: record.key, value: record.value });
+                fx.note(Note::ProduceAcked {
+                    send_id,
+                    partition: batch.partition.clone(),
+                    offset: -1,
+                    key: record.key,
+                    value: record.value,
+                });
             }
             return;
         }
@@ -352,7 +389,12 @@ impl Producer {
                 format!("retries={} exhausted", self.config.retries)
             };
             for (send_id, _) in batch.records {
-                fx.note(Note::ProduceFailed { send_id, partition: Some(batch.partition.clone()), error, reason: reason.clone() });
+                fx.note(Note::ProduceFailed {
+                    send_id,
+                    partition: Some(batch.partition.clone()),
+                    error,
+                    reason: reason.clone(),
+                });
             }
         }
     }
@@ -360,7 +402,7 @@ impl Producer {
     fn on_request_failed(&mut self, now: SimTime, correlation_id: u64, error: ErrorCode, fx: &mut Effects) {
         if self.metadata.is_in_flight(correlation_id) {
             self.metadata.on_failure();
-        } else if self.pid_request == Some(correlation_id) {
+        } else if self.pid_request.is_some_and(|(id, _)| id == correlation_id) {
             self.pid_request = None;
             self.metadata.refresh_needed = true;
         } else if let Some(flight) = self.in_flight.remove(&correlation_id) {
@@ -373,14 +415,17 @@ impl StateMachine for Producer {
     fn handle(&mut self, now: SimTime, input: Input, rng: &mut dyn rand_core::RngCore, fx: &mut Effects) {
         match input {
             Input::Start => {}
-            Input::Message { message: Message::Response { correlation_id, body }, .. } => {
+            Input::Message { from, message: Message::Response { correlation_id, body } } => {
+                if let NodeId::Broker(broker) = from {
+                    self.metadata.on_reply_from(broker);
+                }
                 fx.cancel_timer(Timer::RequestTimeout(correlation_id));
                 match body {
                     Response::Metadata(r) if self.metadata.is_in_flight(correlation_id) => {
                         self.metadata.on_response(now, r);
                         self.route(now, rng, fx);
                     }
-                    Response::InitProducerId(r) if self.pid_request == Some(correlation_id) => {
+                    Response::InitProducerId(r) if self.pid_request.is_some_and(|(id, _)| id == correlation_id) => {
                         self.pid_request = None;
                         if r.error.is_none() {
                             self.producer_id = r.producer_id;
@@ -400,14 +445,25 @@ impl StateMachine for Producer {
             Input::Timer(Timer::Linger(tp)) => self.seal(&tp),
             Input::Timer(_) => {}
             Input::ConnectionClosed { peer } => {
-                let ids: Vec<u64> = self.in_flight.iter().filter(|(_, f)| NodeId::Broker(f.broker) == peer).map(|(id, _)| *id).collect();
+                let ids: Vec<u64> = self
+                    .in_flight
+                    .iter()
+                    .filter(|(_, f)| NodeId::Broker(f.broker) == peer)
+                    .map(|(id, _)| *id)
+                    .collect();
                 for id in ids {
                     fx.cancel_timer(Timer::RequestTimeout(id));
                     self.on_request_failed(now, id, ErrorCode::NetworkException, fx);
                 }
-                // A metadata or producer-id request to that broker is gone too; ask elsewhere.
-                self.metadata.on_failure();
-                self.pid_request = None;
+                // A metadata or producer-id request to that broker is gone too; ask elsewhere,
+                // and leave that broker alone for `reconnect.backoff.ms`.
+                if let NodeId::Broker(broker) = peer {
+                    self.metadata.on_connection_closed(now, broker);
+                    if let Some((id, _)) = self.pid_request.filter(|(_, b)| *b == broker) {
+                        fx.cancel_timer(Timer::RequestTimeout(id));
+                        self.pid_request = None;
+                    }
+                }
             }
         }
         self.drive(now, fx);

@@ -83,16 +83,19 @@ impl Fabric {
 
     /// Decide the fate of a message sent now.
     pub fn route(&mut self, now_us: u64, from: NodeId, to: NodeId, receiver: Reachability) -> Fate {
+        // A cut drops the packet before it reaches the host: dead or alive, nothing comes back.
+        if self.cut.contains(&(from, to)) {
+            return Fate::Drop { reason: DropReason::Partitioned, notify_sender_at_us: None };
+        }
         match receiver {
             Reachability::ProcessDown => {
                 let back = now_us + self.latency_us(from, to) * 2;
                 return Fate::Drop { reason: DropReason::ReceiverDown, notify_sender_at_us: Some(back) };
             }
-            Reachability::PoweredOff => return Fate::Drop { reason: DropReason::ReceiverPoweredOff, notify_sender_at_us: None },
+            Reachability::PoweredOff => {
+                return Fate::Drop { reason: DropReason::ReceiverPoweredOff, notify_sender_at_us: None }
+            }
             Reachability::Up => {}
-        }
-        if self.cut.contains(&(from, to)) {
-            return Fate::Drop { reason: DropReason::Partitioned, notify_sender_at_us: None };
         }
         if self.loss > 0.0 {
             let draw = (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
@@ -120,7 +123,15 @@ impl Fabric {
         let peers: Vec<NodeId> = self
             .connections
             .iter()
-            .filter_map(|&(a, b)| if a == node { Some(b) } else if b == node { Some(a) } else { None })
+            .filter_map(|&(a, b)| {
+                if a == node {
+                    Some(b)
+                } else if b == node {
+                    Some(a)
+                } else {
+                    None
+                }
+            })
             .collect();
         self.connections.retain(|&(a, b)| a != node && b != node);
         self.last_arrival_us.retain(|&(a, b), _| a != node && b != node);
@@ -177,7 +188,10 @@ mod tests {
     fn one_way_partition_drops_only_one_direction() {
         let mut fabric = Fabric::new(1, 5, 0.0, stream(3, "network"));
         fabric.cut(A, B);
-        assert!(matches!(fabric.route(0, A, B, Reachability::Up), Fate::Drop { reason: DropReason::Partitioned, notify_sender_at_us: None }));
+        assert!(matches!(
+            fabric.route(0, A, B, Reachability::Up),
+            Fate::Drop { reason: DropReason::Partitioned, notify_sender_at_us: None }
+        ));
         assert!(matches!(fabric.route(0, B, A, Reachability::Up), Fate::Deliver { .. }));
         fabric.heal();
         assert!(matches!(fabric.route(0, A, B, Reachability::Up), Fate::Deliver { .. }));
@@ -186,8 +200,14 @@ mod tests {
     #[test]
     fn a_dead_process_resets_a_powered_off_host_stays_silent() {
         let mut fabric = Fabric::new(1, 5, 0.0, stream(3, "network"));
-        assert!(matches!(fabric.route(0, A, B, Reachability::ProcessDown), Fate::Drop { notify_sender_at_us: Some(_), .. }));
-        assert!(matches!(fabric.route(0, A, B, Reachability::PoweredOff), Fate::Drop { notify_sender_at_us: None, .. }));
+        assert!(matches!(
+            fabric.route(0, A, B, Reachability::ProcessDown),
+            Fate::Drop { notify_sender_at_us: Some(_), .. }
+        ));
+        assert!(matches!(
+            fabric.route(0, A, B, Reachability::PoweredOff),
+            Fate::Drop { notify_sender_at_us: None, .. }
+        ));
     }
 
     #[test]

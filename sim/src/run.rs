@@ -24,7 +24,9 @@ enum Directive {
     Fault(Fault),
     Narrate(String),
     /// Check that the cluster has converged (liveness).
-    CheckConvergence { within_ms: u64 },
+    CheckConvergence {
+        within_ms: u64,
+    },
 }
 
 /// Run `scenario` under `seed`. `name` identifies the scenario in the trace (its file stem).
@@ -54,7 +56,7 @@ pub fn run_with(scenario: &Scenario, name: &str, seed: u64, options: &RunOptions
             .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
             .unwrap_or_else(|| "unknown panic".into());
         format!("the simulation stopped on an internal error (a bug in ksim): {text}")
-    })
+    })?
 }
 
 fn timeline(scenario: &Scenario, options: &RunOptions) -> Vec<(SimTime, Directive)> {
@@ -77,7 +79,9 @@ fn timeline(scenario: &Scenario, options: &RunOptions) -> Vec<(SimTime, Directiv
             Action::Pause(n) => Fault::Pause(id(n)),
             Action::Resume(n) => Fault::Resume(id(n)),
             Action::Partition(groups) => Fault::Partition(groups.iter().map(|g| g.iter().map(id).collect()).collect()),
-            Action::PartitionOneWay(a, b) => Fault::PartitionOneWay { from: a.iter().map(id).collect(), to: b.iter().map(id).collect() },
+            Action::PartitionOneWay(a, b) => {
+                Fault::PartitionOneWay { from: a.iter().map(id).collect(), to: b.iter().map(id).collect() }
+            }
             Action::Isolate(n) => {
                 let target = id(n);
                 Fault::Partition(vec![vec![target], all_nodes.iter().copied().filter(|x| *x != target).collect()])
@@ -106,7 +110,7 @@ async fn wait_until(at: SimTime) {
     }
 }
 
-async fn supervise(scenario: Scenario, name: String, seed: u64, options: RunOptions) -> Outcome {
+async fn supervise(scenario: Scenario, name: String, seed: u64, options: RunOptions) -> Result<Outcome, String> {
     let resolved = scenario.resolve().expect("validated before the run");
     let world = World::new(&scenario, resolved, seed, &name);
     let handle = madsim::runtime::Handle::current();
@@ -115,7 +119,9 @@ async fn supervise(scenario: Scenario, name: String, seed: u64, options: RunOpti
 
     let mut nodes: Vec<(NodeId, Option<(crate::scenario::App, u64)>)> = vec![(NodeId::Controller(CONTROLLER_ID), None)];
     nodes.extend(scenario.cluster.brokers.iter().map(|b| (NodeId::Broker(*b), None)));
-    nodes.extend(scenario.clients.iter().enumerate().map(|(i, c)| (NodeId::Client(i as u32), Some((c.app.clone(), c.start_ms)))));
+    nodes.extend(
+        scenario.clients.iter().enumerate().map(|(i, c)| (NodeId::Client(i as u32), Some((c.app.clone(), c.start_ms)))),
+    );
     for (node, app) in nodes {
         let name = world.lock().expect("world lock").header_name(node);
         let w = world.clone();
@@ -135,7 +141,10 @@ async fn supervise(scenario: Scenario, name: String, seed: u64, options: RunOpti
                     let finding = crate::trace::Finding {
                         rule: "no-convergence".into(),
                         violation: true,
-                        message: format!("{within_ms} ms after the last fault the cluster has not recovered: {}", problems.join("; ")),
+                        message: format!(
+                            "{within_ms} ms after the last fault the cluster has not recovered: {}",
+                            problems.join("; ")
+                        ),
                     };
                     w.record(NodeId::Controller(CONTROLLER_ID), EventKind::Finding(finding));
                 }
@@ -145,6 +154,15 @@ async fn supervise(scenario: Scenario, name: String, seed: u64, options: RunOpti
     wait_until(SimTime::from_ms(scenario.duration_ms)).await;
 
     let mut w = world.lock().expect("world lock");
+    if let Some(at) = w.overflowed_at {
+        w.release();
+        return Err(format!(
+            "the run stopped at {at}: it had recorded {} events, ksim's limit for one run. A node is \
+             probably retrying in a tight loop, which is a bug in ksim; please report it with the \
+             scenario and seed",
+            crate::world::MAX_EVENTS
+        ));
+    }
     let findings = {
         let World { checker, slots, .. } = &mut *w;
         checker.finish(slots)
@@ -157,5 +175,5 @@ async fn supervise(scenario: Scenario, name: String, seed: u64, options: RunOpti
     let trace = Trace { header: w.header.clone(), events: w.take_events() };
     // madsim leaks the tasks still pending when the runtime drops; leave them little to hold.
     w.release();
-    Outcome { trace, report }
+    Ok(Outcome { trace, report })
 }

@@ -57,6 +57,9 @@ pub struct Slot {
 /// A client's application-facing results.
 pub type Delivery = tokio::sync::oneshot::Receiver<Result<(ksim_cluster::TopicPartition, i64), String>>;
 
+/// Where a producer app waits for its record's fate: the partition and offset, or why it failed.
+type DeliverySender = tokio::sync::oneshot::Sender<Result<(ksim_cluster::TopicPartition, i64), String>>;
+
 pub struct World {
     pub header: TraceHeader,
     pub resolved: Resolved,
@@ -67,7 +70,7 @@ pub struct World {
     next_timer_generation: u64,
     next_send_id: u64,
     pub checker: Checker,
-    deliveries: BTreeMap<u64, tokio::sync::oneshot::Sender<Result<(ksim_cluster::TopicPartition, i64), String>>>,
+    deliveries: BTreeMap<u64, DeliverySender>,
     poll_ready: BTreeMap<NodeId, Arc<Notify>>,
     commit_waiters: BTreeMap<(NodeId, u64), tokio::sync::oneshot::Sender<Result<(), String>>>,
     narration_on: Vec<(Happening, String)>,
@@ -79,6 +82,8 @@ pub struct World {
     finished: bool,
     /// Upper bound on events, so no run can grow without limit.
     max_events: usize,
+    /// When the trace hit `max_events`, if it did.
+    pub overflowed_at: Option<SimTime>,
 }
 
 /// No run records more than this many events; a scenario that would is cut short and says so.
@@ -111,10 +116,20 @@ impl World {
             };
             slots.insert(
                 node,
-                Slot { status: Status::Killed, machine: None, durable, inbox: None, timers: BTreeMap::new(), starts: 0, rng, madsim_id: None },
+                Slot {
+                    status: Status::Killed,
+                    machine: None,
+                    durable,
+                    inbox: None,
+                    timers: BTreeMap::new(),
+                    starts: 0,
+                    rng,
+                    madsim_id: None,
+                },
             );
         }
-        let narration_on = scenario.narration.iter().filter_map(|n| n.on.clone().map(|h| (h, n.text.clone()))).collect();
+        let narration_on =
+            scenario.narration.iter().filter_map(|n| n.on.clone().map(|h| (h, n.text.clone()))).collect();
         let checker = Checker::new(scenario, &resolved);
         let fabric = Fabric::new(
             scenario.network.latency_ms_min,
@@ -142,13 +157,18 @@ impl World {
                 origin: None,
                 finished: false,
                 max_events: MAX_EVENTS,
+                overflowed_at: None,
             })
         })
     }
 
     pub fn set_fabric_node(&mut self, node: madsim::runtime::NodeHandle) {
         self.fabric_node = Some(node);
-        self.origin = Some(madsim::time::Instant::now() - madsim::time::TimeHandle::current().elapsed());
+        // Inside the runtime madsim's clock is virtual: this reads the simulation's start, not the
+        // wall clock.
+        #[allow(clippy::disallowed_methods)]
+        let start = madsim::time::Instant::now() - madsim::time::TimeHandle::current().elapsed();
+        self.origin = Some(start);
     }
 
     fn at(&self, time: SimTime) -> madsim::time::Instant {
@@ -169,7 +189,14 @@ impl World {
     }
 
     pub fn record(&mut self, node: NodeId, kind: EventKind) {
-        if self.finished || self.events.len() >= self.max_events {
+        if self.finished {
+            return;
+        }
+        if self.events.len() >= self.max_events {
+            // A runaway (a node retrying in a tight loop) would otherwise eat all memory. Stop
+            // the world: from here on no node steps, and the run reports the overflow.
+            self.overflowed_at = Some(now());
+            self.finished = true;
             return;
         }
         let seq = self.events.len() as u64;
@@ -209,7 +236,8 @@ impl World {
             (NodeId::Client(i), _) => {
                 let name = &self.header.clients[i as usize];
                 let producer = self.resolved.producers.get(name).map(|c| Producer::new(c.clone(), brokers.clone()));
-                let consumer = self.resolved.consumers.get(name).map(|c| Consumer::new(c.clone(), brokers.clone(), name));
+                let consumer =
+                    self.resolved.consumers.get(name).map(|c| Consumer::new(c.clone(), brokers.clone(), name));
                 Machine::Client(Client { producer, consumer })
             }
             (node, durable) => panic!("{node} cannot start from {durable:?}"),
@@ -240,6 +268,9 @@ impl World {
 
     /// Step one node's state machine with one input, then carry out its effects.
     pub fn step(&mut self, node: NodeId, input: Input) {
+        if self.finished {
+            return;
+        }
         let now = now();
         let Some(slot) = self.slots.get_mut(&node) else { return };
         if !matches!(slot.status, Status::Up | Status::Paused) || slot.machine.is_none() {
@@ -372,7 +403,10 @@ impl World {
     fn send(&mut self, now: SimTime, from: NodeId, to: NodeId, message: Message) {
         let id = self.next_message_id;
         self.next_message_id += 1;
-        self.record(from, EventKind::Send { id, to, api: message.api(), request: message.is_request(), summary: message.to_string() });
+        self.record(
+            from,
+            EventKind::Send { id, to, api: message.api(), request: message.is_request(), summary: message.to_string() },
+        );
         let receiver = self.reachability(to);
         match self.fabric.route(now.0, from, to, receiver) {
             Fate::Deliver { at_us } => {
@@ -512,7 +546,12 @@ impl World {
                 for (partition, to_offset, removed) in disk.lose_unflushed() {
                     self.record(
                         node,
-                        EventKind::Note(Note::Truncated { partition, to_offset, removed, reason: TruncateReason::PowerFailure }),
+                        EventKind::Note(Note::Truncated {
+                            partition,
+                            to_offset,
+                            removed,
+                            reason: TruncateReason::PowerFailure,
+                        }),
                     );
                 }
             }
@@ -570,7 +609,11 @@ impl World {
     }
 
     /// Run `f` on the node's consumer engine and carry out its effects.
-    fn with_consumer<T>(&mut self, node: NodeId, f: impl FnOnce(&mut Consumer, SimTime, &mut Effects) -> T) -> Option<T> {
+    fn with_consumer<T>(
+        &mut self,
+        node: NodeId,
+        f: impl FnOnce(&mut Consumer, SimTime, &mut Effects) -> T,
+    ) -> Option<T> {
         let now = now();
         let slot = self.slots.get_mut(&node)?;
         let Some(Machine::Client(Client { consumer: Some(consumer), .. })) = slot.machine.as_mut() else { return None };
@@ -610,7 +653,9 @@ impl World {
     pub fn consumer_poll(&mut self, node: NodeId) -> Vec<ConsumedRecord> {
         let now = now();
         let Some(slot) = self.slots.get_mut(&node) else { return Vec::new() };
-        let Some(Machine::Client(Client { consumer: Some(consumer), .. })) = slot.machine.as_mut() else { return Vec::new() };
+        let Some(Machine::Client(Client { consumer: Some(consumer), .. })) = slot.machine.as_mut() else {
+            return Vec::new();
+        };
         let mut fx = Effects::default();
         let records = consumer.poll(now, &mut fx);
         self.apply(node, now, fx);
