@@ -166,10 +166,14 @@ impl GroupCoordinator {
                 g.next_member = g.next_member.max(r.next_member);
                 g.protocol = r.protocol;
                 g.leader = r.leader;
-                g.members = r.members.into_iter().map(|mut m| {
-                    m.last_seen = now;
-                    (m.member_id.clone(), m)
-                }).collect();
+                g.members = r
+                    .members
+                    .into_iter()
+                    .map(|mut m| {
+                        m.last_seen = now;
+                        (m.member_id.clone(), m)
+                    })
+                    .collect();
                 g.state = if g.members.is_empty() { GroupState::Empty } else { GroupState::Stable };
             } else if let Some(rest) = key.strip_prefix("offset/") {
                 let mut parts = rest.rsplitn(3, '/');
@@ -188,7 +192,8 @@ impl GroupCoordinator {
             });
             self.groups.insert(id, group);
         }
-        let ids: Vec<String> = self.groups.iter().filter(|(_, g)| g.partition == partition).map(|(id, _)| id.clone()).collect();
+        let ids: Vec<String> =
+            self.groups.iter().filter(|(_, g)| g.partition == partition).map(|(id, _)| id.clone()).collect();
         for id in ids {
             self.schedule_session_check(&id, fx);
         }
@@ -197,7 +202,8 @@ impl GroupCoordinator {
     /// No longer coordinator for this partition: forget its groups, tell waiting members.
     pub fn unload(&mut self, partition: i32, fx: &mut Effects) {
         self.partitions.remove(&partition);
-        let ids: Vec<String> = self.groups.iter().filter(|(_, g)| g.partition == partition).map(|(id, _)| id.clone()).collect();
+        let ids: Vec<String> =
+            self.groups.iter().filter(|(_, g)| g.partition == partition).map(|(id, _)| id.clone()).collect();
         for id in ids {
             let group = self.groups.remove(&id).expect("listed");
             for m in group.members.values() {
@@ -228,7 +234,15 @@ impl GroupCoordinator {
 
     // ---- JoinGroup --------------------------------------------------------------------------
 
-    pub fn join(&mut self, now: SimTime, from: NodeId, correlation_id: u64, partition: i32, r: JoinGroupRequest, fx: &mut Effects) {
+    pub fn join(
+        &mut self,
+        now: SimTime,
+        from: NodeId,
+        correlation_id: u64,
+        partition: i32,
+        r: JoinGroupRequest,
+        fx: &mut Effects,
+    ) {
         let delay = self.config.initial_rebalance_delay_ms;
         let group = self.group_mut(&r.group_id, partition);
         if r.member_id.is_empty() && r.group_instance_id.is_none() {
@@ -241,7 +255,8 @@ impl GroupCoordinator {
         }
         let mut member_id = r.member_id.clone();
         if let Some(instance) = &r.group_instance_id {
-            let existing = group.members.values().find(|m| m.instance_id.as_ref() == Some(instance)).map(|m| m.member_id.clone());
+            let existing =
+                group.members.values().find(|m| m.instance_id.as_ref() == Some(instance)).map(|m| m.member_id.clone());
             match existing {
                 Some(old) if r.member_id.is_empty() || r.member_id != old => {
                     // A static member came back (a restart): it takes over its old identity.
@@ -259,7 +274,11 @@ impl GroupCoordinator {
                         group.leader = Some(new_id.clone());
                     }
                     group.members.insert(new_id.clone(), m);
-                    fx.note(Note::StaticMemberReturned { group: group.id.clone(), instance: instance.clone(), member: new_id.clone() });
+                    fx.note(Note::StaticMemberReturned {
+                        group: group.id.clone(),
+                        instance: instance.clone(),
+                        member: new_id.clone(),
+                    });
                     if group.state == GroupState::Stable {
                         // No rebalance: the member gets its generation back and syncs its old share.
                         let body = Response::JoinGroup(JoinGroupResponse {
@@ -382,10 +401,15 @@ impl GroupCoordinator {
         group.initial_delay_until = None;
         group.pending.clear();
         // Members that did not rejoin within the rebalance timeout are out.
-        let gone: Vec<String> = group.members.values().filter(|m| m.join.is_none()).map(|m| m.member_id.clone()).collect();
+        let gone: Vec<String> =
+            group.members.values().filter(|m| m.join.is_none()).map(|m| m.member_id.clone()).collect();
         for id in gone {
             group.members.remove(&id);
-            fx.note(Note::MemberRemoved { group: group_id.to_string(), member: id, reason: "did not rejoin within the rebalance timeout".into() });
+            fx.note(Note::MemberRemoved {
+                group: group_id.to_string(),
+                member: id,
+                reason: "did not rejoin within the rebalance timeout".into(),
+            });
         }
         group.generation += 1;
         fx.cancel_timer(Timer::GroupRebalance(group_id.to_string()));
@@ -401,8 +425,9 @@ impl GroupCoordinator {
         }
         let leader = group.leader.clone().expect("members exist");
         let candidates: Vec<String> = group.members[&leader].protocols.iter().map(|(n, _)| n.clone()).collect();
-        group.protocol =
-            candidates.into_iter().find(|name| group.members.values().all(|m| m.protocols.iter().any(|(n, _)| n == name)));
+        group.protocol = candidates
+            .into_iter()
+            .find(|name| group.members.values().all(|m| m.protocols.iter().any(|(n, _)| n == name)));
         let protocol = group.protocol.clone();
         let members: Vec<(String, Option<String>, Subscription)> = group
             .members
@@ -454,7 +479,12 @@ impl GroupCoordinator {
         }
         if group.state == GroupState::Stable {
             let assignment = group.members[&r.member_id].assignment.clone();
-            respond(from, correlation_id, Response::SyncGroup(SyncGroupResponse { error: ErrorCode::None, assignment }), fx);
+            respond(
+                from,
+                correlation_id,
+                Response::SyncGroup(SyncGroupResponse { error: ErrorCode::None, assignment }),
+                fx,
+            );
             return None;
         }
         let member = group.members.get_mut(&r.member_id).expect("checked");
@@ -486,7 +516,14 @@ impl GroupCoordinator {
 
     // ---- Heartbeat, LeaveGroup, sessions --------------------------------------------------------
 
-    pub fn heartbeat(&mut self, now: SimTime, from: NodeId, correlation_id: u64, r: HeartbeatRequest, fx: &mut Effects) {
+    pub fn heartbeat(
+        &mut self,
+        now: SimTime,
+        from: NodeId,
+        correlation_id: u64,
+        r: HeartbeatRequest,
+        fx: &mut Effects,
+    ) {
         let error = match self.groups.get_mut(&r.group_id) {
             None => ErrorCode::UnknownMemberId,
             Some(group) => match group.members.get_mut(&r.member_id) {
@@ -511,7 +548,11 @@ impl GroupCoordinator {
         let error = if removed { ErrorCode::None } else { ErrorCode::UnknownMemberId };
         respond(from, correlation_id, Response::LeaveGroup(LeaveGroupResponse { error }), fx);
         if removed {
-            fx.note(Note::MemberRemoved { group: r.group_id.clone(), member: r.member_id, reason: "left the group".into() });
+            fx.note(Note::MemberRemoved {
+                group: r.group_id.clone(),
+                member: r.member_id,
+                reason: "left the group".into(),
+            });
             self.after_member_loss(now, &r.group_id, fx);
         }
     }
@@ -593,11 +634,22 @@ impl GroupCoordinator {
 
     // ---- offsets ------------------------------------------------------------------------------
 
-    pub fn commit(&mut self, from: NodeId, correlation_id: u64, partition: i32, r: OffsetCommitRequest, fx: &mut Effects) -> Option<Append> {
+    pub fn commit(
+        &mut self,
+        from: NodeId,
+        correlation_id: u64,
+        partition: i32,
+        r: OffsetCommitRequest,
+        fx: &mut Effects,
+    ) -> Option<Append> {
         let group = self.group_mut(&r.group_id, partition);
         let error = if r.generation < 0 {
             // A commit from outside the group protocol: allowed only while nobody is a member.
-            if group.members.is_empty() { None } else { Some(ErrorCode::UnknownMemberId) }
+            if group.members.is_empty() {
+                None
+            } else {
+                Some(ErrorCode::UnknownMemberId)
+            }
         } else {
             match group.members.get(&r.member_id) {
                 None => Some(ErrorCode::UnknownMemberId),
@@ -610,7 +662,11 @@ impl GroupCoordinator {
             respond(from, correlation_id, Response::OffsetCommit(OffsetCommitResponse { error }), fx);
             return None;
         }
-        let records = r.offsets.iter().map(|(tp, offset)| Record { key: Some(offset_key(&r.group_id, tp)), value: offset.to_string() }).collect();
+        let records = r
+            .offsets
+            .iter()
+            .map(|(tp, offset)| Record { key: Some(offset_key(&r.group_id, tp)), value: offset.to_string() })
+            .collect();
         Some(Append {
             partition: group.partition,
             records,
@@ -625,7 +681,12 @@ impl GroupCoordinator {
             .iter()
             .map(|tp| (tp.clone(), group.and_then(|g| g.offsets.get(tp)).copied().unwrap_or(-1)))
             .collect();
-        respond(from, correlation_id, Response::OffsetFetch(OffsetFetchResponse { error: ErrorCode::None, offsets }), fx);
+        respond(
+            from,
+            correlation_id,
+            Response::OffsetFetch(OffsetFetchResponse { error: ErrorCode::None, offsets }),
+            fx,
+        );
     }
 
     /// A write to `__consumer_offsets` is committed (or failed with `error`).
@@ -636,7 +697,11 @@ impl GroupCoordinator {
                     if let Some(g) = self.groups.get_mut(&group) {
                         for (tp, offset) in &offsets {
                             g.offsets.insert(tp.clone(), *offset);
-                            fx.note(Note::OffsetCommitted { group: group.clone(), partition: tp.clone(), offset: *offset });
+                            fx.note(Note::OffsetCommitted {
+                                group: group.clone(),
+                                partition: tp.clone(),
+                                offset: *offset,
+                            });
                         }
                     }
                 }
@@ -667,7 +732,10 @@ impl GroupCoordinator {
                         partitions: m.assignment.clone(),
                     });
                     if let Some(c) = m.sync.take() {
-                        let body = Response::SyncGroup(SyncGroupResponse { error: ErrorCode::None, assignment: m.assignment.clone() });
+                        let body = Response::SyncGroup(SyncGroupResponse {
+                            error: ErrorCode::None,
+                            assignment: m.assignment.clone(),
+                        });
                         respond(m.client, c, body, fx);
                     }
                 }

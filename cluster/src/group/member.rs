@@ -170,7 +170,15 @@ impl GroupMember {
         }
     }
 
-    fn send(&mut self, to: BrokerId, now: SimTime, body: Request, what: Pending, next_correlation: &mut u64, fx: &mut Effects) {
+    fn send(
+        &mut self,
+        to: BrokerId,
+        now: SimTime,
+        body: Request,
+        what: Pending,
+        next_correlation: &mut u64,
+        fx: &mut Effects,
+    ) {
         let id = *next_correlation;
         *next_correlation += 1;
         self.pending.insert(id, (what, to));
@@ -189,7 +197,13 @@ impl GroupMember {
     }
 
     /// Send whatever the membership needs next. Returns events for the consumer.
-    pub fn drive(&mut self, now: SimTime, metadata: &ClientMetadata, next_correlation: &mut u64, fx: &mut Effects) -> Vec<MemberEvent> {
+    pub fn drive(
+        &mut self,
+        now: SimTime,
+        metadata: &ClientMetadata,
+        next_correlation: &mut u64,
+        fx: &mut Effects,
+    ) -> Vec<MemberEvent> {
         let mut events = Vec::new();
         if self.topics.is_empty() || now < self.retry_at {
             if now < self.retry_at {
@@ -201,9 +215,16 @@ impl GroupMember {
         if matches!(self.phase, Phase::Stable | Phase::Syncing | Phase::Joining)
             && now.ms_since(self.last_poll) > self.config.max_poll_interval_ms
         {
-            fx.note(Note::PollIntervalExceeded { group: self.group_id.clone(), member: self.name(), waited_ms: now.ms_since(self.last_poll) });
+            fx.note(Note::PollIntervalExceeded {
+                group: self.group_id.clone(),
+                member: self.name(),
+                waited_ms: now.ms_since(self.last_poll),
+            });
             if let Some(coordinator) = self.coordinator {
-                let body = Request::LeaveGroup(LeaveGroupRequest { group_id: self.group_id.clone(), member_id: self.member_id.clone() });
+                let body = Request::LeaveGroup(LeaveGroupRequest {
+                    group_id: self.group_id.clone(),
+                    member_id: self.member_id.clone(),
+                });
                 self.send(coordinator, now, body, Pending::Leave, next_correlation, fx);
             }
             // The application still believes it owns its partitions until it polls again; a
@@ -285,9 +306,12 @@ impl GroupMember {
             // The consumer commits the revoked partitions now; drive() joins once that is done.
             return;
         }
-        let owned = if self.protocol() == RebalanceProtocol::Eager { self.previous.clone() } else { self.owned.clone() };
-        let subscription = Subscription { topics: self.topics.clone(), owned_partitions: owned, generation: self.generation };
-        let protocols = self.config.partition_assignment_strategy.iter().map(|s| (s.clone(), subscription.clone())).collect();
+        let owned =
+            if self.protocol() == RebalanceProtocol::Eager { self.previous.clone() } else { self.owned.clone() };
+        let subscription =
+            Subscription { topics: self.topics.clone(), owned_partitions: owned, generation: self.generation };
+        let protocols =
+            self.config.partition_assignment_strategy.iter().map(|s| (s.clone(), subscription.clone())).collect();
         let body = Request::JoinGroup(JoinGroupRequest {
             group_id: self.group_id.clone(),
             client_id: self.client_id.clone(),
@@ -335,7 +359,13 @@ impl GroupMember {
     }
 
     /// Commit these offsets (the consumer's positions) to the coordinator.
-    pub fn commit(&mut self, now: SimTime, offsets: Vec<(TopicPartition, i64)>, next_correlation: &mut u64, fx: &mut Effects) -> bool {
+    pub fn commit(
+        &mut self,
+        now: SimTime,
+        offsets: Vec<(TopicPartition, i64)>,
+        next_correlation: &mut u64,
+        fx: &mut Effects,
+    ) -> bool {
         let Some(coordinator) = self.coordinator else { return false };
         if offsets.is_empty() {
             return false;
@@ -356,14 +386,22 @@ impl GroupMember {
     }
 
     /// Ask for the committed offsets of newly assigned partitions.
-    pub fn fetch_offsets(&mut self, now: SimTime, partitions: Vec<TopicPartition>, next_correlation: &mut u64, fx: &mut Effects) {
+    pub fn fetch_offsets(
+        &mut self,
+        now: SimTime,
+        partitions: Vec<TopicPartition>,
+        next_correlation: &mut u64,
+        fx: &mut Effects,
+    ) {
         let Some(coordinator) = self.coordinator else { return };
         let body = Request::OffsetFetch(OffsetFetchRequest { group_id: self.group_id.clone(), partitions });
         self.send(coordinator, now, body, Pending::OffsetFetch, next_correlation, fx);
     }
 
     pub fn heartbeat_due(&mut self, now: SimTime, next_correlation: &mut u64, fx: &mut Effects) {
-        if matches!(self.phase, Phase::Stable | Phase::Syncing) && !self.waiting_for(|p| matches!(p, Pending::Heartbeat)) {
+        if matches!(self.phase, Phase::Stable | Phase::Syncing)
+            && !self.waiting_for(|p| matches!(p, Pending::Heartbeat))
+        {
             if let Some(coordinator) = self.coordinator {
                 let body = Request::Heartbeat(HeartbeatRequest {
                     group_id: self.group_id.clone(),
@@ -385,7 +423,8 @@ impl GroupMember {
     /// The connection to `peer` closed: if it was the coordinator, every request to it failed.
     pub fn on_connection_closed(&mut self, now: SimTime, peer: NodeId, fx: &mut Effects) -> Vec<MemberEvent> {
         let mut events = Vec::new();
-        let ids: Vec<u64> = self.pending.iter().filter(|(_, (_, to))| NodeId::Broker(*to) == peer).map(|(id, _)| *id).collect();
+        let ids: Vec<u64> =
+            self.pending.iter().filter(|(_, (_, to))| NodeId::Broker(*to) == peer).map(|(id, _)| *id).collect();
         for id in ids {
             fx.cancel_timer(Timer::RequestTimeout(id));
             self.on_failure(now, id, &mut events);
@@ -400,7 +439,9 @@ impl GroupMember {
     pub fn on_failure(&mut self, now: SimTime, correlation_id: u64, events: &mut Vec<MemberEvent>) {
         let Some((what, _)) = self.pending.remove(&correlation_id) else { return };
         match what {
-            Pending::Commit(offsets, _) => events.push(MemberEvent::Committed { error: ErrorCode::RequestTimedOut, offsets }),
+            Pending::Commit(offsets, _) => {
+                events.push(MemberEvent::Committed { error: ErrorCode::RequestTimedOut, offsets })
+            }
             Pending::Heartbeat | Pending::Leave | Pending::OffsetFetch => {}
             Pending::FindCoordinator | Pending::Join | Pending::Sync => {}
         }
@@ -408,7 +449,15 @@ impl GroupMember {
     }
 
     /// Handle a response to one of our requests.
-    pub fn on_response(&mut self, now: SimTime, correlation_id: u64, body: Response, metadata: &ClientMetadata, next_correlation: &mut u64, fx: &mut Effects) -> Vec<MemberEvent> {
+    pub fn on_response(
+        &mut self,
+        now: SimTime,
+        correlation_id: u64,
+        body: Response,
+        metadata: &ClientMetadata,
+        next_correlation: &mut u64,
+        fx: &mut Effects,
+    ) -> Vec<MemberEvent> {
         let mut events = Vec::new();
         let Some((what, _)) = self.pending.remove(&correlation_id) else { return events };
         match (what, body) {
@@ -416,17 +465,18 @@ impl GroupMember {
                 Some(id) if r.error.is_none() => self.coordinator = Some(id),
                 _ => self.retry_at = now.plus_ms(self.config.retry_backoff_ms),
             },
-            (Pending::Join, Response::JoinGroup(r)) => self.on_join(now, r, metadata, next_correlation, fx, &mut events),
+            (Pending::Join, Response::JoinGroup(r)) => {
+                self.on_join(now, r, metadata, next_correlation, fx, &mut events)
+            }
             (Pending::Sync, Response::SyncGroup(r)) => self.on_sync(now, r, fx, &mut events),
             (Pending::Heartbeat, Response::Heartbeat(r)) => match r.error {
                 ErrorCode::None => {}
-                ErrorCode::RebalanceInProgress => {
-                    if self.phase == Phase::Stable {
-                        self.rejoin_needed = true;
-                    }
-                }
+                ErrorCode::RebalanceInProgress if self.phase == Phase::Stable => self.rejoin_needed = true,
+                ErrorCode::RebalanceInProgress => {}
                 ErrorCode::IllegalGeneration => self.rejoin_from_scratch(fx, &mut events, false),
-                ErrorCode::UnknownMemberId | ErrorCode::FencedInstanceId => self.rejoin_from_scratch(fx, &mut events, true),
+                ErrorCode::UnknownMemberId | ErrorCode::FencedInstanceId => {
+                    self.rejoin_from_scratch(fx, &mut events, true)
+                }
                 ErrorCode::NotCoordinator | ErrorCode::CoordinatorNotAvailable => self.coordinator_lost(now),
                 _ => {}
             },
@@ -435,9 +485,16 @@ impl GroupMember {
                 match r.error {
                     ErrorCode::None => {}
                     ErrorCode::IllegalGeneration | ErrorCode::UnknownMemberId | ErrorCode::RebalanceInProgress => {
-                        fx.note(Note::CommitFailed { group: self.group_id.clone(), member: self.name(), error: r.error });
+                        fx.note(Note::CommitFailed {
+                            group: self.group_id.clone(),
+                            member: self.name(),
+                            error: r.error,
+                        });
                         // Only a failure of the current generation's commit says we are out of it.
-                        if r.error != ErrorCode::RebalanceInProgress && generation == self.generation && self.phase == Phase::Stable {
+                        if r.error != ErrorCode::RebalanceInProgress
+                            && generation == self.generation
+                            && self.phase == Phase::Stable
+                        {
                             self.rejoin_from_scratch(fx, &mut events, r.error == ErrorCode::UnknownMemberId);
                         }
                     }
@@ -458,7 +515,15 @@ impl GroupMember {
         events
     }
 
-    fn on_join(&mut self, now: SimTime, r: JoinGroupResponse, metadata: &ClientMetadata, next_correlation: &mut u64, fx: &mut Effects, events: &mut Vec<MemberEvent>) {
+    fn on_join(
+        &mut self,
+        now: SimTime,
+        r: JoinGroupResponse,
+        metadata: &ClientMetadata,
+        next_correlation: &mut u64,
+        fx: &mut Effects,
+        events: &mut Vec<MemberEvent>,
+    ) {
         match r.error {
             ErrorCode::None => {}
             ErrorCode::MemberIdRequired => {
@@ -534,7 +599,9 @@ impl GroupMember {
                 return;
             }
             ErrorCode::IllegalGeneration => return self.rejoin_from_scratch(fx, events, false),
-            ErrorCode::UnknownMemberId | ErrorCode::FencedInstanceId => return self.rejoin_from_scratch(fx, events, true),
+            ErrorCode::UnknownMemberId | ErrorCode::FencedInstanceId => {
+                return self.rejoin_from_scratch(fx, events, true)
+            }
             _ => return self.coordinator_lost(now),
         }
         self.phase = Phase::Stable;
@@ -573,7 +640,10 @@ impl GroupMember {
     pub fn leave(&mut self, now: SimTime, next_correlation: &mut u64, fx: &mut Effects) {
         if let (Some(coordinator), None) = (self.coordinator, &self.instance_id) {
             if !self.member_id.is_empty() {
-                let body = Request::LeaveGroup(LeaveGroupRequest { group_id: self.group_id.clone(), member_id: self.member_id.clone() });
+                let body = Request::LeaveGroup(LeaveGroupRequest {
+                    group_id: self.group_id.clone(),
+                    member_id: self.member_id.clone(),
+                });
                 self.send(coordinator, now, body, Pending::Leave, next_correlation, fx);
             }
         }
