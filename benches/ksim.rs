@@ -24,7 +24,9 @@ use std::time::Instant;
 fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_string()))
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_string())
+        })
         .and_then(|kb| kb.parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0)
 }
@@ -80,9 +82,13 @@ fn standard_scenarios() {
 fn leader_failover_walkthrough() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/leader-failover.ron");
     let scenario = Scenario::load(&path).expect("loads");
-    let mut walls: Vec<f64> = (0..7).map(|_| measure(&scenario, "leader-failover", scenario.seed).wall_s * 1000.0).collect();
+    let mut walls: Vec<f64> =
+        (0..7).map(|_| measure(&scenario, "leader-failover", scenario.seed).wall_s * 1000.0).collect();
     walls.sort_by(f64::total_cmp);
-    println!("== leader-failover walkthrough: median {:.1} ms over 7 runs (min {:.1}, max {:.1}; target < 50 ms)", walls[3], walls[0], walls[6]);
+    println!(
+        "== leader-failover walkthrough: median {:.1} ms over 7 runs (min {:.1}, max {:.1}; target < 50 ms)",
+        walls[3], walls[0], walls[6]
+    );
     let started = Instant::now();
     let seeds = 40;
     for seed in 0..seeds {
@@ -104,7 +110,8 @@ fn generated(brokers: i32, partitions: i32, records: u64) -> Scenario {
         cluster: Cluster {
             brokers: (1..=brokers).collect(),
             racks: BTreeMap::new(),
-            configs: [("auto.leader.rebalance.enable".to_string(), ksim_sim::scenario::ConfigValue::Bool(false))].into(),
+            configs: [("auto.leader.rebalance.enable".to_string(), ksim_sim::scenario::ConfigValue::Bool(false))]
+                .into(),
         },
         network: Network::default(),
         topics: vec![Topic {
@@ -184,8 +191,15 @@ fn protocol_core() {
             Message::Request { correlation_id, body: Request::BrokerRegistration(_) } => Some(*correlation_id),
             _ => None,
         });
-        let body = Response::BrokerRegistration(BrokerRegistrationResponse { error: ksim_cluster::ErrorCode::None, broker_epoch: epoch });
-        step(broker, Input::Message { from: controller, message: Message::Response { correlation_id: id.unwrap(), body } }, &mut fx);
+        let body = Response::BrokerRegistration(BrokerRegistrationResponse {
+            error: ksim_cluster::ErrorCode::None,
+            broker_epoch: epoch,
+        });
+        step(
+            broker,
+            Input::Message { from: controller, message: Message::Response { correlation_id: id.unwrap(), body } },
+            &mut fx,
+        );
         let fetch = fx.sends.iter().find_map(|(_, m)| match m {
             Message::Request { correlation_id, body: Request::MetadataFetch(_) } => Some(*correlation_id),
             _ => None,
@@ -207,7 +221,11 @@ fn protocol_core() {
             },
         ];
         let body = Response::MetadataFetch(MetadataFetchResponse { records, base_offset: 0 });
-        step(broker, Input::Message { from: controller, message: Message::Response { correlation_id: fetch.unwrap(), body } }, &mut fx);
+        step(
+            broker,
+            Input::Message { from: controller, message: Message::Response { correlation_id: fetch.unwrap(), body } },
+            &mut fx,
+        );
     }
     let started = Instant::now();
     let rounds = 200_000u64;
@@ -215,15 +233,32 @@ fn protocol_core() {
     for n in 0..rounds {
         // A producer appends one record (acks=1)...
         let batch = RecordBatch::new_unassigned(-1, -1, -1, 0, vec![Record { key: None, value: format!("v{n}") }]);
-        let body = Request::Produce(ProduceRequest { acks: ksim_cluster::config::Acks::Leader, timeout_ms: 30_000, partition: tp.clone(), batch });
-        step(&mut leader, Input::Message { from: NodeId::Client(0), message: Message::Request { correlation_id: n, body } }, &mut fx);
+        let body = Request::Produce(ProduceRequest {
+            acks: ksim_cluster::config::Acks::Leader,
+            timeout_ms: 30_000,
+            partition: tp.clone(),
+            batch,
+        });
+        step(
+            &mut leader,
+            Input::Message { from: NodeId::Client(0), message: Message::Request { correlation_id: n, body } },
+            &mut fx,
+        );
         // ...the follower fetches it and appends it.
         let body = Request::Fetch(FetchRequest {
             replica: Some((2, 1)),
             max_wait_ms: 0,
-            partitions: vec![FetchPartition { partition: tp.clone(), fetch_offset: follower_offset, current_leader_epoch: 0 }],
+            partitions: vec![FetchPartition {
+                partition: tp.clone(),
+                fetch_offset: follower_offset,
+                current_leader_epoch: 0,
+            }],
         });
-        step(&mut leader, Input::Message { from: NodeId::Broker(2), message: Message::Request { correlation_id: n, body } }, &mut fx);
+        step(
+            &mut leader,
+            Input::Message { from: NodeId::Broker(2), message: Message::Request { correlation_id: n, body } },
+            &mut fx,
+        );
         let response = fx.sends.iter().find_map(|(_, m)| match m {
             Message::Response { body: Response::Fetch(r), .. } => Some(r.clone()),
             _ => None,

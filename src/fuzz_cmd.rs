@@ -50,6 +50,9 @@ fn parse_shard(text: &str) -> Result<(u64, u64), String> {
     Ok((i, n))
 }
 
+/// A seed that failed: its seed, what went wrong, and the scenario with its faults.
+type FailingSeed = (u64, Vec<String>, Scenario);
+
 pub fn run(args: &FuzzArgs) -> Result<bool, String> {
     let base = Scenario::load(&args.file).map_err(|e| e.to_string())?;
     let name = args.file.file_stem().map_or_else(|| "scenario".into(), |s| s.to_string_lossy().into_owned());
@@ -64,14 +67,21 @@ pub fn run(args: &FuzzArgs) -> Result<bool, String> {
 
     let next = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(AtomicUsize::new(0));
-    let failing: Arc<Mutex<Vec<(u64, Vec<String>, Scenario)>>> = Arc::new(Mutex::new(Vec::new()));
+    let failing: Arc<Mutex<Vec<FailingSeed>>> = Arc::new(Mutex::new(Vec::new()));
     let errors: Arc<Mutex<Vec<(u64, String)>>> = Arc::new(Mutex::new(Vec::new()));
     let seeds = Arc::new(seeds);
     let started = Instant::now();
     let workers: Vec<_> = (0..jobs)
         .map(|_| {
-            let (next, done, failing, errors, seeds, base, name) =
-                (next.clone(), done.clone(), failing.clone(), errors.clone(), seeds.clone(), base.clone(), name.clone());
+            let (next, done, failing, errors, seeds, base, name) = (
+                next.clone(),
+                done.clone(),
+                failing.clone(),
+                errors.clone(),
+                seeds.clone(),
+                base.clone(),
+                name.clone(),
+            );
             std::thread::spawn(move || loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some(&seed) = seeds.get(i) else { break };
@@ -94,9 +104,13 @@ pub fn run(args: &FuzzArgs) -> Result<bool, String> {
         let rate = n as f64 / started.elapsed().as_secs_f64().max(1e-9);
         let bad = failing.lock().expect("results lock").len() + errors.lock().expect("errors lock").len();
         let width = 30;
-        let filled = if total == 0 { width } else { n * width / total };
+        let filled = (n * width).checked_div(total).unwrap_or(width);
         if interactive {
-            eprint!("\r[{}{}] {n}/{total} seeds, {rate:.1} seeds/s, {bad} failing ", "#".repeat(filled), " ".repeat(width - filled));
+            eprint!(
+                "\r[{}{}] {n}/{total} seeds, {rate:.1} seeds/s, {bad} failing ",
+                "#".repeat(filled),
+                " ".repeat(width - filled)
+            );
             let _ = std::io::stderr().flush();
         } else if n >= total || n >= last_reported + (total / 10).max(1) {
             // Not a terminal (CI logs): a line per tenth instead of a redrawn bar.
@@ -114,7 +128,8 @@ pub fn run(args: &FuzzArgs) -> Result<bool, String> {
     for w in workers {
         w.join().map_err(|_| "a fuzz worker panicked".to_string())?;
     }
-    let mut failing = Arc::try_unwrap(failing).map_err(|_| "results still shared")?.into_inner().map_err(|_| "results lock")?;
+    let mut failing =
+        Arc::try_unwrap(failing).map_err(|_| "results still shared")?.into_inner().map_err(|_| "results lock")?;
     let errors = Arc::try_unwrap(errors).map_err(|_| "errors still shared")?.into_inner().map_err(|_| "errors lock")?;
     failing.sort_by_key(|(seed, _, _)| *seed);
     println!(
@@ -152,7 +167,10 @@ fn write_scenario(dir: &Path, name: &str, seed: u64, scenario: &Scenario) -> Res
     let path = dir.join(format!("{name}-seed-{seed}.ron"));
     let text = ron::ser::to_string_pretty(scenario, ron::ser::PrettyConfig::default().struct_names(true))
         .map_err(|e| format!("cannot write the scenario: {e}"))?;
-    let header = format!("// Shrunk by `ksim fuzz` from {name}, seed {seed}. Replay: ksim run {} --seed {seed}\n", path.display());
+    let header = format!(
+        "// Shrunk by `ksim fuzz` from {name}, seed {seed}. Replay: ksim run {} --seed {seed}\n",
+        path.display()
+    );
     std::fs::write(&path, header + &text + "\n").map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     Ok(path)
 }

@@ -22,7 +22,11 @@ fn check(name: &str) {
         scenario.seed
     );
     let report = first.report.render();
-    assert!(first.report.passed(), "{name} failed:\n{report}\nreplay: ksim run scenarios/{name}.ron --seed {}", scenario.seed);
+    assert!(
+        first.report.passed(),
+        "{name} failed:\n{report}\nreplay: ksim run scenarios/{name}.ron --seed {}",
+        scenario.seed
+    );
     insta::with_settings!({ snapshot_path => "../snapshots", prepend_module_to_snapshot => false }, {
         insta::assert_snapshot!(format!("{name}.story"), narrate::render(&first.trace, Detail::Story));
         insta::assert_snapshot!(format!("{name}.report"), format!("{report}trace digest: {}\n", first.trace.digest()));

@@ -25,9 +25,10 @@ fn route(input: &Input) -> Route {
     let by_id = |id: u64| if id >= CONSUMER_CORRELATION_BASE { Route::Consumer } else { Route::Producer };
     match input {
         Input::Start | Input::ConnectionClosed { .. } => Route::Both,
-        Input::Message { message: Message::Response { correlation_id, .. } | Message::Request { correlation_id, .. }, .. } => {
-            by_id(*correlation_id)
-        }
+        Input::Message {
+            message: Message::Response { correlation_id, .. } | Message::Request { correlation_id, .. },
+            ..
+        } => by_id(*correlation_id),
         Input::Timer(Timer::RequestTimeout(id)) => by_id(*id),
         Input::Timer(Timer::Linger(_) | Timer::ProducerWakeup | Timer::MetadataRefresh) => Route::Producer,
         Input::Timer(_) => Route::Consumer,

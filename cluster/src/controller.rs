@@ -68,7 +68,13 @@ pub struct Controller {
 }
 
 impl Controller {
-    pub fn new(id: i32, config: BrokerConfig, expected_brokers: usize, topics: Vec<TopicSpec>, disk: ControllerDisk) -> Self {
+    pub fn new(
+        id: i32,
+        config: BrokerConfig,
+        expected_brokers: usize,
+        topics: Vec<TopicSpec>,
+        disk: ControllerDisk,
+    ) -> Self {
         let mut image = MetadataImage::default();
         for record in &disk.log {
             image.apply(record);
@@ -110,16 +116,15 @@ impl Controller {
                 fx.note(Note::BrokerRegistered { broker: *broker_id, broker_epoch: *broker_epoch })
             }
             MetadataRecord::UnfenceBroker { broker_id, .. } => fx.note(Note::BrokerUnfenced { broker: *broker_id }),
-            MetadataRecord::Partition { partition, isr, leader, leader_epoch, partition_epoch, election, .. } => {
-                fx.note(Note::PartitionChanged {
+            MetadataRecord::Partition { partition, isr, leader, leader_epoch, partition_epoch, election, .. } => fx
+                .note(Note::PartitionChanged {
                     partition: partition.clone(),
                     leader: *leader,
                     leader_epoch: *leader_epoch,
                     isr: isr.clone(),
                     partition_epoch: *partition_epoch,
                     election: *election,
-                })
-            }
+                }),
             MetadataRecord::FenceBroker { .. } | MetadataRecord::Topic { .. } => {}
         }
         self.log.push(record);
@@ -136,7 +141,10 @@ impl Controller {
 
     fn send_metadata(&self, to: NodeId, correlation_id: u64, from_offset: i64, fx: &mut Effects) {
         let start = (from_offset.max(0) as usize).min(self.log.len());
-        let body = Response::MetadataFetch(MetadataFetchResponse { records: self.log[start..].to_vec(), base_offset: start as i64 });
+        let body = Response::MetadataFetch(MetadataFetchResponse {
+            records: self.log[start..].to_vec(),
+            base_offset: start as i64,
+        });
         fx.send(to, Message::Response { correlation_id, body });
     }
 
@@ -144,7 +152,12 @@ impl Controller {
 
     /// Choose a leader for a partition given the ISR it will have. Returns the leader, the ISR
     /// after the election, and how it was chosen.
-    fn elect(&self, p: &PartitionImage, isr: &[BrokerId], unclean_enabled: bool) -> (Option<BrokerId>, Vec<BrokerId>, Option<ElectionKind>) {
+    fn elect(
+        &self,
+        p: &PartitionImage,
+        isr: &[BrokerId],
+        unclean_enabled: bool,
+    ) -> (Option<BrokerId>, Vec<BrokerId>, Option<ElectionKind>) {
         if let Some(&leader) = p.replicas.iter().find(|id| isr.contains(id) && self.image.is_unfenced(**id)) {
             return (Some(leader), isr.to_vec(), Some(ElectionKind::Clean));
         }
@@ -162,7 +175,15 @@ impl Controller {
             .map_or(self.config.topic_defaults.unclean_leader_election_enable, |c| c.unclean_leader_election_enable)
     }
 
-    fn write_partition(&mut self, tp: &TopicPartition, p: &PartitionImage, leader: Option<BrokerId>, isr: Vec<BrokerId>, election: Option<ElectionKind>, fx: &mut Effects) {
+    fn write_partition(
+        &mut self,
+        tp: &TopicPartition,
+        p: &PartitionImage,
+        leader: Option<BrokerId>,
+        isr: Vec<BrokerId>,
+        election: Option<ElectionKind>,
+        fx: &mut Effects,
+    ) {
         let leader_changed = leader != p.leader;
         let record = MetadataRecord::Partition {
             partition: tp.clone(),
@@ -191,8 +212,11 @@ impl Controller {
             .collect();
         for (tp, p) in affected {
             // The last ISR member stays in the ISR, so it can be elected cleanly when it returns.
-            let isr: Vec<BrokerId> =
-                if p.isr == [broker] { p.isr.clone() } else { p.isr.iter().copied().filter(|id| *id != broker).collect() };
+            let isr: Vec<BrokerId> = if p.isr == [broker] {
+                p.isr.clone()
+            } else {
+                p.isr.iter().copied().filter(|id| *id != broker).collect()
+            };
             if p.leader == Some(broker) {
                 let (leader, isr, election) = self.elect(&p, &isr, self.unclean_enabled(&tp));
                 self.write_partition(&tp, &p, leader, isr, election, fx);
@@ -262,7 +286,12 @@ impl Controller {
     /// the initial shift are random, as in Kafka. (KRaft's `StripedReplicaPlacer` also stripes
     /// partitions across brokers from a random start; ksim uses the classic algorithm, which is
     /// documented and easy to follow by hand.)
-    pub fn place_replicas(brokers: &[BrokerId], partitions: i32, replication_factor: usize, rng: &mut dyn rand_core::RngCore) -> Vec<Vec<BrokerId>> {
+    pub fn place_replicas(
+        brokers: &[BrokerId],
+        partitions: i32,
+        replication_factor: usize,
+        rng: &mut dyn rand_core::RngCore,
+    ) -> Vec<Vec<BrokerId>> {
         let n = brokers.len();
         assert!(n > 0 && replication_factor <= n, "placement needs at least {replication_factor} brokers, has {n}");
         let start = (rng.next_u32() as usize) % n;
@@ -283,7 +312,12 @@ impl Controller {
         out
     }
 
-    fn create_topic(&mut self, spec: &TopicSpec, rng: &mut dyn rand_core::RngCore, fx: &mut Effects) -> Result<(), (ErrorCode, String)> {
+    fn create_topic(
+        &mut self,
+        spec: &TopicSpec,
+        rng: &mut dyn rand_core::RngCore,
+        fx: &mut Effects,
+    ) -> Result<(), (ErrorCode, String)> {
         if self.image.topics.contains_key(&spec.name) {
             return Err((ErrorCode::None, format!("topic {} already exists", spec.name)));
         }
@@ -292,7 +326,11 @@ impl Controller {
             if live.len() < spec.replication_factor {
                 return Err((
                     ErrorCode::NotEnoughReplicas,
-                    format!("replication factor {} is larger than the {} live broker(s)", spec.replication_factor, live.len()),
+                    format!(
+                        "replication factor {} is larger than the {} live broker(s)",
+                        spec.replication_factor,
+                        live.len()
+                    ),
                 ));
             }
             Self::place_replicas(&live, spec.partitions, spec.replication_factor, rng)
@@ -300,7 +338,10 @@ impl Controller {
             spec.assignment.clone()
         };
         fx.note(Note::TopicCreated { topic: spec.name.clone(), assignment: assignment.clone() });
-        self.append(MetadataRecord::Topic { name: spec.name.clone(), partitions: spec.partitions, config: spec.config.clone() }, fx);
+        self.append(
+            MetadataRecord::Topic { name: spec.name.clone(), partitions: spec.partitions, config: spec.config.clone() },
+            fx,
+        );
         for (i, replicas) in assignment.into_iter().enumerate() {
             let tp = TopicPartition::new(spec.name.clone(), i as i32);
             let isr: Vec<BrokerId> = replicas.iter().copied().filter(|id| self.image.is_unfenced(*id)).collect();
@@ -346,7 +387,15 @@ impl Controller {
         }
     }
 
-    fn on_request(&mut self, now: SimTime, from: NodeId, correlation_id: u64, body: Request, rng: &mut dyn rand_core::RngCore, fx: &mut Effects) {
+    fn on_request(
+        &mut self,
+        now: SimTime,
+        from: NodeId,
+        correlation_id: u64,
+        body: Request,
+        rng: &mut dyn rand_core::RngCore,
+        fx: &mut Effects,
+    ) {
         let offsets_before = self.log.len();
         let response = match body {
             Request::BrokerRegistration(r) => {
@@ -366,7 +415,10 @@ impl Controller {
                         session.last_heartbeat = now;
                         let caught_up = r.current_metadata_offset >= session.caught_up_offset;
                         if caught_up && !self.image.is_unfenced(r.broker_id) {
-                            self.append(MetadataRecord::UnfenceBroker { broker_id: r.broker_id, broker_epoch: epoch }, fx);
+                            self.append(
+                                MetadataRecord::UnfenceBroker { broker_id: r.broker_id, broker_epoch: epoch },
+                                fx,
+                            );
                             self.elect_leaderless(fx);
                             self.maybe_create_pending_topics(rng, fx);
                         }
@@ -448,7 +500,9 @@ impl Controller {
             return reject(ErrorCode::InvalidUpdateVersion, Some(&p));
         }
         // KIP-841: only unfenced replicas may join the ISR.
-        if r.new_isr.iter().any(|id| !p.isr.contains(id) && !self.image.is_unfenced(*id)) || !r.new_isr.contains(&r.broker_id) {
+        if r.new_isr.iter().any(|id| !p.isr.contains(id) && !self.image.is_unfenced(*id))
+            || !r.new_isr.contains(&r.broker_id)
+        {
             return reject(ErrorCode::IneligibleReplica, Some(&p));
         }
         self.write_partition(&r.partition, &p, p.leader, r.new_isr.clone(), None, fx);
@@ -471,7 +525,8 @@ impl Controller {
                     .sessions
                     .iter()
                     .filter(|(id, s)| {
-                        self.image.is_unfenced(**id) && now.ms_since(s.last_heartbeat) >= self.config.broker_session_timeout_ms
+                        self.image.is_unfenced(**id)
+                            && now.ms_since(s.last_heartbeat) >= self.config.broker_session_timeout_ms
                     })
                     .map(|(id, _)| *id)
                     .collect();
@@ -483,7 +538,10 @@ impl Controller {
                 if self.config.auto_leader_rebalance_enable {
                     self.rebalance_leaders(fx);
                 }
-                fx.set_timer(Timer::LeaderImbalanceCheck, now.plus_ms(self.config.leader_imbalance_check_interval_seconds * 1000));
+                fx.set_timer(
+                    Timer::LeaderImbalanceCheck,
+                    now.plus_ms(self.config.leader_imbalance_check_interval_seconds * 1000),
+                );
             }
             Timer::MetadataFetchExpiry(broker) => {
                 if let Some((node, correlation_id, offset)) = self.waiting_fetches.remove(&broker) {
@@ -508,7 +566,10 @@ impl StateMachine for Controller {
                 for id in registered {
                     self.sessions.insert(id, Session { last_heartbeat: now, caught_up_offset: 0 });
                 }
-                fx.set_timer(Timer::LeaderImbalanceCheck, now.plus_ms(self.config.leader_imbalance_check_interval_seconds * 1000));
+                fx.set_timer(
+                    Timer::LeaderImbalanceCheck,
+                    now.plus_ms(self.config.leader_imbalance_check_interval_seconds * 1000),
+                );
                 self.schedule_session_check(fx);
             }
             Input::Message { from, message: Message::Request { correlation_id, body } } => {
@@ -568,11 +629,21 @@ mod election_tests {
 
     impl Harness {
         fn new(unclean: bool) -> Harness {
-            let mut config = TopicConfig::default();
-            config.unclean_leader_election_enable = unclean;
-            let spec = TopicSpec { name: "payments".into(), partitions: 1, replication_factor: 3, assignment: vec![vec![1, 2, 3]], config };
+            let config = TopicConfig { unclean_leader_election_enable: unclean, ..TopicConfig::default() };
+            let spec = TopicSpec {
+                name: "payments".into(),
+                partitions: 1,
+                replication_factor: 3,
+                assignment: vec![vec![1, 2, 3]],
+                config,
+            };
             let controller = Controller::new(3000, BrokerConfig::default(), 3, vec![spec], ControllerDisk::default());
-            let mut h = Harness { controller, rng: rand_chacha::ChaCha8Rng::seed_from_u64(1), now: SimTime::ZERO, epochs: BTreeMap::new() };
+            let mut h = Harness {
+                controller,
+                rng: rand_chacha::ChaCha8Rng::seed_from_u64(1),
+                now: SimTime::ZERO,
+                epochs: BTreeMap::new(),
+            };
             h.input(Input::Start);
             for id in [1, 2, 3] {
                 h.register(id);
@@ -590,7 +661,10 @@ mod election_tests {
         }
 
         fn request(&mut self, from: BrokerId, body: Request) -> Response {
-            let fx = self.input(Input::Message { from: NodeId::Broker(from), message: Message::Request { correlation_id: 9, body } });
+            let fx = self.input(Input::Message {
+                from: NodeId::Broker(from),
+                message: Message::Request { correlation_id: 9, body },
+            });
             fx.sends
                 .into_iter()
                 .find_map(|(to, m)| match m {
@@ -601,7 +675,10 @@ mod election_tests {
         }
 
         fn register(&mut self, id: BrokerId) {
-            let r = self.request(id, Request::BrokerRegistration(BrokerRegistrationRequest { broker_id: id, incarnation: 1, rack: None }));
+            let r = self.request(
+                id,
+                Request::BrokerRegistration(BrokerRegistrationRequest { broker_id: id, incarnation: 1, rack: None }),
+            );
             let Response::BrokerRegistration(r) = r else { panic!("{r:?}") };
             self.epochs.insert(id, r.broker_epoch);
         }
@@ -609,7 +686,14 @@ mod election_tests {
         fn heartbeat(&mut self, id: BrokerId) {
             let offset = self.controller.log().len() as i64;
             let epoch = self.epochs[&id];
-            self.request(id, Request::BrokerHeartbeat(BrokerHeartbeatRequest { broker_id: id, broker_epoch: epoch, current_metadata_offset: offset }));
+            self.request(
+                id,
+                Request::BrokerHeartbeat(BrokerHeartbeatRequest {
+                    broker_id: id,
+                    broker_epoch: epoch,
+                    current_metadata_offset: offset,
+                }),
+            );
         }
 
         /// Let `ms` pass with only `alive` heartbeating, then run the session check.

@@ -4,23 +4,28 @@
 //! to set or cancel, notes for the trace, and outputs for a client application. It never performs
 //! any of them itself; the simulator does, and records each one.
 
-use crate::timer::Timer;
 use crate::node::NodeId;
 use crate::note::Note;
 use crate::protocol::Message;
 use crate::time::SimTime;
+use crate::timer::Timer;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Input {
     /// The process starts (first boot or restart). Whatever it recovers, it recovers from the
     /// durable state it was built with.
     Start,
-    Message { from: NodeId, message: Message },
+    Message {
+        from: NodeId,
+        message: Message,
+    },
     Timer(Timer),
     /// The TCP connection to `peer` closed: the peer's process died and its operating system
     /// reset the connection. (A peer that lost power or sits behind a network partition closes
     /// nothing; requests to it simply time out.)
-    ConnectionClosed { peer: NodeId },
+    ConnectionClosed {
+        peer: NodeId,
+    },
 }
 
 #[derive(Debug, Default)]

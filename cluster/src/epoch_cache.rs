@@ -34,7 +34,10 @@ impl EpochCache {
             if epoch <= last_epoch {
                 return;
             }
-            assert!(start_offset >= last_start, "epoch {epoch} would start at {start_offset} before epoch {last_epoch} at {last_start}");
+            assert!(
+                start_offset >= last_start,
+                "epoch {epoch} would start at {start_offset} before epoch {last_epoch} at {last_start}"
+            );
             if start_offset == last_start {
                 // The previous epoch appended nothing: it is superseded.
                 self.entries.pop();
@@ -106,7 +109,8 @@ mod tests {
     #[test]
     fn end_offset_lookup_table() {
         // (cache, log end, requested epoch, expected (epoch, end offset)); one line per case.
-        let cases: &[(&[(i32, i64)], i64, i32, (i32, i64))] = &[
+        type Case = (&'static [(i32, i64)], i64, i32, (i32, i64));
+        let cases: &[Case] = &[
             // The latest epoch ends at the log end.
             (&[(0, 0), (2, 10)], 15, 2, (2, 15)),
             // An older epoch ends where the next one starts.
@@ -120,7 +124,11 @@ mod tests {
             (&[], 0, 1, (UNDEFINED_EPOCH, UNDEFINED_OFFSET)),
         ];
         for (entries, leo, requested, expected) in cases {
-            assert_eq!(cache(entries).end_offset_for(*requested, *leo), *expected, "cache {entries:?} epoch {requested}");
+            assert_eq!(
+                cache(entries).end_offset_for(*requested, *leo),
+                *expected,
+                "cache {entries:?} epoch {requested}"
+            );
         }
     }
 

@@ -117,7 +117,13 @@ impl Log {
 
     /// Append as leader: the batch gets the next offsets and the leader's epoch. Returns its base
     /// offset.
-    pub fn append_as_leader(&mut self, mut batch: RecordBatch, leader_epoch: i32, config: &TopicConfig, now_ms: u64) -> i64 {
+    pub fn append_as_leader(
+        &mut self,
+        mut batch: RecordBatch,
+        leader_epoch: i32,
+        config: &TopicConfig,
+        now_ms: u64,
+    ) -> i64 {
         batch.base_offset = self.log_end_offset;
         batch.leader_epoch = leader_epoch;
         let base = batch.base_offset;
@@ -225,7 +231,9 @@ impl Log {
         }
         let offset = offset.max(self.log_start_offset);
         let before = self.log_end_offset;
-        while self.segments.len() > 1 && self.segments.last().is_some_and(|s| s.base_offset >= offset && s.base_offset > self.log_start_offset) {
+        while self.segments.len() > 1
+            && self.segments.last().is_some_and(|s| s.base_offset >= offset && s.base_offset > self.log_start_offset)
+        {
             self.segments.pop();
         }
         let segment = self.segments.last_mut().expect("a log always has an active segment");
@@ -258,13 +266,12 @@ impl Log {
     pub fn apply_retention(&mut self, config: &TopicConfig, now_ms: u64, high_watermark: i64) -> Option<i64> {
         let mut deleted_any = false;
         let mut size = self.size_bytes() as i64;
-        loop {
-            let Some(oldest) = self.segments.first() else { break };
+        while let Some(oldest) = self.segments.first() {
             if oldest.batches.is_empty() || oldest.next_offset() > high_watermark {
                 break;
             }
-            let too_old = config.retention_ms >= 0
-                && now_ms.saturating_sub(oldest.max_timestamp_ms) > config.retention_ms as u64;
+            let too_old =
+                config.retention_ms >= 0 && now_ms.saturating_sub(oldest.max_timestamp_ms) > config.retention_ms as u64;
             let too_big = config.retention_bytes >= 0 && size - oldest.size_bytes as i64 >= config.retention_bytes;
             if !(too_old || too_big) {
                 break;
@@ -337,8 +344,7 @@ mod tests {
 
     #[test]
     fn flush_messages_forces_fsync() {
-        let mut config = TopicConfig::default();
-        config.flush_messages = 2;
+        let config = TopicConfig { flush_messages: 2, ..TopicConfig::default() };
         let mut log = Log::new(0);
         log.append_as_leader(batch(&["a"]), 0, &config, 0);
         assert_eq!(log.flushed_offset(), 0);
@@ -360,9 +366,8 @@ mod tests {
 
     #[test]
     fn retention_by_size_deletes_whole_old_segments_below_the_high_watermark() {
-        let mut config = TopicConfig::default();
-        config.segment_bytes = 1; // every batch gets its own segment
-        config.retention_bytes = 140;
+        // Every batch gets its own segment.
+        let config = TopicConfig { segment_bytes: 1, retention_bytes: 140, ..TopicConfig::default() };
         let mut log = Log::new(0);
         for v in ["a", "b", "c", "d"] {
             log.append_as_leader(batch(&[v]), 0, &config, 0);
@@ -377,8 +382,7 @@ mod tests {
 
     #[test]
     fn retention_by_time_can_empty_the_log() {
-        let mut config = TopicConfig::default();
-        config.retention_ms = 1000;
+        let config = TopicConfig { retention_ms: 1000, ..TopicConfig::default() };
         let mut log = Log::new(0);
         log.append_as_leader(batch(&["a"]), 0, &config, 0);
         assert_eq!(log.apply_retention(&config, 500, 1), None);

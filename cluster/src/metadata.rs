@@ -29,10 +29,24 @@ pub enum ElectionKind {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum MetadataRecord {
-    RegisterBroker { broker_id: BrokerId, broker_epoch: i64, rack: Option<String> },
-    FenceBroker { broker_id: BrokerId, broker_epoch: i64 },
-    UnfenceBroker { broker_id: BrokerId, broker_epoch: i64 },
-    Topic { name: String, partitions: i32, config: TopicConfig },
+    RegisterBroker {
+        broker_id: BrokerId,
+        broker_epoch: i64,
+        rack: Option<String>,
+    },
+    FenceBroker {
+        broker_id: BrokerId,
+        broker_epoch: i64,
+    },
+    UnfenceBroker {
+        broker_id: BrokerId,
+        broker_epoch: i64,
+    },
+    Topic {
+        name: String,
+        partitions: i32,
+        config: TopicConfig,
+    },
     /// The full state of one partition after a change (Kafka writes a `PartitionRecord` once and
     /// then `PartitionChangeRecord` deltas; ksim writes the whole state each time, which reads
     /// better in a trace).

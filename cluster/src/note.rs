@@ -30,10 +30,21 @@ pub enum IsrChangeReason {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Note {
     // ---- controller ----
-    BrokerRegistered { broker: BrokerId, broker_epoch: i64 },
-    BrokerFenced { broker: BrokerId, reason: FenceReason },
-    BrokerUnfenced { broker: BrokerId },
-    TopicCreated { topic: String, assignment: Vec<Vec<BrokerId>> },
+    BrokerRegistered {
+        broker: BrokerId,
+        broker_epoch: i64,
+    },
+    BrokerFenced {
+        broker: BrokerId,
+        reason: FenceReason,
+    },
+    BrokerUnfenced {
+        broker: BrokerId,
+    },
+    TopicCreated {
+        topic: String,
+        assignment: Vec<Vec<BrokerId>>,
+    },
     /// The controller committed a new state for a partition.
     PartitionChanged {
         partition: TopicPartition,
@@ -45,49 +56,164 @@ pub enum Note {
     },
     // ---- broker ----
     /// A broker rebuilt a partition from its disk after starting.
-    Recovered { partition: TopicPartition, log_end_offset: i64, high_watermark: i64 },
-    BecameLeader { partition: TopicPartition, leader_epoch: i32, log_end_offset: i64, high_watermark: i64 },
-    BecameFollower { partition: TopicPartition, leader: Option<BrokerId>, leader_epoch: i32 },
-    Appended { partition: TopicPartition, base_offset: i64, count: i64, leader_epoch: i32, as_leader: bool },
+    Recovered {
+        partition: TopicPartition,
+        log_end_offset: i64,
+        high_watermark: i64,
+    },
+    BecameLeader {
+        partition: TopicPartition,
+        leader_epoch: i32,
+        log_end_offset: i64,
+        high_watermark: i64,
+    },
+    BecameFollower {
+        partition: TopicPartition,
+        leader: Option<BrokerId>,
+        leader_epoch: i32,
+    },
+    Appended {
+        partition: TopicPartition,
+        base_offset: i64,
+        count: i64,
+        leader_epoch: i32,
+        as_leader: bool,
+    },
     /// `on_leader`: the leader moved it (a follower only learns it from fetch responses).
-    HighWatermark { partition: TopicPartition, high_watermark: i64, on_leader: bool },
-    Truncated { partition: TopicPartition, to_offset: i64, removed: i64, reason: TruncateReason },
-    LogStartMoved { partition: TopicPartition, log_start_offset: i64 },
-    Flushed { partition: TopicPartition, offset: i64 },
-    IsrChangeRequested { partition: TopicPartition, isr: Vec<BrokerId>, reason: IsrChangeReason },
-    IsrChangeFailed { partition: TopicPartition, error: ErrorCode },
+    HighWatermark {
+        partition: TopicPartition,
+        high_watermark: i64,
+        on_leader: bool,
+    },
+    Truncated {
+        partition: TopicPartition,
+        to_offset: i64,
+        removed: i64,
+        reason: TruncateReason,
+    },
+    LogStartMoved {
+        partition: TopicPartition,
+        log_start_offset: i64,
+    },
+    Flushed {
+        partition: TopicPartition,
+        offset: i64,
+    },
+    IsrChangeRequested {
+        partition: TopicPartition,
+        isr: Vec<BrokerId>,
+        reason: IsrChangeReason,
+    },
+    IsrChangeFailed {
+        partition: TopicPartition,
+        error: ErrorCode,
+    },
     // ---- group coordinator ----
     /// A coordinator loaded a group from `__consumer_offsets` (it became leader of the partition).
-    GroupLoaded { group: String, generation: i32, members: usize, offsets: usize },
-    GroupStateChanged { group: String, state: String, generation: i32, members: Vec<String> },
-    MemberRemoved { group: String, member: String, reason: String },
-    StaticMemberReturned { group: String, instance: String, member: String },
+    GroupLoaded {
+        group: String,
+        generation: i32,
+        members: usize,
+        offsets: usize,
+    },
+    GroupStateChanged {
+        group: String,
+        state: String,
+        generation: i32,
+        members: Vec<String>,
+    },
+    MemberRemoved {
+        group: String,
+        member: String,
+        reason: String,
+    },
+    StaticMemberReturned {
+        group: String,
+        instance: String,
+        member: String,
+    },
     /// The leader's assignment for one member, stored for a generation.
-    AssignmentStored { group: String, generation: i32, member: String, partitions: Vec<TopicPartition> },
-    OffsetCommitted { group: String, partition: TopicPartition, offset: i64 },
+    AssignmentStored {
+        group: String,
+        generation: i32,
+        member: String,
+        partitions: Vec<TopicPartition>,
+    },
+    OffsetCommitted {
+        group: String,
+        partition: TopicPartition,
+        offset: i64,
+    },
     // ---- group member (consumer) ----
     /// This member now owns these partitions (added to what it had).
-    PartitionsAssigned { group: String, member: String, generation: i32, partitions: Vec<TopicPartition> },
+    PartitionsAssigned {
+        group: String,
+        member: String,
+        generation: i32,
+        partitions: Vec<TopicPartition>,
+    },
     /// This member gave these partitions up (eager: all of them at every rebalance; cooperative:
     /// only those that move). `lost`: taken away without a chance to commit (kicked out).
-    PartitionsRevoked { group: String, member: String, generation: i32, partitions: Vec<TopicPartition>, lost: bool, kept: usize },
+    PartitionsRevoked {
+        group: String,
+        member: String,
+        generation: i32,
+        partitions: Vec<TopicPartition>,
+        lost: bool,
+        kept: usize,
+    },
     /// A commit failed: the member's generation is over (it must rejoin, and others may
     /// reprocess what it read since its last commit).
-    CommitFailed { group: String, member: String, error: ErrorCode },
+    CommitFailed {
+        group: String,
+        member: String,
+        error: ErrorCode,
+    },
     /// The application did not poll within `max.poll.interval.ms`: the consumer leaves the group.
-    PollIntervalExceeded { group: String, member: String, waited_ms: u64 },
+    PollIntervalExceeded {
+        group: String,
+        member: String,
+        waited_ms: u64,
+    },
     // ---- producer ----
     /// A record the application sent was acknowledged.
-    ProduceAcked { send_id: u64, partition: TopicPartition, offset: i64, key: Option<String>, value: String },
+    ProduceAcked {
+        send_id: u64,
+        partition: TopicPartition,
+        offset: i64,
+        key: Option<String>,
+        value: String,
+    },
     /// A record the application sent failed for good.
-    ProduceFailed { send_id: u64, partition: Option<TopicPartition>, error: ErrorCode, reason: String },
+    ProduceFailed {
+        send_id: u64,
+        partition: Option<TopicPartition>,
+        error: ErrorCode,
+        reason: String,
+    },
     /// A batch will be retried.
-    ProduceRetry { partition: TopicPartition, error: ErrorCode, records: usize },
+    ProduceRetry {
+        partition: TopicPartition,
+        error: ErrorCode,
+        records: usize,
+    },
     // ---- consumer ----
-    Consumed { partition: TopicPartition, offset: i64, key: Option<String>, value: String },
-    PositionReset { partition: TopicPartition, offset: i64, reason: String },
+    Consumed {
+        partition: TopicPartition,
+        offset: i64,
+        key: Option<String>,
+        value: String,
+    },
+    PositionReset {
+        partition: TopicPartition,
+        offset: i64,
+        reason: String,
+    },
     /// The consumer's position is not in the log any more (or not yet): OFFSET_OUT_OF_RANGE.
-    OffsetOutOfRange { partition: TopicPartition, position: i64 },
+    OffsetOutOfRange {
+        partition: TopicPartition,
+        position: i64,
+    },
 }
 
 impl Note {

@@ -563,7 +563,8 @@ impl fmt::Display for Request {
             Request::FindCoordinator(r) => write!(f, "FindCoordinator group={}", r.group_id),
             Request::JoinGroup(r) => {
                 let member = if r.member_id.is_empty() { "(new member)" } else { r.member_id.as_str() };
-                let owned: Vec<TopicPartition> = r.protocols.first().map(|(_, s)| s.owned_partitions.clone()).unwrap_or_default();
+                let owned: Vec<TopicPartition> =
+                    r.protocols.first().map(|(_, s)| s.owned_partitions.clone()).unwrap_or_default();
                 write!(f, "JoinGroup group={} member={member} previously owned {}", r.group_id, fmt_partitions(&owned))
             }
             Request::SyncGroup(r) => {
@@ -573,7 +574,9 @@ impl fmt::Display for Request {
                 }
                 Ok(())
             }
-            Request::Heartbeat(r) => write!(f, "Heartbeat group={} generation={} member={}", r.group_id, r.generation, r.member_id),
+            Request::Heartbeat(r) => {
+                write!(f, "Heartbeat group={} generation={} member={}", r.group_id, r.generation, r.member_id)
+            }
             Request::LeaveGroup(r) => write!(f, "LeaveGroup group={} member={}", r.group_id, r.member_id),
             Request::OffsetCommit(r) => {
                 write!(f, "OffsetCommit group={} generation={}", r.group_id, r.generation)?;
@@ -658,7 +661,9 @@ impl fmt::Display for Response {
                 "AlterPartition {} {} isr={:?} partition_epoch={}",
                 r.partition, r.error, r.isr, r.partition_epoch
             ),
-            Response::MetadataFetch(r) => write!(f, "MetadataFetch {} record(s) from @{}", r.records.len(), r.base_offset),
+            Response::MetadataFetch(r) => {
+                write!(f, "MetadataFetch {} record(s) from @{}", r.records.len(), r.base_offset)
+            }
             Response::CreateTopics(r) => write!(f, "CreateTopics {} {}", r.name, r.error),
             Response::FindCoordinator(r) => match r.coordinator {
                 Some(id) if r.error.is_none() => write!(f, "FindCoordinator broker-{id}"),

@@ -53,7 +53,15 @@ impl RecordBatch {
         timestamp_ms: u64,
         records: Vec<Record>,
     ) -> Self {
-        RecordBatch { base_offset: -1, leader_epoch: -1, producer_id, producer_epoch, base_sequence, timestamp_ms, records }
+        RecordBatch {
+            base_offset: -1,
+            leader_epoch: -1,
+            producer_id,
+            producer_epoch,
+            base_sequence,
+            timestamp_ms,
+            records,
+        }
     }
 
     pub fn len(&self) -> i64 {

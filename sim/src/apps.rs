@@ -118,7 +118,13 @@ pub async fn run(world: Arc<Mutex<World>>, node: NodeId, app: App, start_ms: u64
 }
 
 /// A consumer-group member that processes each record and commits as `commit` says.
-async fn group_consumer(consumer: KafkaConsumer, topics: Vec<String>, poll_interval_ms: u64, processing_ms: u64, commit: CommitMode) {
+async fn group_consumer(
+    consumer: KafkaConsumer,
+    topics: Vec<String>,
+    poll_interval_ms: u64,
+    processing_ms: u64,
+    commit: CommitMode,
+) {
     consumer.subscribe(&topics);
     loop {
         let records = consumer.poll(Duration::from_millis(poll_interval_ms)).await;
@@ -145,7 +151,13 @@ async fn group_consumer(consumer: KafkaConsumer, topics: Vec<String>, poll_inter
 /// The seeds' application: count records by key across `topics`, publish each new count to
 /// `output`, then commit. The counts live only in memory: after a crash, they restart from zero
 /// while the committed offsets do not, which the output topic shows.
-async fn group_by_count(world: Arc<Mutex<World>>, node: NodeId, topics: Vec<String>, output: String, poll_interval_ms: u64) {
+async fn group_by_count(
+    world: Arc<Mutex<World>>,
+    node: NodeId,
+    topics: Vec<String>,
+    output: String,
+    poll_interval_ms: u64,
+) {
     let consumer = KafkaConsumer::new(world.clone(), node);
     let producer = KafkaProducer::new(world, node);
     let mut counts: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
@@ -160,7 +172,11 @@ async fn group_by_count(world: Arc<Mutex<World>>, node: NodeId, topics: Vec<Stri
             let key = record.key.clone().unwrap_or_else(|| "(no key)".to_string());
             let count = counts.entry(key.clone()).or_insert(0);
             *count += 1;
-            deliveries.push(producer.send(&output, Some(&key), &format!("{key}={count} (after {}@{})", record.partition, record.offset)));
+            deliveries.push(producer.send(
+                &output,
+                Some(&key),
+                &format!("{key}={count} (after {}@{})", record.partition, record.offset),
+            ));
             consumer.processed(record);
         }
         // Commit only once the counts are safely written (acks=all), as the seeds' code does.

@@ -89,7 +89,11 @@ impl Checker {
             if let (Some(topic), Some(config)) = (topic, resolved.producers.get(&client.name)) {
                 producers.insert(
                     NodeId::Client(i as u32),
-                    ProducerPromise { acks_all: config.acks == Acks::All, idempotent: config.enable_idempotence, topic: topic.clone() },
+                    ProducerPromise {
+                        acks_all: config.acks == Acks::All,
+                        idempotent: config.enable_idempotence,
+                        topic: topic.clone(),
+                    },
                 );
             }
         }
@@ -154,7 +158,8 @@ impl Checker {
     pub fn on_processed(&mut self, node: NodeId, partition: &TopicPartition, offset: i64) {
         self.groups.processed_by.entry(node).or_default().insert((partition.clone(), offset));
         if let Some(group) = self.groups.group_of.get(&node) {
-            *self.groups.processed.entry((group.clone(), partition.clone())).or_default().entry(offset).or_insert(0) += 1;
+            *self.groups.processed.entry((group.clone(), partition.clone())).or_default().entry(offset).or_insert(0) +=
+                1;
         }
     }
 
@@ -172,13 +177,17 @@ impl Checker {
                         findings.push(Finding {
                             rule: "two-leaders-in-epoch".into(),
                             violation: true,
-                            message: format!("{partition}: broker-{other} and broker-{broker} both led epoch {leader_epoch}"),
+                            message: format!(
+                                "{partition}: broker-{other} and broker-{broker} both led epoch {leader_epoch}"
+                            ),
                         });
                     }
                 }
                 self.leaders.insert((partition.clone(), *leader_epoch), broker);
             }
-            Note::PartitionChanged { partition, election: Some(ksim_cluster::metadata::ElectionKind::Unclean), .. } => {
+            Note::PartitionChanged {
+                partition, election: Some(ksim_cluster::metadata::ElectionKind::Unclean), ..
+            } => {
                 self.unclean.insert(partition.clone());
             }
             Note::AssignmentStored { group, generation, member, partitions } => {
@@ -189,7 +198,9 @@ impl Checker {
                             findings.push(Finding {
                                 rule: "two-owners-in-generation".into(),
                                 violation: true,
-                                message: format!("group {group} generation {generation}: {tp} assigned to both {other} and {member}"),
+                                message: format!(
+                                    "group {group} generation {generation}: {tp} assigned to both {other} and {member}"
+                                ),
                             });
                         }
                     }
@@ -234,12 +245,15 @@ impl Checker {
                         });
                     }
                 }
-                let log_end = partition_logs(slots, partition).iter().map(|(_, log)| log.log_end_offset()).max().unwrap_or(0);
+                let log_end =
+                    partition_logs(slots, partition).iter().map(|(_, log)| log.log_end_offset()).max().unwrap_or(0);
                 if *offset > log_end {
                     findings.push(Finding {
                         rule: "commit-past-log-end".into(),
                         violation: true,
-                        message: format!("group {group}: committed {partition} at {offset}, past the log end {log_end}"),
+                        message: format!(
+                            "group {group}: committed {partition} at {offset}, past the log end {log_end}"
+                        ),
                     });
                 }
                 if let Some(&start) = self.groups.start.get(&key) {
@@ -256,18 +270,27 @@ impl Checker {
                 }
             }
             Note::ProduceAcked { partition, offset, key, value, .. } if *offset >= 0 => {
-                self.acked.push(Acked { client: node, partition: partition.clone(), offset: *offset, key: key.clone(), value: value.clone() });
+                self.acked.push(Acked {
+                    client: node,
+                    partition: partition.clone(),
+                    offset: *offset,
+                    key: key.clone(),
+                    value: value.clone(),
+                });
             }
             Note::Consumed { partition, offset, key, value } => {
                 if let Some(group) = self.groups.group_of.get(&node) {
                     self.groups.consumed.entry((group.clone(), partition.clone())).or_default().insert(*offset);
                 }
                 let committed = self.committed.get(partition).and_then(|m| m.get(offset));
-                if committed != Some(&(key.clone(), value.clone())) && self.once("read-uncommitted", partition, *offset) {
+                if committed != Some(&(key.clone(), value.clone())) && self.once("read-uncommitted", partition, *offset)
+                {
                     findings.push(Finding {
                         rule: "read-uncommitted".into(),
                         violation: true,
-                        message: format!("{partition}@{offset}: consumed {value:?}, which no replica had below its high watermark"),
+                        message: format!(
+                            "{partition}@{offset}: consumed {value:?}, which no replica had below its high watermark"
+                        ),
                     });
                 }
                 self.consumed.entry(node).or_default().insert((partition.clone(), *offset));
@@ -363,7 +386,8 @@ impl Checker {
             if gone {
                 let promised = self.durability_promised(a.client, &a.partition);
                 let why = if promised {
-                    "Kafka promises this cannot happen with acks=all, min.insync.replicas>=2 and clean elections".to_string()
+                    "Kafka promises this cannot happen with acks=all, min.insync.replicas>=2 and clean elections"
+                        .to_string()
                 } else {
                     self.why_not_promised(a.client, &a.partition)
                 };
@@ -374,18 +398,30 @@ impl Checker {
             findings.push(Finding {
                 rule: "acked-write-lost".into(),
                 violation: promised,
-                message: format!("{tp}: {} acknowledged write(s) gone, offsets {}: {} ({why})", records.len(), ranges(&records), values(&records)),
+                message: format!(
+                    "{tp}: {} acknowledged write(s) gone, offsets {}: {} ({why})",
+                    records.len(),
+                    ranges(&records),
+                    values(&records)
+                ),
             });
         }
         // Consumer groups: records processed twice (at-least-once) and records committed but never
         // processed (at-most-once).
         for (key, processed) in &self.groups.processed {
-            let twice: Vec<(i64, String)> = processed.iter().filter(|(_, n)| **n > 1).map(|(o, n)| (*o, format!("{n} times"))).collect();
+            let twice: Vec<(i64, String)> =
+                processed.iter().filter(|(_, n)| **n > 1).map(|(o, n)| (*o, format!("{n} times"))).collect();
             if !twice.is_empty() {
                 findings.push(Finding {
                     rule: "processed-twice".into(),
                     violation: false,
-                    message: format!("group {}: {}: {} record(s) processed more than once, offsets {} (at-least-once delivery)", key.0, key.1, twice.len(), ranges(&twice)),
+                    message: format!(
+                        "group {}: {}: {} record(s) processed more than once, offsets {} (at-least-once delivery)",
+                        key.0,
+                        key.1,
+                        twice.len(),
+                        ranges(&twice)
+                    ),
                 });
             }
         }

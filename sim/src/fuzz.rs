@@ -117,7 +117,8 @@ pub fn with_random_faults(scenario: &Scenario, seed: u64) -> Scenario {
 /// What counts as a failure in a fuzz run: broken promises and `Never` expectations. (A
 /// `Sometimes` expectation of the base scenario says nothing once random faults are added.)
 pub fn failures(outcome: &Outcome) -> Vec<String> {
-    let mut out: Vec<String> = outcome.report.findings.iter().filter(|f| f.finding.violation).map(|f| f.finding.rule.clone()).collect();
+    let mut out: Vec<String> =
+        outcome.report.findings.iter().filter(|f| f.finding.violation).map(|f| f.finding.rule.clone()).collect();
     out.extend(
         outcome
             .report

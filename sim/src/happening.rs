@@ -20,22 +20,35 @@ pub fn matches(happening: &Happening, event: &Event, _clients: &[String]) -> boo
     match (happening, note) {
         (Happening::Election(p), Note::PartitionChanged { election: Some(_), leader: Some(_), .. }) => on(p),
         (Happening::UncleanElection(p), Note::PartitionChanged { election: Some(ElectionKind::Unclean), .. }) => on(p),
-        (Happening::PreferredElection(p), Note::PartitionChanged { election: Some(ElectionKind::Preferred), .. }) => on(p),
+        (Happening::PreferredElection(p), Note::PartitionChanged { election: Some(ElectionKind::Preferred), .. }) => {
+            on(p)
+        }
         (Happening::Offline(p), Note::PartitionChanged { leader: None, .. }) => on(p),
-        (Happening::IsrShrink(p), Note::IsrChangeRequested { reason: IsrChangeReason::FollowerLagged { .. }, .. }) => on(p),
-        (Happening::IsrExpand(p), Note::IsrChangeRequested { reason: IsrChangeReason::FollowerCaughtUp { .. }, .. }) => on(p),
+        (Happening::IsrShrink(p), Note::IsrChangeRequested { reason: IsrChangeReason::FollowerLagged { .. }, .. }) => {
+            on(p)
+        }
+        (
+            Happening::IsrExpand(p),
+            Note::IsrChangeRequested { reason: IsrChangeReason::FollowerCaughtUp { .. }, .. },
+        ) => on(p),
         (Happening::Truncation(p), Note::Truncated { .. }) => on(p),
         (Happening::LogStartMoved(p), Note::LogStartMoved { .. }) => on(p),
         (Happening::OffsetReset(p), Note::PositionReset { .. }) => on(p),
         (Happening::OffsetOutOfRange(p), Note::OffsetOutOfRange { .. }) => on(p),
         (Happening::Fenced(id), Note::BrokerFenced { broker, .. }) => broker == id,
-        (Happening::ProduceError(name), Note::ProduceRetry { error, .. } | Note::ProduceFailed { error, .. }) => error.name() == name,
+        (Happening::ProduceError(name), Note::ProduceRetry { error, .. } | Note::ProduceFailed { error, .. }) => {
+            error.name() == name
+        }
         (Happening::ProduceFailed, Note::ProduceFailed { .. }) => true,
-        (Happening::Rebalance(g), Note::GroupStateChanged { group, state, .. }) => group == g && state == "PreparingRebalance",
+        (Happening::Rebalance(g), Note::GroupStateChanged { group, state, .. }) => {
+            group == g && state == "PreparingRebalance"
+        }
         (Happening::RevokedAll(g), Note::PartitionsRevoked { group, partitions, lost: false, kept: 0, .. }) => {
             group == g && !partitions.is_empty()
         }
-        (Happening::Revoked(g), Note::PartitionsRevoked { group, partitions, lost: false, .. }) => group == g && !partitions.is_empty(),
+        (Happening::Revoked(g), Note::PartitionsRevoked { group, partitions, lost: false, .. }) => {
+            group == g && !partitions.is_empty()
+        }
         (Happening::MemberRemoved(g), Note::MemberRemoved { group, .. }) => group == g,
         (Happening::StaticMemberReturned(g), Note::StaticMemberReturned { group, .. }) => group == g,
         (Happening::GroupLoaded(g), Note::GroupLoaded { group, .. }) => group == g,

@@ -18,7 +18,9 @@
 //! - [`trace`], [`narrate`]: the trace, its digest, and its narrated rendering.
 
 #[cfg(not(madsim))]
-compile_error!("the `ksim-sim` crate must be built with `--cfg madsim` (see .cargo/config.toml; never export RUSTFLAGS)");
+compile_error!(
+    "the `ksim-sim` crate must be built with `--cfg madsim` (see .cargo/config.toml; never export RUSTFLAGS)"
+);
 
 pub mod apps;
 pub mod checker;

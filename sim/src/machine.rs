@@ -6,6 +6,9 @@ use ksim_cluster::controller::{Controller, ControllerDisk};
 use ksim_cluster::effects::{Effects, Input, StateMachine};
 use ksim_cluster::time::SimTime;
 
+// A handful per run, one per node, stepped constantly: boxing the big variants would add an
+// indirection to every step to save a few hundred bytes.
+#[allow(clippy::large_enum_variant)]
 pub enum Machine {
     Controller(Controller),
     Broker(Broker),

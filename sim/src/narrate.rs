@@ -64,7 +64,9 @@ pub fn describe(trace: &Trace, event: &Event, detail: Detail) -> Option<String> 
             note.to_string()
         }
         EventKind::Fault(fault) => match fault {
-            Fault::Kill(n) => format!("FAULT: {} is killed (process crash; its page cache survives)", trace.node_name(*n)),
+            Fault::Kill(n) => {
+                format!("FAULT: {} is killed (process crash; its page cache survives)", trace.node_name(*n))
+            }
             Fault::PowerFail(n) => format!("FAULT: {} loses power (unflushed writes are gone)", trace.node_name(*n)),
             Fault::Restart(n) => format!("{} restarts", trace.node_name(*n)),
             Fault::Pause(n) => format!("FAULT: {} freezes (a long GC pause)", trace.node_name(*n)),
@@ -78,7 +80,11 @@ pub fn describe(trace: &Trace, event: &Event, detail: Detail) -> Option<String> 
             }
             Fault::Heal => "the network heals".to_string(),
             Fault::SlowLink { a, b, extra_latency_ms } => {
-                format!("FAULT: link {} <-> {} slows by {extra_latency_ms} ms", trace.node_name(*a), trace.node_name(*b))
+                format!(
+                    "FAULT: link {} <-> {} slows by {extra_latency_ms} ms",
+                    trace.node_name(*a),
+                    trace.node_name(*b)
+                )
             }
         },
         EventKind::Narration(text) => format!("# {text}"),
@@ -100,7 +106,9 @@ pub fn describe(trace: &Trace, event: &Event, detail: Detail) -> Option<String> 
 /// writeback, and producers' acknowledgements, which the summary counts.
 fn hidden_in_story(node: NodeId, note: &Note) -> bool {
     match note {
-        Note::Flushed { .. } | Note::Appended { as_leader: false, .. } | Note::Recovered { log_end_offset: 0, .. } => true,
+        Note::Flushed { .. } | Note::Appended { as_leader: false, .. } | Note::Recovered { log_end_offset: 0, .. } => {
+            true
+        }
         // Followers learn the high watermark from the leader; the leader's moves tell the story.
         Note::HighWatermark { on_leader, .. } => !on_leader || !matches!(node, NodeId::Broker(_)),
         _ => false,
@@ -122,7 +130,14 @@ pub fn render(trace: &Trace, detail: Detail) -> String {
         }
         let Some(line) = describe(trace, event, detail) else { continue };
         let mut line = line;
-        if detail == Detail::Story && matches!(event.kind, EventKind::Drop { .. } | EventKind::ConnectionClosed { .. } | EventKind::Note(Note::ProduceRetry { .. })) {
+        if detail == Detail::Story
+            && matches!(
+                event.kind,
+                EventKind::Drop { .. }
+                    | EventKind::ConnectionClosed { .. }
+                    | EventKind::Note(Note::ProduceRetry { .. })
+            )
+        {
             let key = (event.node, strip_ids(&line));
             if said.contains(&key) {
                 continue;

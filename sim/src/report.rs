@@ -82,7 +82,13 @@ impl Report {
     pub fn render(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "scenario: {} ({})", self.title, self.scenario);
-        let _ = writeln!(out, "seed: {}   events: {}   virtual time: {}", self.seed, self.events, SimTime(self.end_time_us));
+        let _ = writeln!(
+            out,
+            "seed: {}   events: {}   virtual time: {}",
+            self.seed,
+            self.events,
+            SimTime(self.end_time_us)
+        );
         if !self.expectations.is_empty() {
             let _ = writeln!(out, "expectations:");
             for e in &self.expectations {

@@ -479,18 +479,22 @@ impl Scenario {
     pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         ron::Options::default()
             .with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME)
-            .from_str::<Scenario>(text).map_err(|e| ScenarioError {
-            file: file.to_string(),
-            position: Some((e.position.line, e.position.col)),
-            message: describe_ron_error(&e.code),
-        })
+            .from_str::<Scenario>(text)
+            .map_err(|e| ScenarioError {
+                file: file.to_string(),
+                position: Some((e.position.line, e.position.col)),
+                message: describe_ron_error(&e.code),
+            })
     }
 
     /// Read, parse and validate a scenario file.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ScenarioError { file: file.clone(), position: None, message: format!("cannot read: {e}") })?;
+        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+            file: file.clone(),
+            position: None,
+            message: format!("cannot read: {e}"),
+        })?;
         let scenario = Scenario::parse(&file, &text)?;
         scenario.resolve().map_err(|message| ScenarioError { file, position: None, message })?;
         Ok(scenario)
@@ -535,7 +539,9 @@ impl Scenario {
         for (i, topic) in self.topics.iter().enumerate() {
             let field = format!("topics[{i}] ({})", topic.name);
             if topic.name.is_empty() || topic.name.starts_with("__") {
-                return Err(format!("{field}.name: must be non-empty and not start with `__` (reserved for internal topics)"));
+                return Err(format!(
+                    "{field}.name: must be non-empty and not start with `__` (reserved for internal topics)"
+                ));
             }
             if self.topics[..i].iter().any(|t| t.name == topic.name) {
                 return Err(format!("{field}.name: topic declared twice"));
@@ -640,14 +646,20 @@ impl Scenario {
                 consumers.insert(client.name.clone(), c);
             }
             if client.start_ms >= self.duration_ms {
-                return Err(format!("{field}.start_ms: {} is not before the end of the run ({})", client.start_ms, self.duration_ms));
+                return Err(format!(
+                    "{field}.start_ms: {} is not before the end of the run ({})",
+                    client.start_ms, self.duration_ms
+                ));
             }
         }
 
         for (i, step) in self.timeline.iter().enumerate() {
             let field = format!("timeline[{i}]");
             if step.at_ms >= self.duration_ms {
-                return Err(format!("{field}.at_ms: {} is not before the end of the run ({})", step.at_ms, self.duration_ms));
+                return Err(format!(
+                    "{field}.at_ms: {} is not before the end of the run ({})",
+                    step.at_ms, self.duration_ms
+                ));
             }
             for node in step.action.nodes() {
                 self.check_node(node).map_err(|e| format!("{field}.action: {e}"))?;
@@ -659,7 +671,10 @@ impl Scenario {
                     return Err(format!("narration[{i}]: give exactly one of `at_ms` and `on`"));
                 }
                 (Some(at), None) if *at > self.duration_ms => {
-                    return Err(format!("narration[{i}].at_ms: {at} is after the end of the run ({})", self.duration_ms));
+                    return Err(format!(
+                        "narration[{i}].at_ms: {at} is after the end of the run ({})",
+                        self.duration_ms
+                    ));
                 }
                 (None, Some(h)) => self.check_happening(h).map_err(|e| format!("narration[{i}].on: {e}"))?,
                 _ => {}
@@ -685,7 +700,9 @@ impl Scenario {
         for (i, e) in self.expect.iter().enumerate() {
             let field = format!("expect[{i}]");
             match e {
-                Expectation::Sometimes(h) | Expectation::Never(h) => self.check_happening(h).map_err(|m| format!("{field}: {m}"))?,
+                Expectation::Sometimes(h) | Expectation::Never(h) => {
+                    self.check_happening(h).map_err(|m| format!("{field}: {m}"))?
+                }
                 Expectation::Finally(c) => self.check_condition(c).map_err(|m| format!("{field}: {m}"))?,
             }
         }
@@ -698,7 +715,9 @@ impl Scenario {
                 "unknown broker {id} (the cluster has {})",
                 self.cluster.brokers.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(", ")
             )),
-            NodeRef::Client(name) if !self.clients.iter().any(|c| &c.name == name) => Err(format!("unknown client `{name}`")),
+            NodeRef::Client(name) if !self.clients.iter().any(|c| &c.name == name) => {
+                Err(format!("unknown client `{name}`"))
+            }
             _ => Ok(()),
         }
     }
@@ -723,9 +742,7 @@ impl Scenario {
     }
 
     fn check_group(&self, group: &str) -> Result<(), String> {
-        let known = self.clients.iter().any(|c| {
-            c.configs.get("group.id").is_some_and(|v| v.to_string() == group)
-        });
+        let known = self.clients.iter().any(|c| c.configs.get("group.id").is_some_and(|v| v.to_string() == group));
         if known {
             Ok(())
         } else {
@@ -813,7 +830,12 @@ pub const CONTROLLER_ID: i32 = 3000;
 impl Action {
     pub fn nodes(&self) -> Vec<&NodeRef> {
         match self {
-            Action::Kill(n) | Action::PowerFail(n) | Action::Restart(n) | Action::Pause(n) | Action::Resume(n) | Action::Isolate(n) => {
+            Action::Kill(n)
+            | Action::PowerFail(n)
+            | Action::Restart(n)
+            | Action::Pause(n)
+            | Action::Resume(n)
+            | Action::Isolate(n) => {
                 vec![n]
             }
             Action::Partition(groups) => groups.iter().flatten().collect(),
@@ -833,10 +855,9 @@ fn describe_ron_error(code: &ron::error::Error) -> String {
             outer.as_ref().map(|o| format!(" in {o}")).unwrap_or_default(),
             expected.join(", ")
         ),
-        E::MissingStructField { field, outer } => format!(
-            "missing field `{field}`{}",
-            outer.as_ref().map(|o| format!(" in {o}")).unwrap_or_default()
-        ),
+        E::MissingStructField { field, outer } => {
+            format!("missing field `{field}`{}", outer.as_ref().map(|o| format!(" in {o}")).unwrap_or_default())
+        }
         E::NoSuchEnumVariant { expected, found, outer } => format!(
             "unknown variant `{found}`{}; expected one of: {}",
             outer.as_ref().map(|o| format!(" of {o}")).unwrap_or_default(),

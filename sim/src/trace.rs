@@ -43,11 +43,18 @@ pub enum Fault {
     /// Links between these groups are cut in both directions.
     Partition(Vec<Vec<NodeId>>),
     /// Messages from `from` to `to` are dropped; the other direction still works.
-    PartitionOneWay { from: Vec<NodeId>, to: Vec<NodeId> },
+    PartitionOneWay {
+        from: Vec<NodeId>,
+        to: Vec<NodeId>,
+    },
     /// Every partition is removed.
     Heal,
     /// Messages between the two nodes (both directions) take this much longer.
-    SlowLink { a: NodeId, b: NodeId, extra_latency_ms: u64 },
+    SlowLink {
+        a: NodeId,
+        b: NodeId,
+        extra_latency_ms: u64,
+    },
 }
 
 /// An invariant or history finding from the checker.
@@ -64,13 +71,30 @@ pub struct Finding {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum EventKind {
     /// A node sent a message. `id` names it in the matching `Deliver` or `Drop`.
-    Send { id: u64, to: NodeId, api: ApiKey, request: bool, summary: String },
+    Send {
+        id: u64,
+        to: NodeId,
+        api: ApiKey,
+        request: bool,
+        summary: String,
+    },
     /// The message arrived in the receiver's socket buffer.
-    Deliver { id: u64, from: NodeId },
-    Drop { id: u64, to: NodeId, reason: DropReason },
+    Deliver {
+        id: u64,
+        from: NodeId,
+    },
+    Drop {
+        id: u64,
+        to: NodeId,
+        reason: DropReason,
+    },
     /// The node learned that its connection to `peer` closed.
-    ConnectionClosed { peer: NodeId },
-    TimerFired { timer: Timer },
+    ConnectionClosed {
+        peer: NodeId,
+    },
+    TimerFired {
+        timer: Timer,
+    },
     /// A state machine's own account of a decision.
     Note(Note),
     Fault(Fault),
@@ -79,7 +103,10 @@ pub enum EventKind {
     /// The application on a client node did something worth a line (`sent order-7`).
     App(String),
     /// The application finished processing a record it consumed (its side effect is done).
-    Processed { partition: ksim_cluster::TopicPartition, offset: i64 },
+    Processed {
+        partition: ksim_cluster::TopicPartition,
+        offset: i64,
+    },
     Finding(Finding),
     /// The run ended.
     End,

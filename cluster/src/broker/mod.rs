@@ -75,8 +75,14 @@ enum Outstanding {
     MetadataFetch,
     AlterPartition(TopicPartition),
     /// A follower's fetch, with the leader epoch each partition was fetched at.
-    Fetch { leader: BrokerId, epochs: BTreeMap<TopicPartition, i32> },
-    EpochQuery { leader: BrokerId, epochs: BTreeMap<TopicPartition, i32> },
+    Fetch {
+        leader: BrokerId,
+        epochs: BTreeMap<TopicPartition, i32>,
+    },
+    EpochQuery {
+        leader: BrokerId,
+        epochs: BTreeMap<TopicPartition, i32>,
+    },
 }
 
 #[derive(Clone, Debug, Default)]
@@ -139,8 +145,16 @@ pub struct Broker {
 
 impl Broker {
     /// A broker process about to start on `disk`. `incarnation` must differ between restarts.
-    pub fn new(id: BrokerId, config: BrokerConfig, rack: Option<String>, controller: NodeId, incarnation: u64, disk: BrokerDisk) -> Self {
-        let coordinator_config = CoordinatorConfig { initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms };
+    pub fn new(
+        id: BrokerId,
+        config: BrokerConfig,
+        rack: Option<String>,
+        controller: NodeId,
+        incarnation: u64,
+        disk: BrokerDisk,
+    ) -> Self {
+        let coordinator_config =
+            CoordinatorConfig { initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms };
         let mut replicas = BTreeMap::new();
         for (tp, log) in disk.logs {
             let checkpoint = disk.high_watermark_checkpoints.get(&tp).copied().unwrap_or(0);
@@ -216,7 +230,11 @@ impl Broker {
 
     fn request(&mut self, now: SimTime, to: NodeId, what: Outstanding, body: Request, fx: &mut Effects) -> u64 {
         let correlation_id = self.next_id();
-        let timeout_ms = if matches!(to, NodeId::Controller(_)) { CONTROLLER_REQUEST_TIMEOUT_MS } else { REPLICA_REQUEST_TIMEOUT_MS };
+        let timeout_ms = if matches!(to, NodeId::Controller(_)) {
+            CONTROLLER_REQUEST_TIMEOUT_MS
+        } else {
+            REPLICA_REQUEST_TIMEOUT_MS
+        };
         self.outstanding.insert(correlation_id, (to, what));
         fx.set_timer(Timer::RequestTimeout(correlation_id), now.plus_ms(timeout_ms));
         fx.send(to, Message::Request { correlation_id, body });
@@ -323,10 +341,8 @@ impl Broker {
         if !p.replicas.contains(&self.id) {
             return;
         }
-        let replica = self
-            .replicas
-            .entry(tp.clone())
-            .or_insert_with(|| Replica::new(tp.clone(), Log::new(now.as_ms()), 0));
+        let replica =
+            self.replicas.entry(tp.clone()).or_insert_with(|| Replica::new(tp.clone(), Log::new(now.as_ms()), 0));
         replica.replicas = p.replicas.clone();
         if p.leader == Some(self.id) {
             if replica.is_leader() && replica.leader_epoch == p.leader_epoch {
@@ -349,7 +365,15 @@ impl Broker {
         }
     }
 
-    fn become_leader(&mut self, now: SimTime, tp: &TopicPartition, epoch: i32, partition_epoch: i32, isr: Vec<BrokerId>, fx: &mut Effects) {
+    fn become_leader(
+        &mut self,
+        now: SimTime,
+        tp: &TopicPartition,
+        epoch: i32,
+        partition_epoch: i32,
+        isr: Vec<BrokerId>,
+        fx: &mut Effects,
+    ) {
         let me = self.id;
         let replica = self.replicas.get_mut(tp).expect("reconcile created the replica");
         replica.leader_epoch = epoch;
@@ -364,14 +388,21 @@ impl Broker {
                 let caught_up = if replica.isr.contains(id) { now.as_ms() } else { 0 };
                 (
                     *id,
-                    FollowerProgress { log_end_offset: -1, last_caught_up_ms: caught_up, last_fetch_leader_log_end: -1, last_fetch_ms: 0 },
+                    FollowerProgress {
+                        log_end_offset: -1,
+                        last_caught_up_ms: caught_up,
+                        last_fetch_leader_log_end: -1,
+                        last_fetch_ms: 0,
+                    },
                 )
             })
             .collect();
-        replica.role = Role::Leader(LeaderState { epoch_start_offset: replica.log_end_offset(), followers, pending_isr: None });
+        replica.role =
+            Role::Leader(LeaderState { epoch_start_offset: replica.log_end_offset(), followers, pending_isr: None });
         if tp.topic == OFFSETS_TOPIC {
             // Leading a __consumer_offsets partition makes this broker coordinator of its groups.
-            let records: Vec<crate::record::Record> = replica.log.batches().flat_map(|b| b.records.iter().cloned()).collect();
+            let records: Vec<crate::record::Record> =
+                replica.log.batches().flat_map(|b| b.records.iter().cloned()).collect();
             self.coordinator.load(tp.partition, records.into_iter(), now, fx);
         }
         let replica = self.replicas.get_mut(tp).expect("present");
@@ -431,7 +462,14 @@ impl Broker {
         self.try_complete_delayed_produces(tp, fx);
     }
 
-    fn alter_isr(&mut self, now: SimTime, tp: &TopicPartition, pending: PendingIsr, reason: IsrChangeReason, fx: &mut Effects) {
+    fn alter_isr(
+        &mut self,
+        now: SimTime,
+        tp: &TopicPartition,
+        pending: PendingIsr,
+        reason: IsrChangeReason,
+        fx: &mut Effects,
+    ) {
         let replica = self.replicas.get_mut(tp).expect("caller checked the replica");
         let new_isr = match &pending {
             PendingIsr::Expand(isr) | PendingIsr::Shrink(isr) => isr.clone(),
@@ -461,7 +499,8 @@ impl Broker {
             }
             let lagging = replica.out_of_sync_followers(now.as_ms(), lag_max);
             if let Some(&(follower, ago)) = lagging.first() {
-                let new_isr: Vec<BrokerId> = replica.isr.iter().copied().filter(|id| !lagging.iter().any(|(l, _)| l == id)).collect();
+                let new_isr: Vec<BrokerId> =
+                    replica.isr.iter().copied().filter(|id| !lagging.iter().any(|(l, _)| l == id)).collect();
                 shrinks.push((tp.clone(), new_isr, follower, ago));
             }
         }
@@ -483,7 +522,8 @@ impl Broker {
     }
 
     fn try_complete_delayed_produces(&mut self, tp: &TopicPartition, fx: &mut Effects) {
-        let ids: Vec<u64> = self.delayed_produces.iter().filter(|(_, d)| &d.partition == tp).map(|(id, _)| *id).collect();
+        let ids: Vec<u64> =
+            self.delayed_produces.iter().filter(|(_, d)| &d.partition == tp).map(|(id, _)| *id).collect();
         for id in ids {
             let d = &self.delayed_produces[&id];
             let Some(replica) = self.replicas.get(tp) else { continue };
@@ -503,15 +543,20 @@ impl Broker {
             fx.cancel_timer(Timer::DelayedProduceExpiry(id));
             let base_offset = if error.is_none() { d.base_offset } else { -1 };
             let log_start_offset = replica.log.log_start_offset();
-            let body = Response::Produce(ProduceResponse { partition: d.partition, error, base_offset, log_start_offset });
+            let body =
+                Response::Produce(ProduceResponse { partition: d.partition, error, base_offset, log_start_offset });
             Self::respond(d.client, d.correlation_id, body, fx);
         }
     }
 
     fn try_complete_delayed_writes(&mut self, tp: &TopicPartition, fx: &mut Effects) {
         let hw = self.replicas.get(tp).map_or(-1, |r| r.high_watermark);
-        let done: Vec<u64> =
-            self.delayed_writes.iter().filter(|(_, w)| &w.partition == tp && hw >= w.required_offset).map(|(id, _)| *id).collect();
+        let done: Vec<u64> = self
+            .delayed_writes
+            .iter()
+            .filter(|(_, w)| &w.partition == tp && hw >= w.required_offset)
+            .map(|(id, _)| *id)
+            .collect();
         for id in done {
             let w = self.delayed_writes.remove(&id).expect("listed");
             fx.cancel_timer(Timer::CoordinatorWriteExpiry(id));
@@ -520,7 +565,8 @@ impl Broker {
     }
 
     fn fail_delayed_writes(&mut self, tp: &TopicPartition, fx: &mut Effects) {
-        let failed: Vec<u64> = self.delayed_writes.iter().filter(|(_, w)| &w.partition == tp).map(|(id, _)| *id).collect();
+        let failed: Vec<u64> =
+            self.delayed_writes.iter().filter(|(_, w)| &w.partition == tp).map(|(id, _)| *id).collect();
         for id in failed {
             let w = self.delayed_writes.remove(&id).expect("listed");
             fx.cancel_timer(Timer::CoordinatorWriteExpiry(id));
@@ -583,7 +629,12 @@ impl Broker {
             },
         };
         let _ = now;
-        Self::respond(from, correlation_id, Response::FindCoordinator(FindCoordinatorResponse { error, coordinator }), fx);
+        Self::respond(
+            from,
+            correlation_id,
+            Response::FindCoordinator(FindCoordinatorResponse { error, coordinator }),
+            fx,
+        );
     }
 
     /// Route a group request to the coordinator if this broker coordinates the group.
@@ -645,11 +696,17 @@ impl Broker {
     }
 
     fn fail_delayed_produces(&mut self, tp: &TopicPartition, error: ErrorCode, fx: &mut Effects) {
-        let ids: Vec<u64> = self.delayed_produces.iter().filter(|(_, d)| &d.partition == tp).map(|(id, _)| *id).collect();
+        let ids: Vec<u64> =
+            self.delayed_produces.iter().filter(|(_, d)| &d.partition == tp).map(|(id, _)| *id).collect();
         for id in ids {
             let d = self.delayed_produces.remove(&id).expect("present");
             fx.cancel_timer(Timer::DelayedProduceExpiry(id));
-            let body = Response::Produce(ProduceResponse { partition: d.partition, error, base_offset: -1, log_start_offset: -1 });
+            let body = Response::Produce(ProduceResponse {
+                partition: d.partition,
+                error,
+                base_offset: -1,
+                log_start_offset: -1,
+            });
             Self::respond(d.client, d.correlation_id, body, fx);
         }
     }
@@ -713,12 +770,20 @@ impl Broker {
         Ok(replica)
     }
 
-    fn on_produce(&mut self, now: SimTime, from: NodeId, correlation_id: u64, request: ProduceRequest, fx: &mut Effects) {
+    fn on_produce(
+        &mut self,
+        now: SimTime,
+        from: NodeId,
+        correlation_id: u64,
+        request: ProduceRequest,
+        fx: &mut Effects,
+    ) {
         let tp = request.partition.clone();
         let config = self.topic_config(&tp);
         let reply = |error: ErrorCode, base_offset: i64, log_start_offset: i64, fx: &mut Effects| {
             if request.acks != Acks::None {
-                let body = Response::Produce(ProduceResponse { partition: tp.clone(), error, base_offset, log_start_offset });
+                let body =
+                    Response::Produce(ProduceResponse { partition: tp.clone(), error, base_offset, log_start_offset });
                 Self::respond(from, correlation_id, body, fx);
             }
         };
@@ -795,7 +860,14 @@ impl Broker {
         }
     }
 
-    fn answer_fetch(&mut self, now: SimTime, to: NodeId, correlation_id: u64, request: &FetchRequest, fx: &mut Effects) {
+    fn answer_fetch(
+        &mut self,
+        now: SimTime,
+        to: NodeId,
+        correlation_id: u64,
+        request: &FetchRequest,
+        fx: &mut Effects,
+    ) {
         if let Some((follower, _)) = request.replica {
             // Kafka updates the follower's state again when a delayed fetch completes.
             self.record_follower_fetches(now, follower, request, fx);
@@ -812,7 +884,8 @@ impl Broker {
                 },
                 Ok(replica) => {
                     // Consumers never see past the high watermark; followers read to the log end.
-                    let limit = if request.replica.is_some() { replica.log_end_offset() } else { replica.high_watermark };
+                    let limit =
+                        if request.replica.is_some() { replica.log_end_offset() } else { replica.high_watermark };
                     FetchedPartition {
                         partition: p.partition.clone(),
                         error: ErrorCode::None,
@@ -846,14 +919,26 @@ impl Broker {
         Self::respond(from, correlation_id, Response::ListOffsets(ListOffsetsResponse { partitions }), fx);
     }
 
-    fn on_offsets_for_leader_epoch(&mut self, from: NodeId, correlation_id: u64, request: OffsetsForLeaderEpochRequest, fx: &mut Effects) {
+    fn on_offsets_for_leader_epoch(
+        &mut self,
+        from: NodeId,
+        correlation_id: u64,
+        request: OffsetsForLeaderEpochRequest,
+        fx: &mut Effects,
+    ) {
         let partitions = request
             .partitions
             .iter()
             .map(|(tp, current_epoch, asked_epoch)| match self.validate_leader(tp, *current_epoch) {
-                Err(error) => EpochEndOffset { partition: tp.clone(), error, leader_epoch: UNDEFINED_EPOCH, end_offset: UNDEFINED_OFFSET },
+                Err(error) => EpochEndOffset {
+                    partition: tp.clone(),
+                    error,
+                    leader_epoch: UNDEFINED_EPOCH,
+                    end_offset: UNDEFINED_OFFSET,
+                },
                 Ok(replica) => {
-                    let (leader_epoch, end_offset) = replica.log.epoch_cache().end_offset_for(*asked_epoch, replica.log_end_offset());
+                    let (leader_epoch, end_offset) =
+                        replica.log.epoch_cache().end_offset_for(*asked_epoch, replica.log_end_offset());
                     EpochEndOffset { partition: tp.clone(), error: ErrorCode::None, leader_epoch, end_offset }
                 }
             })
@@ -913,7 +998,10 @@ impl Broker {
         if self.broker_epoch < 0 {
             return;
         }
-        let mut by_leader: BTreeMap<BrokerId, (Vec<(TopicPartition, i32, i32)>, Vec<FetchPartition>)> = BTreeMap::new();
+        // Per leader: the partitions that must first ask where their log diverges (with the
+        // epoch to ask about and the current leader epoch), and the ones that fetch.
+        type EpochQueries = Vec<(TopicPartition, i32, i32)>;
+        let mut by_leader: BTreeMap<BrokerId, (EpochQueries, Vec<FetchPartition>)> = BTreeMap::new();
         for (tp, replica) in self.replicas.iter_mut() {
             let Some((leader, phase)) = replica.follower_of() else { continue };
             let entry = by_leader.entry(leader).or_default();
@@ -940,13 +1028,17 @@ impl Broker {
         }
         for (leader, (queries, fetches)) in by_leader {
             let fetcher = self.fetchers.entry(leader).or_default();
-            if fetcher.in_flight.is_some() || now < fetcher.backoff_until || (queries.is_empty() && fetches.is_empty()) {
+            if fetcher.in_flight.is_some() || now < fetcher.backoff_until || (queries.is_empty() && fetches.is_empty())
+            {
                 continue;
             }
             let to = NodeId::Broker(leader);
             let id = if !queries.is_empty() {
                 let epochs = queries.iter().map(|(tp, e, _)| (tp.clone(), *e)).collect();
-                let body = Request::OffsetsForLeaderEpoch(OffsetsForLeaderEpochRequest { replica_id: self.id, partitions: queries });
+                let body = Request::OffsetsForLeaderEpoch(OffsetsForLeaderEpochRequest {
+                    replica_id: self.id,
+                    partitions: queries,
+                });
                 self.request(now, to, Outstanding::EpochQuery { leader, epochs }, body, fx)
             } else {
                 let epochs = fetches.iter().map(|p| (p.partition.clone(), p.current_leader_epoch)).collect();
@@ -970,12 +1062,17 @@ impl Broker {
 
     /// The replica is still following `leader` in the epoch the request was sent for.
     fn still_following(&self, tp: &TopicPartition, leader: BrokerId, epoch: i32, phase: FollowerPhase) -> bool {
-        self.replicas
-            .get(tp)
-            .is_some_and(|r| r.leader_epoch == epoch && r.follower_of() == Some((leader, &phase)))
+        self.replicas.get(tp).is_some_and(|r| r.leader_epoch == epoch && r.follower_of() == Some((leader, &phase)))
     }
 
-    fn on_epoch_answer(&mut self, now: SimTime, leader: BrokerId, epochs: BTreeMap<TopicPartition, i32>, response: OffsetsForLeaderEpochResponse, fx: &mut Effects) {
+    fn on_epoch_answer(
+        &mut self,
+        now: SimTime,
+        leader: BrokerId,
+        epochs: BTreeMap<TopicPartition, i32>,
+        response: OffsetsForLeaderEpochResponse,
+        fx: &mut Effects,
+    ) {
         self.fetchers.entry(leader).or_default().in_flight = None;
         let mut backoff = false;
         for answer in response.partitions {
@@ -1033,7 +1130,14 @@ impl Broker {
         }
     }
 
-    fn on_fetch_answer(&mut self, now: SimTime, leader: BrokerId, epochs: BTreeMap<TopicPartition, i32>, response: FetchResponse, fx: &mut Effects) {
+    fn on_fetch_answer(
+        &mut self,
+        now: SimTime,
+        leader: BrokerId,
+        epochs: BTreeMap<TopicPartition, i32>,
+        response: FetchResponse,
+        fx: &mut Effects,
+    ) {
         self.fetchers.entry(leader).or_default().in_flight = None;
         let mut backoff = false;
         for answer in response.partitions {
@@ -1061,7 +1165,13 @@ impl Broker {
                         replica.log.append_as_follower(batch, &config, now.as_ms());
                     }
                     if let Some((base_offset, leader_epoch)) = first {
-                        fx.note(Note::Appended { partition: tp.clone(), base_offset, count, leader_epoch, as_leader: false });
+                        fx.note(Note::Appended {
+                            partition: tp.clone(),
+                            base_offset,
+                            count,
+                            leader_epoch,
+                            as_leader: false,
+                        });
                     }
                     let hw = answer.high_watermark.min(replica.log_end_offset());
                     if hw > replica.high_watermark {
@@ -1070,7 +1180,10 @@ impl Broker {
                     }
                     if answer.log_start_offset > replica.log.log_start_offset() {
                         replica.log.advance_log_start_offset(answer.log_start_offset);
-                        fx.note(Note::LogStartMoved { partition: tp.clone(), log_start_offset: replica.log.log_start_offset() });
+                        fx.note(Note::LogStartMoved {
+                            partition: tp.clone(),
+                            log_start_offset: replica.log.log_start_offset(),
+                        });
                     }
                 }
                 ErrorCode::OffsetOutOfRange => {
@@ -1079,7 +1192,10 @@ impl Broker {
                         replica.log = Log::new_at(answer.log_start_offset, now.as_ms());
                         replica.high_watermark = answer.log_start_offset;
                         replica.producers.clear();
-                        fx.note(Note::LogStartMoved { partition: tp.clone(), log_start_offset: answer.log_start_offset });
+                        fx.note(Note::LogStartMoved {
+                            partition: tp.clone(),
+                            log_start_offset: answer.log_start_offset,
+                        });
                     } else {
                         replica.role = Role::Follower { leader: Some(leader), phase: FollowerPhase::Truncating };
                     }
@@ -1150,8 +1266,12 @@ impl Broker {
                 self.on_metadata(now, r, fx);
                 self.fetch_metadata(now, fx);
             }
-            (Outstanding::AlterPartition(tp), Response::AlterPartition(r)) => self.on_alter_partition_answer(now, &tp, r, fx),
-            (Outstanding::Fetch { leader, epochs }, Response::Fetch(r)) => self.on_fetch_answer(now, leader, epochs, r, fx),
+            (Outstanding::AlterPartition(tp), Response::AlterPartition(r)) => {
+                self.on_alter_partition_answer(now, &tp, r, fx)
+            }
+            (Outstanding::Fetch { leader, epochs }, Response::Fetch(r)) => {
+                self.on_fetch_answer(now, leader, epochs, r, fx)
+            }
             (Outstanding::EpochQuery { leader, epochs }, Response::OffsetsForLeaderEpoch(r)) => {
                 self.on_epoch_answer(now, leader, epochs, r, fx)
             }
@@ -1159,7 +1279,13 @@ impl Broker {
         }
     }
 
-    fn on_alter_partition_answer(&mut self, now: SimTime, tp: &TopicPartition, r: AlterPartitionResponse, fx: &mut Effects) {
+    fn on_alter_partition_answer(
+        &mut self,
+        now: SimTime,
+        tp: &TopicPartition,
+        r: AlterPartitionResponse,
+        fx: &mut Effects,
+    ) {
         let Some(replica) = self.replicas.get_mut(tp) else { return };
         let Some(state) = replica.leader_state_mut() else { return };
         state.pending_isr = None;
@@ -1187,7 +1313,9 @@ impl Broker {
                     state.pending_isr = None;
                 }
             }
-            Outstanding::Fetch { leader, .. } | Outstanding::EpochQuery { leader, .. } => self.fetcher_failed(now, leader, fx),
+            Outstanding::Fetch { leader, .. } | Outstanding::EpochQuery { leader, .. } => {
+                self.fetcher_failed(now, leader, fx)
+            }
         }
     }
 
@@ -1243,7 +1371,9 @@ impl Broker {
                     self.coordinator.on_append_done(w.completion, ErrorCode::RequestTimedOut, fx);
                 }
             }
-            timer @ (Timer::GroupRebalance(_) | Timer::GroupSessionCheck(_)) => self.coordinator.on_timer(now, &timer, fx),
+            timer @ (Timer::GroupRebalance(_) | Timer::GroupSessionCheck(_)) => {
+                self.coordinator.on_timer(now, &timer, fx)
+            }
             other => panic!("broker-{} got a timer it never sets: {other:?}", self.id),
         }
     }
@@ -1283,12 +1413,14 @@ impl Broker {
             self.on_request_failed(now, what, fx);
         }
         // Requests from the peer that wait in purgatory have no one to answer to.
-        let fetches: Vec<u64> = self.delayed_fetches.iter().filter(|(_, d)| d.client == peer).map(|(id, _)| *id).collect();
+        let fetches: Vec<u64> =
+            self.delayed_fetches.iter().filter(|(_, d)| d.client == peer).map(|(id, _)| *id).collect();
         for id in fetches {
             self.delayed_fetches.remove(&id);
             fx.cancel_timer(Timer::DelayedFetchExpiry(id));
         }
-        let produces: Vec<u64> = self.delayed_produces.iter().filter(|(_, d)| d.client == peer).map(|(id, _)| *id).collect();
+        let produces: Vec<u64> =
+            self.delayed_produces.iter().filter(|(_, d)| d.client == peer).map(|(id, _)| *id).collect();
         for id in produces {
             self.delayed_produces.remove(&id);
             fx.cancel_timer(Timer::DelayedProduceExpiry(id));

@@ -59,7 +59,10 @@ pub enum Role {
     Offline,
     Leader(LeaderState),
     /// `leader` is `None` while the partition has no leader.
-    Follower { leader: Option<BrokerId>, phase: FollowerPhase },
+    Follower {
+        leader: Option<BrokerId>,
+        phase: FollowerPhase,
+    },
 }
 
 /// What an idempotent producer has written here lately: Kafka keeps the last five batches per
@@ -78,7 +81,9 @@ pub enum SequenceCheck {
     Append,
     /// Already written at this base offset: answer success without writing again.
     Duplicate(i64),
-    OutOfOrder { expected: i32 },
+    OutOfOrder {
+        expected: i32,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -175,7 +180,12 @@ impl Replica {
 
     /// Kafka's `maybeIncrementLeaderHW`: the smallest log end among the maximal ISR and any
     /// caught-up, ISR-eligible follower. Returns the new HW if it moved.
-    pub fn maybe_advance_high_watermark(&mut self, now_ms: u64, lag_max_ms: u64, eligible: impl Fn(BrokerId) -> bool) -> Option<i64> {
+    pub fn maybe_advance_high_watermark(
+        &mut self,
+        now_ms: u64,
+        lag_max_ms: u64,
+        eligible: impl Fn(BrokerId) -> bool,
+    ) -> Option<i64> {
         let leader_log_end = self.log.log_end_offset();
         let maximal_isr = self.maximal_isr();
         let state = self.leader_state()?;
@@ -235,8 +245,10 @@ impl Replica {
                 SequenceCheck::OutOfOrder { expected: 0 }
             };
         };
-        if let Some(&(_, _, base_offset)) =
-            entry.batches.iter().find(|(first, last, _)| *first == batch.base_sequence && *last == batch.last_sequence())
+        if let Some(&(_, _, base_offset)) = entry
+            .batches
+            .iter()
+            .find(|(first, last, _)| *first == batch.base_sequence && *last == batch.last_sequence())
         {
             return SequenceCheck::Duplicate(base_offset);
         }
@@ -293,7 +305,12 @@ mod tests {
         replica.leader_epoch = 1;
         replica.replicas = vec![1, 2, 3];
         replica.isr = vec![1, 2, 3];
-        let progress = FollowerProgress { log_end_offset: -1, last_caught_up_ms: 0, last_fetch_leader_log_end: -1, last_fetch_ms: 0 };
+        let progress = FollowerProgress {
+            log_end_offset: -1,
+            last_caught_up_ms: 0,
+            last_fetch_leader_log_end: -1,
+            last_fetch_ms: 0,
+        };
         let followers = [(2, progress.clone()), (3, progress)].into_iter().collect();
         replica.role = Role::Leader(LeaderState { epoch_start_offset: 0, followers, pending_isr: None });
         replica
@@ -378,7 +395,11 @@ mod tests {
         r.isr = vec![1, 2];
         r.record_follower_fetch(2, 5, 100);
         r.record_follower_fetch(3, 4, 100);
-        assert_eq!(r.maybe_advance_high_watermark(100, LAG_MS, |_| false), Some(5), "a fenced broker is not waited for");
+        assert_eq!(
+            r.maybe_advance_high_watermark(100, LAG_MS, |_| false),
+            Some(5),
+            "a fenced broker is not waited for"
+        );
     }
 
     #[test]
