@@ -1,7 +1,7 @@
 //! `ksim`: run, check and explore simulated Kafka clusters.
 //!
 //! With no arguments it opens the default walkthrough (`scenarios/leader-failover.ron`): in the
-//! terminal UI when stdout is a terminal, as a narrated run otherwise.
+//! terminal UI when stdin and stdout are a terminal, as a narrated run otherwise.
 
 mod assign_cmd;
 mod check_cmd;
@@ -89,6 +89,19 @@ enum Command {
     },
     /// Show how a consumer-group assignor shares partitions among members.
     Assign(assign_cmd::AssignArgs),
+    /// Step through a run in the terminal UI: forward and back, with narration, and "what if
+    /// this broker dies now?".
+    ///
+    /// Keys: n/p step, ]/[ jump between interesting events, space plays, tab selects a broker or
+    /// partition, k/f/z/r/x inject a fault there (kill, power-fail, pause, restart, cut off),
+    /// b goes back to the original run, ? shows every key, q quits.
+    Tui {
+        /// The scenario file (RON). Defaults to the leader-failover walkthrough.
+        file: Option<PathBuf>,
+        /// The seed. Defaults to the scenario's own `seed`.
+        #[arg(long)]
+        seed: Option<u64>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -113,7 +126,9 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }),
-        Some(Command::Fuzz(args)) => fuzz_cmd::run(&args).map(|ok| if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }),
+        Some(Command::Fuzz(args)) => {
+            fuzz_cmd::run(&args).map(|ok| if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
         Some(Command::List) => list(),
         Some(Command::Partition { partitions, keys }) => partition_cmd::render(partitions, &keys).map(|text| {
             print!("{text}");
@@ -123,6 +138,7 @@ fn main() -> ExitCode {
             print!("{text}");
             ExitCode::SUCCESS
         }),
+        Some(Command::Tui { file, seed }) => tui(file, seed),
     };
     match result {
         Ok(code) => code,
@@ -135,10 +151,24 @@ fn main() -> ExitCode {
 
 fn default_walkthrough() -> Result<ExitCode, String> {
     let file = scenarios::find("leader-failover.ron")?;
-    if std::io::stdout().is_terminal() {
-        eprintln!("(the terminal UI is not built yet; printing the narrated run)");
+    if std::io::stdout().is_terminal() && std::io::stdin().is_terminal() {
+        return tui(Some(file), None);
     }
     run(&file, None, None, None, false, false)
+}
+
+fn tui(file: Option<PathBuf>, seed: Option<u64>) -> Result<ExitCode, String> {
+    let file = match file {
+        Some(file) => file,
+        None => scenarios::find("leader-failover.ron")?,
+    };
+    if !std::io::stdout().is_terminal() {
+        return Err("the terminal UI needs a terminal; use `ksim run FILE` to print the narrated run instead".into());
+    }
+    let scenario = load(&file)?;
+    let seed = seed.unwrap_or(scenario.seed);
+    ksim_tui::run_tui(scenario, scenario_name(&file), seed)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn load(file: &Path) -> Result<Scenario, String> {
@@ -156,12 +186,21 @@ fn replay_command(file: &Path, seed: u64) -> String {
 fn render_trace(trace: &ksim_sim::Trace, format: Format, detail: Detail) -> Result<String, String> {
     Ok(match format {
         Format::Text => narrate::render(trace, detail),
-        Format::Ron => ron::ser::to_string_pretty(trace, ron::ser::PrettyConfig::default()).map_err(|e| e.to_string())? + "\n",
+        Format::Ron => {
+            ron::ser::to_string_pretty(trace, ron::ser::PrettyConfig::default()).map_err(|e| e.to_string())? + "\n"
+        }
         Format::Json => serde_json::to_string_pretty(trace).map_err(|e| e.to_string())? + "\n",
     })
 }
 
-fn run(file: &Path, seed: Option<u64>, trace_out: Option<&Path>, format: Option<Format>, full: bool, check_determinism: bool) -> Result<ExitCode, String> {
+fn run(
+    file: &Path,
+    seed: Option<u64>,
+    trace_out: Option<&Path>,
+    format: Option<Format>,
+    full: bool,
+    check_determinism: bool,
+) -> Result<ExitCode, String> {
     let scenario = load(file)?;
     let seed = seed.unwrap_or(scenario.seed);
     let name = scenario_name(file);

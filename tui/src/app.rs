@@ -1,0 +1,71 @@
+//! The model plus what it takes to carry out its commands.
+//!
+//! [`App::dispatch`] is the whole runtime of the Elm loop minus the terminal: it hands a message
+//! to `update` and, when `update` asks for a re-simulation, runs it and feeds the result back.
+//! The terminal loop and the tests both drive the UI through it.
+
+use crate::keys::message_for;
+use crate::model::Model;
+use crate::update::{update, Cmd, Msg};
+use crate::whatif::simulate;
+use crossterm::event::KeyEvent;
+use ksim_sim::scenario::Scenario;
+use ksim_sim::trace::Trace;
+
+pub struct App {
+    pub model: Model,
+    /// What a what-if re-runs. Without it (a trace loaded on its own) what-ifs are refused.
+    scenario: Option<(Scenario, String, u64)>,
+}
+
+impl App {
+    /// A UI over a run of `scenario` (named `name`, its file stem) under `seed`, whose trace is
+    /// `trace`.
+    pub fn new(trace: Trace, scenario: Scenario, name: String, seed: u64) -> App {
+        App { model: Model::new(trace), scenario: Some((scenario, name, seed)) }
+    }
+
+    /// A UI over a trace alone: everything works but what-ifs.
+    pub fn for_trace(trace: Trace) -> App {
+        App { model: Model::new(trace), scenario: None }
+    }
+
+    /// Run the scenario and open the UI at its first step.
+    pub fn run(scenario: Scenario, name: String, seed: u64) -> Result<App, String> {
+        let outcome = ksim_sim::run(&scenario, &name, seed)?;
+        Ok(App::new(outcome.trace, scenario, name, seed))
+    }
+
+    /// Send one message through `update` and carry out what it asks. `before_simulating` is
+    /// called with the model just before a (slow) re-simulation starts, so a terminal can show
+    /// that it is busy.
+    pub fn dispatch(&mut self, msg: Msg, before_simulating: &mut dyn FnMut(&Model)) {
+        let mut next = Some(msg);
+        // A command's result is one more message; no command leads to another, but bound it.
+        for _ in 0..4 {
+            let Some(msg) = next.take() else { return };
+            match update(&mut self.model, msg) {
+                Cmd::None => {}
+                Cmd::Simulate(branch) => {
+                    let Some((scenario, name, seed)) = &self.scenario else {
+                        next =
+                            Some(Msg::BranchFailed("no scenario to re-run (this trace was loaded on its own)".into()));
+                        continue;
+                    };
+                    before_simulating(&self.model);
+                    next = Some(match simulate(scenario, name, *seed, &branch.faults) {
+                        Ok(trace) => Msg::Branched { trace, branch },
+                        Err(error) => Msg::BranchFailed(error),
+                    });
+                }
+            }
+        }
+    }
+
+    /// A key press, as the terminal delivers it.
+    pub fn key(&mut self, key: KeyEvent) {
+        if let Some(msg) = message_for(key, self.model.help) {
+            self.dispatch(msg, &mut |_| {});
+        }
+    }
+}

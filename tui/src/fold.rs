@@ -1,0 +1,767 @@
+//! The cluster at one step, folded from the trace.
+//!
+//! A trace is a stream of events; the cluster at step N is the table you get by applying the
+//! first N of them, in order, to an empty picture. That is all this module does. It never decides
+//! anything a broker or the controller decides: it writes down what they said they decided (their
+//! notes), what the fabric did with each message, and which faults struck. If the picture is ever
+//! wrong, the trace is wrong, or this fold forgot an event kind.
+//!
+//! Applying one event costs O(log n) in the handful of things it touches, never a scan: a replica
+//! log is kept as offsets (log start, high watermark, log end), not as records. That is what makes
+//! checkpoints cheap to clone and any step of a long trace quick to reach (see
+//! [`crate::recording`]).
+//!
+//! Whose word counts for what:
+//! - Leader, ISR and leader epoch come from the controller's committed `PartitionChanged`. A
+//!   broker's own belief ("I am leader for epoch 3", from `BecameLeader`) is kept apart, because
+//!   the zombie-leader lesson is exactly the moment the two disagree.
+//! - Each replica's log end offset (LEO) and high watermark (HW) come from the notes recorded *at
+//!   that broker*: `Appended` moves LEO to `base_offset + count`, `Truncated` pulls it back to
+//!   `to_offset`, `HighWatermark` moves HW.
+//! - A broker's process state (up, killed, powered off, paused) comes from fault events, following
+//!   the same rules the simulator applies (pausing a dead process does nothing, a restart brings it
+//!   up from its disk).
+
+use ksim_cluster::log::TruncateReason;
+use ksim_cluster::metadata::ElectionKind;
+use ksim_cluster::node::NodeId;
+use ksim_cluster::note::Note;
+use ksim_cluster::protocol::ApiKey;
+use ksim_cluster::topic::{BrokerId, TopicPartition};
+use ksim_sim::scenario::CONTROLLER_ID;
+use ksim_sim::trace::{DropReason, Event, EventKind, Fault, TraceHeader};
+use std::collections::{BTreeMap, VecDeque};
+
+/// How many recent drops the messages pane can show; older ones are forgotten.
+pub const RECENT_DROPS: usize = 8;
+
+/// What a node's process is doing, from the faults applied to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Process {
+    Up,
+    /// Frozen (a long GC pause): it keeps its sockets and its state, and does nothing.
+    Paused,
+    /// The process died; its page cache, and so every record it wrote, survives.
+    Killed,
+    /// The machine lost power: only what was flushed to disk survives.
+    PoweredOff,
+}
+
+impl Process {
+    pub fn is_running(self) -> bool {
+        self == Process::Up
+    }
+}
+
+/// A broker's standing with the controller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Registration {
+    /// Not registered yet (or never heard from).
+    Unregistered,
+    /// Registered but fenced: it may not lead or be in an ISR until it catches up (or, after a
+    /// missed session timeout, until it heartbeats again).
+    Fenced,
+    Unfenced,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct BrokerView {
+    pub registration: Registration,
+    pub broker_epoch: Option<i64>,
+}
+
+/// A network cut in force: messages between these groups are dropped.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Cut {
+    /// Both directions are cut between every pair of groups.
+    Groups(Vec<Vec<NodeId>>),
+    /// Messages from `from` to `to` are dropped; the other way still works.
+    OneWay { from: Vec<NodeId>, to: Vec<NodeId> },
+}
+
+impl Cut {
+    /// Whether this cut separates `node` from anyone.
+    pub fn involves(&self, node: NodeId) -> bool {
+        match self {
+            Cut::Groups(groups) => groups.len() > 1 && groups.iter().any(|g| g.contains(&node)),
+            Cut::OneWay { from, to } => from.contains(&node) || to.contains(&node),
+        }
+    }
+}
+
+/// What a broker believes about its own role for one partition (its volatile state).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// No word from the broker yet, or its process is gone.
+    Unknown,
+    Leader {
+        leader_epoch: i32,
+    },
+    Follower {
+        leader: Option<BrokerId>,
+        leader_epoch: i32,
+    },
+}
+
+/// The last time a replica's log lost its tail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Truncation {
+    pub to_offset: i64,
+    pub removed: i64,
+    pub reason: TruncateReason,
+    pub time_us: u64,
+    /// The step (events applied) right after the truncation: the view marks it as news then.
+    pub step: usize,
+}
+
+/// One replica's log, as offsets. Records below `high_watermark` are committed (on every in-sync
+/// replica, as far as this replica knows); records from there to `log_end_offset` are not yet.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReplicaLog {
+    pub log_start_offset: i64,
+    pub high_watermark: i64,
+    pub log_end_offset: i64,
+    /// Written to disk up to here; a power failure loses the rest.
+    pub flushed_offset: i64,
+    pub role: Role,
+    pub last_truncation: Option<Truncation>,
+}
+
+impl Default for ReplicaLog {
+    fn default() -> Self {
+        ReplicaLog {
+            log_start_offset: 0,
+            high_watermark: 0,
+            log_end_offset: 0,
+            flushed_offset: 0,
+            role: Role::Unknown,
+            last_truncation: None,
+        }
+    }
+}
+
+/// One partition: the controller's committed state plus each replica's log.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct PartitionView {
+    /// Assigned replicas in assignment order (the first is the preferred leader).
+    pub replicas: Vec<BrokerId>,
+    pub leader: Option<BrokerId>,
+    pub leader_epoch: i32,
+    pub isr: Vec<BrokerId>,
+    pub partition_epoch: i32,
+    /// How the current leader was chosen, if by an election.
+    pub last_election: Option<ElectionKind>,
+    /// An ISR change the leader asked for and the controller has not answered yet.
+    pub pending_isr: Option<Vec<BrokerId>>,
+    pub logs: BTreeMap<BrokerId, ReplicaLog>,
+}
+
+impl PartitionView {
+    /// Replicas to draw: the assignment, then any broker that reported a log without being
+    /// assigned (should not happen; shown rather than hidden if it does).
+    pub fn replicas_to_show(&self) -> Vec<BrokerId> {
+        let mut out = self.replicas.clone();
+        out.extend(self.logs.keys().filter(|b| !self.replicas.contains(b)));
+        out
+    }
+
+    /// The high watermark as the leader knows it: what consumers may read.
+    pub fn leader_high_watermark(&self) -> Option<i64> {
+        self.leader.and_then(|l| self.logs.get(&l)).map(|log| log.high_watermark)
+    }
+}
+
+/// A message on the fabric: sent, not yet delivered or dropped.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InFlight {
+    pub from: NodeId,
+    pub to: NodeId,
+    pub api: ApiKey,
+    pub request: bool,
+    pub sent_us: u64,
+}
+
+/// A message the fabric did not deliver.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dropped {
+    pub id: u64,
+    pub from: NodeId,
+    pub to: NodeId,
+    /// Known when the send is in the trace (always, in a whole trace).
+    pub api: Option<ApiKey>,
+    pub reason: DropReason,
+    pub at_us: u64,
+}
+
+/// A client application, from what it did: a producer sends and gets acknowledgements, a consumer
+/// reads. One struct holds both, since the trace tells them apart only by what they do.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct ClientView {
+    /// Records the application handed to `send`.
+    pub sent: u64,
+    pub acked: u64,
+    /// Records the producer gave up on, by Kafka error name.
+    pub failed: BTreeMap<&'static str, u64>,
+    /// Records sent again after an error, by Kafka error name.
+    pub retried: BTreeMap<&'static str, u64>,
+    pub consumed: u64,
+    /// The consumer's position per partition: the next offset it will read.
+    pub positions: BTreeMap<TopicPartition, i64>,
+    pub out_of_range: u64,
+    /// Records the application finished processing (its side effect is done).
+    pub processed: u64,
+    pub membership: Option<Membership>,
+}
+
+impl ClientView {
+    pub fn is_producer(&self) -> bool {
+        self.sent > 0 || self.acked > 0 || !self.failed.is_empty() || !self.retried.is_empty()
+    }
+
+    pub fn is_consumer(&self) -> bool {
+        self.consumed > 0 || !self.positions.is_empty() || self.out_of_range > 0 || self.membership.is_some()
+    }
+
+    pub fn failed_total(&self) -> u64 {
+        self.failed.values().sum()
+    }
+}
+
+/// A consumer group as its coordinator sees it: folded from the coordinator's notes.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct GroupView {
+    /// The broker that last spoke for the group: the leader of its `__consumer_offsets`
+    /// partition (it may have died since; a new one announces itself when it loads the group).
+    pub coordinator: Option<BrokerId>,
+    /// `Empty`, `PreparingRebalance`, `CompletingRebalance`, `Stable` or `Dead`, as Kafka names them.
+    pub state: String,
+    pub generation: i32,
+    /// Members by member id, with the assignment the coordinator stored for them.
+    pub members: BTreeMap<String, MemberView>,
+    /// Committed offsets: where a member taking over a partition starts reading.
+    pub committed: BTreeMap<TopicPartition, i64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct MemberView {
+    /// The generation the assignment belongs to (older than the group's while it rebalances).
+    pub assigned_generation: Option<i32>,
+    pub partitions: Vec<TopicPartition>,
+}
+
+/// A consumer's own view of its group membership: what it believes it owns.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Membership {
+    pub group: String,
+    pub member: String,
+    pub generation: i32,
+    pub owned: Vec<TopicPartition>,
+    pub commits_failed: u64,
+    /// The application did not poll within `max.poll.interval.ms`, and the consumer left.
+    pub poll_interval_exceeded: u64,
+}
+
+/// The cluster at one step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClusterView {
+    /// Events applied so far: this view is the state *after* event `steps - 1`.
+    pub steps: usize,
+    /// Virtual time of the last applied event.
+    pub time_us: u64,
+    pub processes: BTreeMap<NodeId, Process>,
+    pub brokers: BTreeMap<BrokerId, BrokerView>,
+    pub cuts: Vec<Cut>,
+    /// Slowed links (both directions) and their extra latency.
+    pub slow_links: Vec<(NodeId, NodeId, u64)>,
+    pub partitions: BTreeMap<TopicPartition, PartitionView>,
+    pub in_flight: BTreeMap<u64, InFlight>,
+    /// The last few drops, oldest first.
+    pub recent_drops: VecDeque<Dropped>,
+    pub clients: BTreeMap<NodeId, ClientView>,
+    pub groups: BTreeMap<String, GroupView>,
+    /// Index of the latest `Narration` event applied.
+    pub last_narration: Option<usize>,
+    pub findings: usize,
+    pub violations: usize,
+    pub ended: bool,
+}
+
+impl ClusterView {
+    /// The picture before the first event: every node of the header running, nothing registered.
+    pub fn new(header: &TraceHeader) -> ClusterView {
+        let mut processes = BTreeMap::new();
+        processes.insert(NodeId::Controller(CONTROLLER_ID), Process::Up);
+        let mut brokers = BTreeMap::new();
+        for &id in &header.brokers {
+            processes.insert(NodeId::Broker(id), Process::Up);
+            brokers.insert(id, BrokerView { registration: Registration::Unregistered, broker_epoch: None });
+        }
+        let mut clients = BTreeMap::new();
+        for i in 0..header.clients.len() {
+            let node = NodeId::Client(i as u32);
+            processes.insert(node, Process::Up);
+            clients.insert(node, ClientView::default());
+        }
+        ClusterView {
+            steps: 0,
+            time_us: 0,
+            processes,
+            brokers,
+            cuts: Vec::new(),
+            slow_links: Vec::new(),
+            partitions: BTreeMap::new(),
+            in_flight: BTreeMap::new(),
+            recent_drops: VecDeque::new(),
+            clients,
+            groups: BTreeMap::new(),
+            last_narration: None,
+            findings: 0,
+            violations: 0,
+            ended: false,
+        }
+    }
+
+    pub fn process(&self, node: NodeId) -> Process {
+        self.processes.get(&node).copied().unwrap_or(Process::Up)
+    }
+
+    /// Whether a network cut in force separates `node` from some other node.
+    pub fn is_cut_off(&self, node: NodeId) -> bool {
+        self.cuts.iter().any(|c| c.involves(node))
+    }
+
+    /// Partitions whose leader (per the controller) is this broker.
+    pub fn leaderships(&self, broker: BrokerId) -> usize {
+        self.partitions.values().filter(|p| p.leader == Some(broker)).count()
+    }
+
+    /// Move the picture on by one event.
+    pub fn apply(&mut self, event: &Event) {
+        let index = self.steps;
+        self.steps += 1;
+        self.time_us = event.time_us;
+        match &event.kind {
+            EventKind::Send { id, to, api, request, .. } => {
+                let message =
+                    InFlight { from: event.node, to: *to, api: *api, request: *request, sent_us: event.time_us };
+                self.in_flight.insert(*id, message);
+            }
+            EventKind::Deliver { id, .. } => {
+                self.in_flight.remove(id);
+            }
+            EventKind::Drop { id, to, reason } => {
+                let sent = self.in_flight.remove(id);
+                // A drop decided at send time is recorded at the sender; one decided on arrival
+                // (the receiver died meanwhile) at the receiver. The send says who sent it.
+                let from = sent.as_ref().map_or(event.node, |m| m.from);
+                if self.recent_drops.len() == RECENT_DROPS {
+                    self.recent_drops.pop_front();
+                }
+                self.recent_drops.push_back(Dropped {
+                    id: *id,
+                    from,
+                    to: *to,
+                    api: sent.map(|m| m.api),
+                    reason: *reason,
+                    at_us: event.time_us,
+                });
+            }
+            EventKind::ConnectionClosed { .. } | EventKind::TimerFired { .. } => {}
+            EventKind::Note(note) => self.apply_note(event.node, note, index),
+            EventKind::Fault(fault) => self.apply_fault(fault),
+            EventKind::Narration(_) => self.last_narration = Some(index),
+            EventKind::App(text) => {
+                // The client API records each `send` as `send key=value to topic`.
+                if text.starts_with("send ") {
+                    self.clients.entry(event.node).or_default().sent += 1;
+                }
+            }
+            EventKind::Processed { .. } => self.clients.entry(event.node).or_default().processed += 1,
+            EventKind::Finding(finding) => {
+                self.findings += 1;
+                if finding.violation {
+                    self.violations += 1;
+                }
+            }
+            EventKind::End => self.ended = true,
+        }
+    }
+
+    fn apply_fault(&mut self, fault: &Fault) {
+        match fault {
+            Fault::Kill(node) => {
+                let p = self.processes.entry(*node).or_insert(Process::Up);
+                if matches!(*p, Process::Up | Process::Paused) {
+                    *p = Process::Killed;
+                    self.forget_roles(*node);
+                }
+            }
+            Fault::PowerFail(node) => {
+                let p = self.processes.entry(*node).or_insert(Process::Up);
+                if *p != Process::PoweredOff {
+                    *p = Process::PoweredOff;
+                    self.forget_roles(*node);
+                }
+            }
+            Fault::Restart(node) => {
+                self.processes.insert(*node, Process::Up);
+                self.forget_roles(*node);
+            }
+            Fault::Pause(node) => {
+                let p = self.processes.entry(*node).or_insert(Process::Up);
+                if *p == Process::Up {
+                    *p = Process::Paused;
+                }
+            }
+            Fault::Resume(node) => {
+                let p = self.processes.entry(*node).or_insert(Process::Up);
+                if *p == Process::Paused {
+                    *p = Process::Up;
+                }
+            }
+            Fault::Partition(groups) => self.cuts.push(Cut::Groups(groups.clone())),
+            Fault::PartitionOneWay { from, to } => self.cuts.push(Cut::OneWay { from: from.clone(), to: to.clone() }),
+            Fault::Heal => {
+                self.cuts.clear();
+                self.slow_links.clear();
+            }
+            Fault::SlowLink { a, b, extra_latency_ms } => {
+                self.slow_links.retain(|(x, y, _)| !((x == a && y == b) || (x == b && y == a)));
+                self.slow_links.push((*a, *b, *extra_latency_ms));
+            }
+        }
+    }
+
+    /// A process that stops or restarts forgets what it believed about its roles.
+    fn forget_roles(&mut self, node: NodeId) {
+        let Some(broker) = node.broker_id() else { return };
+        for partition in self.partitions.values_mut() {
+            if let Some(log) = partition.logs.get_mut(&broker) {
+                log.role = Role::Unknown;
+            }
+        }
+    }
+
+    fn replica_log(&mut self, partition: &TopicPartition, broker: BrokerId) -> &mut ReplicaLog {
+        self.partitions.entry(partition.clone()).or_default().logs.entry(broker).or_default()
+    }
+
+    /// Fold one note. `index` is the event's position in the trace.
+    pub fn apply_note(&mut self, node: NodeId, note: &Note, index: usize) {
+        // Replica notes only mean something at the broker that recorded them.
+        let at_broker = node.broker_id();
+        match note {
+            Note::BrokerRegistered { broker, broker_epoch } => {
+                let b = self
+                    .brokers
+                    .entry(*broker)
+                    .or_insert(BrokerView { registration: Registration::Unregistered, broker_epoch: None });
+                b.registration = Registration::Fenced;
+                b.broker_epoch = Some(*broker_epoch);
+            }
+            Note::BrokerFenced { broker, .. } => {
+                let b = self
+                    .brokers
+                    .entry(*broker)
+                    .or_insert(BrokerView { registration: Registration::Unregistered, broker_epoch: None });
+                b.registration = Registration::Fenced;
+            }
+            Note::BrokerUnfenced { broker } => {
+                let b = self
+                    .brokers
+                    .entry(*broker)
+                    .or_insert(BrokerView { registration: Registration::Unregistered, broker_epoch: None });
+                b.registration = Registration::Unfenced;
+            }
+            Note::TopicCreated { topic, assignment } => {
+                for (i, replicas) in assignment.iter().enumerate() {
+                    let tp = TopicPartition::new(topic.clone(), i as i32);
+                    let partition = self.partitions.entry(tp).or_default();
+                    partition.replicas = replicas.clone();
+                    for &r in replicas {
+                        partition.logs.entry(r).or_default();
+                    }
+                }
+            }
+            Note::PartitionChanged { partition, leader, leader_epoch, isr, partition_epoch, election } => {
+                let p = self.partitions.entry(partition.clone()).or_default();
+                p.leader = *leader;
+                p.leader_epoch = *leader_epoch;
+                p.isr = isr.clone();
+                p.partition_epoch = *partition_epoch;
+                p.pending_isr = None;
+                if election.is_some() || leader.is_none() {
+                    p.last_election = *election;
+                }
+            }
+            Note::IsrChangeRequested { partition, isr, .. } => {
+                self.partitions.entry(partition.clone()).or_default().pending_isr = Some(isr.clone());
+            }
+            Note::IsrChangeFailed { partition, .. } => {
+                self.partitions.entry(partition.clone()).or_default().pending_isr = None;
+            }
+            Note::Recovered { partition, log_end_offset, high_watermark } => {
+                if let Some(b) = at_broker {
+                    let log = self.replica_log(partition, b);
+                    log.log_end_offset = *log_end_offset;
+                    log.high_watermark = *high_watermark;
+                    log.flushed_offset = log.flushed_offset.min(*log_end_offset);
+                }
+            }
+            Note::BecameLeader { partition, leader_epoch, log_end_offset, high_watermark } => {
+                if let Some(b) = at_broker {
+                    let log = self.replica_log(partition, b);
+                    log.role = Role::Leader { leader_epoch: *leader_epoch };
+                    log.log_end_offset = *log_end_offset;
+                    log.high_watermark = *high_watermark;
+                }
+            }
+            Note::BecameFollower { partition, leader, leader_epoch } => {
+                if let Some(b) = at_broker {
+                    self.replica_log(partition, b).role =
+                        Role::Follower { leader: *leader, leader_epoch: *leader_epoch };
+                }
+            }
+            Note::Appended { partition, base_offset, count, .. } => {
+                if let Some(b) = at_broker {
+                    self.replica_log(partition, b).log_end_offset = base_offset + count;
+                }
+            }
+            Note::HighWatermark { partition, high_watermark, .. } => {
+                if let Some(b) = at_broker {
+                    self.replica_log(partition, b).high_watermark = *high_watermark;
+                }
+            }
+            Note::Truncated { partition, to_offset, removed, reason } => {
+                if let Some(b) = at_broker {
+                    let time_us = self.time_us;
+                    let log = self.replica_log(partition, b);
+                    log.log_end_offset = *to_offset;
+                    log.high_watermark = log.high_watermark.min(*to_offset);
+                    log.flushed_offset = log.flushed_offset.min(*to_offset);
+                    log.last_truncation = Some(Truncation {
+                        to_offset: *to_offset,
+                        removed: *removed,
+                        reason: *reason,
+                        time_us,
+                        step: index + 1,
+                    });
+                }
+            }
+            Note::LogStartMoved { partition, log_start_offset } => {
+                if let Some(b) = at_broker {
+                    self.replica_log(partition, b).log_start_offset = *log_start_offset;
+                }
+            }
+            Note::Flushed { partition, offset } => {
+                if let Some(b) = at_broker {
+                    self.replica_log(partition, b).flushed_offset = *offset;
+                }
+            }
+            Note::ProduceAcked { .. } => self.clients.entry(node).or_default().acked += 1,
+            Note::ProduceFailed { error, .. } => {
+                *self.clients.entry(node).or_default().failed.entry(error.name()).or_default() += 1;
+            }
+            Note::ProduceRetry { error, records, .. } => {
+                *self.clients.entry(node).or_default().retried.entry(error.name()).or_default() += *records as u64;
+            }
+            Note::Consumed { partition, offset, .. } => {
+                let client = self.clients.entry(node).or_default();
+                client.consumed += 1;
+                client.positions.insert(partition.clone(), offset + 1);
+            }
+            Note::PositionReset { partition, offset, .. } => {
+                self.clients.entry(node).or_default().positions.insert(partition.clone(), *offset);
+            }
+            Note::OffsetOutOfRange { .. } => self.clients.entry(node).or_default().out_of_range += 1,
+            // ---- the group coordinator (at a broker) ----
+            Note::GroupLoaded { group, generation, .. } => {
+                let g = self.groups.entry(group.clone()).or_default();
+                g.coordinator = at_broker;
+                g.generation = *generation;
+            }
+            Note::GroupStateChanged { group, state, generation, members } => {
+                let g = self.groups.entry(group.clone()).or_default();
+                if at_broker.is_some() {
+                    g.coordinator = at_broker;
+                }
+                g.state.clone_from(state);
+                g.generation = *generation;
+                g.members.retain(|id, _| members.contains(id));
+                for id in members {
+                    g.members.entry(id.clone()).or_default();
+                }
+            }
+            Note::MemberRemoved { group, member, .. } => {
+                if let Some(g) = self.groups.get_mut(group) {
+                    g.members.remove(member);
+                }
+            }
+            Note::StaticMemberReturned { .. } => {}
+            Note::AssignmentStored { group, generation, member, partitions } => {
+                let m = self.groups.entry(group.clone()).or_default().members.entry(member.clone()).or_default();
+                m.assigned_generation = Some(*generation);
+                m.partitions.clone_from(partitions);
+            }
+            Note::OffsetCommitted { group, partition, offset } => {
+                self.groups.entry(group.clone()).or_default().committed.insert(partition.clone(), *offset);
+            }
+            // ---- a group member (at a consumer) ----
+            Note::PartitionsAssigned { group, member, generation, partitions } => {
+                let m = self.clients.entry(node).or_default().membership.get_or_insert_with(Membership::default);
+                m.group.clone_from(group);
+                m.member.clone_from(member);
+                m.generation = *generation;
+                m.owned.extend(partitions.iter().cloned());
+                m.owned.sort();
+                m.owned.dedup();
+            }
+            Note::PartitionsRevoked { partitions, .. } => {
+                let m = self.clients.entry(node).or_default().membership.get_or_insert_with(Membership::default);
+                m.owned.retain(|tp| !partitions.contains(tp));
+            }
+            Note::CommitFailed { .. } => {
+                self.clients
+                    .entry(node)
+                    .or_default()
+                    .membership
+                    .get_or_insert_with(Membership::default)
+                    .commits_failed += 1;
+            }
+            Note::PollIntervalExceeded { .. } => {
+                let m = self.clients.entry(node).or_default().membership.get_or_insert_with(Membership::default);
+                m.poll_interval_exceeded += 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ksim_cluster::error::ErrorCode;
+
+    fn header() -> TraceHeader {
+        TraceHeader {
+            scenario: "t".into(),
+            title: "t".into(),
+            seed: 1,
+            brokers: vec![1, 2, 3],
+            clients: vec!["producer".into()],
+            duration_ms: 1000,
+        }
+    }
+
+    fn note(node: NodeId, note: Note) -> Event {
+        Event { seq: 0, time_us: 0, node, kind: EventKind::Note(note) }
+    }
+
+    fn tp() -> TopicPartition {
+        TopicPartition::new("payments", 0)
+    }
+
+    #[test]
+    fn replica_log_end_follows_appends_and_truncation() {
+        let mut v = ClusterView::new(&header());
+        v.apply(&note(
+            NodeId::Controller(CONTROLLER_ID),
+            Note::TopicCreated { topic: "payments".into(), assignment: vec![vec![1, 2, 3]] },
+        ));
+        let append = |base, count| Note::Appended {
+            partition: tp(),
+            base_offset: base,
+            count,
+            leader_epoch: 0,
+            as_leader: true,
+        };
+        v.apply(&note(NodeId::Broker(1), append(0, 5)));
+        v.apply(&note(NodeId::Broker(1), append(5, 3)));
+        v.apply(&note(NodeId::Broker(1), Note::HighWatermark { partition: tp(), high_watermark: 6, on_leader: true }));
+        let log = &v.partitions[&tp()].logs[&1];
+        assert_eq!((log.high_watermark, log.log_end_offset), (6, 8));
+        v.apply(&note(
+            NodeId::Broker(1),
+            Note::Truncated { partition: tp(), to_offset: 4, removed: 4, reason: TruncateReason::DivergedFromLeader },
+        ));
+        let log = &v.partitions[&tp()].logs[&1];
+        assert_eq!((log.high_watermark, log.log_end_offset), (4, 4), "HW never above LEO after a truncation");
+        assert_eq!(log.last_truncation.map(|t| (t.to_offset, t.removed, t.step)), Some((4, 4, 5)));
+        // Broker 2 said nothing: its log is still empty.
+        assert_eq!(v.partitions[&tp()].logs[&2].log_end_offset, 0);
+    }
+
+    #[test]
+    fn faults_follow_the_simulators_rules() {
+        let mut v = ClusterView::new(&header());
+        let fault = |f| Event { seq: 0, time_us: 0, node: NodeId::Broker(1), kind: EventKind::Fault(f) };
+        let b1 = NodeId::Broker(1);
+        v.apply(&fault(Fault::Kill(b1)));
+        assert_eq!(v.process(b1), Process::Killed);
+        v.apply(&fault(Fault::Pause(b1)));
+        assert_eq!(v.process(b1), Process::Killed, "pausing a dead process does nothing");
+        v.apply(&fault(Fault::PowerFail(b1)));
+        assert_eq!(v.process(b1), Process::PoweredOff);
+        v.apply(&fault(Fault::Restart(b1)));
+        assert_eq!(v.process(b1), Process::Up);
+        v.apply(&fault(Fault::Partition(vec![vec![b1], vec![NodeId::Broker(2)]])));
+        assert!(v.is_cut_off(b1) && !v.is_cut_off(NodeId::Broker(3)));
+        v.apply(&fault(Fault::Heal));
+        assert!(!v.is_cut_off(b1));
+    }
+
+    #[test]
+    fn messages_leave_the_fabric_when_delivered_or_dropped() {
+        let mut v = ClusterView::new(&header());
+        let p = NodeId::Client(0);
+        let send = |id| Event {
+            seq: 0,
+            time_us: 5,
+            node: p,
+            kind: EventKind::Send {
+                id,
+                to: NodeId::Broker(1),
+                api: ApiKey::Produce,
+                request: true,
+                summary: String::new(),
+            },
+        };
+        v.apply(&send(1));
+        v.apply(&send(2));
+        assert_eq!(v.in_flight.len(), 2);
+        v.apply(&Event { seq: 0, time_us: 7, node: NodeId::Broker(1), kind: EventKind::Deliver { id: 1, from: p } });
+        v.apply(&Event {
+            seq: 0,
+            time_us: 9,
+            node: NodeId::Broker(1),
+            kind: EventKind::Drop { id: 2, to: NodeId::Broker(1), reason: DropReason::ReceiverDown },
+        });
+        assert!(v.in_flight.is_empty());
+        let drop = v.recent_drops.back().expect("one drop");
+        assert_eq!(
+            (drop.from, drop.api, drop.at_us),
+            (p, Some(ApiKey::Produce), 9),
+            "the drop knows its sender and API"
+        );
+    }
+
+    #[test]
+    fn producer_counts_by_error() {
+        let mut v = ClusterView::new(&header());
+        let p = NodeId::Client(0);
+        v.apply(&Event { seq: 0, time_us: 0, node: p, kind: EventKind::App("send a=1 to payments".into()) });
+        v.apply(&note(p, Note::ProduceRetry { partition: tp(), error: ErrorCode::NotLeaderOrFollower, records: 2 }));
+        v.apply(&note(
+            p,
+            Note::ProduceFailed {
+                send_id: 1,
+                partition: Some(tp()),
+                error: ErrorCode::NotLeaderOrFollower,
+                reason: "x".into(),
+            },
+        ));
+        let c = &v.clients[&p];
+        assert_eq!((c.sent, c.failed_total()), (1, 1));
+        assert_eq!(c.retried.get("NOT_LEADER_OR_FOLLOWER"), Some(&2));
+        assert!(c.is_producer() && !c.is_consumer());
+    }
+}

@@ -1,0 +1,145 @@
+//! The model: everything the UI knows, and nothing it computes on its own.
+//!
+//! The cluster picture (`view`) is always `recording.view_at(cursor)`; keeping it in the model
+//! only saves refolding on every frame. Everything else is the learner's own state: where they
+//! are, what they selected, whether they are playing, and which branch they are on.
+
+use crate::fold::ClusterView;
+use crate::recording::Recording;
+use ksim_cluster::time::SimTime;
+use ksim_cluster::topic::{BrokerId, TopicPartition};
+use ksim_sim::trace::{Event, Fault, Trace};
+
+/// What the learner selected with `tab`: it focuses the panes and is the target of a what-if.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Selection {
+    #[default]
+    Nothing,
+    Broker(BrokerId),
+    Partition(TopicPartition),
+    Group(String),
+}
+
+/// Play speeds: virtual time per wall-clock time, as a fraction.
+pub const SPEEDS: [(u64, u64); 9] = [(1, 1000), (1, 100), (1, 10), (1, 2), (1, 1), (2, 1), (5, 1), (10, 1), (100, 1)];
+/// Real time to start with: the leader-failover walkthrough plays in 45 s.
+pub const DEFAULT_SPEED: usize = 4;
+
+/// A what-if branch: the original scenario plus these faults.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Branch {
+    pub faults: Vec<(SimTime, Fault)>,
+    /// What the learner asked, in words (`kill broker-1 at 10.002s`), one per fault.
+    pub labels: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Model {
+    pub recording: Recording,
+    /// The original run while the learner is on a branch.
+    pub original: Option<Recording>,
+    pub branch: Option<Branch>,
+    /// Events applied: 0 is before the first event, `recording.len()` after the last.
+    pub cursor: usize,
+    /// The cluster folded at `cursor`.
+    pub view: ClusterView,
+    pub playing: bool,
+    pub speed: usize,
+    /// While playing: the virtual time the play head has reached (between events).
+    pub play_time_us: u64,
+    pub selection: Selection,
+    pub help: bool,
+    /// A one-line message for the learner (what a key did, or why it could not).
+    pub status: Option<String>,
+    pub quit: bool,
+}
+
+impl Model {
+    pub fn new(trace: Trace) -> Model {
+        Model::from_recording(Recording::new(trace))
+    }
+
+    pub fn from_recording(recording: Recording) -> Model {
+        let view = recording.view_at(0);
+        Model {
+            recording,
+            original: None,
+            branch: None,
+            cursor: 0,
+            view,
+            playing: false,
+            speed: DEFAULT_SPEED,
+            play_time_us: 0,
+            selection: Selection::Nothing,
+            help: false,
+            status: None,
+            quit: false,
+        }
+    }
+
+    /// Move the cursor to `step` (clamped) and refold.
+    pub fn seek(&mut self, step: usize) {
+        let step = step.min(self.recording.len());
+        self.recording.seek(&mut self.view, step);
+        self.cursor = step;
+    }
+
+    /// Replace the recording (a branch, or back to the original) and stay at the same step.
+    /// Returns the recording it replaced.
+    pub fn switch_to(&mut self, recording: Recording) -> Recording {
+        let previous = std::mem::replace(&mut self.recording, recording);
+        self.cursor = self.cursor.min(self.recording.len());
+        self.view = self.recording.view_at(self.cursor);
+        previous
+    }
+
+    /// The last event applied: the one the narration line describes.
+    pub fn current_event(&self) -> Option<&Event> {
+        self.cursor.checked_sub(1).and_then(|i| self.recording.trace.events.get(i))
+    }
+
+    pub fn time_us(&self) -> u64 {
+        self.recording.time_at(self.cursor)
+    }
+
+    pub fn trace(&self) -> &Trace {
+        &self.recording.trace
+    }
+
+    /// Everything `tab` can select at this step, in order.
+    pub fn selectable(&self) -> Vec<Selection> {
+        let mut out: Vec<Selection> = self.trace().header.brokers.iter().map(|b| Selection::Broker(*b)).collect();
+        // Internal topics (`__consumer_offsets`, 50 partitions by default) come last.
+        let (internal, user): (Vec<_>, Vec<_>) = self.view.partitions.keys().partition(|tp| is_internal(tp));
+        out.extend(user.into_iter().cloned().map(Selection::Partition));
+        out.extend(self.view.groups.keys().cloned().map(Selection::Group));
+        out.extend(internal.into_iter().cloned().map(Selection::Partition));
+        out
+    }
+
+    /// The broker a what-if applies to: the selected broker, or the current leader of the
+    /// selected partition, or the coordinator of the selected group.
+    pub fn target_broker(&self) -> Result<BrokerId, String> {
+        match &self.selection {
+            Selection::Broker(b) => Ok(*b),
+            Selection::Partition(tp) => self
+                .view
+                .partitions
+                .get(tp)
+                .and_then(|p| p.leader)
+                .ok_or_else(|| format!("{tp} has no leader now: select a broker with tab")),
+            Selection::Group(g) => self
+                .view
+                .groups
+                .get(g)
+                .and_then(|g| g.coordinator)
+                .ok_or_else(|| format!("group {g} has no coordinator now: select a broker with tab")),
+            Selection::Nothing => Err("select a broker first (tab), then press the what-if key".to_string()),
+        }
+    }
+}
+
+/// Kafka's internal topics start with two underscores.
+pub fn is_internal(tp: &TopicPartition) -> bool {
+    tp.topic.starts_with("__")
+}

@@ -1,0 +1,158 @@
+//! A trace with the indexes that make it quick to move around in.
+//!
+//! Folding a million events from the start on every step back would take too long, so while
+//! loading we keep a copy of the folded view every [`CHECKPOINT_EVERY`] events. Reaching step N is
+//! then: take the nearest checkpoint at or before N and apply at most `CHECKPOINT_EVERY - 1`
+//! events. Each checkpoint holds offsets and counters, not records, so a thousand of them are a
+//! few megabytes.
+
+use crate::fold::ClusterView;
+use crate::markers::Markers;
+use ksim_sim::trace::Trace;
+
+/// Events between two checkpoints. Smaller makes seeking faster and loading heavier.
+pub const CHECKPOINT_EVERY: usize = 1024;
+
+#[derive(Clone, Debug)]
+pub struct Recording {
+    pub trace: Trace,
+    /// `checkpoints[i]` is the view after `i * every` events.
+    checkpoints: Vec<ClusterView>,
+    every: usize,
+    pub markers: Markers,
+    /// Whether any consumer group appears anywhere in the trace.
+    pub has_groups: bool,
+}
+
+impl Recording {
+    pub fn new(trace: Trace) -> Recording {
+        Recording::with_checkpoint_interval(trace, CHECKPOINT_EVERY)
+    }
+
+    pub fn with_checkpoint_interval(trace: Trace, every: usize) -> Recording {
+        let every = every.max(1);
+        let mut view = ClusterView::new(&trace.header);
+        let mut checkpoints = Vec::with_capacity(trace.events.len() / every + 1);
+        for (i, event) in trace.events.iter().enumerate() {
+            if i % every == 0 {
+                checkpoints.push(view.clone());
+            }
+            view.apply(event);
+        }
+        if trace.events.len() % every == 0 {
+            checkpoints.push(view.clone());
+        }
+        let has_groups = !view.groups.is_empty();
+        let markers = Markers::build(&trace);
+        Recording { trace, checkpoints, every, markers, has_groups }
+    }
+
+    /// Number of events, and so the last step.
+    pub fn len(&self) -> usize {
+        self.trace.events.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.trace.events.is_empty()
+    }
+
+    /// Move `view` (currently at step `view.steps`) to `step` (clamped to the trace): forward by
+    /// replaying from where it is when that is shorter than from the checkpoint, otherwise from
+    /// the nearest checkpoint.
+    pub fn seek(&self, view: &mut ClusterView, step: usize) {
+        let step = step.min(self.len());
+        let base = step / self.every * self.every;
+        if !(view.steps <= step && view.steps >= base) {
+            let checkpoint = (step / self.every).min(self.checkpoints.len().saturating_sub(1));
+            match self.checkpoints.get(checkpoint) {
+                Some(c) => view.clone_from(c),
+                None => *view = ClusterView::new(&self.trace.header),
+            }
+        }
+        let from = view.steps.min(step);
+        for event in &self.trace.events[from..step] {
+            view.apply(event);
+        }
+    }
+
+    /// The view at `step`, built from the nearest checkpoint.
+    pub fn view_at(&self, step: usize) -> ClusterView {
+        let mut view = ClusterView::new(&self.trace.header);
+        self.seek(&mut view, step);
+        view
+    }
+
+    /// Virtual time at a step: the time of the last applied event (0 before the first).
+    pub fn time_at(&self, step: usize) -> u64 {
+        step.checked_sub(1).and_then(|i| self.trace.events.get(i)).map_or(0, |e| e.time_us)
+    }
+
+    /// The step after every event at or before virtual time `time_us`.
+    pub fn step_at_time(&self, time_us: u64) -> usize {
+        self.trace.events.partition_point(|e| e.time_us <= time_us)
+    }
+
+    pub fn end_time_us(&self) -> u64 {
+        self.trace.end_time_us()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ksim_cluster::node::NodeId;
+    use ksim_cluster::note::Note;
+    use ksim_cluster::topic::TopicPartition;
+    use ksim_sim::trace::{Event, EventKind, TraceHeader};
+
+    fn trace(n: usize) -> Trace {
+        let header = TraceHeader {
+            scenario: "t".into(),
+            title: "t".into(),
+            seed: 1,
+            brokers: vec![1],
+            clients: vec![],
+            duration_ms: 1,
+        };
+        let events = (0..n)
+            .map(|i| Event {
+                seq: i as u64,
+                time_us: i as u64 * 10,
+                node: NodeId::Broker(1),
+                kind: EventKind::Note(Note::Appended {
+                    partition: TopicPartition::new("t", 0),
+                    base_offset: i as i64,
+                    count: 1,
+                    leader_epoch: 0,
+                    as_leader: true,
+                }),
+            })
+            .collect();
+        Trace { header, events }
+    }
+
+    #[test]
+    fn seeking_anywhere_equals_folding_from_the_start() {
+        let recording = Recording::with_checkpoint_interval(trace(100), 7);
+        let mut view = recording.view_at(0);
+        for step in [0, 1, 6, 7, 8, 50, 49, 3, 100, 100, 99, 14, 15, 200] {
+            recording.seek(&mut view, step);
+            let mut fresh = ClusterView::new(&recording.trace.header);
+            for e in &recording.trace.events[..step.min(100)] {
+                fresh.apply(e);
+            }
+            assert_eq!(view, fresh, "step {step}");
+        }
+        assert_eq!(recording.step_at_time(35), 4);
+        assert_eq!(recording.time_at(4), 30);
+    }
+
+    #[test]
+    fn an_empty_trace_has_one_step() {
+        let recording = Recording::new(trace(0));
+        let mut view = recording.view_at(5);
+        assert_eq!(view.steps, 0);
+        recording.seek(&mut view, 0);
+        assert_eq!(recording.time_at(0), 0);
+    }
+}

@@ -1,0 +1,233 @@
+//! Messages, and the one function that changes the model.
+//!
+//! `update` never does IO and never reads a clock: time arrives as a message (`Tick` carries the
+//! wall-clock milliseconds since the last one), and a what-if, which needs a new simulation, is
+//! returned as a command ([`Cmd::Simulate`]) for the caller to carry out; its result comes back as
+//! another message ([`Msg::Branched`]). So every key a learner presses can be replayed in a test.
+
+use crate::model::{Branch, Model, Selection, SPEEDS};
+use crate::recording::Recording;
+use crate::whatif::{fault_time, WhatIf};
+use ksim_cluster::time::SimTime;
+use ksim_sim::trace::{EventKind, Trace};
+
+#[derive(Clone, Debug)]
+pub enum Msg {
+    /// One event forward.
+    Step,
+    /// One event back.
+    Back,
+    TogglePlay,
+    Faster,
+    Slower,
+    /// Wall-clock time passed (while playing, the play head moves on).
+    Tick {
+        elapsed_ms: u64,
+    },
+    /// Jump to the next interesting event (fault, election, ISR change, truncation, rebalance,
+    /// finding).
+    NextMarker,
+    PreviousMarker,
+    Start,
+    End,
+    SelectNext,
+    SelectPrevious,
+    /// Inject a fault on the selected broker at this step.
+    WhatIf(WhatIf),
+    /// Leave the branch for the original run.
+    BackToOriginal,
+    ToggleHelp,
+    Quit,
+    /// The re-simulation of a what-if finished.
+    Branched {
+        trace: Trace,
+        branch: Branch,
+    },
+    BranchFailed(String),
+}
+
+/// A side effect `update` asks for.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Cmd {
+    None,
+    /// Re-run the scenario with these faults added, then send `Msg::Branched` (or
+    /// `Msg::BranchFailed`).
+    Simulate(Branch),
+}
+
+pub fn update(model: &mut Model, msg: Msg) -> Cmd {
+    match msg {
+        Msg::Tick { elapsed_ms } => {
+            tick(model, elapsed_ms);
+            return Cmd::None;
+        }
+        Msg::Branched { trace, branch } => {
+            branched(model, trace, branch);
+            return Cmd::None;
+        }
+        _ => {}
+    }
+    // Any key replaces the last message.
+    model.status = None;
+    match msg {
+        Msg::Step => {
+            model.playing = false;
+            if model.cursor >= model.recording.len() {
+                model.status = Some("end of the run (g goes back to the start)".to_string());
+            }
+            model.seek(model.cursor + 1);
+        }
+        Msg::Back => {
+            model.playing = false;
+            if model.cursor == 0 {
+                model.status = Some("this is the start of the run".to_string());
+            }
+            model.seek(model.cursor.saturating_sub(1));
+        }
+        Msg::TogglePlay => {
+            if model.playing {
+                model.playing = false;
+            } else if model.cursor >= model.recording.len() {
+                model.status = Some("end of the run (g goes back to the start)".to_string());
+            } else {
+                model.playing = true;
+                model.play_time_us = model.time_us();
+            }
+        }
+        Msg::Faster => {
+            model.speed = (model.speed + 1).min(SPEEDS.len() - 1);
+            model.status = Some(format!("play speed {}", speed_label(model.speed)));
+        }
+        Msg::Slower => {
+            model.speed = model.speed.saturating_sub(1);
+            model.status = Some(format!("play speed {}", speed_label(model.speed)));
+        }
+        Msg::NextMarker => {
+            model.playing = false;
+            match model.recording.markers.next_step(model.cursor) {
+                Some((step, _)) => model.seek(step),
+                None => model.status = Some("no interesting event after this one (G goes to the end)".to_string()),
+            }
+        }
+        Msg::PreviousMarker => {
+            model.playing = false;
+            match model.recording.markers.previous_step(model.cursor) {
+                Some((step, _)) => model.seek(step),
+                None => model.status = Some("no interesting event before this one (g goes to the start)".to_string()),
+            }
+        }
+        Msg::Start => {
+            model.playing = false;
+            model.seek(0);
+        }
+        Msg::End => {
+            model.playing = false;
+            model.seek(model.recording.len());
+        }
+        Msg::SelectNext => select(model, 1),
+        Msg::SelectPrevious => select(model, -1),
+        Msg::WhatIf(what) => return what_if(model, what),
+        Msg::BackToOriginal => match model.original.take() {
+            Some(original) => {
+                model.playing = false;
+                // Before the first what-if fault both runs are the same, step for step. After it,
+                // steps no longer line up, but virtual time does: land at the same moment.
+                let time_us = model.time_us();
+                let diverged_at = model.branch.as_ref().and_then(|b| b.faults.iter().map(|(t, _)| t.0).min());
+                let step = match diverged_at {
+                    Some(at) if time_us >= at => original.step_at_time(time_us),
+                    _ => model.cursor,
+                };
+                model.switch_to(original);
+                model.seek(step);
+                model.branch = None;
+                model.status = Some(format!("back on the original run, at {}", SimTime(time_us)));
+            }
+            None => model.status = Some("this is the original run".to_string()),
+        },
+        Msg::ToggleHelp => model.help = !model.help,
+        Msg::Quit => model.quit = true,
+        Msg::BranchFailed(error) => model.status = Some(format!("the what-if could not run: {error}")),
+        Msg::Tick { .. } | Msg::Branched { .. } => {}
+    }
+    Cmd::None
+}
+
+pub fn speed_label(speed: usize) -> String {
+    let (num, den) = SPEEDS[speed.min(SPEEDS.len() - 1)];
+    if den == 1 {
+        format!("x{num}")
+    } else {
+        let text = format!("{:.3}", num as f64 / den as f64);
+        format!("x{}", text.trim_end_matches('0'))
+    }
+}
+
+/// Playing moves a play head through virtual time at the chosen speed and shows every event it
+/// passes.
+fn tick(model: &mut Model, elapsed_ms: u64) {
+    if !model.playing {
+        return;
+    }
+    let (num, den) = SPEEDS[model.speed.min(SPEEDS.len() - 1)];
+    let advance_us = elapsed_ms.saturating_mul(1000).saturating_mul(num) / den;
+    model.play_time_us = model.play_time_us.saturating_add(advance_us);
+    let target = model.recording.step_at_time(model.play_time_us);
+    if target > model.cursor {
+        model.seek(target);
+    }
+    if model.cursor >= model.recording.len() {
+        model.playing = false;
+        model.status = Some("end of the run".to_string());
+    }
+}
+
+fn select(model: &mut Model, direction: isize) {
+    let options = model.selectable();
+    // Positions 0..len are the options; len is "nothing selected".
+    let slots = options.len() as isize + 1;
+    let current = options.iter().position(|s| *s == model.selection).unwrap_or(options.len()) as isize;
+    let next = (current + direction).rem_euclid(slots) as usize;
+    model.selection = options.get(next).cloned().unwrap_or(Selection::Nothing);
+}
+
+fn what_if(model: &mut Model, what: WhatIf) -> Cmd {
+    model.playing = false;
+    let broker = match model.target_broker() {
+        Ok(b) => b,
+        Err(why) => {
+            model.status = Some(why);
+            return Cmd::None;
+        }
+    };
+    let ended = matches!(model.current_event().map(|e| &e.kind), Some(EventKind::End));
+    let at = fault_time(model.time_us());
+    if ended || at.as_ms() >= model.trace().header.duration_ms {
+        model.status = Some("the run is over at this step: step back to try a what-if".to_string());
+        return Cmd::None;
+    }
+    let (fault, words) = what.fault(broker, &model.trace().header, &model.view);
+    let mut branch = model.branch.clone().unwrap_or(Branch { faults: Vec::new(), labels: Vec::new() });
+    branch.faults.push((at, fault));
+    branch.labels.push(format!("{words} at {at}"));
+    model.status = Some(format!("re-simulating: what if we {words} at {at}?"));
+    Cmd::Simulate(branch)
+}
+
+fn branched(model: &mut Model, trace: Trace, branch: Branch) {
+    // The past must be identical up to the fault; check the event the learner is looking at.
+    let step = model.cursor;
+    let same_past =
+        step == 0 || model.recording.trace.events.get(step - 1).is_some_and(|e| trace.events.get(step - 1) == Some(e));
+    let previous = model.switch_to(Recording::new(trace));
+    if model.original.is_none() {
+        model.original = Some(previous);
+    }
+    let words = branch.labels.last().cloned().unwrap_or_default();
+    model.branch = Some(branch);
+    model.status = Some(if same_past {
+        format!("branch: {words}. Step on to see what happens; b returns to the original run")
+    } else {
+        format!("branch: {words}. WARNING: the branch differs before the fault (a ksim bug: please report it)")
+    });
+}

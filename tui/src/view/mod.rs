@@ -1,0 +1,134 @@
+//! The view: a pure function from the model to a frame.
+//!
+//! One file per pane. Every pane reads the model (mostly the folded [`crate::fold::ClusterView`])
+//! and draws; none of them changes anything or computes cluster state of its own.
+//!
+//! ```text
+//! header: scenario, seed, branch marker
+//! ┌ Cluster ─────────┐ ┌ Partitions ───────────────────────────┐
+//! │ brokers, network │ │ leader, ISR, epoch, a log strip each  │
+//! ├ Clients ─────────┤ ├ Messages in flight ───────────────────┤
+//! ├ Consumer groups ─┤ │ from, to, API, age; drops             │
+//! Narration: the scenario's text for now, and the current event
+//! Timeline: markers, the play head, time, step i of N
+//! keys (or the last status message)
+//! ```
+
+pub mod clients;
+pub mod cluster;
+pub mod groups;
+pub mod header;
+pub mod help;
+pub mod messages;
+pub mod narration;
+pub mod partitions;
+pub mod style;
+pub mod timeline;
+
+use crate::model::Model;
+use ratatui::layout::{Alignment, Constraint, Layout, Rect};
+use ratatui::text::Line;
+use ratatui::widgets::{Paragraph, Wrap};
+use ratatui::Frame;
+
+/// Below this the panes do not fit; the view says so instead.
+pub const MIN_WIDTH: u16 = 80;
+pub const MIN_HEIGHT: u16 = 24;
+
+pub fn view(model: &Model, frame: &mut Frame) {
+    let area = frame.area();
+    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+        too_small(frame, area);
+        return;
+    }
+    let narration_height = match area.height {
+        0..=29 => 6,
+        30..=39 => 7,
+        _ => 8,
+    };
+    let [header_area, body, narration_area, timeline_area, footer] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(8),
+        Constraint::Length(narration_height),
+        Constraint::Length(3),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    header::render(model, frame, header_area);
+    let left_width = if area.width >= 110 { 40 } else { 32 };
+    let [left, _, right] =
+        Layout::horizontal([Constraint::Length(left_width), Constraint::Length(1), Constraint::Min(20)]).areas(body);
+
+    // The cluster pane gets what it needs; clients and groups share the rest, each getting its
+    // share of the shortfall when both do not fit.
+    let cluster_height = cluster::height(model, left.width).min(left.height);
+    let rest = left.height - cluster_height;
+    let (clients_want, groups_want) = (clients::height(model, left.width), groups::height(model, left.width));
+    let clients_height = if clients_want + groups_want <= rest {
+        clients_want
+    } else {
+        let share = (rest as u32 * clients_want as u32 / (clients_want + groups_want).max(1) as u32) as u16;
+        share.max(rest.saturating_sub(groups_want)).clamp(rest.min(2), rest.saturating_sub(2).max(rest.min(2)))
+    };
+    let [cluster_area, clients_area, groups_area] =
+        Layout::vertical([Constraint::Length(cluster_height), Constraint::Length(clients_height), Constraint::Min(0)])
+            .areas(left);
+    cluster::render(model, frame, cluster_area);
+    clients::render(model, frame, clients_area);
+    groups::render(model, frame, groups_area);
+
+    let partitions_height = partitions::height(model).min(right.height.saturating_sub(4));
+    let [partitions_area, messages_area] =
+        Layout::vertical([Constraint::Length(partitions_height), Constraint::Min(3)]).areas(right);
+    partitions::render(model, frame, partitions_area);
+    messages::render(model, frame, messages_area);
+
+    narration::render(model, frame, narration_area);
+    timeline::render(model, frame, timeline_area);
+    footer_line(model, frame, footer);
+
+    if model.help {
+        help::render(frame, area);
+    }
+}
+
+fn footer_line(model: &Model, frame: &mut Frame, area: Rect) {
+    let line = match &model.status {
+        Some(status) => Line::styled(format!(" {status}"), style::bold()),
+        None if area.width >= 106 => Line::styled(
+            " →/n step  ←/p back  space play  ]/[ jump  g/G ends  tab select  k f z r x what-if  b back  ? help  q quit",
+            style::dim(),
+        ),
+        None => Line::styled(" n/p step  space play  ][ jump  tab select  k f z r x what-if  ? help  q quit", style::dim()),
+    };
+    frame.render_widget(Paragraph::new(line), area);
+}
+
+fn too_small(frame: &mut Frame, area: Rect) {
+    let text = format!(
+        "ksim needs a terminal of at least {MIN_WIDTH}x{MIN_HEIGHT}; this one is {}x{}. Make the window larger, or press q to quit.",
+        area.width, area.height
+    );
+    let top = area.height / 2;
+    let [_, middle] = Layout::vertical([Constraint::Length(top.saturating_sub(1)), Constraint::Min(0)]).areas(area);
+    frame.render_widget(Paragraph::new(text).alignment(Alignment::Center).wrap(Wrap { trim: true }), middle);
+}
+
+/// The frame as plain text, one line per row (trailing spaces trimmed): for snapshots, the book,
+/// and `--print` modes. Styles are dropped; every meaning the view shows survives in symbols.
+pub fn to_text(model: &Model, width: u16, height: u16) -> String {
+    let mut terminal = ratatui::Terminal::new(ratatui::backend::TestBackend::new(width, height))
+        .expect("a TestBackend terminal never fails to build");
+    terminal.draw(|frame| view(model, frame)).expect("drawing to a TestBackend never fails");
+    let buffer = terminal.backend().buffer();
+    let mut out = String::new();
+    for y in 0..buffer.area.height {
+        let mut row = String::new();
+        for x in 0..buffer.area.width {
+            row.push_str(buffer[(x, y)].symbol());
+        }
+        out.push_str(row.trim_end());
+        out.push('\n');
+    }
+    out
+}

@@ -1,0 +1,325 @@
+//! The UI driven by keys, as a learner would, over real runs of the walkthrough scenarios; and
+//! frames at the key moments as snapshots (`snapshots/tui/`), for people to read.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ksim_sim::scenario::Scenario;
+use ksim_sim::trace::{Trace, TraceHeader};
+use ksim_tui::markers::MarkerKind;
+use ksim_tui::update::Msg;
+use ksim_tui::view::to_text;
+use ksim_tui::App;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+fn scenario_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("scenarios").join(format!("{name}.ron"))
+}
+
+/// Each scenario is simulated once per test binary and shared.
+fn run(name: &'static str) -> (Scenario, Trace) {
+    type Runs = Vec<(&'static str, Scenario, Trace)>;
+    static RUNS: OnceLock<std::sync::Mutex<Runs>> = OnceLock::new();
+    let runs = RUNS.get_or_init(Default::default);
+    let mut runs = runs.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, s, t)) = runs.iter().find(|(n, _, _)| *n == name) {
+        return (s.clone(), t.clone());
+    }
+    let scenario = Scenario::load(&scenario_path(name)).expect("scenario loads");
+    let trace = ksim_sim::run(&scenario, name, scenario.seed).expect("scenario runs").trace;
+    runs.push((name, scenario.clone(), trace.clone()));
+    (scenario, trace)
+}
+
+fn app(name: &'static str) -> App {
+    let (scenario, trace) = run(name);
+    let seed = scenario.seed;
+    App::new(trace, scenario, name.to_string(), seed)
+}
+
+fn press(app: &mut App, keys: &str) {
+    for key in keys.split(' ').filter(|k| !k.is_empty()) {
+        let code = match key {
+            "tab" => KeyCode::Tab,
+            "space" => KeyCode::Char(' '),
+            "right" => KeyCode::Right,
+            "left" => KeyCode::Left,
+            one => KeyCode::Char(one.chars().next().expect("a key")),
+        };
+        app.key(KeyEvent::new(code, KeyModifiers::NONE));
+    }
+}
+
+/// Press `]` until the current event is the `nth` (from 1) interesting event of this kind.
+fn jump_to(app: &mut App, kind: MarkerKind, nth: usize) {
+    let mut seen = 0;
+    for _ in 0..10_000 {
+        press(app, "]");
+        let model = &app.model;
+        if model.cursor.checked_sub(1).and_then(|i| model.recording.markers.at(i)) == Some(kind) {
+            seen += 1;
+            if seen == nth {
+                return;
+            }
+        }
+    }
+    panic!("no {kind:?} number {nth} in the trace");
+}
+
+fn screen(app: &App) -> String {
+    to_text(&app.model, 80, 24)
+}
+
+fn snapshot(name: &str, app: &App) {
+    for (width, height) in [(80, 24), (120, 40)] {
+        let frame = to_text(&app.model, width, height);
+        insta::with_settings!({ snapshot_path => "../../snapshots/tui", prepend_module_to_snapshot => false, omit_expression => true }, {
+            insta::assert_snapshot!(format!("{name}_{width}x{height}"), frame);
+        });
+    }
+}
+
+// ---- key moments, as snapshots -------------------------------------------------------------
+
+#[test]
+fn leader_failover_frames_at_the_kill_the_election_and_the_isr_expansion() {
+    let mut app = app("leader-failover");
+    snapshot("leader_failover_0_start", &app);
+    jump_to(&mut app, MarkerKind::Fault, 1);
+    snapshot("leader_failover_1_leader_killed", &app);
+    jump_to(&mut app, MarkerKind::Election, 1);
+    snapshot("leader_failover_2_new_leader_elected", &app);
+    jump_to(&mut app, MarkerKind::IsrChange, 1);
+    snapshot("leader_failover_3_broker1_back_in_isr", &app);
+}
+
+#[test]
+fn unclean_election_frames_offline_unclean_election_and_truncation() {
+    let mut app = app("unclean-election-loses-data");
+    jump_to(&mut app, MarkerKind::Offline, 1);
+    snapshot("unclean_election_1_partition_offline", &app);
+    jump_to(&mut app, MarkerKind::UncleanElection, 1);
+    snapshot("unclean_election_2_unclean_election", &app);
+    jump_to(&mut app, MarkerKind::Truncation, 1);
+    snapshot("unclean_election_3_first_truncation", &app);
+    press(&mut app, "G");
+    snapshot("unclean_election_4_end", &app);
+}
+
+#[test]
+fn consumer_group_frame_at_the_rebalance() {
+    let mut app = app("consumer-joins");
+    jump_to(&mut app, MarkerKind::Rebalance, 2);
+    snapshot("consumer_joins_second_rebalance", &app);
+    assert!(screen(&app).contains("PreparingRebalance"), "{}", screen(&app));
+}
+
+#[test]
+fn help_overlay_lists_every_key() {
+    let mut app = app("leader-failover");
+    press(&mut app, "?");
+    snapshot("help_overlay", &app);
+    let text = to_text(&app.model, 120, 40);
+    for (keys, _) in ksim_tui::keys::KEYS {
+        assert!(text.contains(keys), "help lacks {keys}:\n{text}");
+    }
+    press(&mut app, "n");
+    assert!(!app.model.help, "any key closes the help");
+    assert_eq!(app.model.cursor, 0, "the key that closes the help does nothing else");
+}
+
+// ---- driving it with keys ---------------------------------------------------------------------
+
+#[test]
+fn jumping_from_the_start_names_the_election_then_the_first_fault() {
+    let mut app = app("leader-failover");
+    assert!(screen(&app).contains("step 0 of"), "{}", screen(&app));
+    press(&mut app, "]");
+    let text = screen(&app);
+    assert!(
+        text.contains("broker-1 elected leader (clean)"),
+        "the first interesting event is the first election:\n{text}"
+    );
+    press(&mut app, "]");
+    let text = screen(&app);
+    assert!(text.contains("FAULT: broker-1 is killed"), "the event line names the fault:\n{text}");
+    assert!(text.contains("F fault"), "the timeline names the marker:\n{text}");
+    assert!(text.contains("Broker 1, the leader, crashes"), "the narration for that moment:\n{text}");
+    assert!(text.contains("broker-1   x killed"), "the cluster pane shows the kill:\n{text}");
+    press(&mut app, "[");
+    assert!(screen(&app).contains("elected leader (clean)"), "[ goes back to the election");
+}
+
+#[test]
+fn step_and_step_back_return_to_the_same_frame() {
+    let mut app = app("leader-failover");
+    jump_to(&mut app, MarkerKind::Fault, 1);
+    let before = screen(&app);
+    let step = app.model.cursor;
+    press(&mut app, "n n right");
+    assert_eq!(app.model.cursor, step + 3);
+    press(&mut app, "p left p");
+    assert_eq!(app.model.cursor, step);
+    assert_eq!(screen(&app), before);
+}
+
+#[test]
+fn start_and_end() {
+    let mut app = app("leader-failover");
+    let n = app.model.recording.len();
+    press(&mut app, "G");
+    let text = screen(&app);
+    assert!(text.contains(&format!("step {n} of {n}")), "{text}");
+    assert!(text.contains("end of run"), "{text}");
+    press(&mut app, "n");
+    assert_eq!(app.model.cursor, n, "no step past the end");
+    press(&mut app, "g");
+    assert!(screen(&app).contains(&format!("step 0 of {n}")));
+    press(&mut app, "p");
+    assert_eq!(app.model.cursor, 0, "no step before the start");
+}
+
+#[test]
+fn playing_moves_through_virtual_time_at_the_chosen_speed() {
+    let mut app = app("leader-failover");
+    press(&mut app, "space");
+    assert!(app.model.playing);
+    app.dispatch(Msg::Tick { elapsed_ms: 2500 }, &mut |_| {});
+    // x1: 2.5 s of wall time shows everything up to 2.5 s of virtual time.
+    assert_eq!(app.model.cursor, app.model.recording.step_at_time(2_500_000));
+    assert!(screen(&app).contains("PLAYING x1"));
+    press(&mut app, "+");
+    app.dispatch(Msg::Tick { elapsed_ms: 1000 }, &mut |_| {});
+    assert_eq!(app.model.cursor, app.model.recording.step_at_time(4_500_000), "x2 after +");
+    press(&mut app, "space");
+    app.dispatch(Msg::Tick { elapsed_ms: 1000 }, &mut |_| {});
+    assert_eq!(app.model.cursor, app.model.recording.step_at_time(4_500_000), "paused: time stands still");
+    press(&mut app, "space");
+    app.dispatch(Msg::Tick { elapsed_ms: 1_000_000 }, &mut |_| {});
+    assert!(!app.model.playing, "playing stops at the end");
+    assert_eq!(app.model.cursor, app.model.recording.len());
+}
+
+#[test]
+fn tab_selects_brokers_then_partitions_and_focuses_the_panes() {
+    let mut app = app("leader-failover");
+    jump_to(&mut app, MarkerKind::Fault, 1);
+    press(&mut app, "tab");
+    let text = screen(&app);
+    assert!(text.contains("▸broker-1"), "{text}");
+    assert!(text.contains("(to or from broker-1)"), "the messages pane follows the selection:\n{text}");
+    press(&mut app, "tab tab tab");
+    assert!(screen(&app).contains("▸payments-0"), "{}", screen(&app));
+    press(&mut app, "tab");
+    assert_eq!(app.model.selection, ksim_tui::model::Selection::Nothing, "after the last, nothing");
+}
+
+#[test]
+fn a_what_if_without_a_selection_says_how_to_select() {
+    let mut app = app("leader-failover");
+    press(&mut app, "] k");
+    assert!(app.model.branch.is_none());
+    assert!(screen(&app).contains("select a broker first"), "{}", screen(&app));
+}
+
+/// The what-if runs a real simulation: kill broker-2 right after the first election.
+#[test]
+fn what_if_kill_branches_at_the_same_step_and_b_returns() {
+    let mut app = app("leader-failover");
+    press(&mut app, "]");
+    let step = app.model.cursor;
+    let original_len = app.model.recording.len();
+    press(&mut app, "tab tab k");
+    assert_eq!(app.model.cursor, step, "the branch continues at the same step");
+    let text = screen(&app);
+    assert!(text.contains("BRANCH: what if we kill broker-2 at 2.126s?"), "{text}");
+    assert!(text.contains("broker-2   ● up"), "the fault comes one microsecond after this event:\n{text}");
+    // Other events at the same microsecond may come first; the fault comes before anything later.
+    let fault_us = app.model.time_us() + 1;
+    let mut text = String::new();
+    for _ in 0..20 {
+        press(&mut app, "n");
+        text = screen(&app);
+        assert!(app.model.time_us() <= fault_us, "nothing happens between the step and the fault:\n{text}");
+        if text.contains("broker-2   x killed") {
+            break;
+        }
+    }
+    assert!(text.contains("broker-2   x killed"), "the what-if fault comes next:\n{text}");
+    assert!(text.contains("FAULT: broker-2 is killed"), "{text}");
+    assert!(
+        app.model.recording.trace.events[..step] == app.model.original.as_ref().expect("kept").trace.events[..step]
+    );
+    press(&mut app, "b");
+    let text = screen(&app);
+    assert!(app.model.branch.is_none() && app.model.recording.len() == original_len);
+    assert!(text.contains("original run") && !text.contains("BRANCH"), "{text}");
+    assert!(text.contains("broker-2   ● up"), "{text}");
+    // Past the fault, steps no longer line up between the runs; the moment in time does.
+    let fault_us = app.model.recording.time_at(step) + 1;
+    assert!(app.model.cursor > step && app.model.time_us() <= fault_us, "back at the same moment");
+}
+
+/// A second real what-if: cut the leader off the network (selected through its partition).
+#[test]
+fn what_if_cut_off_the_leader_of_the_selected_partition() {
+    let mut app = app("leader-failover");
+    press(&mut app, "]");
+    // Brokers 1..3, then payments-0.
+    press(&mut app, "tab tab tab tab");
+    press(&mut app, "x");
+    let fault_us = app.model.time_us() + 1;
+    let mut text = String::new();
+    for _ in 0..20 {
+        press(&mut app, "n");
+        text = to_text(&app.model, 120, 40);
+        assert!(app.model.time_us() <= fault_us, "nothing happens between the step and the fault:\n{text}");
+        if text.contains("cut: [") {
+            break;
+        }
+    }
+    assert!(
+        text.contains("what if we cut broker-1 off the network"),
+        "the leader of payments-0 is the target:\n{text}"
+    );
+    assert!(text.contains("cut: [b1] ╳ [ctrl b2 b3"), "the cut is drawn between the groups:\n{text}");
+    assert!(text.contains("broker-1   ● up     cut"), "{text}");
+}
+
+// ---- robustness -----------------------------------------------------------------------------
+
+#[test]
+fn any_size_renders_without_panicking_and_small_ones_say_so() {
+    let mut app = app("unclean-election-loses-data");
+    let sizes =
+        [(0, 0), (1, 1), (10, 3), (79, 24), (80, 23), (80, 24), (81, 25), (100, 30), (120, 40), (250, 80), (80, 200)];
+    for step in [0, 1, 50, app.model.recording.len() / 2, app.model.recording.len()] {
+        app.model.seek(step);
+        for help in [false, true] {
+            app.model.help = help;
+            for (w, h) in sizes {
+                let text = to_text(&app.model, w, h);
+                if (w < 80 || h < 24) && w >= 40 && h >= 3 {
+                    assert!(text.contains("at least 80x24"), "{w}x{h}:\n{text}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn an_empty_trace_is_shown_and_every_key_is_harmless() {
+    let header = TraceHeader {
+        scenario: "empty".into(),
+        title: "nothing happens".into(),
+        seed: 1,
+        brokers: vec![],
+        clients: vec![],
+        duration_ms: 0,
+    };
+    let mut app = App::for_trace(Trace { header, events: vec![] });
+    press(&mut app, "n p ] [ g G tab k f z r x b + - space ? ?");
+    app.dispatch(Msg::Tick { elapsed_ms: 100 }, &mut |_| {});
+    let text = screen(&app);
+    assert!(text.contains("step 0 of 0"), "{text}");
+    assert!(text.contains("none in this scenario"), "{text}");
+}
