@@ -15,17 +15,23 @@
 use crate::machine::{Durable, Machine};
 use crate::scenario::{App, Resolved, Scenario};
 use crate::trace::Finding;
+use crate::world::now;
 use crate::world::{Slot, Status};
 use ksim_cluster::config::Acks;
-use ksim_cluster::log::Log;
+use ksim_cluster::log::{Log, TruncateReason};
+use ksim_cluster::metadata::ElectionKind;
 use ksim_cluster::node::NodeId;
 use ksim_cluster::note::Note;
+use ksim_cluster::time::SimTime;
 use ksim_cluster::topic::{BrokerId, TopicPartition};
 use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Clone, Debug)]
 struct Acked {
     client: NodeId,
+    /// The application's send id: the order it sent records in.
+    send_id: u64,
+    at: SimTime,
     partition: TopicPartition,
     offset: i64,
     key: Option<String>,
@@ -36,7 +42,28 @@ struct Acked {
 struct ProducerPromise {
     acks_all: bool,
     idempotent: bool,
+    /// `max.in.flight.requests.per.connection == 1`: order kept even without idempotence.
+    one_in_flight: bool,
     topic: String,
+}
+
+/// A leader change the controller committed, for explaining lost writes.
+#[derive(Clone, Debug)]
+struct Election {
+    at: SimTime,
+    leader: Option<BrokerId>,
+    epoch: i32,
+    kind: Option<ElectionKind>,
+}
+
+/// A replica dropping records from its log, for explaining lost writes.
+#[derive(Clone, Debug)]
+struct Truncation {
+    at: SimTime,
+    broker: BrokerId,
+    from: i64,
+    removed: i64,
+    reason: TruncateReason,
 }
 
 pub struct Checker {
@@ -55,6 +82,10 @@ pub struct Checker {
     power_failures: u64,
     reported: BTreeSet<(String, TopicPartition, i64)>,
     groups: GroupChecks,
+    elections: BTreeMap<TopicPartition, Vec<Election>>,
+    /// Client node -> its name in the scenario.
+    client_names: BTreeMap<NodeId, String>,
+    truncations: BTreeMap<TopicPartition, Vec<Truncation>>,
 }
 
 /// What the checker tracks about consumer groups.
@@ -92,6 +123,7 @@ impl Checker {
                     ProducerPromise {
                         acks_all: config.acks == Acks::All,
                         idempotent: config.enable_idempotence,
+                        one_in_flight: config.max_in_flight_requests_per_connection == 1,
                         topic: topic.clone(),
                     },
                 );
@@ -124,6 +156,14 @@ impl Checker {
             unclean: BTreeSet::new(),
             power_failures: 0,
             reported: BTreeSet::new(),
+            elections: BTreeMap::new(),
+            client_names: scenario
+                .clients
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (NodeId::Client(i as u32), c.name.clone()))
+                .collect(),
+            truncations: BTreeMap::new(),
         }
     }
 
@@ -185,10 +225,29 @@ impl Checker {
                 }
                 self.leaders.insert((partition.clone(), *leader_epoch), broker);
             }
-            Note::PartitionChanged {
-                partition, election: Some(ksim_cluster::metadata::ElectionKind::Unclean), ..
-            } => {
-                self.unclean.insert(partition.clone());
+            Note::PartitionChanged { partition, leader, leader_epoch, election, .. } => {
+                if *election == Some(ElectionKind::Unclean) {
+                    self.unclean.insert(partition.clone());
+                }
+                let history = self.elections.entry(partition.clone()).or_default();
+                if history.last().is_none_or(|e| e.epoch != *leader_epoch) {
+                    history.push(Election { at: now(), leader: *leader, epoch: *leader_epoch, kind: *election });
+                }
+            }
+            Note::Truncated { partition, to_offset, removed, reason } if *removed > 0 => {
+                if let Some(broker) = node.broker_id() {
+                    self.truncations.entry(partition.clone()).or_default().push(Truncation {
+                        at: now(),
+                        broker,
+                        from: *to_offset,
+                        removed: *removed,
+                        reason: *reason,
+                    });
+                }
+            }
+            Note::OffsetOutOfRange { partition, .. } => {
+                // The consumer's position is reset: the next read starts a new sequence.
+                self.last_consumed.remove(&(node, partition.clone()));
             }
             Note::AssignmentStored { group, generation, member, partitions } => {
                 let owners = self.groups.generation_owners.entry((group.clone(), *generation)).or_default();
@@ -230,6 +289,7 @@ impl Checker {
                 }
             }
             Note::PositionReset { partition, offset, .. } => {
+                self.last_consumed.remove(&(node, partition.clone()));
                 if let Some(group) = self.groups.group_of.get(&node) {
                     self.groups.start.entry((group.clone(), partition.clone())).or_insert(*offset);
                 }
@@ -269,9 +329,11 @@ impl Checker {
                     }
                 }
             }
-            Note::ProduceAcked { partition, offset, key, value, .. } if *offset >= 0 => {
+            Note::ProduceAcked { send_id, partition, offset, key, value } if *offset >= 0 => {
                 self.acked.push(Acked {
                     client: node,
+                    send_id: *send_id,
+                    at: now(),
                     partition: partition.clone(),
                     offset: *offset,
                     key: key.clone(),
@@ -299,6 +361,23 @@ impl Checker {
                 // (processed-twice reports its effect); a plain consumer only rereads if it seeks.
                 let in_group = self.groups.group_of.contains_key(&node);
                 if let (Some(last), false) = (last, in_group) {
+                    // Records the consumer jumped over that were committed when it read past them.
+                    let skipped: Vec<i64> = self
+                        .committed
+                        .get(partition)
+                        .map(|m| m.range(last + 1..*offset).map(|(o, _)| *o).collect())
+                        .unwrap_or_default();
+                    if !skipped.is_empty() && self.once("skipped-offsets", partition, *offset) {
+                        let records: Vec<(i64, String)> = skipped.iter().map(|o| (*o, String::new())).collect();
+                        findings.push(Finding {
+                            rule: "skipped-offsets".into(),
+                            violation: true,
+                            message: format!(
+                                "{partition}: read offset {offset} right after {last}, skipping committed offset(s) {}",
+                                ranges(&records)
+                            ),
+                        });
+                    }
                     if *offset <= last && self.once("consumed-again", partition, *offset) {
                         findings.push(Finding {
                             rule: "consumed-again".into(),
@@ -373,7 +452,9 @@ impl Checker {
         let leaders = current_leaders(slots);
         // (partition, promised) -> lost (offset, value)
         let mut lost: BTreeMap<(TopicPartition, bool, String), Vec<(i64, String)>> = BTreeMap::new();
-        for a in &self.acked {
+        // Which acknowledged writes are gone, by index in `acked`: order is only judged on the rest.
+        let mut gone_writes: BTreeSet<usize> = BTreeSet::new();
+        for (index, a) in self.acked.iter().enumerate() {
             let present = |log: &Log| {
                 a.offset < log.log_start_offset()
                     || log.record_at(a.offset).is_some_and(|(_, r)| r.value == a.value && r.key == a.key)
@@ -384,6 +465,7 @@ impl Checker {
                 None => !logs.iter().any(|(_, log)| present(log)),
             };
             if gone {
+                gone_writes.insert(index);
                 let promised = self.durability_promised(a.client, &a.partition);
                 let why = if promised {
                     "Kafka promises this cannot happen with acks=all, min.insync.replicas>=2 and clean elections"
@@ -395,17 +477,19 @@ impl Checker {
             }
         }
         for ((tp, promised, why), records) in lost {
+            let cause = self.how_lost(&tp, &records);
             findings.push(Finding {
                 rule: "acked-write-lost".into(),
                 violation: promised,
                 message: format!(
-                    "{tp}: {} acknowledged write(s) gone, offsets {}: {} ({why})",
+                    "{tp}: {} acknowledged write(s) gone, offsets {}: {}{cause} ({why})",
                     records.len(),
                     ranges(&records),
                     values(&records)
                 ),
             });
         }
+        findings.extend(self.reordering(&gone_writes));
         // Consumer groups: records processed twice (at-least-once) and records committed but never
         // processed (at-most-once).
         for (key, processed) in &self.groups.processed {
@@ -482,6 +566,116 @@ impl Checker {
                     ),
                 });
             }
+        }
+        findings
+    }
+
+    /// The chain of events that lost these acknowledged records: when they were acknowledged,
+    /// the election that followed, and the truncations that removed their offsets.
+    fn how_lost(&self, tp: &TopicPartition, records: &[(i64, String)]) -> String {
+        let offsets: BTreeSet<i64> = records.iter().map(|(o, _)| *o).collect();
+        let acked_at: Vec<SimTime> = self
+            .acked
+            .iter()
+            .filter(|a| &a.partition == tp && records.iter().any(|(o, v)| *o == a.offset && *v == a.value))
+            .map(|a| a.at)
+            .collect();
+        let (Some(first), Some(last)) = (acked_at.iter().min(), acked_at.iter().max()) else { return String::new() };
+        let mut parts = vec![if first == last {
+            format!("acknowledged at {first}")
+        } else {
+            format!("acknowledged {first}-{last}")
+        }];
+        let truncations: Vec<&Truncation> = self
+            .truncations
+            .get(tp)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .filter(|t| t.at >= *first && offsets.iter().any(|o| (t.from..t.from + t.removed).contains(o)))
+            .collect();
+        // The leader changes between the first acknowledgement and the last truncation (or all).
+        let until = truncations.iter().map(|t| t.at).max().unwrap_or(SimTime(u64::MAX));
+        let elections = self.elections.get(tp).map(Vec::as_slice).unwrap_or_default();
+        let after: Vec<&Election> = elections.iter().filter(|e| e.at >= *first && e.at <= until).take(3).collect();
+        // No leader change after the acknowledgements: they came from a leader already replaced
+        // (a zombie), so name the election before them.
+        let before = elections.iter().rev().find(|e| e.at < *first && e.epoch > 0).filter(|_| after.is_empty());
+        for (e, already) in before.map(|e| (e, true)).into_iter().chain(after.into_iter().map(|e| (e, false))) {
+            let kind = match e.kind {
+                Some(ElectionKind::Unclean) => ", unclean",
+                Some(ElectionKind::Clean) => ", clean",
+                _ => "",
+            };
+            let became = if already { "had already become" } else { "became" };
+            match e.leader {
+                Some(leader) => {
+                    parts.push(format!("broker-{leader} {became} leader at {} (epoch {}{kind})", e.at, e.epoch))
+                }
+                None => parts.push(format!("the partition went offline at {} (epoch {})", e.at, e.epoch)),
+            }
+        }
+        for t in truncations {
+            let end = t.from + t.removed;
+            {
+                let why = match t.reason {
+                    TruncateReason::DivergedFromLeader => "its log diverged from the new leader's",
+                    TruncateReason::ToHighWatermark => "truncated to the high watermark",
+                    TruncateReason::PowerFailure => "never flushed before the power failure",
+                };
+                parts.push(format!("broker-{} removed offsets {}..={} at {} ({why})", t.broker, t.from, end - 1, t.at));
+            }
+        }
+        format!("; {}", parts.join("; "))
+    }
+
+    /// Records one producer sent to one partition that landed out of order: sent a before b,
+    /// written b before a. Kafka keeps a partition's order for a producer with idempotence, or
+    /// with one request in flight; otherwise a retry can overtake.
+    fn reordering(&self, gone: &BTreeSet<usize>) -> Vec<Finding> {
+        // (producer, partition) -> (send id, offset, value) of each write still in the log.
+        type Writes<'a> = Vec<(u64, i64, &'a str)>;
+        let mut by_stream: BTreeMap<(NodeId, TopicPartition), Writes> = BTreeMap::new();
+        for (_, a) in self.acked.iter().enumerate().filter(|(i, _)| !gone.contains(i)) {
+            by_stream.entry((a.client, a.partition.clone())).or_default().push((a.send_id, a.offset, &a.value));
+        }
+        let mut findings = Vec::new();
+        for ((client, tp), mut writes) in by_stream {
+            writes.sort_unstable();
+            let mut overtaken: Vec<(i64, String)> = Vec::new();
+            let mut highest: Option<(i64, &str)> = None;
+            let mut example = None;
+            for (_, offset, value) in &writes {
+                match highest {
+                    Some((h, later)) if *offset < h => {
+                        overtaken.push((*offset, value.to_string()));
+                        example
+                            .get_or_insert_with(|| format!("{later:?} was sent before {value:?} but written after it"));
+                    }
+                    _ => highest = Some((*offset, value)),
+                }
+            }
+            if overtaken.is_empty() {
+                continue;
+            }
+            let promise = self.producers.get(&client);
+            let promised = promise.is_some_and(|p| p.idempotent || p.one_in_flight);
+            let why = if promised {
+                "Kafka keeps a producer's order within a partition with idempotence or one request in flight"
+            } else {
+                "without idempotence and with more than one request in flight, a retried batch can land after a later one"
+            };
+            findings.push(Finding {
+                rule: "reordered".into(),
+                violation: promised,
+                message: format!(
+                    "{tp}: {} record(s) from {} written out of send order, at offsets {}: {} ({why})",
+                    overtaken.len(),
+                    self.client_names.get(&client).map_or("a producer", String::as_str),
+                    ranges(&overtaken),
+                    example.unwrap_or_default()
+                ),
+            });
         }
         findings
     }
