@@ -117,7 +117,10 @@ impl World {
             slots.insert(
                 node,
                 Slot {
-                    status: Status::Killed,
+                    // Every node boots at time 0, in an order madsim picks: a message sent to a
+                    // node not yet booted still reaches it (delivery takes at least a
+                    // microsecond), as a packet to a host that is starting up would.
+                    status: Status::Up,
                     machine: None,
                     durable,
                     inbox: None,

@@ -231,7 +231,8 @@ fn what_if_kill_branches_at_the_same_step_and_b_returns() {
     press(&mut app, "tab tab k");
     assert_eq!(app.model.cursor, step, "the branch continues at the same step");
     let text = screen(&app);
-    assert!(text.contains("BRANCH: what if we kill broker-2 at 2.126s?"), "{text}");
+    let at = format!("{}", ksim_cluster::time::SimTime(app.model.time_us()));
+    assert!(text.contains(&format!("BRANCH: what if we kill broker-2 at {at}?")), "{text}");
     assert!(text.contains("broker-2   ● up"), "the fault comes one microsecond after this event:\n{text}");
     // Other events at the same microsecond may come first; the fault comes before anything later.
     let fault_us = app.model.time_us() + 1;
