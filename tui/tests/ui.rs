@@ -113,6 +113,31 @@ fn consumer_group_frame_at_the_rebalance() {
     assert!(screen(&app).contains("PreparingRebalance"), "{}", screen(&app));
 }
 
+/// consumer-dies: billing-2 is killed, and only after session.timeout.ms does the coordinator
+/// remove it and hand its partitions to billing-1.
+#[test]
+fn consumer_dies_frames_at_the_crash_and_the_rebalance_that_follows() {
+    let mut app = app("consumer-dies");
+    jump_to(&mut app, MarkerKind::Fault, 1);
+    snapshot("consumer_dies_1_killed", &app);
+    let text = screen(&app);
+    assert!(text.contains("billing-2"), "the crashed member is on screen:\n{text}");
+    let killed_at = app.model.time_us();
+    // The rebalance that removes it comes session.timeout.ms (45 s) later, not at once.
+    let rebalances_before = count_markers_before(&app, MarkerKind::Rebalance);
+    jump_to(&mut app, MarkerKind::Rebalance, 1);
+    while count_markers_before(&app, MarkerKind::Rebalance) <= rebalances_before {
+        jump_to(&mut app, MarkerKind::Rebalance, 1);
+    }
+    assert!(app.model.time_us() >= killed_at + 40_000_000, "the coordinator waits for the session timeout");
+    snapshot("consumer_dies_2_rebalance", &app);
+    assert!(screen(&app).contains("PreparingRebalance"), "{}", screen(&app));
+}
+
+fn count_markers_before(app: &App, kind: MarkerKind) -> usize {
+    (0..app.model.cursor).filter(|i| app.model.recording.markers.at(*i) == Some(kind)).count()
+}
+
 #[test]
 fn help_overlay_lists_every_key() {
     let mut app = app("leader-failover");
