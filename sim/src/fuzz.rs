@@ -11,6 +11,7 @@ use crate::rng::stream;
 use crate::run::{run, Outcome};
 use crate::scenario::{Action, App, FuzzBudget, NodeRef, Scenario, Step};
 use rand_core::RngCore;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The budget used when a scenario declares none: a couple of crashes, a pause and a network
 /// partition, all healed 15 s before the end.
@@ -150,15 +151,21 @@ pub fn shrink(scenario: &Scenario, name: &str, seed: u64, failure: &str, max_run
         candidate.resolve().is_ok()
             && run(candidate, name, seed).map(|o| failures(&o).iter().any(|f| f == failure)).unwrap_or(false)
     };
-    // 1. Drop timeline steps, largest chunks first (ddmin), then one by one.
-    let mut chunk = best.timeline.len().div_ceil(2).max(1);
+    // 1. Drop faults, largest chunks first (ddmin), then one by one. A fault goes together with
+    //    its repair (a kill with the restart of that node, a pause with its resume), so a shrunk
+    //    run never fails merely because a node was left dead; a Heal is never dropped (healing a
+    //    network that is whole does nothing).
+    let mut chunk = fault_units(&best.timeline).len().div_ceil(2).max(1);
     while chunk >= 1 && runs < max_runs {
         let mut progress = false;
         let mut start = 0;
-        while start < best.timeline.len() && runs < max_runs {
+        while start < fault_units(&best.timeline).len() && runs < max_runs {
+            let units = fault_units(&best.timeline);
+            let end = (start + chunk).min(units.len());
+            let drop: BTreeSet<usize> = units[start..end].iter().flatten().copied().collect();
             let mut candidate = best.clone();
-            let end = (start + chunk).min(candidate.timeline.len());
-            candidate.timeline.drain(start..end);
+            candidate.timeline =
+                best.timeline.iter().enumerate().filter(|(i, _)| !drop.contains(i)).map(|(_, s)| s.clone()).collect();
             if still_fails(&candidate, &mut runs) {
                 best = candidate;
                 progress = true;
@@ -205,4 +212,68 @@ pub fn shrink(scenario: &Scenario, name: &str, seed: u64, failure: &str, max_run
     }
     best.title = format!("{} (shrunk: {failure})", scenario.title);
     (best, runs)
+}
+
+/// The timeline's faults as units the shrinker drops whole: each fault with the steps that
+/// repair it (indices into `timeline`). Heal steps belong to no unit: they stay.
+fn fault_units(timeline: &[Step]) -> Vec<Vec<usize>> {
+    let mut units: Vec<Vec<usize>> = Vec::new();
+    // Node -> the unit of its kill (or power failure) / pause not yet repaired.
+    let mut down: BTreeMap<NodeRef, usize> = BTreeMap::new();
+    let mut paused: BTreeMap<NodeRef, usize> = BTreeMap::new();
+    for (i, step) in timeline.iter().enumerate() {
+        match &step.action {
+            Action::Heal => {}
+            Action::Restart(n) if down.contains_key(n) => units[down.remove(n).expect("checked")].push(i),
+            Action::Resume(n) if paused.contains_key(n) => units[paused.remove(n).expect("checked")].push(i),
+            // Killing a node that is down (or pausing a paused one) does nothing on its own: it
+            // goes with the fault that took the node down, and the repair that follows both.
+            Action::Kill(n) | Action::PowerFail(n) if down.contains_key(n) => units[down[n]].push(i),
+            Action::Pause(n) if paused.contains_key(n) => units[paused[n]].push(i),
+            action => {
+                units.push(vec![i]);
+                match action {
+                    Action::Kill(n) | Action::PowerFail(n) => {
+                        down.insert(n.clone(), units.len() - 1);
+                    }
+                    Action::Pause(n) => {
+                        paused.insert(n.clone(), units.len() - 1);
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    units
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(at_ms: u64, action: Action) -> Step {
+        Step { at_ms, action }
+    }
+
+    #[test]
+    fn a_fault_and_its_repair_are_one_unit_and_heals_stay() {
+        let b1 = NodeRef::Broker(1);
+        let b2 = NodeRef::Broker(2);
+        let timeline = vec![
+            step(1, Action::Kill(b1.clone())),
+            step(2, Action::Pause(b2.clone())),
+            step(3, Action::Isolate(b2.clone())),
+            step(4, Action::Restart(b1.clone())),
+            step(5, Action::Heal),
+            step(6, Action::Resume(b2.clone())),
+            // A restart with no kill before it is a fault of its own (a kill and a start).
+            step(7, Action::Restart(b2.clone())),
+            // Two kills before one restart: one unit, and the later restart is a fault of its own.
+            step(8, Action::Kill(b1.clone())),
+            step(9, Action::Kill(b1.clone())),
+            step(10, Action::Restart(b1.clone())),
+            step(11, Action::Restart(b1.clone())),
+        ];
+        assert_eq!(fault_units(&timeline), vec![vec![0, 3], vec![1, 5], vec![2], vec![6], vec![7, 8, 9], vec![10]]);
+    }
 }
