@@ -330,6 +330,21 @@ impl Checker {
                 }
             }
             Note::ProduceAcked { send_id, partition, offset, key, value } if *offset >= 0 => {
+                // acks=all: the leader answers only once the record is below its high watermark.
+                let acks_all = self.producers.get(&node).is_some_and(|p| p.acks_all);
+                let committed = self.committed.get(partition).and_then(|m| m.get(offset));
+                if acks_all
+                    && committed != Some(&(key.clone(), value.clone()))
+                    && self.once("acked-uncommitted", partition, *offset)
+                {
+                    findings.push(Finding {
+                        rule: "acked-uncommitted".into(),
+                        violation: true,
+                        message: format!(
+                            "{partition}@{offset}: {value:?} acknowledged to an acks=all producer before any replica had it below its high watermark"
+                        ),
+                    });
+                }
                 self.acked.push(Acked {
                     client: node,
                     send_id: *send_id,

@@ -796,8 +796,29 @@ impl Broker {
             return reply(ErrorCode::NotEnoughReplicas, -1, replica.log.log_start_offset(), fx);
         }
         match replica.check_sequence(&request.batch) {
+            // A retry of a batch already in the log: answer with where it went, but an acks=all
+            // retry still waits, like the first attempt, until the batch is committed (Kafka
+            // completes the delayed produce against the original batch's last offset).
             SequenceCheck::Duplicate(base_offset) => {
-                return reply(ErrorCode::None, base_offset, replica.log.log_start_offset(), fx);
+                let required_offset = base_offset + request.batch.len();
+                if request.acks != Acks::All || replica.high_watermark >= required_offset {
+                    return reply(ErrorCode::None, base_offset, replica.log.log_start_offset(), fx);
+                }
+                let leader_epoch = replica.leader_epoch;
+                let id = self.next_id();
+                self.delayed_produces.insert(
+                    id,
+                    DelayedProduce {
+                        client: from,
+                        correlation_id,
+                        partition: tp.clone(),
+                        leader_epoch,
+                        base_offset,
+                        required_offset,
+                    },
+                );
+                fx.set_timer(Timer::DelayedProduceExpiry(id), now.plus_ms(request.timeout_ms));
+                return;
             }
             SequenceCheck::OutOfOrder { .. } => {
                 return reply(ErrorCode::OutOfOrderSequenceNumber, -1, replica.log.log_start_offset(), fx);
