@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 pub struct Row {
+    /// The file, as given: the replay command names it.
+    pub path: std::path::PathBuf,
     pub scenario: String,
     pub seed: u64,
     pub events: usize,
@@ -28,6 +30,7 @@ impl Row {
 fn check_one(path: &Path) -> Row {
     let name = path.file_stem().map_or_else(String::new, |s| s.to_string_lossy().into_owned());
     let failed = |seed, error: String| Row {
+        path: path.to_path_buf(),
         scenario: name.clone(),
         seed,
         events: 0,
@@ -57,6 +60,7 @@ fn check_one(path: &Path) -> Row {
     };
     let report = &first.report;
     Row {
+        path: path.to_path_buf(),
         scenario: name,
         seed,
         events: first.trace.events.len(),
@@ -109,7 +113,7 @@ pub fn run(paths: &[PathBuf]) -> Result<(String, bool), String> {
             match &r.error {
                 Some(e) => format!("ERROR: {e}"),
                 None if r.passed() => "ok".to_string(),
-                None => format!("FAILED (replay: ksim run scenarios/{}.ron --seed {})", r.scenario, r.seed),
+                None => format!("FAILED (replay: ksim run {} --seed {})", r.path.display(), r.seed),
             }
         ));
     }

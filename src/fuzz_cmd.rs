@@ -132,7 +132,7 @@ pub fn run(args: &FuzzArgs) -> Result<bool, String> {
         Arc::try_unwrap(failing).map_err(|_| "results still shared")?.into_inner().map_err(|_| "results lock")?;
     let errors = Arc::try_unwrap(errors).map_err(|_| "errors still shared")?.into_inner().map_err(|_| "errors lock")?;
     failing.sort_by_key(|(seed, _, _)| *seed);
-    println!(
+    outln!(
         "{} seed(s) in {:.1}s ({:.1} seeds/s on {jobs} thread(s)): {} failing, {} internal error(s)",
         total,
         started.elapsed().as_secs_f64(),
@@ -141,11 +141,11 @@ pub fn run(args: &FuzzArgs) -> Result<bool, String> {
         errors.len()
     );
     for (seed, e) in &errors {
-        println!("  seed {seed}: {e}");
+        outln!("  seed {seed}: {e}");
     }
     let mut shrunk_kinds: Vec<String> = Vec::new();
     for (seed, failures, scenario) in &failing {
-        println!("  seed {seed}: {}", failures.join(", "));
+        outln!("  seed {seed}: {}", failures.join(", "));
         let first = &failures[0];
         if args.no_shrink || shrunk_kinds.contains(first) {
             continue;
@@ -153,7 +153,7 @@ pub fn run(args: &FuzzArgs) -> Result<bool, String> {
         shrunk_kinds.push(first.clone());
         let (small, runs) = fuzz::shrink(scenario, &name, *seed, first, 200);
         let path = write_scenario(&args.out, &name, *seed, &small)?;
-        println!(
+        outln!(
             "    shrunk in {runs} run(s) to {} fault step(s); replay: ksim run {} --seed {seed}",
             small.timeline.len(),
             path.display()

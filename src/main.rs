@@ -3,6 +3,24 @@
 //! With no arguments it opens the default walkthrough (`scenarios/leader-failover.ron`): in the
 //! terminal UI when stdin and stdout are a terminal, as a narrated run otherwise.
 
+/// `print!` to stdout, except that a closed pipe (`ksim run FILE | head`) ends ksim quietly
+/// instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::emit(format_args!($($arg)*))
+    };
+}
+
+/// `println!`, with `out!`'s handling of a closed pipe.
+macro_rules! outln {
+    () => {
+        $crate::emit(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::emit(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 mod assign_cmd;
 mod check_cmd;
 mod fuzz_cmd;
@@ -119,7 +137,7 @@ fn main() -> ExitCode {
             run(&file, seed, trace.as_deref(), format, full, check_determinism)
         }
         Some(Command::Check { paths }) => check_cmd::run(&paths).map(|(table, passed)| {
-            print!("{table}");
+            out!("{table}");
             if passed {
                 ExitCode::SUCCESS
             } else {
@@ -131,11 +149,11 @@ fn main() -> ExitCode {
         }
         Some(Command::List) => list(),
         Some(Command::Partition { partitions, keys }) => partition_cmd::render(partitions, &keys).map(|text| {
-            print!("{text}");
+            out!("{text}");
             ExitCode::SUCCESS
         }),
         Some(Command::Assign(args)) => assign_cmd::run(&args).map(|text| {
-            print!("{text}");
+            out!("{text}");
             ExitCode::SUCCESS
         }),
         Some(Command::Tui { file, seed }) => tui(file, seed),
@@ -216,35 +234,48 @@ fn run(
         });
         let text = render_trace(&outcome.trace, format, detail)?;
         std::fs::write(out, text).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
-        print!("{}", narrate::render(&outcome.trace, detail));
+        out!("{}", narrate::render(&outcome.trace, detail));
     } else {
-        print!("{}", render_trace(&outcome.trace, format.unwrap_or(Format::Text), detail)?);
+        out!("{}", render_trace(&outcome.trace, format.unwrap_or(Format::Text), detail)?);
     }
-    println!();
-    print!("{}", outcome.report.render());
+    outln!();
+    out!("{}", outcome.report.render());
 
     let mut ok = outcome.report.passed();
     if check_determinism {
         let again = ksim_sim::run(&scenario, &name, seed)?;
         let second = again.trace.digest();
         if second == digest {
-            println!("determinism: two runs gave the same trace");
+            outln!("determinism: two runs gave the same trace");
         } else {
-            println!("determinism: FAILED: the second run gave digest {second}");
+            outln!("determinism: FAILED: the second run gave digest {second}");
             ok = false;
         }
     }
     if !ok {
-        println!("replay: {}", replay_command(file, seed));
+        outln!("replay: {}", replay_command(file, seed));
     }
-    println!("trace digest: {digest}");
+    outln!("trace digest: {digest}");
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 fn list() -> Result<ExitCode, String> {
     let dir = scenarios::dir()?;
     for (path, title) in scenarios::all(&dir)? {
-        println!("{:<40} {title}", path.display());
+        outln!("{:<40} {title}", path.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Write to stdout. A reader that went away (a closed pipe) is not an error worth a message:
+/// exit quietly, as `cat` and `grep` do.
+fn emit(args: std::fmt::Arguments) {
+    use std::io::Write;
+    if let Err(e) = std::io::stdout().lock().write_fmt(args) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to stdout: {e}");
+        std::process::exit(2);
+    }
 }
