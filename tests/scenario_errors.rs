@@ -90,6 +90,12 @@ fn bad_scenarios_get_clear_errors() {
             "narration[0]: give exactly one of `at_ms` and `on`",
         ),
         (
+            "a narration's after_ms without a trigger",
+            "timeline:",
+            "narration: [(at_ms: 5, after_ms: 10, text: \"hi\")], timeline:",
+            "narration[0].after_ms: only goes with `on`",
+        ),
+        (
             "explicit replicas on an unknown broker",
             "replication_factor: 3)",
             "replication_factor: 3, replicas: [[1, 2, 9], [2, 3, 1]])",

@@ -302,6 +302,10 @@ pub struct Narration {
     /// Say it when this first happens instead of at a time.
     #[serde(default)]
     pub on: Option<Happening>,
+    /// With `on`: the first time it happens at or after this time (a failover's election, not
+    /// the one at startup).
+    #[serde(default)]
+    pub after_ms: Option<u64>,
     pub text: String,
 }
 
@@ -677,6 +681,16 @@ impl Scenario {
                     ));
                 }
                 (None, Some(h)) => self.check_happening(h).map_err(|e| format!("narration[{i}].on: {e}"))?,
+                _ => {}
+            }
+            match (n.after_ms, &n.on) {
+                (Some(_), None) => return Err(format!("narration[{i}].after_ms: only goes with `on`")),
+                (Some(after), Some(_)) if after > self.duration_ms => {
+                    return Err(format!(
+                        "narration[{i}].after_ms: {after} is after the end of the run ({})",
+                        self.duration_ms
+                    ));
+                }
                 _ => {}
             }
         }

@@ -73,7 +73,8 @@ pub struct World {
     deliveries: BTreeMap<u64, DeliverySender>,
     poll_ready: BTreeMap<NodeId, Arc<Notify>>,
     commit_waiters: BTreeMap<(NodeId, u64), tokio::sync::oneshot::Sender<Result<(), String>>>,
-    narration_on: Vec<(Happening, String)>,
+    /// Narration waiting for its happening: (what, not before this time in µs, text).
+    narration_on: Vec<(Happening, u64, String)>,
     me: Weak<Mutex<World>>,
     fabric_node: Option<madsim::runtime::NodeHandle>,
     /// `Instant` of virtual time zero.
@@ -131,8 +132,11 @@ impl World {
                 },
             );
         }
-        let narration_on =
-            scenario.narration.iter().filter_map(|n| n.on.clone().map(|h| (h, n.text.clone()))).collect();
+        let narration_on = scenario
+            .narration
+            .iter()
+            .filter_map(|n| n.on.clone().map(|h| (h, n.after_ms.unwrap_or(0) * 1000, n.text.clone())))
+            .collect();
         let checker = Checker::new(scenario, &resolved);
         let fabric = Fabric::new(
             scenario.network.latency_ms_min,
@@ -357,8 +361,9 @@ impl World {
         let triggered: Vec<String> = {
             let probe = Event { seq: 0, time_us: 0, node, kind: kind.clone() };
             let mut fired = Vec::new();
-            self.narration_on.retain(|(h, text)| {
-                if crate::happening::matches(h, &probe, &self.header.clients) {
+            let now_us = now().0;
+            self.narration_on.retain(|(h, after_us, text)| {
+                if now_us >= *after_us && crate::happening::matches(h, &probe, &self.header.clients) {
                     fired.push(text.clone());
                     false
                 } else {
