@@ -190,12 +190,12 @@ impl Log {
     pub fn read(&self, from: i64, upto: i64, max_bytes: usize) -> Vec<RecordBatch> {
         let mut out = Vec::new();
         let mut bytes = 0usize;
+        // Binary search to the first batch that holds `from` or comes after it: a fetch at the
+        // log end is the common case, and a segment can hold millions of batches.
         let first_segment = self.segments.partition_point(|s| s.next_offset() <= from);
         for segment in &self.segments[first_segment..] {
-            for batch in &segment.batches {
-                if batch.next_offset() <= from {
-                    continue;
-                }
+            let first_batch = segment.batches.partition_point(|b| b.next_offset() <= from);
+            for batch in &segment.batches[first_batch..] {
                 if batch.base_offset >= upto || (!out.is_empty() && bytes + batch.size_bytes() > max_bytes) {
                     return out;
                 }

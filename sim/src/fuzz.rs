@@ -13,6 +13,12 @@ use crate::scenario::{Action, App, FuzzBudget, NodeRef, Scenario, Step};
 use rand_core::RngCore;
 use std::collections::{BTreeMap, BTreeSet};
 
+/// How long after the last fault a fuzzed run must have recovered. Kafka's slowest recovery is a
+/// request lost into a network partition: TCP gives no error, so the client waits out
+/// `request.timeout.ms` (30 s) before it asks elsewhere; a consumer group may then need a
+/// rebalance, waiting for `session.timeout.ms` (45 s) to expire a member that died during it.
+pub const RECOVERY_MS: u64 = 60_000;
+
 /// The budget used when a scenario declares none: a couple of crashes, a pause and a network
 /// partition, all healed 15 s before the end.
 pub fn default_budget(scenario: &Scenario) -> FuzzBudget {
@@ -103,12 +109,11 @@ pub fn with_random_faults(scenario: &Scenario, seed: u64) -> Scenario {
     out.timeline.extend(steps);
     out.timeline.sort_by_key(|s| s.at_ms);
     if out.converge_within_ms.is_none() {
-        // Liveness is part of every fuzz run: once everything is healed, the cluster must recover.
+        // Liveness is part of every fuzz run: once everything is healed, the cluster must recover,
+        // and the run goes on long enough for Kafka's slowest recovery path to finish.
         let last = out.timeline.iter().map(|s| s.at_ms).max().unwrap_or(0);
-        let room = out.duration_ms.saturating_sub(last + 1);
-        if room >= 5_000 {
-            out.converge_within_ms = Some(room.min(30_000));
-        }
+        out.converge_within_ms = Some(RECOVERY_MS);
+        out.duration_ms = out.duration_ms.max(last + RECOVERY_MS + 1_000);
     }
     out.seed = seed;
     out.title = format!("{} (fuzz seed {seed})", scenario.title);

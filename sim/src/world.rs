@@ -11,7 +11,7 @@ use crate::checker::Checker;
 use crate::fabric::{Fabric, Fate, Reachability};
 use crate::machine::{Durable, Machine};
 use crate::rng::stream;
-use crate::scenario::{Happening, Resolved, Scenario, CONTROLLER_ID};
+use crate::scenario::{Action, Happening, Resolved, Scenario, CONTROLLER_ID};
 use crate::trace::{DropReason, Event, EventKind, Fault, TraceHeader};
 use ksim_cluster::broker::Broker;
 use ksim_cluster::client::Client;
@@ -28,7 +28,7 @@ use ksim_cluster::time::SimTime;
 use ksim_cluster::timer::Timer;
 use ksim_cluster::topic::BrokerId;
 use rand_chacha::ChaCha8Rng;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use tokio::sync::{mpsc, Notify};
@@ -75,6 +75,9 @@ pub struct World {
     commit_waiters: BTreeMap<(NodeId, u64), tokio::sync::oneshot::Sender<Result<(), String>>>,
     /// Narration waiting for its happening: (what, not before this time in µs, text).
     narration_on: Vec<(Happening, u64, String)>,
+    /// Nodes the scenario's timeline leaves down at the end (killed, powered off or paused and
+    /// never brought back): liveness does not expect them back.
+    left_down: BTreeSet<NodeId>,
     me: Weak<Mutex<World>>,
     fabric_node: Option<madsim::runtime::NodeHandle>,
     /// `Instant` of virtual time zero.
@@ -159,6 +162,7 @@ impl World {
                 poll_ready: BTreeMap::new(),
                 commit_waiters: BTreeMap::new(),
                 narration_on,
+                left_down: left_down(scenario),
                 me: me.clone(),
                 fabric_node: None,
                 origin: None,
@@ -682,7 +686,7 @@ impl World {
             _ => None,
         });
         for (node, slot) in &self.slots {
-            if slot.status != Status::Up {
+            if slot.status != Status::Up && !self.left_down.contains(node) {
                 problems.push(format!("{} is {:?}", self.header_name(*node), slot.status).to_lowercase());
             }
         }
@@ -691,14 +695,14 @@ impl World {
             return problems;
         };
         for id in &self.header.brokers {
-            if !image.is_unfenced(*id) {
+            if !image.is_unfenced(*id) && !self.left_down.contains(&NodeId::Broker(*id)) {
                 problems.push(format!("broker-{id} is fenced"));
             }
         }
         for (tp, p) in &image.partitions {
             if p.leader.is_none() {
                 problems.push(format!("{tp} has no leader"));
-            } else if p.isr.len() < p.replicas.len() {
+            } else if p.replicas.iter().any(|r| !p.isr.contains(r) && !self.left_down.contains(&NodeId::Broker(*r))) {
                 problems.push(format!("{tp} ISR {:?} is missing replicas of {:?}", p.isr, p.replicas));
             }
         }
@@ -757,4 +761,23 @@ impl World {
     pub fn app_note(&mut self, node: NodeId, text: String) {
         self.record(node, EventKind::App(text));
     }
+}
+
+/// The nodes whose last lifecycle step in the timeline takes them down for good.
+fn left_down(scenario: &Scenario) -> BTreeSet<NodeId> {
+    let mut down = BTreeSet::new();
+    let mut steps: Vec<&crate::scenario::Step> = scenario.timeline.iter().collect();
+    steps.sort_by_key(|s| s.at_ms);
+    for step in steps {
+        match &step.action {
+            Action::Kill(n) | Action::PowerFail(n) | Action::Pause(n) => {
+                down.insert(scenario.node_id(n));
+            }
+            Action::Restart(n) | Action::Resume(n) => {
+                down.remove(&scenario.node_id(n));
+            }
+            _ => {}
+        }
+    }
+    down
 }
