@@ -72,9 +72,9 @@ fn bad_scenarios_get_clear_errors() {
             "expected a whole number",
         ),
         (
-            "idempotence with acks=1",
+            "explicit idempotence with acks=1",
             "records: 3))",
-            "records: 3), configs: {\"acks\": 1})",
+            "records: 3), configs: {\"acks\": 1, \"enable.idempotence\": true})",
             "idempotence requires acks=all",
         ),
         (

@@ -270,8 +270,15 @@ impl fmt::Display for Acks {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProducerConfig {
     pub acks: Acks,
-    /// `enable.idempotence`: producer id + sequence numbers, so retries cannot duplicate.
+    /// `enable.idempotence`: producer id + sequence numbers, so retries cannot duplicate. This is
+    /// the value in effect: what the user set, or else the default that follows the other
+    /// settings (see [`ProducerConfig::idempotence_fits`]).
     pub enable_idempotence: bool,
+    /// What the user set `enable.idempotence` to, if they set it at all. Since Kafka 3.2
+    /// (KAFKA-13673, also in 3.0.1 and 3.1.1) that difference matters: an unset idempotence gives
+    /// way quietly to `acks=1`, an explicit `true` does not.
+    #[serde(default)]
+    pub enable_idempotence_explicit: Option<bool>,
     /// `linger.ms`: wait this long for more records before sending a batch.
     pub linger_ms: u64,
     /// `batch.size`: a batch is sent when it reaches this many bytes.
@@ -302,6 +309,7 @@ impl Default for ProducerConfig {
         ProducerConfig {
             acks: Acks::All,
             enable_idempotence: true,
+            enable_idempotence_explicit: None,
             linger_ms: 5,
             batch_size: 16_384,
             delivery_timeout_ms: 120_000,
@@ -348,7 +356,7 @@ impl Configurable for ProducerConfig {
                     }
                 }
             }
-            "enable.idempotence" => self.enable_idempotence = parse_bool(key, value)?,
+            "enable.idempotence" => self.enable_idempotence_explicit = Some(parse_bool(key, value)?),
             "linger.ms" => self.linger_ms = parse_u64(key, value)?,
             "batch.size" => self.batch_size = parse(key, value, "a size in bytes")?,
             "delivery.timeout.ms" => self.delivery_timeout_ms = parse_u64(key, value)?,
@@ -368,30 +376,44 @@ impl Configurable for ProducerConfig {
             }
             _ => return Err(unknown(key, Self::KEYS)),
         }
+        if matches!(key, "acks" | "enable.idempotence" | "retries" | "max.in.flight.requests.per.connection") {
+            self.enable_idempotence = self.enable_idempotence_explicit.unwrap_or_else(|| self.idempotence_fits());
+        }
         Ok(())
     }
 }
 
 impl ProducerConfig {
-    /// Kafka refuses idempotence with `acks` other than `all` or with more than 5 requests in
-    /// flight; so does ksim, with Kafka's reason.
+    /// Whether the other settings allow idempotence: `acks=all`, `retries` above 0 and at most 5
+    /// requests in flight. When the user leaves `enable.idempotence` unset, this is its value,
+    /// as in the Java client since Kafka 3.2.
+    pub fn idempotence_fits(&self) -> bool {
+        self.acks == Acks::All && self.retries > 0 && self.max_in_flight_requests_per_connection <= 5
+    }
+
+    /// Idempotence that does not fit the other settings is an error only when the user asked
+    /// for it (`enable.idempotence=true`); the message names both settings, as Kafka's does.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.enable_idempotence && self.acks != Acks::All {
-            return Err(ConfigError {
-                key: "enable.idempotence".into(),
-                message: format!(
-                    "idempotence requires acks=all (found acks={}); set enable.idempotence=false to use acks={}",
-                    self.acks, self.acks
-                ),
-            });
+        if !self.enable_idempotence {
+            return Ok(());
         }
-        if self.enable_idempotence && self.max_in_flight_requests_per_connection > 5 {
-            return Err(ConfigError {
-                key: "max.in.flight.requests.per.connection".into(),
-                message: "must be at most 5 with idempotence".into(),
-            });
-        }
-        Ok(())
+        let (setting, requirement, found) = if self.acks != Acks::All {
+            ("acks", "acks=all", format!("acks={}", self.acks))
+        } else if self.retries == 0 {
+            ("retries", "retries above 0", "retries=0".to_string())
+        } else if self.max_in_flight_requests_per_connection > 5 {
+            let found = format!("max.in.flight.requests.per.connection={}", self.max_in_flight_requests_per_connection);
+            ("max.in.flight.requests.per.connection", "max.in.flight.requests.per.connection at most 5", found)
+        } else {
+            return Ok(());
+        };
+        Err(ConfigError {
+            key: "enable.idempotence".into(),
+            message: format!(
+                "enable.idempotence=true: idempotence requires {requirement} (found {found}); leave \
+                 enable.idempotence unset (Kafka then turns idempotence off) or change {setting}"
+            ),
+        })
     }
 }
 
@@ -546,12 +568,51 @@ mod tests {
         assert_eq!(broker.topic_defaults.retention_ms, 1000);
     }
 
-    #[test]
-    fn idempotence_needs_acks_all() {
+    fn producer(configs: &[(&str, &str)]) -> Result<ProducerConfig, ConfigError> {
         let mut producer = ProducerConfig::default();
-        producer.set("acks", "1").unwrap();
-        assert_eq!(producer.validate().unwrap_err().key, "enable.idempotence");
-        producer.set("enable.idempotence", "false").unwrap();
-        producer.validate().unwrap();
+        for (key, value) in configs {
+            producer.set(key, value)?;
+        }
+        producer.validate()?;
+        Ok(producer)
+    }
+
+    #[test]
+    fn acks_1_alone_turns_default_idempotence_off() {
+        let p = producer(&[("acks", "1")]).unwrap();
+        assert_eq!(p.acks, Acks::Leader);
+        assert!(!p.enable_idempotence);
+        let p = producer(&[("acks", "0")]).unwrap();
+        assert!(!p.enable_idempotence);
+        // The same quiet default for the other settings idempotence cannot live with.
+        assert!(!producer(&[("retries", "0")]).unwrap().enable_idempotence);
+        assert!(!producer(&[("max.in.flight.requests.per.connection", "6")]).unwrap().enable_idempotence);
+    }
+
+    #[test]
+    fn acks_1_with_explicit_idempotence_is_an_error_naming_both() {
+        // In either order: the rule looks at the settings as a whole.
+        for configs in
+            [[("acks", "1"), ("enable.idempotence", "true")], [("enable.idempotence", "true"), ("acks", "1")]]
+        {
+            let err = producer(&configs).unwrap_err();
+            assert_eq!(err.key, "enable.idempotence");
+            assert!(err.message.contains("enable.idempotence=true"), "{err}");
+            assert!(err.message.contains("acks=1"), "{err}");
+        }
+        let err =
+            producer(&[("enable.idempotence", "true"), ("max.in.flight.requests.per.connection", "6")]).unwrap_err();
+        assert!(err.message.contains("max.in.flight.requests.per.connection=6"), "{err}");
+        // Turning it off explicitly is always allowed.
+        assert!(!producer(&[("acks", "1"), ("enable.idempotence", "false")]).unwrap().enable_idempotence);
+    }
+
+    #[test]
+    fn acks_all_alone_keeps_idempotence_on() {
+        assert!(producer(&[("acks", "all")]).unwrap().enable_idempotence);
+        assert!(producer(&[("acks", "-1")]).unwrap().enable_idempotence);
+        // acks=1 and back to all: the default returns.
+        assert!(producer(&[("acks", "1"), ("acks", "all")]).unwrap().enable_idempotence);
+        assert!(!producer(&[("acks", "all"), ("enable.idempotence", "false")]).unwrap().enable_idempotence);
     }
 }

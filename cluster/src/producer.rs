@@ -16,6 +16,18 @@
 //! and re-sequences on errors; one is enough to keep order, and keeps the trace readable). Without
 //! idempotence, up to `max.in.flight.requests.per.connection` requests may be in flight to a
 //! broker, so a retried batch can land after a later one, as in Kafka.
+//!
+//! A batch takes its sequence number when it is first sent, as in Kafka, so a batch that expires
+//! before it was ever sent leaves no mark. A batch that fails for good after it was sent leaves a
+//! gap: the broker may or may not have written it, and it now expects a sequence number the
+//! producer will never send again, so every later batch would fail with
+//! OUT_OF_ORDER_SEQUENCE_NUMBER. Real clients reset their idempotent state instead: Java 2.5+
+//! bumps the producer epoch (KIP-360), older Java clients and librdkafka ask for a new producer
+//! id. ksim does the latter. It waits for the requests in flight to finish, forgets the producer
+//! id and every partition's sequence numbers, and sends InitProducerId again; the batches still
+//! waiting are sent under the new id, numbered from 0. Only the failed batch is reported failed.
+//! The price is the one Kafka pays: a waiting batch that an earlier attempt wrote under the old id
+//! is not recognised under the new one, and can be written twice.
 
 use crate::client_metadata::ClientMetadata;
 use crate::config::{Acks, ProducerConfig};
@@ -65,6 +77,9 @@ pub struct Producer {
     producer_epoch: i16,
     /// The InitProducerId request in flight, and the broker it went to.
     pid_request: Option<(u64, BrokerId)>,
+    /// A sent batch failed for good and left a gap in its partition's sequence numbers: once the
+    /// requests in flight finish, start again under a new producer id.
+    reset_pending: bool,
     next_sequence: BTreeMap<TopicPartition, i32>,
     unrouted: Vec<Unrouted>,
     open: BTreeMap<TopicPartition, Batch>,
@@ -83,6 +98,7 @@ impl Producer {
             producer_id: NO_PRODUCER_ID,
             producer_epoch: -1,
             pid_request: None,
+            reset_pending: false,
             next_sequence: BTreeMap::new(),
             unrouted: Vec::new(),
             open: BTreeMap::new(),
@@ -143,6 +159,19 @@ impl Producer {
             if key.is_none() {
                 self.sticky.on_append(&u.topic, bytes, self.config.batch_size);
             }
+            // As in Kafka's accumulator, a batch that lingered out but could not be sent yet (a
+            // request in flight, a leader being elected) still takes records until it is full,
+            // so a backlog goes out in full batches, not one record per request.
+            if !self.open.contains_key(&tp) {
+                let waiting = self.ready.get_mut(&tp).and_then(|q| q.back_mut()).filter(|b| {
+                    b.attempts == 0 && b.base_sequence == NO_SEQUENCE && b.bytes + bytes <= self.config.batch_size
+                });
+                if let Some(batch) = waiting {
+                    batch.records.push((u.send_id, u.record));
+                    batch.bytes += bytes;
+                    continue;
+                }
+            }
             let batch = self.open.entry(tp.clone()).or_insert_with(|| Batch {
                 partition: tp.clone(),
                 records: Vec::new(),
@@ -164,13 +193,40 @@ impl Producer {
 
     /// Close a partition's open batch: it is ready to send.
     fn seal(&mut self, tp: &TopicPartition) {
-        if let Some(mut batch) = self.open.remove(tp) {
-            if self.config.enable_idempotence {
-                let next = self.next_sequence.entry(tp.clone()).or_insert(0);
-                batch.base_sequence = *next;
-                *next = next.wrapping_add(batch.records.len() as i32);
-            }
+        if let Some(batch) = self.open.remove(tp) {
             self.ready.entry(tp.clone()).or_default().push_back(batch);
+        }
+    }
+
+    /// Give a batch the next sequence numbers of its partition, on its first send. A retry keeps
+    /// them, so the broker can recognise it.
+    fn assign_sequence(&mut self, batch: &mut Batch) {
+        if self.config.enable_idempotence && batch.base_sequence == NO_SEQUENCE {
+            let next = self.next_sequence.entry(batch.partition.clone()).or_insert(0);
+            batch.base_sequence = *next;
+            *next = next.wrapping_add(batch.records.len() as i32);
+        }
+    }
+
+    /// A batch failed for good. If it was sent with a sequence number, the partition's sequence
+    /// now has a gap the broker will never see filled: the idempotent state must be reset.
+    fn on_batch_failed(&mut self, batch: &Batch) {
+        if self.config.enable_idempotence && batch.base_sequence != NO_SEQUENCE {
+            self.reset_pending = true;
+        }
+    }
+
+    /// Start the idempotent state again: no producer id, and every partition's sequence numbers
+    /// from 0 (KIP-360's epoch bump, done the librdkafka way with a new id). The batches still
+    /// waiting lose the numbers they had and get new ones when they are next sent.
+    fn reset_idempotent_state(&mut self) {
+        assert!(self.in_flight.is_empty(), "a reset renumbers only batches that are not in flight");
+        self.reset_pending = false;
+        self.producer_id = NO_PRODUCER_ID;
+        self.producer_epoch = -1;
+        self.next_sequence.clear();
+        for batch in self.ready.values_mut().flatten() {
+            batch.base_sequence = NO_SEQUENCE;
         }
     }
 
@@ -192,9 +248,18 @@ impl Producer {
             &mut self.next_correlation,
             fx,
         );
-        if self.config.enable_idempotence && self.producer_id == NO_PRODUCER_ID {
-            self.init_producer_id(now, fx);
-            return;
+        if self.config.enable_idempotence {
+            if self.reset_pending {
+                if !self.in_flight.is_empty() {
+                    // Their answers (or request timeouts) bring the producer back here.
+                    return;
+                }
+                self.reset_idempotent_state();
+            }
+            if self.producer_id == NO_PRODUCER_ID {
+                self.init_producer_id(now, fx);
+                return;
+            }
         }
         let partitions: Vec<TopicPartition> = self.ready.keys().cloned().collect();
         let mut next_wakeup: Option<SimTime> = None;
@@ -219,6 +284,7 @@ impl Producer {
                 }
                 let mut batch = self.ready.get_mut(&tp).and_then(VecDeque::pop_front).expect("peeked");
                 batch.attempts += 1;
+                self.assign_sequence(&mut batch);
                 self.send_batch(now, leader, batch, fx);
             }
         }
@@ -315,6 +381,7 @@ impl Producer {
         let limit = self.config.delivery_timeout_ms;
         let expired = |created: SimTime| now.ms_since(created) >= limit;
         let mut failed: Vec<(u64, Option<TopicPartition>)> = Vec::new();
+        let mut failed_batches: Vec<Batch> = Vec::new();
         self.unrouted.retain(|u| {
             if expired(u.enqueued) {
                 failed.push((u.send_id, None));
@@ -323,15 +390,17 @@ impl Producer {
                 true
             }
         });
+        // Oldest first, stopping at the first batch still in time, as Kafka's accumulator does:
+        // a step costs the batches that expire, not the whole backlog.
         for queue in self.ready.values_mut() {
-            queue.retain(|b| {
-                if expired(b.created) {
-                    failed.extend(b.records.iter().map(|(id, _)| (*id, Some(b.partition.clone()))));
-                    false
-                } else {
-                    true
-                }
-            });
+            while queue.front().is_some_and(|b| expired(b.created)) {
+                let gone = queue.pop_front().expect("checked");
+                failed.extend(gone.records.iter().map(|(id, _)| (*id, Some(gone.partition.clone()))));
+                failed_batches.push(gone);
+            }
+        }
+        for batch in &failed_batches {
+            self.on_batch_failed(batch);
         }
         for (send_id, partition) in failed {
             fx.note(Note::ProduceFailed {
@@ -388,6 +457,7 @@ impl Producer {
             } else {
                 format!("retries={} exhausted", self.config.retries)
             };
+            self.on_batch_failed(&batch);
             for (send_id, _) in batch.records {
                 fx.note(Note::ProduceFailed {
                     send_id,
@@ -467,5 +537,182 @@ impl StateMachine for Producer {
             }
         }
         self.drive(now, fx);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_chacha::rand_core::SeedableRng;
+
+    /// A producer talking to a one-broker cluster (broker 1 leads `payments-0`); the test plays
+    /// the broker by answering the producer's requests by hand.
+    struct Harness {
+        producer: Producer,
+        rng: rand_chacha::ChaCha8Rng,
+    }
+
+    impl Harness {
+        fn new(config: ProducerConfig) -> Harness {
+            Harness { producer: Producer::new(config, vec![1]), rng: rand_chacha::ChaCha8Rng::seed_from_u64(1) }
+        }
+
+        fn send(&mut self, at_ms: u64, send_id: u64) -> Effects {
+            let mut fx = Effects::default();
+            let record = Record { key: None, value: format!("payment-{send_id}") };
+            self.producer.send(SimTime::from_ms(at_ms), send_id, "payments", record, &mut self.rng, &mut fx);
+            fx
+        }
+
+        fn input(&mut self, at_ms: u64, input: Input) -> Effects {
+            let mut fx = Effects::default();
+            self.producer.handle(SimTime::from_ms(at_ms), input, &mut self.rng, &mut fx);
+            fx
+        }
+
+        fn respond(&mut self, at_ms: u64, correlation_id: u64, body: Response) -> Effects {
+            let message = Message::Response { correlation_id, body };
+            self.input(at_ms, Input::Message { from: NodeId::Broker(1), message })
+        }
+    }
+
+    /// The one request these effects send to broker 1.
+    fn request(fx: &Effects) -> (u64, Request) {
+        let requests: Vec<(u64, Request)> = fx
+            .sends
+            .iter()
+            .filter_map(|(to, m)| match m {
+                Message::Request { correlation_id, body } if *to == NodeId::Broker(1) => {
+                    Some((*correlation_id, body.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(requests.len(), 1, "expected one request, got {requests:?}");
+        requests.into_iter().next().expect("one")
+    }
+
+    fn produce(fx: &Effects) -> (u64, RecordBatch) {
+        match request(fx) {
+            (id, Request::Produce(p)) => (id, p.batch),
+            other => panic!("expected a Produce request, got {other:?}"),
+        }
+    }
+
+    fn metadata() -> Response {
+        let partition =
+            PartitionMetadata { partition: 0, leader: Some(1), leader_epoch: 0, replicas: vec![1], isr: vec![1] };
+        let topic = TopicMetadata { name: "payments".into(), error: ErrorCode::None, partitions: vec![partition] };
+        Response::Metadata(MetadataResponse { brokers: vec![1], topics: vec![topic] })
+    }
+
+    fn producer_id(producer_id: i64) -> Response {
+        Response::InitProducerId(InitProducerIdResponse { error: ErrorCode::None, producer_id, producer_epoch: 0 })
+    }
+
+    fn produce_response(error: ErrorCode, base_offset: i64) -> Response {
+        let partition = TopicPartition::new("payments", 0);
+        Response::Produce(ProduceResponse { partition, error, base_offset, log_start_offset: 0 })
+    }
+
+    fn failed(fx: &Effects) -> Vec<u64> {
+        fx.notes
+            .iter()
+            .filter_map(|n| if let Note::ProduceFailed { send_id, .. } = n { Some(*send_id) } else { None })
+            .collect()
+    }
+
+    #[test]
+    fn idempotent_producer_after_an_expired_batch_restarts_sequences_under_a_new_producer_id() {
+        let config = ProducerConfig { linger_ms: 0, delivery_timeout_ms: 10_000, ..ProducerConfig::default() };
+        let mut h = Harness::new(config);
+
+        // Record 1: metadata, a producer id, then a batch with sequence 0 that the leader refuses
+        // (the ISR is too small), so it waits to be retried.
+        let fx = h.send(0, 1);
+        let (id, _) = request(&fx);
+        let fx = h.respond(1, id, metadata());
+        let (id, r) = request(&fx);
+        assert_eq!(r, Request::InitProducerId);
+        let fx = h.respond(2, id, producer_id(1001));
+        let (id, batch) = produce(&fx);
+        assert_eq!((batch.producer_id, batch.base_sequence), (1001, 0));
+        h.respond(3, id, produce_response(ErrorCode::NotEnoughReplicas, -1));
+
+        // Record 2 arrives while record 1 is being retried: it waits behind it.
+        let fx = h.send(9_000, 2);
+        let (id, batch) = produce(&fx);
+        assert_eq!((batch.producer_id, batch.base_sequence, batch.len()), (1001, 0, 1), "the retry of record 1");
+        h.respond(9_001, id, produce_response(ErrorCode::NotEnoughReplicas, -1));
+
+        // delivery.timeout.ms passes for record 1 only. Sequence 0 may or may not be on the
+        // broker now: the producer asks for a new producer id instead of sending sequence 1.
+        let fx = h.input(10_000, Input::Timer(Timer::ProducerWakeup));
+        assert_eq!(failed(&fx), vec![1], "only the expired record fails");
+        let (id, r) = request(&fx);
+        assert_eq!(r, Request::InitProducerId, "a sequence gap resets the idempotent state");
+
+        // Record 2 goes out under the new id, numbered from 0, which a broker that has never
+        // seen producer 1002 accepts; it is acknowledged, not failed.
+        let fx = h.respond(10_002, id, producer_id(1002));
+        let (id, batch) = produce(&fx);
+        assert_eq!((batch.producer_id, batch.base_sequence), (1002, 0));
+        assert_eq!(batch.records[0].value, "payment-2");
+        let fx = h.respond(10_005, id, produce_response(ErrorCode::None, 7));
+        assert!(
+            fx.notes.iter().any(|n| matches!(n, Note::ProduceAcked { send_id: 2, offset: 7, .. })),
+            "{:?}",
+            fx.notes
+        );
+        assert!(failed(&fx).is_empty());
+        assert_eq!(h.producer.pending_records(), 0);
+    }
+
+    #[test]
+    fn idempotent_producer_keeps_its_id_when_a_batch_expires_before_it_was_sent() {
+        let config = ProducerConfig { linger_ms: 0, delivery_timeout_ms: 1_000, ..ProducerConfig::default() };
+        let mut h = Harness::new(config);
+        let fx = h.send(0, 1);
+        let (id, _) = request(&fx);
+        let fx = h.respond(1, id, metadata());
+        let (id, _) = request(&fx);
+        let fx = h.respond(2, id, producer_id(1001));
+        let (first, batch) = produce(&fx);
+        assert_eq!(batch.base_sequence, 0);
+
+        // Record 2 waits behind record 1, which is in flight, and expires there unsent: it has
+        // no sequence number yet, so it leaves no gap (Kafka numbers a batch when it first sends
+        // it, for this reason).
+        assert!(h.send(10, 2).sends.is_empty());
+        let fx = h.input(1_010, Input::Timer(Timer::ProducerWakeup));
+        assert_eq!(failed(&fx), vec![2]);
+        assert!(fx.sends.is_empty(), "no new producer id: {:?}", fx.sends);
+        h.respond(1_011, first, produce_response(ErrorCode::None, 0));
+
+        // Record 3 follows record 1 directly: producer 1001, sequence 1.
+        let (_, batch) = produce(&h.send(1_020, 3));
+        assert_eq!((batch.producer_id, batch.base_sequence), (1001, 1));
+    }
+
+    #[test]
+    fn a_backlog_behind_a_request_in_flight_goes_out_in_one_batch() {
+        let config = ProducerConfig { linger_ms: 0, ..ProducerConfig::default() };
+        let mut h = Harness::new(config);
+        let fx = h.send(0, 1);
+        let (id, _) = request(&fx);
+        let fx = h.respond(1, id, metadata());
+        let (id, _) = request(&fx);
+        let fx = h.respond(2, id, producer_id(1001));
+        let (first, _) = produce(&fx);
+
+        // Records 2..=5 arrive while record 1 is in flight (one request per partition with
+        // idempotence): they wait in one batch, and go out together when record 1 is answered.
+        for send_id in 2..=5 {
+            assert!(h.send(10 + send_id, send_id).sends.is_empty());
+        }
+        let (_, batch) = produce(&h.respond(20, first, produce_response(ErrorCode::None, 0)));
+        let values: Vec<&str> = batch.records.iter().map(|r| r.value.as_str()).collect();
+        assert_eq!(values, ["payment-2", "payment-3", "payment-4", "payment-5"]);
+        assert_eq!(batch.base_sequence, 1);
     }
 }
