@@ -5,10 +5,14 @@
 //! `earliest`, the high watermark for `latest`). It then fetches from its position; the leader
 //! returns only records below the high watermark, so a consumer never sees a record that could
 //! still be lost in a failover. If its position has fallen out of the log (retention deleted it:
-//! OFFSET_OUT_OF_RANGE), the consumer resets again.
+//! OFFSET_OUT_OF_RANGE), the consumer resets again. With `auto.offset.reset=none` it picks no
+//! position at all: the partition is not read until the application seeks (Kafka's `poll` throws
+//! NoOffsetForPartitionException or OffsetOutOfRangeException instead of guessing).
 //!
 //! Records are fetched ahead into a buffer; the application takes them with `poll`, and only then
-//! are they reported as consumed.
+//! are they reported as consumed. Records of a partition the consumer gives up (revoked, lost, or
+//! no longer assigned) are dropped from the buffer: `poll` never returns a record of a partition
+//! it does not own.
 //!
 //! With a `group.id` and `subscribe`, the consumer joins a consumer group ([`crate::group::member`])
 //! and reads the partitions the group assigns it, starting from the group's committed offsets;
@@ -247,6 +251,21 @@ impl Consumer {
         self.buffer.iter().find(|r| &r.partition == tp).map(|r| r.offset).or(self.assignment.get(tp)?.position)
     }
 
+    /// Assigned partitions with no position that the consumer will not choose one for
+    /// (`auto.offset.reset=none`, with no committed offset, or after OFFSET_OUT_OF_RANGE). Kafka's
+    /// `poll` throws NoOffsetForPartitionException (or OffsetOutOfRangeException) for these; here
+    /// the application asks, and must `seek` before they are read.
+    pub fn partitions_without_offset(&self) -> Vec<TopicPartition> {
+        if self.config.auto_offset_reset != OffsetReset::None {
+            return Vec::new();
+        }
+        self.assignment
+            .iter()
+            .filter(|(_, s)| s.position.is_none() && !s.awaiting_committed && !s.resetting)
+            .map(|(tp, _)| tp.clone())
+            .collect()
+    }
+
     pub fn buffered(&self) -> usize {
         self.buffer.len()
     }
@@ -254,9 +273,19 @@ impl Consumer {
     /// Hand up to `max.poll.records` buffered records to the application.
     pub fn poll(&mut self, now: SimTime, fx: &mut Effects) -> Vec<ConsumedRecord> {
         if let Some(member) = self.member.as_mut() {
+            let kicked_out = member.kicked_out();
             member.on_poll(now);
             fx.set_timer(Timer::PollIntervalCheck, now.plus_ms(self.config.max_poll_interval_ms + 1));
+            if kicked_out {
+                // Like Kafka's poll, bring the membership up to date before handing out records:
+                // a member that was kicked out loses its partitions here (onPartitionsLost), and
+                // their buffered records go with them.
+                self.drive_member(now, fx);
+            }
         }
+        // Never hand out a record of a partition this consumer no longer owns.
+        let assignment = &self.assignment;
+        self.buffer.retain(|r| assignment.contains_key(&r.partition));
         let n = self.buffer.len().min(self.config.max_poll_records);
         let records: Vec<ConsumedRecord> = self.buffer.drain(..n).collect();
         for r in &records {
@@ -289,6 +318,14 @@ impl Consumer {
         self.outstanding.values().any(|o| matches!(o, Outstanding::Fetch { broker: b, .. } if *b == broker))
     }
 
+    /// Let the group member send what it needs, and act on the membership changes it reports.
+    fn drive_member(&mut self, now: SimTime, fx: &mut Effects) {
+        if let Some(member) = self.member.as_mut() {
+            let events = member.drive(now, &self.metadata, &mut self.next_correlation, fx);
+            self.on_member_events(now, events, fx);
+        }
+    }
+
     fn drive(&mut self, now: SimTime, fx: &mut Effects) {
         let wanted = std::mem::take(&mut self.wanted_topics);
         for topic in wanted {
@@ -308,16 +345,18 @@ impl Consumer {
             &mut self.next_correlation,
             fx,
         );
-        if let Some(member) = self.member.as_mut() {
-            let events = member.drive(now, &self.metadata, &mut self.next_correlation, fx);
-            self.on_member_events(now, events, fx);
-        }
+        self.drive_member(now, fx);
         let mut resets: BTreeMap<BrokerId, Vec<(TopicPartition, OffsetSpec, i32)>> = BTreeMap::new();
         let mut fetches: BTreeMap<BrokerId, Vec<FetchPartition>> = BTreeMap::new();
         let mut wakeup: Option<SimTime> = None;
         let buffer_full = self.buffer.len() >= MAX_BUFFERED_RECORDS;
         for (tp, state) in &self.assignment {
             if self.busy(tp) || state.awaiting_committed {
+                continue;
+            }
+            if state.position.is_none() && self.config.auto_offset_reset == OffsetReset::None {
+                // `auto.offset.reset=none`: the consumer picks no position; the application must
+                // seek (see `partitions_without_offset`). Nothing is fetched until it does.
                 continue;
             }
             if state.backoff_until > now {
@@ -336,7 +375,8 @@ impl Consumer {
                 None => {
                     let spec = match self.config.auto_offset_reset {
                         OffsetReset::Earliest => OffsetSpec::Earliest,
-                        OffsetReset::Latest | OffsetReset::None => OffsetSpec::Latest,
+                        OffsetReset::Latest => OffsetSpec::Latest,
+                        OffsetReset::None => unreachable!("auto.offset.reset=none never resets (checked above)"),
                     };
                     resets.entry(leader).or_default().push((tp.clone(), spec, epoch));
                 }
@@ -548,5 +588,245 @@ impl StateMachine for Consumer {
             }
         }
         self.drive(now, fx);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Record, RecordBatch};
+    use rand_chacha::ChaCha8Rng;
+    use rand_core::SeedableRng;
+
+    const BROKER: BrokerId = 1;
+    const TOPIC: &str = "jobs";
+
+    /// A one-broker cluster that answers every request of the consumer at once: `jobs` has one
+    /// partition led by broker 1 whose log holds offsets `0..log_end`, and nothing is committed.
+    struct Cluster {
+        consumer: Consumer,
+        rng: ChaCha8Rng,
+        log_end: i64,
+        /// Every request the consumer sent, in order.
+        sent: Vec<Request>,
+        notes: Vec<Note>,
+    }
+
+    fn tp() -> TopicPartition {
+        TopicPartition::new(TOPIC, 0)
+    }
+
+    impl Cluster {
+        fn new(config: ConsumerConfig, log_end: i64) -> Self {
+            Cluster {
+                consumer: Consumer::new(config, vec![BROKER], "worker"),
+                rng: ChaCha8Rng::seed_from_u64(1),
+                log_end,
+                sent: Vec::new(),
+                notes: Vec::new(),
+            }
+        }
+
+        fn answer(&self, body: &Request) -> Option<Response> {
+            let response = match body {
+                Request::Metadata(_) => Response::Metadata(MetadataResponse {
+                    brokers: vec![BROKER],
+                    topics: vec![TopicMetadata {
+                        name: TOPIC.into(),
+                        error: ErrorCode::None,
+                        partitions: vec![PartitionMetadata {
+                            partition: 0,
+                            leader: Some(BROKER),
+                            leader_epoch: 0,
+                            replicas: vec![BROKER],
+                            isr: vec![BROKER],
+                        }],
+                    }],
+                }),
+                Request::FindCoordinator(_) => Response::FindCoordinator(FindCoordinatorResponse {
+                    error: ErrorCode::None,
+                    coordinator: Some(BROKER),
+                }),
+                Request::JoinGroup(r) if r.member_id.is_empty() => Response::JoinGroup(JoinGroupResponse {
+                    error: ErrorCode::MemberIdRequired,
+                    generation: -1,
+                    protocol: None,
+                    leader: String::new(),
+                    member_id: "worker-1".into(),
+                    members: Vec::new(),
+                }),
+                Request::JoinGroup(r) => Response::JoinGroup(JoinGroupResponse {
+                    error: ErrorCode::None,
+                    generation: 1,
+                    protocol: Some(r.protocols[0].0.clone()),
+                    leader: r.member_id.clone(),
+                    member_id: r.member_id.clone(),
+                    members: vec![(r.member_id.clone(), None, r.protocols[0].1.clone())],
+                }),
+                Request::SyncGroup(_) => {
+                    Response::SyncGroup(SyncGroupResponse { error: ErrorCode::None, assignment: vec![tp()] })
+                }
+                Request::OffsetFetch(r) => Response::OffsetFetch(OffsetFetchResponse {
+                    error: ErrorCode::None,
+                    offsets: r.partitions.iter().map(|p| (p.clone(), -1)).collect(),
+                }),
+                Request::ListOffsets(r) => Response::ListOffsets(ListOffsetsResponse {
+                    partitions: r
+                        .partitions
+                        .iter()
+                        .map(|(p, spec, epoch)| {
+                            let offset = if *spec == OffsetSpec::Earliest { 0 } else { self.log_end };
+                            (p.clone(), ErrorCode::None, offset, *epoch)
+                        })
+                        .collect(),
+                }),
+                // A fetch at the log end waits in purgatory: no answer.
+                Request::Fetch(r) if r.partitions.iter().all(|p| p.fetch_offset == self.log_end) => return None,
+                Request::Fetch(r) => Response::Fetch(FetchResponse {
+                    partitions: r.partitions.iter().map(|p| self.fetched(p.fetch_offset)).collect(),
+                }),
+                Request::Heartbeat(_) => Response::Heartbeat(HeartbeatResponse { error: ErrorCode::None }),
+                Request::OffsetCommit(_) => Response::OffsetCommit(OffsetCommitResponse { error: ErrorCode::None }),
+                _ => return None,
+            };
+            Some(response)
+        }
+
+        fn fetched(&self, from: i64) -> FetchedPartition {
+            if from > self.log_end {
+                return FetchedPartition {
+                    partition: tp(),
+                    error: ErrorCode::OffsetOutOfRange,
+                    high_watermark: self.log_end,
+                    log_start_offset: 0,
+                    batches: Vec::new(),
+                };
+            }
+            let records = (from..self.log_end).map(|o| Record { key: None, value: format!("job-{o}") }).collect();
+            FetchedPartition {
+                partition: tp(),
+                error: ErrorCode::None,
+                high_watermark: self.log_end,
+                log_start_offset: 0,
+                batches: vec![RecordBatch {
+                    base_offset: from,
+                    leader_epoch: 0,
+                    producer_id: -1,
+                    producer_epoch: -1,
+                    base_sequence: -1,
+                    timestamp_ms: 0,
+                    records,
+                }],
+            }
+        }
+
+        /// Deliver the effects' requests and every request that follows, answering each at once.
+        fn settle(&mut self, now: SimTime, fx: Effects) {
+            self.notes.extend(fx.notes);
+            let mut queue: VecDeque<(NodeId, Message)> = fx.sends.into();
+            for _ in 0..100 {
+                let Some((to, message)) = queue.pop_front() else { return };
+                assert_eq!(to, NodeId::Broker(BROKER), "only broker 1 exists");
+                let Message::Request { correlation_id, body } = message else { continue };
+                let answer = self.answer(&body);
+                self.sent.push(body);
+                let Some(body) = answer else { continue };
+                let mut fx = Effects::default();
+                let input = Input::Message { from: to, message: Message::Response { correlation_id, body } };
+                self.consumer.handle(now, input, &mut self.rng, &mut fx);
+                self.notes.extend(fx.notes);
+                queue.extend(fx.sends);
+            }
+            panic!("the exchange did not settle within 100 messages");
+        }
+
+        fn poll(&mut self, now: SimTime) -> Vec<ConsumedRecord> {
+            let mut fx = Effects::default();
+            let records = self.consumer.poll(now, &mut fx);
+            self.settle(now, fx);
+            records
+        }
+
+        fn timer(&mut self, now: SimTime, timer: Timer) {
+            let mut fx = Effects::default();
+            self.consumer.handle(now, Input::Timer(timer), &mut self.rng, &mut fx);
+            self.settle(now, fx);
+        }
+
+        fn sent_list_offsets(&self) -> bool {
+            self.sent.iter().any(|r| matches!(r, Request::ListOffsets(_)))
+        }
+
+        fn sent_fetch(&self) -> bool {
+            self.sent.iter().any(|r| matches!(r, Request::Fetch(_)))
+        }
+    }
+
+    #[test]
+    fn kicked_out_member_polls_again_buffered_records_of_lost_partition_are_dropped() {
+        let config = ConsumerConfig {
+            group_id: Some("workers".into()),
+            auto_offset_reset: OffsetReset::Earliest,
+            enable_auto_commit: false,
+            max_poll_records: 5,
+            max_poll_interval_ms: 10_000,
+            ..ConsumerConfig::default()
+        };
+        let mut cluster = Cluster::new(config, 10);
+        let mut fx = Effects::default();
+        assert!(cluster.consumer.subscribe(&[TOPIC.to_string()], SimTime::ZERO, &mut fx));
+        cluster.settle(SimTime::ZERO, fx);
+        let first = cluster.poll(SimTime::from_ms(1_000));
+        assert_eq!(first.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
+        assert_eq!(cluster.consumer.buffered(), 5, "offsets 5..10 wait in the buffer");
+
+        // The application takes longer than max.poll.interval.ms: the member leaves the group.
+        cluster.timer(SimTime::from_ms(11_002), Timer::PollIntervalCheck);
+        assert!(cluster.notes.iter().any(|n| matches!(n, Note::PollIntervalExceeded { .. })));
+
+        // Its next poll learns the partition is lost: none of its buffered records come back.
+        let second = cluster.poll(SimTime::from_ms(12_000));
+        assert!(second.is_empty(), "poll returned records of a lost partition: {second:?}");
+        assert!(cluster.notes.iter().any(|n| matches!(n, Note::PartitionsRevoked { lost: true, .. })));
+    }
+
+    fn no_reset_config() -> ConsumerConfig {
+        ConsumerConfig { auto_offset_reset: OffsetReset::None, ..ConsumerConfig::default() }
+    }
+
+    #[test]
+    fn offset_reset_none_without_committed_offset_picks_no_position() {
+        let mut cluster = Cluster::new(no_reset_config(), 10);
+        let mut fx = Effects::default();
+        cluster.consumer.assign(vec![tp()], SimTime::ZERO, &mut fx);
+        cluster.settle(SimTime::ZERO, fx);
+        assert!(!cluster.sent_list_offsets(), "auto.offset.reset=none must not look up an offset");
+        assert!(!cluster.sent_fetch(), "a partition without a position must not be fetched");
+        assert!(!cluster.notes.iter().any(|n| matches!(n, Note::PositionReset { .. })));
+        assert_eq!(cluster.consumer.position(&tp()), None);
+        assert_eq!(cluster.consumer.partitions_without_offset(), vec![tp()]);
+
+        // The application decides where to start.
+        let mut fx = Effects::default();
+        cluster.consumer.seek(&tp(), 7, SimTime::from_ms(10), &mut fx);
+        cluster.settle(SimTime::from_ms(10), fx);
+        assert!(cluster.consumer.partitions_without_offset().is_empty());
+        let records = cluster.poll(SimTime::from_ms(20));
+        assert_eq!(records.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![7, 8, 9]);
+    }
+
+    #[test]
+    fn offset_reset_none_after_offset_out_of_range_stops_reading_the_partition() {
+        let mut cluster = Cluster::new(no_reset_config(), 10);
+        let mut fx = Effects::default();
+        cluster.consumer.assign(vec![tp()], SimTime::ZERO, &mut fx);
+        cluster.settle(SimTime::ZERO, fx);
+        let mut fx = Effects::default();
+        cluster.consumer.seek(&tp(), 50, SimTime::from_ms(10), &mut fx);
+        cluster.settle(SimTime::from_ms(10), fx);
+        assert!(cluster.notes.iter().any(|n| matches!(n, Note::OffsetOutOfRange { position: 50, .. })));
+        assert!(!cluster.sent_list_offsets(), "auto.offset.reset=none must not reset the position");
+        assert_eq!(cluster.consumer.position(&tp()), None);
+        assert_eq!(cluster.consumer.partitions_without_offset(), vec![tp()]);
     }
 }

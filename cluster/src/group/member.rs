@@ -162,6 +162,12 @@ impl GroupMember {
         }
     }
 
+    /// Kicked out for not polling in time: the next `drive` after a poll gives up every owned
+    /// partition as lost.
+    pub fn kicked_out(&self) -> bool {
+        self.kicked_out_at.is_some()
+    }
+
     /// The application polled: it is alive. A member that was kicked out rejoins.
     pub fn on_poll(&mut self, now: SimTime) {
         self.last_poll = now;
