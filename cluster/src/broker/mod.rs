@@ -436,7 +436,7 @@ impl Broker {
         if was_leader {
             self.fail_delayed_produces(tp, ErrorCode::NotLeaderOrFollower, fx);
             if tp.topic == OFFSETS_TOPIC {
-                self.fail_delayed_writes(tp, fx);
+                self.fail_delayed_writes(now, tp, fx);
                 self.coordinator.unload(tp.partition, fx);
             }
         }
@@ -452,7 +452,7 @@ impl Broker {
         if let Some(hw) = replica.maybe_advance_high_watermark(now.as_ms(), lag_max, |id| image.is_unfenced(id)) {
             fx.note(Note::HighWatermark { partition: tp.clone(), high_watermark: hw, on_leader: true });
             self.try_complete_delayed_produces(tp, fx);
-            self.try_complete_delayed_writes(tp, fx);
+            self.try_complete_delayed_writes(now, tp, fx);
             self.try_complete_delayed_fetches(now, Some(tp), fx);
         }
     }
@@ -549,7 +549,7 @@ impl Broker {
         }
     }
 
-    fn try_complete_delayed_writes(&mut self, tp: &TopicPartition, fx: &mut Effects) {
+    fn try_complete_delayed_writes(&mut self, now: SimTime, tp: &TopicPartition, fx: &mut Effects) {
         let hw = self.replicas.get(tp).map_or(-1, |r| r.high_watermark);
         let done: Vec<u64> = self
             .delayed_writes
@@ -560,17 +560,17 @@ impl Broker {
         for id in done {
             let w = self.delayed_writes.remove(&id).expect("listed");
             fx.cancel_timer(Timer::CoordinatorWriteExpiry(id));
-            self.coordinator.on_append_done(w.completion, ErrorCode::None, fx);
+            self.coordinator.on_append_done(now, w.completion, ErrorCode::None, fx);
         }
     }
 
-    fn fail_delayed_writes(&mut self, tp: &TopicPartition, fx: &mut Effects) {
+    fn fail_delayed_writes(&mut self, now: SimTime, tp: &TopicPartition, fx: &mut Effects) {
         let failed: Vec<u64> =
             self.delayed_writes.iter().filter(|(_, w)| &w.partition == tp).map(|(id, _)| *id).collect();
         for id in failed {
             let w = self.delayed_writes.remove(&id).expect("listed");
             fx.cancel_timer(Timer::CoordinatorWriteExpiry(id));
-            self.coordinator.on_append_done(w.completion, ErrorCode::NotCoordinator, fx);
+            self.coordinator.on_append_done(now, w.completion, ErrorCode::NotCoordinator, fx);
         }
     }
 
@@ -579,7 +579,7 @@ impl Broker {
         let tp = TopicPartition::new(OFFSETS_TOPIC, append.partition);
         let config = self.topic_config(&tp);
         let Some(replica) = self.replicas.get_mut(&tp).filter(|r| r.is_leader()) else {
-            self.coordinator.on_append_done(append.completion, ErrorCode::NotCoordinator, fx);
+            self.coordinator.on_append_done(now, append.completion, ErrorCode::NotCoordinator, fx);
             return;
         };
         let epoch = replica.leader_epoch;
@@ -670,19 +670,13 @@ impl Broker {
             return;
         };
         let append = match body {
-            Request::JoinGroup(r) => {
-                self.coordinator.join(now, from, correlation_id, partition, r, fx);
-                None
-            }
+            Request::JoinGroup(r) => self.coordinator.join(now, from, correlation_id, partition, r, fx),
             Request::SyncGroup(r) => self.coordinator.sync(from, correlation_id, r, fx),
             Request::Heartbeat(r) => {
                 self.coordinator.heartbeat(now, from, correlation_id, r, fx);
                 None
             }
-            Request::LeaveGroup(r) => {
-                self.coordinator.leave(now, from, correlation_id, r, fx);
-                None
-            }
+            Request::LeaveGroup(r) => self.coordinator.leave(now, from, correlation_id, r, fx),
             Request::OffsetCommit(r) => self.coordinator.commit(from, correlation_id, partition, r, fx),
             Request::OffsetFetch(r) => {
                 self.coordinator.fetch_offsets(from, correlation_id, r, fx);
@@ -1389,11 +1383,13 @@ impl Broker {
             }
             Timer::CoordinatorWriteExpiry(id) => {
                 if let Some(w) = self.delayed_writes.remove(&id) {
-                    self.coordinator.on_append_done(w.completion, ErrorCode::RequestTimedOut, fx);
+                    self.coordinator.on_append_done(now, w.completion, ErrorCode::RequestTimedOut, fx);
                 }
             }
             timer @ (Timer::GroupRebalance(_) | Timer::GroupSessionCheck(_)) => {
-                self.coordinator.on_timer(now, &timer, fx)
+                if let Some(append) = self.coordinator.on_timer(now, &timer, fx) {
+                    self.coordinator_append(now, append, fx);
+                }
             }
             other => panic!("broker-{} got a timer it never sets: {other:?}", self.id),
         }

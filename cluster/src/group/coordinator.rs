@@ -8,9 +8,11 @@
 //!
 //! The classic protocol, as the group sees it:
 //! 1. **Join.** Members send JoinGroup. A new member first gets MEMBER_ID_REQUIRED with an id to
-//!    use (KIP-394). When a member joins, leaves or dies, the group goes to *PreparingRebalance*
-//!    and waits (up to the rebalance timeout, `max.poll.interval.ms`) for every member to rejoin.
-//!    A brand-new group waits `group.initial.rebalance.delay.ms` for more members first.
+//!    use (KIP-394); an id nobody joins with within `session.timeout.ms` is forgotten. When a
+//!    member joins, leaves or dies, the group goes to *PreparingRebalance* and waits (up to the
+//!    rebalance timeout, `max.poll.interval.ms`) for every member to rejoin and every handed-out
+//!    id to be used. A group leaving Empty waits `group.initial.rebalance.delay.ms` for more
+//!    members first, and a brand-new group waits another delay each time one more arrived.
 //! 2. **Assign.** The coordinator bumps the *generation*, picks a leader among the members and
 //!    sends it everyone's subscriptions. The group is *CompletingRebalance*.
 //! 3. **Sync.** The leader computes the assignment with the agreed assignor and sends it in its
@@ -22,7 +24,11 @@
 //!    REBALANCE_IN_PROGRESS: that is how a member learns it must rejoin.
 //!
 //! Static members (`group.instance.id`, KIP-345) keep their identity across restarts: one that
-//! rejoins within the session timeout gets its old assignment back without a rebalance.
+//! rejoins within the session timeout gets a new member id and its old assignment back without a
+//! rebalance, and whoever still uses the old id is answered FENCED_INSTANCE_ID.
+//!
+//! Besides the assignment, the coordinator writes the group whenever what a failover must know
+//! changes without one: a static member's new id, and a group left Empty by its last member.
 
 use crate::effects::Effects;
 use crate::error::ErrorCode;
@@ -80,13 +86,26 @@ struct Group {
     protocol: Option<String>,
     leader: Option<String>,
     members: BTreeMap<String, Member>,
-    /// Member ids handed out with MEMBER_ID_REQUIRED, not joined yet.
-    pending: BTreeSet<String>,
+    /// Member ids handed out with MEMBER_ID_REQUIRED, not joined with yet, each with the time it
+    /// is forgotten: the request's `session.timeout.ms` later (Kafka's addPendingMemberExpiration).
+    pending: BTreeMap<String, SimTime>,
     offsets: BTreeMap<TopicPartition, i64>,
     next_member: u64,
-    /// A brand-new group is waiting `group.initial.rebalance.delay.ms` for more members.
-    initial_delay_until: Option<SimTime>,
+    /// A group leaving Empty waits `group.initial.rebalance.delay.ms` for more members first.
+    initial_delay: Option<InitialDelay>,
+    /// A new member joined the group's first rebalance (generation 0) during the initial delay.
+    new_member_added: bool,
     rebalance_deadline: SimTime,
+}
+
+/// One link of Kafka's InitialDelayedJoin chain. When it expires and a new member joined during
+/// it, another delay of `min(initial delay, remaining_ms)` starts and `remaining_ms` shrinks by
+/// `delay_ms`; otherwise the join phase ends. The whole chain fits in the rebalance timeout.
+#[derive(Clone, Copy, Debug)]
+struct InitialDelay {
+    until: SimTime,
+    delay_ms: u64,
+    remaining_ms: u64,
 }
 
 /// The durable form of a group, as written to `__consumer_offsets`.
@@ -104,8 +123,34 @@ struct GroupRecord {
 /// What to do once a write to `__consumer_offsets` is committed.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Completion {
-    Sync { group: String, generation: i32 },
-    Commit { group: String, client: NodeId, correlation_id: u64, offsets: Vec<(TopicPartition, i64)> },
+    Sync {
+        group: String,
+        generation: i32,
+    },
+    Commit {
+        group: String,
+        client: NodeId,
+        correlation_id: u64,
+        offsets: Vec<(TopicPartition, i64)>,
+    },
+    /// The group's metadata, with nobody waiting on it: a group that became Empty stores its
+    /// new generation, so a failover does not bring its old members back.
+    StoreGroup {
+        group: String,
+    },
+    /// A static member took over its instance with a new member id in a Stable group. Once the
+    /// new id is stored the member gets its JoinGroup answer; if the write fails, the old member
+    /// is put back (Kafka's updateStaticMemberAndRebalance).
+    StaticMemberReplaced {
+        group: String,
+        instance: String,
+        old_member_id: String,
+        old_client: NodeId,
+        old_protocols: Vec<(String, Subscription)>,
+        new_member_id: String,
+        /// The leader before the replacement, which is what the member is told.
+        leader: String,
+    },
 }
 
 /// A write the broker must append to `__consumer_offsets-partition` as leader.
@@ -138,6 +183,28 @@ fn offset_key(group: &str, tp: &TopicPartition) -> String {
 
 fn respond(to: NodeId, correlation_id: u64, body: Response, fx: &mut Effects) {
     fx.send(to, Message::Response { correlation_id, body });
+}
+
+/// Kafka's storeGroup: the group's generation, leader and members as one record.
+fn store_group(group: &Group, completion: Completion) -> Append {
+    let record = GroupRecord {
+        generation: group.generation,
+        next_member: group.next_member,
+        protocol: group.protocol.clone(),
+        leader: group.leader.clone(),
+        members: group.members.values().cloned().collect(),
+    };
+    let value = serde_json::to_string(&record).expect("group records serialize");
+    Append { partition: group.partition, records: vec![Record { key: Some(group_key(&group.id)), value }], completion }
+}
+
+/// The error a member hears when its group could not be stored (Kafka's storeGroup callback):
+/// a lost leadership is NOT_COORDINATOR, anything else (a timeout) COORDINATOR_NOT_AVAILABLE.
+fn group_store_error(error: ErrorCode) -> ErrorCode {
+    match error {
+        ErrorCode::NotCoordinator | ErrorCode::NotLeaderOrFollower => ErrorCode::NotCoordinator,
+        _ => ErrorCode::CoordinatorNotAvailable,
+    }
 }
 
 impl GroupCoordinator {
@@ -234,6 +301,8 @@ impl GroupCoordinator {
 
     // ---- JoinGroup --------------------------------------------------------------------------
 
+    /// Returns the group write to append first, if the join changed what the group must remember
+    /// (a static member's new id in a Stable group); the member is answered once it is written.
     pub fn join(
         &mut self,
         now: SimTime,
@@ -242,34 +311,47 @@ impl GroupCoordinator {
         partition: i32,
         r: JoinGroupRequest,
         fx: &mut Effects,
-    ) {
-        let delay = self.config.initial_rebalance_delay_ms;
+    ) -> Option<Append> {
         let group = self.group_mut(&r.group_id, partition);
         if r.member_id.is_empty() && r.group_instance_id.is_none() {
-            // KIP-394: hand out an id and ask the member to join again with it.
+            // KIP-394: hand out an id and ask the member to join again with it. An id nobody
+            // joins with is forgotten after the session timeout, so it stops holding rebalances.
             group.next_member += 1;
             let member_id = format!("{}-{}", r.client_id, group.next_member);
-            group.pending.insert(member_id.clone());
+            group.pending.insert(member_id.clone(), now.plus_ms(r.session_timeout_ms));
             respond(from, correlation_id, join_error(ErrorCode::MemberIdRequired, &member_id), fx);
-            return;
+            self.schedule_session_check(&r.group_id, fx);
+            return None;
         }
         let mut member_id = r.member_id.clone();
+        let mut new_static_member = false;
+        // A static member that came back forces a rebalance unless the group is Stable and keeps
+        // its protocol.
+        let mut replaced_static_member = false;
         if let Some(instance) = &r.group_instance_id {
             let existing =
                 group.members.values().find(|m| m.instance_id.as_ref() == Some(instance)).map(|m| m.member_id.clone());
             match existing {
-                Some(old) if r.member_id.is_empty() || r.member_id != old => {
-                    // A static member came back (a restart): it takes over its old identity.
+                Some(old) if r.member_id.is_empty() => {
+                    // A static member came back (a restart): it takes over its old identity, and
+                    // whoever still waits as the old member is fenced (Kafka's replaceStaticMember).
+                    let leader_before = group.leader.clone().unwrap_or_default();
                     group.next_member += 1;
                     let new_id = format!("{instance}-{}", group.next_member);
                     let mut m = group.members.remove(&old).expect("found");
                     if let Some(c) = m.join.take() {
                         respond(m.client, c, join_error(ErrorCode::FencedInstanceId, &old), fx);
                     }
+                    if let Some(c) = m.sync.take() {
+                        respond(m.client, c, sync_error(ErrorCode::FencedInstanceId), fx);
+                    }
+                    let old_client = m.client;
+                    let old_protocols = std::mem::replace(&mut m.protocols, r.protocols.clone());
                     m.member_id = new_id.clone();
                     m.client = from;
                     m.last_seen = now;
-                    m.protocols = r.protocols.clone();
+                    m.session_timeout_ms = r.session_timeout_ms;
+                    m.rebalance_timeout_ms = r.rebalance_timeout_ms;
                     if group.leader.as_ref() == Some(&old) {
                         group.leader = Some(new_id.clone());
                     }
@@ -279,36 +361,49 @@ impl GroupCoordinator {
                         instance: instance.clone(),
                         member: new_id.clone(),
                     });
-                    if group.state == GroupState::Stable {
-                        // No rebalance: the member gets its generation back and syncs its old share.
-                        let body = Response::JoinGroup(JoinGroupResponse {
-                            error: ErrorCode::None,
-                            generation: group.generation,
-                            protocol: group.protocol.clone(),
-                            leader: group.leader.clone().unwrap_or_default(),
-                            member_id: new_id,
-                            members: Vec::new(),
-                        });
-                        respond(from, correlation_id, body, fx);
-                        return;
+                    if group.state == GroupState::Stable && group.select_protocol() == group.protocol {
+                        // No rebalance: store the new id, then the member gets the current
+                        // generation and syncs its old share. It is told the leader from before,
+                        // so a returning leader does not compute an assignment nobody would hear.
+                        group.members.get_mut(&new_id).expect("inserted").join = Some(correlation_id);
+                        let completion = Completion::StaticMemberReplaced {
+                            group: group.id.clone(),
+                            instance: instance.clone(),
+                            old_member_id: old,
+                            old_client,
+                            old_protocols,
+                            new_member_id: new_id,
+                            leader: leader_before,
+                        };
+                        return Some(store_group(group, completion));
                     }
                     member_id = new_id;
+                    replaced_static_member = true;
+                }
+                Some(old) if r.member_id != old => {
+                    // Another process holds the instance now: this one is a zombie.
+                    respond(from, correlation_id, join_error(ErrorCode::FencedInstanceId, &r.member_id), fx);
+                    return None;
                 }
                 Some(_) => {}
-                None => {
-                    if r.member_id.is_empty() {
-                        group.next_member += 1;
-                        member_id = format!("{instance}-{}", group.next_member);
-                    }
-                    group.pending.insert(member_id.clone());
+                None if r.member_id.is_empty() => {
+                    group.next_member += 1;
+                    member_id = format!("{instance}-{}", group.next_member);
+                    new_static_member = true;
                 }
+                // A member id for an instance the group does not know: start over without it.
+                None => {}
             }
         }
         let known = group.members.contains_key(&member_id);
-        let was_pending = group.pending.remove(&member_id);
-        if !known && !was_pending {
+        let was_pending = group.pending.remove(&member_id).is_some();
+        if !known && !was_pending && !new_static_member {
             respond(from, correlation_id, join_error(ErrorCode::UnknownMemberId, &member_id), fx);
-            return;
+            return None;
+        }
+        if !known && group.state == GroupState::PreparingRebalance && group.generation == 0 {
+            // Kafka's addMemberAndRebalance: the initial delay may be extended for it.
+            group.new_member_added = true;
         }
         let member = group.members.entry(member_id.clone()).or_insert_with(|| Member {
             member_id: member_id.clone(),
@@ -333,7 +428,7 @@ impl GroupCoordinator {
         }
         let is_leader = group.leader.as_ref() == Some(&member_id);
         match group.state {
-            GroupState::Stable if known && !is_leader && !metadata_changed => {
+            GroupState::Stable if known && !is_leader && !metadata_changed && !replaced_static_member => {
                 // Nothing changed: answer with the current generation (Kafka does the same).
                 let member = group.members.get_mut(&member_id).expect("present");
                 member.join = None;
@@ -346,31 +441,20 @@ impl GroupCoordinator {
                     members: Vec::new(),
                 });
                 respond(from, correlation_id, body, fx);
+                None
             }
-            GroupState::Empty => {
-                group.initial_delay_until = Some(now.plus_ms(delay));
-                self.prepare_rebalance(now, &r.group_id, fx);
-            }
-            GroupState::PreparingRebalance => {
-                if let Some(until) = group.initial_delay_until {
-                    // Another new member during the initial delay: wait a little longer for more,
-                    // as Kafka's InitialDelayedJoin does, up to the rebalance timeout.
-                    let cap = group.rebalance_deadline;
-                    let next = now.plus_ms(delay).min(cap).max(until);
-                    group.initial_delay_until = Some(next);
-                    fx.set_timer(Timer::GroupRebalance(r.group_id.clone()), next);
-                }
-                self.maybe_complete_join(now, &r.group_id, fx);
-            }
+            GroupState::PreparingRebalance => self.maybe_complete_join(now, &r.group_id, fx),
             _ => self.prepare_rebalance(now, &r.group_id, fx),
         }
     }
 
-    fn prepare_rebalance(&mut self, now: SimTime, group_id: &str, fx: &mut Effects) {
+    fn prepare_rebalance(&mut self, now: SimTime, group_id: &str, fx: &mut Effects) -> Option<Append> {
+        let delay_ms = self.config.initial_rebalance_delay_ms;
         let group = self.groups.get_mut(group_id).expect("exists");
         if group.state == GroupState::CompletingRebalance {
             // The assignment being synced is void: members must rejoin.
             for m in group.members.values_mut() {
+                m.assignment.clear();
                 if let Some(c) = m.sync.take() {
                     respond(m.client, c, sync_error(ErrorCode::RebalanceInProgress), fx);
                 }
@@ -378,28 +462,42 @@ impl GroupCoordinator {
         }
         let timeout = group.members.values().map(|m| m.rebalance_timeout_ms).max().unwrap_or(0);
         group.rebalance_deadline = now.plus_ms(timeout);
-        let at = group.initial_delay_until.unwrap_or(group.rebalance_deadline).min(group.rebalance_deadline);
+        let at = if group.state == GroupState::Empty {
+            // Kafka's InitialDelayedJoin: wait for more members before the first generation.
+            let delay =
+                InitialDelay { until: now.plus_ms(delay_ms), delay_ms, remaining_ms: timeout.saturating_sub(delay_ms) };
+            group.initial_delay = Some(delay);
+            group.new_member_added = false;
+            delay.until
+        } else {
+            group.rebalance_deadline
+        };
         if group.state != GroupState::PreparingRebalance {
             group.state = GroupState::PreparingRebalance;
             Self::note_state(group, fx);
         }
         fx.set_timer(Timer::GroupRebalance(group_id.to_string()), at);
-        self.maybe_complete_join(now, group_id, fx);
+        self.maybe_complete_join(now, group_id, fx)
     }
 
-    /// Finish the join phase if every member has rejoined (and no initial delay is running).
-    fn maybe_complete_join(&mut self, now: SimTime, group_id: &str, fx: &mut Effects) {
+    /// Finish the join phase if every member has rejoined, no member id handed out is still to
+    /// be used, and no initial delay is running.
+    fn maybe_complete_join(&mut self, now: SimTime, group_id: &str, fx: &mut Effects) -> Option<Append> {
         let group = self.groups.get(group_id).expect("exists");
         let all_joined = group.members.values().all(|m| m.join.is_some()) && group.pending.is_empty();
-        if group.state == GroupState::PreparingRebalance && all_joined && group.initial_delay_until.is_none() {
-            self.complete_join(now, group_id, fx);
+        if group.state == GroupState::PreparingRebalance && all_joined && group.initial_delay.is_none() {
+            self.complete_join(now, group_id, fx)
+        } else {
+            None
         }
     }
 
-    fn complete_join(&mut self, now: SimTime, group_id: &str, fx: &mut Effects) {
+    /// Start the next generation. A group left with no members becomes Empty, and that is
+    /// written (Kafka's onCompleteJoin: storeGroup with no assignment).
+    fn complete_join(&mut self, now: SimTime, group_id: &str, fx: &mut Effects) -> Option<Append> {
         let group = self.groups.get_mut(group_id).expect("exists");
-        group.initial_delay_until = None;
-        group.pending.clear();
+        group.initial_delay = None;
+        group.new_member_added = false;
         // Members that did not rejoin within the rebalance timeout are out.
         let gone: Vec<String> =
             group.members.values().filter(|m| m.join.is_none()).map(|m| m.member_id.clone()).collect();
@@ -416,18 +514,15 @@ impl GroupCoordinator {
         if group.members.is_empty() {
             group.state = GroupState::Empty;
             group.leader = None;
+            group.protocol = None;
             Self::note_state(group, fx);
-            return;
+            return Some(store_group(group, Completion::StoreGroup { group: group_id.to_string() }));
         }
-        // The protocol every member supports, in the leader's order of preference.
         if !group.leader.as_ref().is_some_and(|l| group.members.contains_key(l)) {
             group.leader = group.members.keys().next().cloned();
         }
         let leader = group.leader.clone().expect("members exist");
-        let candidates: Vec<String> = group.members[&leader].protocols.iter().map(|(n, _)| n.clone()).collect();
-        group.protocol = candidates
-            .into_iter()
-            .find(|name| group.members.values().all(|m| m.protocols.iter().any(|(n, _)| n == name)));
+        group.protocol = group.select_protocol();
         let protocol = group.protocol.clone();
         let members: Vec<(String, Option<String>, Subscription)> = group
             .members
@@ -458,6 +553,7 @@ impl GroupCoordinator {
             respond(m.client, c, body, fx);
         }
         self.schedule_session_check(group_id, fx);
+        None
     }
 
     // ---- SyncGroup ----------------------------------------------------------------------------
@@ -499,19 +595,8 @@ impl GroupCoordinator {
                 m.assignment = partitions.clone();
             }
         }
-        let record = GroupRecord {
-            generation: group.generation,
-            next_member: group.next_member,
-            protocol: group.protocol.clone(),
-            leader: group.leader.clone(),
-            members: group.members.values().cloned().collect(),
-        };
-        let value = serde_json::to_string(&record).expect("group records serialize");
-        Some(Append {
-            partition: group.partition,
-            records: vec![Record { key: Some(group_key(&group.id)), value }],
-            completion: Completion::Sync { group: group.id.clone(), generation: group.generation },
-        })
+        let completion = Completion::Sync { group: group.id.clone(), generation: group.generation };
+        Some(store_group(group, completion))
     }
 
     // ---- Heartbeat, LeaveGroup, sessions --------------------------------------------------------
@@ -543,69 +628,105 @@ impl GroupCoordinator {
         respond(from, correlation_id, Response::Heartbeat(HeartbeatResponse { error }), fx);
     }
 
-    pub fn leave(&mut self, now: SimTime, from: NodeId, correlation_id: u64, r: LeaveGroupRequest, fx: &mut Effects) {
+    /// Returns the group write to append, if the last member left (the Empty generation).
+    pub fn leave(
+        &mut self,
+        now: SimTime,
+        from: NodeId,
+        correlation_id: u64,
+        r: LeaveGroupRequest,
+        fx: &mut Effects,
+    ) -> Option<Append> {
         let removed = self.groups.get_mut(&r.group_id).and_then(|g| g.members.remove(&r.member_id)).is_some();
         let error = if removed { ErrorCode::None } else { ErrorCode::UnknownMemberId };
         respond(from, correlation_id, Response::LeaveGroup(LeaveGroupResponse { error }), fx);
-        if removed {
-            fx.note(Note::MemberRemoved {
-                group: r.group_id.clone(),
-                member: r.member_id,
-                reason: "left the group".into(),
-            });
-            self.after_member_loss(now, &r.group_id, fx);
+        if !removed {
+            return None;
         }
+        fx.note(Note::MemberRemoved {
+            group: r.group_id.clone(),
+            member: r.member_id,
+            reason: "left the group".into(),
+        });
+        self.after_member_loss(now, &r.group_id, fx)
     }
 
-    fn after_member_loss(&mut self, now: SimTime, group_id: &str, fx: &mut Effects) {
+    fn after_member_loss(&mut self, now: SimTime, group_id: &str, fx: &mut Effects) -> Option<Append> {
         let group = self.groups.get_mut(group_id).expect("exists");
         if group.members.is_empty() && group.state != GroupState::PreparingRebalance {
+            // Kafka rebalances to the next generation, which has nobody in it: Empty, stored.
             group.state = GroupState::Empty;
             group.generation += 1;
             group.leader = None;
+            group.protocol = None;
             Self::note_state(group, fx);
+            Some(store_group(group, Completion::StoreGroup { group: group_id.to_string() }))
         } else if group.state == GroupState::PreparingRebalance {
-            self.maybe_complete_join(now, group_id, fx);
+            self.maybe_complete_join(now, group_id, fx)
         } else {
-            self.prepare_rebalance(now, group_id, fx);
+            self.prepare_rebalance(now, group_id, fx)
         }
     }
 
     fn schedule_session_check(&self, group_id: &str, fx: &mut Effects) {
         let Some(group) = self.groups.get(group_id) else { return };
-        let next = group
-            .members
-            .values()
-            .filter(|m| m.join.is_none())
-            .map(|m| m.last_seen.plus_ms(m.session_timeout_ms))
-            .min();
-        if let Some(at) = next {
+        let members =
+            group.members.values().filter(|m| m.join.is_none()).map(|m| m.last_seen.plus_ms(m.session_timeout_ms));
+        if let Some(at) = members.chain(group.pending.values().copied()).min() {
             fx.set_timer(Timer::GroupSessionCheck(group_id.to_string()), at.plus_us(1));
         }
     }
 
-    pub fn on_timer(&mut self, now: SimTime, timer: &Timer, fx: &mut Effects) {
+    /// Returns the group write to append, if the timer left the group Empty.
+    pub fn on_timer(&mut self, now: SimTime, timer: &Timer, fx: &mut Effects) -> Option<Append> {
         match timer {
             Timer::GroupRebalance(id) => {
-                let Some(group) = self.groups.get_mut(id) else { return };
+                let initial_delay_ms = self.config.initial_rebalance_delay_ms;
+                let group = self.groups.get_mut(id)?;
                 if group.state != GroupState::PreparingRebalance {
-                    return;
+                    return None;
                 }
-                match group.initial_delay_until {
-                    Some(until) if now < until => fx.set_timer(timer.clone(), until),
-                    _ => {
-                        group.initial_delay_until = None;
-                        let all_joined = group.members.values().all(|m| m.join.is_some());
-                        if all_joined || now >= group.rebalance_deadline {
-                            self.complete_join(now, id, fx);
-                        } else {
-                            fx.set_timer(timer.clone(), group.rebalance_deadline);
-                        }
+                if let Some(delay) = group.initial_delay {
+                    if now < delay.until {
+                        fx.set_timer(timer.clone(), delay.until);
+                        return None;
                     }
+                    if group.new_member_added && delay.remaining_ms != 0 {
+                        // Kafka's InitialDelayedJoin.onComplete: somebody new joined meanwhile,
+                        // so wait once more for the rest of the group.
+                        group.new_member_added = false;
+                        let delay_ms = initial_delay_ms.min(delay.remaining_ms);
+                        let next = InitialDelay {
+                            until: now.plus_ms(delay_ms),
+                            delay_ms,
+                            remaining_ms: delay.remaining_ms.saturating_sub(delay.delay_ms),
+                        };
+                        group.initial_delay = Some(next);
+                        fx.set_timer(timer.clone(), next.until);
+                        return None;
+                    }
+                    return self.complete_join(now, id, fx);
+                }
+                let all_joined = group.members.values().all(|m| m.join.is_some());
+                if all_joined || now >= group.rebalance_deadline {
+                    self.complete_join(now, id, fx)
+                } else {
+                    fx.set_timer(timer.clone(), group.rebalance_deadline);
+                    None
                 }
             }
             Timer::GroupSessionCheck(id) => {
-                let Some(group) = self.groups.get_mut(id) else { return };
+                let group = self.groups.get_mut(id)?;
+                let expired_pending: Vec<String> =
+                    group.pending.iter().filter(|(_, until)| now >= **until).map(|(m, _)| m.clone()).collect();
+                for member in expired_pending.iter() {
+                    group.pending.remove(member);
+                    fx.note(Note::MemberRemoved {
+                        group: id.clone(),
+                        member: member.clone(),
+                        reason: "never joined with the member id it was given, within session.timeout.ms".into(),
+                    });
+                }
                 let expired: Vec<String> = group
                     .members
                     .values()
@@ -623,12 +744,18 @@ impl GroupCoordinator {
                         reason: format!("no heartbeat within session.timeout.ms={}", m.session_timeout_ms),
                     });
                 }
-                if !expired.is_empty() {
-                    self.after_member_loss(now, id, fx);
-                }
+                let append = if !expired.is_empty() {
+                    self.after_member_loss(now, id, fx)
+                } else if !expired_pending.is_empty() {
+                    // Kafka's removePendingMemberAndUpdateGroup: the join may be complete now.
+                    self.maybe_complete_join(now, id, fx)
+                } else {
+                    None
+                };
                 self.schedule_session_check(id, fx);
+                append
             }
-            _ => {}
+            _ => None,
         }
     }
 
@@ -690,7 +817,7 @@ impl GroupCoordinator {
     }
 
     /// A write to `__consumer_offsets` is committed (or failed with `error`).
-    pub fn on_append_done(&mut self, completion: Completion, error: ErrorCode, fx: &mut Effects) {
+    pub fn on_append_done(&mut self, now: SimTime, completion: Completion, error: ErrorCode, fx: &mut Effects) {
         match completion {
             Completion::Commit { group, client, correlation_id, offsets } => {
                 if error.is_none() {
@@ -714,12 +841,17 @@ impl GroupCoordinator {
                     return;
                 }
                 if !error.is_none() {
-                    // Could not store the assignment: the members must rejoin.
+                    // Kafka's doSyncGroup: the assignment is void, everyone waiting hears why,
+                    // and the group rebalances again.
+                    let error = group_store_error(error);
                     for m in g.members.values_mut() {
+                        m.assignment.clear();
                         if let Some(c) = m.sync.take() {
-                            respond(m.client, c, sync_error(ErrorCode::NotCoordinator), fx);
+                            respond(m.client, c, sync_error(error), fx);
                         }
                     }
+                    let append = self.prepare_rebalance(now, &group, fx);
+                    assert!(append.is_none(), "a group with members does not empty itself by starting a rebalance");
                     return;
                 }
                 g.state = GroupState::Stable;
@@ -740,6 +872,46 @@ impl GroupCoordinator {
                     }
                 }
             }
+            // Nobody waits on it; Kafka only logs a failure.
+            Completion::StoreGroup { .. } => {}
+            Completion::StaticMemberReplaced {
+                group,
+                instance,
+                old_member_id,
+                old_client,
+                old_protocols,
+                new_member_id,
+                leader,
+            } => {
+                let Some(g) = self.groups.get_mut(&group) else { return };
+                let Some(m) = g.members.get_mut(&new_member_id) else { return };
+                // Answered already if a rebalance completed meanwhile.
+                let Some(c) = m.join.take() else { return };
+                let client = m.client;
+                if error.is_none() {
+                    let body = Response::JoinGroup(JoinGroupResponse {
+                        error: ErrorCode::None,
+                        generation: g.generation,
+                        protocol: g.protocol.clone(),
+                        leader,
+                        member_id: new_member_id,
+                        members: Vec::new(),
+                    });
+                    respond(client, c, body, fx);
+                    return;
+                }
+                // The new id is not stored: put the old member back, as it was.
+                let mut m = g.members.remove(&new_member_id).expect("present");
+                assert_eq!(m.instance_id.as_ref(), Some(&instance), "a replaced member keeps its instance id");
+                m.member_id = old_member_id.clone();
+                m.client = old_client;
+                m.protocols = old_protocols;
+                if g.leader.as_ref() == Some(&new_member_id) {
+                    g.leader = Some(old_member_id.clone());
+                }
+                g.members.insert(old_member_id, m);
+                respond(client, c, join_error(group_store_error(error), ""), fx);
+            }
         }
     }
 }
@@ -754,12 +926,24 @@ impl Group {
             protocol: None,
             leader: None,
             members: BTreeMap::new(),
-            pending: BTreeSet::new(),
+            pending: BTreeMap::new(),
             offsets: BTreeMap::new(),
             next_member: 0,
-            initial_delay_until: None,
+            initial_delay: None,
+            new_member_added: false,
             rebalance_deadline: SimTime::ZERO,
         }
+    }
+
+    /// The protocol every member supports, in the leader's order of preference.
+    fn select_protocol(&self) -> Option<String> {
+        let leader = self.leader.as_ref().and_then(|l| self.members.get(l))?;
+        leader
+            .protocols
+            .iter()
+            .map(|(name, _)| name)
+            .find(|name| self.members.values().all(|m| m.protocols.iter().any(|(n, _)| n == *name)))
+            .cloned()
     }
 }
 
@@ -776,4 +960,793 @@ fn join_error(error: ErrorCode, member_id: &str) -> Response {
 
 fn sync_error(error: ErrorCode) -> Response {
     Response::SyncGroup(SyncGroupResponse { error, assignment: Vec::new() })
+}
+
+#[cfg(test)]
+mod tests {
+    //! The coordinator driven the way a broker drives it: each request goes in with a fresh
+    //! correlation id, timers fire in time order, and every `Append` is written to a stand-in
+    //! `__consumer_offsets` log before `on_append_done`. The reference is Kafka's own coordinator
+    //! (`GroupCoordinator.scala`, KIP-394, KIP-345).
+
+    use super::*;
+
+    const GROUP: &str = "orders";
+    const PARTITION: i32 = 0;
+    const TOPIC: &str = "events";
+    const SESSION_TIMEOUT_MS: u64 = 10_000;
+    const REBALANCE_TIMEOUT_MS: u64 = 60_000;
+    /// Every test run stops after this many timer firings: a loop that never ends is a bug.
+    const TIMER_FIRINGS_MAX: usize = 1_000;
+
+    /// A broker that leads `__consumer_offsets-0` and hosts one coordinator.
+    struct Broker {
+        coordinator: GroupCoordinator,
+        now: SimTime,
+        next_correlation_id: u64,
+        /// Every response sent, by correlation id (unique across clients in these tests).
+        responses: BTreeMap<u64, (NodeId, Response)>,
+        timers: BTreeMap<Timer, SimTime>,
+        /// `__consumer_offsets-0`: the records of every append that completed.
+        log: Vec<Record>,
+        notes: Vec<Note>,
+    }
+
+    fn client(index: u32) -> NodeId {
+        NodeId::Client(index)
+    }
+
+    fn tp(partition: i32) -> TopicPartition {
+        TopicPartition::new(TOPIC, partition)
+    }
+
+    fn protocols(topics: &[&str]) -> Vec<(String, Subscription)> {
+        let topics = topics.iter().map(|t| t.to_string()).collect();
+        vec![("range".to_string(), Subscription { topics, owned_partitions: Vec::new(), generation: -1 })]
+    }
+
+    impl Broker {
+        fn new(initial_rebalance_delay_ms: u64) -> Self {
+            Self::from_log(initial_rebalance_delay_ms, Vec::new(), SimTime::ZERO)
+        }
+
+        /// A broker that has just become leader of `__consumer_offsets-0` holding `log`.
+        fn from_log(initial_rebalance_delay_ms: u64, log: Vec<Record>, now: SimTime) -> Self {
+            let mut broker = Broker {
+                coordinator: GroupCoordinator::new(CoordinatorConfig { initial_rebalance_delay_ms }),
+                now,
+                next_correlation_id: 0,
+                responses: BTreeMap::new(),
+                timers: BTreeMap::new(),
+                log: log.clone(),
+                notes: Vec::new(),
+            };
+            let mut fx = Effects::default();
+            broker.coordinator.load(PARTITION, log.into_iter(), now, &mut fx);
+            broker.absorb(fx);
+            broker
+        }
+
+        fn absorb(&mut self, fx: Effects) {
+            for (to, message) in fx.sends {
+                let Message::Response { correlation_id, body } = message else {
+                    panic!("the coordinator only answers requests, it sent {message:?}");
+                };
+                let earlier = self.responses.insert(correlation_id, (to, body));
+                assert!(earlier.is_none(), "request #{correlation_id} was answered twice");
+            }
+            for timer in fx.cancels {
+                self.timers.remove(&timer);
+            }
+            for (timer, at) in fx.timers {
+                self.timers.insert(timer, at);
+            }
+            self.notes.extend(fx.notes);
+        }
+
+        fn correlation_id(&mut self) -> u64 {
+            self.next_correlation_id += 1;
+            self.next_correlation_id
+        }
+
+        /// Move the clock forward, firing each timer that comes due, in time order.
+        fn advance_ms(&mut self, ms: u64) {
+            let until = self.now.plus_ms(ms);
+            for _ in 0..TIMER_FIRINGS_MAX {
+                let due = self.timers.iter().filter(|(_, at)| **at <= until).min_by_key(|(t, at)| (**at, (*t).clone()));
+                let Some((timer, at)) = due.map(|(t, at)| (t.clone(), *at)) else {
+                    self.now = until;
+                    return;
+                };
+                self.timers.remove(&timer);
+                self.now = self.now.max(at);
+                let mut fx = Effects::default();
+                let append = self.coordinator.on_timer(self.now, &timer, &mut fx);
+                self.absorb(fx);
+                self.write_if_any(append);
+            }
+            panic!("more than {TIMER_FIRINGS_MAX} timer firings before {until}");
+        }
+
+        fn join_as(&mut self, from: u32, member_id: &str, instance: Option<&str>, topics: &[&str]) -> u64 {
+            let correlation_id = self.correlation_id();
+            let request = JoinGroupRequest {
+                group_id: GROUP.to_string(),
+                client_id: format!("consumer-{from}"),
+                member_id: member_id.to_string(),
+                group_instance_id: instance.map(str::to_string),
+                session_timeout_ms: SESSION_TIMEOUT_MS,
+                rebalance_timeout_ms: REBALANCE_TIMEOUT_MS,
+                protocols: protocols(topics),
+            };
+            let mut fx = Effects::default();
+            let append = self.coordinator.join(self.now, client(from), correlation_id, PARTITION, request, &mut fx);
+            self.absorb(fx);
+            self.write_if_any(append);
+            correlation_id
+        }
+
+        fn join(&mut self, from: u32, member_id: &str, instance: Option<&str>) -> u64 {
+            self.join_as(from, member_id, instance, &[TOPIC])
+        }
+
+        /// KIP-394: a new dynamic member's first JoinGroup, answered with the id to join with.
+        fn member_id_required(&mut self, from: u32) -> String {
+            let c = self.join(from, "", None);
+            let reply = self.join_reply(c).expect("MEMBER_ID_REQUIRED is immediate");
+            assert_eq!(reply.error, ErrorCode::MemberIdRequired);
+            reply.member_id
+        }
+
+        fn sync(
+            &mut self,
+            from: u32,
+            member_id: &str,
+            generation: i32,
+            assignments: Vec<(String, Vec<TopicPartition>)>,
+        ) -> (u64, Option<Append>) {
+            let correlation_id = self.correlation_id();
+            let request = SyncGroupRequest {
+                group_id: GROUP.to_string(),
+                generation,
+                member_id: member_id.to_string(),
+                assignments,
+            };
+            let mut fx = Effects::default();
+            let append = self.coordinator.sync(client(from), correlation_id, request, &mut fx);
+            self.absorb(fx);
+            (correlation_id, append)
+        }
+
+        /// The broker appended `append`; now it is committed (`ErrorCode::None`) or failed.
+        fn write(&mut self, append: Append, error: ErrorCode) {
+            assert_eq!(append.partition, PARTITION);
+            if error.is_none() {
+                self.log.extend(append.records);
+            }
+            let mut fx = Effects::default();
+            self.coordinator.on_append_done(self.now, append.completion, error, &mut fx);
+            self.absorb(fx);
+        }
+
+        /// A group write the coordinator asked for on its own (not a sync or a commit): the
+        /// broker appends it at once, and here it always commits.
+        fn write_if_any(&mut self, append: Option<Append>) {
+            if let Some(append) = append {
+                self.write(append, ErrorCode::None);
+            }
+        }
+
+        fn heartbeat(&mut self, from: u32, member_id: &str, generation: i32) -> ErrorCode {
+            let correlation_id = self.correlation_id();
+            let request =
+                HeartbeatRequest { group_id: GROUP.to_string(), generation, member_id: member_id.to_string() };
+            let mut fx = Effects::default();
+            self.coordinator.heartbeat(self.now, client(from), correlation_id, request, &mut fx);
+            self.absorb(fx);
+            match self.reply(correlation_id) {
+                Some(Response::Heartbeat(r)) => r.error,
+                other => panic!("heartbeat #{correlation_id} answered with {other:?}"),
+            }
+        }
+
+        fn leave(&mut self, from: u32, member_id: &str) -> ErrorCode {
+            let correlation_id = self.correlation_id();
+            let request = LeaveGroupRequest { group_id: GROUP.to_string(), member_id: member_id.to_string() };
+            let mut fx = Effects::default();
+            let append = self.coordinator.leave(self.now, client(from), correlation_id, request, &mut fx);
+            self.absorb(fx);
+            self.write_if_any(append);
+            match self.reply(correlation_id) {
+                Some(Response::LeaveGroup(r)) => r.error,
+                other => panic!("leave #{correlation_id} answered with {other:?}"),
+            }
+        }
+
+        fn commit(
+            &mut self,
+            from: u32,
+            member_id: &str,
+            generation: i32,
+            offsets: Vec<(TopicPartition, i64)>,
+        ) -> (u64, Option<Append>) {
+            let correlation_id = self.correlation_id();
+            let request = OffsetCommitRequest {
+                group_id: GROUP.to_string(),
+                generation,
+                member_id: member_id.to_string(),
+                offsets,
+            };
+            let mut fx = Effects::default();
+            let append = self.coordinator.commit(client(from), correlation_id, PARTITION, request, &mut fx);
+            self.absorb(fx);
+            (correlation_id, append)
+        }
+
+        fn fetch(&mut self, partitions: &[TopicPartition]) -> Vec<(TopicPartition, i64)> {
+            let correlation_id = self.correlation_id();
+            let request = OffsetFetchRequest { group_id: GROUP.to_string(), partitions: partitions.to_vec() };
+            let mut fx = Effects::default();
+            self.coordinator.fetch_offsets(client(0), correlation_id, request, &mut fx);
+            self.absorb(fx);
+            match self.reply(correlation_id) {
+                Some(Response::OffsetFetch(r)) => {
+                    assert_eq!(r.error, ErrorCode::None);
+                    r.offsets.clone()
+                }
+                other => panic!("offset fetch #{correlation_id} answered with {other:?}"),
+            }
+        }
+
+        fn reply(&self, correlation_id: u64) -> Option<&Response> {
+            self.responses.get(&correlation_id).map(|(_, r)| r)
+        }
+
+        fn join_reply(&self, correlation_id: u64) -> Option<JoinGroupResponse> {
+            match self.reply(correlation_id) {
+                None => None,
+                Some(Response::JoinGroup(r)) => Some(r.clone()),
+                Some(other) => panic!("join #{correlation_id} answered with {other:?}"),
+            }
+        }
+
+        fn sync_reply(&self, correlation_id: u64) -> Option<SyncGroupResponse> {
+            match self.reply(correlation_id) {
+                None => None,
+                Some(Response::SyncGroup(r)) => Some(r.clone()),
+                Some(other) => panic!("sync #{correlation_id} answered with {other:?}"),
+            }
+        }
+
+        fn commit_reply(&self, correlation_id: u64) -> Option<ErrorCode> {
+            match self.reply(correlation_id) {
+                None => None,
+                Some(Response::OffsetCommit(r)) => Some(r.error),
+                Some(other) => panic!("commit #{correlation_id} answered with {other:?}"),
+            }
+        }
+
+        fn state(&self) -> (GroupState, i32) {
+            self.coordinator.group_state(GROUP).expect("the group exists")
+        }
+    }
+
+    /// A group that went through one whole rebalance: the members (client index, optional
+    /// `group.instance.id`) joined in order, the leader gave member `i` partition `i`, the
+    /// assignment was written, and everyone synced. Returns the member ids, in join order.
+    fn stable_group(members: &[(u32, Option<&str>)]) -> (Broker, Vec<String>) {
+        let mut b = Broker::new(0);
+        let joins: Vec<u64> = members
+            .iter()
+            .map(|&(c, instance)| {
+                let id = if instance.is_none() { b.member_id_required(c) } else { String::new() };
+                b.join(c, &id, instance)
+            })
+            .collect();
+        b.advance_ms(0);
+        let replies: Vec<JoinGroupResponse> =
+            joins.iter().map(|c| b.join_reply(*c).expect("the join phase completed")).collect();
+        let ids: Vec<String> = replies.iter().map(|r| r.member_id.clone()).collect();
+        let leader = replies[0].leader.clone();
+        let assignments: Vec<(String, Vec<TopicPartition>)> =
+            ids.iter().enumerate().map(|(i, id)| (id.clone(), vec![tp(i as i32)])).collect();
+        let leader_index = ids.iter().position(|id| *id == leader).expect("the leader is a member");
+        let (c, append) = b.sync(members[leader_index].0, &leader, 1, assignments);
+        b.write(append.expect("the leader's SyncGroup writes the assignment"), ErrorCode::None);
+        assert_eq!(b.sync_reply(c).expect("answered once written").assignment, vec![tp(leader_index as i32)]);
+        for (i, id) in ids.iter().enumerate().filter(|(i, _)| *i != leader_index) {
+            let (c, append) = b.sync(members[i].0, id, 1, Vec::new());
+            assert!(append.is_none());
+            assert_eq!(b.sync_reply(c).expect("a Stable group answers at once").assignment, vec![tp(i as i32)]);
+        }
+        assert_eq!(b.state(), (GroupState::Stable, 1));
+        (b, ids)
+    }
+
+    // ---- (1) KIP-394 ----------------------------------------------------------------------------
+
+    #[test]
+    fn first_join_without_member_id_gets_member_id_required_then_rejoin_with_it_is_accepted() {
+        let mut b = Broker::new(0);
+        let c = b.join(1, "", None);
+        let reply = b.join_reply(c).expect("answered at once");
+        assert_eq!(reply.error, ErrorCode::MemberIdRequired);
+        assert!(!reply.member_id.is_empty(), "MEMBER_ID_REQUIRED carries the id to use");
+        assert_eq!(reply.generation, -1);
+        // The id is only reserved: the member is not in the group until it joins with it.
+        assert_eq!(b.state(), (GroupState::Empty, 0));
+
+        let c = b.join(1, &reply.member_id, None);
+        b.advance_ms(0);
+        let joined = b.join_reply(c).expect("the join phase completed");
+        assert_eq!(joined.error, ErrorCode::None);
+        assert_eq!(joined.member_id, reply.member_id);
+        assert_eq!(joined.generation, 1);
+        assert_eq!(joined.leader, reply.member_id, "the only member leads");
+        assert_eq!(joined.members.len(), 1);
+        assert_eq!(b.state(), (GroupState::CompletingRebalance, 1));
+    }
+
+    #[test]
+    fn every_member_id_required_hands_out_a_different_id() {
+        let mut b = Broker::new(0);
+        let first = b.member_id_required(1);
+        let second = b.member_id_required(1);
+        assert_ne!(first, second);
+    }
+
+    #[test]
+    fn join_with_a_member_id_the_coordinator_never_issued_is_unknown_member_id() {
+        let mut b = Broker::new(0);
+        let c = b.join(1, "made-up-id", None);
+        assert_eq!(b.join_reply(c).expect("answered at once").error, ErrorCode::UnknownMemberId);
+        assert_eq!(b.state(), (GroupState::Empty, 0));
+    }
+
+    // ---- (2) join, sync, initial delay --------------------------------------------------------
+
+    #[test]
+    fn leader_sync_is_written_before_the_group_is_stable_and_each_member_gets_its_own_share() {
+        let mut b = Broker::new(0);
+        let a = b.member_id_required(1);
+        let c_join_a = b.join(1, &a, None);
+        let d = b.member_id_required(2);
+        let c_join_d = b.join(2, &d, None);
+        b.advance_ms(0);
+
+        assert_eq!(b.state(), (GroupState::CompletingRebalance, 1));
+        let join_a = b.join_reply(c_join_a).expect("joined");
+        let join_d = b.join_reply(c_join_d).expect("joined");
+        assert_eq!((join_a.error, join_d.error), (ErrorCode::None, ErrorCode::None));
+        assert_eq!((join_a.generation, join_d.generation), (1, 1));
+        assert_eq!(join_a.leader, join_d.leader, "both are told the same leader");
+        let (leader, leader_client, follower, follower_client) =
+            if join_a.leader == a { (a, 1, d, 2) } else { (d, 2, a, 1) };
+        let leader_reply = if leader_client == 1 { &join_a } else { &join_d };
+        let follower_reply = if leader_client == 1 { &join_d } else { &join_a };
+        let mut subscribed: Vec<&str> = leader_reply.members.iter().map(|(id, _, _)| id.as_str()).collect();
+        subscribed.sort();
+        let mut expected = vec![leader.as_str(), follower.as_str()];
+        expected.sort();
+        assert_eq!(subscribed, expected, "only the leader gets every member's subscription");
+        assert!(follower_reply.members.is_empty());
+        assert_eq!(leader_reply.members[0].2.topics, vec![TOPIC.to_string()]);
+
+        // The follower's SyncGroup waits for the leader's assignment.
+        let (c_sync_follower, append) = b.sync(follower_client, &follower, 1, Vec::new());
+        assert!(append.is_none());
+        assert!(b.sync_reply(c_sync_follower).is_none());
+
+        let assignments = vec![(leader.clone(), vec![tp(0)]), (follower.clone(), vec![tp(1), tp(2)])];
+        let (c_sync_leader, append) = b.sync(leader_client, &leader, 1, assignments);
+        let append = append.expect("the leader's assignment is written to __consumer_offsets");
+        assert_eq!(append.completion, Completion::Sync { group: GROUP.to_string(), generation: 1 });
+        // Nobody hears about the assignment until the write commits.
+        assert!(b.sync_reply(c_sync_leader).is_none());
+        assert!(b.sync_reply(c_sync_follower).is_none());
+        assert_eq!(b.state(), (GroupState::CompletingRebalance, 1));
+
+        b.write(append, ErrorCode::None);
+        assert_eq!(b.state(), (GroupState::Stable, 1));
+        let leader_sync = b.sync_reply(c_sync_leader).expect("answered");
+        let follower_sync = b.sync_reply(c_sync_follower).expect("answered");
+        assert_eq!(leader_sync, SyncGroupResponse { error: ErrorCode::None, assignment: vec![tp(0)] });
+        assert_eq!(follower_sync, SyncGroupResponse { error: ErrorCode::None, assignment: vec![tp(1), tp(2)] });
+        assert_eq!(b.responses[&c_sync_follower].0, client(follower_client), "each answer goes to its own client");
+    }
+
+    #[test]
+    fn sync_errors_for_an_unknown_member_an_old_generation_and_a_rebalance_in_progress() {
+        let (mut b, ids) = stable_group(&[(1, None), (2, None)]);
+        // (member, generation, expected)
+        let cases = [
+            ("never-joined", 1, ErrorCode::UnknownMemberId),
+            (ids[0].as_str(), 0, ErrorCode::IllegalGeneration),
+            (ids[0].as_str(), 1, ErrorCode::None),
+        ];
+        for (member, generation, expected) in cases {
+            let (c, append) = b.sync(1, member, generation, Vec::new());
+            assert!(append.is_none());
+            assert_eq!(b.sync_reply(c).expect("answered at once").error, expected, "{member} generation {generation}");
+        }
+        assert_eq!(b.leave(2, &ids[1]), ErrorCode::None);
+        let (c, _) = b.sync(1, &ids[0], 1, Vec::new());
+        assert_eq!(b.sync_reply(c).expect("answered at once").error, ErrorCode::RebalanceInProgress);
+    }
+
+    #[test]
+    fn initial_rebalance_delay_holds_the_first_join_of_an_empty_group() {
+        let mut b = Broker::new(3_000);
+        let a = b.member_id_required(1);
+        let c = b.join(1, &a, None);
+        b.advance_ms(2_999);
+        assert!(b.join_reply(c).is_none(), "group.initial.rebalance.delay.ms has not passed");
+        assert_eq!(b.state(), (GroupState::PreparingRebalance, 0));
+        b.advance_ms(1);
+        assert_eq!(b.join_reply(c).expect("the delay is over").generation, 1);
+        assert_eq!(b.state(), (GroupState::CompletingRebalance, 1));
+    }
+
+    #[test]
+    fn initial_rebalance_delay_applies_only_to_an_empty_group() {
+        let (mut b, ids) = stable_group(&[(1, None), (2, None)]);
+        b.coordinator.config.initial_rebalance_delay_ms = 3_000;
+        assert_eq!(b.leave(2, &ids[1]), ErrorCode::None);
+        let c = b.join(1, &ids[0], None);
+        let reply = b.join_reply(c).expect("the only member rejoined: no delay");
+        assert_eq!(reply.generation, 2);
+    }
+
+    #[test]
+    fn member_joining_during_the_initial_delay_rearms_a_whole_delay_when_it_expires() {
+        // Kafka (InitialDelayedJoin.onComplete / tryCompleteInitialRebalanceElseSchedule): when the
+        // delay expires and a new member was added meanwhile, it schedules another full
+        // `group.initial.rebalance.delay.ms`. A at 0 and B at 1s with a 3s delay: join completes at 6s.
+        let mut b = Broker::new(3_000);
+        let a = b.member_id_required(1);
+        let c = b.join(1, &a, None);
+        b.advance_ms(1_000);
+        let d = b.member_id_required(2);
+        b.join(2, &d, None);
+        b.advance_ms(4_999);
+        assert!(b.join_reply(c).is_none(), "still waiting at 5.999s");
+        b.advance_ms(1);
+        assert_eq!(b.join_reply(c).expect("complete at 6s").generation, 1);
+    }
+
+    // ---- (3) heartbeats -------------------------------------------------------------------------
+
+    #[test]
+    fn heartbeat_in_a_stable_group_checks_member_then_generation() {
+        let (mut b, ids) = stable_group(&[(1, None), (2, None)]);
+        // (case, member, generation, expected)
+        let cases = [
+            ("current member, current generation", ids[0].as_str(), 1, ErrorCode::None),
+            ("unknown member", "never-joined", 1, ErrorCode::UnknownMemberId),
+            ("unknown member with an old generation", "never-joined", 0, ErrorCode::UnknownMemberId),
+            ("old generation", ids[1].as_str(), 0, ErrorCode::IllegalGeneration),
+            ("future generation", ids[1].as_str(), 2, ErrorCode::IllegalGeneration),
+        ];
+        for (case, member, generation, expected) in cases {
+            assert_eq!(b.heartbeat(1, member, generation), expected, "{case}");
+        }
+        assert_eq!(b.state(), (GroupState::Stable, 1), "heartbeats never change the group");
+    }
+
+    #[test]
+    fn heartbeat_tells_members_of_a_rebalance_and_of_a_generation_they_missed() {
+        let (mut b, ids) = stable_group(&[(1, None), (2, None), (3, None)]);
+        assert_eq!(b.leave(3, &ids[2]), ErrorCode::None);
+        assert_eq!(b.state(), (GroupState::PreparingRebalance, 1));
+        assert_eq!(b.heartbeat(1, &ids[0], 1), ErrorCode::RebalanceInProgress, "PreparingRebalance");
+        assert_eq!(b.heartbeat(2, &ids[1], 1), ErrorCode::RebalanceInProgress, "PreparingRebalance");
+        assert_eq!(b.heartbeat(3, &ids[2], 1), ErrorCode::UnknownMemberId, "the member that left");
+
+        let c1 = b.join(1, &ids[0], None);
+        let c2 = b.join(2, &ids[1], None);
+        assert_eq!(b.join_reply(c1).expect("all rejoined").generation, 2);
+        assert_eq!(b.join_reply(c2).expect("all rejoined").generation, 2);
+        assert_eq!(b.state(), (GroupState::CompletingRebalance, 2));
+        // Kafka treats a heartbeat between JoinGroup and SyncGroup as a normal one.
+        assert_eq!(b.heartbeat(1, &ids[0], 2), ErrorCode::None, "CompletingRebalance, new generation");
+        assert_eq!(b.heartbeat(2, &ids[1], 1), ErrorCode::IllegalGeneration, "the generation before the rebalance");
+    }
+
+    // ---- (4) sessions and leaving ---------------------------------------------------------------
+
+    #[test]
+    fn member_whose_heartbeats_stop_is_removed_after_session_timeout_and_the_group_rebalances() {
+        let (mut b, ids) = stable_group(&[(1, None), (2, None)]);
+        let session_check = Timer::GroupSessionCheck(GROUP.to_string());
+        assert!(b.timers.contains_key(&session_check), "the coordinator watches sessions with a timer");
+        // Member 0 heartbeats every 3s; member 1 has gone quiet since time 0.
+        for _ in 0..3 {
+            b.advance_ms(3_000);
+            assert_eq!(b.heartbeat(1, &ids[0], 1), ErrorCode::None);
+        }
+        b.advance_ms(SESSION_TIMEOUT_MS - 1 - 9_000);
+        assert_eq!(b.state(), (GroupState::Stable, 1), "9.999s: within session.timeout.ms");
+        b.advance_ms(2);
+        assert_eq!(b.state(), (GroupState::PreparingRebalance, 1), "10.001s: the silent member is out");
+        assert!(b.notes.iter().any(|n| matches!(n, Note::MemberRemoved { member, .. } if *member == ids[1])));
+
+        assert_eq!(b.heartbeat(1, &ids[0], 1), ErrorCode::RebalanceInProgress);
+        let c = b.join(1, &ids[0], None);
+        let reply = b.join_reply(c).expect("the only member left has rejoined");
+        assert_eq!(reply.generation, 2);
+        let members: Vec<&str> = reply.members.iter().map(|(id, _, _)| id.as_str()).collect();
+        assert_eq!(members, vec![ids[0].as_str()]);
+        assert_eq!(b.heartbeat(2, &ids[1], 1), ErrorCode::UnknownMemberId);
+    }
+
+    #[test]
+    fn heartbeats_keep_a_member_in_the_group_past_its_session_timeout() {
+        let (mut b, ids) = stable_group(&[(1, None)]);
+        for _ in 0..10 {
+            b.advance_ms(SESSION_TIMEOUT_MS / 2);
+            assert_eq!(b.heartbeat(1, &ids[0], 1), ErrorCode::None);
+        }
+        assert_eq!(b.state(), (GroupState::Stable, 1));
+    }
+
+    #[test]
+    fn leave_group_triggers_a_rebalance_and_the_last_member_leaving_empties_the_group() {
+        let (mut b, ids) = stable_group(&[(1, None), (2, None)]);
+        assert_eq!(b.leave(9, "never-joined"), ErrorCode::UnknownMemberId);
+        assert_eq!(b.state(), (GroupState::Stable, 1));
+
+        assert_eq!(b.leave(2, &ids[1]), ErrorCode::None);
+        assert_eq!(b.state(), (GroupState::PreparingRebalance, 1));
+        let c = b.join(1, &ids[0], None);
+        assert_eq!(b.join_reply(c).expect("rejoined").leader, ids[0]);
+        let (c, append) = b.sync(1, &ids[0], 2, vec![(ids[0].clone(), vec![tp(0), tp(1)])]);
+        b.write(append.expect("assignment written"), ErrorCode::None);
+        assert_eq!(b.sync_reply(c).expect("synced").assignment, vec![tp(0), tp(1)]);
+        assert_eq!(b.state(), (GroupState::Stable, 2));
+
+        // Kafka's next generation of an empty group: generation + 1, no leader, state Empty.
+        assert_eq!(b.leave(1, &ids[0]), ErrorCode::None);
+        assert_eq!(b.state(), (GroupState::Empty, 3));
+    }
+
+    #[test]
+    fn member_leaving_while_others_sync_voids_the_assignment() {
+        let mut b = Broker::new(0);
+        let a = b.member_id_required(1);
+        let c_a = b.join(1, &a, None);
+        let d = b.member_id_required(2);
+        b.join(2, &d, None);
+        b.advance_ms(0);
+        let leader = b.join_reply(c_a).expect("joined").leader;
+        let (follower, follower_client) = if leader == a { (d, 2) } else { (a, 1) };
+        let leader_client = 3 - follower_client;
+        let (c_follower, _) = b.sync(follower_client, &follower, 1, Vec::new());
+        assert_eq!(b.leave(leader_client, &leader), ErrorCode::None);
+        assert_eq!(b.sync_reply(c_follower).expect("answered").error, ErrorCode::RebalanceInProgress);
+        assert_eq!(b.state().0, GroupState::PreparingRebalance);
+    }
+
+    #[test]
+    fn group_emptied_by_leaves_is_still_empty_after_coordinator_failover() {
+        let (mut b, ids) = stable_group(&[(1, None)]);
+        assert_eq!(b.leave(1, &ids[0]), ErrorCode::None);
+        assert_eq!(b.state(), (GroupState::Empty, 2));
+        let failover = Broker::from_log(0, b.log.clone(), b.now);
+        assert_eq!(failover.state(), (GroupState::Empty, 2));
+    }
+
+    #[test]
+    fn pending_member_that_never_rejoins_stops_blocking_the_rebalance_after_its_session_timeout() {
+        let (mut b, ids) = stable_group(&[(1, None)]);
+        // A second consumer gets its member id at time 0 and dies before rejoining.
+        b.member_id_required(2);
+        // The leader rejoins (Kafka: a leader's JoinGroup in Stable forces a rebalance).
+        b.advance_ms(1_000);
+        let c = b.join(1, &ids[0], None);
+        assert!(b.join_reply(c).is_none(), "waits for the pending member");
+        assert_eq!(b.heartbeat(1, &ids[0], 1), ErrorCode::RebalanceInProgress);
+        b.advance_ms(SESSION_TIMEOUT_MS);
+        assert_eq!(b.join_reply(c).expect("the pending member expired at 10s").generation, 2);
+    }
+
+    #[test]
+    fn failed_assignment_write_sends_the_group_back_to_preparing_rebalance() {
+        let mut b = Broker::new(0);
+        let a = b.member_id_required(1);
+        b.join(1, &a, None);
+        b.advance_ms(0);
+        let (c, append) = b.sync(1, &a, 1, vec![(a.clone(), vec![tp(0)])]);
+        b.write(append.expect("written"), ErrorCode::RequestTimedOut);
+        assert!(!b.sync_reply(c).expect("answered").error.is_none());
+        assert_eq!(b.state(), (GroupState::PreparingRebalance, 1));
+    }
+
+    // ---- (5) static membership (KIP-345) --------------------------------------------------------
+
+    #[test]
+    fn static_member_joins_without_member_id_required() {
+        let mut b = Broker::new(0);
+        let c = b.join(1, "", Some("instance-a"));
+        b.advance_ms(0);
+        let reply = b.join_reply(c).expect("joined");
+        assert_eq!(reply.error, ErrorCode::None, "KIP-394 exempts static members");
+        assert_eq!(reply.members[0].1.as_deref(), Some("instance-a"));
+    }
+
+    #[test]
+    fn static_member_restarting_gets_a_new_id_and_its_old_assignment_without_a_rebalance() {
+        let (mut b, ids) = stable_group(&[(1, Some("instance-a")), (2, Some("instance-b"))]);
+        let answered = b.responses.len();
+        // instance-b restarts (as client 3) and joins without a member id.
+        let c = b.join(3, "", Some("instance-b"));
+        let reply = b.join_reply(c).expect("answered at once: no rebalance");
+        assert_eq!(reply.error, ErrorCode::None);
+        assert_eq!(reply.generation, 1, "the current generation");
+        assert_ne!(reply.member_id, ids[1], "a new member id replaces the old one");
+        assert!(reply.members.is_empty());
+        assert_eq!(b.state(), (GroupState::Stable, 1));
+        assert_eq!(b.responses.len(), answered + 1, "nobody else was asked to rejoin");
+        assert!(b.notes.iter().any(|n| matches!(n, Note::StaticMemberReturned { .. })));
+
+        let (c, append) = b.sync(3, &reply.member_id, 1, Vec::new());
+        assert!(append.is_none());
+        assert_eq!(b.sync_reply(c).expect("Stable: answered at once").assignment, vec![tp(1)], "its old share");
+        assert_eq!(b.heartbeat(1, &ids[0], 1), ErrorCode::None, "the other member is undisturbed");
+        assert_eq!(b.heartbeat(3, &reply.member_id, 1), ErrorCode::None);
+        assert_eq!(b.heartbeat(2, &ids[1], 1), ErrorCode::UnknownMemberId, "the old id is gone");
+    }
+
+    #[test]
+    fn static_member_joining_with_a_replaced_member_id_is_fenced() {
+        let (mut b, ids) = stable_group(&[(1, Some("instance-a")), (2, Some("instance-b"))]);
+        let c = b.join(3, "", Some("instance-b"));
+        let new_id = b.join_reply(c).expect("replaced").member_id;
+        // The old process, still alive, rejoins with its old member id.
+        let c = b.join(2, &ids[1], Some("instance-b"));
+        assert_eq!(b.join_reply(c).expect("answered at once").error, ErrorCode::FencedInstanceId);
+        assert_eq!(b.heartbeat(3, &new_id, 1), ErrorCode::None, "the new process keeps the instance");
+    }
+
+    #[test]
+    fn static_member_replacement_survives_coordinator_failover() {
+        let (mut b, _) = stable_group(&[(1, Some("instance-a")), (2, Some("instance-b"))]);
+        let c = b.join(3, "", Some("instance-b"));
+        let new_id = b.join_reply(c).expect("replaced").member_id;
+        let mut failover = Broker::from_log(0, b.log.clone(), b.now);
+        assert_eq!(failover.heartbeat(3, &new_id, 1), ErrorCode::None);
+    }
+
+    #[test]
+    fn static_member_replaced_while_syncing_fences_the_old_members_sync() {
+        let mut b = Broker::new(0);
+        let c_a = b.join(1, "", Some("instance-a"));
+        let c_b = b.join(2, "", Some("instance-b"));
+        b.advance_ms(0);
+        let leader = b.join_reply(c_a).expect("joined").leader;
+        let old_b = b.join_reply(c_b).expect("joined").member_id;
+        assert_ne!(leader, old_b, "instance-a joined first and leads");
+        let (c_old_sync, _) = b.sync(2, &old_b, 1, Vec::new());
+        // instance-b restarts as client 3 before the leader's assignment arrives.
+        b.join(3, "", Some("instance-b"));
+        let (to, body) = b.responses.get(&c_old_sync).expect("the old member's SyncGroup is answered").clone();
+        assert_eq!(to, client(2));
+        assert_eq!(
+            body,
+            Response::SyncGroup(SyncGroupResponse { error: ErrorCode::FencedInstanceId, assignment: Vec::new() })
+        );
+    }
+
+    // ---- (6) offsets --------------------------------------------------------------------------
+
+    #[test]
+    fn offset_commit_is_checked_against_the_member_and_its_generation() {
+        let (mut b, ids) = stable_group(&[(1, None), (2, None)]);
+        assert_eq!(b.leave(2, &ids[1]), ErrorCode::None);
+        let c = b.join(1, &ids[0], None);
+        assert_eq!(b.join_reply(c).expect("rejoined").generation, 2);
+        // CompletingRebalance: the member knows generation 2 but has no assignment yet.
+        let (c, append) = b.commit(1, &ids[0], 2, vec![(tp(0), 5)]);
+        assert!(append.is_none());
+        assert_eq!(b.commit_reply(c), Some(ErrorCode::RebalanceInProgress));
+        let (_, append) = b.sync(1, &ids[0], 2, vec![(ids[0].clone(), vec![tp(0), tp(1)])]);
+        b.write(append.expect("assignment written"), ErrorCode::None);
+        assert_eq!(b.state(), (GroupState::Stable, 2));
+
+        // (case, member, generation, expected)
+        let cases = [
+            ("stale generation", ids[0].as_str(), 1, ErrorCode::IllegalGeneration),
+            ("member that left", ids[1].as_str(), 1, ErrorCode::UnknownMemberId),
+            ("never a member", "never-joined", 2, ErrorCode::UnknownMemberId),
+            ("outside the group while it has members", "", -1, ErrorCode::UnknownMemberId),
+        ];
+        for (case, member, generation, expected) in cases {
+            let (c, append) = b.commit(1, member, generation, vec![(tp(0), 5)]);
+            assert!(append.is_none(), "{case}: nothing is written");
+            assert_eq!(b.commit_reply(c), Some(expected), "{case}");
+        }
+        assert_eq!(b.fetch(&[tp(0)]), vec![(tp(0), -1)], "no rejected commit is visible");
+    }
+
+    #[test]
+    fn committed_offset_is_visible_to_offset_fetch_only_after_its_append_completes() {
+        let (mut b, ids) = stable_group(&[(1, None)]);
+        let (c, append) = b.commit(1, &ids[0], 1, vec![(tp(0), 42), (tp(1), 7)]);
+        let append = append.expect("a valid commit is written to __consumer_offsets");
+        assert_eq!(append.records.len(), 2, "one record per partition");
+        assert_eq!(b.commit_reply(c), None, "answered once written");
+        assert_eq!(b.fetch(&[tp(0), tp(1)]), vec![(tp(0), -1), (tp(1), -1)]);
+
+        b.write(append, ErrorCode::None);
+        assert_eq!(b.commit_reply(c), Some(ErrorCode::None));
+        assert_eq!(b.fetch(&[tp(0), tp(1), tp(2)]), vec![(tp(0), 42), (tp(1), 7), (tp(2), -1)]);
+    }
+
+    #[test]
+    fn offset_commit_whose_append_fails_is_not_visible() {
+        let (mut b, ids) = stable_group(&[(1, None)]);
+        let (c, append) = b.commit(1, &ids[0], 1, vec![(tp(0), 42)]);
+        b.write(append.expect("written"), ErrorCode::RequestTimedOut);
+        let error = b.commit_reply(c).expect("answered");
+        assert!(!error.is_none() && error.is_retriable(), "a retriable error, got {error}");
+        assert_eq!(b.fetch(&[tp(0)]), vec![(tp(0), -1)]);
+    }
+
+    #[test]
+    fn offset_commit_from_outside_the_group_protocol_is_allowed_while_the_group_is_empty() {
+        let mut b = Broker::new(0);
+        let (c, append) = b.commit(1, "", -1, vec![(tp(3), 100)]);
+        b.write(append.expect("a simple consumer may commit to an empty group"), ErrorCode::None);
+        assert_eq!(b.commit_reply(c), Some(ErrorCode::None));
+        assert_eq!(b.fetch(&[tp(3)]), vec![(tp(3), 100)]);
+    }
+
+    // ---- (7) coordinator failover -------------------------------------------------------------
+
+    #[test]
+    fn load_from_the_coordinators_own_records_restores_offsets_and_the_group() {
+        let (mut b, ids) = stable_group(&[(1, None), (2, None)]);
+        for (partition, offset) in [(0, 10), (1, 20), (0, 15)] {
+            let (_, append) = b.commit(1, &ids[0], 1, vec![(tp(partition), offset)]);
+            b.write(append.expect("written"), ErrorCode::None);
+        }
+        b.advance_ms(1_000);
+
+        // The broker dies; another becomes leader of __consumer_offsets-0 and replays it.
+        let mut failover = Broker::from_log(0, b.log.clone(), b.now);
+        assert!(failover.coordinator.coordinates(PARTITION));
+        assert_eq!(failover.fetch(&[tp(0), tp(1)]), vec![(tp(0), 15), (tp(1), 20)], "the last commit wins");
+        assert_eq!(failover.state(), (GroupState::Stable, 1));
+        assert!(failover.notes.iter().any(|n| matches!(n, Note::GroupLoaded { members: 2, offsets: 2, .. })));
+        assert_eq!(failover.heartbeat(1, &ids[0], 1), ErrorCode::None, "members carry on where they were");
+        let (c, _) = failover.sync(2, &ids[1], 1, Vec::new());
+        assert_eq!(failover.sync_reply(c).expect("Stable").assignment, vec![tp(1)], "assignments survive too");
+
+        // Member ids handed out after the failover do not collide with the old ones.
+        let fresh = failover.member_id_required(3);
+        assert!(!ids.contains(&fresh), "{fresh} reuses an id from before the failover");
+    }
+
+    #[test]
+    fn loaded_members_that_never_heartbeat_again_expire_after_session_timeout() {
+        let (b, ids) = stable_group(&[(1, None), (2, None)]);
+        let mut failover = Broker::from_log(0, b.log.clone(), SimTime::from_ms(5_000));
+        failover.advance_ms(SESSION_TIMEOUT_MS / 2);
+        assert_eq!(failover.heartbeat(1, &ids[0], 1), ErrorCode::None);
+        failover.advance_ms(SESSION_TIMEOUT_MS / 2 + 1);
+        assert_eq!(failover.state(), (GroupState::PreparingRebalance, 1), "the silent member expired");
+    }
+
+    #[test]
+    fn unload_answers_waiting_members_with_not_coordinator() {
+        let mut b = Broker::new(3_000);
+        let a = b.member_id_required(1);
+        let c = b.join(1, &a, None);
+        let mut fx = Effects::default();
+        b.coordinator.unload(PARTITION, &mut fx);
+        b.absorb(fx);
+        assert_eq!(b.join_reply(c).expect("answered").error, ErrorCode::NotCoordinator);
+        assert!(!b.coordinator.coordinates(PARTITION));
+        assert_eq!(b.coordinator.group_state(GROUP), None);
+        assert!(b.timers.is_empty(), "the group's timers are cancelled");
+    }
 }
