@@ -66,6 +66,9 @@ struct Truncation {
     reason: TruncateReason,
 }
 
+/// What the checker last saw of a replica: (leader?, leader epoch, HW, LEO, log start offset).
+type Fingerprint = (bool, i32, i64, i64, i64);
+
 pub struct Checker {
     min_isr: BTreeMap<String, usize>,
     producers: BTreeMap<NodeId, ProducerPromise>,
@@ -83,8 +86,8 @@ pub struct Checker {
     reported: BTreeSet<(String, TopicPartition, i64)>,
     groups: GroupChecks,
     elections: BTreeMap<TopicPartition, Vec<Election>>,
-    /// Per broker and replica: (leader?, epoch, HW, LEO, log start) when last checked.
-    fingerprints: BTreeMap<BrokerId, BTreeMap<TopicPartition, (bool, i32, i64, i64, i64)>>,
+    /// Per broker and replica: its state when last checked.
+    fingerprints: BTreeMap<BrokerId, BTreeMap<TopicPartition, Fingerprint>>,
     /// Client node -> its name in the scenario.
     client_names: BTreeMap<NodeId, String>,
     truncations: BTreeMap<TopicPartition, Vec<Truncation>>,
