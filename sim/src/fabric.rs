@@ -112,6 +112,22 @@ impl Fabric {
         Fate::Deliver { at_us }
     }
 
+    /// When a message a cut held back arrives, resent now: after the link's latency, and never
+    /// before an earlier message on the same connection.
+    pub fn retransmit_at(&mut self, now_us: u64, from: NodeId, to: NodeId) -> u64 {
+        let mut at_us = now_us + self.latency_us(from, to);
+        if let Some(&last) = self.last_arrival_us.get(&(from, to)) {
+            at_us = at_us.max(last + 1);
+        }
+        self.last_arrival_us.insert((from, to), at_us);
+        at_us
+    }
+
+    /// How long a reply from `from` to `to` takes (for a reset).
+    pub fn latency_back_us(&mut self, from: NodeId, to: NodeId) -> u64 {
+        self.latency_us(from, to)
+    }
+
     /// A message arrived: the two nodes now have a connection.
     pub fn connected(&mut self, a: NodeId, b: NodeId) {
         self.connections.insert(pair(a, b));

@@ -39,7 +39,7 @@ pub fn describe(trace: &Trace, event: &Event, detail: Detail) -> Option<String> 
         }
         EventKind::Drop { to, reason, id } => {
             let why = match reason {
-                DropReason::Partitioned => "cut by a network partition",
+                DropReason::Partitioned => "held back by a network partition (TCP resends it once the link heals)",
                 DropReason::Lost => "lost in the network",
                 DropReason::ReceiverDown => "its process is down",
                 DropReason::ReceiverPoweredOff => "it has no power",

@@ -60,6 +60,9 @@ pub type Delivery = tokio::sync::oneshot::Receiver<Result<(ksim_cluster::TopicPa
 /// Where a producer app waits for its record's fate: the partition and offset, or why it failed.
 type DeliverySender = tokio::sync::oneshot::Sender<Result<(ksim_cluster::TopicPartition, i64), String>>;
 
+/// A message a cut holds back: its id, the message, and the receiver's incarnation when sent.
+type HeldMessage = (u64, Message, u64);
+
 pub struct World {
     pub header: TraceHeader,
     pub resolved: Resolved,
@@ -75,6 +78,13 @@ pub struct World {
     commit_waiters: BTreeMap<(NodeId, u64), tokio::sync::oneshot::Sender<Result<(), String>>>,
     /// Narration waiting for its happening: (what, not before this time in µs, text).
     narration_on: Vec<(Happening, u64, String)>,
+    /// Messages a network partition holds back, per (sender, receiver), oldest first, with the
+    /// receiver's incarnation when sent. TCP resends them once the cut heals: the receiver gets
+    /// them if its process is the same one, and the sender gets a reset if it restarted.
+    held: BTreeMap<(NodeId, NodeId), Vec<HeldMessage>>,
+    /// Requests on the wire, (sender, correlation id) -> receiver: when the sender gives up on one
+    /// (its request timeout) it closes that connection, and what was held on it is gone.
+    open_requests: BTreeMap<(NodeId, u64), NodeId>,
     /// Nodes the scenario's timeline leaves down at the end (killed, powered off or paused and
     /// never brought back): liveness does not expect them back.
     left_down: BTreeSet<NodeId>,
@@ -163,6 +173,8 @@ impl World {
                 commit_waiters: BTreeMap::new(),
                 narration_on,
                 left_down: left_down(scenario),
+                held: BTreeMap::new(),
+                open_requests: BTreeMap::new(),
                 me: me.clone(),
                 fabric_node: None,
                 origin: None,
@@ -289,6 +301,13 @@ impl World {
         }
         match &input {
             Input::Timer(timer) => {
+                if let Timer::RequestTimeout(id) = timer {
+                    // Kafka's client closes the connection of a request that timed out.
+                    if let Some(peer) = self.open_requests.remove(&(node, *id)) {
+                        self.held.remove(&(node, peer));
+                        self.held.remove(&(peer, node));
+                    }
+                }
                 let timer = timer.clone();
                 self.record(node, EventKind::TimerFired { timer });
             }
@@ -419,6 +438,9 @@ impl World {
             from,
             EventKind::Send { id, to, api: message.api(), request: message.is_request(), summary: message.to_string() },
         );
+        if let Message::Request { correlation_id, .. } = &message {
+            self.open_requests.insert((from, *correlation_id), to);
+        }
         let receiver = self.reachability(to);
         match self.fabric.route(now.0, from, to, receiver) {
             Fate::Deliver { at_us } => {
@@ -431,6 +453,9 @@ impl World {
             }
             Fate::Drop { reason, notify_sender_at_us } => {
                 self.record(from, EventKind::Drop { id, to, reason });
+                if reason == DropReason::Partitioned {
+                    self.hold(id, from, to, message);
+                }
                 if let Some(at_us) = notify_sender_at_us {
                     self.schedule_connection_closed(from, to, SimTime(at_us));
                 }
@@ -447,7 +472,13 @@ impl World {
         };
         if let Some(reason) = reason {
             self.record(to, EventKind::Drop { id, to, reason });
+            if reason == DropReason::Partitioned {
+                self.hold(id, from, to, message);
+            }
             return;
+        }
+        if let Message::Response { correlation_id, .. } = &message {
+            self.open_requests.remove(&(to, *correlation_id));
         }
         let inbox = self.slots.get(&to).and_then(|s| s.inbox.clone());
         match inbox {
@@ -458,6 +489,42 @@ impl World {
             }
             None => self.record(to, EventKind::Drop { id, to, reason: DropReason::ReceiverDown }),
         }
+    }
+
+    fn hold(&mut self, id: u64, from: NodeId, to: NodeId, message: Message) {
+        let incarnation = self.slots.get(&to).map_or(0, |s| s.starts);
+        self.held.entry((from, to)).or_default().push((id, message, incarnation));
+    }
+
+    /// After the network changed: resend what a cut held back on every link that is whole again,
+    /// as TCP's retransmission would. A receiver that restarted meanwhile answers with a reset.
+    fn release_held(&mut self, now: SimTime) {
+        let links: Vec<(NodeId, NodeId)> =
+            self.held.keys().filter(|(a, b)| !self.fabric.is_cut(*a, *b)).copied().collect();
+        for (from, to) in links {
+            let messages = self.held.remove(&(from, to)).unwrap_or_default();
+            let starts = self.slots.get(&to).map_or(0, |s| s.starts);
+            let same_process = matches!(self.reachability(to), Reachability::Up)
+                && messages.first().is_some_and(|(_, _, incarnation)| *incarnation == starts);
+            if same_process {
+                for (id, message, _) in messages {
+                    let at_us = self.fabric.retransmit_at(now.0, from, to);
+                    self.schedule_delivery(id, from, to, message, SimTime(at_us));
+                }
+            } else if self.reachability(to) != Reachability::PoweredOff {
+                let at_us = self.fabric.retransmit_at(now.0, from, to) + self.fabric.latency_back_us(to, from);
+                self.schedule_connection_closed(from, to, SimTime(at_us));
+            }
+        }
+    }
+
+    fn schedule_delivery(&mut self, id: u64, from: NodeId, to: NodeId, message: Message, at: SimTime) {
+        let world = self.me.upgrade().expect("the world outlives its tasks");
+        let deadline = self.at(at);
+        self.fabric_node.as_ref().expect("fabric node").spawn(async move {
+            madsim::time::sleep_until(deadline).await;
+            world.lock().expect("world lock").deliver(id, from, to, message);
+        });
     }
 
     fn schedule_connection_closed(&mut self, node: NodeId, peer: NodeId, at: SimTime) {
@@ -531,7 +598,10 @@ impl World {
                     }
                 }
             }
-            Fault::Heal => self.fabric.heal(),
+            Fault::Heal => {
+                self.fabric.heal();
+                self.release_held(now());
+            }
             Fault::SlowLink { a, b, extra_latency_ms } => self.fabric.set_slow(a, b, extra_latency_ms),
         }
     }
@@ -570,11 +640,17 @@ impl World {
         }
         self.slots.get_mut(&node).expect("present").durable = durable;
         self.checker.on_stop(node, power_loss);
+        // What the dead process had queued to send is gone with it.
+        self.held.retain(|(from, _), _| *from != node);
+        self.open_requests.retain(|(from, _), _| *from != node);
         if power_loss {
             self.fabric.forget_connections(node);
         } else {
             for (peer, at_us) in self.fabric.close_connections(now.0, node) {
-                self.schedule_connection_closed(peer, node, SimTime(at_us));
+                // Behind a cut the peer hears nothing now; it gets a reset when it next resends.
+                if !self.fabric.is_cut(node, peer) {
+                    self.schedule_connection_closed(peer, node, SimTime(at_us));
+                }
             }
         }
         if let NodeId::Client(_) = node {
