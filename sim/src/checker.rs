@@ -87,7 +87,7 @@ pub struct Checker {
     groups: GroupChecks,
     elections: BTreeMap<TopicPartition, Vec<Election>>,
     /// Per broker and replica: its state when last checked.
-    fingerprints: BTreeMap<BrokerId, BTreeMap<TopicPartition, Fingerprint>>,
+    fingerprints: BTreeMap<BrokerId, Vec<(TopicPartition, Fingerprint)>>,
     /// Client node -> its name in the scenario.
     client_names: BTreeMap<NodeId, String>,
     truncations: BTreeMap<TopicPartition, Vec<Truncation>>,
@@ -417,24 +417,41 @@ impl Checker {
         let NodeId::Broker(broker) = node else { return Vec::new() };
         let Some(Machine::Broker(b)) = slots.get(&node).and_then(|s| s.machine.as_ref()) else { return Vec::new() };
         let mut findings = Vec::new();
+        // A step touches few of a broker's partitions: only the replicas whose state changed since
+        // the last check are checked. The broker lists its replicas in partition order, and so
+        // does `seen`, so one walk over both finds them (no lookups, no allocation).
+        let seen = self.fingerprints.entry(broker).or_default();
+        let mut changed = Vec::new();
+        let mut cursor = 0;
         for replica in b.replicas() {
-            let tp = &replica.partition;
-            let leo = replica.log_end_offset();
-            // A step touches few of a broker's partitions: skip the replicas whose state is as
-            // the last check left it (a lookup, no allocation), so a step costs little with
-            // thousands of partitions.
             let fingerprint = (
                 replica.is_leader(),
                 replica.leader_epoch,
                 replica.high_watermark,
-                leo,
+                replica.log_end_offset(),
                 replica.log.log_start_offset(),
             );
-            let seen = self.fingerprints.entry(broker).or_default();
-            if seen.get(tp) == Some(&fingerprint) {
-                continue;
+            while seen.get(cursor).is_some_and(|(tp, _)| *tp < replica.partition) {
+                seen.remove(cursor); // a replica the broker no longer has
             }
-            seen.insert(tp.clone(), fingerprint);
+            match seen.get_mut(cursor) {
+                Some((tp, last)) if *tp == replica.partition => {
+                    if *last != fingerprint {
+                        *last = fingerprint;
+                        changed.push(replica);
+                    }
+                }
+                _ => {
+                    seen.insert(cursor, (replica.partition.clone(), fingerprint));
+                    changed.push(replica);
+                }
+            }
+            cursor += 1;
+        }
+        seen.truncate(cursor);
+        for replica in changed {
+            let tp = &replica.partition;
+            let leo = replica.log_end_offset();
             assert!(
                 replica.high_watermark <= leo,
                 "invariant HW <= LEO broken on broker-{broker} {tp}: HW {} > LEO {leo}",
