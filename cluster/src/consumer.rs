@@ -610,6 +610,8 @@ mod tests {
         /// Every request the consumer sent, in order.
         sent: Vec<Request>,
         notes: Vec<Note>,
+        /// Answer heartbeats with FENCED_INSTANCE_ID (another process took the instance id).
+        fence: bool,
     }
 
     fn tp() -> TopicPartition {
@@ -624,6 +626,7 @@ mod tests {
                 log_end,
                 sent: Vec::new(),
                 notes: Vec::new(),
+                fence: false,
             }
         }
 
@@ -685,6 +688,9 @@ mod tests {
                 Request::Fetch(r) => Response::Fetch(FetchResponse {
                     partitions: r.partitions.iter().map(|p| self.fetched(p.fetch_offset)).collect(),
                 }),
+                Request::Heartbeat(_) if self.fence => {
+                    Response::Heartbeat(HeartbeatResponse { error: ErrorCode::FencedInstanceId })
+                }
                 Request::Heartbeat(_) => Response::Heartbeat(HeartbeatResponse { error: ErrorCode::None }),
                 Request::OffsetCommit(_) => Response::OffsetCommit(OffsetCommitResponse { error: ErrorCode::None }),
                 _ => return None,
@@ -828,5 +834,35 @@ mod tests {
         assert!(!cluster.sent_list_offsets(), "auto.offset.reset=none must not reset the position");
         assert_eq!(cluster.consumer.position(&tp()), None);
         assert_eq!(cluster.consumer.partitions_without_offset(), vec![tp()]);
+    }
+
+    #[test]
+    fn a_fenced_static_member_gives_up_its_partitions_and_never_rejoins() {
+        let config = ConsumerConfig {
+            group_id: Some("workers".into()),
+            group_instance_id: Some("host-a".into()),
+            auto_offset_reset: OffsetReset::Earliest,
+            ..ConsumerConfig::default()
+        };
+        let mut cluster = Cluster::new(config, 3);
+        let mut fx = Effects::default();
+        assert!(cluster.consumer.subscribe(&[TOPIC.to_string()], SimTime::ZERO, &mut fx));
+        cluster.settle(SimTime::ZERO, fx);
+        assert_eq!(cluster.poll(SimTime::from_ms(1_000)).len(), 3);
+
+        // A newer process took group.instance.id host-a: the coordinator fences this one.
+        cluster.fence = true;
+        cluster.timer(SimTime::from_ms(4_000), Timer::GroupHeartbeat);
+        assert!(cluster.notes.iter().any(|n| matches!(n, Note::MemberFenced { .. })), "{:?}", cluster.notes);
+        assert!(cluster.notes.iter().any(|n| matches!(n, Note::PartitionsRevoked { lost: true, .. })));
+
+        // Fatal, as in Kafka: no rejoin, no heartbeat, nothing more to read.
+        let joins_before = cluster.sent.iter().filter(|r| matches!(r, Request::JoinGroup(_))).count();
+        for at in [5_000, 8_000, 11_000] {
+            assert!(cluster.poll(SimTime::from_ms(at)).is_empty());
+            cluster.timer(SimTime::from_ms(at + 1), Timer::GroupHeartbeat);
+        }
+        let joins_after = cluster.sent.iter().filter(|r| matches!(r, Request::JoinGroup(_))).count();
+        assert_eq!(joins_before, joins_after, "a fenced member must not rejoin");
     }
 }

@@ -175,6 +175,12 @@ pub enum Note {
         member: String,
         waited_ms: u64,
     },
+    /// Another process took this member's `group.instance.id` (FENCED_INSTANCE_ID): as in Kafka
+    /// this is fatal, and the consumer stops taking part in the group.
+    MemberFenced {
+        group: String,
+        member: String,
+    },
     // ---- producer ----
     /// A record the application sent was acknowledged.
     ProduceAcked {
@@ -251,7 +257,8 @@ impl Note {
             | PartitionsAssigned { .. }
             | PartitionsRevoked { .. }
             | CommitFailed { .. }
-            | PollIntervalExceeded { .. } => None,
+            | PollIntervalExceeded { .. }
+            | MemberFenced { .. } => None,
         }
     }
 }
@@ -380,6 +387,10 @@ impl fmt::Display for Note {
             PollIntervalExceeded { member, waited_ms, .. } => write!(
                 f,
                 "{member}: the application did not poll for {waited_ms} ms (> max.poll.interval.ms): the consumer leaves the group"
+            ),
+            MemberFenced { group, member } => write!(
+                f,
+                "{member}: fenced in group {group} (FENCED_INSTANCE_ID): another consumer took its group.instance.id; it stops consuming"
             ),
             ProduceAcked { partition, offset, key, value, .. } => {
                 write!(f, "acknowledged {} at {partition}@{offset}", fmt_record(key, value))

@@ -85,6 +85,8 @@ pub struct GroupMember {
     /// A follow-up join is needed once the current exchange ends.
     rejoin_needed: bool,
     retry_at: SimTime,
+    /// Fenced for good (FENCED_INSTANCE_ID): this member does nothing more.
+    fenced: bool,
     /// Left the group because the application did not poll in time; its partitions are given up
     /// at the next poll, as Kafka's `onPartitionsLost` does.
     kicked_out_at: Option<SimTime>,
@@ -120,6 +122,7 @@ impl GroupMember {
             last_poll: SimTime::ZERO,
             rejoin_needed: false,
             retry_at: SimTime::ZERO,
+            fenced: false,
             kicked_out_at: None,
         }
     }
@@ -171,7 +174,7 @@ impl GroupMember {
     /// The application polled: it is alive. A member that was kicked out rejoins.
     pub fn on_poll(&mut self, now: SimTime) {
         self.last_poll = now;
-        if self.phase == Phase::Idle && !self.topics.is_empty() && self.kicked_out_at.is_none() {
+        if self.phase == Phase::Idle && !self.topics.is_empty() && self.kicked_out_at.is_none() && !self.fenced {
             self.phase = Phase::Joining;
         }
     }
@@ -211,6 +214,9 @@ impl GroupMember {
         fx: &mut Effects,
     ) -> Vec<MemberEvent> {
         let mut events = Vec::new();
+        if self.fenced {
+            return events;
+        }
         if self.topics.is_empty() || now < self.retry_at {
             if now < self.retry_at {
                 fx.set_timer(Timer::ConsumerWakeup, self.retry_at);
@@ -355,6 +361,15 @@ impl GroupMember {
         self.phase = Phase::Joining;
     }
 
+    /// FENCED_INSTANCE_ID: a newer process holds our `group.instance.id`. Kafka makes this fatal
+    /// (FencedInstanceIdException): give up every partition and take no further part.
+    fn fence(&mut self, fx: &mut Effects, events: &mut Vec<MemberEvent>) {
+        self.rejoin_from_scratch(fx, events, true);
+        self.fenced = true;
+        self.phase = Phase::Idle;
+        fx.note(Note::MemberFenced { group: self.group_id.clone(), member: self.name() });
+    }
+
     /// The coordinator moved or died: find it again. A sync in flight is lost, so rejoin.
     fn coordinator_lost(&mut self, now: SimTime) {
         self.coordinator = None;
@@ -372,7 +387,7 @@ impl GroupMember {
         next_correlation: &mut u64,
         fx: &mut Effects,
     ) -> bool {
-        let Some(coordinator) = self.coordinator else { return false };
+        let Some(coordinator) = self.coordinator.filter(|_| !self.fenced) else { return false };
         if offsets.is_empty() {
             return false;
         }
@@ -417,7 +432,7 @@ impl GroupMember {
                 self.send(coordinator, now, body, Pending::Heartbeat, next_correlation, fx);
             }
         }
-        if !self.topics.is_empty() {
+        if !self.topics.is_empty() && !self.fenced {
             fx.set_timer(Timer::GroupHeartbeat, now.plus_ms(self.config.heartbeat_interval_ms));
         }
     }
@@ -480,9 +495,8 @@ impl GroupMember {
                 ErrorCode::RebalanceInProgress if self.phase == Phase::Stable => self.rejoin_needed = true,
                 ErrorCode::RebalanceInProgress => {}
                 ErrorCode::IllegalGeneration => self.rejoin_from_scratch(fx, &mut events, false),
-                ErrorCode::UnknownMemberId | ErrorCode::FencedInstanceId => {
-                    self.rejoin_from_scratch(fx, &mut events, true)
-                }
+                ErrorCode::FencedInstanceId => self.fence(fx, &mut events),
+                ErrorCode::UnknownMemberId => self.rejoin_from_scratch(fx, &mut events, true),
                 ErrorCode::NotCoordinator | ErrorCode::CoordinatorNotAvailable => self.coordinator_lost(now),
                 _ => {}
             },
@@ -536,7 +550,8 @@ impl GroupMember {
                 self.member_id = r.member_id;
                 return; // drive() sends the join again, now with the id
             }
-            ErrorCode::UnknownMemberId | ErrorCode::FencedInstanceId => {
+            ErrorCode::FencedInstanceId => return self.fence(fx, events),
+            ErrorCode::UnknownMemberId => {
                 self.rejoin_from_scratch(fx, events, true);
                 return;
             }
@@ -605,9 +620,8 @@ impl GroupMember {
                 return;
             }
             ErrorCode::IllegalGeneration => return self.rejoin_from_scratch(fx, events, false),
-            ErrorCode::UnknownMemberId | ErrorCode::FencedInstanceId => {
-                return self.rejoin_from_scratch(fx, events, true)
-            }
+            ErrorCode::FencedInstanceId => return self.fence(fx, events),
+            ErrorCode::UnknownMemberId => return self.rejoin_from_scratch(fx, events, true),
             _ => return self.coordinator_lost(now),
         }
         self.phase = Phase::Stable;
