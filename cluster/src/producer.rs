@@ -277,8 +277,12 @@ impl Producer {
                     next_wakeup = Some(next_wakeup.map_or(until, |w| w.min(until)));
                     break;
                 }
+                // One batch per partition in flight with idempotence (ksim's simplification of
+                // Kafka's five) or with max.in.flight=1, where Kafka mutes the partition so that a
+                // batch sent to a new leader cannot overtake one still out to the old.
                 if self.in_flight_to(leader) >= self.config.max_in_flight_requests_per_connection
-                    || (self.config.enable_idempotence && self.in_flight_for(&tp))
+                    || ((self.config.enable_idempotence || self.config.max_in_flight_requests_per_connection == 1)
+                        && self.in_flight_for(&tp))
                 {
                     break;
                 }

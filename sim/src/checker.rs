@@ -752,10 +752,13 @@ impl Checker {
     }
 
     /// How many acknowledged writes no current leader (or, without one, no replica) holds.
+    /// Acknowledged writes gone from the log that Kafka promised to keep (the others are lessons
+    /// the history check reports, not something the cluster can recover).
     pub fn lost_acked_writes(&self, slots: &BTreeMap<NodeId, Slot>) -> usize {
         let leaders = current_leaders(slots);
         self.acked
             .iter()
+            .filter(|a| self.durability_promised(a.client, &a.partition))
             .filter(|a| {
                 let present = |log: &Log| {
                     a.offset < log.log_start_offset()

@@ -767,7 +767,11 @@ impl World {
             }
         }
         let Some(image) = image else {
-            problems.push("the controller is down".into());
+            // Without a controller nothing can change leadership: if the scenario keeps it down,
+            // that is its lesson, not a failure to recover.
+            if !self.left_down.contains(&NodeId::Controller(CONTROLLER_ID)) {
+                problems.push("the controller is down".into());
+            }
             return problems;
         };
         for id in &self.header.brokers {
@@ -775,9 +779,17 @@ impl World {
                 problems.push(format!("broker-{id} is fenced"));
             }
         }
+        let mut offline_for_good = BTreeSet::new();
         for (tp, p) in &image.partitions {
+            // A partition whose last in-sync replicas are all gone for good stays offline: Kafka
+            // will not elect an out-of-sync replica unless unclean election is enabled.
+            let isr_gone = !p.isr.is_empty() && p.isr.iter().all(|r| self.left_down.contains(&NodeId::Broker(*r)));
             if p.leader.is_none() {
-                problems.push(format!("{tp} has no leader"));
+                if isr_gone {
+                    offline_for_good.insert(tp.clone());
+                } else {
+                    problems.push(format!("{tp} has no leader"));
+                }
             } else if p.replicas.iter().any(|r| !p.isr.contains(r) && !self.left_down.contains(&NodeId::Broker(*r))) {
                 problems.push(format!("{tp} ISR {:?} is missing replicas of {:?}", p.isr, p.replicas));
             }
@@ -801,6 +813,8 @@ impl World {
                 match state {
                     Some((ksim_cluster::group::coordinator::GroupState::Stable, _)) => {}
                     Some((state, _)) => problems.push(format!("group {group} is {state}")),
+                    // Its __consumer_offsets partition may be offline for good (see above).
+                    None if offline_for_good.iter().any(|tp| tp.topic == "__consumer_offsets") => {}
                     None => problems.push(format!("group {group} has no coordinator")),
                 }
             }
@@ -814,7 +828,7 @@ impl World {
         }
         let lost = self.checker.lost_acked_writes(&self.slots);
         if lost > 0 {
-            problems.push(format!("{lost} acknowledged write(s) cannot be read"));
+            problems.push(format!("{lost} acknowledged write(s) Kafka promised to keep cannot be read"));
         }
         problems.sort();
         problems.dedup();
@@ -839,21 +853,30 @@ impl World {
     }
 }
 
-/// The nodes whose last lifecycle step in the timeline takes them down for good.
+/// The nodes the timeline leaves down for good: killed or powered off and never restarted, or
+/// paused and never resumed (resuming a dead node does not bring it back).
 fn left_down(scenario: &Scenario) -> BTreeSet<NodeId> {
-    let mut down = BTreeSet::new();
+    let mut dead = BTreeSet::new();
+    let mut paused = BTreeSet::new();
     let mut steps: Vec<&crate::scenario::Step> = scenario.timeline.iter().collect();
     steps.sort_by_key(|s| s.at_ms);
     for step in steps {
         match &step.action {
-            Action::Kill(n) | Action::PowerFail(n) | Action::Pause(n) => {
-                down.insert(scenario.node_id(n));
+            Action::Kill(n) | Action::PowerFail(n) => {
+                dead.insert(scenario.node_id(n));
             }
-            Action::Restart(n) | Action::Resume(n) => {
-                down.remove(&scenario.node_id(n));
+            Action::Pause(n) => {
+                paused.insert(scenario.node_id(n));
+            }
+            Action::Resume(n) => {
+                paused.remove(&scenario.node_id(n));
+            }
+            Action::Restart(n) => {
+                dead.remove(&scenario.node_id(n));
+                paused.remove(&scenario.node_id(n));
             }
             _ => {}
         }
     }
-    down
+    dead.union(&paused).copied().collect()
 }
