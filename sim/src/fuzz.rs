@@ -13,11 +13,27 @@ use crate::scenario::{Action, App, FuzzBudget, NodeRef, Scenario, Step};
 use rand_core::RngCore;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// How long after the last fault a fuzzed run must have recovered. Kafka's slowest recovery is a
-/// request lost into a network partition: TCP gives no error, so the client waits out
-/// `request.timeout.ms` (30 s) before it asks elsewhere; a consumer group may then need a
-/// rebalance, waiting for `session.timeout.ms` (45 s) to expire a member that died during it.
+/// How long after the last fault a fuzzed run must have recovered, at least. Kafka's slowest
+/// recovery is a request lost on a half-open connection (its peer died behind a partition, so
+/// no reset ever came): the client waits out the request's timeout. That is `request.timeout.ms`
+/// (30 s) for most requests, but a JoinGroup may wait for the whole rebalance,
+/// `max.poll.interval.ms` plus 5 s (305 s by default); see [`recovery_ms`].
 pub const RECOVERY_MS: u64 = 60_000;
+
+/// The liveness bound for a scenario: [`RECOVERY_MS`], or longer if a consumer group's JoinGroup
+/// timeout is longer, plus time to rejoin and catch up.
+pub fn recovery_ms(scenario: &Scenario) -> u64 {
+    let join_timeout = scenario.resolve().ok().and_then(|resolved| {
+        scenario
+            .clients
+            .iter()
+            .filter(|c| c.app.group_member())
+            .filter_map(|c| resolved.consumers.get(&c.name))
+            .map(|config| config.max_poll_interval_ms + 5_000 + config.session_timeout_ms)
+            .max()
+    });
+    join_timeout.map_or(RECOVERY_MS, |t| t.max(RECOVERY_MS))
+}
 
 /// The budget used when a scenario declares none: a couple of crashes, a pause and a network
 /// partition, all healed 15 s before the end.
@@ -112,8 +128,9 @@ pub fn with_random_faults(scenario: &Scenario, seed: u64) -> Scenario {
         // Liveness is part of every fuzz run: once everything is healed, the cluster must recover,
         // and the run goes on long enough for Kafka's slowest recovery path to finish.
         let last = out.timeline.iter().map(|s| s.at_ms).max().unwrap_or(0);
-        out.converge_within_ms = Some(RECOVERY_MS);
-        out.duration_ms = out.duration_ms.max(last + RECOVERY_MS + 1_000);
+        let recovery = recovery_ms(&out);
+        out.converge_within_ms = Some(recovery);
+        out.duration_ms = out.duration_ms.max(last + recovery + 1_000);
     }
     out.seed = seed;
     out.title = format!("{} (fuzz seed {seed})", scenario.title);

@@ -438,19 +438,25 @@ impl World {
             from,
             EventKind::Send { id, to, api: message.api(), request: message.is_request(), summary: message.to_string() },
         );
-        if let Message::Request { correlation_id, .. } = &message {
-            self.open_requests.insert((from, *correlation_id), to);
+        match &message {
+            Message::Request { correlation_id, .. } => {
+                self.open_requests.insert((from, *correlation_id), to);
+            }
+            // A response travels on the connection its request came on. If the requester has
+            // since died (and maybe restarted) or given up on the request, that connection is
+            // closed: the response goes nowhere (and must not reach a new process whose
+            // correlation ids start again).
+            Message::Response { correlation_id, .. }
+                if self.open_requests.get(&(to, *correlation_id)) != Some(&from) =>
+            {
+                self.record(from, EventKind::Drop { id, to, reason: DropReason::ConnectionClosed });
+                return;
+            }
+            Message::Response { .. } => {}
         }
         let receiver = self.reachability(to);
         match self.fabric.route(now.0, from, to, receiver) {
-            Fate::Deliver { at_us } => {
-                let world = self.me.upgrade().expect("the world outlives its tasks");
-                let deadline = self.at(SimTime(at_us));
-                self.fabric_node.as_ref().expect("fabric node").spawn(async move {
-                    madsim::time::sleep_until(deadline).await;
-                    world.lock().expect("world lock").deliver(id, from, to, message);
-                });
-            }
+            Fate::Deliver { at_us } => self.schedule_delivery(id, from, to, message, SimTime(at_us)),
             Fate::Drop { reason, notify_sender_at_us } => {
                 self.record(from, EventKind::Drop { id, to, reason });
                 if reason == DropReason::Partitioned {
@@ -463,7 +469,17 @@ impl World {
         }
     }
 
-    fn deliver(&mut self, id: u64, from: NodeId, to: NodeId, message: Message) {
+    /// A message arrives. `incarnation` is the receiver's process when it was sent: a process
+    /// that restarted since never had that connection, and answers with a reset.
+    fn deliver(&mut self, id: u64, from: NodeId, to: NodeId, message: Message, incarnation: u64) {
+        // (Incarnation 0: sent before the receiver first booted, at time 0; its boot is not a restart.)
+        let restarted = incarnation != 0 && self.slots.get(&to).is_some_and(|s| s.starts != incarnation);
+        if restarted && self.reachability(to) == Reachability::Up && !self.fabric.is_cut(from, to) {
+            self.record(to, EventKind::Drop { id, to, reason: DropReason::ConnectionClosed });
+            let at_us = now().0 + self.fabric.latency_back_us(to, from);
+            self.schedule_connection_closed(from, to, SimTime(at_us));
+            return;
+        }
         let reason = match self.reachability(to) {
             Reachability::Up if self.fabric.is_cut(from, to) => Some(DropReason::Partitioned),
             Reachability::Up => None,
@@ -505,7 +521,7 @@ impl World {
             let messages = self.held.remove(&(from, to)).unwrap_or_default();
             let starts = self.slots.get(&to).map_or(0, |s| s.starts);
             let same_process = matches!(self.reachability(to), Reachability::Up)
-                && messages.first().is_some_and(|(_, _, incarnation)| *incarnation == starts);
+                && messages.first().is_some_and(|(_, _, incarnation)| *incarnation == starts || *incarnation == 0);
             if same_process {
                 for (id, message, _) in messages {
                     let at_us = self.fabric.retransmit_at(now.0, from, to);
@@ -521,9 +537,10 @@ impl World {
     fn schedule_delivery(&mut self, id: u64, from: NodeId, to: NodeId, message: Message, at: SimTime) {
         let world = self.me.upgrade().expect("the world outlives its tasks");
         let deadline = self.at(at);
+        let incarnation = self.slots.get(&to).map_or(0, |s| s.starts);
         self.fabric_node.as_ref().expect("fabric node").spawn(async move {
             madsim::time::sleep_until(deadline).await;
-            world.lock().expect("world lock").deliver(id, from, to, message);
+            world.lock().expect("world lock").deliver(id, from, to, message, incarnation);
         });
     }
 
