@@ -798,21 +798,15 @@ impl Broker {
                 if request.acks != Acks::All || replica.high_watermark >= required_offset {
                     return reply(ErrorCode::None, base_offset, replica.log.log_start_offset(), fx);
                 }
-                let leader_epoch = replica.leader_epoch;
-                let id = self.next_id();
-                self.delayed_produces.insert(
-                    id,
-                    DelayedProduce {
-                        client: from,
-                        correlation_id,
-                        partition: tp.clone(),
-                        leader_epoch,
-                        base_offset,
-                        required_offset,
-                    },
-                );
-                fx.set_timer(Timer::DelayedProduceExpiry(id), now.plus_ms(request.timeout_ms));
-                return;
+                let delayed = DelayedProduce {
+                    client: from,
+                    correlation_id,
+                    partition: tp.clone(),
+                    leader_epoch: replica.leader_epoch,
+                    base_offset,
+                    required_offset,
+                };
+                return self.delay_produce(now, delayed, request.timeout_ms, fx);
             }
             SequenceCheck::OutOfOrder { .. } => {
                 return reply(ErrorCode::OutOfOrderSequenceNumber, -1, replica.log.log_start_offset(), fx);
@@ -831,23 +825,26 @@ impl Broker {
             Acks::None => {}
             Acks::Leader => reply(ErrorCode::None, base_offset, log_start_offset, fx),
             Acks::All => {
-                let id = self.next_id();
-                self.delayed_produces.insert(
-                    id,
-                    DelayedProduce {
-                        client: from,
-                        correlation_id,
-                        partition: tp.clone(),
-                        leader_epoch: epoch,
-                        base_offset,
-                        required_offset: base_offset + count,
-                    },
-                );
-                fx.set_timer(Timer::DelayedProduceExpiry(id), now.plus_ms(request.timeout_ms));
+                let delayed = DelayedProduce {
+                    client: from,
+                    correlation_id,
+                    partition: tp.clone(),
+                    leader_epoch: epoch,
+                    base_offset,
+                    required_offset: base_offset + count,
+                };
+                self.delay_produce(now, delayed, request.timeout_ms, fx);
             }
         }
         self.maybe_advance_hw(now, &tp, fx);
         self.try_complete_delayed_fetches(now, Some(&tp), fx);
+    }
+
+    /// Park an acks=all produce in purgatory until the high watermark passes it, or its timeout.
+    fn delay_produce(&mut self, now: SimTime, delayed: DelayedProduce, timeout_ms: u64, fx: &mut Effects) {
+        let id = self.next_id();
+        self.delayed_produces.insert(id, delayed);
+        fx.set_timer(Timer::DelayedProduceExpiry(id), now.plus_ms(timeout_ms));
     }
 
     fn on_fetch(&mut self, now: SimTime, from: NodeId, correlation_id: u64, request: FetchRequest, fx: &mut Effects) {
