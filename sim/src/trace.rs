@@ -11,6 +11,7 @@ use ksim_cluster::protocol::ApiKey;
 use ksim_cluster::timer::Timer;
 use ksim_cluster::topic::BrokerId;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Why the fabric did not deliver a message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -129,8 +130,10 @@ pub struct TraceHeader {
     pub brokers: Vec<BrokerId>,
     /// Client names, indexed by `NodeId::Client(i)`.
     pub clients: Vec<String>,
-    /// Partitions and their assigned replicas, once created.
     pub duration_ms: u64,
+    /// `broker.rack` of the brokers that have one.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub racks: BTreeMap<BrokerId, String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

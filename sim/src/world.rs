@@ -116,6 +116,7 @@ impl World {
             brokers: scenario.cluster.brokers.clone(),
             clients: scenario.clients.iter().map(|c| c.name.clone()).collect(),
             duration_ms: scenario.duration_ms,
+            racks: scenario.cluster.racks.clone(),
         };
         let mut slots = BTreeMap::new();
         let mut nodes = vec![NodeId::Controller(CONTROLLER_ID)];

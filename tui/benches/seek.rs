@@ -69,6 +69,7 @@ fn synthetic_trace() -> Trace {
         brokers: vec![1, 2, 3],
         clients: vec!["producer".into(), "consumer".into()],
         duration_ms: 10_000_000,
+        racks: Default::default(),
     };
     let controller = NodeId::Controller(CONTROLLER_ID);
     let producer = NodeId::Client(0);

@@ -650,6 +650,7 @@ mod tests {
             brokers: vec![1, 2, 3],
             clients: vec!["producer".into()],
             duration_ms: 1000,
+            racks: Default::default(),
         }
     }
 

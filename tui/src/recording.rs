@@ -113,6 +113,7 @@ mod tests {
             brokers: vec![1],
             clients: vec![],
             duration_ms: 1,
+            racks: Default::default(),
         };
         let events = (0..n)
             .map(|i| Event {

@@ -341,6 +341,7 @@ fn an_empty_trace_is_shown_and_every_key_is_harmless() {
         brokers: vec![],
         clients: vec![],
         duration_ms: 0,
+        racks: Default::default(),
     };
     let mut app = App::for_trace(Trace { header, events: vec![] });
     press(&mut app, "n p ] [ g G tab k f z r x b + - space ? ?");
@@ -348,4 +349,15 @@ fn an_empty_trace_is_shown_and_every_key_is_harmless() {
     let text = screen(&app);
     assert!(text.contains("step 0 of 0"), "{text}");
     assert!(text.contains("none in this scenario"), "{text}");
+}
+
+#[test]
+fn brokers_show_their_rack() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/leader-failover.ron");
+    let mut scenario = Scenario::load(&path).expect("loads");
+    scenario.cluster.racks = [(1, "eu-a".to_string()), (2, "eu-b".to_string())].into_iter().collect();
+    let mut app = App::run(scenario, "leader-failover".into(), 42).expect("runs");
+    press(&mut app, "G");
+    let text = to_text(&app.model, 120, 40);
+    assert!(text.contains("rack eu-a") && text.contains("rack eu-b"), "{text}");
 }

@@ -31,8 +31,13 @@ fn paragraph(model: &Model) -> Paragraph<'static> {
         row.push(Span::styled("cut", style::bad()));
     }
     lines.push(Line::from(row));
+    let racks = &model.trace().header.racks;
     for &broker in &model.trace().header.brokers {
-        lines.push(broker_line(view, broker, model.selection == Selection::Broker(broker)));
+        let mut line = broker_line(view, broker, model.selection == Selection::Broker(broker));
+        if let Some(rack) = racks.get(&broker) {
+            line.spans.push(Span::styled(format!(" rack {rack}"), style::dim()));
+        }
+        lines.push(line);
     }
     lines.extend(network_lines(model));
     Paragraph::new(lines).wrap(Wrap { trim: false }).block(style::section("Cluster"))
