@@ -28,6 +28,14 @@ impl Default for ReconnectBackoff {
     }
 }
 
+/// The client settings metadata handling follows, from the producer's or consumer's config.
+#[derive(Clone, Copy, Debug)]
+pub struct MetadataSettings {
+    pub max_age_ms: u64,
+    pub request_timeout_ms: u64,
+    pub reconnect_backoff: ReconnectBackoff,
+}
+
 #[derive(Clone, Copy, Debug)]
 struct Blackout {
     until: SimTime,
@@ -47,6 +55,10 @@ pub struct ClientMetadata {
     /// this a client whose request bounces off a dead broker would ask again at once, forever.
     blackouts: BTreeMap<BrokerId, Blackout>,
     backoff: ReconnectBackoff,
+    /// `metadata.max.age.ms`: refresh at least this often.
+    max_age_ms: u64,
+    /// `request.timeout.ms`: how long a Metadata request may go unanswered.
+    request_timeout_ms: u64,
     /// The timer that wakes the owner when a blackout ends and a request can go out.
     wake: Timer,
     /// Which broker to ask next (round-robin over what we know).
@@ -57,7 +69,7 @@ pub struct ClientMetadata {
 
 impl ClientMetadata {
     /// `wake` is the owner's timer for "try again": a blackout's end sets it.
-    pub fn new(bootstrap: Vec<BrokerId>, backoff: ReconnectBackoff, wake: Timer) -> Self {
+    pub fn new(bootstrap: Vec<BrokerId>, settings: MetadataSettings, wake: Timer) -> Self {
         ClientMetadata {
             bootstrap,
             topics: BTreeMap::new(),
@@ -65,7 +77,9 @@ impl ClientMetadata {
             interest: BTreeSet::new(),
             in_flight: None,
             blackouts: BTreeMap::new(),
-            backoff,
+            backoff: settings.reconnect_backoff,
+            max_age_ms: settings.max_age_ms,
+            request_timeout_ms: settings.request_timeout_ms,
             wake,
             next_broker: 0,
             refresh_needed: true,
@@ -138,17 +152,10 @@ impl ClientMetadata {
         }
     }
 
-    /// Send a Metadata request if one is needed and none is in flight; returns its correlation
-    /// id. `request_timeout_ms` bounds the wait.
-    pub fn maybe_refresh(
-        &mut self,
-        now: SimTime,
-        max_age_ms: u64,
-        request_timeout_ms: u64,
-        next_correlation: &mut u64,
-        fx: &mut Effects,
-    ) {
-        if now.ms_since(self.last_refresh) >= max_age_ms && self.last_refresh != SimTime::ZERO {
+    /// Send a Metadata request if one is needed and none is in flight; `request.timeout.ms`
+    /// bounds the wait.
+    pub fn maybe_refresh(&mut self, now: SimTime, next_correlation: &mut u64, fx: &mut Effects) {
+        if now.ms_since(self.last_refresh) >= self.max_age_ms && self.last_refresh != SimTime::ZERO {
             self.refresh_needed = true;
         }
         if !self.refresh_needed || self.in_flight.is_some() || self.interest.is_empty() {
@@ -169,7 +176,7 @@ impl ClientMetadata {
         let correlation_id = *next_correlation;
         *next_correlation += 1;
         self.in_flight = Some((correlation_id, broker));
-        fx.set_timer(Timer::RequestTimeout(correlation_id), now.plus_ms(request_timeout_ms));
+        fx.set_timer(Timer::RequestTimeout(correlation_id), now.plus_ms(self.request_timeout_ms));
         let body = Request::Metadata(MetadataRequest { topics: self.interest.iter().cloned().collect() });
         fx.send(NodeId::Broker(broker), Message::Request { correlation_id, body });
     }

@@ -19,7 +19,7 @@
 //! it commits its positions with `commit` (or every `auto.commit.interval.ms` with
 //! `enable.auto.commit`), and before giving partitions up in a rebalance.
 
-use crate::client_metadata::ClientMetadata;
+use crate::client_metadata::{ClientMetadata, MetadataSettings};
 use crate::config::{ConsumerConfig, OffsetReset};
 use crate::effects::{Effects, Input, StateMachine};
 use crate::error::ErrorCode;
@@ -85,7 +85,11 @@ pub struct Consumer {
 
 impl Consumer {
     pub fn new(config: ConsumerConfig, bootstrap: Vec<BrokerId>, client_id: &str) -> Self {
-        let reconnect_backoff = config.reconnect_backoff;
+        let settings = MetadataSettings {
+            max_age_ms: config.metadata_max_age_ms,
+            request_timeout_ms: config.request_timeout_ms,
+            reconnect_backoff: config.reconnect_backoff,
+        };
         Consumer {
             client_id: client_id.to_string(),
             member: None,
@@ -93,7 +97,7 @@ impl Consumer {
             next_commit_id: 1,
             commits_in_flight: Vec::new(),
             config,
-            metadata: ClientMetadata::new(bootstrap, reconnect_backoff, Timer::ConsumerWakeup),
+            metadata: ClientMetadata::new(bootstrap, settings, Timer::ConsumerWakeup),
             assignment: BTreeMap::new(),
             wanted_topics: Vec::new(),
             buffer: VecDeque::new(),
@@ -338,13 +342,7 @@ impl Consumer {
                 None => self.wanted_topics.push(topic),
             }
         }
-        self.metadata.maybe_refresh(
-            now,
-            self.config.metadata_max_age_ms,
-            self.config.request_timeout_ms,
-            &mut self.next_correlation,
-            fx,
-        );
+        self.metadata.maybe_refresh(now, &mut self.next_correlation, fx);
         self.drive_member(now, fx);
         let mut resets: BTreeMap<BrokerId, Vec<(TopicPartition, OffsetSpec, i32)>> = BTreeMap::new();
         let mut fetches: BTreeMap<BrokerId, Vec<FetchPartition>> = BTreeMap::new();
@@ -419,13 +417,7 @@ impl Consumer {
         if let Some(at) = wakeup {
             fx.set_timer(Timer::ConsumerWakeup, at);
         }
-        self.metadata.maybe_refresh(
-            now,
-            self.config.metadata_max_age_ms,
-            self.config.request_timeout_ms,
-            &mut self.next_correlation,
-            fx,
-        );
+        self.metadata.maybe_refresh(now, &mut self.next_correlation, fx);
     }
 
     fn back_off(&mut self, now: SimTime, tp: &TopicPartition, refresh_metadata: bool) {

@@ -29,7 +29,7 @@
 //! The price is the one Kafka pays: a waiting batch that an earlier attempt wrote under the old id
 //! is not recognised under the new one, and can be written twice.
 
-use crate::client_metadata::ClientMetadata;
+use crate::client_metadata::{ClientMetadata, MetadataSettings};
 use crate::config::{Acks, ProducerConfig};
 use crate::effects::{Effects, Input, StateMachine};
 use crate::error::ErrorCode;
@@ -90,10 +90,14 @@ pub struct Producer {
 
 impl Producer {
     pub fn new(config: ProducerConfig, bootstrap: Vec<BrokerId>) -> Self {
-        let reconnect_backoff = config.reconnect_backoff;
+        let settings = MetadataSettings {
+            max_age_ms: config.metadata_max_age_ms,
+            request_timeout_ms: config.request_timeout_ms,
+            reconnect_backoff: config.reconnect_backoff,
+        };
         Producer {
             config,
-            metadata: ClientMetadata::new(bootstrap, reconnect_backoff, Timer::ProducerWakeup),
+            metadata: ClientMetadata::new(bootstrap, settings, Timer::ProducerWakeup),
             sticky: StickyPartitioner::default(),
             producer_id: NO_PRODUCER_ID,
             producer_epoch: -1,
@@ -241,13 +245,7 @@ impl Producer {
     /// Send what can be sent; ask for what is missing.
     fn drive(&mut self, now: SimTime, fx: &mut Effects) {
         self.expire(now, fx);
-        self.metadata.maybe_refresh(
-            now,
-            self.config.metadata_max_age_ms,
-            self.config.request_timeout_ms,
-            &mut self.next_correlation,
-            fx,
-        );
+        self.metadata.maybe_refresh(now, &mut self.next_correlation, fx);
         if self.config.enable_idempotence {
             if self.reset_pending {
                 if !self.in_flight.is_empty() {
@@ -296,13 +294,7 @@ impl Producer {
         if let Some(at) = next_wakeup {
             fx.set_timer(Timer::ProducerWakeup, at);
         }
-        self.metadata.maybe_refresh(
-            now,
-            self.config.metadata_max_age_ms,
-            self.config.request_timeout_ms,
-            &mut self.next_correlation,
-            fx,
-        );
+        self.metadata.maybe_refresh(now, &mut self.next_correlation, fx);
     }
 
     fn init_producer_id(&mut self, now: SimTime, fx: &mut Effects) {
