@@ -5,8 +5,9 @@
 //! the outcome), `poll` waits up to a timeout for records. The applications below are ordinary
 //! async Rust, as a learner would write them at work.
 
+use crate::clock::now;
 use crate::scenario::{App, CommitMode};
-use crate::world::{now, Delivery, World};
+use crate::world::{Delivery, World};
 use ksim_cluster::consumer::ConsumedRecord;
 use ksim_cluster::node::NodeId;
 use ksim_cluster::record::Record;

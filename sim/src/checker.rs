@@ -12,11 +12,10 @@
 //! A finding outside that promise is reported with `violation: false`: `acks=1` losing data is
 //! what the scenario sets out to show, not a failure of the run.
 
-use crate::machine::{Durable, Machine};
+use crate::clock::now;
+use crate::nodes::{current_leaders, partition_logs, Machine, Nodes};
 use crate::scenario::{App, Resolved, Scenario};
 use crate::trace::Finding;
-use crate::world::now;
-use crate::world::{Slot, Status};
 use ksim_cluster::config::Acks;
 use ksim_cluster::log::{Log, TruncateReason};
 use ksim_cluster::metadata::ElectionKind;
@@ -213,7 +212,7 @@ impl Checker {
         self.groups.processed_by.get(&client).map_or(0, |s| s.len() as u64)
     }
 
-    pub fn on_note(&mut self, node: NodeId, note: &Note, slots: &BTreeMap<NodeId, Slot>) -> Vec<Finding> {
+    pub fn on_note(&mut self, node: NodeId, note: &Note, slots: &Nodes) -> Vec<Finding> {
         let mut findings = Vec::new();
         match note {
             Note::BecameLeader { partition, leader_epoch, .. } => {
@@ -413,7 +412,7 @@ impl Checker {
         findings
     }
 
-    pub fn after_step(&mut self, node: NodeId, slots: &BTreeMap<NodeId, Slot>) -> Vec<Finding> {
+    pub fn after_step(&mut self, node: NodeId, slots: &Nodes) -> Vec<Finding> {
         let NodeId::Broker(broker) = node else { return Vec::new() };
         let Some(Machine::Broker(b)) = slots.get(&node).and_then(|s| s.machine.as_ref()) else { return Vec::new() };
         let mut findings = Vec::new();
@@ -500,7 +499,7 @@ impl Checker {
 
     /// End-of-run history checks: acknowledged writes still present, no duplicates. One finding
     /// per partition and kind, naming the offsets and records.
-    pub fn finish(&mut self, slots: &BTreeMap<NodeId, Slot>) -> Vec<Finding> {
+    pub fn finish(&mut self, slots: &Nodes) -> Vec<Finding> {
         let mut findings = Vec::new();
         let leaders = current_leaders(slots);
         // (partition, promised) -> lost (offset, value)
@@ -754,7 +753,7 @@ impl Checker {
     /// How many acknowledged writes no current leader (or, without one, no replica) holds.
     /// Acknowledged writes gone from the log that Kafka promised to keep (the others are lessons
     /// the history check reports, not something the cluster can recover).
-    pub fn lost_acked_writes(&self, slots: &BTreeMap<NodeId, Slot>) -> usize {
+    pub fn lost_acked_writes(&self, slots: &Nodes) -> usize {
         let leaders = current_leaders(slots);
         self.acked
             .iter()
@@ -780,56 +779,6 @@ impl Checker {
     pub fn consumed_count(&self, client: NodeId) -> u64 {
         self.consumed.get(&client).map_or(0, |set| set.len() as u64)
     }
-}
-
-/// Each partition's current leader, as the controller's image says (if the controller runs) or
-/// as the brokers that believe they lead say.
-pub fn current_leaders(slots: &BTreeMap<NodeId, Slot>) -> BTreeMap<TopicPartition, BrokerId> {
-    let mut leaders = BTreeMap::new();
-    for slot in slots.values() {
-        if let Some(Machine::Controller(c)) = &slot.machine {
-            for (tp, p) in &c.image().partitions {
-                if let Some(l) = p.leader {
-                    leaders.insert(tp.clone(), l);
-                }
-            }
-            return leaders;
-        }
-    }
-    let mut best: BTreeMap<TopicPartition, (i32, BrokerId)> = BTreeMap::new();
-    for (node, slot) in slots {
-        if let (NodeId::Broker(id), Some(Machine::Broker(b))) = (node, &slot.machine) {
-            for r in b.replicas().filter(|r| r.is_leader()) {
-                let entry = best.entry(r.partition.clone()).or_insert((r.leader_epoch, *id));
-                if r.leader_epoch > entry.0 {
-                    *entry = (r.leader_epoch, *id);
-                }
-            }
-        }
-    }
-    best.into_iter().map(|(tp, (_, id))| (tp, id)).collect()
-}
-
-/// Every copy of a partition's log: running brokers' and stopped brokers' disks.
-pub fn partition_logs<'a>(slots: &'a BTreeMap<NodeId, Slot>, tp: &TopicPartition) -> Vec<(BrokerId, &'a Log)> {
-    let mut out = Vec::new();
-    for (node, slot) in slots {
-        let NodeId::Broker(id) = node else { continue };
-        match (&slot.machine, &slot.durable) {
-            (Some(Machine::Broker(b)), _) if matches!(slot.status, Status::Up | Status::Paused) => {
-                if let Some(r) = b.replica(tp) {
-                    out.push((*id, &r.log));
-                }
-            }
-            (_, Durable::Broker(disk)) => {
-                if let Some(log) = disk.logs.get(tp) {
-                    out.push((*id, log));
-                }
-            }
-            _ => {}
-        }
-    }
-    out
 }
 
 /// Offsets as ranges: `3..=5, 9`.

@@ -24,12 +24,13 @@ compile_error!(
 
 pub mod apps;
 pub mod checker;
+pub mod clock;
 pub mod fabric;
 pub mod fuzz;
 pub mod happening;
 pub mod host;
-pub mod machine;
 pub mod narrate;
+pub mod nodes;
 pub mod report;
 pub mod rng;
 pub mod run;

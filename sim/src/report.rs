@@ -1,8 +1,8 @@
 //! The report of a run: which expectations held, and what the checker found.
 
-use crate::checker::current_leaders;
 use crate::happening;
-use crate::machine::Machine;
+use crate::nodes::current_leaders;
+use crate::nodes::Machine;
 use crate::scenario::{parse_partition, Condition, Expectation, Scenario, CONTROLLER_ID};
 use crate::trace::{EventKind, Finding};
 use crate::world::World;

@@ -1,10 +1,11 @@
 //! One run: a scenario, a seed, and a fresh madsim runtime on a fresh thread.
 
+use crate::clock::now;
 use crate::host::node_main;
 use crate::report::Report;
 use crate::scenario::{Action, Scenario, CONTROLLER_ID};
 use crate::trace::{EventKind, Fault, Trace};
-use crate::world::{now, World};
+use crate::world::World;
 use ksim_cluster::node::NodeId;
 use ksim_cluster::time::SimTime;
 use std::time::Duration;

@@ -8,8 +8,9 @@
 //! so the lock is never contended, and every step is recorded in order.
 
 use crate::checker::Checker;
+use crate::clock::now;
 use crate::fabric::{Fabric, Fate, Reachability};
-use crate::machine::{Durable, Machine};
+use crate::nodes::{Durable, Machine, Nodes, Slot, Status};
 use crate::rng::stream;
 use crate::scenario::{Action, Happening, Resolved, Scenario, CONTROLLER_ID};
 use crate::trace::{DropReason, Event, EventKind, Fault, TraceHeader};
@@ -27,32 +28,10 @@ use ksim_cluster::record::Record;
 use ksim_cluster::time::SimTime;
 use ksim_cluster::timer::Timer;
 use ksim_cluster::topic::BrokerId;
-use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use tokio::sync::{mpsc, Notify};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Status {
-    Up,
-    Paused,
-    Killed,
-    PoweredOff,
-}
-
-pub struct Slot {
-    pub status: Status,
-    pub machine: Option<Machine>,
-    /// The disk, while the process is down (a running process holds it in its machine).
-    pub durable: Durable,
-    inbox: Option<mpsc::UnboundedSender<Input>>,
-    /// Live timers and their generation; a firing whose generation is stale is ignored.
-    timers: BTreeMap<Timer, u64>,
-    starts: u64,
-    rng: ChaCha8Rng,
-    pub madsim_id: Option<madsim::task::NodeId>,
-}
 
 /// A client's application-facing results.
 pub type Delivery = tokio::sync::oneshot::Receiver<Result<(ksim_cluster::TopicPartition, i64), String>>;
@@ -66,7 +45,7 @@ type HeldMessage = (u64, Message, u64);
 pub struct World {
     pub header: TraceHeader,
     pub resolved: Resolved,
-    pub slots: BTreeMap<NodeId, Slot>,
+    pub slots: Nodes,
     fabric: Fabric,
     events: Vec<Event>,
     next_message_id: u64,
@@ -102,10 +81,6 @@ pub struct World {
 
 /// No run records more than this many events; a scenario that would is cut short and says so.
 pub const MAX_EVENTS: usize = 5_000_000;
-
-pub fn now() -> SimTime {
-    SimTime(madsim::time::TimeHandle::current().elapsed().as_micros() as u64)
-}
 
 impl World {
     pub fn new(scenario: &Scenario, resolved: Resolved, seed: u64, name: &str) -> Arc<Mutex<World>> {
