@@ -7,7 +7,8 @@
 
 use crate::clock::now;
 use crate::scenario::{App, CommitMode};
-use crate::world::{Delivery, World};
+use crate::world::clients::Delivery;
+use crate::world::World;
 use ksim_cluster::consumer::ConsumedRecord;
 use ksim_cluster::node::NodeId;
 use ksim_cluster::record::Record;

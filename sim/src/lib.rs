@@ -25,11 +25,12 @@ compile_error!(
 pub mod apps;
 pub mod checker;
 pub mod clock;
-pub mod fabric;
 pub mod fuzz;
 pub mod happening;
 pub mod host;
+pub mod liveness;
 pub mod narrate;
+pub mod net;
 pub mod nodes;
 pub mod report;
 pub mod rng;

@@ -35,7 +35,6 @@ pub struct Slot {
     pub(crate) timers: BTreeMap<Timer, u64>,
     pub(crate) starts: u64,
     pub(crate) rng: ChaCha8Rng,
-    pub madsim_id: Option<madsim::task::NodeId>,
 }
 
 // A handful per run, one per node, stepped constantly: boxing the big variants would add an

@@ -1,7 +1,7 @@
 //! One run: a scenario, a seed, and a fresh madsim runtime on a fresh thread.
 
 use crate::clock::now;
-use crate::host::node_main;
+use crate::host::{node_main, MadsimDriver, MadsimNodes};
 use crate::report::Report;
 use crate::scenario::{Action, Scenario, CONTROLLER_ID};
 use crate::trace::{EventKind, Fault, Trace};
@@ -113,10 +113,12 @@ async fn wait_until(at: SimTime) {
 
 async fn supervise(scenario: Scenario, name: String, seed: u64, options: RunOptions) -> Result<Outcome, String> {
     let resolved = scenario.resolve().expect("validated before the run");
-    let world = World::new(&scenario, resolved, seed, &name);
     let handle = madsim::runtime::Handle::current();
     let fabric = handle.create_node().name("fabric").build();
-    world.lock().expect("world lock").set_fabric_node(fabric);
+    let madsim_nodes = MadsimNodes::default();
+    let world = World::new(&scenario, resolved, seed, &name, |world| {
+        Box::new(MadsimDriver::new(world, fabric, madsim_nodes.clone()))
+    });
 
     let mut nodes: Vec<(NodeId, Option<(crate::scenario::App, u64)>)> = vec![(NodeId::Controller(CONTROLLER_ID), None)];
     nodes.extend(scenario.cluster.brokers.iter().map(|b| (NodeId::Broker(*b), None)));
@@ -127,7 +129,7 @@ async fn supervise(scenario: Scenario, name: String, seed: u64, options: RunOpti
         let name = world.lock().expect("world lock").header_name(node);
         let w = world.clone();
         let built = handle.create_node().name(name).init(move || node_main(w.clone(), node, app.clone())).build();
-        world.lock().expect("world lock").slots.get_mut(&node).expect("slot").madsim_id = Some(built.id());
+        madsim_nodes.lock().expect("madsim nodes").insert(node, built.id());
     }
 
     for (at, directive) in timeline(&scenario, &options) {

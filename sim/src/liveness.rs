@@ -1,0 +1,102 @@
+//! Liveness: after the last fault, has the cluster recovered? Every process the scenario did not
+//! leave down is up, every broker unfenced, every partition led with its full ISR (unless its
+//! in-sync replicas are gone for good), every group Stable with no lag, and no acknowledged write
+//! Kafka promised to keep is missing.
+
+use crate::checker::Checker;
+use crate::nodes::{Machine, Nodes, Status};
+use crate::scenario::CONTROLLER_ID;
+use crate::trace::{node_name, TraceHeader};
+use ksim_cluster::client::Client;
+use ksim_cluster::node::NodeId;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What keeps the cluster from having converged, in plain words (empty: converged).
+pub fn convergence_problems(
+    slots: &Nodes,
+    header: &TraceHeader,
+    left_down: &BTreeSet<NodeId>,
+    checker: &Checker,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let image = slots.values().find_map(|s| match &s.machine {
+        Some(Machine::Controller(c)) => Some(c.image().clone()),
+        _ => None,
+    });
+    for (node, slot) in slots {
+        if slot.status != Status::Up && !left_down.contains(node) {
+            problems.push(format!("{} is {:?}", node_name(&header.clients, *node), slot.status).to_lowercase());
+        }
+    }
+    let Some(image) = image else {
+        // Without a controller nothing can change leadership: if the scenario keeps it down,
+        // that is its lesson, not a failure to recover.
+        if !left_down.contains(&NodeId::Controller(CONTROLLER_ID)) {
+            problems.push("the controller is down".into());
+        }
+        return problems;
+    };
+    for id in &header.brokers {
+        if !image.is_unfenced(*id) && !left_down.contains(&NodeId::Broker(*id)) {
+            problems.push(format!("broker-{id} is fenced"));
+        }
+    }
+    let mut offline_for_good = BTreeSet::new();
+    for (tp, p) in &image.partitions {
+        // A partition whose last in-sync replicas are all gone for good stays offline: Kafka
+        // will not elect an out-of-sync replica unless unclean election is enabled.
+        let isr_gone = !p.isr.is_empty() && p.isr.iter().all(|r| left_down.contains(&NodeId::Broker(*r)));
+        if p.leader.is_none() {
+            if isr_gone {
+                offline_for_good.insert(tp.clone());
+            } else {
+                problems.push(format!("{tp} has no leader"));
+            }
+        } else if p.replicas.iter().any(|r| !p.isr.contains(r) && !left_down.contains(&NodeId::Broker(*r))) {
+            problems.push(format!("{tp} ISR {:?} is missing replicas of {:?}", p.isr, p.replicas));
+        }
+    }
+    let mut high_watermarks = BTreeMap::new();
+    for slot in slots.values() {
+        if let Some(Machine::Broker(b)) = &slot.machine {
+            for r in b.replicas().filter(|r| r.is_leader()) {
+                high_watermarks.insert(r.partition.clone(), r.high_watermark);
+            }
+        }
+    }
+    for (node, slot) in slots {
+        let Some(Machine::Client(Client { consumer: Some(c), .. })) = &slot.machine else { continue };
+        if let Some(member) = c.member() {
+            let group = member.group_id();
+            let state = slots.values().find_map(|s| match &s.machine {
+                Some(Machine::Broker(b)) => b.group_state(group),
+                _ => None,
+            });
+            match state {
+                Some((ksim_cluster::group::coordinator::GroupState::Stable, _)) => {}
+                Some((state, _)) => problems.push(format!("group {group} is {state}")),
+                // Its __consumer_offsets partition may be offline for good (see above).
+                None if offline_for_good.iter().any(|tp| tp.topic == "__consumer_offsets") => {}
+                None => problems.push(format!("group {group} has no coordinator")),
+            }
+        }
+        for (tp, position) in c.positions() {
+            if let Some(hw) = high_watermarks.get(&tp) {
+                if position < *hw {
+                    problems.push(format!(
+                        "{} lags {} record(s) on {tp}",
+                        node_name(&header.clients, *node),
+                        hw - position
+                    ));
+                }
+            }
+        }
+    }
+    let lost = checker.lost_acked_writes(slots);
+    if lost > 0 {
+        problems.push(format!("{lost} acknowledged write(s) Kafka promised to keep cannot be read"));
+    }
+    problems.sort();
+    problems.dedup();
+    problems
+}

@@ -1,0 +1,77 @@
+//! TCP, as far as Kafka can tell: connections carry requests and their responses, a cut holds
+//! segments back until it heals, and a process that restarted answers its predecessor's
+//! connections with a reset.
+//!
+//! Kafka runs every request over TCP. A response travels on the connection its request came on:
+//! if the requester died, restarted or gave up on the request (its request timeout closes the
+//! connection), the response goes nowhere. While a network partition cuts a link, TCP keeps
+//! retransmitting what was sent: the messages arrive, in order, once the cut heals, unless the
+//! receiver restarted meanwhile, in which case the sender gets a reset.
+
+use ksim_cluster::node::NodeId;
+use ksim_cluster::protocol::Message;
+use std::collections::BTreeMap;
+
+/// A message a cut holds back, with the receiver's incarnation when it was sent.
+#[derive(Debug)]
+pub struct Held {
+    pub id: u64,
+    pub message: Message,
+    pub incarnation: u64,
+}
+
+/// The connection state the world keeps between nodes.
+#[derive(Debug, Default)]
+pub struct Tcp {
+    /// Messages a network partition holds back, per (sender, receiver), oldest first.
+    held: BTreeMap<(NodeId, NodeId), Vec<Held>>,
+    /// Requests on the wire, (sender, correlation id) -> receiver.
+    open_requests: BTreeMap<(NodeId, u64), NodeId>,
+}
+
+/// Whether a receiver whose process has started `starts` times is no longer the process a
+/// message sent to incarnation `incarnation` was meant for. (Incarnation 0: sent before the
+/// receiver first booted, at time 0; its boot is not a restart.)
+pub fn restarted_since(incarnation: u64, starts: u64) -> bool {
+    incarnation != 0 && starts != incarnation
+}
+
+impl Tcp {
+    pub fn request_sent(&mut self, from: NodeId, correlation_id: u64, to: NodeId) {
+        self.open_requests.insert((from, correlation_id), to);
+    }
+
+    /// Whether `requester` still waits, on a connection to `responder`, for this response.
+    pub fn request_open(&self, requester: NodeId, correlation_id: u64, responder: NodeId) -> bool {
+        self.open_requests.get(&(requester, correlation_id)) == Some(&responder)
+    }
+
+    pub fn response_arrived(&mut self, requester: NodeId, correlation_id: u64) {
+        self.open_requests.remove(&(requester, correlation_id));
+    }
+
+    /// Kafka's client closes the connection of a request that timed out: what was held on it,
+    /// either way, is gone.
+    pub fn request_timed_out(&mut self, requester: NodeId, correlation_id: u64) {
+        if let Some(peer) = self.open_requests.remove(&(requester, correlation_id)) {
+            self.held.remove(&(requester, peer));
+            self.held.remove(&(peer, requester));
+        }
+    }
+
+    pub fn hold(&mut self, from: NodeId, to: NodeId, held: Held) {
+        self.held.entry((from, to)).or_default().push(held);
+    }
+
+    /// What was held on every link `whole(from, to)` says is whole again, in link order.
+    pub fn take_reconnected(&mut self, whole: impl Fn(NodeId, NodeId) -> bool) -> Vec<((NodeId, NodeId), Vec<Held>)> {
+        let links: Vec<(NodeId, NodeId)> = self.held.keys().filter(|(a, b)| whole(*a, *b)).copied().collect();
+        links.into_iter().map(|link| (link, self.held.remove(&link).unwrap_or_default())).collect()
+    }
+
+    /// A dead process's queued sends and open requests die with it.
+    pub fn process_died(&mut self, node: NodeId) {
+        self.held.retain(|(from, _), _| *from != node);
+        self.open_requests.retain(|(from, _), _| *from != node);
+    }
+}

@@ -1,0 +1,157 @@
+//! Faults: what each one does to a node's process, its disk and its connections.
+//!
+//! A *kill* ends the process; its disk keeps everything written, page cache included. A *power
+//! failure* also loses what was never flushed. A *restart* rebuilds the process from its disk
+//! alone. A *pause* freezes it with its sockets open (a long GC pause). Network faults cut links
+//! (both ways or one way), heal them, or slow them.
+
+use super::driver::ProcessControl;
+use super::World;
+use crate::nodes::{Durable, Machine, Status};
+use crate::scenario::{Action, Scenario, CONTROLLER_ID};
+use crate::trace::{EventKind, Fault};
+use ksim_cluster::log::TruncateReason;
+use ksim_cluster::node::NodeId;
+use ksim_cluster::note::Note;
+use ksim_cluster::time::SimTime;
+use std::collections::BTreeSet;
+
+impl World {
+    /// Apply a fault now. Returns `Err` with a reason if it does not apply (restarting a running
+    /// node is a kill plus a start; pausing a dead node does nothing).
+    pub fn apply_fault(&mut self, fault: Fault) {
+        let node = match &fault {
+            Fault::Kill(n) | Fault::PowerFail(n) | Fault::Restart(n) | Fault::Pause(n) | Fault::Resume(n) => *n,
+            _ => NodeId::Controller(CONTROLLER_ID),
+        };
+        self.record(node, EventKind::Fault(fault.clone()));
+        match fault {
+            Fault::Kill(n) => self.stop(n, false),
+            Fault::PowerFail(n) => self.stop(n, true),
+            Fault::Restart(n) => {
+                let status = self.slots[&n].status;
+                if matches!(status, Status::Up | Status::Paused) {
+                    self.stop(n, false);
+                }
+                // The driver runs the node's process again, which calls `start_node`.
+                self.driver.control(n, ProcessControl::Restart);
+            }
+            Fault::Pause(n) => {
+                if self.slots[&n].status == Status::Up {
+                    self.slots.get_mut(&n).expect("present").status = Status::Paused;
+                    self.driver.control(n, ProcessControl::Pause);
+                }
+            }
+            Fault::Resume(n) => {
+                if self.slots[&n].status == Status::Paused {
+                    self.slots.get_mut(&n).expect("present").status = Status::Up;
+                    self.driver.control(n, ProcessControl::Resume);
+                }
+            }
+            Fault::Partition(groups) => {
+                for (i, a) in groups.iter().enumerate() {
+                    for b in groups.iter().skip(i + 1) {
+                        for &x in a {
+                            for &y in b {
+                                self.fabric.cut(x, y);
+                                self.fabric.cut(y, x);
+                            }
+                        }
+                    }
+                }
+            }
+            Fault::PartitionOneWay { from, to } => {
+                for &x in &from {
+                    for &y in &to {
+                        self.fabric.cut(x, y);
+                    }
+                }
+            }
+            Fault::Heal => {
+                self.fabric.heal();
+                let now = self.now();
+                self.release_held(now);
+            }
+            Fault::SlowLink { a, b, extra_latency_ms } => self.fabric.set_slow(a, b, extra_latency_ms),
+        }
+    }
+
+    /// Stop a node's process; with `power_loss`, its disk also loses what was never flushed.
+    fn stop(&mut self, node: NodeId, power_loss: bool) {
+        let now = self.now();
+        let slot = self.slots.get_mut(&node).expect("every node has a slot");
+        if !matches!(slot.status, Status::Up | Status::Paused) {
+            if power_loss && slot.status == Status::Killed {
+                slot.status = Status::PoweredOff;
+            }
+            return;
+        }
+        slot.status = if power_loss { Status::PoweredOff } else { Status::Killed };
+        slot.inbox = None;
+        slot.timers.clear();
+        self.driver.control(node, ProcessControl::Kill);
+        let slot = self.slots.get_mut(&node).expect("present");
+        let mut durable = slot.machine.take().map(Machine::into_durable).unwrap_or_default();
+        if power_loss {
+            if let Durable::Broker(disk) = &mut durable {
+                for (partition, to_offset, removed) in disk.lose_unflushed() {
+                    self.record(
+                        node,
+                        EventKind::Note(Note::Truncated {
+                            partition,
+                            to_offset,
+                            removed,
+                            reason: TruncateReason::PowerFailure,
+                        }),
+                    );
+                }
+            }
+        }
+        self.slots.get_mut(&node).expect("present").durable = durable;
+        self.checker.on_stop(node, power_loss);
+        // What the dead process had queued to send is gone with it.
+        self.tcp.process_died(node);
+        if power_loss {
+            self.fabric.forget_connections(node);
+        } else {
+            for (peer, at_us) in self.fabric.close_connections(now.0, node) {
+                // Behind a cut the peer hears nothing now; it gets a reset when it next resends.
+                if !self.fabric.is_cut(node, peer) {
+                    self.schedule_connection_closed(peer, node, SimTime(at_us));
+                }
+            }
+        }
+        if let NodeId::Client(_) = node {
+            // Pending deliveries and commits die with the application.
+            self.waiters.application_stopped(node);
+        }
+    }
+}
+
+/// The nodes the timeline leaves down for good: killed or powered off and never restarted, or
+/// paused and never resumed (resuming a dead node does not bring it back).
+pub(super) fn left_down(scenario: &Scenario) -> BTreeSet<NodeId> {
+    let mut dead = BTreeSet::new();
+    let mut paused = BTreeSet::new();
+    let mut steps: Vec<&crate::scenario::Step> = scenario.timeline.iter().collect();
+    steps.sort_by_key(|s| s.at_ms);
+    for step in steps {
+        match &step.action {
+            Action::Kill(n) | Action::PowerFail(n) => {
+                dead.insert(scenario.node_id(n));
+            }
+            Action::Pause(n) => {
+                paused.insert(scenario.node_id(n));
+            }
+            Action::Resume(n) => {
+                paused.remove(&scenario.node_id(n));
+            }
+            Action::Restart(n) => {
+                dead.remove(&scenario.node_id(n));
+                paused.remove(&scenario.node_id(n));
+            }
+            _ => {}
+        }
+    }
+    dead.union(&paused).copied().collect()
+}

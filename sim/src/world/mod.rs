@@ -1,0 +1,384 @@
+//! The world: every node, the network, the disks, the trace and the checker, in one place.
+//!
+//! Each node's state machine is stepped here ([`World::step`]) with one input at a time, and its
+//! effects are carried out here, in the order it emitted them: notes recorded and checked, timers
+//! set or cancelled, messages handed to the network. The world never sleeps or reads a clock: its
+//! [`Driver`] does, and hands back each [`Wake`] when its time comes.
+//!
+//! The map: [`faults`] (what a fault does to a process and its disk), [`clients`] (the entry
+//! points of the client API that applications call), [`messages`] (the world's side of the
+//! network: sends, deliveries, what a cut holds back), [`driver`] (what a driver provides).
+
+pub mod clients;
+pub mod driver;
+pub mod faults;
+pub mod messages;
+
+use crate::checker::Checker;
+use crate::net::fabric::Fabric;
+use crate::net::tcp::Tcp;
+use crate::nodes::{Durable, Machine, Nodes, Slot, Status};
+use crate::rng::stream;
+use crate::scenario::{Happening, Resolved, Scenario, CONTROLLER_ID};
+use crate::trace::{Event, EventKind, TraceHeader};
+use clients::Waiters;
+use driver::{Driver, Wake};
+use ksim_cluster::broker::Broker;
+use ksim_cluster::client::Client;
+use ksim_cluster::consumer::Consumer;
+use ksim_cluster::controller::{Controller, TopicSpec};
+use ksim_cluster::effects::{Effects, Input};
+use ksim_cluster::node::NodeId;
+use ksim_cluster::note::Note;
+use ksim_cluster::producer::Producer;
+use ksim_cluster::time::SimTime;
+use ksim_cluster::timer::Timer;
+use ksim_cluster::topic::BrokerId;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, Weak};
+use tokio::sync::mpsc;
+
+/// The world of one run: every node, the network, the trace and the checker.
+pub struct World {
+    pub header: TraceHeader,
+    pub resolved: Resolved,
+    pub slots: Nodes,
+    fabric: Fabric,
+    events: Vec<Event>,
+    next_message_id: u64,
+    next_timer_generation: u64,
+    next_send_id: u64,
+    pub checker: Checker,
+    /// What client applications wait on: deliveries, commits, records to poll.
+    waiters: Waiters,
+    /// Narration waiting for its happening: (what, not before this time in µs, text).
+    narration_on: Vec<(Happening, u64, String)>,
+    /// TCP's state: open requests and what a cut holds back.
+    tcp: Tcp,
+    /// Nodes the scenario's timeline leaves down at the end (killed, powered off or paused and
+    /// never brought back): liveness does not expect them back.
+    left_down: BTreeSet<NodeId>,
+    /// The clock, the wake-ups and the processes (madsim's, or a real-time loop's).
+    driver: Box<dyn Driver>,
+    /// Stop recording (the run is over).
+    finished: bool,
+    /// Upper bound on events, so no run can grow without limit.
+    max_events: usize,
+    /// When the trace hit `max_events`, if it did.
+    pub overflowed_at: Option<SimTime>,
+}
+
+/// No run records more than this many events; a scenario that would is cut short and says so.
+pub const MAX_EVENTS: usize = 5_000_000;
+
+impl World {
+    /// A world for `scenario`; `driver` builds its driver from a handle on the world (which the
+    /// driver's wake-ups lock and call back).
+    pub fn new(
+        scenario: &Scenario,
+        resolved: Resolved,
+        seed: u64,
+        name: &str,
+        driver: impl FnOnce(Weak<Mutex<World>>) -> Box<dyn Driver>,
+    ) -> Arc<Mutex<World>> {
+        let header = TraceHeader {
+            scenario: name.to_string(),
+            title: scenario.title.clone(),
+            seed,
+            brokers: scenario.cluster.brokers.clone(),
+            clients: scenario.clients.iter().map(|c| c.name.clone()).collect(),
+            duration_ms: scenario.duration_ms,
+            racks: scenario.cluster.racks.clone(),
+        };
+        let mut slots = BTreeMap::new();
+        let mut nodes = vec![NodeId::Controller(CONTROLLER_ID)];
+        nodes.extend(scenario.cluster.brokers.iter().map(|id| NodeId::Broker(*id)));
+        nodes.extend((0..scenario.clients.len()).map(|i| NodeId::Client(i as u32)));
+        for node in nodes {
+            let rng = stream(seed, &format!("node/{node}"));
+            let durable = match node {
+                NodeId::Controller(_) => Durable::Controller(Default::default()),
+                NodeId::Broker(_) => Durable::Broker(Default::default()),
+                NodeId::Client(_) => Durable::Nothing,
+            };
+            slots.insert(
+                node,
+                Slot {
+                    // Every node boots at time 0, in an order madsim picks: a message sent to a
+                    // node not yet booted still reaches it (delivery takes at least a
+                    // microsecond), as a packet to a host that is starting up would.
+                    status: Status::Up,
+                    machine: None,
+                    durable,
+                    inbox: None,
+                    timers: BTreeMap::new(),
+                    starts: 0,
+                    rng,
+                },
+            );
+        }
+        let narration_on = scenario
+            .narration
+            .iter()
+            .filter_map(|n| n.on.clone().map(|h| (h, n.after_ms.unwrap_or(0) * 1000, n.text.clone())))
+            .collect();
+        let checker = Checker::new(scenario, &resolved);
+        let fabric = Fabric::new(
+            scenario.network.latency_ms_min,
+            scenario.network.latency_ms_max,
+            scenario.network.loss,
+            stream(seed, "network"),
+        );
+        Arc::new_cyclic(|me| {
+            Mutex::new(World {
+                header,
+                resolved,
+                slots,
+                fabric,
+                events: Vec::new(),
+                next_message_id: 1,
+                next_timer_generation: 1,
+                next_send_id: 1,
+                checker,
+                waiters: Waiters::default(),
+                narration_on,
+                left_down: faults::left_down(scenario),
+                tcp: Tcp::default(),
+                driver: driver(me.clone()),
+                finished: false,
+                max_events: MAX_EVENTS,
+                overflowed_at: None,
+            })
+        })
+    }
+
+    /// The current virtual time.
+    pub fn now(&self) -> SimTime {
+        self.driver.now()
+    }
+
+    pub fn events(&self) -> &[Event] {
+        &self.events
+    }
+
+    pub fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// After the run (or once a node's state is released), the client API does nothing.
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    pub fn record(&mut self, node: NodeId, kind: EventKind) {
+        if self.finished {
+            return;
+        }
+        if self.events.len() >= self.max_events {
+            // A runaway (a node retrying in a tight loop) would otherwise eat all memory. Stop
+            // the world: from here on no node steps, and the run reports the overflow.
+            self.overflowed_at = Some(self.now());
+            self.finished = true;
+            return;
+        }
+        let seq = self.events.len() as u64;
+        let time_us = self.now().0;
+        self.events.push(Event { seq, time_us, node, kind });
+    }
+
+    pub fn finish(&mut self) {
+        self.record(NodeId::Controller(CONTROLLER_ID), EventKind::End);
+        self.finished = true;
+    }
+
+    // ---- node lifecycle -------------------------------------------------------------------------
+
+    fn build_machine(&self, node: NodeId, durable: Durable, incarnation: u64) -> Machine {
+        let brokers: Vec<BrokerId> = self.header.brokers.clone();
+        let controller = NodeId::Controller(CONTROLLER_ID);
+        match (node, durable) {
+            (NodeId::Controller(id), Durable::Controller(disk)) => {
+                let topics = self
+                    .resolved
+                    .topics
+                    .iter()
+                    .map(|(t, config)| TopicSpec {
+                        name: t.name.clone(),
+                        partitions: t.partitions,
+                        replication_factor: t.replication_factor,
+                        assignment: t.replicas.clone(),
+                        config: config.clone(),
+                    })
+                    .collect();
+                Machine::Controller(Controller::new(id, self.resolved.broker.clone(), brokers.len(), topics, disk))
+            }
+            (NodeId::Broker(id), Durable::Broker(disk)) => {
+                let rack = self.resolved_rack(id);
+                Machine::Broker(Broker::new(id, self.resolved.broker.clone(), rack, controller, incarnation, disk))
+            }
+            (NodeId::Client(i), _) => {
+                let name = &self.header.clients[i as usize];
+                let producer = self.resolved.producers.get(name).map(|c| Producer::new(c.clone(), brokers.clone()));
+                let consumer =
+                    self.resolved.consumers.get(name).map(|c| Consumer::new(c.clone(), brokers.clone(), name));
+                Machine::Client(Client { producer, consumer })
+            }
+            (node, durable) => panic!("{node} cannot start from {durable:?}"),
+        }
+    }
+
+    fn resolved_rack(&self, _id: BrokerId) -> Option<String> {
+        None
+    }
+
+    /// Called by a node's main task when its process starts: build the state machine from its
+    /// disk, open its inbox, and feed it `Input::Start`.
+    pub fn start_node(&mut self, node: NodeId) -> mpsc::UnboundedReceiver<Input> {
+        let slot = self.slots.get_mut(&node).expect("every node has a slot");
+        slot.starts += 1;
+        let incarnation = slot.starts;
+        let durable = std::mem::take(&mut slot.durable);
+        let machine = self.build_machine(node, durable, incarnation);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let slot = self.slots.get_mut(&node).expect("present");
+        slot.machine = Some(machine);
+        slot.inbox = Some(tx);
+        slot.status = Status::Up;
+        slot.timers.clear();
+        self.step(node, Input::Start);
+        rx
+    }
+
+    /// Step one node's state machine with one input, then carry out its effects.
+    pub fn step(&mut self, node: NodeId, input: Input) {
+        if self.finished {
+            return;
+        }
+        let now = self.now();
+        let Some(slot) = self.slots.get_mut(&node) else { return };
+        if !matches!(slot.status, Status::Up | Status::Paused) || slot.machine.is_none() {
+            return;
+        }
+        match &input {
+            Input::Timer(timer) => {
+                if let Timer::RequestTimeout(id) = timer {
+                    self.tcp.request_timed_out(node, *id);
+                }
+                let timer = timer.clone();
+                self.record(node, EventKind::TimerFired { timer });
+            }
+            Input::ConnectionClosed { peer } => {
+                let peer = *peer;
+                self.record(node, EventKind::ConnectionClosed { peer });
+            }
+            Input::Start | Input::Message { .. } => {}
+        }
+        let slot = self.slots.get_mut(&node).expect("present");
+        let machine = slot.machine.as_mut().expect("present");
+        let mut fx = Effects::default();
+        machine.handle(now, input, &mut slot.rng, &mut fx);
+        self.apply(node, now, fx);
+    }
+
+    fn apply(&mut self, node: NodeId, now: SimTime, fx: Effects) {
+        for note in fx.notes {
+            self.on_note(node, note);
+        }
+        for timer in fx.cancels {
+            if let Some(slot) = self.slots.get_mut(&node) {
+                slot.timers.remove(&timer);
+            }
+        }
+        for (timer, at) in fx.timers {
+            self.set_timer(node, timer, at);
+        }
+        for (to, message) in fx.sends {
+            self.send(now, node, to, message);
+        }
+        let findings = self.checker.after_step(node, &self.slots);
+        for finding in findings {
+            self.record(node, EventKind::Finding(finding));
+        }
+        if let NodeId::Client(_) = node {
+            self.wake_application(node);
+        }
+    }
+
+    fn on_note(&mut self, node: NodeId, note: Note) {
+        match &note {
+            Note::ProduceAcked { send_id, partition, offset, .. } => {
+                self.waiters.delivered(*send_id, Ok((partition.clone(), *offset)));
+            }
+            Note::ProduceFailed { send_id, error, reason, .. } => {
+                self.waiters.delivered(*send_id, Err(format!("{error}: {reason}")));
+            }
+            _ => {}
+        }
+        let findings = self.checker.on_note(node, &note, &self.slots);
+        let kind = EventKind::Note(note);
+        let triggered: Vec<String> = {
+            let probe = Event { seq: 0, time_us: 0, node, kind: kind.clone() };
+            let mut fired = Vec::new();
+            let now_us = self.now().0;
+            self.narration_on.retain(|(h, after_us, text)| {
+                if now_us >= *after_us && crate::happening::matches(h, &probe, &self.header.clients) {
+                    fired.push(text.clone());
+                    false
+                } else {
+                    true
+                }
+            });
+            fired
+        };
+        self.record(node, kind);
+        for text in triggered {
+            self.record(node, EventKind::Narration(text));
+        }
+        for finding in findings {
+            self.record(node, EventKind::Finding(finding));
+        }
+    }
+
+    fn set_timer(&mut self, node: NodeId, timer: Timer, at: SimTime) {
+        let generation = self.next_timer_generation;
+        self.next_timer_generation += 1;
+        let Some(slot) = self.slots.get_mut(&node) else { return };
+        slot.timers.insert(timer.clone(), generation);
+        self.driver.wake_at(at, Wake::Timer { node, timer, generation });
+    }
+
+    /// The driver hands back a wake-up the world asked for, at its time.
+    pub fn wake(&mut self, wake: Wake) {
+        match wake {
+            Wake::Timer { node, timer, generation } => {
+                let current = self.slots.get(&node).and_then(|s| s.timers.get(&timer)).copied();
+                if current == Some(generation) {
+                    self.slots.get_mut(&node).expect("present").timers.remove(&timer);
+                    self.step(node, Input::Timer(timer));
+                }
+            }
+            Wake::Deliver { id, from, to, message, incarnation } => self.deliver(id, from, to, message, incarnation),
+            Wake::ConnectionClosed { node, peer } => {
+                if let Some(inbox) = self.slots.get(&node).and_then(|s| s.inbox.clone()) {
+                    let _ = inbox.send(Input::ConnectionClosed { peer });
+                }
+            }
+        }
+    }
+
+    /// What keeps the cluster from having converged, in plain words (empty: converged).
+    pub fn convergence_problems(&self) -> Vec<String> {
+        crate::liveness::convergence_problems(&self.slots, &self.header, &self.left_down, &self.checker)
+    }
+
+    pub fn header_name(&self, node: NodeId) -> String {
+        crate::trace::node_name(&self.header.clients, node)
+    }
+
+    /// Drop every node's state and the queues (after the run; see `run::supervise`).
+    pub fn release(&mut self) {
+        self.slots.clear();
+        self.waiters = Waiters::default();
+        self.driver.release();
+    }
+}
