@@ -26,7 +26,6 @@ pub mod apps;
 pub mod checker;
 pub mod clock;
 pub mod fuzz;
-pub mod happening;
 pub mod host;
 pub mod liveness;
 pub mod narrate;

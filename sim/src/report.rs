@@ -1,8 +1,8 @@
 //! The report of a run: which expectations held, and what the checker found.
 
-use crate::happening;
 use crate::nodes::current_leaders;
 use crate::nodes::Machine;
+use crate::scenario::happening;
 use crate::scenario::{parse_partition, Condition, Expectation, Scenario, CONTROLLER_ID};
 use crate::trace::{EventKind, Finding};
 use crate::world::World;

@@ -321,7 +321,7 @@ impl World {
             let mut fired = Vec::new();
             let now_us = self.now().0;
             self.narration_on.retain(|(h, after_us, text)| {
-                if now_us >= *after_us && crate::happening::matches(h, &probe, &self.header.clients) {
+                if now_us >= *after_us && crate::scenario::happening::matches(h, &probe, &self.header.clients) {
                     fired.push(text.clone());
                     false
                 } else {

@@ -1,0 +1,509 @@
+//! Scenario files: what cluster to build, what to run on it, what to break, what to expect.
+//!
+//! Scenarios are RON files (see `scenarios/*.ron`). Parsing is strict: an unknown field or a
+//! malformed value is an error that names the file, line and column and what was expected; a
+//! well-formed but impossible scenario (an unknown broker, a replication factor above the broker
+//! count, an action after the end of the run) is rejected by [`Scenario::validate`] before the
+//! run, with a message naming the field.
+
+use ksim_cluster::node::NodeId;
+use ksim_cluster::topic::{BrokerId, TopicPartition};
+use serde::{Deserialize, Serialize};
+
+pub mod happening;
+mod resolve;
+
+pub use resolve::Resolved;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+/// A config value as written in a scenario: `"all"`, `2`, `true` all work.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ConfigValue {
+    Bool(bool),
+    Int(i64),
+    Text(String),
+}
+
+impl fmt::Display for ConfigValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigValue::Bool(b) => write!(f, "{b}"),
+            ConfigValue::Int(i) => write!(f, "{i}"),
+            ConfigValue::Text(s) => f.write_str(s),
+        }
+    }
+}
+
+pub type Configs = BTreeMap<String, ConfigValue>;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    /// The seed `ksim run` uses when none is given.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Virtual time the run lasts.
+    pub duration_ms: u64,
+    pub cluster: Cluster,
+    #[serde(default)]
+    pub network: Network,
+    #[serde(default)]
+    pub topics: Vec<Topic>,
+    #[serde(default)]
+    pub clients: Vec<Client>,
+    #[serde(default)]
+    pub timeline: Vec<Step>,
+    #[serde(default)]
+    pub narration: Vec<Narration>,
+    #[serde(default)]
+    pub expect: Vec<Expectation>,
+    /// What `ksim fuzz` may break, at most, in one run.
+    #[serde(default)]
+    pub fuzz: Option<FuzzBudget>,
+    /// Liveness: this long after the last timeline step, the cluster must have converged (every
+    /// broker up and unfenced, every partition led with a full ISR, every group Stable, every
+    /// consumer caught up, every acknowledged write readable).
+    #[serde(default)]
+    pub converge_within_ms: Option<u64>,
+}
+
+/// How many faults of each kind `ksim fuzz` may draw for one seed, and when.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FuzzBudget {
+    #[serde(default)]
+    pub kills: u32,
+    #[serde(default)]
+    pub power_failures: u32,
+    #[serde(default)]
+    pub pauses: u32,
+    #[serde(default)]
+    pub partitions: u32,
+    #[serde(default)]
+    pub slow_links: u32,
+    #[serde(default)]
+    pub client_crashes: u32,
+    /// Faults start no earlier than this...
+    #[serde(default)]
+    pub from_ms: u64,
+    /// ...and every fault is healed (restarts, resumes, heals) by this time, so the cluster has
+    /// the rest of the run to converge.
+    pub heal_by_ms: u64,
+}
+
+fn default_seed() -> u64 {
+    1
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cluster {
+    /// Broker ids (`node.id`).
+    pub brokers: Vec<BrokerId>,
+    /// Optional `broker.rack` per broker.
+    #[serde(default)]
+    pub racks: BTreeMap<BrokerId, String>,
+    /// Broker configs by Kafka's names (topic-level names set the broker-wide default).
+    #[serde(default)]
+    pub configs: Configs,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Network {
+    #[serde(default = "default_latency_min")]
+    pub latency_ms_min: u64,
+    #[serde(default = "default_latency_max")]
+    pub latency_ms_max: u64,
+    /// Probability that a message is lost (0.0 to 1.0). Kafka runs over TCP, which retransmits;
+    /// a lost message here models a connection that stalls until the sender's request timeout.
+    #[serde(default)]
+    pub loss: f64,
+}
+
+fn default_latency_min() -> u64 {
+    1
+}
+
+fn default_latency_max() -> u64 {
+    5
+}
+
+impl Default for Network {
+    fn default() -> Self {
+        Network { latency_ms_min: default_latency_min(), latency_ms_max: default_latency_max(), loss: 0.0 }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Topic {
+    pub name: String,
+    #[serde(default = "one")]
+    pub partitions: i32,
+    #[serde(default = "one_usize")]
+    pub replication_factor: usize,
+    /// Explicit replica lists per partition (the first is the preferred leader).
+    #[serde(default)]
+    pub replicas: Vec<Vec<BrokerId>>,
+    #[serde(default)]
+    pub configs: Configs,
+}
+
+fn one() -> i32 {
+    1
+}
+
+fn one_usize() -> usize {
+    1
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Client {
+    pub name: String,
+    pub app: App,
+    #[serde(default)]
+    pub configs: Configs,
+    /// When the application starts.
+    #[serde(default)]
+    pub start_ms: u64,
+}
+
+/// The application a client node runs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum App {
+    /// Send `records` records to `topic`, one every `interval_ms`. Keys cycle through `keys`
+    /// (none: keyless); values are `{value_prefix}-{n}`.
+    Producer {
+        topic: String,
+        records: u64,
+        #[serde(default = "default_interval")]
+        interval_ms: u64,
+        #[serde(default)]
+        keys: Vec<String>,
+        #[serde(default = "default_value_prefix")]
+        value_prefix: String,
+    },
+    /// Read every partition of `topics` (assigned, no group), polling every `poll_interval_ms`.
+    Consumer {
+        topics: Vec<String>,
+        #[serde(default = "default_poll_interval")]
+        poll_interval_ms: u64,
+    },
+    /// A member of the consumer group `group.id` (set it in `configs`): subscribe to `topics`,
+    /// poll, "process" each record for `processing_ms`, and commit as `commit` says.
+    GroupConsumer {
+        topics: Vec<String>,
+        #[serde(default = "default_poll_interval")]
+        poll_interval_ms: u64,
+        #[serde(default)]
+        processing_ms: u64,
+        #[serde(default)]
+        commit: CommitMode,
+    },
+    /// The seeds' application: consume `topics`, count records by key in memory, produce each
+    /// new count to `output`, and commit after producing.
+    GroupByCount {
+        topics: Vec<String>,
+        output: String,
+        #[serde(default = "default_poll_interval")]
+        poll_interval_ms: u64,
+    },
+}
+
+/// When a group consumer commits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CommitMode {
+    /// `enable.auto.commit=true`: every `auto.commit.interval.ms`, and before a rebalance.
+    #[default]
+    Auto,
+    /// Process each batch, then `commitSync()`: at-least-once (a crash between the two
+    /// reprocesses the batch).
+    AfterProcessing,
+    /// `commitSync()` right after `poll()`, then process: at-most-once (a crash while processing
+    /// skips the rest of the batch).
+    BeforeProcessing,
+}
+
+impl App {
+    pub fn uses_producer(&self) -> bool {
+        matches!(self, App::Producer { .. } | App::GroupByCount { .. })
+    }
+
+    pub fn uses_consumer(&self) -> bool {
+        !matches!(self, App::Producer { .. })
+    }
+
+    pub fn group_member(&self) -> bool {
+        matches!(self, App::GroupConsumer { .. } | App::GroupByCount { .. })
+    }
+
+    pub fn topics(&self) -> Vec<&String> {
+        match self {
+            App::Producer { topic, .. } => vec![topic],
+            App::Consumer { topics, .. } | App::GroupConsumer { topics, .. } => topics.iter().collect(),
+            App::GroupByCount { topics, output, .. } => topics.iter().chain(std::iter::once(output)).collect(),
+        }
+    }
+}
+
+fn default_interval() -> u64 {
+    100
+}
+
+fn default_poll_interval() -> u64 {
+    100
+}
+
+fn default_value_prefix() -> String {
+    "record".to_string()
+}
+
+/// A node as a scenario names it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum NodeRef {
+    Broker(BrokerId),
+    Controller,
+    Client(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    pub at_ms: u64,
+    pub action: Action,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Action {
+    Kill(NodeRef),
+    PowerFail(NodeRef),
+    Restart(NodeRef),
+    Pause(NodeRef),
+    Resume(NodeRef),
+    /// Cut the network between groups (nodes not named stay connected to everyone).
+    Partition(Vec<Vec<NodeRef>>),
+    /// Drop messages from the first group to the second only.
+    PartitionOneWay(Vec<NodeRef>, Vec<NodeRef>),
+    /// Cut one node off from every other node.
+    Isolate(NodeRef),
+    Heal,
+    SlowLink(NodeRef, NodeRef, u64),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Narration {
+    #[serde(default)]
+    pub at_ms: Option<u64>,
+    /// Say it when this first happens instead of at a time.
+    #[serde(default)]
+    pub on: Option<Happening>,
+    /// With `on`: the first time it happens at or after this time (a failover's election, not
+    /// the one at startup).
+    #[serde(default)]
+    pub after_ms: Option<u64>,
+    pub text: String,
+}
+
+/// Something that can happen in a run, for narration triggers and expectations.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Happening {
+    /// A leader election for the partition (`"payments-0"`), of any kind.
+    Election(String),
+    UncleanElection(String),
+    PreferredElection(String),
+    /// The partition has no leader.
+    Offline(String),
+    IsrShrink(String),
+    IsrExpand(String),
+    /// A replica of the partition truncated its log.
+    Truncation(String),
+    Fenced(BrokerId),
+    /// A produce response carried this error (Kafka's name: `"NOT_ENOUGH_REPLICAS"`).
+    ProduceError(String),
+    /// The producer gave up on a record.
+    ProduceFailed,
+    /// A record was consumed twice (or written twice).
+    Duplicate,
+    /// A write acknowledged to the producer is not in the log any more.
+    AckedWriteLost,
+    /// Retention moved the log start offset of the partition.
+    LogStartMoved(String),
+    /// A consumer's position was (re)set by `auto.offset.reset`.
+    OffsetReset(String),
+    /// A consumer asked for an offset the log no longer (or does not yet) hold.
+    OffsetOutOfRange(String),
+    /// The consumer group (by `group.id`) started a rebalance.
+    Rebalance(String),
+    /// A member of the group gave up every partition it had while staying in the group (eager
+    /// rebalancing's stop-the-world).
+    RevokedAll(String),
+    /// A member of the group gave up some partitions (cooperative rebalancing moves only those).
+    Revoked(String),
+    /// The coordinator removed a member (session timeout, left, or did not rejoin in time).
+    MemberRemoved(String),
+    /// A static member came back and kept its partitions without a rebalance.
+    StaticMemberReturned(String),
+    /// A new coordinator loaded the group from `__consumer_offsets`.
+    GroupLoaded(String),
+    /// A member's commit was rejected (its generation was over).
+    CommitFailed(String),
+    /// A member's application did not poll within `max.poll.interval.ms`.
+    PollIntervalExceeded(String),
+    /// A record was processed twice by the group (at-least-once).
+    ProcessedTwice,
+    /// The group committed past records it never processed (at-most-once).
+    CommittedUnprocessed,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Expectation {
+    /// This must happen at least once (it is what the lesson is about).
+    Sometimes(Happening),
+    /// This must never happen.
+    Never(Happening),
+    /// At the end of the run, this must hold.
+    Finally(Condition),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Condition {
+    Leader(String, BrokerId),
+    NoLeader(String),
+    Isr(String, Vec<BrokerId>),
+    /// The producer client got this many acknowledgements.
+    Acked(String, u64),
+    /// The consumer client consumed this many records.
+    Consumed(String, u64),
+    /// Every acknowledged write is in the partition leader's log.
+    AllAckedWritesPresent,
+    /// The consumer group ends in this state (`"Stable"`, `"Empty"`, ...).
+    GroupState(String, String),
+    /// The client processed this many distinct records.
+    Processed(String, u64),
+    /// The client (a group member) owns this many partitions at the end.
+    Owns(String, usize),
+}
+
+/// A scenario that failed to load: where, and what was expected.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScenarioError {
+    pub file: String,
+    /// 1-based line and column of a parse error; `None` for a validation error.
+    pub position: Option<(usize, usize)>,
+    pub message: String,
+}
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.position {
+            Some((line, col)) => write!(f, "{}:{}:{}: {}", self.file, line, col, self.message),
+            None => write!(f, "{}: {}", self.file, self.message),
+        }
+    }
+}
+
+impl std::error::Error for ScenarioError {}
+
+/// A topic name plus partition written as `name-N`, parsed from the last `-`.
+pub fn parse_partition(text: &str) -> Option<TopicPartition> {
+    let (topic, number) = text.rsplit_once('-')?;
+    let partition = number.parse().ok()?;
+    (!topic.is_empty()).then(|| TopicPartition::new(topic, partition))
+}
+
+impl Scenario {
+    /// Parse RON text. `file` names the source in error messages.
+    pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
+        ron::Options::default()
+            .with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME)
+            .from_str::<Scenario>(text)
+            .map_err(|e| ScenarioError {
+                file: file.to_string(),
+                position: Some((e.position.line, e.position.col)),
+                message: describe_ron_error(&e.code),
+            })
+    }
+
+    /// Read, parse and validate a scenario file.
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+            file: file.clone(),
+            position: None,
+            message: format!("cannot read: {e}"),
+        })?;
+        let scenario = Scenario::parse(&file, &text)?;
+        scenario.resolve().map_err(|message| ScenarioError { file, position: None, message })?;
+        Ok(scenario)
+    }
+
+    /// The simulator's id for a node the scenario names.
+    pub fn node_id(&self, node: &NodeRef) -> NodeId {
+        match node {
+            NodeRef::Broker(id) => NodeId::Broker(*id),
+            NodeRef::Controller => NodeId::Controller(CONTROLLER_ID),
+            NodeRef::Client(name) => NodeId::Client(
+                self.clients.iter().position(|c| &c.name == name).expect("validated: the client exists") as u32,
+            ),
+        }
+    }
+}
+
+/// The `node.id` of ksim's controller (KRaft controllers conventionally get ids apart from brokers).
+pub const CONTROLLER_ID: i32 = 3000;
+
+impl Action {
+    pub fn nodes(&self) -> Vec<&NodeRef> {
+        match self {
+            Action::Kill(n)
+            | Action::PowerFail(n)
+            | Action::Restart(n)
+            | Action::Pause(n)
+            | Action::Resume(n)
+            | Action::Isolate(n) => {
+                vec![n]
+            }
+            Action::Partition(groups) => groups.iter().flatten().collect(),
+            Action::PartitionOneWay(a, b) => a.iter().chain(b.iter()).collect(),
+            Action::SlowLink(a, b, _) => vec![a, b],
+            Action::Heal => Vec::new(),
+        }
+    }
+}
+
+/// Turn RON's error into a sentence that says what was expected.
+fn describe_ron_error(code: &ron::error::Error) -> String {
+    use ron::error::Error as E;
+    match code {
+        E::NoSuchStructField { expected, found, outer } => format!(
+            "unknown field `{found}`{}; expected one of: {}",
+            outer.as_ref().map(|o| format!(" in {o}")).unwrap_or_default(),
+            expected.join(", ")
+        ),
+        E::MissingStructField { field, outer } => {
+            format!("missing field `{field}`{}", outer.as_ref().map(|o| format!(" in {o}")).unwrap_or_default())
+        }
+        E::NoSuchEnumVariant { expected, found, outer } => format!(
+            "unknown variant `{found}`{}; expected one of: {}",
+            outer.as_ref().map(|o| format!(" of {o}")).unwrap_or_default(),
+            expected.join(", ")
+        ),
+        other => {
+            let text = other.to_string();
+            let mut chars = text.chars();
+            match chars.next() {
+                Some(first) => first.to_lowercase().chain(chars).collect(),
+                None => text,
+            }
+        }
+    }
+}
