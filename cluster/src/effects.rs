@@ -28,12 +28,21 @@ pub enum Input {
     },
 }
 
+/// One operation on a node's timers. A timer is identified by its value: setting it again moves
+/// it, cancelling it removes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TimerOp {
+    Set(Timer, SimTime),
+    Cancel(Timer),
+}
+
 #[derive(Debug, Default)]
 pub struct Effects {
     pub sends: Vec<(NodeId, Message)>,
-    /// Set (or move) a timer. A timer is identified by its value: setting it again replaces it.
-    pub timers: Vec<(Timer, SimTime)>,
-    pub cancels: Vec<Timer>,
+    /// Timer operations in the order the state machine made them. They must be applied in that
+    /// order: a timer set and then cancelled in one step is cancelled, one cancelled and then set
+    /// is set (the last operation on a timer wins).
+    pub timer_ops: Vec<TimerOp>,
     pub notes: Vec<Note>,
 }
 
@@ -43,11 +52,11 @@ impl Effects {
     }
 
     pub fn set_timer(&mut self, timer: Timer, at: SimTime) {
-        self.timers.push((timer, at));
+        self.timer_ops.push(TimerOp::Set(timer, at));
     }
 
     pub fn cancel_timer(&mut self, timer: Timer) {
-        self.cancels.push(timer);
+        self.timer_ops.push(TimerOp::Cancel(timer));
     }
 
     pub fn note(&mut self, note: Note) {
@@ -55,14 +64,35 @@ impl Effects {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.sends.is_empty() && self.timers.is_empty() && self.cancels.is_empty() && self.notes.is_empty()
+        self.sends.is_empty() && self.timer_ops.is_empty() && self.notes.is_empty()
     }
 
     pub fn clear(&mut self) {
         self.sends.clear();
-        self.timers.clear();
-        self.cancels.clear();
+        self.timer_ops.clear();
         self.notes.clear();
+    }
+}
+
+impl TimerOp {
+    pub fn timer(&self) -> &Timer {
+        match self {
+            TimerOp::Set(timer, _) | TimerOp::Cancel(timer) => timer,
+        }
+    }
+
+    /// Apply a step's operations, in order, to a node's live timers (timer -> deadline).
+    pub fn apply_all(ops: impl IntoIterator<Item = TimerOp>, live: &mut std::collections::BTreeMap<Timer, SimTime>) {
+        for op in ops {
+            match op {
+                TimerOp::Set(timer, at) => {
+                    live.insert(timer, at);
+                }
+                TimerOp::Cancel(timer) => {
+                    live.remove(&timer);
+                }
+            }
+        }
     }
 }
 
@@ -70,4 +100,47 @@ impl Effects {
 /// the simulator; a state machine draws randomness from nothing else.
 pub trait StateMachine {
     fn handle(&mut self, now: SimTime, input: Input, rng: &mut dyn rand_core::RngCore, fx: &mut Effects);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn live_after(build: impl FnOnce(&mut Effects)) -> BTreeMap<Timer, SimTime> {
+        let mut fx = Effects::default();
+        build(&mut fx);
+        let mut live = BTreeMap::new();
+        TimerOp::apply_all(fx.timer_ops, &mut live);
+        live
+    }
+
+    #[test]
+    fn a_timer_set_then_cancelled_in_one_step_is_cancelled() {
+        // An acks=all produce with a lone in-sync leader is answered in the step that parked it:
+        // its DelayedProduce timer is set and cancelled at once, and must not fire 30 s later.
+        let live = live_after(|fx| {
+            fx.set_timer(Timer::DelayedProduceExpiry(7), SimTime::from_ms(30_000));
+            fx.cancel_timer(Timer::DelayedProduceExpiry(7));
+        });
+        assert!(live.is_empty(), "{live:?}");
+    }
+
+    #[test]
+    fn a_timer_cancelled_then_set_in_one_step_is_set() {
+        let live = live_after(|fx| {
+            fx.cancel_timer(Timer::DelayedProduceExpiry(7));
+            fx.set_timer(Timer::DelayedProduceExpiry(7), SimTime::from_ms(500));
+        });
+        assert_eq!(live.get(&Timer::DelayedProduceExpiry(7)), Some(&SimTime::from_ms(500)));
+    }
+
+    #[test]
+    fn setting_a_timer_twice_keeps_the_last_deadline() {
+        let live = live_after(|fx| {
+            fx.set_timer(Timer::DelayedProduceExpiry(7), SimTime::from_ms(500));
+            fx.set_timer(Timer::DelayedProduceExpiry(7), SimTime::from_ms(900));
+        });
+        assert_eq!(live.get(&Timer::DelayedProduceExpiry(7)), Some(&SimTime::from_ms(900)));
+    }
 }

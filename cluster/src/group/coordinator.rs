@@ -1035,12 +1035,7 @@ mod tests {
                 let earlier = self.responses.insert(correlation_id, (to, body));
                 assert!(earlier.is_none(), "request #{correlation_id} was answered twice");
             }
-            for timer in fx.cancels {
-                self.timers.remove(&timer);
-            }
-            for (timer, at) in fx.timers {
-                self.timers.insert(timer, at);
-            }
+            crate::effects::TimerOp::apply_all(fx.timer_ops, &mut self.timers);
             self.notes.extend(fx.notes);
         }
 

@@ -27,7 +27,7 @@ use ksim_cluster::broker::Broker;
 use ksim_cluster::client::Client;
 use ksim_cluster::consumer::Consumer;
 use ksim_cluster::controller::{Controller, TopicSpec};
-use ksim_cluster::effects::{Effects, Input};
+use ksim_cluster::effects::{Effects, Input, TimerOp};
 use ksim_cluster::node::NodeId;
 use ksim_cluster::note::Note;
 use ksim_cluster::producer::Producer;
@@ -284,13 +284,30 @@ impl World {
         for note in fx.notes {
             self.on_note(node, note);
         }
-        for timer in fx.cancels {
-            if let Some(slot) = self.slots.get_mut(&node) {
-                slot.timers.remove(&timer);
+        // In the order the state machine made them: the last operation on a timer wins.
+        #[cfg(debug_assertions)]
+        let last_ops: BTreeMap<Timer, bool> =
+            fx.timer_ops.iter().map(|op| (op.timer().clone(), matches!(op, TimerOp::Set(..)))).collect();
+        for op in fx.timer_ops {
+            match op {
+                TimerOp::Set(timer, at) => self.set_timer(node, timer, at),
+                TimerOp::Cancel(timer) => {
+                    if let Some(slot) = self.slots.get_mut(&node) {
+                        slot.timers.remove(&timer);
+                    }
+                }
             }
         }
-        for (timer, at) in fx.timers {
-            self.set_timer(node, timer, at);
+        #[cfg(debug_assertions)]
+        if let Some(slot) = self.slots.get(&node) {
+            for (timer, set) in &last_ops {
+                debug_assert_eq!(
+                    slot.timers.contains_key(timer),
+                    *set,
+                    "{node}: timer {timer} must be {} after its step's last operation",
+                    if *set { "live" } else { "cancelled" }
+                );
+            }
         }
         for (to, message) in fx.sends {
             self.send(now, node, to, message);
