@@ -17,12 +17,69 @@ use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
 use tokio::sync::mpsc;
 
+/// What a node's process is doing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
     Up,
+    /// Frozen (a long GC pause): it keeps its sockets and its state, and does nothing.
     Paused,
+    /// The process died; its page cache, and so every record it wrote, survives.
     Killed,
+    /// The machine lost power: only what was flushed to disk survives.
     PoweredOff,
+}
+
+/// What a fault does to one node's process: the one definition the world carries out and the
+/// TUI folds, so the two cannot disagree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProcessChange {
+    /// Nothing: the fault does not apply in this state (pausing a dead process, say).
+    Nothing,
+    /// The running (or paused) process ends; with `power_loss` its host loses power too.
+    Stop {
+        power_loss: bool,
+    },
+    /// The process is already dead; now its host loses power as well.
+    LosePower,
+    /// The process starts from its disk; `stop_first` if one was still running (a restart of a
+    /// live process is a kill and a start).
+    Start {
+        stop_first: bool,
+    },
+    Freeze,
+    Thaw,
+}
+
+impl Status {
+    /// What `fault` does to this process, if `fault` names `node`.
+    pub fn change(self, node: NodeId, fault: &crate::trace::Fault) -> ProcessChange {
+        use crate::trace::Fault;
+        let running = matches!(self, Status::Up | Status::Paused);
+        match fault {
+            Fault::Kill(n) if *n == node && running => ProcessChange::Stop { power_loss: false },
+            Fault::PowerFail(n) if *n == node && running => ProcessChange::Stop { power_loss: true },
+            Fault::PowerFail(n) if *n == node && self == Status::Killed => ProcessChange::LosePower,
+            Fault::Restart(n) if *n == node => ProcessChange::Start { stop_first: running },
+            Fault::Pause(n) if *n == node && self == Status::Up => ProcessChange::Freeze,
+            Fault::Resume(n) if *n == node && self == Status::Paused => ProcessChange::Thaw,
+            _ => ProcessChange::Nothing,
+        }
+    }
+
+    /// The status after `change`.
+    pub fn after(self, change: ProcessChange) -> Status {
+        match change {
+            ProcessChange::Nothing => self,
+            ProcessChange::Stop { power_loss: false } => Status::Killed,
+            ProcessChange::Stop { power_loss: true } | ProcessChange::LosePower => Status::PoweredOff,
+            ProcessChange::Start { .. } | ProcessChange::Thaw => Status::Up,
+            ProcessChange::Freeze => Status::Paused,
+        }
+    }
+
+    pub fn is_running(self) -> bool {
+        self == Status::Up
+    }
 }
 
 pub struct Slot {
@@ -126,3 +183,39 @@ pub fn partition_logs<'a>(slots: &'a Nodes, tp: &TopicPartition) -> Vec<(BrokerI
 
 /// Every node of a run, by id.
 pub type Nodes = BTreeMap<NodeId, Slot>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::Fault;
+
+    /// (status before, fault, status after) for broker 1; a fault naming broker 2 changes nothing.
+    #[test]
+    fn faults_change_processes_as_the_table_says() {
+        let b1 = NodeId::Broker(1);
+        let b2 = NodeId::Broker(2);
+        let cases = [
+            (Status::Up, Fault::Kill(b1), Status::Killed),
+            (Status::Paused, Fault::Kill(b1), Status::Killed),
+            (Status::Killed, Fault::Kill(b1), Status::Killed),
+            (Status::Up, Fault::PowerFail(b1), Status::PoweredOff),
+            // A dead process's host can still lose power.
+            (Status::Killed, Fault::PowerFail(b1), Status::PoweredOff),
+            (Status::Killed, Fault::Restart(b1), Status::Up),
+            (Status::PoweredOff, Fault::Restart(b1), Status::Up),
+            (Status::Up, Fault::Restart(b1), Status::Up),
+            (Status::Up, Fault::Pause(b1), Status::Paused),
+            // Pausing a dead process does nothing; resuming it does not bring it back.
+            (Status::Killed, Fault::Pause(b1), Status::Killed),
+            (Status::Killed, Fault::Resume(b1), Status::Killed),
+            (Status::Paused, Fault::Resume(b1), Status::Up),
+            (Status::Up, Fault::Kill(b2), Status::Up),
+            (Status::Up, Fault::Heal, Status::Up),
+        ];
+        for (before, fault, after) in cases {
+            assert_eq!(before.after(before.change(b1, &fault)), after, "{before:?} + {fault:?}");
+        }
+        assert_eq!(Status::Up.change(b1, &Fault::Restart(b1)), ProcessChange::Start { stop_first: true });
+        assert_eq!(Status::Killed.change(b1, &Fault::Restart(b1)), ProcessChange::Start { stop_first: false });
+    }
+}

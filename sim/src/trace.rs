@@ -58,6 +58,16 @@ pub enum Fault {
     },
 }
 
+impl Fault {
+    /// The node whose process this fault acts on (none for network faults).
+    pub fn node(&self) -> Option<NodeId> {
+        match self {
+            Fault::Kill(n) | Fault::PowerFail(n) | Fault::Restart(n) | Fault::Pause(n) | Fault::Resume(n) => Some(*n),
+            Fault::Partition(_) | Fault::PartitionOneWay { .. } | Fault::Heal | Fault::SlowLink { .. } => None,
+        }
+    }
+}
+
 /// An invariant or history finding from the checker.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {

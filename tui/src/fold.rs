@@ -28,6 +28,7 @@ use ksim_cluster::node::NodeId;
 use ksim_cluster::note::Note;
 use ksim_cluster::protocol::ApiKey;
 use ksim_cluster::topic::{BrokerId, TopicPartition};
+use ksim_sim::nodes::ProcessChange;
 use ksim_sim::scenario::CONTROLLER_ID;
 use ksim_sim::trace::{DropReason, Event, EventKind, Fault, TraceHeader};
 use std::collections::{BTreeMap, VecDeque};
@@ -35,23 +36,9 @@ use std::collections::{BTreeMap, VecDeque};
 /// How many recent drops the messages pane can show; older ones are forgotten.
 pub const RECENT_DROPS: usize = 8;
 
-/// What a node's process is doing, from the faults applied to it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Process {
-    Up,
-    /// Frozen (a long GC pause): it keeps its sockets and its state, and does nothing.
-    Paused,
-    /// The process died; its page cache, and so every record it wrote, survives.
-    Killed,
-    /// The machine lost power: only what was flushed to disk survives.
-    PoweredOff,
-}
-
-impl Process {
-    pub fn is_running(self) -> bool {
-        self == Process::Up
-    }
-}
+/// What a node's process is doing, from the faults applied to it (the simulator's own rule,
+/// [`ksim_sim::nodes::Status::change`], so the screen and the run agree).
+pub use ksim_sim::nodes::Status as Process;
 
 /// A broker's standing with the controller.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -389,34 +376,18 @@ impl ClusterView {
 
     fn apply_fault(&mut self, fault: &Fault) {
         match fault {
-            Fault::Kill(node) => {
-                let p = self.processes.entry(*node).or_insert(Process::Up);
-                if matches!(*p, Process::Up | Process::Paused) {
-                    *p = Process::Killed;
+            Fault::Kill(node)
+            | Fault::PowerFail(node)
+            | Fault::Restart(node)
+            | Fault::Pause(node)
+            | Fault::Resume(node) => {
+                let before = self.process(*node);
+                let change = before.change(*node, fault);
+                self.processes.insert(*node, before.after(change));
+                // A process that stops or starts forgets what it believed about its roles.
+                if matches!(change, ProcessChange::Stop { .. } | ProcessChange::LosePower | ProcessChange::Start { .. })
+                {
                     self.forget_roles(*node);
-                }
-            }
-            Fault::PowerFail(node) => {
-                let p = self.processes.entry(*node).or_insert(Process::Up);
-                if *p != Process::PoweredOff {
-                    *p = Process::PoweredOff;
-                    self.forget_roles(*node);
-                }
-            }
-            Fault::Restart(node) => {
-                self.processes.insert(*node, Process::Up);
-                self.forget_roles(*node);
-            }
-            Fault::Pause(node) => {
-                let p = self.processes.entry(*node).or_insert(Process::Up);
-                if *p == Process::Up {
-                    *p = Process::Paused;
-                }
-            }
-            Fault::Resume(node) => {
-                let p = self.processes.entry(*node).or_insert(Process::Up);
-                if *p == Process::Paused {
-                    *p = Process::Up;
                 }
             }
             Fault::Partition(groups) => self.cuts.push(Cut::Groups(groups.clone())),

@@ -7,7 +7,7 @@
 
 use super::driver::ProcessControl;
 use super::World;
-use crate::nodes::{Durable, Machine, Status};
+use crate::nodes::{Durable, Machine, ProcessChange, Status};
 use crate::scenario::{Action, Scenario, CONTROLLER_ID};
 use crate::trace::{EventKind, Fault};
 use ksim_cluster::log::TruncateReason;
@@ -20,33 +20,35 @@ impl World {
     /// Apply a fault now. Returns `Err` with a reason if it does not apply (restarting a running
     /// node is a kill plus a start; pausing a dead node does nothing).
     pub fn apply_fault(&mut self, fault: Fault) {
-        let node = match &fault {
-            Fault::Kill(n) | Fault::PowerFail(n) | Fault::Restart(n) | Fault::Pause(n) | Fault::Resume(n) => *n,
-            _ => NodeId::Controller(CONTROLLER_ID),
-        };
+        let node = fault.node().unwrap_or(NodeId::Controller(CONTROLLER_ID));
         self.record(node, EventKind::Fault(fault.clone()));
-        match fault {
-            Fault::Kill(n) => self.stop(n, false),
-            Fault::PowerFail(n) => self.stop(n, true),
-            Fault::Restart(n) => {
-                let status = self.slots[&n].status;
-                if matches!(status, Status::Up | Status::Paused) {
-                    self.stop(n, false);
+        if let Some(n) = fault.node() {
+            let status = self.slots[&n].status;
+            match status.change(n, &fault) {
+                ProcessChange::Nothing => {}
+                ProcessChange::Stop { power_loss } => self.stop(n, power_loss),
+                ProcessChange::LosePower => self.slots.get_mut(&n).expect("present").status = Status::PoweredOff,
+                ProcessChange::Start { stop_first } => {
+                    if stop_first {
+                        self.stop(n, false);
+                    }
+                    // The driver runs the node's process again, which calls `start_node`.
+                    self.driver.control(n, ProcessControl::Restart);
                 }
-                // The driver runs the node's process again, which calls `start_node`.
-                self.driver.control(n, ProcessControl::Restart);
-            }
-            Fault::Pause(n) => {
-                if self.slots[&n].status == Status::Up {
+                ProcessChange::Freeze => {
                     self.slots.get_mut(&n).expect("present").status = Status::Paused;
                     self.driver.control(n, ProcessControl::Pause);
                 }
-            }
-            Fault::Resume(n) => {
-                if self.slots[&n].status == Status::Paused {
+                ProcessChange::Thaw => {
                     self.slots.get_mut(&n).expect("present").status = Status::Up;
                     self.driver.control(n, ProcessControl::Resume);
                 }
+            }
+            return;
+        }
+        match fault {
+            Fault::Kill(_) | Fault::PowerFail(_) | Fault::Restart(_) | Fault::Pause(_) | Fault::Resume(_) => {
+                unreachable!("process faults name their node")
             }
             Fault::Partition(groups) => {
                 for (i, a) in groups.iter().enumerate() {
@@ -80,12 +82,7 @@ impl World {
     fn stop(&mut self, node: NodeId, power_loss: bool) {
         let now = self.now();
         let slot = self.slots.get_mut(&node).expect("every node has a slot");
-        if !matches!(slot.status, Status::Up | Status::Paused) {
-            if power_loss && slot.status == Status::Killed {
-                slot.status = Status::PoweredOff;
-            }
-            return;
-        }
+        assert!(matches!(slot.status, Status::Up | Status::Paused), "only a running process stops ({node})");
         slot.status = if power_loss { Status::PoweredOff } else { Status::Killed };
         slot.inbox = None;
         slot.timers.clear();
