@@ -3,8 +3,8 @@
 use crate::nodes::current_leaders;
 use crate::nodes::Machine;
 use crate::scenario::happening;
-use crate::scenario::{parse_partition, Condition, Expectation, Scenario, CONTROLLER_ID};
-use crate::trace::{EventKind, Finding};
+use crate::scenario::{parse_partition, Condition, Expectation, Happening, Scenario, CONTROLLER_ID};
+use crate::trace::{Event, EventKind, Finding};
 use crate::world::World;
 use ksim_cluster::node::NodeId;
 use ksim_cluster::time::SimTime;
@@ -52,6 +52,57 @@ impl Report {
                     None => (true, "never happened".to_string()),
                 },
                 Expectation::Finally(c) => final_condition(scenario, world, c),
+                Expectation::SometimesBetween(h, from_ms, to_ms) => {
+                    let window = SimTime::from_ms(*from_ms).0..=SimTime::from_ms(*to_ms).0;
+                    let all: Vec<&Event> = events.iter().filter(|e| happening::matches(h, e, clients)).collect();
+                    match all.iter().find(|e| window.contains(&e.time_us)) {
+                        Some(e) => (true, format!("at step {} ({})", e.seq, SimTime(e.time_us))),
+                        None => (false, not_in_window(&all)),
+                    }
+                }
+                Expectation::NeverBefore(h, at_ms) => {
+                    let before = |e: &&Event| e.time_us < SimTime::from_ms(*at_ms).0;
+                    match events.iter().filter(|e| happening::matches(h, e, clients)).find(before) {
+                        Some(e) => (false, format!("happened at step {} ({})", e.seq, SimTime(e.time_us))),
+                        None => (true, format!("not before {}", SimTime::from_ms(*at_ms))),
+                    }
+                }
+                Expectation::NeverAfter(h, at_ms) => {
+                    let after = |e: &&Event| e.time_us > SimTime::from_ms(*at_ms).0;
+                    match events.iter().filter(|e| happening::matches(h, e, clients)).find(after) {
+                        Some(e) => (false, format!("happened at step {} ({})", e.seq, SimTime(e.time_us))),
+                        None => (true, format!("not after {}", SimTime::from_ms(*at_ms))),
+                    }
+                }
+                Expectation::Count(h, n) => count(events, h, clients, *n, *n),
+                Expectation::CountBetween(h, min, max) => count(events, h, clients, *min, *max),
+                Expectation::Before(a, b) => {
+                    let first = |h| events.iter().find(|e| happening::matches(h, e, clients));
+                    match (first(a), first(b)) {
+                        (Some(x), Some(y)) if x.seq < y.seq => (
+                            true,
+                            format!(
+                                "step {} ({}) then step {} ({})",
+                                x.seq,
+                                SimTime(x.time_us),
+                                y.seq,
+                                SimTime(y.time_us)
+                            ),
+                        ),
+                        (Some(x), Some(y)) => (
+                            false,
+                            format!(
+                                "the second came first: step {} ({}), then step {} ({})",
+                                y.seq,
+                                SimTime(y.time_us),
+                                x.seq,
+                                SimTime(x.time_us)
+                            ),
+                        ),
+                        (None, _) => (false, "the first never happened".to_string()),
+                        (Some(_), None) => (false, "the second never happened".to_string()),
+                    }
+                }
             };
             expectations.push(ExpectationResult { expectation: text, met, detail });
         }
@@ -113,6 +164,28 @@ impl Report {
         }
         let _ = writeln!(out, "result: {}", if self.passed() { "PASS" } else { "FAIL" });
         out
+    }
+}
+
+/// How many times a happening happened, against the bounds an expectation sets.
+fn count(events: &[Event], h: &Happening, clients: &[String], min: u64, max: u64) -> (bool, String) {
+    let times: Vec<&Event> = events.iter().filter(|e| happening::matches(h, e, clients)).collect();
+    let n = times.len() as u64;
+    let at: Vec<String> = times.iter().take(5).map(|e| SimTime(e.time_us).to_string()).collect();
+    let more = if times.len() > 5 { format!(" and {} more", times.len() - 5) } else { String::new() };
+    let detail = match n {
+        0 => "happened 0 times".to_string(),
+        1 => format!("happened once, at {}", at[0]),
+        _ => format!("happened {n} times, at {}{more}", at.join(", ")),
+    };
+    ((min..=max).contains(&n), detail)
+}
+
+/// Why a windowed expectation failed: when the happening did happen, if ever.
+fn not_in_window(all: &[&Event]) -> String {
+    match all {
+        [] => "never happened".to_string(),
+        [e, ..] => format!("not in the window; first at step {} ({})", e.seq, SimTime(e.time_us)),
     }
 }
 

@@ -372,6 +372,28 @@ pub enum Expectation {
     Never(Happening),
     /// At the end of the run, this must hold.
     Finally(Condition),
+    /// This must happen at least once between these two times (ms since the start, both
+    /// included): `SometimesBetween(Fenced(1), 18000, 20000)`.
+    SometimesBetween(Happening, u64, u64),
+    /// This must not happen before this time (ms): `NeverBefore(Election("payments-0"), 15000)`.
+    NeverBefore(Happening, u64),
+    /// This must not happen after this time (ms).
+    NeverAfter(Happening, u64),
+    /// This must happen exactly this many times: `Count(Rebalance("orders"), 1)`.
+    Count(Happening, u64),
+    /// This must happen at least `min` and at most `max` times.
+    CountBetween(Happening, u64, u64),
+    /// The first of these must happen, and before the first of the second (which must happen
+    /// too): `Before(Fenced(1), Election("payments-0"))` reads "fenced, then elected".
+    Before(Happening, Happening),
+}
+
+impl Expectation {
+    /// Whether random faults (a fuzz sweep) leave this expectation meaningful: only an
+    /// unconditional `Never` is; the others describe the scenario's own story.
+    pub fn holds_under_any_faults(&self) -> bool {
+        matches!(self, Expectation::Never(_))
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
