@@ -45,3 +45,39 @@ fn messages_held_by_a_partition_arrive_after_the_heal_in_order() {
         }
     }
 }
+
+/// `network.loss` is packet loss under TCP: a lost message is retransmitted 200 ms later (doubling
+/// if lost again) and the connection keeps its order, so a follower's fetches are delayed by a
+/// retransmission now and then, never stalled: the gap between the fetch responses a follower
+/// receives stays near the leader's long-poll wait (replica.fetch.wait.max.ms, 500 ms).
+#[test]
+fn packet_loss_delays_follower_fetches_by_retransmissions_never_stalls_them() {
+    use ksim_cluster::node::NodeId;
+    use ksim_cluster::protocol::ApiKey;
+    let scenario = Scenario::load(Path::new("scenarios/lossy-network.ron")).expect("loads");
+    let trace = ksim_sim::run(&scenario, "lossy-network", scenario.seed).expect("runs").trace;
+    let mut fetch_responses = std::collections::BTreeMap::new();
+    for e in &trace.events {
+        if let EventKind::Send { id, api: ApiKey::Fetch, request: false, to: NodeId::Broker(_), .. } = e.kind {
+            fetch_responses.insert(id, ());
+        }
+    }
+    let mut last_arrival: std::collections::BTreeMap<NodeId, u64> = std::collections::BTreeMap::new();
+    let mut worst_gap_us = 0;
+    let mut retransmitted = 0;
+    for e in &trace.events {
+        match e.kind {
+            EventKind::Drop { id, reason: DropReason::Lost, .. } if fetch_responses.contains_key(&id) => {
+                retransmitted += 1
+            }
+            EventKind::Deliver { id, .. } if fetch_responses.contains_key(&id) && e.time_us > 5_000_000 => {
+                if let Some(last) = last_arrival.insert(e.node, e.time_us) {
+                    worst_gap_us = worst_gap_us.max(e.time_us - last);
+                }
+            }
+            _ => {}
+        }
+    }
+    assert!(retransmitted > 0, "1% loss over two minutes hits some fetch responses");
+    assert!(worst_gap_us < 1_500_000, "a follower waited {worst_gap_us} µs for a fetch response");
+}

@@ -70,6 +70,7 @@ scenario_tests! {
     idempotent_retries => "idempotent-retries",
     isolated_leader => "isolated-leader",
     leader_failover => "leader-failover",
+    lossy_network => "lossy-network",
     min_insync_rejects_writes => "min-insync-rejects-writes",
     power_failure_unflushed => "power-failure-unflushed",
     process_before_commit_duplicates => "process-before-commit-duplicates",

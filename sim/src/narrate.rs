@@ -40,7 +40,7 @@ pub fn describe(trace: &Trace, event: &Event, detail: Detail) -> Option<String> 
         EventKind::Drop { to, reason, id } => {
             let why = match reason {
                 DropReason::Partitioned => "held back by a network partition (TCP resends it once the link heals)",
-                DropReason::Lost => "lost in the network",
+                DropReason::Lost => "lost in the network (TCP retransmits it after 200 ms, doubling each time)",
                 DropReason::ReceiverDown => "its process is down",
                 DropReason::ReceiverPoweredOff => "it has no power",
                 DropReason::ConnectionClosed => "the connection closed",

@@ -18,7 +18,8 @@ use std::collections::BTreeMap;
 pub enum DropReason {
     /// A network partition cuts the link from sender to receiver.
     Partitioned,
-    /// Random loss (`network.loss`).
+    /// Random loss (`network.loss`): TCP retransmits the message after its retransmission
+    /// timeout, so it still arrives, later, unless the connection breaks.
     Lost,
     /// The receiver's process is dead: its host answers with a reset, and the sender learns the
     /// connection closed.

@@ -7,6 +7,12 @@
 //! configured loss. What a dropped message's sender notices depends on why it was dropped: a dead
 //! process's host resets the connection at once; a partitioned or powered-off peer says nothing,
 //! and the sender only finds out when its request times out.
+//!
+//! Random loss (`network.loss`) is packet loss under TCP: a lost segment is not gone, it is
+//! retransmitted after the retransmission timeout, which starts at Linux's `TCP_RTO_MIN` (200 ms)
+//! on a low-latency link and doubles with each loss of the same segment, up to `TCP_RTO_MAX`
+//! (120 s) and `tcp_retries2` (15) retransmissions, after which the connection breaks. The
+//! stream stays in order: later messages on the connection wait behind the lost one.
 
 use crate::trace::DropReason;
 use ksim_cluster::node::NodeId;
@@ -40,11 +46,19 @@ pub struct Fabric {
     connections: BTreeSet<(NodeId, NodeId)>,
 }
 
+/// Linux's `TCP_RTO_MIN`: the retransmission timeout of a connection whose round trip is far
+/// shorter (`include/net/tcp.h`).
+pub const TCP_RTO_MIN_US: u64 = 200_000;
+/// Linux's `TCP_RTO_MAX`.
+pub const TCP_RTO_MAX_US: u64 = 120_000_000;
+/// Linux's `net.ipv4.tcp_retries2` default: retransmissions before the connection is broken.
+pub const TCP_RETRIES2: u32 = 15;
+
 /// What happens to one message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fate {
-    /// It arrives at this virtual time (µs).
-    Deliver { at_us: u64 },
+    /// It arrives at this virtual time (µs), after `retransmits` losses TCP recovered from.
+    Deliver { at_us: u64, retransmits: u32 },
     /// It is dropped; if `notify_sender_at_us` is set, the sender learns its connection closed
     /// then.
     Drop { reason: DropReason, notify_sender_at_us: Option<u64> },
@@ -97,19 +111,33 @@ impl Fabric {
             }
             Reachability::Up => {}
         }
-        if self.loss > 0.0 {
-            let draw = (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-            if draw < self.loss {
-                return Fate::Drop { reason: DropReason::Lost, notify_sender_at_us: None };
+        // Each loss of the segment costs one retransmission timeout, doubling each time.
+        let mut retransmits = 0;
+        let mut sent_us = now_us;
+        let mut rto_us = TCP_RTO_MIN_US;
+        while self.loss > 0.0 && self.lost() {
+            if retransmits == TCP_RETRIES2 {
+                // The connection breaks; the sender learns it when its next write fails.
+                return Fate::Drop { reason: DropReason::Lost, notify_sender_at_us: Some(sent_us + rto_us) };
             }
+            retransmits += 1;
+            sent_us += rto_us;
+            rto_us = (rto_us * 2).min(TCP_RTO_MAX_US);
         }
-        let mut at_us = now_us + self.latency_us(from, to);
-        // TCP: never overtake an earlier message on the same connection.
+        let mut at_us = sent_us + self.latency_us(from, to);
+        // TCP: never overtake an earlier message on the same connection; later messages wait
+        // behind a lost one.
         if let Some(&last) = self.last_arrival_us.get(&(from, to)) {
             at_us = at_us.max(last + 1);
         }
         self.last_arrival_us.insert((from, to), at_us);
-        Fate::Deliver { at_us }
+        Fate::Deliver { at_us, retransmits }
+    }
+
+    /// One draw of the loss probability.
+    fn lost(&mut self) -> bool {
+        let draw = (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        draw < self.loss
     }
 
     /// When a message a cut held back arrives, resent now: after the link's latency, and never
@@ -191,7 +219,7 @@ mod tests {
         let mut last = 0;
         for i in 0..1000 {
             match fabric.route(i * 10, A, B, Reachability::Up) {
-                Fate::Deliver { at_us } => {
+                Fate::Deliver { at_us, .. } => {
                     assert!(at_us > last, "message {i} arrives at {at_us}, not after {last}");
                     last = at_us;
                 }
@@ -235,5 +263,45 @@ mod tests {
         let peers: Vec<NodeId> = fabric.close_connections(0, A).into_iter().map(|(p, _)| p).collect();
         assert_eq!(peers, vec![B, c]);
         assert!(fabric.close_connections(0, A).is_empty());
+    }
+
+    #[test]
+    fn a_lost_segment_is_retransmitted_and_later_messages_wait_behind_it() {
+        // Half the segments lost: some messages need retransmissions, and none overtakes another.
+        let mut fabric = Fabric::new(1, 1, 0.5, stream(3, "network"));
+        let mut last = 0;
+        let mut retransmitted = 0;
+        let mut waited_behind = 0;
+        for i in 0..200 {
+            let now = i * 1_000;
+            match fabric.route(now, A, B, Reachability::Up) {
+                Fate::Deliver { at_us, retransmits } => {
+                    assert!(at_us > last, "message {i} arrives at {at_us}, not after {last}");
+                    if retransmits > 0 {
+                        retransmitted += 1;
+                        // 200 ms, then 400, 800, ...: at least the first timeout.
+                        assert!(at_us >= now + TCP_RTO_MIN_US, "retransmitted {retransmits} times, yet at {at_us}");
+                    } else if at_us > now + 1_000 {
+                        waited_behind += 1;
+                    }
+                    last = at_us;
+                }
+                other => panic!("a lossy link still delivers: {other:?}"),
+            }
+        }
+        assert!(retransmitted > 50, "{retransmitted} retransmitted");
+        assert!(waited_behind > 0, "an unlost message behind a lost one waits for it");
+    }
+
+    #[test]
+    fn a_link_that_loses_everything_breaks_the_connection_after_tcp_retries2() {
+        let mut fabric = Fabric::new(1, 1, 1.0, stream(3, "network"));
+        match fabric.route(0, A, B, Reachability::Up) {
+            Fate::Drop { reason: DropReason::Lost, notify_sender_at_us: Some(at) } => {
+                // 200 ms doubling, capped at 120 s: about 15 minutes, as Linux's default.
+                assert!((600_000_000..1_200_000_000).contains(&at), "broken at {at} µs");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
     }
 }

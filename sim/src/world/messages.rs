@@ -42,7 +42,13 @@ impl World {
         }
         let receiver = self.reachability(to);
         match self.fabric.route(now.0, from, to, receiver) {
-            Fate::Deliver { at_us } => self.schedule_delivery(id, from, to, message, SimTime(at_us)),
+            Fate::Deliver { at_us, retransmits } => {
+                if retransmits > 0 {
+                    // The first copy was lost; TCP resends it after its retransmission timeout.
+                    self.record(from, EventKind::Drop { id, to, reason: DropReason::Lost });
+                }
+                self.schedule_delivery(id, from, to, message, SimTime(at_us))
+            }
             Fate::Drop { reason, notify_sender_at_us } => {
                 self.record(from, EventKind::Drop { id, to, reason });
                 if reason == DropReason::Partitioned {
