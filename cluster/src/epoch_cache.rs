@@ -46,9 +46,11 @@ impl EpochCache {
         self.entries.push((epoch, start_offset));
     }
 
-    /// Kafka's `endOffsetFor(requestedEpoch, logEndOffset)`: the largest epoch not above
-    /// `requested`, and where it ends (the start of the next epoch, or `log_end_offset` if it is
-    /// the latest). Unknown: `(UNDEFINED_EPOCH, UNDEFINED_OFFSET)`.
+    /// Kafka's `LeaderEpochFileCache.endOffsetFor(requestedEpoch, logEndOffset)`: the largest
+    /// epoch not above `requested`, and where it ends (the start of the next epoch, or
+    /// `log_end_offset` if it is the latest). An epoch older than every cached one answers itself
+    /// and the first cached start offset; one newer than the latest, or an empty cache, answers
+    /// `(UNDEFINED_EPOCH, UNDEFINED_OFFSET)`.
     pub fn end_offset_for(&self, requested: i32, log_end_offset: i64) -> (i32, i64) {
         if requested == UNDEFINED_EPOCH {
             return (UNDEFINED_EPOCH, UNDEFINED_OFFSET);
@@ -59,12 +61,15 @@ impl EpochCache {
             Some(_) => {
                 // Index of the first entry with epoch > requested.
                 let higher = self.entries.partition_point(|(e, _)| *e <= requested);
-                if higher == 0 {
-                    // Every epoch we know is newer than the one asked about.
+                if higher == self.entries.len() {
+                    // Newer than any epoch we know: Kafka answers UNDEFINED ("should never be
+                    // hit because the latest cached epoch is always the largest").
                     (UNDEFINED_EPOCH, UNDEFINED_OFFSET)
-                } else if higher == self.entries.len() {
-                    // requested > latest: the latest epoch ends at the log end.
-                    (self.entries[higher - 1].0, log_end_offset)
+                } else if higher == 0 {
+                    // Older than every epoch we know (retention removed them): the requested
+                    // epoch, ending where our first known epoch starts, so the follower
+                    // replicates from there.
+                    (requested, self.entries[0].1)
                 } else {
                     (self.entries[higher - 1].0, self.entries[higher].1)
                 }
@@ -117,11 +122,15 @@ mod tests {
             (&[(0, 0), (2, 10)], 15, 0, (0, 10)),
             // An epoch we never led: the largest below it, ending where the next starts (KIP-279).
             (&[(0, 0), (2, 10), (4, 12)], 15, 3, (2, 12)),
-            // Asked about a newer epoch than we know: our latest ends at our log end.
-            (&[(0, 0), (2, 10)], 15, 7, (2, 15)),
-            // Older than anything we know, or an empty cache: undefined.
-            (&[(3, 5)], 15, 1, (UNDEFINED_EPOCH, UNDEFINED_OFFSET)),
+            // Newer than any epoch we know: undefined (LeaderEpochFileCache: higherEntry == null).
+            (&[(0, 0), (2, 10)], 15, 7, (UNDEFINED_EPOCH, UNDEFINED_OFFSET)),
+            // Older than anything we know (retention removed it): that epoch, ending at the first
+            // known start offset (floorEntry == null).
+            (&[(3, 5)], 15, 1, (1, 5)),
+            (&[(3, 5), (4, 9)], 15, 2, (2, 5)),
+            // An empty cache, or the undefined epoch: undefined.
             (&[], 0, 1, (UNDEFINED_EPOCH, UNDEFINED_OFFSET)),
+            (&[(3, 5)], 15, UNDEFINED_EPOCH, (UNDEFINED_EPOCH, UNDEFINED_OFFSET)),
         ];
         for (entries, leo, requested, expected) in cases {
             assert_eq!(

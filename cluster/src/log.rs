@@ -227,6 +227,12 @@ impl Log {
     /// Remove every record at or after `offset`. Returns how many records went.
     pub fn truncate_to(&mut self, offset: i64) -> i64 {
         if offset >= self.log_end_offset {
+            // Nothing to remove, but the epoch cache is truncated all the same: it may hold an
+            // entry at the log end for an epoch this broker led without appending anything, which
+            // conflicts with the new leader's history (Kafka's `UnifiedLog.truncateTo`: "Always
+            // truncate epoch cache since we may have a conflicting epoch entry at the end of the
+            // log"). Left there, the follower would ask about that epoch forever.
+            self.epoch_cache.truncate_from_end(self.log_end_offset);
             return 0;
         }
         let offset = offset.max(self.log_start_offset);
@@ -362,6 +368,22 @@ mod tests {
         assert_eq!(log.log_end_offset(), 2);
         assert_eq!(log.epoch_cache().entries(), &[(1, 0)]);
         assert_eq!(log.truncate_to(5), 0);
+    }
+
+    #[test]
+    fn truncating_at_the_log_end_drops_an_empty_epoch_left_there() {
+        // This broker became leader in epoch 3 and appended nothing before losing leadership: its
+        // cache ends with (3, 2), an epoch the new leader's history does not have. A follower
+        // truncating to its own log end still removes it (UnifiedLog.truncateTo), else it would
+        // keep asking the leader about epoch 3 (fuzz: unclean-election-loses-data seed 25).
+        let config = TopicConfig::default();
+        let mut log = Log::new(0);
+        log.append_as_leader(batch(&["a", "b"]), 1, &config, 0);
+        log.assign_epoch_start(3);
+        assert_eq!(log.epoch_cache().entries(), &[(1, 0), (3, 2)]);
+        assert_eq!(log.truncate_to(2), 0);
+        assert_eq!(log.epoch_cache().entries(), &[(1, 0)]);
+        assert_eq!(log.log_end_offset(), 2);
     }
 
     #[test]
