@@ -7,7 +7,7 @@
 //! fault touches. All of them share this `World` behind one lock; madsim runs one task at a time,
 //! so the lock is never contended, and every step is recorded in order.
 
-use crate::checker::Checker;
+use crate::check::Checker;
 use crate::clock::now;
 use crate::fabric::{Fabric, Fate, Reachability};
 use crate::nodes::{Durable, Machine, Nodes, Slot, Status};
@@ -355,7 +355,7 @@ impl World {
             }
             _ => {}
         }
-        let findings = self.checker.on_note(node, &note, &self.slots);
+        let findings = self.checker.on_note(now(), node, &note, &self.slots);
         let kind = EventKind::Note(note);
         let triggered: Vec<String> = {
             let probe = Event { seq: 0, time_us: 0, node, kind: kind.clone() };
