@@ -56,13 +56,12 @@ impl Checker {
         let last = self.consumption.last_consumed.insert((node, tp.clone()), offset);
         let in_group = self.groups.group_of.contains_key(&node);
         let Some(last) = last.filter(|_| !in_group) else { return findings };
-        // Records the consumer jumped over that were committed when it read past them.
-        let skipped: Vec<i64> = self
-            .replication
-            .committed
-            .get(tp)
-            .map(|m| m.range(last + 1..offset).map(|(o, _)| *o).collect())
-            .unwrap_or_default();
+        // Records the consumer jumped over that were committed when it read past them (none when
+        // it reads the same offset again or goes back: the range would be empty, or backwards).
+        let skipped: Vec<i64> = match self.replication.committed.get(tp) {
+            Some(m) if offset > last + 1 => m.range(last + 1..offset).map(|(o, _)| *o).collect(),
+            _ => Vec::new(),
+        };
         if !skipped.is_empty() && self.once(Rule::SkippedOffsets, tp, offset) {
             let records: Vec<(i64, String)> = skipped.iter().map(|o| (*o, String::new())).collect();
             findings.push(Finding::promise(
