@@ -28,6 +28,8 @@ mod consumption;
 mod groups;
 mod history;
 mod replication;
+#[cfg(test)]
+mod tests;
 
 pub use crate::trace::{Class, Finding, Nature, Rule};
 
