@@ -68,8 +68,8 @@ fn check_one(path: &Path) -> Row {
         wall_ms,
         expectations_met: report.expectations.iter().filter(|e| e.met).count(),
         expectations: report.expectations.len(),
-        violations: report.findings.iter().filter(|f| f.finding.violation).count(),
-        lessons: report.findings.iter().filter(|f| !f.finding.violation).count(),
+        violations: report.findings.iter().filter(|f| f.finding.class().fails()).count(),
+        lessons: report.findings.iter().filter(|f| !f.finding.class().fails()).count(),
         deterministic: first.trace.digest() == second.trace.digest(),
         error: None,
     }

@@ -92,6 +92,12 @@ enum Command {
     Fuzz(fuzz_cmd::FuzzArgs),
     /// List the scenarios in scenarios/ with their titles.
     List,
+    /// List the rules the checker applies: each one's name, nature and what it catches.
+    ///
+    /// An invariant firing is a bug in ksim; a promise firing is a violation when the scenario's
+    /// configuration makes Kafka promise it, and a lesson otherwise; a lesson is something Kafka
+    /// never promises.
+    Rules,
     /// Show which partition the Java client and .NET's Confluent.Kafka pick for each key.
     ///
     /// Java hashes keys with murmur2; librdkafka (under Confluent.Kafka) uses CRC-32 by default
@@ -148,6 +154,10 @@ fn main() -> ExitCode {
             fuzz_cmd::run(&args).map(|ok| if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         Some(Command::List) => list(),
+        Some(Command::Rules) => {
+            rules();
+            Ok(ExitCode::SUCCESS)
+        }
         Some(Command::Partition { partitions, keys }) => partition_cmd::render(partitions, &keys).map(|text| {
             out!("{text}");
             ExitCode::SUCCESS
@@ -265,6 +275,18 @@ fn list() -> Result<ExitCode, String> {
         outln!("{:<40} {title}", path.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn rules() {
+    use ksim_sim::trace::{Nature, Rule};
+    for rule in Rule::ALL {
+        let nature = match rule.nature() {
+            Nature::Invariant => "invariant",
+            Nature::Promise => "promise",
+            Nature::Lesson => "lesson",
+        };
+        outln!("{:<26} {nature:<10} {}", rule.name(), rule.description());
+    }
 }
 
 /// Write to stdout. A reader that went away (a closed pipe) is not an error worth a message:

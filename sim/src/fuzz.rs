@@ -137,11 +137,17 @@ pub fn with_random_faults(scenario: &Scenario, seed: u64) -> Scenario {
     out
 }
 
-/// What counts as a failure in a fuzz run: broken promises and `Never` expectations. (A
+/// What counts as a failure in a fuzz run: bugs (a fired invariant), promises the configuration
+/// made and the run broke (`no-convergence` among them), and `Never` expectations. (A
 /// `Sometimes` expectation of the base scenario says nothing once random faults are added.)
 pub fn failures(outcome: &Outcome) -> Vec<String> {
-    let mut out: Vec<String> =
-        outcome.report.findings.iter().filter(|f| f.finding.violation).map(|f| f.finding.rule.clone()).collect();
+    let mut out: Vec<String> = outcome
+        .report
+        .findings
+        .iter()
+        .filter(|f| f.finding.class().fails())
+        .map(|f| f.finding.rule.to_string())
+        .collect();
     out.extend(
         outcome
             .report

@@ -13,7 +13,7 @@
 //! - [`rng`]: one seed, a tree of named ChaCha streams.
 //! - [`fuzz`]: random fault schedules per seed, and shrinking a failure to a minimal scenario.
 //! - [`apps`]: the async client API and the scenario applications built on it.
-//! - [`checker`]: invariants after every step and history checks at the end.
+//! - [`check`]: the rules Kafka keeps (invariants after every step, history checks at the end).
 //! - [`happening`], [`report`]: expectations and the report of a run.
 //! - [`trace`], [`narrate`]: the trace, its digest, and its narrated rendering.
 
@@ -23,11 +23,10 @@ compile_error!(
 );
 
 pub mod apps;
-pub mod checker;
+pub mod check;
 pub mod clock;
 pub mod fuzz;
 pub mod host;
-pub mod liveness;
 pub mod narrate;
 pub mod net;
 pub mod nodes;

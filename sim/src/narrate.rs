@@ -4,7 +4,7 @@
 //! applications did, drops, closed connections and findings; it leaves out the routine traffic
 //! (every fetch, heartbeat and timer) that [`Detail::Full`] shows too.
 
-use crate::trace::{DropReason, Event, EventKind, Fault, Trace};
+use crate::trace::{Class, DropReason, Event, EventKind, Fault, Trace};
 use ksim_cluster::node::NodeId;
 use ksim_cluster::note::Note;
 use ksim_cluster::time::SimTime;
@@ -96,7 +96,12 @@ pub fn describe(trace: &Trace, event: &Event, detail: Detail) -> Option<String> 
             format!("processed {partition}@{offset}")
         }
         EventKind::Finding(f) => {
-            format!("{}: {} - {}", if f.violation { "VIOLATION" } else { "finding" }, f.rule, f.message)
+            let class = match f.class() {
+                Class::Bug => "BUG",
+                Class::Violation => "VIOLATION",
+                Class::Lesson => "finding",
+            };
+            format!("{class}: {} - {}", f.rule, f.message)
         }
         EventKind::End => "end of run".to_string(),
     })

@@ -4,7 +4,7 @@ use crate::nodes::current_leaders;
 use crate::nodes::Machine;
 use crate::scenario::happening;
 use crate::scenario::{parse_partition, Condition, Expectation, Happening, Scenario, CONTROLLER_ID};
-use crate::trace::{Event, EventKind, Finding};
+use crate::trace::{Class, Event, EventKind, Finding, Rule};
 use crate::world::World;
 use ksim_cluster::node::NodeId;
 use ksim_cluster::time::SimTime;
@@ -126,7 +126,7 @@ impl Report {
 
     /// Every expectation met and no finding that breaks a promise Kafka makes.
     pub fn passed(&self) -> bool {
-        self.expectations.iter().all(|e| e.met) && self.findings.iter().all(|f| !f.finding.violation)
+        self.expectations.iter().all(|e| e.met) && self.findings.iter().all(|f| !f.finding.class().fails())
     }
 
     /// The report as a person reads it (also what the snapshots hold).
@@ -151,7 +151,11 @@ impl Report {
         } else {
             let _ = writeln!(out, "findings:");
             for f in &self.findings {
-                let kind = if f.finding.violation { "VIOLATION" } else { "expected" };
+                let kind = match f.finding.class() {
+                    Class::Bug => "BUG",
+                    Class::Violation => "VIOLATION",
+                    Class::Lesson => "expected",
+                };
                 let _ = writeln!(
                     out,
                     "  [{kind}] {} at step {} ({}): {}",
@@ -260,7 +264,7 @@ fn final_condition(scenario: &Scenario, world: &World, condition: &Condition) ->
             let lost = world
                 .events()
                 .iter()
-                .filter(|e| matches!(&e.kind, EventKind::Finding(f) if f.rule == "acked-write-lost"))
+                .filter(|e| matches!(&e.kind, EventKind::Finding(f) if f.rule == Rule::AckedWriteLost))
                 .count();
             (lost == 0, format!("{lost} acknowledged write(s) lost"))
         }

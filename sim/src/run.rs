@@ -142,7 +142,7 @@ async fn supervise(scenario: Scenario, name: String, seed: u64, options: RunOpti
                 let problems = w.convergence_problems();
                 if !problems.is_empty() {
                     let finding = crate::trace::Finding {
-                        rule: "no-convergence".into(),
+                        rule: crate::trace::Rule::NoConvergence,
                         violation: true,
                         message: format!(
                             "{within_ms} ms after the last fault the cluster has not recovered: {}",

@@ -72,12 +72,191 @@ impl Fault {
 /// An invariant or history finding from the checker.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {
-    /// Stable name of the rule (`acked-write-lost`, `two-leaders-in-epoch`, …).
-    pub rule: String,
+    /// The rule that fired; serialized as its stable name (`acked-write-lost`, …).
+    pub rule: Rule,
     /// Whether Kafka promises this cannot happen under the scenario's configuration. A finding
     /// that is not a violation is a lesson (`acks=1` losing data), not a bug.
     pub violation: bool,
     pub message: String,
+}
+
+impl Finding {
+    /// An invariant fired: ksim's Kafka did something Kafka never does.
+    pub fn bug(rule: Rule, message: String) -> Finding {
+        assert_eq!(rule.nature(), Nature::Invariant, "{rule} is not an invariant");
+        Finding { rule, violation: true, message }
+    }
+
+    /// A promise was broken; `promised` says whether the scenario's configuration made it.
+    pub fn promise(rule: Rule, promised: bool, message: String) -> Finding {
+        assert_eq!(rule.nature(), Nature::Promise, "{rule} is not a promise");
+        Finding { rule, violation: promised, message }
+    }
+
+    /// Something Kafka never promises happened.
+    pub fn lesson(rule: Rule, message: String) -> Finding {
+        assert_eq!(rule.nature(), Nature::Lesson, "{rule} is not a lesson");
+        Finding { rule, violation: false, message }
+    }
+
+    /// What this finding means for the run.
+    pub fn class(&self) -> Class {
+        match (self.rule.nature(), self.violation) {
+            (Nature::Invariant, _) => Class::Bug,
+            (Nature::Promise, true) => Class::Violation,
+            (Nature::Promise, false) | (Nature::Lesson, _) => Class::Lesson,
+        }
+    }
+}
+
+/// What a finding means: a bug in ksim, a broken promise, or a lesson about Kafka.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Class {
+    /// An invariant fired: Kafka's implementation never allows this in any configuration, so
+    /// ksim's model of it is wrong.
+    Bug,
+    /// Kafka promises this cannot happen under the scenario's configuration, and it did.
+    Violation,
+    /// Kafka allows this here: what the scenario sets out to show.
+    Lesson,
+}
+
+impl Class {
+    /// Whether the run fails on it.
+    pub fn fails(self) -> bool {
+        matches!(self, Class::Bug | Class::Violation)
+    }
+}
+
+/// What kind of guarantee a rule checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Nature {
+    /// Holds in every configuration: a firing is always a bug in ksim.
+    Invariant,
+    /// Holds only under some configurations: a violation when the scenario's configuration makes
+    /// Kafka promise it, a lesson otherwise.
+    Promise,
+    /// Kafka never promises it: a firing is always a lesson.
+    Lesson,
+}
+
+/// The rules the checker applies. Each serializes as its stable kebab-case name, which traces,
+/// reports and the book quote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rule {
+    TwoLeadersInEpoch,
+    TwoOwnersInGeneration,
+    TwoOwners,
+    CommitWentBack,
+    CommitPastLogEnd,
+    CommittedUndelivered,
+    AckedUncommitted,
+    ReadUncommitted,
+    SkippedOffsets,
+    ConsumedAgain,
+    ReplicasDiverge,
+    AckedWriteLost,
+    Reordered,
+    ProcessedTwice,
+    CommittedUnprocessed,
+    DuplicateRecord,
+    NoConvergence,
+}
+
+impl Rule {
+    pub const ALL: [Rule; 17] = [
+        Rule::TwoLeadersInEpoch,
+        Rule::TwoOwnersInGeneration,
+        Rule::TwoOwners,
+        Rule::CommitWentBack,
+        Rule::CommitPastLogEnd,
+        Rule::CommittedUndelivered,
+        Rule::AckedUncommitted,
+        Rule::ReadUncommitted,
+        Rule::SkippedOffsets,
+        Rule::ConsumedAgain,
+        Rule::ReplicasDiverge,
+        Rule::AckedWriteLost,
+        Rule::Reordered,
+        Rule::ProcessedTwice,
+        Rule::CommittedUnprocessed,
+        Rule::DuplicateRecord,
+        Rule::NoConvergence,
+    ];
+
+    /// The stable name: what the trace stores and the report prints.
+    pub fn name(self) -> &'static str {
+        match self {
+            Rule::TwoLeadersInEpoch => "two-leaders-in-epoch",
+            Rule::TwoOwnersInGeneration => "two-owners-in-generation",
+            Rule::TwoOwners => "two-owners",
+            Rule::CommitWentBack => "commit-went-back",
+            Rule::CommitPastLogEnd => "commit-past-log-end",
+            Rule::CommittedUndelivered => "committed-undelivered",
+            Rule::AckedUncommitted => "acked-uncommitted",
+            Rule::ReadUncommitted => "read-uncommitted",
+            Rule::SkippedOffsets => "skipped-offsets",
+            Rule::ConsumedAgain => "consumed-again",
+            Rule::ReplicasDiverge => "replicas-diverge",
+            Rule::AckedWriteLost => "acked-write-lost",
+            Rule::Reordered => "reordered",
+            Rule::ProcessedTwice => "processed-twice",
+            Rule::CommittedUnprocessed => "committed-unprocessed",
+            Rule::DuplicateRecord => "duplicate-record",
+            Rule::NoConvergence => "no-convergence",
+        }
+    }
+
+    /// One line on what the rule catches.
+    pub fn description(self) -> &'static str {
+        match self {
+            Rule::TwoLeadersInEpoch => "two brokers led one partition in the same leader epoch",
+            Rule::TwoOwnersInGeneration => "the coordinator assigned one partition to two members in one generation",
+            Rule::TwoOwners => "with cooperative rebalancing, a member took a partition another member still owned",
+            Rule::CommitWentBack => "a group's committed offset for a partition moved backwards",
+            Rule::CommitPastLogEnd => "a group committed an offset past the end of every replica's log",
+            Rule::CommittedUndelivered => "a group committed past an offset no member was ever given",
+            Rule::AckedUncommitted => {
+                "an acks=all write was acknowledged before any replica had it below its high watermark"
+            }
+            Rule::ReadUncommitted => "a consumer read a record no replica had below its high watermark",
+            Rule::SkippedOffsets => "a consumer outside a group jumped over committed offsets",
+            Rule::ConsumedAgain => "a consumer outside a group read an offset again",
+            Rule::ReplicasDiverge => "two replicas committed different records at one offset",
+            Rule::AckedWriteLost => "an acknowledged write is gone from the log",
+            Rule::Reordered => "a producer's records landed in a partition out of send order",
+            Rule::ProcessedTwice => "a group processed a record more than once (at-least-once delivery)",
+            Rule::CommittedUnprocessed => "a group committed past records it never processed (at-most-once delivery)",
+            Rule::DuplicateRecord => "one produced value was written at two offsets",
+            Rule::NoConvergence => "the cluster had not recovered within its bound after the last fault",
+        }
+    }
+
+    /// Whether the rule is an invariant, a promise of some configurations, or never promised.
+    pub fn nature(self) -> Nature {
+        match self {
+            Rule::TwoLeadersInEpoch | Rule::TwoOwnersInGeneration | Rule::CommitPastLogEnd => Nature::Invariant,
+            Rule::TwoOwners
+            | Rule::CommitWentBack
+            | Rule::CommittedUndelivered
+            | Rule::AckedUncommitted
+            | Rule::ReadUncommitted
+            | Rule::SkippedOffsets
+            | Rule::ReplicasDiverge
+            | Rule::AckedWriteLost
+            | Rule::Reordered
+            | Rule::DuplicateRecord
+            | Rule::NoConvergence => Nature::Promise,
+            Rule::ConsumedAgain | Rule::ProcessedTwice | Rule::CommittedUnprocessed => Nature::Lesson,
+        }
+    }
+}
+
+impl std::fmt::Display for Rule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -30,7 +30,7 @@ use ksim_cluster::protocol::ApiKey;
 use ksim_cluster::topic::{BrokerId, TopicPartition};
 use ksim_sim::nodes::ProcessChange;
 use ksim_sim::scenario::CONTROLLER_ID;
-use ksim_sim::trace::{DropReason, Event, EventKind, Fault, TraceHeader};
+use ksim_sim::trace::{Class, DropReason, Event, EventKind, Fault, TraceHeader};
 use std::collections::{BTreeMap, VecDeque};
 
 /// How many recent drops the messages pane can show; older ones are forgotten.
@@ -269,7 +269,10 @@ pub struct ClusterView {
     /// Index of the latest `Narration` event applied.
     pub last_narration: Option<usize>,
     pub findings: usize,
+    /// Findings that break a promise the scenario's configuration made.
     pub violations: usize,
+    /// Findings that are bugs in ksim (a fired invariant).
+    pub bugs: usize,
     pub ended: bool,
 }
 
@@ -304,6 +307,7 @@ impl ClusterView {
             last_narration: None,
             findings: 0,
             violations: 0,
+            bugs: 0,
             ended: false,
         }
     }
@@ -366,8 +370,10 @@ impl ClusterView {
             EventKind::Processed { .. } => self.clients.entry(event.node).or_default().processed += 1,
             EventKind::Finding(finding) => {
                 self.findings += 1;
-                if finding.violation {
-                    self.violations += 1;
+                match finding.class() {
+                    Class::Bug => self.bugs += 1,
+                    Class::Violation => self.violations += 1,
+                    Class::Lesson => {}
                 }
             }
             EventKind::End => self.ended = true,

@@ -2,18 +2,32 @@
 //! scenario expectations, so "the first election of payments-0" means the same to both.
 
 use crate::scenario::{parse_partition, Happening};
-use crate::trace::{Event, EventKind};
+use crate::trace::{Event, EventKind, Rule};
 use ksim_cluster::metadata::ElectionKind;
 use ksim_cluster::note::{IsrChangeReason, Note};
 
 pub fn matches(happening: &Happening, event: &Event, _clients: &[String]) -> bool {
     let EventKind::Note(note) = &event.kind else {
-        return match (happening, &event.kind) {
-            (Happening::Duplicate, EventKind::Finding(f)) => f.rule == "duplicate-record",
-            (Happening::AckedWriteLost, EventKind::Finding(f)) => f.rule == "acked-write-lost",
-            (Happening::ProcessedTwice, EventKind::Finding(f)) => f.rule == "processed-twice",
-            (Happening::CommittedUnprocessed, EventKind::Finding(f)) => f.rule == "committed-unprocessed",
-            _ => false,
+        let EventKind::Finding(finding) = &event.kind else { return false };
+        // Every rule is listed: a new one must say whether a scenario can expect it.
+        return match finding.rule {
+            Rule::DuplicateRecord => matches!(happening, Happening::Duplicate),
+            Rule::AckedWriteLost => matches!(happening, Happening::AckedWriteLost),
+            Rule::ProcessedTwice => matches!(happening, Happening::ProcessedTwice),
+            Rule::CommittedUnprocessed => matches!(happening, Happening::CommittedUnprocessed),
+            Rule::TwoLeadersInEpoch
+            | Rule::TwoOwnersInGeneration
+            | Rule::TwoOwners
+            | Rule::CommitWentBack
+            | Rule::CommitPastLogEnd
+            | Rule::CommittedUndelivered
+            | Rule::AckedUncommitted
+            | Rule::ReadUncommitted
+            | Rule::SkippedOffsets
+            | Rule::ConsumedAgain
+            | Rule::ReplicasDiverge
+            | Rule::Reordered
+            | Rule::NoConvergence => false,
         };
     };
     let on = |name: &str| parse_partition(name).is_some_and(|tp| note.partition() == Some(&tp));

@@ -14,7 +14,7 @@ pub mod driver;
 pub mod faults;
 pub mod messages;
 
-use crate::checker::Checker;
+use crate::check::Checker;
 use crate::net::fabric::Fabric;
 use crate::net::tcp::Tcp;
 use crate::nodes::{Durable, Machine, Nodes, Slot, Status};
@@ -331,7 +331,8 @@ impl World {
             }
             _ => {}
         }
-        let findings = self.checker.on_note(node, &note, &self.slots);
+        let now = self.now();
+        let findings = self.checker.on_note(now, node, &note, &self.slots);
         let kind = EventKind::Note(note);
         let triggered: Vec<String> = {
             let probe = Event { seq: 0, time_us: 0, node, kind: kind.clone() };
@@ -385,7 +386,7 @@ impl World {
 
     /// What keeps the cluster from having converged, in plain words (empty: converged).
     pub fn convergence_problems(&self) -> Vec<String> {
-        crate::liveness::convergence_problems(&self.slots, &self.header, &self.left_down, &self.checker)
+        crate::check::liveness::convergence_problems(&self.slots, &self.header, &self.left_down, &self.checker)
     }
 
     pub fn header_name(&self, node: NodeId) -> String {

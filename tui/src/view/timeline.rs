@@ -64,7 +64,13 @@ pub fn render(model: &Model, frame: &mut Frame, area: Rect) {
     }
     if model.view.findings > 0 {
         info.push(Span::styled(
-            format!("  findings {} ({} violation(s))", model.view.findings, model.view.violations),
+            match model.view.bugs {
+                0 => format!("  findings {} ({} violation(s))", model.view.findings, model.view.violations),
+                bugs => format!(
+                    "  findings {} ({} violation(s), {bugs} ksim bug(s))",
+                    model.view.findings, model.view.violations
+                ),
+            },
             style::finding(),
         ));
     }

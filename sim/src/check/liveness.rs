@@ -3,7 +3,7 @@
 //! in-sync replicas are gone for good), every group Stable with no lag, and no acknowledged write
 //! Kafka promised to keep is missing.
 
-use crate::checker::Checker;
+use super::Checker;
 use crate::nodes::{Machine, Nodes, Status};
 use crate::scenario::CONTROLLER_ID;
 use crate::trace::{node_name, TraceHeader};

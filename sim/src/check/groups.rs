@@ -1,0 +1,215 @@
+//! Consumer groups: who owns each partition, what the group committed, and what it processed.
+//!
+//! The group coordinator hands out partitions per *generation*: within one generation each
+//! partition goes to one member, always (`two-owners-in-generation` is a bug). Across generations
+//! an eager rebalance revokes everything before reassigning, so two members may briefly both
+//! believe they own a partition; cooperative rebalancing promises they never do (`two-owners`).
+//! A group's committed offset is where the next owner starts: it should only move forward
+//! (`commit-went-back`), never past the log end (`commit-past-log-end`, a bug), and never past a
+//! record no member was given (`committed-undelivered`).
+//!
+//! What Kafka does *not* promise is exactly-once processing. Committing after processing gives
+//! at-least-once (a crash in between reprocesses: `processed-twice`); committing before gives
+//! at-most-once (a crash skips: `committed-unprocessed`). Both are lessons.
+
+use super::{ranges, Checker, Finding, Rule};
+use crate::nodes::{partition_logs, Nodes};
+use ksim_cluster::node::NodeId;
+use ksim_cluster::topic::TopicPartition;
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Default)]
+pub(super) struct Groups {
+    /// Client node -> its `group.id`.
+    pub(super) group_of: BTreeMap<NodeId, String>,
+    /// Groups whose members all rebalance cooperatively.
+    pub(super) cooperative: BTreeSet<String>,
+    /// (group, generation) -> partition -> member the coordinator assigned it to.
+    generation_owners: BTreeMap<(String, i32), BTreeMap<TopicPartition, String>>,
+    /// (group, partition) -> the member node that believes it owns it now.
+    owners: BTreeMap<(String, TopicPartition), NodeId>,
+    commits: BTreeMap<(String, TopicPartition), i64>,
+    /// The first position the group read each partition from.
+    start: BTreeMap<(String, TopicPartition), i64>,
+    consumed: BTreeMap<(String, TopicPartition), BTreeSet<i64>>,
+    processed: BTreeMap<(String, TopicPartition), BTreeMap<i64, u32>>,
+    processed_by: BTreeMap<NodeId, BTreeSet<(TopicPartition, i64)>>,
+}
+
+impl Groups {
+    /// A dead member owns nothing.
+    pub(super) fn on_stop(&mut self, node: NodeId) {
+        self.owners.retain(|_, owner| *owner != node);
+    }
+
+    pub(super) fn on_processed(&mut self, node: NodeId, tp: &TopicPartition, offset: i64) {
+        self.processed_by.entry(node).or_default().insert((tp.clone(), offset));
+        if let Some(group) = self.group_of.get(&node) {
+            *self.processed.entry((group.clone(), tp.clone())).or_default().entry(offset).or_insert(0) += 1;
+        }
+    }
+
+    pub(super) fn processed_count(&self, client: NodeId) -> u64 {
+        self.processed_by.get(&client).map_or(0, |s| s.len() as u64)
+    }
+
+    pub(super) fn on_consumed(&mut self, node: NodeId, tp: &TopicPartition, offset: i64) {
+        if let Some(group) = self.group_of.get(&node) {
+            self.consumed.entry((group.clone(), tp.clone())).or_default().insert(offset);
+        }
+    }
+
+    pub(super) fn on_position_reset(&mut self, node: NodeId, tp: &TopicPartition, offset: i64) {
+        if let Some(group) = self.group_of.get(&node) {
+            self.start.entry((group.clone(), tp.clone())).or_insert(offset);
+        }
+    }
+
+    /// The coordinator stored a member's assignment for a generation.
+    pub(super) fn on_assignment_stored(
+        &mut self,
+        group: &str,
+        generation: i32,
+        member: &str,
+        partitions: &[TopicPartition],
+    ) -> Vec<Finding> {
+        let mut findings = Vec::new();
+        let owners = self.generation_owners.entry((group.to_string(), generation)).or_default();
+        for tp in partitions {
+            if let Some(other) = owners.insert(tp.clone(), member.to_string()) {
+                if other != member {
+                    findings.push(Finding::bug(
+                        Rule::TwoOwnersInGeneration,
+                        format!("group {group} generation {generation}: {tp} assigned to both {other} and {member}"),
+                    ));
+                }
+            }
+        }
+        findings
+    }
+
+    /// A member took partitions.
+    pub(super) fn on_partitions_assigned(
+        &mut self,
+        node: NodeId,
+        group: &str,
+        member: &str,
+        partitions: &[TopicPartition],
+    ) -> Vec<Finding> {
+        let mut findings = Vec::new();
+        for tp in partitions {
+            let key = (group.to_string(), tp.clone());
+            if let Some(&other) = self.owners.get(&key) {
+                // Only checked where it is promised: eager members overlap by design.
+                if other != node && self.cooperative.contains(group) {
+                    findings.push(Finding::promise(
+                        Rule::TwoOwners,
+                        true,
+                        format!("group {group}: {member} took {tp} while another member still owned it (cooperative rebalancing forbids that)"),
+                    ));
+                }
+            }
+            self.owners.insert(key, node);
+        }
+        findings
+    }
+
+    pub(super) fn on_partitions_revoked(&mut self, node: NodeId, group: &str, partitions: &[TopicPartition]) {
+        for tp in partitions {
+            let key = (group.to_string(), tp.clone());
+            if self.owners.get(&key) == Some(&node) {
+                self.owners.remove(&key);
+            }
+        }
+    }
+
+    /// At the end: records processed twice (at-least-once) and records committed but never
+    /// processed (at-most-once).
+    pub(super) fn delivery_findings(&self) -> Vec<Finding> {
+        let mut findings = Vec::new();
+        for (key, processed) in &self.processed {
+            let twice: Vec<(i64, String)> =
+                processed.iter().filter(|(_, n)| **n > 1).map(|(o, n)| (*o, format!("{n} times"))).collect();
+            if !twice.is_empty() {
+                findings.push(Finding::lesson(
+                    Rule::ProcessedTwice,
+                    format!(
+                        "group {}: {}: {} record(s) processed more than once, offsets {} (at-least-once delivery)",
+                        key.0,
+                        key.1,
+                        twice.len(),
+                        ranges(&twice)
+                    ),
+                ));
+            }
+        }
+        for (key, committed) in &self.commits {
+            let Some(&start) = self.start.get(key) else { continue };
+            let processed = self.processed.get(key);
+            if processed.is_none() && !self.processed.keys().any(|(g, _)| g == &key.0) {
+                continue; // this group's application does not report processing
+            }
+            let skipped: Vec<(i64, String)> = (start..*committed)
+                .filter(|o| !processed.is_some_and(|p| p.contains_key(o)))
+                .map(|o| (o, String::new()))
+                .collect();
+            if !skipped.is_empty() {
+                findings.push(Finding::lesson(
+                    Rule::CommittedUnprocessed,
+                    format!(
+                        "group {}: {}: committed past {} record(s) never processed, offsets {} (at-most-once delivery)",
+                        key.0,
+                        key.1,
+                        skipped.len(),
+                        ranges(&skipped)
+                    ),
+                ));
+            }
+        }
+        findings
+    }
+}
+
+impl Checker {
+    /// The coordinator committed a group's offset for a partition.
+    pub(super) fn on_offset_committed(
+        &mut self,
+        group: &str,
+        tp: &TopicPartition,
+        offset: i64,
+        nodes: &Nodes,
+    ) -> Vec<Finding> {
+        let mut findings = Vec::new();
+        let key = (group.to_string(), tp.clone());
+        if let Some(previous) = self.groups.commits.insert(key.clone(), offset) {
+            if offset < previous {
+                // Fired whatever the configuration: ksim's applications never seek back.
+                findings.push(Finding::promise(
+                    Rule::CommitWentBack,
+                    true,
+                    format!("group {group}: committed {tp} at {offset} after {previous}"),
+                ));
+            }
+        }
+        let log_end = partition_logs(nodes, tp).iter().map(|(_, log)| log.log_end_offset()).max().unwrap_or(0);
+        if offset > log_end {
+            findings.push(Finding::bug(
+                Rule::CommitPastLogEnd,
+                format!("group {group}: committed {tp} at {offset}, past the log end {log_end}"),
+            ));
+        }
+        if let Some(&start) = self.groups.start.get(&key) {
+            let consumed = self.groups.consumed.get(&key);
+            if let Some(missing) = (start..offset).find(|o| !consumed.is_some_and(|c| c.contains(o))) {
+                if self.once(Rule::CommittedUndelivered, tp, missing) {
+                    findings.push(Finding::promise(
+                        Rule::CommittedUndelivered,
+                        true,
+                        format!("group {group}: committed {tp} at {offset}, but offset {missing} was never delivered to a member"),
+                    ));
+                }
+            }
+        }
+        findings
+    }
+}

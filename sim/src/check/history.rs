@@ -1,0 +1,313 @@
+//! History: the writes producers were told succeeded, and what became of them.
+//!
+//! An acknowledgement is a promise about the future. With `acks=all` the leader answers only once
+//! the record is below its high watermark, on every in-sync replica (`acked-uncommitted`
+//! otherwise); with `min.insync.replicas >= 2` as well, clean elections and no correlated power
+//! failure, Kafka promises the record is never lost (`acked-write-lost`). With `acks=1` or an
+//! unclean election losing it is what Kafka allows, and the finding says how it happened: the
+//! acknowledgement, the election that followed, and the truncation that removed it.
+//!
+//! A producer's records to one partition land in the order it sent them when it is idempotent
+//! or keeps one request in flight; otherwise a retried batch can overtake a later one
+//! (`reordered`). An idempotent producer writes each record once; without idempotence a retry of a
+//! batch the leader had already written writes it again (`duplicate-record`).
+
+use super::{ranges, values, Checker, Finding, Rule};
+use crate::check::replication::{Election, Truncation};
+use crate::nodes::{current_leaders, partition_logs, Nodes};
+use ksim_cluster::log::{Log, TruncateReason};
+use ksim_cluster::metadata::ElectionKind;
+use ksim_cluster::node::NodeId;
+use ksim_cluster::time::SimTime;
+use ksim_cluster::topic::TopicPartition;
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Clone, Debug)]
+pub(super) struct Acked {
+    client: NodeId,
+    /// The application's send id: the order it sent records in.
+    send_id: u64,
+    at: SimTime,
+    partition: TopicPartition,
+    offset: i64,
+    key: Option<String>,
+    value: String,
+}
+
+impl Acked {
+    /// Whether Kafka promised this write survives.
+    pub(super) fn promised_by(&self, checker: &Checker) -> bool {
+        checker.durability_promised(self.client, &self.partition)
+    }
+
+    /// Whether this log still holds the write (or has deleted it by retention, past its start).
+    fn present_in(&self, log: &Log) -> bool {
+        self.offset < log.log_start_offset()
+            || log.record_at(self.offset).is_some_and(|(_, r)| r.value == self.value && r.key == self.key)
+    }
+}
+
+#[derive(Default)]
+pub(super) struct History {
+    /// Every acknowledged write, in acknowledgement order.
+    pub(super) acked: Vec<Acked>,
+}
+
+impl History {
+    pub(super) fn acked_count(&self, client: NodeId) -> u64 {
+        self.acked.iter().filter(|a| a.client == client).count() as u64
+    }
+}
+
+impl Checker {
+    /// A producer was told a write succeeded at `offset`.
+    #[allow(clippy::too_many_arguments)] // the fields of the note, plus who and when
+    pub(super) fn on_produce_acked(
+        &mut self,
+        now: SimTime,
+        node: NodeId,
+        send_id: u64,
+        tp: &TopicPartition,
+        offset: i64,
+        key: &Option<String>,
+        value: &str,
+    ) -> Option<Finding> {
+        let acks_all = self.producers.get(&node).is_some_and(|p| p.acks_all);
+        let committed = self.replication.committed.get(tp).and_then(|m| m.get(&offset));
+        let seen = committed == Some(&(key.clone(), value.to_string()));
+        let finding = (acks_all && !seen && self.once(Rule::AckedUncommitted, tp, offset)).then(|| {
+            // acks=all: the leader answers only once the record is below its high watermark.
+            Finding::promise(
+                Rule::AckedUncommitted,
+                true,
+                format!("{tp}@{offset}: {value:?} acknowledged to an acks=all producer before any replica had it below its high watermark"),
+            )
+        });
+        self.history.acked.push(Acked {
+            client: node,
+            send_id,
+            at: now,
+            partition: tp.clone(),
+            offset,
+            key: key.clone(),
+            value: value.to_string(),
+        });
+        finding
+    }
+
+    /// Which acknowledged writes no current leader (or, without one, no replica) holds, by index
+    /// in `acked`.
+    pub(super) fn gone_writes(&self, nodes: &Nodes) -> BTreeSet<usize> {
+        let leaders = current_leaders(nodes);
+        let mut gone = BTreeSet::new();
+        for (index, a) in self.history.acked.iter().enumerate() {
+            let logs = partition_logs(nodes, &a.partition);
+            let missing = match leaders.get(&a.partition).and_then(|l| logs.iter().find(|(b, _)| b == l)) {
+                Some((_, log)) => !a.present_in(log),
+                None => !logs.iter().any(|(_, log)| a.present_in(log)),
+            };
+            if missing {
+                gone.insert(index);
+            }
+        }
+        gone
+    }
+
+    /// One `acked-write-lost` finding per partition and promise, naming the records.
+    pub(super) fn lost_writes(&self, gone: &BTreeSet<usize>) -> Vec<Finding> {
+        // (partition, promised, why) -> lost (offset, value)
+        let mut lost: BTreeMap<(TopicPartition, bool, String), Vec<(i64, String)>> = BTreeMap::new();
+        for &index in gone {
+            let a = &self.history.acked[index];
+            let promised = a.promised_by(self);
+            let why = if promised {
+                "Kafka promises this cannot happen with acks=all, min.insync.replicas>=2 and clean elections"
+                    .to_string()
+            } else {
+                self.why_not_promised(a.client, &a.partition)
+            };
+            lost.entry((a.partition.clone(), promised, why)).or_default().push((a.offset, a.value.clone()));
+        }
+        let mut findings = Vec::new();
+        for ((tp, promised, why), records) in lost {
+            let cause = self.how_lost(&tp, &records);
+            findings.push(Finding::promise(
+                Rule::AckedWriteLost,
+                promised,
+                format!(
+                    "{tp}: {} acknowledged write(s) gone, offsets {}: {}{cause} ({why})",
+                    records.len(),
+                    ranges(&records),
+                    values(&records)
+                ),
+            ));
+        }
+        findings
+    }
+
+    /// The chain of events that lost these acknowledged records: when they were acknowledged,
+    /// the election that followed, and the truncations that removed their offsets.
+    fn how_lost(&self, tp: &TopicPartition, records: &[(i64, String)]) -> String {
+        let offsets: BTreeSet<i64> = records.iter().map(|(o, _)| *o).collect();
+        let acked_at: Vec<SimTime> = self
+            .history
+            .acked
+            .iter()
+            .filter(|a| &a.partition == tp && records.iter().any(|(o, v)| *o == a.offset && *v == a.value))
+            .map(|a| a.at)
+            .collect();
+        let (Some(first), Some(last)) = (acked_at.iter().min(), acked_at.iter().max()) else { return String::new() };
+        let mut parts = vec![if first == last {
+            format!("acknowledged at {first}")
+        } else {
+            format!("acknowledged {first}-{last}")
+        }];
+        let truncations: Vec<&Truncation> = self
+            .replication
+            .truncations
+            .get(tp)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .filter(|t| t.at >= *first && offsets.iter().any(|o| (t.from..t.from + t.removed).contains(o)))
+            .collect();
+        // The leader changes between the first acknowledgement and the last truncation (or all).
+        let until = truncations.iter().map(|t| t.at).max().unwrap_or(SimTime(u64::MAX));
+        let elections = self.replication.elections.get(tp).map(Vec::as_slice).unwrap_or_default();
+        let after: Vec<&Election> = elections.iter().filter(|e| e.at >= *first && e.at <= until).take(3).collect();
+        // No leader change after the acknowledgements: they came from a leader already replaced
+        // (a zombie), so name the election before them.
+        let before = elections.iter().rev().find(|e| e.at < *first && e.epoch > 0).filter(|_| after.is_empty());
+        for (e, already) in before.map(|e| (e, true)).into_iter().chain(after.into_iter().map(|e| (e, false))) {
+            let kind = match e.kind {
+                Some(ElectionKind::Unclean) => ", unclean",
+                Some(ElectionKind::Clean) => ", clean",
+                _ => "",
+            };
+            let became = if already { "had already become" } else { "became" };
+            match e.leader {
+                Some(leader) => {
+                    parts.push(format!("broker-{leader} {became} leader at {} (epoch {}{kind})", e.at, e.epoch))
+                }
+                None => parts.push(format!("the partition went offline at {} (epoch {})", e.at, e.epoch)),
+            }
+        }
+        for t in truncations {
+            let end = t.from + t.removed;
+            let why = match t.reason {
+                TruncateReason::DivergedFromLeader => "its log diverged from the new leader's",
+                TruncateReason::ToHighWatermark => "truncated to the high watermark",
+                TruncateReason::PowerFailure => "never flushed before the power failure",
+            };
+            parts.push(format!("broker-{} removed offsets {}..={} at {} ({why})", t.broker, t.from, end - 1, t.at));
+        }
+        format!("; {}", parts.join("; "))
+    }
+
+    fn why_not_promised(&self, client: NodeId, tp: &TopicPartition) -> String {
+        let mut reasons = Vec::new();
+        if !self.producers.get(&client).is_some_and(|p| p.acks_all) {
+            reasons.push("the producer did not use acks=all".to_string());
+        }
+        let min_isr = self.min_isr.get(&tp.topic).copied().unwrap_or(1);
+        if min_isr < 2 {
+            reasons.push(format!("min.insync.replicas={min_isr}"));
+        }
+        if self.replication.unclean.contains(tp) {
+            reasons.push("an unclean leader election happened".to_string());
+        }
+        if self.replication.power_failures > 0 {
+            reasons.push("a power failure lost unflushed data".to_string());
+        }
+        format!("expected: {}", reasons.join(", "))
+    }
+
+    /// Records one producer sent to one partition that landed out of order: sent a before b,
+    /// written b before a. Order is only judged on the writes still in the log.
+    pub(super) fn reordering(&self, gone: &BTreeSet<usize>) -> Vec<Finding> {
+        // (producer, partition) -> (send id, offset, value) of each write still in the log.
+        type Writes<'a> = Vec<(u64, i64, &'a str)>;
+        let mut by_stream: BTreeMap<(NodeId, TopicPartition), Writes> = BTreeMap::new();
+        for (_, a) in self.history.acked.iter().enumerate().filter(|(i, _)| !gone.contains(i)) {
+            by_stream.entry((a.client, a.partition.clone())).or_default().push((a.send_id, a.offset, &a.value));
+        }
+        let mut findings = Vec::new();
+        for ((client, tp), mut writes) in by_stream {
+            writes.sort_unstable();
+            let mut overtaken: Vec<(i64, String)> = Vec::new();
+            let mut highest: Option<(i64, &str)> = None;
+            let mut example = None;
+            for (_, offset, value) in &writes {
+                match highest {
+                    Some((h, later)) if *offset < h => {
+                        overtaken.push((*offset, value.to_string()));
+                        example
+                            .get_or_insert_with(|| format!("{later:?} was sent before {value:?} but written after it"));
+                    }
+                    _ => highest = Some((*offset, value)),
+                }
+            }
+            if overtaken.is_empty() {
+                continue;
+            }
+            let promise = self.producers.get(&client);
+            let promised = promise.is_some_and(|p| p.idempotent || p.one_in_flight);
+            let why = if promised {
+                "Kafka keeps a producer's order within a partition with idempotence or one request in flight"
+            } else {
+                "without idempotence and with more than one request in flight, a retried batch can land after a later one"
+            };
+            findings.push(Finding::promise(
+                Rule::Reordered,
+                promised,
+                format!(
+                    "{tp}: {} record(s) from {} written out of send order, at offsets {}: {} ({why})",
+                    overtaken.len(),
+                    self.client_names.get(&client).map_or("a producer", String::as_str),
+                    ranges(&overtaken),
+                    example.unwrap_or_default()
+                ),
+            ));
+        }
+        findings
+    }
+
+    /// The same produced value at two offsets of the leader's log.
+    pub(super) fn duplicates(&self, nodes: &Nodes) -> Vec<Finding> {
+        let mut findings = Vec::new();
+        for (tp, leader) in &current_leaders(nodes) {
+            if !self.producers.values().any(|p| p.topic == tp.topic) {
+                continue; // only application topics: internal topics repeat values by design
+            }
+            let logs = partition_logs(nodes, tp);
+            let Some((_, log)) = logs.iter().find(|(b, _)| b == leader) else { continue };
+            let mut first_offset: BTreeMap<&str, i64> = BTreeMap::new();
+            let mut duplicates: Vec<(i64, String)> = Vec::new();
+            for batch in log.batches() {
+                for (i, record) in batch.records.iter().enumerate() {
+                    let offset = batch.base_offset + i as i64;
+                    if first_offset.contains_key(record.value.as_str()) {
+                        duplicates.push((offset, record.value.clone()));
+                    } else {
+                        first_offset.insert(record.value.as_str(), offset);
+                    }
+                }
+            }
+            if !duplicates.is_empty() {
+                let idempotent = self.producers.values().filter(|p| p.topic == tp.topic).all(|p| p.idempotent);
+                findings.push(Finding::promise(
+                    Rule::DuplicateRecord,
+                    idempotent,
+                    format!(
+                        "{tp}: {} record(s) written again at offsets {}: {}{}",
+                        duplicates.len(),
+                        ranges(&duplicates),
+                        values(&duplicates),
+                        if idempotent { " despite idempotence" } else { " (retries without idempotence)" }
+                    ),
+                ));
+            }
+        }
+        findings
+    }
+}

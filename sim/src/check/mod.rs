@@ -1,0 +1,264 @@
+//! The checker: Kafka's guarantees, checked from outside the cluster after every step.
+//!
+//! Every rule is a [`Rule`] with a [`Nature`]. An *invariant* holds in any configuration, so a
+//! finding is a bug in ksim: at most one leader per partition per leader epoch, one owner per
+//! partition per group generation, no commit past the log end; and (asserted, so a break stops the
+//! run) a replica's high watermark never exceeds its log end, and a leader's never moves back
+//! within its epoch.
+//!
+//! A *promise* holds only under a configuration: replicas agree on every record below the high
+//! watermark; a consumer reads only records that were committed; an acknowledged write is never
+//! lost; no record is written twice. Kafka promises no acknowledged write is lost with
+//! `acks=all`, `min.insync.replicas >= 2`, no unclean election and no correlated power failure.
+//! A finding outside that promise is reported with `violation: false`: `acks=1` losing data is
+//! what the scenario sets out to show, not a failure of the run. A *lesson* is something Kafka
+//! never promises (a group processing a record twice), reported so the reader sees it happen.
+//!
+//! The checker is a state machine like the cluster's: the world feeds it each note, step and
+//! stop with the time and the nodes' states, and it answers with findings. It never reads the
+//! clock, so it runs in plain unit tests. One file per job:
+//! - [`replication`]: leaders per epoch, elections and truncations, high watermarks, replicas
+//!   that diverge;
+//! - [`consumption`]: what each consumer read, in what order;
+//! - [`groups`]: who owns what in each generation, commits, what the applications processed;
+//! - [`history`]: acknowledged writes, and at the end which were lost (and how), reordered or
+//!   written twice;
+//! - [`liveness`]: after the last fault, whether the cluster recovered (`no-convergence`).
+
+mod consumption;
+mod groups;
+mod history;
+pub mod liveness;
+mod replication;
+#[cfg(test)]
+mod tests;
+
+pub use crate::trace::{Class, Finding, Nature, Rule};
+
+use crate::nodes::Nodes;
+use crate::scenario::{App, Resolved, Scenario};
+use consumption::Consumption;
+use groups::Groups;
+use history::History;
+use ksim_cluster::config::Acks;
+use ksim_cluster::node::NodeId;
+use ksim_cluster::note::Note;
+use ksim_cluster::time::SimTime;
+use ksim_cluster::topic::TopicPartition;
+use replication::Replication;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What a producer's configuration makes Kafka promise about its writes.
+#[derive(Clone, Debug)]
+struct ProducerPromise {
+    acks_all: bool,
+    idempotent: bool,
+    /// `max.in.flight.requests.per.connection == 1`: order kept even without idempotence.
+    one_in_flight: bool,
+    topic: String,
+}
+
+pub struct Checker {
+    /// `min.insync.replicas` per topic.
+    min_isr: BTreeMap<String, usize>,
+    producers: BTreeMap<NodeId, ProducerPromise>,
+    /// Client node -> its name in the scenario.
+    client_names: BTreeMap<NodeId, String>,
+    replication: Replication,
+    consumption: Consumption,
+    groups: Groups,
+    history: History,
+    /// Findings reported once per rule, partition and offset.
+    reported: BTreeSet<(Rule, TopicPartition, i64)>,
+}
+
+impl Checker {
+    pub fn new(scenario: &Scenario, resolved: &Resolved) -> Self {
+        let min_isr = resolved.topics.iter().map(|(t, c)| (t.name.clone(), c.min_insync_replicas)).collect();
+        let mut producers = BTreeMap::new();
+        for (i, client) in scenario.clients.iter().enumerate() {
+            let topic = match &client.app {
+                App::Producer { topic, .. } => Some(topic),
+                App::GroupByCount { output, .. } => Some(output),
+                _ => None,
+            };
+            if let (Some(topic), Some(config)) = (topic, resolved.producers.get(&client.name)) {
+                producers.insert(
+                    NodeId::Client(i as u32),
+                    ProducerPromise {
+                        acks_all: config.acks == Acks::All,
+                        idempotent: config.enable_idempotence,
+                        one_in_flight: config.max_in_flight_requests_per_connection == 1,
+                        topic: topic.clone(),
+                    },
+                );
+            }
+        }
+        let mut groups = Groups::default();
+        for (i, client) in scenario.clients.iter().enumerate() {
+            if let Some(config) = resolved.consumers.get(&client.name) {
+                if let (Some(group), true) = (&config.group_id, client.app.group_member()) {
+                    groups.group_of.insert(NodeId::Client(i as u32), group.clone());
+                    let cooperative = !config.partition_assignment_strategy.is_empty()
+                        && config.partition_assignment_strategy.iter().all(|s| s == "cooperative-sticky");
+                    if cooperative {
+                        groups.cooperative.insert(group.clone());
+                    }
+                }
+            }
+        }
+        Checker {
+            min_isr,
+            producers,
+            client_names: scenario
+                .clients
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (NodeId::Client(i as u32), c.name.clone()))
+                .collect(),
+            replication: Replication::default(),
+            consumption: Consumption::default(),
+            groups,
+            history: History::default(),
+            reported: BTreeSet::new(),
+        }
+    }
+
+    /// Whether Kafka promises acknowledged writes to this partition from this producer survive.
+    fn durability_promised(&self, client: NodeId, tp: &TopicPartition) -> bool {
+        let acks_all = self.producers.get(&client).is_some_and(|p| p.acks_all);
+        let min_isr = self.min_isr.get(&tp.topic).copied().unwrap_or(1);
+        acks_all && min_isr >= 2 && self.consistency_promised(tp)
+    }
+
+    /// Whether Kafka promises the replicas of this partition agree below the high watermark.
+    fn consistency_promised(&self, tp: &TopicPartition) -> bool {
+        !self.replication.unclean.contains(tp) && self.replication.power_failures == 0
+    }
+
+    /// Whether this is the first finding of `rule` at this offset (later ones are not repeated).
+    fn once(&mut self, rule: Rule, tp: &TopicPartition, offset: i64) -> bool {
+        self.reported.insert((rule, tp.clone(), offset))
+    }
+
+    /// A node's process ended; `power_loss` if its machine lost power too.
+    pub fn on_stop(&mut self, node: NodeId, power_loss: bool) {
+        self.replication.on_stop(node, power_loss);
+        self.groups.on_stop(node);
+    }
+
+    /// The application on `node` finished processing a record.
+    pub fn on_processed(&mut self, node: NodeId, partition: &TopicPartition, offset: i64) {
+        self.groups.on_processed(node, partition, offset);
+    }
+
+    /// A state machine's note, at `now`: the findings it reveals.
+    pub fn on_note(&mut self, now: SimTime, node: NodeId, note: &Note, nodes: &Nodes) -> Vec<Finding> {
+        let mut findings = Vec::new();
+        match note {
+            Note::BecameLeader { partition, leader_epoch, .. } => {
+                let broker = node.broker_id().expect("only brokers lead");
+                findings.extend(self.replication.on_became_leader(broker, partition, *leader_epoch));
+            }
+            Note::PartitionChanged { partition, leader, leader_epoch, election, .. } => {
+                self.replication.on_partition_changed(now, partition, *leader, *leader_epoch, *election);
+            }
+            Note::Truncated { partition, to_offset, removed, reason } if *removed > 0 => {
+                if let Some(broker) = node.broker_id() {
+                    self.replication.on_truncated(now, broker, partition, *to_offset, *removed, *reason);
+                }
+            }
+            Note::OffsetOutOfRange { partition, .. } => self.consumption.on_position_lost(node, partition),
+            Note::AssignmentStored { group, generation, member, partitions } => {
+                findings.extend(self.groups.on_assignment_stored(group, *generation, member, partitions));
+            }
+            Note::PartitionsAssigned { group, partitions, member, .. } => {
+                findings.extend(self.groups.on_partitions_assigned(node, group, member, partitions));
+            }
+            Note::PartitionsRevoked { group, partitions, .. } => {
+                self.groups.on_partitions_revoked(node, group, partitions);
+            }
+            Note::PositionReset { partition, offset, .. } => {
+                self.consumption.on_position_lost(node, partition);
+                self.groups.on_position_reset(node, partition, *offset);
+            }
+            Note::OffsetCommitted { group, partition, offset } => {
+                findings.extend(self.on_offset_committed(group, partition, *offset, nodes));
+            }
+            Note::ProduceAcked { send_id, partition, offset, key, value } if *offset >= 0 => {
+                findings.extend(self.on_produce_acked(now, node, *send_id, partition, *offset, key, value));
+            }
+            Note::Consumed { partition, offset, key, value } => {
+                self.groups.on_consumed(node, partition, *offset);
+                findings.extend(self.on_consumed(node, partition, *offset, key, value));
+            }
+            _ => {}
+        }
+        findings
+    }
+
+    /// After `node` took a step: the replicas it changed, checked against the others.
+    pub fn after_step(&mut self, node: NodeId, nodes: &Nodes) -> Vec<Finding> {
+        self.check_replicas(node, nodes)
+    }
+
+    /// End-of-run history checks: acknowledged writes still present, in order, written once;
+    /// records processed twice or committed unprocessed. One finding per partition and kind,
+    /// naming the offsets and records.
+    pub fn finish(&mut self, nodes: &Nodes) -> Vec<Finding> {
+        let gone = self.gone_writes(nodes);
+        let mut findings = self.lost_writes(&gone);
+        findings.extend(self.reordering(&gone));
+        findings.extend(self.groups.delivery_findings());
+        findings.extend(self.duplicates(nodes));
+        findings
+    }
+
+    /// Acknowledged writes gone from the log that Kafka promised to keep (the others are lessons
+    /// the history check reports, not something the cluster can recover).
+    pub fn lost_acked_writes(&self, nodes: &Nodes) -> usize {
+        let gone = self.gone_writes(nodes);
+        gone.iter().filter(|&&i| self.history.acked[i].promised_by(self)).count()
+    }
+
+    pub fn processed_count(&self, client: NodeId) -> u64 {
+        self.groups.processed_count(client)
+    }
+
+    pub fn acked_count(&self, client: NodeId) -> u64 {
+        self.history.acked_count(client)
+    }
+
+    pub fn consumed_count(&self, client: NodeId) -> u64 {
+        self.consumption.consumed_count(client)
+    }
+}
+
+/// Offsets as ranges: `3..=5, 9`.
+fn ranges(records: &[(i64, String)]) -> String {
+    let mut offsets: Vec<i64> = records.iter().map(|(o, _)| *o).collect();
+    offsets.sort_unstable();
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < offsets.len() {
+        let start = offsets[i];
+        let mut end = start;
+        while i + 1 < offsets.len() && offsets[i + 1] == end + 1 {
+            i += 1;
+            end = offsets[i];
+        }
+        out.push(if start == end { start.to_string() } else { format!("{start}..={end}") });
+        i += 1;
+    }
+    out.join(", ")
+}
+
+/// The first few values, quoted.
+fn values(records: &[(i64, String)]) -> String {
+    const SHOWN: usize = 4;
+    let mut shown: Vec<String> = records.iter().take(SHOWN).map(|(_, v)| format!("{v:?}")).collect();
+    if records.len() > SHOWN {
+        shown.push(format!("... ({} more)", records.len() - SHOWN));
+    }
+    shown.join(", ")
+}

@@ -1,0 +1,489 @@
+//! One small history per rule that makes it fire, and one healthy history where the checker says
+//! nothing. Each test tells the checker a story the way the world would: the scenario's promises,
+//! the brokers' logs and high watermarks, the controller's choice of leaders, and the notes the
+//! nodes write, in order.
+
+use super::{Checker, Class, Finding, Rule};
+use crate::nodes::{Durable, Machine, Nodes, Slot, Status};
+use crate::scenario::{Scenario, CONTROLLER_ID};
+use ksim_cluster::broker::replica::{LeaderState, Replica, Role};
+use ksim_cluster::broker::{Broker, BrokerDisk};
+use ksim_cluster::config::{BrokerConfig, TopicConfig};
+use ksim_cluster::controller::{Controller, ControllerDisk};
+use ksim_cluster::log::{Log, TruncateReason};
+use ksim_cluster::metadata::{ElectionKind, MetadataRecord};
+use ksim_cluster::node::NodeId;
+use ksim_cluster::note::Note;
+use ksim_cluster::record::{Record, RecordBatch};
+use ksim_cluster::time::SimTime;
+use ksim_cluster::topic::{BrokerId, TopicPartition};
+use rand_chacha::ChaCha8Rng;
+use rand_core::SeedableRng;
+use std::collections::BTreeMap;
+
+const ACKS_ALL_IDEMPOTENT: &str = r#"(name: "producer", app: Producer(topic: "t", records: 3), configs: {"acks": "all", "enable.idempotence": true})"#;
+const ACKS_1: &str =
+    r#"(name: "producer", app: Producer(topic: "t", records: 3), configs: {"acks": 1, "enable.idempotence": false})"#;
+const NOT_IDEMPOTENT: &str = r#"(name: "producer", app: Producer(topic: "t", records: 3), configs: {"acks": "all", "enable.idempotence": false})"#;
+const READER: &str = r#"(name: "reader", app: Consumer(topics: ["t"]))"#;
+const MEMBER_A: &str = r#"(name: "member-a", app: GroupConsumer(topics: ["t"]), configs: {"group.id": "g"})"#;
+const COOPERATIVE_A: &str = r#"(name: "member-a", app: GroupConsumer(topics: ["t"]), configs: {"group.id": "g", "partition.assignment.strategy": "cooperative-sticky"})"#;
+const COOPERATIVE_B: &str = r#"(name: "member-b", app: GroupConsumer(topics: ["t"]), configs: {"group.id": "g", "partition.assignment.strategy": "cooperative-sticky"})"#;
+
+/// The first client of the scenario, and the second.
+const FIRST: NodeId = NodeId::Client(0);
+const SECOND: NodeId = NodeId::Client(1);
+
+fn tp() -> TopicPartition {
+    TopicPartition::new("t", 0)
+}
+
+/// A run told to the checker: its promises, the nodes' state, the clock, what it found.
+struct Story {
+    checker: Checker,
+    nodes: Nodes,
+    now: SimTime,
+    findings: Vec<Finding>,
+}
+
+impl Story {
+    /// Brokers 1, 2 and 3; topic `t` with one partition on all three, `min.insync.replicas` as
+    /// given; the clients in order (`FIRST`, `SECOND`).
+    fn new(min_isr: usize, clients: &[&str]) -> Story {
+        let text = format!(
+            r#"Scenario(title: "checker test", duration_ms: 1000, cluster: (brokers: [1, 2, 3]),
+                topics: [(name: "t", replication_factor: 3, configs: {{"min.insync.replicas": {min_isr}}})],
+                clients: [{}])"#,
+            clients.join(", ")
+        );
+        let scenario = Scenario::parse("test", &text).expect("test scenario parses");
+        let resolved = scenario.resolve().expect("test scenario resolves");
+        Story {
+            checker: Checker::new(&scenario, &resolved),
+            nodes: Nodes::new(),
+            now: SimTime(0),
+            findings: Vec::new(),
+        }
+    }
+
+    fn at_ms(&mut self, ms: u64) -> &mut Self {
+        self.now = SimTime::from_ms(ms);
+        self
+    }
+
+    fn note(&mut self, node: NodeId, note: Note) -> &mut Self {
+        let found = self.checker.on_note(self.now, node, &note, &self.nodes);
+        self.findings.extend(found);
+        self
+    }
+
+    /// Broker `id` runs holding `values` at offsets 0.. of `t-0`, with this high watermark; the
+    /// checker looks at it as after one of its steps.
+    fn replica(&mut self, id: BrokerId, values: &[&str], high_watermark: i64) -> &mut Self {
+        let mut disk = BrokerDisk::default();
+        disk.logs.insert(tp(), log_of(values));
+        disk.high_watermark_checkpoints.insert(tp(), high_watermark);
+        let controller = NodeId::Controller(CONTROLLER_ID);
+        let broker = Broker::new(id, BrokerConfig::default(), None, controller, 0, disk);
+        self.nodes.insert(NodeId::Broker(id), slot(Machine::Broker(broker)));
+        let found = self.checker.after_step(NodeId::Broker(id), &self.nodes);
+        self.findings.extend(found);
+        self
+    }
+
+    /// The controller runs, and its metadata says `leader` leads `t-0` in `epoch`.
+    fn controller_says_leader(&mut self, leader: BrokerId, epoch: i32) -> &mut Self {
+        let record = MetadataRecord::Partition {
+            partition: tp(),
+            replicas: vec![1, 2, 3],
+            isr: vec![1, 2, 3],
+            leader: Some(leader),
+            leader_epoch: epoch,
+            partition_epoch: epoch,
+            election: Some(ElectionKind::Clean),
+        };
+        let disk = ControllerDisk { log: vec![record] };
+        let controller = Controller::new(CONTROLLER_ID, BrokerConfig::default(), 3, Vec::new(), disk);
+        self.nodes.insert(NodeId::Controller(CONTROLLER_ID), slot(Machine::Controller(controller)));
+        self
+    }
+
+    fn processed(&mut self, node: NodeId, offset: i64) -> &mut Self {
+        self.checker.on_processed(node, &tp(), offset);
+        self
+    }
+
+    fn finish(&mut self) -> &mut Self {
+        let found = self.checker.finish(&self.nodes);
+        self.findings.extend(found);
+        self
+    }
+
+    /// The rules that fired, with their class.
+    fn fired(&self) -> Vec<(Rule, Class)> {
+        self.findings.iter().map(|f| (f.rule, f.class())).collect()
+    }
+}
+
+fn slot(machine: Machine) -> Slot {
+    Slot {
+        status: Status::Up,
+        machine: Some(machine),
+        durable: Durable::Nothing,
+        inbox: None,
+        timers: BTreeMap::new(),
+        starts: 1,
+        rng: ChaCha8Rng::seed_from_u64(0),
+    }
+}
+
+fn log_of(values: &[&str]) -> Log {
+    let mut log = Log::new(0);
+    for value in values {
+        let records = vec![Record { key: None, value: value.to_string() }];
+        log.append_as_leader(RecordBatch::new_unassigned(-1, -1, -1, 0, records), 1, &TopicConfig::default(), 0);
+    }
+    log
+}
+
+// ---- the notes the nodes write ----
+
+fn elected(leader: BrokerId, epoch: i32, election: ElectionKind) -> Note {
+    Note::PartitionChanged {
+        partition: tp(),
+        leader: Some(leader),
+        leader_epoch: epoch,
+        isr: vec![leader],
+        partition_epoch: epoch,
+        election: Some(election),
+    }
+}
+
+fn became_leader(epoch: i32) -> Note {
+    Note::BecameLeader { partition: tp(), leader_epoch: epoch, log_end_offset: 0, high_watermark: 0 }
+}
+
+fn acked(send_id: u64, offset: i64, value: &str) -> Note {
+    Note::ProduceAcked { send_id, partition: tp(), offset, key: None, value: value.into() }
+}
+
+fn consumed(offset: i64, value: &str) -> Note {
+    Note::Consumed { partition: tp(), offset, key: None, value: value.into() }
+}
+
+fn position_reset(offset: i64) -> Note {
+    Note::PositionReset { partition: tp(), offset, reason: "no committed offset".into() }
+}
+
+fn assigned(member: &str) -> Note {
+    Note::PartitionsAssigned { group: "g".into(), member: member.into(), generation: 1, partitions: vec![tp()] }
+}
+
+fn stored(member: &str) -> Note {
+    Note::AssignmentStored { group: "g".into(), generation: 1, member: member.into(), partitions: vec![tp()] }
+}
+
+fn committed(offset: i64) -> Note {
+    Note::OffsetCommitted { group: "g".into(), partition: tp(), offset }
+}
+
+const BROKER_1: NodeId = NodeId::Broker(1);
+const BROKER_2: NodeId = NodeId::Broker(2);
+const COORDINATOR: NodeId = NodeId::Broker(1);
+
+// ---- a healthy history ----
+
+#[test]
+fn healthy_history_acks_all_min_isr_2_replicated_acked_consumed_processed_committed_is_silent() {
+    let mut story = Story::new(2, &[ACKS_ALL_IDEMPOTENT, MEMBER_A]);
+    story
+        .note(NodeId::Controller(CONTROLLER_ID), elected(1, 1, ElectionKind::Clean))
+        .note(BROKER_1, became_leader(1))
+        .controller_says_leader(1, 1)
+        .at_ms(10)
+        .replica(1, &["a", "b", "c"], 3)
+        .replica(2, &["a", "b", "c"], 3)
+        .replica(3, &["a", "b", "c"], 3)
+        .note(FIRST, acked(0, 0, "a"))
+        .note(FIRST, acked(1, 1, "b"))
+        .note(FIRST, acked(2, 2, "c"))
+        .at_ms(20)
+        .note(COORDINATOR, stored("member-a"))
+        .note(SECOND, assigned("member-a"))
+        .note(SECOND, position_reset(0))
+        .note(SECOND, consumed(0, "a"))
+        .note(SECOND, consumed(1, "b"))
+        .note(SECOND, consumed(2, "c"))
+        .processed(SECOND, 0)
+        .processed(SECOND, 1)
+        .processed(SECOND, 2)
+        .note(COORDINATOR, committed(3))
+        .finish();
+    assert_eq!(story.fired(), vec![]);
+    assert_eq!(story.checker.acked_count(FIRST), 3);
+    assert_eq!(story.checker.consumed_count(SECOND), 3);
+    assert_eq!(story.checker.processed_count(SECOND), 3);
+    assert_eq!(story.checker.lost_acked_writes(&story.nodes), 0);
+}
+
+// ---- invariants: a finding is a bug in ksim ----
+
+#[test]
+fn two_brokers_become_leader_in_epoch_1_is_two_leaders_in_epoch_bug() {
+    let mut story = Story::new(1, &[]);
+    story.note(BROKER_1, became_leader(1)).note(BROKER_2, became_leader(1));
+    assert_eq!(story.fired(), vec![(Rule::TwoLeadersInEpoch, Class::Bug)]);
+}
+
+#[test]
+fn coordinator_stores_one_partition_for_two_members_of_generation_1_is_two_owners_in_generation_bug() {
+    let mut story = Story::new(1, &[MEMBER_A]);
+    story.note(COORDINATOR, stored("member-a")).note(COORDINATOR, stored("member-b"));
+    assert_eq!(story.fired(), vec![(Rule::TwoOwnersInGeneration, Class::Bug)]);
+}
+
+#[test]
+fn group_commits_offset_5_on_a_log_ending_at_3_is_commit_past_log_end_bug() {
+    let mut story = Story::new(1, &[MEMBER_A]);
+    story.replica(1, &["a", "b", "c"], 3).note(COORDINATOR, committed(5));
+    assert_eq!(story.fired(), vec![(Rule::CommitPastLogEnd, Class::Bug)]);
+}
+
+#[test]
+#[should_panic(expected = "invariant HW <= LEO broken on broker-1 t-0: HW 5 > LEO 3")]
+fn replica_with_hw_past_its_log_end_panics() {
+    let mut story = Story::new(1, &[]);
+    let mut replica = Replica::new(tp(), log_of(&["a", "b", "c"]), 3);
+    replica.high_watermark = 5;
+    story.checker.check_replica(1, &replica);
+}
+
+#[test]
+#[should_panic(expected = "leader HW went back from 3 to 2 in epoch 1")]
+fn leader_hw_moving_back_within_its_epoch_panics() {
+    let mut story = Story::new(1, &[]);
+    let mut replica = Replica::new(tp(), log_of(&["a", "b", "c"]), 3);
+    replica.leader_epoch = 1;
+    replica.role = Role::Leader(LeaderState { epoch_start_offset: 0, followers: BTreeMap::new(), pending_isr: None });
+    story.checker.check_replica(1, &replica);
+    replica.high_watermark = 2;
+    story.checker.check_replica(1, &replica);
+}
+
+// ---- promises: a violation when the configuration makes them, a lesson otherwise ----
+
+#[test]
+fn cooperative_member_takes_a_partition_another_still_owns_is_two_owners_violation() {
+    let mut story = Story::new(1, &[COOPERATIVE_A, COOPERATIVE_B]);
+    story.note(FIRST, assigned("member-a")).note(SECOND, assigned("member-b"));
+    assert_eq!(story.fired(), vec![(Rule::TwoOwners, Class::Violation)]);
+}
+
+#[test]
+fn eager_member_takes_a_partition_another_still_owns_is_silent() {
+    let mut story = Story::new(1, &[MEMBER_A, MEMBER_A.replace("member-a", "member-b").as_str()]);
+    story.note(FIRST, assigned("member-a")).note(SECOND, assigned("member-b"));
+    assert_eq!(story.fired(), vec![]);
+}
+
+#[test]
+fn group_commits_3_then_1_is_commit_went_back_violation() {
+    let mut story = Story::new(1, &[MEMBER_A]);
+    story.replica(1, &["a", "b", "c"], 3).note(COORDINATOR, committed(3)).note(COORDINATOR, committed(1));
+    assert_eq!(story.fired(), vec![(Rule::CommitWentBack, Class::Violation)]);
+}
+
+#[test]
+fn group_commits_past_an_offset_no_member_was_given_is_committed_undelivered_violation() {
+    let mut story = Story::new(1, &[MEMBER_A]);
+    story
+        .replica(1, &["a", "b", "c"], 3)
+        .note(FIRST, position_reset(0))
+        .note(FIRST, consumed(0, "a"))
+        .note(COORDINATOR, committed(2));
+    assert_eq!(story.fired(), vec![(Rule::CommittedUndelivered, Class::Violation)]);
+}
+
+#[test]
+fn acks_all_producer_acknowledged_before_any_replica_committed_is_acked_uncommitted_violation() {
+    let mut story = Story::new(2, &[ACKS_ALL_IDEMPOTENT]);
+    story.replica(1, &["a"], 0).note(FIRST, acked(0, 0, "a"));
+    assert_eq!(story.fired(), vec![(Rule::AckedUncommitted, Class::Violation)]);
+}
+
+#[test]
+fn acks_1_producer_acknowledged_before_any_replica_committed_is_silent() {
+    let mut story = Story::new(1, &[ACKS_1]);
+    story.replica(1, &["a"], 0).note(FIRST, acked(0, 0, "a"));
+    assert_eq!(story.fired(), vec![]);
+}
+
+#[test]
+fn consumer_reads_a_record_above_every_hw_is_read_uncommitted_violation() {
+    let mut story = Story::new(1, &[READER]);
+    story.replica(1, &["a"], 0).note(FIRST, consumed(0, "a"));
+    assert_eq!(story.fired(), vec![(Rule::ReadUncommitted, Class::Violation)]);
+}
+
+#[test]
+fn plain_consumer_reads_offset_2_right_after_0_is_skipped_offsets_violation() {
+    let mut story = Story::new(1, &[READER]);
+    story.replica(1, &["a", "b", "c"], 3).note(FIRST, consumed(0, "a")).note(FIRST, consumed(2, "c"));
+    assert_eq!(story.fired(), vec![(Rule::SkippedOffsets, Class::Violation)]);
+}
+
+#[test]
+fn replicas_commit_different_records_at_offset_1_with_clean_elections_is_replicas_diverge_violation() {
+    let mut story = Story::new(2, &[]);
+    story.replica(1, &["a", "b"], 2).replica(2, &["a", "x"], 2);
+    assert_eq!(story.fired(), vec![(Rule::ReplicasDiverge, Class::Violation)]);
+}
+
+#[test]
+fn replicas_commit_different_records_after_an_unclean_election_is_replicas_diverge_lesson() {
+    let mut story = Story::new(2, &[]);
+    story
+        .replica(1, &["a", "b"], 2)
+        .note(NodeId::Controller(CONTROLLER_ID), elected(2, 2, ElectionKind::Unclean))
+        .replica(2, &["a", "x"], 2);
+    assert_eq!(story.fired(), vec![(Rule::ReplicasDiverge, Class::Lesson)]);
+}
+
+/// Broker 1 led epoch 1 and committed `a`, `b` with broker 3; broker 2 only ever had `a` and
+/// leads epoch 2; broker 1 truncated `b` to follow it.
+fn acked_record_missing_from_new_leader(producer: &str, min_isr: usize) -> Story {
+    let mut story = Story::new(min_isr, &[producer]);
+    story
+        .note(NodeId::Controller(CONTROLLER_ID), elected(1, 1, ElectionKind::Clean))
+        .replica(1, &["a", "b"], 2)
+        .replica(3, &["a", "b"], 2)
+        .at_ms(10)
+        .note(FIRST, acked(0, 0, "a"))
+        .note(FIRST, acked(1, 1, "b"))
+        .at_ms(20)
+        .note(NodeId::Controller(CONTROLLER_ID), elected(2, 2, ElectionKind::Clean))
+        .controller_says_leader(2, 2)
+        .at_ms(30)
+        .note(
+            BROKER_1,
+            Note::Truncated { partition: tp(), to_offset: 1, removed: 1, reason: TruncateReason::DivergedFromLeader },
+        )
+        .replica(2, &["a"], 1)
+        .finish();
+    story
+}
+
+#[test]
+fn acks_all_min_isr_2_acked_record_missing_from_new_leader_is_acked_write_lost_violation() {
+    let story = acked_record_missing_from_new_leader(ACKS_ALL_IDEMPOTENT, 2);
+    assert_eq!(story.fired(), vec![(Rule::AckedWriteLost, Class::Violation)]);
+    assert_eq!(story.checker.lost_acked_writes(&story.nodes), 1);
+    assert!(
+        story.findings[0]
+            .message
+            .contains("broker-2 became leader at 0.020s (epoch 2, clean); broker-1 removed offsets 1..=1 at 0.030s"),
+        "the finding explains the loss: {}",
+        story.findings[0].message
+    );
+}
+
+#[test]
+fn acks_1_acked_record_missing_from_new_leader_is_acked_write_lost_lesson() {
+    let story = acked_record_missing_from_new_leader(ACKS_1, 1);
+    assert_eq!(story.fired(), vec![(Rule::AckedWriteLost, Class::Lesson)]);
+    assert_eq!(story.checker.lost_acked_writes(&story.nodes), 0, "nothing Kafka promised to keep");
+}
+
+#[test]
+fn idempotent_producer_sends_a_then_b_written_b_then_a_is_reordered_violation() {
+    let mut story = Story::new(2, &[ACKS_ALL_IDEMPOTENT]);
+    story
+        .controller_says_leader(1, 1)
+        .replica(1, &["b", "a"], 2)
+        .note(FIRST, acked(0, 1, "a"))
+        .note(FIRST, acked(1, 0, "b"))
+        .finish();
+    assert_eq!(story.fired(), vec![(Rule::Reordered, Class::Violation)]);
+}
+
+#[test]
+fn idempotent_producer_value_written_at_two_offsets_is_duplicate_record_violation() {
+    let mut story = Story::new(2, &[ACKS_ALL_IDEMPOTENT]);
+    story.controller_says_leader(1, 1).replica(1, &["a", "a"], 2).finish();
+    assert_eq!(story.fired(), vec![(Rule::DuplicateRecord, Class::Violation)]);
+}
+
+#[test]
+fn producer_without_idempotence_value_written_at_two_offsets_is_duplicate_record_lesson() {
+    let mut story = Story::new(2, &[NOT_IDEMPOTENT]);
+    story.controller_says_leader(1, 1).replica(1, &["a", "a"], 2).finish();
+    assert_eq!(story.fired(), vec![(Rule::DuplicateRecord, Class::Lesson)]);
+}
+
+/// `no-convergence` is decided by the world's liveness check after the faults heal, not by the
+/// checker; what is tested here is that a run with it fails.
+#[test]
+fn no_convergence_is_a_violation_that_fails_the_run() {
+    let finding = Finding::promise(Rule::NoConvergence, true, "not recovered".into());
+    assert_eq!(finding.class(), Class::Violation);
+    assert!(finding.class().fails());
+}
+
+// ---- lessons: Kafka never promises otherwise ----
+
+#[test]
+fn plain_consumer_reads_offset_1_again_is_consumed_again_lesson() {
+    let mut story = Story::new(1, &[READER]);
+    story
+        .replica(1, &["a", "b"], 2)
+        .note(FIRST, consumed(0, "a"))
+        .note(FIRST, consumed(1, "b"))
+        .note(FIRST, consumed(1, "b"));
+    assert_eq!(story.fired(), vec![(Rule::ConsumedAgain, Class::Lesson)]);
+}
+
+#[test]
+fn group_processes_offset_0_twice_is_processed_twice_lesson() {
+    let mut story = Story::new(1, &[MEMBER_A]);
+    story.processed(FIRST, 0).processed(FIRST, 0).finish();
+    assert_eq!(story.fired(), vec![(Rule::ProcessedTwice, Class::Lesson)]);
+}
+
+#[test]
+fn group_commits_past_a_delivered_record_it_never_processed_is_committed_unprocessed_lesson() {
+    let mut story = Story::new(1, &[MEMBER_A]);
+    story
+        .replica(1, &["a", "b"], 2)
+        .note(FIRST, position_reset(0))
+        .note(FIRST, consumed(0, "a"))
+        .note(FIRST, consumed(1, "b"))
+        .processed(FIRST, 0)
+        .note(COORDINATOR, committed(2))
+        .finish();
+    assert_eq!(story.fired(), vec![(Rule::CommittedUnprocessed, Class::Lesson)]);
+}
+
+// ---- the rules themselves ----
+
+#[test]
+fn every_rule_serializes_as_its_stable_name() {
+    for rule in Rule::ALL {
+        assert_eq!(serde_json::to_string(&rule).expect("serializes"), format!("\"{}\"", rule.name()));
+        assert!(!rule.description().is_empty());
+    }
+}
+
+#[test]
+fn invariants_are_bugs_and_lessons_never_fail() {
+    for rule in Rule::ALL {
+        let finding = Finding { rule, violation: true, message: String::new() };
+        match rule.nature() {
+            super::Nature::Invariant => assert_eq!(finding.class(), Class::Bug),
+            super::Nature::Promise => {
+                assert_eq!(finding.class(), Class::Violation);
+                assert_eq!(Finding { violation: false, ..finding }.class(), Class::Lesson);
+            }
+            super::Nature::Lesson => assert_eq!(finding.class(), Class::Lesson),
+        }
+    }
+}
