@@ -6,6 +6,9 @@
 use super::*;
 use ksim_cluster::config::{BrokerConfig, ConfigError, Configurable, ConsumerConfig, ProducerConfig, TopicConfig};
 
+/// Each client's config for one engine, by client name.
+type ClientConfigs<C> = BTreeMap<String, C>;
+
 /// The settings of the run, resolved from a scenario's configs.
 #[derive(Clone, Debug)]
 pub struct Resolved {
@@ -182,7 +185,7 @@ impl Scenario {
     }
 
     /// `clients`: each application's topics exist; its configs go to the engines it uses.
-    fn resolve_clients(&self) -> Result<(BTreeMap<String, ProducerConfig>, BTreeMap<String, ConsumerConfig>), String> {
+    fn resolve_clients(&self) -> Result<(ClientConfigs<ProducerConfig>, ClientConfigs<ConsumerConfig>), String> {
         let mut producers = BTreeMap::new();
         let mut consumers = BTreeMap::new();
         for (i, client) in self.clients.iter().enumerate() {
