@@ -39,7 +39,7 @@ fn messages_held_by_a_partition_arrive_after_the_heal_in_order() {
     for e in &trace.events {
         if let EventKind::Deliver { id, from } = e.kind {
             if held.contains(&id) {
-                let last = last_per_link.insert((from, e.node), id);
+                let last = last_per_link.insert((from, e.node()), id);
                 assert!(last.is_none_or(|l| l < id), "resent messages arrive in order on a link");
             }
         }
@@ -62,7 +62,7 @@ fn packet_loss_delays_follower_fetches_by_retransmissions_never_stalls_them() {
             fetch_responses.insert(id, ());
         }
     }
-    let mut last_arrival: std::collections::BTreeMap<NodeId, u64> = std::collections::BTreeMap::new();
+    let mut last_arrival: std::collections::BTreeMap<Option<NodeId>, u64> = std::collections::BTreeMap::new();
     let mut worst_gap_us = 0;
     let mut retransmitted = 0;
     for e in &trace.events {
@@ -71,7 +71,7 @@ fn packet_loss_delays_follower_fetches_by_retransmissions_never_stalls_them() {
                 retransmitted += 1
             }
             EventKind::Deliver { id, .. } if fetch_responses.contains_key(&id) && e.time_us > 5_000_000 => {
-                if let Some(last) = last_arrival.insert(e.node, e.time_us) {
+                if let Some(last) = last_arrival.insert(e.node(), e.time_us) {
                     worst_gap_us = worst_gap_us.max(e.time_us - last);
                 }
             }

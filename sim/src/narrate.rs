@@ -4,7 +4,7 @@
 //! applications did, drops, closed connections and findings; it leaves out the routine traffic
 //! (every fetch, heartbeat and timer) that [`Detail::Full`] shows too.
 
-use crate::trace::{Class, DropReason, Event, EventKind, Fault, Trace};
+use crate::trace::{Actor, Class, DropReason, Event, EventKind, Fault, Trace};
 use ksim_cluster::node::NodeId;
 use ksim_cluster::note::Note;
 use ksim_cluster::time::SimTime;
@@ -58,7 +58,7 @@ pub fn describe(trace: &Trace, event: &Event, detail: Detail) -> Option<String> 
             format!("timer: {timer}")
         }
         EventKind::Note(note) => {
-            if !full && hidden_in_story(event.node, note) {
+            if !full && hidden_in_story(event.actor, note) {
                 return None;
             }
             note.to_string()
@@ -109,13 +109,13 @@ pub fn describe(trace: &Trace, event: &Event, detail: Detail) -> Option<String> 
 
 /// Notes that are routine in a story: followers copying and learning the HW, page-cache
 /// writeback, and producers' acknowledgements, which the summary counts.
-fn hidden_in_story(node: NodeId, note: &Note) -> bool {
+fn hidden_in_story(actor: Actor, note: &Note) -> bool {
     match note {
         Note::Flushed { .. } | Note::Appended { as_leader: false, .. } | Note::Recovered { log_end_offset: 0, .. } => {
             true
         }
         // Followers learn the high watermark from the leader; the leader's moves tell the story.
-        Note::HighWatermark { on_leader, .. } => !on_leader || !matches!(node, NodeId::Broker(_)),
+        Note::HighWatermark { on_leader, .. } => !on_leader || !matches!(actor, Actor::Node(NodeId::Broker(_))),
         _ => false,
     }
 }
@@ -128,7 +128,7 @@ fn hidden_in_story(node: NodeId, note: &Note) -> bool {
 pub fn render(trace: &Trace, detail: Detail) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{} ({}, seed {})", trace.header.title, trace.header.scenario, trace.header.seed);
-    let mut said: BTreeSet<(NodeId, String)> = BTreeSet::new();
+    let mut said: BTreeSet<(Actor, String)> = BTreeSet::new();
     for event in &trace.events {
         if matches!(event.kind, EventKind::Fault(_) | EventKind::Narration(_)) {
             said.clear();
@@ -143,14 +143,14 @@ pub fn render(trace: &Trace, detail: Detail) -> String {
                     | EventKind::Note(Note::ProduceRetry { .. })
             )
         {
-            let key = (event.node, strip_ids(&line));
+            let key = (event.actor, strip_ids(&line));
             if said.contains(&key) {
                 continue;
             }
             said.insert(key);
             line.push_str(" (repeats are not shown)");
         }
-        let _ = writeln!(out, "{:>9} {:<12} {line}", SimTime(event.time_us).to_string(), trace.node_name(event.node));
+        let _ = writeln!(out, "{:>9} {:<12} {line}", SimTime(event.time_us).to_string(), trace.actor_name(event.actor));
     }
     out
 }

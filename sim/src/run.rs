@@ -137,7 +137,7 @@ async fn supervise(scenario: Scenario, name: String, seed: u64, options: RunOpti
         let mut w = world.lock().expect("world lock");
         match directive {
             Directive::Fault(fault) => w.apply_fault(fault),
-            Directive::Narrate(text) => w.record(NodeId::Controller(CONTROLLER_ID), EventKind::Narration(text)),
+            Directive::Narrate(text) => w.record_world(EventKind::Narration(text)),
             Directive::CheckConvergence { within_ms } => {
                 let problems = w.convergence_problems();
                 if !problems.is_empty() {
@@ -149,7 +149,7 @@ async fn supervise(scenario: Scenario, name: String, seed: u64, options: RunOpti
                             problems.join("; ")
                         ),
                     };
-                    w.record(NodeId::Controller(CONTROLLER_ID), EventKind::Finding(finding));
+                    w.record_world(EventKind::Finding(finding));
                 }
             }
         }
@@ -171,7 +171,7 @@ async fn supervise(scenario: Scenario, name: String, seed: u64, options: RunOpti
         checker.finish(slots)
     };
     for finding in findings {
-        w.record(NodeId::Controller(CONTROLLER_ID), EventKind::Finding(finding));
+        w.record_world(EventKind::Finding(finding));
     }
     w.finish();
     let report = Report::evaluate(&scenario, &w);

@@ -303,12 +303,31 @@ pub enum EventKind {
     End,
 }
 
+/// Who did what an event records: a node (its state machine, its application, its disk), or the
+/// world itself (a fault the scenario applied, narration, a checker finding, the end of the run).
+/// No event is attributed to a node that did not do it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Actor {
+    World,
+    Node(NodeId),
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     pub seq: u64,
     pub time_us: u64,
-    pub node: NodeId,
+    pub actor: Actor,
     pub kind: EventKind,
+}
+
+impl Event {
+    /// The node that did this, unless the world did.
+    pub fn node(&self) -> Option<NodeId> {
+        match self.actor {
+            Actor::Node(node) => Some(node),
+            Actor::World => None,
+        }
+    }
 }
 
 /// What a reader needs to interpret the events: who the nodes are.
@@ -336,6 +355,14 @@ impl Trace {
     /// A node's display name: `broker-1`, `controller`, or the client's scenario name.
     pub fn node_name(&self, node: NodeId) -> String {
         node_name(&self.header.clients, node)
+    }
+
+    /// Who did it: a node's name, or `world`.
+    pub fn actor_name(&self, actor: Actor) -> String {
+        match actor {
+            Actor::Node(node) => self.node_name(node),
+            Actor::World => WORLD.to_string(),
+        }
     }
 
     /// The canonical form: one JSON object per line (header first), in order. Stable across
@@ -366,6 +393,9 @@ impl Trace {
         self.events.last().map_or(0, |e| e.time_us)
     }
 }
+
+/// How the trace names the world as an actor.
+pub const WORLD: &str = "world";
 
 pub fn node_name(clients: &[String], node: NodeId) -> String {
     match node {

@@ -21,7 +21,7 @@ use ksim_cluster::note::Note;
 use ksim_cluster::protocol::ApiKey;
 use ksim_cluster::topic::TopicPartition;
 use ksim_sim::scenario::CONTROLLER_ID;
-use ksim_sim::trace::{Event, EventKind, Fault, Trace, TraceHeader};
+use ksim_sim::trace::{Actor, Event, EventKind, Fault, Trace, TraceHeader};
 use ksim_tui::model::Model;
 use ksim_tui::recording::Recording;
 use ksim_tui::update::{update, Msg};
@@ -57,7 +57,7 @@ struct Builder {
 impl Builder {
     fn push(&mut self, node: NodeId, kind: EventKind) {
         let seq = self.events.len() as u64;
-        self.events.push(Event { seq, time_us: self.time_us, node, kind });
+        self.events.push(Event { seq, time_us: self.time_us, actor: Actor::Node(node), kind });
     }
 }
 

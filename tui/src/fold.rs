@@ -331,11 +331,15 @@ impl ClusterView {
         let index = self.steps;
         self.steps += 1;
         self.time_us = event.time_us;
+        // What nodes do carries the node; what the world does (faults, narration, findings, the
+        // end) does not. A recording that breaks that rule is folded as far as it makes sense.
+        let node = event.node();
         match &event.kind {
             EventKind::Send { id, to, api, request, .. } => {
-                let message =
-                    InFlight { from: event.node, to: *to, api: *api, request: *request, sent_us: event.time_us };
-                self.in_flight.insert(*id, message);
+                if let Some(from) = node {
+                    let message = InFlight { from, to: *to, api: *api, request: *request, sent_us: event.time_us };
+                    self.in_flight.insert(*id, message);
+                }
             }
             EventKind::Deliver { id, .. } => {
                 self.in_flight.remove(id);
@@ -344,7 +348,7 @@ impl ClusterView {
                 let sent = self.in_flight.remove(id);
                 // A drop decided at send time is recorded at the sender; one decided on arrival
                 // (the receiver died meanwhile) at the receiver. The send says who sent it.
-                let from = sent.as_ref().map_or(event.node, |m| m.from);
+                let Some(from) = sent.as_ref().map(|m| m.from).or(node) else { return };
                 if self.recent_drops.len() == RECENT_DROPS {
                     self.recent_drops.pop_front();
                 }
@@ -358,16 +362,24 @@ impl ClusterView {
                 });
             }
             EventKind::ConnectionClosed { .. } | EventKind::TimerFired { .. } => {}
-            EventKind::Note(note) => self.apply_note(event.node, note, index),
+            EventKind::Note(note) => {
+                if let Some(node) = node {
+                    self.apply_note(node, note, index);
+                }
+            }
             EventKind::Fault(fault) => self.apply_fault(fault),
             EventKind::Narration(_) => self.last_narration = Some(index),
             EventKind::App(text) => {
                 // The client API records each `send` as `send key=value to topic`.
-                if text.starts_with("send ") {
-                    self.clients.entry(event.node).or_default().sent += 1;
+                if let (Some(node), true) = (node, text.starts_with("send ")) {
+                    self.clients.entry(node).or_default().sent += 1;
                 }
             }
-            EventKind::Processed { .. } => self.clients.entry(event.node).or_default().processed += 1,
+            EventKind::Processed { .. } => {
+                if let Some(node) = node {
+                    self.clients.entry(node).or_default().processed += 1;
+                }
+            }
             EventKind::Finding(finding) => {
                 self.findings += 1;
                 match finding.class() {
@@ -618,6 +630,7 @@ impl ClusterView {
 mod tests {
     use super::*;
     use ksim_cluster::error::ErrorCode;
+    use ksim_sim::trace::Actor;
 
     fn header() -> TraceHeader {
         TraceHeader {
@@ -632,7 +645,7 @@ mod tests {
     }
 
     fn note(node: NodeId, note: Note) -> Event {
-        Event { seq: 0, time_us: 0, node, kind: EventKind::Note(note) }
+        Event { seq: 0, time_us: 0, actor: Actor::Node(node), kind: EventKind::Note(note) }
     }
 
     fn tp() -> TopicPartition {
@@ -672,7 +685,7 @@ mod tests {
     #[test]
     fn faults_follow_the_simulators_rules() {
         let mut v = ClusterView::new(&header());
-        let fault = |f| Event { seq: 0, time_us: 0, node: NodeId::Broker(1), kind: EventKind::Fault(f) };
+        let fault = |f| Event { seq: 0, time_us: 0, actor: Actor::World, kind: EventKind::Fault(f) };
         let b1 = NodeId::Broker(1);
         v.apply(&fault(Fault::Kill(b1)));
         assert_eq!(v.process(b1), Process::Killed);
@@ -695,7 +708,7 @@ mod tests {
         let send = |id| Event {
             seq: 0,
             time_us: 5,
-            node: p,
+            actor: Actor::Node(p),
             kind: EventKind::Send {
                 id,
                 to: NodeId::Broker(1),
@@ -707,11 +720,16 @@ mod tests {
         v.apply(&send(1));
         v.apply(&send(2));
         assert_eq!(v.in_flight.len(), 2);
-        v.apply(&Event { seq: 0, time_us: 7, node: NodeId::Broker(1), kind: EventKind::Deliver { id: 1, from: p } });
+        v.apply(&Event {
+            seq: 0,
+            time_us: 7,
+            actor: Actor::Node(NodeId::Broker(1)),
+            kind: EventKind::Deliver { id: 1, from: p },
+        });
         v.apply(&Event {
             seq: 0,
             time_us: 9,
-            node: NodeId::Broker(1),
+            actor: Actor::Node(NodeId::Broker(1)),
             kind: EventKind::Drop { id: 2, to: NodeId::Broker(1), reason: DropReason::ReceiverDown },
         });
         assert!(v.in_flight.is_empty());
@@ -727,7 +745,12 @@ mod tests {
     fn producer_counts_by_error() {
         let mut v = ClusterView::new(&header());
         let p = NodeId::Client(0);
-        v.apply(&Event { seq: 0, time_us: 0, node: p, kind: EventKind::App("send a=1 to payments".into()) });
+        v.apply(&Event {
+            seq: 0,
+            time_us: 0,
+            actor: Actor::Node(p),
+            kind: EventKind::App("send a=1 to payments".into()),
+        });
         v.apply(&note(p, Note::ProduceRetry { partition: tp(), error: ErrorCode::NotLeaderOrFollower, records: 2 }));
         v.apply(&note(
             p,

@@ -119,7 +119,7 @@ mod tests {
             .map(|i| Event {
                 seq: i as u64,
                 time_us: i as u64 * 10,
-                node: NodeId::Broker(1),
+                actor: ksim_sim::trace::Actor::Node(NodeId::Broker(1)),
                 kind: EventKind::Note(Note::Appended {
                     partition: TopicPartition::new("t", 0),
                     base_offset: i as i64,

@@ -8,7 +8,7 @@
 use super::driver::ProcessControl;
 use super::World;
 use crate::nodes::{Durable, Machine, ProcessChange, Status};
-use crate::scenario::{Action, Scenario, CONTROLLER_ID};
+use crate::scenario::{Action, Scenario};
 use crate::trace::{EventKind, Fault};
 use ksim_cluster::log::TruncateReason;
 use ksim_cluster::node::NodeId;
@@ -20,8 +20,7 @@ impl World {
     /// Apply a fault now. Returns `Err` with a reason if it does not apply (restarting a running
     /// node is a kill plus a start; pausing a dead node does nothing).
     pub fn apply_fault(&mut self, fault: Fault) {
-        let node = fault.node().unwrap_or(NodeId::Controller(CONTROLLER_ID));
-        self.record(node, EventKind::Fault(fault.clone()));
+        self.record_world(EventKind::Fault(fault.clone()));
         if let Some(n) = fault.node() {
             let status = self.slots[&n].status;
             match status.change(n, &fault) {

@@ -20,7 +20,7 @@ use crate::net::tcp::Tcp;
 use crate::nodes::{Durable, Machine, Nodes, Slot, Status};
 use crate::rng::stream;
 use crate::scenario::{Happening, Resolved, Scenario, CONTROLLER_ID};
-use crate::trace::{Event, EventKind, TraceHeader};
+use crate::trace::{Actor, Event, EventKind, TraceHeader};
 use clients::Waiters;
 use driver::{Driver, Wake};
 use ksim_cluster::broker::Broker;
@@ -170,7 +170,17 @@ impl World {
         self.finished
     }
 
+    /// Record what `node` did.
     pub fn record(&mut self, node: NodeId, kind: EventKind) {
+        self.record_as(Actor::Node(node), kind);
+    }
+
+    /// Record what the world did: a fault, narration, a finding, the end.
+    pub fn record_world(&mut self, kind: EventKind) {
+        self.record_as(Actor::World, kind);
+    }
+
+    fn record_as(&mut self, actor: Actor, kind: EventKind) {
         if self.finished {
             return;
         }
@@ -183,11 +193,11 @@ impl World {
         }
         let seq = self.events.len() as u64;
         let time_us = self.now().0;
-        self.events.push(Event { seq, time_us, node, kind });
+        self.events.push(Event { seq, time_us, actor, kind });
     }
 
     pub fn finish(&mut self) {
-        self.record(NodeId::Controller(CONTROLLER_ID), EventKind::End);
+        self.record_world(EventKind::End);
         self.finished = true;
     }
 
@@ -314,7 +324,7 @@ impl World {
         }
         let findings = self.checker.after_step(node, &self.slots);
         for finding in findings {
-            self.record(node, EventKind::Finding(finding));
+            self.record_world(EventKind::Finding(finding));
         }
         if let NodeId::Client(_) = node {
             self.wake_application(node);
@@ -335,7 +345,7 @@ impl World {
         let findings = self.checker.on_note(now, node, &note, &self.slots);
         let kind = EventKind::Note(note);
         let triggered: Vec<String> = {
-            let probe = Event { seq: 0, time_us: 0, node, kind: kind.clone() };
+            let probe = Event { seq: 0, time_us: 0, actor: Actor::Node(node), kind: kind.clone() };
             let mut fired = Vec::new();
             let now_us = self.now().0;
             self.narration_on.retain(|(h, after_us, text)| {
@@ -350,10 +360,10 @@ impl World {
         };
         self.record(node, kind);
         for text in triggered {
-            self.record(node, EventKind::Narration(text));
+            self.record_world(EventKind::Narration(text));
         }
         for finding in findings {
-            self.record(node, EventKind::Finding(finding));
+            self.record_world(EventKind::Finding(finding));
         }
     }
 

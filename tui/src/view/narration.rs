@@ -45,7 +45,10 @@ pub fn render(model: &Model, frame: &mut Frame, area: Rect) {
             };
             Line::from(vec![
                 Span::raw(" ▶ "),
-                Span::styled(format!("{} {}: ", style::time(event.time_us), trace.node_name(event.node)), style::dim()),
+                Span::styled(
+                    format!("{} {}: ", style::time(event.time_us), trace.actor_name(event.actor)),
+                    style::dim(),
+                ),
                 Span::styled(what, emphasis),
             ])
         }
