@@ -37,6 +37,8 @@ pub mod partitioner;
 pub mod producer;
 pub mod protocol;
 pub mod record;
+#[cfg(test)]
+mod testing;
 pub mod time;
 pub mod timer;
 pub mod topic;

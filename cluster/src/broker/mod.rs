@@ -33,6 +33,9 @@ pub mod replica;
 
 pub use disk::BrokerDisk;
 
+#[cfg(test)]
+mod tests;
+
 use crate::config::{BrokerConfig, TopicConfig};
 use crate::effects::{Effects, Input, StateMachine};
 use crate::error::ErrorCode;
