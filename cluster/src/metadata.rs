@@ -10,6 +10,7 @@
 //! construction. (This is the stream-table duality again: the image is the table of the log.)
 
 use crate::config::TopicConfig;
+use crate::invariant::ensure;
 use crate::topic::{BrokerId, TopicPartition};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -149,6 +150,26 @@ impl MetadataImage {
             }
         }
         self.next_offset += 1;
+    }
+
+    /// Every partition's ISR is a subset of its replicas, and its leader, if any, is in the ISR
+    /// and an unfenced broker. KRaft's controller builds every change with
+    /// `PartitionChangeBuilder`, which elects a leader only from the ISR (or, unclean, resets the
+    /// ISR to the new leader alone), and fences a broker in the same atomic batch of records that
+    /// moves its leaderships and removes it from ISRs (`ReplicationControlManager.handleBrokerFenced`).
+    pub fn check_invariants(&self) -> Result<(), String> {
+        for (tp, p) in &self.partitions {
+            ensure(p.isr.iter().all(|id| p.replicas.contains(id)), || {
+                format!("{tp}: ISR {:?} not within replicas {:?}", p.isr, p.replicas)
+            })?;
+            if let Some(leader) = p.leader {
+                ensure(p.isr.contains(&leader), || {
+                    format!("{tp}: leader {leader} (epoch {}) not in the ISR {:?}", p.leader_epoch, p.isr)
+                })?;
+                ensure(self.is_unfenced(leader), || format!("{tp}: leader {leader} is fenced or unregistered"))?;
+            }
+        }
+        Ok(())
     }
 
     pub fn is_unfenced(&self, broker: BrokerId) -> bool {

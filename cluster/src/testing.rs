@@ -312,6 +312,13 @@ impl Harness {
 
     /// Every live node's invariants hold.
     pub fn check_invariants(&self) {
-        // INVARIANTS
+        if let Err(e) = self.controller.check_invariants() {
+            panic!("controller at {}: {e}", self.now);
+        }
+        for (id, broker) in &self.brokers {
+            if let Err(e) = broker.check_invariants() {
+                panic!("broker-{id} at {}: {e}", self.now);
+            }
+        }
     }
 }

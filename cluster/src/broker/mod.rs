@@ -40,6 +40,7 @@ use crate::config::{BrokerConfig, TopicConfig};
 use crate::effects::{Effects, Input, StateMachine};
 use crate::error::ErrorCode;
 use crate::group::coordinator::{CoordinatorConfig, GroupCoordinator};
+use crate::invariant::debug_check;
 use crate::metadata::MetadataImage;
 use crate::node::NodeId;
 use crate::protocol::*;
@@ -156,6 +157,17 @@ impl Broker {
 
     pub fn metadata(&self) -> &MetadataImage {
         &self.image
+    }
+
+    /// The broker's metadata image, every replica it holds (as this broker), and the groups it
+    /// coordinates: see [`MetadataImage::check_invariants`], [`Replica::check_invariants`] and
+    /// [`GroupCoordinator::check_invariants`].
+    pub fn check_invariants(&self) -> Result<(), String> {
+        self.image.check_invariants().map_err(|e| format!("metadata image: {e}"))?;
+        for replica in self.replicas.values() {
+            replica.check_invariants(self.id)?;
+        }
+        self.coordinator.check_invariants()
     }
 
     fn next_id(&mut self) -> u64 {
@@ -372,5 +384,6 @@ impl StateMachine for Broker {
             Input::ConnectionClosed { peer } => self.on_connection_closed(now, peer, fx),
         }
         self.drive_fetchers(now, fx);
+        debug_check(NodeId::Broker(self.id), || self.check_invariants());
     }
 }
