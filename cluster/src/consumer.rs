@@ -870,4 +870,15 @@ mod tests {
         let joins_after = cluster.sent.iter().filter(|r| matches!(r, Request::JoinGroup(_))).count();
         assert_eq!(joins_before, joins_after, "a fenced member must not rejoin");
     }
+
+    #[test]
+    fn invariant_positions_are_never_negative() {
+        let mut cluster = Cluster::new(ConsumerConfig::default(), 10);
+        let mut fx = Effects::default();
+        cluster.consumer.assign(vec![tp()], SimTime::ZERO, &mut fx);
+        cluster.consumer.seek(&tp(), 3, SimTime::ZERO, &mut fx);
+        assert_eq!(cluster.consumer.check_invariants(), Ok(()));
+        cluster.consumer.seek(&tp(), -1, SimTime::ZERO, &mut fx);
+        assert!(cluster.consumer.check_invariants().unwrap_err().contains("position -1 is negative"));
+    }
 }

@@ -816,4 +816,16 @@ mod election_tests {
         h.input(Input::Timer(Timer::LeaderImbalanceCheck));
         assert_eq!(h.partition().leader, Some(1));
     }
+
+    #[test]
+    fn invariant_the_image_is_the_fold_of_the_log() {
+        let mut h = Harness::new(false);
+        assert_eq!(h.controller.check_invariants(), Ok(()));
+        h.controller.image.next_offset += 1;
+        assert!(h.controller.check_invariants().unwrap_err().contains("log holds"));
+        h.controller.image.next_offset -= 1;
+        let tp = TopicPartition::new("payments", 0);
+        h.controller.image.partitions.get_mut(&tp).expect("created").isr = vec![2, 3];
+        assert!(h.controller.check_invariants().unwrap_err().contains("not in the ISR"));
+    }
 }

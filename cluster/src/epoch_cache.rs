@@ -170,4 +170,15 @@ mod tests {
         c.truncate_from_start(7);
         assert_eq!(c.entries(), &[(2, 7)]);
     }
+
+    #[test]
+    fn invariant_monotonic_epochs_and_starts_within_the_log() {
+        assert_eq!(cache(&[(1, 0), (3, 5)]).check_invariants(0, 9), Ok(()));
+        let not_monotonic = EpochCache { entries: vec![(3, 0), (2, 5)] };
+        assert!(not_monotonic.check_invariants(0, 9).unwrap_err().contains("not monotonic"));
+        let same_start = EpochCache { entries: vec![(1, 5), (2, 5)] };
+        assert!(same_start.check_invariants(0, 9).is_err());
+        assert!(cache(&[(1, 0), (3, 5)]).check_invariants(0, 4).unwrap_err().contains("outside the log"));
+        assert!(cache(&[(1, 0)]).check_invariants(2, 4).unwrap_err().contains("outside the log"));
+    }
 }

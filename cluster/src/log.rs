@@ -441,4 +441,30 @@ mod tests {
         assert_eq!(got, vec![1]);
         assert_eq!(log.read(0, 3, 1).len(), 1, "at least one batch, then the byte limit");
     }
+
+    #[test]
+    fn invariant_contiguous_offsets_and_bounds() {
+        let config = TopicConfig::default();
+        let mut log = Log::new(0);
+        log.assign_epoch_start(1);
+        log.append_as_leader(batch(&["a", "b"]), 1, &config, 0);
+        log.append_as_leader(batch(&["c"]), 1, &config, 0);
+        assert_eq!(log.check_invariants(), Ok(()));
+
+        let mut end_moved = log.clone();
+        end_moved.log_end_offset += 1;
+        assert!(end_moved.check_invariants().unwrap_err().contains("the log end is 4"));
+
+        let mut gap = log.clone();
+        gap.segments[0].batches[1].base_offset = 5;
+        assert!(gap.check_invariants().unwrap_err().contains("follows one that ended at 2"));
+
+        let mut start_above_end = log.clone();
+        start_above_end.log_start_offset = 9;
+        assert!(start_above_end.check_invariants().unwrap_err().contains("log start 9 above log end 3"));
+
+        let mut epoch_back = log.clone();
+        epoch_back.segments[0].batches[1].leader_epoch = 0;
+        assert!(epoch_back.check_invariants().unwrap_err().contains("leader epoch 0 after epoch 1"));
+    }
 }

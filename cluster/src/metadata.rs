@@ -184,3 +184,27 @@ impl MetadataImage {
         self.topics.get(topic).map(|t| &t.config)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(leader: Option<BrokerId>, isr: Vec<BrokerId>, fenced: bool) -> MetadataImage {
+        let mut image = MetadataImage::default();
+        for id in [1, 2] {
+            image.brokers.insert(id, BrokerImage { broker_epoch: 1, fenced: fenced && id == 1, rack: None });
+        }
+        let p = PartitionImage { replicas: vec![1, 2], isr, leader, leader_epoch: 3, partition_epoch: 4 };
+        image.partitions.insert(TopicPartition::new("t", 0), p);
+        image
+    }
+
+    #[test]
+    fn invariant_leader_in_isr_and_unfenced_isr_within_replicas() {
+        assert_eq!(image(Some(1), vec![1, 2], false).check_invariants(), Ok(()));
+        assert_eq!(image(None, vec![1], true).check_invariants(), Ok(()), "an offline partition");
+        assert!(image(Some(1), vec![2], false).check_invariants().unwrap_err().contains("not in the ISR"));
+        assert!(image(Some(1), vec![1, 3], false).check_invariants().unwrap_err().contains("not within replicas"));
+        assert!(image(Some(1), vec![1, 2], true).check_invariants().unwrap_err().contains("fenced"));
+    }
+}

@@ -444,4 +444,22 @@ mod tests {
         assert_eq!(r.check_sequence(&batch(5, 1)), SequenceCheck::OutOfOrder { expected: 2 });
         assert_eq!(r.check_sequence(&batch(3, 1)), SequenceCheck::OutOfOrder { expected: 2 }, "a gap is not allowed");
     }
+
+    #[test]
+    fn invariant_hw_within_the_log_isr_within_replicas_leader_in_isr() {
+        let healthy = leader(3);
+        assert_eq!(healthy.check_invariants(1), Ok(()));
+
+        let mut hw_past_leo = healthy.clone();
+        hw_past_leo.high_watermark = 4;
+        assert!(hw_past_leo.check_invariants(1).unwrap_err().contains("HW 4 outside"));
+
+        let mut stranger_in_isr = healthy.clone();
+        stranger_in_isr.isr.push(9);
+        assert!(stranger_in_isr.check_invariants(1).unwrap_err().contains("not within replicas"));
+
+        let mut leader_left_isr = healthy.clone();
+        leader_left_isr.isr.retain(|id| *id != 1);
+        assert!(leader_left_isr.check_invariants(1).unwrap_err().contains("not in its ISR"));
+    }
 }

@@ -1778,4 +1778,33 @@ mod tests {
         assert_eq!(b.coordinator.group_state(GROUP), None);
         assert!(b.timers.is_empty(), "the group's timers are cancelled");
     }
+
+    #[test]
+    fn invariant_empty_group_has_no_members_and_generation_never_goes_back_within_a_copy() {
+        let (mut b, _) = stable_group(&[(1, None), (2, None)]);
+        assert_eq!(b.coordinator.check_invariants(), Ok(()));
+        let group = b.coordinator.groups.get_mut(GROUP).expect("loaded");
+        group.generation = 0;
+        assert!(b.coordinator.check_invariants().unwrap_err().contains("generation went back from 1 to 0"));
+
+        let (mut b, _) = stable_group(&[(1, None)]);
+        b.coordinator.groups.get_mut(GROUP).expect("loaded").state = GroupState::Empty;
+        assert!(b.coordinator.check_invariants().unwrap_err().contains("is Empty with members"));
+    }
+
+    #[test]
+    fn invariant_a_reloaded_group_may_restart_from_an_older_persisted_generation() {
+        let (mut b, _) = stable_group(&[(1, None)]);
+        assert_eq!(b.coordinator.check_invariants(), Ok(()));
+        // Failover: the new coordinator's copy comes from the log, whatever generation it holds.
+        let mut fx = Effects::default();
+        b.coordinator.unload(PARTITION, &mut fx);
+        let older = Record {
+            key: Some(group_key(GROUP)),
+            value: r#"{"generation":0,"protocol":null,"leader":null,"members":[]}"#.to_string(),
+        };
+        b.coordinator.load(PARTITION, std::iter::once(older), b.now, &mut fx);
+        assert_eq!(b.state(), (GroupState::Empty, 0));
+        assert_eq!(b.coordinator.check_invariants(), Ok(()));
+    }
 }
