@@ -13,14 +13,14 @@ fn tp() -> TopicPartition {
     TopicPartition::new("t", 0)
 }
 
-/// `(to_offset, removed)` of every truncation `broker` noted for `tp`, in order.
+/// `(to_offset, removed, reason)` of every truncation `broker` noted for `tp`, in order.
 fn truncations(h: &Harness, broker: BrokerId, tp: &TopicPartition) -> Vec<(i64, i64, TruncateReason)> {
     h.notes
         .iter()
         .filter(|(_, node, _)| *node == NodeId::Broker(broker))
         .filter_map(|(_, _, note)| match note {
             Note::Truncated { partition, to_offset, removed, reason } if partition == tp => {
-                Some((*to_offset, *removed, reason.clone()))
+                Some((*to_offset, *removed, *reason))
             }
             _ => None,
         })
