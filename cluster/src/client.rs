@@ -35,6 +35,19 @@ fn route(input: &Input) -> Route {
     }
 }
 
+impl Client {
+    /// The producer's and the consumer's invariants.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        if let Some(p) = &self.producer {
+            p.check_invariants().map_err(|e| format!("producer: {e}"))?;
+        }
+        if let Some(c) = &self.consumer {
+            c.check_invariants().map_err(|e| format!("consumer: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
 impl StateMachine for Client {
     fn handle(&mut self, now: SimTime, input: Input, rng: &mut dyn rand_core::RngCore, fx: &mut Effects) {
         match route(&input) {

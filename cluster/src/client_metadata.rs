@@ -5,6 +5,7 @@
 //! passing. A stale view is why a producer keeps writing to an old leader for a while after a
 //! failover, and why a zombie leader can still accept `acks=1` writes.
 
+use crate::config::ReconnectBackoff;
 use crate::effects::Effects;
 use crate::node::NodeId;
 use crate::protocol::{Message, MetadataRequest, MetadataResponse, PartitionMetadata, Request};
@@ -12,21 +13,6 @@ use crate::time::SimTime;
 use crate::timer::Timer;
 use crate::topic::{BrokerId, TopicPartition};
 use std::collections::{BTreeMap, BTreeSet};
-
-/// How long a client stays away from a broker whose connection failed: `reconnect.backoff.ms`,
-/// doubling with each failure in a row up to `reconnect.backoff.max.ms` (Kafka adds ±20% jitter;
-/// ksim leaves it out so a backoff reads the same in every run).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ReconnectBackoff {
-    pub base_ms: u64,
-    pub max_ms: u64,
-}
-
-impl Default for ReconnectBackoff {
-    fn default() -> Self {
-        ReconnectBackoff { base_ms: 50, max_ms: 1_000 }
-    }
-}
 
 /// The client settings metadata handling follows, from the producer's or consumer's config.
 #[derive(Clone, Copy, Debug)]

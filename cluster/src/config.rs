@@ -4,7 +4,6 @@
 //! struct is built from its defaults and then overridden key by key with [`Configurable::set`],
 //! which rejects unknown keys and malformed values with a message naming the key.
 
-use crate::client_metadata::ReconnectBackoff;
 use crate::partitioner::PartitionerKind;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -23,6 +22,21 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+/// How long a client stays away from a broker whose connection failed: `reconnect.backoff.ms`,
+/// doubling with each failure in a row up to `reconnect.backoff.max.ms` (Kafka adds ±20% jitter;
+/// ksim leaves it out so a backoff reads the same in every run).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ReconnectBackoff {
+    pub base_ms: u64,
+    pub max_ms: u64,
+}
+
+impl Default for ReconnectBackoff {
+    fn default() -> Self {
+        ReconnectBackoff { base_ms: 50, max_ms: 1_000 }
+    }
+}
 
 /// Implemented by every config struct: override one key from its text form.
 pub trait Configurable {

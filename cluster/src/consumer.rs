@@ -24,6 +24,7 @@ use crate::config::{ConsumerConfig, OffsetReset};
 use crate::effects::{Effects, Input, StateMachine};
 use crate::error::ErrorCode;
 use crate::group::member::{GroupMember, MemberEvent};
+use crate::invariant::{debug_check, ensure};
 use crate::node::NodeId;
 use crate::note::Note;
 use crate::protocol::*;
@@ -157,6 +158,17 @@ impl Consumer {
     /// Outcomes of commits since the last call: (commit id, error).
     pub fn take_commit_outcomes(&mut self) -> Vec<(u64, ErrorCode)> {
         std::mem::take(&mut self.commit_outcomes)
+    }
+
+    /// Every position is a valid offset, never negative (Kafka's `SubscriptionState` holds a
+    /// `FetchPosition` only for a real offset; `KafkaConsumer.seek` rejects a negative one).
+    pub fn check_invariants(&self) -> Result<(), String> {
+        for (tp, state) in &self.assignment {
+            if let Some(p) = state.position {
+                ensure(p >= 0, || format!("{tp}: position {p} is negative"))?;
+            }
+        }
+        Ok(())
     }
 
     /// The application's positions: the next offset it will be given, per assigned partition.
@@ -580,6 +592,7 @@ impl StateMachine for Consumer {
             }
         }
         self.drive(now, fx);
+        debug_check("consumer", || self.check_invariants());
     }
 }
 
@@ -856,5 +869,16 @@ mod tests {
         }
         let joins_after = cluster.sent.iter().filter(|r| matches!(r, Request::JoinGroup(_))).count();
         assert_eq!(joins_before, joins_after, "a fenced member must not rejoin");
+    }
+
+    #[test]
+    fn invariant_positions_are_never_negative() {
+        let mut cluster = Cluster::new(ConsumerConfig::default(), 10);
+        let mut fx = Effects::default();
+        cluster.consumer.assign(vec![tp()], SimTime::ZERO, &mut fx);
+        cluster.consumer.seek(&tp(), 3, SimTime::ZERO, &mut fx);
+        assert_eq!(cluster.consumer.check_invariants(), Ok(()));
+        cluster.consumer.seek(&tp(), -1, SimTime::ZERO, &mut fx);
+        assert!(cluster.consumer.check_invariants().unwrap_err().contains("position -1 is negative"));
     }
 }

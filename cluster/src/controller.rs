@@ -20,6 +20,7 @@
 use crate::config::{BrokerConfig, TopicConfig};
 use crate::effects::{Effects, Input, StateMachine};
 use crate::error::ErrorCode;
+use crate::invariant::{debug_check, ensure};
 use crate::metadata::{ElectionKind, MetadataImage, MetadataRecord, PartitionImage};
 use crate::node::NodeId;
 use crate::note::{FenceReason, Note};
@@ -103,6 +104,15 @@ impl Controller {
 
     pub fn image(&self) -> &MetadataImage {
         &self.image
+    }
+
+    /// The image is the fold of the whole log (one offset per record), and satisfies
+    /// [`MetadataImage::check_invariants`].
+    pub fn check_invariants(&self) -> Result<(), String> {
+        ensure(self.image.next_offset == self.log.len() as i64, || {
+            format!("image at offset {}, log holds {} records", self.image.next_offset, self.log.len())
+        })?;
+        self.image.check_invariants().map_err(|e| format!("metadata image: {e}"))
     }
 
     pub fn log(&self) -> &[MetadataRecord] {
@@ -588,6 +598,7 @@ impl StateMachine for Controller {
                 }
             }
         }
+        debug_check(self.node_id(), || self.check_invariants());
     }
 }
 
@@ -804,5 +815,17 @@ mod election_tests {
         assert!(matches!(r, Response::AlterPartition(AlterPartitionResponse { error: ErrorCode::None, .. })));
         h.input(Input::Timer(Timer::LeaderImbalanceCheck));
         assert_eq!(h.partition().leader, Some(1));
+    }
+
+    #[test]
+    fn invariant_the_image_is_the_fold_of_the_log() {
+        let mut h = Harness::new(false);
+        assert_eq!(h.controller.check_invariants(), Ok(()));
+        h.controller.image.next_offset += 1;
+        assert!(h.controller.check_invariants().unwrap_err().contains("log holds"));
+        h.controller.image.next_offset -= 1;
+        let tp = TopicPartition::new("payments", 0);
+        h.controller.image.partitions.get_mut(&tp).expect("created").isr = vec![2, 3];
+        assert!(h.controller.check_invariants().unwrap_err().contains("not in the ISR"));
     }
 }

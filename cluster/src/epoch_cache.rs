@@ -7,6 +7,7 @@
 //! high watermark instead, as Kafka did before KIP-101, could lose acknowledged records or leave
 //! replicas with different records at the same offset.
 
+use crate::invariant::ensure;
 use serde::{Deserialize, Serialize};
 
 pub const UNDEFINED_EPOCH: i32 = -1;
@@ -75,6 +76,26 @@ impl EpochCache {
                 }
             }
         }
+    }
+
+    /// Epochs and start offsets strictly increase, and every start lies within
+    /// `[log_start_offset, log_end_offset]`. Kafka's `LeaderEpochFileCache.assign` keeps both
+    /// monotonic (a new entry with a smaller epoch or start offset truncates the conflicting ones,
+    /// and `assign` here ignores an older epoch); `truncateFromEnd` and `truncateFromStart` keep
+    /// the starts inside the log when it is truncated or its start moves.
+    pub fn check_invariants(&self, log_start_offset: i64, log_end_offset: i64) -> Result<(), String> {
+        for pair in self.entries.windows(2) {
+            let ((e0, s0), (e1, s1)) = (pair[0], pair[1]);
+            ensure(e0 < e1 && s0 < s1, || {
+                format!("leader-epoch cache not monotonic: ({e0}, {s0}) then ({e1}, {s1}) in {:?}", self.entries)
+            })?;
+        }
+        for &(epoch, start) in &self.entries {
+            ensure((log_start_offset..=log_end_offset).contains(&start), || {
+                format!("leader-epoch cache: epoch {epoch} starts at {start}, outside the log [{log_start_offset}, {log_end_offset}]")
+            })?;
+        }
+        Ok(())
     }
 
     /// Forget epochs that start at or after `end_offset` (the log was truncated there).
@@ -157,5 +178,16 @@ mod tests {
         assert_eq!(c.entries(), &[(1, 0), (2, 5)]);
         c.truncate_from_start(7);
         assert_eq!(c.entries(), &[(2, 7)]);
+    }
+
+    #[test]
+    fn invariant_monotonic_epochs_and_starts_within_the_log() {
+        assert_eq!(cache(&[(1, 0), (3, 5)]).check_invariants(0, 9), Ok(()));
+        let not_monotonic = EpochCache { entries: vec![(3, 0), (2, 5)] };
+        assert!(not_monotonic.check_invariants(0, 9).unwrap_err().contains("not monotonic"));
+        let same_start = EpochCache { entries: vec![(1, 5), (2, 5)] };
+        assert!(same_start.check_invariants(0, 9).is_err());
+        assert!(cache(&[(1, 0), (3, 5)]).check_invariants(0, 4).unwrap_err().contains("outside the log"));
+        assert!(cache(&[(1, 0)]).check_invariants(2, 4).unwrap_err().contains("outside the log"));
     }
 }

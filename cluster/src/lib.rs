@@ -18,6 +18,7 @@
 //! - [`partitioner`]: how a producer picks a partition for a key (Java's murmur2, librdkafka's CRC-32).
 //! - [`group`]: consumer groups; [`group::assignor`] holds Kafka's partition assignors.
 //! - [`effects`], [`timer`], [`note`]: the boundary to the simulator.
+//! - [`invariant`]: what every node checks of its own state after each input.
 
 pub mod broker;
 pub mod client;
@@ -29,6 +30,7 @@ pub mod effects;
 pub mod epoch_cache;
 pub mod error;
 pub mod group;
+pub mod invariant;
 pub mod log;
 pub mod metadata;
 pub mod node;
@@ -37,6 +39,8 @@ pub mod partitioner;
 pub mod producer;
 pub mod protocol;
 pub mod record;
+#[cfg(test)]
+mod testing;
 pub mod time;
 pub mod timer;
 pub mod topic;

@@ -12,6 +12,7 @@
 
 use crate::config::TopicConfig;
 use crate::epoch_cache::EpochCache;
+use crate::invariant::ensure;
 use crate::record::{Record, RecordBatch};
 use serde::{Deserialize, Serialize};
 
@@ -299,6 +300,44 @@ impl Log {
         }
     }
 
+    /// `log start <= log end`, the flushed offset within the log end; segments and the batches in
+    /// them are contiguous (each starts where the previous ended, the last ends at the log end, the
+    /// first starts at or below the log start); batch leader epochs never decrease along the log;
+    /// and the leader-epoch cache is consistent with the log ([`EpochCache::check_invariants`]).
+    /// Kafka: `UnifiedLog` (`logStartOffset <= logEndOffset`, offsets assigned consecutively by
+    /// `LogValidator`, `LocalLog` segments keyed by base offset), `LeaderEpochFileCache`.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let (start, end) = (self.log_start_offset, self.log_end_offset);
+        ensure(start <= end, || format!("log start {start} above log end {end}"))?;
+        ensure(self.flushed_offset <= end, || format!("flushed offset {} above log end {end}", self.flushed_offset))?;
+        let first = self.segments.first().ok_or_else(|| "a log without a segment".to_string())?;
+        ensure(first.base_offset <= start, || {
+            format!("first segment starts at {}, above the log start {start}", first.base_offset)
+        })?;
+        let mut next = first.base_offset;
+        let mut epoch = i32::MIN;
+        for segment in &self.segments {
+            ensure(segment.base_offset == next, || {
+                format!("segment starts at {}, the previous one ended at {next}", segment.base_offset)
+            })?;
+            for batch in &segment.batches {
+                ensure(batch.base_offset == next, || {
+                    format!("batch at offset {} follows one that ended at {next}", batch.base_offset)
+                })?;
+                ensure(batch.leader_epoch >= epoch, || {
+                    format!(
+                        "batch at offset {} has leader epoch {} after epoch {epoch}",
+                        batch.base_offset, batch.leader_epoch
+                    )
+                })?;
+                next = batch.next_offset();
+                epoch = batch.leader_epoch;
+            }
+        }
+        ensure(next == end, || format!("the last batch ends at {next}, the log end is {end}"))?;
+        self.epoch_cache.check_invariants(start, end)
+    }
+
     /// Move the log start offset up (retention here, or a follower copying the leader's).
     pub fn advance_log_start_offset(&mut self, offset: i64) {
         let offset = offset.min(self.log_end_offset);
@@ -423,5 +462,31 @@ mod tests {
         let got: Vec<i64> = log.read(1, 2, 1 << 20).iter().map(|b| b.base_offset).collect();
         assert_eq!(got, vec![1]);
         assert_eq!(log.read(0, 3, 1).len(), 1, "at least one batch, then the byte limit");
+    }
+
+    #[test]
+    fn invariant_contiguous_offsets_and_bounds() {
+        let config = TopicConfig::default();
+        let mut log = Log::new(0);
+        log.assign_epoch_start(1);
+        log.append_as_leader(batch(&["a", "b"]), 1, &config, 0);
+        log.append_as_leader(batch(&["c"]), 1, &config, 0);
+        assert_eq!(log.check_invariants(), Ok(()));
+
+        let mut end_moved = log.clone();
+        end_moved.log_end_offset += 1;
+        assert!(end_moved.check_invariants().unwrap_err().contains("the log end is 4"));
+
+        let mut gap = log.clone();
+        gap.segments[0].batches[1].base_offset = 5;
+        assert!(gap.check_invariants().unwrap_err().contains("follows one that ended at 2"));
+
+        let mut start_above_end = log.clone();
+        start_above_end.log_start_offset = 9;
+        assert!(start_above_end.check_invariants().unwrap_err().contains("log start 9 above log end 3"));
+
+        let mut epoch_back = log.clone();
+        epoch_back.segments[0].batches[1].leader_epoch = 0;
+        assert!(epoch_back.check_invariants().unwrap_err().contains("leader epoch 0 after epoch 1"));
     }
 }

@@ -10,6 +10,7 @@
 //! construction. (This is the stream-table duality again: the image is the table of the log.)
 
 use crate::config::TopicConfig;
+use crate::invariant::ensure;
 use crate::topic::{BrokerId, TopicPartition};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -151,6 +152,26 @@ impl MetadataImage {
         self.next_offset += 1;
     }
 
+    /// Every partition's ISR is a subset of its replicas, and its leader, if any, is in the ISR
+    /// and an unfenced broker. KRaft's controller builds every change with
+    /// `PartitionChangeBuilder`, which elects a leader only from the ISR (or, unclean, resets the
+    /// ISR to the new leader alone), and fences a broker in the same atomic batch of records that
+    /// moves its leaderships and removes it from ISRs (`ReplicationControlManager.handleBrokerFenced`).
+    pub fn check_invariants(&self) -> Result<(), String> {
+        for (tp, p) in &self.partitions {
+            ensure(p.isr.iter().all(|id| p.replicas.contains(id)), || {
+                format!("{tp}: ISR {:?} not within replicas {:?}", p.isr, p.replicas)
+            })?;
+            if let Some(leader) = p.leader {
+                ensure(p.isr.contains(&leader), || {
+                    format!("{tp}: leader {leader} (epoch {}) not in the ISR {:?}", p.leader_epoch, p.isr)
+                })?;
+                ensure(self.is_unfenced(leader), || format!("{tp}: leader {leader} is fenced or unregistered"))?;
+            }
+        }
+        Ok(())
+    }
+
     pub fn is_unfenced(&self, broker: BrokerId) -> bool {
         self.brokers.get(&broker).is_some_and(|b| !b.fenced)
     }
@@ -161,5 +182,29 @@ impl MetadataImage {
 
     pub fn topic_config(&self, topic: &str) -> Option<&TopicConfig> {
         self.topics.get(topic).map(|t| &t.config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(leader: Option<BrokerId>, isr: Vec<BrokerId>, fenced: bool) -> MetadataImage {
+        let mut image = MetadataImage::default();
+        for id in [1, 2] {
+            image.brokers.insert(id, BrokerImage { broker_epoch: 1, fenced: fenced && id == 1, rack: None });
+        }
+        let p = PartitionImage { replicas: vec![1, 2], isr, leader, leader_epoch: 3, partition_epoch: 4 };
+        image.partitions.insert(TopicPartition::new("t", 0), p);
+        image
+    }
+
+    #[test]
+    fn invariant_leader_in_isr_and_unfenced_isr_within_replicas() {
+        assert_eq!(image(Some(1), vec![1, 2], false).check_invariants(), Ok(()));
+        assert_eq!(image(None, vec![1], true).check_invariants(), Ok(()), "an offline partition");
+        assert!(image(Some(1), vec![2], false).check_invariants().unwrap_err().contains("not in the ISR"));
+        assert!(image(Some(1), vec![1, 3], false).check_invariants().unwrap_err().contains("not within replicas"));
+        assert!(image(Some(1), vec![1, 2], true).check_invariants().unwrap_err().contains("fenced"));
     }
 }

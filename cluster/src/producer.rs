@@ -33,6 +33,7 @@ use crate::client_metadata::{ClientMetadata, MetadataSettings};
 use crate::config::{Acks, ProducerConfig};
 use crate::effects::{Effects, Input, StateMachine};
 use crate::error::ErrorCode;
+use crate::invariant::{debug_check, ensure};
 use crate::node::NodeId;
 use crate::note::Note;
 use crate::partitioner::{partition_for_key, StickyPartitioner};
@@ -232,6 +233,17 @@ impl Producer {
         for batch in self.ready.values_mut().flatten() {
             batch.base_sequence = NO_SEQUENCE;
         }
+    }
+
+    /// No broker has more produce requests in flight than `max.in.flight.requests.per.connection`
+    /// (Kafka's `NetworkClient` sends only while `InFlightRequests.canSendMore(node)`).
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let max = self.config.max_in_flight_requests_per_connection;
+        for f in self.in_flight.values() {
+            let n = self.in_flight_to(f.broker);
+            ensure(n <= max, || format!("{n} produce requests in flight to broker-{}, max.in.flight {max}", f.broker))?;
+        }
+        Ok(())
     }
 
     fn in_flight_to(&self, broker: BrokerId) -> usize {
@@ -533,6 +545,7 @@ impl StateMachine for Producer {
             }
         }
         self.drive(now, fx);
+        debug_check("producer", || self.check_invariants());
     }
 }
 

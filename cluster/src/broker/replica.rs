@@ -13,6 +13,7 @@
 //! epoch, KIP-101/KIP-279), then fetches from its log end, appends what it gets, and learns the HW
 //! from the leader's fetch responses.
 
+use crate::invariant::ensure;
 use crate::log::Log;
 use crate::record::RecordBatch;
 use crate::topic::{BrokerId, TopicPartition};
@@ -118,6 +119,30 @@ impl Replica {
         };
         replica.rebuild_producer_state();
         replica
+    }
+
+    /// As held by broker `me`: the log's invariants; `log start <= HW <= LEO` (Kafka's
+    /// `UnifiedLog.updateHighWatermark` clamps the HW into that range); once the replica has a role,
+    /// the ISR is a subset of the replicas (KRaft's `PartitionRegistration`); and a leader is in its
+    /// own ISR: the controller elects leaders from the ISR, and a leader never proposes an ISR
+    /// without itself (`Partition.maybeShrinkIsr` only drops followers; AlterPartition keeps the
+    /// leader; a fenced leader loses leadership and ISR membership in one metadata change).
+    pub fn check_invariants(&self, me: BrokerId) -> Result<(), String> {
+        let tp = &self.partition;
+        self.log.check_invariants().map_err(|e| format!("{tp}: {e}"))?;
+        let (start, hw, leo) = (self.log.log_start_offset(), self.high_watermark, self.log_end_offset());
+        ensure(start <= hw && hw <= leo, || format!("{tp}: HW {hw} outside [log start {start}, LEO {leo}]"))?;
+        if self.role != Role::Offline {
+            ensure(self.isr.iter().all(|id| self.replicas.contains(id)), || {
+                format!("{tp}: ISR {:?} not within replicas {:?}", self.isr, self.replicas)
+            })?;
+        }
+        if self.is_leader() {
+            ensure(self.isr.contains(&me), || {
+                format!("{tp}: leader broker-{me} (epoch {}) not in its ISR {:?}", self.leader_epoch, self.isr)
+            })?;
+        }
+        Ok(())
     }
 
     pub fn is_leader(&self) -> bool {
@@ -418,5 +443,23 @@ mod tests {
         assert_eq!(r.check_sequence(&batch(2, 1)), SequenceCheck::Append);
         assert_eq!(r.check_sequence(&batch(5, 1)), SequenceCheck::OutOfOrder { expected: 2 });
         assert_eq!(r.check_sequence(&batch(3, 1)), SequenceCheck::OutOfOrder { expected: 2 }, "a gap is not allowed");
+    }
+
+    #[test]
+    fn invariant_hw_within_the_log_isr_within_replicas_leader_in_isr() {
+        let healthy = leader(3);
+        assert_eq!(healthy.check_invariants(1), Ok(()));
+
+        let mut hw_past_leo = healthy.clone();
+        hw_past_leo.high_watermark = 4;
+        assert!(hw_past_leo.check_invariants(1).unwrap_err().contains("HW 4 outside"));
+
+        let mut stranger_in_isr = healthy.clone();
+        stranger_in_isr.isr.push(9);
+        assert!(stranger_in_isr.check_invariants(1).unwrap_err().contains("not within replicas"));
+
+        let mut leader_left_isr = healthy.clone();
+        leader_left_isr.isr.retain(|id| *id != 1);
+        assert!(leader_left_isr.check_invariants(1).unwrap_err().contains("not in its ISR"));
     }
 }

@@ -32,6 +32,7 @@
 
 use crate::effects::Effects;
 use crate::error::ErrorCode;
+use crate::invariant::ensure;
 use crate::node::NodeId;
 use crate::note::Note;
 use crate::protocol::*;
@@ -40,6 +41,7 @@ use crate::time::SimTime;
 use crate::timer::Timer;
 use crate::topic::TopicPartition;
 use serde::{Deserialize, Serialize};
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
@@ -96,6 +98,9 @@ struct Group {
     /// A new member joined the group's first rebalance (generation 0) during the initial delay.
     new_member_added: bool,
     rebalance_deadline: SimTime,
+    /// The generation [`GroupCoordinator::check_invariants`] saw last, for this in-memory copy of
+    /// the group only: a copy loaded after a coordinator failover starts afresh.
+    checked_generation: Cell<i32>,
 }
 
 /// One link of Kafka's InitialDelayedJoin chain. When it expires and a new member joined during
@@ -218,6 +223,29 @@ impl GroupCoordinator {
 
     pub fn group_state(&self, group: &str) -> Option<(GroupState, i32)> {
         self.groups.get(group).map(|g| (g.state, g.generation))
+    }
+
+    /// Every group belongs to a partition this coordinator leads; an Empty group has no members
+    /// (Kafka's `ClassicGroupState.EMPTY`: "Group has no more members"; the group moves to Empty
+    /// only when its last member leaves); and within one loaded copy of a group the generation
+    /// never goes back (`ClassicGroup.initNextGeneration` only increments `generationId`). A
+    /// group reloaded after a coordinator failover starts from its last *persisted* generation,
+    /// which may be older than what the previous coordinator had in memory, so each copy is
+    /// compared only with itself.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        for (id, group) in &self.groups {
+            ensure(self.partitions.contains(&group.partition), || {
+                format!("group {id} is held but __consumer_offsets-{} is not coordinated here", group.partition)
+            })?;
+            ensure(group.state != GroupState::Empty || group.members.is_empty(), || {
+                format!("group {id} is Empty with members {:?}", group.members.keys().collect::<Vec<_>>())
+            })?;
+            let seen = group.checked_generation.replace(group.generation);
+            ensure(group.generation >= seen, || {
+                format!("group {id}: generation went back from {seen} to {}", group.generation)
+            })?;
+        }
+        Ok(())
     }
 
     /// Become coordinator for the groups of `__consumer_offsets-partition`, replaying its log.
@@ -932,6 +960,7 @@ impl Group {
             initial_delay: None,
             new_member_added: false,
             rebalance_deadline: SimTime::ZERO,
+            checked_generation: Cell::new(i32::MIN),
         }
     }
 
@@ -1743,5 +1772,34 @@ mod tests {
         assert!(!b.coordinator.coordinates(PARTITION));
         assert_eq!(b.coordinator.group_state(GROUP), None);
         assert!(b.timers.is_empty(), "the group's timers are cancelled");
+    }
+
+    #[test]
+    fn invariant_empty_group_has_no_members_and_generation_never_goes_back_within_a_copy() {
+        let (mut b, _) = stable_group(&[(1, None), (2, None)]);
+        assert_eq!(b.coordinator.check_invariants(), Ok(()));
+        let group = b.coordinator.groups.get_mut(GROUP).expect("loaded");
+        group.generation = 0;
+        assert!(b.coordinator.check_invariants().unwrap_err().contains("generation went back from 1 to 0"));
+
+        let (mut b, _) = stable_group(&[(1, None)]);
+        b.coordinator.groups.get_mut(GROUP).expect("loaded").state = GroupState::Empty;
+        assert!(b.coordinator.check_invariants().unwrap_err().contains("is Empty with members"));
+    }
+
+    #[test]
+    fn invariant_a_reloaded_group_may_restart_from_an_older_persisted_generation() {
+        let (mut b, _) = stable_group(&[(1, None)]);
+        assert_eq!(b.coordinator.check_invariants(), Ok(()));
+        // Failover: the new coordinator's copy comes from the log, whatever generation it holds.
+        let mut fx = Effects::default();
+        b.coordinator.unload(PARTITION, &mut fx);
+        let older = Record {
+            key: Some(group_key(GROUP)),
+            value: r#"{"generation":0,"protocol":null,"leader":null,"members":[]}"#.to_string(),
+        };
+        b.coordinator.load(PARTITION, std::iter::once(older), b.now, &mut fx);
+        assert_eq!(b.state(), (GroupState::Empty, 0));
+        assert_eq!(b.coordinator.check_invariants(), Ok(()));
     }
 }

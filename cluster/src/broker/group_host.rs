@@ -1,0 +1,162 @@
+//! Hosting the group coordinator.
+//!
+//! A consumer group's coordinator is the leader of the `__consumer_offsets` partition
+//! `abs(javaStringHashCode(group.id)) % offsets.topic.num.partitions`. Kafka creates that topic the
+//! first time a client asks FindCoordinator. When this broker becomes leader of one of its
+//! partitions it loads the groups stored there (their last generation and committed offsets) and
+//! coordinates them; when it stops leading it unloads them. The coordinator itself
+//! ([`crate::group::coordinator`]) is a state machine of its own; the broker routes group requests
+//! to it and appends what it wants to persist to `__consumer_offsets`, answering only once the
+//! write is committed (see [`super::purgatory`]).
+
+use super::purgatory::DelayedWrite;
+use super::Broker;
+use crate::effects::Effects;
+use crate::error::ErrorCode;
+use crate::group::coordinator::{Append, OFFSETS_TOPIC};
+use crate::node::NodeId;
+use crate::note::Note;
+use crate::partitioner::group_coordinator_partition;
+use crate::protocol::*;
+use crate::time::SimTime;
+use crate::timer::Timer;
+use crate::topic::TopicPartition;
+
+/// `offsets.commit.timeout.ms`.
+const OFFSETS_COMMIT_TIMEOUT_MS: u64 = 5_000;
+
+impl Broker {
+    /// The state and generation of a group this broker coordinates.
+    pub fn group_state(&self, group: &str) -> Option<(crate::group::coordinator::GroupState, i32)> {
+        self.coordinator.group_state(group)
+    }
+
+    /// The `__consumer_offsets` partition of a group, if the topic exists.
+    pub(super) fn offsets_partition(&self, group: &str) -> Option<i32> {
+        let partitions = self.image.topics.get(OFFSETS_TOPIC)?.partitions;
+        Some(group_coordinator_partition(group, partitions))
+    }
+
+    pub(super) fn on_find_coordinator(
+        &mut self,
+        now: SimTime,
+        from: NodeId,
+        correlation_id: u64,
+        group: &str,
+        fx: &mut Effects,
+    ) {
+        let (error, coordinator) = match self.offsets_partition(group) {
+            None => {
+                // Kafka creates __consumer_offsets the first time a client looks for a coordinator.
+                if !self.offsets_topic_requested {
+                    self.offsets_topic_requested = true;
+                    let mut config = self.config.topic_defaults.clone();
+                    config.segment_bytes = 100 * 1024 * 1024;
+                    let body = Request::CreateTopics(CreateTopicsRequest {
+                        name: OFFSETS_TOPIC.to_string(),
+                        partitions: self.config.offsets_topic_num_partitions,
+                        replication_factor: self.config.offsets_topic_replication_factor,
+                        assignment: Vec::new(),
+                        config,
+                    });
+                    let correlation = self.next_id();
+                    fx.send(self.controller, Message::Request { correlation_id: correlation, body });
+                }
+                (ErrorCode::CoordinatorNotAvailable, None)
+            }
+            Some(p) => match self.image.partitions.get(&TopicPartition::new(OFFSETS_TOPIC, p)).and_then(|p| p.leader) {
+                Some(leader) => (ErrorCode::None, Some(leader)),
+                None => (ErrorCode::CoordinatorNotAvailable, None),
+            },
+        };
+        let _ = now;
+        Self::respond(
+            from,
+            correlation_id,
+            Response::FindCoordinator(FindCoordinatorResponse { error, coordinator }),
+            fx,
+        );
+    }
+
+    /// Route a group request to the coordinator if this broker coordinates the group.
+    pub(super) fn on_group_request(
+        &mut self,
+        now: SimTime,
+        from: NodeId,
+        correlation_id: u64,
+        body: Request,
+        fx: &mut Effects,
+    ) {
+        let group = match &body {
+            Request::JoinGroup(r) => r.group_id.clone(),
+            Request::SyncGroup(r) => r.group_id.clone(),
+            Request::Heartbeat(r) => r.group_id.clone(),
+            Request::LeaveGroup(r) => r.group_id.clone(),
+            Request::OffsetCommit(r) => r.group_id.clone(),
+            Request::OffsetFetch(r) => r.group_id.clone(),
+            _ => unreachable!("only group requests are routed here"),
+        };
+        let partition = self.offsets_partition(&group).filter(|p| self.coordinator.coordinates(*p));
+        let Some(partition) = partition else {
+            let error = ErrorCode::NotCoordinator;
+            let response = match body {
+                Request::JoinGroup(r) => Response::JoinGroup(JoinGroupResponse {
+                    error,
+                    generation: -1,
+                    protocol: None,
+                    leader: String::new(),
+                    member_id: r.member_id,
+                    members: Vec::new(),
+                }),
+                Request::SyncGroup(_) => Response::SyncGroup(SyncGroupResponse { error, assignment: Vec::new() }),
+                Request::Heartbeat(_) => Response::Heartbeat(HeartbeatResponse { error }),
+                Request::LeaveGroup(_) => Response::LeaveGroup(LeaveGroupResponse { error }),
+                Request::OffsetCommit(_) => Response::OffsetCommit(OffsetCommitResponse { error }),
+                _ => Response::OffsetFetch(OffsetFetchResponse { error, offsets: Vec::new() }),
+            };
+            Self::respond(from, correlation_id, response, fx);
+            return;
+        };
+        let append = match body {
+            Request::JoinGroup(r) => self.coordinator.join(now, from, correlation_id, partition, r, fx),
+            Request::SyncGroup(r) => self.coordinator.sync(from, correlation_id, r, fx),
+            Request::Heartbeat(r) => {
+                self.coordinator.heartbeat(now, from, correlation_id, r, fx);
+                None
+            }
+            Request::LeaveGroup(r) => self.coordinator.leave(now, from, correlation_id, r, fx),
+            Request::OffsetCommit(r) => self.coordinator.commit(from, correlation_id, partition, r, fx),
+            Request::OffsetFetch(r) => {
+                self.coordinator.fetch_offsets(from, correlation_id, r, fx);
+                None
+            }
+            _ => None,
+        };
+        if let Some(append) = append {
+            self.coordinator_append(now, append, fx);
+        }
+    }
+
+    /// Append a coordinator's records to `__consumer_offsets` and wait for them to commit.
+    pub(super) fn coordinator_append(&mut self, now: SimTime, append: Append, fx: &mut Effects) {
+        let tp = TopicPartition::new(OFFSETS_TOPIC, append.partition);
+        let config = self.topic_config(&tp);
+        let Some(replica) = self.replicas.get_mut(&tp).filter(|r| r.is_leader()) else {
+            self.coordinator.on_append_done(now, append.completion, ErrorCode::NotCoordinator, fx);
+            return;
+        };
+        let epoch = replica.leader_epoch;
+        let count = append.records.len() as i64;
+        let batch = crate::record::RecordBatch::new_unassigned(-1, -1, -1, now.as_ms(), append.records);
+        let base_offset = replica.log.append_as_leader(batch, epoch, &config, now.as_ms());
+        fx.note(Note::Appended { partition: tp.clone(), base_offset, count, leader_epoch: epoch, as_leader: true });
+        let id = self.next_id();
+        self.delayed_writes.insert(
+            id,
+            DelayedWrite { partition: tp.clone(), required_offset: base_offset + count, completion: append.completion },
+        );
+        fx.set_timer(Timer::CoordinatorWriteExpiry(id), now.plus_ms(OFFSETS_COMMIT_TIMEOUT_MS));
+        self.maybe_advance_hw(now, &tp, fx);
+        self.try_complete_delayed_fetches(now, Some(&tp), fx);
+    }
+}

@@ -1,0 +1,372 @@
+//! The leader's side of replication: appending, serving fetches, moving the high watermark.
+//!
+//! Only the leader of the current leader epoch takes produce requests (KIP-320 fences requests that
+//! name another epoch: FENCED_LEADER_EPOCH if older, UNKNOWN_LEADER_EPOCH if newer). An `acks=all`
+//! produce is refused with NOT_ENOUGH_REPLICAS if the ISR is smaller than `min.insync.replicas`
+//! *before* appending; once appended it waits in purgatory until the high watermark passes it.
+//!
+//! Followers fetch from their log end; each fetch tells the leader how far that follower has
+//! replicated. The leader moves the high watermark to the smallest log end offset among the
+//! in-sync replicas, and asks the controller (AlterPartition) to add a follower that caught up, or
+//! to drop one that has lagged longer than `replica.lag.time.max.ms`. Consumers read only below the
+//! high watermark; followers read to the log end.
+//!
+//! A follower that lost its place asks OffsetsForLeaderEpoch: the leader answers with the end
+//! offset of the largest epoch it has that is not after the asked one (KIP-101, KIP-279).
+
+use super::purgatory::{DelayedFetch, DelayedProduce};
+use super::replica::{PendingIsr, Replica, SequenceCheck};
+use super::{Broker, Outstanding};
+use crate::config::Acks;
+use crate::effects::Effects;
+use crate::epoch_cache::{UNDEFINED_EPOCH, UNDEFINED_OFFSET};
+use crate::error::ErrorCode;
+use crate::node::NodeId;
+use crate::note::{IsrChangeReason, Note};
+use crate::protocol::*;
+use crate::time::SimTime;
+use crate::timer::Timer;
+use crate::topic::{BrokerId, TopicPartition};
+
+/// `replica.fetch.response.max.bytes` / `max.partition.fetch.bytes`.
+const FETCH_MAX_BYTES: usize = 1024 * 1024;
+
+impl Broker {
+    pub(super) fn validate_leader(
+        &self,
+        tp: &TopicPartition,
+        current_leader_epoch: i32,
+    ) -> Result<&Replica, ErrorCode> {
+        let replica = self.replicas.get(tp).ok_or(ErrorCode::NotLeaderOrFollower)?;
+        if !replica.is_leader() {
+            return Err(ErrorCode::NotLeaderOrFollower);
+        }
+        // KIP-320: the fetcher's epoch must be ours (-1: not checked).
+        if current_leader_epoch >= 0 {
+            if current_leader_epoch < replica.leader_epoch {
+                return Err(ErrorCode::FencedLeaderEpoch);
+            }
+            if current_leader_epoch > replica.leader_epoch {
+                return Err(ErrorCode::UnknownLeaderEpoch);
+            }
+        }
+        Ok(replica)
+    }
+
+    pub(super) fn validate_fetch(&self, request: &FetchRequest, p: &FetchPartition) -> Result<&Replica, ErrorCode> {
+        let replica = self.validate_leader(&p.partition, p.current_leader_epoch)?;
+        if p.fetch_offset < replica.log.log_start_offset() || p.fetch_offset > replica.log_end_offset() {
+            return Err(ErrorCode::OffsetOutOfRange);
+        }
+        if let Some((follower, _)) = request.replica {
+            if !replica.replicas.contains(&follower) {
+                return Err(ErrorCode::NotLeaderOrFollower);
+            }
+        }
+        Ok(replica)
+    }
+
+    pub(super) fn on_produce(
+        &mut self,
+        now: SimTime,
+        from: NodeId,
+        correlation_id: u64,
+        request: ProduceRequest,
+        fx: &mut Effects,
+    ) {
+        let tp = request.partition.clone();
+        let config = self.topic_config(&tp);
+        let reply = |error: ErrorCode, base_offset: i64, log_start_offset: i64, fx: &mut Effects| {
+            if request.acks != Acks::None {
+                let body =
+                    Response::Produce(ProduceResponse { partition: tp.clone(), error, base_offset, log_start_offset });
+                Self::respond(from, correlation_id, body, fx);
+            }
+        };
+        let replica = match self.validate_leader(&tp, -1) {
+            Ok(r) => r,
+            Err(error) => return reply(error, -1, -1, fx),
+        };
+        // `min.insync.replicas` is checked before appending; an acks=1 write ignores it.
+        if request.acks == Acks::All && replica.isr.len() < config.min_insync_replicas {
+            return reply(ErrorCode::NotEnoughReplicas, -1, replica.log.log_start_offset(), fx);
+        }
+        match replica.check_sequence(&request.batch) {
+            // A retry of a batch already in the log: answer with where it went, but an acks=all
+            // retry still waits, like the first attempt, until the batch is committed (Kafka
+            // completes the delayed produce against the original batch's last offset).
+            SequenceCheck::Duplicate(base_offset) => {
+                let required_offset = base_offset + request.batch.len();
+                if request.acks != Acks::All || replica.high_watermark >= required_offset {
+                    return reply(ErrorCode::None, base_offset, replica.log.log_start_offset(), fx);
+                }
+                let delayed = DelayedProduce {
+                    client: from,
+                    correlation_id,
+                    partition: tp.clone(),
+                    leader_epoch: replica.leader_epoch,
+                    base_offset,
+                    required_offset,
+                };
+                return self.delay_produce(now, delayed, request.timeout_ms, fx);
+            }
+            SequenceCheck::OutOfOrder { .. } => {
+                return reply(ErrorCode::OutOfOrderSequenceNumber, -1, replica.log.log_start_offset(), fx);
+            }
+            SequenceCheck::Append => {}
+        }
+        let replica = self.replicas.get_mut(&tp).expect("validated");
+        let count = request.batch.len();
+        let epoch = replica.leader_epoch;
+        let base_offset = replica.log.append_as_leader(request.batch, epoch, &config, now.as_ms());
+        let appended = replica.log.read(base_offset, base_offset + 1, 0).remove(0);
+        replica.remember_producer_batch(&appended);
+        let log_start_offset = replica.log.log_start_offset();
+        fx.note(Note::Appended { partition: tp.clone(), base_offset, count, leader_epoch: epoch, as_leader: true });
+        match request.acks {
+            Acks::None => {}
+            Acks::Leader => reply(ErrorCode::None, base_offset, log_start_offset, fx),
+            Acks::All => {
+                let delayed = DelayedProduce {
+                    client: from,
+                    correlation_id,
+                    partition: tp.clone(),
+                    leader_epoch: epoch,
+                    base_offset,
+                    required_offset: base_offset + count,
+                };
+                self.delay_produce(now, delayed, request.timeout_ms, fx);
+            }
+        }
+        self.maybe_advance_hw(now, &tp, fx);
+        self.try_complete_delayed_fetches(now, Some(&tp), fx);
+    }
+
+    pub(super) fn on_fetch(
+        &mut self,
+        now: SimTime,
+        from: NodeId,
+        correlation_id: u64,
+        request: FetchRequest,
+        fx: &mut Effects,
+    ) {
+        if let Some((follower, _)) = request.replica {
+            self.record_follower_fetches(now, follower, &request, fx);
+        }
+        if request.max_wait_ms == 0 || self.fetch_can_complete(&request) {
+            self.answer_fetch(now, from, correlation_id, &request, fx);
+        } else {
+            let id = self.next_id();
+            fx.set_timer(Timer::DelayedFetchExpiry(id), now.plus_ms(request.max_wait_ms));
+            self.delayed_fetches.insert(id, DelayedFetch { client: from, correlation_id, request });
+        }
+    }
+
+    pub(super) fn record_follower_fetches(
+        &mut self,
+        now: SimTime,
+        follower: BrokerId,
+        request: &FetchRequest,
+        fx: &mut Effects,
+    ) {
+        for p in &request.partitions {
+            if self.validate_fetch(request, p).is_err() {
+                continue;
+            }
+            let replica = self.replicas.get_mut(&p.partition).expect("validated");
+            replica.record_follower_fetch(follower, p.fetch_offset, now.as_ms());
+            self.maybe_expand_isr(now, &p.partition, follower, fx);
+            self.maybe_advance_hw(now, &p.partition, fx);
+        }
+    }
+
+    pub(super) fn answer_fetch(
+        &mut self,
+        now: SimTime,
+        to: NodeId,
+        correlation_id: u64,
+        request: &FetchRequest,
+        fx: &mut Effects,
+    ) {
+        if let Some((follower, _)) = request.replica {
+            // Kafka updates the follower's state again when a delayed fetch completes.
+            self.record_follower_fetches(now, follower, request, fx);
+        }
+        let mut partitions = Vec::with_capacity(request.partitions.len());
+        for p in &request.partitions {
+            let answer = match self.validate_fetch(request, p) {
+                Err(error) => FetchedPartition {
+                    partition: p.partition.clone(),
+                    error,
+                    high_watermark: -1,
+                    log_start_offset: self.replicas.get(&p.partition).map_or(-1, |r| r.log.log_start_offset()),
+                    batches: Vec::new(),
+                },
+                Ok(replica) => {
+                    // Consumers never see past the high watermark; followers read to the log end.
+                    let limit =
+                        if request.replica.is_some() { replica.log_end_offset() } else { replica.high_watermark };
+                    FetchedPartition {
+                        partition: p.partition.clone(),
+                        error: ErrorCode::None,
+                        high_watermark: replica.high_watermark,
+                        log_start_offset: replica.log.log_start_offset(),
+                        batches: replica.log.read(p.fetch_offset, limit, FETCH_MAX_BYTES),
+                    }
+                }
+            };
+            debug_assert!(answer.batches.iter().all(|b| b.base_offset >= 0));
+            partitions.push(answer);
+        }
+        Self::respond(to, correlation_id, Response::Fetch(FetchResponse { partitions }), fx);
+    }
+
+    pub(super) fn on_list_offsets(
+        &mut self,
+        from: NodeId,
+        correlation_id: u64,
+        request: ListOffsetsRequest,
+        fx: &mut Effects,
+    ) {
+        let partitions = request
+            .partitions
+            .iter()
+            .map(|(tp, spec, epoch)| match self.validate_leader(tp, *epoch) {
+                Err(error) => (tp.clone(), error, -1, -1),
+                Ok(replica) => {
+                    let offset = match spec {
+                        OffsetSpec::Earliest => replica.log.log_start_offset(),
+                        OffsetSpec::Latest => replica.high_watermark,
+                    };
+                    (tp.clone(), ErrorCode::None, offset, replica.leader_epoch)
+                }
+            })
+            .collect();
+        Self::respond(from, correlation_id, Response::ListOffsets(ListOffsetsResponse { partitions }), fx);
+    }
+
+    pub(super) fn on_offsets_for_leader_epoch(
+        &mut self,
+        from: NodeId,
+        correlation_id: u64,
+        request: OffsetsForLeaderEpochRequest,
+        fx: &mut Effects,
+    ) {
+        let partitions = request
+            .partitions
+            .iter()
+            .map(|(tp, current_epoch, asked_epoch)| match self.validate_leader(tp, *current_epoch) {
+                Err(error) => EpochEndOffset {
+                    partition: tp.clone(),
+                    error,
+                    leader_epoch: UNDEFINED_EPOCH,
+                    end_offset: UNDEFINED_OFFSET,
+                },
+                Ok(replica) => {
+                    let (leader_epoch, end_offset) =
+                        replica.log.epoch_cache().end_offset_for(*asked_epoch, replica.log_end_offset());
+                    EpochEndOffset { partition: tp.clone(), error: ErrorCode::None, leader_epoch, end_offset }
+                }
+            })
+            .collect();
+        let body = Response::OffsetsForLeaderEpoch(OffsetsForLeaderEpochResponse { partitions });
+        Self::respond(from, correlation_id, body, fx);
+    }
+
+    pub(super) fn maybe_advance_hw(&mut self, now: SimTime, tp: &TopicPartition, fx: &mut Effects) {
+        let lag_max = self.config.replica_lag_time_max_ms;
+        let image = &self.image;
+        let Some(replica) = self.replicas.get_mut(tp) else { return };
+        if let Some(hw) = replica.maybe_advance_high_watermark(now.as_ms(), lag_max, |id| image.is_unfenced(id)) {
+            fx.note(Note::HighWatermark { partition: tp.clone(), high_watermark: hw, on_leader: true });
+            self.try_complete_delayed_produces(tp, fx);
+            self.try_complete_delayed_writes(now, tp, fx);
+            self.try_complete_delayed_fetches(now, Some(tp), fx);
+        }
+    }
+
+    pub(super) fn after_isr_change(&mut self, now: SimTime, tp: &TopicPartition, fx: &mut Effects) {
+        self.maybe_advance_hw(now, tp, fx);
+        self.try_complete_delayed_produces(tp, fx);
+    }
+
+    pub(super) fn alter_isr(
+        &mut self,
+        now: SimTime,
+        tp: &TopicPartition,
+        pending: PendingIsr,
+        reason: IsrChangeReason,
+        fx: &mut Effects,
+    ) {
+        let replica = self.replicas.get_mut(tp).expect("caller checked the replica");
+        let new_isr = match &pending {
+            PendingIsr::Expand(isr) | PendingIsr::Shrink(isr) => isr.clone(),
+        };
+        let body = Request::AlterPartition(AlterPartitionRequest {
+            broker_id: self.id,
+            broker_epoch: self.broker_epoch,
+            partition: tp.clone(),
+            leader_epoch: replica.leader_epoch,
+            partition_epoch: replica.partition_epoch,
+            new_isr: new_isr.clone(),
+        });
+        if let Some(state) = replica.leader_state_mut() {
+            state.pending_isr = Some(pending);
+        }
+        fx.note(Note::IsrChangeRequested { partition: tp.clone(), isr: new_isr, reason });
+        self.request(now, self.controller, Outstanding::AlterPartition(tp.clone()), body, fx);
+    }
+
+    pub(super) fn maybe_shrink_isr(&mut self, now: SimTime, fx: &mut Effects) {
+        let lag_max = self.config.replica_lag_time_max_ms;
+        let mut shrinks = Vec::new();
+        for (tp, replica) in &self.replicas {
+            let Some(state) = replica.leader_state() else { continue };
+            if state.pending_isr.is_some() {
+                continue;
+            }
+            let lagging = replica.out_of_sync_followers(now.as_ms(), lag_max);
+            if let Some(&(follower, ago)) = lagging.first() {
+                let new_isr: Vec<BrokerId> =
+                    replica.isr.iter().copied().filter(|id| !lagging.iter().any(|(l, _)| l == id)).collect();
+                shrinks.push((tp.clone(), new_isr, follower, ago));
+            }
+        }
+        for (tp, new_isr, follower, ago) in shrinks {
+            let reason = IsrChangeReason::FollowerLagged { follower, caught_up_ms_ago: ago };
+            self.alter_isr(now, &tp, PendingIsr::Shrink(new_isr), reason, fx);
+        }
+    }
+
+    pub(super) fn maybe_expand_isr(&mut self, now: SimTime, tp: &TopicPartition, follower: BrokerId, fx: &mut Effects) {
+        let Some(replica) = self.replicas.get(tp) else { return };
+        // KIP-841: only an unfenced broker may join the ISR.
+        if !replica.may_join_isr(follower) || !self.image.is_unfenced(follower) {
+            return;
+        }
+        let mut new_isr = replica.isr.clone();
+        new_isr.push(follower);
+        self.alter_isr(now, tp, PendingIsr::Expand(new_isr), IsrChangeReason::FollowerCaughtUp { follower }, fx);
+    }
+
+    pub(super) fn on_alter_partition_answer(
+        &mut self,
+        now: SimTime,
+        tp: &TopicPartition,
+        r: AlterPartitionResponse,
+        fx: &mut Effects,
+    ) {
+        let Some(replica) = self.replicas.get_mut(tp) else { return };
+        let Some(state) = replica.leader_state_mut() else { return };
+        state.pending_isr = None;
+        if r.error.is_none() {
+            if r.leader_epoch == replica.leader_epoch && r.partition_epoch >= replica.partition_epoch {
+                replica.isr = r.isr;
+                replica.partition_epoch = r.partition_epoch;
+            }
+            self.after_isr_change(now, tp, fx);
+        } else {
+            fx.note(Note::IsrChangeFailed { partition: tp.clone(), error: r.error });
+        }
+    }
+}

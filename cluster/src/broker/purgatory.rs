@@ -1,0 +1,155 @@
+//! Purgatory: requests that cannot be answered yet.
+//!
+//! Kafka parks a request that is waiting for something in a `DelayedOperationPurgatory` and
+//! completes it when the thing happens or its timeout fires, whichever comes first:
+//! - a fetch with nothing new to return waits up to its `max.wait.ms` (a follower's up to
+//!   `replica.fetch.wait.max.ms`) for records to arrive (for a consumer: for the high watermark
+//!   to move);
+//! - an `acks=all` produce waits until the high watermark passes its records, or its
+//!   `request.timeout.ms`; it fails with NOT_LEADER_OR_FOLLOWER if this broker stops leading;
+//! - a group coordinator's write to `__consumer_offsets` waits, like an `acks=all` produce, until it
+//!   is committed, or `offsets.commit.timeout.ms`.
+//!
+//! Every event that could complete one (an append, a follower's fetch, an ISR change, a role
+//! change) tries the waiting operations of that partition again.
+
+use super::Broker;
+use crate::effects::Effects;
+use crate::error::ErrorCode;
+use crate::group::coordinator::Completion;
+use crate::node::NodeId;
+use crate::protocol::*;
+use crate::time::SimTime;
+use crate::timer::Timer;
+use crate::topic::TopicPartition;
+
+#[derive(Clone, Debug)]
+pub(super) struct DelayedFetch {
+    pub(super) client: NodeId,
+    pub(super) correlation_id: u64,
+    pub(super) request: FetchRequest,
+}
+
+#[derive(Clone, Debug)]
+pub(super) struct DelayedProduce {
+    pub(super) client: NodeId,
+    pub(super) correlation_id: u64,
+    pub(super) partition: TopicPartition,
+    pub(super) leader_epoch: i32,
+    pub(super) base_offset: i64,
+    /// The HW must reach this (the offset after the batch).
+    pub(super) required_offset: i64,
+}
+
+/// A group coordinator's write to `__consumer_offsets`, waiting to be committed.
+#[derive(Clone, Debug)]
+pub(super) struct DelayedWrite {
+    pub(super) partition: TopicPartition,
+    pub(super) required_offset: i64,
+    pub(super) completion: Completion,
+}
+
+impl Broker {
+    /// Park an acks=all produce in purgatory until the high watermark passes it, or its timeout.
+    pub(super) fn delay_produce(&mut self, now: SimTime, delayed: DelayedProduce, timeout_ms: u64, fx: &mut Effects) {
+        let id = self.next_id();
+        self.delayed_produces.insert(id, delayed);
+        fx.set_timer(Timer::DelayedProduceExpiry(id), now.plus_ms(timeout_ms));
+    }
+
+    pub(super) fn try_complete_delayed_produces(&mut self, tp: &TopicPartition, fx: &mut Effects) {
+        let ids: Vec<u64> =
+            self.delayed_produces.iter().filter(|(_, d)| &d.partition == tp).map(|(id, _)| *id).collect();
+        for id in ids {
+            let d = &self.delayed_produces[&id];
+            let Some(replica) = self.replicas.get(tp) else { continue };
+            let error = if !replica.is_leader() || replica.leader_epoch != d.leader_epoch {
+                ErrorCode::NotLeaderOrFollower
+            } else if replica.high_watermark >= d.required_offset {
+                let min_isr = self.image.topic_config(&tp.topic).map_or(1, |c| c.min_insync_replicas);
+                if replica.maximal_isr().len() >= min_isr {
+                    ErrorCode::None
+                } else {
+                    ErrorCode::NotEnoughReplicasAfterAppend
+                }
+            } else {
+                continue;
+            };
+            let d = self.delayed_produces.remove(&id).expect("present");
+            fx.cancel_timer(Timer::DelayedProduceExpiry(id));
+            let base_offset = if error.is_none() { d.base_offset } else { -1 };
+            let log_start_offset = replica.log.log_start_offset();
+            let body =
+                Response::Produce(ProduceResponse { partition: d.partition, error, base_offset, log_start_offset });
+            Self::respond(d.client, d.correlation_id, body, fx);
+        }
+    }
+
+    pub(super) fn fail_delayed_produces(&mut self, tp: &TopicPartition, error: ErrorCode, fx: &mut Effects) {
+        let ids: Vec<u64> =
+            self.delayed_produces.iter().filter(|(_, d)| &d.partition == tp).map(|(id, _)| *id).collect();
+        for id in ids {
+            let d = self.delayed_produces.remove(&id).expect("present");
+            fx.cancel_timer(Timer::DelayedProduceExpiry(id));
+            let body = Response::Produce(ProduceResponse {
+                partition: d.partition,
+                error,
+                base_offset: -1,
+                log_start_offset: -1,
+            });
+            Self::respond(d.client, d.correlation_id, body, fx);
+        }
+    }
+
+    /// Complete every delayed fetch that now has something to return (restricted to those that
+    /// include `tp`, if given).
+    pub(super) fn try_complete_delayed_fetches(&mut self, now: SimTime, tp: Option<&TopicPartition>, fx: &mut Effects) {
+        let ready: Vec<u64> = self
+            .delayed_fetches
+            .iter()
+            .filter(|(_, d)| tp.is_none_or(|tp| d.request.partitions.iter().any(|p| &p.partition == tp)))
+            .filter(|(_, d)| self.fetch_can_complete(&d.request))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ready {
+            let d = self.delayed_fetches.remove(&id).expect("present");
+            fx.cancel_timer(Timer::DelayedFetchExpiry(id));
+            self.answer_fetch(now, d.client, d.correlation_id, &d.request, fx);
+        }
+    }
+
+    pub(super) fn fetch_can_complete(&self, request: &FetchRequest) -> bool {
+        request.partitions.iter().any(|p| match self.validate_fetch(request, p) {
+            Err(_) => true,
+            Ok(replica) => {
+                let limit = if request.replica.is_some() { replica.log_end_offset() } else { replica.high_watermark };
+                p.fetch_offset < limit
+            }
+        })
+    }
+
+    pub(super) fn try_complete_delayed_writes(&mut self, now: SimTime, tp: &TopicPartition, fx: &mut Effects) {
+        let hw = self.replicas.get(tp).map_or(-1, |r| r.high_watermark);
+        let done: Vec<u64> = self
+            .delayed_writes
+            .iter()
+            .filter(|(_, w)| &w.partition == tp && hw >= w.required_offset)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in done {
+            let w = self.delayed_writes.remove(&id).expect("listed");
+            fx.cancel_timer(Timer::CoordinatorWriteExpiry(id));
+            self.coordinator.on_append_done(now, w.completion, ErrorCode::None, fx);
+        }
+    }
+
+    pub(super) fn fail_delayed_writes(&mut self, now: SimTime, tp: &TopicPartition, fx: &mut Effects) {
+        let failed: Vec<u64> =
+            self.delayed_writes.iter().filter(|(_, w)| &w.partition == tp).map(|(id, _)| *id).collect();
+        for id in failed {
+            let w = self.delayed_writes.remove(&id).expect("listed");
+            fx.cancel_timer(Timer::CoordinatorWriteExpiry(id));
+            self.coordinator.on_append_done(now, w.completion, ErrorCode::NotCoordinator, fx);
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! Brokers and a controller as pure state machines on the [`crate::testing::Harness`]: each test
+//! builds its setup step by step and says what Kafka does in it.
+
+use crate::config::{Acks, TopicConfig};
+use crate::log::TruncateReason;
+use crate::node::NodeId;
+use crate::note::Note;
+use crate::protocol::{Message, Request, Response};
+use crate::testing::Harness;
+use crate::topic::{BrokerId, TopicPartition};
+
+fn tp() -> TopicPartition {
+    TopicPartition::new("t", 0)
+}
+
+/// `(to_offset, removed, reason)` of every truncation `broker` noted for `tp`, in order.
+fn truncations(h: &Harness, broker: BrokerId, tp: &TopicPartition) -> Vec<(i64, i64, TruncateReason)> {
+    h.notes
+        .iter()
+        .filter(|(_, node, _)| *node == NodeId::Broker(broker))
+        .filter_map(|(_, _, note)| match note {
+            Note::Truncated { partition, to_offset, removed, reason } if partition == tp => {
+                Some((*to_offset, *removed, *reason))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The OffsetsForLeaderEpoch rounds `follower` went through for `tp`: the epoch it asked about,
+/// and the leader's answer `(epoch, end offset)`.
+fn epoch_rounds(h: &Harness, follower: BrokerId, tp: &TopicPartition) -> (Vec<i32>, Vec<(i32, i64)>) {
+    let me = NodeId::Broker(follower);
+    let mut asked = Vec::new();
+    let mut answers = Vec::new();
+    for (_, from, to, message) in &h.delivered {
+        match message {
+            Message::Request { body: Request::OffsetsForLeaderEpoch(r), .. } if *from == me => {
+                asked.extend(r.partitions.iter().filter(|(p, _, _)| p == tp).map(|(_, _, asked)| *asked));
+            }
+            Message::Response { body: Response::OffsetsForLeaderEpoch(r), .. } if *to == me => {
+                answers
+                    .extend(r.partitions.iter().filter(|a| &a.partition == tp).map(|a| (a.leader_epoch, a.end_offset)));
+            }
+            _ => {}
+        }
+    }
+    (asked, answers)
+}
+
+fn values(records: &[(i64, i32, String)]) -> Vec<&str> {
+    records.iter().map(|(_, _, v)| v.as_str()).collect()
+}
+
+/// Run until `follower` holds as many records as the leader and fetches from it.
+fn await_caught_up(h: &mut Harness, follower: BrokerId, leader: BrokerId, tp: &TopicPartition) {
+    let tp = tp.clone();
+    h.run_until(
+        |h| {
+            h.broker(follower).replica(&tp).is_some_and(|r| {
+                r.log_end_offset() == h.replica(leader, &tp).log_end_offset()
+                    && matches!(r.follower_of(), Some((l, crate::broker::replica::FollowerPhase::Fetching)) if l == leader)
+            })
+        },
+        120_000,
+    );
+}
+
+/// KIP-101. Broker 1 leads epoch 0 and appends two records broker 2 never gets (a network cut),
+/// then dies; broker 2 leads the next epoch and appends four records of its own at the same
+/// offsets. Broker 1 restarts with its high watermark checkpoint never written (HW 0).
+///
+/// Kafka's follower asks OffsetsForLeaderEpoch for its latest epoch (0); the leader answers with
+/// where epoch 0 ends in its log (3, the start of its own epoch), and the follower truncates to
+/// `min(that, its own end of epoch 0)` (`AbstractFetcherThread.getOffsetTruncationState`, the
+/// `followerEpoch == leaderEpochOffset.leaderEpoch` branch). It keeps the three committed records
+/// it shares with the leader: truncating to its HW, as before KIP-101, would drop all five and,
+/// had the leader died meanwhile, lose committed records.
+#[test]
+fn diverged_follower_truncates_to_the_leaders_epoch_end_kip_101() {
+    let tp = tp();
+    let mut h = Harness::new(&[1, 2], vec![Harness::topic("t", &[1, 2], TopicConfig::default())]);
+    h.await_leader(&tp, 1);
+    let (_, first_epoch) = h.leader(&tp);
+    h.produce_ok(1, &tp, Acks::All, &["a", "b", "c"]);
+    h.cut(NodeId::Broker(1), NodeId::Broker(2));
+    h.produce_ok(1, &tp, Acks::Leader, &["d", "e"]);
+    h.kill(1);
+    h.heal();
+    h.await_leader(&tp, 2);
+    let (_, second_epoch) = h.leader(&tp);
+    assert!(second_epoch > first_epoch);
+    h.produce_ok(2, &tp, Acks::Leader, &["F", "G", "H", "I"]);
+
+    h.start(1);
+    assert_eq!(h.replica(1, &tp).high_watermark, 0, "no HW checkpoint was written");
+    assert_eq!(h.replica(1, &tp).log_end_offset(), 5, "the crash kept the page cache");
+    await_caught_up(&mut h, 1, 2, &tp);
+
+    assert_eq!(epoch_rounds(&h, 1, &tp), (vec![first_epoch], vec![(first_epoch, 3)]));
+    assert_eq!(truncations(&h, 1, &tp), vec![(3, 2, TruncateReason::DivergedFromLeader)]);
+    assert_eq!(h.records(1, &tp), h.records(2, &tp), "the follower's log is the leader's");
+    assert_eq!(values(&h.records(1, &tp)), ["a", "b", "c", "F", "G", "H", "I"]);
+    assert_eq!(h.replica(1, &tp).log.epoch_cache(), h.replica(2, &tp).log.epoch_cache());
+}
+
+/// KIP-279. The two brokers' histories diverge more than one epoch back, because leadership
+/// alternated while the other broker was down (unclean elections):
+///
+/// ```text
+///   offset      0 1 2 | 3 4 | 5        6 7
+///   broker 1    a b c | d e | x          (epochs E0, E0, E2)
+///   broker 2    a b c | F G H | I J      (epochs E0, E1, E3)
+/// ```
+///
+/// Broker 1 restarts as follower of broker 2 (epoch E3) and asks about its latest epoch, E2. The
+/// leader never had E2: it answers with the largest epoch not above it, E1, ending at 6. Broker 1
+/// never had E1: its largest epoch not above E1 is E0, ending (in its log) at 5. In Kafka's
+/// `AbstractFetcherThread.getOffsetTruncationState` the branch "the follower does not know about
+/// the epoch that leader replied with" truncates to `min(followerEndOffset, replicaEndOffset)` = 5
+/// with `truncationCompleted = false`, and the follower asks again, now about its latest epoch E0.
+/// The leader answers E0 ending at 3; the epochs agree, and the follower truncates to
+/// `min(followerEndOffset, leaderEpochOffset.endOffset)` = min(5, 3) = 3 and starts fetching.
+/// (KIP-279: "Fix log divergence between leader and follower after fast leader fail over".) A
+/// single KIP-101 round would have kept `x` at offset 5 where the leader has `H`.
+#[test]
+fn second_truncation_round_when_histories_diverge_two_epochs_back_kip_279() {
+    let tp = tp();
+    let unclean = TopicConfig { unclean_leader_election_enable: true, ..TopicConfig::default() };
+    let mut h = Harness::new(&[1, 2], vec![Harness::topic("t", &[1, 2], unclean)]);
+    h.await_leader(&tp, 1);
+    let (_, e0) = h.leader(&tp);
+    h.produce_ok(1, &tp, Acks::All, &["a", "b", "c"]);
+    h.cut(NodeId::Broker(1), NodeId::Broker(2));
+    h.produce_ok(1, &tp, Acks::Leader, &["d", "e"]);
+    h.kill(1);
+    h.heal();
+
+    h.await_leader(&tp, 2);
+    let (_, e1) = h.leader(&tp);
+    h.produce_ok(2, &tp, Acks::Leader, &["F", "G", "H"]);
+    h.kill(2);
+
+    h.start(1);
+    h.await_leader(&tp, 1);
+    let (_, e2) = h.leader(&tp);
+    h.produce_ok(1, &tp, Acks::Leader, &["x"]);
+    h.kill(1);
+
+    h.start(2);
+    h.await_leader(&tp, 2);
+    let (_, e3) = h.leader(&tp);
+    h.produce_ok(2, &tp, Acks::Leader, &["I", "J"]);
+    assert!(e0 < e1 && e1 < e2 && e2 < e3, "epochs {e0} {e1} {e2} {e3}");
+    let epochs = |h: &Harness, b| h.replica(b, &tp).log.epoch_cache().entries().to_vec();
+    assert_eq!(epochs(&h, 2), [(e0, 0), (e1, 3), (e3, 6)]);
+
+    h.start(1);
+    assert_eq!(epochs(&h, 1), [(e0, 0), (e2, 5)]);
+    await_caught_up(&mut h, 1, 2, &tp);
+
+    assert_eq!(epoch_rounds(&h, 1, &tp), (vec![e2, e0], vec![(e1, 6), (e0, 3)]));
+    assert_eq!(
+        truncations(&h, 1, &tp),
+        vec![(5, 1, TruncateReason::DivergedFromLeader), (3, 2, TruncateReason::DivergedFromLeader)]
+    );
+    assert_eq!(h.records(1, &tp), h.records(2, &tp), "the follower's log is the leader's");
+    assert_eq!(values(&h.records(1, &tp)), ["a", "b", "c", "F", "G", "H", "I", "J"]);
+    assert_eq!(epochs(&h, 1), epochs(&h, 2));
+}
