@@ -16,7 +16,7 @@ use crate::broker::replica::Replica;
 use crate::broker::{Broker, BrokerDisk};
 use crate::config::{Acks, BrokerConfig, TopicConfig};
 use crate::controller::{Controller, ControllerDisk, TopicSpec};
-use crate::effects::{Effects, Input, StateMachine};
+use crate::effects::{Effects, Input, StateMachine, TimerOp};
 use crate::node::NodeId;
 use crate::note::Note;
 use crate::protocol::{Message, ProduceRequest, ProduceResponse, Request, Response};
@@ -292,17 +292,15 @@ impl Harness {
             NodeId::Client(_) => unreachable!("the client is the test itself"),
         }
         self.check_invariants();
-        for timer in fx.cancels {
-            if let Some(key) = self.armed.remove(&(node, timer)) {
+        // In the order the node made them: the last operation on a timer wins.
+        for op in fx.timer_ops {
+            if let Some(key) = self.armed.remove(&(node, op.timer().clone())) {
                 self.queue.remove(&key);
             }
-        }
-        for (timer, at) in fx.timers {
-            if let Some(key) = self.armed.remove(&(node, timer.clone())) {
-                self.queue.remove(&key);
+            if let TimerOp::Set(timer, at) = op {
+                let key = self.push(at.max(now), Event::Fire { node, timer: timer.clone() });
+                self.armed.insert((node, timer), key);
             }
-            let key = self.push(at.max(now), Event::Fire { node, timer: timer.clone() });
-            self.armed.insert((node, timer), key);
         }
         for (to, message) in fx.sends {
             self.send(node, to, message);
