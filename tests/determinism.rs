@@ -29,7 +29,7 @@ fn what_if_replays_the_past_exactly() {
     let scenario = leader_failover();
     let original = ksim_sim::run(&scenario, "leader-failover", 42).unwrap().trace;
     let at = SimTime::from_ms(12_345);
-    let options = RunOptions { extra_faults: vec![(at, Fault::Kill(NodeId::Broker(2)))] };
+    let options = RunOptions { extra_faults: vec![(at, Fault::Kill(NodeId::Broker(2)))], ..RunOptions::default() };
     let branch = ksim_sim::run_with(&scenario, "leader-failover", 42, &options).unwrap().trace;
     let before = |t: &ksim_sim::Trace| t.events.iter().filter(|e| e.time_us < at.0).cloned().collect::<Vec<_>>();
     let past = before(&original);

@@ -8,7 +8,7 @@
 //! workload, as long as the same kind of failure still happens under the same seed.
 
 use crate::rng::stream;
-use crate::run::{run, Outcome};
+use crate::run::{run, run_with, Outcome, RunOptions};
 use crate::scenario::{Action, App, FuzzBudget, NodeRef, Scenario, Step};
 use rand_core::RngCore;
 use std::collections::{BTreeMap, BTreeSet};
@@ -164,7 +164,9 @@ pub fn failures(outcome: &Outcome) -> Vec<String> {
 /// Run one fuzz seed: the failures it shows (empty: it passed), and the scenario it ran.
 pub fn run_seed(base: &Scenario, name: &str, seed: u64) -> Result<(Vec<String>, Scenario), String> {
     let scenario = with_random_faults(base, seed);
-    let outcome = run(&scenario, name, seed)?;
+    // Invariants on: a seed whose run breaks one is an internal error, a bug in ksim.
+    let options = RunOptions { check_invariants: true, ..RunOptions::default() };
+    let outcome = run_with(&scenario, name, seed, &options)?;
     Ok((failures(&outcome), scenario))
 }
 

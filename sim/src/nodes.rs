@@ -112,6 +112,15 @@ impl Machine {
         }
     }
 
+    /// Whether the node's state is one Kafka can be in (see `ksim_cluster::invariant`).
+    pub fn check_invariants(&self) -> Result<(), String> {
+        match self {
+            Machine::Controller(m) => m.check_invariants(),
+            Machine::Broker(m) => m.check_invariants(),
+            Machine::Client(m) => m.check_invariants(),
+        }
+    }
+
     /// What this node leaves on disk when its process ends.
     pub fn into_durable(self) -> Durable {
         match self {

@@ -14,6 +14,9 @@ use std::time::Duration;
 #[derive(Clone, Debug, Default)]
 pub struct RunOptions {
     pub extra_faults: Vec<(SimTime, Fault)>,
+    /// Check every node's invariants after every step even in a release build (a debug build
+    /// always does). A broken invariant stops the run as an internal error: a bug in ksim.
+    pub check_invariants: bool,
 }
 
 pub struct Outcome {
@@ -119,6 +122,7 @@ async fn supervise(scenario: Scenario, name: String, seed: u64, options: RunOpti
     let world = World::new(&scenario, resolved, seed, &name, |world| {
         Box::new(MadsimDriver::new(world, fabric, madsim_nodes.clone()))
     });
+    world.lock().expect("world lock").check_invariants = options.check_invariants || cfg!(debug_assertions);
 
     let mut nodes: Vec<(NodeId, Option<(crate::scenario::App, u64)>)> = vec![(NodeId::Controller(CONTROLLER_ID), None)];
     nodes.extend(scenario.cluster.brokers.iter().map(|b| (NodeId::Broker(*b), None)));

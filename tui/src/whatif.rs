@@ -56,6 +56,6 @@ pub fn fault_time(time_us: u64) -> SimTime {
 
 /// Run the scenario again with these extra faults; the new trace.
 pub fn simulate(scenario: &Scenario, name: &str, seed: u64, faults: &[(SimTime, Fault)]) -> Result<Trace, String> {
-    let options = RunOptions { extra_faults: faults.to_vec() };
+    let options = RunOptions { extra_faults: faults.to_vec(), ..RunOptions::default() };
     ksim_sim::run_with(scenario, name, seed, &options).map(|outcome| outcome.trace)
 }

@@ -66,6 +66,8 @@ pub struct World {
     max_events: usize,
     /// When the trace hit `max_events`, if it did.
     pub overflowed_at: Option<SimTime>,
+    /// Check the stepped node's invariants after every step (debug builds, fuzzing).
+    pub check_invariants: bool,
 }
 
 /// No run records more than this many events; a scenario that would is cut short and says so.
@@ -148,6 +150,7 @@ impl World {
                 finished: false,
                 max_events: MAX_EVENTS,
                 overflowed_at: None,
+                check_invariants: cfg!(debug_assertions),
             })
         })
     }
@@ -321,6 +324,13 @@ impl World {
         }
         for (to, message) in fx.sends {
             self.send(now, node, to, message);
+        }
+        if self.check_invariants {
+            if let Some(Err(broken)) =
+                self.slots.get(&node).and_then(|s| s.machine.as_ref()).map(Machine::check_invariants)
+            {
+                panic!("invariant broken on {} at {now}: {broken}", self.header_name(node));
+            }
         }
         let findings = self.checker.after_step(node, &self.slots);
         for finding in findings {
