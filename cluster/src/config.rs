@@ -172,10 +172,16 @@ pub struct BrokerConfig {
     pub leader_imbalance_check_interval_seconds: u64,
     /// `leader.imbalance.per.broker.percentage`.
     pub leader_imbalance_per_broker_percentage: u64,
-    /// Not a Kafka config: how often the operating system writes dirty pages back to disk
-    /// (Linux's `vm.dirty_expire_centisecs` is 30 s, written back every 5 s). Data written but
-    /// not yet written back is what a power failure loses.
-    pub os_writeback_interval_ms: u64,
+    /// `replica.high.watermark.checkpoint.interval.ms`: how often the broker writes its
+    /// `replication-offset-checkpoint` file of high watermarks.
+    pub replica_high_watermark_checkpoint_interval_ms: u64,
+    /// Linux's `vm.dirty_expire_centisecs` (not a Kafka config; the broker host's kernel): a file
+    /// whose pages have been dirty this long is written back, whole, at the next flusher wake-up.
+    pub vm_dirty_expire_centisecs: u64,
+    /// Linux's `vm.dirty_writeback_centisecs`: how often the kernel's flusher wakes up. Together
+    /// the two decide what a power failure loses: an appended segment reaches the disk every
+    /// ~30-35 s, so up to ~35 s of acknowledged, unflushed writes (see `sim`'s host writeback).
+    pub vm_dirty_writeback_centisecs: u64,
 }
 
 impl Default for BrokerConfig {
@@ -196,7 +202,9 @@ impl Default for BrokerConfig {
             auto_leader_rebalance_enable: true,
             leader_imbalance_check_interval_seconds: 300,
             leader_imbalance_per_broker_percentage: 10,
-            os_writeback_interval_ms: 5_000,
+            replica_high_watermark_checkpoint_interval_ms: 5_000,
+            vm_dirty_expire_centisecs: 3_000,
+            vm_dirty_writeback_centisecs: 500,
         }
     }
 }
@@ -217,7 +225,9 @@ impl Configurable for BrokerConfig {
         "auto.leader.rebalance.enable",
         "leader.imbalance.check.interval.seconds",
         "leader.imbalance.per.broker.percentage",
-        "os.writeback.interval.ms",
+        "replica.high.watermark.checkpoint.interval.ms",
+        "vm.dirty_expire_centisecs",
+        "vm.dirty_writeback_centisecs",
         "(and every topic-level config)",
     ];
 
@@ -243,7 +253,11 @@ impl Configurable for BrokerConfig {
             "leader.imbalance.per.broker.percentage" => {
                 self.leader_imbalance_per_broker_percentage = parse_u64(key, value)?
             }
-            "os.writeback.interval.ms" => self.os_writeback_interval_ms = parse_u64(key, value)?.max(1),
+            "replica.high.watermark.checkpoint.interval.ms" => {
+                self.replica_high_watermark_checkpoint_interval_ms = parse_u64(key, value)?.max(1)
+            }
+            "vm.dirty_expire_centisecs" => self.vm_dirty_expire_centisecs = parse_u64(key, value)?,
+            "vm.dirty_writeback_centisecs" => self.vm_dirty_writeback_centisecs = parse_u64(key, value)?.max(1),
             _ => {
                 let topic_key = key.strip_prefix("log.").unwrap_or(key);
                 return self.topic_defaults.set(topic_key, value).map_err(|e| {

@@ -178,6 +178,18 @@ impl Log {
         self.unflushed_since_ms = None;
     }
 
+    /// Linux's flusher: a file dirty since `expire_ms` ago or longer is written back whole,
+    /// including what was written after it first became dirty. Returns whether it wrote.
+    pub fn os_writeback(&mut self, now_ms: u64, expire_ms: u64) -> bool {
+        let expired = self.unflushed_since_ms.is_some_and(|since| now_ms.saturating_sub(since) >= expire_ms);
+        if !expired {
+            return false;
+        }
+        let wrote = self.flushed_offset < self.log_end_offset;
+        self.flush();
+        wrote
+    }
+
     /// Kafka's own flush policy (`flush.messages`, `flush.ms`); off by default.
     pub fn maybe_flush_by_config(&mut self, config: &TopicConfig, now_ms: u64) {
         let unflushed = (self.log_end_offset - self.flushed_offset) as u64;
@@ -385,6 +397,25 @@ mod tests {
         assert_eq!(log.lose_unflushed(), 2);
         assert_eq!(log.log_end_offset(), 2);
         assert_eq!(log.epoch_cache().entries(), &[(0, 0)], "the lost epoch is forgotten too");
+    }
+
+    #[test]
+    fn the_kernel_writes_a_file_back_whole_once_it_has_been_dirty_long_enough() {
+        // Linux's flusher: a file first dirtied at 1 s, with vm.dirty_expire_centisecs = 30 s, is
+        // written back at the first wake-up at or after 31 s, including what was written later.
+        let config = TopicConfig::default();
+        let mut log = Log::new(0);
+        log.append_as_leader(batch(&["a"]), 0, &config, 1_000);
+        log.append_as_leader(batch(&["b"]), 0, &config, 20_000);
+        assert!(!log.os_writeback(30_000, 30_000), "dirty for 29 s: not yet");
+        assert_eq!(log.flushed_offset(), 0);
+        assert!(log.os_writeback(31_000, 30_000));
+        assert_eq!(log.flushed_offset(), 2, "the whole file, b included");
+        // The next write dirties it again from its own time.
+        log.append_as_leader(batch(&["c"]), 0, &config, 32_000);
+        assert!(!log.os_writeback(61_000, 30_000));
+        assert!(log.os_writeback(62_000, 30_000));
+        assert_eq!(log.flushed_offset(), 3);
     }
 
     #[test]

@@ -75,7 +75,7 @@ impl Harness {
     pub fn new(broker_ids: &[BrokerId], topics: Vec<TopicSpec>) -> Harness {
         let config = BrokerConfig {
             auto_leader_rebalance_enable: false,
-            os_writeback_interval_ms: 3_600_000,
+            replica_high_watermark_checkpoint_interval_ms: 3_600_000,
             ..Default::default()
         };
         let controller =

@@ -22,8 +22,9 @@ pub enum Timer {
     /// The leader's periodic look for followers that fell out of sync.
     IsrCheck,
     RetentionCheck,
-    /// The operating system writes dirty pages back to disk.
-    OsWriteback,
+    /// Time to write the `replication-offset-checkpoint` of high watermarks
+    /// (`replica.high.watermark.checkpoint.interval.ms`).
+    HighWatermarkCheckpoint,
     // -- controller --
     SessionCheck,
     LeaderImbalanceCheck,
@@ -60,7 +61,7 @@ impl fmt::Display for Timer {
             Timer::DelayedProduceExpiry(id) => write!(f, "delayed produce #{id} expired"),
             Timer::IsrCheck => write!(f, "ISR check"),
             Timer::RetentionCheck => write!(f, "retention check"),
-            Timer::OsWriteback => write!(f, "OS writeback"),
+            Timer::HighWatermarkCheckpoint => write!(f, "high-watermark checkpoint"),
             Timer::SessionCheck => write!(f, "broker session check"),
             Timer::LeaderImbalanceCheck => write!(f, "leader imbalance check"),
             Timer::MetadataFetchExpiry(b) => write!(f, "metadata fetch from broker-{b} expired"),

@@ -5,8 +5,15 @@
 //! `replication-offset-checkpoint` of high watermarks. A power failure loses whatever was never
 //! flushed ([`BrokerDisk::lose_unflushed`]). A restarted broker is rebuilt from this alone.
 //!
-//! Roughly every five seconds the operating system writes dirty pages back and Kafka checkpoints
-//! the high watermarks; retention deletes whole segments below the high watermark that are older
+//! Kafka does not fsync its writes (unless `flush.messages` or `flush.ms` say so): the host's
+//! kernel writes dirty pages back. Linux does that per file: its flusher wakes every
+//! `vm.dirty_writeback_centisecs` (5 s) and writes back, whole, each file that has been dirty for
+//! longer than `vm.dirty_expire_centisecs` (30 s). So an appended segment reaches the disk every
+//! 30-35 s, and a power failure loses up to that much. The kernel does this, not the broker: it
+//! goes on while the process is dead and does not restart with it ([`Broker::os_writeback`] and
+//! [`BrokerDisk::os_writeback`] are called by the simulated host, not by a broker timer). Every
+//! `replica.high.watermark.checkpoint.interval.ms` (5 s) the broker checkpoints its high
+//! watermarks. Retention deletes whole segments below the high watermark that are older
 //! (`retention.ms`) or beyond the size (`retention.bytes`) the topic keeps.
 
 use super::Broker;
@@ -38,6 +45,18 @@ impl BrokerDisk {
         }
         lost
     }
+
+    /// The host's kernel writes back every log dirty for `expire_ms` or longer, while the broker
+    /// process is dead. Returns each log written back and its new flushed offset.
+    pub fn os_writeback(&mut self, now_ms: u64, expire_ms: u64) -> Vec<(TopicPartition, i64)> {
+        let mut flushed = Vec::new();
+        for (tp, log) in &mut self.logs {
+            if log.os_writeback(now_ms, expire_ms) {
+                flushed.push((tp.clone(), log.flushed_offset()));
+            }
+        }
+        flushed
+    }
 }
 
 impl Broker {
@@ -51,19 +70,30 @@ impl Broker {
         disk
     }
 
-    /// The OS writes dirty pages back, and Kafka checkpoints high watermarks (both roughly every
-    /// five seconds in a real deployment).
-    pub(super) fn writeback(&mut self, now: SimTime, fx: &mut Effects) {
+    /// Kafka's periodic work on its logs: the high-watermark checkpoint, and the flush policy
+    /// of topics that set `flush.ms` (`LogManager`'s flush and checkpoint schedulers).
+    pub(super) fn checkpoint_high_watermarks(&mut self, now: SimTime, fx: &mut Effects) {
         let tps: Vec<TopicPartition> = self.replicas.keys().cloned().collect();
         for tp in tps {
             let config = self.topic_config(&tp);
             let replica = self.replicas.get_mut(&tp).expect("listed");
+            let before = replica.log.flushed_offset();
             replica.log.maybe_flush_by_config(&config, now.as_ms());
-            if replica.log.flushed_offset() < replica.log_end_offset() {
-                replica.log.flush();
+            if replica.log.flushed_offset() > before {
                 fx.note(Note::Flushed { partition: tp.clone(), offset: replica.log.flushed_offset() });
             }
             replica.checkpointed_high_watermark = replica.high_watermark;
+        }
+    }
+
+    /// The host's kernel writes back every log whose pages have been dirty for `expire_ms` or
+    /// longer (Linux's flusher, `vm.dirty_expire_centisecs`). Called by the simulated host at each
+    /// flusher wake-up, whatever the process is doing.
+    pub fn os_writeback(&mut self, now: SimTime, expire_ms: u64, fx: &mut Effects) {
+        for (tp, replica) in &mut self.replicas {
+            if replica.log.os_writeback(now.as_ms(), expire_ms) {
+                fx.note(Note::Flushed { partition: tp.clone(), offset: replica.log.flushed_offset() });
+            }
         }
     }
 

@@ -43,7 +43,8 @@ impl Broker {
             });
         }
         self.register(now, fx);
-        fx.set_timer(Timer::OsWriteback, now.plus_ms(self.config.os_writeback_interval_ms));
+        let interval_ms = self.config.replica_high_watermark_checkpoint_interval_ms;
+        fx.set_timer(Timer::HighWatermarkCheckpoint, now.plus_ms(interval_ms));
         fx.set_timer(Timer::RetentionCheck, now.plus_ms(self.config.log_retention_check_interval_ms));
         fx.set_timer(Timer::IsrCheck, now.plus_ms((self.config.replica_lag_time_max_ms / 2).max(1)));
     }

@@ -329,9 +329,10 @@ impl Broker {
                 self.apply_retention(now, fx);
                 fx.set_timer(Timer::RetentionCheck, now.plus_ms(self.config.log_retention_check_interval_ms));
             }
-            Timer::OsWriteback => {
-                self.writeback(now, fx);
-                fx.set_timer(Timer::OsWriteback, now.plus_ms(self.config.os_writeback_interval_ms));
+            Timer::HighWatermarkCheckpoint => {
+                self.checkpoint_high_watermarks(now, fx);
+                let interval_ms = self.config.replica_high_watermark_checkpoint_interval_ms;
+                fx.set_timer(Timer::HighWatermarkCheckpoint, now.plus_ms(interval_ms));
             }
             Timer::CoordinatorWriteExpiry(id) => {
                 if let Some(w) = self.delayed_writes.remove(&id) {

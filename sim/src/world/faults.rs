@@ -26,7 +26,13 @@ impl World {
             match status.change(n, &fault) {
                 ProcessChange::Nothing => {}
                 ProcessChange::Stop { power_loss } => self.stop(n, power_loss),
-                ProcessChange::LosePower => self.slots.get_mut(&n).expect("present").status = Status::PoweredOff,
+                ProcessChange::LosePower => {
+                    // The process was already dead, but its page cache was not: the host's
+                    // power going now takes what the kernel had not written back.
+                    self.slots.get_mut(&n).expect("present").status = Status::PoweredOff;
+                    self.lose_page_cache(n);
+                    self.checker.on_stop(n, true);
+                }
                 ProcessChange::Start { stop_first } => {
                     if stop_first {
                         self.stop(n, false);
@@ -87,23 +93,10 @@ impl World {
         slot.timers.clear();
         self.driver.control(node, ProcessControl::Kill);
         let slot = self.slots.get_mut(&node).expect("present");
-        let mut durable = slot.machine.take().map(Machine::into_durable).unwrap_or_default();
+        slot.durable = slot.machine.take().map(Machine::into_durable).unwrap_or_default();
         if power_loss {
-            if let Durable::Broker(disk) = &mut durable {
-                for (partition, to_offset, removed) in disk.lose_unflushed() {
-                    self.record(
-                        node,
-                        EventKind::Note(Note::Truncated {
-                            partition,
-                            to_offset,
-                            removed,
-                            reason: TruncateReason::PowerFailure,
-                        }),
-                    );
-                }
-            }
+            self.lose_page_cache(node);
         }
-        self.slots.get_mut(&node).expect("present").durable = durable;
         self.checker.on_stop(node, power_loss);
         // What the dead process had queued to send is gone with it.
         self.tcp.process_died(node);
@@ -120,6 +113,19 @@ impl World {
         if let NodeId::Client(_) = node {
             // Pending deliveries and commits die with the application.
             self.waiters.application_stopped(node);
+        }
+    }
+}
+
+impl World {
+    /// The host lost power: the stopped node's disk keeps only what was flushed.
+    fn lose_page_cache(&mut self, node: NodeId) {
+        let Durable::Broker(disk) = &mut self.slots.get_mut(&node).expect("every node has a slot").durable else {
+            return;
+        };
+        for (partition, to_offset, removed) in disk.lose_unflushed() {
+            let note = Note::Truncated { partition, to_offset, removed, reason: TruncateReason::PowerFailure };
+            self.record(node, EventKind::Note(note));
         }
     }
 }

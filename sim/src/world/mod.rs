@@ -5,13 +5,15 @@
 //! set or cancelled, messages handed to the network. The world never sleeps or reads a clock: its
 //! [`Driver`] does, and hands back each [`Wake`] when its time comes.
 //!
-//! The map: [`faults`] (what a fault does to a process and its disk), [`clients`] (the entry
+//! The map: [`faults`] (what a fault does to a process and its disk), [`hosts`] (each broker
+//! host's kernel writing its page cache back), [`clients`] (the entry
 //! points of the client API that applications call), [`messages`] (the world's side of the
 //! network: sends, deliveries, what a cut holds back), [`driver`] (what a driver provides).
 
 pub mod clients;
 pub mod driver;
 pub mod faults;
+pub mod hosts;
 pub mod messages;
 
 use crate::check::Checker;
@@ -131,7 +133,7 @@ impl World {
             scenario.network.loss,
             stream(seed, "network"),
         );
-        Arc::new_cyclic(|me| {
+        let world = Arc::new_cyclic(|me| {
             Mutex::new(World {
                 header,
                 resolved,
@@ -152,7 +154,9 @@ impl World {
                 overflowed_at: None,
                 check_invariants: cfg!(debug_assertions),
             })
-        })
+        });
+        world.lock().expect("world lock").start_hosts(seed);
+        world
     }
 
     /// The current virtual time.
@@ -401,6 +405,7 @@ impl World {
                     let _ = inbox.send(Input::ConnectionClosed { peer });
                 }
             }
+            Wake::HostWriteback { node } => self.host_writeback(node),
         }
     }
 
