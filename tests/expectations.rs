@@ -39,6 +39,24 @@ fn windows_counts_and_order_judged_on_leader_failover() {
     assert!(results[9].1.starts_with("the second came first"), "{}", results[9].1);
 }
 
+/// `ReplicasIdentical` compares every copy of the log, a dead broker's disk included.
+#[test]
+fn replicas_identical_holds_after_recovery_and_fails_while_a_copy_lags() {
+    use ksim_sim::scenario::{Condition, NodeRef};
+    let mut scenario = Scenario::load(Path::new("scenarios/leader-failover.ron")).expect("loads");
+    scenario.expect = vec![Expectation::Finally(Condition::ReplicasIdentical("payments-0".into()))];
+    let outcome = ksim_sim::run(&scenario, "leader-failover", scenario.seed).expect("runs");
+    let result = &outcome.report.expectations[0];
+    assert!(result.met, "{}", result.detail);
+    assert!(result.detail.contains("identical up to offset"), "{}", result.detail);
+    // Broker 1 never comes back: its disk ends where it died, behind the others.
+    scenario.timeline.retain(|step| !matches!(&step.action, ksim_sim::scenario::Action::Restart(NodeRef::Broker(1))));
+    let outcome = ksim_sim::run(&scenario, "leader-failover", scenario.seed).expect("runs");
+    let result = &outcome.report.expectations[0];
+    assert!(!result.met, "{}", result.detail);
+    assert!(result.detail.contains("ends at"), "{}", result.detail);
+}
+
 #[test]
 fn impossible_windows_and_counts_are_rejected_naming_the_expectation() {
     let mut scenario = Scenario::load(Path::new("scenarios/leader-failover.ron")).expect("loads");

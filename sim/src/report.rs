@@ -193,6 +193,35 @@ fn not_in_window(all: &[&Event]) -> String {
     }
 }
 
+/// Whether every copy of the partition's log holds the same records at the same offsets, from the
+/// highest log start on, and ends at the same offset; if not, where the first two differ.
+fn replicas_identical(nodes: &crate::nodes::Nodes, tp: &ksim_cluster::TopicPartition) -> (bool, String) {
+    let logs = crate::nodes::partition_logs(nodes, tp);
+    let Some((first_broker, first)) = logs.first() else { return (false, "no replica holds it".into()) };
+    let start = logs.iter().map(|(_, log)| log.log_start_offset()).max().unwrap_or(0);
+    for (broker, log) in &logs[1..] {
+        if log.log_end_offset() != first.log_end_offset() {
+            return (
+                false,
+                format!(
+                    "broker-{first_broker} ends at {}, broker-{broker} at {}",
+                    first.log_end_offset(),
+                    log.log_end_offset()
+                ),
+            );
+        }
+        for offset in start..log.log_end_offset() {
+            let ours = first.record_at(offset).map(|(_, r)| (&r.key, &r.value));
+            let theirs = log.record_at(offset).map(|(_, r)| (&r.key, &r.value));
+            if ours != theirs {
+                return (false, format!("offset {offset} differs between broker-{first_broker} and broker-{broker}"));
+            }
+        }
+    }
+    let brokers: Vec<String> = logs.iter().map(|(b, _)| format!("broker-{b}")).collect();
+    (true, format!("{} identical up to offset {}", brokers.join(", "), first.log_end_offset()))
+}
+
 fn final_condition(scenario: &Scenario, world: &World, condition: &Condition) -> (bool, String) {
     let leaders = current_leaders(&world.slots);
     let image = world.slots.get(&NodeId::Controller(CONTROLLER_ID)).and_then(|s| match &s.machine {
@@ -209,6 +238,7 @@ fn final_condition(scenario: &Scenario, world: &World, condition: &Condition) ->
                 None => (false, "no leader".into()),
             }
         }
+        Condition::ReplicasIdentical(p) => replicas_identical(&world.slots, &parse_partition(p).expect("validated")),
         Condition::NoLeader(p) => {
             let tp = parse_partition(p).expect("validated");
             match leaders.get(&tp) {

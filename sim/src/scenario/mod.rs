@@ -413,6 +413,9 @@ pub enum Condition {
     Processed(String, u64),
     /// The client (a group member) owns this many partitions at the end.
     Owns(String, usize),
+    /// Every replica of the partition (running or not) holds the same records at the same
+    /// offsets and ends at the same offset: `ReplicasIdentical("orders-0")`.
+    ReplicasIdentical(String),
 }
 
 /// A scenario that failed to load: where, and what was expected.

@@ -452,7 +452,7 @@ impl Scenario {
                 self.check_partition(p)?;
                 self.check_node(&NodeRef::Broker(*id))
             }
-            Condition::NoLeader(p) => self.check_partition(p),
+            Condition::NoLeader(p) | Condition::ReplicasIdentical(p) => self.check_partition(p),
             Condition::Isr(p, ids) => {
                 self.check_partition(p)?;
                 ids.iter().try_for_each(|id| self.check_node(&NodeRef::Broker(*id)))
