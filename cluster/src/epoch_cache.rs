@@ -28,21 +28,19 @@ impl EpochCache {
         self.entries.last().map(|(e, _)| *e)
     }
 
-    /// Record that `epoch` starts at `start_offset`. Epochs only grow; a repeated or older epoch
-    /// is ignored, as in Kafka's `LeaderEpochFileCache.assign`.
+    /// Record that `epoch` starts at `start_offset`, as Kafka's `LeaderEpochFileCache.assign`:
+    /// nothing to do if it is the latest epoch at or after its known start (`isUpdateNeeded`);
+    /// otherwise every entry at the end that conflicts with it (an epoch not older, or a start not
+    /// earlier) is removed first (`maybeTruncateNonMonotonicEntries`), so the cache stays
+    /// monotonic. An epoch that appended nothing is superseded by the next one at the same start.
     pub fn assign(&mut self, epoch: i32, start_offset: i64) {
         if let Some(&(last_epoch, last_start)) = self.entries.last() {
-            if epoch <= last_epoch {
+            if epoch == last_epoch && start_offset >= last_start {
                 return;
             }
-            assert!(
-                start_offset >= last_start,
-                "epoch {epoch} would start at {start_offset} before epoch {last_epoch} at {last_start}"
-            );
-            if start_offset == last_start {
-                // The previous epoch appended nothing: it is superseded.
-                self.entries.pop();
-            }
+        }
+        while self.entries.last().is_some_and(|&(e, s)| e >= epoch || s >= start_offset) {
+            self.entries.pop();
         }
         self.entries.push((epoch, start_offset));
     }
@@ -163,12 +161,21 @@ mod tests {
     }
 
     #[test]
-    fn assign_ignores_older_epochs_and_replaces_empty_ones() {
+    fn assign_keeps_the_cache_monotonic_as_kafka_does() {
+        // The latest epoch again, at or after its start: nothing to do.
         let mut c = cache(&[(1, 0), (2, 5)]);
-        c.assign(1, 9);
+        c.assign(2, 7);
         assert_eq!(c.entries(), &[(1, 0), (2, 5)]);
+        // A new epoch at the same start supersedes the one that appended nothing.
         c.assign(3, 5);
         assert_eq!(c.entries(), &[(1, 0), (3, 5)]);
+        // The latest epoch at an earlier start moves it back.
+        c.assign(3, 4);
+        assert_eq!(c.entries(), &[(1, 0), (3, 4)]);
+        // An older epoch removes every entry it conflicts with (LeaderEpochFileCache
+        // maybeTruncateNonMonotonicEntries: epoch >= new or start >= new).
+        c.assign(2, 9);
+        assert_eq!(c.entries(), &[(1, 0), (2, 9)]);
     }
 
     #[test]

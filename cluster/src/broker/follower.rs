@@ -10,6 +10,12 @@
 //!
 //! Then it fetches from its log end, one request in flight per leader, appends what it gets, and
 //! learns the high watermark and log start offset from the leader's answers.
+//!
+//! ksim asks with a separate OffsetsForLeaderEpoch round trip, as Kafka did before 2.7. Kafka 2.7+
+//! (KIP-595's truncation on fetch, `AbstractFetcherThread.truncateOnFetchResponse`) instead sends
+//! its last fetched epoch in the Fetch request and the leader answers with a `divergingEpoch`;
+//! the follower truncates with the same `getOffsetTruncationState`, so the truncation points are
+//! the same and only the messages on the wire differ.
 
 use super::replica::{FollowerPhase, Role};
 use super::{Broker, Outstanding};

@@ -70,7 +70,8 @@ fn await_caught_up(h: &mut Harness, follower: BrokerId, leader: BrokerId, tp: &T
 /// then dies; broker 2 leads the next epoch and appends four records of its own at the same
 /// offsets. Broker 1 restarts with its high watermark checkpoint never written (HW 0).
 ///
-/// Kafka's follower asks OffsetsForLeaderEpoch for its latest epoch (0); the leader answers with
+/// The follower asks for its latest epoch (0) (ksim with an OffsetsForLeaderEpoch round trip,
+/// Kafka 2.7+ in its Fetch, answered as `divergingEpoch`); the leader answers with
 /// where epoch 0 ends in its log (3, the start of its own epoch), and the follower truncates to
 /// `min(that, its own end of epoch 0)` (`AbstractFetcherThread.getOffsetTruncationState`, the
 /// `followerEpoch == leaderEpochOffset.leaderEpoch` branch). It keeps the three committed records
@@ -118,7 +119,8 @@ fn diverged_follower_truncates_to_the_leaders_epoch_end_kip_101() {
 /// never had E1: its largest epoch not above E1 is E0, ending (in its log) at 5. In Kafka's
 /// `AbstractFetcherThread.getOffsetTruncationState` the branch "the follower does not know about
 /// the epoch that leader replied with" truncates to `min(followerEndOffset, replicaEndOffset)` = 5
-/// with `truncationCompleted = false`, and the follower asks again, now about its latest epoch E0.
+/// with `truncationCompleted = false`, and the follower asks again, now about its latest epoch E0
+/// (ksim with a second OffsetsForLeaderEpoch; Kafka 2.7+ with its next Fetch).
 /// The leader answers E0 ending at 3; the epochs agree, and the follower truncates to
 /// `min(followerEndOffset, leaderEpochOffset.endOffset)` = min(5, 3) = 3 and starts fetching.
 /// (KIP-279: "Fix log divergence between leader and follower after fast leader fail over".) A
