@@ -170,8 +170,12 @@ pub struct BrokerConfig {
     pub auto_leader_rebalance_enable: bool,
     /// `leader.imbalance.check.interval.seconds`.
     pub leader_imbalance_check_interval_seconds: u64,
-    /// `leader.imbalance.per.broker.percentage`.
+    /// `leader.imbalance.per.broker.percentage`: accepted, but the KRaft controller ignores it
+    /// (only the ZooKeeper controller used it); one imbalanced partition schedules a balance.
     pub leader_imbalance_per_broker_percentage: u64,
+    /// `controlled.shutdown.enable`: a broker asked to stop first asks the controller to move its
+    /// leaderships away (`BrokerServer.shutdown`).
+    pub controlled_shutdown_enable: bool,
     /// Not a Kafka config: how often the operating system writes dirty pages back to disk
     /// (Linux's `vm.dirty_expire_centisecs` is 30 s, written back every 5 s). Data written but
     /// not yet written back is what a power failure loses.
@@ -196,6 +200,7 @@ impl Default for BrokerConfig {
             auto_leader_rebalance_enable: true,
             leader_imbalance_check_interval_seconds: 300,
             leader_imbalance_per_broker_percentage: 10,
+            controlled_shutdown_enable: true,
             os_writeback_interval_ms: 5_000,
         }
     }
@@ -217,6 +222,7 @@ impl Configurable for BrokerConfig {
         "auto.leader.rebalance.enable",
         "leader.imbalance.check.interval.seconds",
         "leader.imbalance.per.broker.percentage",
+        "controlled.shutdown.enable",
         "os.writeback.interval.ms",
         "(and every topic-level config)",
     ];
@@ -243,6 +249,7 @@ impl Configurable for BrokerConfig {
             "leader.imbalance.per.broker.percentage" => {
                 self.leader_imbalance_per_broker_percentage = parse_u64(key, value)?
             }
+            "controlled.shutdown.enable" => self.controlled_shutdown_enable = parse_bool(key, value)?,
             "os.writeback.interval.ms" => self.os_writeback_interval_ms = parse_u64(key, value)?.max(1),
             _ => {
                 let topic_key = key.strip_prefix("log.").unwrap_or(key);
