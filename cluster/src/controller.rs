@@ -301,7 +301,8 @@ impl Controller {
         if self.balance_scheduled || !self.config.auto_leader_rebalance_enable {
             return;
         }
-        let imbalanced = self.image.partitions.values().any(|p| p.replicas.first().is_some_and(|r| p.leader != Some(*r)));
+        let imbalanced =
+            self.image.partitions.values().any(|p| p.replicas.first().is_some_and(|r| p.leader != Some(*r)));
         if imbalanced {
             self.balance_scheduled = true;
             fx.set_timer(

@@ -227,13 +227,16 @@ mod tests {
     fn image(leader: Option<BrokerId>, isr: Vec<BrokerId>, fenced: bool) -> MetadataImage {
         let mut image = MetadataImage::default();
         for id in [1, 2] {
-            image.brokers.insert(id, BrokerImage {
+            image.brokers.insert(
+                id,
+                BrokerImage {
                     broker_epoch: 1,
                     incarnation: 1,
                     fenced: fenced && id == 1,
                     in_controlled_shutdown: false,
                     rack: None,
-                });
+                },
+            );
         }
         let p = PartitionImage { replicas: vec![1, 2], isr, leader, leader_epoch: 3, partition_epoch: 4 };
         image.partitions.insert(TopicPartition::new("t", 0), p);

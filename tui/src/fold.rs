@@ -407,9 +407,11 @@ impl ClusterView {
                 // A process that stops or starts forgets what it believed about its roles.
                 if matches!(
                     change,
-                    ProcessChange::Stop { .. } | ProcessChange::Exit | ProcessChange::LosePower | ProcessChange::Start { .. }
-                )
-                {
+                    ProcessChange::Stop { .. }
+                        | ProcessChange::Exit
+                        | ProcessChange::LosePower
+                        | ProcessChange::Start { .. }
+                ) {
                     self.forget_roles(*node);
                 }
             }

@@ -15,7 +15,10 @@
 //! The same image answers clients' Metadata requests and backs InitProducerId.
 
 use super::replica::{FollowerPhase, FollowerProgress, LeaderState, Replica, Role};
-use super::{Broker, Outstanding, CONTROLLED_SHUTDOWN_FIRST_RETRY_MS, CONTROLLED_SHUTDOWN_TIMEOUT_MS, CONTROLLER_RETRY_BACKOFF_MS};
+use super::{
+    Broker, Outstanding, CONTROLLED_SHUTDOWN_FIRST_RETRY_MS, CONTROLLED_SHUTDOWN_TIMEOUT_MS,
+    CONTROLLER_RETRY_BACKOFF_MS,
+};
 use crate::effects::Effects;
 use crate::error::ErrorCode;
 use crate::group::coordinator::OFFSETS_TOPIC;
