@@ -206,8 +206,8 @@ fn protocol_core() {
             _ => None,
         });
         let records = vec![
-            MetadataRecord::RegisterBroker { broker_id: 1, broker_epoch: 0, rack: None },
-            MetadataRecord::RegisterBroker { broker_id: 2, broker_epoch: 1, rack: None },
+            MetadataRecord::RegisterBroker { broker_id: 1, broker_epoch: 0, incarnation: 1, rack: None },
+            MetadataRecord::RegisterBroker { broker_id: 2, broker_epoch: 1, incarnation: 1, rack: None },
             MetadataRecord::UnfenceBroker { broker_id: 1, broker_epoch: 0 },
             MetadataRecord::UnfenceBroker { broker_id: 2, broker_epoch: 1 },
             MetadataRecord::Topic { name: "t".into(), partitions: 1, config: Default::default() },

@@ -24,7 +24,7 @@ enum Route {
 fn route(input: &Input) -> Route {
     let by_id = |id: u64| if id >= CONSUMER_CORRELATION_BASE { Route::Consumer } else { Route::Producer };
     match input {
-        Input::Start | Input::ConnectionClosed { .. } => Route::Both,
+        Input::Start | Input::Shutdown | Input::ConnectionClosed { .. } => Route::Both,
         Input::Message {
             message: Message::Response { correlation_id, .. } | Message::Request { correlation_id, .. },
             ..
@@ -50,6 +50,11 @@ impl Client {
 
 impl StateMachine for Client {
     fn handle(&mut self, now: SimTime, input: Input, rng: &mut dyn rand_core::RngCore, fx: &mut Effects) {
+        if let Input::Shutdown = input {
+            // ksim's clients have no graceful close yet: an application asked to stop exits.
+            fx.exit();
+            return;
+        }
         match route(&input) {
             Route::Producer => {
                 if let Some(p) = self.producer.as_mut() {

@@ -170,7 +170,8 @@ pub struct BrokerConfig {
     pub auto_leader_rebalance_enable: bool,
     /// `leader.imbalance.check.interval.seconds`.
     pub leader_imbalance_check_interval_seconds: u64,
-    /// `leader.imbalance.per.broker.percentage`.
+    /// `leader.imbalance.per.broker.percentage`: accepted, but the KRaft controller ignores it
+    /// (only the ZooKeeper controller used it); one imbalanced partition schedules a balance.
     pub leader_imbalance_per_broker_percentage: u64,
     /// `replica.high.watermark.checkpoint.interval.ms`: how often the broker writes its
     /// `replication-offset-checkpoint` file of high watermarks.
@@ -182,6 +183,9 @@ pub struct BrokerConfig {
     /// the two decide what a power failure loses: an appended segment reaches the disk every
     /// ~30-35 s, so up to ~35 s of acknowledged, unflushed writes (see `sim`'s host writeback).
     pub vm_dirty_writeback_centisecs: u64,
+    /// `controlled.shutdown.enable`: a broker asked to stop first asks the controller to move its
+    /// leaderships away (`BrokerServer.shutdown`).
+    pub controlled_shutdown_enable: bool,
 }
 
 impl Default for BrokerConfig {
@@ -205,6 +209,7 @@ impl Default for BrokerConfig {
             replica_high_watermark_checkpoint_interval_ms: 5_000,
             vm_dirty_expire_centisecs: 3_000,
             vm_dirty_writeback_centisecs: 500,
+            controlled_shutdown_enable: true,
         }
     }
 }
@@ -228,6 +233,7 @@ impl Configurable for BrokerConfig {
         "replica.high.watermark.checkpoint.interval.ms",
         "vm.dirty_expire_centisecs",
         "vm.dirty_writeback_centisecs",
+        "controlled.shutdown.enable",
         "(and every topic-level config)",
     ];
 
@@ -258,6 +264,7 @@ impl Configurable for BrokerConfig {
             }
             "vm.dirty_expire_centisecs" => self.vm_dirty_expire_centisecs = parse_u64(key, value)?,
             "vm.dirty_writeback_centisecs" => self.vm_dirty_writeback_centisecs = parse_u64(key, value)?.max(1),
+            "controlled.shutdown.enable" => self.controlled_shutdown_enable = parse_bool(key, value)?,
             _ => {
                 let topic_key = key.strip_prefix("log.").unwrap_or(key);
                 return self.topic_defaults.set(topic_key, value).map_err(|e| {

@@ -520,7 +520,7 @@ impl StateMachine for Consumer {
             self.metadata.on_reply_from(*broker);
         }
         match input {
-            Input::Start => {}
+            Input::Start | Input::Shutdown => {}
             Input::Message { message: Message::Response { correlation_id, body }, .. }
                 if self.member.as_ref().is_some_and(|m| m.owns_request(correlation_id)) =>
             {

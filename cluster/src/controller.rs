@@ -52,6 +52,17 @@ struct Session {
     last_heartbeat: SimTime,
     /// The broker is caught up once its metadata offset reaches this (its registration record).
     caught_up_offset: i64,
+    /// The metadata offset the broker reported in its last heartbeat.
+    metadata_offset: i64,
+    /// In controlled shutdown: the log end after its leaderships moved. It may stop once every
+    /// active broker has replayed that far (`BrokerHeartbeatManager.controlledShutdownOffset`).
+    controlled_shutdown_offset: Option<i64>,
+}
+
+impl Session {
+    fn new(now: SimTime, caught_up_offset: i64) -> Session {
+        Session { last_heartbeat: now, caught_up_offset, metadata_offset: -1, controlled_shutdown_offset: None }
+    }
 }
 
 pub struct Controller {
@@ -66,6 +77,8 @@ pub struct Controller {
     sessions: BTreeMap<BrokerId, Session>,
     /// Long-polling metadata fetches: broker -> (node, correlation id, offset asked for).
     waiting_fetches: BTreeMap<BrokerId, (NodeId, u64, i64)>,
+    /// The balance task (preferred-leader election) is scheduled.
+    balance_scheduled: bool,
 }
 
 impl Controller {
@@ -91,6 +104,7 @@ impl Controller {
             expected_brokers,
             sessions: BTreeMap::new(),
             waiting_fetches: BTreeMap::new(),
+            balance_scheduled: false,
         }
     }
 
@@ -135,6 +149,9 @@ impl Controller {
                     partition_epoch: *partition_epoch,
                     election: *election,
                 }),
+            MetadataRecord::BrokerInControlledShutdown { broker_id, .. } => {
+                fx.note(Note::ControlledShutdownStarted { broker: *broker_id })
+            }
             MetadataRecord::FenceBroker { .. } | MetadataRecord::Topic { .. } => {}
         }
         self.log.push(record);
@@ -253,38 +270,45 @@ impl Controller {
         }
     }
 
-    /// Preferred-leader election (`auto.leader.rebalance.enable`): for a broker whose share of
-    /// "preferred but not leading" partitions exceeds `leader.imbalance.per.broker.percentage`,
-    /// give those partitions back to it if it is in their ISR.
+    /// Preferred-leader election (`auto.leader.rebalance.enable`), KRaft style
+    /// (`ReplicationControlManager.maybeBalancePartitionLeaders`): every imbalanced partition (its
+    /// leader is not its preferred, first-assigned replica) whose preferred replica is in the ISR
+    /// and active gets it back as leader. Unlike the ZooKeeper controller, KRaft ignores
+    /// `leader.imbalance.per.broker.percentage`: one imbalanced partition is enough.
     fn rebalance_leaders(&mut self, fx: &mut Effects) {
-        let mut preferred_count: BTreeMap<BrokerId, (u64, u64)> = BTreeMap::new();
-        for p in self.image.partitions.values() {
-            if let Some(&preferred) = p.replicas.first() {
-                let entry = preferred_count.entry(preferred).or_default();
-                entry.0 += 1;
-                if p.leader != Some(preferred) {
-                    entry.1 += 1;
-                }
-            }
-        }
-        let threshold = self.config.leader_imbalance_per_broker_percentage;
         let candidates: Vec<(TopicPartition, PartitionImage)> = self
             .image
             .partitions
             .iter()
             .filter(|(_, p)| {
                 let Some(&preferred) = p.replicas.first() else { return false };
-                let (total, off) = preferred_count[&preferred];
-                p.leader != Some(preferred)
-                    && off * 100 > threshold * total
-                    && p.isr.contains(&preferred)
-                    && self.image.is_unfenced(preferred)
+                p.leader != Some(preferred) && p.isr.contains(&preferred) && self.image.is_active(preferred)
             })
             .map(|(tp, p)| (tp.clone(), p.clone()))
             .collect();
         for (tp, p) in candidates {
             let preferred = p.replicas[0];
             self.write_partition(&tp, &p, Some(preferred), p.isr.clone(), Some(ElectionKind::Preferred), fx);
+        }
+    }
+
+    /// `QuorumController.maybeScheduleNextBalancePartitionLeaders`: after every change, if the
+    /// balance task is not scheduled and some partition is imbalanced (`imbalancedPartitions`: its
+    /// leader is not its first replica), schedule it `leader.imbalance.check.interval.seconds`
+    /// from now. So the preferred leader returns that long after the imbalance appeared (or after
+    /// the previous run), not on a fixed tick counted from the controller's start.
+    fn maybe_schedule_balance(&mut self, now: SimTime, fx: &mut Effects) {
+        if self.balance_scheduled || !self.config.auto_leader_rebalance_enable {
+            return;
+        }
+        let imbalanced =
+            self.image.partitions.values().any(|p| p.replicas.first().is_some_and(|r| p.leader != Some(*r)));
+        if imbalanced {
+            self.balance_scheduled = true;
+            fx.set_timer(
+                Timer::LeaderImbalanceCheck,
+                now.plus_ms(self.config.leader_imbalance_check_interval_seconds * 1000),
+            );
         }
     }
 
@@ -408,43 +432,8 @@ impl Controller {
     ) {
         let offsets_before = self.log.len();
         let response = match body {
-            Request::BrokerRegistration(r) => {
-                if self.image.is_unfenced(r.broker_id) {
-                    self.fence(r.broker_id, FenceReason::Reregistered, fx);
-                }
-                let broker_epoch = self.log.len() as i64;
-                self.append(MetadataRecord::RegisterBroker { broker_id: r.broker_id, broker_epoch, rack: r.rack }, fx);
-                self.sessions
-                    .insert(r.broker_id, Session { last_heartbeat: now, caught_up_offset: self.log.len() as i64 });
-                Some(Response::BrokerRegistration(BrokerRegistrationResponse { error: ErrorCode::None, broker_epoch }))
-            }
-            Request::BrokerHeartbeat(r) => {
-                let current = self.image.brokers.get(&r.broker_id).map(|b| b.broker_epoch);
-                match (current, self.sessions.get_mut(&r.broker_id)) {
-                    (Some(epoch), Some(session)) if epoch == r.broker_epoch => {
-                        session.last_heartbeat = now;
-                        let caught_up = r.current_metadata_offset >= session.caught_up_offset;
-                        if caught_up && !self.image.is_unfenced(r.broker_id) {
-                            self.append(
-                                MetadataRecord::UnfenceBroker { broker_id: r.broker_id, broker_epoch: epoch },
-                                fx,
-                            );
-                            self.elect_leaderless(fx);
-                            self.maybe_create_pending_topics(rng, fx);
-                        }
-                        Some(Response::BrokerHeartbeat(BrokerHeartbeatResponse {
-                            error: ErrorCode::None,
-                            is_caught_up: caught_up,
-                            is_fenced: !self.image.is_unfenced(r.broker_id),
-                        }))
-                    }
-                    _ => Some(Response::BrokerHeartbeat(BrokerHeartbeatResponse {
-                        error: ErrorCode::StaleBrokerEpoch,
-                        is_caught_up: false,
-                        is_fenced: true,
-                    })),
-                }
-            }
+            Request::BrokerRegistration(r) => Some(Response::BrokerRegistration(self.register_broker(now, r, fx))),
+            Request::BrokerHeartbeat(r) => Some(Response::BrokerHeartbeat(self.broker_heartbeat(now, r, rng, fx))),
             Request::AlterPartition(r) => Some(Response::AlterPartition(self.alter_partition(r, fx))),
             Request::MetadataFetch(r) => {
                 if (r.fetch_offset as usize) < self.log.len() || r.max_wait_ms == 0 {
@@ -485,6 +474,160 @@ impl Controller {
         self.schedule_session_check(fx);
     }
 
+    /// `ClusterControlManager.registerBroker`: while the registered incarnation of this broker id
+    /// still has a valid session (unfenced, heard from within `broker.session.timeout.ms`:
+    /// `BrokerHeartbeatManager.hasValidSession`), a *different* incarnation is refused with
+    /// DUPLICATE_BROKER_REGISTRATION. So a broker killed and restarted within the session timeout
+    /// is not registered (nor its old incarnation fenced) until that session expires: failover
+    /// after a fast crash and restart takes the full `broker.session.timeout.ms`.
+    fn register_broker(
+        &mut self,
+        now: SimTime,
+        r: BrokerRegistrationRequest,
+        fx: &mut Effects,
+    ) -> BrokerRegistrationResponse {
+        if let Some(existing) = self.image.brokers.get(&r.broker_id) {
+            if existing.incarnation != r.incarnation && self.has_valid_session(now, r.broker_id) {
+                fx.note(Note::RegistrationRejected { broker: r.broker_id });
+                return BrokerRegistrationResponse { error: ErrorCode::DuplicateBrokerRegistration, broker_epoch: -1 };
+            }
+        }
+        if self.image.is_unfenced(r.broker_id) {
+            // The old registration's session has just expired but the session check has not run
+            // yet, or the same incarnation registers again: its leaderships move first.
+            self.fence(r.broker_id, FenceReason::Reregistered, fx);
+        }
+        let broker_epoch = self.log.len() as i64;
+        self.append(
+            MetadataRecord::RegisterBroker {
+                broker_id: r.broker_id,
+                broker_epoch,
+                incarnation: r.incarnation,
+                rack: r.rack,
+            },
+            fx,
+        );
+        self.sessions.insert(r.broker_id, Session::new(now, self.log.len() as i64));
+        BrokerRegistrationResponse { error: ErrorCode::None, broker_epoch }
+    }
+
+    /// `BrokerHeartbeatManager.hasValidSession` (Kafka 3.x): a fenced broker has none; an unfenced
+    /// one has one until `broker.session.timeout.ms` passes without a heartbeat.
+    fn has_valid_session(&self, now: SimTime, broker: BrokerId) -> bool {
+        self.image.is_unfenced(broker)
+            && self
+                .sessions
+                .get(&broker)
+                .is_some_and(|s| now.ms_since(s.last_heartbeat) < self.config.broker_session_timeout_ms)
+    }
+
+    /// `ReplicationControlManager.processBrokerHeartbeat` with the state machine of
+    /// `BrokerHeartbeatManager.calculateNextBrokerState`: FENCED → UNFENCED once caught up with
+    /// the registration record; UNFENCED + `want_shut_down` → CONTROLLED_SHUTDOWN if it leads
+    /// anything (else SHUTDOWN_NOW); CONTROLLED_SHUTDOWN → SHUTDOWN_NOW once it leads nothing and
+    /// every active broker has replayed the metadata past its controlled-shutdown offset;
+    /// a fenced broker that wants to shut down may at once. SHUTDOWN_NOW fences it
+    /// (`handleBrokerFenced`) and answers `should_shut_down`.
+    fn broker_heartbeat(
+        &mut self,
+        now: SimTime,
+        r: BrokerHeartbeatRequest,
+        rng: &mut dyn rand_core::RngCore,
+        fx: &mut Effects,
+    ) -> BrokerHeartbeatResponse {
+        let current = self.image.brokers.get(&r.broker_id).map(|b| b.broker_epoch);
+        let Some(session) = self.sessions.get_mut(&r.broker_id).filter(|_| current == Some(r.broker_epoch)) else {
+            return BrokerHeartbeatResponse {
+                error: ErrorCode::StaleBrokerEpoch,
+                is_caught_up: false,
+                is_fenced: true,
+                should_shut_down: false,
+            };
+        };
+        session.last_heartbeat = now;
+        session.metadata_offset = r.current_metadata_offset;
+        let caught_up = r.current_metadata_offset >= session.caught_up_offset;
+        let mut should_shut_down = false;
+        if !self.image.is_unfenced(r.broker_id) {
+            if r.want_shut_down {
+                should_shut_down = true;
+            } else if caught_up {
+                self.append(MetadataRecord::UnfenceBroker { broker_id: r.broker_id, broker_epoch: r.broker_epoch }, fx);
+                self.elect_leaderless(fx);
+                self.maybe_create_pending_topics(rng, fx);
+            }
+        } else if r.want_shut_down {
+            let in_shutdown = self.sessions[&r.broker_id].controlled_shutdown_offset.is_some();
+            if !in_shutdown && self.leads_anything(r.broker_id) {
+                self.enter_controlled_shutdown(r.broker_id, r.broker_epoch, fx);
+                let offset = self.log.len() as i64;
+                self.sessions.get_mut(&r.broker_id).expect("present").controlled_shutdown_offset = Some(offset);
+            } else if !self.leads_anything(r.broker_id)
+                && self.sessions[&r.broker_id].controlled_shutdown_offset.unwrap_or(i64::MIN)
+                    <= self.lowest_active_offset(r.broker_id)
+            {
+                self.fence(r.broker_id, FenceReason::ControlledShutdown, fx);
+                should_shut_down = true;
+            }
+        }
+        BrokerHeartbeatResponse {
+            error: ErrorCode::None,
+            is_caught_up: caught_up,
+            is_fenced: !self.image.is_unfenced(r.broker_id),
+            should_shut_down,
+        }
+    }
+
+    /// `BrokersToIsrs.hasLeaderships`.
+    fn leads_anything(&self, broker: BrokerId) -> bool {
+        self.image.partitions.values().any(|p| p.leader == Some(broker))
+    }
+
+    /// `BrokerHeartbeatManager.lowestActiveOffset`: the least metadata offset reported by an
+    /// active broker (unfenced, not shutting down), other than `except`.
+    fn lowest_active_offset(&self, except: BrokerId) -> i64 {
+        self.sessions
+            .iter()
+            .filter(|(id, _)| **id != except && self.image.is_active(**id))
+            .map(|(_, s)| s.metadata_offset)
+            .min()
+            .unwrap_or(i64::MAX)
+    }
+
+    /// `ReplicationControlManager.handleBrokerInControlledShutdown`: mark the broker as shutting
+    /// down, then remove it from every ISR it is in and elect new leaders for the partitions it
+    /// led (`generateLeaderAndIsrUpdates` with it as the broker to remove). As with fencing, an
+    /// ISR keeps its last member; a partition whose only ISR member is the leaving broker is left
+    /// without a leader (it is no longer eligible).
+    fn enter_controlled_shutdown(&mut self, broker: BrokerId, broker_epoch: i64, fx: &mut Effects) {
+        if !self.image.brokers.get(&broker).is_some_and(|b| b.in_controlled_shutdown) {
+            self.append(MetadataRecord::BrokerInControlledShutdown { broker_id: broker, broker_epoch }, fx);
+        }
+        let affected: Vec<(TopicPartition, PartitionImage)> = self
+            .image
+            .partitions
+            .iter()
+            .filter(|(_, p)| p.isr.contains(&broker))
+            .map(|(tp, p)| (tp.clone(), p.clone()))
+            .collect();
+        for (tp, p) in affected {
+            let isr: Vec<BrokerId> = if p.isr == [broker] {
+                p.isr.clone()
+            } else {
+                p.isr.iter().copied().filter(|id| *id != broker).collect()
+            };
+            if p.leader == Some(broker) {
+                let (leader, isr, election) = match self.elect(&p, &isr, self.unclean_enabled(&tp)) {
+                    (Some(l), ..) if l == broker => (None, isr, None),
+                    elected => elected,
+                };
+                self.write_partition(&tp, &p, leader, isr, election, fx);
+            } else if isr != p.isr {
+                self.write_partition(&tp, &p, p.leader, isr, None, fx);
+            }
+        }
+    }
+
     fn alter_partition(&mut self, r: AlterPartitionRequest, fx: &mut Effects) -> AlterPartitionResponse {
         let reject = |error: ErrorCode, p: Option<&PartitionImage>| AlterPartitionResponse {
             partition: r.partition.clone(),
@@ -509,8 +652,9 @@ impl Controller {
         if r.partition_epoch != p.partition_epoch {
             return reject(ErrorCode::InvalidUpdateVersion, Some(&p));
         }
-        // KIP-841: only unfenced replicas may join the ISR.
-        if r.new_isr.iter().any(|id| !p.isr.contains(id) && !self.image.is_unfenced(*id))
+        // KIP-841: only unfenced replicas not in controlled shutdown may join the ISR
+        // (`ReplicationControlManager.validateAlterPartitionData`, `isEligibleReplica`).
+        if r.new_isr.iter().any(|id| !p.isr.contains(id) && !self.image.is_active(*id))
             || !r.new_isr.contains(&r.broker_id)
         {
             return reject(ErrorCode::IneligibleReplica, Some(&p));
@@ -545,13 +689,8 @@ impl Controller {
                 }
             }
             Timer::LeaderImbalanceCheck => {
-                if self.config.auto_leader_rebalance_enable {
-                    self.rebalance_leaders(fx);
-                }
-                fx.set_timer(
-                    Timer::LeaderImbalanceCheck,
-                    now.plus_ms(self.config.leader_imbalance_check_interval_seconds * 1000),
-                );
+                self.balance_scheduled = false;
+                self.rebalance_leaders(fx);
             }
             Timer::MetadataFetchExpiry(broker) => {
                 if let Some((node, correlation_id, offset)) = self.waiting_fetches.remove(&broker) {
@@ -574,12 +713,8 @@ impl StateMachine for Controller {
                 // A (re)started controller gives every registered broker a fresh session.
                 let registered: Vec<BrokerId> = self.image.brokers.keys().copied().collect();
                 for id in registered {
-                    self.sessions.insert(id, Session { last_heartbeat: now, caught_up_offset: 0 });
+                    self.sessions.insert(id, Session::new(now, 0));
                 }
-                fx.set_timer(
-                    Timer::LeaderImbalanceCheck,
-                    now.plus_ms(self.config.leader_imbalance_check_interval_seconds * 1000),
-                );
                 self.schedule_session_check(fx);
             }
             Input::Message { from, message: Message::Request { correlation_id, body } } => {
@@ -587,6 +722,8 @@ impl StateMachine for Controller {
             }
             Input::Message { .. } => {}
             Input::Timer(timer) => self.on_timer(now, timer, fx),
+            // The controller has no controlled shutdown of its own in ksim: it stops at once.
+            Input::Shutdown => fx.exit(),
             Input::ConnectionClosed { peer } => {
                 if let Some(broker) = peer.broker_id() {
                     if let Some((node, _, _)) = self.waiting_fetches.get(&broker) {
@@ -598,6 +735,7 @@ impl StateMachine for Controller {
                 }
             }
         }
+        self.maybe_schedule_balance(now, fx);
         debug_check(self.node_id(), || self.check_invariants());
     }
 }
@@ -686,25 +824,40 @@ mod election_tests {
         }
 
         fn register(&mut self, id: BrokerId) {
-            let r = self.request(
-                id,
-                Request::BrokerRegistration(BrokerRegistrationRequest { broker_id: id, incarnation: 1, rack: None }),
-            );
-            let Response::BrokerRegistration(r) = r else { panic!("{r:?}") };
-            self.epochs.insert(id, r.broker_epoch);
+            let r = self.register_incarnation(id, 1);
+            assert_eq!(r.error, ErrorCode::None);
         }
 
-        fn heartbeat(&mut self, id: BrokerId) {
+        fn register_incarnation(&mut self, id: BrokerId, incarnation: u64) -> BrokerRegistrationResponse {
+            let r = self.request(
+                id,
+                Request::BrokerRegistration(BrokerRegistrationRequest { broker_id: id, incarnation, rack: None }),
+            );
+            let Response::BrokerRegistration(r) = r else { panic!("{r:?}") };
+            if r.error.is_none() {
+                self.epochs.insert(id, r.broker_epoch);
+            }
+            r
+        }
+
+        fn heartbeat(&mut self, id: BrokerId) -> BrokerHeartbeatResponse {
+            self.heartbeat_wanting(id, false)
+        }
+
+        fn heartbeat_wanting(&mut self, id: BrokerId, want_shut_down: bool) -> BrokerHeartbeatResponse {
             let offset = self.controller.log().len() as i64;
             let epoch = self.epochs[&id];
-            self.request(
+            let r = self.request(
                 id,
                 Request::BrokerHeartbeat(BrokerHeartbeatRequest {
                     broker_id: id,
                     broker_epoch: epoch,
                     current_metadata_offset: offset,
+                    want_shut_down,
                 }),
             );
+            let Response::BrokerHeartbeat(r) = r else { panic!("{r:?}") };
+            r
         }
 
         /// Let `ms` pass with only `alive` heartbeating, then run the session check.
@@ -815,6 +968,82 @@ mod election_tests {
         assert!(matches!(r, Response::AlterPartition(AlterPartitionResponse { error: ErrorCode::None, .. })));
         h.input(Input::Timer(Timer::LeaderImbalanceCheck));
         assert_eq!(h.partition().leader, Some(1));
+    }
+
+    /// `ClusterControlManager.registerBroker`: a restarted broker (new incarnation) is refused
+    /// while its old incarnation's session is valid; the old one is fenced only when the session
+    /// expires, and then the new one registers.
+    #[test]
+    fn a_fast_restart_is_refused_until_the_old_session_expires() {
+        let mut h = Harness::new(false);
+        h.now = h.now.plus_ms(1_000);
+        let r = h.register_incarnation(1, 2);
+        assert_eq!(r.error, ErrorCode::DuplicateBrokerRegistration);
+        assert_eq!(h.partition().leader, Some(1), "nothing moves while the old session is valid");
+        h.silence(7_000, &[2, 3]);
+        assert_eq!(h.register_incarnation(1, 2).error, ErrorCode::DuplicateBrokerRegistration);
+        assert_eq!(h.partition().leader, Some(1));
+        h.silence(2_000, &[2, 3]); // 9 s since broker 1's last heartbeat: its session expires
+        assert_eq!(h.partition().leader, Some(2), "fenced at broker.session.timeout.ms");
+        assert_eq!(h.register_incarnation(1, 2).error, ErrorCode::None);
+    }
+
+    /// The same incarnation registering again (it lost its epoch) is not a duplicate.
+    #[test]
+    fn the_same_incarnation_may_register_again() {
+        let mut h = Harness::new(false);
+        assert_eq!(h.register_incarnation(1, 1).error, ErrorCode::None);
+    }
+
+    /// `BrokerHeartbeatManager.calculateNextBrokerState`: UNFENCED + want_shut_down with
+    /// leaderships → CONTROLLED_SHUTDOWN (leaderships move, ISR shrinks); SHUTDOWN_NOW once it
+    /// leads nothing and the active brokers have replayed the change.
+    #[test]
+    fn controlled_shutdown_moves_leadership_before_letting_the_broker_go() {
+        let mut h = Harness::new(false);
+        let r = h.heartbeat_wanting(1, true);
+        assert!(!r.should_shut_down, "it still led payments-0 when it asked");
+        let p = h.partition();
+        assert_eq!((p.leader, p.isr.clone()), (Some(2), vec![2, 3]), "leadership moved, broker 1 left the ISR");
+        assert!(h.controller.image().is_unfenced(1) && !h.controller.image().is_active(1));
+        // Brokers 2 and 3 have not reported replaying the change yet.
+        assert!(!h.heartbeat_wanting(1, true).should_shut_down);
+        h.heartbeat(2);
+        h.heartbeat(3);
+        let r = h.heartbeat_wanting(1, true);
+        assert!(r.should_shut_down && r.is_fenced, "{r:?}");
+    }
+
+    /// A broker that leads nothing is let go at once.
+    #[test]
+    fn a_broker_leading_nothing_shuts_down_at_once() {
+        let mut h = Harness::new(false);
+        let r = h.heartbeat_wanting(3, true);
+        assert!(r.should_shut_down);
+        assert_eq!(h.partition().isr, vec![1, 2]);
+    }
+
+    /// `QuorumController.maybeScheduleNextBalancePartitionLeaders`: no balance task while leaders
+    /// are balanced; one `leader.imbalance.check.interval.seconds` after an imbalance appears.
+    #[test]
+    fn the_balance_task_is_scheduled_when_an_imbalance_appears() {
+        let balance_timer = |fx: &Effects| {
+            fx.timer_ops.iter().find_map(|op| match op {
+                crate::effects::TimerOp::Set(Timer::LeaderImbalanceCheck, at) => Some(*at),
+                _ => None,
+            })
+        };
+        let mut h = Harness::new(false);
+        assert!(!h.controller.balance_scheduled, "balanced from the start: nothing scheduled");
+        h.now = h.now.plus_ms(100_000);
+        let r = h.heartbeat_wanting(1, true); // moves payments-0 away from its preferred leader
+        assert!(!r.should_shut_down);
+        assert!(h.controller.balance_scheduled);
+        // The heartbeat's effects set the timer 300 s after the imbalance appeared.
+        let mut fx = Effects::default();
+        h.controller.balance_scheduled = false;
+        h.controller.maybe_schedule_balance(h.now, &mut fx);
+        assert_eq!(balance_timer(&fx), Some(h.now.plus_ms(300_000)));
     }
 
     #[test]

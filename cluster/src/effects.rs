@@ -26,6 +26,9 @@ pub enum Input {
     ConnectionClosed {
         peer: NodeId,
     },
+    /// An operator asks the process to stop gracefully (SIGTERM, `kafka-server-stop.sh`). It
+    /// answers with [`Effects::exit`] once it is done.
+    Shutdown,
 }
 
 /// One operation on a node's timers. A timer is identified by its value: setting it again moves
@@ -44,6 +47,8 @@ pub struct Effects {
     /// is set (the last operation on a timer wins).
     pub timer_ops: Vec<TimerOp>,
     pub notes: Vec<Note>,
+    /// The process has finished shutting down and exits (after the rest of these effects).
+    pub exit: bool,
 }
 
 impl Effects {
@@ -63,14 +68,20 @@ impl Effects {
         self.notes.push(note);
     }
 
+    /// End the process cleanly once these effects are carried out.
+    pub fn exit(&mut self) {
+        self.exit = true;
+    }
+
     pub fn is_empty(&self) -> bool {
-        self.sends.is_empty() && self.timer_ops.is_empty() && self.notes.is_empty()
+        self.sends.is_empty() && self.timer_ops.is_empty() && self.notes.is_empty() && !self.exit
     }
 
     pub fn clear(&mut self) {
         self.sends.clear();
         self.timer_ops.clear();
         self.notes.clear();
+        self.exit = false;
     }
 }
 

@@ -32,6 +32,8 @@ pub enum ErrorCode {
     FencedInstanceId,
     InvalidUpdateVersion,
     IneligibleReplica,
+    /// Another incarnation of this broker id is registered and its session is still valid.
+    DuplicateBrokerRegistration,
     NetworkException,
     BrokerNotAvailable,
 }
@@ -68,6 +70,7 @@ impl ErrorCode {
             MemberIdRequired => 79,
             FencedInstanceId => 82,
             InvalidUpdateVersion => 95,
+            DuplicateBrokerRegistration => 101,
             IneligibleReplica => 107,
         }
     }
@@ -103,6 +106,7 @@ impl ErrorCode {
             MemberIdRequired => "MEMBER_ID_REQUIRED",
             FencedInstanceId => "FENCED_INSTANCE_ID",
             InvalidUpdateVersion => "INVALID_UPDATE_VERSION",
+            DuplicateBrokerRegistration => "DUPLICATE_BROKER_REGISTRATION",
             IneligibleReplica => "INELIGIBLE_REPLICA",
         }
     }

@@ -33,6 +33,9 @@ pub enum MetadataRecord {
     RegisterBroker {
         broker_id: BrokerId,
         broker_epoch: i64,
+        /// Which start of the broker process registered (Kafka's `incarnationId`): the controller
+        /// refuses a different incarnation while the registered one still has a valid session.
+        incarnation: u64,
         rack: Option<String>,
     },
     FenceBroker {
@@ -40,6 +43,13 @@ pub enum MetadataRecord {
         broker_epoch: i64,
     },
     UnfenceBroker {
+        broker_id: BrokerId,
+        broker_epoch: i64,
+    },
+    /// The broker asked to shut down and the controller is moving its leaderships away (Kafka's
+    /// `BrokerRegistrationChangeRecord` with `inControlledShutdown`): it stays unfenced but may
+    /// neither lead nor join an ISR (`ClusterControlManager.isActive`).
+    BrokerInControlledShutdown {
         broker_id: BrokerId,
         broker_epoch: i64,
     },
@@ -70,6 +80,9 @@ impl fmt::Display for MetadataRecord {
             }
             MetadataRecord::FenceBroker { broker_id, .. } => write!(f, "FenceBroker {broker_id}"),
             MetadataRecord::UnfenceBroker { broker_id, .. } => write!(f, "UnfenceBroker {broker_id}"),
+            MetadataRecord::BrokerInControlledShutdown { broker_id, .. } => {
+                write!(f, "BrokerInControlledShutdown {broker_id}")
+            }
             MetadataRecord::Topic { name, partitions, .. } => write!(f, "Topic {name} partitions={partitions}"),
             MetadataRecord::Partition { partition, isr, leader, leader_epoch, .. } => {
                 write!(f, "Partition {partition} leader=")?;
@@ -86,7 +99,10 @@ impl fmt::Display for MetadataRecord {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BrokerImage {
     pub broker_epoch: i64,
+    pub incarnation: u64,
     pub fenced: bool,
+    /// In controlled shutdown: unfenced, but no longer eligible to lead or join an ISR.
+    pub in_controlled_shutdown: bool,
     pub rack: Option<String>,
 }
 
@@ -118,10 +134,23 @@ pub struct MetadataImage {
 impl MetadataImage {
     pub fn apply(&mut self, record: &MetadataRecord) {
         match record {
-            MetadataRecord::RegisterBroker { broker_id, broker_epoch, rack } => {
+            MetadataRecord::RegisterBroker { broker_id, broker_epoch, incarnation, rack } => {
                 // A (re-)registered broker starts fenced until it has caught up with the log.
-                self.brokers
-                    .insert(*broker_id, BrokerImage { broker_epoch: *broker_epoch, fenced: true, rack: rack.clone() });
+                self.brokers.insert(
+                    *broker_id,
+                    BrokerImage {
+                        broker_epoch: *broker_epoch,
+                        incarnation: *incarnation,
+                        fenced: true,
+                        in_controlled_shutdown: false,
+                        rack: rack.clone(),
+                    },
+                );
+            }
+            MetadataRecord::BrokerInControlledShutdown { broker_id, .. } => {
+                if let Some(b) = self.brokers.get_mut(broker_id) {
+                    b.in_controlled_shutdown = true;
+                }
             }
             MetadataRecord::FenceBroker { broker_id, .. } => {
                 if let Some(b) = self.brokers.get_mut(broker_id) {
@@ -176,6 +205,12 @@ impl MetadataImage {
         self.brokers.get(&broker).is_some_and(|b| !b.fenced)
     }
 
+    /// Unfenced and not shutting down: eligible to lead and to join an ISR (Kafka's
+    /// `ClusterControlManager.isActive`; brokers check the same in `Partition.isReplicaIsrEligible`).
+    pub fn is_active(&self, broker: BrokerId) -> bool {
+        self.brokers.get(&broker).is_some_and(|b| !b.fenced && !b.in_controlled_shutdown)
+    }
+
     pub fn live_brokers(&self) -> Vec<BrokerId> {
         self.brokers.iter().filter(|(_, b)| !b.fenced).map(|(id, _)| *id).collect()
     }
@@ -192,7 +227,16 @@ mod tests {
     fn image(leader: Option<BrokerId>, isr: Vec<BrokerId>, fenced: bool) -> MetadataImage {
         let mut image = MetadataImage::default();
         for id in [1, 2] {
-            image.brokers.insert(id, BrokerImage { broker_epoch: 1, fenced: fenced && id == 1, rack: None });
+            image.brokers.insert(
+                id,
+                BrokerImage {
+                    broker_epoch: 1,
+                    incarnation: 1,
+                    fenced: fenced && id == 1,
+                    in_controlled_shutdown: false,
+                    rack: None,
+                },
+            );
         }
         let p = PartitionImage { replicas: vec![1, 2], isr, leader, leader_epoch: 3, partition_epoch: 4 };
         image.partitions.insert(TopicPartition::new("t", 0), p);

@@ -17,6 +17,9 @@ pub enum FenceReason {
     SessionTimeout,
     /// The broker registered again (it restarted), so its old incarnation is gone.
     Reregistered,
+    /// The broker's controlled shutdown is complete: it holds no leadership any more and every
+    /// active broker has seen that, so the controller lets it go.
+    ControlledShutdown,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,6 +44,16 @@ pub enum Note {
     BrokerUnfenced {
         broker: BrokerId,
     },
+    /// A new incarnation of the broker asked to register while the old one's session was still
+    /// valid: DUPLICATE_BROKER_REGISTRATION, and the broker retries.
+    RegistrationRejected {
+        broker: BrokerId,
+    },
+    /// The broker asked to shut down: the controller moves its leaderships away and removes it
+    /// from every ISR it can.
+    ControlledShutdownStarted {
+        broker: BrokerId,
+    },
     TopicCreated {
         topic: String,
         assignment: Vec<Vec<BrokerId>>,
@@ -55,6 +68,9 @@ pub enum Note {
         election: Option<ElectionKind>,
     },
     // ---- broker ----
+    /// The broker was asked to stop and begins its controlled shutdown (`BrokerServer.shutdown`
+    /// with `controlled.shutdown.enable=true`).
+    ShutdownRequested,
     /// A broker rebuilt a partition from its disk after starting.
     Recovered {
         partition: TopicPartition,
@@ -248,6 +264,9 @@ impl Note {
             BrokerRegistered { .. }
             | BrokerFenced { .. }
             | BrokerUnfenced { .. }
+            | RegistrationRejected { .. }
+            | ControlledShutdownStarted { .. }
+            | ShutdownRequested
             | TopicCreated { .. }
             | GroupLoaded { .. }
             | GroupStateChanged { .. }
@@ -284,7 +303,25 @@ impl fmt::Display for Note {
             BrokerFenced { broker, reason: FenceReason::Reregistered } => {
                 write!(f, "broker-{broker} re-registered after a restart: its old incarnation is fenced")
             }
+            BrokerFenced { broker, reason: FenceReason::ControlledShutdown } => write!(
+                f,
+                "broker-{broker}'s controlled shutdown is done: it leads nothing, so it is fenced and may stop"
+            ),
             BrokerUnfenced { broker } => write!(f, "broker-{broker} caught up on metadata: unfenced"),
+            RegistrationRejected { broker } => write!(
+                f,
+                "broker-{broker}'s new incarnation is refused (DUPLICATE_BROKER_REGISTRATION): the old one's session \
+                 is still valid, so it retries until broker.session.timeout.ms fences the old one"
+            ),
+            ControlledShutdownStarted { broker } => write!(
+                f,
+                "broker-{broker} asked to shut down: the controller moves its leaderships away and takes it out of \
+                 the ISRs"
+            ),
+            ShutdownRequested => write!(
+                f,
+                "asked to stop: controlled shutdown begins, heartbeats now say want_shut_down (controlled.shutdown.enable)"
+            ),
             TopicCreated { topic, assignment } => {
                 write!(f, "topic {topic} created with {} partition(s); replicas {:?}", assignment.len(), assignment)
             }

@@ -492,7 +492,7 @@ impl Producer {
 impl StateMachine for Producer {
     fn handle(&mut self, now: SimTime, input: Input, rng: &mut dyn rand_core::RngCore, fx: &mut Effects) {
         match input {
-            Input::Start => {}
+            Input::Start | Input::Shutdown => {}
             Input::Message { from, message: Message::Response { correlation_id, body } } => {
                 if let NodeId::Broker(broker) = from {
                     self.metadata.on_reply_from(broker);

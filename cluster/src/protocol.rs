@@ -319,6 +319,9 @@ pub struct BrokerHeartbeatRequest {
     /// How far the broker has replayed the metadata log; the controller unfences a broker only
     /// once it has caught up.
     pub current_metadata_offset: i64,
+    /// The broker is in controlled shutdown (`BrokerLifecycleManager`'s
+    /// `PENDING_CONTROLLED_SHUTDOWN`) and asks the controller to move its leaderships away.
+    pub want_shut_down: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -326,6 +329,8 @@ pub struct BrokerHeartbeatResponse {
     pub error: ErrorCode,
     pub is_caught_up: bool,
     pub is_fenced: bool,
+    /// The controller has moved everything away: the broker may stop now.
+    pub should_shut_down: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -548,8 +553,11 @@ impl fmt::Display for Request {
             Request::BrokerRegistration(r) => write!(f, "BrokerRegistration broker {}", r.broker_id),
             Request::BrokerHeartbeat(r) => write!(
                 f,
-                "BrokerHeartbeat broker {} epoch {} metadata@{}",
-                r.broker_id, r.broker_epoch, r.current_metadata_offset
+                "BrokerHeartbeat broker {} epoch {} metadata@{}{}",
+                r.broker_id,
+                r.broker_epoch,
+                r.current_metadata_offset,
+                if r.want_shut_down { " want-shut-down" } else { "" }
             ),
             Request::AlterPartition(r) => write!(
                 f,
@@ -651,10 +659,11 @@ impl fmt::Display for Response {
             Response::BrokerRegistration(r) => write!(f, "BrokerRegistration {} epoch={}", r.error, r.broker_epoch),
             Response::BrokerHeartbeat(r) => write!(
                 f,
-                "BrokerHeartbeat {}{}{}",
+                "BrokerHeartbeat {}{}{}{}",
                 r.error,
                 if r.is_fenced { " fenced" } else { " unfenced" },
-                if r.is_caught_up { " caught-up" } else { "" }
+                if r.is_caught_up { " caught-up" } else { "" },
+                if r.should_shut_down { " should-shut-down" } else { "" }
             ),
             Response::AlterPartition(r) => write!(
                 f,

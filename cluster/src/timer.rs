@@ -11,6 +11,8 @@ pub enum Timer {
     RequestTimeout(u64),
     // -- broker --
     BrokerHeartbeat,
+    /// A broker in controlled shutdown gives up waiting for the controller and stops anyway.
+    ControlledShutdownTimeout,
     /// Retry registration or a metadata fetch after a failure.
     ControllerRetry,
     /// A follower's fetcher for this leader may fetch again.
@@ -55,6 +57,7 @@ impl fmt::Display for Timer {
         match self {
             Timer::RequestTimeout(id) => write!(f, "request #{id} timed out"),
             Timer::BrokerHeartbeat => write!(f, "heartbeat due"),
+            Timer::ControlledShutdownTimeout => write!(f, "controlled shutdown timed out"),
             Timer::ControllerRetry => write!(f, "retry controller request"),
             Timer::FetchBackoff(leader) => write!(f, "fetch backoff from broker-{leader} over"),
             Timer::DelayedFetchExpiry(id) => write!(f, "delayed fetch #{id} expired"),

@@ -71,6 +71,8 @@ pub fn describe(trace: &Trace, event: &Event, detail: Detail) -> Option<String> 
             Fault::Restart(n) => format!("{} restarts", trace.node_name(*n)),
             Fault::Pause(n) => format!("FAULT: {} freezes (a long GC pause)", trace.node_name(*n)),
             Fault::Resume(n) => format!("{} resumes, unaware that time passed", trace.node_name(*n)),
+            Fault::Stop(n) => format!("{} is asked to stop gracefully (SIGTERM)", trace.node_name(*n)),
+            Fault::Exit(n) => format!("{} finishes its shutdown and exits, every log flushed", trace.node_name(*n)),
             Fault::Partition(groups) => {
                 let parts: Vec<String> = groups.iter().map(|g| format!("[{}]", names(trace, g))).collect();
                 format!("FAULT: network partition between {}", parts.join(" | "))

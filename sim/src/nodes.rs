@@ -27,6 +27,8 @@ pub enum Status {
     Killed,
     /// The machine lost power: only what was flushed to disk survives.
     PoweredOff,
+    /// The process shut down cleanly: it flushed every log before it exited.
+    Stopped,
 }
 
 /// What a fault does to one node's process: the one definition the world carries out and the
@@ -48,6 +50,10 @@ pub enum ProcessChange {
     },
     Freeze,
     Thaw,
+    /// Ask the running process to shut down gracefully; it keeps running until it is done.
+    ShutDown,
+    /// The process exits cleanly, its logs flushed.
+    Exit,
 }
 
 impl Status {
@@ -58,10 +64,19 @@ impl Status {
         match fault {
             Fault::Kill(n) if *n == node && running => ProcessChange::Stop { power_loss: false },
             Fault::PowerFail(n) if *n == node && running => ProcessChange::Stop { power_loss: true },
-            Fault::PowerFail(n) if *n == node && self == Status::Killed => ProcessChange::LosePower,
+            Fault::PowerFail(n) if *n == node && matches!(self, Status::Killed | Status::Stopped) => {
+                ProcessChange::LosePower
+            }
             Fault::Restart(n) if *n == node => ProcessChange::Start { stop_first: running },
             Fault::Pause(n) if *n == node && self == Status::Up => ProcessChange::Freeze,
             Fault::Resume(n) if *n == node && self == Status::Paused => ProcessChange::Thaw,
+            // A broker runs its controlled shutdown first; other processes just exit. A frozen
+            // process cannot act on the signal (ksim drops it).
+            Fault::Stop(n) if *n == node && self == Status::Up => match node {
+                NodeId::Broker(_) => ProcessChange::ShutDown,
+                _ => ProcessChange::Exit,
+            },
+            Fault::Exit(n) if *n == node && running => ProcessChange::Exit,
             _ => ProcessChange::Nothing,
         }
     }
@@ -69,7 +84,8 @@ impl Status {
     /// The status after `change`.
     pub fn after(self, change: ProcessChange) -> Status {
         match change {
-            ProcessChange::Nothing => self,
+            ProcessChange::Nothing | ProcessChange::ShutDown => self,
+            ProcessChange::Exit => Status::Stopped,
             ProcessChange::Stop { power_loss: false } => Status::Killed,
             ProcessChange::Stop { power_loss: true } | ProcessChange::LosePower => Status::PoweredOff,
             ProcessChange::Start { .. } | ProcessChange::Thaw => Status::Up,

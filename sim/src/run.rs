@@ -82,6 +82,7 @@ fn timeline(scenario: &Scenario, options: &RunOptions) -> Vec<(SimTime, Directiv
             Action::Restart(n) => Fault::Restart(id(n)),
             Action::Pause(n) => Fault::Pause(id(n)),
             Action::Resume(n) => Fault::Resume(id(n)),
+            Action::Stop(n) => Fault::Stop(id(n)),
             Action::Partition(groups) => Fault::Partition(groups.iter().map(|g| g.iter().map(id).collect()).collect()),
             Action::PartitionOneWay(a, b) => {
                 Fault::PartitionOneWay { from: a.iter().map(id).collect(), to: b.iter().map(id).collect() }

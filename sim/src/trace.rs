@@ -42,6 +42,12 @@ pub enum Fault {
     /// The process stops running (a long GC pause, a stalled VM) but keeps its sockets.
     Pause(NodeId),
     Resume(NodeId),
+    /// An operator stops the process gracefully (SIGTERM, `kafka-server-stop.sh`): a broker first
+    /// runs its controlled shutdown; other nodes exit at once.
+    Stop(NodeId),
+    /// The process finished its graceful shutdown and exits, every log flushed. The world records
+    /// this when the process says it is done; a scenario cannot name it.
+    Exit(NodeId),
     /// Links between these groups are cut in both directions.
     Partition(Vec<Vec<NodeId>>),
     /// Messages from `from` to `to` are dropped; the other direction still works.
@@ -63,7 +69,13 @@ impl Fault {
     /// The node whose process this fault acts on (none for network faults).
     pub fn node(&self) -> Option<NodeId> {
         match self {
-            Fault::Kill(n) | Fault::PowerFail(n) | Fault::Restart(n) | Fault::Pause(n) | Fault::Resume(n) => Some(*n),
+            Fault::Kill(n)
+            | Fault::PowerFail(n)
+            | Fault::Restart(n)
+            | Fault::Pause(n)
+            | Fault::Resume(n)
+            | Fault::Stop(n)
+            | Fault::Exit(n) => Some(*n),
             Fault::Partition(_) | Fault::PartitionOneWay { .. } | Fault::Heal | Fault::SlowLink { .. } => None,
         }
     }

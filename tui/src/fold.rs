@@ -398,13 +398,20 @@ impl ClusterView {
             | Fault::PowerFail(node)
             | Fault::Restart(node)
             | Fault::Pause(node)
-            | Fault::Resume(node) => {
+            | Fault::Resume(node)
+            | Fault::Stop(node)
+            | Fault::Exit(node) => {
                 let before = self.process(*node);
                 let change = before.change(*node, fault);
                 self.processes.insert(*node, before.after(change));
                 // A process that stops or starts forgets what it believed about its roles.
-                if matches!(change, ProcessChange::Stop { .. } | ProcessChange::LosePower | ProcessChange::Start { .. })
-                {
+                if matches!(
+                    change,
+                    ProcessChange::Stop { .. }
+                        | ProcessChange::Exit
+                        | ProcessChange::LosePower
+                        | ProcessChange::Start { .. }
+                ) {
                     self.forget_roles(*node);
                 }
             }
@@ -587,6 +594,8 @@ impl ClusterView {
                 }
             }
             Note::StaticMemberReturned { .. } => {}
+            // The broker rows show fencing and process status; these only narrate.
+            Note::RegistrationRejected { .. } | Note::ControlledShutdownStarted { .. } | Note::ShutdownRequested => {}
             Note::AssignmentStored { group, generation, member, partitions } => {
                 let m = self.groups.entry(group.clone()).or_default().members.entry(member.clone()).or_default();
                 m.assigned_generation = Some(*generation);

@@ -57,6 +57,19 @@ impl BrokerDisk {
         }
         flushed
     }
+
+    /// A clean shutdown flushes every log. Returns, per partition that had unflushed records,
+    /// the offset now flushed.
+    pub fn flush_all(&mut self) -> Vec<(TopicPartition, i64)> {
+        let mut flushed = Vec::new();
+        for (tp, log) in &mut self.logs {
+            if log.flushed_offset() < log.log_end_offset() {
+                log.flush();
+                flushed.push((tp.clone(), log.flushed_offset()));
+            }
+        }
+        flushed
+    }
 }
 
 impl Broker {

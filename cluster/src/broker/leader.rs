@@ -340,8 +340,9 @@ impl Broker {
 
     pub(super) fn maybe_expand_isr(&mut self, now: SimTime, tp: &TopicPartition, follower: BrokerId, fx: &mut Effects) {
         let Some(replica) = self.replicas.get(tp) else { return };
-        // KIP-841: only an unfenced broker may join the ISR.
-        if !replica.may_join_isr(follower) || !self.image.is_unfenced(follower) {
+        // KIP-841: only an unfenced broker that is not shutting down may join the ISR
+        // (`Partition.isReplicaIsrEligible`).
+        if !replica.may_join_isr(follower) || !self.image.is_active(follower) {
             return;
         }
         let mut new_isr = replica.isr.clone();

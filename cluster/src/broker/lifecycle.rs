@@ -15,7 +15,10 @@
 //! The same image answers clients' Metadata requests and backs InitProducerId.
 
 use super::replica::{FollowerPhase, FollowerProgress, LeaderState, Replica, Role};
-use super::{Broker, Outstanding};
+use super::{
+    Broker, Outstanding, CONTROLLED_SHUTDOWN_FIRST_RETRY_MS, CONTROLLED_SHUTDOWN_TIMEOUT_MS,
+    CONTROLLER_RETRY_BACKOFF_MS,
+};
 use crate::effects::Effects;
 use crate::error::ErrorCode;
 use crate::group::coordinator::OFFSETS_TOPIC;
@@ -76,8 +79,54 @@ impl Broker {
             broker_id: self.id,
             broker_epoch: self.broker_epoch,
             current_metadata_offset: self.image.next_offset,
+            want_shut_down: self.shutting_down,
         });
         self.request(now, self.controller, Outstanding::Heartbeat, body, fx);
+    }
+
+    /// Registration failed (refused, timed out, connection lost): try again after
+    /// `BrokerLifecycleManager.resendExponentialBackoff`, 100 ms doubling per failure up to
+    /// `broker.session.timeout.ms` (Kafka adds 2% jitter; ksim keeps it exact).
+    pub(super) fn retry_registration_later(&mut self, now: SimTime, fx: &mut Effects) {
+        let backoff_ms = (CONTROLLER_RETRY_BACKOFF_MS << self.failed_registrations.min(20))
+            .min(self.config.broker_session_timeout_ms.max(CONTROLLER_RETRY_BACKOFF_MS));
+        self.failed_registrations += 1;
+        fx.set_timer(Timer::ControllerRetry, now.plus_ms(backoff_ms));
+    }
+
+    /// Asked to stop (`BrokerServer.shutdown`). With `controlled.shutdown.enable` and a running
+    /// (registered, unfenced) broker, enter `PENDING_CONTROLLED_SHUTDOWN`: heartbeat at once with
+    /// `want_shut_down`, and stop only when the controller answers `should_shut_down` (it has
+    /// moved the leaderships away) or after five minutes. Otherwise stop now
+    /// (`BrokerLifecycleManager.BeginControlledShutdownEvent`: "Skipping controlled shutdown").
+    pub(super) fn begin_shutdown(&mut self, now: SimTime, fx: &mut Effects) {
+        if self.shutting_down {
+            return;
+        }
+        if !self.config.controlled_shutdown_enable || self.broker_epoch < 0 || self.fenced {
+            fx.exit();
+            return;
+        }
+        self.shutting_down = true;
+        fx.note(Note::ShutdownRequested);
+        fx.set_timer(Timer::ControlledShutdownTimeout, now.plus_ms(CONTROLLED_SHUTDOWN_TIMEOUT_MS));
+        self.send_heartbeat(now, fx);
+    }
+
+    /// The controller's answer to a heartbeat sent in controlled shutdown
+    /// (`BrokerLifecycleManager.BrokerHeartbeatResponseEvent`, `PENDING_CONTROLLED_SHUTDOWN`).
+    pub(super) fn on_shutdown_answer(&mut self, now: SimTime, should_shut_down: bool, fx: &mut Effects) {
+        if should_shut_down {
+            fx.exit();
+            return;
+        }
+        let wait_ms = if self.got_shutdown_response {
+            self.config.broker_heartbeat_interval_ms
+        } else {
+            CONTROLLED_SHUTDOWN_FIRST_RETRY_MS
+        };
+        self.got_shutdown_response = true;
+        fx.set_timer(Timer::BrokerHeartbeat, now.plus_ms(wait_ms));
     }
 
     pub(super) fn fetch_metadata(&mut self, now: SimTime, fx: &mut Effects) {

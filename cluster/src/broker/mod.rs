@@ -58,6 +58,12 @@ const REPLICA_REQUEST_TIMEOUT_MS: u64 = 30_000;
 const CONTROLLER_REQUEST_TIMEOUT_MS: u64 = 2_000;
 /// How long to wait before asking the controller again after a failure.
 const CONTROLLER_RETRY_BACKOFF_MS: u64 = 100;
+/// How long a broker in controlled shutdown waits for the controller's go-ahead before it stops
+/// anyway (`BrokerServer.shutdown`: `controlledShutdownFuture.get(5L, TimeUnit.MINUTES)`).
+const CONTROLLED_SHUTDOWN_TIMEOUT_MS: u64 = 300_000;
+/// After the first "not yet" to a controlled shutdown, the next heartbeat goes this soon
+/// (`BrokerLifecycleManager`: `scheduleNextCommunication(50 ms)`).
+const CONTROLLED_SHUTDOWN_FIRST_RETRY_MS: u64 = 50;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Outstanding {
@@ -87,6 +93,11 @@ pub struct Broker {
     started: bool,
     broker_epoch: i64,
     fenced: bool,
+    /// Registration attempts refused or failed in a row (the backoff grows with them).
+    failed_registrations: u32,
+    /// `PENDING_CONTROLLED_SHUTDOWN`: heartbeats say `want_shut_down`.
+    shutting_down: bool,
+    got_shutdown_response: bool,
     image: MetadataImage,
     outstanding: BTreeMap<u64, (NodeId, Outstanding)>,
     fetchers: BTreeMap<BrokerId, Fetcher>,
@@ -126,6 +137,9 @@ impl Broker {
             started: false,
             broker_epoch: -1,
             fenced: true,
+            failed_registrations: 0,
+            shutting_down: false,
+            got_shutdown_response: false,
             image: MetadataImage::default(),
             outstanding: BTreeMap::new(),
             fetchers: BTreeMap::new(),
@@ -234,19 +248,25 @@ impl Broker {
         match (what, body) {
             (Outstanding::Registration, Response::BrokerRegistration(r)) => {
                 if r.error.is_none() {
+                    self.failed_registrations = 0;
                     self.broker_epoch = r.broker_epoch;
                     self.fetch_metadata(now, fx);
                     self.send_heartbeat(now, fx);
                 } else {
-                    fx.set_timer(Timer::ControllerRetry, now.plus_ms(CONTROLLER_RETRY_BACKOFF_MS));
+                    // DUPLICATE_BROKER_REGISTRATION while the old incarnation's session lasts.
+                    self.retry_registration_later(now, fx);
                 }
             }
             (Outstanding::Heartbeat, Response::BrokerHeartbeat(r)) => {
-                if r.error == ErrorCode::StaleBrokerEpoch {
+                if r.error == ErrorCode::StaleBrokerEpoch && !self.shutting_down {
                     self.broker_epoch = -1;
                     self.register(now, fx);
                 } else if r.error.is_none() {
                     self.fenced = r.is_fenced;
+                    if self.shutting_down {
+                        self.on_shutdown_answer(now, r.should_shut_down, fx);
+                        return;
+                    }
                 }
                 fx.set_timer(Timer::BrokerHeartbeat, now.plus_ms(self.config.broker_heartbeat_interval_ms));
             }
@@ -270,7 +290,8 @@ impl Broker {
     /// A request got no answer (timeout) or its connection closed.
     fn on_request_failed(&mut self, now: SimTime, what: Outstanding, fx: &mut Effects) {
         match what {
-            Outstanding::Registration | Outstanding::MetadataFetch => {
+            Outstanding::Registration => self.retry_registration_later(now, fx),
+            Outstanding::MetadataFetch => {
                 fx.set_timer(Timer::ControllerRetry, now.plus_ms(CONTROLLER_RETRY_BACKOFF_MS));
             }
             Outstanding::Heartbeat => {}
@@ -304,6 +325,7 @@ impl Broker {
                     self.fetch_metadata(now, fx);
                 }
             }
+            Timer::ControlledShutdownTimeout => fx.exit(),
             Timer::FetchBackoff(_) => {}
             Timer::DelayedFetchExpiry(id) => {
                 if let Some(d) = self.delayed_fetches.remove(&id) {
@@ -383,6 +405,7 @@ impl StateMachine for Broker {
             }
             Input::Timer(timer) => self.on_timer(now, timer, fx),
             Input::ConnectionClosed { peer } => self.on_connection_closed(now, peer, fx),
+            Input::Shutdown => self.begin_shutdown(now, fx),
         }
         self.drive_fetchers(now, fx);
         debug_check(NodeId::Broker(self.id), || self.check_invariants());

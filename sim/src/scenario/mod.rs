@@ -288,6 +288,10 @@ pub enum Action {
     Restart(NodeRef),
     Pause(NodeRef),
     Resume(NodeRef),
+    /// Stop the process gracefully (SIGTERM): a broker runs its controlled shutdown (the
+    /// controller moves its leaderships away first), then exits with every log flushed.
+    /// `Restart` brings it back.
+    Stop(NodeRef),
     /// Cut the network between groups (nodes not named stay connected to everyone).
     Partition(Vec<Vec<NodeRef>>),
     /// Drop messages from the first group to the second only.
@@ -494,6 +498,7 @@ impl Action {
             | Action::Restart(n)
             | Action::Pause(n)
             | Action::Resume(n)
+            | Action::Stop(n)
             | Action::Isolate(n) => {
                 vec![n]
             }

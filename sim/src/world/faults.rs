@@ -10,6 +10,7 @@ use super::World;
 use crate::nodes::{Durable, Machine, ProcessChange, Status};
 use crate::scenario::{Action, Scenario};
 use crate::trace::{EventKind, Fault};
+use ksim_cluster::effects::Input;
 use ksim_cluster::log::TruncateReason;
 use ksim_cluster::node::NodeId;
 use ksim_cluster::note::Note;
@@ -26,6 +27,8 @@ impl World {
             match status.change(n, &fault) {
                 ProcessChange::Nothing => {}
                 ProcessChange::Stop { power_loss } => self.stop(n, power_loss),
+                ProcessChange::ShutDown => self.step(n, Input::Shutdown),
+                ProcessChange::Exit => self.exit(n),
                 ProcessChange::LosePower => {
                     // The process was already dead, but its page cache was not: the host's
                     // power going now takes what the kernel had not written back.
@@ -52,7 +55,13 @@ impl World {
             return;
         }
         match fault {
-            Fault::Kill(_) | Fault::PowerFail(_) | Fault::Restart(_) | Fault::Pause(_) | Fault::Resume(_) => {
+            Fault::Kill(_)
+            | Fault::PowerFail(_)
+            | Fault::Restart(_)
+            | Fault::Pause(_)
+            | Fault::Resume(_)
+            | Fault::Stop(_)
+            | Fault::Exit(_) => {
                 unreachable!("process faults name their node")
             }
             Fault::Partition(groups) => {
@@ -80,6 +89,21 @@ impl World {
                 self.release_held(now);
             }
             Fault::SlowLink { a, b, extra_latency_ms } => self.fabric.set_slow(a, b, extra_latency_ms),
+        }
+    }
+
+    /// A clean exit at the end of a graceful shutdown: the process stops and, as Kafka's
+    /// `LogManager.shutdown` does, every log is flushed first, so the disk holds every record.
+    fn exit(&mut self, node: NodeId) {
+        self.stop(node, false);
+        let slot = self.slots.get_mut(&node).expect("present");
+        slot.status = Status::Stopped;
+        let flushed = match &mut slot.durable {
+            Durable::Broker(disk) => disk.flush_all(),
+            _ => Vec::new(),
+        };
+        for (partition, offset) in flushed {
+            self.record(node, EventKind::Note(Note::Flushed { partition, offset }));
         }
     }
 
@@ -139,7 +163,7 @@ pub(super) fn left_down(scenario: &Scenario) -> BTreeSet<NodeId> {
     steps.sort_by_key(|s| s.at_ms);
     for step in steps {
         match &step.action {
-            Action::Kill(n) | Action::PowerFail(n) => {
+            Action::Kill(n) | Action::PowerFail(n) | Action::Stop(n) => {
                 dead.insert(scenario.node_id(n));
             }
             Action::Pause(n) => {

@@ -51,7 +51,7 @@ impl World {
                 broker.os_writeback(now, expire_ms, &mut fx);
                 notes = fx.notes;
             }
-            (Status::Killed, _, Durable::Broker(disk)) => {
+            (Status::Killed | Status::Stopped, _, Durable::Broker(disk)) => {
                 for (partition, offset) in disk.os_writeback(now.as_ms(), expire_ms) {
                     notes.push(Note::Flushed { partition, offset });
                 }

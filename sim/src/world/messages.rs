@@ -17,7 +17,7 @@ impl World {
         match self.slots.get(&node).map(|s| s.status) {
             Some(Status::Up | Status::Paused) => Reachability::Up,
             Some(Status::PoweredOff) => Reachability::PoweredOff,
-            Some(Status::Killed) | None => Reachability::ProcessDown,
+            Some(Status::Killed | Status::Stopped) | None => Reachability::ProcessDown,
         }
     }
 

@@ -22,7 +22,7 @@ use crate::net::tcp::Tcp;
 use crate::nodes::{Durable, Machine, Nodes, Slot, Status};
 use crate::rng::stream;
 use crate::scenario::{Happening, Resolved, Scenario, CONTROLLER_ID};
-use crate::trace::{Actor, Event, EventKind, TraceHeader};
+use crate::trace::{Actor, Event, EventKind, Fault, TraceHeader};
 use clients::Waiters;
 use driver::{Driver, Wake};
 use ksim_cluster::broker::Broker;
@@ -288,7 +288,7 @@ impl World {
                 let peer = *peer;
                 self.record(node, EventKind::ConnectionClosed { peer });
             }
-            Input::Start | Input::Message { .. } => {}
+            Input::Start | Input::Shutdown | Input::Message { .. } => {}
         }
         let slot = self.slots.get_mut(&node).expect("present");
         let machine = slot.machine.as_mut().expect("present");
@@ -342,6 +342,10 @@ impl World {
         }
         if let NodeId::Client(_) = node {
             self.wake_application(node);
+        }
+        if fx.exit {
+            // The process finished its graceful shutdown.
+            self.apply_fault(Fault::Exit(node));
         }
     }
 

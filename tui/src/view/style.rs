@@ -63,6 +63,7 @@ pub fn process(p: Process) -> (char, &'static str, Style) {
         Process::Up => ('●', "up", good()),
         Process::Killed => ('x', "killed", bad()),
         Process::PoweredOff => ('o', "no pwr", bad()),
+        Process::Stopped => ('s', "stopped", Style::new().fg(Color::DarkGray)),
         Process::Paused => ('z', "paused", Style::new().fg(Color::Magenta)),
     }
 }
