@@ -55,8 +55,16 @@ struct PartitionState {
 
 #[derive(Clone, Debug)]
 enum Outstanding {
-    Fetch { broker: BrokerId, partitions: Vec<TopicPartition> },
-    ListOffsets { broker: BrokerId, partitions: Vec<TopicPartition> },
+    /// A fetch, with the offset it asked for in each partition: the answer counts only for a
+    /// partition whose position is still that offset.
+    Fetch {
+        broker: BrokerId,
+        offsets: BTreeMap<TopicPartition, i64>,
+    },
+    ListOffsets {
+        broker: BrokerId,
+        partitions: Vec<TopicPartition>,
+    },
 }
 
 /// A client node can run a producer and a consumer side by side; their correlation ids live in
@@ -324,9 +332,8 @@ impl Consumer {
 
     fn busy(&self, tp: &TopicPartition) -> bool {
         self.outstanding.values().any(|o| match o {
-            Outstanding::Fetch { partitions, .. } | Outstanding::ListOffsets { partitions, .. } => {
-                partitions.contains(tp)
-            }
+            Outstanding::Fetch { offsets, .. } => offsets.contains_key(tp),
+            Outstanding::ListOffsets { partitions, .. } => partitions.contains(tp),
         })
     }
 
@@ -416,8 +423,8 @@ impl Consumer {
                 continue;
             }
             let id = self.next_correlation();
-            let names = partitions.iter().map(|p| p.partition.clone()).collect();
-            self.outstanding.insert(id, Outstanding::Fetch { broker, partitions: names });
+            let offsets = partitions.iter().map(|p| (p.partition.clone(), p.fetch_offset)).collect();
+            self.outstanding.insert(id, Outstanding::Fetch { broker, offsets });
             fx.set_timer(
                 Timer::RequestTimeout(id),
                 now.plus_ms(self.config.request_timeout_ms + self.config.fetch_max_wait_ms),
@@ -442,11 +449,25 @@ impl Consumer {
         }
     }
 
-    fn on_fetch(&mut self, now: SimTime, response: FetchResponse, fx: &mut Effects) {
+    /// Take a fetch answer. Like Kafka's `FetchCollector.handleInitializeSuccess` (and its
+    /// OFFSET_OUT_OF_RANGE branch in `handleInitializeErrors`), a partition's answer counts only if
+    /// the consumer's position is still the offset the request asked for: a rebalance, a seek or a
+    /// reset while the fetch was in flight makes it stale, and taking it would move the position
+    /// past records the application never received (which a later commit would then skip).
+    fn on_fetch(
+        &mut self,
+        now: SimTime,
+        fetched: BTreeMap<TopicPartition, i64>,
+        response: FetchResponse,
+        fx: &mut Effects,
+    ) {
         for p in response.partitions {
             let tp = p.partition.clone();
             let Some(state) = self.assignment.get_mut(&tp) else { continue };
             let Some(mut position) = state.position else { continue };
+            if fetched.get(&tp) != Some(&position) {
+                continue;
+            }
             match p.error {
                 ErrorCode::None => {
                     for batch in p.batches {
@@ -507,7 +528,10 @@ impl Consumer {
             return;
         }
         let Some(o) = self.outstanding.remove(&correlation_id) else { return };
-        let (Outstanding::Fetch { partitions, .. } | Outstanding::ListOffsets { partitions, .. }) = o;
+        let partitions = match o {
+            Outstanding::Fetch { offsets, .. } => offsets.into_keys().collect(),
+            Outstanding::ListOffsets { partitions, .. } => partitions,
+        };
         for tp in partitions {
             self.back_off(now, &tp, true);
         }
@@ -532,13 +556,17 @@ impl StateMachine for Consumer {
             }
             Input::Message { message: Message::Response { correlation_id, body }, .. } => {
                 fx.cancel_timer(Timer::RequestTimeout(correlation_id));
-                let ours = self.outstanding.remove(&correlation_id).is_some();
-                match body {
-                    Response::Metadata(r) if self.metadata.is_in_flight(correlation_id) => {
+                let ours = self.outstanding.remove(&correlation_id);
+                match (body, ours) {
+                    (Response::Metadata(r), _) if self.metadata.is_in_flight(correlation_id) => {
                         self.metadata.on_response(now, r)
                     }
-                    Response::Fetch(r) if ours => self.on_fetch(now, r, fx),
-                    Response::ListOffsets(r) if ours => self.on_list_offsets(now, r, fx),
+                    (Response::Fetch(r), Some(Outstanding::Fetch { offsets, .. })) => {
+                        self.on_fetch(now, offsets, r, fx)
+                    }
+                    (Response::ListOffsets(r), Some(Outstanding::ListOffsets { .. })) => {
+                        self.on_list_offsets(now, r, fx)
+                    }
                     _ => {}
                 }
             }
@@ -869,6 +897,45 @@ mod tests {
         }
         let joins_after = cluster.sent.iter().filter(|r| matches!(r, Request::JoinGroup(_))).count();
         assert_eq!(joins_before, joins_after, "a fenced member must not rejoin");
+    }
+
+    /// Issue 12: a fetch answer that arrives after the position moved (here a seek back; in the
+    /// fuzzer a revoke and reassignment) must not be taken, or the consumer skips offsets 3..7 and
+    /// a later commit marks them consumed (Kafka: `FetchCollector.handleInitializeSuccess`).
+    #[test]
+    fn a_fetch_answer_for_an_old_position_is_discarded_after_a_seek_back() {
+        let mut cluster = Cluster::new(no_reset_config(), 10);
+        let mut fx = Effects::default();
+        cluster.consumer.assign(vec![tp()], SimTime::ZERO, &mut fx);
+        cluster.settle(SimTime::ZERO, fx);
+        let mut fx = Effects::default();
+        cluster.consumer.seek(&tp(), 7, SimTime::from_ms(10), &mut fx);
+        let fetch_id = fx
+            .sends
+            .iter()
+            .find_map(|(_, m)| match m {
+                Message::Request { correlation_id, body: Request::Fetch(f) } if f.partitions[0].fetch_offset == 7 => {
+                    Some(*correlation_id)
+                }
+                _ => None,
+            })
+            .expect("the seek sends a fetch from offset 7");
+        // Before the answer arrives, the application seeks back to 3.
+        let mut fx = Effects::default();
+        cluster.consumer.seek(&tp(), 3, SimTime::from_ms(20), &mut fx);
+        cluster.settle(SimTime::from_ms(20), fx);
+        // The late answer, from offset 7.
+        let mut fx = Effects::default();
+        let body = Response::Fetch(FetchResponse { partitions: vec![cluster.fetched(7)] });
+        let input = Input::Message {
+            from: NodeId::Broker(BROKER),
+            message: Message::Response { correlation_id: fetch_id, body },
+        };
+        cluster.consumer.handle(SimTime::from_ms(30), input, &mut cluster.rng, &mut fx);
+        cluster.settle(SimTime::from_ms(30), fx);
+        assert_eq!(cluster.consumer.position(&tp()), Some(3), "the stale answer moved the position");
+        let records = cluster.poll(SimTime::from_ms(40));
+        assert_eq!(records.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![3, 4, 5, 6, 7, 8, 9]);
     }
 
     #[test]
