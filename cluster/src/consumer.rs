@@ -74,6 +74,31 @@ pub const CONSUMER_CORRELATION_BASE: u64 = 1 << 40;
 /// Stop fetching ahead once this many records are buffered.
 const MAX_BUFFERED_RECORDS: usize = 1000;
 
+/// How long `commitSync()` keeps retrying (Java's `default.api.timeout.ms`, 60 s by default).
+const DEFAULT_API_TIMEOUT_MS: u64 = 60_000;
+
+/// An application's commit waiting to be (re)sent: no coordinator yet, or its last attempt failed
+/// with a retriable error.
+#[derive(Clone, Copy, Debug)]
+struct CommitRetry {
+    id: u64,
+    deadline: SimTime,
+    retry_at: SimTime,
+}
+
+/// The OffsetCommit errors `commitSync()` retries (Java's `ConsumerCoordinator.commitOffsetsSync`
+/// loops while `future.isRetriable()`: the coordinator moved, is loading, or did not answer).
+fn commit_retriable(error: ErrorCode) -> bool {
+    matches!(
+        error,
+        ErrorCode::NotCoordinator
+            | ErrorCode::CoordinatorNotAvailable
+            | ErrorCode::CoordinatorLoadInProgress
+            | ErrorCode::RequestTimedOut
+            | ErrorCode::NetworkException
+    )
+}
+
 pub struct Consumer {
     config: ConsumerConfig,
     metadata: ClientMetadata,
@@ -90,6 +115,10 @@ pub struct Consumer {
     /// Commit id -> correlation of the OffsetCommit carrying it.
     next_commit_id: u64,
     commits_in_flight: Vec<u64>,
+    /// When each application commit gives up (commit id -> deadline).
+    commit_deadlines: BTreeMap<u64, SimTime>,
+    /// The application commit waiting to be sent again, if any.
+    commit_retry: Option<CommitRetry>,
 }
 
 impl Consumer {
@@ -105,6 +134,8 @@ impl Consumer {
             commit_outcomes: Vec::new(),
             next_commit_id: 1,
             commits_in_flight: Vec::new(),
+            commit_deadlines: BTreeMap::new(),
+            commit_retry: None,
             config,
             metadata: ClientMetadata::new(bootstrap, settings, Timer::ConsumerWakeup),
             assignment: BTreeMap::new(),
@@ -151,15 +182,27 @@ impl Consumer {
 
     /// Commit the positions of every assigned partition (what `commitSync()` commits). Returns
     /// an id to find the outcome with, or None if there is nothing to commit.
+    ///
+    /// Like Java's `ConsumerCoordinator.commitOffsetsSync`, a commit waits for a coordinator and
+    /// retries retriable errors (NOT_COORDINATOR and the like) until `default.api.timeout.ms`;
+    /// each attempt carries the positions at that time. Before, a commit with no coordinator
+    /// known reported success without sending anything, and one that heard NOT_COORDINATOR was
+    /// never retried, so a member with nothing more to read never committed again (issue 12).
     pub fn commit(&mut self, now: SimTime, fx: &mut Effects) -> Option<u64> {
         let offsets = self.positions();
-        let member = self.member.as_mut()?;
-        if !member.commit(now, offsets, &mut self.next_correlation, fx) {
+        if offsets.is_empty() || self.commit_retry.is_some() {
             return None;
         }
+        let member = self.member.as_mut()?;
         let id = self.next_commit_id;
         self.next_commit_id += 1;
-        self.commits_in_flight.push(id);
+        self.commit_deadlines.insert(id, now.plus_ms(DEFAULT_API_TIMEOUT_MS));
+        if member.commit(now, offsets, &mut self.next_correlation, fx) {
+            self.commits_in_flight.push(id);
+        } else {
+            let deadline = now.plus_ms(DEFAULT_API_TIMEOUT_MS);
+            self.commit_retry = Some(CommitRetry { id, deadline, retry_at: now });
+        }
         Some(id)
     }
 
@@ -238,7 +281,15 @@ impl Consumer {
                 MemberEvent::Committed { error, .. } => {
                     if !self.commits_in_flight.is_empty() {
                         let id = self.commits_in_flight.remove(0);
-                        self.commit_outcomes.push((id, error));
+                        let deadline = self.commit_deadlines.get(&id).copied().unwrap_or(now);
+                        if commit_retriable(error) && now < deadline && self.commit_retry.is_none() {
+                            let retry_at = now.plus_ms(self.config.retry_backoff_ms);
+                            self.commit_retry = Some(CommitRetry { id, deadline, retry_at });
+                            fx.set_timer(Timer::ConsumerWakeup, retry_at);
+                        } else {
+                            self.commit_deadlines.remove(&id);
+                            self.commit_outcomes.push((id, error));
+                        }
                     }
                 }
             }
@@ -363,6 +414,7 @@ impl Consumer {
         }
         self.metadata.maybe_refresh(now, &mut self.next_correlation, fx);
         self.drive_member(now, fx);
+        self.retry_commit(now, fx);
         let mut resets: BTreeMap<BrokerId, Vec<(TopicPartition, OffsetSpec, i32)>> = BTreeMap::new();
         let mut fetches: BTreeMap<BrokerId, Vec<FetchPartition>> = BTreeMap::new();
         let mut wakeup: Option<SimTime> = None;
@@ -437,6 +489,36 @@ impl Consumer {
             fx.set_timer(Timer::ConsumerWakeup, at);
         }
         self.metadata.maybe_refresh(now, &mut self.next_correlation, fx);
+    }
+
+    /// Send the application's waiting commit again once its backoff passed and a coordinator is
+    /// known; give up with REQUEST_TIMED_OUT at its deadline (Java's commitSync TimeoutException).
+    fn retry_commit(&mut self, now: SimTime, fx: &mut Effects) {
+        let Some(retry) = self.commit_retry else { return };
+        if now >= retry.deadline {
+            self.commit_retry = None;
+            self.commit_deadlines.remove(&retry.id);
+            self.commit_outcomes.push((retry.id, ErrorCode::RequestTimedOut));
+            return;
+        }
+        if now < retry.retry_at {
+            fx.set_timer(Timer::ConsumerWakeup, retry.retry_at);
+            return;
+        }
+        let offsets = self.positions();
+        let Some(member) = self.member.as_mut() else { return };
+        if member.commit_in_flight() {
+            return;
+        }
+        if offsets.is_empty() {
+            // Every partition was revoked meanwhile: nothing is left to commit.
+            self.commit_retry = None;
+            self.commit_deadlines.remove(&retry.id);
+            self.commit_outcomes.push((retry.id, ErrorCode::None));
+        } else if member.commit(now, offsets, &mut self.next_correlation, fx) {
+            self.commit_retry = None;
+            self.commits_in_flight.push(retry.id);
+        }
     }
 
     fn back_off(&mut self, now: SimTime, tp: &TopicPartition, refresh_metadata: bool) {
@@ -587,6 +669,7 @@ impl StateMachine for Consumer {
                     .member
                     .as_ref()
                     .is_some_and(|m| m.phase == crate::group::member::Phase::Stable && !m.commit_in_flight())
+                    && self.commit_retry.is_none()
                 {
                     self.commit(now, fx);
                 }
