@@ -28,6 +28,11 @@ pub struct FuzzArgs {
     /// Report failures without shrinking them.
     #[arg(long)]
     pub no_shrink: bool,
+    /// Also fail a seed on the scenario's own lesson expectations (`Never(ProcessedTwice)` and
+    /// the like), which random faults may legitimately break. By default a seed fails only on a
+    /// broken promise, a ksim bug (a fired invariant or an internal error) or no convergence.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 fn parse_range(text: &str) -> Result<(u64, u64), String> {
@@ -50,8 +55,8 @@ fn parse_shard(text: &str) -> Result<(u64, u64), String> {
     Ok((i, n))
 }
 
-/// A seed that failed: its seed, what went wrong, and the scenario with its faults.
-type FailingSeed = (u64, Vec<String>, Scenario);
+/// A seed that failed or broke a lesson: its seed, what went wrong, and the scenario with its faults.
+type FailingSeed = (u64, fuzz::SeedOutcome, Scenario);
 
 pub fn run(args: &FuzzArgs) -> Result<bool, String> {
     let base = Scenario::load(&args.file).map_err(|e| e.to_string())?;
@@ -86,8 +91,8 @@ pub fn run(args: &FuzzArgs) -> Result<bool, String> {
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some(&seed) = seeds.get(i) else { break };
                 match fuzz::run_seed(&base, &name, seed) {
-                    Ok((failures, scenario)) if !failures.is_empty() => {
-                        failing.lock().expect("results lock").push((seed, failures, scenario))
+                    Ok((outcome, scenario)) if outcome.all().next().is_some() => {
+                        failing.lock().expect("results lock").push((seed, outcome, scenario))
                     }
                     Ok(_) => {}
                     Err(e) => errors.lock().expect("errors lock").push((seed, e)),
@@ -102,7 +107,8 @@ pub fn run(args: &FuzzArgs) -> Result<bool, String> {
     loop {
         let n = done.load(Ordering::SeqCst);
         let rate = n as f64 / started.elapsed().as_secs_f64().max(1e-9);
-        let bad = failing.lock().expect("results lock").len() + errors.lock().expect("errors lock").len();
+        let bad = failing.lock().expect("results lock").iter().filter(|(_, o, _)| o.fails(args.strict)).count()
+            + errors.lock().expect("errors lock").len();
         let width = 30;
         let filled = (n * width).checked_div(total).unwrap_or(width);
         if interactive {
@@ -132,22 +138,32 @@ pub fn run(args: &FuzzArgs) -> Result<bool, String> {
         Arc::try_unwrap(failing).map_err(|_| "results still shared")?.into_inner().map_err(|_| "results lock")?;
     let errors = Arc::try_unwrap(errors).map_err(|_| "errors still shared")?.into_inner().map_err(|_| "errors lock")?;
     failing.sort_by_key(|(seed, _, _)| *seed);
+    let failed = failing.iter().filter(|(_, o, _)| !o.failures.is_empty()).count();
+    let lessons_only = failing.iter().filter(|(_, o, _)| o.failures.is_empty()).count();
     outln!(
-        "{} seed(s) in {:.1}s ({:.1} seeds/s on {jobs} thread(s)): {} failing, {} internal error(s)",
+        "{} seed(s) in {:.1}s ({:.1} seeds/s on {jobs} thread(s)): {} failing (broken promise, bug or no convergence), \
+         {} internal error(s), {} more with a broken lesson expectation only{}",
         total,
         started.elapsed().as_secs_f64(),
         total as f64 / started.elapsed().as_secs_f64().max(1e-9),
-        failing.len(),
-        errors.len()
+        failed,
+        errors.len(),
+        lessons_only,
+        if args.strict { " (failing: --strict)" } else { " (not failing without --strict)" }
     );
     for (seed, e) in &errors {
         outln!("  seed {seed}: {e}");
     }
     let mut shrunk_kinds: Vec<String> = Vec::new();
-    for (seed, failures, scenario) in &failing {
-        outln!("  seed {seed}: {}", failures.join(", "));
-        let first = &failures[0];
-        if args.no_shrink || shrunk_kinds.contains(first) {
+    for (seed, outcome, scenario) in &failing {
+        let mut parts: Vec<String> = outcome.failures.clone();
+        parts.extend(outcome.lessons.iter().map(|l| format!("{l} (lesson)")));
+        outln!("  seed {seed}: {}", parts.join(", "));
+        if args.no_shrink || !outcome.fails(args.strict) {
+            continue;
+        }
+        let first = outcome.all().next().expect("a failing seed has something to show");
+        if shrunk_kinds.contains(first) {
             continue;
         }
         shrunk_kinds.push(first.clone());
@@ -159,7 +175,7 @@ pub fn run(args: &FuzzArgs) -> Result<bool, String> {
             path.display()
         );
     }
-    Ok(failing.is_empty() && errors.is_empty())
+    Ok(errors.is_empty() && !failing.iter().any(|(_, o, _)| o.fails(args.strict)))
 }
 
 fn write_scenario(dir: &Path, name: &str, seed: u64, scenario: &Scenario) -> Result<PathBuf, String> {

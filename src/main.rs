@@ -87,7 +87,9 @@ enum Command {
     ///
     /// Each seed draws its own fault schedule (kills, power failures, pauses, network partitions,
     /// slow links, client crashes) within the scenario's `fuzz:` budget. A seed fails if a promise
-    /// Kafka makes is broken or a `Never` expectation happens. A failing seed is shrunk (faults and
+    /// Kafka makes is broken, ksim hits a bug, or the cluster does not converge; a broken `Never`
+    /// expectation of the scenario (a lesson, which random faults may break) is reported beside
+    /// them and fails the seed only with `--strict`. A failing seed is shrunk (faults and
     /// workload removed while the failure reproduces) and written as a RON file you can replay.
     Fuzz(fuzz_cmd::FuzzArgs),
     /// List the scenarios in scenarios/ with their titles.

@@ -55,8 +55,16 @@ struct PartitionState {
 
 #[derive(Clone, Debug)]
 enum Outstanding {
-    Fetch { broker: BrokerId, partitions: Vec<TopicPartition> },
-    ListOffsets { broker: BrokerId, partitions: Vec<TopicPartition> },
+    /// A fetch, with the offset it asked for in each partition: the answer counts only for a
+    /// partition whose position is still that offset.
+    Fetch {
+        broker: BrokerId,
+        offsets: BTreeMap<TopicPartition, i64>,
+    },
+    ListOffsets {
+        broker: BrokerId,
+        partitions: Vec<TopicPartition>,
+    },
 }
 
 /// A client node can run a producer and a consumer side by side; their correlation ids live in
@@ -65,6 +73,31 @@ pub const CONSUMER_CORRELATION_BASE: u64 = 1 << 40;
 
 /// Stop fetching ahead once this many records are buffered.
 const MAX_BUFFERED_RECORDS: usize = 1000;
+
+/// How long `commitSync()` keeps retrying (Java's `default.api.timeout.ms`, 60 s by default).
+const DEFAULT_API_TIMEOUT_MS: u64 = 60_000;
+
+/// An application's commit waiting to be (re)sent: no coordinator yet, or its last attempt failed
+/// with a retriable error.
+#[derive(Clone, Copy, Debug)]
+struct CommitRetry {
+    id: u64,
+    deadline: SimTime,
+    retry_at: SimTime,
+}
+
+/// The OffsetCommit errors `commitSync()` retries (Java's `ConsumerCoordinator.commitOffsetsSync`
+/// loops while `future.isRetriable()`: the coordinator moved, is loading, or did not answer).
+fn commit_retriable(error: ErrorCode) -> bool {
+    matches!(
+        error,
+        ErrorCode::NotCoordinator
+            | ErrorCode::CoordinatorNotAvailable
+            | ErrorCode::CoordinatorLoadInProgress
+            | ErrorCode::RequestTimedOut
+            | ErrorCode::NetworkException
+    )
+}
 
 pub struct Consumer {
     config: ConsumerConfig,
@@ -82,6 +115,10 @@ pub struct Consumer {
     /// Commit id -> correlation of the OffsetCommit carrying it.
     next_commit_id: u64,
     commits_in_flight: Vec<u64>,
+    /// When each application commit gives up (commit id -> deadline).
+    commit_deadlines: BTreeMap<u64, SimTime>,
+    /// The application commit waiting to be sent again, if any.
+    commit_retry: Option<CommitRetry>,
 }
 
 impl Consumer {
@@ -97,6 +134,8 @@ impl Consumer {
             commit_outcomes: Vec::new(),
             next_commit_id: 1,
             commits_in_flight: Vec::new(),
+            commit_deadlines: BTreeMap::new(),
+            commit_retry: None,
             config,
             metadata: ClientMetadata::new(bootstrap, settings, Timer::ConsumerWakeup),
             assignment: BTreeMap::new(),
@@ -143,15 +182,27 @@ impl Consumer {
 
     /// Commit the positions of every assigned partition (what `commitSync()` commits). Returns
     /// an id to find the outcome with, or None if there is nothing to commit.
+    ///
+    /// Like Java's `ConsumerCoordinator.commitOffsetsSync`, a commit waits for a coordinator and
+    /// retries retriable errors (NOT_COORDINATOR and the like) until `default.api.timeout.ms`;
+    /// each attempt carries the positions at that time. Before, a commit with no coordinator
+    /// known reported success without sending anything, and one that heard NOT_COORDINATOR was
+    /// never retried, so a member with nothing more to read never committed again (issue 12).
     pub fn commit(&mut self, now: SimTime, fx: &mut Effects) -> Option<u64> {
         let offsets = self.positions();
-        let member = self.member.as_mut()?;
-        if !member.commit(now, offsets, &mut self.next_correlation, fx) {
+        if offsets.is_empty() || self.commit_retry.is_some() {
             return None;
         }
+        let member = self.member.as_mut()?;
         let id = self.next_commit_id;
         self.next_commit_id += 1;
-        self.commits_in_flight.push(id);
+        self.commit_deadlines.insert(id, now.plus_ms(DEFAULT_API_TIMEOUT_MS));
+        if member.commit(now, offsets, &mut self.next_correlation, fx) {
+            self.commits_in_flight.push(id);
+        } else {
+            let deadline = now.plus_ms(DEFAULT_API_TIMEOUT_MS);
+            self.commit_retry = Some(CommitRetry { id, deadline, retry_at: now });
+        }
         Some(id)
     }
 
@@ -230,7 +281,15 @@ impl Consumer {
                 MemberEvent::Committed { error, .. } => {
                     if !self.commits_in_flight.is_empty() {
                         let id = self.commits_in_flight.remove(0);
-                        self.commit_outcomes.push((id, error));
+                        let deadline = self.commit_deadlines.get(&id).copied().unwrap_or(now);
+                        if commit_retriable(error) && now < deadline && self.commit_retry.is_none() {
+                            let retry_at = now.plus_ms(self.config.retry_backoff_ms);
+                            self.commit_retry = Some(CommitRetry { id, deadline, retry_at });
+                            fx.set_timer(Timer::ConsumerWakeup, retry_at);
+                        } else {
+                            self.commit_deadlines.remove(&id);
+                            self.commit_outcomes.push((id, error));
+                        }
                     }
                 }
             }
@@ -324,9 +383,8 @@ impl Consumer {
 
     fn busy(&self, tp: &TopicPartition) -> bool {
         self.outstanding.values().any(|o| match o {
-            Outstanding::Fetch { partitions, .. } | Outstanding::ListOffsets { partitions, .. } => {
-                partitions.contains(tp)
-            }
+            Outstanding::Fetch { offsets, .. } => offsets.contains_key(tp),
+            Outstanding::ListOffsets { partitions, .. } => partitions.contains(tp),
         })
     }
 
@@ -356,6 +414,7 @@ impl Consumer {
         }
         self.metadata.maybe_refresh(now, &mut self.next_correlation, fx);
         self.drive_member(now, fx);
+        self.retry_commit(now, fx);
         let mut resets: BTreeMap<BrokerId, Vec<(TopicPartition, OffsetSpec, i32)>> = BTreeMap::new();
         let mut fetches: BTreeMap<BrokerId, Vec<FetchPartition>> = BTreeMap::new();
         let mut wakeup: Option<SimTime> = None;
@@ -416,8 +475,8 @@ impl Consumer {
                 continue;
             }
             let id = self.next_correlation();
-            let names = partitions.iter().map(|p| p.partition.clone()).collect();
-            self.outstanding.insert(id, Outstanding::Fetch { broker, partitions: names });
+            let offsets = partitions.iter().map(|p| (p.partition.clone(), p.fetch_offset)).collect();
+            self.outstanding.insert(id, Outstanding::Fetch { broker, offsets });
             fx.set_timer(
                 Timer::RequestTimeout(id),
                 now.plus_ms(self.config.request_timeout_ms + self.config.fetch_max_wait_ms),
@@ -432,6 +491,36 @@ impl Consumer {
         self.metadata.maybe_refresh(now, &mut self.next_correlation, fx);
     }
 
+    /// Send the application's waiting commit again once its backoff passed and a coordinator is
+    /// known; give up with REQUEST_TIMED_OUT at its deadline (Java's commitSync TimeoutException).
+    fn retry_commit(&mut self, now: SimTime, fx: &mut Effects) {
+        let Some(retry) = self.commit_retry else { return };
+        if now >= retry.deadline {
+            self.commit_retry = None;
+            self.commit_deadlines.remove(&retry.id);
+            self.commit_outcomes.push((retry.id, ErrorCode::RequestTimedOut));
+            return;
+        }
+        if now < retry.retry_at {
+            fx.set_timer(Timer::ConsumerWakeup, retry.retry_at);
+            return;
+        }
+        let offsets = self.positions();
+        let Some(member) = self.member.as_mut() else { return };
+        if member.commit_in_flight() {
+            return;
+        }
+        if offsets.is_empty() {
+            // Every partition was revoked meanwhile: nothing is left to commit.
+            self.commit_retry = None;
+            self.commit_deadlines.remove(&retry.id);
+            self.commit_outcomes.push((retry.id, ErrorCode::None));
+        } else if member.commit(now, offsets, &mut self.next_correlation, fx) {
+            self.commit_retry = None;
+            self.commits_in_flight.push(retry.id);
+        }
+    }
+
     fn back_off(&mut self, now: SimTime, tp: &TopicPartition, refresh_metadata: bool) {
         if let Some(state) = self.assignment.get_mut(tp) {
             state.backoff_until = now.plus_ms(self.config.retry_backoff_ms);
@@ -442,11 +531,25 @@ impl Consumer {
         }
     }
 
-    fn on_fetch(&mut self, now: SimTime, response: FetchResponse, fx: &mut Effects) {
+    /// Take a fetch answer. Like Kafka's `FetchCollector.handleInitializeSuccess` (and its
+    /// OFFSET_OUT_OF_RANGE branch in `handleInitializeErrors`), a partition's answer counts only if
+    /// the consumer's position is still the offset the request asked for: a rebalance, a seek or a
+    /// reset while the fetch was in flight makes it stale, and taking it would move the position
+    /// past records the application never received (which a later commit would then skip).
+    fn on_fetch(
+        &mut self,
+        now: SimTime,
+        fetched: BTreeMap<TopicPartition, i64>,
+        response: FetchResponse,
+        fx: &mut Effects,
+    ) {
         for p in response.partitions {
             let tp = p.partition.clone();
             let Some(state) = self.assignment.get_mut(&tp) else { continue };
             let Some(mut position) = state.position else { continue };
+            if fetched.get(&tp) != Some(&position) {
+                continue;
+            }
             match p.error {
                 ErrorCode::None => {
                     for batch in p.batches {
@@ -507,7 +610,10 @@ impl Consumer {
             return;
         }
         let Some(o) = self.outstanding.remove(&correlation_id) else { return };
-        let (Outstanding::Fetch { partitions, .. } | Outstanding::ListOffsets { partitions, .. }) = o;
+        let partitions = match o {
+            Outstanding::Fetch { offsets, .. } => offsets.into_keys().collect(),
+            Outstanding::ListOffsets { partitions, .. } => partitions,
+        };
         for tp in partitions {
             self.back_off(now, &tp, true);
         }
@@ -532,13 +638,17 @@ impl StateMachine for Consumer {
             }
             Input::Message { message: Message::Response { correlation_id, body }, .. } => {
                 fx.cancel_timer(Timer::RequestTimeout(correlation_id));
-                let ours = self.outstanding.remove(&correlation_id).is_some();
-                match body {
-                    Response::Metadata(r) if self.metadata.is_in_flight(correlation_id) => {
+                let ours = self.outstanding.remove(&correlation_id);
+                match (body, ours) {
+                    (Response::Metadata(r), _) if self.metadata.is_in_flight(correlation_id) => {
                         self.metadata.on_response(now, r)
                     }
-                    Response::Fetch(r) if ours => self.on_fetch(now, r, fx),
-                    Response::ListOffsets(r) if ours => self.on_list_offsets(now, r, fx),
+                    (Response::Fetch(r), Some(Outstanding::Fetch { offsets, .. })) => {
+                        self.on_fetch(now, offsets, r, fx)
+                    }
+                    (Response::ListOffsets(r), Some(Outstanding::ListOffsets { .. })) => {
+                        self.on_list_offsets(now, r, fx)
+                    }
                     _ => {}
                 }
             }
@@ -559,6 +669,7 @@ impl StateMachine for Consumer {
                     .member
                     .as_ref()
                     .is_some_and(|m| m.phase == crate::group::member::Phase::Stable && !m.commit_in_flight())
+                    && self.commit_retry.is_none()
                 {
                     self.commit(now, fx);
                 }
@@ -869,6 +980,45 @@ mod tests {
         }
         let joins_after = cluster.sent.iter().filter(|r| matches!(r, Request::JoinGroup(_))).count();
         assert_eq!(joins_before, joins_after, "a fenced member must not rejoin");
+    }
+
+    /// Issue 12: a fetch answer that arrives after the position moved (here a seek back; in the
+    /// fuzzer a revoke and reassignment) must not be taken, or the consumer skips offsets 3..7 and
+    /// a later commit marks them consumed (Kafka: `FetchCollector.handleInitializeSuccess`).
+    #[test]
+    fn a_fetch_answer_for_an_old_position_is_discarded_after_a_seek_back() {
+        let mut cluster = Cluster::new(no_reset_config(), 10);
+        let mut fx = Effects::default();
+        cluster.consumer.assign(vec![tp()], SimTime::ZERO, &mut fx);
+        cluster.settle(SimTime::ZERO, fx);
+        let mut fx = Effects::default();
+        cluster.consumer.seek(&tp(), 7, SimTime::from_ms(10), &mut fx);
+        let fetch_id = fx
+            .sends
+            .iter()
+            .find_map(|(_, m)| match m {
+                Message::Request { correlation_id, body: Request::Fetch(f) } if f.partitions[0].fetch_offset == 7 => {
+                    Some(*correlation_id)
+                }
+                _ => None,
+            })
+            .expect("the seek sends a fetch from offset 7");
+        // Before the answer arrives, the application seeks back to 3.
+        let mut fx = Effects::default();
+        cluster.consumer.seek(&tp(), 3, SimTime::from_ms(20), &mut fx);
+        cluster.settle(SimTime::from_ms(20), fx);
+        // The late answer, from offset 7.
+        let mut fx = Effects::default();
+        let body = Response::Fetch(FetchResponse { partitions: vec![cluster.fetched(7)] });
+        let input = Input::Message {
+            from: NodeId::Broker(BROKER),
+            message: Message::Response { correlation_id: fetch_id, body },
+        };
+        cluster.consumer.handle(SimTime::from_ms(30), input, &mut cluster.rng, &mut fx);
+        cluster.settle(SimTime::from_ms(30), fx);
+        assert_eq!(cluster.consumer.position(&tp()), Some(3), "the stale answer moved the position");
+        let records = cluster.poll(SimTime::from_ms(40));
+        assert_eq!(records.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![3, 4, 5, 6, 7, 8, 9]);
     }
 
     #[test]

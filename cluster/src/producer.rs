@@ -438,7 +438,16 @@ impl Producer {
 
     fn retry_or_fail(&mut self, now: SimTime, mut batch: Batch, error: ErrorCode, fx: &mut Effects) {
         let within_time = now.ms_since(batch.created) < self.config.delivery_timeout_ms;
-        if error.is_retriable() && within_time && batch.attempts <= self.config.retries {
+        // KIP-360: for an idempotent producer OUT_OF_ORDER_SEQUENCE_NUMBER is retriable. The
+        // partition's sequence has a gap the broker will never see filled, so the producer resets
+        // its idempotent state (Java bumps the epoch: `TransactionManager.canRetry` calls
+        // `requestIdempotentEpochBumpForPartition` and returns true; ksim takes a new producer id,
+        // see the module header) and retries the batch from sequence 0.
+        let out_of_order = self.config.enable_idempotence && error == ErrorCode::OutOfOrderSequenceNumber;
+        if out_of_order {
+            self.reset_pending = true;
+        }
+        if (error.is_retriable() || out_of_order) && within_time && batch.attempts <= self.config.retries {
             if matches!(
                 error,
                 ErrorCode::NotLeaderOrFollower
@@ -458,7 +467,7 @@ impl Producer {
             fx.set_timer(Timer::ProducerWakeup, batch.retry_at);
             self.ready.entry(batch.partition.clone()).or_default().push_front(batch);
         } else {
-            let reason = if !error.is_retriable() {
+            let reason = if !(error.is_retriable() || out_of_order) {
                 "not retriable".to_string()
             } else if !within_time {
                 format!("delivery.timeout.ms={} passed", self.config.delivery_timeout_ms)

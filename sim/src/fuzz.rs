@@ -137,32 +137,55 @@ pub fn with_random_faults(scenario: &Scenario, seed: u64) -> Scenario {
     out
 }
 
-/// What counts as a failure in a fuzz run: bugs (a fired invariant), promises the configuration
-/// made and the run broke (`no-convergence` among them), and `Never` expectations. (A
-/// `Sometimes` expectation of the base scenario says nothing once random faults are added.)
-pub fn failures(outcome: &Outcome) -> Vec<String> {
-    let mut out: Vec<String> = outcome
+/// What one fuzz seed showed. `failures` fail the seed: bugs (a fired invariant, class `Bug`),
+/// promises the configuration made and the run broke (class `Violation`, `no-convergence` among
+/// them). `lessons` are the base scenario's own `Never(...)` expectations that the run broke: a
+/// scenario written to teach "process-before-commit never processes twice without faults" says
+/// nothing about a run with random kills added, so these fail a seed only under `--strict`. (A
+/// `Sometimes` expectation says nothing once random faults are added, and is not counted.)
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SeedOutcome {
+    pub failures: Vec<String>,
+    pub lessons: Vec<String>,
+}
+
+impl SeedOutcome {
+    /// Everything that went wrong, failures first.
+    pub fn all(&self) -> impl Iterator<Item = &String> {
+        self.failures.iter().chain(&self.lessons)
+    }
+
+    /// Whether the seed fails: on a failure always, on a broken lesson only when `strict`.
+    pub fn fails(&self, strict: bool) -> bool {
+        !self.failures.is_empty() || (strict && !self.lessons.is_empty())
+    }
+}
+
+/// Sort a run's report into a fuzz seed's failures and broken lesson expectations.
+pub fn failures(outcome: &Outcome) -> SeedOutcome {
+    let mut failures: Vec<String> = outcome
         .report
         .findings
         .iter()
         .filter(|f| f.finding.class().fails())
         .map(|f| f.finding.rule.to_string())
         .collect();
-    out.extend(
-        outcome
-            .report
-            .expectations
-            .iter()
-            .filter(|e| !e.met && e.expectation.starts_with("Never("))
-            .map(|e| e.expectation.clone()),
-    );
-    out.sort();
-    out.dedup();
-    out
+    failures.sort();
+    failures.dedup();
+    let mut lessons: Vec<String> = outcome
+        .report
+        .expectations
+        .iter()
+        .filter(|e| !e.met && e.expectation.starts_with("Never("))
+        .map(|e| e.expectation.clone())
+        .collect();
+    lessons.sort();
+    lessons.dedup();
+    SeedOutcome { failures, lessons }
 }
 
-/// Run one fuzz seed: the failures it shows (empty: it passed), and the scenario it ran.
-pub fn run_seed(base: &Scenario, name: &str, seed: u64) -> Result<(Vec<String>, Scenario), String> {
+/// Run one fuzz seed: what it showed, and the scenario it ran.
+pub fn run_seed(base: &Scenario, name: &str, seed: u64) -> Result<(SeedOutcome, Scenario), String> {
     let scenario = with_random_faults(base, seed);
     // Invariants on: a seed whose run breaks one is an internal error, a bug in ksim.
     let options = RunOptions { check_invariants: true, ..RunOptions::default() };
@@ -179,7 +202,7 @@ pub fn shrink(scenario: &Scenario, name: &str, seed: u64, failure: &str, max_run
     let still_fails = |candidate: &Scenario, runs: &mut usize| -> bool {
         *runs += 1;
         candidate.resolve().is_ok()
-            && run(candidate, name, seed).map(|o| failures(&o).iter().any(|f| f == failure)).unwrap_or(false)
+            && run(candidate, name, seed).map(|o| failures(&o).all().any(|f| f == failure)).unwrap_or(false)
     };
     // 1. Drop faults, largest chunks first (ddmin), then one by one. A fault goes together with
     //    its repair (a kill with the restart of that node, a pause with its resume), so a shrunk

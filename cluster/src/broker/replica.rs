@@ -263,12 +263,12 @@ impl Replica {
         if !batch.is_idempotent() {
             return SequenceCheck::Append;
         }
+        // No state for this producer (its first batch here, or its batches all left the log):
+        // Kafka's `ProducerAppendInfo.checkSequence` accepts any sequence when the current entry
+        // has no producer epoch ("accept writes with any sequence number"). Demanding 0 made
+        // producers reset and re-send batches already written.
         let Some(entry) = self.producers.get(&batch.producer_id) else {
-            return if batch.base_sequence == 0 {
-                SequenceCheck::Append
-            } else {
-                SequenceCheck::OutOfOrder { expected: 0 }
-            };
+            return SequenceCheck::Append;
         };
         if let Some(&(_, _, base_offset)) = entry
             .batches

@@ -249,8 +249,18 @@ impl GroupCoordinator {
     }
 
     /// Become coordinator for the groups of `__consumer_offsets-partition`, replaying its log.
+    ///
+    /// A coordinator that already owns the partition (re-elected in a newer leader epoch without
+    /// having been a follower in between: a paused broker whose leadership came back) keeps its
+    /// groups as they are, pending JoinGroups included: Kafka's
+    /// `GroupMetadataManager.addLoadingPartition` refuses to load a partition it owns ("Already
+    /// loading offsets and group metadata"), and `loadGroup` never replaces a cached group
+    /// (`addGroup` is a `putIfNotExists`). Replacing it dropped a waiting member's JoinGroup
+    /// unanswered, and the member stalled until its rebalance timeout (issue 12).
     pub fn load(&mut self, partition: i32, records: impl Iterator<Item = Record>, now: SimTime, fx: &mut Effects) {
-        self.partitions.insert(partition);
+        if !self.partitions.insert(partition) {
+            return;
+        }
         let mut loaded: BTreeMap<String, Group> = BTreeMap::new();
         for record in records {
             let Some(key) = record.key else { continue };
@@ -1758,6 +1768,23 @@ mod tests {
         assert_eq!(failover.heartbeat(1, &ids[0], 1), ErrorCode::None);
         failover.advance_ms(SESSION_TIMEOUT_MS / 2 + 1);
         assert_eq!(failover.state(), (GroupState::PreparingRebalance, 1), "the silent member expired");
+    }
+
+    /// Issue 12 (`process-before-commit-duplicates` seed 21): a paused coordinator is re-elected
+    /// for a newer epoch while a member waits in JoinGroup. The load finds the partition already
+    /// owned and keeps the group, so the member is answered when the rebalance completes.
+    #[test]
+    fn reelected_coordinator_keeps_a_pending_join_and_answers_it() {
+        let mut b = Broker::new(3_000);
+        let a = b.member_id_required(1);
+        let c = b.join(1, &a, None);
+        let mut fx = Effects::default();
+        b.coordinator.load(PARTITION, b.log.clone().into_iter(), b.now, &mut fx);
+        b.absorb(fx);
+        b.advance_ms(3_000);
+        let reply = b.join_reply(c).expect("the pending JoinGroup is answered");
+        assert_eq!(reply.error, ErrorCode::None);
+        assert_eq!(b.state(), (GroupState::CompletingRebalance, 1));
     }
 
     #[test]

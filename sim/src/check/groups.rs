@@ -3,7 +3,17 @@
 //! The group coordinator hands out partitions per *generation*: within one generation each
 //! partition goes to one member, always (`two-owners-in-generation` is a bug). Across generations
 //! an eager rebalance revokes everything before reassigning, so two members may briefly both
-//! believe they own a partition; cooperative rebalancing promises they never do (`two-owners`).
+//! believe they own a partition; cooperative rebalancing promises they never do (`two-owners`)
+//! among the members of the group. That promise is the cooperative protocol's (KIP-429): each
+//! member reports the partitions it owns when it joins (`ConsumerProtocolSubscription`
+//! `ownedPartitions`), and the assignor never hands a partition owned by a member of generation G
+//! to another member of G (`AbstractStickyAssignor`, checked client-side by
+//! `ConsumerCoordinator.validateCooperativeAssignment`); the owner revokes it first and it moves in
+//! G+1. A member the coordinator expelled (session expired, poll interval exceeded) is no member of
+//! G: its partitions are reassigned at once, and it keeps consuming until its next heartbeat or
+//! commit hears UNKNOWN_MEMBER_ID / ILLEGAL_GENERATION and it calls `onPartitionsLost`. Kafka
+//! promises nothing about that zombie, so the rule fires only when the previous owner is a member
+//! of the generation in which the partition was taken.
 //! A group's committed offset is where the next owner starts: it should only move forward
 //! (`commit-went-back`), never past the log end (`commit-past-log-end`, a bug), and never past a
 //! record no member was given (`committed-undelivered`).
@@ -26,8 +36,10 @@ pub(super) struct Groups {
     pub(super) cooperative: BTreeSet<String>,
     /// (group, generation) -> partition -> member the coordinator assigned it to.
     generation_owners: BTreeMap<(String, i32), BTreeMap<TopicPartition, String>>,
-    /// (group, partition) -> the member node that believes it owns it now.
-    owners: BTreeMap<(String, TopicPartition), NodeId>,
+    /// (group, generation) -> the members the coordinator made that generation of.
+    generation_members: BTreeMap<(String, i32), BTreeSet<String>>,
+    /// (group, partition) -> the member node (and its member id) that believes it owns it now.
+    owners: BTreeMap<(String, TopicPartition), (NodeId, String)>,
     commits: BTreeMap<(String, TopicPartition), i64>,
     /// The first position the group read each partition from.
     start: BTreeMap<(String, TopicPartition), i64>,
@@ -39,7 +51,7 @@ pub(super) struct Groups {
 impl Groups {
     /// A dead member owns nothing.
     pub(super) fn on_stop(&mut self, node: NodeId) {
-        self.owners.retain(|_, owner| *owner != node);
+        self.owners.retain(|_, (owner, _)| *owner != node);
     }
 
     pub(super) fn on_processed(&mut self, node: NodeId, tp: &TopicPartition, offset: i64) {
@@ -74,6 +86,7 @@ impl Groups {
         partitions: &[TopicPartition],
     ) -> Vec<Finding> {
         let mut findings = Vec::new();
+        self.generation_members.entry((group.to_string(), generation)).or_default().insert(member.to_string());
         let owners = self.generation_owners.entry((group.to_string(), generation)).or_default();
         for tp in partitions {
             if let Some(other) = owners.insert(tp.clone(), member.to_string()) {
@@ -88,28 +101,32 @@ impl Groups {
         findings
     }
 
-    /// A member took partitions.
+    /// A member took partitions in `generation`.
     pub(super) fn on_partitions_assigned(
         &mut self,
         node: NodeId,
         group: &str,
         member: &str,
+        generation: i32,
         partitions: &[TopicPartition],
     ) -> Vec<Finding> {
         let mut findings = Vec::new();
+        let members = self.generation_members.get(&(group.to_string(), generation));
         for tp in partitions {
             let key = (group.to_string(), tp.clone());
-            if let Some(&other) = self.owners.get(&key) {
-                // Only checked where it is promised: eager members overlap by design.
-                if other != node && self.cooperative.contains(group) {
+            if let Some((other, other_member)) = self.owners.get(&key) {
+                // Only checked where it is promised: eager members overlap by design, and an
+                // expelled member (not in this generation) is a zombie Kafka makes no promise about.
+                let other_in_generation = members.is_some_and(|m| m.contains(other_member));
+                if *other != node && self.cooperative.contains(group) && other_in_generation {
                     findings.push(Finding::promise(
                         Rule::TwoOwners,
                         true,
-                        format!("group {group}: {member} took {tp} while another member still owned it (cooperative rebalancing forbids that)"),
+                        format!("group {group} generation {generation}: {member} took {tp} while {other_member}, a member of the same generation, still owned it (cooperative rebalancing forbids that)"),
                     ));
                 }
             }
-            self.owners.insert(key, node);
+            self.owners.insert(key, (node, member.to_string()));
         }
         findings
     }
@@ -117,7 +134,7 @@ impl Groups {
     pub(super) fn on_partitions_revoked(&mut self, node: NodeId, group: &str, partitions: &[TopicPartition]) {
         for tp in partitions {
             let key = (group.to_string(), tp.clone());
-            if self.owners.get(&key) == Some(&node) {
+            if self.owners.get(&key).is_some_and(|(owner, _)| *owner == node) {
                 self.owners.remove(&key);
             }
         }

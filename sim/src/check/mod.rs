@@ -172,8 +172,8 @@ impl Checker {
             Note::AssignmentStored { group, generation, member, partitions } => {
                 findings.extend(self.groups.on_assignment_stored(group, *generation, member, partitions));
             }
-            Note::PartitionsAssigned { group, partitions, member, .. } => {
-                findings.extend(self.groups.on_partitions_assigned(node, group, member, partitions));
+            Note::PartitionsAssigned { group, partitions, member, generation } => {
+                findings.extend(self.groups.on_partitions_assigned(node, group, member, *generation, partitions));
             }
             Note::PartitionsRevoked { group, partitions, .. } => {
                 self.groups.on_partitions_revoked(node, group, partitions);

@@ -22,8 +22,8 @@ type DeliverySender = oneshot::Sender<Result<(TopicPartition, i64), String>>;
 /// What client applications wait on.
 #[derive(Default)]
 pub(super) struct Waiters {
-    /// Each record sent, by send id, until the producer reports its fate.
-    pub(super) deliveries: BTreeMap<u64, DeliverySender>,
+    /// Each record sent, by (client, send id), until the producer reports its fate.
+    pub(super) deliveries: BTreeMap<(NodeId, u64), DeliverySender>,
     /// Each client's "records are ready to poll" signal.
     pub(super) poll_ready: BTreeMap<NodeId, Arc<Notify>>,
     /// Each commit in flight, by (client, commit id).
@@ -31,17 +31,15 @@ pub(super) struct Waiters {
 }
 
 impl Waiters {
-    pub(super) fn delivered(&mut self, send_id: u64, outcome: Result<(TopicPartition, i64), String>) {
-        if let Some(tx) = self.deliveries.remove(&send_id) {
+    pub(super) fn delivered(&mut self, node: NodeId, send_id: u64, outcome: Result<(TopicPartition, i64), String>) {
+        if let Some(tx) = self.deliveries.remove(&(node, send_id)) {
             let _ = tx.send(outcome);
         }
     }
 
     /// The application on `node` stopped: what it waited for dies with it.
     pub(super) fn application_stopped(&mut self, node: NodeId) {
-        // Deliveries are not keyed by node: every client's pending deliveries go (a known flaw,
-        // kept byte-identical in this move; see the client-fidelity issue).
-        self.deliveries.clear();
+        self.deliveries.retain(|(n, _), _| *n != node);
         self.commits.retain(|(n, _), _| *n != node);
     }
 }
@@ -65,7 +63,7 @@ impl World {
             let _ = tx.send(Err("not running".into()));
             return rx;
         };
-        self.waiters.deliveries.insert(send_id, tx);
+        self.waiters.deliveries.insert((node, send_id), tx);
         let mut fx = Effects::default();
         producer.send(now, send_id, topic, record, &mut slot.rng, &mut fx);
         self.apply(node, now, fx);
@@ -164,5 +162,28 @@ impl World {
                 notify.notify_one();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 12: one application's crash must not cancel another's pending deliveries.
+    #[test]
+    fn a_stopped_client_drops_only_its_own_pending_deliveries() {
+        let mut waiters = Waiters::default();
+        let (crashed_tx, mut crashed_rx) = oneshot::channel();
+        let (survivor_tx, mut survivor_rx) = oneshot::channel();
+        waiters.deliveries.insert((NodeId::Client(1), 1), crashed_tx);
+        waiters.deliveries.insert((NodeId::Client(2), 2), survivor_tx);
+        waiters.application_stopped(NodeId::Client(1));
+        assert!(
+            matches!(crashed_rx.try_recv(), Err(oneshot::error::TryRecvError::Closed)),
+            "the stopped app's delivery is dropped"
+        );
+        let tp = TopicPartition::new("t", 0);
+        waiters.delivered(NodeId::Client(2), 2, Ok((tp.clone(), 7)));
+        assert_eq!(survivor_rx.try_recv().expect("the other app's delivery survives"), Ok((tp, 7)));
     }
 }

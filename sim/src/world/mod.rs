@@ -352,10 +352,10 @@ impl World {
     fn on_note(&mut self, node: NodeId, note: Note) {
         match &note {
             Note::ProduceAcked { send_id, partition, offset, .. } => {
-                self.waiters.delivered(*send_id, Ok((partition.clone(), *offset)));
+                self.waiters.delivered(node, *send_id, Ok((partition.clone(), *offset)));
             }
             Note::ProduceFailed { send_id, error, reason, .. } => {
-                self.waiters.delivered(*send_id, Err(format!("{error}: {reason}")));
+                self.waiters.delivered(node, *send_id, Err(format!("{error}: {reason}")));
             }
             _ => {}
         }
