@@ -196,6 +196,10 @@ impl Consumer {
         let member = self.member.as_mut()?;
         let id = self.next_commit_id;
         self.next_commit_id += 1;
+        if let Some(error) = member.refuse_commit(fx) {
+            self.commit_outcomes.push((id, error));
+            return Some(id);
+        }
         self.commit_deadlines.insert(id, now.plus_ms(DEFAULT_API_TIMEOUT_MS));
         if member.commit(now, offsets, &mut self.next_correlation, fx) {
             self.commits_in_flight.push(id);

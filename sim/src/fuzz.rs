@@ -21,8 +21,39 @@ use std::collections::{BTreeMap, BTreeSet};
 pub const RECOVERY_MS: u64 = 60_000;
 
 /// The liveness bound for a scenario: [`RECOVERY_MS`], or longer if a consumer group's JoinGroup
-/// timeout is longer, plus time to rejoin and catch up.
+/// timeout is longer, plus time to rejoin and catch up. An application that takes
+/// `processing_ms` per record may have to work through the whole backlog again after the faults
+/// (a rebalance hands it partitions from their last commit), so its catch-up time is added.
 pub fn recovery_ms(scenario: &Scenario) -> u64 {
+    join_recovery_ms(scenario) + backlog_ms(scenario)
+}
+
+/// The longest a slow group application needs to process every record written to its topics.
+fn backlog_ms(scenario: &Scenario) -> u64 {
+    let records_to = |topic: &String| -> u64 {
+        scenario
+            .clients
+            .iter()
+            .map(|c| match &c.app {
+                App::Producer { topic: t, records, .. } if t == topic => u64::from(*records),
+                _ => 0,
+            })
+            .sum()
+    };
+    scenario
+        .clients
+        .iter()
+        .map(|c| match &c.app {
+            App::GroupConsumer { topics, processing_ms, .. } => {
+                topics.iter().map(records_to).sum::<u64>() * processing_ms
+            }
+            _ => 0,
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+fn join_recovery_ms(scenario: &Scenario) -> u64 {
     let join_timeout = scenario.resolve().ok().and_then(|resolved| {
         scenario
             .clients

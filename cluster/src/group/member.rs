@@ -402,6 +402,24 @@ impl GroupMember {
         true
     }
 
+    /// Whether a commit must fail at once because this member is not part of an active group
+    /// (`ConsumerCoordinator.sendOffsetCommitRequest`: with no stable generation "the only thing
+    /// we can do is fail the commit and let the user rejoin the group in poll()":
+    /// RebalanceInProgressException while rebalancing, CommitFailedException otherwise). A member
+    /// kicked out by `max.poll.interval.ms` is in the second case; it does not wait for a
+    /// coordinator. Notes the failure.
+    pub fn refuse_commit(&self, fx: &mut Effects) -> Option<ErrorCode> {
+        let error = match self.phase {
+            Phase::Stable => return None,
+            Phase::Joining | Phase::Syncing => ErrorCode::RebalanceInProgress,
+            // CommitFailedException: the generation is gone (ILLEGAL_GENERATION is its nearest
+            // Kafka error code).
+            Phase::Idle => ErrorCode::IllegalGeneration,
+        };
+        fx.note(Note::CommitFailed { group: self.group_id.clone(), member: self.name(), error });
+        Some(error)
+    }
+
     pub fn commit_in_flight(&self) -> bool {
         self.waiting_for(|p| matches!(p, Pending::Commit(..)))
     }

@@ -28,6 +28,9 @@ pub(super) struct Waiters {
     pub(super) poll_ready: BTreeMap<NodeId, Arc<Notify>>,
     /// Each commit in flight, by (client, commit id).
     pub(super) commits: BTreeMap<(NodeId, u64), oneshot::Sender<Result<(), String>>>,
+    /// Outcomes of commits that finished before anyone waited for them (a commit refused in the
+    /// very call that started it), until the waiter arrives.
+    pub(super) finished_commits: BTreeMap<(NodeId, u64), Result<(), String>>,
 }
 
 impl Waiters {
@@ -41,6 +44,7 @@ impl Waiters {
     pub(super) fn application_stopped(&mut self, node: NodeId) {
         self.deliveries.retain(|(n, _), _| *n != node);
         self.commits.retain(|(n, _), _| *n != node);
+        self.finished_commits.retain(|(n, _), _| *n != node);
     }
 }
 
@@ -103,7 +107,15 @@ impl World {
         let (tx, rx) = tokio::sync::oneshot::channel();
         match self.with_consumer(node, |c, now, fx| c.commit(now, fx)).flatten() {
             Some(id) => {
-                self.waiters.commits.insert((node, id), tx);
+                match self.waiters.finished_commits.remove(&(node, id)) {
+                    // A commit refused at once (not in an active group) has its outcome already.
+                    Some(outcome) => {
+                        let _ = tx.send(outcome);
+                    }
+                    None => {
+                        self.waiters.commits.insert((node, id), tx);
+                    }
+                }
             }
             None => {
                 let _ = tx.send(Ok(()));
@@ -149,8 +161,14 @@ impl World {
             _ => Vec::new(),
         };
         for (id, error) in outcomes {
-            if let Some(tx) = self.waiters.commits.remove(&(node, id)) {
-                let _ = tx.send(if error.is_none() { Ok(()) } else { Err(error.to_string()) });
+            let outcome = if error.is_none() { Ok(()) } else { Err(error.to_string()) };
+            match self.waiters.commits.remove(&(node, id)) {
+                Some(tx) => {
+                    let _ = tx.send(outcome);
+                }
+                None => {
+                    self.waiters.finished_commits.insert((node, id), outcome);
+                }
             }
         }
         let buffered = matches!(
