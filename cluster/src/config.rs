@@ -5,6 +5,7 @@
 //! which rejects unknown keys and malformed values with a message naming the key.
 
 use crate::partitioner::PartitionerKind;
+use crate::version::KafkaVersion;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -176,6 +177,48 @@ pub struct BrokerConfig {
     /// (Linux's `vm.dirty_expire_centisecs` is 30 s, written back every 5 s). Data written but
     /// not yet written back is what a power failure loses.
     pub os_writeback_interval_ms: u64,
+    /// The Kafka release the cluster runs (a scenario's `cluster.kafka_version`), which decides
+    /// behaviour Kafka has no setting for; see [`crate::version`].
+    pub kafka_version: KafkaVersion,
+    /// The `eligible.leader.replicas.version` feature level (0 or 1; KIP-966). Kafka sets it with
+    /// `kafka-features.sh` or at `kafka-storage.sh format`; ksim takes it among the cluster configs.
+    /// Defaults from the version: on from 4.1.
+    pub eligible_leader_replicas_enabled: bool,
+}
+
+impl BrokerConfig {
+    /// Kafka's defaults as of `version`.
+    pub fn for_version(version: KafkaVersion) -> Self {
+        BrokerConfig {
+            kafka_version: version,
+            eligible_leader_replicas_enabled: version.elr_by_default(),
+            ..BrokerConfig::default()
+        }
+    }
+
+    /// Settings that only some versions have: an error names the setting.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.eligible_leader_replicas_enabled && !self.kafka_version.supports_elr() {
+            return Err(ConfigError {
+                key: "eligible.leader.replicas.version".into(),
+                message: format!(
+                    "Eligible Leader Replicas (KIP-966) need Kafka 4.0 or later; this cluster runs {}",
+                    self.kafka_version
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Kafka's `Partition.effectiveMinIsr` (3.7+): `min.insync.replicas` capped by the replication
+    /// factor, so RF 2 with `min.insync.replicas=3` needs 2. Before 3.7, the configured value.
+    pub fn effective_min_isr(&self, min_insync_replicas: usize, replication_factor: usize) -> usize {
+        if self.kafka_version.strict_min_isr() {
+            min_insync_replicas.min(replication_factor)
+        } else {
+            min_insync_replicas
+        }
+    }
 }
 
 impl Default for BrokerConfig {
@@ -197,6 +240,8 @@ impl Default for BrokerConfig {
             leader_imbalance_check_interval_seconds: 300,
             leader_imbalance_per_broker_percentage: 10,
             os_writeback_interval_ms: 5_000,
+            kafka_version: KafkaVersion::CURRENT,
+            eligible_leader_replicas_enabled: KafkaVersion::CURRENT.elr_by_default(),
         }
     }
 }
@@ -218,6 +263,7 @@ impl Configurable for BrokerConfig {
         "leader.imbalance.check.interval.seconds",
         "leader.imbalance.per.broker.percentage",
         "os.writeback.interval.ms",
+        "eligible.leader.replicas.version",
         "(and every topic-level config)",
     ];
 
@@ -244,6 +290,18 @@ impl Configurable for BrokerConfig {
                 self.leader_imbalance_per_broker_percentage = parse_u64(key, value)?
             }
             "os.writeback.interval.ms" => self.os_writeback_interval_ms = parse_u64(key, value)?.max(1),
+            "eligible.leader.replicas.version" => {
+                self.eligible_leader_replicas_enabled = match value {
+                    "0" => false,
+                    "1" => true,
+                    _ => {
+                        return Err(ConfigError {
+                            key: key.into(),
+                            message: format!("`{value}` is not a feature level: 0 (off) or 1 (on)"),
+                        })
+                    }
+                }
+            }
             _ => {
                 let topic_key = key.strip_prefix("log.").unwrap_or(key);
                 return self.topic_defaults.set(topic_key, value).map_err(|e| {

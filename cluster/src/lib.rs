@@ -8,6 +8,7 @@
 //! The map:
 //! - [`topic`], [`node`], [`time`]: names for partitions, brokers, nodes and virtual time.
 //! - [`config`]: Kafka's configs by their real names, with Kafka's defaults.
+//! - [`version`]: which Kafka release ksim behaves as, and what each release changes.
 //! - [`record`], [`log`], [`epoch_cache`]: records, batches, the partition log and its
 //!   leader-epoch cache.
 //! - [`protocol`], [`error`]: requests and responses named after Kafka's APIs, and its error codes.
@@ -44,6 +45,7 @@ mod testing;
 pub mod time;
 pub mod timer;
 pub mod topic;
+pub mod version;
 
 pub use effects::{Effects, Input, StateMachine};
 pub use error::ErrorCode;
