@@ -26,6 +26,13 @@ pub enum ElectionKind {
     Unclean,
     /// The preferred (first assigned) replica took leadership back.
     Preferred,
+    /// The ISR was empty and an Eligible Leader Replica (KIP-966) took over: a replica that left
+    /// the ISR while it was below `min.insync.replicas`, so it has every committed record.
+    Elr,
+    /// ISR and ELR were both empty, and the partition's last known leader came back unfenced
+    /// (KIP-966; Kafka keeps it in `lastKnownElr`). Kafka marks this election unclean: the last
+    /// leader may have restarted without records it had acknowledged.
+    LastKnownLeader,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -33,6 +40,9 @@ pub enum MetadataRecord {
     RegisterBroker {
         broker_id: BrokerId,
         broker_epoch: i64,
+        /// The process's `incarnationId`: a new one means the broker restarted.
+        #[serde(default)]
+        incarnation: u64,
         rack: Option<String>,
     },
     FenceBroker {
@@ -55,6 +65,12 @@ pub enum MetadataRecord {
         partition: TopicPartition,
         replicas: Vec<BrokerId>,
         isr: Vec<BrokerId>,
+        /// Eligible Leader Replicas (KIP-966): empty unless ELR is on and the ISR is below min ISR.
+        #[serde(default)]
+        elr: Vec<BrokerId>,
+        /// The leader when the ISR last became empty (KIP-966 `lastKnownElr`), with ELR on.
+        #[serde(default)]
+        last_known_leader: Option<BrokerId>,
         leader: Option<BrokerId>,
         leader_epoch: i32,
         partition_epoch: i32,
@@ -71,13 +87,17 @@ impl fmt::Display for MetadataRecord {
             MetadataRecord::FenceBroker { broker_id, .. } => write!(f, "FenceBroker {broker_id}"),
             MetadataRecord::UnfenceBroker { broker_id, .. } => write!(f, "UnfenceBroker {broker_id}"),
             MetadataRecord::Topic { name, partitions, .. } => write!(f, "Topic {name} partitions={partitions}"),
-            MetadataRecord::Partition { partition, isr, leader, leader_epoch, .. } => {
+            MetadataRecord::Partition { partition, isr, elr, leader, leader_epoch, .. } => {
                 write!(f, "Partition {partition} leader=")?;
                 match leader {
                     Some(l) => write!(f, "{l}")?,
                     None => write!(f, "none")?,
                 }
-                write!(f, " epoch={leader_epoch} isr={isr:?}")
+                write!(f, " epoch={leader_epoch} isr={isr:?}")?;
+                if !elr.is_empty() {
+                    write!(f, " elr={elr:?}")?;
+                }
+                Ok(())
             }
         }
     }
@@ -86,6 +106,8 @@ impl fmt::Display for MetadataRecord {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BrokerImage {
     pub broker_epoch: i64,
+    #[serde(default)]
+    pub incarnation: u64,
     pub fenced: bool,
     pub rack: Option<String>,
 }
@@ -94,6 +116,12 @@ pub struct BrokerImage {
 pub struct PartitionImage {
     pub replicas: Vec<BrokerId>,
     pub isr: Vec<BrokerId>,
+    /// Eligible Leader Replicas (KIP-966), in broker id order.
+    #[serde(default)]
+    pub elr: Vec<BrokerId>,
+    /// The leader when the ISR last became empty (KIP-966 `lastKnownElr`), with ELR on.
+    #[serde(default)]
+    pub last_known_leader: Option<BrokerId>,
     pub leader: Option<BrokerId>,
     pub leader_epoch: i32,
     pub partition_epoch: i32,
@@ -118,10 +146,15 @@ pub struct MetadataImage {
 impl MetadataImage {
     pub fn apply(&mut self, record: &MetadataRecord) {
         match record {
-            MetadataRecord::RegisterBroker { broker_id, broker_epoch, rack } => {
+            MetadataRecord::RegisterBroker { broker_id, broker_epoch, incarnation, rack } => {
                 // A (re-)registered broker starts fenced until it has caught up with the log.
-                self.brokers
-                    .insert(*broker_id, BrokerImage { broker_epoch: *broker_epoch, fenced: true, rack: rack.clone() });
+                let b = BrokerImage {
+                    broker_epoch: *broker_epoch,
+                    incarnation: *incarnation,
+                    fenced: true,
+                    rack: rack.clone(),
+                };
+                self.brokers.insert(*broker_id, b);
             }
             MetadataRecord::FenceBroker { broker_id, .. } => {
                 if let Some(b) = self.brokers.get_mut(broker_id) {
@@ -136,12 +169,24 @@ impl MetadataImage {
             MetadataRecord::Topic { name, partitions, config } => {
                 self.topics.insert(name.clone(), TopicImage { partitions: *partitions, config: config.clone() });
             }
-            MetadataRecord::Partition { partition, replicas, isr, leader, leader_epoch, partition_epoch, .. } => {
+            MetadataRecord::Partition {
+                partition,
+                replicas,
+                isr,
+                elr,
+                last_known_leader,
+                leader,
+                leader_epoch,
+                partition_epoch,
+                ..
+            } => {
                 self.partitions.insert(
                     partition.clone(),
                     PartitionImage {
                         replicas: replicas.clone(),
                         isr: isr.clone(),
+                        elr: elr.clone(),
+                        last_known_leader: *last_known_leader,
                         leader: *leader,
                         leader_epoch: *leader_epoch,
                         partition_epoch: *partition_epoch,
@@ -161,6 +206,10 @@ impl MetadataImage {
         for (tp, p) in &self.partitions {
             ensure(p.isr.iter().all(|id| p.replicas.contains(id)), || {
                 format!("{tp}: ISR {:?} not within replicas {:?}", p.isr, p.replicas)
+            })?;
+            // KIP-966: an ELR member is a replica that is not in the ISR.
+            ensure(p.elr.iter().all(|id| p.replicas.contains(id) && !p.isr.contains(id)), || {
+                format!("{tp}: ELR {:?} not within replicas {:?} outside the ISR {:?}", p.elr, p.replicas, p.isr)
             })?;
             if let Some(leader) = p.leader {
                 ensure(p.isr.contains(&leader), || {
@@ -192,9 +241,19 @@ mod tests {
     fn image(leader: Option<BrokerId>, isr: Vec<BrokerId>, fenced: bool) -> MetadataImage {
         let mut image = MetadataImage::default();
         for id in [1, 2] {
-            image.brokers.insert(id, BrokerImage { broker_epoch: 1, fenced: fenced && id == 1, rack: None });
+            image
+                .brokers
+                .insert(id, BrokerImage { broker_epoch: 1, incarnation: 1, fenced: fenced && id == 1, rack: None });
         }
-        let p = PartitionImage { replicas: vec![1, 2], isr, leader, leader_epoch: 3, partition_epoch: 4 };
+        let p = PartitionImage {
+            replicas: vec![1, 2],
+            isr,
+            elr: vec![],
+            last_known_leader: None,
+            leader,
+            leader_epoch: 3,
+            partition_epoch: 4,
+        };
         image.partitions.insert(TopicPartition::new("t", 0), p);
         image
     }

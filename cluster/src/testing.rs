@@ -78,7 +78,8 @@ impl Harness {
 
     /// As [`Harness::new`], with every node running `config` (say, another Kafka version).
     pub fn with_config(broker_ids: &[BrokerId], topics: Vec<TopicSpec>, config: BrokerConfig) -> Harness {
-        let config = BrokerConfig { auto_leader_rebalance_enable: false, os_writeback_interval_ms: 3_600_000, ..config };
+        let config =
+            BrokerConfig { auto_leader_rebalance_enable: false, os_writeback_interval_ms: 3_600_000, ..config };
         let controller =
             Controller::new(CONTROLLER_ID, config.clone(), broker_ids.len(), topics, ControllerDisk::default());
         let mut harness = Harness {

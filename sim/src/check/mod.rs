@@ -79,7 +79,9 @@ impl Checker {
         let min_isr = resolved
             .topics
             .iter()
-            .map(|(t, c)| (t.name.clone(), resolved.broker.effective_min_isr(c.min_insync_replicas, t.replication_factor)))
+            .map(|(t, c)| {
+                (t.name.clone(), resolved.broker.effective_min_isr(c.min_insync_replicas, t.replication_factor))
+            })
             .collect();
         let mut producers = BTreeMap::new();
         for (i, client) in scenario.clients.iter().enumerate() {

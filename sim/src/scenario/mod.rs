@@ -326,6 +326,8 @@ pub enum Happening {
     Election(String),
     UncleanElection(String),
     PreferredElection(String),
+    /// The ISR was empty and the controller elected an Eligible Leader Replica (KIP-966).
+    ElrElection(String),
     /// The partition has no leader.
     Offline(String),
     IsrShrink(String),

@@ -124,9 +124,7 @@ impl Scenario {
         };
         let mut broker = BrokerConfig::for_version(version);
         apply(&mut broker, &self.cluster.configs, "cluster.configs")?;
-        broker
-            .validate()
-            .map_err(|ConfigError { key, message }| format!("cluster.configs: `{key}`: {message}"))?;
+        broker.validate().map_err(|ConfigError { key, message }| format!("cluster.configs: `{key}`: {message}"))?;
         Ok(broker)
     }
 
@@ -423,6 +421,7 @@ impl Scenario {
         match h {
             Happening::Election(p)
             | Happening::UncleanElection(p)
+            | Happening::ElrElection(p)
             | Happening::PreferredElection(p)
             | Happening::Offline(p)
             | Happening::IsrShrink(p)
