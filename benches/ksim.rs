@@ -110,6 +110,7 @@ fn generated(brokers: i32, partitions: i32, records: u64) -> Scenario {
         cluster: Cluster {
             brokers: (1..=brokers).collect(),
             racks: BTreeMap::new(),
+            kafka_version: None,
             configs: [("auto.leader.rebalance.enable".to_string(), ksim_sim::scenario::ConfigValue::Bool(false))]
                 .into(),
         },
@@ -206,8 +207,8 @@ fn protocol_core() {
             _ => None,
         });
         let records = vec![
-            MetadataRecord::RegisterBroker { broker_id: 1, broker_epoch: 0, rack: None },
-            MetadataRecord::RegisterBroker { broker_id: 2, broker_epoch: 1, rack: None },
+            MetadataRecord::RegisterBroker { broker_id: 1, broker_epoch: 0, incarnation: 1, rack: None },
+            MetadataRecord::RegisterBroker { broker_id: 2, broker_epoch: 1, incarnation: 1, rack: None },
             MetadataRecord::UnfenceBroker { broker_id: 1, broker_epoch: 0 },
             MetadataRecord::UnfenceBroker { broker_id: 2, broker_epoch: 1 },
             MetadataRecord::Topic { name: "t".into(), partitions: 1, config: Default::default() },
@@ -215,6 +216,8 @@ fn protocol_core() {
                 partition: tp.clone(),
                 replicas: vec![1, 2],
                 isr: vec![1, 2],
+                elr: vec![],
+                last_known_leader: None,
                 leader: Some(1),
                 leader_epoch: 0,
                 partition_epoch: 0,

@@ -159,6 +159,17 @@ mod tests {
         ChangeRules { min_isr: 3, elr_enabled: elr, unclean_enabled: false, unclean_shutdown: None, acceptable }
     }
 
+    /// (what, partition, target ISR, acceptable, ELR on, unclean shutdown, expected)
+    type Case<'a> = (
+        &'a str,
+        PartitionImage,
+        &'a [BrokerId],
+        &'a dyn Fn(BrokerId) -> bool,
+        bool,
+        Option<BrokerId>,
+        Option<Changed>,
+    );
+
     /// Table-driven, after `PartitionChangeBuilderTest` (replicas [1, 2, 3, 4], min ISR 3).
     #[test]
     fn changes_follow_kafkas_partition_change_builder() {
@@ -166,7 +177,7 @@ mod tests {
         let not_1 = |id: BrokerId| id != 1;
         let not_1_2 = |id: BrokerId| id > 2;
         #[rustfmt::skip]
-        let cases: &[(&str, PartitionImage, &[BrokerId], &dyn Fn(BrokerId) -> bool, bool, Option<BrokerId>, Option<Changed>)] = &[
+        let cases: &[Case] = &[
             // (what, partition, target ISR, acceptable, ELR on, unclean shutdown, expected)
             ("ISR [1,2,3,4] -> [1,2] below min ISR 3: 3 and 4 join the ELR (testEligibleLeaderReplicas_IsrShrinkBelowMinISR)",
              partition(Some(1), &[1, 2, 3, 4], &[]), &[1, 2], &all, true, None,
