@@ -110,6 +110,7 @@ fn generated(brokers: i32, partitions: i32, records: u64) -> Scenario {
         cluster: Cluster {
             brokers: (1..=brokers).collect(),
             racks: BTreeMap::new(),
+            kafka_version: None,
             configs: [("auto.leader.rebalance.enable".to_string(), ksim_sim::scenario::ConfigValue::Bool(false))]
                 .into(),
         },
@@ -215,6 +216,8 @@ fn protocol_core() {
                 partition: tp.clone(),
                 replicas: vec![1, 2],
                 isr: vec![1, 2],
+                elr: vec![],
+                last_known_leader: None,
                 leader: Some(1),
                 leader_epoch: 0,
                 partition_epoch: 0,

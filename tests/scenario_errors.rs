@@ -46,6 +46,30 @@ fn bad_scenarios_get_clear_errors() {
         ("no brokers", "brokers: [1, 2, 3]", "brokers: []", "cluster.brokers: a cluster needs at least one broker"),
         ("a broker listed twice", "brokers: [1, 2, 3]", "brokers: [1, 2, 2]", "broker 2 is listed twice"),
         (
+            "a malformed Kafka version",
+            "brokers: [1, 2, 3]",
+            "brokers: [1, 2, 3], kafka_version: \"four\"",
+            "cluster.kafka_version: `four` is not a Kafka version",
+        ),
+        (
+            "a Kafka version ksim does not model",
+            "brokers: [1, 2, 3]",
+            "brokers: [1, 2, 3], kafka_version: \"2.8\"",
+            "cluster.kafka_version: Kafka 2.8 is not a release ksim models; it models 3.3 to 4.1",
+        ),
+        (
+            "ELR on a version without it",
+            "brokers: [1, 2, 3]",
+            "brokers: [1, 2, 3], kafka_version: \"3.9\", configs: {\"eligible.leader.replicas.version\": 1}",
+            "cluster.configs: `eligible.leader.replicas.version`: Eligible Leader Replicas (KIP-966) need Kafka 4.0",
+        ),
+        (
+            "an ELR feature level that does not exist",
+            "brokers: [1, 2, 3]",
+            "brokers: [1, 2, 3], configs: {\"eligible.leader.replicas.version\": 2}",
+            "`eligible.leader.replicas.version`: `2` is not a feature level: 0 (off) or 1 (on)",
+        ),
+        (
             "a producer for an unknown topic",
             "Producer(topic: \"payments\"",
             "Producer(topic: \"orders\"",

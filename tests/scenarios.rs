@@ -70,6 +70,8 @@ scenario_tests! {
     group_by_count => "group-by-count",
     idempotent_retries => "idempotent-retries",
     isolated_leader => "isolated-leader",
+    last_replica_standing_elr => "last-replica-standing-elr",
+    last_replica_standing_no_elr => "last-replica-standing-no-elr",
     leader_failover => "leader-failover",
     lossy_network => "lossy-network",
     min_insync_rejects_writes => "min-insync-rejects-writes",

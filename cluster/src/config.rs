@@ -5,6 +5,7 @@
 //! which rejects unknown keys and malformed values with a message naming the key.
 
 use crate::partitioner::PartitionerKind;
+use crate::version::KafkaVersion;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -186,6 +187,48 @@ pub struct BrokerConfig {
     /// `controlled.shutdown.enable`: a broker asked to stop first asks the controller to move its
     /// leaderships away (`BrokerServer.shutdown`).
     pub controlled_shutdown_enable: bool,
+    /// The Kafka release the cluster runs (a scenario's `cluster.kafka_version`), which decides
+    /// behaviour Kafka has no setting for; see [`crate::version`].
+    pub kafka_version: KafkaVersion,
+    /// The `eligible.leader.replicas.version` feature level (0 or 1; KIP-966). Kafka sets it with
+    /// `kafka-features.sh` or at `kafka-storage.sh format`; ksim takes it among the cluster configs.
+    /// Defaults from the version: on from 4.1.
+    pub eligible_leader_replicas_enabled: bool,
+}
+
+impl BrokerConfig {
+    /// Kafka's defaults as of `version`.
+    pub fn for_version(version: KafkaVersion) -> Self {
+        BrokerConfig {
+            kafka_version: version,
+            eligible_leader_replicas_enabled: version.elr_by_default(),
+            ..BrokerConfig::default()
+        }
+    }
+
+    /// Settings that only some versions have: an error names the setting.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.eligible_leader_replicas_enabled && !self.kafka_version.supports_elr() {
+            return Err(ConfigError {
+                key: "eligible.leader.replicas.version".into(),
+                message: format!(
+                    "Eligible Leader Replicas (KIP-966) need Kafka 4.0 or later; this cluster runs {}",
+                    self.kafka_version
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Kafka's `Partition.effectiveMinIsr` (3.7+): `min.insync.replicas` capped by the replication
+    /// factor, so RF 2 with `min.insync.replicas=3` needs 2. Before 3.7, the configured value.
+    pub fn effective_min_isr(&self, min_insync_replicas: usize, replication_factor: usize) -> usize {
+        if self.kafka_version.strict_min_isr() {
+            min_insync_replicas.min(replication_factor)
+        } else {
+            min_insync_replicas
+        }
+    }
 }
 
 impl Default for BrokerConfig {
@@ -210,6 +253,8 @@ impl Default for BrokerConfig {
             vm_dirty_expire_centisecs: 3_000,
             vm_dirty_writeback_centisecs: 500,
             controlled_shutdown_enable: true,
+            kafka_version: KafkaVersion::CURRENT,
+            eligible_leader_replicas_enabled: KafkaVersion::CURRENT.elr_by_default(),
         }
     }
 }
@@ -234,6 +279,7 @@ impl Configurable for BrokerConfig {
         "vm.dirty_expire_centisecs",
         "vm.dirty_writeback_centisecs",
         "controlled.shutdown.enable",
+        "eligible.leader.replicas.version",
         "(and every topic-level config)",
     ];
 
@@ -265,6 +311,18 @@ impl Configurable for BrokerConfig {
             "vm.dirty_expire_centisecs" => self.vm_dirty_expire_centisecs = parse_u64(key, value)?,
             "vm.dirty_writeback_centisecs" => self.vm_dirty_writeback_centisecs = parse_u64(key, value)?.max(1),
             "controlled.shutdown.enable" => self.controlled_shutdown_enable = parse_bool(key, value)?,
+            "eligible.leader.replicas.version" => {
+                self.eligible_leader_replicas_enabled = match value {
+                    "0" => false,
+                    "1" => true,
+                    _ => {
+                        return Err(ConfigError {
+                            key: key.into(),
+                            message: format!("`{value}` is not a feature level: 0 (off) or 1 (on)"),
+                        })
+                    }
+                }
+            }
             _ => {
                 let topic_key = key.strip_prefix("log.").unwrap_or(key);
                 return self.topic_defaults.set(topic_key, value).map_err(|e| {

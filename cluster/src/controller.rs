@@ -24,6 +24,7 @@ use crate::invariant::{debug_check, ensure};
 use crate::metadata::{ElectionKind, MetadataImage, MetadataRecord, PartitionImage};
 use crate::node::NodeId;
 use crate::note::{FenceReason, Note};
+use crate::partition_change::{self, ChangeRules, Changed};
 use crate::protocol::*;
 use crate::time::SimTime;
 use crate::timer::Timer;
@@ -140,15 +141,17 @@ impl Controller {
                 fx.note(Note::BrokerRegistered { broker: *broker_id, broker_epoch: *broker_epoch })
             }
             MetadataRecord::UnfenceBroker { broker_id, .. } => fx.note(Note::BrokerUnfenced { broker: *broker_id }),
-            MetadataRecord::Partition { partition, isr, leader, leader_epoch, partition_epoch, election, .. } => fx
-                .note(Note::PartitionChanged {
-                    partition: partition.clone(),
-                    leader: *leader,
-                    leader_epoch: *leader_epoch,
-                    isr: isr.clone(),
-                    partition_epoch: *partition_epoch,
-                    election: *election,
-                }),
+            MetadataRecord::Partition {
+                partition, isr, elr, leader, leader_epoch, partition_epoch, election, ..
+            } => fx.note(Note::PartitionChanged {
+                partition: partition.clone(),
+                leader: *leader,
+                leader_epoch: *leader_epoch,
+                isr: isr.clone(),
+                elr: elr.clone(),
+                partition_epoch: *partition_epoch,
+                election: *election,
+            }),
             MetadataRecord::BrokerInControlledShutdown { broker_id, .. } => {
                 fx.note(Note::ControlledShutdownStarted { broker: *broker_id })
             }
@@ -177,78 +180,108 @@ impl Controller {
 
     // ---- elections ----------------------------------------------------------------------------
 
-    /// Choose a leader for a partition given the ISR it will have. Returns the leader, the ISR
-    /// after the election, and how it was chosen.
-    fn elect(
-        &self,
-        p: &PartitionImage,
-        isr: &[BrokerId],
-        unclean_enabled: bool,
-    ) -> (Option<BrokerId>, Vec<BrokerId>, Option<ElectionKind>) {
-        if let Some(&leader) = p.replicas.iter().find(|id| isr.contains(id) && self.image.is_unfenced(**id)) {
-            return (Some(leader), isr.to_vec(), Some(ElectionKind::Clean));
-        }
-        if unclean_enabled {
-            if let Some(&leader) = p.replicas.iter().find(|id| self.image.is_unfenced(**id)) {
-                return (Some(leader), vec![leader], Some(ElectionKind::Unclean));
-            }
-        }
-        (None, isr.to_vec(), None)
-    }
-
     fn unclean_enabled(&self, tp: &TopicPartition) -> bool {
         self.image
             .topic_config(&tp.topic)
             .map_or(self.config.topic_defaults.unclean_leader_election_enable, |c| c.unclean_leader_election_enable)
     }
 
-    fn write_partition(
+    /// `ReplicationControlManager.getTopicEffectiveMinIsr`: the topic's `min.insync.replicas`,
+    /// capped by its replication factor.
+    fn effective_min_isr(&self, tp: &TopicPartition, replication_factor: usize) -> usize {
+        let configured = self
+            .image
+            .topic_config(&tp.topic)
+            .map_or(self.config.topic_defaults.min_insync_replicas, |c| c.min_insync_replicas);
+        self.config.effective_min_isr(configured, replication_factor)
+    }
+
+    /// Change a partition towards `target_isr` (Kafka's `PartitionChangeBuilder`, see
+    /// [`partition_change`]): elect a leader if it needs one, keep the ELR, and append the record
+    /// if anything changed. `removing` (a broker being fenced) and `unclean_shutdown` (a broker
+    /// that restarted uncleanly) may not lead.
+    fn change_partition(
         &mut self,
         tp: &TopicPartition,
-        p: &PartitionImage,
-        leader: Option<BrokerId>,
-        isr: Vec<BrokerId>,
-        election: Option<ElectionKind>,
+        target_isr: Vec<BrokerId>,
+        removing: Option<BrokerId>,
+        unclean_shutdown: Option<BrokerId>,
         fx: &mut Effects,
     ) {
-        let leader_changed = leader != p.leader;
+        let p = self.image.partitions[tp].clone();
+        let image = &self.image;
+        // `isAcceptableLeader`: active (unfenced and not in controlled shutdown), not the broker
+        // being removed, not one that restarted uncleanly.
+        let acceptable = |id: BrokerId| Some(id) != removing && Some(id) != unclean_shutdown && image.is_active(id);
+        let rules = ChangeRules {
+            min_isr: self.effective_min_isr(tp, p.replicas.len()),
+            elr_enabled: self.config.eligible_leader_replicas_enabled,
+            unclean_enabled: self.unclean_enabled(tp),
+            unclean_shutdown,
+            acceptable: &acceptable,
+        };
+        if let Some(changed) = partition_change::build(&p, target_isr, &rules) {
+            self.write_partition(tp, &p, changed, fx);
+        }
+    }
+
+    fn write_partition(&mut self, tp: &TopicPartition, p: &PartitionImage, changed: Changed, fx: &mut Effects) {
+        let leader_changed = changed.leader != p.leader;
         let record = MetadataRecord::Partition {
             partition: tp.clone(),
             replicas: p.replicas.clone(),
-            isr,
-            leader,
+            isr: changed.isr,
+            elr: changed.elr,
+            last_known_leader: changed.last_known_leader,
+            leader: changed.leader,
             leader_epoch: if leader_changed { p.leader_epoch + 1 } else { p.leader_epoch },
             partition_epoch: p.partition_epoch + 1,
-            election: if leader_changed { election } else { None },
+            election: if leader_changed { changed.election } else { None },
         };
         self.append(record, fx);
     }
 
-    /// Move leadership and ISR membership away from a fenced broker.
+    /// Partitions whose ISR (or, with `in_elr`, ELR) holds `broker`, in order.
+    fn partitions_with(&self, broker: BrokerId, in_elr: bool) -> Vec<TopicPartition> {
+        self.image
+            .partitions
+            .iter()
+            .filter(|(_, p)| if in_elr { p.elr.contains(&broker) } else { p.isr.contains(&broker) })
+            .map(|(tp, _)| tp.clone())
+            .collect()
+    }
+
+    /// Move leadership and ISR membership away from a fenced broker
+    /// (`ReplicationControlManager.handleBrokerFenced`). Without ELR the last ISR member stays in
+    /// the ISR, so it can be elected cleanly when it returns; with ELR the ISR may empty and the
+    /// ELR says who may lead.
     fn fence(&mut self, broker: BrokerId, reason: FenceReason, fx: &mut Effects) {
         let Some(b) = self.image.brokers.get(&broker) else { return };
         let epoch = b.broker_epoch;
         fx.note(Note::BrokerFenced { broker, reason });
         self.append(MetadataRecord::FenceBroker { broker_id: broker, broker_epoch: epoch }, fx);
-        let affected: Vec<(TopicPartition, PartitionImage)> = self
-            .image
-            .partitions
-            .iter()
-            .filter(|(_, p)| p.replicas.contains(&broker))
-            .map(|(tp, p)| (tp.clone(), p.clone()))
-            .collect();
-        for (tp, p) in affected {
-            // The last ISR member stays in the ISR, so it can be elected cleanly when it returns.
-            let isr: Vec<BrokerId> = if p.isr == [broker] {
-                p.isr.clone()
-            } else {
-                p.isr.iter().copied().filter(|id| *id != broker).collect()
-            };
-            if p.leader == Some(broker) {
-                let (leader, isr, election) = self.elect(&p, &isr, self.unclean_enabled(&tp));
-                self.write_partition(&tp, &p, leader, isr, election, fx);
-            } else if isr != p.isr {
-                self.write_partition(&tp, &p, p.leader, isr, None, fx);
+        self.remove_from_isrs(broker, fx);
+    }
+
+    /// `generateLeaderAndIsrUpdates` with `broker` as the broker to remove: it leaves every ISR
+    /// it is in, and the partitions it led elect another leader (fencing, controlled shutdown).
+    fn remove_from_isrs(&mut self, broker: BrokerId, fx: &mut Effects) {
+        for tp in self.partitions_with(broker, false) {
+            let target: Vec<BrokerId> =
+                self.image.partitions[&tp].isr.iter().copied().filter(|id| *id != broker).collect();
+            self.change_partition(&tp, target, Some(broker), None, fx);
+        }
+    }
+
+    /// A broker re-registered after an unclean shutdown (`ReplicationControlManager.handleBrokerShutdown`
+    /// with ELR on): it may have lost records it had acknowledged as a follower, so it leaves every
+    /// ISR and ELR and may not lead until it rejoins the ISR the ordinary way.
+    fn unclean_shutdown(&mut self, broker: BrokerId, fx: &mut Effects) {
+        for in_elr in [false, true] {
+            for tp in self.partitions_with(broker, in_elr) {
+                let target: Vec<BrokerId> =
+                    self.image.partitions[&tp].isr.iter().copied().filter(|id| *id != broker).collect();
+                self.change_partition(&tp, target, None, Some(broker), fx);
             }
         }
     }
@@ -263,10 +296,7 @@ impl Controller {
             .map(|(tp, p)| (tp.clone(), p.clone()))
             .collect();
         for (tp, p) in leaderless {
-            let (leader, isr, election) = self.elect(&p, &p.isr, self.unclean_enabled(&tp));
-            if leader.is_some() {
-                self.write_partition(&tp, &p, leader, isr, election, fx);
-            }
+            self.change_partition(&tp, p.isr.clone(), None, None, fx);
         }
     }
 
@@ -287,8 +317,14 @@ impl Controller {
             .map(|(tp, p)| (tp.clone(), p.clone()))
             .collect();
         for (tp, p) in candidates {
-            let preferred = p.replicas[0];
-            self.write_partition(&tp, &p, Some(preferred), p.isr.clone(), Some(ElectionKind::Preferred), fx);
+            let changed = Changed {
+                leader: p.replicas.first().copied(),
+                isr: p.isr.clone(),
+                elr: p.elr.clone(),
+                last_known_leader: None,
+                election: Some(ElectionKind::Preferred),
+            };
+            self.write_partition(&tp, &p, changed, fx);
         }
     }
 
@@ -385,6 +421,8 @@ impl Controller {
                     partition: tp,
                     replicas,
                     isr,
+                    elr: Vec::new(),
+                    last_known_leader: None,
                     leader,
                     leader_epoch: 0,
                     partition_epoch: 0,
@@ -497,6 +535,18 @@ impl Controller {
             // yet, or the same incarnation registers again: its leaderships move first.
             self.fence(r.broker_id, FenceReason::Reregistered, fx);
         }
+        // KIP-966 unclean-shutdown detection (`ClusterControlManager.registerBroker`): a new
+        // incarnation whose `previousBrokerEpoch` (read from the clean-shutdown file it wrote on a
+        // controlled shutdown) is not the epoch the controller holds did not shut down cleanly.
+        // With ELR on it leaves every ISR and ELR before it registers. (Without ELR, or after a
+        // clean shutdown, Kafka handles it as a fencing, which the fencing above or the session
+        // timeout already did.)
+        if let Some(b) = self.image.brokers.get(&r.broker_id) {
+            let restarted = b.incarnation != r.incarnation;
+            if restarted && b.broker_epoch != r.previous_broker_epoch && self.config.eligible_leader_replicas_enabled {
+                self.unclean_shutdown(r.broker_id, fx);
+            }
+        }
         let broker_epoch = self.log.len() as i64;
         self.append(
             MetadataRecord::RegisterBroker {
@@ -603,29 +653,7 @@ impl Controller {
         if !self.image.brokers.get(&broker).is_some_and(|b| b.in_controlled_shutdown) {
             self.append(MetadataRecord::BrokerInControlledShutdown { broker_id: broker, broker_epoch }, fx);
         }
-        let affected: Vec<(TopicPartition, PartitionImage)> = self
-            .image
-            .partitions
-            .iter()
-            .filter(|(_, p)| p.isr.contains(&broker))
-            .map(|(tp, p)| (tp.clone(), p.clone()))
-            .collect();
-        for (tp, p) in affected {
-            let isr: Vec<BrokerId> = if p.isr == [broker] {
-                p.isr.clone()
-            } else {
-                p.isr.iter().copied().filter(|id| *id != broker).collect()
-            };
-            if p.leader == Some(broker) {
-                let (leader, isr, election) = match self.elect(&p, &isr, self.unclean_enabled(&tp)) {
-                    (Some(l), ..) if l == broker => (None, isr, None),
-                    elected => elected,
-                };
-                self.write_partition(&tp, &p, leader, isr, election, fx);
-            } else if isr != p.isr {
-                self.write_partition(&tp, &p, p.leader, isr, None, fx);
-            }
-        }
+        self.remove_from_isrs(broker, fx);
     }
 
     fn alter_partition(&mut self, r: AlterPartitionRequest, fx: &mut Effects) -> AlterPartitionResponse {
@@ -659,7 +687,7 @@ impl Controller {
         {
             return reject(ErrorCode::IneligibleReplica, Some(&p));
         }
-        self.write_partition(&r.partition, &p, p.leader, r.new_isr.clone(), None, fx);
+        self.change_partition(&r.partition, r.new_isr.clone(), None, None, fx);
         let now = &self.image.partitions[&r.partition];
         AlterPartitionResponse {
             partition: r.partition.clone(),
@@ -765,6 +793,7 @@ mod tests {
 #[cfg(test)]
 mod election_tests {
     use super::*;
+    use crate::version::KafkaVersion;
     use rand_chacha::rand_core::SeedableRng;
 
     /// A controller with brokers 1, 2, 3 registered, unfenced, and `payments` (RF 3, replicas
@@ -777,8 +806,13 @@ mod election_tests {
     }
 
     impl Harness {
+        /// Kafka 4.0 without ELR, as before KIP-966.
         fn new(unclean: bool) -> Harness {
             let config = TopicConfig { unclean_leader_election_enable: unclean, ..TopicConfig::default() };
+            Harness::with(config, BrokerConfig::for_version(KafkaVersion::new(4, 0)))
+        }
+
+        fn with(config: TopicConfig, broker_config: BrokerConfig) -> Harness {
             let spec = TopicSpec {
                 name: "payments".into(),
                 partitions: 1,
@@ -786,7 +820,7 @@ mod election_tests {
                 assignment: vec![vec![1, 2, 3]],
                 config,
             };
-            let controller = Controller::new(3000, BrokerConfig::default(), 3, vec![spec], ControllerDisk::default());
+            let controller = Controller::new(3000, broker_config, 3, vec![spec], ControllerDisk::default());
             let mut h = Harness {
                 controller,
                 rng: rand_chacha::ChaCha8Rng::seed_from_u64(1),
@@ -831,7 +865,12 @@ mod election_tests {
         fn register_incarnation(&mut self, id: BrokerId, incarnation: u64) -> BrokerRegistrationResponse {
             let r = self.request(
                 id,
-                Request::BrokerRegistration(BrokerRegistrationRequest { broker_id: id, incarnation, rack: None }),
+                Request::BrokerRegistration(BrokerRegistrationRequest {
+                    broker_id: id,
+                    incarnation,
+                    previous_broker_epoch: -1,
+                    rack: None,
+                }),
             );
             let Response::BrokerRegistration(r) = r else { panic!("{r:?}") };
             if r.error.is_none() {
@@ -903,6 +942,54 @@ mod election_tests {
         h.silence(10_000, &[2]); // now broker 1 goes silent
         let p = h.partition();
         assert_eq!((p.leader, p.isr.clone()), (None, vec![1]), "no clean candidate; ISR keeps its last member");
+    }
+
+    /// KIP-966 (Kafka 4.1: ELR on), RF 3, min ISR 2. Brokers 3 then 2 go silent: the ISR shrinks
+    /// to [1] and broker 2, removed while the ISR fell below min ISR, joins the ELR (broker 3 left
+    /// while two were still in sync). Then broker 1 goes silent: the ISR empties, broker 1 joins the
+    /// ELR, and broker 2, once it heartbeats again, is elected from the ELR with an ISR of itself.
+    fn elr_harness() -> Harness {
+        let config = TopicConfig { min_insync_replicas: 2, ..TopicConfig::default() };
+        Harness::with(config, BrokerConfig::for_version(KafkaVersion::new(4, 1)))
+    }
+
+    #[test]
+    fn with_elr_a_replica_removed_below_min_isr_is_elected_when_the_isr_empties() {
+        let mut h = elr_harness();
+        h.silence(10_000, &[1, 2]);
+        assert_eq!((h.partition().isr, h.partition().elr), (vec![1, 2], vec![]), "at min ISR: no ELR");
+        h.silence(10_000, &[1]);
+        assert_eq!((h.partition().isr, h.partition().elr), (vec![1], vec![2]), "below min ISR: 2 joins the ELR");
+        h.silence(10_000, &[]);
+        let p = h.partition();
+        assert_eq!((p.leader, p.isr.clone(), p.elr.clone()), (None, vec![], vec![1, 2]), "the ISR may be empty");
+        h.heartbeat(2);
+        let p = h.partition();
+        assert_eq!((p.leader, p.isr.clone(), p.elr.clone()), (Some(2), vec![2], vec![1]), "2 leads from the ELR");
+    }
+
+    #[test]
+    fn with_elr_a_broker_that_restarts_uncleanly_leaves_the_elr() {
+        let mut h = elr_harness();
+        h.silence(10_000, &[1, 2]);
+        h.silence(10_000, &[1]);
+        h.silence(10_000, &[]);
+        assert_eq!(h.partition().elr, vec![1, 2]);
+        // Broker 2 restarts (a new incarnation) without a clean-shutdown file.
+        let r = h.request(
+            2,
+            Request::BrokerRegistration(BrokerRegistrationRequest {
+                broker_id: 2,
+                incarnation: 2,
+                previous_broker_epoch: -1,
+                rack: None,
+            }),
+        );
+        let Response::BrokerRegistration(r) = r else { panic!("{r:?}") };
+        h.epochs.insert(2, r.broker_epoch);
+        assert_eq!(h.partition().elr, vec![1], "an unclean shutdown is no longer eligible");
+        h.heartbeat(2);
+        assert_eq!(h.partition().leader, None, "so it does not lead: the partition waits for broker 1");
     }
 
     #[test]

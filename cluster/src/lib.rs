@@ -8,11 +8,13 @@
 //! The map:
 //! - [`topic`], [`node`], [`time`]: names for partitions, brokers, nodes and virtual time.
 //! - [`config`]: Kafka's configs by their real names, with Kafka's defaults.
+//! - [`version`]: which Kafka release ksim behaves as, and what each release changes.
 //! - [`record`], [`log`], [`epoch_cache`]: records, batches, the partition log and its
 //!   leader-epoch cache.
 //! - [`protocol`], [`error`]: requests and responses named after Kafka's APIs, and its error codes.
 //! - [`metadata`]: the KRaft metadata log and the image brokers fold from it.
 //! - [`controller`]: broker registration, fencing, topic creation, leader election, ISR changes.
+//! - [`partition_change`]: one partition change as the controller builds it: leader, ISR, ELR.
 //! - [`broker`]: a broker: leader and follower replicas, high watermark, ISR, purgatory.
 //! - [`producer`], [`consumer`]: the client protocol engines under the async client API.
 //! - [`partitioner`]: how a producer picks a partition for a key (Java's murmur2, librdkafka's CRC-32).
@@ -35,6 +37,7 @@ pub mod log;
 pub mod metadata;
 pub mod node;
 pub mod note;
+pub mod partition_change;
 pub mod partitioner;
 pub mod producer;
 pub mod protocol;
@@ -44,6 +47,7 @@ mod testing;
 pub mod time;
 pub mod timer;
 pub mod topic;
+pub mod version;
 
 pub use effects::{Effects, Input, StateMachine};
 pub use error::ErrorCode;

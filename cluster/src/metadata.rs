@@ -26,6 +26,13 @@ pub enum ElectionKind {
     Unclean,
     /// The preferred (first assigned) replica took leadership back.
     Preferred,
+    /// The ISR was empty and an Eligible Leader Replica (KIP-966) took over: a replica that left
+    /// the ISR while it was below `min.insync.replicas`, so it has every committed record.
+    Elr,
+    /// ISR and ELR were both empty, and the partition's last known leader came back unfenced
+    /// (KIP-966; Kafka keeps it in `lastKnownElr`). Kafka marks this election unclean: the last
+    /// leader may have restarted without records it had acknowledged.
+    LastKnownLeader,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -65,6 +72,12 @@ pub enum MetadataRecord {
         partition: TopicPartition,
         replicas: Vec<BrokerId>,
         isr: Vec<BrokerId>,
+        /// Eligible Leader Replicas (KIP-966): empty unless ELR is on and the ISR is below min ISR.
+        #[serde(default)]
+        elr: Vec<BrokerId>,
+        /// The leader when the ISR last became empty (KIP-966 `lastKnownElr`), with ELR on.
+        #[serde(default)]
+        last_known_leader: Option<BrokerId>,
         leader: Option<BrokerId>,
         leader_epoch: i32,
         partition_epoch: i32,
@@ -84,13 +97,17 @@ impl fmt::Display for MetadataRecord {
                 write!(f, "BrokerInControlledShutdown {broker_id}")
             }
             MetadataRecord::Topic { name, partitions, .. } => write!(f, "Topic {name} partitions={partitions}"),
-            MetadataRecord::Partition { partition, isr, leader, leader_epoch, .. } => {
+            MetadataRecord::Partition { partition, isr, elr, leader, leader_epoch, .. } => {
                 write!(f, "Partition {partition} leader=")?;
                 match leader {
                     Some(l) => write!(f, "{l}")?,
                     None => write!(f, "none")?,
                 }
-                write!(f, " epoch={leader_epoch} isr={isr:?}")
+                write!(f, " epoch={leader_epoch} isr={isr:?}")?;
+                if !elr.is_empty() {
+                    write!(f, " elr={elr:?}")?;
+                }
+                Ok(())
             }
         }
     }
@@ -110,6 +127,12 @@ pub struct BrokerImage {
 pub struct PartitionImage {
     pub replicas: Vec<BrokerId>,
     pub isr: Vec<BrokerId>,
+    /// Eligible Leader Replicas (KIP-966), in broker id order.
+    #[serde(default)]
+    pub elr: Vec<BrokerId>,
+    /// The leader when the ISR last became empty (KIP-966 `lastKnownElr`), with ELR on.
+    #[serde(default)]
+    pub last_known_leader: Option<BrokerId>,
     pub leader: Option<BrokerId>,
     pub leader_epoch: i32,
     pub partition_epoch: i32,
@@ -165,12 +188,24 @@ impl MetadataImage {
             MetadataRecord::Topic { name, partitions, config } => {
                 self.topics.insert(name.clone(), TopicImage { partitions: *partitions, config: config.clone() });
             }
-            MetadataRecord::Partition { partition, replicas, isr, leader, leader_epoch, partition_epoch, .. } => {
+            MetadataRecord::Partition {
+                partition,
+                replicas,
+                isr,
+                elr,
+                last_known_leader,
+                leader,
+                leader_epoch,
+                partition_epoch,
+                ..
+            } => {
                 self.partitions.insert(
                     partition.clone(),
                     PartitionImage {
                         replicas: replicas.clone(),
                         isr: isr.clone(),
+                        elr: elr.clone(),
+                        last_known_leader: *last_known_leader,
                         leader: *leader,
                         leader_epoch: *leader_epoch,
                         partition_epoch: *partition_epoch,
@@ -190,6 +225,10 @@ impl MetadataImage {
         for (tp, p) in &self.partitions {
             ensure(p.isr.iter().all(|id| p.replicas.contains(id)), || {
                 format!("{tp}: ISR {:?} not within replicas {:?}", p.isr, p.replicas)
+            })?;
+            // KIP-966: an ELR member is a replica that is not in the ISR.
+            ensure(p.elr.iter().all(|id| p.replicas.contains(id) && !p.isr.contains(id)), || {
+                format!("{tp}: ELR {:?} not within replicas {:?} outside the ISR {:?}", p.elr, p.replicas, p.isr)
             })?;
             if let Some(leader) = p.leader {
                 ensure(p.isr.contains(&leader), || {
@@ -238,7 +277,15 @@ mod tests {
                 },
             );
         }
-        let p = PartitionImage { replicas: vec![1, 2], isr, leader, leader_epoch: 3, partition_epoch: 4 };
+        let p = PartitionImage {
+            replicas: vec![1, 2],
+            isr,
+            elr: vec![],
+            last_known_leader: None,
+            leader,
+            leader_epoch: 3,
+            partition_epoch: 4,
+        };
         image.partitions.insert(TopicPartition::new("t", 0), p);
         image
     }

@@ -64,6 +64,9 @@ pub enum Note {
         leader: Option<BrokerId>,
         leader_epoch: i32,
         isr: Vec<BrokerId>,
+        /// Eligible Leader Replicas (KIP-966); empty without ELR.
+        #[serde(default)]
+        elr: Vec<BrokerId>,
         partition_epoch: i32,
         election: Option<ElectionKind>,
     },
@@ -325,7 +328,7 @@ impl fmt::Display for Note {
             TopicCreated { topic, assignment } => {
                 write!(f, "topic {topic} created with {} partition(s); replicas {:?}", assignment.len(), assignment)
             }
-            PartitionChanged { partition, leader, leader_epoch, isr, election, .. } => {
+            PartitionChanged { partition, leader, leader_epoch, isr, elr, election, .. } => {
                 match election {
                     Some(ElectionKind::Clean) => write!(f, "{partition}: {} elected leader (clean)", fmt_leader(leader))?,
                     Some(ElectionKind::Unclean) => write!(
@@ -336,10 +339,24 @@ impl fmt::Display for Note {
                     Some(ElectionKind::Preferred) => {
                         write!(f, "{partition}: preferred replica {} takes leadership back", fmt_leader(leader))?
                     }
+                    Some(ElectionKind::LastKnownLeader) => write!(
+                        f,
+                        "{partition}: ISR and ELR empty: the last known leader {} is elected (Kafka counts this unclean)",
+                        fmt_leader(leader)
+                    )?,
+                    Some(ElectionKind::Elr) => write!(
+                        f,
+                        "{partition}: ISR empty: {} elected from the eligible leader replicas",
+                        fmt_leader(leader)
+                    )?,
                     None if leader.is_none() => write!(f, "{partition}: no eligible leader; the partition is offline")?,
                     None => write!(f, "{partition}: leader {}", fmt_leader(leader))?,
                 }
-                write!(f, ", leader epoch {leader_epoch}, ISR {isr:?}")
+                write!(f, ", leader epoch {leader_epoch}, ISR {isr:?}")?;
+                if !elr.is_empty() {
+                    write!(f, ", ELR {elr:?}")?;
+                }
+                Ok(())
             }
             Recovered { partition, log_end_offset, high_watermark } => {
                 write!(f, "{partition}: recovered from disk with log end {log_end_offset}, high watermark {high_watermark}")

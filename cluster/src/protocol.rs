@@ -303,6 +303,10 @@ pub struct BrokerRegistrationRequest {
     pub broker_id: BrokerId,
     /// A fresh value each time the broker process starts (Kafka's `incarnationId`).
     pub incarnation: u64,
+    /// The broker epoch saved by this broker's last clean shutdown, or -1 if it did not shut
+    /// down cleanly (KIP-966's `PreviousBrokerEpoch`; Kafka reads it from the clean-shutdown file
+    /// `LogManager.readBrokerEpochFromCleanShutdownFiles`).
+    pub previous_broker_epoch: i64,
     pub rack: Option<String>,
 }
 

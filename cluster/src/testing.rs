@@ -73,10 +73,15 @@ impl Harness {
     /// writeback happen only once an hour, so a killed broker comes back with the HW it started
     /// with unless a test says otherwise.
     pub fn new(broker_ids: &[BrokerId], topics: Vec<TopicSpec>) -> Harness {
+        Harness::with_config(broker_ids, topics, BrokerConfig::default())
+    }
+
+    /// As [`Harness::new`], with every node running `config` (say, another Kafka version).
+    pub fn with_config(broker_ids: &[BrokerId], topics: Vec<TopicSpec>, config: BrokerConfig) -> Harness {
         let config = BrokerConfig {
             auto_leader_rebalance_enable: false,
             replica_high_watermark_checkpoint_interval_ms: 3_600_000,
-            ..Default::default()
+            ..config
         };
         let controller =
             Controller::new(CONTROLLER_ID, config.clone(), broker_ids.len(), topics, ControllerDisk::default());

@@ -35,7 +35,7 @@ fn backlog_ms(scenario: &Scenario) -> u64 {
             .clients
             .iter()
             .map(|c| match &c.app {
-                App::Producer { topic: t, records, .. } if t == topic => u64::from(*records),
+                App::Producer { topic: t, records, .. } if t == topic => *records,
                 _ => 0,
             })
             .sum()

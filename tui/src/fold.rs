@@ -135,6 +135,8 @@ pub struct PartitionView {
     pub leader: Option<BrokerId>,
     pub leader_epoch: i32,
     pub isr: Vec<BrokerId>,
+    /// Eligible Leader Replicas (KIP-966): may lead when the ISR is empty.
+    pub elr: Vec<BrokerId>,
     pub partition_epoch: i32,
     /// How the current leader was chosen, if by an election.
     pub last_election: Option<ElectionKind>,
@@ -479,11 +481,12 @@ impl ClusterView {
                     }
                 }
             }
-            Note::PartitionChanged { partition, leader, leader_epoch, isr, partition_epoch, election } => {
+            Note::PartitionChanged { partition, leader, leader_epoch, isr, elr, partition_epoch, election } => {
                 let p = self.partitions.entry(partition.clone()).or_default();
                 p.leader = *leader;
                 p.leader_epoch = *leader_epoch;
                 p.isr = isr.clone();
+                p.elr = elr.clone();
                 p.partition_epoch = *partition_epoch;
                 p.pending_isr = None;
                 if election.is_some() || leader.is_none() {

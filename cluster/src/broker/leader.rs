@@ -83,12 +83,14 @@ impl Broker {
                 Self::respond(from, correlation_id, body, fx);
             }
         };
+        let min_isr = self.effective_min_isr(&tp);
         let replica = match self.validate_leader(&tp, -1) {
             Ok(r) => r,
             Err(error) => return reply(error, -1, -1, fx),
         };
-        // `min.insync.replicas` is checked before appending; an acks=1 write ignores it.
-        if request.acks == Acks::All && replica.isr.len() < config.min_insync_replicas {
+        // `min.insync.replicas` is checked before appending (`Partition.appendRecordsToLeader`,
+        // against `effectiveMinIsr` since 3.7); an acks=1 write ignores it.
+        if request.acks == Acks::All && replica.isr.len() < min_isr {
             return reply(ErrorCode::NotEnoughReplicas, -1, replica.log.log_start_offset(), fx);
         }
         match replica.check_sequence(&request.batch) {
@@ -275,8 +277,15 @@ impl Broker {
 
     pub(super) fn maybe_advance_hw(&mut self, now: SimTime, tp: &TopicPartition, fx: &mut Effects) {
         let lag_max = self.config.replica_lag_time_max_ms;
+        // Strict min ISR (KAFKA-15583, 3.7+): `Partition.maybeIncrementLeaderHW` returns early
+        // while `isUnderMinIsr`, so nothing becomes committed, or visible to consumers, while
+        // fewer than `min.insync.replicas` replicas are in sync. acks=1 writes still append.
+        let min_isr = self.config.kafka_version.strict_min_isr().then(|| self.effective_min_isr(tp));
         let image = &self.image;
         let Some(replica) = self.replicas.get_mut(tp) else { return };
+        if min_isr.is_some_and(|min_isr| replica.isr.len() < min_isr) {
+            return;
+        }
         if let Some(hw) = replica.maybe_advance_high_watermark(now.as_ms(), lag_max, |id| image.is_unfenced(id)) {
             fx.note(Note::HighWatermark { partition: tp.clone(), high_watermark: hw, on_leader: true });
             self.try_complete_delayed_produces(tp, fx);

@@ -59,6 +59,9 @@ impl Broker {
         let body = Request::BrokerRegistration(BrokerRegistrationRequest {
             broker_id: self.id,
             incarnation: self.incarnation,
+            // Kafka writes a clean-shutdown file only on a controlled shutdown; every way a ksim
+            // broker stops (a crash, a power failure) leaves none, so every restart is unclean.
+            previous_broker_epoch: -1,
             rack: self.rack.clone(),
         });
         self.request(now, self.controller, Outstanding::Registration, body, fx);

@@ -194,6 +194,13 @@ impl Broker {
         self.image.topic_config(&tp.topic).cloned().unwrap_or_else(|| self.config.topic_defaults.clone())
     }
 
+    /// The ISR size `acks=all` writes and (from 3.7) high-watermark progress need: Kafka's
+    /// `Partition.effectiveMinIsr`, `min.insync.replicas` capped by the replication factor.
+    fn effective_min_isr(&self, tp: &TopicPartition) -> usize {
+        let replication_factor = self.replicas.get(tp).map_or(usize::MAX, |r| r.replicas.len());
+        self.config.effective_min_isr(self.topic_config(tp).min_insync_replicas, replication_factor)
+    }
+
     fn request(&mut self, now: SimTime, to: NodeId, what: Outstanding, body: Request, fx: &mut Effects) -> u64 {
         let correlation_id = self.next_id();
         let timeout_ms = if matches!(to, NodeId::Controller(_)) {

@@ -62,11 +62,12 @@ impl Broker {
             self.delayed_produces.iter().filter(|(_, d)| &d.partition == tp).map(|(id, _)| *id).collect();
         for id in ids {
             let d = &self.delayed_produces[&id];
+            let min_isr = self.effective_min_isr(tp);
             let Some(replica) = self.replicas.get(tp) else { continue };
+            // Kafka's `Partition.checkEnoughReplicasReachOffset`.
             let error = if !replica.is_leader() || replica.leader_epoch != d.leader_epoch {
                 ErrorCode::NotLeaderOrFollower
             } else if replica.high_watermark >= d.required_offset {
-                let min_isr = self.image.topic_config(&tp.topic).map_or(1, |c| c.min_insync_replicas);
                 if replica.maximal_isr().len() >= min_isr {
                     ErrorCode::None
                 } else {

@@ -2,6 +2,7 @@
 //! builds its setup step by step and says what Kafka does in it.
 
 use crate::config::{Acks, TopicConfig};
+use crate::error::ErrorCode;
 use crate::log::TruncateReason;
 use crate::node::NodeId;
 use crate::note::Note;
@@ -169,4 +170,61 @@ fn second_truncation_round_when_histories_diverge_two_epochs_back_kip_279() {
     assert_eq!(h.records(1, &tp), h.records(2, &tp), "the follower's log is the leader's");
     assert_eq!(values(&h.records(1, &tp)), ["a", "b", "c", "F", "G", "H", "I", "J"]);
     assert_eq!(epochs(&h, 1), epochs(&h, 2));
+}
+
+fn running(version: &str) -> crate::config::BrokerConfig {
+    crate::config::BrokerConfig::for_version(version.parse().expect("a version ksim models"))
+}
+
+fn produce_error(h: &mut Harness, leader: BrokerId, tp: &TopicPartition, acks: Acks, values: &[&str]) -> ErrorCode {
+    let before = h.client_inbox.len();
+    h.produce(leader, tp, acks, values);
+    h.run_until(|h| h.client_inbox.len() > before, 60_000);
+    match &h.client_inbox[before] {
+        Response::Produce(r) => r.error,
+        other => panic!("not a produce answer: {other:?}"),
+    }
+}
+
+/// Effective min ISR (`Partition.effectiveMinIsr`, Kafka 3.7+). RF 2 with
+/// `min.insync.replicas=3`: the leader caps the requirement at the replication factor, so with
+/// both replicas in sync an acks=all write succeeds. Kafka 3.6 compares the ISR with the
+/// configured 3 and rejects every acks=all write with NOT_ENOUGH_REPLICAS.
+#[test]
+fn min_insync_replicas_above_the_replication_factor_is_capped_from_3_7() {
+    let config = TopicConfig { min_insync_replicas: 3, ..TopicConfig::default() };
+    let tp = tp();
+    let mut h = Harness::new(&[1, 2], vec![Harness::topic("t", &[1, 2], config.clone())]);
+    h.await_leader(&tp, 1);
+    assert_eq!(h.produce_ok(1, &tp, Acks::All, &["a"]), 0, "RF 2, min.insync.replicas=3: accepted on 4.1");
+
+    let mut h = Harness::with_config(&[1, 2], vec![Harness::topic("t", &[1, 2], config)], running("3.6"));
+    h.await_leader(&tp, 1);
+    assert_eq!(produce_error(&mut h, 1, &tp, Acks::All, &["a"]), ErrorCode::NotEnoughReplicas, "3.6 rejects it");
+}
+
+/// Strict min ISR (KAFKA-15583, Kafka 3.7+). RF 3, `min.insync.replicas=2`; brokers 2 and 3 die
+/// and the controller shrinks the ISR to [1]. An acks=1 write is appended, but the leader does not
+/// advance the high watermark while the ISR is below min ISR (`maybeIncrementLeaderHW` returns
+/// early), so consumers see nothing new. Kafka 3.6 moves the HW over the ISR of one.
+#[test]
+fn below_min_isr_the_high_watermark_stays_from_3_7() {
+    let config = TopicConfig { min_insync_replicas: 2, ..TopicConfig::default() };
+    let tp = tp();
+    for (version, hw_moves) in [("4.1", false), ("3.6", true)] {
+        let topic = Harness::topic("t", &[1, 2, 3], config.clone());
+        let mut h = Harness::with_config(&[1, 2, 3], vec![topic], running(version));
+        h.await_leader(&tp, 1);
+        h.produce_ok(1, &tp, Acks::All, &["a", "b"]);
+        h.run_until(|h| h.replica(1, &tp).high_watermark == 2, 10_000);
+        h.kill(2);
+        h.kill(3);
+        h.run_until(|h| h.broker(1).replica(&tp).is_some_and(|r| r.isr == [1]), 60_000);
+        assert_eq!(produce_error(&mut h, 1, &tp, Acks::All, &["x"]), ErrorCode::NotEnoughReplicas);
+        h.produce_ok(1, &tp, Acks::Leader, &["c", "d"]);
+        let r = h.replica(1, &tp);
+        assert_eq!(r.log_end_offset(), 4, "{version}: acks=1 writes are appended");
+        let expected_hw = if hw_moves { 4 } else { 2 };
+        assert_eq!(r.high_watermark, expected_hw, "{version}: the HW below min ISR");
+    }
 }

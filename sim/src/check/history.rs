@@ -182,6 +182,8 @@ impl Checker {
             let kind = match e.kind {
                 Some(ElectionKind::Unclean) => ", unclean",
                 Some(ElectionKind::Clean) => ", clean",
+                Some(ElectionKind::Elr) => ", from the ELR",
+                Some(ElectionKind::LastKnownLeader) => ", last known leader",
                 _ => "",
             };
             let became = if already { "had already become" } else { "became" };

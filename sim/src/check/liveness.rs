@@ -43,11 +43,20 @@ pub fn convergence_problems(
     }
     let mut offline_for_good = BTreeSet::new();
     for (tp, p) in &image.partitions {
-        // A partition whose last in-sync replicas are all gone for good stays offline: Kafka
-        // will not elect an out-of-sync replica unless unclean election is enabled.
-        let isr_gone = !p.isr.is_empty() && p.isr.iter().all(|r| left_down.contains(&NodeId::Broker(*r)));
+        // A partition whose eligible leaders are all gone for good stays offline: Kafka will not
+        // elect another replica unless unclean election is enabled. Eligible: the ISR; with ELR
+        // on and the ISR empty, the eligible leader replicas; with both empty, the last known
+        // leader (KIP-966). None at all (every one restarted uncleanly): offline as well.
+        let eligible: Vec<_> = if !p.isr.is_empty() {
+            p.isr.clone()
+        } else if !p.elr.is_empty() {
+            p.elr.clone()
+        } else {
+            p.last_known_leader.into_iter().collect()
+        };
+        let eligible_gone = eligible.iter().all(|r| left_down.contains(&NodeId::Broker(*r)));
         if p.leader.is_none() {
-            if isr_gone {
+            if eligible_gone {
                 offline_for_good.insert(tp.clone());
             } else {
                 problems.push(format!("{tp} has no leader"));

@@ -74,7 +74,15 @@ pub struct Checker {
 
 impl Checker {
     pub fn new(scenario: &Scenario, resolved: &Resolved) -> Self {
-        let min_isr = resolved.topics.iter().map(|(t, c)| (t.name.clone(), c.min_insync_replicas)).collect();
+        // The min ISR the leader enforces: `min.insync.replicas` capped by the replication factor
+        // from 3.7 (`Partition.effectiveMinIsr`).
+        let min_isr = resolved
+            .topics
+            .iter()
+            .map(|(t, c)| {
+                (t.name.clone(), resolved.broker.effective_min_isr(c.min_insync_replicas, t.replication_factor))
+            })
+            .collect();
         let mut producers = BTreeMap::new();
         for (i, client) in scenario.clients.iter().enumerate() {
             let topic = match &client.app {

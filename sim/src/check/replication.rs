@@ -91,7 +91,9 @@ impl Replication {
         epoch: i32,
         election: Option<ElectionKind>,
     ) {
-        if election == Some(ElectionKind::Unclean) {
+        // Kafka counts electing the last known leader as unclean too (`PartitionChangeBuilder`
+        // marks it so): it may have lost what it acknowledged.
+        if matches!(election, Some(ElectionKind::Unclean | ElectionKind::LastKnownLeader)) {
             self.unclean.insert(tp.clone());
         }
         let history = self.elections.entry(tp.clone()).or_default();

@@ -97,6 +97,8 @@ impl Story {
             partition: tp(),
             replicas: vec![1, 2, 3],
             isr: vec![1, 2, 3],
+            elr: vec![],
+            last_known_leader: None,
             leader: Some(leader),
             leader_epoch: epoch,
             partition_epoch: epoch,
@@ -154,6 +156,7 @@ fn elected(leader: BrokerId, epoch: i32, election: ElectionKind) -> Note {
         leader: Some(leader),
         leader_epoch: epoch,
         isr: vec![leader],
+        elr: vec![],
         partition_epoch: epoch,
         election: Some(election),
     }

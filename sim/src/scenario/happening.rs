@@ -37,6 +37,7 @@ pub fn matches(happening: &Happening, event: &Event, _clients: &[String]) -> boo
         (Happening::PreferredElection(p), Note::PartitionChanged { election: Some(ElectionKind::Preferred), .. }) => {
             on(p)
         }
+        (Happening::ElrElection(p), Note::PartitionChanged { election: Some(ElectionKind::Elr), .. }) => on(p),
         (Happening::Offline(p), Note::PartitionChanged { leader: None, .. }) => on(p),
         (Happening::IsrShrink(p), Note::IsrChangeRequested { reason: IsrChangeReason::FollowerLagged { .. }, .. }) => {
             on(p)

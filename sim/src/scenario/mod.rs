@@ -109,6 +109,12 @@ pub struct Cluster {
     /// Optional `broker.rack` per broker.
     #[serde(default)]
     pub racks: BTreeMap<BrokerId, String>,
+    /// The Kafka release the cluster runs, `"major.minor"` (default: the newest ksim models,
+    /// "4.1"). It decides behaviour Kafka has no setting for (strict min ISR from 3.7) and the
+    /// defaults of features it has (`eligible.leader.replicas.version`: on from 4.1); see
+    /// `ksim_cluster::version` for what each release changes.
+    #[serde(default)]
+    pub kafka_version: Option<String>,
     /// Broker configs by Kafka's names (topic-level names set the broker-wide default).
     #[serde(default)]
     pub configs: Configs,
@@ -324,6 +330,8 @@ pub enum Happening {
     Election(String),
     UncleanElection(String),
     PreferredElection(String),
+    /// The ISR was empty and the controller elected an Eligible Leader Replica (KIP-966).
+    ElrElection(String),
     /// The partition has no leader.
     Offline(String),
     IsrShrink(String),

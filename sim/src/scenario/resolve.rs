@@ -5,6 +5,7 @@
 
 use super::*;
 use ksim_cluster::config::{BrokerConfig, ConfigError, Configurable, ConsumerConfig, ProducerConfig, TopicConfig};
+use ksim_cluster::version::KafkaVersion;
 
 /// Each client's config for one engine, by client name.
 type ClientConfigs<C> = BTreeMap<String, C>;
@@ -117,8 +118,13 @@ impl Scenario {
         if !(0.0..=1.0).contains(&self.network.loss) {
             return Err(format!("network.loss: {} is not a probability between 0.0 and 1.0", self.network.loss));
         }
-        let mut broker = BrokerConfig::default();
+        let version = match &self.cluster.kafka_version {
+            Some(v) => v.parse::<KafkaVersion>().map_err(|e| format!("cluster.kafka_version: {e}"))?,
+            None => KafkaVersion::CURRENT,
+        };
+        let mut broker = BrokerConfig::for_version(version);
         apply(&mut broker, &self.cluster.configs, "cluster.configs")?;
+        broker.validate().map_err(|ConfigError { key, message }| format!("cluster.configs: `{key}`: {message}"))?;
         Ok(broker)
     }
 
@@ -176,9 +182,10 @@ impl Scenario {
             }
             let mut config = broker.topic_defaults.clone();
             apply(&mut config, &topic.configs, &format!("{field}.configs"))?;
-            if config.min_insync_replicas > topic.replication_factor {
-                // Kafka accepts this, and every acks=all write then fails: allowed, as a lesson.
-            }
+            // `min.insync.replicas` above the replication factor is accepted, as in Kafka. Since
+            // 3.7 the leader caps it at the replication factor (`Partition.effectiveMinIsr`), so
+            // acks=all writes succeed once every replica is in sync; before 3.7 every acks=all
+            // write fails with NOT_ENOUGH_REPLICAS.
             topics.push((topic.clone(), config));
         }
         Ok(topics)
@@ -414,6 +421,7 @@ impl Scenario {
         match h {
             Happening::Election(p)
             | Happening::UncleanElection(p)
+            | Happening::ElrElection(p)
             | Happening::PreferredElection(p)
             | Happening::Offline(p)
             | Happening::IsrShrink(p)

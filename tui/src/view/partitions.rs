@@ -92,9 +92,16 @@ fn partition_lines(
         header.push(Span::styled(" UNCLEAN", style::bad()));
     }
     header.push(Span::raw(format!(" epoch {} ISR {}", p.leader_epoch, brokers(&p.isr))));
+    if !p.elr.is_empty() {
+        header.push(Span::raw(format!(" ELR {}", brokers(&p.elr))));
+    }
     match p.last_election {
         Some(ElectionKind::Clean) if p.leader.is_some() => header.push(Span::styled(" (clean)", style::dim())),
         Some(ElectionKind::Preferred) if p.leader.is_some() => header.push(Span::styled(" (preferred)", style::dim())),
+        Some(ElectionKind::Elr) if p.leader.is_some() => header.push(Span::styled(" (from ELR)", style::dim())),
+        Some(ElectionKind::LastKnownLeader) if p.leader.is_some() => {
+            header.push(Span::styled(" (last known leader)", style::bad()))
+        }
         _ => {}
     }
     if let Some(asked) = &p.pending_isr {

@@ -1,0 +1,112 @@
+//! Which Kafka release ksim behaves as.
+//!
+//! Kafka's replication rules changed between releases, and a learner comparing ksim with a real
+//! cluster needs to know which rules they are looking at. A scenario names the release
+//! (`cluster: (kafka_version: "4.0", ...)`); ksim models the newest one it knows by default. The
+//! version decides behaviour Kafka has no setting for, and the defaults of the settings it has;
+//! where Kafka has a name for a behaviour (a feature level such as
+//! `eligible.leader.replicas.version`), that name still overrides the version's default.
+//!
+//! | version | what changes |
+//! |---|---|
+//! | 3.3 – 3.6 | the oldest KRaft releases ksim accepts: a leader advances the high watermark with any ISR, and `min.insync.replicas` larger than the replication factor fails every `acks=all` write |
+//! | 3.7 | **strict min ISR** (KAFKA-15583): below `min.insync.replicas` the leader stops advancing the high watermark (`Partition.maybeIncrementLeaderHW` returns early when `isUnderMinIsr`); the **effective min ISR** is `min(min.insync.replicas, replication factor)` (`Partition.effectiveMinIsr`) |
+//! | 4.0 | Eligible Leader Replicas (KIP-966) can be turned on (`eligible.leader.replicas.version=1`); off by default |
+//! | 4.1 | ELR is on by default for new clusters (`eligible.leader.replicas.version=1`) |
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// A Kafka release, `major.minor` (patch releases do not change what ksim models).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct KafkaVersion {
+    pub major: u16,
+    pub minor: u16,
+}
+
+impl KafkaVersion {
+    pub const fn new(major: u16, minor: u16) -> Self {
+        KafkaVersion { major, minor }
+    }
+
+    /// The release ksim models when a scenario names none.
+    pub const CURRENT: KafkaVersion = KafkaVersion::new(4, 1);
+    /// The oldest release ksim accepts: KRaft became production-ready in 3.3.
+    pub const OLDEST: KafkaVersion = KafkaVersion::new(3, 3);
+
+    /// KAFKA-15583 (3.7): no high-watermark progress below the (effective) min ISR, and the
+    /// effective min ISR is capped by the replication factor.
+    pub fn strict_min_isr(self) -> bool {
+        self >= KafkaVersion::new(3, 7)
+    }
+
+    /// Whether `eligible.leader.replicas.version=1` may be set (KIP-966, usable from 4.0).
+    pub fn supports_elr(self) -> bool {
+        self >= KafkaVersion::new(4, 0)
+    }
+
+    /// ELR's default: on for new clusters from 4.1 (KIP-966).
+    pub fn elr_by_default(self) -> bool {
+        self >= KafkaVersion::new(4, 1)
+    }
+}
+
+impl Default for KafkaVersion {
+    fn default() -> Self {
+        KafkaVersion::CURRENT
+    }
+}
+
+impl fmt::Display for KafkaVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+impl FromStr for KafkaVersion {
+    type Err = String;
+
+    /// `"4.1"` or `"4.1.0"`; a release ksim does not model is an error that says which it does.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let malformed = || format!("`{s}` is not a Kafka version; write it as \"major.minor\", e.g. \"4.1\"");
+        let parts: Vec<&str> = s.trim().split('.').collect();
+        if !(2..=3).contains(&parts.len()) {
+            return Err(malformed());
+        }
+        let number = |p: &str| p.parse::<u16>().map_err(|_| malformed());
+        let version = KafkaVersion::new(number(parts[0])?, number(parts[1])?);
+        if let Some(patch) = parts.get(2) {
+            number(patch)?;
+        }
+        if version < KafkaVersion::OLDEST || version > KafkaVersion::CURRENT {
+            return Err(format!(
+                "Kafka {version} is not a release ksim models; it models {} to {}",
+                KafkaVersion::OLDEST,
+                KafkaVersion::CURRENT
+            ));
+        }
+        Ok(version)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_parse_compare_and_name_what_they_change() {
+        let v: KafkaVersion = "4.0".parse().unwrap();
+        assert_eq!(v, KafkaVersion::new(4, 0));
+        assert_eq!("3.7.1".parse::<KafkaVersion>().unwrap(), KafkaVersion::new(3, 7));
+        assert!(KafkaVersion::new(3, 9) < KafkaVersion::new(4, 0));
+        assert!(!"3.6".parse::<KafkaVersion>().unwrap().strict_min_isr());
+        assert!("3.7".parse::<KafkaVersion>().unwrap().strict_min_isr());
+        assert!(v.supports_elr() && !v.elr_by_default());
+        assert!(KafkaVersion::CURRENT.elr_by_default());
+        assert!("four".parse::<KafkaVersion>().unwrap_err().contains("major.minor"));
+        assert!("4".parse::<KafkaVersion>().unwrap_err().contains("major.minor"));
+        assert!("2.8".parse::<KafkaVersion>().unwrap_err().contains("models 3.3 to 4.1"));
+        assert!("9.0".parse::<KafkaVersion>().unwrap_err().contains("not a release"));
+    }
+}
