@@ -67,6 +67,21 @@ fn await_caught_up(h: &mut Harness, follower: BrokerId, leader: BrokerId, tp: &T
     );
 }
 
+/// Broker 1 leads and commits `a b c` on both brokers; a cut keeps `d e` (acks=1) on broker 1
+/// alone; broker 1 dies and broker 2 leads the next epoch. Returns the two leader epochs.
+fn diverge_then_fail_over(h: &mut Harness, tp: &TopicPartition) -> (i32, i32) {
+    h.await_leader(tp, 1);
+    let (_, first) = h.leader(tp);
+    h.produce_ok(1, tp, Acks::All, &["a", "b", "c"]);
+    h.cut(NodeId::Broker(1), NodeId::Broker(2));
+    h.produce_ok(1, tp, Acks::Leader, &["d", "e"]);
+    h.kill(1);
+    h.heal();
+    h.await_leader(tp, 2);
+    let (_, second) = h.leader(tp);
+    (first, second)
+}
+
 /// KIP-101. Broker 1 leads epoch 0 and appends two records broker 2 never gets (a network cut),
 /// then dies; broker 2 leads the next epoch and appends four records of its own at the same
 /// offsets. Broker 1 restarts with its high watermark checkpoint never written (HW 0).
@@ -82,15 +97,7 @@ fn await_caught_up(h: &mut Harness, follower: BrokerId, leader: BrokerId, tp: &T
 fn diverged_follower_truncates_to_the_leaders_epoch_end_kip_101() {
     let tp = tp();
     let mut h = Harness::new(&[1, 2], vec![Harness::topic("t", &[1, 2], TopicConfig::default())]);
-    h.await_leader(&tp, 1);
-    let (_, first_epoch) = h.leader(&tp);
-    h.produce_ok(1, &tp, Acks::All, &["a", "b", "c"]);
-    h.cut(NodeId::Broker(1), NodeId::Broker(2));
-    h.produce_ok(1, &tp, Acks::Leader, &["d", "e"]);
-    h.kill(1);
-    h.heal();
-    h.await_leader(&tp, 2);
-    let (_, second_epoch) = h.leader(&tp);
+    let (first_epoch, second_epoch) = diverge_then_fail_over(&mut h, &tp);
     assert!(second_epoch > first_epoch);
     h.produce_ok(2, &tp, Acks::Leader, &["F", "G", "H", "I"]);
 
@@ -131,16 +138,7 @@ fn second_truncation_round_when_histories_diverge_two_epochs_back_kip_279() {
     let tp = tp();
     let unclean = TopicConfig { unclean_leader_election_enable: true, ..TopicConfig::default() };
     let mut h = Harness::new(&[1, 2], vec![Harness::topic("t", &[1, 2], unclean)]);
-    h.await_leader(&tp, 1);
-    let (_, e0) = h.leader(&tp);
-    h.produce_ok(1, &tp, Acks::All, &["a", "b", "c"]);
-    h.cut(NodeId::Broker(1), NodeId::Broker(2));
-    h.produce_ok(1, &tp, Acks::Leader, &["d", "e"]);
-    h.kill(1);
-    h.heal();
-
-    h.await_leader(&tp, 2);
-    let (_, e1) = h.leader(&tp);
+    let (e0, e1) = diverge_then_fail_over(&mut h, &tp);
     h.produce_ok(2, &tp, Acks::Leader, &["F", "G", "H"]);
     h.kill(2);
 
