@@ -297,15 +297,25 @@ impl Checker {
             }
             if !duplicates.is_empty() {
                 let idempotent = self.producers.values().filter(|p| p.topic == tp.topic).all(|p| p.idempotent);
+                // The broker deduplicates with producer state kept beside the log; an unclean
+                // election or a power failure can lose it with the records, and then a retry
+                // is written again. Kafka promises no duplicates only without those.
+                let promised = idempotent && self.consistency_promised(tp);
+                let why = match (idempotent, promised) {
+                    (true, true) => " despite idempotence",
+                    (true, false) => {
+                        " despite idempotence (expected: an unclean election or a power failure lost the producer state the leader deduplicates with)"
+                    }
+                    _ => " (retries without idempotence)",
+                };
                 findings.push(Finding::promise(
                     Rule::DuplicateRecord,
-                    idempotent,
+                    promised,
                     format!(
-                        "{tp}: {} record(s) written again at offsets {}: {}{}",
+                        "{tp}: {} record(s) written again at offsets {}: {}{why}",
                         duplicates.len(),
                         ranges(&duplicates),
                         values(&duplicates),
-                        if idempotent { " despite idempotence" } else { " (retries without idempotence)" }
                     ),
                 ));
             }

@@ -442,6 +442,20 @@ fn idempotent_producer_value_written_at_two_offsets_is_duplicate_record_violatio
     assert_eq!(story.fired(), vec![(Rule::DuplicateRecord, Class::Violation)]);
 }
 
+/// An unclean election can lose the producer state the leader deduplicates with, along with the
+/// records: a retry is then written again, which Kafka does not promise against (fuzz:
+/// unclean-election-loses-data seed 254).
+#[test]
+fn idempotent_producer_duplicate_after_an_unclean_election_is_duplicate_record_lesson() {
+    let mut story = Story::new(2, &[ACKS_ALL_IDEMPOTENT]);
+    story
+        .note(NodeId::Controller(CONTROLLER_ID), elected(1, 1, ElectionKind::Unclean))
+        .controller_says_leader(1, 1)
+        .replica(1, &["a", "a"], 2)
+        .finish();
+    assert_eq!(story.fired(), vec![(Rule::DuplicateRecord, Class::Lesson)]);
+}
+
 #[test]
 fn producer_without_idempotence_value_written_at_two_offsets_is_duplicate_record_lesson() {
     let mut story = Story::new(2, &[NOT_IDEMPOTENT]);
