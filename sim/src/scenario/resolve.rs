@@ -336,46 +336,48 @@ impl Scenario {
     /// `expect`: every expectation names what exists.
     fn check_expectations(&self) -> Result<(), String> {
         for (i, e) in self.expect.iter().enumerate() {
-            let field = format!("expect[{i}]");
-            let in_run = |what: &str, ms: u64| {
-                if ms > self.duration_ms {
-                    Err(format!("{field}: {what} {ms} ms is after the end of the run ({} ms)", self.duration_ms))
-                } else {
-                    Ok(())
-                }
-            };
-            match e {
-                Expectation::Sometimes(h)
-                | Expectation::Never(h)
-                | Expectation::Count(h, _)
-                | Expectation::NeverBefore(h, _)
-                | Expectation::NeverAfter(h, _) => self.check_happening(h).map_err(|m| format!("{field}: {m}"))?,
-                Expectation::SometimesBetween(h, _, _) | Expectation::CountBetween(h, _, _) => {
-                    self.check_happening(h).map_err(|m| format!("{field}: {m}"))?
-                }
-                Expectation::Before(a, b) => {
-                    self.check_happening(a).map_err(|m| format!("{field}: {m}"))?;
-                    self.check_happening(b).map_err(|m| format!("{field}: {m}"))?;
-                }
-                Expectation::Finally(c) => self.check_condition(c).map_err(|m| format!("{field}: {m}"))?,
-            }
-            match e {
-                Expectation::SometimesBetween(_, from, to) => {
-                    if from > to {
-                        return Err(format!("{field}: the window starts at {from} ms, after its end {to} ms"));
-                    }
-                    in_run("the window's end", *to)?;
-                }
-                Expectation::NeverBefore(_, at) | Expectation::NeverAfter(_, at) => in_run("the time", *at)?,
-                Expectation::CountBetween(_, min, max) if min > max => {
-                    return Err(format!("{field}: the least count {min} is more than the most {max}"));
-                }
-                _ => {}
-            }
+            self.check_expectation(e).map_err(|m| format!("expect[{i}]: {m}"))?;
         }
-
         Ok(())
     }
+
+    /// One expectation: what it names exists, and its times and counts make sense.
+    fn check_expectation(&self, e: &Expectation) -> Result<(), String> {
+        let in_run = |what: &str, ms: u64| {
+            if ms > self.duration_ms {
+                Err(format!("{what} {ms} ms is after the end of the run ({} ms)", self.duration_ms))
+            } else {
+                Ok(())
+            }
+        };
+        match e {
+            Expectation::Sometimes(h) | Expectation::Never(h) | Expectation::Count(h, _) => self.check_happening(h),
+            Expectation::NeverBefore(h, at) | Expectation::NeverAfter(h, at) => {
+                self.check_happening(h)?;
+                in_run("the time", *at)
+            }
+            Expectation::SometimesBetween(h, from, to) => {
+                self.check_happening(h)?;
+                if from > to {
+                    return Err(format!("the window starts at {from} ms, after its end {to} ms"));
+                }
+                in_run("the window's end", *to)
+            }
+            Expectation::CountBetween(h, min, max) => {
+                self.check_happening(h)?;
+                if min > max {
+                    return Err(format!("the least count {min} is more than the most {max}"));
+                }
+                Ok(())
+            }
+            Expectation::Before(a, b) => {
+                self.check_happening(a)?;
+                self.check_happening(b)
+            }
+            Expectation::Finally(c) => self.check_condition(c),
+        }
+    }
+
     fn check_node(&self, node: &NodeRef) -> Result<(), String> {
         match node {
             NodeRef::Broker(id) if !self.cluster.brokers.contains(id) => Err(format!(
