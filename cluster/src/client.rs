@@ -8,7 +8,7 @@ use crate::effects::{Effects, Input, StateMachine};
 use crate::producer::Producer;
 use crate::protocol::Message;
 use crate::time::SimTime;
-use crate::timer::Timer;
+use crate::timer::{ClientEngine, Timer};
 
 pub struct Client {
     pub producer: Option<Producer>,
@@ -24,13 +24,20 @@ enum Route {
 fn route(input: &Input) -> Route {
     let by_id = |id: u64| if id >= CONSUMER_CORRELATION_BASE { Route::Consumer } else { Route::Producer };
     match input {
-        Input::Start | Input::Shutdown | Input::ConnectionClosed { .. } => Route::Both,
+        Input::Start | Input::Shutdown | Input::ConnectionClosed { .. } | Input::ConnectionEstablished { .. } => {
+            Route::Both
+        }
         Input::Message {
             message: Message::Response { correlation_id, .. } | Message::Request { correlation_id, .. },
             ..
         } => by_id(*correlation_id),
         Input::Timer(Timer::RequestTimeout(id)) => by_id(*id),
-        Input::Timer(Timer::Linger(_) | Timer::ProducerWakeup | Timer::MetadataRefresh) => Route::Producer,
+        Input::Timer(
+            Timer::Linger(_)
+            | Timer::ProducerWakeup
+            | Timer::MetadataRefresh
+            | Timer::ConnectionSetup(ClientEngine::Producer, _),
+        ) => Route::Producer,
         Input::Timer(_) => Route::Consumer,
     }
 }

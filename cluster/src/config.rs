@@ -39,6 +39,23 @@ impl Default for ReconnectBackoff {
     }
 }
 
+/// `socket.connection.setup.timeout.ms` / `socket.connection.setup.timeout.max.ms` (Kafka's
+/// `CommonClientConfigs`, defaults 10 s and 30 s): how long a client waits for a new connection to
+/// be set up before it gives up on the broker, doubling with each setup failure in a row up to the
+/// max (`ClusterConnectionStates.updateConnectionSetupTimeout`; Kafka adds ±20% jitter, ksim
+/// leaves it out so a timeout reads the same in every run).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ConnectionSetupTimeout {
+    pub base_ms: u64,
+    pub max_ms: u64,
+}
+
+impl Default for ConnectionSetupTimeout {
+    fn default() -> Self {
+        ConnectionSetupTimeout { base_ms: 10_000, max_ms: 30_000 }
+    }
+}
+
 /// Implemented by every config struct: override one key from its text form.
 pub trait Configurable {
     /// The keys this struct understands, for error messages.
@@ -393,6 +410,9 @@ pub struct ProducerConfig {
     /// `reconnect.backoff.ms` / `reconnect.backoff.max.ms`: how long to leave a broker alone
     /// after its connection failed.
     pub reconnect_backoff: ReconnectBackoff,
+    /// `socket.connection.setup.timeout.ms` / `socket.connection.setup.timeout.max.ms`.
+    #[serde(default)]
+    pub connection_setup_timeout: ConnectionSetupTimeout,
     /// Which partitioner: the Java client's (murmur2) or librdkafka's (what Confluent.Kafka uses).
     pub partitioner: PartitionerKind,
 }
@@ -413,6 +433,7 @@ impl Default for ProducerConfig {
             max_in_flight_requests_per_connection: 5,
             metadata_max_age_ms: 300_000,
             reconnect_backoff: ReconnectBackoff::default(),
+            connection_setup_timeout: ConnectionSetupTimeout::default(),
             partitioner: PartitionerKind::default(),
         }
     }
@@ -426,6 +447,8 @@ impl Configurable for ProducerConfig {
         "batch.size",
         "delivery.timeout.ms",
         "request.timeout.ms",
+        "socket.connection.setup.timeout.ms",
+        "socket.connection.setup.timeout.max.ms",
         "retry.backoff.ms",
         "retry.backoff.max.ms",
         "retries",
@@ -458,6 +481,12 @@ impl Configurable for ProducerConfig {
             "retry.backoff.max.ms" => self.retry_backoff_max_ms = parse_u64(key, value)?.max(1),
             "reconnect.backoff.ms" => self.reconnect_backoff.base_ms = parse_u64(key, value)?.max(1),
             "reconnect.backoff.max.ms" => self.reconnect_backoff.max_ms = parse_u64(key, value)?.max(1),
+            "socket.connection.setup.timeout.ms" => {
+                self.connection_setup_timeout.base_ms = parse_u64(key, value)?.max(1)
+            }
+            "socket.connection.setup.timeout.max.ms" => {
+                self.connection_setup_timeout.max_ms = parse_u64(key, value)?.max(1)
+            }
             "retries" => self.retries = parse(key, value, "a whole number")?,
             "max.in.flight.requests.per.connection" => {
                 let n: usize = parse(key, value, "a whole number, at least 1")?;
@@ -533,6 +562,9 @@ pub struct ConsumerConfig {
     pub metadata_max_age_ms: u64,
     /// `reconnect.backoff.ms` / `reconnect.backoff.max.ms`.
     pub reconnect_backoff: ReconnectBackoff,
+    /// `socket.connection.setup.timeout.ms` / `socket.connection.setup.timeout.max.ms`.
+    #[serde(default)]
+    pub connection_setup_timeout: ConnectionSetupTimeout,
     /// `group.id`; consumer groups use it, a plain assigned consumer may leave it empty.
     pub group_id: Option<String>,
     /// `group.instance.id`: static membership.
@@ -561,6 +593,7 @@ impl Default for ConsumerConfig {
             retry_backoff_ms: 100,
             metadata_max_age_ms: 300_000,
             reconnect_backoff: ReconnectBackoff::default(),
+            connection_setup_timeout: ConnectionSetupTimeout::default(),
             group_id: None,
             group_instance_id: None,
             enable_auto_commit: true,
@@ -579,6 +612,8 @@ impl Configurable for ConsumerConfig {
         "fetch.max.wait.ms",
         "max.poll.records",
         "request.timeout.ms",
+        "socket.connection.setup.timeout.ms",
+        "socket.connection.setup.timeout.max.ms",
         "retry.backoff.ms",
         "metadata.max.age.ms",
         "group.id",
@@ -613,6 +648,12 @@ impl Configurable for ConsumerConfig {
             "metadata.max.age.ms" => self.metadata_max_age_ms = parse_u64(key, value)?.max(1),
             "reconnect.backoff.ms" => self.reconnect_backoff.base_ms = parse_u64(key, value)?.max(1),
             "reconnect.backoff.max.ms" => self.reconnect_backoff.max_ms = parse_u64(key, value)?.max(1),
+            "socket.connection.setup.timeout.ms" => {
+                self.connection_setup_timeout.base_ms = parse_u64(key, value)?.max(1)
+            }
+            "socket.connection.setup.timeout.max.ms" => {
+                self.connection_setup_timeout.max_ms = parse_u64(key, value)?.max(1)
+            }
             "group.id" => self.group_id = Some(value.to_string()),
             "group.instance.id" => self.group_instance_id = Some(value.to_string()),
             "enable.auto.commit" => self.enable_auto_commit = parse_bool(key, value)?,

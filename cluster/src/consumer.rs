@@ -21,6 +21,7 @@
 
 use crate::client_metadata::{ClientMetadata, MetadataSettings};
 use crate::config::{ConsumerConfig, OffsetReset};
+use crate::connection::Connections;
 use crate::effects::{Effects, Input, StateMachine};
 use crate::error::ErrorCode;
 use crate::group::member::{GroupMember, MemberEvent};
@@ -29,7 +30,7 @@ use crate::node::NodeId;
 use crate::note::Note;
 use crate::protocol::*;
 use crate::time::SimTime;
-use crate::timer::Timer;
+use crate::timer::{ClientEngine, Timer};
 use crate::topic::{BrokerId, TopicPartition};
 use std::collections::{BTreeMap, VecDeque};
 
@@ -119,6 +120,7 @@ pub struct Consumer {
     commit_deadlines: BTreeMap<u64, SimTime>,
     /// The application commit waiting to be sent again, if any.
     commit_retry: Option<CommitRetry>,
+    connections: Connections,
 }
 
 impl Consumer {
@@ -128,7 +130,9 @@ impl Consumer {
             request_timeout_ms: config.request_timeout_ms,
             reconnect_backoff: config.reconnect_backoff,
         };
+        let connections = Connections::new(ClientEngine::Consumer, config.connection_setup_timeout);
         Consumer {
+            connections,
             client_id: client_id.to_string(),
             member: None,
             commit_outcomes: Vec::new(),
@@ -189,6 +193,12 @@ impl Consumer {
     /// known reported success without sending anything, and one that heard NOT_COORDINATOR was
     /// never retried, so a member with nothing more to read never committed again (issue 12).
     pub fn commit(&mut self, now: SimTime, fx: &mut Effects) -> Option<u64> {
+        let id = self.start_commit(now, fx);
+        self.track_connections(now, fx);
+        id
+    }
+
+    fn start_commit(&mut self, now: SimTime, fx: &mut Effects) -> Option<u64> {
         let offsets = self.positions();
         if offsets.is_empty() || self.commit_retry.is_some() {
             return None;
@@ -239,6 +249,12 @@ impl Consumer {
         if let Some(member) = self.member.as_mut() {
             member.leave(now, &mut self.next_correlation, fx);
         }
+        self.track_connections(now, fx);
+    }
+
+    /// Requests just sent to a broker with no connection start its setup timer.
+    fn track_connections(&mut self, now: SimTime, fx: &mut Effects) {
+        self.connections.track_sends(now, |id| id >= CONSUMER_CORRELATION_BASE, fx);
     }
 
     fn on_member_events(&mut self, now: SimTime, events: Vec<MemberEvent>, fx: &mut Effects) {
@@ -360,6 +376,7 @@ impl Consumer {
                 // a member that was kicked out loses its partitions here (onPartitionsLost), and
                 // their buffered records go with them.
                 self.drive_member(now, fx);
+                self.track_connections(now, fx);
             }
         }
         // Never hand out a record of a partition this consumer no longer owns.
@@ -493,6 +510,7 @@ impl Consumer {
             fx.set_timer(Timer::ConsumerWakeup, at);
         }
         self.metadata.maybe_refresh(now, &mut self.next_correlation, fx);
+        self.track_connections(now, fx);
     }
 
     /// Send the application's waiting commit again once its backoff passed and a coordinator is
@@ -629,8 +647,9 @@ impl StateMachine for Consumer {
         if let Input::Message { from: NodeId::Broker(broker), .. } = &input {
             self.metadata.on_reply_from(*broker);
         }
+        let input = self.connections.observe(input, fx);
         match input {
-            Input::Start | Input::Shutdown => {}
+            Input::Start | Input::Shutdown | Input::ConnectionEstablished { .. } => {}
             Input::Message { message: Message::Response { correlation_id, body }, .. }
                 if self.member.as_ref().is_some_and(|m| m.owns_request(correlation_id)) =>
             {
@@ -707,6 +726,7 @@ impl StateMachine for Consumer {
             }
         }
         self.drive(now, fx);
+        self.track_connections(now, fx);
         debug_check("consumer", || self.check_invariants());
     }
 }

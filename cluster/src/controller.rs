@@ -752,6 +752,8 @@ impl StateMachine for Controller {
             Input::Timer(timer) => self.on_timer(now, timer, fx),
             // The controller has no controlled shutdown of its own in ksim: it stops at once.
             Input::Shutdown => fx.exit(),
+            // Only clients time their connection setup.
+            Input::ConnectionEstablished { .. } => {}
             Input::ConnectionClosed { peer } => {
                 if let Some(broker) = peer.broker_id() {
                     if let Some((node, _, _)) = self.waiting_fetches.get(&broker) {

@@ -26,6 +26,12 @@ pub enum Input {
     ConnectionClosed {
         peer: NodeId,
     },
+    /// The TCP handshake with `peer` completed: a connection this client started is set up.
+    /// Only clients use it (their connection setup timeout, [`crate::connection`]); brokers and
+    /// the controller ignore it.
+    ConnectionEstablished {
+        peer: NodeId,
+    },
     /// An operator asks the process to stop gracefully (SIGTERM, `kafka-server-stop.sh`). It
     /// answers with [`Effects::exit`] once it is done.
     Shutdown,

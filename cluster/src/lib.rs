@@ -26,6 +26,7 @@ pub mod broker;
 pub mod client;
 pub mod client_metadata;
 pub mod config;
+pub mod connection;
 pub mod consumer;
 pub mod controller;
 pub mod effects;

@@ -31,6 +31,8 @@
 
 use crate::client_metadata::{ClientMetadata, MetadataSettings};
 use crate::config::{Acks, ProducerConfig};
+use crate::connection::Connections;
+use crate::consumer::CONSUMER_CORRELATION_BASE;
 use crate::effects::{Effects, Input, StateMachine};
 use crate::error::ErrorCode;
 use crate::invariant::{debug_check, ensure};
@@ -40,7 +42,7 @@ use crate::partitioner::{partition_for_key, StickyPartitioner};
 use crate::protocol::*;
 use crate::record::{Record, RecordBatch, NO_PRODUCER_ID, NO_SEQUENCE};
 use crate::time::SimTime;
-use crate::timer::Timer;
+use crate::timer::{ClientEngine, Timer};
 use crate::topic::{BrokerId, TopicPartition};
 use std::collections::{BTreeMap, VecDeque};
 
@@ -87,6 +89,7 @@ pub struct Producer {
     ready: BTreeMap<TopicPartition, VecDeque<Batch>>,
     in_flight: BTreeMap<u64, InFlight>,
     next_correlation: u64,
+    connections: Connections,
 }
 
 impl Producer {
@@ -96,9 +99,11 @@ impl Producer {
             request_timeout_ms: config.request_timeout_ms,
             reconnect_backoff: config.reconnect_backoff,
         };
+        let connections = Connections::new(ClientEngine::Producer, config.connection_setup_timeout);
         Producer {
             config,
             metadata: ClientMetadata::new(bootstrap, settings, Timer::ProducerWakeup),
+            connections,
             sticky: StickyPartitioner::default(),
             producer_id: NO_PRODUCER_ID,
             producer_epoch: -1,
@@ -139,6 +144,12 @@ impl Producer {
         self.unrouted.push(Unrouted { send_id, topic: topic.to_string(), record, enqueued: now });
         self.route(now, rng, fx);
         self.drive(now, fx);
+        self.track_connections(now, fx);
+    }
+
+    /// Requests just sent to a broker with no connection start its setup timer.
+    fn track_connections(&mut self, now: SimTime, fx: &mut Effects) {
+        self.connections.track_sends(now, |id| id < CONSUMER_CORRELATION_BASE, fx);
     }
 
     /// Put every record whose topic we know into its partition's batch.
@@ -500,8 +511,9 @@ impl Producer {
 
 impl StateMachine for Producer {
     fn handle(&mut self, now: SimTime, input: Input, rng: &mut dyn rand_core::RngCore, fx: &mut Effects) {
+        let input = self.connections.observe(input, fx);
         match input {
-            Input::Start | Input::Shutdown => {}
+            Input::Start | Input::Shutdown | Input::ConnectionEstablished { .. } => {}
             Input::Message { from, message: Message::Response { correlation_id, body } } => {
                 if let NodeId::Broker(broker) = from {
                     self.metadata.on_reply_from(broker);
@@ -554,6 +566,7 @@ impl StateMachine for Producer {
             }
         }
         self.drive(now, fx);
+        self.track_connections(now, fx);
         debug_check("producer", || self.check_invariants());
     }
 }

@@ -9,6 +9,10 @@ pub enum Timer {
     // -- any node that sends requests --
     /// A request got no response within its timeout.
     RequestTimeout(u64),
+    // -- client --
+    /// A connection this client engine is setting up to the broker got no handshake within
+    /// `socket.connection.setup.timeout.ms` (see [`crate::connection`]).
+    ConnectionSetup(ClientEngine, BrokerId),
     // -- broker --
     BrokerHeartbeat,
     /// A broker in controlled shutdown gives up waiting for the controller and stops anyway.
@@ -52,10 +56,29 @@ pub enum Timer {
     PollIntervalCheck,
 }
 
+/// Which engine of a client node a timer belongs to: the two keep separate connection state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ClientEngine {
+    Producer,
+    Consumer,
+}
+
+impl fmt::Display for ClientEngine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ClientEngine::Producer => "producer",
+            ClientEngine::Consumer => "consumer",
+        })
+    }
+}
+
 impl fmt::Display for Timer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Timer::RequestTimeout(id) => write!(f, "request #{id} timed out"),
+            Timer::ConnectionSetup(engine, b) => {
+                write!(f, "{engine}: connection setup to broker-{b} timed out")
+            }
             Timer::BrokerHeartbeat => write!(f, "heartbeat due"),
             Timer::ControlledShutdownTimeout => write!(f, "controlled shutdown timed out"),
             Timer::ControllerRetry => write!(f, "retry controller request"),

@@ -412,6 +412,8 @@ impl StateMachine for Broker {
             }
             Input::Timer(timer) => self.on_timer(now, timer, fx),
             Input::ConnectionClosed { peer } => self.on_connection_closed(now, peer, fx),
+            // Only clients time their connection setup.
+            Input::ConnectionEstablished { .. } => {}
             Input::Shutdown => self.begin_shutdown(now, fx),
         }
         self.drive_fetchers(now, fx);

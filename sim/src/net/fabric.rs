@@ -156,6 +156,11 @@ impl Fabric {
         self.latency_us(from, to)
     }
 
+    /// Whether the two nodes have a connection.
+    pub fn is_connected(&self, a: NodeId, b: NodeId) -> bool {
+        self.connections.contains(&pair(a, b))
+    }
+
     /// A message arrived: the two nodes now have a connection.
     pub fn connected(&mut self, a: NodeId, b: NodeId) {
         self.connections.insert(pair(a, b));

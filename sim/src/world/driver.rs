@@ -22,6 +22,9 @@ pub enum Wake {
     Deliver { id: u64, from: NodeId, to: NodeId, message: Message, incarnation: u64 },
     /// `node` learns that its connection to `peer` closed (a reset).
     ConnectionClosed { node: NodeId, peer: NodeId },
+    /// `node`, a client, learns that the connection it opened to `peer` is set up (the TCP
+    /// handshake's answer), which stops its `socket.connection.setup.timeout.ms`.
+    ConnectionEstablished { node: NodeId, peer: NodeId },
     /// The kernel's flusher on a broker's host wakes up (Linux's `vm.dirty_writeback_centisecs`).
     /// It belongs to the host, not the process: it goes on while the process is dead.
     HostWriteback { node: NodeId },

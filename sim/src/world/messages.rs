@@ -92,6 +92,13 @@ impl World {
         match inbox {
             Some(inbox) => {
                 self.record(to, EventKind::Deliver { id, from });
+                if matches!(from, NodeId::Client(_)) && !self.fabric.is_connected(from, to) {
+                    // A client's first message on a new connection: the handshake's answer
+                    // tells the client its connection is set up, a link's latency later. (The
+                    // handshake really precedes the message; ksim folds the two together.)
+                    let at_us = self.now().0 + self.fabric.latency_back_us(to, from);
+                    self.driver.wake_at(SimTime(at_us), Wake::ConnectionEstablished { node: from, peer: to });
+                }
                 self.fabric.connected(from, to);
                 let _ = inbox.send(Input::Message { from, message });
             }

@@ -288,7 +288,7 @@ impl World {
                 let peer = *peer;
                 self.record(node, EventKind::ConnectionClosed { peer });
             }
-            Input::Start | Input::Shutdown | Input::Message { .. } => {}
+            Input::Start | Input::Shutdown | Input::Message { .. } | Input::ConnectionEstablished { .. } => {}
         }
         let slot = self.slots.get_mut(&node).expect("present");
         let machine = slot.machine.as_mut().expect("present");
@@ -407,6 +407,11 @@ impl World {
             Wake::ConnectionClosed { node, peer } => {
                 if let Some(inbox) = self.slots.get(&node).and_then(|s| s.inbox.clone()) {
                     let _ = inbox.send(Input::ConnectionClosed { peer });
+                }
+            }
+            Wake::ConnectionEstablished { node, peer } => {
+                if let Some(inbox) = self.slots.get(&node).and_then(|s| s.inbox.clone()) {
+                    let _ = inbox.send(Input::ConnectionEstablished { peer });
                 }
             }
             Wake::HostWriteback { node } => self.host_writeback(node),
