@@ -20,6 +20,9 @@ pub struct MetadataSettings {
     pub max_age_ms: u64,
     pub request_timeout_ms: u64,
     pub reconnect_backoff: ReconnectBackoff,
+    /// `retry.backoff.ms` / `retry.backoff.max.ms`: the least time between two Metadata requests.
+    pub retry_backoff_ms: u64,
+    pub retry_backoff_max_ms: u64,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -51,6 +54,11 @@ pub struct ClientMetadata {
     next_broker: usize,
     pub refresh_needed: bool,
     last_refresh: SimTime,
+    retry_backoff_ms: u64,
+    retry_backoff_max_ms: u64,
+    /// Responses in a row that left a topic of interest unknown (Kafka's
+    /// `equivalentResponseCount`): each doubles the wait before the next request.
+    unproductive: u32,
 }
 
 impl ClientMetadata {
@@ -70,6 +78,9 @@ impl ClientMetadata {
             next_broker: 0,
             refresh_needed: true,
             last_refresh: SimTime::ZERO,
+            retry_backoff_ms: settings.retry_backoff_ms,
+            retry_backoff_max_ms: settings.retry_backoff_max_ms,
+            unproductive: 0,
         }
     }
 
@@ -147,6 +158,10 @@ impl ClientMetadata {
         if !self.refresh_needed || self.in_flight.is_some() || self.interest.is_empty() {
             return;
         }
+        if let Some(allowed) = self.next_allowed_refresh().filter(|at| *at > now) {
+            self.wake_at(allowed, fx);
+            return;
+        }
         let known: Vec<BrokerId> =
             if self.live_brokers.is_empty() { self.bootstrap.clone() } else { self.live_brokers.clone() };
         let candidates: Vec<BrokerId> =
@@ -167,6 +182,20 @@ impl ClientMetadata {
         fx.send(NodeId::Broker(broker), Message::Request { correlation_id, body });
     }
 
+    /// The earliest a new Metadata request may go out (Kafka's `Metadata.timeToAllowUpdate`,
+    /// KIP-580): `retry.backoff.ms` after the last response, doubled for each response in a row
+    /// that made no progress, up to `retry.backoff.max.ms`. Kafka adds ±20% jitter; ksim leaves
+    /// it out. Without this, a client asking for a topic that does not exist yet would ask again
+    /// every round trip.
+    fn next_allowed_refresh(&self) -> Option<SimTime> {
+        if self.last_refresh == SimTime::ZERO {
+            return None;
+        }
+        let exponent = self.unproductive.saturating_sub(1).min(16);
+        let wait_ms = (self.retry_backoff_ms << exponent).min(self.retry_backoff_max_ms.max(self.retry_backoff_ms));
+        Some(self.last_refresh.plus_ms(wait_ms))
+    }
+
     pub fn on_response(&mut self, now: SimTime, response: MetadataResponse) {
         self.in_flight = None;
         self.last_refresh = now;
@@ -174,19 +203,75 @@ impl ClientMetadata {
         if !response.brokers.is_empty() {
             self.live_brokers = response.brokers;
         }
+        let mut unknown = false;
         for topic in response.topics {
             if topic.error.is_none() {
                 self.topics.insert(topic.name, topic.partitions);
             } else {
-                // Unknown topic: keep asking.
+                // Unknown topic: keep asking, a little less often each time.
                 self.refresh_needed = true;
+                unknown = true;
             }
         }
+        self.unproductive = if unknown { self.unproductive.saturating_add(1) } else { 0 };
     }
 
     /// The Metadata request timed out: ask another broker.
     pub fn on_failure(&mut self) {
         self.in_flight = None;
         self.refresh_needed = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorCode;
+    use crate::protocol::TopicMetadata;
+
+    fn metadata() -> ClientMetadata {
+        let settings = MetadataSettings {
+            max_age_ms: 300_000,
+            request_timeout_ms: 30_000,
+            reconnect_backoff: ReconnectBackoff::default(),
+            retry_backoff_ms: 100,
+            retry_backoff_max_ms: 1_000,
+        };
+        let mut m = ClientMetadata::new(vec![1], settings, Timer::ProducerWakeup);
+        m.add_interest("t");
+        m
+    }
+
+    /// Send what is due at `now`; answer it with the topic unknown. Returns whether a request
+    /// went out.
+    fn ask_and_hear_unknown(m: &mut ClientMetadata, now_ms: u64) -> bool {
+        let mut fx = Effects::default();
+        let mut next = 0;
+        m.maybe_refresh(SimTime::from_ms(now_ms), &mut next, &mut fx);
+        if fx.sends.is_empty() {
+            return false;
+        }
+        let unknown = TopicMetadata { name: "t".into(), error: ErrorCode::UnknownTopicOrPartition, partitions: vec![] };
+        m.on_response(SimTime::from_ms(now_ms), MetadataResponse { brokers: vec![1], topics: vec![unknown] });
+        true
+    }
+
+    /// Kafka's `Metadata.timeToAllowUpdate` (KIP-580): a topic that stays unknown is asked for
+    /// again after 100, 200, 400, 800, then 1000 ms (no jitter in ksim), not every round trip.
+    #[test]
+    fn an_unknown_topic_is_asked_for_with_a_growing_backoff() {
+        let mut m = metadata();
+        assert!(ask_and_hear_unknown(&mut m, 1));
+        let mut at = 1;
+        let mut waits = Vec::new();
+        for _ in 0..5 {
+            let mut t = at + 1;
+            while !ask_and_hear_unknown(&mut m, t) {
+                t += 1;
+            }
+            waits.push(t - at);
+            at = t;
+        }
+        assert_eq!(waits, [100, 200, 400, 800, 1_000]);
     }
 }

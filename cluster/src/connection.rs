@@ -22,6 +22,7 @@
 use crate::config::ConnectionSetupTimeout;
 use crate::effects::{Effects, Input};
 use crate::node::NodeId;
+use crate::note::Note;
 use crate::protocol::Message;
 use crate::time::SimTime;
 use crate::timer::{ClientEngine, Timer};
@@ -106,7 +107,9 @@ impl Connections {
             }
             Input::ConnectionClosed { peer: NodeId::Broker(broker) } => self.on_disconnected(broker, fx),
             Input::Timer(Timer::ConnectionSetup(engine, broker)) if engine == self.engine => {
+                let timeout_ms = self.setup_timeout_ms(broker);
                 if let Some(entry) = self.brokers.get_mut(&broker).filter(|b| b.state == State::Connecting) {
+                    fx.note(Note::ConnectionSetupTimedOut { broker, timeout_ms });
                     // As `on_disconnected`, less cancelling the timer that just fired.
                     entry.state = State::Disconnected;
                     entry.setup_failures = entry.setup_failures.saturating_add(1);

@@ -129,6 +129,10 @@ impl Consumer {
             max_age_ms: config.metadata_max_age_ms,
             request_timeout_ms: config.request_timeout_ms,
             reconnect_backoff: config.reconnect_backoff,
+            retry_backoff_ms: config.retry_backoff_ms,
+            // `retry.backoff.max.ms` is not a consumer setting in ksim yet: Kafka's default
+            // (`CommonClientConfigs.DEFAULT_RETRY_BACKOFF_MAX_MS`).
+            retry_backoff_max_ms: 1_000,
         };
         let connections = Connections::new(ClientEngine::Consumer, config.connection_setup_timeout);
         Consumer {
@@ -648,6 +652,11 @@ impl StateMachine for Consumer {
             self.metadata.on_reply_from(*broker);
         }
         let input = self.connections.observe(input, fx);
+        if let Input::ConnectionEstablished { .. } = input {
+            // Only the setup timer cares (stopped above); the engine has nothing new to do, and
+            // driving it here would move its sends to instants Kafka's client would not use.
+            return;
+        }
         match input {
             Input::Start | Input::Shutdown | Input::ConnectionEstablished { .. } => {}
             Input::Message { message: Message::Response { correlation_id, body }, .. }

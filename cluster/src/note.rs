@@ -239,6 +239,13 @@ pub enum Note {
         partition: TopicPartition,
         position: i64,
     },
+    // ---- any client ----
+    /// A connection to `broker` was not set up within `socket.connection.setup.timeout.ms`
+    /// (the host does not answer): the client drops it and asks another broker.
+    ConnectionSetupTimedOut {
+        broker: BrokerId,
+        timeout_ms: u64,
+    },
 }
 
 impl Note {
@@ -280,7 +287,8 @@ impl Note {
             | PartitionsRevoked { .. }
             | CommitFailed { .. }
             | PollIntervalExceeded { .. }
-            | MemberFenced { .. } => None,
+            | MemberFenced { .. }
+            | ConnectionSetupTimedOut { .. } => None,
         }
     }
 }
@@ -461,6 +469,11 @@ impl fmt::Display for Note {
             OffsetOutOfRange { partition, position } => {
                 write!(f, "{partition}: OFFSET_OUT_OF_RANGE: offset {position} is not in the log (retention deleted it?)")
             }
+            ConnectionSetupTimedOut { broker, timeout_ms } => write!(
+                f,
+                "no answer from broker-{broker}'s host within {timeout_ms} ms (socket.connection.setup.timeout.ms): \
+                 gives up on the connection and tries another broker"
+            ),
         }
     }
 }

@@ -98,6 +98,8 @@ impl Producer {
             max_age_ms: config.metadata_max_age_ms,
             request_timeout_ms: config.request_timeout_ms,
             reconnect_backoff: config.reconnect_backoff,
+            retry_backoff_ms: config.retry_backoff_ms,
+            retry_backoff_max_ms: config.retry_backoff_max_ms,
         };
         let connections = Connections::new(ClientEngine::Producer, config.connection_setup_timeout);
         Producer {
@@ -512,6 +514,11 @@ impl Producer {
 impl StateMachine for Producer {
     fn handle(&mut self, now: SimTime, input: Input, rng: &mut dyn rand_core::RngCore, fx: &mut Effects) {
         let input = self.connections.observe(input, fx);
+        if let Input::ConnectionEstablished { .. } = input {
+            // Only the setup timer cares (stopped above); the engine has nothing new to do, and
+            // driving it here would move its sends to instants Kafka's client would not use.
+            return;
+        }
         match input {
             Input::Start | Input::Shutdown | Input::ConnectionEstablished { .. } => {}
             Input::Message { from, message: Message::Response { correlation_id, body } } => {

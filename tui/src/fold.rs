@@ -573,6 +573,8 @@ impl ClusterView {
                 self.clients.entry(node).or_default().positions.insert(partition.clone(), *offset);
             }
             Note::OffsetOutOfRange { .. } => self.clients.entry(node).or_default().out_of_range += 1,
+            // A moment, not a state: the event log shows it; the client panel has no connections.
+            Note::ConnectionSetupTimedOut { .. } => {}
             // ---- the group coordinator (at a broker) ----
             Note::GroupLoaded { group, generation, .. } => {
                 let g = self.groups.entry(group.clone()).or_default();

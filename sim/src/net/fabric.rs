@@ -156,6 +156,14 @@ impl Fabric {
         self.latency_us(from, to)
     }
 
+    /// The link's latency without jitter: a fixed delay that draws nothing from the fabric's
+    /// rng, for events ksim adds on top of a delivery (the handshake's answer), so that adding
+    /// them does not move every later draw.
+    pub fn base_latency_us(&self, from: NodeId, to: NodeId) -> u64 {
+        let extra_ms = self.slow.get(&pair(from, to)).copied().unwrap_or(0);
+        self.latency_us_min + extra_ms * 1000
+    }
+
     /// Whether the two nodes have a connection.
     pub fn is_connected(&self, a: NodeId, b: NodeId) -> bool {
         self.connections.contains(&pair(a, b))

@@ -96,7 +96,7 @@ impl World {
                     // A client's first message on a new connection: the handshake's answer
                     // tells the client its connection is set up, a link's latency later. (The
                     // handshake really precedes the message; ksim folds the two together.)
-                    let at_us = self.now().0 + self.fabric.latency_back_us(to, from);
+                    let at_us = self.now().0 + self.fabric.base_latency_us(to, from);
                     self.driver.wake_at(SimTime(at_us), Wake::ConnectionEstablished { node: from, peer: to });
                 }
                 self.fabric.connected(from, to);
