@@ -50,6 +50,12 @@ impl Tcp {
         self.open_requests.remove(&(requester, correlation_id));
     }
 
+    /// The requester closed the connection this request was on (another request on it timed
+    /// out): the request is no longer open, and its response will find no connection.
+    pub fn request_abandoned(&mut self, requester: NodeId, correlation_id: u64) {
+        self.open_requests.remove(&(requester, correlation_id));
+    }
+
     /// Kafka's client closes the connection of a request that timed out: what was held on it,
     /// either way, is gone.
     pub fn request_timed_out(&mut self, requester: NodeId, correlation_id: u64) {

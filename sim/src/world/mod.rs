@@ -326,6 +326,10 @@ impl World {
                 );
             }
         }
+        // Before the sends: a request sent in this step goes out on a new connection.
+        for correlation_id in fx.abandoned {
+            self.tcp.request_abandoned(node, correlation_id);
+        }
         for (to, message) in fx.sends {
             self.send(now, node, to, message);
         }
