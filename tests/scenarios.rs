@@ -69,6 +69,8 @@ scenario_tests! {
     follower_falls_behind => "follower-falls-behind",
     group_by_count => "group-by-count",
     idempotent_retries => "idempotent-retries",
+    inflight_batches_under_latency => "inflight-batches-under-latency",
+    inflight_reordering_without_idempotence => "inflight-reordering-without-idempotence",
     isolated_leader => "isolated-leader",
     last_replica_standing_elr => "last-replica-standing-elr",
     last_replica_standing_no_elr => "last-replica-standing-no-elr",

@@ -112,6 +112,11 @@ impl ClientMetadata {
         self.in_flight.is_some_and(|(id, _)| id == correlation_id)
     }
 
+    /// The Metadata request in flight and the broker it went to.
+    pub fn in_flight(&self) -> Option<(u64, BrokerId)> {
+        self.in_flight
+    }
+
     /// The connection to `broker` closed (the sender learns of it as a reset). Stay away from it
     /// for a while; a Metadata request that went there is lost, so ask elsewhere.
     pub fn on_connection_closed(&mut self, now: SimTime, broker: BrokerId) {
@@ -128,6 +133,11 @@ impl ClientMetadata {
     /// Something arrived from `broker`: its connection works again.
     pub fn on_reply_from(&mut self, broker: BrokerId) {
         self.blackouts.remove(&broker);
+    }
+
+    /// Whether the connection to `broker` failed and nothing has come back from it since.
+    pub fn reconnecting(&self, broker: BrokerId) -> bool {
+        self.blackouts.contains_key(&broker)
     }
 
     /// Until when the client stays away from `broker`, if it does.

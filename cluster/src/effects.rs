@@ -53,6 +53,9 @@ pub struct Effects {
     /// is set (the last operation on a timer wins).
     pub timer_ops: Vec<TimerOp>,
     pub notes: Vec<Note>,
+    /// Requests (by correlation id) the state machine gave up on because it closed their
+    /// connection: an answer to one of them, if the peer sends it, finds no connection.
+    pub abandoned: Vec<u64>,
     /// The process has finished shutting down and exits (after the rest of these effects).
     pub exit: bool,
 }
@@ -74,19 +77,31 @@ impl Effects {
         self.notes.push(note);
     }
 
+    /// The state machine closed the connection its request `correlation_id` went out on (Kafka's
+    /// `NetworkClient` closes a connection when one of its requests times out): the request is
+    /// abandoned, and an answer to it goes nowhere.
+    pub fn abandon(&mut self, correlation_id: u64) {
+        self.abandoned.push(correlation_id);
+    }
+
     /// End the process cleanly once these effects are carried out.
     pub fn exit(&mut self) {
         self.exit = true;
     }
 
     pub fn is_empty(&self) -> bool {
-        self.sends.is_empty() && self.timer_ops.is_empty() && self.notes.is_empty() && !self.exit
+        self.sends.is_empty()
+            && self.timer_ops.is_empty()
+            && self.notes.is_empty()
+            && self.abandoned.is_empty()
+            && !self.exit
     }
 
     pub fn clear(&mut self) {
         self.sends.clear();
         self.timer_ops.clear();
         self.notes.clear();
+        self.abandoned.clear();
         self.exit = false;
     }
 }

@@ -216,11 +216,12 @@ pub enum Note {
         error: ErrorCode,
         reason: String,
     },
-    /// A batch will be retried.
+    /// A batch will be retried. `sequence`: its base sequence number, with idempotence.
     ProduceRetry {
         partition: TopicPartition,
         error: ErrorCode,
         records: usize,
+        sequence: Option<i32>,
     },
     // ---- consumer ----
     Consumed {
@@ -461,8 +462,12 @@ impl fmt::Display for Note {
                 Some(p) => write!(f, "send to {p} failed: {error} ({reason})"),
                 None => write!(f, "send failed: {error} ({reason})"),
             },
-            ProduceRetry { partition, error, records } => {
-                write!(f, "{records} record(s) for {partition} will be retried after {error}")
+            ProduceRetry { partition, error, records, sequence } => {
+                write!(f, "{records} record(s) for {partition}")?;
+                if let Some(seq) = sequence {
+                    write!(f, " (seq={seq})")?;
+                }
+                write!(f, " will be retried after {error}")
             }
             Consumed { partition, offset, key, value } => write!(f, "consumed {} from {partition}@{offset}", fmt_record(key, value)),
             PositionReset { partition, offset, reason } => write!(f, "{partition}: position reset to {offset} ({reason})"),

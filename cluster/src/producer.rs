@@ -12,22 +12,49 @@
 //! since Kafka 3.0) every batch carries the producer id and a sequence number, and the leader
 //! answers a retry of a batch it already has with the original offset instead of writing it again.
 //!
-//! ksim's idempotent producer keeps one batch in flight per partition (Kafka allows up to five
-//! and re-sequences on errors; one is enough to keep order, and keeps the trace readable). Without
-//! idempotence, up to `max.in.flight.requests.per.connection` requests may be in flight to a
-//! broker, so a retried batch can land after a later one, as in Kafka.
+//! **Several batches in flight.** Up to `max.in.flight.requests.per.connection` (default 5)
+//! produce requests may wait for their answers on one broker's connection (Java's
+//! `NetworkClient` sends only while `InFlightRequests.canSendMore`), so under latency several
+//! batches of one partition are on the wire at once. (A ksim Produce request carries one batch;
+//! Java's carries one batch per partition the broker leads, so the limit is per batch here.) A
+//! batch takes its partition's next sequence numbers the first time it is sent
+//! (`RecordAccumulator.drainBatchesForOneNode`) and keeps them for every retry. Idempotence
+//! allows at most 5 requests in flight: the leader remembers a producer's last 5 batches per
+//! partition (`ProducerStateEntry.NUM_BATCHES_TO_RETAIN`), so a retry of any of them is still
+//! recognised.
 //!
-//! A batch takes its sequence number when it is first sent, as in Kafka, so a batch that expires
-//! before it was ever sent leaves no mark. A batch that fails for good after it was sent leaves a
-//! gap: the broker may or may not have written it, and it now expects a sequence number the
-//! producer will never send again, so every later batch would fail with
-//! OUT_OF_ORDER_SEQUENCE_NUMBER. Real clients reset their idempotent state instead: Java 2.5+
-//! bumps the producer epoch (KIP-360), older Java clients and librdkafka ask for a new producer
-//! id. ksim does the latter. It waits for the requests in flight to finish, forgets the producer
-//! id and every partition's sequence numbers, and sends InitProducerId again; the batches still
-//! waiting are sent under the new id, numbered from 0. Only the failed batch is reported failed.
-//! The price is the one Kafka pays: a waiting batch that an earlier attempt wrote under the old id
-//! is not recognised under the new one, and can be written twice.
+//! **Order under retries.** With idempotence a batch to retry goes back into its partition's
+//! queue in sequence order (`RecordAccumulator.insertInSequenceOrder`), and a batch that has a
+//! sequence is sent again only when it is the lowest one not yet complete
+//! (`RecordAccumulator.shouldStopDrainBatchesForPartition`): while retries last, the partition
+//! has one request in flight. Later batches that reach the leader before their predecessor are
+//! refused with OUT_OF_ORDER_SEQUENCE_NUMBER and retried after it (`TransactionManager.canRetry`:
+//! a batch that is not the next sequence is simply retried). So records land in send order, once.
+//! Without idempotence a batch to retry goes to the head of the queue (`reenqueue`'s `addFirst`)
+//! while later batches are already on the wire, so it lands after them; and when several fail
+//! together (a closed connection fails its requests oldest first) each goes in front of the one
+//! before, so they are sent again newest first. `max.in.flight.requests.per.connection=1` keeps
+//! order without idempotence: Java mutes the partition while its batch is in flight
+//! (`Sender.guaranteeMessageOrder`).
+//!
+//! **A request timeout closes the connection** (`NetworkClient.handleTimedOutRequests`): every
+//! other request on it fails too, with REQUEST_TIMED_OUT, as every request fails with
+//! NETWORK_EXCEPTION when the broker's process dies and resets the connection.
+//!
+//! **Gaps.** A batch that expires before it was ever sent has no sequence numbers and leaves no
+//! mark. One that fails for good after it was sent leaves its fate unknown: the broker may or may
+//! not have written it. The producer then sends no new batch to that partition until the batches
+//! it has out there complete (`TransactionManager.markSequenceUnresolved`). If the leader accepted
+//! the later ones, the failed batch was written and there is no gap (`maybeResolveSequences`).
+//! If not, the leader expects a sequence number the producer will never send again, and every
+//! later batch would fail with OUT_OF_ORDER_SEQUENCE_NUMBER; so would a batch refused as out of
+//! order when it is itself the next sequence. Real clients reset their idempotent state then:
+//! Java 2.5+ bumps the producer epoch (KIP-360), older Java clients and librdkafka ask for a new
+//! producer id. ksim does the latter. It waits for the requests in flight to finish, forgets the
+//! producer id and every partition's sequence numbers, and sends InitProducerId again; the
+//! batches still waiting are sent under the new id, numbered from 0. Only the failed batch is
+//! reported failed. The price is the one Kafka pays: a waiting batch that an earlier attempt wrote
+//! under the old id is not recognised under the new one, and can be written twice.
 
 use crate::client_metadata::{ClientMetadata, MetadataSettings};
 use crate::config::{Acks, ProducerConfig};
@@ -44,7 +71,15 @@ use crate::record::{Record, RecordBatch, NO_PRODUCER_ID, NO_SEQUENCE};
 use crate::time::SimTime;
 use crate::timer::{ClientEngine, Timer};
 use crate::topic::{BrokerId, TopicPartition};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// The most requests an idempotent producer keeps in flight to one broker, whatever
+/// `max.in.flight.requests.per.connection` says: the number of batches a broker remembers per
+/// producer (`ProducerStateEntry.NUM_BATCHES_TO_RETAIN`). Kafka refuses a larger setting with
+/// `enable.idempotence=true` and turns idempotence off when it was left unset
+/// (`ProducerConfig.postProcessAndValidateIdempotenceConfigs`); the config validator reports it,
+/// and the producer never goes past it.
+pub const MAX_IN_FLIGHT_WITH_IDEMPOTENCE: usize = 5;
 
 /// A record waiting for the metadata of its topic.
 #[derive(Clone, Debug)]
@@ -66,10 +101,45 @@ struct Batch {
     retry_at: SimTime,
 }
 
+impl Batch {
+    fn last_sequence(&self) -> i32 {
+        self.base_sequence.wrapping_add(self.records.len() as i32 - 1)
+    }
+}
+
 #[derive(Clone, Debug)]
 struct InFlight {
     broker: BrokerId,
     batch: Batch,
+}
+
+/// One partition's sequence numbers, as Java's `TxnPartitionEntry` keeps them.
+#[derive(Clone, Debug)]
+struct Sequences {
+    /// The base sequence of the next batch sent for the first time.
+    next: i32,
+    /// The last sequence the leader acknowledged; -1 before the first.
+    last_acked: i32,
+    /// The base sequences of the batches sent and not complete (acknowledged or failed for
+    /// good), whether on the wire or back in the queue for a retry; the lowest is the only one
+    /// that may be retried (Java's `inflightBatchesBySequence`).
+    incomplete: BTreeSet<i32>,
+    /// A batch sent with sequence numbers failed for good: the sequence after it. No new batch
+    /// goes out until the incomplete ones finish and show whether it left a gap.
+    unresolved: Option<i32>,
+}
+
+impl Default for Sequences {
+    fn default() -> Self {
+        Sequences { next: 0, last_acked: -1, incomplete: BTreeSet::new(), unresolved: None }
+    }
+}
+
+impl Sequences {
+    /// Whether `sequence` directly follows the last acknowledged one (`isNextSequence`).
+    fn is_next(&self, sequence: i32) -> bool {
+        sequence.wrapping_sub(self.last_acked) == 1
+    }
 }
 
 pub struct Producer {
@@ -80,10 +150,10 @@ pub struct Producer {
     producer_epoch: i16,
     /// The InitProducerId request in flight, and the broker it went to.
     pid_request: Option<(u64, BrokerId)>,
-    /// A sent batch failed for good and left a gap in its partition's sequence numbers: once the
+    /// A partition's sequence numbers have a gap the broker will never see filled: once the
     /// requests in flight finish, start again under a new producer id.
     reset_pending: bool,
-    next_sequence: BTreeMap<TopicPartition, i32>,
+    sequences: BTreeMap<TopicPartition, Sequences>,
     unrouted: Vec<Unrouted>,
     open: BTreeMap<TopicPartition, Batch>,
     ready: BTreeMap<TopicPartition, VecDeque<Batch>>,
@@ -111,7 +181,7 @@ impl Producer {
             producer_epoch: -1,
             pid_request: None,
             reset_pending: false,
-            next_sequence: BTreeMap::new(),
+            sequences: BTreeMap::new(),
             unrouted: Vec::new(),
             open: BTreeMap::new(),
             ready: BTreeMap::new(),
@@ -216,21 +286,67 @@ impl Producer {
         }
     }
 
-    /// Give a batch the next sequence numbers of its partition, on its first send. A retry keeps
-    /// them, so the broker can recognise it.
-    fn assign_sequence(&mut self, batch: &mut Batch) {
-        if self.config.enable_idempotence && batch.base_sequence == NO_SEQUENCE {
-            let next = self.next_sequence.entry(batch.partition.clone()).or_insert(0);
-            batch.base_sequence = *next;
-            *next = next.wrapping_add(batch.records.len() as i32);
+    /// How many produce requests may wait for answers on one broker's connection.
+    fn max_in_flight(&self) -> usize {
+        let configured = self.config.max_in_flight_requests_per_connection;
+        if self.config.enable_idempotence {
+            configured.min(MAX_IN_FLIGHT_WITH_IDEMPOTENCE)
+        } else {
+            configured
         }
     }
 
-    /// A batch failed for good. If it was sent with a sequence number, the partition's sequence
-    /// now has a gap the broker will never see filled: the idempotent state must be reset.
-    fn on_batch_failed(&mut self, batch: &Batch) {
-        if self.config.enable_idempotence && batch.base_sequence != NO_SEQUENCE {
+    /// Give a batch the next sequence numbers of its partition, on its first send, and count it
+    /// incomplete until it is acknowledged or fails for good. A retry keeps its numbers, so the
+    /// broker can recognise it.
+    fn assign_sequence(&mut self, batch: &mut Batch) {
+        if self.config.enable_idempotence && batch.base_sequence == NO_SEQUENCE {
+            let s = self.sequences.entry(batch.partition.clone()).or_default();
+            batch.base_sequence = s.next;
+            s.next = s.next.wrapping_add(batch.records.len() as i32);
+            s.incomplete.insert(batch.base_sequence);
+        }
+    }
+
+    /// The leader acknowledged a batch (`TransactionManager.handleCompletedBatch`).
+    fn on_batch_acked(&mut self, batch: &Batch) {
+        if batch.base_sequence == NO_SEQUENCE {
+            return;
+        }
+        let s = self.sequences.get_mut(&batch.partition).expect("a sent batch's partition has sequences");
+        s.last_acked = s.last_acked.max(batch.last_sequence());
+        s.incomplete.remove(&batch.base_sequence);
+    }
+
+    /// A batch failed for good. If it was sent with sequence numbers, the broker may or may not
+    /// have it: after a refusal it certainly does not, and the sequence must start again (Java
+    /// asks for an epoch bump, `requestEpochBumpForPartition`); after a timeout nobody knows yet,
+    /// and the partition waits for its other batches to tell (`markSequenceUnresolved`).
+    fn on_batch_failed(&mut self, batch: &Batch, refused: bool) {
+        if batch.base_sequence == NO_SEQUENCE {
+            return;
+        }
+        let s = self.sequences.get_mut(&batch.partition).expect("a sent batch's partition has sequences");
+        s.incomplete.remove(&batch.base_sequence);
+        if refused {
             self.reset_pending = true;
+        } else {
+            let after = batch.last_sequence().wrapping_add(1);
+            s.unresolved = Some(s.unresolved.map_or(after, |u| u.max(after)));
+        }
+    }
+
+    /// Settle every unresolved partition whose batches have all completed
+    /// (`TransactionManager.maybeResolveSequences`): if the leader acknowledged up to the last
+    /// sequence sent, the failed batch was written after all; if not, there is a gap.
+    fn resolve_sequences(&mut self) {
+        for s in self.sequences.values_mut() {
+            if s.unresolved.is_some() && s.incomplete.is_empty() {
+                if !s.is_next(s.next) {
+                    self.reset_pending = true;
+                }
+                s.unresolved = None;
+            }
         }
     }
 
@@ -242,21 +358,49 @@ impl Producer {
         self.reset_pending = false;
         self.producer_id = NO_PRODUCER_ID;
         self.producer_epoch = -1;
-        self.next_sequence.clear();
+        self.sequences.clear();
         for batch in self.ready.values_mut().flatten() {
             batch.base_sequence = NO_SEQUENCE;
         }
     }
 
-    /// No broker has more produce requests in flight than `max.in.flight.requests.per.connection`
-    /// (Kafka's `NetworkClient` sends only while `InFlightRequests.canSendMore(node)`).
+    /// No broker has more produce requests in flight than the limit (Kafka's `NetworkClient`
+    /// sends only while `InFlightRequests.canSendMore(node)`). With idempotence, each partition's
+    /// bookkeeping matches its batches: the incomplete sequences are exactly those of the batches
+    /// on the wire or waiting for a retry, and a partition's queue holds its numbered batches
+    /// first, in sequence order (what `insertInSequenceOrder` keeps).
     pub fn check_invariants(&self) -> Result<(), String> {
-        let max = self.config.max_in_flight_requests_per_connection;
+        let max = self.max_in_flight();
         for f in self.in_flight.values() {
             let n = self.in_flight_to(f.broker);
             ensure(n <= max, || format!("{n} produce requests in flight to broker-{}, max.in.flight {max}", f.broker))?;
         }
-        Ok(())
+        if !self.config.enable_idempotence {
+            return Ok(());
+        }
+        let mut numbered: BTreeMap<&TopicPartition, Vec<i32>> = BTreeMap::new();
+        for (tp, queue) in &self.ready {
+            let sequences: Vec<i32> = queue.iter().map(|b| b.base_sequence).collect();
+            let first_new = sequences.iter().position(|s| *s == NO_SEQUENCE).unwrap_or(sequences.len());
+            let (old, new) = sequences.split_at(first_new);
+            ensure(old.windows(2).all(|w| w[0] < w[1]) && new.iter().all(|s| *s == NO_SEQUENCE), || {
+                format!("{tp}: queued batches out of sequence order: {sequences:?}")
+            })?;
+            numbered.entry(tp).or_default().extend(old);
+        }
+        for f in self.in_flight.values().filter(|f| f.batch.base_sequence != NO_SEQUENCE) {
+            numbered.entry(&f.batch.partition).or_default().push(f.batch.base_sequence);
+        }
+        for (tp, s) in &self.sequences {
+            let mut held = numbered.remove(tp).unwrap_or_default();
+            held.sort_unstable();
+            let incomplete: Vec<i32> = s.incomplete.iter().copied().collect();
+            ensure(held == incomplete, || {
+                format!("{tp}: incomplete sequences {incomplete:?}, but the batches sent and not done are {held:?}")
+            })?;
+        }
+        numbered.retain(|_, held| !held.is_empty());
+        ensure(numbered.is_empty(), || format!("numbered batches without sequence bookkeeping: {numbered:?}"))
     }
 
     fn in_flight_to(&self, broker: BrokerId) -> usize {
@@ -267,11 +411,33 @@ impl Producer {
         self.in_flight.values().any(|f| &f.batch.partition == tp)
     }
 
+    /// Whether the batch at the head of `tp`'s queue must wait (Java's
+    /// `shouldStopDrainBatchesForPartition`, plus the muting of `guaranteeMessageOrder`).
+    fn must_wait(&self, tp: &TopicPartition, batch: &Batch) -> bool {
+        // max.in.flight=1: Kafka mutes the partition while a batch is in flight, so that a batch
+        // sent to a new leader cannot overtake one still out to the old.
+        if self.max_in_flight() == 1 && self.in_flight_for(tp) {
+            return true;
+        }
+        if !self.config.enable_idempotence {
+            return false;
+        }
+        let Some(s) = self.sequences.get(tp) else { return false };
+        if batch.base_sequence == NO_SEQUENCE {
+            // A new batch waits while an earlier one's fate is unknown.
+            s.unresolved.is_some()
+        } else {
+            // A retry goes only when it is the lowest incomplete sequence: retries go one at a time.
+            s.incomplete.first() != Some(&batch.base_sequence)
+        }
+    }
+
     /// Send what can be sent; ask for what is missing.
     fn drive(&mut self, now: SimTime, fx: &mut Effects) {
         self.expire(now, fx);
         self.metadata.maybe_refresh(now, &mut self.next_correlation, fx);
         if self.config.enable_idempotence {
+            self.resolve_sequences();
             if self.reset_pending {
                 if !self.in_flight.is_empty() {
                     // Their answers (or request timeouts) bring the producer back here.
@@ -300,13 +466,12 @@ impl Producer {
                     next_wakeup = Some(next_wakeup.map_or(until, |w| w.min(until)));
                     break;
                 }
-                // One batch per partition in flight with idempotence (ksim's simplification of
-                // Kafka's five) or with max.in.flight=1, where Kafka mutes the partition so that a
-                // batch sent to a new leader cannot overtake one still out to the old.
-                if self.in_flight_to(leader) >= self.config.max_in_flight_requests_per_connection
-                    || ((self.config.enable_idempotence || self.config.max_in_flight_requests_per_connection == 1)
-                        && self.in_flight_for(&tp))
-                {
+                // Java sends nothing to a broker until its connection is established
+                // (`NetworkClient.isReady`). ksim has no handshake: after a connection failed, the
+                // first request stands in for the connection attempt. It goes alone, and the rest
+                // wait until the broker answers, so a dead broker fails one batch, not five.
+                let limit = if self.metadata.reconnecting(leader) { 1 } else { self.max_in_flight() };
+                if self.in_flight_to(leader) >= limit || self.must_wait(&tp, batch) {
                     break;
                 }
                 let mut batch = self.ready.get_mut(&tp).and_then(VecDeque::pop_front).expect("peeked");
@@ -382,6 +547,7 @@ impl Producer {
         fx.send(NodeId::Broker(leader), Message::Request { correlation_id, body });
         if self.config.acks == Acks::None {
             // Fire and forget: the producer counts the record as sent, with no offset.
+            self.on_batch_acked(&batch);
             for (send_id, record) in batch.records {
                 fx.note(Note::ProduceAcked {
                     send_id,
@@ -420,8 +586,11 @@ impl Producer {
                 failed_batches.push(gone);
             }
         }
+        // A batch that expires waiting for its retry may have been written by an earlier
+        // attempt: its fate is unknown until the partition's other batches tell
+        // (`Sender.sendProducerData` calls `markSequenceUnresolved` for it).
         for batch in &failed_batches {
-            self.on_batch_failed(batch);
+            self.on_batch_failed(batch, false);
         }
         for (send_id, partition) in failed {
             fx.note(Note::ProduceFailed {
@@ -435,6 +604,7 @@ impl Producer {
 
     fn on_produce_response(&mut self, now: SimTime, flight: InFlight, r: ProduceResponse, fx: &mut Effects) {
         if r.error.is_none() {
+            self.on_batch_acked(&flight.batch);
             for (i, (send_id, record)) in flight.batch.records.into_iter().enumerate() {
                 fx.note(Note::ProduceAcked {
                     send_id,
@@ -449,18 +619,17 @@ impl Producer {
         self.retry_or_fail(now, flight.batch, r.error, fx);
     }
 
+    /// An attempt failed with `error`: retry the batch if Kafka would, else report it failed
+    /// (`Sender.completeBatch` and `Sender.canRetry`).
     fn retry_or_fail(&mut self, now: SimTime, mut batch: Batch, error: ErrorCode, fx: &mut Effects) {
         let within_time = now.ms_since(batch.created) < self.config.delivery_timeout_ms;
-        // KIP-360: for an idempotent producer OUT_OF_ORDER_SEQUENCE_NUMBER is retriable. The
-        // partition's sequence has a gap the broker will never see filled, so the producer resets
-        // its idempotent state (Java bumps the epoch: `TransactionManager.canRetry` calls
-        // `requestIdempotentEpochBumpForPartition` and returns true; ksim takes a new producer id,
-        // see the module header) and retries the batch from sequence 0.
+        let retries_left = batch.attempts <= self.config.retries;
+        // KIP-360: for an idempotent producer OUT_OF_ORDER_SEQUENCE_NUMBER is retriable.
         let out_of_order = self.config.enable_idempotence && error == ErrorCode::OutOfOrderSequenceNumber;
-        if out_of_order {
-            self.reset_pending = true;
-        }
-        if (error.is_retriable() || out_of_order) && within_time && batch.attempts <= self.config.retries {
+        if (error.is_retriable() || out_of_order) && within_time && retries_left {
+            if out_of_order {
+                self.on_out_of_order(&batch);
+            }
             if matches!(
                 error,
                 ErrorCode::NotLeaderOrFollower
@@ -472,13 +641,19 @@ impl Producer {
             ) {
                 self.metadata.refresh_needed = true;
             }
-            fx.note(Note::ProduceRetry { partition: batch.partition.clone(), error, records: batch.records.len() });
+            let sequence = (batch.base_sequence != NO_SEQUENCE).then_some(batch.base_sequence);
+            fx.note(Note::ProduceRetry {
+                partition: batch.partition.clone(),
+                error,
+                records: batch.records.len(),
+                sequence,
+            });
             // KIP-580: the backoff doubles with each attempt up to `retry.backoff.max.ms`.
             let exponent = batch.attempts.saturating_sub(1).min(16);
             let backoff_ms = (self.config.retry_backoff_ms << exponent).min(self.config.retry_backoff_max_ms);
             batch.retry_at = now.plus_ms(backoff_ms);
             fx.set_timer(Timer::ProducerWakeup, batch.retry_at);
-            self.ready.entry(batch.partition.clone()).or_default().push_front(batch);
+            self.reenqueue(batch);
         } else {
             let reason = if !(error.is_retriable() || out_of_order) {
                 "not retriable".to_string()
@@ -487,7 +662,14 @@ impl Producer {
             } else {
                 format!("retries={} exhausted", self.config.retries)
             };
-            self.on_batch_failed(&batch);
+            // A refusal that cannot be retried means the batch was not written: Java resets the
+            // sequence at once (`Sender.completeBatch` calls `failBatch` with
+            // `adjustSequenceNumbers`). A batch out of retries, or whose delivery.timeout.ms
+            // passed while it was in flight (Java fails that one when the time is up,
+            // `Sender.getExpiredInflightBatches`, without adjusting), may have been written: its
+            // fate is left to the partition's later batches.
+            let refused = !(error.is_retriable() || out_of_order);
+            self.on_batch_failed(&batch, refused);
             for (send_id, _) in batch.records {
                 fx.note(Note::ProduceFailed {
                     send_id,
@@ -499,14 +681,77 @@ impl Producer {
         }
     }
 
-    fn on_request_failed(&mut self, now: SimTime, correlation_id: u64, error: ErrorCode, fx: &mut Effects) {
-        if self.metadata.is_in_flight(correlation_id) {
-            self.metadata.on_failure();
-        } else if self.pid_request.is_some_and(|(id, _)| id == correlation_id) {
-            self.pid_request = None;
-            self.metadata.refresh_needed = true;
-        } else if let Some(flight) = self.in_flight.remove(&correlation_id) {
+    /// The leader refused a batch as out of order (`TransactionManager.canRetry`). If the batch
+    /// is not the next sequence, an earlier batch failed or is being retried: this one is retried
+    /// after it, nothing more. If it is the next (or the one right after a batch whose fate is
+    /// unknown), the leader is missing sequence numbers nobody will send again: start again
+    /// under a new producer id (Java bumps the epoch).
+    fn on_out_of_order(&mut self, batch: &Batch) {
+        let s = self.sequences.get(&batch.partition).expect("a sent batch's partition has sequences");
+        let gap = match s.unresolved {
+            None => s.is_next(batch.base_sequence),
+            Some(after_unknown) => after_unknown == batch.base_sequence,
+        };
+        if gap {
+            self.reset_pending = true;
+        }
+    }
+
+    /// Put a batch to retry back in its partition's queue (`RecordAccumulator.reenqueue`). With
+    /// idempotence it goes in sequence order, behind the numbered batches before it
+    /// (`insertInSequenceOrder`); without, at the head, in front of batches sent after it.
+    fn reenqueue(&mut self, batch: Batch) {
+        let queue = self.ready.entry(batch.partition.clone()).or_default();
+        if self.config.enable_idempotence {
+            assert_ne!(batch.base_sequence, NO_SEQUENCE, "a batch sent with idempotence has sequence numbers");
+            let at = queue
+                .iter()
+                .take_while(|b| b.base_sequence != NO_SEQUENCE && b.base_sequence < batch.base_sequence)
+                .count();
+            queue.insert(at, batch);
+        } else {
+            queue.push_front(batch);
+        }
+    }
+
+    /// The broker a request of ours went to, if it is still waiting.
+    fn request_broker(&self, correlation_id: u64) -> Option<BrokerId> {
+        if let Some(f) = self.in_flight.get(&correlation_id) {
+            return Some(f.broker);
+        }
+        if let Some((_, broker)) = self.pid_request.filter(|(id, _)| *id == correlation_id) {
+            return Some(broker);
+        }
+        self.metadata.in_flight().filter(|(id, _)| *id == correlation_id).map(|(_, broker)| broker)
+    }
+
+    /// The connection to `broker` is gone: its process died and reset it (NETWORK_EXCEPTION), or
+    /// a request on it timed out and the producer closed it (REQUEST_TIMED_OUT,
+    /// `NetworkClient.handleTimedOutRequests`). Every request on it fails, oldest first, the
+    /// order `InFlightRequests.clearAll` gives them back in, and the broker is left alone for
+    /// `reconnect.backoff.ms`.
+    fn disconnect(&mut self, now: SimTime, broker: BrokerId, error: ErrorCode, fx: &mut Effects) {
+        let mut abandoned: Vec<u64> =
+            self.in_flight.iter().filter(|(_, f)| f.broker == broker).map(|(id, _)| *id).collect();
+        for &id in &abandoned {
+            let flight = self.in_flight.remove(&id).expect("listed");
             self.retry_or_fail(now, flight.batch, error, fx);
+        }
+        if let Some((id, _)) = self.pid_request.filter(|(_, b)| *b == broker) {
+            self.pid_request = None;
+            abandoned.push(id);
+        }
+        if let Some((id, _)) = self.metadata.in_flight().filter(|(_, b)| *b == broker) {
+            abandoned.push(id);
+        }
+        self.metadata.on_connection_closed(now, broker);
+        // A closed connection is set up again, with its setup timeout, before anything else goes.
+        self.connections.on_disconnected(broker, fx);
+        // "The disconnect may be the result of stale metadata" (`handleServerDisconnect`).
+        self.metadata.refresh_needed = true;
+        for id in abandoned {
+            fx.cancel_timer(Timer::RequestTimeout(id));
+            fx.abandon(id);
         }
     }
 }
@@ -547,28 +792,16 @@ impl StateMachine for Producer {
                 }
             }
             Input::Message { .. } => {}
-            Input::Timer(Timer::RequestTimeout(id)) => self.on_request_failed(now, id, ErrorCode::RequestTimedOut, fx),
+            Input::Timer(Timer::RequestTimeout(id)) => {
+                if let Some(broker) = self.request_broker(id) {
+                    self.disconnect(now, broker, ErrorCode::RequestTimedOut, fx);
+                }
+            }
             Input::Timer(Timer::Linger(tp)) => self.seal(&tp),
             Input::Timer(_) => {}
             Input::ConnectionClosed { peer } => {
-                let ids: Vec<u64> = self
-                    .in_flight
-                    .iter()
-                    .filter(|(_, f)| NodeId::Broker(f.broker) == peer)
-                    .map(|(id, _)| *id)
-                    .collect();
-                for id in ids {
-                    fx.cancel_timer(Timer::RequestTimeout(id));
-                    self.on_request_failed(now, id, ErrorCode::NetworkException, fx);
-                }
-                // A metadata or producer-id request to that broker is gone too; ask elsewhere,
-                // and leave that broker alone for `reconnect.backoff.ms`.
                 if let NodeId::Broker(broker) = peer {
-                    self.metadata.on_connection_closed(now, broker);
-                    if let Some((id, _)) = self.pid_request.filter(|(_, b)| *b == broker) {
-                        fx.cancel_timer(Timer::RequestTimeout(id));
-                        self.pid_request = None;
-                    }
+                    self.disconnect(now, broker, ErrorCode::NetworkException, fx);
                 }
             }
         }
@@ -660,67 +893,275 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn idempotent_producer_after_an_expired_batch_restarts_sequences_under_a_new_producer_id() {
-        let config = ProducerConfig { linger_ms: 0, delivery_timeout_ms: 10_000, ..ProducerConfig::default() };
-        let mut h = Harness::new(config);
+    /// Every Produce request these effects send, in order.
+    fn produces(fx: &Effects) -> Vec<(u64, RecordBatch)> {
+        fx.sends
+            .iter()
+            .filter_map(|(_, m)| match m {
+                Message::Request { correlation_id, body: Request::Produce(p) } => {
+                    Some((*correlation_id, p.batch.clone()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
 
-        // Record 1: metadata, a producer id, then a batch with sequence 0 that the leader refuses
-        // (the ISR is too small), so it waits to be retried.
+    fn asks_for_producer_id(fx: &Effects) -> bool {
+        fx.sends.iter().any(|(_, m)| matches!(m, Message::Request { body: Request::InitProducerId, .. }))
+    }
+
+    fn values(batch: &RecordBatch) -> Vec<&str> {
+        batch.records.iter().map(|r| r.value.as_str()).collect()
+    }
+
+    /// `(base sequence, error)` of every retry these effects announce.
+    fn retries(fx: &Effects) -> Vec<(Option<i32>, ErrorCode)> {
+        fx.notes
+            .iter()
+            .filter_map(|n| match n {
+                Note::ProduceRetry { sequence, error, .. } => Some((*sequence, *error)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// `(send id, offset)` of every acknowledgement in these effects.
+    fn acked(fx: &Effects) -> Vec<(u64, i64)> {
+        fx.notes
+            .iter()
+            .filter_map(|n| match n {
+                Note::ProduceAcked { send_id, offset, .. } => Some((*send_id, *offset)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Record 1 sent at 0 ms: metadata, a producer id if idempotent, then its Produce request.
+    fn start(h: &mut Harness) -> (u64, RecordBatch) {
         let fx = h.send(0, 1);
         let (id, _) = request(&fx);
         let fx = h.respond(1, id, metadata());
+        if !h.producer.config().enable_idempotence {
+            return produce(&fx);
+        }
         let (id, r) = request(&fx);
         assert_eq!(r, Request::InitProducerId);
-        let fx = h.respond(2, id, producer_id(1001));
-        let (id, batch) = produce(&fx);
+        produce(&h.respond(2, id, producer_id(1001)))
+    }
+
+    /// Records 1..=n, each sent 10 ms after the last and each going out at once in its own
+    /// request: their correlation ids.
+    fn start_in_flight(h: &mut Harness, n: u64) -> Vec<u64> {
+        let mut ids = vec![start(h).0];
+        for send_id in 2..=n {
+            let sent = produces(&h.send(10 * send_id, send_id));
+            assert_eq!(sent.len(), 1, "record {send_id} goes out at once");
+            ids.push(sent[0].0);
+        }
+        ids
+    }
+
+    /// linger.ms=0 (a batch per record) and everything else Kafka's default.
+    fn config() -> ProducerConfig {
+        ProducerConfig { linger_ms: 0, ..ProducerConfig::default() }
+    }
+
+    #[test]
+    fn idempotent_producer_keeps_five_batches_in_flight_numbered_one_after_another() {
+        // `max.in.flight.requests.per.connection` 5 (the default), and 10: the setting Kafka
+        // refuses with idempotence, which the producer still holds to five.
+        for max_in_flight in [5, 10] {
+            let config = ProducerConfig { max_in_flight_requests_per_connection: max_in_flight, ..config() };
+            let mut h = Harness::new(config);
+            let (first, batch) = start(&mut h);
+            let mut sequences = vec![batch.base_sequence];
+            for send_id in 2..=5 {
+                let sent = produces(&h.send(10 * send_id, send_id));
+                assert_eq!(sent.len(), 1, "record {send_id} goes out while the others are in flight");
+                assert_eq!(sent[0].1.producer_id, 1001);
+                sequences.push(sent[0].1.base_sequence);
+            }
+            assert_eq!(sequences, [0, 1, 2, 3, 4], "each batch takes the next sequence when first sent");
+
+            // Five requests wait on broker 1's connection: records 6 and 7 wait, in one batch.
+            assert!(produces(&h.send(60, 6)).is_empty(), "max.in.flight {max_in_flight}: a sixth waits");
+            assert!(produces(&h.send(70, 7)).is_empty());
+            let sent = produces(&h.respond(80, first, produce_response(ErrorCode::None, 0)));
+            assert_eq!(sent.len(), 1);
+            assert_eq!((values(&sent[0].1), sent[0].1.base_sequence), (vec!["payment-6", "payment-7"], 5));
+            assert_eq!(h.producer.check_invariants(), Ok(()));
+        }
+    }
+
+    #[test]
+    fn a_failed_first_batch_is_retried_first_and_alone_and_later_batches_follow_in_order() {
+        let mut h = Harness::new(config());
+        let ids = start_in_flight(&mut h, 5);
+
+        // Sequence 0 is refused (NOT_ENOUGH_REPLICAS), so the leader refuses 1..=4 as out of
+        // order: it expects 0. Answers from two connections (after a leader change, say) can
+        // come back in any order; the queue still ends up in sequence order.
+        let mut fx = Effects::default();
+        for (i, error) in [
+            (2, ErrorCode::OutOfOrderSequenceNumber),
+            (4, ErrorCode::OutOfOrderSequenceNumber),
+            (0, ErrorCode::NotEnoughReplicas),
+            (3, ErrorCode::OutOfOrderSequenceNumber),
+            (1, ErrorCode::OutOfOrderSequenceNumber),
+        ] {
+            fx = h.respond(100, ids[i], produce_response(error, -1));
+            assert_eq!(retries(&fx), vec![(Some(i as i32), error)]);
+            assert!(!asks_for_producer_id(&fx), "a later batch refused as out of order is no gap");
+            assert_eq!(h.producer.check_invariants(), Ok(()));
+        }
+        assert!(produces(&fx).is_empty(), "retries wait for retry.backoff.ms");
+
+        // After the backoff only sequence 0 goes; each acknowledgement lets the next one go.
+        let mut sent = produces(&h.input(1_000, Input::Timer(Timer::ProducerWakeup)));
+        for sequence in 0..5 {
+            assert_eq!(sent.len(), 1, "one retry at a time: {sent:?}");
+            let (id, batch) = &sent[0];
+            assert_eq!((batch.producer_id, batch.base_sequence), (1001, sequence));
+            assert_eq!(values(batch), [format!("payment-{}", sequence + 1)]);
+            let fx = h.respond(1_010 + sequence as u64, *id, produce_response(ErrorCode::None, sequence as i64));
+            assert_eq!(acked(&fx), vec![(sequence as u64 + 1, sequence as i64)]);
+            sent = produces(&fx);
+        }
+        assert!(sent.is_empty());
+
+        // Retries done: a new batch takes the next sequence, and batches pipeline again.
+        assert_eq!(produces(&h.send(2_000, 6))[0].1.base_sequence, 5);
+        assert_eq!(produces(&h.send(2_010, 7))[0].1.base_sequence, 6);
+        assert_eq!(h.producer.pending_records(), 2);
+    }
+
+    #[test]
+    fn the_next_sequence_refused_as_out_of_order_is_a_gap_and_restarts_under_a_new_producer_id() {
+        let mut h = Harness::new(config());
+        let (first, _) = start(&mut h);
+        h.respond(3, first, produce_response(ErrorCode::None, 0));
+        let (second, batch) = produce(&h.send(10, 2));
+        assert_eq!(batch.base_sequence, 1);
+
+        // Sequence 0 was acknowledged; 1 is the next, and the leader refuses it: it lost what it
+        // knew of this producer's sequence (KIP-360). Nothing will fill the gap.
+        let fx = h.respond(20, second, produce_response(ErrorCode::OutOfOrderSequenceNumber, -1));
+        assert_eq!(retries(&fx), vec![(Some(1), ErrorCode::OutOfOrderSequenceNumber)]);
+        let (id, r) = request(&fx);
+        assert_eq!(r, Request::InitProducerId);
+        let (_, batch) = produce(&h.respond(200, id, producer_id(1002)));
+        assert_eq!((batch.producer_id, batch.base_sequence), (1002, 0));
+        assert_eq!(values(&batch), ["payment-2"]);
+    }
+
+    /// Record 1 (sequence 0) is refused with NOT_ENOUGH_REPLICAS and waits for its retry; at
+    /// 9 s record 2 arrives and both go out: the retry of 0, and 1. Returns their requests.
+    fn retry_beside_a_new_batch(h: &mut Harness) -> ((u64, RecordBatch), (u64, RecordBatch)) {
+        let (id, batch) = start(h);
         assert_eq!((batch.producer_id, batch.base_sequence), (1001, 0));
         h.respond(3, id, produce_response(ErrorCode::NotEnoughReplicas, -1));
+        let mut sent = produces(&h.send(9_000, 2)).into_iter();
+        let (retry, new) = (sent.next().expect("the retry"), sent.next().expect("the new batch"));
+        assert_eq!((retry.1.base_sequence, values(&retry.1)), (0, vec!["payment-1"]));
+        assert_eq!((new.1.base_sequence, values(&new.1)), (1, vec!["payment-2"]));
+        (retry, new)
+    }
 
-        // Record 2 arrives while record 1 is being retried: it waits behind it.
-        let fx = h.send(9_000, 2);
-        let (id, batch) = produce(&fx);
-        assert_eq!((batch.producer_id, batch.base_sequence, batch.len()), (1001, 0, 1), "the retry of record 1");
-        h.respond(9_001, id, produce_response(ErrorCode::NotEnoughReplicas, -1));
+    #[test]
+    fn an_expired_batch_whose_successor_is_refused_as_out_of_order_restarts_under_a_new_producer_id() {
+        let config = ProducerConfig { delivery_timeout_ms: 10_000, ..config() };
+        let mut h = Harness::new(config);
+        let ((retry, _), (new, _)) = retry_beside_a_new_batch(&mut h);
+        h.respond(9_001, retry, produce_response(ErrorCode::NotEnoughReplicas, -1));
+        // The leader expects 0: sequence 1 is not the next one, so it is only retried.
+        let fx = h.respond(9_002, new, produce_response(ErrorCode::OutOfOrderSequenceNumber, -1));
+        assert!(!asks_for_producer_id(&fx));
 
-        // delivery.timeout.ms passes for record 1 only. Sequence 0 may or may not be on the
-        // broker now: the producer asks for a new producer id instead of sending sequence 1.
+        // delivery.timeout.ms passes for record 1 only, while it waits for its retry. Sequence 0
+        // may or may not be on the broker: record 2 (sequence 1), now the lowest incomplete,
+        // goes to find out, and the leader refuses it as out of order.
         let fx = h.input(10_000, Input::Timer(Timer::ProducerWakeup));
         assert_eq!(failed(&fx), vec![1], "only the expired record fails");
+        let (id, batch) = produce(&fx);
+        assert_eq!(batch.base_sequence, 1);
+        let fx = h.respond(10_001, id, produce_response(ErrorCode::OutOfOrderSequenceNumber, -1));
         let (id, r) = request(&fx);
         assert_eq!(r, Request::InitProducerId, "a sequence gap resets the idempotent state");
 
         // Record 2 goes out under the new id, numbered from 0, which a broker that has never
         // seen producer 1002 accepts; it is acknowledged, not failed.
-        let fx = h.respond(10_002, id, producer_id(1002));
-        let (id, batch) = produce(&fx);
-        assert_eq!((batch.producer_id, batch.base_sequence), (1002, 0));
-        assert_eq!(batch.records[0].value, "payment-2");
-        let fx = h.respond(10_005, id, produce_response(ErrorCode::None, 7));
-        assert!(
-            fx.notes.iter().any(|n| matches!(n, Note::ProduceAcked { send_id: 2, offset: 7, .. })),
-            "{:?}",
-            fx.notes
-        );
+        let (id, batch) = produce(&h.respond(10_300, id, producer_id(1002)));
+        assert_eq!((batch.producer_id, batch.base_sequence, values(&batch)), (1002, 0, vec!["payment-2"]));
+        let fx = h.respond(10_305, id, produce_response(ErrorCode::None, 7));
+        assert_eq!(acked(&fx), vec![(2, 7)]);
         assert!(failed(&fx).is_empty());
         assert_eq!(h.producer.pending_records(), 0);
     }
 
     #[test]
-    fn idempotent_producer_keeps_its_id_when_a_batch_expires_before_it_was_sent() {
-        let config = ProducerConfig { linger_ms: 0, delivery_timeout_ms: 1_000, ..ProducerConfig::default() };
+    fn an_expired_batch_whose_successor_was_written_leaves_no_gap() {
+        let config = ProducerConfig { delivery_timeout_ms: 10_000, ..config() };
         let mut h = Harness::new(config);
-        let fx = h.send(0, 1);
-        let (id, _) = request(&fx);
-        let fx = h.respond(1, id, metadata());
-        let (id, _) = request(&fx);
-        let fx = h.respond(2, id, producer_id(1001));
-        let (first, batch) = produce(&fx);
+        let ((retry, _), (new, _)) = retry_beside_a_new_batch(&mut h);
+        h.respond(9_001, retry, produce_response(ErrorCode::NotEnoughReplicas, -1));
+        // A broker with no state for this producer accepts any sequence
+        // (`ProducerAppendInfo.checkSequence`): sequence 1 is written.
+        h.respond(9_002, new, produce_response(ErrorCode::None, 7));
+
+        // Record 1 expires waiting for its retry; the leader acknowledged the sequence after it,
+        // so there is no gap (`maybeResolveSequences`): same producer id, next sequence 2.
+        let fx = h.input(10_000, Input::Timer(Timer::ProducerWakeup));
+        assert_eq!(failed(&fx), vec![1]);
+        assert!(!asks_for_producer_id(&fx));
+        let (_, batch) = produce(&h.send(10_010, 3));
+        assert_eq!((batch.producer_id, batch.base_sequence), (1001, 2));
+    }
+
+    #[test]
+    fn a_batch_whose_delivery_timeout_passed_in_flight_may_have_been_written_so_no_new_producer_id_yet() {
+        let config = ProducerConfig { delivery_timeout_ms: 10_000, ..config() };
+        let mut h = Harness::new(config);
+        let ids = start_in_flight(&mut h, 2);
+
+        // Sequence 0's answer comes after its delivery.timeout.ms: it fails, though the leader
+        // may have written it (Java expires it in flight, `Sender.getExpiredInflightBatches`,
+        // without resetting the sequence). Sequence 1 is acknowledged: no gap, same producer id.
+        let fx = h.respond(10_100, ids[0], produce_response(ErrorCode::NotEnoughReplicas, -1));
+        assert_eq!(failed(&fx), vec![1]);
+        assert!(!asks_for_producer_id(&fx));
+        let fx = h.respond(10_110, ids[1], produce_response(ErrorCode::None, 7));
+        assert!(!asks_for_producer_id(&fx));
+        let (_, batch) = produce(&h.send(10_120, 3));
+        assert_eq!((batch.producer_id, batch.base_sequence), (1001, 2));
+    }
+
+    #[test]
+    fn a_new_batch_waits_while_a_sent_batch_that_expired_has_an_unknown_fate() {
+        let config = ProducerConfig { delivery_timeout_ms: 10_000, ..config() };
+        let mut h = Harness::new(config);
+        let ((retry, _), (new, _)) = retry_beside_a_new_batch(&mut h);
+        h.respond(9_001, retry, produce_response(ErrorCode::NotEnoughReplicas, -1));
+
+        // Record 1 expires while sequence 1 is still out: was sequence 0 written? Until the
+        // answer for 1 says, record 3 waits (`markSequenceUnresolved`).
+        let fx = h.input(10_000, Input::Timer(Timer::ProducerWakeup));
+        assert_eq!(failed(&fx), vec![1]);
+        assert!(produces(&h.send(10_010, 3)).is_empty(), "no new batch while a gap is possible");
+        let (_, batch) = produce(&h.respond(10_020, new, produce_response(ErrorCode::None, 7)));
+        assert_eq!((batch.producer_id, batch.base_sequence, values(&batch)), (1001, 2, vec!["payment-3"]));
+    }
+
+    #[test]
+    fn idempotent_producer_keeps_its_id_when_a_batch_expires_before_it_was_sent() {
+        // One request in flight, so record 2 waits unsent behind record 1.
+        let config =
+            ProducerConfig { delivery_timeout_ms: 1_000, max_in_flight_requests_per_connection: 1, ..config() };
+        let mut h = Harness::new(config);
+        let (first, batch) = start(&mut h);
         assert_eq!(batch.base_sequence, 0);
 
-        // Record 2 waits behind record 1, which is in flight, and expires there unsent: it has
-        // no sequence number yet, so it leaves no gap (Kafka numbers a batch when it first sends
-        // it, for this reason).
+        // Record 2 expires there unsent: it has no sequence number yet, so it leaves no gap
+        // (Kafka numbers a batch when it first sends it, for this reason).
         assert!(h.send(10, 2).sends.is_empty());
         let fx = h.input(1_010, Input::Timer(Timer::ProducerWakeup));
         assert_eq!(failed(&fx), vec![2]);
@@ -733,24 +1174,92 @@ mod tests {
     }
 
     #[test]
-    fn a_backlog_behind_a_request_in_flight_goes_out_in_one_batch() {
-        let config = ProducerConfig { linger_ms: 0, ..ProducerConfig::default() };
-        let mut h = Harness::new(config);
-        let fx = h.send(0, 1);
-        let (id, _) = request(&fx);
-        let fx = h.respond(1, id, metadata());
-        let (id, _) = request(&fx);
-        let fx = h.respond(2, id, producer_id(1001));
-        let (first, _) = produce(&fx);
+    fn a_backlog_behind_the_requests_in_flight_goes_out_in_one_batch() {
+        let mut h = Harness::new(config());
+        let ids = start_in_flight(&mut h, 5);
 
-        // Records 2..=5 arrive while record 1 is in flight (one request per partition with
-        // idempotence): they wait in one batch, and go out together when record 1 is answered.
-        for send_id in 2..=5 {
-            assert!(h.send(10 + send_id, send_id).sends.is_empty());
+        // Records 6..=9 arrive while five requests are in flight: they wait in one batch, and
+        // go out together when record 1 is answered.
+        for send_id in 6..=9 {
+            assert!(h.send(10 * send_id, send_id).sends.is_empty());
         }
-        let (_, batch) = produce(&h.respond(20, first, produce_response(ErrorCode::None, 0)));
-        let values: Vec<&str> = batch.records.iter().map(|r| r.value.as_str()).collect();
-        assert_eq!(values, ["payment-2", "payment-3", "payment-4", "payment-5"]);
-        assert_eq!(batch.base_sequence, 1);
+        let (_, batch) = produce(&h.respond(100, ids[0], produce_response(ErrorCode::None, 0)));
+        assert_eq!(values(&batch), ["payment-6", "payment-7", "payment-8", "payment-9"]);
+        assert_eq!(batch.base_sequence, 5);
+    }
+
+    #[test]
+    fn a_request_timeout_closes_the_connection_and_fails_every_request_on_it() {
+        let mut h = Harness::new(config());
+        let ids = start_in_flight(&mut h, 3);
+
+        // Record 1's request times out: Kafka closes the connection, so records 2 and 3 fail
+        // with it, oldest first, and their answers, should they come, find no connection.
+        let fx = h.input(30_002, Input::Timer(Timer::RequestTimeout(ids[0])));
+        let timed_out = ErrorCode::RequestTimedOut;
+        assert_eq!(retries(&fx), vec![(Some(0), timed_out), (Some(1), timed_out), (Some(2), timed_out)]);
+        assert_eq!(fx.abandoned, ids);
+        for id in &ids[1..] {
+            assert!(fx.timer_ops.contains(&crate::effects::TimerOp::Cancel(Timer::RequestTimeout(*id))));
+        }
+        assert!(fx.sends.is_empty(), "broker 1 is left alone for reconnect.backoff.ms");
+
+        // Then the retries go one at a time, from sequence 0.
+        let sent = produces(&h.input(30_200, Input::Timer(Timer::ProducerWakeup)));
+        assert_eq!(sent.iter().map(|(_, b)| b.base_sequence).collect::<Vec<_>>(), [0]);
+    }
+
+    #[test]
+    fn without_idempotence_a_retried_batch_lands_after_later_ones() {
+        let config = ProducerConfig { enable_idempotence: false, ..config() };
+        let mut h = Harness::new(config);
+        let ids = start_in_flight(&mut h, 3);
+        assert!(h.producer.check_invariants().is_ok());
+
+        // Record 1 is refused; records 2 and 3, already on the wire, are written.
+        let mut offsets = Vec::new();
+        h.respond(40, ids[0], produce_response(ErrorCode::NotEnoughReplicas, -1));
+        offsets.extend(acked(&h.respond(41, ids[1], produce_response(ErrorCode::None, 0))));
+        offsets.extend(acked(&h.respond(42, ids[2], produce_response(ErrorCode::None, 1))));
+        let (id, batch) = produce(&h.input(500, Input::Timer(Timer::ProducerWakeup)));
+        assert_eq!(values(&batch), ["payment-1"]);
+        offsets.extend(acked(&h.respond(501, id, produce_response(ErrorCode::None, 2))));
+        assert_eq!(offsets, [(2, 0), (3, 1), (1, 2)], "record 1 is written after records 2 and 3");
+    }
+
+    #[test]
+    fn batches_failed_together_go_again_newest_first_without_idempotence_in_order_with_it() {
+        for idempotence in [false, true] {
+            let config = ProducerConfig { enable_idempotence: idempotence, ..config() };
+            let mut h = Harness::new(config);
+            start_in_flight(&mut h, 3);
+            // Broker 1's process dies: its connection resets, and the three requests fail.
+            let fx = h.input(40, Input::ConnectionClosed { peer: NodeId::Broker(1) });
+            assert_eq!(retries(&fx).len(), 3);
+
+            // The first request after the reset stands in for the new connection: it goes alone,
+            // and the others follow once broker 1 (restarted) answers it.
+            let mut order: Vec<Vec<String>> = Vec::new();
+            let mut sent = produces(&h.input(500, Input::Timer(Timer::ProducerWakeup)));
+            for at_ms in 501..510 {
+                if sent.is_empty() {
+                    break;
+                }
+                order.push(sent.iter().flat_map(|(_, b)| values(b)).map(str::to_string).collect());
+                let (id, _) = sent[0];
+                let mut fx = h.respond(at_ms, id, produce_response(ErrorCode::None, 0));
+                for (id, _) in &sent[1..] {
+                    fx = h.respond(at_ms, *id, produce_response(ErrorCode::None, 0));
+                }
+                sent = produces(&fx);
+            }
+            if idempotence {
+                // In sequence order, one at a time.
+                assert_eq!(order, [["payment-1"], ["payment-2"], ["payment-3"]]);
+            } else {
+                // Each failed batch went to the head of the queue, in front of the one before.
+                assert_eq!(order, [vec!["payment-3"], vec!["payment-2", "payment-1"]]);
+            }
+        }
     }
 }

@@ -189,8 +189,22 @@ impl Harness {
     /// Send one batch of `values` to `leader` as a client would (no idempotence), and return the
     /// correlation id; the answer lands in `client_inbox`.
     pub fn produce(&mut self, leader: BrokerId, tp: &TopicPartition, acks: Acks, values: &[&str]) -> u64 {
+        self.produce_idempotent(leader, tp, acks, (NO_PRODUCER_ID, NO_SEQUENCE), values)
+    }
+
+    /// As [`Harness::produce`], as an idempotent producer: `(producer id, base sequence)` (epoch
+    /// 0), or `(NO_PRODUCER_ID, NO_SEQUENCE)` for a plain one.
+    pub fn produce_idempotent(
+        &mut self,
+        leader: BrokerId,
+        tp: &TopicPartition,
+        acks: Acks,
+        (producer_id, base_sequence): (i64, i32),
+        values: &[&str],
+    ) -> u64 {
         let records = values.iter().map(|v| Record { key: None, value: v.to_string() }).collect();
-        let batch = RecordBatch::new_unassigned(NO_PRODUCER_ID, -1, NO_SEQUENCE, self.now.as_ms(), records);
+        let epoch = if producer_id == NO_PRODUCER_ID { -1 } else { 0 };
+        let batch = RecordBatch::new_unassigned(producer_id, epoch, base_sequence, self.now.as_ms(), records);
         let correlation_id = self.next_correlation_id;
         self.next_correlation_id += 1;
         let body = Request::Produce(ProduceRequest { acks, timeout_ms: 30_000, partition: tp.clone(), batch });

@@ -765,7 +765,10 @@ mod tests {
             actor: Actor::Node(p),
             kind: EventKind::App("send a=1 to payments".into()),
         });
-        v.apply(&note(p, Note::ProduceRetry { partition: tp(), error: ErrorCode::NotLeaderOrFollower, records: 2 }));
+        v.apply(&note(
+            p,
+            Note::ProduceRetry { partition: tp(), error: ErrorCode::NotLeaderOrFollower, records: 2, sequence: None },
+        ));
         v.apply(&note(
             p,
             Note::ProduceFailed {

@@ -75,6 +75,8 @@ pub struct ProducerEntry {
     pub batches: VecDeque<(i32, i32, i64)>,
 }
 
+/// Kafka's `ProducerStateEntry.NUM_BATCHES_TO_RETAIN`. An idempotent producer keeps at most five
+/// requests in flight, so a batch it retries is always among the last five it sent.
 pub const PRODUCER_BATCHES_KEPT: usize = 5;
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -226,3 +226,58 @@ fn below_min_isr_the_high_watermark_stays_from_3_7() {
         assert_eq!(r.high_watermark, expected_hw, "{version}: the HW below min ISR");
     }
 }
+
+/// `(error, base offset)` of the leader's answer to one batch from producer `pid`, sequence `seq`.
+fn produce_answer(h: &mut Harness, leader: BrokerId, (pid, seq): (i64, i32), values: &[&str]) -> (ErrorCode, i64) {
+    let before = h.client_inbox.len();
+    h.produce_idempotent(leader, &tp(), Acks::All, (pid, seq), values);
+    h.run_until(|h| h.client_inbox.len() > before, 60_000);
+    match &h.client_inbox[before] {
+        Response::Produce(r) => (r.error, r.base_offset),
+        other => panic!("not a produce answer: {other:?}"),
+    }
+}
+
+/// `ProducerStateEntry.NUM_BATCHES_TO_RETAIN = 5`: a partition's leader remembers the sequence
+/// ranges and offsets of an idempotent producer's last five batches. A batch sent again that
+/// matches one of them is answered with its original offset and not appended
+/// (`UnifiedLog.analyzeAndValidateProducerState` finds it with `findDuplicateBatch`). Five is why
+/// idempotence allows at most five requests in flight: a retry is always among the last five.
+/// The sixth batch back is forgotten, and its sequence is not the next one: OUT_OF_ORDER_SEQUENCE_NUMBER
+/// (`ProducerAppendInfo.checkSequence`). Followers build the same state from the batches they
+/// fetch, so after a failover the new leader recognises the same five.
+#[test]
+fn a_retry_of_any_of_the_last_five_batches_is_answered_with_its_offset_not_appended() {
+    const PID: i64 = 4242;
+    let tp = tp();
+    let mut h = Harness::new(&[1, 2], vec![Harness::topic("t", &[1, 2], TopicConfig::default())]);
+    h.await_leader(&tp, 1);
+    // Six batches of two records: sequences 0, 2, ..., 10 at offsets 0, 2, ..., 10.
+    let batch = |n: i32| [format!("r{}", 2 * n), format!("r{}", 2 * n + 1)];
+    for n in 0..6 {
+        let values = batch(n);
+        let answer = produce_answer(&mut h, 1, (PID, 2 * n), &[&values[0], &values[1]]);
+        assert_eq!(answer, (ErrorCode::None, 2 * n as i64));
+    }
+    await_caught_up(&mut h, 2, 1, &tp);
+    let appended = |h: &Harness| h.notes.iter().filter(|(_, _, n)| matches!(n, Note::Appended { .. })).count();
+
+    for leader in [1, 2] {
+        if leader == 2 {
+            h.kill(1);
+            h.await_leader(&tp, 2);
+        }
+        let before = appended(&h);
+        for n in (1..6).rev() {
+            let values = batch(n);
+            let answer = produce_answer(&mut h, leader, (PID, 2 * n), &[&values[0], &values[1]]);
+            assert_eq!(answer, (ErrorCode::None, 2 * n as i64), "broker-{leader}: sequence {} again", 2 * n);
+        }
+        assert_eq!(appended(&h), before, "broker-{leader}: the retries are not appended");
+        assert_eq!(h.replica(leader, &tp).log_end_offset(), 12);
+        let values = batch(0);
+        let answer = produce_answer(&mut h, leader, (PID, 0), &[&values[0], &values[1]]);
+        assert_eq!(answer, (ErrorCode::OutOfOrderSequenceNumber, -1), "broker-{leader}: the sixth batch back");
+        assert_eq!(h.replica(leader, &tp).log_end_offset(), 12);
+    }
+}

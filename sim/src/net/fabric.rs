@@ -174,6 +174,12 @@ impl Fabric {
         self.connections.insert(pair(a, b));
     }
 
+    /// One side closed the connection between `a` and `b` (a request on it timed out); nobody is
+    /// told, and the next message between them opens a new one.
+    pub fn disconnected(&mut self, a: NodeId, b: NodeId) {
+        self.connections.remove(&pair(a, b));
+    }
+
     /// The node's process died: its connections close. Returns the peers that had one, with the
     /// time each learns of it.
     pub fn close_connections(&mut self, now_us: u64, node: NodeId) -> Vec<(NodeId, u64)> {

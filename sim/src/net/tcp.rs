@@ -50,13 +50,19 @@ impl Tcp {
         self.open_requests.remove(&(requester, correlation_id));
     }
 
+    /// The requester closed the connection this request was on (another request on it timed
+    /// out): the request is no longer open, and its response will find no connection.
+    pub fn request_abandoned(&mut self, requester: NodeId, correlation_id: u64) {
+        self.open_requests.remove(&(requester, correlation_id));
+    }
+
     /// Kafka's client closes the connection of a request that timed out: what was held on it,
-    /// either way, is gone.
-    pub fn request_timed_out(&mut self, requester: NodeId, correlation_id: u64) {
-        if let Some(peer) = self.open_requests.remove(&(requester, correlation_id)) {
-            self.held.remove(&(requester, peer));
-            self.held.remove(&(peer, requester));
-        }
+    /// either way, is gone. Returns the peer the connection went to.
+    pub fn request_timed_out(&mut self, requester: NodeId, correlation_id: u64) -> Option<NodeId> {
+        let peer = self.open_requests.remove(&(requester, correlation_id))?;
+        self.held.remove(&(requester, peer));
+        self.held.remove(&(peer, requester));
+        Some(peer)
     }
 
     pub fn hold(&mut self, from: NodeId, to: NodeId, held: Held) {

@@ -12,6 +12,7 @@ pub fn matches(happening: &Happening, event: &Event, _clients: &[String]) -> boo
         // Every rule is listed: a new one must say whether a scenario can expect it.
         return match finding.rule {
             Rule::DuplicateRecord => matches!(happening, Happening::Duplicate),
+            Rule::Reordered => matches!(happening, Happening::Reordered),
             Rule::AckedWriteLost => matches!(happening, Happening::AckedWriteLost),
             Rule::ProcessedTwice => matches!(happening, Happening::ProcessedTwice),
             Rule::CommittedUnprocessed => matches!(happening, Happening::CommittedUnprocessed),
@@ -26,7 +27,6 @@ pub fn matches(happening: &Happening, event: &Event, _clients: &[String]) -> boo
             | Rule::SkippedOffsets
             | Rule::ConsumedAgain
             | Rule::ReplicasDiverge
-            | Rule::Reordered
             | Rule::NoConvergence => false,
         };
     };

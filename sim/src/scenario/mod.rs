@@ -345,6 +345,8 @@ pub enum Happening {
     ProduceFailed,
     /// A record was consumed twice (or written twice).
     Duplicate,
+    /// A producer's records landed in a partition out of the order it sent them.
+    Reordered,
     /// A write acknowledged to the producer is not in the log any more.
     AckedWriteLost,
     /// Retention moved the log start offset of the partition.

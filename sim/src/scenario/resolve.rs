@@ -450,6 +450,7 @@ impl Scenario {
             | Happening::PollIntervalExceeded(g) => self.check_group(g),
             Happening::ProduceFailed
             | Happening::Duplicate
+            | Happening::Reordered
             | Happening::AckedWriteLost
             | Happening::ProcessedTwice
             | Happening::CommittedUnprocessed => Ok(()),

@@ -279,7 +279,11 @@ impl World {
         match &input {
             Input::Timer(timer) => {
                 if let Timer::RequestTimeout(id) = timer {
-                    self.tcp.request_timed_out(node, *id);
+                    // The requester closes the connection (`NetworkClient.handleTimedOutRequests`):
+                    // its next request opens a new one, whose handshake a client then times.
+                    if let Some(peer) = self.tcp.request_timed_out(node, *id) {
+                        self.fabric.disconnected(node, peer);
+                    }
                 }
                 let timer = timer.clone();
                 self.record(node, EventKind::TimerFired { timer });
@@ -325,6 +329,10 @@ impl World {
                     if *set { "live" } else { "cancelled" }
                 );
             }
+        }
+        // Before the sends: a request sent in this step goes out on a new connection.
+        for correlation_id in fx.abandoned {
+            self.tcp.request_abandoned(node, correlation_id);
         }
         for (to, message) in fx.sends {
             self.send(now, node, to, message);
