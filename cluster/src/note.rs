@@ -239,6 +239,19 @@ pub enum Note {
         partition: TopicPartition,
         position: i64,
     },
+    /// KIP-320: checking its position with the new leader (OffsetsForLeaderEpoch), the consumer
+    /// found that the log it read was truncated: `position`, read in leader epoch `epoch`, is past
+    /// where the leader's log of that epoch ends. `divergent` is that end, the first offset known
+    /// to diverge, with the epoch the leader answered (None: the leader does not know the epoch).
+    /// `raised`: `auto.offset.reset=none`, so `poll` throws LogTruncationException instead of
+    /// moving the position (Kafka's `SubscriptionState.maybeCompleteValidation`).
+    TruncationDetected {
+        partition: TopicPartition,
+        position: i64,
+        epoch: i32,
+        divergent: Option<(i64, i32)>,
+        raised: bool,
+    },
 }
 
 impl Note {
@@ -261,7 +274,8 @@ impl Note {
             | ProduceRetry { partition, .. }
             | Consumed { partition, .. }
             | PositionReset { partition, .. }
-            | OffsetOutOfRange { partition, .. } => Some(partition),
+            | OffsetOutOfRange { partition, .. }
+            | TruncationDetected { partition, .. } => Some(partition),
             ProduceFailed { partition, .. } => partition.as_ref(),
             OffsetCommitted { partition, .. } => Some(partition),
             BrokerRegistered { .. }
@@ -460,6 +474,26 @@ impl fmt::Display for Note {
             PositionReset { partition, offset, reason } => write!(f, "{partition}: position reset to {offset} ({reason})"),
             OffsetOutOfRange { partition, position } => {
                 write!(f, "{partition}: OFFSET_OUT_OF_RANGE: offset {position} is not in the log (retention deleted it?)")
+            }
+            TruncationDetected { partition, position, epoch, divergent, raised } => {
+                write!(f, "{partition}: log truncation detected (KIP-320): position {position} was read in leader epoch {epoch}")?;
+                match (divergent, raised) {
+                    (Some((offset, e)), false) => write!(
+                        f,
+                        ", but the leader's log diverges from offset {offset} (epoch {e}): position reset to {offset}, the first offset known to diverge"
+                    ),
+                    (Some((offset, e)), true) => write!(
+                        f,
+                        ", but the leader's log diverges from offset {offset} (epoch {e}): auto.offset.reset=none, so poll() throws LogTruncationException"
+                    ),
+                    (None, false) => {
+                        write!(f, ", which the leader does not know: the position is reset by auto.offset.reset")
+                    }
+                    (None, true) => write!(
+                        f,
+                        ", which the leader does not know: auto.offset.reset=none, so poll() throws LogTruncationException"
+                    ),
+                }
             }
         }
     }
