@@ -20,8 +20,9 @@
 //! `auto.offset.reset=none`, `poll` throws LogTruncationException instead, and the partition waits
 //! for the application to seek). Kafka: `SubscriptionState` (`FetchPosition` carries the offset,
 //! its epoch and the leader it was checked with; `maybeValidatePositionForCurrentLeader`,
-//! `maybeCompleteValidation`) and `OffsetFetcher.validatePositionsIfNeeded`. Before KIP-320 (Kafka
-//! 2.1) a consumer found out only if the new log was shorter than its position
+//! `maybeCompleteValidation`) and `OffsetFetcher.validatePositionsIfNeeded` (KAFKA-7747, Kafka
+//! 2.3; Kafka 4.x consumers still validate this way: `AbstractFetch` sends no `last_fetched_epoch`).
+//! Before, a consumer found out only if the new log was shorter than its position
 //! (OFFSET_OUT_OF_RANGE), and then reset by `auto.offset.reset`; if the new leader had already
 //! written past it, the consumer silently skipped the records that replaced the lost ones.
 //!
