@@ -61,6 +61,7 @@ scenario_tests! {
     acks_1_loses_data => "acks-1-loses-data",
     commit_before_process_loses => "commit-before-process-loses",
     consumer_dies => "consumer-dies",
+    consumer_detects_truncation => "consumer-detects-truncation",
     consumer_joins => "consumer-joins",
     controller_down_no_failover => "controller-down-no-failover",
     coordinator_failover => "coordinator-failover",

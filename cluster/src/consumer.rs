@@ -9,6 +9,23 @@
 //! position at all: the partition is not read until the application seeks (Kafka's `poll` throws
 //! NoOffsetForPartitionException or OffsetOutOfRangeException instead of guessing).
 //!
+//! A leader change can take back records the consumer already read: an unclean election (or
+//! `acks=1` with one in-sync replica) may elect a replica that never had them, and the new leader
+//! writes other records at those offsets. So the position remembers the leader epoch of the last
+//! record read (each batch carries the epoch of the leader that wrote it), and when the metadata
+//! names a new leader or epoch the consumer checks its position before fetching again (KIP-320):
+//! it asks the leader with OffsetsForLeaderEpoch where that epoch ends in its log. An end below
+//! the position means the log was truncated under the consumer; it moves its position back to
+//! that end, the first offset known to diverge, and reads what the new leader has there (with
+//! `auto.offset.reset=none`, `poll` throws LogTruncationException instead, and the partition waits
+//! for the application to seek). Kafka: `SubscriptionState` (`FetchPosition` carries the offset,
+//! its epoch and the leader it was checked with; `maybeValidatePositionForCurrentLeader`,
+//! `maybeCompleteValidation`) and `OffsetFetcher.validatePositionsIfNeeded` (KAFKA-7747, Kafka
+//! 2.3; Kafka 4.x consumers still validate this way: `AbstractFetch` sends no `last_fetched_epoch`).
+//! Before, a consumer found out only if the new log was shorter than its position
+//! (OFFSET_OUT_OF_RANGE), and then reset by `auto.offset.reset`; if the new leader had already
+//! written past it, the consumer silently skipped the records that replaced the lost ones.
+//!
 //! Records are fetched ahead into a buffer; the application takes them with `poll`, and only then
 //! are they reported as consumed. Records of a partition the consumer gives up (revoked, lost, or
 //! no longer assigned) are dropped from the buffer: `poll` never returns a record of a partition
@@ -23,6 +40,7 @@ use crate::client_metadata::{ClientMetadata, MetadataSettings};
 use crate::config::{ConsumerConfig, OffsetReset};
 use crate::connection::Connections;
 use crate::effects::{Effects, Input, StateMachine};
+use crate::epoch_cache::{UNDEFINED_EPOCH, UNDEFINED_OFFSET};
 use crate::error::ErrorCode;
 use crate::group::member::{GroupMember, MemberEvent};
 use crate::invariant::{debug_check, ensure};
@@ -41,17 +59,97 @@ pub struct ConsumedRecord {
     pub offset: i64,
     pub key: Option<String>,
     pub value: String,
+    /// The epoch of the leader that wrote the record's batch (Kafka's `ConsumerRecord.leaderEpoch`).
+    pub leader_epoch: Option<i32>,
+}
+
+/// One partition of Kafka's `LogTruncationException`: the consumer read up to `fetch_offset` in
+/// leader epoch `fetch_epoch`, and the log now diverges from `divergent` (offset, epoch), or from
+/// an unknown point if the leader did not know the epoch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogTruncation {
+    pub partition: TopicPartition,
+    pub fetch_offset: i64,
+    pub fetch_epoch: i32,
+    pub divergent: Option<(i64, i32)>,
+}
+
+/// What `poll` throws instead of returning records.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PollError {
+    /// `auto.offset.reset=none` and the log was truncated below the position (KIP-320): the
+    /// consumer does not guess where to go on; the application must seek.
+    LogTruncation(Vec<LogTruncation>),
+}
+
+impl std::fmt::Display for PollError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PollError::LogTruncation(truncations) => {
+                write!(f, "LogTruncationException: truncated partitions detected with divergent offsets {{")?;
+                for (i, t) in truncations.iter().enumerate() {
+                    let sep = if i == 0 { "" } else { ", " };
+                    match t.divergent {
+                        Some((offset, epoch)) => write!(f, "{sep}{}={offset} (epoch {epoch})", t.partition)?,
+                        None => write!(f, "{sep}{}=unknown", t.partition)?,
+                    }
+                }
+                write!(f, "}}")
+            }
+        }
+    }
+}
+
+/// A position the consumer asked the leader to confirm (Kafka's `FetchPosition`): the offset,
+/// the epoch of the record before it, and the leader and epoch it asked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct ValidatedPosition {
+    offset: i64,
+    offset_epoch: i32,
+    leader: (BrokerId, i32),
 }
 
 #[derive(Clone, Debug, Default)]
 struct PartitionState {
+    /// The next offset to fetch. The application's position is behind it by the records
+    /// buffered for the partition.
     position: Option<i64>,
+    /// The leader epoch of the record just before `position` (Kafka's `FetchPosition.offsetEpoch`):
+    /// None if the consumer has not read one since the position was set (a seek, a reset, a
+    /// committed offset), and then there is nothing to validate.
+    position_epoch: Option<i32>,
+    /// The same for the application's position: the epoch of the last record `poll` returned.
+    /// It equals `position_epoch` whenever nothing of the partition is buffered.
+    consumed_epoch: Option<i32>,
+    /// The leader and epoch the position was last checked with (`FetchPosition.currentLeader`).
+    current_leader: Option<(BrokerId, i32)>,
+    /// The leader changed since the position was read: confirm it with OffsetsForLeaderEpoch
+    /// before fetching (Kafka's `AWAIT_VALIDATION`).
+    awaiting_validation: bool,
     /// Waiting for the group's committed offset before reading.
     awaiting_committed: bool,
     /// Waiting for a ListOffsets answer.
     resetting: bool,
     /// Do not fetch before this time (after an error).
     backoff_until: SimTime,
+}
+
+impl PartitionState {
+    /// Move the position to `offset` (None: no position), known to follow a record of leader
+    /// epoch `epoch` (None: unknown). Nothing buffered may remain for the partition. Kafka's
+    /// `seekValidated`: the position counts as checked with the current leader.
+    fn set_position(&mut self, offset: Option<i64>, epoch: Option<i32>) {
+        self.position = offset;
+        self.position_epoch = epoch;
+        self.consumed_epoch = epoch;
+        self.awaiting_validation = false;
+    }
+}
+
+/// A batch's leader epoch as the consumer keeps it (Kafka's `CompletedFetch.maybeLeaderEpoch`:
+/// a batch without one, -1, leaves the position without an epoch).
+fn batch_epoch(leader_epoch: i32) -> Option<i32> {
+    (leader_epoch >= 0).then_some(leader_epoch)
 }
 
 #[derive(Clone, Debug)]
@@ -65,6 +163,12 @@ enum Outstanding {
     ListOffsets {
         broker: BrokerId,
         partitions: Vec<TopicPartition>,
+    },
+    /// OffsetsForLeaderEpoch, with the position each partition asked about: the answer counts only
+    /// for a partition whose position is still that one.
+    Validate {
+        broker: BrokerId,
+        positions: BTreeMap<TopicPartition, ValidatedPosition>,
     },
 }
 
@@ -121,6 +225,8 @@ pub struct Consumer {
     /// The application commit waiting to be sent again, if any.
     commit_retry: Option<CommitRetry>,
     connections: Connections,
+    /// Truncations found with `auto.offset.reset=none` that the next `poll` throws.
+    log_truncations: Vec<LogTruncation>,
 }
 
 impl Consumer {
@@ -144,6 +250,7 @@ impl Consumer {
             commits_in_flight: Vec::new(),
             commit_deadlines: BTreeMap::new(),
             commit_retry: None,
+            log_truncations: Vec::new(),
             config,
             metadata: ClientMetadata::new(bootstrap, settings, Timer::ConsumerWakeup),
             assignment: BTreeMap::new(),
@@ -230,19 +337,43 @@ impl Consumer {
     }
 
     /// Every position is a valid offset, never negative (Kafka's `SubscriptionState` holds a
-    /// `FetchPosition` only for a real offset; `KafkaConsumer.seek` rejects a negative one).
+    /// `FetchPosition` only for a real offset; `KafkaConsumer.seek` rejects a negative one). A
+    /// position awaiting validation has an epoch to validate and nothing buffered (Kafka returns
+    /// no records of a partition in `AWAIT_VALIDATION`); with nothing buffered, the application's
+    /// position and the fetch position follow the same record, so they have the same epoch.
     pub fn check_invariants(&self) -> Result<(), String> {
         for (tp, state) in &self.assignment {
             if let Some(p) = state.position {
                 ensure(p >= 0, || format!("{tp}: position {p} is negative"))?;
+            }
+            let buffered = self.buffer.iter().any(|r| &r.partition == tp);
+            if state.awaiting_validation {
+                ensure(state.position.is_some() && state.position_epoch.is_some(), || {
+                    format!("{tp}: awaiting validation without a position and its epoch")
+                })?;
+                ensure(!buffered, || format!("{tp}: records buffered while the position awaits validation"))?;
+            }
+            if !buffered {
+                ensure(state.consumed_epoch == state.position_epoch, || {
+                    format!(
+                        "{tp}: nothing buffered, yet the application's position follows epoch {:?} and the fetch position epoch {:?}",
+                        state.consumed_epoch, state.position_epoch
+                    )
+                })?;
             }
         }
         Ok(())
     }
 
     /// The application's positions: the next offset it will be given, per assigned partition.
+    /// What a commit commits, so a position awaiting validation is left out: it may lie past a
+    /// truncation (Kafka's `SubscriptionState.allConsumed` takes only valid positions).
     pub fn positions(&self) -> Vec<(TopicPartition, i64)> {
-        self.assignment.keys().filter_map(|tp| self.position(tp).map(|p| (tp.clone(), p))).collect()
+        self.assignment
+            .iter()
+            .filter(|(_, state)| !state.awaiting_validation)
+            .filter_map(|(tp, _)| self.position(tp).map(|p| (tp.clone(), p)))
+            .collect()
     }
 
     /// Leave the group cleanly (the application closes the consumer).
@@ -267,7 +398,7 @@ impl Consumer {
                 MemberEvent::Assigned(partitions) => {
                     for tp in &partitions {
                         let state = self.assignment.entry(tp.clone()).or_default();
-                        state.position = None;
+                        state.set_position(None, None);
                         state.awaiting_committed = true;
                     }
                     if let Some(member) = self.member.as_mut() {
@@ -279,7 +410,10 @@ impl Consumer {
                         let Some(state) = self.assignment.get_mut(&tp) else { continue };
                         state.awaiting_committed = false;
                         if offset >= 0 {
-                            state.position = Some(offset);
+                            // ksim commits no leader epoch with an offset (Kafka's OffsetCommit
+                            // `committed_leader_epoch`), so a committed position is not validated
+                            // until the consumer has read a record from it.
+                            state.set_position(Some(offset), None);
                             fx.note(Note::PositionReset {
                                 partition: tp,
                                 offset,
@@ -337,11 +471,11 @@ impl Consumer {
 
     /// Move the position: the next poll returns records from `offset`.
     pub fn seek(&mut self, tp: &TopicPartition, offset: i64, now: SimTime, fx: &mut Effects) {
+        self.buffer.retain(|r| &r.partition != tp);
         if let Some(state) = self.assignment.get_mut(tp) {
-            state.position = Some(offset);
+            state.set_position(Some(offset), None);
             state.resetting = false;
         }
-        self.buffer.retain(|r| &r.partition != tp);
         self.drive(now, fx);
     }
 
@@ -351,9 +485,10 @@ impl Consumer {
     }
 
     /// Assigned partitions with no position that the consumer will not choose one for
-    /// (`auto.offset.reset=none`, with no committed offset, or after OFFSET_OUT_OF_RANGE). Kafka's
-    /// `poll` throws NoOffsetForPartitionException (or OffsetOutOfRangeException) for these; here
-    /// the application asks, and must `seek` before they are read.
+    /// (`auto.offset.reset=none`, with no committed offset, after OFFSET_OUT_OF_RANGE, or after a
+    /// log truncation). Kafka's `poll` throws NoOffsetForPartitionException (or
+    /// OffsetOutOfRangeException, or LogTruncationException, and again at every poll until the
+    /// application seeks); here the application asks, and must `seek` before they are read.
     pub fn partitions_without_offset(&self) -> Vec<TopicPartition> {
         if self.config.auto_offset_reset != OffsetReset::None {
             return Vec::new();
@@ -369,8 +504,15 @@ impl Consumer {
         self.buffer.len()
     }
 
-    /// Hand up to `max.poll.records` buffered records to the application.
-    pub fn poll(&mut self, now: SimTime, fx: &mut Effects) -> Vec<ConsumedRecord> {
+    /// A truncation waits to be thrown by the next `poll`.
+    pub fn has_poll_error(&self) -> bool {
+        !self.log_truncations.is_empty()
+    }
+
+    /// Hand up to `max.poll.records` buffered records to the application, or throw the log
+    /// truncations found since the last poll (Kafka's `poll` throws LogTruncationException from
+    /// `updateFetchPositions`, before it returns any record).
+    pub fn poll(&mut self, now: SimTime, fx: &mut Effects) -> Result<Vec<ConsumedRecord>, PollError> {
         if let Some(member) = self.member.as_mut() {
             let kicked_out = member.kicked_out();
             member.on_poll(now);
@@ -383,12 +525,22 @@ impl Consumer {
                 self.track_connections(now, fx);
             }
         }
+        if !self.log_truncations.is_empty() {
+            let truncations = std::mem::take(&mut self.log_truncations);
+            self.drive(now, fx);
+            return Err(PollError::LogTruncation(truncations));
+        }
         // Never hand out a record of a partition this consumer no longer owns.
         let assignment = &self.assignment;
         self.buffer.retain(|r| assignment.contains_key(&r.partition));
         let n = self.buffer.len().min(self.config.max_poll_records);
         let records: Vec<ConsumedRecord> = self.buffer.drain(..n).collect();
         for r in &records {
+            // The application's position now follows this record (Kafka's `FetchCollector`
+            // moves the position with the epoch of the batch it read last).
+            if let Some(state) = self.assignment.get_mut(&r.partition) {
+                state.consumed_epoch = r.leader_epoch;
+            }
             fx.note(Note::Consumed {
                 partition: r.partition.clone(),
                 offset: r.offset,
@@ -397,7 +549,7 @@ impl Consumer {
             });
         }
         self.drive(now, fx);
-        records
+        Ok(records)
     }
 
     fn next_correlation(&mut self) -> u64 {
@@ -410,6 +562,7 @@ impl Consumer {
         self.outstanding.values().any(|o| match o {
             Outstanding::Fetch { offsets, .. } => offsets.contains_key(tp),
             Outstanding::ListOffsets { partitions, .. } => partitions.contains(tp),
+            Outstanding::Validate { positions, .. } => positions.contains_key(tp),
         })
     }
 
@@ -440,7 +593,9 @@ impl Consumer {
         self.metadata.maybe_refresh(now, &mut self.next_correlation, fx);
         self.drive_member(now, fx);
         self.retry_commit(now, fx);
+        self.validate_positions_on_leader_change();
         let mut resets: BTreeMap<BrokerId, Vec<(TopicPartition, OffsetSpec, i32)>> = BTreeMap::new();
+        let mut validations: BTreeMap<BrokerId, BTreeMap<TopicPartition, ValidatedPosition>> = BTreeMap::new();
         let mut fetches: BTreeMap<BrokerId, Vec<FetchPartition>> = BTreeMap::new();
         let mut wakeup: Option<SimTime> = None;
         let buffer_full = self.buffer.len() >= MAX_BUFFERED_RECORDS;
@@ -466,6 +621,11 @@ impl Consumer {
                 continue;
             }
             match state.position {
+                Some(offset) if state.awaiting_validation => {
+                    let offset_epoch = state.position_epoch.expect("a position awaiting validation has an epoch");
+                    let position = ValidatedPosition { offset, offset_epoch, leader: (leader, epoch) };
+                    validations.entry(leader).or_default().insert(tp.clone(), position);
+                }
                 None => {
                     let spec = match self.config.auto_offset_reset {
                         OffsetReset::Earliest => OffsetSpec::Earliest,
@@ -495,6 +655,17 @@ impl Consumer {
             let body = Request::ListOffsets(ListOffsetsRequest { partitions });
             fx.send(NodeId::Broker(broker), Message::Request { correlation_id: id, body });
         }
+        for (broker, positions) in validations {
+            let id = self.next_correlation();
+            let partitions = positions.iter().map(|(tp, p)| (tp.clone(), p.leader.1, p.offset_epoch)).collect();
+            self.outstanding.insert(id, Outstanding::Validate { broker, positions });
+            fx.set_timer(Timer::RequestTimeout(id), now.plus_ms(self.config.request_timeout_ms));
+            let body = Request::OffsetsForLeaderEpoch(OffsetsForLeaderEpochRequest {
+                replica_id: CONSUMER_REPLICA_ID,
+                partitions,
+            });
+            fx.send(NodeId::Broker(broker), Message::Request { correlation_id: id, body });
+        }
         for (broker, partitions) in fetches {
             if self.broker_busy(broker) {
                 continue;
@@ -515,6 +686,37 @@ impl Consumer {
         }
         self.metadata.maybe_refresh(now, &mut self.next_correlation, fx);
         self.track_connections(now, fx);
+    }
+
+    /// Kafka's `OffsetFetcherUtils.validatePositionsOnMetadataChange` and
+    /// `SubscriptionState.maybeValidatePositionForCurrentLeader`: a position last checked with
+    /// another leader or leader epoch than the metadata names now must be validated before the
+    /// next fetch, if the consumer knows the epoch of the record before it. The position checked
+    /// is the application's: records fetched ahead are dropped, as Kafka returns none of a
+    /// partition awaiting validation (`FetchCollector`: "no longer fetchable"), and fetched again
+    /// once the position is confirmed. A position without an epoch (just set by a seek, a reset
+    /// or a committed offset) is simply taken to the new leader. Kafka runs this on every poll
+    /// after a metadata update; ksim on every step, which finds the same changes.
+    fn validate_positions_on_leader_change(&mut self) {
+        for (tp, state) in &mut self.assignment {
+            if state.position.is_none() || state.resetting {
+                continue;
+            }
+            let Some(leader) = self.metadata.leader(tp) else { continue };
+            if state.current_leader == Some(leader) {
+                continue;
+            }
+            state.current_leader = Some(leader);
+            if state.consumed_epoch.is_none() {
+                continue;
+            }
+            if let Some(first) = self.buffer.iter().find(|r| &r.partition == tp) {
+                state.position = Some(first.offset);
+                self.buffer.retain(|r| &r.partition != tp);
+            }
+            state.position_epoch = state.consumed_epoch;
+            state.awaiting_validation = true;
+        }
     }
 
     /// Send the application's waiting commit again once its backoff passed and a coordinator is
@@ -573,7 +775,7 @@ impl Consumer {
             let tp = p.partition.clone();
             let Some(state) = self.assignment.get_mut(&tp) else { continue };
             let Some(mut position) = state.position else { continue };
-            if fetched.get(&tp) != Some(&position) {
+            if fetched.get(&tp) != Some(&position) || state.awaiting_validation {
                 continue;
             }
             match p.error {
@@ -594,16 +796,18 @@ impl Consumer {
                                 offset,
                                 key: record.key,
                                 value: record.value,
+                                leader_epoch: batch_epoch(batch.leader_epoch),
                             });
                             position = offset + 1;
+                            state.position_epoch = batch_epoch(batch.leader_epoch);
                         }
                     }
                     state.position = Some(position);
                 }
                 ErrorCode::OffsetOutOfRange => {
                     fx.note(Note::OffsetOutOfRange { partition: tp.clone(), position });
-                    state.position = None;
                     self.buffer.retain(|r| r.partition != tp);
+                    state.set_position(None, None);
                 }
                 ErrorCode::NotLeaderOrFollower | ErrorCode::FencedLeaderEpoch | ErrorCode::UnknownTopicOrPartition => {
                     self.back_off(now, &tp, true)
@@ -621,11 +825,78 @@ impl Consumer {
             }
             state.resetting = false;
             if error.is_none() {
-                state.position = Some(offset);
+                // A reset position has no epoch: nothing to validate (Kafka's
+                // `OffsetFetcherUtils.resetPositionIfNeeded`).
+                state.set_position(Some(offset), None);
                 let reason = format!("auto.offset.reset={:?}", self.config.auto_offset_reset).to_lowercase();
                 fx.note(Note::PositionReset { partition: tp, offset, reason });
             } else {
                 self.back_off(now, &tp, true);
+            }
+        }
+    }
+
+    /// Take an OffsetsForLeaderEpoch answer: Kafka's `OffsetFetcherUtils.
+    /// onSuccessfulResponseForValidatingPositions` and `SubscriptionState.maybeCompleteValidation`.
+    /// A partition's answer counts only if its position is still the one asked about. An error
+    /// (the leader moved, or the epochs disagree) is retried after `retry.backoff.ms` with fresh
+    /// metadata. Otherwise, if the leader's log of the epoch ends below the position, or the leader
+    /// does not know the epoch, the log was truncated under the consumer: it moves to that end, the
+    /// first offset known to diverge (or resets by `auto.offset.reset` if the end is unknown); with
+    /// `auto.offset.reset=none` the next `poll` throws LogTruncationException instead, and the
+    /// partition is not read until the application seeks (Kafka leaves it awaiting validation and
+    /// throws again after a backoff until it does). An end at or past the position confirms it.
+    fn on_offsets_for_leader_epoch(
+        &mut self,
+        now: SimTime,
+        asked: BTreeMap<TopicPartition, ValidatedPosition>,
+        response: OffsetsForLeaderEpochResponse,
+        fx: &mut Effects,
+    ) {
+        for answer in response.partitions {
+            let tp = answer.partition.clone();
+            let Some(requested) = asked.get(&tp) else { continue };
+            let Some(state) = self.assignment.get_mut(&tp) else { continue };
+            let current = ValidatedPosition {
+                offset: state.position.unwrap_or(-1),
+                offset_epoch: state.position_epoch.unwrap_or(-1),
+                leader: state.current_leader.unwrap_or((-1, -1)),
+            };
+            if !state.awaiting_validation || current != *requested {
+                continue;
+            }
+            if !answer.error.is_none() {
+                self.back_off(now, &tp, true);
+                continue;
+            }
+            let divergent = if answer.end_offset == UNDEFINED_OFFSET || answer.leader_epoch == UNDEFINED_EPOCH {
+                None
+            } else if answer.end_offset < requested.offset {
+                Some((answer.end_offset, answer.leader_epoch))
+            } else {
+                state.awaiting_validation = false;
+                continue;
+            };
+            let raised = self.config.auto_offset_reset == OffsetReset::None;
+            fx.note(Note::TruncationDetected {
+                partition: tp.clone(),
+                position: requested.offset,
+                epoch: requested.offset_epoch,
+                divergent,
+                raised,
+            });
+            match divergent {
+                Some((offset, epoch)) if !raised => state.set_position(Some(offset), Some(epoch)),
+                // No reset policy: the application decides. Unknown end: `auto.offset.reset` does.
+                _ => state.set_position(None, None),
+            }
+            if raised {
+                self.log_truncations.push(LogTruncation {
+                    partition: tp,
+                    fetch_offset: requested.offset,
+                    fetch_epoch: requested.offset_epoch,
+                    divergent,
+                });
             }
         }
     }
@@ -639,6 +910,7 @@ impl Consumer {
         let partitions = match o {
             Outstanding::Fetch { offsets, .. } => offsets.into_keys().collect(),
             Outstanding::ListOffsets { partitions, .. } => partitions,
+            Outstanding::Validate { positions, .. } => positions.into_keys().collect(),
         };
         for tp in partitions {
             self.back_off(now, &tp, true);
@@ -681,6 +953,9 @@ impl StateMachine for Consumer {
                     (Response::ListOffsets(r), Some(Outstanding::ListOffsets { .. })) => {
                         self.on_list_offsets(now, r, fx)
                     }
+                    (Response::OffsetsForLeaderEpoch(r), Some(Outstanding::Validate { positions, .. })) => {
+                        self.on_offsets_for_leader_epoch(now, positions, r, fx)
+                    }
                     _ => {}
                 }
             }
@@ -715,9 +990,9 @@ impl StateMachine for Consumer {
                     .outstanding
                     .iter()
                     .filter(|(_, o)| match o {
-                        Outstanding::Fetch { broker, .. } | Outstanding::ListOffsets { broker, .. } => {
-                            NodeId::Broker(*broker) == peer
-                        }
+                        Outstanding::Fetch { broker, .. }
+                        | Outstanding::ListOffsets { broker, .. }
+                        | Outstanding::Validate { broker, .. } => NodeId::Broker(*broker) == peer,
                     })
                     .map(|(id, _)| *id)
                     .collect();
@@ -743,6 +1018,7 @@ impl StateMachine for Consumer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::epoch_cache::EpochCache;
     use crate::record::{Record, RecordBatch};
     use rand_chacha::ChaCha8Rng;
     use rand_core::SeedableRng;
@@ -752,10 +1028,16 @@ mod tests {
 
     /// A one-broker cluster that answers every request of the consumer at once: `jobs` has one
     /// partition led by broker 1 whose log holds offsets `0..log_end`, and nothing is committed.
+    /// The leader's epoch is `leader_epoch`; `epochs` says where each epoch starts in the log (a
+    /// record of epoch 0 at offset o is `job-o`, one of a later epoch e `job-o-e<e>`).
     struct Cluster {
         consumer: Consumer,
         rng: ChaCha8Rng,
         log_end: i64,
+        leader_epoch: i32,
+        epochs: EpochCache,
+        /// Fetches waiting in the broker's purgatory (from the log end): (correlation id, request).
+        parked: Vec<(u64, Request)>,
         /// Every request the consumer sent, in order.
         sent: Vec<Request>,
         notes: Vec<Note>,
@@ -773,10 +1055,50 @@ mod tests {
                 consumer: Consumer::new(config, vec![BROKER], "worker"),
                 rng: ChaCha8Rng::seed_from_u64(1),
                 log_end,
+                leader_epoch: 0,
+                epochs: {
+                    let mut epochs = EpochCache::default();
+                    epochs.assign(0, 0);
+                    epochs
+                },
+                parked: Vec::new(),
                 sent: Vec::new(),
                 notes: Vec::new(),
                 fence: false,
             }
+        }
+
+        /// A new leader epoch whose log keeps offsets below `keep_to` and then holds records of
+        /// the new epoch up to `new_end`: `keep_to` below the old log end is an unclean election
+        /// that lost records; at the old log end, a clean one. The consumer's parked fetch is
+        /// answered FENCED_LEADER_EPOCH, as a broker answers a fetch naming an older epoch.
+        fn elect(&mut self, now: SimTime, keep_to: i64, new_end: i64) {
+            self.leader_epoch += 1;
+            self.epochs.assign(self.leader_epoch, keep_to);
+            self.log_end = new_end;
+            for (correlation_id, body) in std::mem::take(&mut self.parked) {
+                let body = self.answer(&body).expect("a fetch of an older epoch is answered at once");
+                self.deliver(now, correlation_id, body);
+            }
+        }
+
+        fn epoch_of(&self, offset: i64) -> i32 {
+            self.epochs.entries().iter().rev().find(|(_, start)| *start <= offset).map_or(0, |(e, _)| *e)
+        }
+
+        fn value(&self, offset: i64) -> String {
+            match self.epoch_of(offset) {
+                0 => format!("job-{offset}"),
+                e => format!("job-{offset}-e{e}"),
+            }
+        }
+
+        fn deliver(&mut self, now: SimTime, correlation_id: u64, body: Response) {
+            let mut fx = Effects::default();
+            let input =
+                Input::Message { from: NodeId::Broker(BROKER), message: Message::Response { correlation_id, body } };
+            self.consumer.handle(now, input, &mut self.rng, &mut fx);
+            self.settle(now, fx);
         }
 
         fn answer(&self, body: &Request) -> Option<Response> {
@@ -789,7 +1111,7 @@ mod tests {
                         partitions: vec![PartitionMetadata {
                             partition: 0,
                             leader: Some(BROKER),
-                            leader_epoch: 0,
+                            leader_epoch: self.leader_epoch,
                             replicas: vec![BROKER],
                             isr: vec![BROKER],
                         }],
@@ -832,6 +1154,25 @@ mod tests {
                         })
                         .collect(),
                 }),
+                Request::Fetch(r) if r.partitions.iter().any(|p| p.current_leader_epoch != self.leader_epoch) => {
+                    Response::Fetch(FetchResponse {
+                        partitions: r
+                            .partitions
+                            .iter()
+                            .map(|p| FetchedPartition {
+                                partition: p.partition.clone(),
+                                error: if p.current_leader_epoch < self.leader_epoch {
+                                    ErrorCode::FencedLeaderEpoch
+                                } else {
+                                    ErrorCode::UnknownLeaderEpoch
+                                },
+                                high_watermark: -1,
+                                log_start_offset: 0,
+                                batches: Vec::new(),
+                            })
+                            .collect(),
+                    })
+                }
                 // A fetch at the log end waits in purgatory: no answer.
                 Request::Fetch(r) if r.partitions.iter().all(|p| p.fetch_offset == self.log_end) => return None,
                 Request::Fetch(r) => Response::Fetch(FetchResponse {
@@ -842,6 +1183,21 @@ mod tests {
                 }
                 Request::Heartbeat(_) => Response::Heartbeat(HeartbeatResponse { error: ErrorCode::None }),
                 Request::OffsetCommit(_) => Response::OffsetCommit(OffsetCommitResponse { error: ErrorCode::None }),
+                Request::OffsetsForLeaderEpoch(r) => Response::OffsetsForLeaderEpoch(OffsetsForLeaderEpochResponse {
+                    partitions: r
+                        .partitions
+                        .iter()
+                        .map(|(p, current, asked)| {
+                            let (leader_epoch, end_offset) = self.epochs.end_offset_for(*asked, self.log_end);
+                            let error = match current.cmp(&self.leader_epoch) {
+                                std::cmp::Ordering::Less => ErrorCode::FencedLeaderEpoch,
+                                std::cmp::Ordering::Greater => ErrorCode::UnknownLeaderEpoch,
+                                std::cmp::Ordering::Equal => ErrorCode::None,
+                            };
+                            EpochEndOffset { partition: p.clone(), error, leader_epoch, end_offset }
+                        })
+                        .collect(),
+                }),
                 _ => return None,
             };
             Some(response)
@@ -857,21 +1213,29 @@ mod tests {
                     batches: Vec::new(),
                 };
             }
-            let records = (from..self.log_end).map(|o| Record { key: None, value: format!("job-{o}") }).collect();
+            // One batch per leader epoch, as the leaders wrote them.
+            let mut batches: Vec<RecordBatch> = Vec::new();
+            for offset in from..self.log_end {
+                let record = Record { key: None, value: self.value(offset) };
+                match batches.last_mut() {
+                    Some(batch) if batch.leader_epoch == self.epoch_of(offset) => batch.records.push(record),
+                    _ => batches.push(RecordBatch {
+                        base_offset: offset,
+                        leader_epoch: self.epoch_of(offset),
+                        producer_id: -1,
+                        producer_epoch: -1,
+                        base_sequence: -1,
+                        timestamp_ms: 0,
+                        records: vec![record],
+                    }),
+                }
+            }
             FetchedPartition {
                 partition: tp(),
                 error: ErrorCode::None,
                 high_watermark: self.log_end,
                 log_start_offset: 0,
-                batches: vec![RecordBatch {
-                    base_offset: from,
-                    leader_epoch: 0,
-                    producer_id: -1,
-                    producer_epoch: -1,
-                    base_sequence: -1,
-                    timestamp_ms: 0,
-                    records,
-                }],
+                batches,
             }
         }
 
@@ -884,8 +1248,13 @@ mod tests {
                 assert_eq!(to, NodeId::Broker(BROKER), "only broker 1 exists");
                 let Message::Request { correlation_id, body } = message else { continue };
                 let answer = self.answer(&body);
-                self.sent.push(body);
-                let Some(body) = answer else { continue };
+                self.sent.push(body.clone());
+                let Some(body) = answer else {
+                    if matches!(body, Request::Fetch(_)) {
+                        self.parked.push((correlation_id, body));
+                    }
+                    continue;
+                };
                 let mut fx = Effects::default();
                 let input = Input::Message { from: to, message: Message::Response { correlation_id, body } };
                 self.consumer.handle(now, input, &mut self.rng, &mut fx);
@@ -896,6 +1265,10 @@ mod tests {
         }
 
         fn poll(&mut self, now: SimTime) -> Vec<ConsumedRecord> {
+            self.try_poll(now).unwrap_or_else(|e| panic!("poll threw {e}"))
+        }
+
+        fn try_poll(&mut self, now: SimTime) -> Result<Vec<ConsumedRecord>, PollError> {
             let mut fx = Effects::default();
             let records = self.consumer.poll(now, &mut fx);
             self.settle(now, fx);
@@ -1052,6 +1425,145 @@ mod tests {
         assert_eq!(cluster.consumer.position(&tp()), Some(3), "the stale answer moved the position");
         let records = cluster.poll(SimTime::from_ms(40));
         assert_eq!(records.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![3, 4, 5, 6, 7, 8, 9]);
+    }
+
+    fn offsets(records: &[ConsumedRecord]) -> Vec<i64> {
+        records.iter().map(|r| r.offset).collect()
+    }
+
+    fn values(records: &[ConsumedRecord]) -> Vec<&str> {
+        records.iter().map(|r| r.value.as_str()).collect()
+    }
+
+    fn earliest() -> ConsumerConfig {
+        ConsumerConfig { auto_offset_reset: OffsetReset::Earliest, ..ConsumerConfig::default() }
+    }
+
+    /// A consumer that read `0..10` of `jobs-0`, all written in leader epoch 0.
+    fn read_ten(config: ConsumerConfig) -> Cluster {
+        let none = config.auto_offset_reset == OffsetReset::None;
+        let mut cluster = Cluster::new(config, 10);
+        let mut fx = Effects::default();
+        cluster.consumer.assign(vec![tp()], SimTime::ZERO, &mut fx);
+        if none {
+            cluster.consumer.seek(&tp(), 0, SimTime::ZERO, &mut fx);
+        }
+        cluster.settle(SimTime::ZERO, fx);
+        assert_eq!(offsets(&cluster.poll(SimTime::from_ms(10))), (0..10).collect::<Vec<_>>());
+        cluster
+    }
+
+    fn truncations_detected(notes: &[Note]) -> Vec<&Note> {
+        notes.iter().filter(|n| matches!(n, Note::TruncationDetected { .. })).collect()
+    }
+
+    /// KIP-320 (`SubscriptionState.maybeCompleteValidation`): an unclean election elects a leader
+    /// (epoch 1) that has only offsets 0..6 of epoch 0 and writes 6..8 anew. The consumer, at 10
+    /// after a record of epoch 0, asks where epoch 0 ends (6), moves back to 6 and reads the new
+    /// records. Before, it fetched 10 from a log ending at 8: OFFSET_OUT_OF_RANGE, and
+    /// `auto.offset.reset=earliest` sent it back to offset 0.
+    #[test]
+    fn unclean_election_truncated_records_the_consumer_read_it_moves_back_to_the_divergent_offset() {
+        let mut cluster = read_ten(earliest());
+        cluster.elect(SimTime::from_ms(20), 6, 8);
+        assert!(cluster.consumer.positions().is_empty(), "a position awaiting validation must not be committed");
+        assert!(cluster.poll(SimTime::from_ms(200)).is_empty(), "the position is validated before any fetch");
+        let records = cluster.poll(SimTime::from_ms(300));
+        assert_eq!(offsets(&records), vec![6, 7]);
+        assert_eq!(values(&records), vec!["job-6-e1", "job-7-e1"]);
+        assert_eq!(
+            truncations_detected(&cluster.notes),
+            vec![&Note::TruncationDetected {
+                partition: tp(),
+                position: 10,
+                epoch: 0,
+                divergent: Some((6, 0)),
+                raised: false
+            }]
+        );
+        assert!(!cluster.notes.iter().any(|n| matches!(n, Note::OffsetOutOfRange { .. })));
+        let asked: Vec<&OffsetsForLeaderEpochRequest> = cluster
+            .sent
+            .iter()
+            .filter_map(|r| match r {
+                Request::OffsetsForLeaderEpoch(r) => Some(r),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(asked.len(), 1);
+        assert_eq!(asked[0].replica_id, CONSUMER_REPLICA_ID);
+        assert_eq!(asked[0].partitions, vec![(tp(), 1, 0)], "current epoch 1, asking about epoch 0");
+    }
+
+    /// With `auto.offset.reset=none` the consumer does not pick the divergent offset itself: the
+    /// next poll throws LogTruncationException naming it, and the partition is not read until the
+    /// application seeks (Kafka's `OffsetFetcherUtils.onSuccessfulResponseForValidatingPositions`).
+    #[test]
+    fn unclean_election_with_offset_reset_none_poll_throws_log_truncation_until_the_application_seeks() {
+        let mut cluster = read_ten(no_reset_config());
+        cluster.elect(SimTime::from_ms(20), 6, 8);
+        assert!(cluster.poll(SimTime::from_ms(200)).is_empty());
+        let error = cluster.try_poll(SimTime::from_ms(300)).expect_err("poll throws the truncation");
+        assert_eq!(
+            error,
+            PollError::LogTruncation(vec![LogTruncation {
+                partition: tp(),
+                fetch_offset: 10,
+                fetch_epoch: 0,
+                divergent: Some((6, 0)),
+            }])
+        );
+        assert_eq!(
+            error.to_string(),
+            "LogTruncationException: truncated partitions detected with divergent offsets {jobs-0=6 (epoch 0)}"
+        );
+        assert!(matches!(truncations_detected(&cluster.notes)[..], [Note::TruncationDetected { raised: true, .. }]));
+        assert_eq!(cluster.consumer.partitions_without_offset(), vec![tp()]);
+        let fetches = cluster.sent.iter().filter(|r| matches!(r, Request::Fetch(_))).count();
+        assert!(cluster.poll(SimTime::from_ms(400)).is_empty(), "thrown once, then the partition waits");
+        assert_eq!(fetches, cluster.sent.iter().filter(|r| matches!(r, Request::Fetch(_))).count());
+
+        // The application decides: here, read what replaced the lost records.
+        let mut fx = Effects::default();
+        cluster.consumer.seek(&tp(), 6, SimTime::from_ms(500), &mut fx);
+        cluster.settle(SimTime::from_ms(500), fx);
+        assert_eq!(values(&cluster.poll(SimTime::from_ms(600))), vec!["job-6-e1", "job-7-e1"]);
+    }
+
+    /// A clean election: the new leader (epoch 1) has every record of epoch 0 (they end at 10).
+    /// The consumer validates its position, keeps it, and reads on from 10.
+    #[test]
+    fn clean_election_the_validated_position_is_kept() {
+        let mut cluster = read_ten(earliest());
+        cluster.elect(SimTime::from_ms(20), 10, 12);
+        assert!(cluster.poll(SimTime::from_ms(200)).is_empty());
+        let records = cluster.poll(SimTime::from_ms(300));
+        assert_eq!(offsets(&records), vec![10, 11]);
+        assert_eq!(values(&records), vec!["job-10-e1", "job-11-e1"]);
+        assert!(truncations_detected(&cluster.notes).is_empty());
+        assert!(cluster.sent.iter().any(|r| matches!(r, Request::OffsetsForLeaderEpoch(_))));
+        assert_eq!(cluster.consumer.position(&tp()), Some(12));
+    }
+
+    /// The position validated is the application's, not the fetch position: records fetched ahead
+    /// (here 5..10, past `max.poll.records`) are dropped and fetched again, so the application never
+    /// gets the records 7..10 the new leader lost (Kafka returns no buffered records of a
+    /// partition awaiting validation).
+    #[test]
+    fn leader_change_with_records_buffered_the_application_position_is_validated() {
+        let mut cluster = Cluster::new(ConsumerConfig { max_poll_records: 5, ..earliest() }, 10);
+        let mut fx = Effects::default();
+        cluster.consumer.assign(vec![tp()], SimTime::ZERO, &mut fx);
+        cluster.settle(SimTime::ZERO, fx);
+        assert_eq!(offsets(&cluster.poll(SimTime::from_ms(10))), vec![0, 1, 2, 3, 4]);
+        assert_eq!(cluster.consumer.buffered(), 5);
+        cluster.elect(SimTime::from_ms(20), 7, 9);
+        assert_eq!(cluster.consumer.buffered(), 0, "records of a partition awaiting validation are dropped");
+        assert_eq!(cluster.consumer.position(&tp()), Some(5));
+        assert!(cluster.poll(SimTime::from_ms(200)).is_empty());
+        let records = cluster.poll(SimTime::from_ms(300));
+        assert_eq!(values(&records), vec!["job-5", "job-6", "job-7-e1", "job-8-e1"]);
+        assert!(truncations_detected(&cluster.notes).is_empty(), "5 is below where epoch 0 ends (7)");
     }
 
     #[test]

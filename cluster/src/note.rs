@@ -240,6 +240,19 @@ pub enum Note {
         partition: TopicPartition,
         position: i64,
     },
+    /// KIP-320: checking its position with the new leader (OffsetsForLeaderEpoch), the consumer
+    /// found that the log it read was truncated: `position`, read in leader epoch `epoch`, is past
+    /// where the leader's log of that epoch ends. `divergent` is that end, the first offset known
+    /// to diverge, with the epoch the leader answered (None: the leader does not know the epoch).
+    /// `raised`: `auto.offset.reset=none`, so `poll` throws LogTruncationException instead of
+    /// moving the position (Kafka's `SubscriptionState.maybeCompleteValidation`).
+    TruncationDetected {
+        partition: TopicPartition,
+        position: i64,
+        epoch: i32,
+        divergent: Option<(i64, i32)>,
+        raised: bool,
+    },
     // ---- any client ----
     /// A connection to `broker` was not set up within `socket.connection.setup.timeout.ms`
     /// (the host does not answer): the client drops it and asks another broker.
@@ -269,7 +282,8 @@ impl Note {
             | ProduceRetry { partition, .. }
             | Consumed { partition, .. }
             | PositionReset { partition, .. }
-            | OffsetOutOfRange { partition, .. } => Some(partition),
+            | OffsetOutOfRange { partition, .. }
+            | TruncationDetected { partition, .. } => Some(partition),
             ProduceFailed { partition, .. } => partition.as_ref(),
             OffsetCommitted { partition, .. } => Some(partition),
             BrokerRegistered { .. }
@@ -479,6 +493,26 @@ impl fmt::Display for Note {
                 "no answer from broker-{broker}'s host within {timeout_ms} ms (socket.connection.setup.timeout.ms): \
                  gives up on the connection and tries another broker"
             ),
+            TruncationDetected { partition, position, epoch, divergent, raised } => {
+                write!(f, "{partition}: log truncation detected (KIP-320): position {position} was read in leader epoch {epoch}")?;
+                match (divergent, raised) {
+                    (Some((offset, e)), false) => write!(
+                        f,
+                        ", but the leader's log diverges from offset {offset} (epoch {e}): position reset to {offset}, the first offset known to diverge"
+                    ),
+                    (Some((offset, e)), true) => write!(
+                        f,
+                        ", but the leader's log diverges from offset {offset} (epoch {e}): auto.offset.reset=none, so poll() throws LogTruncationException"
+                    ),
+                    (None, false) => {
+                        write!(f, ", which the leader does not know: the position is reset by auto.offset.reset")
+                    }
+                    (None, true) => write!(
+                        f,
+                        ", which the leader does not know: auto.offset.reset=none, so poll() throws LogTruncationException"
+                    ),
+                }
+            }
         }
     }
 }

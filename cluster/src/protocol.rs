@@ -262,10 +262,18 @@ pub struct PartitionMetadata {
     pub isr: Vec<BrokerId>,
 }
 
-// ---- OffsetsForLeaderEpoch (KIP-101, KIP-279) -------------------------------------------------
+// ---- OffsetsForLeaderEpoch (KIP-101, KIP-279, KIP-320) ----------------------------------------
 
+/// The `replica_id` of a consumer's OffsetsForLeaderEpoch (Kafka's `CONSUMER_REPLICA_ID`).
+pub const CONSUMER_REPLICA_ID: BrokerId = -1;
+
+/// Followers ask where an epoch ends to truncate their logs (KIP-101, KIP-279); consumers ask to
+/// validate their position after a leader change (KIP-320). The leader answers both from its
+/// leader-epoch cache and its log end (`Partition.lastOffsetForLeaderEpoch`, not capped at the
+/// high watermark).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OffsetsForLeaderEpochRequest {
+    /// The follower's broker id, or [`CONSUMER_REPLICA_ID`] for a consumer.
     pub replica_id: BrokerId,
     /// Partition, the fetcher's current leader epoch (for fencing), the epoch asked about.
     pub partitions: Vec<(TopicPartition, i32, i32)>,

@@ -9,7 +9,7 @@ use crate::clock::now;
 use crate::scenario::{App, CommitMode};
 use crate::world::clients::Delivery;
 use crate::world::World;
-use ksim_cluster::consumer::ConsumedRecord;
+use ksim_cluster::consumer::{ConsumedRecord, PollError};
 use ksim_cluster::node::NodeId;
 use ksim_cluster::record::Record;
 use std::sync::{Arc, Mutex};
@@ -65,19 +65,33 @@ impl KafkaConsumer {
         self.world.lock().expect("world lock").record_processed(self.node, record.partition.clone(), record.offset);
     }
 
-    /// Wait up to `timeout` for records.
-    pub async fn poll(&self, timeout: Duration) -> Vec<ConsumedRecord> {
+    /// Wait up to `timeout` for records. Like Java's `poll`, it throws (here: returns `Err`)
+    /// what the consumer cannot decide alone, such as a log truncation with
+    /// `auto.offset.reset=none`.
+    pub async fn poll(&self, timeout: Duration) -> Result<Vec<ConsumedRecord>, PollError> {
         let ready = {
             let mut world = self.world.lock().expect("world lock");
-            let records = world.consumer_poll(self.node);
+            let records = world.consumer_poll(self.node)?;
             if !records.is_empty() {
-                return records;
+                return Ok(records);
             }
             world.poll_ready(self.node)
         };
         let _ = madsim::time::timeout(timeout, ready.notified()).await;
         self.world.lock().expect("world lock").consumer_poll(self.node)
     }
+}
+
+/// The applications here do not catch what `poll` throws (with `auto.offset.reset=none`, a
+/// LogTruncationException): like an uncaught exception in a Java poll loop, it ends the
+/// application, which says so in the trace. A real application would alert someone, or seek to
+/// the divergent offset the exception names to read what replaced the lost records.
+fn stopped_by(consumer: &KafkaConsumer, error: PollError) {
+    consumer
+        .world
+        .lock()
+        .expect("world lock")
+        .app_note(consumer.node, format!("poll() threw {error}; the application does not catch it and stops reading"));
 }
 
 /// Wait until virtual time `ms` (no wait if it has passed).
@@ -107,7 +121,9 @@ pub async fn run(world: Arc<Mutex<World>>, node: NodeId, app: App, start_ms: u64
             consumer.assign_all(&topics);
             loop {
                 // What the application does with the records is its business; the trace shows them.
-                let _records = consumer.poll(Duration::from_millis(poll_interval_ms)).await;
+                if let Err(error) = consumer.poll(Duration::from_millis(poll_interval_ms)).await {
+                    return stopped_by(&consumer, error);
+                }
             }
         }
         App::GroupConsumer { topics, poll_interval_ms, processing_ms, commit } => {
@@ -129,7 +145,10 @@ async fn group_consumer(
 ) {
     consumer.subscribe(&topics);
     loop {
-        let records = consumer.poll(Duration::from_millis(poll_interval_ms)).await;
+        let records = match consumer.poll(Duration::from_millis(poll_interval_ms)).await {
+            Ok(records) => records,
+            Err(error) => return stopped_by(&consumer, error),
+        };
         if records.is_empty() {
             continue;
         }
@@ -165,7 +184,10 @@ async fn group_by_count(
     let mut counts: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
     consumer.subscribe(&topics);
     loop {
-        let records = consumer.poll(Duration::from_millis(poll_interval_ms)).await;
+        let records = match consumer.poll(Duration::from_millis(poll_interval_ms)).await {
+            Ok(records) => records,
+            Err(error) => return stopped_by(&consumer, error),
+        };
         if records.is_empty() {
             continue;
         }

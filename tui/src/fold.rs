@@ -575,6 +575,12 @@ impl ClusterView {
             Note::OffsetOutOfRange { .. } => self.clients.entry(node).or_default().out_of_range += 1,
             // A moment, not a state: the event log shows it; the client panel has no connections.
             Note::ConnectionSetupTimedOut { .. } => {}
+            Note::TruncationDetected { partition, divergent: Some((offset, _)), raised: false, .. } => {
+                self.clients.entry(node).or_default().positions.insert(partition.clone(), *offset);
+            }
+            // Raised to the application (it must seek), or reset by auto.offset.reset (a
+            // PositionReset follows).
+            Note::TruncationDetected { .. } => {}
             // ---- the group coordinator (at a broker) ----
             Note::GroupLoaded { group, generation, .. } => {
                 let g = self.groups.entry(group.clone()).or_default();

@@ -18,7 +18,7 @@ pub enum MarkerKind {
     Rebalance,
     /// The controller committed a new ISR without an election.
     IsrChange,
-    /// A replica's log lost its tail.
+    /// A replica's log lost its tail, or a consumer found that the log it had read did (KIP-320).
     Truncation,
     /// A leader was elected from the ISR (or the preferred replica took leadership back).
     Election,
@@ -83,7 +83,7 @@ pub fn classify(event: &Event) -> Option<MarkerKind> {
             (None, None) => MarkerKind::Offline,
             (None, Some(_)) => MarkerKind::IsrChange,
         }),
-        EventKind::Note(Note::Truncated { .. }) => Some(MarkerKind::Truncation),
+        EventKind::Note(Note::Truncated { .. } | Note::TruncationDetected { .. }) => Some(MarkerKind::Truncation),
         // The same moment `Happening::Rebalance` matches.
         EventKind::Note(Note::GroupStateChanged { state, .. }) if state == "PreparingRebalance" => {
             Some(MarkerKind::Rebalance)
@@ -138,5 +138,23 @@ mod tests {
         assert_eq!(markers.previous_step(4), None);
         assert_eq!(markers.at(7), Some(MarkerKind::Election));
         assert_eq!(markers.at(6), None);
+    }
+
+    #[test]
+    fn a_consumer_detecting_a_truncation_is_a_truncation_marker() {
+        let note = Note::TruncationDetected {
+            partition: ksim_cluster::topic::TopicPartition::new("ledger", 0),
+            position: 74,
+            epoch: 0,
+            divergent: Some((10, 0)),
+            raised: false,
+        };
+        let event = Event {
+            seq: 0,
+            time_us: 0,
+            actor: ksim_sim::trace::Actor::Node(ksim_cluster::node::NodeId::Client(0)),
+            kind: EventKind::Note(note),
+        };
+        assert_eq!(classify(&event), Some(MarkerKind::Truncation));
     }
 }

@@ -177,6 +177,10 @@ impl Checker {
                 }
             }
             Note::OffsetOutOfRange { partition, .. } => self.consumption.on_position_lost(node, partition),
+            // KIP-320: the position moved back to where the new leader's log diverges (or is
+            // dropped); reading those offsets again reads the records that replaced the lost ones,
+            // not the same records twice.
+            Note::TruncationDetected { partition, .. } => self.consumption.on_position_lost(node, partition),
             Note::AssignmentStored { group, generation, member, partitions } => {
                 findings.extend(self.groups.on_assignment_stored(group, *generation, member, partitions));
             }

@@ -485,6 +485,27 @@ fn plain_consumer_reads_offset_1_again_is_consumed_again_lesson() {
     assert_eq!(story.fired(), vec![(Rule::ConsumedAgain, Class::Lesson)]);
 }
 
+/// KIP-320: broker 2, elected uncleanly, has only `a`; it writes `x` at offset 1. The reader,
+/// which had read `a` and `b`, detects the truncation and moves back to 1 (`Consumer::
+/// on_offsets_for_leader_epoch`). Reading offset 1 again reads the record that replaced the lost
+/// one: the unclean election's replicas-diverge lesson, and no consumed-again.
+#[test]
+fn plain_consumer_moved_back_by_truncation_detection_reads_the_new_offset_1_is_only_the_unclean_lesson() {
+    let mut story = Story::new(1, &[READER]);
+    story
+        .replica(1, &["a", "b"], 2)
+        .note(FIRST, consumed(0, "a"))
+        .note(FIRST, consumed(1, "b"))
+        .note(NodeId::Controller(CONTROLLER_ID), elected(2, 2, ElectionKind::Unclean))
+        .replica(2, &["a", "x"], 2)
+        .note(
+            FIRST,
+            Note::TruncationDetected { partition: tp(), position: 2, epoch: 1, divergent: Some((1, 1)), raised: false },
+        )
+        .note(FIRST, consumed(1, "x"));
+    assert_eq!(story.fired(), vec![(Rule::ReplicasDiverge, Class::Lesson)]);
+}
+
 #[test]
 fn group_processes_offset_0_twice_is_processed_twice_lesson() {
     let mut story = Story::new(1, &[MEMBER_A]);

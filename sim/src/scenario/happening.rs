@@ -50,6 +50,7 @@ pub fn matches(happening: &Happening, event: &Event, _clients: &[String]) -> boo
         (Happening::LogStartMoved(p), Note::LogStartMoved { .. }) => on(p),
         (Happening::OffsetReset(p), Note::PositionReset { .. }) => on(p),
         (Happening::OffsetOutOfRange(p), Note::OffsetOutOfRange { .. }) => on(p),
+        (Happening::TruncationDetected(p), Note::TruncationDetected { .. }) => on(p),
         (Happening::Fenced(id), Note::BrokerFenced { broker, .. }) => broker == id,
         (Happening::ProduceError(name), Note::ProduceRetry { error, .. } | Note::ProduceFailed { error, .. }) => {
             error.name() == name

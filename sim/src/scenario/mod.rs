@@ -355,6 +355,9 @@ pub enum Happening {
     OffsetReset(String),
     /// A consumer asked for an offset the log no longer (or does not yet) hold.
     OffsetOutOfRange(String),
+    /// A consumer checking its position with a new leader found that the log it had read was
+    /// truncated (KIP-320).
+    TruncationDetected(String),
     /// The consumer group (by `group.id`) started a rebalance.
     Rebalance(String),
     /// A member of the group gave up every partition it had while staying in the group (eager

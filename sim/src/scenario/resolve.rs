@@ -431,7 +431,8 @@ impl Scenario {
             | Happening::Truncation(p)
             | Happening::LogStartMoved(p)
             | Happening::OffsetReset(p)
-            | Happening::OffsetOutOfRange(p) => self.check_partition(p),
+            | Happening::OffsetOutOfRange(p)
+            | Happening::TruncationDetected(p) => self.check_partition(p),
             Happening::Fenced(id) => self.check_node(&NodeRef::Broker(*id)),
             Happening::ProduceError(name) => {
                 if name.chars().all(|c| c.is_ascii_uppercase() || c == '_') && !name.is_empty() {

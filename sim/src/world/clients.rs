@@ -5,7 +5,7 @@ use super::World;
 use crate::nodes::Machine;
 use crate::trace::EventKind;
 use ksim_cluster::client::Client;
-use ksim_cluster::consumer::{ConsumedRecord, Consumer};
+use ksim_cluster::consumer::{ConsumedRecord, Consumer, PollError};
 use ksim_cluster::effects::Effects;
 use ksim_cluster::node::NodeId;
 use ksim_cluster::record::Record;
@@ -133,11 +133,11 @@ impl World {
         self.record(node, EventKind::Processed { partition, offset });
     }
 
-    pub fn consumer_poll(&mut self, node: NodeId) -> Vec<ConsumedRecord> {
+    pub fn consumer_poll(&mut self, node: NodeId) -> Result<Vec<ConsumedRecord>, PollError> {
         let now = self.now();
-        let Some(slot) = self.slots.get_mut(&node) else { return Vec::new() };
+        let Some(slot) = self.slots.get_mut(&node) else { return Ok(Vec::new()) };
         let Some(Machine::Client(Client { consumer: Some(consumer), .. })) = slot.machine.as_mut() else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
         let mut fx = Effects::default();
         let records = consumer.poll(now, &mut fx);
@@ -154,7 +154,7 @@ impl World {
     }
 
     /// After a client's step: answer the commits it finished, and wake its application if
-    /// records wait to be polled.
+    /// records (or an error its `poll` throws) wait to be polled.
     pub(super) fn wake_application(&mut self, node: NodeId) {
         let outcomes = match self.slots.get_mut(&node).and_then(|s| s.machine.as_mut()) {
             Some(Machine::Client(Client { consumer: Some(c), .. })) => c.take_commit_outcomes(),
@@ -173,7 +173,7 @@ impl World {
         }
         let buffered = matches!(
             &self.slots[&node].machine,
-            Some(Machine::Client(Client { consumer: Some(c), .. })) if c.buffered() > 0
+            Some(Machine::Client(Client { consumer: Some(c), .. })) if c.buffered() > 0 || c.has_poll_error()
         );
         if buffered {
             if let Some(notify) = self.waiters.poll_ready.get(&node) {
