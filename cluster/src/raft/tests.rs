@@ -30,6 +30,8 @@ struct Quorum {
     armed: BTreeMap<(i32, RaftTimer), (SimTime, u64)>,
     seq: u64,
     cut: BTreeSet<(i32, i32)>,
+    /// Paused members (a long GC pause) and when they resume: what reaches them waits till then.
+    paused: BTreeMap<i32, SimTime>,
     /// Every (epoch, leader) ever seen: the one-leader-per-epoch promise.
     leaders: BTreeMap<i32, i32>,
     /// The longest committed prefix seen on any member.
@@ -52,6 +54,7 @@ impl Quorum {
             armed: BTreeMap::new(),
             seq: 0,
             cut: BTreeSet::new(),
+            paused: BTreeMap::new(),
             leaders: BTreeMap::new(),
             committed: Vec::new(),
             events: Vec::new(),
@@ -126,6 +129,21 @@ impl Quorum {
         let Some((&key, _)) = self.queue.iter().next() else { return false };
         let event = self.queue.remove(&key).unwrap();
         self.now = key.0;
+        let target = match &event {
+            Event::Fire { node, .. } => *node,
+            Event::Deliver { to, .. } => *to,
+        };
+        if let Some(&until) = self.paused.get(&target) {
+            if until > self.now {
+                // Frozen: the input waits, in order, for the process to run again.
+                let requeued = self.push(until, event.clone());
+                if let Event::Fire { node, timer } = event {
+                    self.armed.insert((node, timer), requeued);
+                }
+                return true;
+            }
+            self.paused.remove(&target);
+        }
         match event {
             Event::Fire { node, timer } => {
                 self.armed.remove(&(node, timer.clone()));
@@ -175,12 +193,17 @@ impl Quorum {
         }
     }
 
+    fn pause(&mut self, id: i32, ms: u64) {
+        self.paused.insert(id, self.now.plus_ms(ms));
+    }
+
     fn heal(&mut self) {
         self.cut.clear();
     }
 
     fn kill(&mut self, id: i32) {
         let raft = self.members.remove(&id).expect("member is up");
+        self.paused.remove(&id);
         self.armed.retain(|(node, _), key| {
             if *node == id {
                 self.queue.remove(key);
@@ -208,7 +231,7 @@ impl Quorum {
     }
 
     fn append(&mut self, value: u32) -> Option<i64> {
-        let leader = self.leader()?;
+        let leader = self.leader().filter(|id| !self.paused.contains_key(id))?;
         let mut out = RaftOut::default();
         let offset = self.members.get_mut(&leader).unwrap().append(self.now, vec![value], &mut out);
         self.apply(leader, out);
@@ -610,7 +633,7 @@ fn a_quorum_without_a_majority_elects_nobody_and_commits_nothing() {
 
 // ---- a sweep of random faults ---------------------------------------------------------------------
 
-/// Kills, restarts and one-member isolations at random for 60 s, with writes throughout, then a
+/// Kills, restarts, pauses and one-member isolations at random for 60 s, with writes throughout, then a
 /// heal: every step keeps the promises (`Quorum::check`), and the quorum converges on one leader
 /// that every member follows, with every member's log committed to the end.
 fn sweep(seed: u64, voters: &[i32], pre_vote: bool, settle_ms: u64) -> Result<(), String> {
@@ -628,6 +651,7 @@ fn sweep(seed: u64, voters: &[i32], pre_vote: bool, settle_ms: u64) -> Result<()
             1 if q.down.contains_key(&id) => q.restart(id),
             2 => q.isolate(id),
             3 => q.heal(),
+            4 => q.pause(id, u64::from(faults.next_u32() % 5_000)),
             _ => {}
         }
         value += 1;
