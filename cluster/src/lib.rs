@@ -15,6 +15,7 @@
 //! - [`metadata`]: the KRaft metadata log and the image brokers fold from it.
 //! - [`controller`]: broker registration, fencing, topic creation, leader election, ISR changes.
 //! - [`partition_change`]: one partition change as the controller builds it: leader, ISR, ELR.
+//! - [`raft`]: KRaft, the Raft that replicates the metadata log among the controllers (KIP-595).
 //! - [`broker`]: a broker: leader and follower replicas, high watermark, ISR, purgatory.
 //! - [`producer`], [`consumer`]: the client protocol engines under the async client API.
 //! - [`partitioner`]: how a producer picks a partition for a key (Java's murmur2, librdkafka's CRC-32).
@@ -42,6 +43,7 @@ pub mod partition_change;
 pub mod partitioner;
 pub mod producer;
 pub mod protocol;
+pub mod raft;
 pub mod record;
 #[cfg(test)]
 mod testing;

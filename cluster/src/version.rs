@@ -11,7 +11,7 @@
 //! |---|---|
 //! | 3.3 – 3.6 | the oldest KRaft releases ksim accepts: a leader advances the high watermark with any ISR, and `min.insync.replicas` larger than the replication factor fails every `acks=all` write |
 //! | 3.7 | **strict min ISR** (KAFKA-15583): below `min.insync.replicas` the leader stops advancing the high watermark (`Partition.maybeIncrementLeaderHW` returns early when `isUnderMinIsr`); the **effective min ISR** is `min(min.insync.replicas, replication factor)` (`Partition.effectiveMinIsr`) |
-//! | 4.0 | Eligible Leader Replicas (KIP-966) can be turned on (`eligible.leader.replicas.version=1`); off by default |
+//! | 4.0 | Eligible Leader Replicas (KIP-966) can be turned on (`eligible.leader.replicas.version=1`); off by default. The controller quorum runs **pre-vote** (KIP-996): a voter whose leader went quiet asks whether it could win before it bumps the epoch |
 //! | 4.1 | ELR is on by default for new clusters (`eligible.leader.replicas.version=1`) |
 
 use serde::{Deserialize, Serialize};
@@ -43,6 +43,12 @@ impl KafkaVersion {
 
     /// Whether `eligible.leader.replicas.version=1` may be set (KIP-966, usable from 4.0).
     pub fn supports_elr(self) -> bool {
+        self >= KafkaVersion::new(4, 0)
+    }
+
+    /// KIP-996 (4.0): KRaft voters pre-vote before an election (`ProspectiveState`). Kafka has
+    /// no setting for it.
+    pub fn kraft_pre_vote(self) -> bool {
         self >= KafkaVersion::new(4, 0)
     }
 
@@ -104,6 +110,7 @@ mod tests {
         assert!("3.7".parse::<KafkaVersion>().unwrap().strict_min_isr());
         assert!(v.supports_elr() && !v.elr_by_default());
         assert!(KafkaVersion::CURRENT.elr_by_default());
+        assert!(v.kraft_pre_vote() && !KafkaVersion::new(3, 9).kraft_pre_vote(), "KIP-996 shipped in 4.0");
         assert!("four".parse::<KafkaVersion>().unwrap_err().contains("major.minor"));
         assert!("4".parse::<KafkaVersion>().unwrap_err().contains("major.minor"));
         assert!("2.8".parse::<KafkaVersion>().unwrap_err().contains("models 3.3 to 4.1"));
