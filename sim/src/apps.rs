@@ -10,6 +10,7 @@ use crate::scenario::{App, CommitMode};
 use crate::world::clients::Delivery;
 use crate::world::World;
 use ksim_cluster::consumer::ConsumedRecord;
+use ksim_cluster::error::ErrorCode;
 use ksim_cluster::node::NodeId;
 use ksim_cluster::record::Record;
 use std::sync::{Arc, Mutex};
@@ -65,18 +66,25 @@ impl KafkaConsumer {
         self.world.lock().expect("world lock").record_processed(self.node, record.partition.clone(), record.offset);
     }
 
-    /// Wait up to `timeout` for records.
-    pub async fn poll(&self, timeout: Duration) -> Vec<ConsumedRecord> {
+    /// Wait up to `timeout` for records. An error is fatal, as the exception Java's `poll` throws
+    /// for it (FENCED_INSTANCE_ID, INVALID_SESSION_TIMEOUT): the consumer is out of its group.
+    pub async fn poll(&self, timeout: Duration) -> Result<Vec<ConsumedRecord>, ErrorCode> {
         let ready = {
             let mut world = self.world.lock().expect("world lock");
-            let records = world.consumer_poll(self.node);
+            let records = world.consumer_poll(self.node)?;
             if !records.is_empty() {
-                return records;
+                return Ok(records);
             }
             world.poll_ready(self.node)
         };
         let _ = madsim::time::timeout(timeout, ready.notified()).await;
         self.world.lock().expect("world lock").consumer_poll(self.node)
+    }
+
+    /// The application stops on an exception from `poll` (it does not catch it), and says so.
+    fn stop_on(&self, error: ErrorCode) {
+        let text = format!("poll() threw on {error}, a fatal error: the application stops");
+        self.world.lock().expect("world lock").app_note(self.node, text);
     }
 }
 
@@ -107,7 +115,9 @@ pub async fn run(world: Arc<Mutex<World>>, node: NodeId, app: App, start_ms: u64
             consumer.assign_all(&topics);
             loop {
                 // What the application does with the records is its business; the trace shows them.
-                let _records = consumer.poll(Duration::from_millis(poll_interval_ms)).await;
+                if let Err(error) = consumer.poll(Duration::from_millis(poll_interval_ms)).await {
+                    return consumer.stop_on(error);
+                }
             }
         }
         App::GroupConsumer { topics, poll_interval_ms, processing_ms, commit } => {
@@ -129,7 +139,10 @@ async fn group_consumer(
 ) {
     consumer.subscribe(&topics);
     loop {
-        let records = consumer.poll(Duration::from_millis(poll_interval_ms)).await;
+        let records = match consumer.poll(Duration::from_millis(poll_interval_ms)).await {
+            Ok(records) => records,
+            Err(error) => return consumer.stop_on(error),
+        };
         if records.is_empty() {
             continue;
         }
@@ -165,7 +178,10 @@ async fn group_by_count(
     let mut counts: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
     consumer.subscribe(&topics);
     loop {
-        let records = consumer.poll(Duration::from_millis(poll_interval_ms)).await;
+        let records = match consumer.poll(Duration::from_millis(poll_interval_ms)).await {
+            Ok(records) => records,
+            Err(error) => return consumer.stop_on(error),
+        };
         if records.is_empty() {
             continue;
         }

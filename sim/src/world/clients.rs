@@ -7,6 +7,7 @@ use crate::trace::EventKind;
 use ksim_cluster::client::Client;
 use ksim_cluster::consumer::{ConsumedRecord, Consumer};
 use ksim_cluster::effects::Effects;
+use ksim_cluster::error::ErrorCode;
 use ksim_cluster::node::NodeId;
 use ksim_cluster::record::Record;
 use ksim_cluster::time::SimTime;
@@ -133,16 +134,20 @@ impl World {
         self.record(node, EventKind::Processed { partition, offset });
     }
 
-    pub fn consumer_poll(&mut self, node: NodeId) -> Vec<ConsumedRecord> {
+    /// The records the application's `poll` returns, or the fatal error it throws.
+    pub fn consumer_poll(&mut self, node: NodeId) -> Result<Vec<ConsumedRecord>, ErrorCode> {
         let now = self.now();
-        let Some(slot) = self.slots.get_mut(&node) else { return Vec::new() };
+        let Some(slot) = self.slots.get_mut(&node) else { return Ok(Vec::new()) };
         let Some(Machine::Client(Client { consumer: Some(consumer), .. })) = slot.machine.as_mut() else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
+        if let Some(error) = consumer.fatal_error() {
+            return Err(error);
+        }
         let mut fx = Effects::default();
         let records = consumer.poll(now, &mut fx);
         self.apply(node, now, fx);
-        records
+        Ok(records)
     }
 
     pub fn poll_ready(&mut self, node: NodeId) -> Arc<Notify> {
