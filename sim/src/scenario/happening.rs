@@ -68,6 +68,7 @@ pub fn matches(happening: &Happening, event: &Event, _clients: &[String]) -> boo
         (Happening::StaticMemberReturned(g), Note::StaticMemberReturned { group, .. }) => group == g,
         (Happening::GroupLoaded(g), Note::GroupLoaded { group, .. }) => group == g,
         (Happening::CommitFailed(g), Note::CommitFailed { group, .. }) => group == g,
+        (Happening::Committed(g), Note::OffsetCommitted { group, .. }) => group == g,
         (Happening::PollIntervalExceeded(g), Note::PollIntervalExceeded { group, .. }) => group == g,
         _ => false,
     }

@@ -370,6 +370,10 @@ pub enum Happening {
     GroupLoaded(String),
     /// A member's commit was rejected (its generation was over).
     CommitFailed(String),
+    /// The group's coordinator wrote a commit of the group (it is in `__consumer_offsets` on
+    /// every in-sync replica): `SometimesBetween(Committed("g"), 20000, 40000)` says commits go
+    /// on after a coordinator moved.
+    Committed(String),
     /// A member's application did not poll within `max.poll.interval.ms`.
     PollIntervalExceeded(String),
     /// A record was processed twice by the group (at-least-once).

@@ -524,6 +524,7 @@ impl Scenario {
             | Happening::StaticMemberReturned(g)
             | Happening::GroupLoaded(g)
             | Happening::CommitFailed(g)
+            | Happening::Committed(g)
             | Happening::PollIntervalExceeded(g) => self.check_group(g),
             Happening::ProduceFailed
             | Happening::Duplicate
