@@ -27,7 +27,8 @@ pub fn matches(happening: &Happening, event: &Event, _clients: &[String]) -> boo
             | Rule::ConsumedAgain
             | Rule::ReplicasDiverge
             | Rule::Reordered
-            | Rule::NoConvergence => false,
+            | Rule::NoConvergence
+            | Rule::CommitBeforeOutputAcked => false,
         };
     };
     let on = |name: &str| parse_partition(name).is_some_and(|tp| note.partition() == Some(&tp));

@@ -69,6 +69,7 @@ impl World {
             return rx;
         };
         self.waiters.deliveries.insert((node, send_id), tx);
+        self.checker.on_send(node, send_id);
         let mut fx = Effects::default();
         producer.send(now, send_id, topic, record, &mut slot.rng, &mut fx);
         self.apply(node, now, fx);
@@ -106,7 +107,13 @@ impl World {
     /// Start a commit of the consumer's positions; the receiver gets its outcome.
     pub fn consumer_commit(&mut self, node: NodeId) -> tokio::sync::oneshot::Receiver<Result<(), String>> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        match self.with_consumer(node, |c, now, fx| c.commit(now, fx)).flatten() {
+        let started = self.with_consumer(node, |c, now, fx| c.commit(now, fx)).flatten();
+        if started.is_some() {
+            for finding in self.checker.on_app_commit(node) {
+                self.record_world(EventKind::Finding(finding));
+            }
+        }
+        match started {
             Some(id) => {
                 match self.waiters.finished_commits.remove(&(node, id)) {
                     // A commit refused at once (not in an active group) has its outcome already.
