@@ -495,3 +495,14 @@ fn every_chapter_is_in_the_summary() {
         assert!(listed.contains(&chapter), "{} is not listed in book/src/SUMMARY.md", chapter.display());
     }
 }
+
+/// The scenario-format appendix lists every setting the config validator has a rule for, so a
+/// new rule cannot go undocumented.
+#[test]
+fn the_config_appendix_names_every_validated_setting() {
+    let appendix = read(&book_src().join("appendix-scenario-format.md"));
+    for rule in ksim_cluster::config::validate::VALUE_RULES {
+        let named = rule.keys.iter().any(|key| appendix.contains(&format!("`{key}`")));
+        assert!(named, "appendix-scenario-format.md does not name `{}` ({})", rule.keys[0], rule.source);
+    }
+}

@@ -1,5 +1,6 @@
 //! Bad scenarios get clear errors, never a panic: a malformed file names file, line, column and
-//! what was expected; an impossible one names the field.
+//! what was expected; an impossible one names the field, and a config Kafka refuses also the
+//! key's line and column.
 
 use ksim_sim::scenario::Scenario;
 
@@ -13,12 +14,9 @@ const VALID: &str = r#"Scenario(
 )"#;
 
 fn error_for(text: &str) -> String {
-    match Scenario::parse("case.ron", text) {
+    match Scenario::from_text("case.ron", text) {
         Err(e) => e.to_string(),
-        Ok(s) => match s.resolve() {
-            Err(e) => e,
-            Ok(_) => panic!("accepted a bad scenario:\n{text}"),
-        },
+        Ok(_) => panic!("accepted a bad scenario:\n{text}"),
     }
 }
 
@@ -132,6 +130,48 @@ fn bad_scenarios_get_clear_errors() {
             "network.latency_ms_min: 9 is larger than latency_ms_max 2",
         ),
         ("an empty file", VALID, "", "case.ron:1:1:"),
+        // Configs Kafka refuses, at the key's line and column (the validator's own table test is
+        // in ksim-cluster's config::validate).
+        (
+            "no request in flight (ProducerConfig: atLeast(1))",
+            "records: 3))",
+            "records: 3), configs: {\"max.in.flight.requests.per.connection\": 0})",
+            "case.ron:6:83: clients[0] (p).configs: `max.in.flight.requests.per.connection`: invalid value 0: \
+             value must be at least 1 (ProducerConfig: max.in.flight.requests.per.connection, atLeast(1))",
+        ),
+        (
+            "an explicit delivery timeout shorter than linger.ms + request.timeout.ms",
+            "records: 3))",
+            "records: 3), configs: {\"request.timeout.ms\": 5000, \"delivery.timeout.ms\": 1000})",
+            "case.ron:6:111: clients[0] (p).configs: `delivery.timeout.ms`: delivery.timeout.ms should be \
+             equal to or larger than linger.ms + request.timeout.ms (found 1000 < 5 + 5000)",
+        ),
+        (
+            "a session timeout not above the heartbeat interval",
+            "records: 3))",
+            "records: 3)), (name: \"c\", app: GroupConsumer(topics: [\"payments\"]), configs: {\"group.id\": \"g\", \"session.timeout.ms\": 2000})",
+            "case.ron:6:155: clients[1] (c).configs: `session.timeout.ms`: heartbeat.interval.ms must be set \
+             lower than session.timeout.ms (found 3000 >= 2000)",
+        ),
+        (
+            "an assignor Kafka does not have",
+            "records: 3))",
+            "records: 3)), (name: \"c\", app: GroupConsumer(topics: [\"payments\"]), configs: {\"group.id\": \"g\", \"partition.assignment.strategy\": \"range,fair\"})",
+            "case.ron:6:155: clients[1] (c).configs: `partition.assignment.strategy`: unknown assignor `fair`",
+        ),
+        (
+            "a follower fetch wait longer than the ISR lag limit",
+            "brokers: [1, 2, 3]",
+            "brokers: [1, 2, 3], configs: {\"replica.fetch.wait.max.ms\": 40000}",
+            "case.ron:4:45: cluster.configs: `replica.fetch.wait.max.ms`: replica.fetch.wait.max.ms should always \
+             be less than or equal to replica.lag.time.max.ms",
+        ),
+        (
+            "a topic's segments that never roll (LogConfig: atLeast(1))",
+            "replication_factor: 3)",
+            "replication_factor: 3, configs: {\"segment.ms\": 0})",
+            "case.ron:5:81: topics[0] (payments).configs: `segment.ms`: invalid value 0: value must be at least 1",
+        ),
     ];
     for (what, from, to, expected) in cases {
         assert!(VALID.contains(from), "case `{what}`: the base has no `{from}`");
@@ -139,6 +179,25 @@ fn bad_scenarios_get_clear_errors() {
         let error = error_for(&text);
         assert!(error.contains(expected), "case `{what}`:\n  expected an error containing: {expected}\n  got: {error}");
     }
+}
+
+/// Where Kafka warns and adjusts instead of refusing, ksim does too: an unset `delivery.timeout.ms`
+/// shorter than `linger.ms + request.timeout.ms` is raised (KafkaProducer.configureDeliveryTimeout),
+/// and the run's trace says so at the client's start.
+#[test]
+fn a_default_delivery_timeout_is_raised_not_refused_and_the_trace_says_so() {
+    let text = VALID.replacen("records: 3))", "records: 3), configs: {\"request.timeout.ms\": 200000})", 1);
+    let scenario = Scenario::from_text("case.ron", &text).expect("Kafka accepts it");
+    let resolved = scenario.resolve().expect("valid");
+    assert_eq!(resolved.producers["p"].delivery_timeout_ms, 200_005);
+    let outcome = ksim_sim::run::run(&scenario, "case", 1).expect("runs");
+    let story = ksim_sim::narrate::render(&outcome.trace, ksim_sim::narrate::Detail::Story);
+    let line = story
+        .lines()
+        .find(|l| l.contains("config delivery.timeout.ms=200005"))
+        .unwrap_or_else(|| panic!("no adjustment in the story:\n{story}"));
+    assert!(line.trim_start().starts_with("0.000s p "), "noted at the client's start: {line}");
+    assert!(line.contains("should be equal to or larger than linger.ms + request.timeout.ms"), "{line}");
 }
 
 #[test]

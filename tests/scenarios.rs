@@ -86,4 +86,6 @@ scenario_tests! {
     static_membership => "static-membership",
     unclean_election_loses_data => "unclean-election-loses-data",
     zombie_leader_after_pause => "zombie-leader-after-pause",
+    commit_survives_coordinator_move => "commit-survives-coordinator-move",
+    commit_waits_for_outputs => "commit-waits-for-outputs",
 }

@@ -1,13 +1,23 @@
 //! Configuration, by Kafka's own names and with Kafka's own defaults (Apache Kafka 4.0, KRaft).
 //!
 //! A learner who sets `min.insync.replicas` here sets what the same name means in Kafka. Every
-//! struct is built from its defaults and then overridden key by key with [`Configurable::set`],
-//! which rejects unknown keys and malformed values with a message naming the key.
+//! struct is built from its defaults and then overridden key by key with
+//! [`Configurable::set_checked`]: [`validate`] checks the value as Kafka's `ConfigDef` would, then
+//! [`Configurable::set`] parses it, rejecting unknown keys and malformed values with a message
+//! naming the key. Once every key is set, [`validate`]'s `producer`, `consumer` and `broker` check
+//! the settings together, as the Java clients and the broker do at construction.
+//!
+//! A few timings Kafka allows at 0 (`request.timeout.ms`, `retry.backoff.ms`, the reconnect
+//! backoffs, `metadata.max.age.ms`, `heartbeat.interval.ms`, `auto.commit.interval.ms`, ...) ksim
+//! floors at 1 ms (the `.max(1)` below): in a simulation a zero-time retry loop would never let
+//! virtual time move.
 
 use crate::partitioner::PartitionerKind;
 use crate::version::KafkaVersion;
 use serde::{Deserialize, Serialize};
 use std::fmt;
+
+pub mod validate;
 
 /// A rejected config entry: which key, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,7 +70,17 @@ impl Default for ConnectionSetupTimeout {
 pub trait Configurable {
     /// The keys this struct understands, for error messages.
     const KEYS: &'static [&'static str];
+    /// Which of Kafka's config classes the keys belong to.
+    const SCOPE: validate::Scope;
+    /// Parse one value into its field. Range checks are [`validate::check_value`]'s job: use
+    /// [`Configurable::set_checked`].
     fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError>;
+
+    /// Check the value as Kafka's `ConfigDef` does under `version`, then set it.
+    fn set_checked(&mut self, key: &str, value: &str, version: KafkaVersion) -> Result<(), ConfigError> {
+        validate::check_value(Self::SCOPE, key, value, version)?;
+        self.set(key, value)
+    }
 }
 
 fn parse<T: std::str::FromStr>(key: &str, value: &str, what: &str) -> Result<T, ConfigError> {
@@ -134,22 +154,17 @@ impl Configurable for TopicConfig {
         "flush.messages",
         "flush.ms",
     ];
+    const SCOPE: validate::Scope = validate::Scope::Topic;
 
     fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
         match key {
-            "min.insync.replicas" => {
-                let n: usize = parse(key, value, "a whole number of replicas, at least 1")?;
-                if n == 0 {
-                    return Err(ConfigError { key: key.into(), message: "must be at least 1".into() });
-                }
-                self.min_insync_replicas = n;
-            }
+            "min.insync.replicas" => self.min_insync_replicas = parse(key, value, "a whole number of replicas")?,
             "unclean.leader.election.enable" => self.unclean_leader_election_enable = parse_bool(key, value)?,
             "retention.ms" => self.retention_ms = parse_i64(key, value)?,
             "retention.bytes" => self.retention_bytes = parse_i64(key, value)?,
-            "segment.bytes" => self.segment_bytes = parse_u64(key, value)?.max(1),
-            "segment.ms" => self.segment_ms = parse_u64(key, value)?.max(1),
-            "flush.messages" => self.flush_messages = parse_u64(key, value)?.max(1),
+            "segment.bytes" => self.segment_bytes = parse_u64(key, value)?,
+            "segment.ms" => self.segment_ms = parse_u64(key, value)?,
+            "flush.messages" => self.flush_messages = parse_u64(key, value)?,
             "flush.ms" => self.flush_ms = parse_u64(key, value)?,
             _ => return Err(unknown(key, Self::KEYS)),
         }
@@ -184,6 +199,12 @@ pub struct BrokerConfig {
     pub offsets_topic_replication_factor: usize,
     /// `group.initial.rebalance.delay.ms`.
     pub group_initial_rebalance_delay_ms: u64,
+    /// `group.min.session.timeout.ms` and `group.max.session.timeout.ms`: the coordinator answers a
+    /// JoinGroup whose `session.timeout.ms` is outside them with INVALID_SESSION_TIMEOUT.
+    #[serde(default = "default_group_min_session_timeout_ms")]
+    pub group_min_session_timeout_ms: u64,
+    #[serde(default = "default_group_max_session_timeout_ms")]
+    pub group_max_session_timeout_ms: u64,
     /// `auto.leader.rebalance.enable`: move leadership back to preferred replicas.
     pub auto_leader_rebalance_enable: bool,
     /// `leader.imbalance.check.interval.seconds`.
@@ -223,20 +244,6 @@ impl BrokerConfig {
         }
     }
 
-    /// Settings that only some versions have: an error names the setting.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.eligible_leader_replicas_enabled && !self.kafka_version.supports_elr() {
-            return Err(ConfigError {
-                key: "eligible.leader.replicas.version".into(),
-                message: format!(
-                    "Eligible Leader Replicas (KIP-966) need Kafka 4.0 or later; this cluster runs {}",
-                    self.kafka_version
-                ),
-            });
-        }
-        Ok(())
-    }
-
     /// Kafka's `Partition.effectiveMinIsr` (3.7+): `min.insync.replicas` capped by the replication
     /// factor, so RF 2 with `min.insync.replicas=3` needs 2. Before 3.7, the configured value.
     pub fn effective_min_isr(&self, min_insync_replicas: usize, replication_factor: usize) -> usize {
@@ -263,6 +270,8 @@ impl Default for BrokerConfig {
             offsets_topic_num_partitions: 50,
             offsets_topic_replication_factor: 3,
             group_initial_rebalance_delay_ms: 3_000,
+            group_min_session_timeout_ms: default_group_min_session_timeout_ms(),
+            group_max_session_timeout_ms: default_group_max_session_timeout_ms(),
             auto_leader_rebalance_enable: true,
             leader_imbalance_check_interval_seconds: 300,
             leader_imbalance_per_broker_percentage: 10,
@@ -274,6 +283,16 @@ impl Default for BrokerConfig {
             eligible_leader_replicas_enabled: KafkaVersion::CURRENT.elr_by_default(),
         }
     }
+}
+
+/// `GroupCoordinatorConfig.GROUP_MIN_SESSION_TIMEOUT_MS_DEFAULT`: 6 s.
+fn default_group_min_session_timeout_ms() -> u64 {
+    6_000
+}
+
+/// `GroupCoordinatorConfig.GROUP_MAX_SESSION_TIMEOUT_MS_DEFAULT`: 30 min.
+fn default_group_max_session_timeout_ms() -> u64 {
+    1_800_000
 }
 
 impl Configurable for BrokerConfig {
@@ -289,6 +308,8 @@ impl Configurable for BrokerConfig {
         "offsets.topic.num.partitions",
         "offsets.topic.replication.factor",
         "group.initial.rebalance.delay.ms",
+        "group.min.session.timeout.ms",
+        "group.max.session.timeout.ms",
         "auto.leader.rebalance.enable",
         "leader.imbalance.check.interval.seconds",
         "leader.imbalance.per.broker.percentage",
@@ -299,6 +320,7 @@ impl Configurable for BrokerConfig {
         "eligible.leader.replicas.version",
         "(and every topic-level config)",
     ];
+    const SCOPE: validate::Scope = validate::Scope::Broker;
 
     fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
         match key {
@@ -307,7 +329,7 @@ impl Configurable for BrokerConfig {
             "replica.fetch.backoff.ms" => self.replica_fetch_backoff_ms = parse_u64(key, value)?,
             "broker.heartbeat.interval.ms" => self.broker_heartbeat_interval_ms = parse_u64(key, value)?.max(1),
             "broker.session.timeout.ms" => self.broker_session_timeout_ms = parse_u64(key, value)?,
-            "log.retention.check.interval.ms" => self.log_retention_check_interval_ms = parse_u64(key, value)?.max(1),
+            "log.retention.check.interval.ms" => self.log_retention_check_interval_ms = parse_u64(key, value)?,
             "default.replication.factor" => self.default_replication_factor = parse(key, value, "a whole number")?,
             "num.partitions" => self.num_partitions = parse(key, value, "a whole number")?,
             "offsets.topic.num.partitions" => self.offsets_topic_num_partitions = parse(key, value, "a whole number")?,
@@ -315,9 +337,11 @@ impl Configurable for BrokerConfig {
                 self.offsets_topic_replication_factor = parse(key, value, "a whole number")?
             }
             "group.initial.rebalance.delay.ms" => self.group_initial_rebalance_delay_ms = parse_u64(key, value)?,
+            "group.min.session.timeout.ms" => self.group_min_session_timeout_ms = parse_u64(key, value)?,
+            "group.max.session.timeout.ms" => self.group_max_session_timeout_ms = parse_u64(key, value)?,
             "auto.leader.rebalance.enable" => self.auto_leader_rebalance_enable = parse_bool(key, value)?,
             "leader.imbalance.check.interval.seconds" => {
-                self.leader_imbalance_check_interval_seconds = parse_u64(key, value)?.max(1)
+                self.leader_imbalance_check_interval_seconds = parse_u64(key, value)?
             }
             "leader.imbalance.per.broker.percentage" => {
                 self.leader_imbalance_per_broker_percentage = parse_u64(key, value)?
@@ -381,8 +405,8 @@ impl fmt::Display for Acks {
 pub struct ProducerConfig {
     pub acks: Acks,
     /// `enable.idempotence`: producer id + sequence numbers, so retries cannot duplicate. This is
-    /// the value in effect: what the user set, or else the default that follows the other
-    /// settings (see [`ProducerConfig::idempotence_fits`]).
+    /// the value in effect: what the user set, or else the default, which gives way to the other
+    /// settings (see [`validate::producer`]).
     pub enable_idempotence: bool,
     /// What the user set `enable.idempotence` to, if they set it at all. Since Kafka 3.2
     /// (KAFKA-13673, also in 3.0.1 and 3.1.1) that difference matters: an unset idempotence gives
@@ -456,9 +480,11 @@ impl Configurable for ProducerConfig {
         "metadata.max.age.ms",
         "partitioner",
     ];
+    const SCOPE: validate::Scope = validate::Scope::Producer;
 
     fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
         match key {
+            // ProducerConfig: acks, in("all", "-1", "0", "1").
             "acks" => {
                 self.acks = match value.trim() {
                     "0" => Acks::None,
@@ -489,8 +515,7 @@ impl Configurable for ProducerConfig {
             }
             "retries" => self.retries = parse(key, value, "a whole number")?,
             "max.in.flight.requests.per.connection" => {
-                let n: usize = parse(key, value, "a whole number, at least 1")?;
-                self.max_in_flight_requests_per_connection = n.max(1);
+                self.max_in_flight_requests_per_connection = parse(key, value, "a whole number")?
             }
             "metadata.max.age.ms" => self.metadata_max_age_ms = parse_u64(key, value)?.max(1),
             "partitioner" => {
@@ -498,44 +523,7 @@ impl Configurable for ProducerConfig {
             }
             _ => return Err(unknown(key, Self::KEYS)),
         }
-        if matches!(key, "acks" | "enable.idempotence" | "retries" | "max.in.flight.requests.per.connection") {
-            self.enable_idempotence = self.enable_idempotence_explicit.unwrap_or_else(|| self.idempotence_fits());
-        }
         Ok(())
-    }
-}
-
-impl ProducerConfig {
-    /// Whether the other settings allow idempotence: `acks=all`, `retries` above 0 and at most 5
-    /// requests in flight. When the user leaves `enable.idempotence` unset, this is its value,
-    /// as in the Java client since Kafka 3.2.
-    pub fn idempotence_fits(&self) -> bool {
-        self.acks == Acks::All && self.retries > 0 && self.max_in_flight_requests_per_connection <= 5
-    }
-
-    /// Idempotence that does not fit the other settings is an error only when the user asked
-    /// for it (`enable.idempotence=true`); the message names both settings, as Kafka's does.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        if !self.enable_idempotence {
-            return Ok(());
-        }
-        let (setting, requirement, found) = if self.acks != Acks::All {
-            ("acks", "acks=all", format!("acks={}", self.acks))
-        } else if self.retries == 0 {
-            ("retries", "retries above 0", "retries=0".to_string())
-        } else if self.max_in_flight_requests_per_connection > 5 {
-            let found = format!("max.in.flight.requests.per.connection={}", self.max_in_flight_requests_per_connection);
-            ("max.in.flight.requests.per.connection", "max.in.flight.requests.per.connection at most 5", found)
-        } else {
-            return Ok(());
-        };
-        Err(ConfigError {
-            key: "enable.idempotence".into(),
-            message: format!(
-                "enable.idempotence=true: idempotence requires {requirement} (found {found}); leave \
-                 enable.idempotence unset (Kafka then turns idempotence off) or change {setting}"
-            ),
-        })
     }
 }
 
@@ -625,9 +613,12 @@ impl Configurable for ConsumerConfig {
         "max.poll.interval.ms",
         "partition.assignment.strategy",
     ];
+    const SCOPE: validate::Scope = validate::Scope::Consumer;
 
     fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
         match key {
+            // ConsumerConfig: auto.offset.reset, in("latest", "earliest", "none") (case-sensitive),
+            // plus "by_duration:<ISO-8601 duration>" from 4.0 (KIP-1106), which ksim does not model.
             "auto.offset.reset" => {
                 self.auto_offset_reset = match value.trim() {
                     "earliest" => OffsetReset::Earliest,
@@ -636,13 +627,20 @@ impl Configurable for ConsumerConfig {
                     other => {
                         return Err(ConfigError {
                             key: key.into(),
-                            message: format!("expected earliest, latest or none, found `{other}`"),
+                            message: if other.starts_with("by_duration:") {
+                                format!(
+                                    "`{other}`: Kafka 4.0 accepts by_duration (KIP-1106) but ksim does not model \
+                                     it; use earliest, latest or none"
+                                )
+                            } else {
+                                format!("expected earliest, latest or none, found `{other}`")
+                            },
                         })
                     }
                 }
             }
             "fetch.max.wait.ms" => self.fetch_max_wait_ms = parse_u64(key, value)?,
-            "max.poll.records" => self.max_poll_records = parse::<usize>(key, value, "a whole number")?.max(1),
+            "max.poll.records" => self.max_poll_records = parse::<usize>(key, value, "a whole number")?,
             "request.timeout.ms" => self.request_timeout_ms = parse_u64(key, value)?.max(1),
             "retry.backoff.ms" => self.retry_backoff_ms = parse_u64(key, value)?.max(1),
             "metadata.max.age.ms" => self.metadata_max_age_ms = parse_u64(key, value)?.max(1),
@@ -681,6 +679,7 @@ mod tests {
         assert_eq!(broker.topic_defaults.min_insync_replicas, 1);
         assert!(!broker.topic_defaults.unclean_leader_election_enable);
         assert_eq!(broker.replica_lag_time_max_ms, 30_000);
+        assert_eq!((broker.group_min_session_timeout_ms, broker.group_max_session_timeout_ms), (6_000, 1_800_000));
         let producer = ProducerConfig::default();
         assert_eq!(producer.acks, Acks::All);
         assert!(producer.enable_idempotence);
@@ -705,9 +704,10 @@ mod tests {
     fn producer(configs: &[(&str, &str)]) -> Result<ProducerConfig, ConfigError> {
         let mut producer = ProducerConfig::default();
         for (key, value) in configs {
-            producer.set(key, value)?;
+            producer.set_checked(key, value, KafkaVersion::CURRENT)?;
         }
-        producer.validate()?;
+        let originals: Vec<&str> = configs.iter().map(|(k, _)| *k).collect();
+        validate::producer(&mut producer, &originals, KafkaVersion::CURRENT)?;
         Ok(producer)
     }
 
@@ -718,9 +718,9 @@ mod tests {
         assert!(!p.enable_idempotence);
         let p = producer(&[("acks", "0")]).unwrap();
         assert!(!p.enable_idempotence);
-        // The same quiet default for the other settings idempotence cannot live with.
+        // The same quiet default for retries=0. (More than 5 in flight is an error from 4.0:
+        // see `validate`'s tests.)
         assert!(!producer(&[("retries", "0")]).unwrap().enable_idempotence);
-        assert!(!producer(&[("max.in.flight.requests.per.connection", "6")]).unwrap().enable_idempotence);
     }
 
     #[test]

@@ -80,11 +80,16 @@ pub enum PollError {
     /// `auto.offset.reset=none` and the log was truncated below the position (KIP-320): the
     /// consumer does not guess where to go on; the application must seek.
     LogTruncation(Vec<LogTruncation>),
+    /// The group coordinator answered with an error the Java consumer never retries
+    /// (FENCED_INSTANCE_ID, INVALID_SESSION_TIMEOUT, ...): the consumer is out of its group for
+    /// good and every `poll` throws it.
+    Fatal(ErrorCode),
 }
 
 impl std::fmt::Display for PollError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            PollError::Fatal(error) => write!(f, "{error}, a fatal error"),
             PollError::LogTruncation(truncations) => {
                 write!(f, "LogTruncationException: truncated partitions detected with divergent offsets {{")?;
                 for (i, t) in truncations.iter().enumerate() {
@@ -293,6 +298,12 @@ impl Consumer {
 
     pub fn member(&self) -> Option<&GroupMember> {
         self.member.as_ref()
+    }
+
+    /// The error that put this consumer's group membership out for good (Java's `poll` throws it:
+    /// FencedInstanceIdException, InvalidSessionTimeoutException), if one did.
+    pub fn fatal_error(&self) -> Option<ErrorCode> {
+        self.member.as_ref().and_then(GroupMember::fatal_error)
     }
 
     /// Commit the positions of every assigned partition (what `commitSync()` commits). Returns
@@ -1121,6 +1132,15 @@ mod tests {
                     error: ErrorCode::None,
                     coordinator: Some(BROKER),
                 }),
+                // The broker's default group.min.session.timeout.ms.
+                Request::JoinGroup(r) if r.session_timeout_ms < 6_000 => Response::JoinGroup(JoinGroupResponse {
+                    error: ErrorCode::InvalidSessionTimeout,
+                    generation: -1,
+                    protocol: None,
+                    leader: String::new(),
+                    member_id: r.member_id.clone(),
+                    members: Vec::new(),
+                }),
                 Request::JoinGroup(r) if r.member_id.is_empty() => Response::JoinGroup(JoinGroupResponse {
                     error: ErrorCode::MemberIdRequired,
                     generation: -1,
@@ -1386,6 +1406,41 @@ mod tests {
         }
         let joins_after = cluster.sent.iter().filter(|r| matches!(r, Request::JoinGroup(_))).count();
         assert_eq!(joins_before, joins_after, "a fenced member must not rejoin");
+    }
+
+    /// INVALID_SESSION_TIMEOUT is fatal for the Java consumer (`AbstractCoordinator`'s
+    /// JoinGroupResponseHandler raises it and `joinGroupIfNeeded` throws it from `poll`): the member
+    /// does not retry the join, and the consumer reports the error for the application to throw.
+    #[test]
+    fn a_join_refused_for_its_session_timeout_is_fatal_and_never_retried() {
+        let config = ConsumerConfig {
+            group_id: Some("workers".into()),
+            session_timeout_ms: 5_000,
+            heartbeat_interval_ms: 1_000,
+            ..ConsumerConfig::default()
+        };
+        let mut cluster = Cluster::new(config, 3);
+        let mut fx = Effects::default();
+        assert!(cluster.consumer.subscribe(&[TOPIC.to_string()], SimTime::ZERO, &mut fx));
+        cluster.settle(SimTime::ZERO, fx);
+        assert!(
+            cluster
+                .notes
+                .iter()
+                .any(|n| matches!(n, Note::JoinGroupFailed { error: ErrorCode::InvalidSessionTimeout, .. })),
+            "{:?}",
+            cluster.notes
+        );
+        assert_eq!(cluster.consumer.fatal_error(), Some(ErrorCode::InvalidSessionTimeout));
+        let joins_before = cluster.sent.iter().filter(|r| matches!(r, Request::JoinGroup(_))).count();
+        assert_eq!(joins_before, 1, "one join, refused");
+        for at in [1_000, 5_000, 60_000] {
+            assert!(cluster.poll(SimTime::from_ms(at)).is_empty());
+            cluster.timer(SimTime::from_ms(at + 1), Timer::GroupHeartbeat);
+        }
+        let joins_after = cluster.sent.iter().filter(|r| matches!(r, Request::JoinGroup(_))).count();
+        assert_eq!(joins_after, joins_before, "a fatal JoinGroup error is not retried");
+        assert!(!cluster.sent.iter().any(|r| matches!(r, Request::Heartbeat(_))), "nor is there anything to heartbeat");
     }
 
     /// Issue 12: a fetch answer that arrives after the position moved (here a seek back; in the

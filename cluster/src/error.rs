@@ -19,6 +19,9 @@ pub enum ErrorCode {
     IllegalGeneration,
     InconsistentGroupProtocol,
     UnknownMemberId,
+    /// The JoinGroup's `session.timeout.ms` is outside the broker's `group.min.session.timeout.ms`
+    /// and `group.max.session.timeout.ms`.
+    InvalidSessionTimeout,
     RebalanceInProgress,
     NotEnoughReplicas,
     NotEnoughReplicasAfterAppend,
@@ -60,6 +63,7 @@ impl ErrorCode {
             IllegalGeneration => 22,
             InconsistentGroupProtocol => 23,
             UnknownMemberId => 25,
+            InvalidSessionTimeout => 26,
             RebalanceInProgress => 27,
             NotController => 41,
             OutOfOrderSequenceNumber => 45,
@@ -96,6 +100,7 @@ impl ErrorCode {
             IllegalGeneration => "ILLEGAL_GENERATION",
             InconsistentGroupProtocol => "INCONSISTENT_GROUP_PROTOCOL",
             UnknownMemberId => "UNKNOWN_MEMBER_ID",
+            InvalidSessionTimeout => "INVALID_SESSION_TIMEOUT",
             RebalanceInProgress => "REBALANCE_IN_PROGRESS",
             NotController => "NOT_CONTROLLER",
             OutOfOrderSequenceNumber => "OUT_OF_ORDER_SEQUENCE_NUMBER",

@@ -7,7 +7,8 @@
 //!
 //! The map:
 //! - [`topic`], [`node`], [`time`]: names for partitions, brokers, nodes and virtual time.
-//! - [`config`]: Kafka's configs by their real names, with Kafka's defaults.
+//! - [`config`]: Kafka's configs by their real names, with Kafka's defaults; [`config::validate`]
+//!   refuses what Kafka refuses at construction and adjusts what it adjusts.
 //! - [`version`]: which Kafka release ksim behaves as, and what each release changes.
 //! - [`record`], [`log`], [`epoch_cache`]: records, batches, the partition log and its
 //!   leader-epoch cache.

@@ -200,6 +200,23 @@ pub enum Note {
         group: String,
         member: String,
     },
+    /// The coordinator refused the member's JoinGroup with an error the Java consumer treats as
+    /// fatal (`AbstractCoordinator.JoinGroupResponseHandler`: INVALID_SESSION_TIMEOUT, ...): the
+    /// consumer stops taking part in the group and `poll()` throws.
+    JoinGroupFailed {
+        group: String,
+        member: String,
+        error: ErrorCode,
+    },
+    // ---- client ----
+    /// The client changed one of its settings on its own at construction, as Kafka does and logs
+    /// (`KafkaProducer.configureDeliveryTimeout` raising `delivery.timeout.ms`, idempotence turned
+    /// off by `acks=1`).
+    ConfigAdjusted {
+        setting: String,
+        value: String,
+        reason: String,
+    },
     // ---- producer ----
     /// A record the application sent was acknowledged.
     ProduceAcked {
@@ -303,7 +320,9 @@ impl Note {
             | CommitFailed { .. }
             | PollIntervalExceeded { .. }
             | MemberFenced { .. }
-            | ConnectionSetupTimedOut { .. } => None,
+            | ConnectionSetupTimedOut { .. }
+            | JoinGroupFailed { .. }
+            | ConfigAdjusted { .. } => None,
         }
     }
 }
@@ -469,6 +488,11 @@ impl fmt::Display for Note {
                 f,
                 "{member}: fenced in group {group} (FENCED_INSTANCE_ID): another consumer took its group.instance.id; it stops consuming"
             ),
+            JoinGroupFailed { group, member, error } => write!(
+                f,
+                "{member}: JoinGroup to group {group} failed with {error}, which is fatal: the consumer stops taking part in the group"
+            ),
+            ConfigAdjusted { setting, value, reason } => write!(f, "config {setting}={value}: {reason}"),
             ProduceAcked { partition, offset, key, value, .. } => {
                 write!(f, "acknowledged {} at {partition}@{offset}", fmt_record(key, value))
             }

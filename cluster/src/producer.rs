@@ -491,7 +491,17 @@ impl Producer {
         if self.pid_request.is_some() {
             return;
         }
-        let broker = match self.metadata.pick(&self.metadata_brokers(), now) {
+        // Any broker can answer: Kafka's Sender sends InitProducerId to the least loaded node it
+        // knows (`Sender.maybeSendAndPollTransactionalRequest`, `client.leastLoadedNode`). ksim
+        // waits for the metadata of its topics and asks one of their leaders; when the metadata
+        // names no leader at all (every replica down), it asks any broker it knows. Before, it
+        // asked nobody then, and its records waited for ever, never even expiring (fuzz:
+        // commit-waits-for-outputs seed 10).
+        let mut brokers = self.metadata_brokers();
+        if brokers.is_empty() && !self.metadata_topics().is_empty() {
+            brokers = self.metadata.known_brokers();
+        }
+        let broker = match self.metadata.pick(&brokers, now) {
             Ok(broker) => broker,
             Err(Some(at)) => return self.metadata.wake_at(at, fx),
             Err(None) => return,
@@ -904,6 +914,45 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    /// A new idempotent producer whose partition has no leader (every replica down) still gets
+    /// its producer id from a broker it knows, as Kafka's Sender asks the least loaded node; then
+    /// it waits for a leader like any producer. Before, it asked nobody and never sent.
+    #[test]
+    fn idempotent_producer_gets_its_id_while_its_partition_has_no_leader() {
+        let requests = |fx: &Effects| -> Vec<(u64, Request)> {
+            fx.sends
+                .iter()
+                .filter_map(|(_, m)| match m {
+                    Message::Request { correlation_id, body } => Some((*correlation_id, body.clone())),
+                    _ => None,
+                })
+                .collect()
+        };
+        let mut h = Harness::new(ProducerConfig { linger_ms: 0, ..ProducerConfig::default() });
+        let fx = h.send(0, 1);
+        let (id, _) = request(&fx);
+        let leaderless =
+            PartitionMetadata { partition: 0, leader: None, leader_epoch: 1, replicas: vec![2], isr: vec![] };
+        let topic = TopicMetadata { name: "payments".into(), error: ErrorCode::None, partitions: vec![leaderless] };
+        let fx = h.respond(1, id, Response::Metadata(MetadataResponse { brokers: vec![1], topics: vec![topic] }));
+        let (id, r) = request(&fx);
+        assert_eq!(r, Request::InitProducerId, "asks broker 1, which leads nothing");
+        // With its id, it asks where the leader is, as any producer with a leaderless partition,
+        // once `retry.backoff.ms` (100 ms) has passed since the last metadata answer.
+        let fx = h.respond(2, id, producer_id(1001));
+        assert!(
+            fx.timer_ops.iter().any(|op| matches!(op, crate::effects::TimerOp::Set(Timer::ProducerWakeup, at) if *at == SimTime::from_ms(101))),
+            "wakes up when the metadata backoff ends"
+        );
+        let fx = h.input(101, Input::Timer(Timer::ProducerWakeup));
+        let asked = requests(&fx).into_iter().find(|(_, r)| matches!(r, Request::Metadata(_)));
+        let (id, _) = asked.expect("asks for the leader again");
+        // The partition has a leader again: the record goes out under the producer id.
+        let fx = h.respond(103, id, metadata());
+        let (_, batch) = produce(&fx);
+        assert_eq!((batch.producer_id, batch.records[0].value.as_str()), (1001, "payment-1"));
     }
 
     fn asks_for_producer_id(fx: &Effects) -> bool {

@@ -120,6 +120,11 @@ impl Harness {
         }
     }
 
+    /// The harness's virtual time.
+    pub fn now(&self) -> SimTime {
+        self.now
+    }
+
     pub fn broker(&self, id: BrokerId) -> &Broker {
         self.brokers.get(&id).unwrap_or_else(|| panic!("broker-{id} is down"))
     }
@@ -205,11 +210,25 @@ impl Harness {
         let records = values.iter().map(|v| Record { key: None, value: v.to_string() }).collect();
         let epoch = if producer_id == NO_PRODUCER_ID { -1 } else { 0 };
         let batch = RecordBatch::new_unassigned(producer_id, epoch, base_sequence, self.now.as_ms(), records);
+        let body = Request::Produce(ProduceRequest { acks, timeout_ms: 30_000, partition: tp.clone(), batch });
+        self.request(leader, body)
+    }
+
+    /// Send any request to `broker` as the client, and return the correlation id; the answer
+    /// lands in `client_inbox`.
+    pub fn request(&mut self, broker: BrokerId, body: Request) -> u64 {
         let correlation_id = self.next_correlation_id;
         self.next_correlation_id += 1;
-        let body = Request::Produce(ProduceRequest { acks, timeout_ms: 30_000, partition: tp.clone(), batch });
-        self.send(CLIENT, NodeId::Broker(leader), Message::Request { correlation_id, body });
+        self.send(CLIENT, NodeId::Broker(broker), Message::Request { correlation_id, body });
         correlation_id
+    }
+
+    /// Send a request and run until its answer arrives.
+    pub fn ask(&mut self, broker: BrokerId, body: Request) -> Response {
+        let before = self.client_inbox.len();
+        self.request(broker, body);
+        self.run_until(|h| h.client_inbox.len() > before, 60_000);
+        self.client_inbox[before].clone()
     }
 
     /// Produce and run until the answer arrives; panics unless the broker accepted the batch.

@@ -11,8 +11,8 @@
 //! |---|---|
 //! | 3.3 – 3.6 | the oldest KRaft releases ksim accepts: a leader advances the high watermark with any ISR, and `min.insync.replicas` larger than the replication factor fails every `acks=all` write |
 //! | 3.7 | **strict min ISR** (KAFKA-15583): below `min.insync.replicas` the leader stops advancing the high watermark (`Partition.maybeIncrementLeaderHW` returns early when `isUnderMinIsr`); the **effective min ISR** is `min(min.insync.replicas, replication factor)` (`Partition.effectiveMinIsr`) |
-//! | 4.0 | Eligible Leader Replicas (KIP-966) can be turned on (`eligible.leader.replicas.version=1`); off by default. The controller quorum runs **pre-vote** (KIP-996): a voter whose leader went quiet asks whether it could win before it bumps the epoch |
-//! | 4.1 | ELR is on by default for new clusters (`eligible.leader.replicas.version=1`) |
+//! | 4.0 | Eligible Leader Replicas (KIP-966) can be turned on (`eligible.leader.replicas.version=1`); off by default. The new group coordinator (KIP-848) is the only one: it checks a JoinGroup's session timeout before whether it coordinates the group. An idempotent producer (the default) refuses `max.in.flight.requests.per.connection` above 5 (KAFKA-17927); `log.segment.bytes` is at least 1 MiB (KIP-1030). The controller quorum runs **pre-vote** (KIP-996): a voter whose leader went quiet asks whether it could win before it bumps the epoch |
+//! | 4.1 | ELR is on by default for new clusters (`eligible.leader.replicas.version=1`); a topic's `segment.bytes` is at least 1 MiB (KAFKA-19080) |
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -55,6 +55,12 @@ impl KafkaVersion {
     /// ELR's default: on for new clusters from 4.1 (KIP-966).
     pub fn elr_by_default(self) -> bool {
         self >= KafkaVersion::new(4, 1)
+    }
+
+    /// The new group coordinator (KIP-848's `GroupCoordinatorService`) is the default and only one
+    /// from 4.0 (KAFKA-14048, KAFKA-18329); before, the Scala `GroupCoordinator`.
+    pub fn new_group_coordinator(self) -> bool {
+        self >= KafkaVersion::new(4, 0)
     }
 }
 

@@ -66,7 +66,8 @@ impl KafkaConsumer {
     }
 
     /// Wait up to `timeout` for records. Like Java's `poll`, it throws (here: returns `Err`)
-    /// what the consumer cannot decide alone, such as a log truncation with
+    /// what the consumer cannot decide alone: a fatal group error (FENCED_INSTANCE_ID,
+    /// INVALID_SESSION_TIMEOUT: the consumer is out of its group) or a log truncation with
     /// `auto.offset.reset=none`.
     pub async fn poll(&self, timeout: Duration) -> Result<Vec<ConsumedRecord>, PollError> {
         let ready = {

@@ -174,10 +174,11 @@ pub enum Rule {
     CommittedUnprocessed,
     DuplicateRecord,
     NoConvergence,
+    CommitBeforeOutputAcked,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 17] = [
+    pub const ALL: [Rule; 18] = [
         Rule::TwoLeadersInEpoch,
         Rule::TwoOwnersInGeneration,
         Rule::TwoOwners,
@@ -195,6 +196,7 @@ impl Rule {
         Rule::CommittedUnprocessed,
         Rule::DuplicateRecord,
         Rule::NoConvergence,
+        Rule::CommitBeforeOutputAcked,
     ];
 
     /// The stable name: what the trace stores and the report prints.
@@ -217,6 +219,7 @@ impl Rule {
             Rule::CommittedUnprocessed => "committed-unprocessed",
             Rule::DuplicateRecord => "duplicate-record",
             Rule::NoConvergence => "no-convergence",
+            Rule::CommitBeforeOutputAcked => "commit-before-output-acked",
         }
     }
 
@@ -242,13 +245,19 @@ impl Rule {
             Rule::CommittedUnprocessed => "a group committed past records it never processed (at-most-once delivery)",
             Rule::DuplicateRecord => "one produced value was written at two offsets",
             Rule::NoConvergence => "the cluster had not recovered within its bound after the last fault",
+            Rule::CommitBeforeOutputAcked => {
+                "an application committed its input offsets while one of its output writes had no answer yet"
+            }
         }
     }
 
     /// Whether the rule is an invariant, a promise of some configurations, or never promised.
     pub fn nature(self) -> Nature {
         match self {
-            Rule::TwoLeadersInEpoch | Rule::TwoOwnersInGeneration | Rule::CommitPastLogEnd => Nature::Invariant,
+            Rule::TwoLeadersInEpoch
+            | Rule::TwoOwnersInGeneration
+            | Rule::CommitPastLogEnd
+            | Rule::CommitBeforeOutputAcked => Nature::Invariant,
             Rule::TwoOwners
             | Rule::CommitWentBack
             | Rule::CommittedUndelivered

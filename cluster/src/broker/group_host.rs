@@ -96,6 +96,14 @@ impl Broker {
             Request::OffsetFetch(r) => r.group_id.clone(),
             _ => unreachable!("only group requests are routed here"),
         };
+        // The session-timeout check comes before the coordinator check from 4.0 (the new
+        // coordinator's GroupCoordinatorService.joinGroup does it before routing the request to
+        // the group's shard), after it before 4.0 (GroupCoordinator.handleJoinGroup runs
+        // validateGroupStatus first).
+        let new_coordinator = self.config.kafka_version.new_group_coordinator();
+        if new_coordinator && self.refuse_session_timeout(from, correlation_id, &body, fx) {
+            return;
+        }
         let partition = self.offsets_partition(&group).filter(|p| self.coordinator.coordinates(*p));
         let Some(partition) = partition else {
             let error = ErrorCode::NotCoordinator;
@@ -117,6 +125,9 @@ impl Broker {
             Self::respond(from, correlation_id, response, fx);
             return;
         };
+        if !new_coordinator && self.refuse_session_timeout(from, correlation_id, &body, fx) {
+            return;
+        }
         let append = match body {
             Request::JoinGroup(r) => self.coordinator.join(now, from, correlation_id, partition, r, fx),
             Request::SyncGroup(r) => self.coordinator.sync(from, correlation_id, r, fx),
@@ -135,6 +146,27 @@ impl Broker {
         if let Some(append) = append {
             self.coordinator_append(now, append, fx);
         }
+    }
+
+    /// A JoinGroup whose `session.timeout.ms` is outside `[group.min.session.timeout.ms,
+    /// group.max.session.timeout.ms]` (6 s and 30 min by default) is answered
+    /// INVALID_SESSION_TIMEOUT, and the group is not touched. Returns whether it was.
+    fn refuse_session_timeout(&self, from: NodeId, correlation_id: u64, body: &Request, fx: &mut Effects) -> bool {
+        let Request::JoinGroup(r) = body else { return false };
+        let allowed = self.config.group_min_session_timeout_ms..=self.config.group_max_session_timeout_ms;
+        if allowed.contains(&r.session_timeout_ms) {
+            return false;
+        }
+        let response = Response::JoinGroup(JoinGroupResponse {
+            error: ErrorCode::InvalidSessionTimeout,
+            generation: -1,
+            protocol: None,
+            leader: String::new(),
+            member_id: r.member_id.clone(),
+            members: Vec::new(),
+        });
+        Self::respond(from, correlation_id, response, fx);
+        true
     }
 
     /// Append a coordinator's records to `__consumer_offsets` and wait for them to commit.

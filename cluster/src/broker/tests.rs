@@ -281,3 +281,78 @@ fn a_retry_of_any_of_the_last_five_batches_is_answered_with_its_offset_not_appen
         assert_eq!(h.replica(leader, &tp).log_end_offset(), 12);
     }
 }
+
+/// The coordinator of group `g` on a fresh cluster: FindCoordinator until `__consumer_offsets`
+/// exists and its partition has a leader. (It asks once the brokers are registered: a broker asks
+/// the controller to create `__consumer_offsets` only once, and ksim's controller refuses it while
+/// too few brokers are unfenced for its replication factor.)
+fn find_coordinator(h: &mut Harness, group: &str) -> BrokerId {
+    h.run_until(|h| h.now() >= crate::time::SimTime::from_ms(5_000), 10_000);
+    for _ in 0..100 {
+        let body = Request::FindCoordinator(crate::protocol::FindCoordinatorRequest { group_id: group.into() });
+        if let Response::FindCoordinator(r) = h.ask(1, body) {
+            if let (ErrorCode::None, Some(id)) = (r.error, r.coordinator) {
+                // The broker leads the partition once it has loaded it.
+                let partition = crate::partitioner::group_coordinator_partition(group, 50);
+                let offsets = TopicPartition::new(crate::group::coordinator::OFFSETS_TOPIC, partition);
+                h.run_until(|h| h.broker(id).replica(&offsets).is_some_and(|r| r.is_leader()), 60_000);
+                return id;
+            }
+        }
+        let deadline = h.now().plus_ms(100);
+        h.run_until(|h| h.now() >= deadline, 1_000);
+    }
+    panic!("no coordinator for {group}");
+}
+
+fn join_error(h: &mut Harness, broker: BrokerId, session_timeout_ms: u64) -> ErrorCode {
+    let body = Request::JoinGroup(crate::protocol::JoinGroupRequest {
+        group_id: "g".into(),
+        client_id: "c".into(),
+        member_id: String::new(),
+        group_instance_id: None,
+        session_timeout_ms,
+        rebalance_timeout_ms: 300_000,
+        protocols: vec![(
+            "range".into(),
+            crate::protocol::Subscription { topics: vec!["t".into()], owned_partitions: Vec::new(), generation: -1 },
+        )],
+    });
+    match h.ask(broker, body) {
+        Response::JoinGroup(r) => r.error,
+        other => panic!("not a JoinGroup answer: {other:?}"),
+    }
+}
+
+/// INVALID_SESSION_TIMEOUT: a JoinGroup's `session.timeout.ms` must lie within the broker's
+/// `[group.min.session.timeout.ms, group.max.session.timeout.ms]` (6 s and 30 min by default).
+/// From 4.0 the new coordinator (`GroupCoordinatorService.joinGroup`) checks it before it looks at
+/// who coordinates the group, so any broker answers it; before 4.0 `GroupCoordinator
+/// .handleJoinGroup` first answers NOT_COORDINATOR from a broker that is not the coordinator.
+#[test]
+fn a_session_timeout_outside_the_brokers_bounds_is_invalid_session_timeout() {
+    for version in ["4.1", "3.9"] {
+        let mut h = Harness::with_config(&[1, 2, 3], Vec::new(), running(version));
+        let coordinator = find_coordinator(&mut h, "g");
+        let other = [1, 2, 3].into_iter().find(|b| *b != coordinator).expect("three brokers");
+        assert_eq!(join_error(&mut h, coordinator, 5_999), ErrorCode::InvalidSessionTimeout, "{version}: below 6 s");
+        assert_eq!(
+            join_error(&mut h, coordinator, 1_800_001),
+            ErrorCode::InvalidSessionTimeout,
+            "{version}: above 30 min"
+        );
+        assert_eq!(join_error(&mut h, coordinator, 6_000), ErrorCode::MemberIdRequired, "{version}: 6 s is allowed");
+        let elsewhere = if version == "4.1" { ErrorCode::InvalidSessionTimeout } else { ErrorCode::NotCoordinator };
+        assert_eq!(
+            join_error(&mut h, other, 5_000),
+            elsewhere,
+            "{version}: asked a broker that is not the coordinator"
+        );
+    }
+    // The bounds are the broker's settings.
+    let mut config = running("4.1");
+    config.group_min_session_timeout_ms = 1_000;
+    let mut h = Harness::with_config(&[1, 2, 3], Vec::new(), config);
+    let coordinator = find_coordinator(&mut h, "g");
+    assert_eq!(join_error(&mut h, coordinator, 5_000), ErrorCode::MemberIdRequired);
+}

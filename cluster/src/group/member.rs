@@ -85,8 +85,9 @@ pub struct GroupMember {
     /// A follow-up join is needed once the current exchange ends.
     rejoin_needed: bool,
     retry_at: SimTime,
-    /// Fenced for good (FENCED_INSTANCE_ID): this member does nothing more.
-    fenced: bool,
+    /// Out of the group for good after a fatal error (FENCED_INSTANCE_ID, INVALID_SESSION_TIMEOUT):
+    /// this member does nothing more, and the application's next `poll` throws.
+    fatal: Option<ErrorCode>,
     /// Left the group because the application did not poll in time; its partitions are given up
     /// at the next poll, as Kafka's `onPartitionsLost` does.
     kicked_out_at: Option<SimTime>,
@@ -122,7 +123,7 @@ impl GroupMember {
             last_poll: SimTime::ZERO,
             rejoin_needed: false,
             retry_at: SimTime::ZERO,
-            fenced: false,
+            fatal: None,
             kicked_out_at: None,
         }
     }
@@ -174,7 +175,8 @@ impl GroupMember {
     /// The application polled: it is alive. A member that was kicked out rejoins.
     pub fn on_poll(&mut self, now: SimTime) {
         self.last_poll = now;
-        if self.phase == Phase::Idle && !self.topics.is_empty() && self.kicked_out_at.is_none() && !self.fenced {
+        if self.phase == Phase::Idle && !self.topics.is_empty() && self.kicked_out_at.is_none() && self.fatal.is_none()
+        {
             self.phase = Phase::Joining;
         }
     }
@@ -214,7 +216,7 @@ impl GroupMember {
         fx: &mut Effects,
     ) -> Vec<MemberEvent> {
         let mut events = Vec::new();
-        if self.fenced {
+        if self.fatal.is_some() {
             return events;
         }
         if self.topics.is_empty() || now < self.retry_at {
@@ -365,9 +367,26 @@ impl GroupMember {
     /// (FencedInstanceIdException): give up every partition and take no further part.
     fn fence(&mut self, fx: &mut Effects, events: &mut Vec<MemberEvent>) {
         self.rejoin_from_scratch(fx, events, true);
-        self.fenced = true;
+        self.fatal = Some(ErrorCode::FencedInstanceId);
         self.phase = Phase::Idle;
         fx.note(Note::MemberFenced { group: self.group_id.clone(), member: self.name() });
+    }
+
+    /// A JoinGroup error the Java consumer does not retry (`AbstractCoordinator`'s
+    /// JoinGroupResponseHandler raises it, and `joinGroupIfNeeded` throws it from `poll()`):
+    /// INVALID_SESSION_TIMEOUT, for a session timeout outside the broker's bounds. The member
+    /// takes no further part in the group.
+    fn fail(&mut self, error: ErrorCode, fx: &mut Effects, events: &mut Vec<MemberEvent>) {
+        self.rejoin_from_scratch(fx, events, false);
+        self.fatal = Some(error);
+        self.phase = Phase::Idle;
+        fx.note(Note::JoinGroupFailed { group: self.group_id.clone(), member: self.name(), error });
+    }
+
+    /// The error that put this member out of the group for good, if one did: the application's
+    /// `poll` throws it.
+    pub fn fatal_error(&self) -> Option<ErrorCode> {
+        self.fatal
     }
 
     /// The coordinator moved or died: find it again. A sync in flight is lost, so rejoin.
@@ -387,7 +406,7 @@ impl GroupMember {
         next_correlation: &mut u64,
         fx: &mut Effects,
     ) -> bool {
-        let Some(coordinator) = self.coordinator.filter(|_| !self.fenced) else { return false };
+        let Some(coordinator) = self.coordinator.filter(|_| self.fatal.is_none()) else { return false };
         if offsets.is_empty() {
             return false;
         }
@@ -450,7 +469,7 @@ impl GroupMember {
                 self.send(coordinator, now, body, Pending::Heartbeat, next_correlation, fx);
             }
         }
-        if !self.topics.is_empty() && !self.fenced {
+        if !self.topics.is_empty() && self.fatal.is_none() {
             fx.set_timer(Timer::GroupHeartbeat, now.plus_ms(self.config.heartbeat_interval_ms));
         }
     }
@@ -569,6 +588,7 @@ impl GroupMember {
                 return; // drive() sends the join again, now with the id
             }
             ErrorCode::FencedInstanceId => return self.fence(fx, events),
+            ErrorCode::InvalidSessionTimeout => return self.fail(r.error, fx, events),
             ErrorCode::UnknownMemberId => {
                 self.rejoin_from_scratch(fx, events, true);
                 return;

@@ -10,7 +10,10 @@
 //! A producer's records to one partition land in the order it sent them when it is idempotent
 //! or keeps one request in flight; otherwise a retried batch can overtake a later one
 //! (`reordered`). An idempotent producer writes each record once; without idempotence a retry of a
-//! batch the leader had already written writes it again (`duplicate-record`).
+//! batch the leader had already written writes it again (`duplicate-record`). Idempotence is a
+//! promise of one producer session (KIP-98: one producer id): the same value written again under
+//! another producer id (an application that restarted and reprocessed its input, or a producer
+//! that reset its idempotent state) is a lesson, not a broken promise.
 
 use super::{ranges, values, Checker, Finding, Rule};
 use crate::check::replication::{Election, Truncation};
@@ -283,15 +286,22 @@ impl Checker {
             }
             let logs = partition_logs(nodes, tp);
             let Some((_, log)) = logs.iter().find(|(b, _)| b == leader) else { continue };
-            let mut first_offset: BTreeMap<&str, i64> = BTreeMap::new();
+            // Each value's first producer id, and every later copy with whether the same producer
+            // session (producer id) wrote it again.
+            let mut first_writer: BTreeMap<&str, i64> = BTreeMap::new();
             let mut duplicates: Vec<(i64, String)> = Vec::new();
+            let mut same_session = false;
             for batch in log.batches() {
                 for (i, record) in batch.records.iter().enumerate() {
                     let offset = batch.base_offset + i as i64;
-                    if first_offset.contains_key(record.value.as_str()) {
-                        duplicates.push((offset, record.value.clone()));
-                    } else {
-                        first_offset.insert(record.value.as_str(), offset);
+                    match first_writer.get(record.value.as_str()) {
+                        Some(pid) => {
+                            same_session |= *pid == batch.producer_id;
+                            duplicates.push((offset, record.value.clone()));
+                        }
+                        None => {
+                            first_writer.insert(record.value.as_str(), batch.producer_id);
+                        }
                     }
                 }
             }
@@ -299,11 +309,16 @@ impl Checker {
                 let idempotent = self.producers.values().filter(|p| p.topic == tp.topic).all(|p| p.idempotent);
                 // The broker deduplicates with producer state kept beside the log; an unclean
                 // election or a power failure can lose it with the records, and then a retry
-                // is written again. Kafka promises no duplicates only without those.
-                let promised = idempotent && self.consistency_promised(tp);
-                let why = match (idempotent, promised) {
-                    (true, true) => " despite idempotence",
-                    (true, false) => {
+                // is written again. It deduplicates one producer id's retries: a value written
+                // again by a new producer session is no retry. Kafka promises no duplicates only
+                // within a session, and without those failures.
+                let promised = idempotent && same_session && self.consistency_promised(tp);
+                let why = match (idempotent, same_session, promised) {
+                    (true, _, true) => " despite idempotence",
+                    (true, false, _) => {
+                        " by another producer session (a new producer id: idempotence deduplicates one session's retries, not an application that restarted and wrote the same value again)"
+                    }
+                    (true, true, false) => {
                         " despite idempotence (expected: an unclean election or a power failure lost the producer state the leader deduplicates with)"
                     }
                     _ => " (retries without idempotence)",

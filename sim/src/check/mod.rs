@@ -23,12 +23,15 @@
 //! - [`groups`]: who owns what in each generation, commits, what the applications processed;
 //! - [`history`]: acknowledged writes, and at the end which were lost (and how), reordered or
 //!   written twice;
+//! - [`outputs`]: a consume-transform-produce application commits only once its outputs are
+//!   answered (`commit-before-output-acked`, an invariant);
 //! - [`liveness`]: after the last fault, whether the cluster recovered (`no-convergence`).
 
 mod consumption;
 mod groups;
 mod history;
 pub mod liveness;
+mod outputs;
 mod replication;
 #[cfg(test)]
 mod tests;
@@ -45,6 +48,7 @@ use ksim_cluster::node::NodeId;
 use ksim_cluster::note::Note;
 use ksim_cluster::time::SimTime;
 use ksim_cluster::topic::TopicPartition;
+use outputs::Outputs;
 use replication::Replication;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -68,6 +72,7 @@ pub struct Checker {
     consumption: Consumption,
     groups: Groups,
     history: History,
+    outputs: Outputs,
     /// Findings reported once per rule, partition and offset.
     reported: BTreeSet<(Rule, TopicPartition, i64)>,
 }
@@ -128,6 +133,7 @@ impl Checker {
             consumption: Consumption::default(),
             groups,
             history: History::default(),
+            outputs: Outputs::default(),
             reported: BTreeSet::new(),
         }
     }
@@ -153,6 +159,18 @@ impl Checker {
     pub fn on_stop(&mut self, node: NodeId, power_loss: bool) {
         self.replication.on_stop(node, power_loss);
         self.groups.on_stop(node);
+        self.outputs.on_stop(node);
+    }
+
+    /// The application on `node` sent a record; the producer gave it `send_id`.
+    pub fn on_send(&mut self, node: NodeId, send_id: u64) {
+        self.outputs.on_send(node, send_id);
+    }
+
+    /// The application on `node` started a commit of its consumer's positions.
+    pub fn on_app_commit(&mut self, node: NodeId) -> Vec<Finding> {
+        let name = self.client_names.get(&node).cloned().unwrap_or_else(|| node.to_string());
+        self.outputs.on_commit(node, &name).into_iter().collect()
     }
 
     /// The application on `node` finished processing a record.
@@ -163,6 +181,9 @@ impl Checker {
     /// A state machine's note, at `now`: the findings it reveals.
     pub fn on_note(&mut self, now: SimTime, node: NodeId, note: &Note, nodes: &Nodes) -> Vec<Finding> {
         let mut findings = Vec::new();
+        if let Note::ProduceAcked { send_id, .. } | Note::ProduceFailed { send_id, .. } = note {
+            self.outputs.on_answer(node, *send_id);
+        }
         match note {
             Note::BecameLeader { partition, leader_epoch, .. } => {
                 let broker = node.broker_id().expect("only brokers lead");

@@ -456,6 +456,27 @@ fn idempotent_producer_duplicate_after_an_unclean_election_is_duplicate_record_l
     assert_eq!(story.fired(), vec![(Rule::DuplicateRecord, Class::Lesson)]);
 }
 
+/// Idempotence deduplicates one producer session's retries. A value written again under another
+/// producer id (an application restarted, reprocessed its input and wrote the same output) is not
+/// a broken promise (fuzz: commit-waits-for-outputs seed 41, a group-by-count restarted after its
+/// commits had failed).
+#[test]
+fn idempotent_value_written_again_by_another_producer_session_is_duplicate_record_lesson() {
+    let mut story = Story::new(2, &[ACKS_ALL_IDEMPOTENT]);
+    let mut disk = BrokerDisk::default();
+    let mut log = Log::new(0);
+    for pid in [7, 8] {
+        let records = vec![Record { key: None, value: "a".into() }];
+        log.append_as_leader(RecordBatch::new_unassigned(pid, 0, 0, 0, records), 1, &TopicConfig::default(), 0);
+    }
+    disk.logs.insert(tp(), log);
+    disk.high_watermark_checkpoints.insert(tp(), 2);
+    let broker = Broker::new(1, BrokerConfig::default(), None, NodeId::Controller(CONTROLLER_ID), 0, disk);
+    story.nodes.insert(NodeId::Broker(1), slot(Machine::Broker(broker)));
+    story.controller_says_leader(1, 1).finish();
+    assert_eq!(story.fired(), vec![(Rule::DuplicateRecord, Class::Lesson)]);
+}
+
 #[test]
 fn producer_without_idempotence_value_written_at_two_offsets_is_duplicate_record_lesson() {
     let mut story = Story::new(2, &[NOT_IDEMPOTENT]);

@@ -27,7 +27,8 @@ pub fn matches(happening: &Happening, event: &Event, _clients: &[String]) -> boo
             | Rule::SkippedOffsets
             | Rule::ConsumedAgain
             | Rule::ReplicasDiverge
-            | Rule::NoConvergence => false,
+            | Rule::NoConvergence
+            | Rule::CommitBeforeOutputAcked => false,
         };
     };
     let on = |name: &str| parse_partition(name).is_some_and(|tp| note.partition() == Some(&tp));
@@ -69,6 +70,7 @@ pub fn matches(happening: &Happening, event: &Event, _clients: &[String]) -> boo
         (Happening::StaticMemberReturned(g), Note::StaticMemberReturned { group, .. }) => group == g,
         (Happening::GroupLoaded(g), Note::GroupLoaded { group, .. }) => group == g,
         (Happening::CommitFailed(g), Note::CommitFailed { group, .. }) => group == g,
+        (Happening::Committed(g), Note::OffsetCommitted { group, .. }) => group == g,
         (Happening::PollIntervalExceeded(g), Note::PollIntervalExceeded { group, .. }) => group == g,
         _ => false,
     }

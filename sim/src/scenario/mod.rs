@@ -3,17 +3,19 @@
 //! Scenarios are RON files (see `scenarios/*.ron`). Parsing is strict: an unknown field or a
 //! malformed value is an error that names the file, line and column and what was expected; a
 //! well-formed but impossible scenario (an unknown broker, a replication factor above the broker
-//! count, an action after the end of the run) is rejected by [`Scenario::validate`] before the
-//! run, with a message naming the field.
+//! count, an action after the end of the run) is rejected by [`Scenario::resolve`] before the
+//! run, with a message naming the field; when the field is a config key, the error read from a
+//! file also gives the key's line and column ([`locate`]).
 
 use ksim_cluster::node::NodeId;
 use ksim_cluster::topic::{BrokerId, TopicPartition};
 use serde::{Deserialize, Serialize};
 
 pub mod happening;
+pub mod locate;
 mod resolve;
 
-pub use resolve::Resolved;
+pub use resolve::{Located, Resolved};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
@@ -373,6 +375,10 @@ pub enum Happening {
     GroupLoaded(String),
     /// A member's commit was rejected (its generation was over).
     CommitFailed(String),
+    /// The group's coordinator wrote a commit of the group (it is in `__consumer_offsets` on
+    /// every in-sync replica): `SometimesBetween(Committed("g"), 20000, 40000)` says commits go
+    /// on after a coordinator moved.
+    Committed(String),
     /// A member's application did not poll within `max.poll.interval.ms`.
     PollIntervalExceeded(String),
     /// A record was processed twice by the group (at-least-once).
@@ -439,7 +445,8 @@ pub enum Condition {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ScenarioError {
     pub file: String,
-    /// 1-based line and column of a parse error; `None` for a validation error.
+    /// 1-based line and column of a parse error, or of the config key a validation error is
+    /// about; `None` for other validation errors.
     pub position: Option<(usize, usize)>,
     pub message: String,
 }
@@ -483,8 +490,18 @@ impl Scenario {
             position: None,
             message: format!("cannot read: {e}"),
         })?;
-        let scenario = Scenario::parse(&file, &text)?;
-        scenario.resolve().map_err(|message| ScenarioError { file, position: None, message })?;
+        Scenario::from_text(&file, &text)
+    }
+
+    /// Parse and validate a scenario's text; `file` names it in errors. An error about a config
+    /// key gives the key's line and column in `text`.
+    pub fn from_text(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
+        let scenario = Scenario::parse(file, text)?;
+        scenario.resolve_located().map_err(|Located { message, path }| ScenarioError {
+            file: file.to_string(),
+            position: path.and_then(|path| locate::locate(text, &path)),
+            message,
+        })?;
         Ok(scenario)
     }
 

@@ -1,14 +1,24 @@
 //! From a parsed scenario to a runnable one: every section checked against the others (brokers
 //! named exist, topics fit the cluster, actions happen before the end), and every config applied
 //! to the engine that knows it, by Kafka's own name. One function per section; each error names
-//! the field it is about.
+//! the field it is about, and a config error also the path to the key, so that a file's error
+//! can give its line and column ([`super::locate`]).
+//!
+//! What Kafka refuses or adjusts in a config is decided by one validator,
+//! `ksim_cluster::config::validate`; this file only applies it to each section.
 
+use super::locate::{Path, Step};
 use super::*;
+use ksim_cluster::config::validate::{self, Adjustment, ConsumerUse};
 use ksim_cluster::config::{BrokerConfig, ConfigError, Configurable, ConsumerConfig, ProducerConfig, TopicConfig};
 use ksim_cluster::version::KafkaVersion;
 
 /// Each client's config for one engine, by client name.
 type ClientConfigs<C> = BTreeMap<String, C>;
+
+/// The clients' producer and consumer configs, and what their engines adjusted.
+type ResolvedClients =
+    (ClientConfigs<ProducerConfig>, ClientConfigs<ConsumerConfig>, BTreeMap<String, Vec<Adjustment>>);
 
 /// The settings of the run, resolved from a scenario's configs.
 #[derive(Clone, Debug)]
@@ -17,6 +27,40 @@ pub struct Resolved {
     pub topics: Vec<(Topic, TopicConfig)>,
     pub producers: BTreeMap<String, ProducerConfig>,
     pub consumers: BTreeMap<String, ConsumerConfig>,
+    /// What each client's engines changed on their own (a raised `delivery.timeout.ms`, idempotence
+    /// turned off), by client name; the trace notes them at the client's start.
+    pub adjustments: BTreeMap<String, Vec<Adjustment>>,
+}
+
+/// A resolve error, and the path of the field it is about when that is a config key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Located {
+    pub message: String,
+    pub path: Option<Path>,
+}
+
+impl From<String> for Located {
+    fn from(message: String) -> Self {
+        Located { message, path: None }
+    }
+}
+
+/// Where a section's configs are in the file.
+fn configs_path(section: &[Step], key: &str) -> Path {
+    let mut path = section.to_vec();
+    path.push(Step::Field("configs".into()));
+    path.push(Step::Key(key.into()));
+    path
+}
+
+/// A config error in the section at `section`, whose field is named `field` in the message.
+fn config_error(section: &[Step], field: &str, ConfigError { key, message }: ConfigError) -> Located {
+    Located { message: format!("{field}: `{key}`: {message}"), path: Some(configs_path(section, &key)) }
+}
+
+/// The keys a section's configs set (Kafka's `originals()`).
+fn originals(configs: &Configs) -> Vec<&str> {
+    configs.keys().map(String::as_str).collect()
 }
 
 /// Apply a client's configs to the engines its application uses: each key goes to the engine
@@ -25,29 +69,31 @@ fn apply_client(
     producer: Option<&mut ProducerConfig>,
     consumer: Option<&mut ConsumerConfig>,
     configs: &Configs,
+    section: &[Step],
     field: &str,
-) -> Result<(), String> {
+    version: KafkaVersion,
+) -> Result<(), Located> {
     let (mut producer, mut consumer) = (producer, consumer);
     for (key, value) in configs {
         let value = value.to_string();
         let mut known = false;
         let mut failure = None;
         if let Some(p) = producer.as_deref_mut() {
-            match p.set(key, &value) {
+            match p.set_checked(key, &value, version) {
                 Ok(()) => known = true,
                 Err(e) if !e.message.starts_with("unknown config") => failure = Some(e),
                 Err(_) => {}
             }
         }
         if let Some(c) = consumer.as_deref_mut() {
-            match c.set(key, &value) {
+            match c.set_checked(key, &value, version) {
                 Ok(()) => known = true,
                 Err(e) if !e.message.starts_with("unknown config") => failure = Some(e),
                 Err(_) => {}
             }
         }
-        if let Some(ConfigError { key, message }) = failure {
-            return Err(format!("{field}: `{key}`: {message}"));
+        if let Some(error) = failure {
+            return Err(config_error(section, field, error));
         }
         if !known {
             let mut keys: Vec<&str> = Vec::new();
@@ -57,17 +103,22 @@ fn apply_client(
             if consumer.is_some() {
                 keys.extend(ConsumerConfig::KEYS);
             }
-            return Err(format!("{field}: `{key}`: unknown config; known here: {}", keys.join(", ")));
+            let message = format!("unknown config; known here: {}", keys.join(", "));
+            return Err(config_error(section, field, ConfigError { key: key.clone(), message }));
         }
     }
     Ok(())
 }
 
-fn apply<C: Configurable>(target: &mut C, configs: &Configs, field: &str) -> Result<(), String> {
+fn apply<C: Configurable>(
+    target: &mut C,
+    configs: &Configs,
+    section: &[Step],
+    field: &str,
+    version: KafkaVersion,
+) -> Result<(), Located> {
     for (key, value) in configs {
-        target
-            .set(key, &value.to_string())
-            .map_err(|ConfigError { key, message }| format!("{field}: `{key}`: {message}"))?;
+        target.set_checked(key, &value.to_string(), version).map_err(|e| config_error(section, field, e))?;
     }
     Ok(())
 }
@@ -75,84 +126,93 @@ fn apply<C: Configurable>(target: &mut C, configs: &Configs, field: &str) -> Res
 impl Scenario {
     /// Check the scenario can be run, and resolve its configs. Errors name the field.
     pub fn resolve(&self) -> Result<Resolved, String> {
+        self.resolve_located().map_err(|e| e.message)
+    }
+
+    /// [`Scenario::resolve`], with the path of the config key an error is about.
+    pub fn resolve_located(&self) -> Result<Resolved, Located> {
         let broker = self.resolve_cluster()?;
         let topics = self.resolve_topics(&broker)?;
-        let (producers, consumers) = self.resolve_clients()?;
+        let (producers, consumers, adjustments) = self.resolve_clients(broker.kafka_version)?;
         self.check_timeline()?;
         self.check_narration()?;
         self.check_convergence()?;
         self.check_fuzz()?;
         self.check_expectations()?;
-        Ok(Resolved { broker, topics, producers, consumers })
+        Ok(Resolved { broker, topics, producers, consumers, adjustments })
     }
 
     /// `cluster`, `duration_ms`, `network`: the brokers, and the broker configs every broker runs with.
-    fn resolve_cluster(&self) -> Result<BrokerConfig, String> {
+    fn resolve_cluster(&self) -> Result<BrokerConfig, Located> {
         if self.cluster.brokers.is_empty() {
-            return Err("cluster.brokers: a cluster needs at least one broker".into());
+            return Err(String::from("cluster.brokers: a cluster needs at least one broker").into());
         }
         let mut seen = Vec::new();
         for id in &self.cluster.brokers {
             if *id < 0 {
-                return Err(format!("cluster.brokers: broker id {id} is negative"));
+                return Err(format!("cluster.brokers: broker id {id} is negative").into());
             }
             if seen.contains(id) {
-                return Err(format!("cluster.brokers: broker {id} is listed twice"));
+                return Err(format!("cluster.brokers: broker {id} is listed twice").into());
             }
             seen.push(*id);
         }
         for id in self.cluster.racks.keys() {
             if !self.cluster.brokers.contains(id) {
-                return Err(format!("cluster.racks: unknown broker {id}"));
+                return Err(format!("cluster.racks: unknown broker {id}").into());
             }
         }
         if self.duration_ms == 0 {
-            return Err("duration_ms: must be greater than 0".into());
+            return Err(String::from("duration_ms: must be greater than 0").into());
         }
         if self.network.latency_ms_min > self.network.latency_ms_max {
             return Err(format!(
                 "network.latency_ms_min: {} is larger than latency_ms_max {}",
                 self.network.latency_ms_min, self.network.latency_ms_max
-            ));
+            )
+            .into());
         }
         if !(0.0..=1.0).contains(&self.network.loss) {
-            return Err(format!("network.loss: {} is not a probability between 0.0 and 1.0", self.network.loss));
+            return Err(format!("network.loss: {} is not a probability between 0.0 and 1.0", self.network.loss).into());
         }
         let version = match &self.cluster.kafka_version {
             Some(v) => v.parse::<KafkaVersion>().map_err(|e| format!("cluster.kafka_version: {e}"))?,
             None => KafkaVersion::CURRENT,
         };
+        let section = [Step::Field("cluster".into())];
         let mut broker = BrokerConfig::for_version(version);
-        apply(&mut broker, &self.cluster.configs, "cluster.configs")?;
-        broker.validate().map_err(|ConfigError { key, message }| format!("cluster.configs: `{key}`: {message}"))?;
+        apply(&mut broker, &self.cluster.configs, &section, "cluster.configs", version)?;
+        validate::broker(&broker).map_err(|e| config_error(&section, "cluster.configs", e))?;
         Ok(broker)
     }
 
     /// `topics`: each fits the cluster; its configs start from the broker's topic defaults.
-    fn resolve_topics(&self, broker: &BrokerConfig) -> Result<Vec<(Topic, TopicConfig)>, String> {
+    fn resolve_topics(&self, broker: &BrokerConfig) -> Result<Vec<(Topic, TopicConfig)>, Located> {
         let mut topics = Vec::new();
         for (i, topic) in self.topics.iter().enumerate() {
             let field = format!("topics[{i}] ({})", topic.name);
             if topic.name.is_empty() || topic.name.starts_with("__") {
                 return Err(format!(
                     "{field}.name: must be non-empty and not start with `__` (reserved for internal topics)"
-                ));
+                )
+                .into());
             }
             if self.topics[..i].iter().any(|t| t.name == topic.name) {
-                return Err(format!("{field}.name: topic declared twice"));
+                return Err(format!("{field}.name: topic declared twice").into());
             }
             if topic.partitions < 1 {
-                return Err(format!("{field}.partitions: must be at least 1, found {}", topic.partitions));
+                return Err(format!("{field}.partitions: must be at least 1, found {}", topic.partitions).into());
             }
             if topic.replication_factor < 1 {
-                return Err(format!("{field}.replication_factor: must be at least 1"));
+                return Err(format!("{field}.replication_factor: must be at least 1").into());
             }
             if topic.replication_factor > self.cluster.brokers.len() {
                 return Err(format!(
                     "{field}.replication_factor: {} is larger than the number of brokers ({})",
                     topic.replication_factor,
                     self.cluster.brokers.len()
-                ));
+                )
+                .into());
             }
             if !topic.replicas.is_empty() {
                 if topic.replicas.len() != topic.partitions as usize {
@@ -160,7 +220,8 @@ impl Scenario {
                         "{field}.replicas: lists {} partition(s) but the topic has {}",
                         topic.replicas.len(),
                         topic.partitions
-                    ));
+                    )
+                    .into());
                 }
                 for (p, replicas) in topic.replicas.iter().enumerate() {
                     if replicas.len() != topic.replication_factor {
@@ -168,20 +229,22 @@ impl Scenario {
                             "{field}.replicas[{p}]: {} replica(s) but replication_factor is {}",
                             replicas.len(),
                             topic.replication_factor
-                        ));
+                        )
+                        .into());
                     }
                     for (j, id) in replicas.iter().enumerate() {
                         if !self.cluster.brokers.contains(id) {
-                            return Err(format!("{field}.replicas[{p}]: unknown broker {id}"));
+                            return Err(format!("{field}.replicas[{p}]: unknown broker {id}").into());
                         }
                         if replicas[..j].contains(id) {
-                            return Err(format!("{field}.replicas[{p}]: broker {id} listed twice"));
+                            return Err(format!("{field}.replicas[{p}]: broker {id} listed twice").into());
                         }
                     }
                 }
             }
             let mut config = broker.topic_defaults.clone();
-            apply(&mut config, &topic.configs, &format!("{field}.configs"))?;
+            let section = [Step::Field("topics".into()), Step::Index(i)];
+            apply(&mut config, &topic.configs, &section, &format!("{field}.configs"), broker.kafka_version)?;
             // `min.insync.replicas` above the replication factor is accepted, as in Kafka. Since
             // 3.7 the leader caps it at the replication factor (`Partition.effectiveMinIsr`), so
             // acks=all writes succeed once every replica is in sync; before 3.7 every acks=all
@@ -191,36 +254,38 @@ impl Scenario {
         Ok(topics)
     }
 
-    /// `clients`: each application's topics exist; its configs go to the engines it uses.
-    fn resolve_clients(&self) -> Result<(ClientConfigs<ProducerConfig>, ClientConfigs<ConsumerConfig>), String> {
+    /// `clients`: each application's topics exist; its configs go to the engines it uses, and
+    /// the validator checks each engine's settings together (as the Java client's constructor).
+    fn resolve_clients(&self, version: KafkaVersion) -> Result<ResolvedClients, Located> {
         let mut producers = BTreeMap::new();
         let mut consumers = BTreeMap::new();
+        let mut adjustments = BTreeMap::new();
         for (i, client) in self.clients.iter().enumerate() {
             let field = format!("clients[{i}] ({})", client.name);
             if client.name.is_empty() {
-                return Err(format!("clients[{i}].name: must not be empty"));
+                return Err(format!("clients[{i}].name: must not be empty").into());
             }
             if self.clients[..i].iter().any(|c| c.name == client.name) {
-                return Err(format!("{field}.name: two clients are called `{}`", client.name));
+                return Err(format!("{field}.name: two clients are called `{}`", client.name).into());
             }
             for topic in client.app.topics() {
                 if !self.topics.iter().any(|t| &t.name == topic) {
                     let which = if matches!(client.app, App::Producer { .. }) { "topic" } else { "topics" };
-                    return Err(format!("{field}.app.{which}: unknown topic `{topic}`"));
+                    return Err(format!("{field}.app.{which}: unknown topic `{topic}`").into());
                 }
             }
             match &client.app {
                 App::Producer { interval_ms, .. } if *interval_ms == 0 => {
-                    return Err(format!("{field}.app.interval_ms: must be at least 1"));
+                    return Err(format!("{field}.app.interval_ms: must be at least 1").into());
                 }
                 App::Consumer { topics, poll_interval_ms }
                 | App::GroupConsumer { topics, poll_interval_ms, .. }
                 | App::GroupByCount { topics, poll_interval_ms, .. } => {
                     if topics.is_empty() {
-                        return Err(format!("{field}.app.topics: name at least one topic"));
+                        return Err(format!("{field}.app.topics: name at least one topic").into());
                     }
                     if *poll_interval_ms == 0 {
-                        return Err(format!("{field}.app.poll_interval_ms: must be at least 1"));
+                        return Err(format!("{field}.app.poll_interval_ms: must be at least 1").into());
                     }
                 }
                 App::Producer { .. } => {}
@@ -234,25 +299,37 @@ impl Scenario {
             if let (Some(c), App::GroupByCount { .. }) = (consumer.as_mut(), &client.app) {
                 c.enable_auto_commit = false;
             }
-            apply_client(producer.as_mut(), consumer.as_mut(), &client.configs, &format!("{field}.configs"))?;
-            if let Some(p) = &producer {
-                p.validate().map_err(|e| format!("{field}.configs: `{}`: {}", e.key, e.message))?;
-                producers.insert(client.name.clone(), p.clone());
+            let section = [Step::Field("clients".into()), Step::Index(i)];
+            let configs_field = format!("{field}.configs");
+            apply_client(producer.as_mut(), consumer.as_mut(), &client.configs, &section, &configs_field, version)?;
+            let originals = originals(&client.configs);
+            if let Some(mut p) = producer {
+                let adjusted = validate::producer(&mut p, &originals, version)
+                    .map_err(|e| config_error(&section, &configs_field, e))?;
+                if !adjusted.is_empty() {
+                    adjustments.insert(client.name.clone(), adjusted);
+                }
+                producers.insert(client.name.clone(), p);
             }
             if let Some(c) = consumer {
                 if client.app.group_member() && c.group_id.is_none() {
-                    return Err(format!("{field}.configs: `group.id`: a group consumer needs a group.id"));
+                    let error =
+                        ConfigError { key: "group.id".into(), message: "a group consumer needs a group.id".into() };
+                    return Err(config_error(&section, &configs_field, error));
                 }
+                let used_as = if client.app.group_member() { ConsumerUse::Subscribe } else { ConsumerUse::Assign };
+                validate::consumer(&c, &originals, used_as).map_err(|e| config_error(&section, &configs_field, e))?;
                 consumers.insert(client.name.clone(), c);
             }
             if client.start_ms >= self.duration_ms {
                 return Err(format!(
                     "{field}.start_ms: {} is not before the end of the run ({})",
                     client.start_ms, self.duration_ms
-                ));
+                )
+                .into());
             }
         }
-        Ok((producers, consumers))
+        Ok((producers, consumers, adjustments))
     }
 
     /// `timeline`: every action names existing nodes and happens before the end of the run.
@@ -448,6 +525,7 @@ impl Scenario {
             | Happening::StaticMemberReturned(g)
             | Happening::GroupLoaded(g)
             | Happening::CommitFailed(g)
+            | Happening::Committed(g)
             | Happening::PollIntervalExceeded(g) => self.check_group(g),
             Happening::ProduceFailed
             | Happening::Duplicate

@@ -68,6 +68,7 @@ impl World {
             return rx;
         };
         self.waiters.deliveries.insert((node, send_id), tx);
+        self.checker.on_send(node, send_id);
         let mut fx = Effects::default();
         producer.send(now, send_id, topic, record, &mut slot.rng, &mut fx);
         self.apply(node, now, fx);
@@ -105,7 +106,13 @@ impl World {
     /// Start a commit of the consumer's positions; the receiver gets its outcome.
     pub fn consumer_commit(&mut self, node: NodeId) -> tokio::sync::oneshot::Receiver<Result<(), String>> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        match self.with_consumer(node, |c, now, fx| c.commit(now, fx)).flatten() {
+        let started = self.with_consumer(node, |c, now, fx| c.commit(now, fx)).flatten();
+        if started.is_some() {
+            for finding in self.checker.on_app_commit(node) {
+                self.record_world(EventKind::Finding(finding));
+            }
+        }
+        match started {
             Some(id) => {
                 match self.waiters.finished_commits.remove(&(node, id)) {
                     // A commit refused at once (not in an active group) has its outcome already.
@@ -133,12 +140,17 @@ impl World {
         self.record(node, EventKind::Processed { partition, offset });
     }
 
+    /// The records the application's `poll` returns, or what it throws: a fatal group error
+    /// (FENCED_INSTANCE_ID, INVALID_SESSION_TIMEOUT) or a LogTruncationException.
     pub fn consumer_poll(&mut self, node: NodeId) -> Result<Vec<ConsumedRecord>, PollError> {
         let now = self.now();
         let Some(slot) = self.slots.get_mut(&node) else { return Ok(Vec::new()) };
         let Some(Machine::Client(Client { consumer: Some(consumer), .. })) = slot.machine.as_mut() else {
             return Ok(Vec::new());
         };
+        if let Some(error) = consumer.fatal_error() {
+            return Err(PollError::Fatal(error));
+        }
         let mut fx = Effects::default();
         let records = consumer.poll(now, &mut fx);
         self.apply(node, now, fx);

@@ -262,8 +262,19 @@ impl World {
         slot.inbox = Some(tx);
         slot.status = Status::Up;
         slot.timers.clear();
+        self.note_config_adjustments(node);
         self.step(node, Input::Start);
         rx
+    }
+
+    /// What a client's engines changed in their own settings at construction (the validator's
+    /// adjustments), noted as Kafka logs them when a client is built: at every start.
+    fn note_config_adjustments(&mut self, node: NodeId) {
+        let NodeId::Client(i) = node else { return };
+        let Some(adjustments) = self.resolved.adjustments.get(&self.header.clients[i as usize]) else { return };
+        for a in adjustments.clone() {
+            self.on_note(node, Note::ConfigAdjusted { setting: a.key, value: a.value, reason: a.reason });
+        }
     }
 
     /// Step one node's state machine with one input, then carry out its effects.
