@@ -31,7 +31,7 @@ use std::collections::{BTreeMap, BTreeSet};
 /// One-way latency of every message.
 pub const LATENCY_MS: u64 = 1;
 /// The controller's `node.id`.
-const CONTROLLER_ID: i32 = 0;
+pub const CONTROLLER_ID: i32 = 0;
 /// The client the harness produces as.
 pub const CLIENT: NodeId = NodeId::Client(0);
 /// A bound on the steps of one `run_for`, so a livelock fails instead of hanging.

@@ -97,6 +97,25 @@ impl Broker {
         fx.set_timer(Timer::ControllerRetry, now.plus_ms(backoff_ms));
     }
 
+    /// A heartbeat got no answer. Kafka's `BrokerLifecycleManager` always has one next
+    /// communication scheduled: after a timeout it heartbeats again at once
+    /// (`BrokerHeartbeatResponseHandler.onTimeout` → `scheduleNextCommunicationImmediately`); after
+    /// a lost connection, after the same exponential backoff as a registration
+    /// (`scheduleNextCommunicationAfterFailure`). Without this, a heartbeat whose answer was lost
+    /// (the broker paused with it in flight) ended the broker's heartbeats for good, and the
+    /// controller never unfenced it again.
+    pub(super) fn heartbeat_failed(&mut self, now: SimTime, timed_out: bool, fx: &mut Effects) {
+        let wait_ms = if timed_out {
+            0
+        } else {
+            let backoff_ms = (CONTROLLER_RETRY_BACKOFF_MS << self.failed_registrations.min(20))
+                .min(self.config.broker_session_timeout_ms.max(CONTROLLER_RETRY_BACKOFF_MS));
+            self.failed_registrations += 1;
+            backoff_ms
+        };
+        fx.set_timer(Timer::BrokerHeartbeat, now.plus_ms(wait_ms));
+    }
+
     /// Asked to stop (`BrokerServer.shutdown`). With `controlled.shutdown.enable` and a running
     /// (registered, unfenced) broker, enter `PENDING_CONTROLLED_SHUTDOWN`: heartbeat at once with
     /// `want_shut_down`, and stop only when the controller answers `should_shut_down` (it has

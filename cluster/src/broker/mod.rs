@@ -93,7 +93,8 @@ pub struct Broker {
     started: bool,
     broker_epoch: i64,
     fenced: bool,
-    /// Registration attempts refused or failed in a row (the backoff grows with them).
+    /// Registrations and heartbeats refused or failed in a row (the backoff grows with them;
+    /// Kafka's `BrokerLifecycleManager.failedAttempts`).
     failed_registrations: u32,
     /// `PENDING_CONTROLLED_SHUTDOWN`: heartbeats say `want_shut_down`.
     shutting_down: bool,
@@ -269,6 +270,7 @@ impl Broker {
                     self.broker_epoch = -1;
                     self.register(now, fx);
                 } else if r.error.is_none() {
+                    self.failed_registrations = 0;
                     self.fenced = r.is_fenced;
                     if self.shutting_down {
                         self.on_shutdown_answer(now, r.should_shut_down, fx);
@@ -301,7 +303,7 @@ impl Broker {
             Outstanding::MetadataFetch => {
                 fx.set_timer(Timer::ControllerRetry, now.plus_ms(CONTROLLER_RETRY_BACKOFF_MS));
             }
-            Outstanding::Heartbeat => {}
+            Outstanding::Heartbeat => self.heartbeat_failed(now, false, fx),
             Outstanding::AlterPartition(tp) => {
                 // Clear the pending change; the next ISR check or fetch asks again.
                 if let Some(state) = self.replicas.get_mut(&tp).and_then(|r| r.leader_state_mut()) {
@@ -316,11 +318,11 @@ impl Broker {
 
     fn on_timer(&mut self, now: SimTime, timer: Timer, fx: &mut Effects) {
         match timer {
-            Timer::RequestTimeout(id) => {
-                if let Some((_, what)) = self.outstanding.remove(&id) {
-                    self.on_request_failed(now, what, fx);
-                }
-            }
+            Timer::RequestTimeout(id) => match self.outstanding.remove(&id) {
+                Some((_, Outstanding::Heartbeat)) => self.heartbeat_failed(now, true, fx),
+                Some((_, what)) => self.on_request_failed(now, what, fx),
+                None => {}
+            },
             Timer::BrokerHeartbeat => {
                 self.send_heartbeat(now, fx);
                 fx.set_timer(Timer::BrokerHeartbeat, now.plus_ms(self.config.broker_heartbeat_interval_ms));

@@ -356,3 +356,29 @@ fn a_session_timeout_outside_the_brokers_bounds_is_invalid_session_timeout() {
     let coordinator = find_coordinator(&mut h, "g");
     assert_eq!(join_error(&mut h, coordinator, 5_000), ErrorCode::MemberIdRequired);
 }
+
+/// A restarted broker sends its first heartbeat as soon as it is registered. If that heartbeat's
+/// answer is lost (here the link to the controller is cut; in fuzzing, the broker paused with it
+/// in flight), Kafka's `BrokerLifecycleManager` heartbeats again at once on the timeout
+/// (`scheduleNextCommunicationImmediately`), so once the link is back the controller unfences it.
+/// ksim used to schedule the next heartbeat only from an answer, and the broker stayed fenced
+/// for good (rolling-restart fuzz seed 877).
+#[test]
+fn a_lost_first_heartbeat_does_not_end_the_heartbeats() {
+    let mut h = Harness::new(&[1, 2], vec![Harness::topic("t", &[1, 2], TopicConfig::default())]);
+    h.await_leader(&tp(), 1);
+    h.kill(2);
+    let later = h.now().plus_ms(12_000);
+    h.run_until(|h| h.now() >= later, 20_000);
+    h.start(2);
+    h.run_until(
+        |h| h.broker(2).broker_epoch >= 0 && h.broker(2).has_outstanding(&super::Outstanding::Heartbeat),
+        5_000,
+    );
+    h.cut(NodeId::Broker(2), NodeId::Controller(crate::testing::CONTROLLER_ID));
+    let healed_at = h.now().plus_ms(5_000);
+    h.run_until(|h| h.now() >= healed_at, 10_000);
+    assert!(h.broker(2).is_fenced(), "fenced while it cannot reach the controller");
+    h.heal();
+    h.run_until(|h| !h.broker(2).is_fenced(), 10_000);
+}
