@@ -194,11 +194,13 @@ pub enum Note {
         member: String,
         waited_ms: u64,
     },
-    /// Another process took this member's `group.instance.id` (FENCED_INSTANCE_ID): as in Kafka
-    /// this is fatal, and the consumer stops taking part in the group.
-    MemberFenced {
+    /// The group answered with an error the Java consumer treats as fatal: FENCED_INSTANCE_ID
+    /// (another process took this member's `group.instance.id`) or INCONSISTENT_GROUP_PROTOCOL
+    /// (none of its assignors is one every member supports). The consumer stops taking part.
+    MemberFailed {
         group: String,
         member: String,
+        error: ErrorCode,
     },
     // ---- producer ----
     /// A record the application sent was acknowledged.
@@ -280,7 +282,7 @@ impl Note {
             | PartitionsRevoked { .. }
             | CommitFailed { .. }
             | PollIntervalExceeded { .. }
-            | MemberFenced { .. } => None,
+            | MemberFailed { .. } => None,
         }
     }
 }
@@ -442,10 +444,17 @@ impl fmt::Display for Note {
                 f,
                 "{member}: the application did not poll for {waited_ms} ms (> max.poll.interval.ms): the consumer leaves the group"
             ),
-            MemberFenced { group, member } => write!(
+            MemberFailed { group, member, error: ErrorCode::FencedInstanceId } => write!(
                 f,
-                "{member}: fenced in group {group} (FENCED_INSTANCE_ID): another consumer took its group.instance.id; it stops consuming"
+                "{member}: fenced in group {group} (FENCED_INSTANCE_ID): another consumer took its group.instance.id; it stops consuming for good"
             ),
+            MemberFailed { group, member, error: ErrorCode::InconsistentGroupProtocol } => write!(
+                f,
+                "{member}: cannot join group {group} (INCONSISTENT_GROUP_PROTOCOL): none of its partition.assignment.strategy assignors is one every member supports; it stops consuming for good"
+            ),
+            MemberFailed { group, member, error } => {
+                write!(f, "{member}: failed in group {group} with {error}, fatal; it stops consuming for good")
+            }
             ProduceAcked { partition, offset, key, value, .. } => {
                 write!(f, "acknowledged {} at {partition}@{offset}", fmt_record(key, value))
             }

@@ -50,6 +50,8 @@ pub enum Timer {
     AutoCommit,
     /// Check `max.poll.interval.ms`.
     PollIntervalCheck,
+    /// A closing consumer stops waiting for its last commit and LeaveGroup (`close()`'s timeout).
+    ConsumerCloseTimeout,
 }
 
 impl fmt::Display for Timer {
@@ -78,6 +80,7 @@ impl fmt::Display for Timer {
             Timer::GroupHeartbeat => write!(f, "group heartbeat due"),
             Timer::AutoCommit => write!(f, "auto-commit due"),
             Timer::PollIntervalCheck => write!(f, "max.poll.interval.ms check"),
+            Timer::ConsumerCloseTimeout => write!(f, "consumer close timed out"),
         }
     }
 }

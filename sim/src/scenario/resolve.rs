@@ -447,7 +447,9 @@ impl Scenario {
             | Happening::StaticMemberReturned(g)
             | Happening::GroupLoaded(g)
             | Happening::CommitFailed(g)
-            | Happening::PollIntervalExceeded(g) => self.check_group(g),
+            | Happening::PollIntervalExceeded(g)
+            | Happening::MemberFenced(g)
+            | Happening::InconsistentGroupProtocol(g) => self.check_group(g),
             Happening::ProduceFailed
             | Happening::Duplicate
             | Happening::AckedWriteLost
