@@ -188,11 +188,14 @@ pub enum Note {
         member: String,
         error: ErrorCode,
     },
-    /// The application did not poll within `max.poll.interval.ms`: the consumer leaves the group.
+    /// The application did not poll within `max.poll.interval.ms`: the consumer leaves the group
+    /// (a static member sends no LeaveGroup: it only forgets its member id, KIP-345).
     PollIntervalExceeded {
         group: String,
         member: String,
         waited_ms: u64,
+        #[serde(default)]
+        static_member: bool,
     },
     /// The group answered with an error the Java consumer treats as fatal: FENCED_INSTANCE_ID
     /// (another process took this member's `group.instance.id`) or INCONSISTENT_GROUP_PROTOCOL
@@ -440,9 +443,13 @@ impl fmt::Display for Note {
                 write!(f, "{member}: lost {} without a chance to commit", fmt_partitions(partitions))
             }
             CommitFailed { member, error, .. } => write!(f, "{member}: commit failed with {error}: it is no longer in this generation"),
-            PollIntervalExceeded { member, waited_ms, .. } => write!(
+            PollIntervalExceeded { member, waited_ms, static_member: false, .. } => write!(
                 f,
                 "{member}: the application did not poll for {waited_ms} ms (> max.poll.interval.ms): the consumer leaves the group"
+            ),
+            PollIntervalExceeded { member, waited_ms, static_member: true, .. } => write!(
+                f,
+                "{member}: the application did not poll for {waited_ms} ms (> max.poll.interval.ms): the consumer drops out, but as a static member sends no LeaveGroup; it rejoins at its next poll"
             ),
             MemberFailed { group, member, error: ErrorCode::FencedInstanceId } => write!(
                 f,

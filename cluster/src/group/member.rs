@@ -236,6 +236,7 @@ impl GroupMember {
                 group: self.group_id.clone(),
                 member: self.name(),
                 waited_ms: now.ms_since(self.last_poll),
+                static_member: self.instance_id.is_some(),
             });
             // Kafka's handlePollTimeoutExpiry -> maybeLeaveGroup: a dynamic member leaves; a static
             // one sends nothing (KIP-345), keeps its place until its session times out, and on
