@@ -407,14 +407,22 @@ impl Consumer {
             .collect()
     }
 
+    /// Records waiting for the application's next poll (none once it closed the consumer: the
+    /// world wakes the application while this is non-zero).
     pub fn buffered(&self) -> usize {
-        self.buffer.len()
+        if self.closing.is_some() {
+            0
+        } else {
+            self.buffer.len()
+        }
     }
 
     /// Hand up to `max.poll.records` buffered records to the application.
     pub fn poll(&mut self, now: SimTime, fx: &mut Effects) -> Vec<ConsumedRecord> {
         if self.closing.is_some() {
-            return Vec::new(); // closed: the application polls no more
+            // Closed: the application reads no more. (The buffer stays: the positions a closing
+            // consumer commits are what the application was handed, not what was fetched.)
+            return Vec::new();
         }
         if let Some(member) = self.member.as_mut() {
             let kicked_out = member.kicked_out();
@@ -1072,6 +1080,9 @@ mod tests {
                 "{case}: its partitions are revoked"
             );
             assert!(cluster.poll(SimTime::from_ms(2_000)).is_empty(), "{case}: a closed consumer hands out nothing");
+            // Nothing waits for the application any more (the world wakes it while records wait:
+            // buffered records of a closed consumer made its poll loop spin in one instant).
+            assert_eq!(cluster.consumer.buffered(), 0, "{case}");
         }
     }
 
