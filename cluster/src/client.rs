@@ -58,8 +58,15 @@ impl Client {
 impl StateMachine for Client {
     fn handle(&mut self, now: SimTime, input: Input, rng: &mut dyn rand_core::RngCore, fx: &mut Effects) {
         if let Input::Shutdown = input {
-            // ksim's clients have no graceful close yet: an application asked to stop exits.
-            fx.exit();
+            // An application asked to stop (SIGTERM) closes its consumer, as a shutdown hook
+            // calling `KafkaConsumer.close()` does: the consumer commits, leaves its group and
+            // exits the process once its coordinator answered (or its close timeout passed). A
+            // producer is not flushed: ksim's producer has no `close()` yet, so a client without
+            // a consumer exits at once.
+            match self.consumer.as_mut() {
+                Some(c) => c.handle(now, input, rng, fx),
+                None => fx.exit(),
+            }
             return;
         }
         match route(&input) {

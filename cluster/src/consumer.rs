@@ -232,6 +232,26 @@ pub struct Consumer {
     connections: Connections,
     /// Truncations found with `auto.offset.reset=none` that the next `poll` throws.
     log_truncations: Vec<LogTruncation>,
+    /// The application closed the consumer: what is left to do before the process exits.
+    closing: Option<Closing>,
+}
+
+/// How long `KafkaConsumer.close()` waits for its last commit and LeaveGroup (Java's
+/// `DEFAULT_CLOSE_TIMEOUT_MS`, 30 s).
+const CLOSE_TIMEOUT_MS: u64 = 30_000;
+
+/// A consumer on its way out (`KafkaConsumer.close()`), in Java's order
+/// (`ConsumerCoordinator.close`, then `AbstractCoordinator.close`): the auto-commit of every
+/// position, waited for; then the partitions are given up and a dynamic member sends LeaveGroup
+/// (a static one sends nothing: its partitions wait for its session timeout, KIP-345); then the
+/// requests still out to the coordinator are waited for; then the process exits. The close
+/// timeout bounds all of it.
+#[derive(Clone, Copy, Debug)]
+struct Closing {
+    deadline: SimTime,
+    /// The partitions were given up and LeaveGroup sent (if dynamic).
+    left: bool,
+    done: bool,
 }
 
 impl Consumer {
@@ -256,6 +276,7 @@ impl Consumer {
             commit_deadlines: BTreeMap::new(),
             commit_retry: None,
             log_truncations: Vec::new(),
+            closing: None,
             config,
             metadata: ClientMetadata::new(bootstrap, settings, Timer::ConsumerWakeup),
             assignment: BTreeMap::new(),
@@ -315,12 +336,15 @@ impl Consumer {
     /// known reported success without sending anything, and one that heard NOT_COORDINATOR was
     /// never retried, so a member with nothing more to read never committed again (issue 12).
     pub fn commit(&mut self, now: SimTime, fx: &mut Effects) -> Option<u64> {
-        let id = self.start_commit(now, fx);
+        if self.closing.is_some() {
+            return None; // the application closed the consumer: it commits no more
+        }
+        let id = self.commit_positions(now, fx);
         self.track_connections(now, fx);
         id
     }
 
-    fn start_commit(&mut self, now: SimTime, fx: &mut Effects) -> Option<u64> {
+    fn commit_positions(&mut self, now: SimTime, fx: &mut Effects) -> Option<u64> {
         let offsets = self.positions();
         if offsets.is_empty() || self.commit_retry.is_some() {
             return None;
@@ -387,20 +411,53 @@ impl Consumer {
             .collect()
     }
 
-    /// Leave the group cleanly (the application closes the consumer).
+    /// The application closes the consumer (see [`Closing`]); the consumer ends the process
+    /// with [`Effects::exit`] once it is done.
     pub fn close(&mut self, now: SimTime, fx: &mut Effects) {
-        if self.config.enable_auto_commit {
-            self.commit(now, fx);
+        if self.closing.is_some() {
+            return;
         }
-        if let Some(member) = self.member.as_mut() {
-            member.leave(now, &mut self.next_correlation, fx);
+        let deadline = now.plus_ms(CLOSE_TIMEOUT_MS);
+        self.closing = Some(Closing { deadline, left: false, done: false });
+        fx.set_timer(Timer::ConsumerCloseTimeout, deadline);
+        // ConsumerCoordinator.close -> maybeAutoCommitOffsetsSync.
+        let in_group = self.member.as_ref().is_some_and(|m| m.phase == crate::group::member::Phase::Stable);
+        if self.config.enable_auto_commit && in_group {
+            self.commit_positions(now, fx);
         }
         self.track_connections(now, fx);
+        self.advance_close(now, fx);
     }
 
     /// Requests just sent to a broker with no connection start its setup timer.
     fn track_connections(&mut self, now: SimTime, fx: &mut Effects) {
         self.connections.track_sends(now, |id| id >= CONSUMER_CORRELATION_BASE, fx);
+    }
+
+    /// Take the next step of a close whose previous one is done (or whose time is up).
+    fn advance_close(&mut self, now: SimTime, fx: &mut Effects) {
+        let Some(mut closing) = self.closing else { return };
+        if closing.done {
+            return;
+        }
+        let timed_out = now >= closing.deadline;
+        let committing = !self.commits_in_flight.is_empty()
+            || self.commit_retry.is_some()
+            || self.member.as_ref().is_some_and(|m| m.commit_in_flight());
+        if !closing.left && (timed_out || !committing) {
+            closing.left = true;
+            if let Some(member) = self.member.as_mut() {
+                let events = member.leave(now, &mut self.next_correlation, fx);
+                self.on_member_events(now, events, fx);
+            }
+        }
+        let waiting = self.member.as_ref().is_some_and(|m| m.requests_in_flight());
+        if closing.left && (timed_out || !waiting) {
+            closing.done = true;
+            fx.cancel_timer(Timer::ConsumerCloseTimeout);
+            fx.exit();
+        }
+        self.closing = Some(closing);
     }
 
     fn on_member_events(&mut self, now: SimTime, events: Vec<MemberEvent>, fx: &mut Effects) {
@@ -434,7 +491,8 @@ impl Consumer {
                     }
                 }
                 MemberEvent::Revoked { partitions, lost } => {
-                    if !lost && self.config.enable_auto_commit {
+                    // (A closing consumer committed everything already: ConsumerCoordinator.close.)
+                    if !lost && self.config.enable_auto_commit && self.closing.is_none() {
                         // Kafka commits before giving partitions up (onPartitionsRevoked).
                         let offsets: Vec<(TopicPartition, i64)> =
                             self.positions().into_iter().filter(|(tp, _)| partitions.contains(tp)).collect();
@@ -511,8 +569,14 @@ impl Consumer {
             .collect()
     }
 
+    /// Records waiting for the application's next poll (none once it closed the consumer: the
+    /// world wakes the application while this is non-zero).
     pub fn buffered(&self) -> usize {
-        self.buffer.len()
+        if self.closing.is_some() {
+            0
+        } else {
+            self.buffer.len()
+        }
     }
 
     /// A truncation waits to be thrown by the next `poll`.
@@ -524,6 +588,11 @@ impl Consumer {
     /// truncations found since the last poll (Kafka's `poll` throws LogTruncationException from
     /// `updateFetchPositions`, before it returns any record).
     pub fn poll(&mut self, now: SimTime, fx: &mut Effects) -> Result<Vec<ConsumedRecord>, PollError> {
+        if self.closing.is_some() {
+            // Closed: the application reads no more. (The buffer stays: the positions a closing
+            // consumer commits are what the application was handed, not what was fetched.)
+            return Ok(Vec::new());
+        }
         if let Some(member) = self.member.as_mut() {
             let kicked_out = member.kicked_out();
             member.on_poll(now);
@@ -941,7 +1010,8 @@ impl StateMachine for Consumer {
             return;
         }
         match input {
-            Input::Start | Input::Shutdown | Input::ConnectionEstablished { .. } => {}
+            Input::Start | Input::ConnectionEstablished { .. } => {}
+            Input::Shutdown => self.close(now, fx),
             Input::Message { message: Message::Response { correlation_id, body }, .. }
                 if self.member.as_ref().is_some_and(|m| m.owns_request(correlation_id)) =>
             {
@@ -1022,6 +1092,7 @@ impl StateMachine for Consumer {
         }
         self.drive(now, fx);
         self.track_connections(now, fx);
+        self.advance_close(now, fx);
         debug_check("consumer", || self.check_invariants());
     }
 }
@@ -1054,6 +1125,10 @@ mod tests {
         notes: Vec<Note>,
         /// Answer heartbeats with FENCED_INSTANCE_ID (another process took the instance id).
         fence: bool,
+        /// Answer JoinGroups that carry a member id with this error instead.
+        join_error: Option<ErrorCode>,
+        /// The consumer ended its process (`Effects::exit`).
+        exited: bool,
     }
 
     fn tp() -> TopicPartition {
@@ -1076,6 +1151,8 @@ mod tests {
                 sent: Vec::new(),
                 notes: Vec::new(),
                 fence: false,
+                join_error: None,
+                exited: false,
             }
         }
 
@@ -1149,6 +1226,14 @@ mod tests {
                     member_id: "worker-1".into(),
                     members: Vec::new(),
                 }),
+                Request::JoinGroup(r) if self.join_error.is_some() => Response::JoinGroup(JoinGroupResponse {
+                    error: self.join_error.expect("checked"),
+                    generation: -1,
+                    protocol: None,
+                    leader: String::new(),
+                    member_id: r.member_id.clone(),
+                    members: Vec::new(),
+                }),
                 Request::JoinGroup(r) => Response::JoinGroup(JoinGroupResponse {
                     error: ErrorCode::None,
                     generation: 1,
@@ -1218,6 +1303,7 @@ mod tests {
                         })
                         .collect(),
                 }),
+                Request::LeaveGroup(_) => Response::LeaveGroup(LeaveGroupResponse { error: ErrorCode::None }),
                 _ => return None,
             };
             Some(response)
@@ -1261,6 +1347,7 @@ mod tests {
 
         /// Deliver the effects' requests and every request that follows, answering each at once.
         fn settle(&mut self, now: SimTime, fx: Effects) {
+            self.exited |= fx.exit;
             self.notes.extend(fx.notes);
             let mut queue: VecDeque<(NodeId, Message)> = fx.sends.into();
             for _ in 0..100 {
@@ -1278,6 +1365,7 @@ mod tests {
                 let mut fx = Effects::default();
                 let input = Input::Message { from: to, message: Message::Response { correlation_id, body } };
                 self.consumer.handle(now, input, &mut self.rng, &mut fx);
+                self.exited |= fx.exit;
                 self.notes.extend(fx.notes);
                 queue.extend(fx.sends);
             }
@@ -1298,6 +1386,38 @@ mod tests {
         fn timer(&mut self, now: SimTime, timer: Timer) {
             let mut fx = Effects::default();
             self.consumer.handle(now, Input::Timer(timer), &mut self.rng, &mut fx);
+            self.settle(now, fx);
+        }
+
+        /// The group requests sent since request number `from`, by API name, in order.
+        fn group_requests_since(&self, from: usize) -> Vec<&'static str> {
+            self.sent[from..]
+                .iter()
+                .filter_map(|r| match r {
+                    Request::JoinGroup(_) => Some("JoinGroup"),
+                    Request::SyncGroup(_) => Some("SyncGroup"),
+                    Request::LeaveGroup(_) => Some("LeaveGroup"),
+                    Request::OffsetCommit(_) => Some("OffsetCommit"),
+                    _ => None,
+                })
+                .collect()
+        }
+
+        /// Subscribe to `jobs` and poll once: the member is Stable, owns `jobs-0` and has been
+        /// handed offsets 0..5.
+        fn member_reading(config: ConsumerConfig) -> Cluster {
+            let mut cluster = Cluster::new(ConsumerConfig { max_poll_records: 5, ..config }, 10);
+            let mut fx = Effects::default();
+            assert!(cluster.consumer.subscribe(&[TOPIC.to_string()], SimTime::ZERO, &mut fx));
+            cluster.settle(SimTime::ZERO, fx);
+            let records = cluster.poll(SimTime::from_ms(1_000));
+            assert_eq!(records.len(), 5);
+            cluster
+        }
+
+        fn close(&mut self, now: SimTime) {
+            let mut fx = Effects::default();
+            self.consumer.handle(now, Input::Shutdown, &mut self.rng, &mut fx);
             self.settle(now, fx);
         }
 
@@ -1336,6 +1456,88 @@ mod tests {
         let second = cluster.poll(SimTime::from_ms(12_000));
         assert!(second.is_empty(), "poll returned records of a lost partition: {second:?}");
         assert!(cluster.notes.iter().any(|n| matches!(n, Note::PartitionsRevoked { lost: true, .. })));
+    }
+
+    fn group_config(instance: Option<&str>, enable_auto_commit: bool) -> ConsumerConfig {
+        ConsumerConfig {
+            group_id: Some("workers".into()),
+            group_instance_id: instance.map(str::to_string),
+            auto_offset_reset: OffsetReset::Earliest,
+            enable_auto_commit,
+            max_poll_interval_ms: 10_000,
+            ..ConsumerConfig::default()
+        }
+    }
+
+    #[test]
+    fn closing_consumer_commits_then_a_dynamic_member_leaves_and_a_static_one_does_not() {
+        // ConsumerCoordinator.close: maybeAutoCommitOffsetsSync, then AbstractCoordinator.close:
+        // onLeavePrepare (revoke) and maybeLeaveGroup (dynamic members only, KIP-345).
+        // (case, group.instance.id, enable.auto.commit, group requests the close sends)
+        let cases = [
+            ("dynamic, auto-commit", None, true, vec!["OffsetCommit", "LeaveGroup"]),
+            ("dynamic, no auto-commit", None, false, vec!["LeaveGroup"]),
+            ("static, auto-commit", Some("worker-a"), true, vec!["OffsetCommit"]),
+            ("static, no auto-commit", Some("worker-a"), false, vec![]),
+        ];
+        for (case, instance, auto_commit, expected) in cases {
+            let mut cluster = Cluster::member_reading(group_config(instance, auto_commit));
+            let before = cluster.sent.len();
+            cluster.close(SimTime::from_ms(1_500));
+            assert_eq!(cluster.group_requests_since(before), expected, "{case}");
+            if auto_commit {
+                let commit = cluster.sent[before..].iter().find_map(|r| match r {
+                    Request::OffsetCommit(c) => Some(c.offsets.clone()),
+                    _ => None,
+                });
+                assert_eq!(commit, Some(vec![(tp(), 5)]), "{case}: the position after what poll handed out");
+            }
+            assert!(cluster.exited, "{case}: the process exits once the coordinator answered");
+            assert!(
+                cluster.notes.iter().any(|n| matches!(n, Note::PartitionsRevoked { lost: false, .. })),
+                "{case}: its partitions are revoked"
+            );
+            assert!(cluster.poll(SimTime::from_ms(2_000)).is_empty(), "{case}: a closed consumer hands out nothing");
+            // Nothing waits for the application any more (the world wakes it while records wait:
+            // buffered records of a closed consumer made its poll loop spin in one instant).
+            assert_eq!(cluster.consumer.buffered(), 0, "{case}");
+        }
+    }
+
+    #[test]
+    fn static_member_past_max_poll_interval_sends_no_leave_group_and_rejoins_under_its_instance() {
+        // AbstractCoordinator.maybeLeaveGroup skips static members; the member id is reset, so
+        // the next poll rejoins with none and the coordinator recognises the instance.
+        let mut cluster = Cluster::member_reading(group_config(Some("worker-a"), false));
+        let before = cluster.sent.len();
+        cluster.timer(SimTime::from_ms(11_002), Timer::PollIntervalCheck);
+        assert!(cluster.notes.iter().any(|n| matches!(n, Note::PollIntervalExceeded { .. })));
+        assert_eq!(cluster.group_requests_since(before), Vec::<&str>::new(), "no LeaveGroup");
+        cluster.poll(SimTime::from_ms(12_000));
+        let rejoin = cluster.sent[before..].iter().find_map(|r| match r {
+            Request::JoinGroup(j) => Some((j.member_id.clone(), j.group_instance_id.clone())),
+            _ => None,
+        });
+        assert_eq!(rejoin, Some((String::new(), Some("worker-a".to_string()))));
+    }
+
+    #[test]
+    fn inconsistent_group_protocol_is_fatal_the_member_never_joins_again() {
+        let mut cluster = Cluster::new(group_config(None, false), 10);
+        cluster.join_error = Some(ErrorCode::InconsistentGroupProtocol);
+        let mut fx = Effects::default();
+        assert!(cluster.consumer.subscribe(&[TOPIC.to_string()], SimTime::ZERO, &mut fx));
+        cluster.settle(SimTime::ZERO, fx);
+        assert!(cluster
+            .notes
+            .iter()
+            .any(|n| matches!(n, Note::MemberFailed { error: ErrorCode::InconsistentGroupProtocol, .. })));
+        let joins = cluster.group_requests_since(0).len();
+        for second in 1..30 {
+            cluster.poll(SimTime::from_ms(second * 1_000));
+            cluster.timer(SimTime::from_ms(second * 1_000), Timer::GroupHeartbeat);
+        }
+        assert_eq!(cluster.group_requests_since(0).len(), joins, "nothing more is sent to the group");
     }
 
     fn no_reset_config() -> ConsumerConfig {
@@ -1395,7 +1597,7 @@ mod tests {
         // A newer process took group.instance.id host-a: the coordinator fences this one.
         cluster.fence = true;
         cluster.timer(SimTime::from_ms(4_000), Timer::GroupHeartbeat);
-        assert!(cluster.notes.iter().any(|n| matches!(n, Note::MemberFenced { .. })), "{:?}", cluster.notes);
+        assert!(cluster.notes.iter().any(|n| matches!(n, Note::MemberFailed { .. })), "{:?}", cluster.notes);
         assert!(cluster.notes.iter().any(|n| matches!(n, Note::PartitionsRevoked { lost: true, .. })));
 
         // Fatal, as in Kafka: no rejoin, no heartbeat, nothing more to read.
@@ -1427,7 +1629,7 @@ mod tests {
             cluster
                 .notes
                 .iter()
-                .any(|n| matches!(n, Note::JoinGroupFailed { error: ErrorCode::InvalidSessionTimeout, .. })),
+                .any(|n| matches!(n, Note::MemberFailed { error: ErrorCode::InvalidSessionTimeout, .. })),
             "{:?}",
             cluster.notes
         );

@@ -188,22 +188,22 @@ pub enum Note {
         member: String,
         error: ErrorCode,
     },
-    /// The application did not poll within `max.poll.interval.ms`: the consumer leaves the group.
+    /// The application did not poll within `max.poll.interval.ms`: the consumer leaves the group
+    /// (a static member sends no LeaveGroup: it only forgets its member id, KIP-345).
     PollIntervalExceeded {
         group: String,
         member: String,
         waited_ms: u64,
+        #[serde(default)]
+        static_member: bool,
     },
-    /// Another process took this member's `group.instance.id` (FENCED_INSTANCE_ID): as in Kafka
-    /// this is fatal, and the consumer stops taking part in the group.
-    MemberFenced {
-        group: String,
-        member: String,
-    },
-    /// The coordinator refused the member's JoinGroup with an error the Java consumer treats as
-    /// fatal (`AbstractCoordinator.JoinGroupResponseHandler`: INVALID_SESSION_TIMEOUT, ...): the
-    /// consumer stops taking part in the group and `poll()` throws.
-    JoinGroupFailed {
+    /// The group answered with an error the Java consumer treats as fatal
+    /// (`AbstractCoordinator`'s response handlers raise it and `poll()` throws it):
+    /// FENCED_INSTANCE_ID (another process took this member's `group.instance.id`),
+    /// INCONSISTENT_GROUP_PROTOCOL (none of its assignors is one every member supports) or
+    /// INVALID_SESSION_TIMEOUT (its `session.timeout.ms` is outside the broker's bounds). The
+    /// consumer stops taking part.
+    MemberFailed {
         group: String,
         member: String,
         error: ErrorCode,
@@ -319,10 +319,9 @@ impl Note {
             | PartitionsRevoked { .. }
             | CommitFailed { .. }
             | PollIntervalExceeded { .. }
-            | MemberFenced { .. }
             | ConnectionSetupTimedOut { .. }
-            | JoinGroupFailed { .. }
-            | ConfigAdjusted { .. } => None,
+            | ConfigAdjusted { .. }
+            | MemberFailed { .. } => None,
         }
     }
 }
@@ -480,19 +479,30 @@ impl fmt::Display for Note {
                 write!(f, "{member}: lost {} without a chance to commit", fmt_partitions(partitions))
             }
             CommitFailed { member, error, .. } => write!(f, "{member}: commit failed with {error}: it is no longer in this generation"),
-            PollIntervalExceeded { member, waited_ms, .. } => write!(
+            PollIntervalExceeded { member, waited_ms, static_member: false, .. } => write!(
                 f,
                 "{member}: the application did not poll for {waited_ms} ms (> max.poll.interval.ms): the consumer leaves the group"
             ),
-            MemberFenced { group, member } => write!(
+            PollIntervalExceeded { member, waited_ms, static_member: true, .. } => write!(
                 f,
-                "{member}: fenced in group {group} (FENCED_INSTANCE_ID): another consumer took its group.instance.id; it stops consuming"
-            ),
-            JoinGroupFailed { group, member, error } => write!(
-                f,
-                "{member}: JoinGroup to group {group} failed with {error}, which is fatal: the consumer stops taking part in the group"
+                "{member}: the application did not poll for {waited_ms} ms (> max.poll.interval.ms): the consumer drops out, but as a static member sends no LeaveGroup; it rejoins at its next poll"
             ),
             ConfigAdjusted { setting, value, reason } => write!(f, "config {setting}={value}: {reason}"),
+            MemberFailed { group, member, error: ErrorCode::InvalidSessionTimeout } => write!(
+                f,
+                "{member}: JoinGroup to group {group} failed with INVALID_SESSION_TIMEOUT, which is fatal: its session.timeout.ms is outside the broker's group.min.session.timeout.ms..group.max.session.timeout.ms; it stops consuming for good"
+            ),
+            MemberFailed { group, member, error: ErrorCode::FencedInstanceId } => write!(
+                f,
+                "{member}: fenced in group {group} (FENCED_INSTANCE_ID): another consumer took its group.instance.id; it stops consuming for good"
+            ),
+            MemberFailed { group, member, error: ErrorCode::InconsistentGroupProtocol } => write!(
+                f,
+                "{member}: cannot join group {group} (INCONSISTENT_GROUP_PROTOCOL): none of its partition.assignment.strategy assignors is one every member supports; it stops consuming for good"
+            ),
+            MemberFailed { group, member, error } => {
+                write!(f, "{member}: failed in group {group} with {error}, fatal; it stops consuming for good")
+            }
             ProduceAcked { partition, offset, key, value, .. } => {
                 write!(f, "acknowledged {} at {partition}@{offset}", fmt_record(key, value))
             }

@@ -449,6 +449,9 @@ pub struct SyncGroupRequest {
     pub group_id: String,
     pub generation: i32,
     pub member_id: String,
+    /// The member's `group.instance.id` (KIP-345): with it the coordinator tells a member whose
+    /// instance another process has taken over (FENCED_INSTANCE_ID) from one it never knew.
+    pub group_instance_id: Option<String>,
     /// Only from the leader: the assignment of every member.
     pub assignments: Vec<(String, Vec<TopicPartition>)>,
 }
@@ -464,6 +467,9 @@ pub struct HeartbeatRequest {
     pub group_id: String,
     pub generation: i32,
     pub member_id: String,
+    /// The member's `group.instance.id` (KIP-345): with it the coordinator tells a member whose
+    /// instance another process has taken over (FENCED_INSTANCE_ID) from one it never knew.
+    pub group_instance_id: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -475,6 +481,9 @@ pub struct HeartbeatResponse {
 pub struct LeaveGroupRequest {
     pub group_id: String,
     pub member_id: String,
+    /// The member's `group.instance.id` (KIP-345): with it the coordinator tells a member whose
+    /// instance another process has taken over (FENCED_INSTANCE_ID) from one it never knew.
+    pub group_instance_id: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -488,6 +497,9 @@ pub struct OffsetCommitRequest {
     /// -1 with an empty member id: a commit from outside the group (a "simple" consumer).
     pub generation: i32,
     pub member_id: String,
+    /// The member's `group.instance.id` (KIP-345): with it the coordinator tells a member whose
+    /// instance another process has taken over (FENCED_INSTANCE_ID) from one it never knew.
+    pub group_instance_id: Option<String>,
     pub offsets: Vec<(TopicPartition, i64)>,
 }
 

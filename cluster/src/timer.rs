@@ -54,6 +54,8 @@ pub enum Timer {
     AutoCommit,
     /// Check `max.poll.interval.ms`.
     PollIntervalCheck,
+    /// A closing consumer stops waiting for its last commit and LeaveGroup (`close()`'s timeout).
+    ConsumerCloseTimeout,
 }
 
 /// Which engine of a client node a timer belongs to: the two keep separate connection state.
@@ -101,6 +103,7 @@ impl fmt::Display for Timer {
             Timer::GroupHeartbeat => write!(f, "group heartbeat due"),
             Timer::AutoCommit => write!(f, "auto-commit due"),
             Timer::PollIntervalCheck => write!(f, "max.poll.interval.ms check"),
+            Timer::ConsumerCloseTimeout => write!(f, "consumer close timed out"),
         }
     }
 }

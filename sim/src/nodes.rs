@@ -70,11 +70,12 @@ impl Status {
             Fault::Restart(n) if *n == node => ProcessChange::Start { stop_first: running },
             Fault::Pause(n) if *n == node && self == Status::Up => ProcessChange::Freeze,
             Fault::Resume(n) if *n == node && self == Status::Paused => ProcessChange::Thaw,
-            // A broker runs its controlled shutdown first; other processes just exit. A frozen
-            // process cannot act on the signal (ksim drops it).
+            // A broker runs its controlled shutdown first, and a client closes its consumer
+            // (commit, LeaveGroup); the controller just exits. A frozen process cannot act on
+            // the signal (ksim drops it).
             Fault::Stop(n) if *n == node && self == Status::Up => match node {
-                NodeId::Broker(_) => ProcessChange::ShutDown,
-                _ => ProcessChange::Exit,
+                NodeId::Broker(_) | NodeId::Client(_) => ProcessChange::ShutDown,
+                NodeId::Controller(_) => ProcessChange::Exit,
             },
             Fault::Exit(n) if *n == node && running => ProcessChange::Exit,
             _ => ProcessChange::Nothing,

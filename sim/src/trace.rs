@@ -43,7 +43,8 @@ pub enum Fault {
     Pause(NodeId),
     Resume(NodeId),
     /// An operator stops the process gracefully (SIGTERM, `kafka-server-stop.sh`): a broker first
-    /// runs its controlled shutdown; other nodes exit at once.
+    /// runs its controlled shutdown, a client's application closes its consumer (commit,
+    /// LeaveGroup); the controller exits at once.
     Stop(NodeId),
     /// The process finished its graceful shutdown and exits, every log flushed. The world records
     /// this when the process says it is done; a scenario cannot name it.

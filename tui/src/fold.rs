@@ -641,7 +641,7 @@ impl ClusterView {
                 let m = self.clients.entry(node).or_default().membership.get_or_insert_with(Membership::default);
                 m.poll_interval_exceeded += 1;
             }
-            Note::MemberFenced { .. } | Note::JoinGroupFailed { .. } | Note::ConfigAdjusted { .. } => {}
+            Note::MemberFailed { .. } | Note::ConfigAdjusted { .. } => {}
         }
     }
 }

@@ -13,8 +13,11 @@
 //!    rebalance timeout, `max.poll.interval.ms`) for every member to rejoin and every handed-out
 //!    id to be used. A group leaving Empty waits `group.initial.rebalance.delay.ms` for more
 //!    members first, and a brand-new group waits another delay each time one more arrived.
-//! 2. **Assign.** The coordinator bumps the *generation*, picks a leader among the members and
-//!    sends it everyone's subscriptions. The group is *CompletingRebalance*.
+//! 2. **Assign.** The coordinator bumps the *generation*, picks the assignor (each member votes
+//!    for its favourite among the assignors every member supports; a member that shares none
+//!    with the group is refused at JoinGroup with INCONSISTENT_GROUP_PROTOCOL) and sends the
+//!    leader, the first member to have joined, everyone's subscriptions. The group is
+//!    *CompletingRebalance*.
 //! 3. **Sync.** The leader computes the assignment with the agreed assignor and sends it in its
 //!    SyncGroup; the coordinator stores it and answers every member's SyncGroup with its share.
 //!    The group is *Stable*.
@@ -25,13 +28,16 @@
 //!
 //! Static members (`group.instance.id`, KIP-345) keep their identity across restarts: one that
 //! rejoins within the session timeout gets a new member id and its old assignment back without a
-//! rebalance, and whoever still uses the old id is answered FENCED_INSTANCE_ID.
+//! rebalance, and whoever still uses the old id is answered FENCED_INSTANCE_ID, whatever the
+//! request (every request names its instance id). A static member never leaves on its own, and a
+//! rebalance that it does not rejoin keeps it: only its session timeout removes it.
 //!
 //! Besides the assignment, the coordinator writes the group whenever what a failover must know
 //! changes without one: a static member's new id, and a group left Empty by its last member.
 
 use crate::effects::Effects;
 use crate::error::ErrorCode;
+use crate::group::assignor::java_order::hash_map_order;
 use crate::invariant::ensure;
 use crate::node::NodeId;
 use crate::note::Note;
@@ -71,6 +77,11 @@ struct Member {
     rebalance_timeout_ms: u64,
     protocols: Vec<(String, Subscription)>,
     assignment: Vec<TopicPartition>,
+    /// When the member was added to the group, as a sequence number (0 first). The leader is the
+    /// first member to join, and a leader that goes is replaced by the earliest remaining joiner;
+    /// the protocol vote counts members in this order.
+    #[serde(default)]
+    joined: u64,
     #[serde(skip)]
     join: Option<u64>,
     #[serde(skip)]
@@ -351,6 +362,14 @@ impl GroupCoordinator {
         fx: &mut Effects,
     ) -> Option<Append> {
         let group = self.group_mut(&r.group_id, partition);
+        if !group.supports_protocols(&r.protocols) {
+            // Kafka checks this first, for new and existing members alike
+            // (`classicGroupJoinNewMember`, `classicGroupJoinExistingMember`): a member none of
+            // whose assignors every member supports cannot join. The Java consumer treats it as
+            // fatal (`AbstractCoordinator.JoinGroupResponseHandler`: InconsistentGroupProtocolException).
+            respond(from, correlation_id, join_error(ErrorCode::InconsistentGroupProtocol, &r.member_id), fx);
+            return None;
+        }
         if r.member_id.is_empty() && r.group_instance_id.is_none() {
             // KIP-394: hand out an id and ask the member to join again with it. An id nobody
             // joins with is forgotten after the session timeout, so it stops holding rebalances.
@@ -390,6 +409,8 @@ impl GroupCoordinator {
                     m.last_seen = now;
                     m.session_timeout_ms = r.session_timeout_ms;
                     m.rebalance_timeout_ms = r.rebalance_timeout_ms;
+                    // Kafka's replaceStaticMember: the new id takes the old one's place, leadership
+                    // included.
                     if group.leader.as_ref() == Some(&old) {
                         group.leader = Some(new_id.clone());
                     }
@@ -419,7 +440,8 @@ impl GroupCoordinator {
                     replaced_static_member = true;
                 }
                 Some(old) if r.member_id != old => {
-                    // Another process holds the instance now: this one is a zombie.
+                    // Another process holds the instance now: this one is a zombie
+                    // (`ClassicGroup.validateMember` in `classicGroupJoinExistingMember`).
                     respond(from, correlation_id, join_error(ErrorCode::FencedInstanceId, &r.member_id), fx);
                     return None;
                 }
@@ -443,18 +465,22 @@ impl GroupCoordinator {
             // Kafka's addMemberAndRebalance: the initial delay may be extended for it.
             group.new_member_added = true;
         }
-        let member = group.members.entry(member_id.clone()).or_insert_with(|| Member {
-            member_id: member_id.clone(),
-            instance_id: r.group_instance_id.clone(),
-            client: from,
-            session_timeout_ms: r.session_timeout_ms,
-            rebalance_timeout_ms: r.rebalance_timeout_ms,
-            protocols: Vec::new(),
-            assignment: Vec::new(),
-            join: None,
-            sync: None,
-            last_seen: now,
-        });
+        if !known {
+            group.add_member(Member {
+                member_id: member_id.clone(),
+                instance_id: r.group_instance_id.clone(),
+                client: from,
+                session_timeout_ms: r.session_timeout_ms,
+                rebalance_timeout_ms: r.rebalance_timeout_ms,
+                protocols: Vec::new(),
+                assignment: Vec::new(),
+                joined: 0,
+                join: None,
+                sync: None,
+                last_seen: now,
+            });
+        }
+        let member = group.members.get_mut(&member_id).expect("present");
         let metadata_changed = member.protocols != r.protocols;
         member.protocols = r.protocols;
         member.client = from;
@@ -536,16 +562,30 @@ impl GroupCoordinator {
         let group = self.groups.get_mut(group_id).expect("exists");
         group.initial_delay = None;
         group.new_member_added = false;
-        // Members that did not rejoin within the rebalance timeout are out.
-        let gone: Vec<String> =
-            group.members.values().filter(|m| m.join.is_none()).map(|m| m.member_id.clone()).collect();
+        // Dynamic members that did not rejoin within the rebalance timeout are out. Static ones
+        // stay, with their old subscription, until their session expires (KIP-345; Kafka's
+        // completeClassicGroupJoin removes `notYetRejoinedDynamicMembers` only).
+        let gone: Vec<String> = group
+            .members
+            .values()
+            .filter(|m| m.join.is_none() && m.instance_id.is_none())
+            .map(|m| m.member_id.clone())
+            .collect();
         for id in gone {
-            group.members.remove(&id);
+            group.remove_member(&id);
             fx.note(Note::MemberRemoved {
                 group: group_id.to_string(),
                 member: id,
                 reason: "did not rejoin within the rebalance timeout".into(),
             });
+        }
+        if !group.members.is_empty() && !group.elect_joined_leader() {
+            // Only static members are left and none rejoined: Kafka waits another rebalance
+            // timeout (their sessions expire meanwhile if they are gone).
+            let timeout = group.members.values().map(|m| m.rebalance_timeout_ms).max().unwrap_or(0);
+            group.rebalance_deadline = now.plus_ms(timeout);
+            fx.set_timer(Timer::GroupRebalance(group_id.to_string()), group.rebalance_deadline);
+            return None;
         }
         group.generation += 1;
         fx.cancel_timer(Timer::GroupRebalance(group_id.to_string()));
@@ -556,10 +596,7 @@ impl GroupCoordinator {
             Self::note_state(group, fx);
             return Some(store_group(group, Completion::StoreGroup { group: group_id.to_string() }));
         }
-        if !group.leader.as_ref().is_some_and(|l| group.members.contains_key(l)) {
-            group.leader = group.members.keys().next().cloned();
-        }
-        let leader = group.leader.clone().expect("members exist");
+        let leader = group.leader.clone().expect("a member rejoined and leads");
         group.protocol = group.select_protocol();
         let protocol = group.protocol.clone();
         let members: Vec<(String, Option<String>, Subscription)> = group
@@ -601,11 +638,12 @@ impl GroupCoordinator {
             respond(from, correlation_id, sync_error(ErrorCode::UnknownMemberId), fx);
             return None;
         };
-        let error = match group.members.get(&r.member_id) {
-            None => Some(ErrorCode::UnknownMemberId),
-            Some(_) if r.generation != group.generation => Some(ErrorCode::IllegalGeneration),
-            Some(_) if group.state == GroupState::PreparingRebalance => Some(ErrorCode::RebalanceInProgress),
-            _ => None,
+        // Kafka's validateSyncGroup: the member (and its instance) first, then the generation.
+        let error = match group.validate_member(&r.member_id, r.group_instance_id.as_deref()) {
+            Err(error) => Some(error),
+            Ok(()) if r.generation != group.generation => Some(ErrorCode::IllegalGeneration),
+            Ok(()) if group.state == GroupState::PreparingRebalance => Some(ErrorCode::RebalanceInProgress),
+            Ok(()) => None,
         };
         if let Some(error) = error {
             respond(from, correlation_id, sync_error(error), fx);
@@ -647,15 +685,17 @@ impl GroupCoordinator {
         r: HeartbeatRequest,
         fx: &mut Effects,
     ) {
+        // Kafka's validateClassicGroupHeartbeat: the member (and its instance: a replaced process
+        // hears FENCED_INSTANCE_ID, not UNKNOWN_MEMBER_ID), then the generation. Only a valid
+        // heartbeat keeps the session alive (rescheduleClassicGroupMemberHeartbeat).
         let error = match self.groups.get_mut(&r.group_id) {
             None => ErrorCode::UnknownMemberId,
-            Some(group) => match group.members.get_mut(&r.member_id) {
-                None => ErrorCode::UnknownMemberId,
-                Some(m) => {
-                    m.last_seen = now;
-                    if r.generation != group.generation {
-                        ErrorCode::IllegalGeneration
-                    } else if group.state == GroupState::PreparingRebalance {
+            Some(group) => match group.validate_member(&r.member_id, r.group_instance_id.as_deref()) {
+                Err(error) => error,
+                Ok(()) if r.generation != group.generation => ErrorCode::IllegalGeneration,
+                Ok(()) => {
+                    group.members.get_mut(&r.member_id).expect("validated").last_seen = now;
+                    if group.state == GroupState::PreparingRebalance {
                         ErrorCode::RebalanceInProgress
                     } else {
                         ErrorCode::None
@@ -675,17 +715,39 @@ impl GroupCoordinator {
         r: LeaveGroupRequest,
         fx: &mut Effects,
     ) -> Option<Append> {
-        let removed = self.groups.get_mut(&r.group_id).and_then(|g| g.members.remove(&r.member_id)).is_some();
-        let error = if removed { ErrorCode::None } else { ErrorCode::UnknownMemberId };
-        respond(from, correlation_id, Response::LeaveGroup(LeaveGroupResponse { error }), fx);
-        if !removed {
+        // Kafka's classicGroupLeaveToClassicGroup: an empty member id with an instance id removes
+        // that static member (an administrator's removal); a pending member simply goes; anyone
+        // else must pass validateMember, so a replaced process cannot remove its successor.
+        let Some(group) = self.groups.get_mut(&r.group_id) else {
+            respond(from, correlation_id, leave_response(ErrorCode::UnknownMemberId), fx);
             return None;
+        };
+        let member_id = if r.member_id.is_empty() {
+            let instance = r.group_instance_id.as_deref();
+            let holder = group.members.values().find(|m| instance.is_some() && m.instance_id.as_deref() == instance);
+            holder.map(|m| m.member_id.clone()).ok_or(ErrorCode::UnknownMemberId)
+        } else if group.pending.remove(&r.member_id).is_some() {
+            respond(from, correlation_id, leave_response(ErrorCode::None), fx);
+            return self.maybe_complete_join(now, &r.group_id, fx);
+        } else {
+            group.validate_member(&r.member_id, r.group_instance_id.as_deref()).map(|()| r.member_id.clone())
+        };
+        let member_id = match member_id {
+            Ok(id) => id,
+            Err(error) => {
+                respond(from, correlation_id, leave_response(error), fx);
+                return None;
+            }
+        };
+        let member = group.remove_member(&member_id).expect("validated");
+        if let Some(c) = member.join {
+            respond(member.client, c, join_error(ErrorCode::UnknownMemberId, &member_id), fx);
         }
-        fx.note(Note::MemberRemoved {
-            group: r.group_id.clone(),
-            member: r.member_id,
-            reason: "left the group".into(),
-        });
+        if let Some(c) = member.sync {
+            respond(member.client, c, sync_error(ErrorCode::UnknownMemberId), fx);
+        }
+        respond(from, correlation_id, leave_response(ErrorCode::None), fx);
+        fx.note(Note::MemberRemoved { group: r.group_id.clone(), member: member_id, reason: "left the group".into() });
         self.after_member_loss(now, &r.group_id, fx)
     }
 
@@ -772,7 +834,7 @@ impl GroupCoordinator {
                     .map(|m| m.member_id.clone())
                     .collect();
                 for member in &expired {
-                    let m = group.members.remove(member).expect("listed");
+                    let m = group.remove_member(member).expect("listed");
                     if let Some(c) = m.sync {
                         respond(m.client, c, sync_error(ErrorCode::UnknownMemberId), fx);
                     }
@@ -808,20 +870,20 @@ impl GroupCoordinator {
         fx: &mut Effects,
     ) -> Option<Append> {
         let group = self.group_mut(&r.group_id, partition);
-        let error = if r.generation < 0 {
-            // A commit from outside the group protocol: allowed only while nobody is a member.
-            if group.members.is_empty() {
-                None
-            } else {
-                Some(ErrorCode::UnknownMemberId)
+        // Kafka's ClassicGroup.validateOffsetCommit.
+        let error = if r.generation < 0 && group.members.is_empty() {
+            // A commit from outside the group protocol (a "simple" consumer, an admin): allowed
+            // only while nobody is a member.
+            None
+        } else if r.generation >= 0 || !r.member_id.is_empty() || r.group_instance_id.is_some() {
+            match group.validate_member(&r.member_id, r.group_instance_id.as_deref()) {
+                Err(error) => Some(error),
+                Ok(()) if r.generation != group.generation => Some(ErrorCode::IllegalGeneration),
+                Ok(()) if group.state == GroupState::CompletingRebalance => Some(ErrorCode::RebalanceInProgress),
+                Ok(()) => None,
             }
         } else {
-            match group.members.get(&r.member_id) {
-                None => Some(ErrorCode::UnknownMemberId),
-                Some(_) if r.generation != group.generation => Some(ErrorCode::IllegalGeneration),
-                Some(_) if group.state == GroupState::CompletingRebalance => Some(ErrorCode::RebalanceInProgress),
-                _ => None,
-            }
+            Some(ErrorCode::UnknownMemberId)
         };
         if let Some(error) = error {
             respond(from, correlation_id, Response::OffsetCommit(OffsetCommitResponse { error }), fx);
@@ -974,15 +1036,103 @@ impl Group {
         }
     }
 
-    /// The protocol every member supports, in the leader's order of preference.
+    /// Add a member (Kafka's `ClassicGroup.add`): the first member of a group without a leader
+    /// becomes its leader (`if (!leaderId.isPresent()) leaderId = memberId`).
+    fn add_member(&mut self, mut member: Member) {
+        member.joined = self.members.values().map(|m| m.joined + 1).max().unwrap_or(0);
+        if self.leader.is_none() {
+            self.leader = Some(member.member_id.clone());
+        }
+        self.members.insert(member.member_id.clone(), member);
+    }
+
+    /// Remove a member (Kafka's `ClassicGroup.remove`). A leader that goes is replaced at once.
+    /// Kafka takes the first member id its `HashMap` yields, an order set by the ids' hashes
+    /// (random UUIDs in Kafka's ids): ksim takes the earliest remaining joiner instead, a choice
+    /// that is deterministic and means the same thing to a reader.
+    fn remove_member(&mut self, member_id: &str) -> Option<Member> {
+        let removed = self.members.remove(member_id);
+        if self.leader.as_deref() == Some(member_id) {
+            self.leader = self.members.values().min_by_key(|m| m.joined).map(|m| m.member_id.clone());
+        }
+        removed
+    }
+
+    /// Kafka's `ClassicGroup.maybeElectNewJoinedLeader`, at the end of the join phase: a leader
+    /// that did not rejoin hands over to a member that did (the earliest joiner among them, where
+    /// Kafka takes the first its `HashMap` yields). False if no member rejoined.
+    fn elect_joined_leader(&mut self) -> bool {
+        let leader_rejoined = self.leader.as_ref().and_then(|l| self.members.get(l)).is_some_and(|m| m.join.is_some());
+        if leader_rejoined {
+            return true;
+        }
+        let joined = self.members.values().filter(|m| m.join.is_some()).min_by_key(|m| m.joined);
+        match joined.map(|m| m.member_id.clone()) {
+            Some(id) => {
+                self.leader = Some(id);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Kafka's `ClassicGroup.validateMember`: a request naming a `group.instance.id` must come
+    /// from the member id that holds the instance now: an instance the group does not know is
+    /// UNKNOWN_MEMBER_ID, one held by another member id FENCED_INSTANCE_ID (the process that
+    /// sent it was replaced by a newer one). Without an instance id, the member must exist.
+    fn validate_member(&self, member_id: &str, instance_id: Option<&str>) -> Result<(), ErrorCode> {
+        if let Some(instance) = instance_id {
+            match self.members.values().find(|m| m.instance_id.as_deref() == Some(instance)) {
+                None => return Err(ErrorCode::UnknownMemberId),
+                Some(m) if m.member_id != member_id => return Err(ErrorCode::FencedInstanceId),
+                Some(_) => {}
+            }
+        }
+        if self.members.contains_key(member_id) {
+            Ok(())
+        } else {
+            Err(ErrorCode::UnknownMemberId)
+        }
+    }
+
+    /// Kafka's `ClassicGroup.supportsProtocols`: an Empty group takes any member with at least one
+    /// protocol; otherwise one of the member's protocols must be supported by every member.
+    fn supports_protocols(&self, protocols: &[(String, Subscription)]) -> bool {
+        if self.state == GroupState::Empty {
+            return !protocols.is_empty();
+        }
+        protocols.iter().any(|(name, _)| self.members.values().all(|m| m.protocols.iter().any(|(n, _)| n == name)))
+    }
+
+    /// Kafka's `ClassicGroup.selectProtocol`: the candidates are the protocols every member
+    /// supports; each member votes for the first candidate in its own preference order, and the
+    /// protocol with the most votes wins. On a tie Kafka keeps the first of the tied protocols its
+    /// `HashMap<String, Integer>` of votes yields (`Stream.max` keeps the earlier of two equal
+    /// elements), an order set by the names' `hashCode`s, which ksim replays (members vote in join
+    /// order, which only matters for names whose hashes share a bucket). None: no candidate.
     fn select_protocol(&self) -> Option<String> {
-        let leader = self.leader.as_ref().and_then(|l| self.members.get(l))?;
-        leader
-            .protocols
-            .iter()
-            .map(|(name, _)| name)
-            .find(|name| self.members.values().all(|m| m.protocols.iter().any(|(n, _)| n == *name)))
-            .cloned()
+        let mut voters: Vec<&Member> = self.members.values().collect();
+        voters.sort_by_key(|m| m.joined);
+        let supported_by_all = |name: &str| self.members.values().all(|m| m.protocols.iter().any(|(n, _)| n == name));
+        let mut votes: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut voted_in_order: Vec<&str> = Vec::new();
+        for member in voters {
+            let Some(vote) = member.protocols.iter().map(|(n, _)| n.as_str()).find(|n| supported_by_all(n)) else {
+                continue;
+            };
+            let count = votes.entry(vote).or_insert(0);
+            if *count == 0 {
+                voted_in_order.push(vote);
+            }
+            *count += 1;
+        }
+        let mut best: Option<&str> = None;
+        for protocol in hash_map_order(voted_in_order) {
+            if best.is_none_or(|b| votes[protocol] > votes[b]) {
+                best = Some(protocol);
+            }
+        }
+        best.map(str::to_string)
     }
 }
 
@@ -995,6 +1145,10 @@ fn join_error(error: ErrorCode, member_id: &str) -> Response {
         member_id: member_id.to_string(),
         members: Vec::new(),
     })
+}
+
+fn leave_response(error: ErrorCode) -> Response {
+    Response::LeaveGroup(LeaveGroupResponse { error })
 }
 
 fn sync_error(error: ErrorCode) -> Response {
@@ -1029,6 +1183,9 @@ mod tests {
         /// `__consumer_offsets-0`: the records of every append that completed.
         log: Vec<Record>,
         notes: Vec<Note>,
+        /// Each client's `group.instance.id`, as its last JoinGroup gave it: every later request
+        /// from that client carries it, as a consumer's do.
+        instances: BTreeMap<u32, String>,
     }
 
     fn client(index: u32) -> NodeId {
@@ -1042,6 +1199,12 @@ mod tests {
     fn protocols(topics: &[&str]) -> Vec<(String, Subscription)> {
         let topics = topics.iter().map(|t| t.to_string()).collect();
         vec![("range".to_string(), Subscription { topics, owned_partitions: Vec::new(), generation: -1 })]
+    }
+
+    /// A consumer's `partition.assignment.strategy`: these assignors, in preference order.
+    fn assignors(names: &[&str]) -> Vec<(String, Subscription)> {
+        let sub = Subscription { topics: vec![TOPIC.to_string()], owned_partitions: Vec::new(), generation: -1 };
+        names.iter().map(|n| (n.to_string(), sub.clone())).collect()
     }
 
     impl Broker {
@@ -1059,6 +1222,7 @@ mod tests {
                 timers: BTreeMap::new(),
                 log: log.clone(),
                 notes: Vec::new(),
+                instances: BTreeMap::new(),
             };
             let mut fx = Effects::default();
             broker.coordinator.load(PARTITION, log.into_iter(), now, &mut fx);
@@ -1103,7 +1267,21 @@ mod tests {
         }
 
         fn join_as(&mut self, from: u32, member_id: &str, instance: Option<&str>, topics: &[&str]) -> u64 {
+            self.join_with(from, member_id, instance, protocols(topics))
+        }
+
+        fn join_with(
+            &mut self,
+            from: u32,
+            member_id: &str,
+            instance: Option<&str>,
+            protocols: Vec<(String, Subscription)>,
+        ) -> u64 {
             let correlation_id = self.correlation_id();
+            match instance {
+                Some(i) => self.instances.insert(from, i.to_string()),
+                None => self.instances.remove(&from),
+            };
             let request = JoinGroupRequest {
                 group_id: GROUP.to_string(),
                 client_id: format!("consumer-{from}"),
@@ -1111,7 +1289,7 @@ mod tests {
                 group_instance_id: instance.map(str::to_string),
                 session_timeout_ms: SESSION_TIMEOUT_MS,
                 rebalance_timeout_ms: REBALANCE_TIMEOUT_MS,
-                protocols: protocols(topics),
+                protocols,
             };
             let mut fx = Effects::default();
             let append = self.coordinator.join(self.now, client(from), correlation_id, PARTITION, request, &mut fx);
@@ -1144,6 +1322,7 @@ mod tests {
                 group_id: GROUP.to_string(),
                 generation,
                 member_id: member_id.to_string(),
+                group_instance_id: self.instances.get(&from).cloned(),
                 assignments,
             };
             let mut fx = Effects::default();
@@ -1173,8 +1352,12 @@ mod tests {
 
         fn heartbeat(&mut self, from: u32, member_id: &str, generation: i32) -> ErrorCode {
             let correlation_id = self.correlation_id();
-            let request =
-                HeartbeatRequest { group_id: GROUP.to_string(), generation, member_id: member_id.to_string() };
+            let request = HeartbeatRequest {
+                group_id: GROUP.to_string(),
+                generation,
+                member_id: member_id.to_string(),
+                group_instance_id: self.instances.get(&from).cloned(),
+            };
             let mut fx = Effects::default();
             self.coordinator.heartbeat(self.now, client(from), correlation_id, request, &mut fx);
             self.absorb(fx);
@@ -1186,7 +1369,11 @@ mod tests {
 
         fn leave(&mut self, from: u32, member_id: &str) -> ErrorCode {
             let correlation_id = self.correlation_id();
-            let request = LeaveGroupRequest { group_id: GROUP.to_string(), member_id: member_id.to_string() };
+            let request = LeaveGroupRequest {
+                group_id: GROUP.to_string(),
+                member_id: member_id.to_string(),
+                group_instance_id: self.instances.get(&from).cloned(),
+            };
             let mut fx = Effects::default();
             let append = self.coordinator.leave(self.now, client(from), correlation_id, request, &mut fx);
             self.absorb(fx);
@@ -1209,6 +1396,7 @@ mod tests {
                 group_id: GROUP.to_string(),
                 generation,
                 member_id: member_id.to_string(),
+                group_instance_id: self.instances.get(&from).cloned(),
                 offsets,
             };
             let mut fx = Effects::default();
@@ -1627,7 +1815,11 @@ mod tests {
         assert_eq!(b.sync_reply(c).expect("Stable: answered at once").assignment, vec![tp(1)], "its old share");
         assert_eq!(b.heartbeat(1, &ids[0], 1), ErrorCode::None, "the other member is undisturbed");
         assert_eq!(b.heartbeat(3, &reply.member_id, 1), ErrorCode::None);
-        assert_eq!(b.heartbeat(2, &ids[1], 1), ErrorCode::UnknownMemberId, "the old id is gone");
+        assert_eq!(
+            b.heartbeat(2, &ids[1], 1),
+            ErrorCode::FencedInstanceId,
+            "the replaced process is fenced (ClassicGroup.validateMember), not told to rejoin"
+        );
     }
 
     #[test]
@@ -1668,6 +1860,163 @@ mod tests {
             body,
             Response::SyncGroup(SyncGroupResponse { error: ErrorCode::FencedInstanceId, assignment: Vec::new() })
         );
+    }
+
+    #[test]
+    fn replaced_static_member_is_fenced_on_every_request_and_cannot_remove_its_successor() {
+        let (mut b, ids) = stable_group(&[(1, Some("instance-a")), (2, Some("instance-b"))]);
+        let c = b.join(3, "", Some("instance-b"));
+        let new_id = b.join_reply(c).expect("replaced").member_id;
+        // Client 2, the replaced process, still runs with its old member id and instance-b.
+        // (case, error the request hears): ClassicGroup.validateMember, from each handler.
+        assert_eq!(b.heartbeat(2, &ids[1], 1), ErrorCode::FencedInstanceId, "heartbeat");
+        let (c, _) = b.sync(2, &ids[1], 1, Vec::new());
+        assert_eq!(b.sync_reply(c).expect("answered at once").error, ErrorCode::FencedInstanceId, "sync");
+        let (c, append) = b.commit(2, &ids[1], 1, vec![(tp(1), 5)]);
+        assert!(append.is_none(), "a fenced commit is not written");
+        assert_eq!(b.commit_reply(c), Some(ErrorCode::FencedInstanceId), "commit");
+        assert_eq!(b.leave(2, &ids[1]), ErrorCode::FencedInstanceId, "leave");
+        assert_eq!(b.heartbeat(3, &new_id, 1), ErrorCode::None, "the successor keeps the instance");
+        assert_eq!(b.state(), (GroupState::Stable, 1), "nothing the old process sent moved the group");
+    }
+
+    #[test]
+    fn static_member_that_heartbeats_but_does_not_rejoin_stays_in_the_next_generation() {
+        // KIP-345: completeClassicGroupJoin removes only dynamic members that did not rejoin.
+        let (mut b, ids) = stable_group(&[(1, None), (2, Some("instance-b"))]);
+        let d = b.member_id_required(3);
+        let c3 = b.join(3, &d, None);
+        let c1 = b.join(1, &ids[0], None);
+        for _ in 0..(REBALANCE_TIMEOUT_MS / 5_000) {
+            b.advance_ms(5_000);
+            if b.join_reply(c1).is_none() {
+                assert_eq!(b.heartbeat(2, &ids[1], 1), ErrorCode::RebalanceInProgress, "alive, not rejoining");
+            }
+        }
+        let reply = b.join_reply(c1).expect("the join phase ended at the rebalance timeout");
+        assert_eq!(reply.generation, 2);
+        assert!(b.join_reply(c3).is_some());
+        let mut members: Vec<&str> = reply.members.iter().map(|(id, _, _)| id.as_str()).collect();
+        members.sort();
+        let mut expected = vec![ids[0].as_str(), ids[1].as_str(), d.as_str()];
+        expected.sort();
+        assert_eq!(members, expected, "the static member is still one of the members the leader assigns");
+        assert!(!b.notes.iter().any(|n| matches!(n, Note::MemberRemoved { member, .. } if *member == ids[1])));
+        assert_eq!(b.heartbeat(2, &ids[1], 1), ErrorCode::IllegalGeneration, "it learns it must rejoin");
+    }
+
+    // ---- (8) leader and protocol ----------------------------------------------------------------
+
+    #[test]
+    fn the_first_member_to_join_leads_not_the_smallest_member_id() {
+        let mut b = Broker::new(0);
+        let first = b.member_id_required(9);
+        let c = b.join(9, &first, None);
+        let second = b.member_id_required(1);
+        b.join(1, &second, None);
+        assert!(second < first, "{second} sorts before {first}");
+        b.advance_ms(0);
+        assert_eq!(b.join_reply(c).expect("joined").leader, first, "ClassicGroup.add: the first member leads");
+    }
+
+    #[test]
+    fn a_leader_that_leaves_hands_over_to_the_earliest_remaining_joiner() {
+        let (mut b, ids) = stable_group(&[(9, None), (5, None), (1, None)]);
+        assert_eq!(b.leave(9, &ids[0]), ErrorCode::None);
+        let c = b.join(1, &ids[2], None);
+        b.join(5, &ids[1], None);
+        let reply = b.join_reply(c).expect("both rejoined");
+        assert!(ids[2] < ids[1], "{} sorts before {}", ids[2], ids[1]);
+        assert_eq!(reply.leader, ids[1], "the second member to join leads once the first left");
+    }
+
+    #[test]
+    fn a_leader_that_does_not_rejoin_hands_over_to_the_earliest_member_that_did() {
+        // Kafka's completeClassicGroupJoin drops the dynamic members that did not rejoin
+        // (ClassicGroup.remove picks a new leader) and maybeElectNewJoinedLeader makes sure the
+        // leader is one that rejoined.
+        let (mut b, ids) = stable_group(&[(9, None), (5, None), (1, None)]);
+        // A new member starts a rebalance; the leader stays alive (it heartbeats) but does not
+        // rejoin, so it is dropped when the rebalance timeout ends the join phase.
+        let d = b.member_id_required(7);
+        b.join(7, &d, None);
+        let c1 = b.join(1, &ids[2], None);
+        let c5 = b.join(5, &ids[1], None);
+        for _ in 0..(REBALANCE_TIMEOUT_MS / 5_000) {
+            b.advance_ms(5_000);
+            if b.join_reply(c1).is_none() {
+                assert_eq!(b.heartbeat(9, &ids[0], 1), ErrorCode::RebalanceInProgress);
+            }
+        }
+        let reply = b.join_reply(c1).expect("the rebalance timeout ended the join phase");
+        assert_eq!(reply.leader, ids[1], "the earliest joiner among the members left");
+        assert_eq!(b.join_reply(c5).expect("answered").members.len(), 3, "the new leader gets every member");
+    }
+
+    #[test]
+    fn the_assignor_is_chosen_by_majority_vote_among_the_assignors_every_member_supports() {
+        // (case, each member's assignors in preference order, in join order, the group's assignor)
+        let cases: [(&str, Vec<Vec<&str>>, &str); 5] = [
+            (
+                "the majority's choice beats the first joiner's (leader's) first choice",
+                vec![vec!["roundrobin", "range"], vec!["range", "roundrobin"], vec!["range", "roundrobin"]],
+                "range",
+            ),
+            ("an assignor one member lacks is no candidate", vec![vec!["sticky", "range"], vec!["range"]], "range"),
+            (
+                "each member votes for its first candidate",
+                vec![vec!["sticky", "roundrobin", "range"], vec!["roundrobin", "range"], vec!["roundrobin", "range"]],
+                "roundrobin",
+            ),
+            (
+                "a tie goes to the first Java's HashMap of votes yields: range (bucket 9) before roundrobin (10)",
+                vec![vec!["roundrobin", "range"], vec!["range", "roundrobin"]],
+                "range",
+            ),
+            (
+                "a tie: sticky (bucket 8) before range (9), whoever joined first",
+                vec![vec!["range", "sticky"], vec!["sticky", "range"]],
+                "sticky",
+            ),
+        ];
+        for (case, members, expected) in cases {
+            let mut b = Broker::new(0);
+            let mut joins = Vec::new();
+            for (i, names) in members.iter().enumerate() {
+                let client = i as u32 + 1;
+                let c = b.join_with(client, "", None, assignors(names));
+                let id = b.join_reply(c).expect("MEMBER_ID_REQUIRED").member_id;
+                joins.push(b.join_with(client, &id, None, assignors(names)));
+            }
+            b.advance_ms(0);
+            let reply = b.join_reply(joins[0]).expect("joined");
+            assert_eq!(reply.error, ErrorCode::None, "{case}");
+            assert_eq!(reply.protocol.as_deref(), Some(expected), "{case}");
+        }
+    }
+
+    #[test]
+    fn member_sharing_no_assignor_with_the_group_gets_inconsistent_group_protocol_and_the_group_stays_stable() {
+        let (mut b, ids) = stable_group(&[(1, None), (2, None)]);
+        // (case, its assignors, the answer to its first JoinGroup)
+        let cases = [
+            ("no assignor in common", vec!["roundrobin"], ErrorCode::InconsistentGroupProtocol),
+            ("one in common is enough", vec!["roundrobin", "range"], ErrorCode::MemberIdRequired),
+        ];
+        for (case, names, expected) in cases {
+            let c = b.join_with(3, "", None, assignors(&names));
+            assert_eq!(b.join_reply(c).expect("answered at once").error, expected, "{case}");
+            assert_eq!(b.state(), (GroupState::Stable, 1), "{case}: no rebalance");
+        }
+        assert_eq!(b.heartbeat(1, &ids[0], 1), ErrorCode::None);
+        // An existing member that changes to assignors nobody else has is refused too.
+        let c = b.join_with(2, &ids[1], None, assignors(&["roundrobin"]));
+        assert_eq!(b.join_reply(c).expect("answered at once").error, ErrorCode::InconsistentGroupProtocol);
+        assert_eq!(b.state(), (GroupState::Stable, 1));
+        // An Empty group takes any assignor.
+        let mut b = Broker::new(0);
+        let c = b.join_with(1, "", None, assignors(&["roundrobin"]));
+        assert_eq!(b.join_reply(c).expect("answered at once").error, ErrorCode::MemberIdRequired);
     }
 
     // ---- (6) offsets --------------------------------------------------------------------------

@@ -13,7 +13,10 @@
 //! follow-up rebalance can give them to their new owner.
 //!
 //! If the application does not call `poll` within `max.poll.interval.ms`, the member leaves the
-//! group on its own (its partitions go to others) and rejoins at the next poll.
+//! group on its own (its partitions go to others) and rejoins at the next poll. A static member
+//! (`group.instance.id`) sends no LeaveGroup, then or when the consumer closes: its place waits
+//! for it until its session times out. FENCED_INSTANCE_ID and INCONSISTENT_GROUP_PROTOCOL are
+//! fatal: the member stops for good.
 
 use crate::client_metadata::ClientMetadata;
 use crate::config::ConsumerConfig;
@@ -85,9 +88,9 @@ pub struct GroupMember {
     /// A follow-up join is needed once the current exchange ends.
     rejoin_needed: bool,
     retry_at: SimTime,
-    /// Out of the group for good after a fatal error (FENCED_INSTANCE_ID, INVALID_SESSION_TIMEOUT):
-    /// this member does nothing more, and the application's next `poll` throws.
-    fatal: Option<ErrorCode>,
+    /// A fatal error ended this member for good (FENCED_INSTANCE_ID, INCONSISTENT_GROUP_PROTOCOL):
+    /// it does nothing more, as the Java consumer, whose every later `poll` throws, does nothing.
+    failed: Option<ErrorCode>,
     /// Left the group because the application did not poll in time; its partitions are given up
     /// at the next poll, as Kafka's `onPartitionsLost` does.
     kicked_out_at: Option<SimTime>,
@@ -123,7 +126,7 @@ impl GroupMember {
             last_poll: SimTime::ZERO,
             rejoin_needed: false,
             retry_at: SimTime::ZERO,
-            fatal: None,
+            failed: None,
             kicked_out_at: None,
         }
     }
@@ -175,7 +178,7 @@ impl GroupMember {
     /// The application polled: it is alive. A member that was kicked out rejoins.
     pub fn on_poll(&mut self, now: SimTime) {
         self.last_poll = now;
-        if self.phase == Phase::Idle && !self.topics.is_empty() && self.kicked_out_at.is_none() && self.fatal.is_none()
+        if self.phase == Phase::Idle && !self.topics.is_empty() && self.kicked_out_at.is_none() && self.failed.is_none()
         {
             self.phase = Phase::Joining;
         }
@@ -216,7 +219,7 @@ impl GroupMember {
         fx: &mut Effects,
     ) -> Vec<MemberEvent> {
         let mut events = Vec::new();
-        if self.fatal.is_some() {
+        if self.failed.is_some() {
             return events;
         }
         if self.topics.is_empty() || now < self.retry_at {
@@ -233,14 +236,13 @@ impl GroupMember {
                 group: self.group_id.clone(),
                 member: self.name(),
                 waited_ms: now.ms_since(self.last_poll),
+                static_member: self.instance_id.is_some(),
             });
-            if let Some(coordinator) = self.coordinator {
-                let body = Request::LeaveGroup(LeaveGroupRequest {
-                    group_id: self.group_id.clone(),
-                    member_id: self.member_id.clone(),
-                });
-                self.send(coordinator, now, body, Pending::Leave, next_correlation, fx);
-            }
+            // Kafka's handlePollTimeoutExpiry -> maybeLeaveGroup: a dynamic member leaves; a static
+            // one sends nothing (KIP-345), keeps its place until its session times out, and on
+            // its next poll rejoins under its instance id: the coordinator gives it its old
+            // partitions back without a rebalance if the group is still Stable.
+            self.maybe_leave_group(now, next_correlation, fx);
             // The application still believes it owns its partitions until it polls again; a
             // commit it makes meanwhile is rejected (it is no longer a member).
             self.member_id.clear();
@@ -363,30 +365,24 @@ impl GroupMember {
         self.phase = Phase::Joining;
     }
 
-    /// FENCED_INSTANCE_ID: a newer process holds our `group.instance.id`. Kafka makes this fatal
-    /// (FencedInstanceIdException): give up every partition and take no further part.
-    fn fence(&mut self, fx: &mut Effects, events: &mut Vec<MemberEvent>) {
-        self.rejoin_from_scratch(fx, events, true);
-        self.fatal = Some(ErrorCode::FencedInstanceId);
-        self.phase = Phase::Idle;
-        fx.note(Note::MemberFenced { group: self.group_id.clone(), member: self.name() });
-    }
-
-    /// A JoinGroup error the Java consumer does not retry (`AbstractCoordinator`'s
-    /// JoinGroupResponseHandler raises it, and `joinGroupIfNeeded` throws it from `poll()`):
-    /// INVALID_SESSION_TIMEOUT, for a session timeout outside the broker's bounds. The member
-    /// takes no further part in the group.
+    /// A fatal error: give up every partition and take no further part. FENCED_INSTANCE_ID (a
+    /// newer process holds our `group.instance.id`) is fatal to the Java consumer from a
+    /// JoinGroup, SyncGroup or Heartbeat, and from an OffsetCommit of the current generation
+    /// (`AbstractCoordinator`'s and `ConsumerCoordinator`'s response handlers:
+    /// FencedInstanceIdException); INCONSISTENT_GROUP_PROTOCOL and INVALID_SESSION_TIMEOUT from a
+    /// JoinGroup are too (`JoinGroupResponseHandler` raises them; `poll()` throws).
     fn fail(&mut self, error: ErrorCode, fx: &mut Effects, events: &mut Vec<MemberEvent>) {
-        self.rejoin_from_scratch(fx, events, false);
-        self.fatal = Some(error);
+        let member = self.name();
+        self.rejoin_from_scratch(fx, events, true);
+        self.failed = Some(error);
         self.phase = Phase::Idle;
-        fx.note(Note::JoinGroupFailed { group: self.group_id.clone(), member: self.name(), error });
+        fx.note(Note::MemberFailed { group: self.group_id.clone(), member, error });
     }
 
     /// The error that put this member out of the group for good, if one did: the application's
     /// `poll` throws it.
     pub fn fatal_error(&self) -> Option<ErrorCode> {
-        self.fatal
+        self.failed
     }
 
     /// The coordinator moved or died: find it again. A sync in flight is lost, so rejoin.
@@ -406,7 +402,7 @@ impl GroupMember {
         next_correlation: &mut u64,
         fx: &mut Effects,
     ) -> bool {
-        let Some(coordinator) = self.coordinator.filter(|_| self.fatal.is_none()) else { return false };
+        let Some(coordinator) = self.coordinator.filter(|_| self.failed.is_none()) else { return false };
         if offsets.is_empty() {
             return false;
         }
@@ -414,6 +410,7 @@ impl GroupMember {
             group_id: self.group_id.clone(),
             generation: self.generation,
             member_id: self.member_id.clone(),
+            group_instance_id: self.instance_id.clone(),
             offsets: offsets.clone(),
         });
         let generation = self.generation;
@@ -465,11 +462,12 @@ impl GroupMember {
                     group_id: self.group_id.clone(),
                     generation: self.generation,
                     member_id: self.member_id.clone(),
+                    group_instance_id: self.instance_id.clone(),
                 });
                 self.send(coordinator, now, body, Pending::Heartbeat, next_correlation, fx);
             }
         }
-        if !self.topics.is_empty() && self.fatal.is_none() {
+        if !self.topics.is_empty() && self.failed.is_none() {
             fx.set_timer(Timer::GroupHeartbeat, now.plus_ms(self.config.heartbeat_interval_ms));
         }
     }
@@ -532,7 +530,7 @@ impl GroupMember {
                 ErrorCode::RebalanceInProgress if self.phase == Phase::Stable => self.rejoin_needed = true,
                 ErrorCode::RebalanceInProgress => {}
                 ErrorCode::IllegalGeneration => self.rejoin_from_scratch(fx, &mut events, false),
-                ErrorCode::FencedInstanceId => self.fence(fx, &mut events),
+                ErrorCode::FencedInstanceId => self.fail(r.error, fx, &mut events),
                 ErrorCode::UnknownMemberId => self.rejoin_from_scratch(fx, &mut events, true),
                 ErrorCode::NotCoordinator | ErrorCode::CoordinatorNotAvailable => self.coordinator_lost(now),
                 _ => {}
@@ -541,7 +539,20 @@ impl GroupMember {
             (Pending::Commit(offsets, generation), Response::OffsetCommit(r)) => {
                 match r.error {
                     ErrorCode::None => {}
-                    ErrorCode::IllegalGeneration | ErrorCode::UnknownMemberId | ErrorCode::RebalanceInProgress => {
+                    // ConsumerCoordinator.OffsetCommitResponseHandler: fatal if the generation is
+                    // the one the commit was sent in; otherwise an ordinary failed commit.
+                    ErrorCode::FencedInstanceId if generation == self.generation => {
+                        fx.note(Note::CommitFailed {
+                            group: self.group_id.clone(),
+                            member: self.name(),
+                            error: r.error,
+                        });
+                        self.fail(r.error, fx, &mut events);
+                    }
+                    ErrorCode::IllegalGeneration
+                    | ErrorCode::UnknownMemberId
+                    | ErrorCode::RebalanceInProgress
+                    | ErrorCode::FencedInstanceId => {
                         fx.note(Note::CommitFailed {
                             group: self.group_id.clone(),
                             member: self.name(),
@@ -587,8 +598,9 @@ impl GroupMember {
                 self.member_id = r.member_id;
                 return; // drive() sends the join again, now with the id
             }
-            ErrorCode::FencedInstanceId => return self.fence(fx, events),
-            ErrorCode::InvalidSessionTimeout => return self.fail(r.error, fx, events),
+            ErrorCode::FencedInstanceId | ErrorCode::InconsistentGroupProtocol | ErrorCode::InvalidSessionTimeout => {
+                return self.fail(r.error, fx, events)
+            }
             ErrorCode::UnknownMemberId => {
                 self.rejoin_from_scratch(fx, events, true);
                 return;
@@ -618,6 +630,7 @@ impl GroupMember {
             group_id: self.group_id.clone(),
             generation: self.generation,
             member_id: self.member_id.clone(),
+            group_instance_id: self.instance_id.clone(),
             assignments,
         });
         self.send(coordinator, now, body, Pending::Sync, next_correlation, fx);
@@ -658,7 +671,7 @@ impl GroupMember {
                 return;
             }
             ErrorCode::IllegalGeneration => return self.rejoin_from_scratch(fx, events, false),
-            ErrorCode::FencedInstanceId => return self.fence(fx, events),
+            ErrorCode::FencedInstanceId => return self.fail(r.error, fx, events),
             ErrorCode::UnknownMemberId => return self.rejoin_from_scratch(fx, events, true),
             _ => return self.coordinator_lost(now),
         }
@@ -694,18 +707,51 @@ impl GroupMember {
         }
     }
 
-    /// Leave the group (a clean shutdown; static members do not, KIP-345).
-    pub fn leave(&mut self, now: SimTime, next_correlation: &mut u64, fx: &mut Effects) {
-        if let (Some(coordinator), None) = (self.coordinator, &self.instance_id) {
-            if !self.member_id.is_empty() {
-                let body = Request::LeaveGroup(LeaveGroupRequest {
-                    group_id: self.group_id.clone(),
-                    member_id: self.member_id.clone(),
-                });
-                self.send(coordinator, now, body, Pending::Leave, next_correlation, fx);
-            }
+    /// Kafka's `AbstractCoordinator.maybeLeaveGroup`: only a dynamic member in the group with a
+    /// known coordinator sends LeaveGroup (a static member never does, KIP-345: only its session
+    /// timeout ends its membership). A JoinGroup or SyncGroup still in flight is forgotten: the
+    /// member is out of that exchange (`resetGenerationOnLeaveGroup`).
+    fn maybe_leave_group(&mut self, now: SimTime, next_correlation: &mut u64, fx: &mut Effects) {
+        self.pending.retain(|_, (what, _)| !matches!(what, Pending::Join | Pending::Sync));
+        let Some(coordinator) = self.coordinator else { return };
+        if self.instance_id.is_some() || self.member_id.is_empty() || self.failed.is_some() {
+            return;
         }
+        let body = Request::LeaveGroup(LeaveGroupRequest {
+            group_id: self.group_id.clone(),
+            member_id: self.member_id.clone(),
+            group_instance_id: None,
+        });
+        self.send(coordinator, now, body, Pending::Leave, next_correlation, fx);
+    }
+
+    /// The consumer closes (`AbstractCoordinator.close`): its partitions are given up
+    /// (`ConsumerCoordinator.onLeavePrepare`: revoked, or lost if the generation is gone) and it
+    /// leaves the group if it is dynamic. Returns the partitions given up.
+    pub fn leave(&mut self, now: SimTime, next_correlation: &mut u64, fx: &mut Effects) -> Vec<MemberEvent> {
+        let mut events = Vec::new();
+        if !self.owned.is_empty() {
+            let lost = self.phase != Phase::Stable || self.member_id.is_empty();
+            let partitions = std::mem::take(&mut self.owned);
+            fx.note(Note::PartitionsRevoked {
+                group: self.group_id.clone(),
+                member: self.name(),
+                generation: self.generation,
+                partitions: partitions.clone(),
+                lost,
+                kept: 0,
+            });
+            events.push(MemberEvent::Revoked { partitions, lost });
+        }
+        self.maybe_leave_group(now, next_correlation, fx);
         self.topics.clear();
         self.phase = Phase::Idle;
+        events
+    }
+
+    /// Requests to the coordinator still unanswered (a closing consumer waits for them:
+    /// `ConsumerNetworkClient.awaitPendingRequests`).
+    pub fn requests_in_flight(&self) -> bool {
+        !self.pending.is_empty()
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::scenario::{parse_partition, Happening};
 use crate::trace::{Event, EventKind, Rule};
+use ksim_cluster::error::ErrorCode;
 use ksim_cluster::metadata::ElectionKind;
 use ksim_cluster::note::{IsrChangeReason, Note};
 
@@ -72,6 +73,13 @@ pub fn matches(happening: &Happening, event: &Event, _clients: &[String]) -> boo
         (Happening::CommitFailed(g), Note::CommitFailed { group, .. }) => group == g,
         (Happening::Committed(g), Note::OffsetCommitted { group, .. }) => group == g,
         (Happening::PollIntervalExceeded(g), Note::PollIntervalExceeded { group, .. }) => group == g,
+        (Happening::MemberFenced(g), Note::MemberFailed { group, error: ErrorCode::FencedInstanceId, .. }) => {
+            group == g
+        }
+        (
+            Happening::InconsistentGroupProtocol(g),
+            Note::MemberFailed { group, error: ErrorCode::InconsistentGroupProtocol, .. },
+        ) => group == g,
         _ => false,
     }
 }

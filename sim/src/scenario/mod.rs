@@ -297,8 +297,10 @@ pub enum Action {
     Pause(NodeRef),
     Resume(NodeRef),
     /// Stop the process gracefully (SIGTERM): a broker runs its controlled shutdown (the
-    /// controller moves its leaderships away first), then exits with every log flushed.
-    /// `Restart` brings it back.
+    /// controller moves its leaderships away first), then exits with every log flushed; a client
+    /// closes its consumer as a shutdown hook calling `KafkaConsumer.close()` does (commits its
+    /// positions if `enable.auto.commit`, gives its partitions up, sends LeaveGroup unless it is
+    /// a static member), then exits. `Restart` brings it back.
     Stop(NodeRef),
     /// Cut the network between groups (nodes not named stay connected to everyone).
     Partition(Vec<Vec<NodeRef>>),
@@ -381,6 +383,12 @@ pub enum Happening {
     Committed(String),
     /// A member's application did not poll within `max.poll.interval.ms`.
     PollIntervalExceeded(String),
+    /// A member heard FENCED_INSTANCE_ID: another process took its `group.instance.id`, and it
+    /// stopped for good (fatal to the Java consumer).
+    MemberFenced(String),
+    /// A consumer could not join: none of its assignors is one every member supports
+    /// (INCONSISTENT_GROUP_PROTOCOL, fatal to the Java consumer).
+    InconsistentGroupProtocol(String),
     /// A record was processed twice by the group (at-least-once).
     ProcessedTwice,
     /// The group committed past records it never processed (at-most-once).

@@ -526,7 +526,9 @@ impl Scenario {
             | Happening::GroupLoaded(g)
             | Happening::CommitFailed(g)
             | Happening::Committed(g)
-            | Happening::PollIntervalExceeded(g) => self.check_group(g),
+            | Happening::PollIntervalExceeded(g)
+            | Happening::MemberFenced(g)
+            | Happening::InconsistentGroupProtocol(g) => self.check_group(g),
             Happening::ProduceFailed
             | Happening::Duplicate
             | Happening::Reordered

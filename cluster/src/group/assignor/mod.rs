@@ -53,7 +53,7 @@
 //! do), `java_order.rs` reproduces Java's order, so results match Kafka exactly; see each assignor's
 //! notes for the few inputs where we knowingly differ.
 
-mod java_order;
+pub(crate) mod java_order;
 pub mod range;
 pub mod round_robin;
 pub mod sticky;
