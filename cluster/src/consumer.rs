@@ -1210,14 +1210,9 @@ mod tests {
                     coordinator: Some(BROKER),
                 }),
                 // The broker's default group.min.session.timeout.ms.
-                Request::JoinGroup(r) if r.session_timeout_ms < 6_000 => Response::JoinGroup(JoinGroupResponse {
-                    error: ErrorCode::InvalidSessionTimeout,
-                    generation: -1,
-                    protocol: None,
-                    leader: String::new(),
-                    member_id: r.member_id.clone(),
-                    members: Vec::new(),
-                }),
+                Request::JoinGroup(r) if r.session_timeout_ms < 6_000 => {
+                    crate::group::coordinator::join_error(ErrorCode::InvalidSessionTimeout, &r.member_id)
+                }
                 Request::JoinGroup(r) if r.member_id.is_empty() => Response::JoinGroup(JoinGroupResponse {
                     error: ErrorCode::MemberIdRequired,
                     generation: -1,

@@ -157,14 +157,7 @@ impl Broker {
         if allowed.contains(&r.session_timeout_ms) {
             return false;
         }
-        let response = Response::JoinGroup(JoinGroupResponse {
-            error: ErrorCode::InvalidSessionTimeout,
-            generation: -1,
-            protocol: None,
-            leader: String::new(),
-            member_id: r.member_id.clone(),
-            members: Vec::new(),
-        });
+        let response = crate::group::coordinator::join_error(ErrorCode::InvalidSessionTimeout, &r.member_id);
         Self::respond(from, correlation_id, response, fx);
         true
     }

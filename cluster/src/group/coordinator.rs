@@ -1136,7 +1136,8 @@ impl Group {
     }
 }
 
-fn join_error(error: ErrorCode, member_id: &str) -> Response {
+/// A JoinGroup refused with `error`: no generation, no leader, no members.
+pub(crate) fn join_error(error: ErrorCode, member_id: &str) -> Response {
     Response::JoinGroup(JoinGroupResponse {
         error,
         generation: -1,
