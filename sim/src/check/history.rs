@@ -229,7 +229,17 @@ impl Checker {
 
     /// Records one producer sent to one partition that landed out of order: sent a before b,
     /// written b before a. Order is only judged on the writes still in the log.
-    pub(super) fn reordering(&self, gone: &BTreeSet<usize>) -> Vec<Finding> {
+    ///
+    /// Idempotence orders one producer session's writes (producer id and epoch): the broker
+    /// accepts each session's sequence numbers in order only. After an OUT_OF_ORDER_SEQUENCE_NUMBER
+    /// the Java client bumps its epoch and starts the partition's sequences again
+    /// (`TransactionManager.canRetry`, `bumpIdempotentProducerEpoch`, KIP-360), and a batch it
+    /// retries under the new session can land after records the old session wrote: Kafka's own
+    /// `OutOfOrderSequenceException` Javadoc says an idempotent producer may go on sending after
+    /// it, "but doing so risks reordering of sent records". So a reorder whose two writes belong to
+    /// different sessions is a lesson; within one session it breaks the promise.
+    pub(super) fn reordering(&self, gone: &BTreeSet<usize>, nodes: &Nodes) -> Vec<Finding> {
+        let leaders = current_leaders(nodes);
         // (producer, partition) -> (send id, offset, value) of each write still in the log.
         type Writes<'a> = Vec<(u64, i64, &'a str)>;
         let mut by_stream: BTreeMap<(NodeId, TopicPartition), Writes> = BTreeMap::new();
@@ -239,13 +249,21 @@ impl Checker {
         let mut findings = Vec::new();
         for ((client, tp), mut writes) in by_stream {
             writes.sort_unstable();
+            let logs = partition_logs(nodes, &tp);
+            let log = logs.iter().find(|(b, _)| leaders.get(&tp) == Some(b)).or(logs.first()).map(|(_, l)| *l);
+            let session =
+                |offset: i64| log.and_then(|l| l.record_at(offset)).map(|(b, _)| (b.producer_id, b.producer_epoch));
             let mut overtaken: Vec<(i64, String)> = Vec::new();
             let mut highest: Option<(i64, &str)> = None;
             let mut example = None;
+            // Whether some overtaking pair was written by one producer session.
+            let mut same_session = false;
             for (_, offset, value) in &writes {
                 match highest {
                     Some((h, later)) if *offset < h => {
                         overtaken.push((*offset, value.to_string()));
+                        let (a, b) = (session(h), session(*offset));
+                        same_session |= a.is_none() || a == b;
                         example
                             .get_or_insert_with(|| format!("{later:?} was sent before {value:?} but written after it"));
                     }
@@ -256,9 +274,12 @@ impl Checker {
                 continue;
             }
             let promise = self.producers.get(&client);
-            let promised = promise.is_some_and(|p| p.idempotent || p.one_in_flight);
+            let idempotent = promise.is_some_and(|p| p.idempotent);
+            let promised = promise.is_some_and(|p| p.one_in_flight) || (idempotent && same_session);
             let why = if promised {
                 "Kafka keeps a producer's order within a partition with idempotence or one request in flight"
+            } else if idempotent {
+                "the later write came from a new producer session: after OUT_OF_ORDER_SEQUENCE_NUMBER an idempotent producer bumps its epoch and starts its sequences again, and Kafka warns that going on risks reordering (OutOfOrderSequenceException, KIP-360)"
             } else {
                 "without idempotence and with more than one request in flight, a retried batch can land after a later one"
             };

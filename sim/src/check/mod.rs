@@ -241,7 +241,7 @@ impl Checker {
     pub fn finish(&mut self, nodes: &Nodes) -> Vec<Finding> {
         let gone = self.gone_writes(nodes);
         let mut findings = self.lost_writes(&gone);
-        findings.extend(self.reordering(&gone));
+        findings.extend(self.reordering(&gone, nodes));
         findings.extend(self.groups.delivery_findings());
         findings.extend(self.duplicates(nodes));
         findings

@@ -435,6 +435,30 @@ fn idempotent_producer_sends_a_then_b_written_b_then_a_is_reordered_violation() 
     assert_eq!(story.fired(), vec![(Rule::Reordered, Class::Violation)]);
 }
 
+/// Ordering is promised within one producer session. After OUT_OF_ORDER_SEQUENCE_NUMBER on the
+/// sequence that follows an expired batch, the Java client bumps its epoch and retries the batch
+/// as sequence 0 of the new session, which can land after the old session's later records
+/// (`TransactionManager.canRetry`; fuzz: consumer-closes seed 185, a new leader with no state for
+/// the producer accepted a later batch while earlier ones hung on the paused old leader).
+#[test]
+fn idempotent_reorder_across_producer_sessions_is_reordered_lesson() {
+    let mut story = Story::new(2, &[ACKS_ALL_IDEMPOTENT]);
+    let mut disk = BrokerDisk::default();
+    let mut log = Log::new(0);
+    for (pid, value) in [(7, "b"), (8, "a")] {
+        let records = vec![Record { key: None, value: value.into() }];
+        log.append_as_leader(RecordBatch::new_unassigned(pid, 0, 0, 0, records), 1, &TopicConfig::default(), 0);
+    }
+    disk.logs.insert(tp(), log);
+    disk.high_watermark_checkpoints.insert(tp(), 2);
+    let broker = Broker::new(1, BrokerConfig::default(), None, NodeId::Controller(CONTROLLER_ID), 0, disk);
+    story.nodes.insert(NodeId::Broker(1), slot(Machine::Broker(broker)));
+    let found = story.checker.after_step(NodeId::Broker(1), &story.nodes);
+    story.findings.extend(found);
+    story.controller_says_leader(1, 1).note(FIRST, acked(0, 1, "a")).note(FIRST, acked(1, 0, "b")).finish();
+    assert_eq!(story.fired(), vec![(Rule::Reordered, Class::Lesson)]);
+}
+
 #[test]
 fn idempotent_producer_value_written_at_two_offsets_is_duplicate_record_violation() {
     let mut story = Story::new(2, &[ACKS_ALL_IDEMPOTENT]);
