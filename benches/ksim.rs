@@ -139,6 +139,7 @@ fn generated(brokers: i32, partitions: i32, records: u64) -> Scenario {
         expect: Vec::new(),
         fuzz: None,
         converge_within_ms: None,
+        overrides: Vec::new(),
     }
 }
 

@@ -1,7 +1,6 @@
 //! `ksim check`: run scenarios (each twice, to prove determinism) and print a table.
 
 use crate::scenarios;
-use ksim_sim::scenario::Scenario;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -27,7 +26,7 @@ impl Row {
     }
 }
 
-fn check_one(path: &Path) -> Row {
+fn check_one(path: &Path, set: &[String]) -> Row {
     let name = path.file_stem().map_or_else(String::new, |s| s.to_string_lossy().into_owned());
     let failed = |seed, error: String| Row {
         path: path.to_path_buf(),
@@ -43,9 +42,9 @@ fn check_one(path: &Path) -> Row {
         deterministic: false,
         error: Some(error),
     };
-    let scenario = match Scenario::load(path) {
+    let scenario = match crate::load(path, set) {
         Ok(s) => s,
-        Err(e) => return failed(0, e.to_string()),
+        Err(e) => return failed(0, e),
     };
     let seed = scenario.seed;
     let started = Instant::now();
@@ -91,9 +90,9 @@ pub fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     Ok(files)
 }
 
-pub fn run(paths: &[PathBuf]) -> Result<(String, bool), String> {
+pub fn run(paths: &[PathBuf], set: &[String]) -> Result<(String, bool), String> {
     let files = collect(paths)?;
-    let rows: Vec<Row> = files.iter().map(|f| check_one(f)).collect();
+    let rows: Vec<Row> = files.iter().map(|f| check_one(f, set)).collect();
     let mut out = format!(
         "{:<32} {:>6} {:>7} {:>9} {:>9} {:>8} {:>9} {:>6}  {}\n",
         "scenario", "seed", "events", "virtual", "wall", "expect", "findings", "twice", "result"
@@ -113,7 +112,7 @@ pub fn run(paths: &[PathBuf]) -> Result<(String, bool), String> {
             match &r.error {
                 Some(e) => format!("ERROR: {e}"),
                 None if r.passed() => "ok".to_string(),
-                None => format!("FAILED (replay: ksim run {} --seed {})", r.path.display(), r.seed),
+                None => format!("FAILED (replay: {})", crate::replay_command(&r.path, r.seed, set)),
             }
         ));
     }

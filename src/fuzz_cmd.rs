@@ -33,9 +33,12 @@ pub struct FuzzArgs {
     /// broken promise, a ksim bug (a fired invariant or an internal error) or no convergence.
     #[arg(long)]
     pub strict: bool,
+    /// Override a config by its Kafka name, as `ksim run --set` does (repeatable).
+    #[arg(long = "set", value_name = "[SCOPE.]KEY=VALUE")]
+    pub set: Vec<String>,
 }
 
-fn parse_range(text: &str) -> Result<(u64, u64), String> {
+pub(crate) fn parse_range(text: &str) -> Result<(u64, u64), String> {
     let (a, b) = text.split_once("..").ok_or_else(|| format!("--seeds `{text}`: expected A..B, like 1..1000"))?;
     let a: u64 = a.trim().parse().map_err(|_| format!("--seeds `{text}`: `{a}` is not a seed"))?;
     let b: u64 = b.trim().parse().map_err(|_| format!("--seeds `{text}`: `{b}` is not a seed"))?;
@@ -59,7 +62,7 @@ fn parse_shard(text: &str) -> Result<(u64, u64), String> {
 type FailingSeed = (u64, fuzz::SeedOutcome, Scenario);
 
 pub fn run(args: &FuzzArgs) -> Result<bool, String> {
-    let base = Scenario::load(&args.file).map_err(|e| e.to_string())?;
+    let base = crate::load(&args.file, &args.set)?;
     let name = args.file.file_stem().map_or_else(|| "scenario".into(), |s| s.to_string_lossy().into_owned());
     let (from, to) = parse_range(&args.seeds)?;
     let (shard, shards) = match &args.shard {
@@ -183,8 +186,13 @@ fn write_scenario(dir: &Path, name: &str, seed: u64, scenario: &Scenario) -> Res
     let path = dir.join(format!("{name}-seed-{seed}.ron"));
     let text = ron::ser::to_string_pretty(scenario, ron::ser::PrettyConfig::default().struct_names(true))
         .map_err(|e| format!("cannot write the scenario: {e}"))?;
+    let applied = if scenario.overrides.is_empty() {
+        String::new()
+    } else {
+        format!("\n// With the overrides --set {} written into its configs.", scenario.overrides.join(" --set "))
+    };
     let header = format!(
-        "// Shrunk by `ksim fuzz` from {name}, seed {seed}. Replay: ksim run {} --seed {seed}\n",
+        "// Shrunk by `ksim fuzz` from {name}, seed {seed}. Replay: ksim run {} --seed {seed}{applied}\n",
         path.display()
     );
     std::fs::write(&path, header + &text + "\n").map_err(|e| format!("cannot write {}: {e}", path.display()))?;

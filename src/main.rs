@@ -23,12 +23,14 @@ macro_rules! outln {
 
 mod assign_cmd;
 mod check_cmd;
+mod compare_cmd;
 mod fuzz_cmd;
 mod partition_cmd;
 mod scenarios;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use ksim_sim::narrate::{self, Detail};
+use ksim_sim::scenario::overrides::{self, Override};
 use ksim_sim::scenario::Scenario;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -73,6 +75,11 @@ enum Command {
         /// Run twice in fresh runtimes and fail if the traces differ.
         #[arg(long)]
         check_determinism: bool,
+        /// Override a config by its Kafka name, e.g. `--set acks=1`: a bare key applies at every
+        /// level that has it (cluster, every topic, every client); `cluster.KEY=V`,
+        /// `topic:NAME.KEY=V` and `client:NAME.KEY=V` aim at one. Repeatable; a later one wins.
+        #[arg(long = "set", value_name = "[SCOPE.]KEY=VALUE")]
+        set: Vec<String>,
     },
     /// Run scenarios (default: all of scenarios/), each twice, and print a table of results.
     ///
@@ -82,6 +89,11 @@ enum Command {
     Check {
         /// Scenario files or folders.
         paths: Vec<PathBuf>,
+        /// Override a config by its Kafka name, e.g. `--set acks=1`: a bare key applies at every
+        /// level that has it (cluster, every topic, every client); `cluster.KEY=V`,
+        /// `topic:NAME.KEY=V` and `client:NAME.KEY=V` aim at one. Repeatable; a later one wins.
+        #[arg(long = "set", value_name = "[SCOPE.]KEY=VALUE")]
+        set: Vec<String>,
     },
     /// Sweep seeds with random faults; shrink any failure to a minimal scenario file.
     ///
@@ -92,6 +104,8 @@ enum Command {
     /// them and fails the seed only with `--strict`. A failing seed is shrunk (faults and
     /// workload removed while the failure reproduces) and written as a RON file you can replay.
     Fuzz(fuzz_cmd::FuzzArgs),
+    /// Compare configurations side by side: every seed's faults are the same for each variant.
+    Compare(compare_cmd::CompareArgs),
     /// List the scenarios in scenarios/ with their titles.
     List,
     /// List the rules the checker applies: each one's name, nature and what it catches.
@@ -127,6 +141,11 @@ enum Command {
         /// The seed. Defaults to the scenario's own `seed`.
         #[arg(long)]
         seed: Option<u64>,
+        /// Override a config by its Kafka name, e.g. `--set acks=1`: a bare key applies at every
+        /// level that has it (cluster, every topic, every client); `cluster.KEY=V`,
+        /// `topic:NAME.KEY=V` and `client:NAME.KEY=V` aim at one. Repeatable; a later one wins.
+        #[arg(long = "set", value_name = "[SCOPE.]KEY=VALUE")]
+        set: Vec<String>,
     },
 }
 
@@ -141,10 +160,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         None => default_walkthrough(),
-        Some(Command::Run { file, seed, trace, format, full, check_determinism }) => {
-            run(&file, seed, trace.as_deref(), format, full, check_determinism)
+        Some(Command::Run { file, seed, trace, format, full, check_determinism, set }) => {
+            run(&file, seed, trace.as_deref(), format, full, check_determinism, &set)
         }
-        Some(Command::Check { paths }) => check_cmd::run(&paths).map(|(table, passed)| {
+        Some(Command::Check { paths, set }) => check_cmd::run(&paths, &set).map(|(table, passed)| {
             out!("{table}");
             if passed {
                 ExitCode::SUCCESS
@@ -154,6 +173,9 @@ fn main() -> ExitCode {
         }),
         Some(Command::Fuzz(args)) => {
             fuzz_cmd::run(&args).map(|ok| if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Some(Command::Compare(args)) => {
+            compare_cmd::run(&args).map(|ok| if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         Some(Command::List) => list(),
         Some(Command::Rules) => {
@@ -168,7 +190,7 @@ fn main() -> ExitCode {
             out!("{text}");
             ExitCode::SUCCESS
         }),
-        Some(Command::Tui { file, seed }) => tui(file, seed),
+        Some(Command::Tui { file, seed, set }) => tui(file, seed, &set),
     };
     match result {
         Ok(code) => code,
@@ -182,12 +204,12 @@ fn main() -> ExitCode {
 fn default_walkthrough() -> Result<ExitCode, String> {
     let file = scenarios::find("leader-failover.ron")?;
     if std::io::stdout().is_terminal() && std::io::stdin().is_terminal() {
-        return tui(Some(file), None);
+        return tui(Some(file), None, &[]);
     }
-    run(&file, None, None, None, false, false)
+    run(&file, None, None, None, false, false, &[])
 }
 
-fn tui(file: Option<PathBuf>, seed: Option<u64>) -> Result<ExitCode, String> {
+fn tui(file: Option<PathBuf>, seed: Option<u64>, set: &[String]) -> Result<ExitCode, String> {
     let file = match file {
         Some(file) => file,
         None => scenarios::find("leader-failover.ron")?,
@@ -195,22 +217,30 @@ fn tui(file: Option<PathBuf>, seed: Option<u64>) -> Result<ExitCode, String> {
     if !std::io::stdout().is_terminal() {
         return Err("the terminal UI needs a terminal; use `ksim run FILE` to print the narrated run instead".into());
     }
-    let scenario = load(&file)?;
+    let scenario = load(&file, set)?;
     let seed = seed.unwrap_or(scenario.seed);
     ksim_tui::run_tui(scenario, scenario_name(&file), seed)?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn load(file: &Path) -> Result<Scenario, String> {
-    Scenario::load(file).map_err(|e| e.to_string())
+/// Load a scenario and apply the command line's `--set` overrides.
+pub(crate) fn load(file: &Path, set: &[String]) -> Result<Scenario, String> {
+    let mut scenario = Scenario::load(file).map_err(|e| e.to_string())?;
+    let overrides: Vec<Override> = set.iter().map(|s| Override::parse(s)).collect::<Result<_, _>>()?;
+    scenario.apply_overrides(&overrides).map_err(|e| format!("{}: {e}", file.display()))?;
+    if !overrides.is_empty() {
+        scenario.resolve().map_err(|e| format!("{}: with the --set overrides: {e}", file.display()))?;
+    }
+    Ok(scenario)
 }
 
-fn scenario_name(file: &Path) -> String {
+pub(crate) fn scenario_name(file: &Path) -> String {
     file.file_stem().map_or_else(|| "scenario".into(), |s| s.to_string_lossy().into_owned())
 }
 
-fn replay_command(file: &Path, seed: u64) -> String {
-    format!("ksim run {} --seed {seed}", file.display())
+/// The command that runs this again: the file, the seed and the `--set` overrides.
+pub(crate) fn replay_command(file: &Path, seed: u64, overrides: &[String]) -> String {
+    format!("ksim run {} --seed {seed}{}", file.display(), overrides::replay_args(overrides))
 }
 
 fn render_trace(trace: &ksim_sim::Trace, format: Format, detail: Detail) -> Result<String, String> {
@@ -230,8 +260,9 @@ fn run(
     format: Option<Format>,
     full: bool,
     check_determinism: bool,
+    set: &[String],
 ) -> Result<ExitCode, String> {
-    let scenario = load(file)?;
+    let scenario = load(file, set)?;
     let seed = seed.unwrap_or(scenario.seed);
     let name = scenario_name(file);
     let outcome = ksim_sim::run(&scenario, &name, seed)?;
@@ -265,7 +296,7 @@ fn run(
         }
     }
     if !ok {
-        outln!("replay: {}", replay_command(file, seed));
+        outln!("replay: {}", replay_command(file, seed, &scenario.overrides));
     }
     outln!("trace digest: {digest}");
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })

@@ -96,6 +96,13 @@ fn pick<'a, T>(rng: &mut impl RngCore, items: &'a [T]) -> &'a T {
 /// The scenario plus a fault schedule drawn from `seed`. Faults are paired with their repair
 /// (kill/restart, pause/resume, partition/heal) so everything is healed by `heal_by_ms`.
 pub fn with_random_faults(scenario: &Scenario, seed: u64) -> Scenario {
+    with_faults(scenario, seed, fault_schedule(scenario, seed))
+}
+
+/// The fault schedule `seed` draws for this scenario: from its own `faults` stream, bounded by
+/// the `fuzz:` budget, aimed at the scenario's nodes. No config changes it, so variants of one
+/// scenario (`ksim compare`) meet the same faults.
+pub fn fault_schedule(scenario: &Scenario, seed: u64) -> Vec<Step> {
     let budget = scenario.fuzz.clone().unwrap_or_else(|| default_budget(scenario));
     let mut rng = stream(seed, "faults");
     let brokers: Vec<NodeRef> = scenario.cluster.brokers.iter().map(|b| NodeRef::Broker(*b)).collect();
@@ -152,6 +159,12 @@ pub fn with_random_faults(scenario: &Scenario, seed: u64) -> Scenario {
         steps.push(Step { at_ms: start, action: Action::Kill(target.clone()) });
         steps.push(Step { at_ms: end, action: Action::Restart(target) });
     }
+    steps
+}
+
+/// The scenario with these fault steps added to its timeline, run under `seed`, long enough to
+/// check it recovers from them.
+pub fn with_faults(scenario: &Scenario, seed: u64, steps: Vec<Step>) -> Scenario {
     let mut out = scenario.clone();
     out.timeline.extend(steps);
     out.timeline.sort_by_key(|s| s.at_ms);

@@ -25,6 +25,7 @@ compile_error!(
 pub mod apps;
 pub mod check;
 pub mod clock;
+pub mod compare;
 pub mod fuzz;
 pub mod host;
 pub mod narrate;

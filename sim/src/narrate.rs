@@ -130,6 +130,9 @@ fn hidden_in_story(actor: Actor, note: &Note) -> bool {
 pub fn render(trace: &Trace, detail: Detail) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{} ({}, seed {})", trace.header.title, trace.header.scenario, trace.header.seed);
+    if !trace.header.overrides.is_empty() {
+        let _ = writeln!(out, "with --set {}", trace.header.overrides.join(", "));
+    }
     let mut said: BTreeSet<(Actor, String)> = BTreeSet::new();
     for event in &trace.events {
         if matches!(event.kind, EventKind::Fault(_) | EventKind::Narration(_)) {

@@ -33,6 +33,8 @@ pub struct Report {
     pub end_time_us: u64,
     pub expectations: Vec<ExpectationResult>,
     pub findings: Vec<ReportedFinding>,
+    /// The `--set` overrides the run applied.
+    pub overrides: Vec<String>,
 }
 
 impl Report {
@@ -121,6 +123,7 @@ impl Report {
             end_time_us: events.last().map_or(0, |e| e.time_us),
             expectations,
             findings,
+            overrides: world.header.overrides.clone(),
         }
     }
 
@@ -133,6 +136,9 @@ impl Report {
     pub fn render(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "scenario: {} ({})", self.title, self.scenario);
+        if !self.overrides.is_empty() {
+            let _ = writeln!(out, "overrides: {}", self.overrides.join(", "));
+        }
         let _ = writeln!(
             out,
             "seed: {}   events: {}   virtual time: {}",

@@ -365,6 +365,9 @@ pub struct TraceHeader {
     /// `broker.rack` of the brokers that have one.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub racks: BTreeMap<BrokerId, String>,
+    /// The command line's `--set` overrides the run applied, as written.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -70,6 +70,7 @@ fn synthetic_trace() -> Trace {
         clients: vec!["producer".into(), "consumer".into()],
         duration_ms: 10_000_000,
         racks: Default::default(),
+        overrides: Vec::new(),
     };
     let controller = NodeId::Controller(CONTROLLER_ID);
     let producer = NodeId::Client(0);

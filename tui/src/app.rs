@@ -54,7 +54,7 @@ impl App {
                     };
                     before_simulating(&self.model);
                     next = Some(match simulate(scenario, name, *seed, &branch.faults) {
-                        Ok(trace) => Msg::Branched { trace, branch },
+                        Ok(trace) => Msg::Branched { trace: Box::new(trace), branch },
                         Err(error) => Msg::BranchFailed(error),
                     });
                 }

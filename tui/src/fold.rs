@@ -661,6 +661,7 @@ mod tests {
             clients: vec!["producer".into()],
             duration_ms: 1000,
             racks: Default::default(),
+            overrides: Vec::new(),
         }
     }
 

@@ -114,6 +114,7 @@ mod tests {
             clients: vec![],
             duration_ms: 1,
             racks: Default::default(),
+            overrides: Vec::new(),
         };
         let events = (0..n)
             .map(|i| Event {

@@ -40,7 +40,7 @@ pub enum Msg {
     Quit,
     /// The re-simulation of a what-if finished.
     Branched {
-        trace: Trace,
+        trace: Box<Trace>,
         branch: Branch,
     },
     BranchFailed(String),
@@ -62,7 +62,7 @@ pub fn update(model: &mut Model, msg: Msg) -> Cmd {
             return Cmd::None;
         }
         Msg::Branched { trace, branch } => {
-            branched(model, trace, branch);
+            branched(model, *trace, branch);
             return Cmd::None;
         }
         _ => {}

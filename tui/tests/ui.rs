@@ -342,6 +342,7 @@ fn an_empty_trace_is_shown_and_every_key_is_harmless() {
         clients: vec![],
         duration_ms: 0,
         racks: Default::default(),
+        overrides: Vec::new(),
     };
     let mut app = App::for_trace(Trace { header, events: vec![] });
     press(&mut app, "n p ] [ g G tab k f z r x b + - space ? ?");

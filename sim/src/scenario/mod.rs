@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod happening;
 pub mod locate;
+pub mod overrides;
 mod resolve;
 
 pub use resolve::{Located, Resolved};
@@ -73,6 +74,10 @@ pub struct Scenario {
     /// consumer caught up, every acknowledged write readable).
     #[serde(default)]
     pub converge_within_ms: Option<u64>,
+    /// The command line's `--set` overrides, as written, already applied to the configs above
+    /// ([`overrides`]). Not part of the file: the trace header and replay lines carry them.
+    #[serde(skip)]
+    pub overrides: Vec<String>,
 }
 
 /// How many faults of each kind `ksim fuzz` may draw for one seed, and when.

@@ -93,6 +93,7 @@ impl World {
             clients: scenario.clients.iter().map(|c| c.name.clone()).collect(),
             duration_ms: scenario.duration_ms,
             racks: scenario.cluster.racks.clone(),
+            overrides: scenario.overrides.clone(),
         };
         let mut slots = BTreeMap::new();
         let mut nodes = vec![NodeId::Controller(CONTROLLER_ID)];
