@@ -46,6 +46,12 @@ pub struct VariantRun {
     pub failed_sends: u64,
     /// Virtual time the run lasted, in milliseconds.
     pub virtual_ms: u64,
+    /// Partitions consumer-group members gave up in rebalances (eager: all of a member's at
+    /// every rebalance; cooperative: only those that move).
+    pub partitions_revoked: u64,
+    /// The time, summed over a group's partitions, that a partition had no owner after a member
+    /// gave it up: how long the group stopped reading it (milliseconds).
+    pub unowned_partition_ms: u64,
     /// Each acknowledged record's latency from `send` to its acknowledgement, in microseconds.
     #[serde(skip)]
     pub latencies_us: Vec<u64>,
@@ -110,6 +116,9 @@ pub struct Totals {
     pub acked_per_virtual_second: f64,
     pub latency_p50_ms: Option<f64>,
     pub latency_p99_ms: Option<f64>,
+    pub partitions_revoked: u64,
+    /// Partition-time without an owner after a revocation, per seed on average (milliseconds).
+    pub unowned_partition_ms_per_seed: f64,
     pub errors: usize,
 }
 
@@ -144,6 +153,39 @@ pub fn check_same_nodes(variants: &[Variant]) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// How long consumer groups left partitions without an owner, and how many they revoked.
+pub fn group_pauses(trace: &Trace) -> (u64, u64) {
+    let mut owners: BTreeMap<(&str, &ksim_cluster::TopicPartition), usize> = BTreeMap::new();
+    let mut unowned_since: BTreeMap<(&str, &ksim_cluster::TopicPartition), u64> = BTreeMap::new();
+    let (mut revoked, mut gap_us) = (0, 0);
+    for event in &trace.events {
+        match &event.kind {
+            EventKind::Note(Note::PartitionsAssigned { group, partitions, .. }) => {
+                for tp in partitions {
+                    *owners.entry((group, tp)).or_default() += 1;
+                    if let Some(since) = unowned_since.remove(&(group.as_str(), tp)) {
+                        gap_us += event.time_us.saturating_sub(since);
+                    }
+                }
+            }
+            EventKind::Note(Note::PartitionsRevoked { group, partitions, .. }) => {
+                for tp in partitions {
+                    revoked += 1;
+                    let n = owners.entry((group, tp)).or_default();
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        unowned_since.insert((group, tp), event.time_us);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let end = trace.end_time_us();
+    gap_us += unowned_since.values().map(|since| end.saturating_sub(*since)).sum::<u64>();
+    (revoked, gap_us / 1000)
 }
 
 /// Measure one run's trace.
@@ -187,6 +229,7 @@ fn run_variant(variant: &Variant, seed: u64, steps: &[crate::scenario::Step], du
             run.failed_sends = failed;
             run.latencies_us = latencies;
             run.virtual_ms = outcome.trace.end_time_us() / 1000;
+            (run.partitions_revoked, run.unowned_partition_ms) = group_pauses(&outcome.trace);
             run.faults = outcome
                 .trace
                 .events
@@ -277,6 +320,9 @@ pub fn compare(
                 acked_per_virtual_second: if virtual_s > 0.0 { acked as f64 / virtual_s } else { 0.0 },
                 latency_p50_ms: percentile(&latencies, 50.0),
                 latency_p99_ms: percentile(&latencies, 99.0),
+                partitions_revoked: runs.iter().map(|r| r.partitions_revoked).sum(),
+                unowned_partition_ms_per_seed: runs.iter().map(|r| r.unowned_partition_ms).sum::<u64>() as f64
+                    / runs.len().max(1) as f64,
                 errors: runs.iter().filter(|r| r.error.is_some()).count(),
             }
         })
@@ -325,9 +371,10 @@ impl Comparison {
             row(&mut out, &format!("  {rule}"), cells);
         }
         let lessons = all_rules(&|t| &t.lesson_seeds);
-        row(&mut out, "seeds showing a lesson Kafka allows", self.totals.iter().map(|_| String::new()).collect());
         if lessons.is_empty() {
-            row(&mut out, "  (none)", self.totals.iter().map(|_| String::new()).collect());
+            let _ = writeln!(out, "seeds showing a lesson Kafka allows: none");
+        } else {
+            let _ = writeln!(out, "seeds showing a lesson Kafka allows:");
         }
         for rule in &lessons {
             let cells = self.totals.iter().map(|t| format!("{}/{n}", t.lesson_seeds.get(rule).unwrap_or(&0))).collect();
@@ -347,6 +394,18 @@ impl Comparison {
         let ms = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.1} ms"));
         row(&mut out, "ack latency p50", self.totals.iter().map(|t| ms(t.latency_p50_ms)).collect());
         row(&mut out, "ack latency p99", self.totals.iter().map(|t| ms(t.latency_p99_ms)).collect());
+        if self.totals.iter().any(|t| t.partitions_revoked > 0) {
+            row(
+                &mut out,
+                "partitions revoked in rebalances",
+                self.totals.iter().map(|t| t.partitions_revoked.to_string()).collect(),
+            );
+            row(
+                &mut out,
+                "unowned partition-time per seed",
+                self.totals.iter().map(|t| format!("{:.1} s", t.unowned_partition_ms_per_seed / 1000.0)).collect(),
+            );
+        }
         if self.totals.iter().any(|t| t.errors > 0) {
             row(&mut out, "runs stopped by a ksim bug", self.totals.iter().map(|t| t.errors.to_string()).collect());
         }

@@ -191,6 +191,7 @@ pub struct Client {
 
 /// The application a client node runs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub enum App {
     /// Send `records` records to `topic`, one every `interval_ms`. Keys cycle through `keys`
     /// (none: keyless); values are `{value_prefix}-{n}`.
