@@ -80,7 +80,11 @@ pub fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     let mut files = Vec::new();
     for root in roots {
         if root.is_dir() {
-            files.extend(scenarios::all(&root)?.into_iter().map(|(p, _)| p));
+            let found = scenarios::all(&root)?;
+            if found.is_empty() {
+                return Err(format!("{}: no scenario files (*.ron) in this folder", root.display()));
+            }
+            files.extend(found.into_iter().map(|(p, _)| p));
         } else if root.is_file() {
             files.push(root);
         } else {
@@ -108,7 +112,11 @@ pub fn run(paths: &[PathBuf], set: &[String]) -> Result<(String, bool), String> 
             r.wall_ms,
             format!("{}/{}", r.expectations_met, r.expectations),
             findings,
-            if r.deterministic { "same" } else { "DIFF" },
+            match (&r.error, r.deterministic) {
+                (Some(_), _) => "-",
+                (None, true) => "same",
+                (None, false) => "DIFF",
+            },
             match &r.error {
                 Some(e) => format!("ERROR: {e}"),
                 None if r.passed() => "ok".to_string(),

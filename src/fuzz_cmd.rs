@@ -1,6 +1,7 @@
 //! `ksim fuzz`: sweep seeds with random faults, in parallel; shrink what fails.
 
 use ksim_sim::fuzz;
+use ksim_sim::scenario::limits;
 use ksim_sim::scenario::Scenario;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -45,7 +46,24 @@ pub(crate) fn parse_range(text: &str) -> Result<(u64, u64), String> {
     if b <= a {
         return Err(format!("--seeds `{text}`: the range is empty (B must be greater than A)"));
     }
+    if b - a > limits::MAX_SEEDS {
+        return Err(format!(
+            "--seeds `{text}`: {} seeds; at most {} in one sweep (split it with --shard)",
+            b - a,
+            limits::MAX_SEEDS
+        ));
+    }
     Ok((a, b))
+}
+
+/// `--jobs`: at least 1, at most [`limits::MAX_JOBS`]; default the number of cores.
+pub(crate) fn jobs(asked: Option<usize>) -> Result<usize, String> {
+    match asked {
+        None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
+        Some(0) => Err("--jobs 0: at least one".into()),
+        Some(n) if n > limits::MAX_JOBS => Err(format!("--jobs {n}: at most {}", limits::MAX_JOBS)),
+        Some(n) => Ok(n),
+    }
 }
 
 fn parse_shard(text: &str) -> Result<(u64, u64), String> {
@@ -70,7 +88,12 @@ pub fn run(args: &FuzzArgs) -> Result<bool, String> {
         None => (0, 1),
     };
     let seeds: Vec<u64> = (from..to).filter(|s| s % shards == shard).collect();
-    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+    let jobs = jobs(args.jobs)?;
+    // A folder we cannot write is an error now, not lost results after the sweep.
+    if !args.no_shrink {
+        std::fs::create_dir_all(&args.out)
+            .map_err(|e| format!("--out {}: cannot create it: {e}", args.out.display()))?;
+    }
     eprintln!("fuzzing {} with {} seed(s) on {jobs} thread(s)", args.file.display(), seeds.len());
 
     let next = Arc::new(AtomicUsize::new(0));
@@ -195,7 +218,7 @@ fn write_scenario(dir: &Path, name: &str, seed: u64, scenario: &Scenario) -> Res
         "// Shrunk by `ksim fuzz` from {name}, seed {seed}. Replay: ksim run {} --seed {seed}{applied}\n",
         path.display()
     );
-    std::fs::write(&path, header + &text + "\n").map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    crate::write_atomically(&path, &(header + &text + "\n"))?;
     Ok(path)
 }
 

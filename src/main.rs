@@ -223,6 +223,33 @@ fn tui(file: Option<PathBuf>, seed: Option<u64>, set: &[String]) -> Result<ExitC
     Ok(ExitCode::SUCCESS)
 }
 
+/// An output path that is the input file would destroy what the user wrote.
+fn refuse_overwriting_input(out: &Path, input: &Path) -> Result<(), String> {
+    let same = match (std::fs::canonicalize(out), std::fs::canonicalize(input)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => out == input,
+    };
+    if same {
+        return Err(format!(
+            "--trace {}: that is the scenario file itself; write the trace somewhere else",
+            out.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Write a file whole or not at all: into a temporary file beside it, then renamed over it, so
+/// an interrupted or failing write never leaves half a file where a good one was.
+pub(crate) fn write_atomically(path: &Path, text: &str) -> Result<(), String> {
+    let name = path.file_name().map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
+    let tmp = path.with_file_name(format!(".{name}.ksim-tmp-{}", std::process::id()));
+    let result = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, path));
+    result.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        format!("cannot write {}: {e}", path.display())
+    })
+}
+
 /// Load a scenario and apply the command line's `--set` overrides.
 pub(crate) fn load(file: &Path, set: &[String]) -> Result<Scenario, String> {
     let mut scenario = Scenario::load(file).map_err(|e| e.to_string())?;
@@ -270,13 +297,14 @@ fn run(
     let digest = outcome.trace.digest();
 
     if let Some(out) = trace_out {
+        refuse_overwriting_input(out, file)?;
         let format = format.unwrap_or_else(|| match out.extension().and_then(|e| e.to_str()) {
             Some("json") => Format::Json,
             Some("ron") => Format::Ron,
             _ => Format::Text,
         });
         let text = render_trace(&outcome.trace, format, detail)?;
-        std::fs::write(out, text).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+        write_atomically(out, &text)?;
         out!("{}", narrate::render(&outcome.trace, detail));
     } else {
         out!("{}", render_trace(&outcome.trace, format.unwrap_or(Format::Text), detail)?);
@@ -322,13 +350,22 @@ fn rules() {
     }
 }
 
-/// Write to stdout. A reader that went away (a closed pipe) is not an error worth a message:
-/// exit quietly, as `cat` and `grep` do.
+/// Set once stdout's reader went away.
+static STDOUT_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Write to stdout. A reader that went away (`ksim run FILE | head`) is not an error worth a
+/// message: the rest of the output is dropped, and ksim still exits with the run's status, so a
+/// failing run piped into `head` fails.
 fn emit(args: std::fmt::Arguments) {
     use std::io::Write;
+    use std::sync::atomic::Ordering;
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return;
+    }
     if let Err(e) = std::io::stdout().lock().write_fmt(args) {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
-            std::process::exit(0);
+            STDOUT_CLOSED.store(true, Ordering::Relaxed);
+            return;
         }
         eprintln!("error: cannot write to stdout: {e}");
         std::process::exit(2);

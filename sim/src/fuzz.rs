@@ -174,7 +174,7 @@ pub fn with_faults(scenario: &Scenario, seed: u64, steps: Vec<Step>) -> Scenario
         let last = out.timeline.iter().map(|s| s.at_ms).max().unwrap_or(0);
         let recovery = recovery_ms(&out);
         out.converge_within_ms = Some(recovery);
-        out.duration_ms = out.duration_ms.max(last + recovery + 1_000);
+        out.duration_ms = out.duration_ms.max(last.saturating_add(recovery).saturating_add(1_000));
     }
     out.seed = seed;
     out.title = format!("{} (fuzz seed {seed})", scenario.title);

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 pub async fn node_main(world: Arc<Mutex<World>>, node: NodeId, app: Option<(App, u64)>) {
-    let mut inbox = world.lock().expect("world lock").start_node(node);
+    let Some(mut inbox) = world.lock().expect("world lock").start_node(node) else { return };
     if let Some((app, start_ms)) = app {
         madsim::task::spawn(apps::run(world.clone(), node, app, start_ms));
     }

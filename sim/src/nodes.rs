@@ -109,6 +109,9 @@ pub struct Slot {
     pub(crate) timers: BTreeMap<Timer, u64>,
     pub(crate) starts: u64,
     pub(crate) rng: ChaCha8Rng,
+    /// Down from the start: the timeline kills or powers the node off at time 0, so its
+    /// process never ran. Its first start is the timeline's `Restart`.
+    pub(crate) held_down: bool,
 }
 
 // A handful per run, one per node, stepped constantly: boxing the big variants would add an

@@ -101,7 +101,7 @@ fn timeline(scenario: &Scenario, options: &RunOptions) -> Vec<(SimTime, Directiv
     }
     if let Some(within_ms) = scenario.converge_within_ms {
         let last = scenario.timeline.iter().map(|s| s.at_ms).max().unwrap_or(0);
-        out.push((SimTime::from_ms(last + within_ms), Directive::CheckConvergence { within_ms }));
+        out.push((SimTime::from_ms(last.saturating_add(within_ms)), Directive::CheckConvergence { within_ms }));
     }
     // Stable: same-time directives keep their order (narration first, then the timeline).
     out.sort_by_key(|(at, _)| *at);

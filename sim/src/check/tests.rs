@@ -129,6 +129,7 @@ impl Story {
 
 fn slot(machine: Machine) -> Slot {
     Slot {
+        held_down: false,
         status: Status::Up,
         machine: Some(machine),
         durable: Durable::Nothing,

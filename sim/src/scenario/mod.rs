@@ -12,6 +12,7 @@ use ksim_cluster::topic::{BrokerId, TopicPartition};
 use serde::{Deserialize, Serialize};
 
 pub mod happening;
+pub mod limits;
 pub mod locate;
 pub mod overrides;
 mod resolve;
@@ -41,6 +42,28 @@ impl fmt::Display for ConfigValue {
 }
 
 pub type Configs = BTreeMap<String, ConfigValue>;
+
+/// A `configs` map, refusing a key written twice (a map would silently keep the last).
+fn configs_without_duplicates<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Configs, D::Error> {
+    struct Visitor;
+    impl<'de> serde::de::Visitor<'de> for Visitor {
+        type Value = Configs;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a map of config names to values, like {\"acks\": \"all\"}")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Configs, A::Error> {
+            let mut out = Configs::new();
+            while let Some((key, value)) = map.next_entry::<String, ConfigValue>()? {
+                if out.contains_key(&key) {
+                    return Err(serde::de::Error::custom(format!("`{key}` is set twice in one configs map: keep one")));
+                }
+                out.insert(key, value);
+            }
+            Ok(out)
+        }
+    }
+    deserializer.deserialize_map(Visitor)
+}
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -123,7 +146,7 @@ pub struct Cluster {
     #[serde(default)]
     pub kafka_version: Option<String>,
     /// Broker configs by Kafka's names (topic-level names set the broker-wide default).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "configs_without_duplicates")]
     pub configs: Configs,
 }
 
@@ -165,7 +188,7 @@ pub struct Topic {
     /// Explicit replica lists per partition (the first is the preferred leader).
     #[serde(default)]
     pub replicas: Vec<Vec<BrokerId>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "configs_without_duplicates")]
     pub configs: Configs,
 }
 
@@ -182,7 +205,7 @@ fn one_usize() -> usize {
 pub struct Client {
     pub name: String,
     pub app: App,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "configs_without_duplicates")]
     pub configs: Configs,
     /// When the application starts.
     #[serde(default)]
@@ -486,23 +509,48 @@ pub fn parse_partition(text: &str) -> Option<TopicPartition> {
 impl Scenario {
     /// Parse RON text. `file` names the source in error messages.
     pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
+        // Windows editors start UTF-8 files with a byte order mark.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         ron::Options::default()
             .with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME)
             .from_str::<Scenario>(text)
             .map_err(|e| ScenarioError {
                 file: file.to_string(),
                 position: Some((e.position.line, e.position.col)),
-                message: describe_ron_error(&e.code),
+                message: describe_ron_error(&e.code, text, (e.position.line, e.position.col)),
             })
     }
 
     /// Read, parse and validate a scenario file.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        use std::io::Read;
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
-            file: file.clone(),
-            position: None,
-            message: format!("cannot read: {e}"),
+        let error = |position, message: String| ScenarioError { file: file.clone(), position, message };
+        if path.is_dir() {
+            return Err(error(None, "is a folder, not a scenario file".into()));
+        }
+        let opened = std::fs::File::open(path).map_err(|e| error(None, format!("cannot read: {e}")))?;
+        // Bounded before anything is read into memory: `ksim run /dev/zero` must not read forever.
+        let mut bytes = Vec::new();
+        opened
+            .take(limits::MAX_FILE_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| error(None, format!("cannot read: {e}")))?;
+        if bytes.len() as u64 > limits::MAX_FILE_BYTES {
+            return Err(error(
+                None,
+                format!(
+                    "larger than {} MiB: a scenario file is a few KB of RON",
+                    limits::MAX_FILE_BYTES / (1024 * 1024)
+                ),
+            ));
+        }
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+            let valid = std::str::from_utf8(valid).unwrap_or_default();
+            let line = valid.matches('\n').count() + 1;
+            let col = valid.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            error(Some((line, col)), "not UTF-8 text: save the file as UTF-8".into())
         })?;
         Scenario::from_text(&file, &text)
     }
@@ -510,6 +558,7 @@ impl Scenario {
     /// Parse and validate a scenario's text; `file` names it in errors. An error about a config
     /// key gives the key's line and column in `text`.
     pub fn from_text(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let scenario = Scenario::parse(file, text)?;
         scenario.resolve_located().map_err(|Located { message, path }| ScenarioError {
             file: file.to_string(),
@@ -535,6 +584,19 @@ impl Scenario {
 pub const CONTROLLER_ID: i32 = 3000;
 
 impl Action {
+    /// Whether the action acts on a process (rather than the network).
+    pub fn is_process_fault(&self) -> bool {
+        matches!(
+            self,
+            Action::Kill(_)
+                | Action::PowerFail(_)
+                | Action::Restart(_)
+                | Action::Pause(_)
+                | Action::Resume(_)
+                | Action::Stop(_)
+        )
+    }
+
     pub fn nodes(&self) -> Vec<&NodeRef> {
         match self {
             Action::Kill(n)
@@ -554,10 +616,48 @@ impl Action {
     }
 }
 
-/// Turn RON's error into a sentence that says what was expected.
-fn describe_ron_error(code: &ron::error::Error) -> String {
+/// The byte offset of a 1-based (line, column) in `text`.
+fn offset_of(text: &str, (line, col): (usize, usize)) -> usize {
+    let start: usize = text.split_inclusive('\n').take(line.saturating_sub(1)).map(str::len).sum();
+    let rest = &text[start.min(text.len())..];
+    start + rest.char_indices().nth(col.saturating_sub(1)).map_or(rest.len(), |(i, _)| i)
+}
+
+/// The field or config key whose value ends just before `at`: `duration_ms` in
+/// `duration_ms: 1000.5`, `min.insync.replicas` in `"min.insync.replicas": 1.5`.
+fn field_before(text: &str, at: usize) -> Option<String> {
+    let before = &text[..at.min(text.len())];
+    let colon = before.rfind(':')?;
+    let name = before[..colon].trim_end();
+    if let Some(quoted) = name.strip_suffix('"') {
+        let open = quoted.rfind('"')?;
+        return Some(quoted[open + 1..].to_string());
+    }
+    let start = name.rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).map_or(0, |i| i + 1);
+    let ident = &name[start..];
+    (!ident.is_empty()).then(|| ident.to_string())
+}
+
+/// Turn RON's error into a sentence that says what was expected, in the scenario's words rather
+/// than the parser's.
+fn describe_ron_error(code: &ron::error::Error, text: &str, position: (usize, usize)) -> String {
     use ron::error::Error as E;
+    let at = offset_of(text, position);
+    // `duration_ms: 1000.5`: the number parsed as 1000, and the parser then wanted a comma.
+    let decimal_point = text[at.min(text.len())..].starts_with('.')
+        && text[..at.min(text.len())].ends_with(|c: char| c.is_ascii_digit());
     match code {
+        _ if decimal_point => match field_before(text, at) {
+            Some(field) => format!("`{field}`: expected a whole number (times, counts and ids have no decimal point)"),
+            None => "expected a whole number (times, counts and ids have no decimal point)".to_string(),
+        },
+        E::Message(m) if m.contains("untagged enum ConfigValue") => {
+            let key = field_before(text, at).map(|k| format!("`{k}`: ")).unwrap_or_default();
+            format!("{key}a config value is true or false, a whole number, or a string such as \"all\" (Kafka takes no decimal numbers here)")
+        }
+        E::SuggestRawIdentifier(found) => {
+            format!("`{found}` is not a field name: expected a name such as `title` or `duration_ms` before the `:`")
+        }
         E::NoSuchStructField { expected, found, outer } => format!(
             "unknown field `{found}`{}; expected one of: {}",
             outer.as_ref().map(|o| format!(" in {o}")).unwrap_or_default(),

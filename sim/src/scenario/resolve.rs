@@ -40,9 +40,44 @@ pub struct Located {
 }
 
 impl From<String> for Located {
+    /// A message that starts with the field it is about (`timeline[3].action: ...`) is located
+    /// at that field.
     fn from(message: String) -> Self {
-        Located { message, path: None }
+        let path = message.split_once(": ").and_then(|(head, _)| field_path(head));
+        Located { message, path }
     }
+}
+
+/// `timeline[3].action` as a path; `None` for text that is not a field path. A name in
+/// parentheses (`topics[0] (orders).name`) is for people and skipped.
+fn field_path(text: &str) -> Option<Path> {
+    let mut plain = String::new();
+    let mut depth = 0;
+    for c in text.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            _ if depth == 0 && c != ' ' => plain.push(c),
+            _ => {}
+        }
+    }
+    let mut path = Path::new();
+    for part in plain.split('.') {
+        let (name, mut rest) = part.split_once('[').map_or((part, ""), |(n, r)| (n, r));
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+            return None;
+        }
+        path.push(Step::Field(name.to_string()));
+        while !rest.is_empty() {
+            let (index, after) = rest.split_once(']')?;
+            path.push(Step::Index(index.parse().ok()?));
+            rest = after.strip_prefix('[').unwrap_or(after);
+            if !after.is_empty() && !after.starts_with('[') {
+                return None;
+            }
+        }
+    }
+    Some(path)
 }
 
 /// Where a section's configs are in the file.
@@ -55,6 +90,21 @@ fn configs_path(section: &[Step], key: &str) -> Path {
 
 /// A config error in the section at `section`, whose field is named `field` in the message.
 fn config_error(section: &[Step], field: &str, ConfigError { key, message }: ConfigError) -> Located {
+    // An unknown key: the closest known one, if it looks like a typo.
+    let message = match message.strip_prefix("unknown config; known here: ") {
+        Some(known) => {
+            let known: Vec<String> = known.split(", ").filter(|k| !k.starts_with('(')).map(str::to_string).collect();
+            let mut all = known.clone();
+            if message.contains("every topic-level config") {
+                all.extend(TopicConfig::KEYS.iter().map(|k| k.to_string()));
+            }
+            match super::overrides::did_you_mean(&key, &all) {
+                Some(s) => format!("unknown config; did you mean `{s}`? (known here: {})", known.join(", ")),
+                None => message,
+            }
+        }
+        None => message,
+    };
     Located { message: format!("{field}: `{key}`: {message}"), path: Some(configs_path(section, &key)) }
 }
 
@@ -123,6 +173,42 @@ fn apply<C: Configurable>(
     Ok(())
 }
 
+/// A network fault must cut something: two non-empty sides with no node on both, and a slow
+/// link between two different nodes.
+fn check_network_action(action: &Action) -> Result<(), String> {
+    match action {
+        Action::Partition(groups) => {
+            if groups.len() < 2 {
+                return Err("Partition needs at least two groups of nodes to cut apart (Isolate cuts one node off from all others)".into());
+            }
+            if let Some(i) = groups.iter().position(Vec::is_empty) {
+                return Err(format!("Partition: group {i} is empty"));
+            }
+            for (i, a) in groups.iter().enumerate() {
+                for b in &groups[i + 1..] {
+                    if let Some(n) = a.iter().find(|n| b.contains(n)) {
+                        return Err(format!("Partition: {n:?} is in two groups; a node is on one side of a cut"));
+                    }
+                }
+            }
+            Ok(())
+        }
+        Action::PartitionOneWay(from, to) => {
+            if from.is_empty() || to.is_empty() {
+                return Err("PartitionOneWay: both sides need at least one node".into());
+            }
+            if let Some(n) = from.iter().find(|n| to.contains(n)) {
+                return Err(format!("PartitionOneWay: {n:?} is on both sides; a node cannot cut itself off"));
+            }
+            Ok(())
+        }
+        Action::SlowLink(a, b, _) if a == b => {
+            Err(format!("SlowLink from {a:?} to itself: a slow link joins two different nodes"))
+        }
+        _ => Ok(()),
+    }
+}
+
 impl Scenario {
     /// Check the scenario can be run, and resolve its configs. Errors name the field.
     pub fn resolve(&self) -> Result<Resolved, String> {
@@ -131,6 +217,7 @@ impl Scenario {
 
     /// [`Scenario::resolve`], with the path of the config key an error is about.
     pub fn resolve_located(&self) -> Result<Resolved, Located> {
+        self.check_limits()?;
         let broker = self.resolve_cluster()?;
         let topics = self.resolve_topics(&broker)?;
         let (producers, consumers, adjustments) = self.resolve_clients(broker.kafka_version)?;
@@ -151,6 +238,12 @@ impl Scenario {
         for id in &self.cluster.brokers {
             if *id < 0 {
                 return Err(format!("cluster.brokers: broker id {id} is negative").into());
+            }
+            if *id == CONTROLLER_ID {
+                return Err(format!(
+                    "cluster.brokers: {id} is the dedicated controller's node.id; a broker needs an id of its own"
+                )
+                .into());
             }
             if seen.contains(id) {
                 return Err(format!("cluster.brokers: broker {id} is listed twice").into());
@@ -194,6 +287,23 @@ impl Scenario {
             if topic.name.is_empty() || topic.name.starts_with("__") {
                 return Err(format!(
                     "{field}.name: must be non-empty and not start with `__` (reserved for internal topics)"
+                )
+                .into());
+            }
+            // Kafka's `Topic.validate` (clients/.../internals/Topic.java).
+            if topic.name == "." || topic.name == ".." {
+                return Err(format!("{field}.name: `{}` is not a legal topic name", topic.name).into());
+            }
+            if topic.name.len() > 249 {
+                return Err(format!(
+                    "{field}.name: {} characters; Kafka allows at most 249 in a topic name",
+                    topic.name.len()
+                )
+                .into());
+            }
+            if let Some(c) = topic.name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
+                return Err(format!(
+                    "{field}.name: {c:?} is not allowed in a topic name (Kafka allows ASCII letters, digits, `.`, `_` and `-`)"
                 )
                 .into());
             }
@@ -345,6 +455,23 @@ impl Scenario {
             for node in step.action.nodes() {
                 self.check_node(node).map_err(|e| format!("{field}.action: {e}"))?;
             }
+            check_network_action(&step.action).map_err(|e| format!("{field}.action: {e}"))?;
+            if let Action::Restart(node) = &step.action {
+                // At time 0 every node is starting; a Restart then means something only after a
+                // Kill, PowerFail or Stop at time 0 (a node down from the start).
+                let down_before =
+                    self.timeline[..i].iter().rev().take_while(|s| s.at_ms == 0).find_map(|s| match &s.action {
+                        Action::Kill(n) | Action::PowerFail(n) | Action::Stop(n) if n == node => Some(true),
+                        Action::Restart(n) if n == node => Some(false),
+                        _ => None,
+                    });
+                if step.at_ms == 0 && down_before != Some(true) {
+                    return Err(format!(
+                        "{field}.action: Restart at 0 ms of {node:?}, which is starting then: a restart means \
+                         something after a Kill, PowerFail or Stop"
+                    ));
+                }
+            }
         }
 
         Ok(())
@@ -385,7 +512,7 @@ impl Scenario {
     fn check_convergence(&self) -> Result<(), String> {
         if let Some(within) = self.converge_within_ms {
             let last = self.timeline.iter().map(|s| s.at_ms).max().unwrap_or(0);
-            if last + within >= self.duration_ms {
+            if last.saturating_add(within) >= self.duration_ms {
                 return Err(format!(
                     "converge_within_ms: the last timeline step ({last} ms) plus {within} ms is not before the end of the run ({} ms)",
                     self.duration_ms
@@ -393,6 +520,64 @@ impl Scenario {
             }
         }
 
+        Ok(())
+    }
+
+    /// ksim's own bounds, checked before anything is built from the numbers: a scenario is a
+    /// lesson or a test, not a load generator without end, and a typo of a few zeros should be
+    /// an error, not minutes of silence or gigabytes of memory.
+    fn check_limits(&self) -> Result<(), String> {
+        let at_most = |field: String, value: u64, max: u64, what: &str| {
+            if value > max {
+                Err(format!("{field}: {value} is more than ksim's limit of {max} {what}"))
+            } else {
+                Ok(())
+            }
+        };
+        at_most("duration_ms".into(), self.duration_ms, limits::MAX_DURATION_MS, "ms (7 days of virtual time)")?;
+        at_most("cluster.brokers".into(), self.cluster.brokers.len() as u64, limits::MAX_BROKERS, "brokers")?;
+        at_most("topics".into(), self.topics.len() as u64, limits::MAX_TOPICS, "topics")?;
+        let mut partitions: u64 = 0;
+        for (i, t) in self.topics.iter().enumerate() {
+            // Below 1 is `resolve_topics`'s error.
+            let n = t.partitions.max(0) as u64;
+            at_most(format!("topics[{i}].partitions"), n, limits::MAX_PARTITIONS, "partitions")?;
+            partitions += n;
+        }
+        at_most("topics".into(), partitions, limits::MAX_PARTITIONS, "partitions in all")?;
+        at_most("clients".into(), self.clients.len() as u64, limits::MAX_CLIENTS, "clients")?;
+        for (i, c) in self.clients.iter().enumerate() {
+            if let App::Producer { records, .. } = &c.app {
+                at_most(format!("clients[{i}].app.records"), *records, limits::MAX_RECORDS, "records per producer")?;
+            }
+        }
+        at_most("timeline".into(), self.timeline.len() as u64, limits::MAX_STEPS, "steps")?;
+        at_most("narration".into(), self.narration.len() as u64, limits::MAX_STEPS, "lines")?;
+        at_most("expect".into(), self.expect.len() as u64, limits::MAX_STEPS, "expectations")?;
+        if let Some(within) = self.converge_within_ms {
+            at_most("converge_within_ms".into(), within, limits::MAX_DURATION_MS, "ms")?;
+        }
+        if let Some(f) = &self.fuzz {
+            for (name, n) in [
+                ("kills", f.kills),
+                ("power_failures", f.power_failures),
+                ("pauses", f.pauses),
+                ("partitions", f.partitions),
+                ("slow_links", f.slow_links),
+                ("client_crashes", f.client_crashes),
+            ] {
+                at_most(format!("fuzz.{name}"), n as u64, limits::MAX_FUZZ_FAULTS, "faults of one kind per seed")?;
+            }
+        }
+        // Every request would time out: a round trip longer than the clients' and brokers'
+        // default `request.timeout.ms` (30 s).
+        if self.network.latency_ms_min.saturating_mul(2) >= 30_000 {
+            return Err(format!(
+                "network.latency_ms_min: {} ms each way is a round trip of at least 30 s, the default request.timeout.ms: \
+                 every request would time out",
+                self.network.latency_ms_min
+            ));
+        }
         Ok(())
     }
 

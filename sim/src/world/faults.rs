@@ -40,6 +40,7 @@ impl World {
                     if stop_first {
                         self.stop(n, false);
                     }
+                    self.slots.get_mut(&n).expect("present").held_down = false;
                     // The driver runs the node's process again, which calls `start_node`.
                     self.driver.control(n, ProcessControl::Restart);
                 }

@@ -99,8 +99,21 @@ impl World {
         let mut nodes = vec![NodeId::Controller(CONTROLLER_ID)];
         nodes.extend(scenario.cluster.brokers.iter().map(|id| NodeId::Broker(*id)));
         nodes.extend((0..scenario.clients.len()).map(|i| NodeId::Client(i as u32)));
+        // A Kill or PowerFail at time 0 means the node never ran: it is down from the start (its
+        // first process fault at time 0 decides; a Restart later starts it).
+        let down_from_start = |node: NodeId| -> Option<Status> {
+            let step = scenario.timeline.iter().take_while(|s| s.at_ms == 0).find(|s| {
+                s.action.is_process_fault() && s.action.nodes().iter().any(|n| scenario.node_id(n) == node)
+            })?;
+            match step.action {
+                crate::scenario::Action::Kill(_) => Some(Status::Killed),
+                crate::scenario::Action::PowerFail(_) => Some(Status::PoweredOff),
+                _ => None,
+            }
+        };
         for node in nodes {
             let rng = stream(seed, &format!("node/{node}"));
+            let held = down_from_start(node);
             let durable = match node {
                 NodeId::Controller(_) => Durable::Controller(Default::default()),
                 NodeId::Broker(_) => Durable::Broker(Default::default()),
@@ -112,13 +125,14 @@ impl World {
                     // Every node boots at time 0, in an order madsim picks: a message sent to a
                     // node not yet booted still reaches it (delivery takes at least a
                     // microsecond), as a packet to a host that is starting up would.
-                    status: Status::Up,
+                    status: held.unwrap_or(Status::Up),
                     machine: None,
                     durable,
                     inbox: None,
                     timers: BTreeMap::new(),
                     starts: 0,
                     rng,
+                    held_down: held.is_some(),
                 },
             );
         }
@@ -251,8 +265,13 @@ impl World {
 
     /// Called by a node's main task when its process starts: build the state machine from its
     /// disk, open its inbox, and feed it `Input::Start`.
-    pub fn start_node(&mut self, node: NodeId) -> mpsc::UnboundedReceiver<Input> {
+    /// `None` for a node the timeline holds down from time 0: its process does not run until a
+    /// `Restart`.
+    pub fn start_node(&mut self, node: NodeId) -> Option<mpsc::UnboundedReceiver<Input>> {
         let slot = self.slots.get_mut(&node).expect("every node has a slot");
+        if slot.held_down {
+            return None;
+        }
         slot.starts += 1;
         let incarnation = slot.starts;
         let durable = std::mem::take(&mut slot.durable);
@@ -265,7 +284,7 @@ impl World {
         slot.timers.clear();
         self.note_config_adjustments(node);
         self.step(node, Input::Start);
-        rx
+        Some(rx)
     }
 
     /// What a client's engines changed in their own settings at construction (the validator's

@@ -1,0 +1,163 @@
+//! Hostile input: every bad file or flag is a clear error (file, line, column, field, what was
+//! expected), never a panic, an endless read or an allocation sized by a typo; and ksim never
+//! loses what a user wrote.
+
+use ksim_sim::scenario::Scenario;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+fn error_for(text: &str) -> String {
+    match Scenario::from_text("case.ron", text) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("accepted a bad scenario:\n{text}"),
+    }
+}
+
+fn scenario(timeline: &str, extra: &str) -> String {
+    format!(
+        "Scenario(\n    title: \"t\",\n    duration_ms: 30000,\n    cluster: (brokers: [1, 2, 3]),\n    \
+         topics: [(name: \"orders\", partitions: 1, replication_factor: 3)],\n    \
+         clients: [(name: \"p\", app: Producer(topic: \"orders\", records: 10), configs: {{\"acks\": \"all\"}})],\n    \
+         timeline: [{timeline}],\n{extra})"
+    )
+}
+
+fn ksim(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ksim"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("ksim runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A Kill or PowerFail at time 0 means the node never ran; its Restart is its first start.
+#[test]
+fn faults_at_time_zero_work() {
+    let text = scenario(
+        "(at_ms: 0, action: Kill(Broker(1))), (at_ms: 0, action: PowerFail(Broker(2))), \
+         (at_ms: 0, action: Pause(Broker(3))), (at_ms: 0, action: Kill(Client(\"p\"))), \
+         (at_ms: 3000, action: Resume(Broker(3))), (at_ms: 5000, action: Restart(Broker(1))), \
+         (at_ms: 6000, action: Restart(Broker(2))), (at_ms: 7000, action: Restart(Client(\"p\")))",
+        "    expect: [Finally(Acked(\"p\", 10)), Finally(AllAckedWritesPresent)],\n    converge_within_ms: 20000,\n",
+    );
+    let s = Scenario::from_text("zero.ron", &text).expect("valid");
+    let outcome = ksim_sim::run(&s, "zero", 1).expect("runs without an internal error");
+    assert!(outcome.report.passed(), "{}", outcome.report.render());
+    // broker-1 never ran before its restart: its first registration comes after 5 s.
+    let story = ksim_sim::narrate::render(&outcome.trace, ksim_sim::narrate::Detail::Story);
+    let first = story.lines().find(|l| l.contains("broker-1 registered")).expect("broker-1 registers");
+    assert!(first.trim_start().starts_with("5.0"), "{first}");
+}
+
+#[test]
+fn nonsense_is_refused_with_the_field_and_its_position() {
+    let cases: &[(&str, &str)] = &[
+        ("(at_ms: 0, action: Restart(Broker(1)))", "case.ron:7:27: timeline[0].action: Restart at 0 ms"),
+        ("(at_ms: 10, action: Partition([[Broker(1)], [Broker(1), Broker(2)]]))", "is in two groups"),
+        ("(at_ms: 10, action: Partition([[Broker(1)], []]))", "group 1 is empty"),
+        ("(at_ms: 10, action: Partition([[Broker(1)]]))", "at least two groups"),
+        ("(at_ms: 10, action: PartitionOneWay([Broker(1)], [Broker(1)]))", "on both sides"),
+        ("(at_ms: 10, action: SlowLink(Broker(2), Broker(2), 100))", "to itself"),
+    ];
+    for (timeline, expected) in cases {
+        let err = error_for(&scenario(timeline, ""));
+        assert!(err.contains(expected), "{timeline}: {err}");
+    }
+    let base = scenario("", "");
+    let cases: &[(&str, &str, &str)] = &[
+        ("name: \"orders\"", "name: \"or ders\"", "' ' is not allowed in a topic name"),
+        ("name: \"orders\"", "name: \"..\"", "`..` is not a legal topic name"),
+        ("brokers: [1, 2, 3]", "brokers: [1, 2, 3000]", "3000 is the dedicated controller's node.id"),
+        ("{\"acks\": \"all\"}", "{\"acks\": \"all\", \"acks\": 1}", "`acks` is set twice"),
+        ("{\"acks\": \"all\"}", "{\"ackz\": \"all\"}", "did you mean `acks`?"),
+        ("{\"acks\": \"all\"}", "{\"linger.ms\": 1.5}", "`linger.ms`: a config value is true or false"),
+        ("duration_ms: 30000", "duration_ms: 30000.5", "case.ron:3:23: `duration_ms`: expected a whole number"),
+        ("title: \"t\",", "title: \"t\", 0: 1,", "`0` is not a field name"),
+        ("Producer(topic", "Producer(topik: \"x\", topic", "unknown field `topik`"),
+        ("duration_ms: 30000", "duration_ms: 94608000000", "duration_ms: 94608000000 is more than ksim's limit"),
+        ("partitions: 1,", "partitions: 2147483647,", "topics[0].partitions: 2147483647 is more than ksim's limit"),
+        ("records: 10", "records: 10000000000", "is more than ksim's limit of 100000000 records"),
+        ("timeline: [],", "timeline: [], fuzz: (kills: 1000000000, heal_by_ms: 20000),", "fuzz.kills: 1000000000"),
+        (
+            "timeline: [],",
+            "timeline: [(at_ms: 10, action: Heal)], converge_within_ms: 18446744073709551000,",
+            "converge_within_ms",
+        ),
+        (
+            "cluster: (brokers",
+            "network: (latency_ms_min: 20000, latency_ms_max: 20000), cluster: (brokers",
+            "would time out",
+        ),
+    ];
+    for (from, to, expected) in cases {
+        assert!(base.contains(from), "{from}");
+        let err = error_for(&base.replacen(from, to, 1));
+        assert!(err.contains(expected), "{to}: {err}");
+    }
+}
+
+#[test]
+fn files_are_read_with_bounds_and_a_bom_is_skipped() {
+    let dir = std::env::temp_dir().join(format!("ksim-hostile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bom = dir.join("bom.ron");
+    std::fs::write(&bom, format!("\u{feff}{}", scenario("", ""))).unwrap();
+    Scenario::load(&bom).expect("a BOM is skipped");
+    let bad = dir.join("latin1.ron");
+    std::fs::write(&bad, b"Scenario(\n  title: \"caf\xe9\",\n)").unwrap();
+    let err = Scenario::load(&bad).unwrap_err().to_string();
+    assert!(err.ends_with("latin1.ron:2:14: not UTF-8 text: save the file as UTF-8"), "{err}");
+    let big = dir.join("big.ron");
+    std::fs::write(&big, vec![b' '; 5 * 1024 * 1024]).unwrap();
+    assert!(Scenario::load(&big).unwrap_err().to_string().contains("larger than 4 MiB"));
+    assert!(Scenario::load(&dir).unwrap_err().to_string().contains("is a folder"));
+    let (code, _, err) = ksim(&["check", dir.join("empty").to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    std::fs::create_dir_all(dir.join("empty")).unwrap();
+    let (code, _, err) = ksim(&["check", dir.join("empty").to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no scenario files"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn flags_are_bounded_and_outputs_never_overwrite_inputs() {
+    let (code, _, err) = ksim(&["fuzz", "scenarios/acks-1-loses-data.ron", "--jobs", "100000"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--jobs 100000: at most 256"), "{err}");
+    let (code, _, err) = ksim(&["fuzz", "scenarios/acks-1-loses-data.ron", "--seeds", "0..18446744073709551615"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("split it with --shard"), "{err}");
+    let before = std::fs::read_to_string("scenarios/acks-1-loses-data.ron").unwrap();
+    let (code, _, err) =
+        ksim(&["run", "scenarios/acks-1-loses-data.ron", "--trace", "./scenarios/../scenarios/acks-1-loses-data.ron"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("that is the scenario file itself"), "{err}");
+    assert_eq!(std::fs::read_to_string("scenarios/acks-1-loses-data.ron").unwrap(), before);
+    let (_, table, _) = ksim(&["check", "scenarios/acks-1-loses-data.ron", "--set", "ackz=1"]);
+    let row = table.lines().find(|l| l.starts_with("acks-1-loses-data")).expect("a row");
+    assert!(row.contains(" -  ERROR"), "a file that failed to load is `-`, not DIFF: {row}");
+}
+
+/// `ksim run FAILING | head -1` still fails: the closed pipe drops the rest of the output, not
+/// the exit status.
+#[test]
+fn a_failing_run_piped_into_head_still_fails() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ksim"))
+        .args(["run", "scenarios/acks-1-loses-data.ron", "--set", "acks=all"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("ksim runs");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut first).expect("a line");
+    // The reader is gone now.
+    let status = child.wait().expect("ksim exits");
+    assert_eq!(status.code(), Some(1), "first line: {first}");
+}
