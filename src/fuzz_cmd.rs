@@ -34,6 +34,10 @@ pub struct FuzzArgs {
     /// broken promise, a ksim bug (a fired invariant or an internal error) or no convergence.
     #[arg(long)]
     pub strict: bool,
+    /// Stop a run that records more events than this (default 5000000): a run that reaches it is
+    /// reported as an internal error.
+    #[arg(long)]
+    pub max_events: Option<usize>,
     /// Override a config by its Kafka name, as `ksim run --set` does (repeatable).
     #[arg(long = "set", value_name = "[SCOPE.]KEY=VALUE")]
     pub set: Vec<String>,
@@ -104,6 +108,7 @@ pub fn run(args: &FuzzArgs) -> Result<bool, String> {
     let started = Instant::now();
     let workers: Vec<_> = (0..jobs)
         .map(|_| {
+            let max_events = args.max_events;
             let (next, done, failing, errors, seeds, base, name) = (
                 next.clone(),
                 done.clone(),
@@ -116,7 +121,7 @@ pub fn run(args: &FuzzArgs) -> Result<bool, String> {
             std::thread::spawn(move || loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some(&seed) = seeds.get(i) else { break };
-                match fuzz::run_seed(&base, &name, seed) {
+                match fuzz::run_seed_with(&base, &name, seed, max_events) {
                     Ok((outcome, scenario)) if outcome.all().next().is_some() => {
                         failing.lock().expect("results lock").push((seed, outcome, scenario))
                     }
@@ -179,6 +184,11 @@ pub fn run(args: &FuzzArgs) -> Result<bool, String> {
     );
     for (seed, e) in &errors {
         outln!("  seed {seed}: {e}");
+        // An internal error is a bug in ksim: keep what reproduces it.
+        let scenario = fuzz::with_random_faults(&base, *seed);
+        let path = write_scenario(&args.out, &format!("{name}-internal-error"), *seed, &scenario)?;
+        let cap = args.max_events.map(|n| format!(" --max-events {n}")).unwrap_or_default();
+        outln!("    replay: ksim run {} --seed {seed}{cap}", path.display());
     }
     let mut shrunk_kinds: Vec<String> = Vec::new();
     for (seed, outcome, scenario) in &failing {

@@ -55,32 +55,7 @@ enum Command {
     /// Prints the narrated run, the checker's report, and a final line `trace digest: <hex>`;
     /// the same file, seed and ksim build always give the same digest. Exits with status 1 if an
     /// expectation of the scenario failed or a promise Kafka makes was broken.
-    Run {
-        /// The scenario file (RON), e.g. scenarios/leader-failover.ron.
-        file: PathBuf,
-        /// The seed: it decides network latencies, scheduling and every other random choice.
-        /// Defaults to the scenario's own `seed`.
-        #[arg(long)]
-        seed: Option<u64>,
-        /// Also write the whole trace to this file.
-        #[arg(long, value_name = "OUT")]
-        trace: Option<PathBuf>,
-        /// Format of the trace: `text` (the narrated run), `ron` or `json` (every event, for
-        /// tools). Without --trace, prints the trace to stdout in this format instead of the story.
-        #[arg(long, value_enum)]
-        format: Option<Format>,
-        /// Narrate every message, delivery and timer, not only the story.
-        #[arg(long)]
-        full: bool,
-        /// Run twice in fresh runtimes and fail if the traces differ.
-        #[arg(long)]
-        check_determinism: bool,
-        /// Override a config by its Kafka name, e.g. `--set acks=1`: a bare key applies at every
-        /// level that has it (cluster, every topic, every client); `cluster.KEY=V`,
-        /// `topic:NAME.KEY=V` and `client:NAME.KEY=V` aim at one. Repeatable; a later one wins.
-        #[arg(long = "set", value_name = "[SCOPE.]KEY=VALUE")]
-        set: Vec<String>,
-    },
+    Run(RunArgs),
     /// Run scenarios (default: all of scenarios/), each twice, and print a table of results.
     ///
     /// Columns: events recorded, virtual time simulated, wall time of one run, expectations met,
@@ -149,6 +124,38 @@ enum Command {
     },
 }
 
+/// `ksim run`'s arguments.
+#[derive(clap::Args, Debug, Default)]
+struct RunArgs {
+    /// The scenario file (RON), e.g. scenarios/leader-failover.ron.
+    pub file: PathBuf,
+    /// The seed: it decides network latencies, scheduling and every other random choice.
+    /// Defaults to the scenario's own `seed`.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Also write the whole trace to this file.
+    #[arg(long, value_name = "OUT")]
+    pub trace: Option<PathBuf>,
+    /// Format of the trace: `text` (the narrated run), `ron` or `json` (every event, for
+    /// tools). Without --trace, prints the trace to stdout in this format instead of the story.
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Narrate every message, delivery and timer, not only the story.
+    #[arg(long)]
+    pub full: bool,
+    /// Run twice in fresh runtimes and fail if the traces differ.
+    #[arg(long)]
+    pub check_determinism: bool,
+    /// Stop the run once its trace holds this many events (default 5000000).
+    #[arg(long)]
+    pub max_events: Option<usize>,
+    /// Override a config by its Kafka name, e.g. `--set acks=1`: a bare key applies at every
+    /// level that has it (cluster, every topic, every client); `cluster.KEY=V`,
+    /// `topic:NAME.KEY=V` and `client:NAME.KEY=V` aim at one. Repeatable; a later one wins.
+    #[arg(long = "set", value_name = "[SCOPE.]KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Format {
     Text,
@@ -160,9 +167,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         None => default_walkthrough(),
-        Some(Command::Run { file, seed, trace, format, full, check_determinism, set }) => {
-            run(&file, seed, trace.as_deref(), format, full, check_determinism, &set)
-        }
+        Some(Command::Run(args)) => run(&args),
         Some(Command::Check { paths, set }) => check_cmd::run(&paths, &set).map(|(table, passed)| {
             out!("{table}");
             if passed {
@@ -206,7 +211,7 @@ fn default_walkthrough() -> Result<ExitCode, String> {
     if std::io::stdout().is_terminal() && std::io::stdin().is_terminal() {
         return tui(Some(file), None, &[]);
     }
-    run(&file, None, None, None, false, false, &[])
+    run(&RunArgs { file, ..RunArgs::default() })
 }
 
 fn tui(file: Option<PathBuf>, seed: Option<u64>, set: &[String]) -> Result<ExitCode, String> {
@@ -221,6 +226,54 @@ fn tui(file: Option<PathBuf>, seed: Option<u64>, set: &[String]) -> Result<ExitC
     let seed = seed.unwrap_or(scenario.seed);
     ksim_tui::run_tui(scenario, scenario_name(&file), seed)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A progress line on a terminal for a run that takes more than a second: virtual time, events,
+/// events per second. Ctrl-C interrupts the run as usual.
+struct Watcher {
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Watcher {
+    fn finish(mut self) {
+        self.done.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn watch_progress(progress: std::sync::Arc<ksim_sim::run::Progress>, duration_ms: u64) -> Watcher {
+    use std::sync::atomic::Ordering::Relaxed;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if !std::io::stderr().is_terminal() {
+        return Watcher { done, thread: None };
+    }
+    let flag = done.clone();
+    let thread = std::thread::spawn(move || {
+        let started = std::time::Instant::now();
+        let mut shown = false;
+        while !flag.load(Relaxed) {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            let elapsed = started.elapsed().as_secs_f64();
+            if elapsed < 1.0 || flag.load(Relaxed) {
+                continue;
+            }
+            let events = progress.events.load(Relaxed);
+            let virtual_s = progress.virtual_us.load(Relaxed) as f64 / 1e6;
+            eprint!(
+                "\r  running: {virtual_s:.1} s of {:.1} s virtual, {events} events, {:.0} events/s (Ctrl-C stops)  ",
+                duration_ms as f64 / 1000.0,
+                events as f64 / elapsed
+            );
+            shown = true;
+        }
+        if shown {
+            eprint!("\r{}\r", " ".repeat(100));
+        }
+    });
+    Watcher { done, thread: Some(thread) }
 }
 
 /// An output path that is the input file would destroy what the user wrote.
@@ -280,20 +333,23 @@ fn render_trace(trace: &ksim_sim::Trace, format: Format, detail: Detail) -> Resu
     })
 }
 
-fn run(
-    file: &Path,
-    seed: Option<u64>,
-    trace_out: Option<&Path>,
-    format: Option<Format>,
-    full: bool,
-    check_determinism: bool,
-    set: &[String],
-) -> Result<ExitCode, String> {
+fn run(args: &RunArgs) -> Result<ExitCode, String> {
+    let RunArgs { file, seed, trace: trace_out, format, full, check_determinism, max_events, set } = args;
+    let (file, format, trace_out) = (file.as_path(), *format, trace_out.as_deref());
     let scenario = load(file, set)?;
+    for warning in scenario.warnings() {
+        eprintln!("warning: {}: {warning}", file.display());
+    }
     let seed = seed.unwrap_or(scenario.seed);
     let name = scenario_name(file);
-    let outcome = ksim_sim::run(&scenario, &name, seed)?;
-    let detail = if full { Detail::Full } else { Detail::Story };
+    let progress = std::sync::Arc::new(ksim_sim::run::Progress::default());
+    let options =
+        ksim_sim::RunOptions { max_events: *max_events, progress: Some(progress.clone()), ..Default::default() };
+    let watcher = watch_progress(progress, scenario.duration_ms);
+    let outcome = ksim_sim::run_with(&scenario, &name, seed, &options);
+    watcher.finish();
+    let outcome = outcome?;
+    let detail = if *full { Detail::Full } else { Detail::Story };
     let digest = outcome.trace.digest();
 
     if let Some(out) = trace_out {
@@ -313,8 +369,8 @@ fn run(
     out!("{}", outcome.report.render());
 
     let mut ok = outcome.report.passed();
-    if check_determinism {
-        let again = ksim_sim::run(&scenario, &name, seed)?;
+    if *check_determinism {
+        let again = ksim_sim::run_with(&scenario, &name, seed, &options)?;
         let second = again.trace.digest();
         if second == digest {
             outln!("determinism: two runs gave the same trace");

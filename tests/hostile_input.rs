@@ -161,3 +161,58 @@ fn a_failing_run_piped_into_head_still_fails() {
     let status = child.wait().expect("ksim exits");
     assert_eq!(status.code(), Some(1), "first line: {first}");
 }
+
+/// A run that reaches the event cap stops with the cap's name and how to raise it; `ksim fuzz`
+/// keeps a replay file for such an internal error, with the command that reproduces it.
+#[test]
+fn the_event_cap_is_named_and_fuzz_keeps_internal_errors_replayable() {
+    let (code, _, err) = ksim(&["run", "scenarios/acks-1-loses-data.ron", "--max-events", "500"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("event cap of 500 events (--max-events)") && err.contains("raise it with --max-events"),
+        "{err}"
+    );
+    let out_dir = std::env::temp_dir().join(format!("ksim-fuzz-cap-{}", std::process::id()));
+    let (code, out, _) = ksim(&[
+        "fuzz",
+        "scenarios/acks-1-loses-data.ron",
+        "--seeds",
+        "0..1",
+        "--jobs",
+        "1",
+        "--max-events",
+        "500",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{out}");
+    let replay = out.lines().find_map(|l| l.trim().strip_prefix("replay: ksim ")).expect("a replay line");
+    assert!(replay.ends_with("--seed 0 --max-events 500"), "{replay}");
+    let (code, _, err) = ksim(&replay.split(' ').collect::<Vec<_>>());
+    assert_eq!(code, 2, "the replay reproduces the internal error");
+    assert!(err.contains("event cap"), "{err}");
+    let _ = std::fs::remove_dir_all(&out_dir);
+}
+
+#[test]
+fn a_scenario_that_can_teach_nothing_is_warned_about() {
+    let text = scenario("(at_ms: 45000, action: Kill(Broker(1)))", "")
+        .replace("records: 10)", "records: 10), start_ms: 40000");
+    let s = Scenario::from_text("late.ron", &text).expect("valid: only warned");
+    let warnings = s.warnings();
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(warnings[0].contains("timeline[0].at_ms: 45000") && warnings[0].contains("never happens"), "{warnings:?}");
+    assert!(warnings[1].contains("it never starts"), "{warnings:?}");
+    // It runs, and the late step is not in the trace.
+    let outcome = ksim_sim::run(&s, "late", 1).expect("runs");
+    assert!(!outcome.trace.events.iter().any(|e| matches!(e.kind, ksim_sim::trace::EventKind::Fault(_))));
+    let (code, _, err) = {
+        let path = std::env::temp_dir().join(format!("ksim-late-{}.ron", std::process::id()));
+        std::fs::write(&path, &text).unwrap();
+        let r = ksim(&["run", path.to_str().unwrap()]);
+        let _ = std::fs::remove_file(&path);
+        r
+    };
+    assert_eq!(code, 0);
+    assert!(err.contains("warning:") && err.contains("it never starts"), "{err}");
+}

@@ -73,12 +73,6 @@ fn bad_scenarios_get_clear_errors() {
             "Producer(topic: \"orders\"",
             "clients[0] (p).app.topic: unknown topic `orders`",
         ),
-        (
-            "an action after the end of the run",
-            "at_ms: 5000",
-            "at_ms: 20000",
-            "timeline[0].at_ms: 20000 is not before the end of the run (10000)",
-        ),
         ("a zero-length run", "duration_ms: 10000", "duration_ms: 0", "duration_ms: must be greater than 0"),
         ("zero partitions", "partitions: 2", "partitions: 0", "partitions: must be at least 1"),
         (

@@ -230,9 +230,19 @@ pub fn failures(outcome: &Outcome) -> SeedOutcome {
 
 /// Run one fuzz seed: what it showed, and the scenario it ran.
 pub fn run_seed(base: &Scenario, name: &str, seed: u64) -> Result<(SeedOutcome, Scenario), String> {
+    run_seed_with(base, name, seed, None)
+}
+
+/// [`run_seed`] with an event cap other than the default.
+pub fn run_seed_with(
+    base: &Scenario,
+    name: &str,
+    seed: u64,
+    max_events: Option<usize>,
+) -> Result<(SeedOutcome, Scenario), String> {
     let scenario = with_random_faults(base, seed);
     // Invariants on: a seed whose run breaks one is an internal error, a bug in ksim.
-    let options = RunOptions { check_invariants: true, ..RunOptions::default() };
+    let options = RunOptions { check_invariants: true, max_events, ..RunOptions::default() };
     let outcome = run_with(&scenario, name, seed, &options)?;
     Ok((failures(&outcome), scenario))
 }

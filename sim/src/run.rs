@@ -17,6 +17,18 @@ pub struct RunOptions {
     /// Check every node's invariants after every step even in a release build (a debug build
     /// always does). A broken invariant stops the run as an internal error: a bug in ksim.
     pub check_invariants: bool,
+    /// The event cap: the run stops with an error once its trace holds this many events
+    /// (default [`crate::world::MAX_EVENTS`]).
+    pub max_events: Option<usize>,
+    /// Where the run reports how far it got, for a progress line (read from another thread).
+    pub progress: Option<std::sync::Arc<Progress>>,
+}
+
+/// How far a run got: events recorded and virtual time, updated as it goes.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub events: std::sync::atomic::AtomicU64,
+    pub virtual_us: std::sync::atomic::AtomicU64,
 }
 
 pub struct Outcome {
@@ -74,7 +86,8 @@ fn timeline(scenario: &Scenario, options: &RunOptions) -> Vec<(SimTime, Directiv
             out.push((SimTime::from_ms(at), Directive::Narrate(n.text.clone())));
         }
     }
-    for step in &scenario.timeline {
+    // A step after the end never happens (the scenario is warned about it).
+    for step in scenario.timeline.iter().filter(|s| s.at_ms < scenario.duration_ms) {
         let id = |n| scenario.node_id(n);
         let fault = match &step.action {
             Action::Kill(n) => Fault::Kill(id(n)),
@@ -100,7 +113,7 @@ fn timeline(scenario: &Scenario, options: &RunOptions) -> Vec<(SimTime, Directiv
         out.push((*at, Directive::Fault(fault.clone())));
     }
     if let Some(within_ms) = scenario.converge_within_ms {
-        let last = scenario.timeline.iter().map(|s| s.at_ms).max().unwrap_or(0);
+        let last = scenario.last_step_ms();
         out.push((SimTime::from_ms(last.saturating_add(within_ms)), Directive::CheckConvergence { within_ms }));
     }
     // Stable: same-time directives keep their order (narration first, then the timeline).
@@ -123,7 +136,12 @@ async fn supervise(scenario: Scenario, name: String, seed: u64, options: RunOpti
     let world = World::new(&scenario, resolved, seed, &name, |world| {
         Box::new(MadsimDriver::new(world, fabric, madsim_nodes.clone()))
     });
-    world.lock().expect("world lock").check_invariants = options.check_invariants || cfg!(debug_assertions);
+    {
+        let mut w = world.lock().expect("world lock");
+        w.check_invariants = options.check_invariants || cfg!(debug_assertions);
+        w.max_events = options.max_events.unwrap_or(crate::world::MAX_EVENTS);
+        w.progress = options.progress.clone();
+    }
 
     let mut nodes: Vec<(NodeId, Option<(crate::scenario::App, u64)>)> = vec![(NodeId::Controller(CONTROLLER_ID), None)];
     nodes.extend(scenario.cluster.brokers.iter().map(|b| (NodeId::Broker(*b), None)));
@@ -165,10 +183,11 @@ async fn supervise(scenario: Scenario, name: String, seed: u64, options: RunOpti
     if let Some(at) = w.overflowed_at {
         w.release();
         return Err(format!(
-            "the run stopped at {at}: it had recorded {} events, ksim's limit for one run. A node is \
-             probably retrying in a tight loop, which is a bug in ksim; please report it with the \
-             scenario and seed",
-            crate::world::MAX_EVENTS
+            "the run stopped at {at} of {} ms: it reached the event cap of {} events (--max-events). \
+             A long or large run may need more: raise it with --max-events N (memory grows with it). \
+             A small scenario that reaches it has a node retrying in a tight loop, a bug in ksim: \
+             please report it with the scenario and seed",
+            scenario.duration_ms, w.max_events
         ));
     }
     let findings = {

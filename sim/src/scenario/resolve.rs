@@ -431,27 +431,15 @@ impl Scenario {
                 validate::consumer(&c, &originals, used_as).map_err(|e| config_error(&section, &configs_field, e))?;
                 consumers.insert(client.name.clone(), c);
             }
-            if client.start_ms >= self.duration_ms {
-                return Err(format!(
-                    "{field}.start_ms: {} is not before the end of the run ({})",
-                    client.start_ms, self.duration_ms
-                )
-                .into());
-            }
         }
         Ok((producers, consumers, adjustments))
     }
 
-    /// `timeline`: every action names existing nodes and happens before the end of the run.
+    /// `timeline`: every action names existing nodes and cuts something real. (A step after the
+    /// end of the run is only warned about: [`Scenario::warnings`].)
     fn check_timeline(&self) -> Result<(), String> {
         for (i, step) in self.timeline.iter().enumerate() {
             let field = format!("timeline[{i}]");
-            if step.at_ms >= self.duration_ms {
-                return Err(format!(
-                    "{field}.at_ms: {} is not before the end of the run ({})",
-                    step.at_ms, self.duration_ms
-                ));
-            }
             for node in step.action.nodes() {
                 self.check_node(node).map_err(|e| format!("{field}.action: {e}"))?;
             }
@@ -511,7 +499,7 @@ impl Scenario {
     /// `converge_within_ms`: the liveness check falls inside the run.
     fn check_convergence(&self) -> Result<(), String> {
         if let Some(within) = self.converge_within_ms {
-            let last = self.timeline.iter().map(|s| s.at_ms).max().unwrap_or(0);
+            let last = self.last_step_ms();
             if last.saturating_add(within) >= self.duration_ms {
                 return Err(format!(
                     "converge_within_ms: the last timeline step ({last} ms) plus {within} ms is not before the end of the run ({} ms)",
@@ -521,6 +509,37 @@ impl Scenario {
         }
 
         Ok(())
+    }
+
+    /// When the last timeline step that happens (before the end of the run) happens.
+    pub fn last_step_ms(&self) -> u64 {
+        self.timeline.iter().map(|s| s.at_ms).filter(|at| *at < self.duration_ms).max().unwrap_or(0)
+    }
+
+    /// What runs but can teach nothing: a client that starts after the run ends, a producer with
+    /// no records. Warned about, not refused.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (i, step) in self.timeline.iter().enumerate() {
+            if step.at_ms >= self.duration_ms {
+                out.push(format!(
+                    "timeline[{i}].at_ms: {} is not before the end of the run ({} ms): the step never happens",
+                    step.at_ms, self.duration_ms
+                ));
+            }
+        }
+        for (i, c) in self.clients.iter().enumerate() {
+            if c.start_ms >= self.duration_ms {
+                out.push(format!(
+                    "clients[{i}] ({}).start_ms: {} is not before the end of the run ({} ms): it never starts",
+                    c.name, c.start_ms, self.duration_ms
+                ));
+            }
+            if let App::Producer { records: 0, .. } = c.app {
+                out.push(format!("clients[{i}] ({}).app.records: 0: the producer sends nothing", c.name));
+            }
+        }
+        out
     }
 
     /// ksim's own bounds, checked before anything is built from the numbers: a scenario is a

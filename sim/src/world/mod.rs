@@ -65,7 +65,9 @@ pub struct World {
     /// Stop recording (the run is over).
     finished: bool,
     /// Upper bound on events, so no run can grow without limit.
-    max_events: usize,
+    pub max_events: usize,
+    /// Where to report how far the run got, if someone watches.
+    pub progress: Option<std::sync::Arc<crate::run::Progress>>,
     /// When the trace hit `max_events`, if it did.
     pub overflowed_at: Option<SimTime>,
     /// Check the stepped node's invariants after every step (debug builds, fuzzing).
@@ -166,6 +168,7 @@ impl World {
                 driver: driver(me.clone()),
                 finished: false,
                 max_events: MAX_EVENTS,
+                progress: None,
                 overflowed_at: None,
                 check_invariants: cfg!(debug_assertions),
             })
@@ -215,6 +218,13 @@ impl World {
         }
         let seq = self.events.len() as u64;
         let time_us = self.now().0;
+        if seq % 4096 == 0 {
+            if let Some(p) = &self.progress {
+                use std::sync::atomic::Ordering::Relaxed;
+                p.events.store(seq, Relaxed);
+                p.virtual_us.store(time_us, Relaxed);
+            }
+        }
         self.events.push(Event { seq, time_us, actor, kind });
     }
 
