@@ -162,7 +162,9 @@ fn unescape(text: &str, line: usize) -> Result<String, PropertiesError> {
                 .flatten()
                 .ok_or_else(|| PropertiesError { line, message: "Malformed \\uxxxx encoding.".into() })?;
             match (pending_high.take(), unit) {
-                (Some(high), 0xDC00..=0xDFFF) => out.extend(char::decode_utf16([high, unit]).map(|r| r.unwrap_or('\u{fffd}'))),
+                (Some(high), 0xDC00..=0xDFFF) => {
+                    out.extend(char::decode_utf16([high, unit]).map(|r| r.unwrap_or('\u{fffd}')))
+                }
                 (Some(high), _) => return Err(lone_surrogate(high, line)),
                 (None, 0xD800..=0xDBFF) => pending_high = Some(unit),
                 (None, 0xDC00..=0xDFFF) => return Err(lone_surrogate(unit, line)),
@@ -193,7 +195,9 @@ fn flush_surrogate(pending: &mut Option<u16>, line: usize) -> Result<(), Propert
 fn lone_surrogate(unit: u16, line: usize) -> PropertiesError {
     PropertiesError {
         line,
-        message: format!("\\u{unit:04X} is half of a UTF-16 surrogate pair without its other half; ksim keeps text as UTF-8"),
+        message: format!(
+            "\\u{unit:04X} is half of a UTF-16 surrogate pair without its other half; ksim keeps text as UTF-8"
+        ),
     }
 }
 
@@ -229,7 +233,10 @@ mod tests {
     fn escapes_in_keys_and_values() {
         assert_eq!(pairs(r"a\=b\:c\ d=x\ty\n\u0041\\"), [("a=b:c d".into(), "x\ty\nA\\".into(), 1)]);
         assert_eq!(pairs("k=\\uD83D\\uDE00"), [("k".into(), "\u{1F600}".into(), 1)]);
-        assert_eq!(pairs("a=b\r\nc=d\re=f"), [("a".into(), "b".into(), 1), ("c".into(), "d".into(), 2), ("e".into(), "f".into(), 3)]);
+        assert_eq!(
+            pairs("a=b\r\nc=d\re=f"),
+            [("a".into(), "b".into(), 1), ("c".into(), "d".into(), 2), ("e".into(), "f".into(), 3)]
+        );
         // An even number of trailing backslashes is escaped backslashes, not a continuation.
         assert_eq!(pairs("a=x\\\\\nb=y"), [("a".into(), "x\\".into(), 1), ("b".into(), "y".into(), 2)]);
         // A comment line does not continue.

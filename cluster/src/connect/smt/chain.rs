@@ -102,10 +102,15 @@ impl Chain {
                     // AbstractConfig.getClass on a key the enriched definition lacks: the
                     // alias is not listed in `predicates`.
                     let Some((_, kind)) = predicates_loaded.iter().find(|(a, _)| *a == alias) else {
-                        return Err(ConfigException::new(format!("Unknown configuration 'predicates.{alias}.type'")).into());
+                        return Err(
+                            ConfigException::new(format!("Unknown configuration 'predicates.{alias}.type'")).into()
+                        );
                     };
-                    let values =
-                        config::parse(predicates::config_def(*kind), &with_prefix(props, &format!("predicates.{alias}.")), "")?;
+                    let values = config::parse(
+                        predicates::config_def(*kind),
+                        &with_prefix(props, &format!("predicates.{alias}.")),
+                        "",
+                    )?;
                     Some(Predicate::configure(*kind, &values)?)
                 }
             };
@@ -187,15 +192,16 @@ fn load_transformation(props: &Props, alias: &str) -> Result<(Kind, Option<Side>
     match transforms::class(name) {
         Class::Transformation(kind, side) => Ok((kind, side)),
         // Utils.ensureConcreteSubclass.
-        Class::Abstract(children) => Err(ConfigException::new(format!(
-            "This class is abstract and cannot be created. Did you mean {children}?"
-        ))
-        .into()),
+        Class::Abstract(children) => {
+            Err(ConfigException::new(format!("This class is abstract and cannot be created. Did you mean {children}?"))
+                .into())
+        }
         Class::NotInKsim => Err(BuildError::Unsupported(format!(
             "the transformation {name} (a Kafka built-in that ksim does not implement yet)"
         ))),
         Class::Unknown if predicates::class(name).is_some() => {
-            Err(ConfigException::new(format!("Class class {name} does not implement the Transformation interface")).into())
+            Err(ConfigException::new(format!("Class class {name} does not implement the Transformation interface"))
+                .into())
         }
         Class::Unknown => Err(unknown_class(&key, raw)),
     }

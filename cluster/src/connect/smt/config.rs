@@ -257,7 +257,10 @@ mod tests {
             "Missing required configuration \"transforms.m.fields\" which has no default value."
         );
         let props: Props = [("fields".to_string(), " ".to_string())].into();
-        assert_eq!(parse(KEYS, &props, "").unwrap_err().message, "Invalid value [] for configuration fields: Empty list");
+        assert_eq!(
+            parse(KEYS, &props, "").unwrap_err().message,
+            "Invalid value [] for configuration fields: Empty list"
+        );
         let props: Props = [("fields".to_string(), "a".to_string()), ("flag".to_string(), "yes".to_string())].into();
         assert_eq!(
             parse(KEYS, &props, "").unwrap_err().message,

@@ -257,9 +257,9 @@ impl<'de> Deserialize<'de> for Value {
             }
 
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
-                i64::try_from(v)
-                    .map(Value::Int64)
-                    .map_err(|_| E::custom(format!("the integer {v} is beyond a Java long (at most 9223372036854775807)")))
+                i64::try_from(v).map(Value::Int64).map_err(|_| {
+                    E::custom(format!("the integer {v} is beyond a Java long (at most 9223372036854775807)"))
+                })
             }
 
             fn visit_f64<E>(self, v: f64) -> Result<Value, E> {

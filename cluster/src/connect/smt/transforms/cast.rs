@@ -53,7 +53,9 @@ pub struct Cast {
 
 fn validate_spec(_name: &str, value: &Parsed) -> Result<(), ConfigException> {
     match value {
-        Parsed::List(items) if items.is_empty() => Err(ConfigException::new("Must specify at least one field to cast.")),
+        Parsed::List(items) if items.is_empty() => {
+            Err(ConfigException::new("Must specify at least one field to cast."))
+        }
         Parsed::List(items) => parse_spec(items).map(|_| ()),
         _ => Ok(()),
     }
@@ -149,9 +151,8 @@ pub fn cast_value(value: &Value, target: Target) -> Result<Value, RecordError> {
             "Cast transformation does not support casting from {schema_type}; supported types are {SUPPORTED_INPUT}"
         )));
     }
-    let out_of_range = || {
-        RecordError::data(format!("Value ({}) was out of range for requested data type", value.java_to_string()))
-    };
+    let out_of_range =
+        || RecordError::data(format!("Value ({}) was out of range for requested data type", value.java_to_string()));
     let integer = |min: i64, max: i64| -> Result<i64, RecordError> {
         match value {
             Value::String(s) => parse_integer(s, min, max).ok_or_else(out_of_range),
