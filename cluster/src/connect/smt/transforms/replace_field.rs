@@ -3,8 +3,8 @@
 //!
 //! A field stays when it is not in `exclude` and either `include` is empty or lists it
 //! (`exclude` wins); a kept field is renamed by `renames` (`old:new,...`). Kafka 4.0 removed the
-//! pre-2.7 names `blacklist` and `whitelist` (KIP-629): they are ignored like any unknown key. A
-//! null value (a tombstone) passes through untouched.
+//! pre-2.7 names `blacklist` and `whitelist` (KIP-629; KAFKA-17530): they are ignored like any
+//! unknown key. A null value (a tombstone) passes through untouched.
 
 use crate::connect::smt::config::{java_split, ConfigException, Default, Key, Parsed, Type, Values};
 use crate::connect::smt::data::{Map, Value};
