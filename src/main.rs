@@ -27,6 +27,7 @@ mod compare_cmd;
 mod fuzz_cmd;
 mod partition_cmd;
 mod scenarios;
+mod smt_cmd;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use ksim_sim::narrate::{self, Detail};
@@ -104,6 +105,8 @@ enum Command {
     },
     /// Show how a consumer-group assignor shares partitions among members.
     Assign(assign_cmd::AssignArgs),
+    /// Run records through a connector's single message transforms, as Kafka Connect does.
+    Smt(smt_cmd::SmtArgs),
     /// Step through a run in the terminal UI: forward and back, with narration, and "what if
     /// this broker dies now?".
     ///
@@ -194,6 +197,14 @@ fn main() -> ExitCode {
         Some(Command::Assign(args)) => assign_cmd::run(&args).map(|text| {
             out!("{text}");
             ExitCode::SUCCESS
+        }),
+        Some(Command::Smt(args)) => smt_cmd::run(&args).map(|output| {
+            out!("{}", output.stdout);
+            if output.failed {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
         }),
         Some(Command::Tui { file, seed, set }) => tui(file, seed, &set),
     };

@@ -22,12 +22,15 @@
 //! - [`partitioner`]: how a producer picks a partition for a key (Java's murmur2, librdkafka's CRC-32).
 //! - [`group`]: consumer groups; [`group::assignor`] holds Kafka's partition assignors.
 //! - [`effects`], [`timer`], [`note`]: the boundary to the simulator.
+//! - [`connect`]: Kafka Connect; [`connect::smt`] is its single message transforms (the chain and
+//!   the built-in transforms and predicates), [`connect::properties`] Java's `.properties` syntax.
 //! - [`invariant`]: what every node checks of its own state after each input.
 
 pub mod broker;
 pub mod client;
 pub mod client_metadata;
 pub mod config;
+pub mod connect;
 pub mod connection;
 pub mod consumer;
 pub mod controller;
