@@ -23,6 +23,8 @@
 //! - [`group`]: consumer groups; [`group::assignor`] holds Kafka's partition assignors.
 //! - [`effects`], [`timer`], [`note`]: the boundary to the simulator.
 //! - [`invariant`]: what every node checks of its own state after each input.
+//! - [`ksql`]: ksqlDB's windowed aggregations as a pure engine: parse, analyze (with ksqlDB's
+//!   messages), run over records (windows, stream time, grace, record cache, EMIT CHANGES/FINAL).
 
 pub mod broker;
 pub mod client;
@@ -36,6 +38,7 @@ pub mod epoch_cache;
 pub mod error;
 pub mod group;
 pub mod invariant;
+pub mod ksql;
 pub mod log;
 pub mod metadata;
 pub mod node;
