@@ -24,6 +24,7 @@ macro_rules! outln {
 mod assign_cmd;
 mod check_cmd;
 mod fuzz_cmd;
+mod ksql_cmd;
 mod partition_cmd;
 mod scenarios;
 
@@ -115,6 +116,12 @@ enum Command {
     },
     /// Show how a consumer-group assignor shares partitions among members.
     Assign(assign_cmd::AssignArgs),
+    /// Run ksqlDB statements over a few records and print what ksqlDB would emit.
+    ///
+    /// stdout: CSV for the sink (ROWTIME, key columns, WINDOWSTART and WINDOWEND for a windowed
+    /// result, value columns; a tombstone shows TOMBSTONE). stderr: one line per record dropped
+    /// as late. An error in the statements prints ksqlDB's message at its line:column and exits 1.
+    Ksql(ksql_cmd::KsqlArgs),
     /// Step through a run in the terminal UI: forward and back, with narration, and "what if
     /// this broker dies now?".
     ///
@@ -168,6 +175,7 @@ fn main() -> ExitCode {
             out!("{text}");
             ExitCode::SUCCESS
         }),
+        Some(Command::Ksql(args)) => return ksql(&args),
         Some(Command::Tui { file, seed }) => tui(file, seed),
     };
     match result {
@@ -175,6 +183,22 @@ fn main() -> ExitCode {
         Err(message) => {
             eprintln!("error: {message}");
             ExitCode::from(2)
+        }
+    }
+}
+
+/// `ksim ksql`: its rows on stdout, late drops on stderr; any error (in the statements, an input
+/// file or an argument) exits 1, as the command's contract says.
+fn ksql(args: &ksql_cmd::KsqlArgs) -> ExitCode {
+    match ksql_cmd::run(args) {
+        Ok(printed) => {
+            out!("{}", printed.stdout);
+            eprint!("{}", printed.stderr);
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
         }
     }
 }
