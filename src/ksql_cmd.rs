@@ -137,7 +137,8 @@ fn pick_sink(engine: &Engine, sink: Option<&str>) -> Result<usize, String> {
     let persistent: Vec<usize> = (0..queries.len()).filter(|&i| queries[i].persistent).collect();
     match sink {
         Some(name) => {
-            let wanted = if name.starts_with('`') { name.trim_matches('`').to_string() } else { name.to_ascii_uppercase() };
+            let wanted =
+                if name.starts_with('`') { name.trim_matches('`').to_string() } else { name.to_ascii_uppercase() };
             persistent.iter().copied().find(|&i| queries[i].output.name == wanted).ok_or_else(|| {
                 let names: Vec<&str> = persistent.iter().map(|&i| queries[i].output.name.as_str()).collect();
                 if names.is_empty() {
@@ -148,7 +149,8 @@ fn pick_sink(engine: &Engine, sink: Option<&str>) -> Result<usize, String> {
             })
         }
         None => persistent.last().copied().or_else(|| queries.len().checked_sub(1)).ok_or_else(|| {
-            "the statements run no query (CREATE ... AS SELECT, or SELECT ... EMIT CHANGES): nothing to print".to_string()
+            "the statements run no query (CREATE ... AS SELECT, or SELECT ... EMIT CHANGES): nothing to print"
+                .to_string()
         }),
     }
 }
@@ -165,7 +167,10 @@ fn input_target(engine: &Engine, arg: &str) -> Result<(String, String), String> 
     match declared.as_slice() {
         [only] => Ok((only.to_string(), arg.to_string())),
         [] => Err(format!("--input {arg}: the statements declare no source (CREATE STREAM name (columns) WITH (...))")),
-        many => Err(format!("--input {arg}: name the source it feeds, SOURCE=FILE.csv; the statements declare {}", many.join(", "))),
+        many => Err(format!(
+            "--input {arg}: name the source it feeds, SOURCE=FILE.csv; the statements declare {}",
+            many.join(", ")
+        )),
     }
 }
 
@@ -190,7 +195,8 @@ fn read_csv(engine: &Engine, source: &str, path: &Path) -> Result<Vec<Record>, S
     }
     let text = std::fs::read_to_string(path).map_err(|e| format!("{shown}: cannot read: {e}"))?;
     let declared = engine.inputs().find(|s| s.name == source).expect("input_target found it");
-    let mut lines = csv_records(&text).map_err(|(line, column, m)| format!("{shown}:{line}:{column}: {m}"))?.into_iter();
+    let mut lines =
+        csv_records(&text).map_err(|(line, column, m)| format!("{shown}:{line}:{column}: {m}"))?.into_iter();
     let Some((_, header)) = lines.next() else {
         return Err(format!("{shown}:1:1: empty file: expected a header `ROWTIME,{}`", column_list(declared)));
     };
@@ -203,7 +209,11 @@ fn read_csv(engine: &Engine, source: &str, path: &Path) -> Result<Vec<Record>, S
     for (column, name) in &header[1..] {
         let upper = name.trim().to_ascii_uppercase();
         let Some(i) = declared.columns.iter().position(|c| c.name == upper || c.name == name.trim()) else {
-            return Err(format!("{shown}:1:{column}: `{}` is not a column of {source}; {}", name.trim(), expected_header()));
+            return Err(format!(
+                "{shown}:1:{column}: `{}` is not a column of {source}; {}",
+                name.trim(),
+                expected_header()
+            ));
         };
         if order.contains(&i) {
             return Err(format!("{shown}:1:{column}: `{}` appears twice", name.trim()));
@@ -211,8 +221,10 @@ fn read_csv(engine: &Engine, source: &str, path: &Path) -> Result<Vec<Record>, S
         order.push(i);
     }
     if order.len() != declared.columns.len() {
-        let missing: Vec<&str> =
-            (0..declared.columns.len()).filter(|i| !order.contains(i)).map(|i| declared.columns[i].name.as_str()).collect();
+        let missing: Vec<&str> = (0..declared.columns.len())
+            .filter(|i| !order.contains(i))
+            .map(|i| declared.columns[i].name.as_str())
+            .collect();
         return Err(format!("{shown}:1:1: the header lacks {}; {}", missing.join(", "), expected_header()));
     }
     let mut records = Vec::new();
@@ -232,7 +244,8 @@ fn read_csv(engine: &Engine, source: &str, path: &Path) -> Result<Vec<Record>, S
         let mut values = vec![Value::Null; declared.columns.len()];
         for ((column, field), &i) in fields[1..].iter().zip(&order) {
             let c = &declared.columns[i];
-            values[i] = Value::parse(field, c.ty).map_err(|m| format!("{shown}:{line}:{column}: field {}: {m}", c.name))?;
+            values[i] =
+                Value::parse(field, c.ty).map_err(|m| format!("{shown}:{line}:{column}: field {}: {m}", c.name))?;
         }
         records.push(Record { rowtime, values });
         if records.len() > MAX_RECORDS {
@@ -324,11 +337,7 @@ fn merge(inputs: Vec<(String, Vec<Record>)>) -> Vec<(String, Record)> {
         inputs.into_iter().map(|(s, r)| (s, r.into())).collect();
     let mut out = Vec::new();
     loop {
-        let next = queues
-            .iter()
-            .enumerate()
-            .filter_map(|(i, (_, q))| q.front().map(|r| (r.rowtime, i)))
-            .min();
+        let next = queues.iter().enumerate().filter_map(|(i, (_, q))| q.front().map(|r| (r.rowtime, i))).min();
         let Some((_, i)) = next else { return out };
         let record = queues[i].1.pop_front().expect("has a front");
         out.push((queues[i].0.clone(), record));

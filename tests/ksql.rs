@@ -121,7 +121,8 @@ fn docs_worked_example_a_record_after_the_grace_period_is_dropped() {
 // tumbling-windows.json
 // ---------------------------------------------------------------------------------------------
 
-const TEST_ID_VALUE: &str = "CREATE STREAM TEST (ID BIGINT KEY, VALUE bigint) WITH (kafka_topic='test_topic', value_format='DELIMITED');";
+const TEST_ID_VALUE: &str =
+    "CREATE STREAM TEST (ID BIGINT KEY, VALUE bigint) WITH (kafka_topic='test_topic', value_format='DELIMITED');";
 
 const OUT_OF_ORDER: &str = "ROWTIME,ID,VALUE\n\
     0,0,0\n89999,0,1\n10009,0,5\n90000,0,0\n10010,0,6\n10009,1,100\n30000,1,101\n86412022,1,200\n60000,1,200\n";
@@ -236,7 +237,8 @@ fn having_calculate_average_in_having() {
 // suppress.json (EMIT FINAL)
 // ---------------------------------------------------------------------------------------------
 
-const INPUT: &str = "CREATE STREAM INPUT (ID STRING KEY, COL1 STRING) WITH (kafka_topic='input_topic',value_format='JSON');";
+const INPUT: &str =
+    "CREATE STREAM INPUT (ID STRING KEY, COL1 STRING) WITH (kafka_topic='input_topic',value_format='JSON');";
 
 fn emit_final(test: &str, window: &str, rowtimes_and_keys: &[(i64, &str)]) -> (String, String) {
     let query = format!("{INPUT} CREATE TABLE OUTPUT AS SELECT ID, COUNT(*) as COUNT FROM INPUT WINDOW {window} GROUP BY ID EMIT FINAL;");
@@ -253,9 +255,17 @@ const HEADER: &str = "ROWTIME,ID,WINDOWSTART,WINDOWEND,COUNT\n";
 /// zero" and "should not emit final result before window end if grace is specified as zero".
 #[test]
 fn suppress_grace_zero_emits_at_window_end_and_not_before() {
-    let (stdout, _) = emit_final("final-zero", "TUMBLING (SIZE 2 MILLISECONDS, GRACE PERIOD 0 MILLISECONDS)", &[(0, "k1"), (1, "k1"), (2, "k1")]);
+    let (stdout, _) = emit_final(
+        "final-zero",
+        "TUMBLING (SIZE 2 MILLISECONDS, GRACE PERIOD 0 MILLISECONDS)",
+        &[(0, "k1"), (1, "k1"), (2, "k1")],
+    );
     assert_eq!(stdout, format!("{HEADER}1,k1,0,2,2\n"));
-    let (stdout, _) = emit_final("final-zero-before", "TUMBLING (SIZE 2 MILLISECONDS, GRACE PERIOD 0 MILLISECONDS)", &[(0, "k1"), (1, "k1")]);
+    let (stdout, _) = emit_final(
+        "final-zero-before",
+        "TUMBLING (SIZE 2 MILLISECONDS, GRACE PERIOD 0 MILLISECONDS)",
+        &[(0, "k1"), (1, "k1")],
+    );
     assert_eq!(stdout, HEADER, "nothing is flushed at the end of the input");
 }
 
@@ -277,11 +287,15 @@ fn suppress_without_grace_period_the_grace_is_zero() {
 #[test]
 fn suppress_out_of_order_events_and_the_store_retention() {
     let window = "TUMBLING (SIZE 2 MILLISECONDS, GRACE PERIOD 1 MILLISECONDS)";
-    let (stdout, stderr) = emit_final("final-ooo", window, &[(0, "k1"), (1, "k1"), (2, "k1"), (1, "k1"), (0, "k1"), (5, "k1")]);
+    let (stdout, stderr) =
+        emit_final("final-ooo", window, &[(0, "k1"), (1, "k1"), (2, "k1"), (1, "k1"), (0, "k1"), (5, "k1")]);
     assert_eq!(stdout, format!("{HEADER}2,k1,2,4,1\n"));
     assert_eq!(stderr, "");
-    let (stdout, stderr) =
-        emit_final("final-drop", window, &[(0, "k1"), (1, "k1"), (2, "k1"), (1, "k1"), (0, "k1"), (5, "k1"), (0, "k1")]);
+    let (stdout, stderr) = emit_final(
+        "final-drop",
+        window,
+        &[(0, "k1"), (1, "k1"), (2, "k1"), (1, "k1"), (0, "k1"), (5, "k1"), (0, "k1")],
+    );
     assert_eq!(stdout, format!("{HEADER}2,k1,2,4,1\n"));
     assert_eq!(stderr, "dropped: ROWTIME=0 key=k1: window [0,2) closed at stream time 5 (grace 1 ms)\n");
 }
@@ -416,8 +430,11 @@ fn errors_name_the_line_and_column_with_ksqldbs_message() {
 
 #[test]
 fn a_bad_csv_field_names_file_line_column_and_field() {
-    let query = format!("{ATTEMPTS} CREATE TABLE t AS SELECT card_number, COUNT(*) FROM authorization_attempts GROUP BY card_number;");
-    let run = ksql("bad-csv", &query, &[("authorization_attempts", "ROWTIME,CARD_NUMBER,AMOUNT\n1,c,1.0\n2,c,lots\n")], &[]);
+    let query = format!(
+        "{ATTEMPTS} CREATE TABLE t AS SELECT card_number, COUNT(*) FROM authorization_attempts GROUP BY card_number;"
+    );
+    let run =
+        ksql("bad-csv", &query, &[("authorization_attempts", "ROWTIME,CARD_NUMBER,AMOUNT\n1,c,1.0\n2,c,lots\n")], &[]);
     assert!(!run.ok);
     assert!(run.stderr.contains(".csv:3:5: field AMOUNT: expected a DOUBLE, found \"lots\""), "{}", run.stderr);
 }

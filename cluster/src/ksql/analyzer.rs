@@ -295,7 +295,10 @@ impl QueryCtx<'_> {
             Expr::Neg(inner, pos) => {
                 let (r, ty) = self.resolve(inner, scope, clause)?;
                 if ty.is_some_and(|t| !t.is_numeric()) {
-                    return Err(KsqlError::new(*pos, format!("Unsupported arithmetic type: {} in -{inner}", type_name(ty))));
+                    return Err(KsqlError::new(
+                        *pos,
+                        format!("Unsupported arithmetic type: {} in -{inner}", type_name(ty)),
+                    ));
                 }
                 Ok((RExpr::Neg(Box::new(r)), ty))
             }
@@ -313,7 +316,10 @@ impl QueryCtx<'_> {
                 if !is_aggregate_name(&name.name) {
                     return Err(KsqlError::new(
                         name.pos,
-                        format!("ksim models the aggregate functions COUNT, SUM, MIN and MAX; {} is not modeled", name.name),
+                        format!(
+                            "ksim models the aggregate functions COUNT, SUM, MIN and MAX; {} is not modeled",
+                            name.name
+                        ),
                     ));
                 }
                 if scope == Scope::Input {
@@ -343,7 +349,8 @@ impl QueryCtx<'_> {
                             "MIN" => AggFunc::Min,
                             _ => AggFunc::Max,
                         };
-                        if func == AggFunc::Sum && !ty.is_numeric() || matches!(func, AggFunc::Min | AggFunc::Max) && ty == SqlType::Boolean
+                        if func == AggFunc::Sum && !ty.is_numeric()
+                            || matches!(func, AggFunc::Min | AggFunc::Max) && ty == SqlType::Boolean
                         {
                             // `UdafLoader` / `FunctionRegistry.getAggregateFunction`.
                             return Err(KsqlError::new(
@@ -360,11 +367,19 @@ impl QueryCtx<'_> {
                     _ => {
                         return Err(KsqlError::new(
                             name.pos,
-                            format!("{e}: {} takes one argument{}", name.name, if name.name == "COUNT" { " or *" } else { "" }),
+                            format!(
+                                "{e}: {} takes one argument{}",
+                                name.name,
+                                if name.name == "COUNT" { " or *" } else { "" }
+                            ),
                         ))
                     }
                 };
-                let ty = if call.func == AggFunc::Count || call.func == AggFunc::CountAll { SqlType::Bigint } else { call.ty };
+                let ty = if call.func == AggFunc::Count || call.func == AggFunc::CountAll {
+                    SqlType::Bigint
+                } else {
+                    call.ty
+                };
                 self.aggregates.push((e.clone(), call));
                 Ok((RExpr::Agg(self.aggregates.len() - 1), Some(ty)))
             }
@@ -375,7 +390,9 @@ impl QueryCtx<'_> {
 fn expect_boolean(ty: Option<SqlType>, e: &Expr, pos: Pos, what: &str) -> Result<(), KsqlError> {
     match ty {
         None | Some(SqlType::Boolean) => Ok(()),
-        Some(other) => Err(KsqlError::new(pos, format!("{what} expects a BOOLEAN operand, but {e} is {}", other.name()))),
+        Some(other) => {
+            Err(KsqlError::new(pos, format!("{what} expects a BOOLEAN operand, but {e} is {}", other.name())))
+        }
     }
 }
 
@@ -481,7 +498,10 @@ fn analyze_query(
                 // `FilterTypeValidator.validateFilterExpression`.
                 return Err(KsqlError::new(
                     w.pos(),
-                    format!("Type error in WHERE expression: Should evaluate to boolean but is {w} ({}) instead.", type_name(ty)),
+                    format!(
+                        "Type error in WHERE expression: Should evaluate to boolean but is {w} ({}) instead.",
+                        type_name(ty)
+                    ),
                 ));
             }
             Some(r)
@@ -521,7 +541,10 @@ fn analyze_query(
 
     for (i, c) in columns.iter().enumerate() {
         if columns[..i].iter().any(|d| d.name == c.name) {
-            return Err(KsqlError::new(query.pos, format!("Duplicate value columns found in schema: `{}` {}", c.name, c.ty.name())));
+            return Err(KsqlError::new(
+                query.pos,
+                format!("Duplicate value columns found in schema: `{}` {}", c.name, c.ty.name()),
+            ));
         }
     }
 
@@ -650,7 +673,10 @@ fn analyze_aggregation(
     for item in &query.items {
         match item {
             SelectItem::All(pos) => {
-                return Err(KsqlError::new(*pos, "SELECT * is not allowed in an aggregation: name the GROUP BY columns and aggregates"))
+                return Err(KsqlError::new(
+                    *pos,
+                    "SELECT * is not allowed in an aggregation: name the GROUP BY columns and aggregates",
+                ))
             }
             SelectItem::Expr { expr, alias } => {
                 let (r, ty) = ctx.resolve(expr, Scope::Aggregated { windowed }, "SELECT")?;
@@ -669,7 +695,10 @@ fn analyze_aggregation(
             if ty.is_some_and(|t| t != SqlType::Boolean) {
                 return Err(KsqlError::new(
                     h.pos(),
-                    format!("Type error in HAVING expression: Should evaluate to boolean but is {h} ({}) instead.", type_name(ty)),
+                    format!(
+                        "Type error in HAVING expression: Should evaluate to boolean but is {h} ({}) instead.",
+                        type_name(ty)
+                    ),
                 ));
             }
             Some((r, h))
@@ -679,7 +708,10 @@ fn analyze_aggregation(
 
     // `AggregateAnalyzer.enforceAggregateRules`.
     if ctx.aggregates.is_empty() {
-        return Err(KsqlError::new(query.pos, "GROUP BY requires aggregate functions in either the SELECT or HAVING clause."));
+        return Err(KsqlError::new(
+            query.pos,
+            "GROUP BY requires aggregate functions in either the SELECT or HAVING clause.",
+        ));
     }
     let grouped_column = |id: &Ident| query.group_by.iter().any(|g| matches!(g, Expr::Column(c) if c.name == id.name));
     let mut unmatched: Vec<String> = Vec::new();
@@ -802,7 +834,9 @@ fn window_spec(w: &WindowClause, emit: Emit) -> Result<WindowSpec, KsqlError> {
     if per_record > MAX_WINDOWS_PER_RECORD {
         return Err(KsqlError::new(
             w.pos,
-            format!("each record would fall in {per_record} hopping windows; ksim allows at most {MAX_WINDOWS_PER_RECORD}"),
+            format!(
+                "each record would fall in {per_record} hopping windows; ksim allows at most {MAX_WINDOWS_PER_RECORD}"
+            ),
         ));
     }
     let grace_ms = match (&w.grace, emit) {

@@ -91,7 +91,10 @@ pub enum Emit {
 pub enum SelectItem {
     /// `*`
     All(Pos),
-    Expr { expr: Expr, alias: Option<Ident> },
+    Expr {
+        expr: Expr,
+        alias: Option<Ident>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -149,10 +152,23 @@ pub enum Expr {
     Literal(Value, Pos),
     Not(Box<Expr>, Pos),
     Neg(Box<Expr>, Pos),
-    Binary { op: BinaryOp, left: Box<Expr>, right: Box<Expr>, pos: Pos },
-    IsNull { expr: Box<Expr>, negated: bool, pos: Pos },
+    Binary {
+        op: BinaryOp,
+        left: Box<Expr>,
+        right: Box<Expr>,
+        pos: Pos,
+    },
+    IsNull {
+        expr: Box<Expr>,
+        negated: bool,
+        pos: Pos,
+    },
     /// A function call; `COUNT(*)` has `star` and no arguments.
-    Call { name: Ident, args: Vec<Expr>, star: bool },
+    Call {
+        name: Ident,
+        args: Vec<Expr>,
+        star: bool,
+    },
 }
 
 impl Expr {
@@ -178,7 +194,9 @@ impl Expr {
             (Expr::Binary { op: o1, left: l1, right: r1, .. }, Expr::Binary { op: o2, left: l2, right: r2, .. }) => {
                 o1 == o2 && l1.same(l2) && r1.same(r2)
             }
-            (Expr::IsNull { expr: a, negated: n1, .. }, Expr::IsNull { expr: b, negated: n2, .. }) => n1 == n2 && a.same(b),
+            (Expr::IsNull { expr: a, negated: n1, .. }, Expr::IsNull { expr: b, negated: n2, .. }) => {
+                n1 == n2 && a.same(b)
+            }
             (Expr::Call { name: n1, args: a1, star: s1 }, Expr::Call { name: n2, args: a2, star: s2 }) => {
                 n1.name == n2.name && s1 == s2 && a1.len() == a2.len() && a1.iter().zip(a2).all(|(a, b)| a.same(b))
             }

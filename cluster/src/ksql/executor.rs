@@ -113,10 +113,19 @@ struct Stored {
 /// The record cache of one store (`NamedCache` under a `ThreadCache`), by what it decides:
 /// which entries are dirty (and their value at the last flush), in which order they were last
 /// written, and how many bytes it holds.
+#[derive(Clone, Debug)]
+struct CacheEntry {
+    /// When it was last written (its place in LRU order and in flush order).
+    last_use: u64,
+    /// Estimated bytes.
+    size: u64,
+    /// `Some` while dirty: the aggregate's value at the last flush (`None` for a new window).
+    dirty: Option<Option<Vec<Value>>>,
+}
+
 #[derive(Clone, Debug, Default)]
 struct Cache {
-    /// Entry → (last-use sequence number, estimated size, dirty: the value at the last flush).
-    entries: BTreeMap<StoreKey, (u64, u64, Option<Option<Vec<Value>>>)>,
+    entries: BTreeMap<StoreKey, CacheEntry>,
     seq: u64,
     bytes: u64,
 }
@@ -229,7 +238,9 @@ impl QueryRuntime {
         let input = Ctx { input: &record.values, rowtime: record.rowtime, keys: &[], aggs: &[], window: None };
         let old = self.store.get(&at).cloned();
         if old.is_none() && self.store.len() >= MAX_STORE_ENTRIES {
-            return Err(format!("the query would keep more than {MAX_STORE_ENTRIES} windows; ksim bounds its state there"));
+            return Err(format!(
+                "the query would keep more than {MAX_STORE_ENTRIES} windows; ksim bounds its state there"
+            ));
         }
         let (mut aggs, timestamp) = match &old {
             Some(s) => (s.aggs.clone(), s.timestamp.max(record.rowtime)),
@@ -256,13 +267,13 @@ impl QueryRuntime {
         let seq = cache.seq;
         match cache.entries.get_mut(&at) {
             Some(entry) => {
-                entry.0 = seq;
-                if entry.2.is_none() {
-                    entry.2 = Some(old);
+                entry.last_use = seq;
+                if entry.dirty.is_none() {
+                    entry.dirty = Some(old);
                 }
             }
             None => {
-                cache.entries.insert(at, (seq, size, Some(old)));
+                cache.entries.insert(at, CacheEntry { last_use: seq, size, dirty: Some(old) });
                 cache.bytes += size;
             }
         }
@@ -270,10 +281,11 @@ impl QueryRuntime {
         while self.cache.bytes > max_bytes {
             // `NamedCache.evict`: the least recently used entry goes; if it was dirty, the whole
             // cache flushes, the evicted entry first.
-            let eldest = self.cache.entries.iter().min_by_key(|(_, e)| e.0).map(|(k, _)| k.clone()).expect("bytes > 0");
-            let (_, size, dirty) = self.cache.entries.remove(&eldest).expect("present");
-            self.cache.bytes -= size;
-            if let Some(old) = dirty {
+            let eldest =
+                self.cache.entries.iter().min_by_key(|(_, e)| e.last_use).map(|(k, _)| k.clone()).expect("bytes > 0");
+            let evicted = self.cache.entries.remove(&eldest).expect("present");
+            self.cache.bytes -= evicted.size;
+            if let Some(old) = evicted.dirty {
                 self.forward_change(agg, &eldest, old, out);
                 self.flush(agg, out);
             }
@@ -282,11 +294,16 @@ impl QueryRuntime {
 
     /// Forward every dirty entry in the order it was last written (`NamedCache.flush`).
     fn flush(&mut self, agg: &Aggregation, out: &mut Output) {
-        let mut dirty: Vec<(u64, StoreKey)> =
-            self.cache.entries.iter().filter(|(_, e)| e.2.is_some()).map(|(k, e)| (e.0, k.clone())).collect();
+        let mut dirty: Vec<(u64, StoreKey)> = self
+            .cache
+            .entries
+            .iter()
+            .filter(|(_, e)| e.dirty.is_some())
+            .map(|(k, e)| (e.last_use, k.clone()))
+            .collect();
         dirty.sort();
         for (_, at) in dirty {
-            let old = self.cache.entries.get_mut(&at).and_then(|e| e.2.take()).expect("dirty");
+            let old = self.cache.entries.get_mut(&at).and_then(|e| e.dirty.take()).expect("dirty");
             self.forward_change(agg, &at, old, out);
         }
     }
@@ -362,7 +379,12 @@ impl QueryRuntime {
         let Some(store_time) = self.store_time else { return };
         let from = lower.max(store_time - window.retention_ms);
         if from <= upper {
-            let closed: Vec<StoreKey> = self.store.range((from, Vec::new())..).take_while(|(k, _)| k.0 <= upper).map(|(k, _)| k.clone()).collect();
+            let closed: Vec<StoreKey> = self
+                .store
+                .range((from, Vec::new())..)
+                .take_while(|(k, _)| k.0 <= upper)
+                .map(|(k, _)| k.clone())
+                .collect();
             for at in closed {
                 self.forward_change(agg, &at, None, out);
             }

@@ -131,7 +131,9 @@ pub fn tokenize(text: &str) -> Result<Vec<Token>, KsqlError> {
                 }
             }
             tokens.push(Token { tok: if c == '\'' { Tok::Str(s) } else { Tok::Quoted(s) }, pos });
-        } else if let Some(sym) = SYMBOLS.iter().find(|s| s.chars().zip(&chars[i..]).all(|(a, b)| a == *b) && chars.len() - i >= s.len()) {
+        } else if let Some(sym) =
+            SYMBOLS.iter().find(|s| s.chars().zip(&chars[i..]).all(|(a, b)| a == *b) && chars.len() - i >= s.len())
+        {
             advance(&mut i, &mut line, &mut column, sym.len());
             tokens.push(Token { tok: Tok::Symbol(sym), pos });
         } else {

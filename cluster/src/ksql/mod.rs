@@ -109,7 +109,11 @@ impl Engine {
                         if let Some(values) = &row.value {
                             let mut columns = row.key.clone();
                             columns.extend(values.iter().cloned());
-                            produced.push((output.name.clone(), Record { rowtime: row.rowtime, values: columns }, depth + 1));
+                            produced.push((
+                                output.name.clone(),
+                                Record { rowtime: row.rowtime, values: columns },
+                                depth + 1,
+                            ));
                         }
                     }
                     step.rows.push((index, row));

@@ -210,12 +210,12 @@ impl Parser {
                 items.push(SelectItem::All(self.bump().pos));
             } else {
                 let expr = self.expr()?;
-                let alias = if self.eat_word("AS") {
-                    Some(self.identifier()?)
-                } else if matches!(&self.peek().tok, Tok::Word(w) if !is_reserved(w)) || matches!(self.peek().tok, Tok::Quoted(_)) {
-                    Some(self.identifier()?)
-                } else {
-                    None
+                // `expr AS alias`, or `expr alias` (the grammar's `AS?`).
+                self.eat_word("AS");
+                let alias = match &self.peek().tok {
+                    Tok::Word(w) if !is_reserved(w) => Some(self.identifier()?),
+                    Tok::Quoted(_) => Some(self.identifier()?),
+                    _ => None,
                 };
                 items.push(SelectItem::Expr { expr, alias });
             }
@@ -260,7 +260,10 @@ impl Parser {
         } else if self.eat_word("HOPPING") {
             WindowKind::Hopping
         } else if self.is_word("SESSION") {
-            return Err(KsqlError::new(pos, "ksim models TUMBLING and HOPPING windows; SESSION windows are not modeled"));
+            return Err(KsqlError::new(
+                pos,
+                "ksim models TUMBLING and HOPPING windows; SESSION windows are not modeled",
+            ));
         } else {
             return Err(mismatched(self.peek(), "'TUMBLING' or 'HOPPING'"));
         };
@@ -430,7 +433,10 @@ impl Parser {
                 let value = if n.contains('.') {
                     Value::Double(n.parse().map_err(|_| mismatched(&token, "a number"))?)
                 } else {
-                    Value::Int(n.parse().map_err(|_| KsqlError::new(token.pos, format!("{n} is out of range for a BIGINT")))?)
+                    Value::Int(
+                        n.parse()
+                            .map_err(|_| KsqlError::new(token.pos, format!("{n} is out of range for a BIGINT")))?,
+                    )
                 };
                 Ok(Expr::Literal(value, token.pos))
             }
@@ -527,9 +533,16 @@ mod tests {
 
     #[test]
     fn units_are_singular_or_plural() {
-        for (text, ms) in [("1 SECOND", 1000), ("2 SECONDS", 2000), ("3 MILLISECONDS", 3), ("1 HOURS", 3_600_000), ("1 DAY", 86_400_000)] {
+        for (text, ms) in [
+            ("1 SECOND", 1000),
+            ("2 SECONDS", 2000),
+            ("3 MILLISECONDS", 3),
+            ("1 HOURS", 3_600_000),
+            ("1 DAY", 86_400_000),
+        ] {
             let q = format!("SELECT A, COUNT(*) FROM S WINDOW TUMBLING (SIZE {text}) GROUP BY A EMIT CHANGES;");
-            let [Statement::Select { query, .. }] = parse(&q).unwrap().as_slice() else { panic!() };
+            let statements = parse(&q).unwrap();
+            let [Statement::Select { query, .. }] = statements.as_slice() else { panic!() };
             assert_eq!(query.window.as_ref().unwrap().size.ms, ms, "{text}");
         }
     }
@@ -542,9 +555,8 @@ mod tests {
 
     #[test]
     fn precedence_is_the_grammars() {
-        let [Statement::Select { query, .. }] = parse("SELECT A FROM S WHERE NOT A = 1 OR B > 2 AND C < 3 + 4 * 5;").unwrap().as_slice() else {
-            panic!()
-        };
+        let statements = parse("SELECT A FROM S WHERE NOT A = 1 OR B > 2 AND C < 3 + 4 * 5;").unwrap();
+        let [Statement::Select { query, .. }] = statements.as_slice() else { panic!() };
         assert_eq!(query.where_.as_ref().unwrap().to_string(), "((NOT (A = 1)) OR ((B > 2) AND (C < (3 + (4 * 5)))))");
     }
 }

@@ -104,7 +104,10 @@ pub struct Aggregation {
 #[derive(Clone, Debug, PartialEq)]
 pub enum QueryKind {
     /// A stateless projection of a stream: key columns are the source's, passed through.
-    Projection { keys: Vec<RExpr>, values: Vec<RExpr> },
+    Projection {
+        keys: Vec<RExpr>,
+        values: Vec<RExpr>,
+    },
     Aggregation(Aggregation),
 }
 

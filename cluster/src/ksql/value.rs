@@ -76,10 +76,13 @@ impl Value {
         }
         let text = field.trim();
         match ty {
-            SqlType::Integer => {
-                text.parse::<i32>().map(|v| Value::Int(v.into())).map_err(|_| format!("expected an INTEGER, found {field:?}"))
+            SqlType::Integer => text
+                .parse::<i32>()
+                .map(|v| Value::Int(v.into()))
+                .map_err(|_| format!("expected an INTEGER, found {field:?}")),
+            SqlType::Bigint => {
+                text.parse::<i64>().map(Value::Int).map_err(|_| format!("expected a BIGINT, found {field:?}"))
             }
-            SqlType::Bigint => text.parse::<i64>().map(Value::Int).map_err(|_| format!("expected a BIGINT, found {field:?}")),
             SqlType::Double => match text.parse::<f64>() {
                 Ok(v) if v.is_finite() => Ok(Value::Double(v)),
                 _ => Err(format!("expected a DOUBLE, found {field:?}")),
