@@ -126,3 +126,74 @@ impl Engine {
         Ok(step)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::value::Value;
+    use super::*;
+
+    fn record(rowtime: i64, id: &str, v: i64) -> Record {
+        Record { rowtime, values: vec![Value::String(id.into()), Value::Int(v)] }
+    }
+
+    /// The API the stream-processing runtime uses: feed records of a declared source, get every
+    /// query's rows (a stream written by one query feeds the next) and the late drops.
+    #[test]
+    fn a_record_flows_through_a_chain_of_queries_and_late_drops_come_back() {
+        let mut engine = Engine::new(
+            "CREATE STREAM s (id STRING KEY, v BIGINT) WITH (KAFKA_TOPIC='s', VALUE_FORMAT='JSON');
+             CREATE STREAM big AS SELECT id, v FROM s WHERE v > 10;
+             CREATE TABLE counts AS SELECT id, COUNT(*) AS n FROM big
+               WINDOW TUMBLING (SIZE 10 SECONDS, GRACE PERIOD 0 SECONDS) GROUP BY id;",
+            ExecConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(engine.inputs().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["S"]);
+        assert_eq!(engine.output(0).topic, "BIG");
+        assert_eq!(engine.output(1).topic, "COUNTS");
+
+        let step = engine.process("S", record(12_000, "a", 50)).unwrap();
+        let rows: Vec<(usize, Option<Vec<Value>>)> = step.rows.iter().map(|(q, r)| (*q, r.value.clone())).collect();
+        assert_eq!(rows, [(0, Some(vec![Value::Int(50)])), (1, Some(vec![Value::Int(1)]))]);
+        assert_eq!(step.rows[1].1.window, Some((10_000, 20_000)));
+
+        // Filtered out by WHERE: it never reaches the aggregation.
+        assert_eq!(engine.process("S", record(1_000, "a", 5)).unwrap(), Step::default());
+
+        // Passes WHERE, but its window [0, 10000) closed at stream time 12000 with no grace.
+        let step = engine.process("S", record(9_999, "a", 99)).unwrap();
+        assert_eq!(step.rows.len(), 1, "only the projection emits: {step:?}");
+        assert_eq!(
+            step.late,
+            [(
+                1,
+                LateDrop {
+                    rowtime: 9_999,
+                    key: vec![Value::String("a".into())],
+                    window: (0, 10_000),
+                    stream_time: 12_000,
+                    grace_ms: 0
+                }
+            )]
+        );
+        assert!(engine.process("NOPE", record(0, "a", 1)).is_err());
+    }
+
+    #[test]
+    fn statements_that_ksqldb_refuses_do_not_make_an_engine() {
+        let err = Engine::new(
+            "CREATE TABLE t (id STRING, v INT) WITH (KAFKA_TOPIC='t', VALUE_FORMAT='JSON');",
+            ExecConfig::default(),
+        )
+        .err()
+        .unwrap();
+        assert_eq!(err.to_string(), "line 1:1: Tables require a PRIMARY KEY. Please define the PRIMARY KEY.");
+        let err = Engine::new(
+            "CREATE STREAM s (id INT PRIMARY KEY) WITH (KAFKA_TOPIC='s', VALUE_FORMAT='JSON');",
+            ExecConfig::default(),
+        )
+        .err()
+        .unwrap();
+        assert_eq!(err.to_string(), "line 1:18: Column `ID` is a 'PRIMARY KEY' column: please use 'KEY' for streams.");
+    }
+}
