@@ -352,7 +352,8 @@ impl QueryCtx<'_> {
                         if func == AggFunc::Sum && !ty.is_numeric()
                             || matches!(func, AggFunc::Min | AggFunc::Max) && ty == SqlType::Boolean
                         {
-                            // `UdafLoader` / `FunctionRegistry.getAggregateFunction`.
+                            // `UdfIndex.createNoMatchingFunctionException` (ksqlDB goes on to list
+                            // the valid alternatives).
                             return Err(KsqlError::new(
                                 name.pos,
                                 format!(
@@ -415,7 +416,8 @@ fn binary_type(
                 _ => true,
             };
             if !comparable {
-                // ksqlDB's `ComparisonUtil.isValidComparison`.
+                // ksqlDB's `ExpressionTypeManager.visitComparisonExpression`
+                // (`ComparisonUtil.isValidComparison`).
                 let name = match op {
                     Eq => "EQUAL",
                     Ne => "NOT_EQUAL",
@@ -539,6 +541,7 @@ fn analyze_query(
         analyze_projection(&mut ctx, query, &mut aliases, &sink_name)?
     };
 
+    // `LogicalSchema.Builder` refuses a name twice (`DuplicateColumnException`).
     for (i, c) in columns.iter().enumerate() {
         if columns[..i].iter().any(|d| d.name == c.name) {
             return Err(KsqlError::new(
