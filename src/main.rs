@@ -25,6 +25,7 @@ mod assign_cmd;
 mod check_cmd;
 mod compare_cmd;
 mod fuzz_cmd;
+mod ksql_cmd;
 mod partition_cmd;
 mod scenarios;
 mod smt_cmd;
@@ -105,6 +106,12 @@ enum Command {
     },
     /// Show how a consumer-group assignor shares partitions among members.
     Assign(assign_cmd::AssignArgs),
+    /// Run ksqlDB statements over a few records and print what ksqlDB would emit.
+    ///
+    /// stdout: CSV for the sink (ROWTIME, key columns, WINDOWSTART and WINDOWEND for a windowed
+    /// result, value columns; a tombstone shows TOMBSTONE). stderr: one line per record dropped
+    /// as late. An error in the statements prints ksqlDB's message at its line:column and exits 1.
+    Ksql(ksql_cmd::KsqlArgs),
     /// Run records through a connector's single message transforms, as Kafka Connect does.
     Smt(smt_cmd::SmtArgs),
     /// Step through a run in the terminal UI: forward and back, with narration, and "what if
@@ -198,6 +205,7 @@ fn main() -> ExitCode {
             out!("{text}");
             ExitCode::SUCCESS
         }),
+        Some(Command::Ksql(args)) => return ksql(&args),
         Some(Command::Smt(args)) => smt_cmd::run(&args).map(|output| {
             out!("{}", output.stdout);
             if output.failed {
@@ -213,6 +221,22 @@ fn main() -> ExitCode {
         Err(message) => {
             eprintln!("error: {message}");
             ExitCode::from(2)
+        }
+    }
+}
+
+/// `ksim ksql`: its rows on stdout, late drops on stderr; any error (in the statements, an input
+/// file or an argument) exits 1, as the command's contract says.
+fn ksql(args: &ksql_cmd::KsqlArgs) -> ExitCode {
+    match ksql_cmd::run(args) {
+        Ok(printed) => {
+            out!("{}", printed.stdout);
+            eprint!("{}", printed.stderr);
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
         }
     }
 }

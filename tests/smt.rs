@@ -833,10 +833,10 @@ fn bad_input_names_the_file_line_or_record() {
 #[test]
 fn the_book_shows_the_example_configuration_as_it_is() {
     let chapter =
-        std::fs::read_to_string(root().join("book/src/12-single-message-transforms.md")).expect("the chapter");
+        std::fs::read_to_string(root().join("book/src/13-single-message-transforms.md")).expect("the chapter");
     let file = std::fs::read_to_string(root().join("examples/smt/pii.properties")).expect("the example");
     assert!(
         chapter.contains(&format!("```properties\n{file}```")),
-        "book/src/12-single-message-transforms.md must show examples/smt/pii.properties verbatim"
+        "book/src/13-single-message-transforms.md must show examples/smt/pii.properties verbatim"
     );
 }

@@ -25,6 +25,8 @@
 //! - [`connect`]: Kafka Connect; [`connect::smt`] is its single message transforms (the chain and
 //!   the built-in transforms and predicates), [`connect::properties`] Java's `.properties` syntax.
 //! - [`invariant`]: what every node checks of its own state after each input.
+//! - [`ksql`]: ksqlDB's windowed aggregations as a pure engine: parse, analyze (with ksqlDB's
+//!   messages), run over records (windows, stream time, grace, record cache, EMIT CHANGES/FINAL).
 
 pub mod broker;
 pub mod client;
@@ -39,6 +41,7 @@ pub mod epoch_cache;
 pub mod error;
 pub mod group;
 pub mod invariant;
+pub mod ksql;
 pub mod log;
 pub mod metadata;
 pub mod node;
