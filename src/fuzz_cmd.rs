@@ -100,6 +100,14 @@ pub fn run(args: &FuzzArgs) -> Result<bool, String> {
     }
     eprintln!("fuzzing {} with {} seed(s) on {jobs} thread(s)", args.file.display(), seeds.len());
 
+    // Ctrl-C: no new seeds; the ones running finish, and the results so far are printed and
+    // written (unshrunk), and ksim exits with status 130.
+    let interrupted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let flag = interrupted.clone();
+        // Only one handler per process: a second `fuzz` in the same process (tests) keeps the first.
+        let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
+    }
     let next = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(AtomicUsize::new(0));
     let failing: Arc<Mutex<Vec<FailingSeed>>> = Arc::new(Mutex::new(Vec::new()));
@@ -109,6 +117,7 @@ pub fn run(args: &FuzzArgs) -> Result<bool, String> {
     let workers: Vec<_> = (0..jobs)
         .map(|_| {
             let max_events = args.max_events;
+            let stop = interrupted.clone();
             let (next, done, failing, errors, seeds, base, name) = (
                 next.clone(),
                 done.clone(),
@@ -119,6 +128,9 @@ pub fn run(args: &FuzzArgs) -> Result<bool, String> {
                 name.clone(),
             );
             std::thread::spawn(move || loop {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some(&seed) = seeds.get(i) else { break };
                 match fuzz::run_seed_with(&base, &name, seed, max_events) {
@@ -154,11 +166,13 @@ pub fn run(args: &FuzzArgs) -> Result<bool, String> {
             eprintln!("{n}/{total} seeds, {rate:.1} seeds/s, {bad} failing");
             last_reported = n;
         }
-        if n >= total {
+        if n >= total || workers.iter().all(|w| w.is_finished()) {
             break;
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+    let stopped = interrupted.load(Ordering::SeqCst);
+    let ran = done.load(Ordering::SeqCst);
     if interactive {
         eprintln!();
     }
@@ -171,12 +185,15 @@ pub fn run(args: &FuzzArgs) -> Result<bool, String> {
     failing.sort_by_key(|(seed, _, _)| *seed);
     let failed = failing.iter().filter(|(_, o, _)| !o.failures.is_empty()).count();
     let lessons_only = failing.iter().filter(|(_, o, _)| o.failures.is_empty()).count();
+    if stopped {
+        outln!("interrupted (Ctrl-C) after {ran} of {total} seeds: the results so far, unshrunk");
+    }
     outln!(
         "{} seed(s) in {:.1}s ({:.1} seeds/s on {jobs} thread(s)): {} failing (broken promise, bug or no convergence), \
          {} internal error(s), {} more with a broken lesson expectation only{}",
-        total,
+        ran,
         started.elapsed().as_secs_f64(),
-        total as f64 / started.elapsed().as_secs_f64().max(1e-9),
+        ran as f64 / started.elapsed().as_secs_f64().max(1e-9),
         failed,
         errors.len(),
         lessons_only,
@@ -198,6 +215,12 @@ pub fn run(args: &FuzzArgs) -> Result<bool, String> {
         if args.no_shrink || !outcome.fails(args.strict) {
             continue;
         }
+        if stopped {
+            // No time to shrink: keep the seed's whole scenario.
+            let path = write_scenario(&args.out, &name, *seed, scenario)?;
+            outln!("    replay: ksim run {} --seed {seed}", path.display());
+            continue;
+        }
         let first = outcome.all().next().expect("a failing seed has something to show");
         if shrunk_kinds.contains(first) {
             continue;
@@ -211,7 +234,7 @@ pub fn run(args: &FuzzArgs) -> Result<bool, String> {
             path.display()
         );
     }
-    Ok(errors.is_empty() && !failing.iter().any(|(_, o, _)| o.fails(args.strict)))
+    Ok(!stopped && errors.is_empty() && !failing.iter().any(|(_, o, _)| o.fails(args.strict)))
 }
 
 fn write_scenario(dir: &Path, name: &str, seed: u64, scenario: &Scenario) -> Result<PathBuf, String> {

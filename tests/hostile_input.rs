@@ -216,3 +216,34 @@ fn a_scenario_that_can_teach_nothing_is_warned_about() {
     assert_eq!(code, 0);
     assert!(err.contains("warning:") && err.contains("it never starts"), "{err}");
 }
+
+/// Ctrl-C during a sweep keeps what it found: the seeds run so far are printed and written, and
+/// ksim exits non-zero.
+#[cfg(unix)]
+#[test]
+fn ctrl_c_during_fuzz_keeps_the_results_so_far() {
+    let out_dir = std::env::temp_dir().join(format!("ksim-fuzz-int-{}", std::process::id()));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ksim"))
+        .args(["fuzz", "scenarios/acks-1-loses-data.ron", "--seeds", "0..100000", "--jobs", "1"])
+        .args(["--max-events", "500", "--out", out_dir.to_str().unwrap()])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ksim runs");
+    // Wait until it has run a few seeds (its progress goes to stderr), then interrupt it.
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    stderr.read_line(&mut line).expect("the sweep starts");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill runs");
+    assert!(status.success());
+    let output = child.wait_with_output().expect("ksim exits");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("interrupted (Ctrl-C) after"), "{stdout}");
+    let kept = std::fs::read_dir(&out_dir).map(|d| d.count()).unwrap_or(0);
+    assert!(kept > 0, "the seeds found so far are written");
+    assert_eq!(kept, stdout.matches("replay: ksim run").count(), "each printed with its replay command");
+    let _ = std::fs::remove_dir_all(&out_dir);
+}

@@ -26,8 +26,18 @@ fn pick(rng: &mut ChaCha8Rng, n: usize) -> usize {
 }
 
 /// Numbers that break naive arithmetic and allocation.
-const EXTREMES: &[&str] =
-    &["0", "-1", "1", "2147483647", "-2147483648", "4294967296", "9223372036854775807", "18446744073709551615", "1e18", "0.5"];
+const EXTREMES: &[&str] = &[
+    "0",
+    "-1",
+    "1",
+    "2147483647",
+    "-2147483648",
+    "4294967296",
+    "9223372036854775807",
+    "18446744073709551615",
+    "1e18",
+    "0.5",
+];
 
 /// One mutation of `text`, and what it was.
 fn mutate(text: &str, rng: &mut ChaCha8Rng) -> (String, String) {
