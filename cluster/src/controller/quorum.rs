@@ -374,3 +374,188 @@ impl Controller {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::BrokerConfig;
+    use crate::controller::ControllerDisk;
+    use crate::effects::{Input, StateMachine};
+    use crate::raft::RaftTimer;
+    use rand_chacha::rand_core::SeedableRng;
+    use std::collections::{BTreeMap, VecDeque};
+
+    /// Three controllers wired by an instant network that can cut one off; messages to brokers
+    /// are collected.
+    struct Quorum3 {
+        controllers: BTreeMap<i32, Controller>,
+        rng: rand_chacha::ChaCha8Rng,
+        now: SimTime,
+        queue: VecDeque<(NodeId, NodeId, Message)>,
+        to_brokers: Vec<(NodeId, Message)>,
+        cut_off: Option<i32>,
+    }
+
+    impl Quorum3 {
+        fn new() -> Quorum3 {
+            let setup = QuorumSetup { voters: BTreeSet::from([1, 2, 3]), config: QuorumConfig::default() };
+            let controllers = [1, 2, 3]
+                .into_iter()
+                .map(|id| {
+                    let c = Controller::with_quorum(
+                        id,
+                        BrokerConfig::default(),
+                        3,
+                        Vec::new(),
+                        ControllerDisk::default(),
+                        Some(setup.clone()),
+                    );
+                    (id, c)
+                })
+                .collect();
+            let mut q = Quorum3 {
+                controllers,
+                rng: rand_chacha::ChaCha8Rng::seed_from_u64(3),
+                now: SimTime::ZERO,
+                queue: VecDeque::new(),
+                to_brokers: Vec::new(),
+                cut_off: None,
+            };
+            for id in [1, 2, 3] {
+                q.input(id, Input::Start);
+            }
+            q
+        }
+
+        fn input(&mut self, id: i32, input: Input) -> Effects {
+            let mut fx = Effects::default();
+            self.controllers.get_mut(&id).expect("controller").handle(self.now, input, &mut self.rng, &mut fx);
+            for (to, message) in &fx.sends {
+                match to {
+                    NodeId::Controller(_) => self.queue.push_back((NodeId::Controller(id), *to, message.clone())),
+                    _ => self.to_brokers.push((*to, message.clone())),
+                }
+            }
+            fx
+        }
+
+        /// Deliver everything in flight (messages to or from the cut-off controller are lost).
+        fn drain(&mut self) {
+            let mut bound = 10_000;
+            while let Some((from, to, message)) = self.queue.pop_front() {
+                bound -= 1;
+                assert!(bound > 0, "the quorum keeps talking forever");
+                let cut = self.cut_off.map(NodeId::Controller);
+                if Some(from) == cut || Some(to) == cut {
+                    continue;
+                }
+                let NodeId::Controller(id) = to else { unreachable!() };
+                self.input(id, Input::Message { from, message });
+            }
+        }
+
+        /// Controller `id`'s election timer fires; the quorum elects it.
+        fn elect(&mut self, id: i32) {
+            self.now = self.now.plus_ms(5_000);
+            self.input(id, Input::Timer(Timer::Raft(RaftTimer::Election)));
+            self.drain();
+        }
+
+        fn register(&mut self, to: i32, broker: BrokerId) -> Effects {
+            self.input(
+                to,
+                Input::Message {
+                    from: NodeId::Broker(broker),
+                    message: Message::Request {
+                        correlation_id: 7,
+                        body: Request::BrokerRegistration(BrokerRegistrationRequest {
+                            broker_id: broker,
+                            incarnation: 1,
+                            previous_broker_epoch: -1,
+                            rack: None,
+                        }),
+                    },
+                },
+            )
+        }
+
+        fn registration_answers(&self, broker: BrokerId) -> Vec<ErrorCode> {
+            self.to_brokers
+                .iter()
+                .filter_map(|(to, m)| match m {
+                    Message::Response { body: Response::BrokerRegistration(r), .. }
+                        if *to == NodeId::Broker(broker) =>
+                    {
+                        Some(r.error)
+                    }
+                    _ => None,
+                })
+                .collect()
+        }
+    }
+
+    #[test]
+    fn the_elected_leader_becomes_the_only_active_controller() {
+        let mut q = Quorum3::new();
+        q.elect(2);
+        let active: Vec<i32> = q.controllers.iter().filter(|(_, c)| c.is_active()).map(|(id, _)| *id).collect();
+        assert_eq!(active, vec![2]);
+        q.register(1, 5);
+        assert_eq!(q.registration_answers(5), vec![ErrorCode::NotController], "only the active controller decides");
+    }
+
+    /// `QuorumController.ControllerWriteEvent`: the answer waits for the quorum to commit.
+    #[test]
+    fn the_active_controller_answers_only_once_the_quorum_committed() {
+        let mut q = Quorum3::new();
+        q.elect(2);
+        let fx = q.register(2, 5);
+        assert!(
+            !fx.sends.iter().any(|(to, _)| *to == NodeId::Broker(5)),
+            "no answer before the followers have the registration record"
+        );
+        q.drain();
+        assert_eq!(q.registration_answers(5), vec![ErrorCode::None]);
+        // Followers learn the new high watermark with their next fetch answer (the leader holds
+        // a fetch that finds nothing new for `fetchMaxWaitMs`).
+        q.now = q.now.plus_ms(500);
+        for follower in [1, 3] {
+            q.input(2, Input::Timer(Timer::Raft(RaftTimer::FetchWait(follower))));
+        }
+        q.drain();
+        for c in q.controllers.values() {
+            assert!(c.image().brokers.contains_key(&5), "controller-{} replayed the committed record", c.id);
+        }
+    }
+
+    /// `QuorumController.renounce`: a deposed active controller fails what it held and rolls its
+    /// image back to the committed records.
+    #[test]
+    fn a_deposed_active_controller_rolls_back_what_was_never_committed() {
+        let mut q = Quorum3::new();
+        q.elect(2);
+        q.cut_off = Some(2);
+        q.register(2, 5);
+        q.drain();
+        assert!(q.controllers[&2].image().brokers.contains_key(&5), "its own uncommitted view");
+        assert!(q.registration_answers(5).is_empty(), "held: nothing committed");
+        // Controllers 1 and 3 stop hearing from 2. A follower that still heard its leader refuses
+        // pre-votes (KIP-996), so both must time out before 3 can win.
+        q.now = q.now.plus_ms(2_000);
+        q.input(1, Input::Timer(Timer::Raft(RaftTimer::FetchTimeout)));
+        q.drain();
+        q.input(3, Input::Timer(Timer::Raft(RaftTimer::FetchTimeout)));
+        q.drain();
+        assert!(q.controllers[&3].is_active(), "3 won epoch {}", q.controllers[&3].raft().expect("quorum").epoch());
+        q.cut_off = None;
+        // The new leader's BeginQuorumEpoch reaches controller 2.
+        q.now = q.now.plus_ms(2_000);
+        q.input(3, Input::Timer(Timer::Raft(RaftTimer::BeginQuorumEpochRetry)));
+        q.drain();
+        let c2 = &q.controllers[&2];
+        assert!(!c2.is_active());
+        assert!(!c2.image().brokers.contains_key(&5), "the uncommitted registration is rolled back");
+        assert_eq!(q.registration_answers(5), vec![ErrorCode::NotController]);
+        assert!(q.controllers[&3].is_active());
+    }
+}
