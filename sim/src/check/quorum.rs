@@ -135,8 +135,7 @@ mod tests {
 
     #[test]
     fn a_committed_entry_replaced_is_a_bug() {
-        let mut q = Quorum::default();
-        q.committed = vec![entry(1, 3001), entry(2, 3002)];
+        let mut q = Quorum { committed: vec![entry(1, 3001), entry(2, 3002)], ..Quorum::default() };
         let node = NodeId::Controller(3003);
         assert!(q.compare_entries(NodeId::Controller(3001), &[entry(1, 3001), entry(2, 3002)], 2).is_none());
         // A member that committed a longer prefix extends it.
@@ -152,8 +151,7 @@ mod tests {
 
     #[test]
     fn a_broker_applying_past_the_committed_prefix_is_a_bug() {
-        let mut q = Quorum::default();
-        q.committed = vec![entry(1, 3001), entry(1, 3001)];
+        let mut q = Quorum { committed: vec![entry(1, 3001), entry(1, 3001)], ..Quorum::default() };
         let broker = NodeId::Broker(1);
         assert!(q.check_applied(broker, 2).is_none(), "up to the committed end is fine");
         let f = q.check_applied(broker, 3).expect("fires");
