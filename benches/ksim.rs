@@ -113,6 +113,7 @@ fn generated(brokers: i32, partitions: i32, records: u64) -> Scenario {
             kafka_version: None,
             configs: [("auto.leader.rebalance.enable".to_string(), ksim_sim::scenario::ConfigValue::Bool(false))]
                 .into(),
+            quorum: None,
         },
         network: Network::default(),
         topics: vec![Topic {

@@ -11,7 +11,7 @@
 
 use ksim_sim::scenario::{
     Action, App, Client, Cluster, CommitMode, Condition, Expectation, FuzzBudget, Happening, Narration, Network,
-    NodeRef, Scenario, Step, Topic,
+    NodeRef, Quorum, Scenario, Step, Topic,
 };
 use serde::de::DeserializeOwned;
 use std::path::Path;
@@ -50,6 +50,7 @@ fn schema_names() -> Vec<(String, String)> {
     };
     add("Scenario", struct_fields::<Scenario>());
     add("Cluster", struct_fields::<Cluster>());
+    add("Quorum", struct_fields::<Quorum>());
     add("Network", struct_fields::<Network>());
     add("Topic", struct_fields::<Topic>());
     add("Client", struct_fields::<Client>());

@@ -44,6 +44,36 @@ fn bad_scenarios_get_clear_errors() {
         ("no brokers", "brokers: [1, 2, 3]", "brokers: []", "cluster.brokers: a cluster needs at least one broker"),
         ("a broker listed twice", "brokers: [1, 2, 3]", "brokers: [1, 2, 2]", "broker 2 is listed twice"),
         (
+            "a quorum without controllers",
+            "brokers: [1, 2, 3]",
+            "brokers: [1, 2, 3], quorum: (controllers: [])",
+            "cluster.quorum.controllers: a quorum needs at least one controller",
+        ),
+        (
+            "a controller listed twice",
+            "brokers: [1, 2, 3]",
+            "brokers: [1, 2, 3], quorum: (controllers: [3001, 3001])",
+            "cluster.quorum.controllers: controller 3001 is listed twice",
+        ),
+        (
+            "a controller id that is also a broker's",
+            "brokers: [1, 2, 3]",
+            "brokers: [1, 2, 3], quorum: (controllers: [1, 3001, 3002])",
+            "cluster.quorum.controllers: 1 is also a broker id",
+        ),
+        (
+            "a quorum field that does not exist",
+            "brokers: [1, 2, 3]",
+            "brokers: [1, 2, 3], quorum: (voters: [3001])",
+            "unknown field `voters`",
+        ),
+        (
+            "a fault on a controller outside the quorum",
+            "Kill(Broker(1))",
+            "Kill(Voter(3009))",
+            "timeline[0].action: unknown controller 3009",
+        ),
+        (
             "a malformed Kafka version",
             "brokers: [1, 2, 3]",
             "brokers: [1, 2, 3], kafka_version: \"four\"",

@@ -31,6 +31,8 @@ fn route(input: &Input) -> Route {
             message: Message::Response { correlation_id, .. } | Message::Request { correlation_id, .. },
             ..
         } => by_id(*correlation_id),
+        // Clients never speak KRaft; a stray one goes to the consumer, which ignores it.
+        Input::Message { message: Message::Raft(_), .. } => Route::Consumer,
         Input::Timer(Timer::RequestTimeout(id)) => by_id(*id),
         Input::Timer(
             Timer::Linger(_)

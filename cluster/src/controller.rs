@@ -16,6 +16,18 @@
 //! The controller never tells a broker what to do directly: it appends records to the metadata log
 //! and brokers replay it (see [`crate::metadata`]). While the controller is down nothing changes:
 //! no broker is fenced, no leader is elected, no ISR changes.
+//!
+//! A controller either runs alone (ksim's single dedicated controller: its log is its own, and
+//! brokers long-poll it with MetadataFetch) or as one voter of a KRaft quorum ([`quorum`]): then
+//! the metadata log is the Raft log, only the Raft leader writes it, and it answers brokers once
+//! the quorum has committed what it wrote.
+
+mod quorum;
+pub use quorum::QuorumSetup;
+/// How Raft ids map to nodes, shared with brokers observing the quorum.
+pub mod quorum_wire {
+    pub use super::quorum::{emit_raft_out, raft_id, raft_peer};
+}
 
 use crate::config::{BrokerConfig, TopicConfig};
 use crate::effects::{Effects, Input, StateMachine};
@@ -26,6 +38,7 @@ use crate::node::NodeId;
 use crate::note::{FenceReason, Note};
 use crate::partition_change::{self, ChangeRules, Changed};
 use crate::protocol::*;
+use crate::raft::RaftDisk;
 use crate::time::SimTime;
 use crate::timer::Timer;
 use crate::topic::{BrokerId, TopicPartition};
@@ -42,10 +55,12 @@ pub struct TopicSpec {
     pub config: TopicConfig,
 }
 
-/// What a controller's disk holds: the metadata log.
+/// What a controller's disk holds: the metadata log (a lone controller's), or the Raft log and
+/// `quorum-state` (a quorum member's).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ControllerDisk {
     pub log: Vec<MetadataRecord>,
+    pub raft: RaftDisk<MetadataRecord>,
 }
 
 #[derive(Clone, Debug)]
@@ -80,6 +95,8 @@ pub struct Controller {
     waiting_fetches: BTreeMap<BrokerId, (NodeId, u64, i64)>,
     /// The balance task (preferred-leader election) is scheduled.
     balance_scheduled: bool,
+    /// In a quorum: the Raft member and what the controller built on it.
+    quorum: Option<quorum::QuorumMember>,
 }
 
 impl Controller {
@@ -90,8 +107,25 @@ impl Controller {
         topics: Vec<TopicSpec>,
         disk: ControllerDisk,
     ) -> Self {
+        Self::with_quorum(id, config, expected_brokers, topics, disk, None)
+    }
+
+    /// A controller that is one voter of `quorum` (or alone, with `None`).
+    pub fn with_quorum(
+        id: i32,
+        config: BrokerConfig,
+        expected_brokers: usize,
+        topics: Vec<TopicSpec>,
+        disk: ControllerDisk,
+        quorum: Option<QuorumSetup>,
+    ) -> Self {
+        let ControllerDisk { log: lone_log, raft: raft_disk } = disk;
+        let quorum = quorum.map(|setup| quorum::QuorumMember::new(id, setup, raft_disk));
+        // A quorum member starts from nothing it has not seen committed: the records below the
+        // high watermark are replayed as the quorum tells it where that is.
+        let log = if quorum.is_some() { Vec::new() } else { lone_log };
         let mut image = MetadataImage::default();
-        for record in &disk.log {
+        for record in &log {
             image.apply(record);
         }
         // Topics already in the recovered log are not created again.
@@ -99,13 +133,14 @@ impl Controller {
         Controller {
             id,
             config,
-            log: disk.log,
+            log,
             image,
             pending_topics,
             expected_brokers,
             sessions: BTreeMap::new(),
             waiting_fetches: BTreeMap::new(),
             balance_scheduled: false,
+            quorum,
         }
     }
 
@@ -114,7 +149,10 @@ impl Controller {
     }
 
     pub fn into_disk(self) -> ControllerDisk {
-        ControllerDisk { log: self.log }
+        match self.quorum {
+            Some(q) => ControllerDisk { log: Vec::new(), raft: q.raft.into_disk() },
+            None => ControllerDisk { log: self.log, raft: RaftDisk::default() },
+        }
     }
 
     pub fn image(&self) -> &MetadataImage {
@@ -124,6 +162,7 @@ impl Controller {
     /// The image is the fold of the whole log (one offset per record), and satisfies
     /// [`MetadataImage::check_invariants`].
     pub fn check_invariants(&self) -> Result<(), String> {
+        self.check_quorum_invariants().map_err(|e| format!("quorum: {e}"))?;
         ensure(self.image.next_offset == self.log.len() as i64, || {
             format!("image at offset {}, log holds {} records", self.image.next_offset, self.log.len())
         })?;
@@ -156,6 +195,10 @@ impl Controller {
                 fx.note(Note::ControlledShutdownStarted { broker: *broker_id })
             }
             MetadataRecord::FenceBroker { .. } | MetadataRecord::Topic { .. } => {}
+        }
+        if let Some(q) = &mut self.quorum {
+            assert!(q.active_epoch.is_some(), "controller-{}: only the active controller writes metadata", self.id);
+            q.to_replicate.push(record.clone());
         }
         self.log.push(record);
     }
@@ -504,7 +547,7 @@ impl Controller {
             _ => None,
         };
         if let Some(body) = response {
-            fx.send(from, Message::Response { correlation_id, body });
+            self.reply(from, correlation_id, body, fx);
         }
         if self.log.len() > offsets_before {
             self.answer_waiting_fetches(fx);
@@ -547,7 +590,7 @@ impl Controller {
                 self.unclean_shutdown(r.broker_id, fx);
             }
         }
-        let broker_epoch = self.log.len() as i64;
+        let broker_epoch = self.next_record_offset();
         self.append(
             MetadataRecord::RegisterBroker {
                 broker_id: r.broker_id,
@@ -737,6 +780,7 @@ impl Controller {
 impl StateMachine for Controller {
     fn handle(&mut self, now: SimTime, input: Input, rng: &mut dyn rand_core::RngCore, fx: &mut Effects) {
         match input {
+            Input::Start if self.is_quorum_member() => self.quorum_start(now, rng, fx),
             Input::Start => {
                 // A (re)started controller gives every registered broker a fresh session.
                 let registered: Vec<BrokerId> = self.image.brokers.keys().copied().collect();
@@ -746,10 +790,19 @@ impl StateMachine for Controller {
                 self.schedule_session_check(fx);
             }
             Input::Message { from, message: Message::Request { correlation_id, body } } => {
-                self.on_request(now, from, correlation_id, body, rng, fx)
+                if self.is_active() {
+                    self.on_request(now, from, correlation_id, body, rng, fx)
+                } else if let Some(answer) = quorum::not_controller_answer(&body) {
+                    // `QuorumController`: only the active controller handles broker requests.
+                    fx.send(from, Message::Response { correlation_id, body: answer });
+                }
             }
+            Input::Message { from, message: Message::Raft(m) } => self.quorum_message(now, from, m, rng, fx),
             Input::Message { .. } => {}
-            Input::Timer(timer) => self.on_timer(now, timer, fx),
+            Input::Timer(Timer::Raft(timer)) => self.quorum_timer(now, timer, rng, fx),
+            Input::Timer(timer) if self.is_active() => self.on_timer(now, timer, fx),
+            // A timer of an activity this controller renounced.
+            Input::Timer(_) => {}
             // The controller has no controlled shutdown of its own in ksim: it stops at once.
             Input::Shutdown => fx.exit(),
             // Only clients time their connection setup.
@@ -765,7 +818,10 @@ impl StateMachine for Controller {
                 }
             }
         }
-        self.maybe_schedule_balance(now, fx);
+        self.quorum_settle(now, rng, fx);
+        if self.is_active() {
+            self.maybe_schedule_balance(now, fx);
+        }
         debug_check(self.node_id(), || self.check_invariants());
     }
 }

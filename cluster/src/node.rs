@@ -31,7 +31,10 @@ impl NodeId {
 impl fmt::Display for NodeId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            NodeId::Controller(_) => write!(f, "controller"),
+            // ksim's single controller (node 3000) is just "controller"; the controllers of a
+            // quorum are told apart by id.
+            NodeId::Controller(3000) => write!(f, "controller"),
+            NodeId::Controller(id) => write!(f, "controller-{id}"),
             NodeId::Broker(id) => write!(f, "broker-{id}"),
             NodeId::Client(index) => write!(f, "client-{index}"),
         }

@@ -7,6 +7,7 @@
 use crate::error::ErrorCode;
 use crate::log::TruncateReason;
 use crate::metadata::ElectionKind;
+use crate::raft::RaftEvent;
 use crate::topic::{BrokerId, TopicPartition};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -32,6 +33,21 @@ pub enum IsrChangeReason {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Note {
+    // ---- the controller quorum (KRaft) ----
+    /// What the quorum member (a controller) or observer (a broker) did: a role change, a vote,
+    /// its high watermark moving, a truncation, a resignation.
+    Quorum(RaftEvent),
+    /// This controller's leadership is committed (its LeaderChange record is below the high
+    /// watermark) and it has replayed the whole log: it is the active controller from now on
+    /// (`QuorumController.claim`, fired by `KafkaRaftClient`'s `handleLeaderChange`).
+    ControllerActivated {
+        epoch: i32,
+    },
+    /// The active controller lost its leadership (`QuorumController.renounce`): it drops broker
+    /// sessions and pending answers and rolls its state back to the committed records.
+    ControllerRenounced {
+        epoch: i32,
+    },
     // ---- controller ----
     BrokerRegistered {
         broker: BrokerId,
@@ -303,6 +319,7 @@ impl Note {
             | TruncationDetected { partition, .. } => Some(partition),
             ProduceFailed { partition, .. } => partition.as_ref(),
             OffsetCommitted { partition, .. } => Some(partition),
+            Quorum(_) | ControllerActivated { .. } | ControllerRenounced { .. } => None,
             BrokerRegistered { .. }
             | BrokerFenced { .. }
             | BrokerUnfenced { .. }
@@ -338,6 +355,33 @@ impl fmt::Display for Note {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use Note::*;
         match self {
+            Quorum(RaftEvent::Transition { epoch, role, leader }) => match leader {
+                Some(l) => write!(f, "quorum epoch {epoch}: {role} (leader controller-{l})"),
+                None => write!(f, "quorum epoch {epoch}: {role}, no leader known"),
+            },
+            Quorum(RaftEvent::VoteCast { epoch, candidate, pre_vote, granted }) => write!(
+                f,
+                "{} controller-{candidate} a {} in epoch {epoch}",
+                if *granted { "granted" } else { "refused" },
+                if *pre_vote { "pre-vote" } else { "vote" }
+            ),
+            Quorum(RaftEvent::HighWatermark { high_watermark }) => {
+                write!(f, "metadata log committed up to offset {high_watermark}")
+            }
+            Quorum(RaftEvent::Truncated { from, to }) => {
+                write!(f, "metadata log truncated from {from} to {to}: an uncommitted tail the leader never had")
+            }
+            Quorum(RaftEvent::Resigned { epoch, check_quorum: true }) => write!(
+                f,
+                "resigned epoch {epoch}: no fetch from a majority for 1.5 x controller.quorum.fetch.timeout.ms (check-quorum)"
+            ),
+            Quorum(RaftEvent::Resigned { epoch, check_quorum: false }) => write!(f, "resigned epoch {epoch}"),
+            ControllerActivated { epoch } => {
+                write!(f, "active controller (epoch {epoch}): broker sessions start afresh")
+            }
+            ControllerRenounced { epoch } => {
+                write!(f, "no longer the active controller (epoch {epoch}): uncommitted changes rolled back")
+            }
             BrokerRegistered { broker, broker_epoch } => {
                 write!(f, "broker-{broker} registered (broker epoch {broker_epoch}); fenced until it catches up on metadata")
             }

@@ -10,6 +10,7 @@
 use crate::config::{Acks, TopicConfig};
 use crate::error::ErrorCode;
 use crate::metadata::MetadataRecord;
+use crate::raft::message::RaftMessage;
 use crate::record::RecordBatch;
 use crate::topic::{BrokerId, TopicPartition};
 use serde::{Deserialize, Serialize};
@@ -17,8 +18,18 @@ use std::fmt;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Message {
-    Request { correlation_id: u64, body: Request },
-    Response { correlation_id: u64, body: Response },
+    Request {
+        correlation_id: u64,
+        body: Request,
+    },
+    Response {
+        correlation_id: u64,
+        body: Response,
+    },
+    /// KRaft's own RPCs between quorum members and observers (KIP-595): Vote, BeginQuorumEpoch,
+    /// EndQuorumEpoch and the metadata Fetch. The Raft state machine matches answers to its state
+    /// (epoch, fetch offset), not to correlation ids, so they travel as one kind of message.
+    Raft(RaftMessage<MetadataRecord>),
 }
 
 impl Message {
@@ -26,11 +37,24 @@ impl Message {
         match self {
             Message::Request { body, .. } => body.api(),
             Message::Response { body, .. } => body.api(),
+            Message::Raft(m) => match m {
+                RaftMessage::Vote(r) if r.pre_vote => ApiKey::PreVote,
+                RaftMessage::VoteResponse(r) if r.pre_vote => ApiKey::PreVote,
+                RaftMessage::Vote(_) | RaftMessage::VoteResponse(_) => ApiKey::Vote,
+                RaftMessage::BeginQuorumEpoch(_) | RaftMessage::BeginQuorumEpochResponse(_) => ApiKey::BeginQuorumEpoch,
+                RaftMessage::EndQuorumEpoch(_) | RaftMessage::EndQuorumEpochResponse(_) => ApiKey::EndQuorumEpoch,
+                // The metadata log's Fetch: ksim names it MetadataFetch, as it did before the quorum.
+                RaftMessage::Fetch(_) | RaftMessage::FetchResponse(_) => ApiKey::MetadataFetch,
+            },
         }
     }
 
     pub fn is_request(&self) -> bool {
-        matches!(self, Message::Request { .. })
+        match self {
+            Message::Request { .. } => true,
+            Message::Response { .. } => false,
+            Message::Raft(m) => m.is_request(),
+        }
     }
 }
 
@@ -50,6 +74,11 @@ pub enum ApiKey {
     /// names it apart from the data-plane Fetch so the trace reads clearly.
     MetadataFetch,
     CreateTopics,
+    /// KRaft elections (KIP-595) and pre-elections (KIP-996: a Vote with `preVote` set).
+    Vote,
+    PreVote,
+    BeginQuorumEpoch,
+    EndQuorumEpoch,
     FindCoordinator,
     JoinGroup,
     SyncGroup,
@@ -729,6 +758,7 @@ impl fmt::Display for Message {
         match self {
             Message::Request { body, .. } => write!(f, "{body}"),
             Message::Response { body, .. } => write!(f, "{body} (response)"),
+            Message::Raft(m) => write!(f, "{m}"),
         }
     }
 }

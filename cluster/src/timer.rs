@@ -1,5 +1,6 @@
 //! Timers, named by what they are for. Setting a timer that is already set moves it.
 
+use crate::raft::RaftTimer;
 use crate::topic::{BrokerId, TopicPartition};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -35,6 +36,8 @@ pub enum Timer {
     SessionCheck,
     LeaderImbalanceCheck,
     MetadataFetchExpiry(BrokerId),
+    // -- KRaft (a controller in a quorum, or a broker observing it) --
+    Raft(RaftTimer),
     // -- producer --
     Linger(TopicPartition),
     ProducerWakeup,
@@ -93,6 +96,14 @@ impl fmt::Display for Timer {
             Timer::SessionCheck => write!(f, "broker session check"),
             Timer::LeaderImbalanceCheck => write!(f, "leader imbalance check"),
             Timer::MetadataFetchExpiry(b) => write!(f, "metadata fetch from broker-{b} expired"),
+            Timer::Raft(t) => match t {
+                RaftTimer::Election => write!(f, "quorum election timeout"),
+                RaftTimer::FetchTimeout => write!(f, "controller.quorum.fetch.timeout.ms passed"),
+                RaftTimer::FetchRetry => write!(f, "quorum fetch retry"),
+                RaftTimer::CheckQuorum => write!(f, "check-quorum: no fetch from a majority"),
+                RaftTimer::BeginQuorumEpochRetry => write!(f, "BeginQuorumEpoch retry"),
+                RaftTimer::FetchWait(r) => write!(f, "held quorum fetch from {r} waited long enough"),
+            },
             Timer::Linger(tp) => write!(f, "linger over for {tp}"),
             Timer::ProducerWakeup => write!(f, "producer wakeup"),
             Timer::MetadataRefresh => write!(f, "metadata refresh"),

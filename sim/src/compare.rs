@@ -139,14 +139,18 @@ pub fn check_same_nodes(variants: &[Variant]) -> Result<(), String> {
     if variants.len() > MAX_VARIANTS {
         return Err(format!("{} variants: at most {MAX_VARIANTS}", variants.len()));
     }
-    let nodes =
-        |s: &Scenario| (s.cluster.brokers.clone(), s.clients.iter().map(|c| c.name.clone()).collect::<Vec<_>>());
+    // Brokers and controllers (a quorum's are fault targets too), and clients.
+    let nodes = |s: &Scenario| {
+        let mut servers = s.cluster.brokers.clone();
+        servers.extend(s.cluster.quorum.iter().flat_map(|q| q.controllers.iter().copied()));
+        (servers, s.clients.iter().map(|c| c.name.clone()).collect::<Vec<_>>())
+    };
     let expected = nodes(&first.scenario);
     for v in &variants[1..] {
         let got = nodes(&v.scenario);
         if got != expected {
             return Err(format!(
-                "variant {} has brokers {:?} and clients {:?}, but {} has brokers {:?} and clients {:?}: \
+                "variant {} has servers {:?} and clients {:?}, but {} has servers {:?} and clients {:?}: \
                  variants must have the same nodes to meet the same faults",
                 v.name, got.0, got.1, first.name, expected.0, expected.1
             ));

@@ -107,6 +107,13 @@ pub fn fault_schedule(scenario: &Scenario, seed: u64) -> Vec<Step> {
     let mut rng = stream(seed, "faults");
     let brokers: Vec<NodeRef> = scenario.cluster.brokers.iter().map(|b| NodeRef::Broker(*b)).collect();
     let clients: Vec<NodeRef> = scenario.clients.iter().map(|c| NodeRef::Client(c.name.clone())).collect();
+    // In a scenario with a controller quorum, kills, power failures, pauses and partitions may hit
+    // any controller too (a lone controller stays out of reach, as before: its death is the
+    // `controller-down-no-failover` lesson, not a fault the cluster recovers from).
+    let mut servers = brokers.clone();
+    if let Some(q) = &scenario.cluster.quorum {
+        servers.extend(q.controllers.iter().map(|id| NodeRef::Voter(*id)));
+    }
     let mut steps = Vec::new();
     let window = |rng: &mut rand_chacha::ChaCha8Rng| {
         let start = between(rng, budget.from_ms, budget.heal_by_ms.saturating_sub(1_000));
@@ -115,25 +122,25 @@ pub fn fault_schedule(scenario: &Scenario, seed: u64) -> Vec<Step> {
     };
     for _ in 0..budget.kills {
         let (start, end) = window(&mut rng);
-        let target = pick(&mut rng, &brokers).clone();
+        let target = pick(&mut rng, &servers).clone();
         steps.push(Step { at_ms: start, action: Action::Kill(target.clone()) });
         steps.push(Step { at_ms: end, action: Action::Restart(target) });
     }
     for _ in 0..budget.power_failures {
         let (start, end) = window(&mut rng);
-        let target = pick(&mut rng, &brokers).clone();
+        let target = pick(&mut rng, &servers).clone();
         steps.push(Step { at_ms: start, action: Action::PowerFail(target.clone()) });
         steps.push(Step { at_ms: end, action: Action::Restart(target) });
     }
     for _ in 0..budget.pauses {
         let (start, end) = window(&mut rng);
-        let target = pick(&mut rng, &brokers).clone();
+        let target = pick(&mut rng, &servers).clone();
         steps.push(Step { at_ms: start, action: Action::Pause(target.clone()) });
         steps.push(Step { at_ms: end, action: Action::Resume(target) });
     }
     for _ in 0..budget.partitions {
         let (start, end) = window(&mut rng);
-        let target = pick(&mut rng, &brokers).clone();
+        let target = pick(&mut rng, &servers).clone();
         steps.push(Step { at_ms: start, action: Action::Isolate(target) });
         steps.push(Step { at_ms: end, action: Action::Heal });
     }

@@ -160,12 +160,28 @@ pub enum Durable {
     Broker(BrokerDisk),
 }
 
+/// The controller that decides: the single controller if it runs, or the quorum's active
+/// controller (the one of the highest epoch, should a deposed one not know yet).
+pub fn active_controller(slots: &Nodes) -> Option<&Controller> {
+    slots
+        .values()
+        .filter(|s| matches!(s.status, Status::Up | Status::Paused))
+        .filter_map(|s| match &s.machine {
+            Some(Machine::Controller(c)) if c.is_active() => Some(c),
+            _ => None,
+        })
+        .max_by_key(|c| c.raft().map_or(0, |r| r.epoch()))
+}
+
 /// Each partition's current leader, as the controller's image says (if the controller runs) or
 /// as the brokers that believe they lead say.
 pub fn current_leaders(slots: &Nodes) -> BTreeMap<TopicPartition, BrokerId> {
     let mut leaders = BTreeMap::new();
     for slot in slots.values() {
         if let Some(Machine::Controller(c)) = &slot.machine {
+            if c.is_quorum_member() {
+                break;
+            }
             for (tp, p) in &c.image().partitions {
                 if let Some(l) = p.leader {
                     leaders.insert(tp.clone(), l);
@@ -173,6 +189,14 @@ pub fn current_leaders(slots: &Nodes) -> BTreeMap<TopicPartition, BrokerId> {
             }
             return leaders;
         }
+    }
+    if let Some(c) = active_controller(slots).filter(|c| c.is_quorum_member()) {
+        for (tp, p) in &c.image().partitions {
+            if let Some(l) = p.leader {
+                leaders.insert(tp.clone(), l);
+            }
+        }
+        return leaders;
     }
     let mut best: BTreeMap<TopicPartition, (i32, BrokerId)> = BTreeMap::new();
     for (node, slot) in slots {

@@ -3,10 +3,9 @@
 use crate::nodes::current_leaders;
 use crate::nodes::Machine;
 use crate::scenario::happening;
-use crate::scenario::{parse_partition, Condition, Expectation, Happening, Scenario, CONTROLLER_ID};
+use crate::scenario::{parse_partition, Condition, Expectation, Happening, Scenario};
 use crate::trace::{Class, Event, EventKind, Finding, Rule};
 use crate::world::World;
-use ksim_cluster::node::NodeId;
 use ksim_cluster::time::SimTime;
 use std::fmt::Write;
 
@@ -230,10 +229,7 @@ fn replicas_identical(nodes: &crate::nodes::Nodes, tp: &ksim_cluster::TopicParti
 
 fn final_condition(scenario: &Scenario, world: &World, condition: &Condition) -> (bool, String) {
     let leaders = current_leaders(&world.slots);
-    let image = world.slots.get(&NodeId::Controller(CONTROLLER_ID)).and_then(|s| match &s.machine {
-        Some(Machine::Controller(c)) => Some(c.image()),
-        _ => None,
-    });
+    let image = crate::nodes::active_controller(&world.slots).map(|c| c.image());
     let client = |name: &str| scenario.node_id(&crate::scenario::NodeRef::Client(name.to_string()));
     match condition {
         Condition::Leader(p, broker) => {

@@ -3,7 +3,7 @@
 use crate::clock::now;
 use crate::host::{node_main, MadsimDriver, MadsimNodes};
 use crate::report::Report;
-use crate::scenario::{Action, Scenario, CONTROLLER_ID};
+use crate::scenario::{Action, Scenario};
 use crate::trace::{EventKind, Fault, Trace};
 use crate::world::World;
 use ksim_cluster::node::NodeId;
@@ -76,10 +76,7 @@ pub fn run_with(scenario: &Scenario, name: &str, seed: u64, options: &RunOptions
 }
 
 fn timeline(scenario: &Scenario, options: &RunOptions) -> Vec<(SimTime, Directive)> {
-    let all_nodes: Vec<NodeId> = std::iter::once(NodeId::Controller(CONTROLLER_ID))
-        .chain(scenario.cluster.brokers.iter().map(|b| NodeId::Broker(*b)))
-        .chain((0..scenario.clients.len()).map(|i| NodeId::Client(i as u32)))
-        .collect();
+    let all_nodes: Vec<NodeId> = scenario.all_nodes();
     let mut out: Vec<(SimTime, Directive)> = Vec::new();
     for n in &scenario.narration {
         if let Some(at) = n.at_ms {
@@ -143,7 +140,8 @@ async fn supervise(scenario: Scenario, name: String, seed: u64, options: RunOpti
         w.progress = options.progress.clone();
     }
 
-    let mut nodes: Vec<(NodeId, Option<(crate::scenario::App, u64)>)> = vec![(NodeId::Controller(CONTROLLER_ID), None)];
+    let mut nodes: Vec<(NodeId, Option<(crate::scenario::App, u64)>)> =
+        scenario.controller_ids().into_iter().map(|id| (NodeId::Controller(id), None)).collect();
     nodes.extend(scenario.cluster.brokers.iter().map(|b| (NodeId::Broker(*b), None)));
     nodes.extend(
         scenario.clients.iter().enumerate().map(|(i, c)| (NodeId::Client(i as u32), Some((c.app.clone(), c.start_ms)))),

@@ -176,10 +176,13 @@ pub enum Rule {
     DuplicateRecord,
     NoConvergence,
     CommitBeforeOutputAcked,
+    TwoQuorumLeadersInEpoch,
+    CommittedMetadataLost,
+    BrokerActedOnUncommitted,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 18] = [
+    pub const ALL: [Rule; 21] = [
         Rule::TwoLeadersInEpoch,
         Rule::TwoOwnersInGeneration,
         Rule::TwoOwners,
@@ -198,6 +201,9 @@ impl Rule {
         Rule::DuplicateRecord,
         Rule::NoConvergence,
         Rule::CommitBeforeOutputAcked,
+        Rule::TwoQuorumLeadersInEpoch,
+        Rule::CommittedMetadataLost,
+        Rule::BrokerActedOnUncommitted,
     ];
 
     /// The stable name: what the trace stores and the report prints.
@@ -221,6 +227,9 @@ impl Rule {
             Rule::DuplicateRecord => "duplicate-record",
             Rule::NoConvergence => "no-convergence",
             Rule::CommitBeforeOutputAcked => "commit-before-output-acked",
+            Rule::TwoQuorumLeadersInEpoch => "two-quorum-leaders-in-epoch",
+            Rule::CommittedMetadataLost => "committed-metadata-lost",
+            Rule::BrokerActedOnUncommitted => "broker-acted-on-uncommitted",
         }
     }
 
@@ -249,6 +258,9 @@ impl Rule {
             Rule::CommitBeforeOutputAcked => {
                 "an application committed its input offsets while one of its output writes had no answer yet"
             }
+            Rule::TwoQuorumLeadersInEpoch => "two controllers led the metadata quorum in the same epoch",
+            Rule::CommittedMetadataLost => "a committed metadata record was lost, replaced or moved",
+            Rule::BrokerActedOnUncommitted => "a broker applied metadata the quorum had not committed",
         }
     }
 
@@ -258,7 +270,10 @@ impl Rule {
             Rule::TwoLeadersInEpoch
             | Rule::TwoOwnersInGeneration
             | Rule::CommitPastLogEnd
-            | Rule::CommitBeforeOutputAcked => Nature::Invariant,
+            | Rule::CommitBeforeOutputAcked
+            | Rule::TwoQuorumLeadersInEpoch
+            | Rule::CommittedMetadataLost
+            | Rule::BrokerActedOnUncommitted => Nature::Invariant,
             Rule::TwoOwners
             | Rule::CommitWentBack
             | Rule::CommittedUndelivered

@@ -607,6 +607,8 @@ impl ClusterView {
             Note::StaticMemberReturned { .. } => {}
             // The broker rows show fencing and process status; these only narrate.
             Note::RegistrationRejected { .. } | Note::ControlledShutdownStarted { .. } | Note::ShutdownRequested => {}
+            // The quorum has no pane yet; the event list shows these notes.
+            Note::Quorum(_) | Note::ControllerActivated { .. } | Note::ControllerRenounced { .. } => {}
             Note::AssignmentStored { group, generation, member, partitions } => {
                 let m = self.groups.entry(group.clone()).or_default().members.entry(member.clone()).or_default();
                 m.assigned_generation = Some(*generation);

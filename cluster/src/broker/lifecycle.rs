@@ -56,6 +56,10 @@ impl Broker {
         if self.has_outstanding(&Outstanding::Registration) {
             return;
         }
+        // With a quorum, wait until the observer knows the leader (it registers then).
+        if self.observer.as_ref().is_some_and(|o| o.raft.leader().is_none()) {
+            return;
+        }
         let body = Request::BrokerRegistration(BrokerRegistrationRequest {
             broker_id: self.id,
             incarnation: self.incarnation,
@@ -152,7 +156,8 @@ impl Broker {
     }
 
     pub(super) fn fetch_metadata(&mut self, now: SimTime, fx: &mut Effects) {
-        if self.broker_epoch < 0 || self.has_outstanding(&Outstanding::MetadataFetch) {
+        // With a quorum the observer replicates the metadata log (see `observer`).
+        if self.broker_epoch < 0 || self.observer.is_some() || self.has_outstanding(&Outstanding::MetadataFetch) {
             return;
         }
         let body = Request::MetadataFetch(MetadataFetchRequest {

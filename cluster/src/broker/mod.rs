@@ -28,6 +28,7 @@ mod follower;
 mod group_host;
 mod leader;
 mod lifecycle;
+mod observer;
 mod purgatory;
 pub mod replica;
 
@@ -109,6 +110,8 @@ pub struct Broker {
     offsets_topic_requested: bool,
     next_id: u64,
     next_producer_id: i64,
+    /// With a controller quorum: the KRaft observer that replicates the metadata log.
+    observer: Option<observer::Observer>,
 }
 
 impl Broker {
@@ -151,6 +154,7 @@ impl Broker {
             offsets_topic_requested: false,
             next_id: 1,
             next_producer_id: 0,
+            observer: None,
         }
     }
 
@@ -269,6 +273,11 @@ impl Broker {
                 if r.error == ErrorCode::StaleBrokerEpoch && !self.shutting_down {
                     self.broker_epoch = -1;
                     self.register(now, fx);
+                } else if r.error == ErrorCode::NotController {
+                    // `NodeToControllerRequestThread`: the controller moved; ask the new one
+                    // (the observer follows the quorum leader) after a short backoff.
+                    self.heartbeat_failed(now, false, fx);
+                    return;
                 } else if r.error.is_none() {
                     self.failed_registrations = 0;
                     self.fenced = r.is_fenced;
@@ -403,9 +412,14 @@ impl Broker {
 }
 
 impl StateMachine for Broker {
-    fn handle(&mut self, now: SimTime, input: Input, _rng: &mut dyn rand_core::RngCore, fx: &mut Effects) {
+    fn handle(&mut self, now: SimTime, input: Input, rng: &mut dyn rand_core::RngCore, fx: &mut Effects) {
         match input {
-            Input::Start => self.start(now, fx),
+            Input::Start => {
+                self.start(now, fx);
+                self.observer_start(now, rng, fx);
+            }
+            Input::Message { from, message: Message::Raft(m) } => self.observer_message(now, from, m, rng, fx),
+            Input::Timer(Timer::Raft(timer)) => self.observer_timer(now, timer, rng, fx),
             Input::Message { from, message: Message::Request { correlation_id, body } } => {
                 self.on_request(now, from, correlation_id, body, fx)
             }

@@ -117,3 +117,68 @@ pub struct RaftFetchResponse<T> {
     /// Set when the fetcher's log parts from the leader's (`divergingEpoch`); `records` is empty.
     pub diverging_epoch: Option<OffsetAndEpoch>,
 }
+
+impl<T> std::fmt::Display for RaftMessage<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let leader = |l: &Option<i32>| l.map_or_else(|| "none".to_string(), |l| l.to_string());
+        match self {
+            RaftMessage::Vote(r) => write!(
+                f,
+                "{} epoch={} candidate={} last=(epoch {}, offset {})",
+                self.api_name(),
+                r.candidate_epoch,
+                r.candidate_id,
+                r.last_offset_epoch,
+                r.last_offset
+            ),
+            RaftMessage::VoteResponse(r) => write!(
+                f,
+                "{} {} epoch={} leader={}{} (response)",
+                self.api_name(),
+                if r.vote_granted { "granted" } else { "refused" },
+                r.leader_epoch,
+                leader(&r.leader_id),
+                if r.error == ErrorCode::None { String::new() } else { format!(" {}", r.error) }
+            ),
+            RaftMessage::BeginQuorumEpoch(r) => {
+                write!(f, "BeginQuorumEpoch epoch={} leader={}", r.leader_epoch, r.leader_id)
+            }
+            RaftMessage::EndQuorumEpoch(r) => write!(
+                f,
+                "EndQuorumEpoch epoch={} leader={} successors={:?}",
+                r.leader_epoch, r.leader_id, r.preferred_successors
+            ),
+            RaftMessage::BeginQuorumEpochResponse(r) | RaftMessage::EndQuorumEpochResponse(r) => write!(
+                f,
+                "{} epoch={} leader={}{} (response)",
+                self.api_name(),
+                r.leader_epoch,
+                leader(&r.leader_id),
+                if r.error == ErrorCode::None { String::new() } else { format!(" {}", r.error) }
+            ),
+            RaftMessage::Fetch(r) => write!(
+                f,
+                "MetadataFetch offset={} last_epoch={} epoch={}",
+                r.fetch_offset, r.last_fetched_epoch, r.current_leader_epoch
+            ),
+            RaftMessage::FetchResponse(r) => {
+                write!(
+                    f,
+                    "MetadataFetch {} record(s) from {} hw={} epoch={} leader={}",
+                    r.records.len(),
+                    r.base_offset,
+                    r.high_watermark,
+                    r.leader_epoch,
+                    leader(&r.leader_id)
+                )?;
+                if let Some(d) = r.diverging_epoch {
+                    write!(f, " diverging=(epoch {}, offset {})", d.epoch, d.offset)?;
+                }
+                if r.error != ErrorCode::None {
+                    write!(f, " {}", r.error)?;
+                }
+                f.write_str(" (response)")
+            }
+        }
+    }
+}

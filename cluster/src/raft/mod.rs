@@ -149,6 +149,8 @@ pub struct Raft<T> {
     election: ElectionRecord,
     role: Role,
     high_watermark: i64,
+    /// When the Election timer fires, if it is set (a transition to Unattached keeps it).
+    election_deadline: Option<SimTime>,
 }
 
 impl<T: Clone> Raft<T> {
@@ -172,7 +174,7 @@ impl<T: Clone> Raft<T> {
         } else {
             Role::Unattached { leader_hint: None }
         };
-        Raft { id, voters, config, log, election, role, high_watermark: 0 }
+        Raft { id, voters, config, log, election, role, high_watermark: 0, election_deadline: None }
     }
 
     // ---- reading --------------------------------------------------------------------------------
@@ -264,6 +266,7 @@ impl<T: Clone> Raft<T> {
     // ---- transitions ----------------------------------------------------------------------------
 
     fn leave_role(&mut self, out: &mut RaftOut<T>) {
+        self.election_deadline = None;
         for timer in [
             RaftTimer::Election,
             RaftTimer::FetchTimeout,
@@ -280,6 +283,11 @@ impl<T: Clone> Raft<T> {
         }
     }
 
+    fn set_election_timer(&mut self, at: SimTime, out: &mut RaftOut<T>) {
+        self.election_deadline = Some(at);
+        out.set(RaftTimer::Election, at);
+    }
+
     fn enter(&mut self, role: Role, out: &mut RaftOut<T>) {
         self.leave_role(out);
         self.role = role;
@@ -292,12 +300,14 @@ impl<T: Clone> Raft<T> {
         match self.role.clone() {
             Role::Follower { leader, .. } => self.become_follower(now, self.epoch(), leader, out),
             Role::Candidate { .. } => {
-                out.set(RaftTimer::Election, now.plus_ms(self.random_election_timeout_ms(rng)));
+                let at = now.plus_ms(self.random_election_timeout_ms(rng));
+                self.set_election_timer(at, out);
                 self.send_vote_requests(false, out);
             }
             Role::Unattached { .. } | Role::Prospective { .. } | Role::Resigned { .. } => {
                 if self.is_voter() {
-                    out.set(RaftTimer::Election, now.plus_ms(self.random_election_timeout_ms(rng)));
+                    let at = now.plus_ms(self.random_election_timeout_ms(rng));
+                    self.set_election_timer(at, out);
                 } else {
                     self.fetch_from_any_voter(now, rng, out);
                 }
@@ -306,6 +316,11 @@ impl<T: Clone> Raft<T> {
         }
     }
 
+    /// `QuorumState.transitionToUnattached`: a voter already waiting out an election timer
+    /// (Unattached, Candidate, Resigned, or a Prospective whose pre-votes were not refused) keeps
+    /// the time it has left instead of drawing a new one. Otherwise a candidate that cannot win
+    /// (a stale log) but keeps bumping the epoch would reset everyone's timer forever, and nobody
+    /// else would ever stand (the election timer is not reset, `QuorumStateTest.testUnattachedToUnattached`).
     fn become_unattached(
         &mut self,
         now: SimTime,
@@ -314,10 +329,18 @@ impl<T: Clone> Raft<T> {
         rng: &mut dyn rand_core::RngCore,
         out: &mut RaftOut<T>,
     ) {
+        let voters = self.voters.len();
+        let keep = match &self.role {
+            Role::Unattached { .. } | Role::Candidate { .. } | Role::Resigned { .. } => self.election_deadline,
+            Role::Prospective { tally, .. } if !tally.lost(voters) => self.election_deadline,
+            _ => None,
+        }
+        .filter(|at| *at > now);
         self.election = ElectionRecord { epoch, voted_for, leader: None };
         self.enter(Role::Unattached { leader_hint: None }, out);
         if self.is_voter() {
-            out.set(RaftTimer::Election, now.plus_ms(self.random_election_timeout_ms(rng)));
+            let at = keep.unwrap_or_else(|| now.plus_ms(self.random_election_timeout_ms(rng)));
+            self.set_election_timer(at, out);
         } else {
             self.fetch_from_any_voter(now, rng, out);
         }
@@ -351,7 +374,8 @@ impl<T: Clone> Raft<T> {
             _ => None,
         };
         self.enter(Role::Prospective { tally: Tally::of_self(self.id), leader_hint }, out);
-        out.set(RaftTimer::Election, now.plus_ms(self.random_election_timeout_ms(rng)));
+        let at = now.plus_ms(self.random_election_timeout_ms(rng));
+        self.set_election_timer(at, out);
         if self.voters.len() == 1 {
             self.become_candidate(now, 1, rng, out);
         } else {
@@ -362,7 +386,8 @@ impl<T: Clone> Raft<T> {
     fn become_candidate(&mut self, now: SimTime, retries: u32, rng: &mut dyn rand_core::RngCore, out: &mut RaftOut<T>) {
         self.election = ElectionRecord { epoch: self.epoch() + 1, voted_for: Some(self.id), leader: None };
         self.enter(Role::Candidate { tally: Tally::of_self(self.id), retries, backing_off: false }, out);
-        out.set(RaftTimer::Election, now.plus_ms(self.random_election_timeout_ms(rng)));
+        let at = now.plus_ms(self.random_election_timeout_ms(rng));
+        self.set_election_timer(at, out);
         if self.voters.len() == 1 {
             self.become_leader(now, out);
         } else {
@@ -418,7 +443,8 @@ impl<T: Clone> Raft<T> {
                 }),
             );
         }
-        out.set(RaftTimer::Election, now.plus_ms(self.random_election_timeout_ms(rng)));
+        let at = now.plus_ms(self.random_election_timeout_ms(rng));
+        self.set_election_timer(at, out);
     }
 
     /// A graceful shutdown of the leader (`KafkaRaftClient.shutdown` → `transitionToResigned`).
@@ -614,7 +640,8 @@ impl<T: Clone> Raft<T> {
         let Role::Candidate { retries, backing_off, .. } = &mut self.role else { return };
         *backing_off = true;
         let retries = *retries;
-        out.set(RaftTimer::Election, now.plus_ms(self.binary_backoff_ms(retries, rng)));
+        let at = now.plus_ms(self.binary_backoff_ms(retries, rng));
+        self.set_election_timer(at, out);
     }
 
     pub fn on_message(
@@ -746,7 +773,8 @@ impl<T: Clone> Raft<T> {
             // One vote per epoch, written to `quorum-state` before the answer leaves.
             self.election.voted_for = Some(request.candidate_id);
             self.enter(Role::Unattached { leader_hint: None }, out);
-            out.set(RaftTimer::Election, now.plus_ms(self.random_election_timeout_ms(rng)));
+            let at = now.plus_ms(self.random_election_timeout_ms(rng));
+            self.set_election_timer(at, out);
         }
         out.events.push(RaftEvent::VoteCast {
             epoch: self.epoch(),

@@ -688,18 +688,15 @@ fn random_kills_and_partitions_keep_the_promises_and_converge() {
 }
 
 /// Before Kafka 4.0 (no pre-vote) a voter with a stale log that keeps losing elections bumps
-/// the epoch every time its backoff (at most `election.backoff.max.ms`, 1 s) ends, and every
-/// bump restarts the other voters' election timers ([1 s, 2 s)): they only get their turn when
-/// one draws a timeout shorter than the loser's cycle. The quorum converges, but it can take
-/// minutes; KIP-996 names this disruption among its reasons.
+/// the epoch every time its backoff (at most `election.backoff.max.ms`, 1 s) ends. Each bump
+/// moves the other voters to the new epoch, but does not restart their election timers
+/// (`QuorumState.transitionToUnattached` keeps the remaining time of an Unattached, Candidate or
+/// Resigned voter; `QuorumStateTest.testUnattachedToUnattached`), so one of them still stands
+/// within its timeout and wins. The stale voter disrupts, it does not block: every seed converges
+/// within 20 s. (Restarting the timers at every bump kept some seeds leaderless for minutes.)
 #[test]
 fn without_pre_vote_a_stale_candidate_delays_but_does_not_prevent_convergence() {
-    let mut slow = 0;
     for seed in 0..40 {
-        sweep(seed, &[1, 2, 3], false, 600_000).unwrap();
-        if sweep(seed, &[1, 2, 3], false, 20_000).is_err() {
-            slow += 1;
-        }
+        sweep(seed, &[1, 2, 3], false, 20_000).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
     }
-    assert!(slow > 0, "at least one seed shows the slow convergence");
 }

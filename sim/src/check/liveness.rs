@@ -19,16 +19,30 @@ pub fn convergence_problems(
     checker: &Checker,
 ) -> Vec<String> {
     let mut problems = Vec::new();
-    let image = slots.values().find_map(|s| match &s.machine {
-        Some(Machine::Controller(c)) => Some(c.image().clone()),
-        _ => None,
-    });
+    // The lone controller's image (up or not), or the quorum's active controller's.
+    let quorum = slots.values().any(|s| matches!(&s.machine, Some(Machine::Controller(c)) if c.is_quorum_member()));
+    let image = if quorum {
+        crate::nodes::active_controller(slots).map(|c| c.image().clone())
+    } else {
+        slots.values().find_map(|s| match &s.machine {
+            Some(Machine::Controller(c)) => Some(c.image().clone()),
+            _ => None,
+        })
+    };
     for (node, slot) in slots {
         if slot.status != Status::Up && !left_down.contains(node) {
             problems.push(format!("{} is {:?}", node_name(&header.clients, *node), slot.status).to_lowercase());
         }
     }
     let Some(image) = image else {
+        if quorum {
+            // Every controller the scenario left down may be what keeps a majority away; if none
+            // was, the quorum should have elected an active controller.
+            if !slots.keys().any(|n| matches!(n, NodeId::Controller(_)) && left_down.contains(n)) {
+                problems.push("no active controller: the quorum has not elected one".into());
+            }
+            return problems;
+        }
         // Without a controller nothing can change leadership: if the scenario keeps it down,
         // that is its lesson, not a failure to recover.
         if !left_down.contains(&NodeId::Controller(CONTROLLER_ID)) {

@@ -25,13 +25,16 @@
 //!   written twice;
 //! - [`outputs`]: a consume-transform-produce application commits only once its outputs are
 //!   answered (`commit-before-output-acked`, an invariant);
-//! - [`liveness`]: after the last fault, whether the cluster recovered (`no-convergence`).
+//! - [`liveness`]: after the last fault, whether the cluster recovered (`no-convergence`);
+//! - [`quorum`]: the controller quorum: one leader per epoch, committed metadata never lost, brokers
+//!   act on committed metadata only.
 
 mod consumption;
 mod groups;
 mod history;
 pub mod liveness;
 mod outputs;
+mod quorum;
 mod replication;
 #[cfg(test)]
 mod tests;
@@ -73,6 +76,7 @@ pub struct Checker {
     groups: Groups,
     history: History,
     outputs: Outputs,
+    quorum: quorum::Quorum,
     /// Findings reported once per rule, partition and offset.
     reported: BTreeSet<(Rule, TopicPartition, i64)>,
 }
@@ -134,6 +138,7 @@ impl Checker {
             groups,
             history: History::default(),
             outputs: Outputs::default(),
+            quorum: quorum::Quorum::default(),
             reported: BTreeSet::new(),
         }
     }
@@ -160,6 +165,7 @@ impl Checker {
         self.replication.on_stop(node, power_loss);
         self.groups.on_stop(node);
         self.outputs.on_stop(node);
+        self.quorum.on_stop(node);
     }
 
     /// The application on `node` sent a record; the producer gave it `send_id`.
@@ -185,6 +191,15 @@ impl Checker {
             self.outputs.on_answer(node, *send_id);
         }
         match note {
+            Note::Quorum(ksim_cluster::raft::RaftEvent::Transition {
+                epoch,
+                role: ksim_cluster::raft::state::RoleName::Leader,
+                ..
+            }) => {
+                if let NodeId::Controller(id) = node {
+                    findings.extend(self.quorum.on_leader(id, *epoch));
+                }
+            }
             Note::BecameLeader { partition, leader_epoch, .. } => {
                 let broker = node.broker_id().expect("only brokers lead");
                 findings.extend(self.replication.on_became_leader(broker, partition, *leader_epoch));
@@ -232,7 +247,9 @@ impl Checker {
 
     /// After `node` took a step: the replicas it changed, checked against the others.
     pub fn after_step(&mut self, node: NodeId, nodes: &Nodes) -> Vec<Finding> {
-        self.check_replicas(node, nodes)
+        let mut findings = self.check_replicas(node, nodes);
+        findings.extend(self.quorum.after_step(node, nodes));
+        findings
     }
 
     /// End-of-run history checks: acknowledged writes still present, in order, written once;

@@ -104,7 +104,7 @@ impl Story {
             partition_epoch: epoch,
             election: Some(ElectionKind::Clean),
         };
-        let disk = ControllerDisk { log: vec![record] };
+        let disk = ControllerDisk { log: vec![record], ..ControllerDisk::default() };
         let controller = Controller::new(CONTROLLER_ID, BrokerConfig::default(), 3, Vec::new(), disk);
         self.nodes.insert(NodeId::Controller(CONTROLLER_ID), slot(Machine::Controller(controller)));
         self

@@ -6,6 +6,8 @@ use crate::trace::{Event, EventKind, Rule};
 use ksim_cluster::error::ErrorCode;
 use ksim_cluster::metadata::ElectionKind;
 use ksim_cluster::note::{IsrChangeReason, Note};
+use ksim_cluster::raft::state::RoleName;
+use ksim_cluster::raft::RaftEvent;
 
 pub fn matches(happening: &Happening, event: &Event, _clients: &[String]) -> bool {
     let EventKind::Note(note) = &event.kind else {
@@ -29,7 +31,10 @@ pub fn matches(happening: &Happening, event: &Event, _clients: &[String]) -> boo
             | Rule::ConsumedAgain
             | Rule::ReplicasDiverge
             | Rule::NoConvergence
-            | Rule::CommitBeforeOutputAcked => false,
+            | Rule::CommitBeforeOutputAcked
+            | Rule::TwoQuorumLeadersInEpoch
+            | Rule::CommittedMetadataLost
+            | Rule::BrokerActedOnUncommitted => false,
         };
     };
     let on = |name: &str| parse_partition(name).is_some_and(|tp| note.partition() == Some(&tp));
@@ -54,6 +59,9 @@ pub fn matches(happening: &Happening, event: &Event, _clients: &[String]) -> boo
         (Happening::OffsetOutOfRange(p), Note::OffsetOutOfRange { .. }) => on(p),
         (Happening::TruncationDetected(p), Note::TruncationDetected { .. }) => on(p),
         (Happening::Fenced(id), Note::BrokerFenced { broker, .. }) => broker == id,
+        (Happening::ControllerActivated, Note::ControllerActivated { .. }) => true,
+        (Happening::CheckQuorumResigned, Note::Quorum(RaftEvent::Resigned { check_quorum: true, .. })) => true,
+        (Happening::QuorumElection, Note::Quorum(RaftEvent::Transition { role: RoleName::Candidate, .. })) => true,
         (Happening::ProduceError(name), Note::ProduceRetry { error, .. } | Note::ProduceFailed { error, .. }) => {
             error.name() == name
         }

@@ -148,6 +148,19 @@ pub struct Cluster {
     /// Broker configs by Kafka's names (topic-level names set the broker-wide default).
     #[serde(default, deserialize_with = "configs_without_duplicates")]
     pub configs: Configs,
+    /// The KRaft controller quorum. Without it the cluster has ksim's single dedicated controller
+    /// (node 3000), a development setup: when it is down nothing fails over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum: Option<Quorum>,
+}
+
+/// `controller.quorum.voters`: the controllers that replicate the metadata log with KRaft
+/// (KIP-595). Each runs `process.roles=controller` on its own node; brokers observe the quorum.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Quorum {
+    /// The controllers' node ids (3 or 5 in production; an odd number survives the most failures).
+    pub controllers: Vec<i32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -307,7 +320,10 @@ fn default_value_prefix() -> String {
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum NodeRef {
     Broker(BrokerId),
+    /// The single controller (a scenario without a quorum), or the first voter of the quorum.
     Controller,
+    /// One controller of the quorum, by node id.
+    Voter(i32),
     Client(String),
 }
 
@@ -372,6 +388,12 @@ pub enum Happening {
     /// A replica of the partition truncated its log.
     Truncation(String),
     Fenced(BrokerId),
+    /// A controller became the active controller (its quorum leadership committed).
+    ControllerActivated,
+    /// A quorum leader resigned because no majority fetched from it in time (check-quorum).
+    CheckQuorumResigned,
+    /// A quorum member started a real election: it bumped the epoch and asked for votes.
+    QuorumElection,
     /// A produce response carried this error (Kafka's name: `"NOT_ENOUGH_REPLICAS"`).
     ProduceError(String),
     /// The producer gave up on a record.
@@ -572,7 +594,8 @@ impl Scenario {
     pub fn node_id(&self, node: &NodeRef) -> NodeId {
         match node {
             NodeRef::Broker(id) => NodeId::Broker(*id),
-            NodeRef::Controller => NodeId::Controller(CONTROLLER_ID),
+            NodeRef::Controller => NodeId::Controller(self.controller_ids()[0]),
+            NodeRef::Voter(id) => NodeId::Controller(*id),
             NodeRef::Client(name) => NodeId::Client(
                 self.clients.iter().position(|c| &c.name == name).expect("validated: the client exists") as u32,
             ),
@@ -582,6 +605,24 @@ impl Scenario {
 
 /// The `node.id` of ksim's controller (KRaft controllers conventionally get ids apart from brokers).
 pub const CONTROLLER_ID: i32 = 3000;
+
+impl Scenario {
+    /// The controllers' node ids: the quorum's voters, or ksim's single controller.
+    pub fn controller_ids(&self) -> Vec<i32> {
+        match &self.cluster.quorum {
+            Some(q) if !q.controllers.is_empty() => q.controllers.clone(),
+            _ => vec![CONTROLLER_ID],
+        }
+    }
+
+    /// Every node of the run: controllers, brokers, clients.
+    pub fn all_nodes(&self) -> Vec<NodeId> {
+        let mut nodes: Vec<NodeId> = self.controller_ids().into_iter().map(NodeId::Controller).collect();
+        nodes.extend(self.cluster.brokers.iter().map(|id| NodeId::Broker(*id)));
+        nodes.extend((0..self.clients.len()).map(|i| NodeId::Client(i as u32)));
+        nodes
+    }
+}
 
 impl Action {
     /// Whether the action acts on a process (rather than the network).

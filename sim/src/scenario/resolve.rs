@@ -11,7 +11,10 @@ use super::locate::{Path, Step};
 use super::*;
 use ksim_cluster::config::validate::{self, Adjustment, ConsumerUse};
 use ksim_cluster::config::{BrokerConfig, ConfigError, Configurable, ConsumerConfig, ProducerConfig, TopicConfig};
+use ksim_cluster::controller::QuorumSetup;
+use ksim_cluster::raft::state::QuorumConfig;
 use ksim_cluster::version::KafkaVersion;
+use std::collections::BTreeSet;
 
 /// Each client's config for one engine, by client name.
 type ClientConfigs<C> = BTreeMap<String, C>;
@@ -30,6 +33,8 @@ pub struct Resolved {
     /// What each client's engines changed on their own (a raised `delivery.timeout.ms`, idempotence
     /// turned off), by client name; the trace notes them at the client's start.
     pub adjustments: BTreeMap<String, Vec<Adjustment>>,
+    /// The controller quorum, if the scenario has one.
+    pub quorum: Option<QuorumSetup>,
 }
 
 /// A resolve error, and the path of the field it is about when that is a config key.
@@ -226,7 +231,8 @@ impl Scenario {
         self.check_convergence()?;
         self.check_fuzz()?;
         self.check_expectations()?;
-        Ok(Resolved { broker, topics, producers, consumers, adjustments })
+        let quorum = self.resolve_quorum(&broker)?;
+        Ok(Resolved { broker, topics, producers, consumers, adjustments, quorum })
     }
 
     /// `cluster`, `duration_ms`, `network`: the brokers, and the broker configs every broker runs with.
@@ -277,6 +283,33 @@ impl Scenario {
         apply(&mut broker, &self.cluster.configs, &section, "cluster.configs", version)?;
         validate::broker(&broker).map_err(|e| config_error(&section, "cluster.configs", e))?;
         Ok(broker)
+    }
+
+    /// `cluster.quorum`: distinct, non-negative controller ids apart from the brokers'. Pre-vote
+    /// (KIP-996) follows the Kafka version: 4.0 and later run it.
+    fn resolve_quorum(&self, broker: &BrokerConfig) -> Result<Option<QuorumSetup>, Located> {
+        let Some(quorum) = &self.cluster.quorum else { return Ok(None) };
+        if quorum.controllers.is_empty() {
+            return Err(String::from("cluster.quorum.controllers: a quorum needs at least one controller").into());
+        }
+        let mut voters = BTreeSet::new();
+        for id in &quorum.controllers {
+            if *id < 0 {
+                return Err(format!("cluster.quorum.controllers: controller id {id} is negative").into());
+            }
+            if !voters.insert(*id) {
+                return Err(format!("cluster.quorum.controllers: controller {id} is listed twice").into());
+            }
+            if self.cluster.brokers.contains(id) {
+                return Err(format!(
+                    "cluster.quorum.controllers: {id} is also a broker id; combined mode \
+                     (process.roles=broker,controller on one node) is not modelled yet, give the controllers ids of their own"
+                )
+                .into());
+            }
+        }
+        let config = QuorumConfig { pre_vote: broker.kafka_version.kraft_pre_vote(), ..QuorumConfig::default() };
+        Ok(Some(QuorumSetup { voters, config }))
     }
 
     /// `topics`: each fits the cluster; its configs start from the broker's topic defaults.
@@ -555,6 +588,14 @@ impl Scenario {
         };
         at_most("duration_ms".into(), self.duration_ms, limits::MAX_DURATION_MS, "ms (7 days of virtual time)")?;
         at_most("cluster.brokers".into(), self.cluster.brokers.len() as u64, limits::MAX_BROKERS, "brokers")?;
+        if let Some(q) = &self.cluster.quorum {
+            at_most(
+                "cluster.quorum.controllers".into(),
+                q.controllers.len() as u64,
+                limits::MAX_BROKERS,
+                "controllers",
+            )?;
+        }
         at_most("topics".into(), self.topics.len() as u64, limits::MAX_TOPICS, "topics")?;
         let mut partitions: u64 = 0;
         for (i, t) in self.topics.iter().enumerate() {
@@ -668,6 +709,12 @@ impl Scenario {
             NodeRef::Client(name) if !self.clients.iter().any(|c| &c.name == name) => {
                 Err(format!("unknown client `{name}`"))
             }
+            NodeRef::Voter(id) if !self.cluster.quorum.as_ref().is_some_and(|q| q.controllers.contains(id)) => {
+                Err(format!(
+                    "unknown controller {id} (the quorum's controllers are {})",
+                    self.controller_ids().iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", ")
+                ))
+            }
             _ => Ok(()),
         }
     }
@@ -739,6 +786,12 @@ impl Scenario {
             | Happening::AckedWriteLost
             | Happening::ProcessedTwice
             | Happening::CommittedUnprocessed => Ok(()),
+            Happening::ControllerActivated | Happening::CheckQuorumResigned | Happening::QuorumElection => {
+                match self.cluster.quorum {
+                    Some(_) => Ok(()),
+                    None => Err(format!("{h:?} needs a controller quorum (cluster.quorum)")),
+                }
+            }
         }
     }
 

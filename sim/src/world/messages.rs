@@ -39,6 +39,9 @@ impl World {
                 return;
             }
             Message::Response { .. } => {}
+            // KRaft's messages carry their own epochs and offsets; the Raft member drops a stale
+            // answer itself, so none is tied to a connection here.
+            Message::Raft(_) => {}
         }
         let receiver = self.reachability(to);
         match self.fabric.route(now.0, from, to, receiver) {

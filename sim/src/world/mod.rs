@@ -98,9 +98,6 @@ impl World {
             overrides: scenario.overrides.clone(),
         };
         let mut slots = BTreeMap::new();
-        let mut nodes = vec![NodeId::Controller(CONTROLLER_ID)];
-        nodes.extend(scenario.cluster.brokers.iter().map(|id| NodeId::Broker(*id)));
-        nodes.extend((0..scenario.clients.len()).map(|i| NodeId::Client(i as u32)));
         // A Kill or PowerFail at time 0 means the node never ran: it is down from the start (its
         // first process fault at time 0 decides; a Restart later starts it).
         let down_from_start = |node: NodeId| -> Option<Status> {
@@ -113,7 +110,7 @@ impl World {
                 _ => None,
             }
         };
-        for node in nodes {
+        for node in scenario.all_nodes() {
             let rng = stream(seed, &format!("node/{node}"));
             let held = down_from_start(node);
             let durable = match node {
@@ -237,7 +234,10 @@ impl World {
 
     fn build_machine(&self, node: NodeId, durable: Durable, incarnation: u64) -> Machine {
         let brokers: Vec<BrokerId> = self.header.brokers.clone();
-        let controller = NodeId::Controller(CONTROLLER_ID);
+        // A broker first asks the first controller; with a quorum its observer then follows the
+        // leader.
+        let voters = self.resolved.quorum.as_ref().map(|q| q.voters.clone());
+        let controller = NodeId::Controller(voters.as_ref().and_then(|v| v.first().copied()).unwrap_or(CONTROLLER_ID));
         match (node, durable) {
             (NodeId::Controller(id), Durable::Controller(disk)) => {
                 let topics = self
@@ -252,11 +252,22 @@ impl World {
                         config: config.clone(),
                     })
                     .collect();
-                Machine::Controller(Controller::new(id, self.resolved.broker.clone(), brokers.len(), topics, disk))
+                Machine::Controller(Controller::with_quorum(
+                    id,
+                    self.resolved.broker.clone(),
+                    brokers.len(),
+                    topics,
+                    disk,
+                    self.resolved.quorum.clone(),
+                ))
             }
             (NodeId::Broker(id), Durable::Broker(disk)) => {
                 let rack = self.resolved_rack(id);
-                Machine::Broker(Broker::new(id, self.resolved.broker.clone(), rack, controller, incarnation, disk))
+                let broker = Broker::new(id, self.resolved.broker.clone(), rack, controller, incarnation, disk);
+                Machine::Broker(match &self.resolved.quorum {
+                    Some(q) => broker.observe_quorum(q.voters.clone(), q.config.clone()),
+                    None => broker,
+                })
             }
             (NodeId::Client(i), _) => {
                 let name = &self.header.clients[i as usize];
