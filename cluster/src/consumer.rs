@@ -732,7 +732,8 @@ impl Consumer {
                 }
             }
             fx.set_timer(Timer::RequestTimeout(id), now.plus_ms(self.config.request_timeout_ms));
-            let body = Request::ListOffsets(ListOffsetsRequest { partitions });
+            let body =
+                Request::ListOffsets(ListOffsetsRequest { partitions, isolation_level: self.config.isolation_level });
             fx.send(NodeId::Broker(broker), Message::Request { correlation_id: id, body });
         }
         for (broker, positions) in validations {
@@ -757,8 +758,12 @@ impl Consumer {
                 Timer::RequestTimeout(id),
                 now.plus_ms(self.config.request_timeout_ms + self.config.fetch_max_wait_ms),
             );
-            let body =
-                Request::Fetch(FetchRequest { replica: None, max_wait_ms: self.config.fetch_max_wait_ms, partitions });
+            let body = Request::Fetch(FetchRequest {
+                replica: None,
+                max_wait_ms: self.config.fetch_max_wait_ms,
+                partitions,
+                isolation_level: self.config.isolation_level,
+            });
             fx.send(NodeId::Broker(broker), Message::Request { correlation_id: id, body });
         }
         if let Some(at) = wakeup {
@@ -860,7 +865,40 @@ impl Consumer {
             }
             match p.error {
                 ErrorCode::None => {
+                    // Kafka's `CompletedFetch.nextFetchedRecord`: under read_committed, a
+                    // transactional batch of a producer whose aborted transaction has begun by
+                    // the batch's last offset is dropped, and that producer's ABORT marker ends
+                    // the drop; control batches (markers) are never returned. Either way the
+                    // position moves past them.
+                    let read_committed = self.config.isolation_level == IsolationLevel::ReadCommitted;
+                    let mut aborted = p.aborted_transactions.clone();
+                    aborted.sort_by_key(|a| (a.first_offset, a.producer_id));
+                    let mut aborted = std::collections::VecDeque::from(aborted);
+                    let mut aborted_producers = std::collections::BTreeSet::new();
                     for batch in p.batches {
+                        if batch.next_offset() <= position {
+                            continue;
+                        }
+                        if read_committed && batch.is_idempotent() {
+                            while aborted.front().is_some_and(|a| a.first_offset <= batch.last_offset()) {
+                                let a = aborted.pop_front().expect("checked");
+                                aborted_producers.insert(a.producer_id);
+                            }
+                            let is_abort_marker =
+                                batch.control.is_some_and(|m| m.control_type == crate::record::ControlType::Abort);
+                            if is_abort_marker {
+                                aborted_producers.remove(&batch.producer_id);
+                            } else if batch.is_transactional && aborted_producers.contains(&batch.producer_id) {
+                                position = batch.next_offset();
+                                state.position_epoch = batch_epoch(batch.leader_epoch);
+                                continue;
+                            }
+                        }
+                        if batch.is_control() {
+                            position = batch.next_offset();
+                            state.position_epoch = batch_epoch(batch.leader_epoch);
+                            continue;
+                        }
                         for (i, record) in batch.records.into_iter().enumerate() {
                             let offset = batch.base_offset + i as i64;
                             if offset < position {
@@ -1269,6 +1307,8 @@ mod tests {
                                 high_watermark: -1,
                                 log_start_offset: 0,
                                 batches: Vec::new(),
+                                last_stable_offset: None,
+                                aborted_transactions: Vec::new(),
                             })
                             .collect(),
                     })
@@ -1312,6 +1352,8 @@ mod tests {
                     high_watermark: self.log_end,
                     log_start_offset: 0,
                     batches: Vec::new(),
+                    last_stable_offset: None,
+                    aborted_transactions: Vec::new(),
                 };
             }
             // One batch per leader epoch, as the leaders wrote them.
@@ -1328,6 +1370,8 @@ mod tests {
                         base_sequence: -1,
                         timestamp_ms: 0,
                         records: vec![record],
+                        is_transactional: false,
+                        control: None,
                     }),
                 }
             }
@@ -1337,6 +1381,8 @@ mod tests {
                 high_watermark: self.log_end,
                 log_start_offset: 0,
                 batches,
+                last_stable_offset: None,
+                aborted_transactions: Vec::new(),
             }
         }
 

@@ -87,6 +87,11 @@ pub enum TxnEffect {
         transactional_id: String,
         record: TxnTransitMetadata,
     },
+    /// A change was written and applied (`loaded`: found by a new coordinator), for the trace.
+    StateChanged {
+        metadata: TransactionMetadata,
+        loaded: bool,
+    },
     /// Write a `result` marker for the producer to `partition` (WriteTxnMarkers to its leader),
     /// and report with `on_marker_written`.
     WriteMarker {
@@ -183,6 +188,10 @@ impl TransactionCoordinator {
         group_coordinator_partition(transactional_id, self.config.num_partitions)
     }
 
+    pub fn coordinates_any(&self) -> bool {
+        !self.partitions.is_empty()
+    }
+
     pub fn coordinates(&self, partition: i32) -> bool {
         self.partitions.contains_key(&partition)
     }
@@ -249,6 +258,7 @@ impl TransactionCoordinator {
                 PrepareAbort => Some(TransactionResult::Abort),
                 _ => None,
             };
+            out.push(TxnEffect::StateChanged { metadata: metadata.clone(), loaded: true });
             let complete = result.map(|_| metadata.prepare_complete(now_ms));
             self.transactions.insert(id.clone(), metadata);
             if let (Some(result), Some(complete)) = (result, complete) {
@@ -562,6 +572,7 @@ impl TransactionCoordinator {
         };
         if error.is_none() {
             metadata.complete_transition_to(&w.transit);
+            out.push(TxnEffect::StateChanged { metadata: metadata.clone(), loaded: false });
         } else if w.after == AfterWrite::Complete && error == ErrorCode::CoordinatorNotAvailable {
             // TransactionMarkerChannelManager retries the Complete* write, its pending state kept.
             self.retry_completions.insert(w.transactional_id.clone());
@@ -1030,7 +1041,14 @@ mod tests {
         let mut out = Vec::new();
         c.load(c.partition_for(ID), 1, written, 5, &mut out);
         assert_eq!(markers(&out).len(), 2);
-        assert!(out.iter().all(|e| matches!(e, TxnEffect::WriteMarker { coordinator_epoch: 1, .. })));
+        let epochs: Vec<i32> = out
+            .iter()
+            .filter_map(|e| match e {
+                TxnEffect::WriteMarker { coordinator_epoch, .. } => Some(*coordinator_epoch),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(epochs, vec![1, 1], "the new coordinator writes with its own epoch");
         assert_eq!(c.transaction(ID).unwrap().pending_state, Some(CompleteCommit));
     }
 
