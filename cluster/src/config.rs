@@ -504,6 +504,18 @@ pub struct ProducerConfig {
     pub connection_setup_timeout: ConnectionSetupTimeout,
     /// Which partitioner: the Java client's (murmur2) or librdkafka's (what Confluent.Kafka uses).
     pub partitioner: PartitionerKind,
+    /// `transactional.id`: makes the producer transactional (initTransactions, begin, commit,
+    /// abort); its coordinator fences older producers with the same id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transactional_id: Option<String>,
+    /// `transaction.timeout.ms`: how long the coordinator lets a transaction run before aborting
+    /// it (`ProducerConfig`: 60 s).
+    #[serde(default = "default_transaction_timeout_ms")]
+    pub transaction_timeout_ms: u64,
+}
+
+fn default_transaction_timeout_ms() -> u64 {
+    60_000
 }
 
 impl Default for ProducerConfig {
@@ -524,6 +536,8 @@ impl Default for ProducerConfig {
             reconnect_backoff: ReconnectBackoff::default(),
             connection_setup_timeout: ConnectionSetupTimeout::default(),
             partitioner: PartitionerKind::default(),
+            transactional_id: None,
+            transaction_timeout_ms: default_transaction_timeout_ms(),
         }
     }
 }
@@ -544,6 +558,8 @@ impl Configurable for ProducerConfig {
         "max.in.flight.requests.per.connection",
         "metadata.max.age.ms",
         "partitioner",
+        "transactional.id",
+        "transaction.timeout.ms",
     ];
     const SCOPE: validate::Scope = validate::Scope::Producer;
 
@@ -586,6 +602,8 @@ impl Configurable for ProducerConfig {
             "partitioner" => {
                 self.partitioner = value.parse().map_err(|message: String| ConfigError { key: key.into(), message })?
             }
+            "transactional.id" => self.transactional_id = Some(value.to_string()).filter(|v| !v.is_empty()),
+            "transaction.timeout.ms" => self.transaction_timeout_ms = parse_u64(key, value)?,
             _ => return Err(unknown(key, Self::KEYS)),
         }
         Ok(())

@@ -198,6 +198,9 @@ pub enum Note {
         producer_epoch: i16,
         committed: bool,
         records: Vec<(TopicPartition, i64)>,
+        /// Records failed in the transaction: the producer now bumps its epoch (KIP-360) before
+        /// the next one can begin.
+        epoch_bump: bool,
     },
     /// The transactional producer hit an error. `fatal`: ProducerFencedException and the like:
     /// the producer is unusable and must be closed; otherwise the transaction must be aborted.
@@ -586,12 +589,13 @@ impl fmt::Display for Note {
                 f,
                 "initTransactions() done: {transactional_id} is pid {producer_id} epoch {producer_epoch}; older epochs are fenced"
             ),
-            TxnEnded { transactional_id, committed, records, .. } => write!(
+            TxnEnded { transactional_id, committed, records, epoch_bump, .. } => write!(
                 f,
-                "{}Transaction() done for {transactional_id}: {} record(s) {}",
+                "{}Transaction() done for {transactional_id}: {} record(s) {}{}",
                 if *committed { "commit" } else { "abort" },
                 records.len(),
-                if *committed { "committed" } else { "aborted" }
+                if *committed { "committed" } else { "aborted" },
+                if *epoch_bump { "; records failed, so the producer bumps its epoch first (KIP-360)" } else { "" }
             ),
             TxnFailed { transactional_id, error, fatal } => {
                 if *fatal {

@@ -479,7 +479,24 @@ pub fn producer(
     let mut adjustments = Vec::new();
     idempotence(config, version, &mut adjustments)?;
     delivery_timeout(config, originals, &mut adjustments)?;
+    transactional(config)?;
     Ok(adjustments)
+}
+
+/// `ProducerConfig.postProcessAndValidateIdempotenceConfigs`: "Cannot set a transactional.id
+/// without also enabling idempotence." Whatever turned idempotence off (an explicit false, or
+/// acks=1 turning the default off) makes a transactional.id a `ConfigException`.
+fn transactional(config: &ProducerConfig) -> Result<(), ConfigError> {
+    if config.transactional_id.is_some() && !config.enable_idempotence {
+        return Err(ConfigError {
+            key: "transactional.id".into(),
+            message: "a transactional.id needs idempotence, which is off here (enable.idempotence=false, or \
+                      acks/retries turned it off); Kafka refuses this \
+                      (ProducerConfig.postProcessAndValidateIdempotenceConfigs)"
+                .into(),
+        });
+    }
+    Ok(())
 }
 
 /// `ProducerConfig.postProcessAndValidateIdempotenceConfigs` (KAFKA-13673, 3.2): idempotence

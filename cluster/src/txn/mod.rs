@@ -12,7 +12,9 @@
 //!   (`TransactionMetadata`).
 //! - [`coordinator`]: the request handlers, loading on failover, markers, the timeout sweep
 //!   (`TransactionCoordinator`, `TransactionStateManager`, `TransactionMarkerChannelManager`).
+//! - [`client`]: the producer's side, the Java client's `TransactionManager`.
 
+pub mod client;
 pub mod coordinator;
 pub mod metadata;
 pub mod state;
