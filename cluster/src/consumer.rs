@@ -371,6 +371,16 @@ impl Consumer {
         std::mem::take(&mut self.commit_outcomes)
     }
 
+    /// A partition with nothing buffered: the application's position is the fetch position.
+    fn sync_consumed_epochs(&mut self) {
+        let buffer = &self.buffer;
+        for (tp, state) in self.assignment.iter_mut() {
+            if !buffer.iter().any(|r| &r.partition == tp) {
+                state.consumed_epoch = state.position_epoch;
+            }
+        }
+    }
+
     /// Every position is a valid offset, never negative (Kafka's `SubscriptionState` holds a
     /// `FetchPosition` only for a real offset; `KafkaConsumer.seek` rejects a negative one). A
     /// position awaiting validation has an epoch to validate and nothing buffered (Kafka returns
@@ -628,6 +638,10 @@ impl Consumer {
                 value: r.value.clone(),
             });
         }
+        // With nothing of a partition left buffered, the application's position is the fetch
+        // position, past any markers or aborted batches the fetch stepped over
+        // (`CompletedFetch.nextFetchOffset`, with the epoch of the batch it read last).
+        self.sync_consumed_epochs();
         self.drive(now, fx);
         Ok(records)
     }
@@ -921,6 +935,7 @@ impl Consumer {
                         }
                     }
                     state.position = Some(position);
+                    self.sync_consumed_epochs();
                 }
                 ErrorCode::OffsetOutOfRange => {
                     fx.note(Note::OffsetOutOfRange { partition: tp.clone(), position });

@@ -176,10 +176,13 @@ pub enum Rule {
     DuplicateRecord,
     NoConvergence,
     CommitBeforeOutputAcked,
+    ReadAborted,
+    TwoProducersInEpoch,
+    CommittedTransactionLost,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 18] = [
+    pub const ALL: [Rule; 21] = [
         Rule::TwoLeadersInEpoch,
         Rule::TwoOwnersInGeneration,
         Rule::TwoOwners,
@@ -198,6 +201,9 @@ impl Rule {
         Rule::DuplicateRecord,
         Rule::NoConvergence,
         Rule::CommitBeforeOutputAcked,
+        Rule::ReadAborted,
+        Rule::TwoProducersInEpoch,
+        Rule::CommittedTransactionLost,
     ];
 
     /// The stable name: what the trace stores and the report prints.
@@ -221,6 +227,9 @@ impl Rule {
             Rule::DuplicateRecord => "duplicate-record",
             Rule::NoConvergence => "no-convergence",
             Rule::CommitBeforeOutputAcked => "commit-before-output-acked",
+            Rule::ReadAborted => "read-aborted",
+            Rule::TwoProducersInEpoch => "two-producers-in-epoch",
+            Rule::CommittedTransactionLost => "committed-transaction-lost",
         }
     }
 
@@ -249,6 +258,11 @@ impl Rule {
             Rule::CommitBeforeOutputAcked => {
                 "an application committed its input offsets while one of its output writes had no answer yet"
             }
+            Rule::ReadAborted => "a read_committed consumer returned a record of an aborted or undecided transaction",
+            Rule::TwoProducersInEpoch => "two producers with one transactional.id were given the same epoch",
+            Rule::CommittedTransactionLost => {
+                "a committed transaction's records or COMMIT marker are gone from the log"
+            }
         }
     }
 
@@ -258,7 +272,8 @@ impl Rule {
             Rule::TwoLeadersInEpoch
             | Rule::TwoOwnersInGeneration
             | Rule::CommitPastLogEnd
-            | Rule::CommitBeforeOutputAcked => Nature::Invariant,
+            | Rule::CommitBeforeOutputAcked
+            | Rule::TwoProducersInEpoch => Nature::Invariant,
             Rule::TwoOwners
             | Rule::CommitWentBack
             | Rule::CommittedUndelivered
@@ -269,7 +284,9 @@ impl Rule {
             | Rule::AckedWriteLost
             | Rule::Reordered
             | Rule::DuplicateRecord
-            | Rule::NoConvergence => Nature::Promise,
+            | Rule::NoConvergence
+            | Rule::ReadAborted
+            | Rule::CommittedTransactionLost => Nature::Promise,
             Rule::ConsumedAgain | Rule::ProcessedTwice | Rule::CommittedUnprocessed => Nature::Lesson,
         }
     }

@@ -25,6 +25,7 @@
 //!   written twice;
 //! - [`outputs`]: a consume-transform-produce application commits only once its outputs are
 //!   answered (`commit-before-output-acked`, an invariant);
+//! - [`transactions`]: `read_committed` reads, producer epochs, committed transactions kept;
 //! - [`liveness`]: after the last fault, whether the cluster recovered (`no-convergence`).
 
 mod consumption;
@@ -35,6 +36,7 @@ mod outputs;
 mod replication;
 #[cfg(test)]
 mod tests;
+mod transactions;
 
 pub use crate::trace::{Class, Finding, Nature, Rule};
 
@@ -51,6 +53,7 @@ use ksim_cluster::topic::TopicPartition;
 use outputs::Outputs;
 use replication::Replication;
 use std::collections::{BTreeMap, BTreeSet};
+use transactions::Transactions;
 
 /// What a producer's configuration makes Kafka promise about its writes.
 #[derive(Clone, Debug)]
@@ -73,6 +76,7 @@ pub struct Checker {
     groups: Groups,
     history: History,
     outputs: Outputs,
+    transactions: Transactions,
     /// Findings reported once per rule, partition and offset.
     reported: BTreeSet<(Rule, TopicPartition, i64)>,
 }
@@ -91,7 +95,7 @@ impl Checker {
         let mut producers = BTreeMap::new();
         for (i, client) in scenario.clients.iter().enumerate() {
             let topic = match &client.app {
-                App::Producer { topic, .. } => Some(topic),
+                App::Producer { topic, .. } | App::TransactionalProducer { topic, .. } => Some(topic),
                 App::GroupByCount { output, .. } => Some(output),
                 _ => None,
             };
@@ -134,6 +138,20 @@ impl Checker {
             groups,
             history: History::default(),
             outputs: Outputs::default(),
+            transactions: Transactions::new(
+                scenario
+                    .clients
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| {
+                        resolved
+                            .consumers
+                            .get(&c.name)
+                            .is_some_and(|c| c.isolation_level == ksim_cluster::protocol::IsolationLevel::ReadCommitted)
+                    })
+                    .map(|(i, _)| NodeId::Client(i as u32))
+                    .collect(),
+            ),
             reported: BTreeSet::new(),
         }
     }
@@ -224,6 +242,13 @@ impl Checker {
             Note::Consumed { partition, offset, key, value } => {
                 self.groups.on_consumed(node, partition, *offset);
                 findings.extend(self.on_consumed(node, partition, *offset, key, value));
+                findings.extend(self.check_read_committed(node, partition, *offset));
+            }
+            Note::TxnInitialized { transactional_id, producer_id, producer_epoch } => {
+                findings.extend(self.on_txn_initialized(node, transactional_id, *producer_id, *producer_epoch));
+            }
+            Note::TxnEnded { transactional_id, producer_id, committed: true, records, .. } => {
+                self.on_txn_committed(node, transactional_id, *producer_id, records);
             }
             _ => {}
         }
@@ -244,6 +269,7 @@ impl Checker {
         findings.extend(self.reordering(&gone));
         findings.extend(self.groups.delivery_findings());
         findings.extend(self.duplicates(nodes));
+        findings.extend(self.lost_transactions(nodes));
         findings
     }
 
