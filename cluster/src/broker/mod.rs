@@ -119,6 +119,8 @@ pub struct Broker {
     offsets_topic_requested: bool,
     txn_coordinator: TransactionCoordinator,
     txn_topic_requested: bool,
+    /// The marker channel's retry timer is set.
+    txn_retry_armed: bool,
     next_id: u64,
     next_producer_id: i64,
 }
@@ -169,6 +171,7 @@ impl Broker {
             offsets_topic_requested: false,
             txn_coordinator: TransactionCoordinator::new(txn_config),
             txn_topic_requested: false,
+            txn_retry_armed: false,
             next_id: 1,
             next_producer_id: 0,
         }

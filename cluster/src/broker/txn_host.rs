@@ -162,7 +162,10 @@ impl Broker {
             queue = next;
         }
         assert!(queue.is_empty(), "broker-{}: transaction coordinator effects did not settle", self.id);
-        if self.txn_coordinator.has_retries() {
+        // Armed once, not moved: a producer retrying every few ms must not keep pushing the
+        // markers' retry back (a fuzz seed starved a COMMIT marker that way).
+        if self.txn_coordinator.has_retries() && !self.txn_retry_armed {
+            self.txn_retry_armed = true;
             fx.set_timer(Timer::TxnMarkerRetry, now.plus_ms(TXN_MARKER_RETRY_BACKOFF_MS));
         }
     }
@@ -285,6 +288,7 @@ impl Broker {
     }
 
     pub(super) fn on_txn_marker_retry(&mut self, now: SimTime, fx: &mut Effects) {
+        self.txn_retry_armed = false;
         let mut out = Vec::new();
         self.txn_coordinator.retry(&mut out);
         self.apply_txn_effects(now, out, fx);
