@@ -132,6 +132,7 @@ fn generated(brokers: i32, partitions: i32, records: u64) -> Scenario {
                 keys: (0..64).map(|k| format!("k{k}")).collect(),
                 value_prefix: "v".into(),
             },
+            library: Default::default(),
             configs: BTreeMap::new(),
             start_ms: 5_000,
         }],
@@ -259,6 +260,7 @@ fn protocol_core() {
                 fetch_offset: follower_offset,
                 current_leader_epoch: 0,
             }],
+            isolation_level: Default::default(),
         });
         step(
             &mut leader,

@@ -97,4 +97,9 @@ scenario_tests! {
     zombie_leader_after_pause => "zombie-leader-after-pause",
     commit_survives_coordinator_move => "commit-survives-coordinator-move",
     commit_waits_for_outputs => "commit-waits-for-outputs",
+    transactions_commit_and_abort => "transactions-commit-and-abort",
+    zombie_producer_fenced => "zombie-producer-fenced",
+    open_transaction_blocks_read_committed => "open-transaction-blocks-read-committed",
+    transaction_timeout_aborts => "transaction-timeout-aborts",
+    transaction_coordinator_failover => "transaction-coordinator-failover",
 }

@@ -38,6 +38,7 @@ fn route(input: &Input) -> Route {
             Timer::Linger(_)
             | Timer::ProducerWakeup
             | Timer::MetadataRefresh
+            | Timer::TxnRetry
             | Timer::ConnectionSetup(ClientEngine::Producer, _),
         ) => Route::Producer,
         Input::Timer(_) => Route::Consumer,

@@ -13,6 +13,7 @@
 //! virtual time move.
 
 use crate::partitioner::PartitionerKind;
+use crate::protocol::IsolationLevel;
 use crate::version::KafkaVersion;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -197,6 +198,21 @@ pub struct BrokerConfig {
     pub offsets_topic_num_partitions: i32,
     /// `offsets.topic.replication.factor`.
     pub offsets_topic_replication_factor: usize,
+    /// `transaction.state.log.num.partitions`, `transaction.state.log.replication.factor` and
+    /// `transaction.state.log.min.isr`: the `__transaction_state` topic (50, 3, 2).
+    #[serde(default = "default_transaction_state_log_num_partitions")]
+    pub transaction_state_log_num_partitions: i32,
+    #[serde(default = "default_transaction_state_log_replication_factor")]
+    pub transaction_state_log_replication_factor: usize,
+    #[serde(default = "default_transaction_state_log_min_isr")]
+    pub transaction_state_log_min_isr: usize,
+    /// `transaction.max.timeout.ms`: the longest `transaction.timeout.ms` a producer may ask (15 min).
+    #[serde(default = "default_transaction_max_timeout_ms")]
+    pub transaction_max_timeout_ms: u64,
+    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`: how often the transaction
+    /// coordinator looks for transactions older than their timeout (10 s).
+    #[serde(default = "default_transaction_abort_timed_out_transaction_cleanup_interval_ms")]
+    pub transaction_abort_timed_out_transaction_cleanup_interval_ms: u64,
     /// `group.initial.rebalance.delay.ms`.
     pub group_initial_rebalance_delay_ms: u64,
     /// `group.min.session.timeout.ms` and `group.max.session.timeout.ms`: the coordinator answers a
@@ -269,6 +285,12 @@ impl Default for BrokerConfig {
             num_partitions: 1,
             offsets_topic_num_partitions: 50,
             offsets_topic_replication_factor: 3,
+            transaction_state_log_num_partitions: default_transaction_state_log_num_partitions(),
+            transaction_state_log_replication_factor: default_transaction_state_log_replication_factor(),
+            transaction_state_log_min_isr: default_transaction_state_log_min_isr(),
+            transaction_max_timeout_ms: default_transaction_max_timeout_ms(),
+            transaction_abort_timed_out_transaction_cleanup_interval_ms:
+                default_transaction_abort_timed_out_transaction_cleanup_interval_ms(),
             group_initial_rebalance_delay_ms: 3_000,
             group_min_session_timeout_ms: default_group_min_session_timeout_ms(),
             group_max_session_timeout_ms: default_group_max_session_timeout_ms(),
@@ -283,6 +305,31 @@ impl Default for BrokerConfig {
             eligible_leader_replicas_enabled: KafkaVersion::CURRENT.elr_by_default(),
         }
     }
+}
+
+/// `TransactionLogConfig.TRANSACTIONS_TOPIC_PARTITIONS_DEFAULT`.
+fn default_transaction_state_log_num_partitions() -> i32 {
+    50
+}
+
+/// `TransactionLogConfig.TRANSACTIONS_TOPIC_REPLICATION_FACTOR_DEFAULT`.
+fn default_transaction_state_log_replication_factor() -> usize {
+    3
+}
+
+/// `TransactionLogConfig.TRANSACTIONS_TOPIC_MIN_ISR_DEFAULT`.
+fn default_transaction_state_log_min_isr() -> usize {
+    2
+}
+
+/// `TransactionStateManagerConfig.TRANSACTIONS_MAX_TIMEOUT_MS_DEFAULT`: 15 min.
+fn default_transaction_max_timeout_ms() -> u64 {
+    900_000
+}
+
+/// `TransactionStateManagerConfig.TRANSACTIONS_ABORT_TIMED_OUT_TRANSACTION_CLEANUP_INTERVAL_MS_DEFAULT`.
+fn default_transaction_abort_timed_out_transaction_cleanup_interval_ms() -> u64 {
+    10_000
 }
 
 /// `GroupCoordinatorConfig.GROUP_MIN_SESSION_TIMEOUT_MS_DEFAULT`: 6 s.
@@ -307,6 +354,11 @@ impl Configurable for BrokerConfig {
         "num.partitions",
         "offsets.topic.num.partitions",
         "offsets.topic.replication.factor",
+        "transaction.state.log.num.partitions",
+        "transaction.state.log.replication.factor",
+        "transaction.state.log.min.isr",
+        "transaction.max.timeout.ms",
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms",
         "group.initial.rebalance.delay.ms",
         "group.min.session.timeout.ms",
         "group.max.session.timeout.ms",
@@ -335,6 +387,19 @@ impl Configurable for BrokerConfig {
             "offsets.topic.num.partitions" => self.offsets_topic_num_partitions = parse(key, value, "a whole number")?,
             "offsets.topic.replication.factor" => {
                 self.offsets_topic_replication_factor = parse(key, value, "a whole number")?
+            }
+            "transaction.state.log.num.partitions" => {
+                self.transaction_state_log_num_partitions = parse(key, value, "a whole number")?
+            }
+            "transaction.state.log.replication.factor" => {
+                self.transaction_state_log_replication_factor = parse(key, value, "a whole number")?
+            }
+            "transaction.state.log.min.isr" => {
+                self.transaction_state_log_min_isr = parse(key, value, "a whole number")?
+            }
+            "transaction.max.timeout.ms" => self.transaction_max_timeout_ms = parse_u64(key, value)?,
+            "transaction.abort.timed.out.transaction.cleanup.interval.ms" => {
+                self.transaction_abort_timed_out_transaction_cleanup_interval_ms = parse_u64(key, value)?.max(1)
             }
             "group.initial.rebalance.delay.ms" => self.group_initial_rebalance_delay_ms = parse_u64(key, value)?,
             "group.min.session.timeout.ms" => self.group_min_session_timeout_ms = parse_u64(key, value)?,
@@ -439,6 +504,18 @@ pub struct ProducerConfig {
     pub connection_setup_timeout: ConnectionSetupTimeout,
     /// Which partitioner: the Java client's (murmur2) or librdkafka's (what Confluent.Kafka uses).
     pub partitioner: PartitionerKind,
+    /// `transactional.id`: makes the producer transactional (initTransactions, begin, commit,
+    /// abort); its coordinator fences older producers with the same id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transactional_id: Option<String>,
+    /// `transaction.timeout.ms`: how long the coordinator lets a transaction run before aborting
+    /// it (`ProducerConfig`: 60 s).
+    #[serde(default = "default_transaction_timeout_ms")]
+    pub transaction_timeout_ms: u64,
+}
+
+fn default_transaction_timeout_ms() -> u64 {
+    60_000
 }
 
 impl Default for ProducerConfig {
@@ -459,6 +536,8 @@ impl Default for ProducerConfig {
             reconnect_backoff: ReconnectBackoff::default(),
             connection_setup_timeout: ConnectionSetupTimeout::default(),
             partitioner: PartitionerKind::default(),
+            transactional_id: None,
+            transaction_timeout_ms: default_transaction_timeout_ms(),
         }
     }
 }
@@ -479,6 +558,8 @@ impl Configurable for ProducerConfig {
         "max.in.flight.requests.per.connection",
         "metadata.max.age.ms",
         "partitioner",
+        "transactional.id",
+        "transaction.timeout.ms",
     ];
     const SCOPE: validate::Scope = validate::Scope::Producer;
 
@@ -521,6 +602,8 @@ impl Configurable for ProducerConfig {
             "partitioner" => {
                 self.partitioner = value.parse().map_err(|message: String| ConfigError { key: key.into(), message })?
             }
+            "transactional.id" => self.transactional_id = Some(value.to_string()).filter(|v| !v.is_empty()),
+            "transaction.timeout.ms" => self.transaction_timeout_ms = parse_u64(key, value)?,
             _ => return Err(unknown(key, Self::KEYS)),
         }
         Ok(())
@@ -569,6 +652,10 @@ pub struct ConsumerConfig {
     pub max_poll_interval_ms: u64,
     /// `partition.assignment.strategy`, Kafka's short names, in preference order.
     pub partition_assignment_strategy: Vec<String>,
+    /// `isolation.level`: the Java consumer's default is `read_uncommitted`
+    /// (`ConsumerConfig.DEFAULT_ISOLATION_LEVEL`); librdkafka's is `read_committed`.
+    #[serde(default, skip_serializing_if = "IsolationLevel::is_read_uncommitted")]
+    pub isolation_level: IsolationLevel,
 }
 
 impl Default for ConsumerConfig {
@@ -590,6 +677,7 @@ impl Default for ConsumerConfig {
             heartbeat_interval_ms: 3_000,
             max_poll_interval_ms: 300_000,
             partition_assignment_strategy: vec!["range".into(), "cooperative-sticky".into()],
+            isolation_level: IsolationLevel::ReadUncommitted,
         }
     }
 }
@@ -612,6 +700,7 @@ impl Configurable for ConsumerConfig {
         "heartbeat.interval.ms",
         "max.poll.interval.ms",
         "partition.assignment.strategy",
+        "isolation.level",
     ];
     const SCOPE: validate::Scope = validate::Scope::Consumer;
 
@@ -635,6 +724,19 @@ impl Configurable for ConsumerConfig {
                             } else {
                                 format!("expected earliest, latest or none, found `{other}`")
                             },
+                        })
+                    }
+                }
+            }
+            // ConsumerConfig: isolation.level, in("read_committed", "read_uncommitted").
+            "isolation.level" => {
+                self.isolation_level = match value.trim() {
+                    "read_committed" => IsolationLevel::ReadCommitted,
+                    "read_uncommitted" => IsolationLevel::ReadUncommitted,
+                    other => {
+                        return Err(ConfigError {
+                            key: key.into(),
+                            message: format!("expected read_committed or read_uncommitted, found `{other}`"),
                         })
                     }
                 }

@@ -371,6 +371,16 @@ impl Consumer {
         std::mem::take(&mut self.commit_outcomes)
     }
 
+    /// A partition with nothing buffered: the application's position is the fetch position.
+    fn sync_consumed_epochs(&mut self) {
+        let buffer = &self.buffer;
+        for (tp, state) in self.assignment.iter_mut() {
+            if !buffer.iter().any(|r| &r.partition == tp) {
+                state.consumed_epoch = state.position_epoch;
+            }
+        }
+    }
+
     /// Every position is a valid offset, never negative (Kafka's `SubscriptionState` holds a
     /// `FetchPosition` only for a real offset; `KafkaConsumer.seek` rejects a negative one). A
     /// position awaiting validation has an epoch to validate and nothing buffered (Kafka returns
@@ -628,6 +638,10 @@ impl Consumer {
                 value: r.value.clone(),
             });
         }
+        // With nothing of a partition left buffered, the application's position is the fetch
+        // position, past any markers or aborted batches the fetch stepped over
+        // (`CompletedFetch.nextFetchOffset`, with the epoch of the batch it read last).
+        self.sync_consumed_epochs();
         self.drive(now, fx);
         Ok(records)
     }
@@ -732,7 +746,8 @@ impl Consumer {
                 }
             }
             fx.set_timer(Timer::RequestTimeout(id), now.plus_ms(self.config.request_timeout_ms));
-            let body = Request::ListOffsets(ListOffsetsRequest { partitions });
+            let body =
+                Request::ListOffsets(ListOffsetsRequest { partitions, isolation_level: self.config.isolation_level });
             fx.send(NodeId::Broker(broker), Message::Request { correlation_id: id, body });
         }
         for (broker, positions) in validations {
@@ -757,8 +772,12 @@ impl Consumer {
                 Timer::RequestTimeout(id),
                 now.plus_ms(self.config.request_timeout_ms + self.config.fetch_max_wait_ms),
             );
-            let body =
-                Request::Fetch(FetchRequest { replica: None, max_wait_ms: self.config.fetch_max_wait_ms, partitions });
+            let body = Request::Fetch(FetchRequest {
+                replica: None,
+                max_wait_ms: self.config.fetch_max_wait_ms,
+                partitions,
+                isolation_level: self.config.isolation_level,
+            });
             fx.send(NodeId::Broker(broker), Message::Request { correlation_id: id, body });
         }
         if let Some(at) = wakeup {
@@ -860,7 +879,40 @@ impl Consumer {
             }
             match p.error {
                 ErrorCode::None => {
+                    // Kafka's `CompletedFetch.nextFetchedRecord`: under read_committed, a
+                    // transactional batch of a producer whose aborted transaction has begun by
+                    // the batch's last offset is dropped, and that producer's ABORT marker ends
+                    // the drop; control batches (markers) are never returned. Either way the
+                    // position moves past them.
+                    let read_committed = self.config.isolation_level == IsolationLevel::ReadCommitted;
+                    let mut aborted = p.aborted_transactions.clone();
+                    aborted.sort_by_key(|a| (a.first_offset, a.producer_id));
+                    let mut aborted = std::collections::VecDeque::from(aborted);
+                    let mut aborted_producers = std::collections::BTreeSet::new();
                     for batch in p.batches {
+                        if batch.next_offset() <= position {
+                            continue;
+                        }
+                        if read_committed && batch.is_idempotent() {
+                            while aborted.front().is_some_and(|a| a.first_offset <= batch.last_offset()) {
+                                let a = aborted.pop_front().expect("checked");
+                                aborted_producers.insert(a.producer_id);
+                            }
+                            let is_abort_marker =
+                                batch.control.is_some_and(|m| m.control_type == crate::record::ControlType::Abort);
+                            if is_abort_marker {
+                                aborted_producers.remove(&batch.producer_id);
+                            } else if batch.is_transactional && aborted_producers.contains(&batch.producer_id) {
+                                position = batch.next_offset();
+                                state.position_epoch = batch_epoch(batch.leader_epoch);
+                                continue;
+                            }
+                        }
+                        if batch.is_control() {
+                            position = batch.next_offset();
+                            state.position_epoch = batch_epoch(batch.leader_epoch);
+                            continue;
+                        }
                         for (i, record) in batch.records.into_iter().enumerate() {
                             let offset = batch.base_offset + i as i64;
                             if offset < position {
@@ -883,6 +935,7 @@ impl Consumer {
                         }
                     }
                     state.position = Some(position);
+                    self.sync_consumed_epochs();
                 }
                 ErrorCode::OffsetOutOfRange => {
                     fx.note(Note::OffsetOutOfRange { partition: tp.clone(), position });
@@ -1269,6 +1322,8 @@ mod tests {
                                 high_watermark: -1,
                                 log_start_offset: 0,
                                 batches: Vec::new(),
+                                last_stable_offset: None,
+                                aborted_transactions: Vec::new(),
                             })
                             .collect(),
                     })
@@ -1312,6 +1367,8 @@ mod tests {
                     high_watermark: self.log_end,
                     log_start_offset: 0,
                     batches: Vec::new(),
+                    last_stable_offset: None,
+                    aborted_transactions: Vec::new(),
                 };
             }
             // One batch per leader epoch, as the leaders wrote them.
@@ -1328,6 +1385,8 @@ mod tests {
                         base_sequence: -1,
                         timestamp_ms: 0,
                         records: vec![record],
+                        is_transactional: false,
+                        control: None,
                     }),
                 }
             }
@@ -1337,6 +1396,8 @@ mod tests {
                 high_watermark: self.log_end,
                 log_start_offset: 0,
                 batches,
+                last_stable_offset: None,
+                aborted_transactions: Vec::new(),
             }
         }
 

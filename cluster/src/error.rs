@@ -39,6 +39,24 @@ pub enum ErrorCode {
     DuplicateBrokerRegistration,
     NetworkException,
     BrokerNotAvailable,
+    /// The request is malformed (an empty `transactional.id` on EndTxn, for one).
+    InvalidRequest,
+    /// A transactional producer used an epoch older than the coordinator's: another incarnation
+    /// with the same `transactional.id` has initialised since (KIP-588 split it from
+    /// INVALID_PRODUCER_EPOCH for the coordinator's answers).
+    ProducerFenced,
+    /// A partition leader saw a batch or marker with an epoch older than the producer's latest.
+    InvalidProducerEpoch,
+    /// The request is not allowed in the transaction's current state (a commit after an abort).
+    InvalidTxnState,
+    /// The producer id does not match the one the coordinator holds for this `transactional.id`.
+    InvalidProducerIdMapping,
+    /// `transaction.timeout.ms` is above the broker's `transaction.max.timeout.ms`.
+    InvalidTransactionTimeout,
+    /// The coordinator is completing the transaction's previous state change; retry.
+    ConcurrentTransactions,
+    /// A marker came from a coordinator older than one the partition has already heard from.
+    TransactionCoordinatorFenced,
 }
 
 impl ErrorCode {
@@ -76,6 +94,14 @@ impl ErrorCode {
             InvalidUpdateVersion => 95,
             DuplicateBrokerRegistration => 101,
             IneligibleReplica => 107,
+            InvalidRequest => 42,
+            InvalidProducerEpoch => 47,
+            InvalidTxnState => 48,
+            InvalidProducerIdMapping => 49,
+            InvalidTransactionTimeout => 50,
+            ConcurrentTransactions => 51,
+            TransactionCoordinatorFenced => 52,
+            ProducerFenced => 90,
         }
     }
 
@@ -113,6 +139,14 @@ impl ErrorCode {
             InvalidUpdateVersion => "INVALID_UPDATE_VERSION",
             DuplicateBrokerRegistration => "DUPLICATE_BROKER_REGISTRATION",
             IneligibleReplica => "INELIGIBLE_REPLICA",
+            InvalidRequest => "INVALID_REQUEST",
+            InvalidProducerEpoch => "INVALID_PRODUCER_EPOCH",
+            InvalidTxnState => "INVALID_TXN_STATE",
+            InvalidProducerIdMapping => "INVALID_PRODUCER_ID_MAPPING",
+            InvalidTransactionTimeout => "INVALID_TRANSACTION_TIMEOUT",
+            ConcurrentTransactions => "CONCURRENT_TRANSACTIONS",
+            TransactionCoordinatorFenced => "TRANSACTION_COORDINATOR_FENCED",
+            ProducerFenced => "PRODUCER_FENCED",
         }
     }
 

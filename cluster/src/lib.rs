@@ -21,6 +21,7 @@
 //! - [`producer`], [`consumer`]: the client protocol engines under the async client API.
 //! - [`partitioner`]: how a producer picks a partition for a key (Java's murmur2, librdkafka's CRC-32).
 //! - [`group`]: consumer groups; [`group::assignor`] holds Kafka's partition assignors.
+//! - [`txn`]: the transaction coordinator: transaction states, markers to write, fencing.
 //! - [`effects`], [`timer`], [`note`]: the boundary to the simulator.
 //! - [`connect`]: Kafka Connect; [`connect::smt`] is its single message transforms (the chain and
 //!   the built-in transforms and predicates), [`connect::properties`] Java's `.properties` syntax.
@@ -57,6 +58,7 @@ mod testing;
 pub mod time;
 pub mod timer;
 pub mod topic;
+pub mod txn;
 pub mod version;
 
 pub use effects::{Effects, Input, StateMachine};

@@ -9,12 +9,124 @@
 //!
 //! The high watermark is not the log's business: it belongs to the replica (see
 //! [`crate::broker`]), because only the leader decides it, from what its followers have.
+//!
+//! Transactions leave two things in the log besides their records: the *markers* (control
+//! batches, COMMIT or ABORT, one offset each), and, derived from the batches, the *transaction
+//! index* ([`TxnIndex`]): which producers have a transaction open here and where it began (Kafka's
+//! `ProducerStateManager.ongoingTxns`), the transactions whose marker is written but perhaps not
+//! yet replicated (`unreplicatedTxns`), and every aborted transaction's offset range (the
+//! `.txnindex` files, `AbortedTxn`). Leaders and followers build it the same way, from the batches
+//! they append, and rebuild it from the batches after a truncation, as Kafka rebuilds producer
+//! state from its log.
 
 use crate::config::TopicConfig;
 use crate::epoch_cache::EpochCache;
 use crate::invariant::ensure;
-use crate::record::{Record, RecordBatch};
+use crate::record::{ControlType, Record, RecordBatch};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// An aborted transaction's range in one partition (Kafka's `AbortedTxn`): a `read_committed`
+/// consumer drops this producer's batches from `first_offset` up to the ABORT marker at
+/// `last_offset`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AbortedTxn {
+    pub producer_id: i64,
+    pub first_offset: i64,
+    pub last_offset: i64,
+}
+
+/// What the log knows of the transactions written to it; see the module notes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxnIndex {
+    /// Producer id to the first offset of its open transaction.
+    ongoing: BTreeMap<i64, i64>,
+    /// Marker offset to the first offset of a finished transaction, kept until the high watermark
+    /// passes the marker.
+    unreplicated: BTreeMap<i64, i64>,
+    /// Aborted transactions, by marker offset.
+    aborted: Vec<AbortedTxn>,
+}
+
+impl TxnIndex {
+    fn is_empty(&self) -> bool {
+        self.ongoing.is_empty() && self.unreplicated.is_empty() && self.aborted.is_empty()
+    }
+
+    /// `ProducerAppendInfo.append` / `appendEndTxnMarker`, as far as the index goes.
+    fn on_append(&mut self, batch: &RecordBatch) {
+        if !batch.is_transactional {
+            return;
+        }
+        match batch.control {
+            None => {
+                self.ongoing.entry(batch.producer_id).or_insert(batch.base_offset);
+            }
+            Some(marker) => {
+                // A marker with no open transaction (a retried marker, or an abort of a
+                // transaction that wrote nothing here) completes nothing (`completeTxn` is only
+                // called for an ongoing one).
+                let Some(first_offset) = self.ongoing.remove(&batch.producer_id) else { return };
+                let last_offset = batch.base_offset;
+                self.unreplicated.insert(last_offset, first_offset);
+                if marker.control_type == ControlType::Abort {
+                    self.aborted.push(AbortedTxn { producer_id: batch.producer_id, first_offset, last_offset });
+                }
+            }
+        }
+    }
+}
+
+impl Log {
+    /// The first offset of the earliest transaction that is open, or whose marker the high
+    /// watermark has not passed (`ProducerStateManager.firstUnstableOffset`).
+    pub fn first_unstable_offset(&self, high_watermark: i64) -> Option<i64> {
+        let ongoing = self.txn_index.ongoing.values().copied();
+        let unreplicated = self.txn_index.unreplicated.range(high_watermark..).map(|(_, first)| *first);
+        ongoing.chain(unreplicated).min()
+    }
+
+    /// The *last stable offset*: below it, every transaction is decided and its marker
+    /// replicated. It is the first unstable offset, capped at the high watermark
+    /// (`UnifiedLog.lastStableOffset`, `fetchLastStableOffsetMetadata`). `read_committed`
+    /// consumers read only below it.
+    pub fn last_stable_offset(&self, high_watermark: i64) -> i64 {
+        self.first_unstable_offset(high_watermark).map_or(high_watermark, |first| first.min(high_watermark))
+    }
+
+    /// Forget finished transactions whose marker is below the high watermark
+    /// (`ProducerStateManager.removeUnreplicatedTransactions`).
+    pub fn on_high_watermark(&mut self, high_watermark: i64) {
+        self.txn_index.unreplicated.retain(|marker, _| *marker >= high_watermark);
+    }
+
+    /// The aborted transactions a fetch of `[from, upto)` must tell a `read_committed` consumer
+    /// about (`UnifiedLog.collectAbortedTransactions`): those that end at or after `from` and
+    /// begin before `upto`.
+    pub fn aborted_transactions(&self, from: i64, upto: i64) -> Vec<AbortedTxn> {
+        self.txn_index.aborted.iter().filter(|a| a.last_offset >= from && a.first_offset < upto).copied().collect()
+    }
+
+    /// The first offset of the producer's open transaction here, if any.
+    pub fn ongoing_transaction(&self, producer_id: i64) -> Option<i64> {
+        self.txn_index.ongoing.get(&producer_id).copied()
+    }
+
+    /// Producer ids with a transaction open here, with its first offset.
+    pub fn ongoing_transactions(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
+        self.txn_index.ongoing.iter().map(|(p, o)| (*p, *o))
+    }
+
+    /// Rebuild the index from the batches (after a truncation), as Kafka rebuilds its producer
+    /// state by reading the log.
+    fn rebuild_txn_index(&mut self) {
+        let mut index = TxnIndex::default();
+        for batch in self.segments.iter().flat_map(|s| s.batches.iter()) {
+            index.on_append(batch);
+        }
+        self.txn_index = index;
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Segment {
@@ -58,6 +170,8 @@ pub struct Log {
     /// When the oldest unflushed record was appended (for `flush.ms`).
     unflushed_since_ms: Option<u64>,
     epoch_cache: EpochCache,
+    #[serde(default, skip_serializing_if = "TxnIndex::is_empty")]
+    txn_index: TxnIndex,
 }
 
 impl Log {
@@ -69,6 +183,7 @@ impl Log {
             flushed_offset: 0,
             unflushed_since_ms: None,
             epoch_cache: EpochCache::default(),
+            txn_index: TxnIndex::default(),
         }
     }
 
@@ -146,6 +261,7 @@ impl Log {
         assert!(!batch.is_empty(), "empty batches are never appended");
         self.maybe_roll(config, now_ms);
         self.epoch_cache.assign(batch.leader_epoch, batch.base_offset);
+        self.txn_index.on_append(&batch);
         self.log_end_offset = batch.next_offset();
         let segment = self.segments.last_mut().expect("a log always has an active segment");
         segment.size_bytes += batch.size_bytes() as u64;
@@ -270,6 +386,7 @@ impl Log {
         if self.flushed_offset == self.log_end_offset {
             self.unflushed_since_ms = None;
         }
+        self.rebuild_txn_index();
         before - self.log_end_offset
     }
 
@@ -371,6 +488,76 @@ mod tests {
     fn batch(values: &[&str]) -> RecordBatch {
         let records = values.iter().map(|v| Record { key: None, value: v.to_string() }).collect();
         RecordBatch::new_unassigned(-1, -1, -1, 0, records)
+    }
+
+    fn txn_batch(pid: i64, values: &[&str]) -> RecordBatch {
+        let mut b = batch(values);
+        b.producer_id = pid;
+        b.producer_epoch = 0;
+        b.base_sequence = 0;
+        b.is_transactional = true;
+        b
+    }
+
+    fn marker(pid: i64, control_type: ControlType) -> RecordBatch {
+        RecordBatch::new_marker(pid, 0, 0, crate::record::ControlMarker { control_type, coordinator_epoch: 0 })
+    }
+
+    /// Two producers' transactions interleaved (pid 1 at 0..2 then commit at 4, pid 2 at 2..4 then
+    /// abort at 5), with a plain record at 6.
+    fn interleaved() -> Log {
+        let config = TopicConfig::default();
+        let mut log = Log::new(0);
+        log.append_as_leader(txn_batch(1, &["a", "b"]), 0, &config, 0);
+        log.append_as_leader(txn_batch(2, &["x", "y"]), 0, &config, 0);
+        log.append_as_leader(marker(1, ControlType::Commit), 0, &config, 0);
+        log.append_as_leader(marker(2, ControlType::Abort), 0, &config, 0);
+        log.append_as_leader(batch(&["plain"]), 0, &config, 0);
+        log
+    }
+
+    #[test]
+    fn an_open_transaction_holds_the_last_stable_offset_at_its_first_offset() {
+        let config = TopicConfig::default();
+        let mut log = Log::new(0);
+        log.append_as_leader(batch(&["before"]), 0, &config, 0);
+        log.append_as_leader(txn_batch(7, &["t1", "t2"]), 0, &config, 0);
+        log.append_as_leader(batch(&["other producer"]), 0, &config, 0);
+        // everything is replicated, but offset 1 starts an undecided transaction
+        assert_eq!(log.last_stable_offset(4), 1);
+        assert_eq!(log.ongoing_transaction(7), Some(1));
+        log.append_as_leader(marker(7, ControlType::Commit), 0, &config, 0);
+        // the marker (offset 4) is not below the high watermark yet: still unstable
+        assert_eq!(log.last_stable_offset(4), 1);
+        assert_eq!(log.last_stable_offset(5), 5, "the LSO is the HW once every marker is below it");
+        log.on_high_watermark(5);
+        assert_eq!(log.last_stable_offset(5), 5);
+    }
+
+    #[test]
+    fn the_last_stable_offset_never_passes_the_high_watermark() {
+        let log = interleaved();
+        assert_eq!(log.last_stable_offset(3), 0, "both transactions start below 3 and are undecided at HW 3");
+        assert_eq!(log.last_stable_offset(7), 7);
+        assert_eq!(log.last_stable_offset(6), 6);
+    }
+
+    #[test]
+    fn only_aborted_transactions_are_indexed_with_their_range() {
+        let log = interleaved();
+        let all = log.aborted_transactions(0, 7);
+        assert_eq!(all, vec![AbortedTxn { producer_id: 2, first_offset: 2, last_offset: 5 }]);
+        assert!(log.aborted_transactions(6, 7).is_empty(), "ended before the fetch");
+        assert!(log.aborted_transactions(0, 2).is_empty(), "begins after the fetch");
+    }
+
+    #[test]
+    fn truncating_away_a_marker_reopens_its_transaction() {
+        let mut log = interleaved();
+        log.truncate_to(5);
+        assert_eq!(log.ongoing_transaction(2), Some(2));
+        assert!(log.aborted_transactions(0, 5).is_empty());
+        assert_eq!(log.last_stable_offset(5), 2);
     }
 
     #[test]

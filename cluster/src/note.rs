@@ -179,6 +179,52 @@ pub enum Note {
         partition: TopicPartition,
         offset: i64,
     },
+    // ---- transaction coordinator (on a broker) ----
+    /// A `transactional.id`'s state change is written to `__transaction_state` and replicated
+    /// (`completeTransitionTo`), or loaded from it by a new coordinator (`loaded`).
+    TxnStateChanged {
+        transactional_id: String,
+        state: String,
+        producer_id: i64,
+        producer_epoch: i16,
+        partitions: Vec<TopicPartition>,
+        loaded: bool,
+    },
+    // ---- partition leader ----
+    /// A transaction marker (a control record) was appended to a partition.
+    MarkerWritten {
+        partition: TopicPartition,
+        producer_id: i64,
+        producer_epoch: i16,
+        control: crate::record::ControlType,
+        offset: i64,
+    },
+    // ---- transactional producer ----
+    /// initTransactions() completed: this incarnation writes with this producer id and epoch.
+    TxnInitialized {
+        transactional_id: String,
+        producer_id: i64,
+        producer_epoch: i16,
+    },
+    /// commitTransaction() or abortTransaction() completed: the coordinator has written the
+    /// decision. `records`: where the transaction's records went.
+    TxnEnded {
+        transactional_id: String,
+        producer_id: i64,
+        producer_epoch: i16,
+        committed: bool,
+        records: Vec<(TopicPartition, i64)>,
+        /// Records failed in the transaction: the producer now bumps its epoch (KIP-360) before
+        /// the next one can begin.
+        epoch_bump: bool,
+    },
+    /// The transactional producer hit an error. `fatal`: ProducerFencedException and the like:
+    /// the producer is unusable and must be closed; otherwise the transaction must be aborted.
+    TxnFailed {
+        transactional_id: String,
+        error: ErrorCode,
+        fatal: bool,
+    },
     // ---- group member (consumer) ----
     /// This member now owns these partitions (added to what it had).
     PartitionsAssigned {
@@ -318,6 +364,8 @@ impl Note {
             | OffsetOutOfRange { partition, .. }
             | TruncationDetected { partition, .. } => Some(partition),
             ProduceFailed { partition, .. } => partition.as_ref(),
+            MarkerWritten { partition, .. } => Some(partition),
+            TxnStateChanged { .. } | TxnInitialized { .. } | TxnEnded { .. } | TxnFailed { .. } => None,
             OffsetCommitted { partition, .. } => Some(partition),
             Quorum(_) | ControllerActivated { .. } | ControllerRenounced { .. } => None,
             BrokerRegistered { .. }
@@ -560,6 +608,45 @@ impl fmt::Display for Note {
                     write!(f, " (seq={seq})")?;
                 }
                 write!(f, " will be retried after {error}")
+            }
+            TxnStateChanged { transactional_id, state, producer_id, producer_epoch, partitions, loaded } => {
+                if *loaded {
+                    write!(f, "transaction {transactional_id}: loaded from __transaction_state: ")?;
+                } else {
+                    write!(f, "transaction {transactional_id}: ")?;
+                }
+                write!(f, "{state} (pid {producer_id} epoch {producer_epoch}")?;
+                if !partitions.is_empty() {
+                    write!(f, ", partitions {}", fmt_partitions(partitions))?;
+                }
+                write!(f, ")")
+            }
+            MarkerWritten { partition, producer_id, producer_epoch, control, offset } => write!(
+                f,
+                "{partition}: {} marker for pid {producer_id} epoch {producer_epoch} at offset {offset}",
+                match control {
+                    crate::record::ControlType::Commit => "COMMIT",
+                    crate::record::ControlType::Abort => "ABORT",
+                }
+            ),
+            TxnInitialized { transactional_id, producer_id, producer_epoch } => write!(
+                f,
+                "initTransactions() done: {transactional_id} is pid {producer_id} epoch {producer_epoch}; older epochs are fenced"
+            ),
+            TxnEnded { transactional_id, committed, records, epoch_bump, .. } => write!(
+                f,
+                "{}Transaction() done for {transactional_id}: {} record(s) {}{}",
+                if *committed { "commit" } else { "abort" },
+                records.len(),
+                if *committed { "committed" } else { "aborted" },
+                if *epoch_bump { "; records failed, so the producer bumps its epoch first (KIP-360)" } else { "" }
+            ),
+            TxnFailed { transactional_id, error, fatal } => {
+                if *fatal {
+                    write!(f, "{transactional_id}: {error}: fatal, the producer must be closed")
+                } else {
+                    write!(f, "{transactional_id}: {error}: the transaction must be aborted")
+                }
             }
             Consumed { partition, offset, key, value } => write!(f, "consumed {} from {partition}@{offset}", fmt_record(key, value)),
             PositionReset { partition, offset, reason } => write!(f, "{partition}: position reset to {offset} ({reason})"),

@@ -71,6 +71,7 @@ use crate::record::{Record, RecordBatch, NO_PRODUCER_ID, NO_SEQUENCE};
 use crate::time::SimTime;
 use crate::timer::{ClientEngine, Timer};
 use crate::topic::{BrokerId, TopicPartition};
+use crate::txn::client::{TransactionManager, TxnOutcome, TxnRequestKind};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// The most requests an idempotent producer keeps in flight to one broker, whatever
@@ -160,6 +161,8 @@ pub struct Producer {
     in_flight: BTreeMap<u64, InFlight>,
     next_correlation: u64,
     connections: Connections,
+    /// With a `transactional.id`: the transaction manager (see [`crate::txn::client`]).
+    txn: Option<TransactionManager>,
 }
 
 impl Producer {
@@ -172,7 +175,9 @@ impl Producer {
             retry_backoff_max_ms: config.retry_backoff_max_ms,
         };
         let connections = Connections::new(ClientEngine::Producer, config.connection_setup_timeout);
+        let txn = config.transactional_id.clone().map(|id| TransactionManager::new(id, config.transaction_timeout_ms));
         Producer {
+            txn,
             config,
             metadata: ClientMetadata::new(bootstrap, settings, Timer::ProducerWakeup),
             connections,
@@ -202,6 +207,179 @@ impl Producer {
             + self.in_flight.values().map(|f| f.batch.records.len()).sum::<usize>()
     }
 
+    /// The transaction manager, for a producer with a `transactional.id`.
+    pub fn transaction_manager(&self) -> Option<&TransactionManager> {
+        self.txn.as_ref()
+    }
+
+    fn txn_call(
+        &mut self,
+        now: SimTime,
+        fx: &mut Effects,
+        call: impl FnOnce(&mut TransactionManager) -> Result<(), String>,
+    ) -> Result<(), String> {
+        let Some(t) = self.txn.as_mut() else {
+            return Err("the producer has no transactional.id (IllegalStateException)".into());
+        };
+        call(t)?;
+        self.drive(now, fx);
+        self.track_connections(now, fx);
+        Ok(())
+    }
+
+    /// `initTransactions()`: its completion is noted `TxnInitialized` (or `TxnFailed`).
+    pub fn init_transactions(&mut self, now: SimTime, fx: &mut Effects) -> Result<(), String> {
+        self.txn_call(now, fx, |t| t.init_transactions())
+    }
+
+    /// `beginTransaction()`: local, done at once.
+    pub fn begin_transaction(&mut self) -> Result<(), String> {
+        let Some(t) = self.txn.as_mut() else {
+            return Err("the producer has no transactional.id (IllegalStateException)".into());
+        };
+        t.begin_transaction()
+    }
+
+    /// `commitTransaction()`: flushes, then EndTxn(commit); noted `TxnEnded` (or `TxnFailed`).
+    pub fn commit_transaction(&mut self, now: SimTime, fx: &mut Effects) -> Result<(), String> {
+        self.txn_call(now, fx, |t| t.begin_commit())
+    }
+
+    /// `abortTransaction()`: records not sent yet fail, EndTxn(abort) once the rest completed;
+    /// noted `TxnEnded`.
+    pub fn abort_transaction(&mut self, now: SimTime, fx: &mut Effects) -> Result<(), String> {
+        let mut ended_locally = None;
+        self.txn_call(now, fx, |t| {
+            if !t.begin_abort()? {
+                ended_locally = Some(t.complete_transaction(false));
+            }
+            Ok(())
+        })?;
+        if let Some(outcome) = ended_locally {
+            self.on_txn_outcome(outcome, fx);
+        }
+        Ok(())
+    }
+
+    /// Note what a transaction manager step came to, and take a new producer id and epoch.
+    fn on_txn_outcome(&mut self, outcome: TxnOutcome, fx: &mut Effects) {
+        let Some(t) = self.txn.as_ref() else { return };
+        let transactional_id = t.transactional_id.clone();
+        match outcome {
+            TxnOutcome::Nothing => {}
+            TxnOutcome::Initialized => {
+                // A new epoch: sequence numbers start again at 0 (`resetSequenceNumbers`).
+                assert!(self.in_flight.is_empty(), "the epoch changes only between transactions");
+                self.producer_id = t.producer_id;
+                self.producer_epoch = t.producer_epoch;
+                self.sequences.clear();
+                self.reset_pending = false;
+                for batch in self.ready.values_mut().flatten() {
+                    batch.base_sequence = NO_SEQUENCE;
+                }
+                fx.note(Note::TxnInitialized {
+                    transactional_id,
+                    producer_id: self.producer_id,
+                    producer_epoch: self.producer_epoch,
+                });
+            }
+            TxnOutcome::Ended { committed, records } => fx.note(Note::TxnEnded {
+                transactional_id,
+                producer_id: t.producer_id,
+                producer_epoch: t.producer_epoch,
+                committed,
+                records,
+                epoch_bump: t.state == crate::txn::client::ClientTxnState::Initializing,
+            }),
+            TxnOutcome::Failed { error, fatal } => fx.note(Note::TxnFailed { transactional_id, error, fatal }),
+        }
+    }
+
+    /// Send the transaction manager's next request, if one may go
+    /// (`Sender.maybeSendAndPollTransactionalRequest`).
+    fn drive_txn(&mut self, now: SimTime, fx: &mut Effects) {
+        let flushed = self.pending_records() == 0;
+        let Some(t) = self.txn.as_mut() else { return };
+        let Some(kind) = t.next_request(now, flushed) else {
+            if t.in_flight.is_none() && t.retry_at > now && !t.queue.is_empty() {
+                fx.set_timer(Timer::TxnRetry, t.retry_at);
+            }
+            return;
+        };
+        let candidates = match (&kind, t.coordinator) {
+            (TxnRequestKind::FindCoordinator, _) | (_, None) => self.metadata.known_brokers(),
+            (_, Some(coordinator)) => vec![coordinator],
+        };
+        let broker = match self.metadata.pick(&candidates, now) {
+            Ok(broker) => broker,
+            Err(Some(at)) => return self.metadata.wake_at(at, fx),
+            Err(None) => return,
+        };
+        let t = self.txn.as_mut().expect("checked");
+        let transactional_id = t.transactional_id.clone();
+        let body = match &kind {
+            TxnRequestKind::FindCoordinator => Request::FindCoordinator(FindCoordinatorRequest {
+                group_id: transactional_id,
+                key_type: CoordinatorType::Transaction,
+            }),
+            TxnRequestKind::InitProducerId { bump } => Request::InitProducerIdTransactional(InitProducerIdRequest {
+                transactional_id,
+                transaction_timeout_ms: t.transaction_timeout_ms,
+                producer_id: if *bump { t.producer_id } else { NO_PRODUCER_ID },
+                producer_epoch: if *bump { t.producer_epoch } else { -1 },
+            }),
+            TxnRequestKind::AddPartitions(partitions) => Request::AddPartitionsToTxn(AddPartitionsToTxnRequest {
+                transactional_id,
+                producer_id: t.producer_id,
+                producer_epoch: t.producer_epoch,
+                partitions: partitions.iter().cloned().collect(),
+            }),
+            TxnRequestKind::EndTxn { commit } => Request::EndTxn(EndTxnRequest {
+                transactional_id,
+                producer_id: t.producer_id,
+                producer_epoch: t.producer_epoch,
+                committed: *commit,
+            }),
+        };
+        let correlation_id = self.next_correlation;
+        self.next_correlation += 1;
+        t.sent(correlation_id, kind, broker);
+        fx.set_timer(Timer::RequestTimeout(correlation_id), now.plus_ms(self.config.request_timeout_ms));
+        fx.send(NodeId::Broker(broker), Message::Request { correlation_id, body });
+    }
+
+    /// Aborting (or failed): records not yet sent fail with TransactionAbortedException
+    /// (`RecordAccumulator.abortUndrainedBatches`); batches already sent complete as they will.
+    fn abort_undrained(&mut self, fx: &mut Effects) {
+        if !self.txn.as_ref().is_some_and(TransactionManager::is_aborting) {
+            return;
+        }
+        let mut failed: Vec<(u64, Option<TopicPartition>)> =
+            self.unrouted.drain(..).map(|u| (u.send_id, None)).collect();
+        for (tp, batch) in std::mem::take(&mut self.open) {
+            failed.extend(batch.records.iter().map(|(id, _)| (*id, Some(tp.clone()))));
+        }
+        for queue in self.ready.values_mut() {
+            queue.retain(|b| {
+                if b.base_sequence != NO_SEQUENCE {
+                    return true;
+                }
+                failed.extend(b.records.iter().map(|(id, _)| (*id, Some(b.partition.clone()))));
+                false
+            });
+        }
+        self.ready.retain(|_, q| !q.is_empty());
+        let error = self.txn.as_ref().and_then(|t| t.last_error).unwrap_or(ErrorCode::InvalidTxnState);
+        for (send_id, partition) in failed {
+            fx.note(Note::ProduceFailed {
+                send_id,
+                partition,
+                error,
+                reason: "the transaction is aborting (TransactionAbortedException)".into(),
+            });
+        }
+    }
+
     /// The application calls `send`. `send_id` names the record in the notes that report its fate.
     pub fn send(
         &mut self,
@@ -212,6 +390,11 @@ impl Producer {
         rng: &mut dyn rand_core::RngCore,
         fx: &mut Effects,
     ) {
+        if let Some(Err(reason)) = self.txn.as_ref().map(TransactionManager::check_send) {
+            let error = self.txn.as_ref().and_then(|t| t.last_error).unwrap_or(ErrorCode::InvalidTxnState);
+            fx.note(Note::ProduceFailed { send_id, partition: None, error, reason });
+            return;
+        }
         self.metadata.add_interest(topic);
         self.unrouted.push(Unrouted { send_id, topic: topic.to_string(), record, enqueued: now });
         self.route(now, rng, fx);
@@ -243,6 +426,9 @@ impl Producer {
                 }
             };
             let tp = TopicPartition::new(u.topic.clone(), partition);
+            if let Some(t) = self.txn.as_mut() {
+                t.maybe_add_partition(&tp);
+            }
             let bytes = u.record.size_bytes();
             if key.is_none() {
                 self.sticky.on_append(&u.topic, bytes, self.config.batch_size);
@@ -329,7 +515,9 @@ impl Producer {
         let s = self.sequences.get_mut(&batch.partition).expect("a sent batch's partition has sequences");
         s.incomplete.remove(&batch.base_sequence);
         if refused {
-            self.reset_pending = true;
+            // A transactional producer bumps its epoch after the abort instead
+            // (`TransactionManager.epochBumpRequired`).
+            self.reset_pending = self.txn.is_none();
         } else {
             let after = batch.last_sequence().wrapping_add(1);
             s.unresolved = Some(s.unresolved.map_or(after, |u| u.max(after)));
@@ -343,7 +531,7 @@ impl Producer {
         for s in self.sequences.values_mut() {
             if s.unresolved.is_some() && s.incomplete.is_empty() {
                 if !s.is_next(s.next) {
-                    self.reset_pending = true;
+                    self.reset_pending = self.txn.is_none();
                 }
                 s.unresolved = None;
             }
@@ -419,6 +607,10 @@ impl Producer {
         if self.max_in_flight() == 1 && self.in_flight_for(tp) {
             return true;
         }
+        // A transactional record waits until its partition is in the transaction.
+        if self.txn.as_ref().is_some_and(|t| !t.is_send_to_partition_allowed(tp)) {
+            return true;
+        }
         if !self.config.enable_idempotence {
             return false;
         }
@@ -436,7 +628,13 @@ impl Producer {
     fn drive(&mut self, now: SimTime, fx: &mut Effects) {
         self.expire(now, fx);
         self.metadata.maybe_refresh(now, &mut self.next_correlation, fx);
-        if self.config.enable_idempotence {
+        if self.txn.is_some() {
+            self.abort_undrained(fx);
+            self.drive_txn(now, fx);
+            if self.producer_id == NO_PRODUCER_ID {
+                return;
+            }
+        } else if self.config.enable_idempotence {
             self.resolve_sequences();
             if self.reset_pending {
                 if !self.in_flight.is_empty() {
@@ -546,11 +744,13 @@ impl Producer {
         let records: Vec<Record> = batch.records.iter().map(|(_, r)| r.clone()).collect();
         let (pid, epoch) =
             if self.config.enable_idempotence { (self.producer_id, self.producer_epoch) } else { (NO_PRODUCER_ID, -1) };
+        let mut wire = RecordBatch::new_unassigned(pid, epoch, batch.base_sequence, batch.created.as_ms(), records);
+        wire.is_transactional = self.txn.is_some();
         let body = Request::Produce(ProduceRequest {
             acks: self.config.acks,
             timeout_ms: self.config.request_timeout_ms,
             partition: batch.partition.clone(),
-            batch: RecordBatch::new_unassigned(pid, epoch, batch.base_sequence, batch.created.as_ms(), records),
+            batch: wire,
         });
         let correlation_id = self.next_correlation;
         self.next_correlation += 1;
@@ -602,6 +802,11 @@ impl Producer {
         for batch in &failed_batches {
             self.on_batch_failed(batch, false);
         }
+        if !failed.is_empty() {
+            if let Some(outcome) = self.txn.as_mut().map(|t| t.on_record_failed(ErrorCode::RequestTimedOut)) {
+                self.on_txn_outcome(outcome, fx);
+            }
+        }
         for (send_id, partition) in failed {
             fx.note(Note::ProduceFailed {
                 send_id,
@@ -615,6 +820,11 @@ impl Producer {
     fn on_produce_response(&mut self, now: SimTime, flight: InFlight, r: ProduceResponse, fx: &mut Effects) {
         if r.error.is_none() {
             self.on_batch_acked(&flight.batch);
+            if let Some(t) = self.txn.as_mut() {
+                for i in 0..flight.batch.records.len() {
+                    t.on_record_acked(&r.partition, r.base_offset + i as i64);
+                }
+            }
             for (i, (send_id, record)) in flight.batch.records.into_iter().enumerate() {
                 fx.note(Note::ProduceAcked {
                     send_id,
@@ -680,6 +890,9 @@ impl Producer {
             // fate is left to the partition's later batches.
             let refused = !(error.is_retriable() || out_of_order);
             self.on_batch_failed(&batch, refused);
+            if let Some(outcome) = self.txn.as_mut().map(|t| t.on_record_failed(error)) {
+                self.on_txn_outcome(outcome, fx);
+            }
             for (send_id, _) in batch.records {
                 fx.note(Note::ProduceFailed {
                     send_id,
@@ -732,6 +945,11 @@ impl Producer {
         if let Some((_, broker)) = self.pid_request.filter(|(id, _)| *id == correlation_id) {
             return Some(broker);
         }
+        if let Some((_, _, broker)) =
+            self.txn.as_ref().and_then(|t| t.in_flight.as_ref()).filter(|f| f.0 == correlation_id)
+        {
+            return Some(*broker);
+        }
         self.metadata.in_flight().filter(|(id, _)| *id == correlation_id).map(|(_, broker)| broker)
     }
 
@@ -750,6 +968,11 @@ impl Producer {
         if let Some((id, _)) = self.pid_request.filter(|(_, b)| *b == broker) {
             self.pid_request = None;
             abandoned.push(id);
+        }
+        let backoff_ms = self.config.retry_backoff_ms;
+        if let Some(t) = self.txn.as_mut().filter(|t| t.in_flight.as_ref().is_some_and(|f| f.2 == broker)) {
+            abandoned.push(t.in_flight.as_ref().expect("filtered").0);
+            t.on_request_failed(now, backoff_ms);
         }
         if let Some((id, _)) = self.metadata.in_flight().filter(|(_, b)| *b == broker) {
             abandoned.push(id);
@@ -781,6 +1004,29 @@ impl StateMachine for Producer {
                     self.metadata.on_reply_from(broker);
                 }
                 fx.cancel_timer(Timer::RequestTimeout(correlation_id));
+                let txn_answer =
+                    self.txn.as_ref().and_then(|t| t.in_flight.as_ref()).is_some_and(|f| f.0 == correlation_id);
+                if txn_answer {
+                    let backoff_ms = self.config.retry_backoff_ms;
+                    let t = self.txn.as_mut().expect("checked");
+                    let outcome = match body {
+                        Response::FindCoordinator(r) => {
+                            t.on_find_coordinator(now, r.error, r.coordinator, backoff_ms);
+                            TxnOutcome::Nothing
+                        }
+                        Response::InitProducerId(r) => {
+                            t.on_init_producer_id(now, r.error, r.producer_id, r.producer_epoch, backoff_ms)
+                        }
+                        Response::AddPartitionsToTxn(r) => t.on_add_partitions(now, r.error, backoff_ms),
+                        Response::EndTxn(r) => t.on_end_txn(now, r.error, backoff_ms),
+                        other => panic!("producer: {} does not answer a transactional request", other.api()),
+                    };
+                    self.on_txn_outcome(outcome, fx);
+                    self.drive(now, fx);
+                    self.track_connections(now, fx);
+                    debug_check("producer", || self.check_invariants());
+                    return;
+                }
                 match body {
                     Response::Metadata(r) if self.metadata.is_in_flight(correlation_id) => {
                         self.metadata.on_response(now, r);

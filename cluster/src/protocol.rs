@@ -9,9 +9,10 @@
 
 use crate::config::{Acks, TopicConfig};
 use crate::error::ErrorCode;
+use crate::log::AbortedTxn;
 use crate::metadata::MetadataRecord;
 use crate::raft::message::RaftMessage;
-use crate::record::RecordBatch;
+use crate::record::{ControlType, RecordBatch};
 use crate::topic::{BrokerId, TopicPartition};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -86,6 +87,9 @@ pub enum ApiKey {
     LeaveGroup,
     OffsetCommit,
     OffsetFetch,
+    AddPartitionsToTxn,
+    EndTxn,
+    WriteTxnMarkers,
 }
 
 impl fmt::Display for ApiKey {
@@ -114,6 +118,12 @@ pub enum Request {
     LeaveGroup(LeaveGroupRequest),
     OffsetCommit(OffsetCommitRequest),
     OffsetFetch(OffsetFetchRequest),
+    /// InitProducerId with a `transactional.id` (the plain [`Request::InitProducerId`] is an
+    /// idempotent producer's, with none).
+    InitProducerIdTransactional(InitProducerIdRequest),
+    AddPartitionsToTxn(AddPartitionsToTxnRequest),
+    EndTxn(EndTxnRequest),
+    WriteTxnMarkers(WriteTxnMarkersRequest),
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -136,6 +146,9 @@ pub enum Response {
     LeaveGroup(LeaveGroupResponse),
     OffsetCommit(OffsetCommitResponse),
     OffsetFetch(OffsetFetchResponse),
+    AddPartitionsToTxn(AddPartitionsToTxnResponse),
+    EndTxn(EndTxnResponse),
+    WriteTxnMarkers(WriteTxnMarkersResponse),
 }
 
 impl Request {
@@ -159,6 +172,10 @@ impl Request {
             Request::LeaveGroup(_) => ApiKey::LeaveGroup,
             Request::OffsetCommit(_) => ApiKey::OffsetCommit,
             Request::OffsetFetch(_) => ApiKey::OffsetFetch,
+            Request::InitProducerIdTransactional(_) => ApiKey::InitProducerId,
+            Request::AddPartitionsToTxn(_) => ApiKey::AddPartitionsToTxn,
+            Request::EndTxn(_) => ApiKey::EndTxn,
+            Request::WriteTxnMarkers(_) => ApiKey::WriteTxnMarkers,
         }
     }
 }
@@ -184,6 +201,9 @@ impl Response {
             Response::LeaveGroup(_) => ApiKey::LeaveGroup,
             Response::OffsetCommit(_) => ApiKey::OffsetCommit,
             Response::OffsetFetch(_) => ApiKey::OffsetFetch,
+            Response::AddPartitionsToTxn(_) => ApiKey::AddPartitionsToTxn,
+            Response::EndTxn(_) => ApiKey::EndTxn,
+            Response::WriteTxnMarkers(_) => ApiKey::WriteTxnMarkers,
         }
     }
 }
@@ -209,12 +229,46 @@ pub struct ProduceResponse {
 
 // ---- Fetch (consumers and follower replicas) --------------------------------------------------
 
+/// A consumer's `isolation.level`: `read_uncommitted` reads up to the high watermark,
+/// `read_committed` only up to the last stable offset, and drops aborted transactions' records.
+/// The Java consumer defaults to `read_uncommitted` (`ConsumerConfig.DEFAULT_ISOLATION_LEVEL`),
+/// librdkafka to `read_committed` (its `isolation.level` property).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum IsolationLevel {
+    #[default]
+    #[serde(rename = "read_uncommitted")]
+    ReadUncommitted,
+    #[serde(rename = "read_committed")]
+    ReadCommitted,
+}
+
+impl IsolationLevel {
+    pub fn is_read_uncommitted(&self) -> bool {
+        *self == IsolationLevel::ReadUncommitted
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            IsolationLevel::ReadUncommitted => "read_uncommitted",
+            IsolationLevel::ReadCommitted => "read_committed",
+        }
+    }
+}
+
+impl fmt::Display for IsolationLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FetchRequest {
     /// `Some` for a follower replica (`replica_id` and broker epoch in Kafka), `None` for a consumer.
     pub replica: Option<(BrokerId, i64)>,
     pub max_wait_ms: u64,
     pub partitions: Vec<FetchPartition>,
+    #[serde(default, skip_serializing_if = "IsolationLevel::is_read_uncommitted")]
+    pub isolation_level: IsolationLevel,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -238,6 +292,12 @@ pub struct FetchedPartition {
     pub high_watermark: i64,
     pub log_start_offset: i64,
     pub batches: Vec<RecordBatch>,
+    /// The last stable offset, in answers to `read_committed` fetches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_stable_offset: Option<i64>,
+    /// The aborted transactions among the batches, for a `read_committed` fetch.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aborted_transactions: Vec<AbortedTxn>,
 }
 
 // ---- ListOffsets ------------------------------------------------------------------------------
@@ -252,6 +312,9 @@ pub enum OffsetSpec {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ListOffsetsRequest {
     pub partitions: Vec<(TopicPartition, OffsetSpec, i32)>,
+    /// `read_committed` asks for the last stable offset as the latest offset.
+    #[serde(default, skip_serializing_if = "IsolationLevel::is_read_uncommitted")]
+    pub isolation_level: IsolationLevel,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -325,6 +388,16 @@ pub struct EpochEndOffset {
 }
 
 // ---- InitProducerId ---------------------------------------------------------------------------
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InitProducerIdRequest {
+    pub transactional_id: String,
+    pub transaction_timeout_ms: u64,
+    /// The producer id and epoch a producer that has one sends to bump its epoch (KIP-360);
+    /// -1 and -1 otherwise.
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+}
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct InitProducerIdResponse {
@@ -427,9 +500,26 @@ pub struct CreateTopicsResponse {
 
 // ---- Consumer groups (the classic protocol) -------------------------------------------------------
 
+/// What a FindCoordinator looks for (`FindCoordinatorRequest.CoordinatorType`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CoordinatorType {
+    #[default]
+    Group,
+    Transaction,
+}
+
+impl CoordinatorType {
+    pub fn is_group(&self) -> bool {
+        *self == CoordinatorType::Group
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FindCoordinatorRequest {
+    /// The key: a `group.id`, or a `transactional.id` for a transaction coordinator.
     pub group_id: String,
+    #[serde(default, skip_serializing_if = "CoordinatorType::is_group")]
+    pub key_type: CoordinatorType,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -550,6 +640,55 @@ pub struct OffsetFetchResponse {
     pub offsets: Vec<(TopicPartition, i64)>,
 }
 
+// ---- Transactions -----------------------------------------------------------------------------
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AddPartitionsToTxnRequest {
+    pub transactional_id: String,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub partitions: Vec<TopicPartition>,
+}
+
+/// Kafka answers per partition; its coordinator gives every partition the same error, so ksim
+/// carries one.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AddPartitionsToTxnResponse {
+    pub error: ErrorCode,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EndTxnRequest {
+    pub transactional_id: String,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    /// true: commit; false: abort.
+    pub committed: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EndTxnResponse {
+    pub error: ErrorCode,
+}
+
+/// A coordinator asks a partition leader to write a transaction marker. Kafka batches the
+/// markers for one broker in a request; ksim sends one partition's per request.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WriteTxnMarkersRequest {
+    pub transactional_id: String,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub coordinator_epoch: i32,
+    pub result: ControlType,
+    pub partition: TopicPartition,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WriteTxnMarkersResponse {
+    pub partition: TopicPartition,
+    pub error: ErrorCode,
+}
+
 fn fmt_partitions(partitions: &[TopicPartition]) -> String {
     let names: Vec<String> = partitions.iter().map(|tp| tp.to_string()).collect();
     format!("[{}]", names.join(", "))
@@ -621,7 +760,10 @@ impl fmt::Display for Request {
             Request::CreateTopics(r) => {
                 write!(f, "CreateTopics {} partitions={} rf={}", r.name, r.partitions, r.replication_factor)
             }
-            Request::FindCoordinator(r) => write!(f, "FindCoordinator group={}", r.group_id),
+            Request::FindCoordinator(r) => match r.key_type {
+                CoordinatorType::Group => write!(f, "FindCoordinator group={}", r.group_id),
+                CoordinatorType::Transaction => write!(f, "FindCoordinator transactional.id={}", r.group_id),
+            },
             Request::JoinGroup(r) => {
                 let member = if r.member_id.is_empty() { "(new member)" } else { r.member_id.as_str() };
                 let owned: Vec<TopicPartition> =
@@ -647,6 +789,32 @@ impl fmt::Display for Request {
                 Ok(())
             }
             Request::OffsetFetch(r) => write!(f, "OffsetFetch group={} {}", r.group_id, fmt_partitions(&r.partitions)),
+            Request::InitProducerIdTransactional(r) => write!(
+                f,
+                "InitProducerId transactional.id={} transaction.timeout.ms={}",
+                r.transactional_id, r.transaction_timeout_ms
+            ),
+            Request::AddPartitionsToTxn(r) => write!(
+                f,
+                "AddPartitionsToTxn {} pid={} epoch={} {}",
+                r.transactional_id,
+                r.producer_id,
+                r.producer_epoch,
+                fmt_partitions(&r.partitions)
+            ),
+            Request::EndTxn(r) => write!(
+                f,
+                "EndTxn {} {} pid={} epoch={}",
+                r.transactional_id,
+                if r.committed { "COMMIT" } else { "ABORT" },
+                r.producer_id,
+                r.producer_epoch
+            ),
+            Request::WriteTxnMarkers(r) => write!(
+                f,
+                "WriteTxnMarkers {:?} {} pid={} epoch={} coordinator_epoch={}",
+                r.result, r.partition, r.producer_id, r.producer_epoch, r.coordinator_epoch
+            ),
         }
     }
 }
@@ -670,6 +838,9 @@ impl fmt::Display for Response {
                         write!(f, " {}", p.error)?;
                     } else {
                         write!(f, " {n} record(s) hw={}", p.high_watermark)?;
+                        if let Some(lso) = p.last_stable_offset {
+                            write!(f, " lso={lso}")?;
+                        }
                     }
                 }
                 Ok(())
@@ -708,7 +879,13 @@ impl fmt::Display for Response {
                 }
                 Ok(())
             }
-            Response::InitProducerId(r) => write!(f, "InitProducerId {} pid={}", r.error, r.producer_id),
+            Response::InitProducerId(r) => {
+                write!(f, "InitProducerId {} pid={}", r.error, r.producer_id)?;
+                if r.producer_epoch > 0 {
+                    write!(f, " epoch={}", r.producer_epoch)?;
+                }
+                Ok(())
+            }
             Response::BrokerRegistration(r) => write!(f, "BrokerRegistration {} epoch={}", r.error, r.broker_epoch),
             Response::BrokerHeartbeat(r) => write!(
                 f,
@@ -749,6 +926,11 @@ impl fmt::Display for Response {
                 }
                 Ok(())
             }
+            Response::AddPartitionsToTxn(r) => {
+                write!(f, "AddPartitionsToTxn {}", r.error)
+            }
+            Response::EndTxn(r) => write!(f, "EndTxn {}", r.error),
+            Response::WriteTxnMarkers(r) => write!(f, "WriteTxnMarkers {} {}", r.partition, r.error),
         }
     }
 }

@@ -43,6 +43,30 @@ pub struct RecordBatch {
     /// time-based retention compares against it.
     pub timestamp_ms: u64,
     pub records: Vec<Record>,
+    /// Written inside a transaction (the batch attribute `isTransactional`): its records count
+    /// for `read_committed` consumers only once the transaction's COMMIT marker follows.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub is_transactional: bool,
+    /// A control batch: one transaction marker (the batch attribute `isControlBatch`, its one
+    /// record a `EndTransactionMarker`). Markers take an offset and are never given to
+    /// applications.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control: Option<ControlMarker>,
+}
+
+/// Which way a transaction ended (`ControlRecordType`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ControlType {
+    Commit,
+    Abort,
+}
+
+/// A transaction marker (`EndTransactionMarker`): the outcome, and the epoch of the coordinator
+/// that wrote it, so a partition can refuse a marker from a deposed coordinator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControlMarker {
+    pub control_type: ControlType,
+    pub coordinator_epoch: i32,
 }
 
 impl RecordBatch {
@@ -61,7 +85,32 @@ impl RecordBatch {
             base_sequence,
             timestamp_ms,
             records,
+            is_transactional: false,
+            control: None,
         }
+    }
+
+    /// A transaction marker for a producer (`MemoryRecords.withEndTransactionMarker`): one control
+    /// record, transactional, with no sequence. Its record reads `COMMIT` or `ABORT` in the trace.
+    pub fn new_marker(producer_id: i64, producer_epoch: i16, timestamp_ms: u64, marker: ControlMarker) -> Self {
+        let value = match marker.control_type {
+            ControlType::Commit => "COMMIT",
+            ControlType::Abort => "ABORT",
+        };
+        let mut batch = RecordBatch::new_unassigned(
+            producer_id,
+            producer_epoch,
+            NO_SEQUENCE,
+            timestamp_ms,
+            vec![Record { key: None, value: value.to_string() }],
+        );
+        batch.is_transactional = true;
+        batch.control = Some(marker);
+        batch
+    }
+
+    pub fn is_control(&self) -> bool {
+        self.control.is_some()
     }
 
     pub fn len(&self) -> i64 {

@@ -49,6 +49,15 @@ pub enum Timer {
     GroupSessionCheck(String),
     /// A write to `__consumer_offsets` took longer than `offsets.commit.timeout.ms`.
     CoordinatorWriteExpiry(u64),
+    // -- transaction coordinator (on a broker) --
+    /// The periodic look for transactions older than their timeout.
+    TxnAbortTimedOut,
+    /// Send the markers and `__transaction_state` writes that failed for a retriable reason again.
+    TxnMarkerRetry,
+    // -- transactional producer --
+    /// Retry a transactional request (`retry.backoff.ms`) after CONCURRENT_TRANSACTIONS or a
+    /// coordinator error.
+    TxnRetry,
     // -- consumer --
     ConsumerWakeup,
     /// Time to heartbeat the group coordinator.
@@ -111,6 +120,9 @@ impl fmt::Display for Timer {
             Timer::GroupRebalance(g) => write!(f, "group {g}: join phase ends"),
             Timer::GroupSessionCheck(g) => write!(f, "group {g}: session check"),
             Timer::CoordinatorWriteExpiry(id) => write!(f, "coordinator write #{id} expired"),
+            Timer::TxnAbortTimedOut => write!(f, "look for timed-out transactions"),
+            Timer::TxnMarkerRetry => write!(f, "retry transaction markers"),
+            Timer::TxnRetry => write!(f, "retry transactional request"),
             Timer::GroupHeartbeat => write!(f, "group heartbeat due"),
             Timer::AutoCommit => write!(f, "auto-commit due"),
             Timer::PollIntervalCheck => write!(f, "max.poll.interval.ms check"),

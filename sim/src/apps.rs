@@ -7,7 +7,7 @@
 
 use crate::clock::now;
 use crate::scenario::{App, CommitMode};
-use crate::world::clients::Delivery;
+use crate::world::clients::{Delivery, TxnCall};
 use crate::world::World;
 use ksim_cluster::consumer::{ConsumedRecord, PollError};
 use ksim_cluster::node::NodeId;
@@ -30,6 +30,35 @@ impl KafkaProducer {
     pub fn send(&self, topic: &str, key: Option<&str>, value: &str) -> Delivery {
         let record = Record { key: key.map(str::to_string), value: value.to_string() };
         self.world.lock().expect("world lock").producer_send(self.node, topic, record)
+    }
+
+    async fn transaction_call(&self, call: TxnCall) -> Result<(), String> {
+        let outcome = self.world.lock().expect("world lock").producer_transaction_call(self.node, call);
+        outcome.await.unwrap_or_else(|_| Err("the producer stopped".into()))
+    }
+
+    /// `initTransactions()`: waits until the coordinator gave this producer its epoch.
+    pub async fn init_transactions(&self) -> Result<(), String> {
+        self.transaction_call(TxnCall::InitTransactions).await
+    }
+
+    /// `beginTransaction()`.
+    pub fn begin_transaction(&self) -> Result<(), String> {
+        self.world.lock().expect("world lock").producer_begin_transaction(self.node)
+    }
+
+    /// `commitTransaction()`: flushes, then waits for the coordinator's decision.
+    pub async fn commit_transaction(&self) -> Result<(), String> {
+        self.transaction_call(TxnCall::CommitTransaction).await
+    }
+
+    /// `abortTransaction()`.
+    pub async fn abort_transaction(&self) -> Result<(), String> {
+        self.transaction_call(TxnCall::AbortTransaction).await
+    }
+
+    fn note(&self, text: String) {
+        self.world.lock().expect("world lock").app_note(self.node, text);
     }
 }
 
@@ -116,6 +145,20 @@ pub async fn run(world: Arc<Mutex<World>>, node: NodeId, app: App, start_ms: u64
                 drop(producer.send(&topic, key, &value));
                 madsim::time::sleep(Duration::from_millis(interval_ms)).await;
             }
+        }
+        App::TransactionalProducer {
+            topic,
+            transactions,
+            records_per_transaction,
+            interval_ms,
+            commit_delay_ms,
+            abort_every,
+            keys,
+            value_prefix,
+        } => {
+            let producer = KafkaProducer::new(world, node);
+            let shape = TransactionShape { records_per_transaction, interval_ms, commit_delay_ms, abort_every };
+            transactional_producer(producer, &topic, transactions, shape, &keys, &value_prefix).await
         }
         App::Consumer { topics, poll_interval_ms } => {
             let consumer = KafkaConsumer::new(world, node);
@@ -209,5 +252,60 @@ async fn group_by_count(
             let _ = delivery.await;
         }
         let _ = consumer.commit_sync().await;
+    }
+}
+
+/// How a transactional producer app paces its transactions.
+struct TransactionShape {
+    records_per_transaction: u64,
+    interval_ms: u64,
+    commit_delay_ms: u64,
+    abort_every: u64,
+}
+
+/// The transactional producer loop, as the Java docs write it: `initTransactions()` once, then
+/// begin, send, commit; an abortable error aborts the transaction and goes on, a fatal one
+/// (ProducerFencedException: a newer producer has this `transactional.id`) ends the application,
+/// which must close the producer.
+async fn transactional_producer(
+    producer: KafkaProducer,
+    topic: &str,
+    transactions: u64,
+    shape: TransactionShape,
+    keys: &[String],
+    value_prefix: &str,
+) {
+    if let Err(error) = producer.init_transactions().await {
+        return producer.note(format!("initTransactions() threw {error}; the application stops"));
+    }
+    for t in 0..transactions {
+        if producer.begin_transaction().is_err() {
+            return producer.note("the producer cannot begin a transaction; the application stops".into());
+        }
+        for n in 0..shape.records_per_transaction {
+            let key = (!keys.is_empty()).then(|| keys[n as usize % keys.len()].as_str());
+            drop(producer.send(topic, key, &format!("{value_prefix}-{t}-{n}")));
+            madsim::time::sleep(Duration::from_millis(shape.interval_ms)).await;
+        }
+        if shape.commit_delay_ms > 0 {
+            madsim::time::sleep(Duration::from_millis(shape.commit_delay_ms)).await;
+        }
+        let abort = shape.abort_every > 0 && (t + 1) % shape.abort_every == 0;
+        let outcome = if abort { producer.abort_transaction().await } else { producer.commit_transaction().await };
+        match outcome {
+            Ok(()) => {}
+            Err(error) if error.contains("fatal") => {
+                return producer.note(format!(
+                    "{} threw {error}; the application closes the producer",
+                    if abort { "abortTransaction()" } else { "commitTransaction()" }
+                ));
+            }
+            Err(error) => {
+                producer.note(format!("commitTransaction() threw {error}; the application aborts the transaction"));
+                if let Err(error) = producer.abort_transaction().await {
+                    return producer.note(format!("abortTransaction() threw {error}; the application stops"));
+                }
+            }
+        }
     }
 }

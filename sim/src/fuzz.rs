@@ -36,6 +36,9 @@ fn backlog_ms(scenario: &Scenario) -> u64 {
             .iter()
             .map(|c| match &c.app {
                 App::Producer { topic: t, records, .. } if t == topic => *records,
+                App::TransactionalProducer { topic: t, transactions, records_per_transaction, .. } if t == topic => {
+                    transactions * records_per_transaction
+                }
                 _ => 0,
             })
             .sum()

@@ -179,10 +179,13 @@ pub enum Rule {
     TwoQuorumLeadersInEpoch,
     CommittedMetadataLost,
     BrokerActedOnUncommitted,
+    ReadAborted,
+    TwoProducersInEpoch,
+    CommittedTransactionLost,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 21] = [
+    pub const ALL: [Rule; 24] = [
         Rule::TwoLeadersInEpoch,
         Rule::TwoOwnersInGeneration,
         Rule::TwoOwners,
@@ -204,6 +207,9 @@ impl Rule {
         Rule::TwoQuorumLeadersInEpoch,
         Rule::CommittedMetadataLost,
         Rule::BrokerActedOnUncommitted,
+        Rule::ReadAborted,
+        Rule::TwoProducersInEpoch,
+        Rule::CommittedTransactionLost,
     ];
 
     /// The stable name: what the trace stores and the report prints.
@@ -230,6 +236,9 @@ impl Rule {
             Rule::TwoQuorumLeadersInEpoch => "two-quorum-leaders-in-epoch",
             Rule::CommittedMetadataLost => "committed-metadata-lost",
             Rule::BrokerActedOnUncommitted => "broker-acted-on-uncommitted",
+            Rule::ReadAborted => "read-aborted",
+            Rule::TwoProducersInEpoch => "two-producers-in-epoch",
+            Rule::CommittedTransactionLost => "committed-transaction-lost",
         }
     }
 
@@ -261,6 +270,11 @@ impl Rule {
             Rule::TwoQuorumLeadersInEpoch => "two controllers led the metadata quorum in the same epoch",
             Rule::CommittedMetadataLost => "a committed metadata record was lost, replaced or moved",
             Rule::BrokerActedOnUncommitted => "a broker applied metadata the quorum had not committed",
+            Rule::ReadAborted => "a read_committed consumer returned a record of an aborted or undecided transaction",
+            Rule::TwoProducersInEpoch => "two producers with one transactional.id were given the same epoch",
+            Rule::CommittedTransactionLost => {
+                "a committed transaction's records or COMMIT marker are gone from the log"
+            }
         }
     }
 
@@ -273,7 +287,8 @@ impl Rule {
             | Rule::CommitBeforeOutputAcked
             | Rule::TwoQuorumLeadersInEpoch
             | Rule::CommittedMetadataLost
-            | Rule::BrokerActedOnUncommitted => Nature::Invariant,
+            | Rule::BrokerActedOnUncommitted
+            | Rule::TwoProducersInEpoch => Nature::Invariant,
             Rule::TwoOwners
             | Rule::CommitWentBack
             | Rule::CommittedUndelivered
@@ -284,7 +299,9 @@ impl Rule {
             | Rule::AckedWriteLost
             | Rule::Reordered
             | Rule::DuplicateRecord
-            | Rule::NoConvergence => Nature::Promise,
+            | Rule::NoConvergence
+            | Rule::ReadAborted
+            | Rule::CommittedTransactionLost => Nature::Promise,
             Rule::ConsumedAgain | Rule::ProcessedTwice | Rule::CommittedUnprocessed => Nature::Lesson,
         }
     }

@@ -644,6 +644,12 @@ impl ClusterView {
                 m.poll_interval_exceeded += 1;
             }
             Note::MemberFailed { .. } | Note::ConfigAdjusted { .. } => {}
+            // Transactions have no pane yet: the story and the log strip's Appended notes show them.
+            Note::TxnStateChanged { .. }
+            | Note::MarkerWritten { .. }
+            | Note::TxnInitialized { .. }
+            | Note::TxnEnded { .. }
+            | Note::TxnFailed { .. } => {}
         }
     }
 }

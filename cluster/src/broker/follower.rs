@@ -91,6 +91,7 @@ impl Broker {
                     replica: Some((self.id, self.broker_epoch)),
                     max_wait_ms: self.config.replica_fetch_wait_max_ms,
                     partitions: fetches,
+                    isolation_level: IsolationLevel::ReadUncommitted,
                 });
                 self.request(now, to, Outstanding::Fetch { leader, epochs }, body, fx)
             };
@@ -227,6 +228,7 @@ impl Broker {
                     let hw = answer.high_watermark.min(replica.log_end_offset());
                     if hw > replica.high_watermark {
                         replica.high_watermark = hw;
+                        replica.log.on_high_watermark(hw);
                         fx.note(Note::HighWatermark { partition: tp.clone(), high_watermark: hw, on_leader: false });
                     }
                     if answer.log_start_offset > replica.log.log_start_offset() {

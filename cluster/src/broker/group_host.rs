@@ -9,7 +9,7 @@
 //! to it and appends what it wants to persist to `__consumer_offsets`, answering only once the
 //! write is committed (see [`super::purgatory`]).
 
-use super::purgatory::DelayedWrite;
+use super::purgatory::{DelayedWrite, WriteCompletion};
 use super::Broker;
 use crate::effects::Effects;
 use crate::error::ErrorCode;
@@ -42,9 +42,13 @@ impl Broker {
         now: SimTime,
         from: NodeId,
         correlation_id: u64,
-        group: &str,
+        request: &FindCoordinatorRequest,
         fx: &mut Effects,
     ) {
+        if request.key_type == CoordinatorType::Transaction {
+            return self.on_find_txn_coordinator(from, correlation_id, &request.group_id, fx);
+        }
+        let group = request.group_id.as_str();
         let (error, coordinator) = match self.offsets_partition(group) {
             None => {
                 // Kafka creates __consumer_offsets the first time a client looks for a coordinator.
@@ -178,7 +182,11 @@ impl Broker {
         let id = self.next_id();
         self.delayed_writes.insert(
             id,
-            DelayedWrite { partition: tp.clone(), required_offset: base_offset + count, completion: append.completion },
+            DelayedWrite {
+                partition: tp.clone(),
+                required_offset: base_offset + count,
+                completion: WriteCompletion::Group(append.completion),
+            },
         );
         fx.set_timer(Timer::CoordinatorWriteExpiry(id), now.plus_ms(OFFSETS_COMMIT_TIMEOUT_MS));
         self.maybe_advance_hw(now, &tp, fx);

@@ -109,11 +109,17 @@ impl Broker {
                     leader_epoch: replica.leader_epoch,
                     base_offset,
                     required_offset,
+                    marker: false,
                 };
                 return self.delay_produce(now, delayed, request.timeout_ms, fx);
             }
             SequenceCheck::OutOfOrder { .. } => {
                 return reply(ErrorCode::OutOfOrderSequenceNumber, -1, replica.log.log_start_offset(), fx);
+            }
+            // A zombie's write after its successor's epoch reached this partition (Kafka 2.7+
+            // answers INVALID_PRODUCER_EPOCH rather than PRODUCER_FENCED to a produce, KIP-588).
+            SequenceCheck::StaleEpoch => {
+                return reply(ErrorCode::InvalidProducerEpoch, -1, replica.log.log_start_offset(), fx);
             }
             SequenceCheck::Append => {}
         }
@@ -136,6 +142,7 @@ impl Broker {
                     leader_epoch: epoch,
                     base_offset,
                     required_offset: base_offset + count,
+                    marker: false,
                 };
                 self.delay_produce(now, delayed, request.timeout_ms, fx);
             }
@@ -203,17 +210,31 @@ impl Broker {
                     high_watermark: -1,
                     log_start_offset: self.replicas.get(&p.partition).map_or(-1, |r| r.log.log_start_offset()),
                     batches: Vec::new(),
+                    last_stable_offset: None,
+                    aborted_transactions: Vec::new(),
                 },
                 Ok(replica) => {
-                    // Consumers never see past the high watermark; followers read to the log end.
-                    let limit =
-                        if request.replica.is_some() { replica.log_end_offset() } else { replica.high_watermark };
+                    // Consumers never see past the high watermark, read_committed ones not past
+                    // the last stable offset; followers read to the log end.
+                    let committed = request.isolation_level == IsolationLevel::ReadCommitted;
+                    let limit = Self::fetch_limit(request, replica);
+                    let batches = replica.log.read(p.fetch_offset, limit, FETCH_MAX_BYTES);
+                    // The aborted transactions among what is returned (`UnifiedLog.read` with
+                    // `FetchIsolation.TXN_COMMITTED`: collectAbortedTransactions up to the end of
+                    // the fetched data).
+                    let upto = batches.last().map_or(p.fetch_offset, |b| b.next_offset());
                     FetchedPartition {
                         partition: p.partition.clone(),
                         error: ErrorCode::None,
                         high_watermark: replica.high_watermark,
                         log_start_offset: replica.log.log_start_offset(),
-                        batches: replica.log.read(p.fetch_offset, limit, FETCH_MAX_BYTES),
+                        batches,
+                        last_stable_offset: committed.then(|| replica.log.last_stable_offset(replica.high_watermark)),
+                        aborted_transactions: if committed {
+                            replica.log.aborted_transactions(p.fetch_offset, upto)
+                        } else {
+                            Vec::new()
+                        },
                     }
                 }
             };
@@ -221,6 +242,18 @@ impl Broker {
             partitions.push(answer);
         }
         Self::respond(to, correlation_id, Response::Fetch(FetchResponse { partitions }), fx);
+    }
+
+    /// How far a fetch may read: a follower to the log end, a consumer to the high watermark,
+    /// a read_committed consumer to the last stable offset.
+    pub(super) fn fetch_limit(request: &FetchRequest, replica: &Replica) -> i64 {
+        if request.replica.is_some() {
+            replica.log_end_offset()
+        } else if request.isolation_level == IsolationLevel::ReadCommitted {
+            replica.log.last_stable_offset(replica.high_watermark)
+        } else {
+            replica.high_watermark
+        }
     }
 
     pub(super) fn on_list_offsets(
@@ -238,6 +271,11 @@ impl Broker {
                 Ok(replica) => {
                     let offset = match spec {
                         OffsetSpec::Earliest => replica.log.log_start_offset(),
+                        // read_committed: the last stable offset (`UnifiedLog.fetchOffsetByTimestamp`
+                        // with `IsolationLevel.READ_COMMITTED`).
+                        OffsetSpec::Latest if request.isolation_level == IsolationLevel::ReadCommitted => {
+                            replica.log.last_stable_offset(replica.high_watermark)
+                        }
                         OffsetSpec::Latest => replica.high_watermark,
                     };
                     (tp.clone(), ErrorCode::None, offset, replica.leader_epoch)

@@ -264,6 +264,9 @@ impl Broker {
                 replica.log.batches().flat_map(|b| b.records.iter().cloned()).collect();
             self.coordinator.load(tp.partition, records.into_iter(), now, fx);
         }
+        if tp.topic == crate::txn::TRANSACTION_STATE_TOPIC {
+            self.load_txn_partition(now, tp, fx);
+        }
         let replica = self.replicas.get_mut(tp).expect("present");
         fx.note(Note::BecameLeader {
             partition: tp.clone(),
@@ -297,6 +300,10 @@ impl Broker {
             if tp.topic == OFFSETS_TOPIC {
                 self.fail_delayed_writes(now, tp, fx);
                 self.coordinator.unload(tp.partition, fx);
+            }
+            if tp.topic == crate::txn::TRANSACTION_STATE_TOPIC {
+                self.fail_delayed_writes(now, tp, fx);
+                self.unload_txn_partition(now, tp, fx);
             }
         }
         self.try_complete_delayed_fetches(now, Some(tp), fx);

@@ -20,6 +20,8 @@
 //! - [`follower`]: truncation by leader epoch (KIP-101/KIP-279) and fetching from the leader.
 //! - [`purgatory`]: delayed fetches, `acks=all` produces and coordinator writes.
 //! - [`group_host`]: hosting the group coordinator on `__consumer_offsets` leaders.
+//! - [`txn_host`]: hosting the transaction coordinator on `__transaction_state` leaders, and
+//!   writing transaction markers as a partition leader.
 //! - [`disk`]: what survives a crash, writeback and retention.
 //! - [`replica`]: one partition as this broker holds it.
 
@@ -31,6 +33,7 @@ mod lifecycle;
 mod observer;
 mod purgatory;
 pub mod replica;
+mod txn_host;
 
 pub use disk::BrokerDisk;
 
@@ -48,6 +51,7 @@ use crate::protocol::*;
 use crate::time::SimTime;
 use crate::timer::Timer;
 use crate::topic::{BrokerId, TopicPartition};
+use crate::txn::{TransactionCoordinator, TxnCoordinatorConfig};
 use follower::Fetcher;
 use purgatory::{DelayedFetch, DelayedProduce, DelayedWrite};
 use replica::Replica;
@@ -72,6 +76,12 @@ enum Outstanding {
     Heartbeat,
     MetadataFetch,
     AlterPartition(TopicPartition),
+    /// A transaction marker this broker's coordinator asked a partition leader to write.
+    WriteTxnMarker {
+        transactional_id: String,
+        partition: TopicPartition,
+        coordinator_epoch: i32,
+    },
     /// A follower's fetch, with the leader epoch each partition was fetched at.
     Fetch {
         leader: BrokerId,
@@ -108,6 +118,10 @@ pub struct Broker {
     delayed_writes: BTreeMap<u64, DelayedWrite>,
     coordinator: GroupCoordinator,
     offsets_topic_requested: bool,
+    txn_coordinator: TransactionCoordinator,
+    txn_topic_requested: bool,
+    /// The marker channel's retry timer is set.
+    txn_retry_armed: bool,
     next_id: u64,
     next_producer_id: i64,
     /// With a controller quorum: the KRaft observer that replicates the metadata log.
@@ -126,6 +140,12 @@ impl Broker {
     ) -> Self {
         let coordinator_config =
             CoordinatorConfig { initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms };
+        let txn_config = TxnCoordinatorConfig {
+            num_partitions: config.transaction_state_log_num_partitions,
+            max_timeout_ms: config.transaction_max_timeout_ms,
+            abort_timed_out_transaction_cleanup_interval_ms: config
+                .transaction_abort_timed_out_transaction_cleanup_interval_ms,
+        };
         let mut replicas = BTreeMap::new();
         for (tp, log) in disk.logs {
             let checkpoint = disk.high_watermark_checkpoints.get(&tp).copied().unwrap_or(0);
@@ -152,6 +172,9 @@ impl Broker {
             delayed_writes: BTreeMap::new(),
             coordinator: GroupCoordinator::new(coordinator_config),
             offsets_topic_requested: false,
+            txn_coordinator: TransactionCoordinator::new(txn_config),
+            txn_topic_requested: false,
+            txn_retry_armed: false,
             next_id: 1,
             next_producer_id: 0,
             observer: None,
@@ -235,7 +258,11 @@ impl Broker {
             Request::Metadata(r) => self.on_metadata_request(from, correlation_id, r, fx),
             Request::OffsetsForLeaderEpoch(r) => self.on_offsets_for_leader_epoch(from, correlation_id, r, fx),
             Request::InitProducerId => self.on_init_producer_id(from, correlation_id, fx),
-            Request::FindCoordinator(r) => self.on_find_coordinator(now, from, correlation_id, &r.group_id, fx),
+            Request::FindCoordinator(r) => self.on_find_coordinator(now, from, correlation_id, &r, fx),
+            body @ (Request::InitProducerIdTransactional(_) | Request::AddPartitionsToTxn(_) | Request::EndTxn(_)) => {
+                self.on_txn_request(now, from, correlation_id, body, fx)
+            }
+            Request::WriteTxnMarkers(r) => self.on_write_txn_markers(now, from, correlation_id, r, fx),
             body @ (Request::JoinGroup(_)
             | Request::SyncGroup(_)
             | Request::Heartbeat(_)
@@ -301,6 +328,10 @@ impl Broker {
             (Outstanding::EpochQuery { leader, epochs }, Response::OffsetsForLeaderEpoch(r)) => {
                 self.on_epoch_answer(now, leader, epochs, r, fx)
             }
+            (
+                Outstanding::WriteTxnMarker { transactional_id, partition, coordinator_epoch },
+                Response::WriteTxnMarkers(r),
+            ) => self.on_marker_answer(now, &transactional_id, &partition, coordinator_epoch, r.error, fx),
             (what, body) => panic!("broker-{}: response {} does not answer {what:?}", self.id, body.api()),
         }
     }
@@ -322,6 +353,15 @@ impl Broker {
             Outstanding::Fetch { leader, .. } | Outstanding::EpochQuery { leader, .. } => {
                 self.fetcher_failed(now, leader, fx)
             }
+            // TransactionMarkerChannelManager re-enqueues a request that got no answer.
+            Outstanding::WriteTxnMarker { transactional_id, partition, coordinator_epoch } => self.on_marker_answer(
+                now,
+                &transactional_id,
+                &partition,
+                coordinator_epoch,
+                ErrorCode::NetworkException,
+                fx,
+            ),
         }
     }
 
@@ -352,13 +392,7 @@ impl Broker {
             }
             Timer::DelayedProduceExpiry(id) => {
                 if let Some(d) = self.delayed_produces.remove(&id) {
-                    let body = Response::Produce(ProduceResponse {
-                        partition: d.partition,
-                        error: ErrorCode::RequestTimedOut,
-                        base_offset: -1,
-                        log_start_offset: -1,
-                    });
-                    Self::respond(d.client, d.correlation_id, body, fx);
+                    Self::answer_delayed_produce(d, ErrorCode::RequestTimedOut, -1, -1, fx);
                 }
             }
             Timer::IsrCheck => {
@@ -376,9 +410,11 @@ impl Broker {
             }
             Timer::CoordinatorWriteExpiry(id) => {
                 if let Some(w) = self.delayed_writes.remove(&id) {
-                    self.coordinator.on_append_done(now, w.completion, ErrorCode::RequestTimedOut, fx);
+                    self.on_coordinator_write_done(now, w.completion, ErrorCode::RequestTimedOut, fx);
                 }
             }
+            Timer::TxnAbortTimedOut => self.on_txn_abort_timed_out(now, fx),
+            Timer::TxnMarkerRetry => self.on_txn_marker_retry(now, fx),
             timer @ (Timer::GroupRebalance(_) | Timer::GroupSessionCheck(_)) => {
                 if let Some(append) = self.coordinator.on_timer(now, &timer, fx) {
                     self.coordinator_append(now, append, fx);

@@ -39,6 +39,16 @@ pub(super) struct DelayedProduce {
     pub(super) base_offset: i64,
     /// The HW must reach this (the offset after the batch).
     pub(super) required_offset: i64,
+    /// A transaction marker (WriteTxnMarkers, appended with acks=all), not a produce.
+    pub(super) marker: bool,
+}
+
+/// Who waits for a coordinator's write.
+#[derive(Clone, Debug)]
+pub(super) enum WriteCompletion {
+    Group(Completion),
+    /// The transaction coordinator's write with this id.
+    Txn(u64),
 }
 
 /// A group coordinator's write to `__consumer_offsets`, waiting to be committed.
@@ -46,7 +56,7 @@ pub(super) struct DelayedProduce {
 pub(super) struct DelayedWrite {
     pub(super) partition: TopicPartition,
     pub(super) required_offset: i64,
-    pub(super) completion: Completion,
+    pub(super) completion: WriteCompletion,
 }
 
 impl Broker {
@@ -80,9 +90,7 @@ impl Broker {
             fx.cancel_timer(Timer::DelayedProduceExpiry(id));
             let base_offset = if error.is_none() { d.base_offset } else { -1 };
             let log_start_offset = replica.log.log_start_offset();
-            let body =
-                Response::Produce(ProduceResponse { partition: d.partition, error, base_offset, log_start_offset });
-            Self::respond(d.client, d.correlation_id, body, fx);
+            Self::answer_delayed_produce(d, error, base_offset, log_start_offset, fx);
         }
     }
 
@@ -92,14 +100,24 @@ impl Broker {
         for id in ids {
             let d = self.delayed_produces.remove(&id).expect("present");
             fx.cancel_timer(Timer::DelayedProduceExpiry(id));
-            let body = Response::Produce(ProduceResponse {
-                partition: d.partition,
-                error,
-                base_offset: -1,
-                log_start_offset: -1,
-            });
-            Self::respond(d.client, d.correlation_id, body, fx);
+            Self::answer_delayed_produce(d, error, -1, -1, fx);
         }
+    }
+
+    /// Answer a produce (or a marker write) that waited in purgatory.
+    pub(super) fn answer_delayed_produce(
+        d: DelayedProduce,
+        error: ErrorCode,
+        base_offset: i64,
+        log_start_offset: i64,
+        fx: &mut Effects,
+    ) {
+        let body = if d.marker {
+            Response::WriteTxnMarkers(WriteTxnMarkersResponse { partition: d.partition, error })
+        } else {
+            Response::Produce(ProduceResponse { partition: d.partition, error, base_offset, log_start_offset })
+        };
+        Self::respond(d.client, d.correlation_id, body, fx);
     }
 
     /// Complete every delayed fetch that now has something to return (restricted to those that
@@ -122,11 +140,26 @@ impl Broker {
     pub(super) fn fetch_can_complete(&self, request: &FetchRequest) -> bool {
         request.partitions.iter().any(|p| match self.validate_fetch(request, p) {
             Err(_) => true,
-            Ok(replica) => {
-                let limit = if request.replica.is_some() { replica.log_end_offset() } else { replica.high_watermark };
-                p.fetch_offset < limit
-            }
+            Ok(replica) => p.fetch_offset < Self::fetch_limit(request, replica),
         })
+    }
+
+    /// A coordinator's write is committed (`None`) or failed: tell the coordinator that made it.
+    pub(super) fn on_coordinator_write_done(
+        &mut self,
+        now: SimTime,
+        completion: WriteCompletion,
+        error: ErrorCode,
+        fx: &mut Effects,
+    ) {
+        match completion {
+            WriteCompletion::Group(completion) => {
+                // The group coordinator hears NOT_COORDINATOR for a lost leadership.
+                let error = if error == ErrorCode::NotLeaderOrFollower { ErrorCode::NotCoordinator } else { error };
+                self.coordinator.on_append_done(now, completion, error, fx)
+            }
+            WriteCompletion::Txn(write) => self.on_txn_write_done(now, write, error, fx),
+        }
     }
 
     pub(super) fn try_complete_delayed_writes(&mut self, now: SimTime, tp: &TopicPartition, fx: &mut Effects) {
@@ -140,7 +173,7 @@ impl Broker {
         for id in done {
             let w = self.delayed_writes.remove(&id).expect("listed");
             fx.cancel_timer(Timer::CoordinatorWriteExpiry(id));
-            self.coordinator.on_append_done(now, w.completion, ErrorCode::None, fx);
+            self.on_coordinator_write_done(now, w.completion, ErrorCode::None, fx);
         }
     }
 
@@ -150,7 +183,7 @@ impl Broker {
         for id in failed {
             let w = self.delayed_writes.remove(&id).expect("listed");
             fx.cancel_timer(Timer::CoordinatorWriteExpiry(id));
-            self.coordinator.on_append_done(now, w.completion, ErrorCode::NotCoordinator, fx);
+            self.on_coordinator_write_done(now, w.completion, ErrorCode::NotLeaderOrFollower, fx);
         }
     }
 }

@@ -13,6 +13,7 @@
 //! epoch, KIP-101/KIP-279), then fetches from its log end, appends what it gets, and learns the HW
 //! from the leader's fetch responses.
 
+use crate::error::ErrorCode;
 use crate::invariant::ensure;
 use crate::log::Log;
 use crate::record::RecordBatch;
@@ -71,6 +72,9 @@ pub enum Role {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ProducerEntry {
     pub producer_epoch: i16,
+    /// The epoch of the last transaction coordinator that wrote a marker for this producer here
+    /// (`ProducerStateEntry.coordinatorEpoch`), -1 if none.
+    pub coordinator_epoch: i32,
     /// `(first sequence, last sequence, base offset)`, oldest first.
     pub batches: VecDeque<(i32, i32, i64)>,
 }
@@ -87,6 +91,9 @@ pub enum SequenceCheck {
     OutOfOrder {
         expected: i32,
     },
+    /// The batch's producer epoch is older than one already written here: a fenced (zombie)
+    /// producer (`ProducerAppendInfo.checkProducerEpoch`: INVALID_PRODUCER_EPOCH).
+    StaleEpoch,
 }
 
 #[derive(Clone, Debug)]
@@ -227,6 +234,7 @@ impl Replica {
         if new_hw > self.high_watermark {
             assert!(new_hw <= leader_log_end, "HW {new_hw} may not pass the leader's log end {leader_log_end}");
             self.high_watermark = new_hw;
+            self.log.on_high_watermark(new_hw);
             Some(new_hw)
         } else {
             None
@@ -272,6 +280,17 @@ impl Replica {
         let Some(entry) = self.producers.get(&batch.producer_id) else {
             return SequenceCheck::Append;
         };
+        if batch.producer_epoch < entry.producer_epoch {
+            return SequenceCheck::StaleEpoch;
+        }
+        // A new epoch starts its sequences again at 0 (`ProducerAppendInfo.checkSequence`).
+        if batch.producer_epoch > entry.producer_epoch {
+            return if batch.base_sequence == 0 {
+                SequenceCheck::Append
+            } else {
+                SequenceCheck::OutOfOrder { expected: 0 }
+            };
+        }
         if let Some(&(_, _, base_offset)) = entry
             .batches
             .iter()
@@ -287,13 +306,39 @@ impl Replica {
         }
     }
 
-    /// Remember an appended idempotent batch.
+    /// May a transaction marker for this producer be written (`ProducerAppendInfo.
+    /// appendEndTxnMarker`)? Not from a coordinator older than the last one seen here, nor with an
+    /// epoch older than the producer's.
+    pub fn check_marker(&self, producer_id: i64, producer_epoch: i16, coordinator_epoch: i32) -> Result<(), ErrorCode> {
+        let Some(entry) = self.producers.get(&producer_id) else { return Ok(()) };
+        if entry.coordinator_epoch > coordinator_epoch {
+            return Err(ErrorCode::TransactionCoordinatorFenced);
+        }
+        if producer_epoch < entry.producer_epoch {
+            return Err(ErrorCode::InvalidProducerEpoch);
+        }
+        Ok(())
+    }
+
+    /// Remember an appended idempotent batch, or a marker.
     pub fn remember_producer_batch(&mut self, batch: &RecordBatch) {
         if !batch.is_idempotent() {
             return;
         }
-        let entry = self.producers.entry(batch.producer_id).or_default();
-        entry.producer_epoch = batch.producer_epoch;
+        let entry = self.producers.entry(batch.producer_id).or_insert_with(|| ProducerEntry {
+            producer_epoch: batch.producer_epoch,
+            coordinator_epoch: -1,
+            batches: VecDeque::new(),
+        });
+        if batch.producer_epoch > entry.producer_epoch {
+            // A new epoch: its sequences start over.
+            entry.batches.clear();
+        }
+        entry.producer_epoch = entry.producer_epoch.max(batch.producer_epoch);
+        if let Some(marker) = batch.control {
+            entry.coordinator_epoch = marker.coordinator_epoch;
+            return;
+        }
         entry.batches.push_back((batch.base_sequence, batch.last_sequence(), batch.base_offset));
         while entry.batches.len() > PRODUCER_BATCHES_KEPT {
             entry.batches.pop_front();

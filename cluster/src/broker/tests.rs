@@ -289,7 +289,10 @@ fn a_retry_of_any_of_the_last_five_batches_is_answered_with_its_offset_not_appen
 fn find_coordinator(h: &mut Harness, group: &str) -> BrokerId {
     h.run_until(|h| h.now() >= crate::time::SimTime::from_ms(5_000), 10_000);
     for _ in 0..100 {
-        let body = Request::FindCoordinator(crate::protocol::FindCoordinatorRequest { group_id: group.into() });
+        let body = Request::FindCoordinator(crate::protocol::FindCoordinatorRequest {
+            group_id: group.into(),
+            key_type: crate::protocol::CoordinatorType::Group,
+        });
         if let Response::FindCoordinator(r) = h.ask(1, body) {
             if let (ErrorCode::None, Some(id)) = (r.error, r.coordinator) {
                 // The broker leads the partition once it has loaded it.
@@ -381,4 +384,165 @@ fn a_lost_first_heartbeat_does_not_end_the_heartbeats() {
     assert!(h.broker(2).is_fenced(), "fenced while it cannot reach the controller");
     h.heal();
     h.run_until(|h| !h.broker(2).is_fenced(), 10_000);
+}
+
+// ---- transactions ------------------------------------------------------------------------------
+
+/// The transaction coordinator of `id` on a fresh cluster (its `__transaction_state` partition
+/// led and loaded), as FindCoordinator with key type TRANSACTION finds it.
+fn find_txn_coordinator(h: &mut Harness, id: &str) -> BrokerId {
+    use crate::protocol::{CoordinatorType, FindCoordinatorRequest};
+    h.run_until(|h| h.now() >= crate::time::SimTime::from_ms(5_000), 10_000);
+    for _ in 0..100 {
+        let body = Request::FindCoordinator(FindCoordinatorRequest {
+            group_id: id.into(),
+            key_type: CoordinatorType::Transaction,
+        });
+        if let Response::FindCoordinator(r) = h.ask(1, body) {
+            if let (ErrorCode::None, Some(broker)) = (r.error, r.coordinator) {
+                let partition = crate::partitioner::group_coordinator_partition(id, 50);
+                let state = TopicPartition::new(crate::txn::TRANSACTION_STATE_TOPIC, partition);
+                h.run_until(|h| h.broker(broker).replica(&state).is_some_and(|r| r.is_leader()), 60_000);
+                return broker;
+            }
+        }
+        let deadline = h.now().plus_ms(100);
+        h.run_until(|h| h.now() >= deadline, 1_000);
+    }
+    panic!("no transaction coordinator for {id}");
+}
+
+fn init_producer_id(h: &mut Harness, coordinator: BrokerId, id: &str) -> (ErrorCode, i64, i16) {
+    let body = Request::InitProducerIdTransactional(crate::protocol::InitProducerIdRequest {
+        transactional_id: id.into(),
+        transaction_timeout_ms: 60_000,
+        producer_id: -1,
+        producer_epoch: -1,
+    });
+    match h.ask(coordinator, body) {
+        Response::InitProducerId(r) => (r.error, r.producer_id, r.producer_epoch),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn produce_transactional(
+    h: &mut Harness,
+    leader: BrokerId,
+    (pid, epoch, seq): (i64, i16, i32),
+    values: &[&str],
+) -> ErrorCode {
+    use crate::protocol::ProduceRequest;
+    use crate::record::{Record, RecordBatch};
+    let records = values.iter().map(|v| Record { key: None, value: v.to_string() }).collect();
+    let mut batch = RecordBatch::new_unassigned(pid, epoch, seq, h.now().as_ms(), records);
+    batch.is_transactional = true;
+    let body = Request::Produce(ProduceRequest { acks: Acks::All, timeout_ms: 30_000, partition: tp(), batch });
+    match h.ask(leader, body) {
+        Response::Produce(r) => r.error,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A consumer's fetch from `leader` at offset 0: the values it holds (markers included, as the
+/// wire carries them), the LSO, and the aborted transactions.
+fn fetch(
+    h: &mut Harness,
+    leader: BrokerId,
+    level: crate::protocol::IsolationLevel,
+) -> crate::protocol::FetchedPartition {
+    use crate::protocol::{FetchPartition, FetchRequest};
+    let body = Request::Fetch(FetchRequest {
+        replica: None,
+        max_wait_ms: 0,
+        partitions: vec![FetchPartition { partition: tp(), fetch_offset: 0, current_leader_epoch: -1 }],
+        isolation_level: level,
+    });
+    match h.ask(leader, body) {
+        Response::Fetch(mut r) => r.partitions.remove(0),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn fetched_values(p: &crate::protocol::FetchedPartition) -> Vec<String> {
+    p.batches.iter().flat_map(|b| b.records.iter().map(|r| r.value.clone())).collect()
+}
+
+fn end_txn(h: &mut Harness, coordinator: BrokerId, id: &str, (pid, epoch): (i64, i16), committed: bool) -> ErrorCode {
+    let body = Request::EndTxn(crate::protocol::EndTxnRequest {
+        transactional_id: id.into(),
+        producer_id: pid,
+        producer_epoch: epoch,
+        committed,
+    });
+    match h.ask(coordinator, body) {
+        Response::EndTxn(r) => r.error,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn add_partition(h: &mut Harness, coordinator: BrokerId, id: &str, (pid, epoch): (i64, i16)) -> ErrorCode {
+    let body = Request::AddPartitionsToTxn(crate::protocol::AddPartitionsToTxnRequest {
+        transactional_id: id.into(),
+        producer_id: pid,
+        producer_epoch: epoch,
+        partitions: vec![tp()],
+    });
+    match h.ask(coordinator, body) {
+        Response::AddPartitionsToTxn(r) => r.error,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_committed_transaction_is_hidden_from_read_committed_until_its_marker_is_replicated() {
+    use crate::protocol::IsolationLevel::*;
+    let mut h = Harness::new(&[1, 2, 3], vec![Harness::topic("t", &[1, 2, 3], TopicConfig::default())]);
+    h.await_leader(&tp(), 1);
+    let coordinator = find_txn_coordinator(&mut h, "tx");
+    let (error, pid, epoch) = init_producer_id(&mut h, coordinator, "tx");
+    assert_eq!((error, epoch), (ErrorCode::None, 0));
+    assert_eq!(add_partition(&mut h, coordinator, "tx", (pid, epoch)), ErrorCode::None);
+    assert_eq!(produce_transactional(&mut h, 1, (pid, epoch, 0), &["t1", "t2"]), ErrorCode::None);
+    h.produce_ok(1, &tp(), Acks::All, &["plain"]);
+    // read_uncommitted sees everything below the HW; read_committed nothing: the LSO is 0
+    assert_eq!(fetched_values(&fetch(&mut h, 1, ReadUncommitted)), ["t1", "t2", "plain"]);
+    let committed = fetch(&mut h, 1, ReadCommitted);
+    assert_eq!((committed.last_stable_offset, fetched_values(&committed).len()), (Some(0), 0));
+    assert_eq!(end_txn(&mut h, coordinator, "tx", (pid, epoch), true), ErrorCode::None);
+    h.run_until(|h| h.replica(1, &tp()).high_watermark == 4, 10_000);
+    let committed = fetch(&mut h, 1, ReadCommitted);
+    assert_eq!(committed.last_stable_offset, Some(4));
+    assert_eq!(fetched_values(&committed), ["t1", "t2", "plain", "COMMIT"]);
+    assert!(committed.batches[2].control.is_some() || committed.batches.last().unwrap().is_control());
+    h.run_until(
+        |h| {
+            h.broker(coordinator).txn_coordinator().transaction("tx").unwrap().state
+                == crate::txn::TransactionState::CompleteCommit
+        },
+        10_000,
+    );
+    h.check_invariants();
+}
+
+#[test]
+fn a_second_init_fences_the_first_producer_and_aborts_its_transaction() {
+    use crate::protocol::IsolationLevel::*;
+    let mut h = Harness::new(&[1, 2, 3], vec![Harness::topic("t", &[1, 2, 3], TopicConfig::default())]);
+    h.await_leader(&tp(), 1);
+    let coordinator = find_txn_coordinator(&mut h, "tx");
+    let (_, pid, epoch) = init_producer_id(&mut h, coordinator, "tx");
+    assert_eq!(add_partition(&mut h, coordinator, "tx", (pid, epoch)), ErrorCode::None);
+    assert_eq!(produce_transactional(&mut h, 1, (pid, epoch, 0), &["zombie"]), ErrorCode::None);
+    // the replacement: the coordinator fences and aborts first, and asks it to retry
+    assert_eq!(init_producer_id(&mut h, coordinator, "tx").0, ErrorCode::ConcurrentTransactions);
+    h.run_until(|h| h.replica(1, &tp()).high_watermark == 2, 10_000);
+    let committed = fetch(&mut h, 1, ReadCommitted);
+    assert_eq!(committed.aborted_transactions.len(), 1, "the abort is indexed");
+    assert_eq!(fetched_values(&committed), ["zombie", "ABORT"], "the wire carries them; the consumer drops them");
+    let (error, pid2, epoch2) = init_producer_id(&mut h, coordinator, "tx");
+    assert_eq!((error, pid2, epoch2), (ErrorCode::None, pid, 2));
+    // the zombie is fenced at the partition and at the coordinator
+    assert_eq!(produce_transactional(&mut h, 1, (pid, epoch, 1), &["late"]), ErrorCode::InvalidProducerEpoch);
+    assert_eq!(end_txn(&mut h, coordinator, "tx", (pid, epoch), true), ErrorCode::ProducerFenced);
+    h.check_invariants();
 }

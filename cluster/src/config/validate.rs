@@ -332,6 +332,41 @@ pub const VALUE_RULES: &[ValueRule] = &[
     ),
     rule(
         Broker,
+        &["transaction.state.log.num.partitions"],
+        Int,
+        AtLeast(1),
+        "TransactionLogConfig: transaction.state.log.num.partitions, atLeast(1)",
+    ),
+    rule(
+        Broker,
+        &["transaction.state.log.replication.factor"],
+        Short,
+        AtLeast(1),
+        "TransactionLogConfig: transaction.state.log.replication.factor, atLeast(1)",
+    ),
+    rule(
+        Broker,
+        &["transaction.state.log.min.isr"],
+        Int,
+        AtLeast(1),
+        "TransactionLogConfig: transaction.state.log.min.isr, atLeast(1)",
+    ),
+    rule(
+        Broker,
+        &["transaction.max.timeout.ms"],
+        Int,
+        AtLeast(1),
+        "TransactionStateManagerConfig: transaction.max.timeout.ms, atLeast(1)",
+    ),
+    rule(
+        Broker,
+        &["transaction.abort.timed.out.transaction.cleanup.interval.ms"],
+        Int,
+        AtLeast(1),
+        "TransactionStateManagerConfig: transaction.abort.timed.out.transaction.cleanup.interval.ms, atLeast(1)",
+    ),
+    rule(
+        Broker,
         &["group.initial.rebalance.delay.ms"],
         Int,
         Any,
@@ -444,7 +479,24 @@ pub fn producer(
     let mut adjustments = Vec::new();
     idempotence(config, version, &mut adjustments)?;
     delivery_timeout(config, originals, &mut adjustments)?;
+    transactional(config)?;
     Ok(adjustments)
+}
+
+/// `ProducerConfig.postProcessAndValidateIdempotenceConfigs`: "Cannot set a transactional.id
+/// without also enabling idempotence." Whatever turned idempotence off (an explicit false, or
+/// acks=1 turning the default off) makes a transactional.id a `ConfigException`.
+fn transactional(config: &ProducerConfig) -> Result<(), ConfigError> {
+    if config.transactional_id.is_some() && !config.enable_idempotence {
+        return Err(ConfigError {
+            key: "transactional.id".into(),
+            message: "a transactional.id needs idempotence, which is off here (enable.idempotence=false, or \
+                      acks/retries turned it off); Kafka refuses this \
+                      (ProducerConfig.postProcessAndValidateIdempotenceConfigs)"
+                .into(),
+        });
+    }
+    Ok(())
 }
 
 /// `ProducerConfig.postProcessAndValidateIdempotenceConfigs` (KAFKA-13673, 3.2): idempotence

@@ -278,7 +278,10 @@ impl GroupMember {
             if self.phase != Phase::Idle && !self.waiting_for(|p| matches!(p, Pending::FindCoordinator)) {
                 let brokers = metadata.known_brokers();
                 if let Some(&broker) = brokers.get((*next_correlation as usize) % brokers.len().max(1)) {
-                    let body = Request::FindCoordinator(FindCoordinatorRequest { group_id: self.group_id.clone() });
+                    let body = Request::FindCoordinator(FindCoordinatorRequest {
+                        group_id: self.group_id.clone(),
+                        key_type: CoordinatorType::Group,
+                    });
                     self.send(broker, now, body, Pending::FindCoordinator, next_correlation, fx);
                 }
             }

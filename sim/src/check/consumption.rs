@@ -58,8 +58,15 @@ impl Checker {
         let Some(last) = last.filter(|_| !in_group) else { return findings };
         // Records the consumer jumped over that were committed when it read past them (none when
         // it reads the same offset again or goes back: the range would be empty, or backwards).
+        // Markers are never returned, and read_committed drops aborted transactions: stepping
+        // over those is what the consumer must do.
+        let read_committed = self.transactions.read_committed.contains(&node);
         let skipped: Vec<i64> = match self.replication.committed.get(tp) {
-            Some(m) if offset > last + 1 => m.range(last + 1..offset).map(|(o, _)| *o).collect(),
+            Some(m) if offset > last + 1 => m
+                .range(last + 1..offset)
+                .map(|(o, _)| *o)
+                .filter(|o| !self.transactions.may_skip(tp, *o, read_committed))
+                .collect(),
             _ => Vec::new(),
         };
         if !skipped.is_empty() && self.once(Rule::SkippedOffsets, tp, offset) {

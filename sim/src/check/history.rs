@@ -209,7 +209,7 @@ impl Checker {
         format!("; {}", parts.join("; "))
     }
 
-    fn why_not_promised(&self, client: NodeId, tp: &TopicPartition) -> String {
+    pub(super) fn why_not_promised(&self, client: NodeId, tp: &TopicPartition) -> String {
         let mut reasons = Vec::new();
         if !self.producers.get(&client).is_some_and(|p| p.acks_all) {
             reasons.push("the producer did not use acks=all".to_string());
@@ -312,7 +312,8 @@ impl Checker {
             let mut first_writer: BTreeMap<&str, i64> = BTreeMap::new();
             let mut duplicates: Vec<(i64, String)> = Vec::new();
             let mut same_session = false;
-            for batch in log.batches() {
+            // Transaction markers are not produced values: every transaction ends with one.
+            for batch in log.batches().filter(|b| !b.is_control()) {
                 for (i, record) in batch.records.iter().enumerate() {
                     let offset = batch.base_offset + i as i64;
                     match first_writer.get(record.value.as_str()) {

@@ -25,6 +25,7 @@
 //!   written twice;
 //! - [`outputs`]: a consume-transform-produce application commits only once its outputs are
 //!   answered (`commit-before-output-acked`, an invariant);
+//! - [`transactions`]: `read_committed` reads, producer epochs, committed transactions kept;
 //! - [`liveness`]: after the last fault, whether the cluster recovered (`no-convergence`);
 //! - [`quorum`]: the controller quorum: one leader per epoch, committed metadata never lost, brokers
 //!   act on committed metadata only.
@@ -38,6 +39,7 @@ mod quorum;
 mod replication;
 #[cfg(test)]
 mod tests;
+mod transactions;
 
 pub use crate::trace::{Class, Finding, Nature, Rule};
 
@@ -54,6 +56,7 @@ use ksim_cluster::topic::TopicPartition;
 use outputs::Outputs;
 use replication::Replication;
 use std::collections::{BTreeMap, BTreeSet};
+use transactions::Transactions;
 
 /// What a producer's configuration makes Kafka promise about its writes.
 #[derive(Clone, Debug)]
@@ -77,6 +80,7 @@ pub struct Checker {
     history: History,
     outputs: Outputs,
     quorum: quorum::Quorum,
+    transactions: Transactions,
     /// Findings reported once per rule, partition and offset.
     reported: BTreeSet<(Rule, TopicPartition, i64)>,
 }
@@ -95,7 +99,7 @@ impl Checker {
         let mut producers = BTreeMap::new();
         for (i, client) in scenario.clients.iter().enumerate() {
             let topic = match &client.app {
-                App::Producer { topic, .. } => Some(topic),
+                App::Producer { topic, .. } | App::TransactionalProducer { topic, .. } => Some(topic),
                 App::GroupByCount { output, .. } => Some(output),
                 _ => None,
             };
@@ -139,6 +143,20 @@ impl Checker {
             history: History::default(),
             outputs: Outputs::default(),
             quorum: quorum::Quorum::default(),
+            transactions: Transactions::new(
+                scenario
+                    .clients
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| {
+                        resolved
+                            .consumers
+                            .get(&c.name)
+                            .is_some_and(|c| c.isolation_level == ksim_cluster::protocol::IsolationLevel::ReadCommitted)
+                    })
+                    .map(|(i, _)| NodeId::Client(i as u32))
+                    .collect(),
+            ),
             reported: BTreeSet::new(),
         }
     }
@@ -239,6 +257,13 @@ impl Checker {
             Note::Consumed { partition, offset, key, value } => {
                 self.groups.on_consumed(node, partition, *offset);
                 findings.extend(self.on_consumed(node, partition, *offset, key, value));
+                findings.extend(self.check_read_committed(node, partition, *offset));
+            }
+            Note::TxnInitialized { transactional_id, producer_id, producer_epoch } => {
+                findings.extend(self.on_txn_initialized(node, transactional_id, *producer_id, *producer_epoch));
+            }
+            Note::TxnEnded { transactional_id, producer_id, committed: true, records, .. } => {
+                self.on_txn_committed(node, transactional_id, *producer_id, records);
             }
             _ => {}
         }
@@ -261,6 +286,7 @@ impl Checker {
         findings.extend(self.reordering(&gone, nodes));
         findings.extend(self.groups.delivery_findings());
         findings.extend(self.duplicates(nodes));
+        findings.extend(self.lost_transactions(nodes));
         findings
     }
 

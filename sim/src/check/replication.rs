@@ -187,7 +187,8 @@ impl Checker {
             self.replication.checked_to.get(&key).copied().unwrap_or(0).min(leo).max(replica.log.log_start_offset());
         let promised = self.consistency_promised(tp);
         for offset in from..replica.high_watermark {
-            let Some((_, record)) = replica.log.record_at(offset) else { continue };
+            let Some((batch, record)) = replica.log.record_at(offset) else { continue };
+            self.transactions.on_committed_record(tp, offset, batch);
             let seen = (record.key.clone(), record.value.clone());
             let map = self.replication.committed.entry(tp.clone()).or_default();
             match map.get(&offset) {

@@ -597,3 +597,153 @@ fn invariants_are_bugs_and_lessons_never_fail() {
         }
     }
 }
+
+// ---- transactions ----
+
+const TXN_PRODUCER: &str = r#"(name: "payments-app", app: TransactionalProducer(topic: "t", transactions: 1, records_per_transaction: 1), configs: {"transactional.id": "tx"})"#;
+const TXN_PRODUCER_2: &str = r#"(name: "payments-app-2", app: TransactionalProducer(topic: "t", transactions: 1, records_per_transaction: 1), configs: {"transactional.id": "tx"})"#;
+const READ_COMMITTED: &str = r#"(name: "reader", library: Librdkafka, app: Consumer(topics: ["t"]))"#;
+
+/// One batch of a transactional test log.
+enum Entry<'a> {
+    Plain(&'a str),
+    /// A transactional record of producer `pid`.
+    Txn(i64, &'a str),
+    /// A marker for producer `pid`.
+    Marker(i64, ksim_cluster::record::ControlType),
+}
+
+impl Story {
+    /// As [`Story::replica`], with transactional records and markers.
+    fn txn_replica(&mut self, id: BrokerId, entries: &[Entry], high_watermark: i64) -> &mut Self {
+        let mut log = Log::new(0);
+        for entry in entries {
+            let batch = match entry {
+                Entry::Plain(v) => RecordBatch::new_unassigned(-1, -1, -1, 0, vec![record(v)]),
+                Entry::Txn(pid, v) => {
+                    let mut b = RecordBatch::new_unassigned(*pid, 0, 0, 0, vec![record(v)]);
+                    b.is_transactional = true;
+                    b
+                }
+                Entry::Marker(pid, control_type) => {
+                    let marker =
+                        ksim_cluster::record::ControlMarker { control_type: *control_type, coordinator_epoch: 0 };
+                    RecordBatch::new_marker(*pid, 0, 0, marker)
+                }
+            };
+            log.append_as_leader(batch, 1, &TopicConfig::default(), 0);
+        }
+        let mut disk = BrokerDisk::default();
+        disk.logs.insert(tp(), log);
+        disk.high_watermark_checkpoints.insert(tp(), high_watermark);
+        let controller = NodeId::Controller(CONTROLLER_ID);
+        let broker = Broker::new(id, BrokerConfig::default(), None, controller, 0, disk);
+        self.nodes.insert(NodeId::Broker(id), slot(Machine::Broker(broker)));
+        let found = self.checker.after_step(NodeId::Broker(id), &self.nodes);
+        self.findings.extend(found);
+        self
+    }
+}
+
+fn record(value: &str) -> Record {
+    Record { key: None, value: value.to_string() }
+}
+
+fn txn_initialized(epoch: i16) -> Note {
+    Note::TxnInitialized { transactional_id: "tx".into(), producer_id: 7, producer_epoch: epoch }
+}
+
+use ksim_cluster::record::ControlType::{Abort, Commit};
+
+#[test]
+fn read_committed_returning_an_aborted_record_is_read_aborted() {
+    let mut story = Story::new(2, &[READ_COMMITTED]);
+    story.txn_replica(1, &[Entry::Txn(7, "a"), Entry::Marker(7, Abort)], 2).note(FIRST, consumed(0, "a"));
+    assert_eq!(story.fired(), vec![(Rule::ReadAborted, Class::Violation)]);
+}
+
+#[test]
+fn read_committed_returning_an_undecided_record_is_read_aborted() {
+    let mut story = Story::new(2, &[READ_COMMITTED]);
+    story.txn_replica(1, &[Entry::Txn(7, "a")], 1).note(FIRST, consumed(0, "a"));
+    assert_eq!(story.fired(), vec![(Rule::ReadAborted, Class::Violation)]);
+}
+
+#[test]
+fn read_uncommitted_may_return_an_aborted_record() {
+    let mut story = Story::new(2, &[READER]);
+    story.txn_replica(1, &[Entry::Txn(7, "a"), Entry::Marker(7, Abort)], 2).note(FIRST, consumed(0, "a"));
+    assert_eq!(story.fired(), vec![]);
+}
+
+#[test]
+fn stepping_over_markers_and_aborted_records_is_not_skipping_offsets_read_committed() {
+    let entries = [
+        Entry::Plain("p"),
+        Entry::Txn(7, "x"),
+        Entry::Marker(7, Abort),
+        Entry::Txn(8, "c"),
+        Entry::Marker(8, Commit),
+        Entry::Plain("b"),
+    ];
+    let mut story = Story::new(2, &[READ_COMMITTED]);
+    story
+        .txn_replica(1, &entries, 6)
+        .note(FIRST, position_reset(0))
+        .note(FIRST, consumed(0, "p"))
+        .note(FIRST, consumed(3, "c"))
+        .note(FIRST, consumed(5, "b"));
+    assert_eq!(story.fired(), vec![]);
+    // read_uncommitted must return the aborted record: stepping over it skips an offset
+    let mut story = Story::new(2, &[READER]);
+    story
+        .txn_replica(1, &entries, 6)
+        .note(FIRST, position_reset(0))
+        .note(FIRST, consumed(0, "p"))
+        .note(FIRST, consumed(3, "c"));
+    assert_eq!(story.fired(), vec![(Rule::SkippedOffsets, Class::Violation)]);
+}
+
+#[test]
+fn two_producers_given_one_epoch_of_a_transactional_id_is_a_bug() {
+    let mut story = Story::new(2, &[TXN_PRODUCER, TXN_PRODUCER_2]);
+    story.note(FIRST, txn_initialized(0)).note(SECOND, txn_initialized(1));
+    assert_eq!(story.fired(), vec![], "a fenced producer and its successor hold different epochs");
+    story.note(SECOND, txn_initialized(0));
+    assert_eq!(story.fired(), vec![(Rule::TwoProducersInEpoch, Class::Bug)]);
+}
+
+fn txn_committed(offset: i64) -> Note {
+    Note::TxnEnded {
+        transactional_id: "tx".into(),
+        producer_id: 7,
+        producer_epoch: 0,
+        committed: true,
+        records: vec![(tp(), offset)],
+        epoch_bump: false,
+    }
+}
+
+#[test]
+fn a_committed_transaction_missing_from_the_leaders_log_is_lost_under_acks_all_min_isr_2() {
+    let mut story = Story::new(2, &[TXN_PRODUCER]);
+    story.controller_says_leader(1, 1).note(FIRST, txn_committed(0)).txn_replica(1, &[Entry::Txn(7, "a")], 1).finish();
+    assert_eq!(story.fired(), vec![(Rule::CommittedTransactionLost, Class::Violation)], "its COMMIT marker is gone");
+    let mut kept = Story::new(2, &[TXN_PRODUCER]);
+    kept.controller_says_leader(1, 1)
+        .note(FIRST, txn_committed(0))
+        .txn_replica(1, &[Entry::Txn(7, "a"), Entry::Marker(7, Commit)], 2)
+        .finish();
+    assert_eq!(kept.fired(), vec![]);
+}
+
+#[test]
+fn a_committed_transaction_lost_with_min_isr_1_is_a_lesson() {
+    let mut story = Story::new(1, &[TXN_PRODUCER]);
+    story
+        .controller_says_leader(1, 1)
+        .note(FIRST, txn_committed(0))
+        .txn_replica(1, &[Entry::Plain("other")], 1)
+        .finish();
+    assert_eq!(story.fired(), vec![(Rule::CommittedTransactionLost, Class::Lesson)]);
+}

@@ -19,6 +19,7 @@ pub fn matches(happening: &Happening, event: &Event, _clients: &[String]) -> boo
             Rule::AckedWriteLost => matches!(happening, Happening::AckedWriteLost),
             Rule::ProcessedTwice => matches!(happening, Happening::ProcessedTwice),
             Rule::CommittedUnprocessed => matches!(happening, Happening::CommittedUnprocessed),
+            Rule::ReadAborted => matches!(happening, Happening::ReadAborted),
             Rule::TwoLeadersInEpoch
             | Rule::TwoOwnersInGeneration
             | Rule::TwoOwners
@@ -34,7 +35,9 @@ pub fn matches(happening: &Happening, event: &Event, _clients: &[String]) -> boo
             | Rule::CommitBeforeOutputAcked
             | Rule::TwoQuorumLeadersInEpoch
             | Rule::CommittedMetadataLost
-            | Rule::BrokerActedOnUncommitted => false,
+            | Rule::BrokerActedOnUncommitted
+            | Rule::TwoProducersInEpoch
+            | Rule::CommittedTransactionLost => false,
         };
     };
     let on = |name: &str| parse_partition(name).is_some_and(|tp| note.partition() == Some(&tp));
@@ -88,6 +91,19 @@ pub fn matches(happening: &Happening, event: &Event, _clients: &[String]) -> boo
             Happening::InconsistentGroupProtocol(g),
             Note::MemberFailed { group, error: ErrorCode::InconsistentGroupProtocol, .. },
         ) => group == g,
+        (Happening::TransactionCommitted(id), Note::TxnEnded { transactional_id, committed: true, .. })
+        | (Happening::TransactionAborted(id), Note::TxnEnded { transactional_id, committed: false, .. })
+        | (Happening::TransactionLoaded(id), Note::TxnStateChanged { transactional_id, loaded: true, .. }) => {
+            transactional_id == id
+        }
+        (Happening::TransactionState(id, s), Note::TxnStateChanged { transactional_id, state, .. }) => {
+            transactional_id == id && state == s
+        }
+        (
+            Happening::ProducerFenced(id),
+            Note::TxnFailed { transactional_id, error: ErrorCode::ProducerFenced, fatal: true },
+        ) => transactional_id == id,
+        (Happening::Marker(p), Note::MarkerWritten { .. }) => on(p),
         _ => false,
     }
 }

@@ -218,11 +218,25 @@ fn one_usize() -> usize {
 pub struct Client {
     pub name: String,
     pub app: App,
+    /// The client library the application uses, which decides the defaults of settings the
+    /// scenario leaves unset: `Java` (the Apache Kafka client) or `Librdkafka` (what
+    /// Confluent.Kafka for .NET wraps). Today it decides `isolation.level`: the Java consumer
+    /// reads `read_uncommitted` by default, librdkafka `read_committed`.
+    #[serde(default)]
+    pub library: Library,
     #[serde(default, deserialize_with = "configs_without_duplicates")]
     pub configs: Configs,
     /// When the application starts.
     #[serde(default)]
     pub start_ms: u64,
+}
+
+/// A client library (see [`Client::library`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Library {
+    #[default]
+    Java,
+    Librdkafka,
 }
 
 /// The application a client node runs.
@@ -236,6 +250,27 @@ pub enum App {
         records: u64,
         #[serde(default = "default_interval")]
         interval_ms: u64,
+        #[serde(default)]
+        keys: Vec<String>,
+        #[serde(default = "default_value_prefix")]
+        value_prefix: String,
+    },
+    /// A transactional producer (set `transactional.id` in `configs`): `initTransactions()`,
+    /// then `transactions` transactions of `records_per_transaction` records to `topic`, one
+    /// every `interval_ms`, each committed `commit_delay_ms` after its last send, except every
+    /// `abort_every`-th (0: none), which is aborted. Values are
+    /// `{value_prefix}-{transaction}-{n}`. A fatal error (PRODUCER_FENCED) stops it; an abortable
+    /// one aborts the transaction and goes on.
+    TransactionalProducer {
+        topic: String,
+        transactions: u64,
+        records_per_transaction: u64,
+        #[serde(default = "default_interval")]
+        interval_ms: u64,
+        #[serde(default)]
+        commit_delay_ms: u64,
+        #[serde(default)]
+        abort_every: u64,
         #[serde(default)]
         keys: Vec<String>,
         #[serde(default = "default_value_prefix")]
@@ -284,11 +319,11 @@ pub enum CommitMode {
 
 impl App {
     pub fn uses_producer(&self) -> bool {
-        matches!(self, App::Producer { .. } | App::GroupByCount { .. })
+        matches!(self, App::Producer { .. } | App::TransactionalProducer { .. } | App::GroupByCount { .. })
     }
 
     pub fn uses_consumer(&self) -> bool {
-        !matches!(self, App::Producer { .. })
+        !matches!(self, App::Producer { .. } | App::TransactionalProducer { .. })
     }
 
     pub fn group_member(&self) -> bool {
@@ -297,7 +332,7 @@ impl App {
 
     pub fn topics(&self) -> Vec<&String> {
         match self {
-            App::Producer { topic, .. } => vec![topic],
+            App::Producer { topic, .. } | App::TransactionalProducer { topic, .. } => vec![topic],
             App::Consumer { topics, .. } | App::GroupConsumer { topics, .. } => topics.iter().collect(),
             App::GroupByCount { topics, output, .. } => topics.iter().chain(std::iter::once(output)).collect(),
         }
@@ -444,6 +479,22 @@ pub enum Happening {
     ProcessedTwice,
     /// The group committed past records it never processed (at-most-once).
     CommittedUnprocessed,
+    /// A transaction of this `transactional.id` committed (its producer's commitTransaction()
+    /// returned).
+    TransactionCommitted(String),
+    /// A transaction of this `transactional.id` was aborted by its producer.
+    TransactionAborted(String),
+    /// The coordinator moved this `transactional.id` to a state (`"PrepareAbort"`,
+    /// `"CompleteCommit"`, ...): `TransactionState("tx", "PrepareAbort")`.
+    TransactionState(String, String),
+    /// A new coordinator loaded this `transactional.id` from `__transaction_state`.
+    TransactionLoaded(String),
+    /// A producer with this `transactional.id` was fenced (PRODUCER_FENCED: fatal).
+    ProducerFenced(String),
+    /// A transaction marker was written to the partition.
+    Marker(String),
+    /// A read_committed consumer returned a record of an aborted or undecided transaction.
+    ReadAborted,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

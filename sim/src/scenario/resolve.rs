@@ -413,13 +413,28 @@ impl Scenario {
             }
             for topic in client.app.topics() {
                 if !self.topics.iter().any(|t| &t.name == topic) {
-                    let which = if matches!(client.app, App::Producer { .. }) { "topic" } else { "topics" };
+                    let which = if matches!(client.app, App::Producer { .. } | App::TransactionalProducer { .. }) {
+                        "topic"
+                    } else {
+                        "topics"
+                    };
                     return Err(format!("{field}.app.{which}: unknown topic `{topic}`").into());
                 }
             }
             match &client.app {
                 App::Producer { interval_ms, .. } if *interval_ms == 0 => {
                     return Err(format!("{field}.app.interval_ms: must be at least 1").into());
+                }
+                App::TransactionalProducer { interval_ms, transactions, records_per_transaction, .. } => {
+                    if *interval_ms == 0 {
+                        return Err(format!("{field}.app.interval_ms: must be at least 1").into());
+                    }
+                    if *transactions == 0 {
+                        return Err(format!("{field}.app.transactions: must be at least 1").into());
+                    }
+                    if *records_per_transaction == 0 {
+                        return Err(format!("{field}.app.records_per_transaction: must be at least 1").into());
+                    }
                 }
                 App::Consumer { topics, poll_interval_ms }
                 | App::GroupConsumer { topics, poll_interval_ms, .. }
@@ -442,6 +457,10 @@ impl Scenario {
             if let (Some(c), App::GroupByCount { .. }) = (consumer.as_mut(), &client.app) {
                 c.enable_auto_commit = false;
             }
+            // The library's defaults, before the scenario's own settings.
+            if let (Some(c), Library::Librdkafka) = (consumer.as_mut(), client.library) {
+                c.isolation_level = ksim_cluster::protocol::IsolationLevel::ReadCommitted;
+            }
             let section = [Step::Field("clients".into()), Step::Index(i)];
             let configs_field = format!("{field}.configs");
             apply_client(producer.as_mut(), consumer.as_mut(), &client.configs, &section, &configs_field, version)?;
@@ -449,6 +468,12 @@ impl Scenario {
             if let Some(mut p) = producer {
                 let adjusted = validate::producer(&mut p, &originals, version)
                     .map_err(|e| config_error(&section, &configs_field, e))?;
+                if matches!(client.app, App::TransactionalProducer { .. }) && p.transactional_id.is_none() {
+                    return Err(format!(
+                        "{configs_field}: a TransactionalProducer needs a transactional.id (set it in configs)"
+                    )
+                    .into());
+                }
                 if !adjusted.is_empty() {
                     adjustments.insert(client.name.clone(), adjusted);
                 }
@@ -760,7 +785,13 @@ impl Scenario {
             | Happening::LogStartMoved(p)
             | Happening::OffsetReset(p)
             | Happening::OffsetOutOfRange(p)
-            | Happening::TruncationDetected(p) => self.check_partition(p),
+            | Happening::TruncationDetected(p)
+            | Happening::Marker(p) => self.check_partition(p),
+            Happening::TransactionCommitted(id)
+            | Happening::TransactionAborted(id)
+            | Happening::TransactionLoaded(id)
+            | Happening::ProducerFenced(id)
+            | Happening::TransactionState(id, _) => self.check_transactional_id(id, h),
             Happening::Fenced(id) => self.check_node(&NodeRef::Broker(*id)),
             Happening::ProduceError(name) => {
                 if name.chars().all(|c| c.is_ascii_uppercase() || c == '_') && !name.is_empty() {
@@ -785,7 +816,8 @@ impl Scenario {
             | Happening::Reordered
             | Happening::AckedWriteLost
             | Happening::ProcessedTwice
-            | Happening::CommittedUnprocessed => Ok(()),
+            | Happening::CommittedUnprocessed
+            | Happening::ReadAborted => Ok(()),
             Happening::ControllerActivated | Happening::CheckQuorumResigned | Happening::QuorumElection => {
                 match self.cluster.quorum {
                     Some(_) => Ok(()),
@@ -793,6 +825,22 @@ impl Scenario {
                 }
             }
         }
+    }
+
+    /// A `transactional.id` some client sets, and (for `TransactionState`) one of Kafka's
+    /// transaction states.
+    fn check_transactional_id(&self, id: &str, h: &Happening) -> Result<(), String> {
+        let known = self.clients.iter().any(|c| c.configs.get("transactional.id").is_some_and(|v| v.to_string() == id));
+        if !known {
+            return Err(format!("unknown transactional.id `{id}` (no client sets transactional.id={id})"));
+        }
+        if let Happening::TransactionState(_, state) = h {
+            let names: Vec<&str> = ksim_cluster::txn::TransactionState::ALL.iter().map(|s| s.name()).collect();
+            if !names.contains(&state.as_str()) {
+                return Err(format!("`{state}` is not a transaction state; expected one of {}", names.join(", ")));
+            }
+        }
+        Ok(())
     }
 
     fn check_condition(&self, c: &Condition) -> Result<(), String> {

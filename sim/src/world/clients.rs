@@ -31,6 +31,17 @@ pub(super) struct Waiters {
     /// Outcomes of commits that finished before anyone waited for them (a commit refused in the
     /// very call that started it), until the waiter arrives.
     pub(super) finished_commits: BTreeMap<(NodeId, u64), Result<(), String>>,
+    /// Each transactional producer's blocking call in progress (initTransactions,
+    /// commitTransaction, abortTransaction), and whether it waits for an epoch bump to finish.
+    pub(super) transaction_calls: BTreeMap<NodeId, (oneshot::Sender<Result<(), String>>, bool)>,
+}
+
+/// A transactional producer's blocking calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TxnCall {
+    InitTransactions,
+    CommitTransaction,
+    AbortTransaction,
 }
 
 impl Waiters {
@@ -45,6 +56,32 @@ impl Waiters {
         self.deliveries.retain(|(n, _), _| *n != node);
         self.commits.retain(|(n, _), _| *n != node);
         self.finished_commits.retain(|(n, _), _| *n != node);
+        self.transaction_calls.remove(&node);
+    }
+
+    /// A transactional producer's note: the call in progress may be over.
+    pub(super) fn on_transaction_note(&mut self, node: NodeId, note: &ksim_cluster::note::Note) {
+        use ksim_cluster::note::Note;
+        let outcome = match note {
+            Note::TxnInitialized { .. } => Ok(()),
+            Note::TxnEnded { epoch_bump: true, .. } => {
+                // abortTransaction() returns once the epoch bump that follows it is done.
+                if let Some(call) = self.transaction_calls.get_mut(&node) {
+                    call.1 = true;
+                }
+                return;
+            }
+            Note::TxnEnded { .. } => Ok(()),
+            Note::TxnFailed { error, fatal, .. } => Err(if *fatal {
+                format!("{error} (fatal: the producer must be closed)")
+            } else {
+                format!("{error} (the transaction must be aborted)")
+            }),
+            _ => return,
+        };
+        if let Some((tx, _)) = self.transaction_calls.remove(&node) {
+            let _ = tx.send(outcome);
+        }
     }
 }
 
@@ -73,6 +110,57 @@ impl World {
         producer.send(now, send_id, topic, record, &mut slot.rng, &mut fx);
         self.apply(node, now, fx);
         rx
+    }
+
+    /// A transactional producer's blocking call; the receiver gets its outcome.
+    pub fn producer_transaction_call(&mut self, node: NodeId, call: TxnCall) -> oneshot::Receiver<Result<(), String>> {
+        let (tx, rx) = oneshot::channel();
+        let name = match call {
+            TxnCall::InitTransactions => "initTransactions()",
+            TxnCall::CommitTransaction => "commitTransaction()",
+            TxnCall::AbortTransaction => "abortTransaction()",
+        };
+        self.record(node, EventKind::App(name.to_string()));
+        let now = self.now();
+        let Some(slot) = self.slots.get_mut(&node) else {
+            let _ = tx.send(Err("the run is over".into()));
+            return rx;
+        };
+        let Some(Machine::Client(Client { producer: Some(producer), .. })) = slot.machine.as_mut() else {
+            let _ = tx.send(Err("not running".into()));
+            return rx;
+        };
+        // The waiter goes first: the call may end in its own step (an abort with nothing sent).
+        self.waiters.transaction_calls.insert(node, (tx, false));
+        let mut fx = Effects::default();
+        let started = match call {
+            TxnCall::InitTransactions => producer.init_transactions(now, &mut fx),
+            TxnCall::CommitTransaction => producer.commit_transaction(now, &mut fx),
+            TxnCall::AbortTransaction => producer.abort_transaction(now, &mut fx),
+        };
+        self.apply(node, now, fx);
+        if let Err(error) = started {
+            self.record(node, EventKind::App(format!("{name} threw: {error}")));
+            if let Some((tx, _)) = self.waiters.transaction_calls.remove(&node) {
+                let _ = tx.send(Err(error));
+            }
+        }
+        rx
+    }
+
+    /// `beginTransaction()`: local to the producer.
+    pub fn producer_begin_transaction(&mut self, node: NodeId) -> Result<(), String> {
+        self.record(node, EventKind::App("beginTransaction()".to_string()));
+        let Some(Machine::Client(Client { producer: Some(producer), .. })) =
+            self.slots.get_mut(&node).and_then(|s| s.machine.as_mut())
+        else {
+            return Err("not running".into());
+        };
+        let outcome = producer.begin_transaction();
+        if let Err(error) = &outcome {
+            self.record(node, EventKind::App(format!("beginTransaction() threw: {error}")));
+        }
+        outcome
     }
 
     pub fn consumer_assign_topics(&mut self, node: NodeId, topics: &[String]) {

@@ -417,6 +417,9 @@ impl World {
             Note::ProduceFailed { send_id, error, reason, .. } => {
                 self.waiters.delivered(node, *send_id, Err(format!("{error}: {reason}")));
             }
+            Note::TxnInitialized { .. } | Note::TxnEnded { .. } | Note::TxnFailed { .. } => {
+                self.waiters.on_transaction_note(node, &note);
+            }
             _ => {}
         }
         let now = self.now();
