@@ -463,9 +463,9 @@ fn refreshed_chapters(texts: &BTreeMap<String, String>) -> (Vec<(PathBuf, String
         let mut new_lines: Vec<String> = Vec::new();
         let mut next = 0;
         for shown in shown_in(&chapter, &text) {
-            let whole = texts.get(&shown.name).unwrap_or_else(|| {
-                panic!("{}: no excerpt `{}` in book/excerpts.ron", shown.at, shown.name)
-            });
+            let whole = texts
+                .get(&shown.name)
+                .unwrap_or_else(|| panic!("{}: no excerpt `{}` in book/excerpts.ron", shown.at, shown.name));
             let expected = shown.expected(whole).unwrap_or_else(|problem| panic!("{problem}"));
             let current: String = lines[shown.marker + 2..shown.close_fence].iter().map(|l| format!("{l}\n")).collect();
             if current != expected {
