@@ -197,7 +197,8 @@ fn has_placeholder(words: &[String]) -> bool {
             || w.contains('…')
             || w.contains('|')
             || w.contains('<')
-            || w.split(['=', '.', ',', '/']).any(|part| part.len() > 0 && part.chars().all(|c| c.is_ascii_uppercase()))
+            || w.split(['=', '.', ',', '/'])
+                .any(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_uppercase()))
     })
 }
 
