@@ -1,17 +1,29 @@
 //! The book quotes ksim, never a hand copy of it.
 //!
 //! `book/excerpts.ron` lists the excerpts the chapters show: a window of a scenario's narrated run,
-//! a checker report, or the output of a `ksim` command. This test produces each one from a real
-//! run (the scenario under its own seed) and snapshots it into `snapshots/book/<name>.snap`; the
-//! chapters include those files with mdBook's `{{#include}}`. When ksim's behaviour changes, the
-//! snapshot diff shows which lesson changed with it.
+//! a checker report, the output of a `ksim` command, or a frame of the terminal UI. This test
+//! produces each one from a real run (the scenario under its own seed). A chapter holds the text
+//! itself, so it reads the same on GitHub as in mdBook, between marker comments both hide:
+//!
+//! ````text
+//! <!-- ksim:excerpt log-appends -->
+//! ```text
+//! ...the excerpt...
+//! ```
+//! <!-- /ksim:excerpt -->
+//! ````
+//!
+//! (`log-appends:3:7` shows lines 3 to 7 of it, `log-appends:3:` line 3 on.) The test fails with
+//! a diff when a chapter's copy differs from what ksim gives now, so when ksim's behaviour changes
+//! the diff shows which lesson changed with it.
 //!
 //! It also checks that the book and its sources agree: every scenario file a chapter names exists,
-//! every include points at a snapshot some test writes (and skips exactly insta's header), every
-//! excerpt is used, and every chapter is in `SUMMARY.md`.
+//! every excerpt is used, no chapter uses mdBook's `{{#include}}` (GitHub shows it raw), and every
+//! chapter is in `SUMMARY.md`.
 //!
-//! After a change in ksim's output: `INSTA_UPDATE=always cargo test --test book`, then read the
-//! changed excerpts (they are for people) and the prose around them.
+//! After a change in ksim's output: `KSIM_BOOK_UPDATE=1 cargo test --test book` (or
+//! `INSTA_UPDATE=always`, as for the snapshots) rewrites the chapters; then read the changed
+//! excerpts (they are for people) and the prose around them.
 
 use ksim_sim::narrate::{self, Detail};
 use ksim_sim::scenario::Scenario;
@@ -37,10 +49,13 @@ enum Source {
     /// The narrated run of a scenario, lines timed within `[from_ms, to_ms]`, optionally only
     /// those containing one of `only`, at most `max_lines` of them.
     Trace { scenario: String, from_ms: u64, to_ms: u64, detail: Detail, max_lines: usize, only: Vec<String> },
-    /// The checker's report of a run (`ksim run` prints it after the story).
+    /// The checker's report of a run and the trace digest (`ksim run` prints them after the story).
     Report { scenario: String },
     /// What `ksim <args>` prints.
     Command { args: Vec<String> },
+    /// A frame of the terminal UI that tui/tests/ui.rs draws from a real run and snapshots into
+    /// `snapshots/tui/<file>.snap`; that test keeps the file equal to what the UI draws now.
+    TuiFrame { file: String },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -127,11 +142,20 @@ fn load_excerpts() -> Vec<Excerpt> {
         fields.at = format!("book/excerpts.ron: excerpt `{name}`");
         assert!(
             !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
-            "{}: the name becomes a file name; use lowercase letters, digits and `-`",
+            "{}: the name goes into a chapter's marker comment; use lowercase letters, digits and `-`",
             fields.at
         );
         assert!(!out.iter().any(|e| e.name == name), "{}: two excerpts have this name", fields.at);
-        let source = if let Some(args) = fields.strings("command") {
+        let source = if let Some(ron::Value::String(file)) = fields.map.get("tui_frame") {
+            let file = file.clone();
+            fields.take("tui_frame");
+            assert!(
+                root().join("snapshots/tui").join(format!("{file}.snap")).is_file(),
+                "{}: no frame snapshots/tui/{file}.snap (tui/tests/ui.rs writes them)",
+                fields.at
+            );
+            Source::TuiFrame { file }
+        } else if let Some(args) = fields.strings("command") {
             assert!(!args.is_empty(), "{}: `command` needs at least the subcommand", fields.at);
             Source::Command { args }
         } else {
@@ -237,15 +261,22 @@ fn command_excerpt(excerpt: &str, args: &[String]) -> String {
     format!("$ ksim {}\n{stdout}", shown.join(" "))
 }
 
-/// Every excerpt, produced from real runs and compared with (or written to) `snapshots/book/`.
-#[test]
-fn excerpts_match_their_snapshots() {
-    let excerpts = load_excerpts();
+/// The lines after insta's header (`---`, metadata, `---`) of a snapshot file.
+fn snapshot_body(path: &Path) -> String {
+    let text = read(path);
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("---"), "{} has no insta header", path.display());
+    assert!(lines.any(|l| l == "---"), "{} has no end to its insta header", path.display());
+    lines.map(|l| format!("{l}\n")).collect()
+}
+
+/// Every excerpt's text, produced from real runs, by name.
+fn produce_excerpts(excerpts: &[Excerpt]) -> BTreeMap<String, String> {
     let scenarios: BTreeSet<&str> = excerpts
         .iter()
         .filter_map(|e| match &e.source {
             Source::Trace { scenario, .. } | Source::Report { scenario } => Some(scenario.as_str()),
-            Source::Command { .. } => None,
+            Source::Command { .. } | Source::TuiFrame { .. } => None,
         })
         .collect();
     // Each scenario runs once, on its own thread (a run is single-threaded and deterministic).
@@ -254,9 +285,9 @@ fn excerpts_match_their_snapshots() {
         handles.into_iter().map(|(s, h)| (s, h.join().unwrap_or_else(|_| panic!("running {s} panicked")))).collect()
     });
 
-    let mut failed = Vec::new();
+    let mut texts = BTreeMap::new();
     let mut empty = Vec::new();
-    for excerpt in &excerpts {
+    for excerpt in excerpts {
         let text = match &excerpt.source {
             Source::Trace { scenario, from_ms, to_ms, detail, max_lines, only } => match trace_excerpt(
                 &excerpt.name,
@@ -269,25 +300,17 @@ fn excerpts_match_their_snapshots() {
                     continue;
                 }
             },
-            Source::Report { scenario } => outcomes[scenario.as_str()].report.render(),
+            Source::Report { scenario } => {
+                let outcome = &outcomes[scenario.as_str()];
+                format!("{}trace digest: {}\n", outcome.report.render(), outcome.trace.digest())
+            }
             Source::Command { args } => command_excerpt(&excerpt.name, args),
+            Source::TuiFrame { file } => snapshot_body(&root().join("snapshots/tui").join(format!("{file}.snap"))),
         };
-        let name = excerpt.name.as_str();
-        let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            insta::with_settings!({ snapshot_path => "../snapshots/book", prepend_module_to_snapshot => false }, {
-                insta::assert_snapshot!(name, text);
-            });
-        }));
-        if checked.is_err() {
-            failed.push(name);
-        }
+        texts.insert(excerpt.name.clone(), text);
     }
     assert!(empty.is_empty(), "{}", empty.join("\n"));
-    assert!(
-        failed.is_empty(),
-        "book excerpts changed: {failed:?}\nIf ksim's new output is right, run `INSTA_UPDATE=always cargo test --test book` \
-         (or `cargo insta review`), then reread those excerpts and the chapters that include them."
-    );
+    texts
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -333,118 +356,200 @@ fn normalize(path: &Path) -> PathBuf {
     out
 }
 
-/// An mdBook `{{#include path[:start[:end]]}}` in a chapter.
-struct Include {
+const OPEN: &str = "<!-- ksim:excerpt ";
+const CLOSE: &str = "<!-- /ksim:excerpt -->";
+
+/// One excerpt shown in a chapter:
+///
+/// ````text
+/// <!-- ksim:excerpt NAME[:a:b] -->   line `marker`
+/// ```text                            the opening fence
+/// ...                                lines `marker + 2 .. close_fence`
+/// ```                                line `close_fence`
+/// <!-- /ksim:excerpt -->
+/// ````
+struct Shown {
     /// Where it was written: `book/src/ch.md:12`.
     at: String,
-    /// The included file, relative to the repository root.
-    target: PathBuf,
-    /// Everything after the path: `5:` for "from line 5 on", or empty.
-    range: String,
+    name: String,
+    /// Lines `a..=b` of the excerpt (1-based), `b` `None` for "to the end"; `None` for all of it.
+    window: Option<(usize, Option<usize>)>,
+    /// Line indices (0-based) of the marker and of the closing fence.
+    marker: usize,
+    close_fence: usize,
 }
 
-fn includes() -> Vec<Include> {
-    let mut out = Vec::new();
-    for (chapter, text) in chapters() {
-        let dir = chapter.parent().expect("a chapter is in a folder").to_path_buf();
-        for (n, line) in text.lines().enumerate() {
-            let mut rest = line;
-            while let Some(start) = rest.find("{{#include") {
-                let after = &rest[start + "{{#include".len()..];
-                let end = after
-                    .find("}}")
-                    .unwrap_or_else(|| panic!("{}:{}: unclosed {{{{#include", chapter.display(), n + 1));
-                let spec = after[..end].trim();
-                let (path, range) = spec.split_once(':').unwrap_or((spec, ""));
-                out.push(Include {
-                    at: format!("{}:{}", chapter.display(), n + 1),
-                    target: normalize(&dir.join(path)),
-                    range: range.to_string(),
-                });
-                rest = &after[end..];
-            }
+impl Shown {
+    /// What the chapter should hold for an excerpt whose whole text is `text`.
+    fn expected(&self, text: &str) -> Result<String, String> {
+        let lines: Vec<&str> = text.lines().collect();
+        let Some((from, to)) = self.window else { return Ok(text.to_string()) };
+        let to = to.unwrap_or(lines.len());
+        if from < 1 || from > to || to > lines.len() {
+            return Err(format!(
+                "{}: `{}:{from}:{to}` is outside the excerpt's {} lines (want 1 <= a <= b <= {})",
+                self.at,
+                self.name,
+                lines.len(),
+                lines.len()
+            ));
         }
+        Ok(lines[from - 1..to].iter().map(|l| format!("{l}\n")).collect())
+    }
+}
+
+/// `NAME`, `NAME:a:b` or `NAME:a:` from a marker.
+fn parse_marker(at: &str, spec: &str) -> (String, Option<(usize, Option<usize>)>) {
+    let mut parts = spec.split(':');
+    let name = parts.next().unwrap_or_default().to_string();
+    let rest: Vec<&str> = parts.collect();
+    let number = |s: &str| {
+        s.parse::<usize>()
+            .unwrap_or_else(|_| panic!("{at}: `{spec}`: a window is `NAME:a:b` or `NAME:a:` with line numbers"))
+    };
+    let window = match rest.as_slice() {
+        [] => None,
+        [from, ""] => Some((number(from), None)),
+        [from, to] => Some((number(from), Some(number(to)))),
+        _ => panic!("{at}: `{spec}`: a window is `NAME:a:b` or `NAME:a:` with line numbers"),
+    };
+    (name, window)
+}
+
+/// The excerpts a chapter shows, checked for shape: marker, fence, text, fence, end marker.
+fn shown_in(chapter: &Path, text: &str) -> Vec<Shown> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let at = format!("{}:{}", chapter.display(), i + 1);
+        let line = lines[i];
+        assert!(line.trim() != CLOSE, "{at}: `{CLOSE}` without a `{OPEN}NAME -->` before it");
+        let Some(rest) = line.trim().strip_prefix(OPEN) else {
+            i += 1;
+            continue;
+        };
+        let spec = rest
+            .strip_suffix("-->")
+            .unwrap_or_else(|| panic!("{at}: write the marker on one line: `{OPEN}NAME -->`"))
+            .trim();
+        let (name, window) = parse_marker(&at, spec);
+        let fence = lines.get(i + 1).copied().unwrap_or_default();
+        assert!(fence.starts_with("```"), "{at}: the marker must be followed by a fenced block (```text)");
+        let ticks = fence.len() - fence.trim_start_matches('`').len();
+        let end = (i + 2..lines.len())
+            .find(|&j| lines[j].trim() == CLOSE || lines[j].trim().starts_with(OPEN))
+            .filter(|&j| lines[j].trim() == CLOSE)
+            .unwrap_or_else(|| panic!("{at}: excerpt `{name}` has no `{CLOSE}` before the next excerpt or the end"));
+        let close_fence = end - 1;
+        assert!(
+            close_fence > i + 1 && lines[close_fence] == "`".repeat(ticks),
+            "{at}: excerpt `{name}`: the line before `{CLOSE}` must close the fenced block ({})",
+            "`".repeat(ticks)
+        );
+        out.push(Shown { at, name, window, marker: i, close_fence });
+        i = end + 1;
     }
     out
 }
 
-/// The number of lines insta writes before the snapshot itself: `---`, metadata, `---`.
-fn insta_header_lines(snapshot: &str) -> Option<usize> {
-    let mut lines = snapshot.lines();
-    if lines.next()? != "---" {
-        return None;
-    }
-    lines.position(|l| l == "---").map(|i| i + 2)
-}
-
-/// Which snapshot files some test writes: the book's excerpts, the scenario snapshots of
-/// tests/scenarios.rs, and the TUI frames.
-fn produced_by_a_test(target: &Path, excerpt_names: &BTreeSet<String>) -> bool {
-    let Ok(rest) = target.strip_prefix("snapshots") else { return false };
-    let parts: Vec<&str> = rest.iter().filter_map(|p| p.to_str()).collect();
-    match parts.as_slice() {
-        ["book", file] => file.strip_suffix(".snap").is_some_and(|name| excerpt_names.contains(name)),
-        ["tui", file] => file.ends_with(".snap"),
-        [file] => {
-            let stem = file.strip_suffix(".story.snap").or_else(|| file.strip_suffix(".report.snap"));
-            stem.is_some_and(|s| root().join("scenarios").join(format!("{s}.ron")).is_file())
+/// Every chapter's text, with each shown excerpt replaced by what ksim gives now; and a diff
+/// for each that drifted.
+fn refreshed_chapters(texts: &BTreeMap<String, String>) -> (Vec<(PathBuf, String, String)>, Vec<String>) {
+    let mut chapters_out = Vec::new();
+    let mut drifted = Vec::new();
+    for (chapter, text) in chapters() {
+        let lines: Vec<&str> = text.lines().collect();
+        let mut new_lines: Vec<String> = Vec::new();
+        let mut next = 0;
+        for shown in shown_in(&chapter, &text) {
+            let whole = texts
+                .get(&shown.name)
+                .unwrap_or_else(|| panic!("{}: no excerpt `{}` in book/excerpts.ron", shown.at, shown.name));
+            let expected = shown.expected(whole).unwrap_or_else(|problem| panic!("{problem}"));
+            let current: String = lines[shown.marker + 2..shown.close_fence].iter().map(|l| format!("{l}\n")).collect();
+            if current != expected {
+                let diff = similar::TextDiff::from_lines(&current, &expected)
+                    .unified_diff()
+                    .context_radius(2)
+                    .header("in the chapter", "what ksim gives now")
+                    .to_string();
+                drifted.push(format!("{}: excerpt `{}` has drifted:\n{diff}", shown.at, shown.name));
+            }
+            new_lines.extend(lines[next..shown.marker + 2].iter().map(|l| l.to_string()));
+            new_lines.extend(expected.lines().map(String::from));
+            next = shown.close_fence;
         }
-        _ => false,
+        new_lines.extend(lines[next..].iter().map(|l| l.to_string()));
+        let mut new_text = new_lines.join("\n");
+        if text.ends_with('\n') {
+            new_text.push('\n');
+        }
+        chapters_out.push((chapter, text, new_text));
     }
+    (chapters_out, drifted)
+}
+
+fn update_requested() -> bool {
+    std::env::var("KSIM_BOOK_UPDATE").is_ok_and(|v| !v.is_empty() && v != "0")
+        || std::env::var("INSTA_UPDATE").is_ok_and(|v| v == "always")
+}
+
+/// Every excerpt a chapter shows is what a real run gives now.
+#[test]
+fn every_excerpt_in_the_book_is_what_ksim_prints_now() {
+    let excerpts = load_excerpts();
+    let texts = produce_excerpts(&excerpts);
+    let (chapters, drifted) = refreshed_chapters(&texts);
+    if drifted.is_empty() {
+        return;
+    }
+    if update_requested() {
+        for (chapter, old, new) in chapters {
+            if old != new {
+                std::fs::write(root().join(&chapter), new)
+                    .unwrap_or_else(|e| panic!("cannot write {}: {e}", chapter.display()));
+                eprintln!("updated {}", chapter.display());
+            }
+        }
+        eprintln!("{}", drifted.join("\n"));
+        return;
+    }
+    panic!(
+        "{}\n{} excerpt(s) in the book differ from what ksim prints now. If ksim's new output is right, run \
+         `KSIM_BOOK_UPDATE=1 cargo test --test book`, then reread those excerpts and the prose around them.",
+        drifted.join("\n"),
+        drifted.len()
+    );
 }
 
 #[test]
-fn every_include_shows_a_snapshot_that_a_test_writes() {
-    let names: BTreeSet<String> = load_excerpts().into_iter().map(|e| e.name).collect();
-    let all = includes();
-    assert!(!all.is_empty(), "the book includes no excerpts");
-    for include in all {
-        let at = &include.at;
-        let target = include.target.display();
-        assert!(
-            produced_by_a_test(&include.target, &names),
-            "{at}: includes {target}, which no test writes (list it in book/excerpts.ron, or include \
-             snapshots/<scenario>.story.snap, snapshots/<scenario>.report.snap or snapshots/tui/*.snap)"
-        );
-        let path = root().join(&include.target);
-        assert!(path.is_file(), "{at}: {target} does not exist yet; run `INSTA_UPDATE=always cargo test --test book`");
-        let header = insta_header_lines(&read(&path)).unwrap_or_else(|| panic!("{at}: {target} has no insta header"));
-        let start = header + 1;
-        // `start:` (the whole excerpt) or a window `a:b` of it, never insta's header.
-        let (from, to) = include.range.split_once(':').unwrap_or((include.range.as_str(), ""));
-        let from: usize = from.parse().unwrap_or(0);
-        let lines = read(&path).lines().count();
-        let to_ok = to.is_empty() || to.parse::<usize>().is_ok_and(|to| to >= from && to <= lines);
-        assert!(
-            from >= start && to_ok,
-            "{at}: include {target} from line {start} on (`{target}:{start}:`), right after insta's {header}-line \
-             header, or a window `a:b` of its {lines} lines with {start} <= a <= b; found `{}`",
-            include.range
-        );
-    }
-}
-
-#[test]
-fn every_excerpt_is_used_and_every_book_snapshot_is_an_excerpt() {
-    let names: BTreeSet<String> = load_excerpts().into_iter().map(|e| e.name).collect();
-    let used: BTreeSet<String> = includes()
-        .iter()
-        .filter_map(|i| i.target.strip_prefix("snapshots/book").ok()?.to_str()?.strip_suffix(".snap").map(String::from))
-        .collect();
-    let unused: Vec<&String> = names.difference(&used).collect();
-    assert!(unused.is_empty(), "excerpts in book/excerpts.ron that no chapter includes: {unused:?}");
-
-    let dir = root().join("snapshots/book");
-    if let Ok(entries) = std::fs::read_dir(&dir) {
-        for entry in entries {
-            let file = entry.expect("a directory entry").file_name().to_string_lossy().into_owned();
-            let Some(name) = file.strip_suffix(".snap") else { continue };
+fn no_chapter_uses_mdbook_includes() {
+    for (chapter, text) in chapters() {
+        for (n, line) in text.lines().enumerate() {
             assert!(
-                names.contains(name),
-                "snapshots/book/{file} is left over: no excerpt `{name}` in book/excerpts.ron"
+                !line.contains("{{#include"),
+                "{}:{}: GitHub shows `{{{{#include}}}}` as raw text; show an excerpt between \
+                 `{OPEN}NAME -->` and `{CLOSE}` (see book/excerpts.ron)",
+                chapter.display(),
+                n + 1
             );
         }
     }
+}
+
+#[test]
+fn every_excerpt_is_used_and_every_shown_one_is_listed() {
+    let names: BTreeSet<String> = load_excerpts().into_iter().map(|e| e.name).collect();
+    let mut used = BTreeSet::new();
+    for (chapter, text) in chapters() {
+        for shown in shown_in(&chapter, &text) {
+            assert!(names.contains(&shown.name), "{}: no excerpt `{}` in book/excerpts.ron", shown.at, shown.name);
+            used.insert(shown.name);
+        }
+    }
+    let unused: Vec<&String> = names.difference(&used).collect();
+    assert!(unused.is_empty(), "excerpts in book/excerpts.ron that no chapter shows: {unused:?}");
 }
 
 /// Scenario files named in the text (`scenarios/x.ron`, `book/scenarios/y.ron`), with where.
