@@ -25,9 +25,9 @@ pub fn render(frame: &mut Frame, area: Rect) {
         style::OLDER
     )));
     lines.push(Line::raw(" [3/cell] each cell of a log strip stands for 3 offsets"));
-    // The timeline letters, five to a line.
+    // The timeline letters, four to a line.
     let markers: Vec<String> = MarkerKind::ALL.iter().map(|k| format!("{} {}", k.glyph(), k.name())).collect();
-    for (i, chunk) in markers.chunks(5).enumerate() {
+    for (i, chunk) in markers.chunks(4).enumerate() {
         let lead = if i == 0 { " timeline: " } else { "           " };
         lines.push(Line::raw(format!("{lead}{}", chunk.join("  "))));
     }
