@@ -122,19 +122,30 @@ fn hidden_in_story(actor: Actor, note: &Note) -> bool {
     }
 }
 
-/// The whole trace as text, one line per shown event.
-///
-/// In a story, a line that repeats what the same node already said since the last fault or
-/// narration is left out (a producer retrying a dead leader says the same thing every backoff),
-/// and the first repeat is marked.
+/// The whole trace as text, one line per shown event (see [`lines`]).
 pub fn render(trace: &Trace, detail: Detail) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{} ({}, seed {})", trace.header.title, trace.header.scenario, trace.header.seed);
     if !trace.header.overrides.is_empty() {
         let _ = writeln!(out, "with --set {}", trace.header.overrides.join(", "));
     }
+    for (index, line) in lines(trace, detail) {
+        let event = &trace.events[index];
+        let _ = writeln!(out, "{:>9} {:<12} {line}", SimTime(event.time_us).to_string(), trace.actor_name(event.actor));
+    }
+    out
+}
+
+/// The shown events, each by its index in the trace with its line (without time and node): what
+/// [`render`] prints, and what the TUI's story pane scrolls through.
+///
+/// In a story, a line that repeats what the same node already said since the last fault or
+/// narration is left out (a producer retrying a dead leader says the same thing every backoff),
+/// and the first repeat is marked.
+pub fn lines(trace: &Trace, detail: Detail) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
     let mut said: BTreeSet<(Actor, String)> = BTreeSet::new();
-    for event in &trace.events {
+    for (index, event) in trace.events.iter().enumerate() {
         if matches!(event.kind, EventKind::Fault(_) | EventKind::Narration(_)) {
             said.clear();
         }
@@ -155,7 +166,7 @@ pub fn render(trace: &Trace, detail: Detail) -> String {
             said.insert(key);
             line.push_str(" (repeats are not shown)");
         }
-        let _ = writeln!(out, "{:>9} {:<12} {line}", SimTime(event.time_us).to_string(), trace.actor_name(event.actor));
+        out.push((index, line));
     }
     out
 }

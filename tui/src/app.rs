@@ -11,6 +11,7 @@ use crate::whatif::simulate;
 use crossterm::event::KeyEvent;
 use ksim_sim::scenario::Scenario;
 use ksim_sim::trace::Trace;
+use ksim_sim::Outcome;
 
 pub struct App {
     pub model: Model,
@@ -30,10 +31,19 @@ impl App {
         App { model: Model::new(trace), scenario: None }
     }
 
-    /// Run the scenario and open the UI at its first step.
+    /// A UI over a whole run: its trace, and the checker's report for the verdict at the end.
+    pub fn from_outcome(outcome: Outcome, scenario: Scenario, name: String, seed: u64) -> App {
+        let mut app = App::new(outcome.trace, scenario, name, seed);
+        app.model.recording.report = Some(outcome.report);
+        app
+    }
+
+    /// Run the scenario and open the UI where its story begins (start-up is `g` away).
     pub fn run(scenario: Scenario, name: String, seed: u64) -> Result<App, String> {
         let outcome = ksim_sim::run(&scenario, &name, seed)?;
-        Ok(App::new(outcome.trace, scenario, name, seed))
+        let mut app = App::from_outcome(outcome, scenario, name, seed);
+        app.model.open_at_story();
+        Ok(app)
     }
 
     /// Send one message through `update` and carry out what it asks. `before_simulating` is
@@ -54,7 +64,11 @@ impl App {
                     };
                     before_simulating(&self.model);
                     next = Some(match simulate(scenario, name, *seed, &branch.faults) {
-                        Ok(trace) => Msg::Branched { trace: Box::new(trace), branch },
+                        Ok(outcome) => Msg::Branched {
+                            trace: Box::new(outcome.trace),
+                            report: Some(Box::new(outcome.report)),
+                            branch,
+                        },
                         Err(error) => Msg::BranchFailed(error),
                     });
                 }

@@ -67,11 +67,34 @@ pub enum Cut {
 }
 
 impl Cut {
-    /// Whether this cut separates `node` from anyone.
+    /// Whether `node` is on the cut-off side of this cut. The side that keeps the controller keeps
+    /// the cluster (in KRaft a broker that cannot reach the controller is fenced, whatever else it
+    /// reaches), so every other side is cut off. When no side holds the controller, the largest
+    /// side stays (the first of equals, as the scenario lists them) and the others are cut off.
+    /// A one-way cut marks the side without the controller, or else the smaller side.
     pub fn involves(&self, node: NodeId) -> bool {
+        let controller = NodeId::Controller(CONTROLLER_ID);
         match self {
-            Cut::Groups(groups) => groups.len() > 1 && groups.iter().any(|g| g.contains(&node)),
-            Cut::OneWay { from, to } => from.contains(&node) || to.contains(&node),
+            Cut::Groups(groups) => {
+                if groups.len() < 2 {
+                    return false;
+                }
+                let main = groups.iter().position(|g| g.contains(&controller)).unwrap_or_else(|| {
+                    let largest = groups.iter().map(Vec::len).max().unwrap_or(0);
+                    groups.iter().position(|g| g.len() == largest).unwrap_or(0)
+                });
+                groups.iter().enumerate().any(|(i, g)| i != main && g.contains(&node))
+            }
+            Cut::OneWay { from, to } => {
+                let off = if from.contains(&controller) {
+                    to
+                } else if to.contains(&controller) || from.len() <= to.len() {
+                    from
+                } else {
+                    to
+                };
+                off.contains(&node)
+            }
         }
     }
 }
@@ -214,6 +237,18 @@ impl ClientView {
     pub fn failed_total(&self) -> u64 {
         self.failed.values().sum()
     }
+
+    /// The positions that count for this consumer's lag: in a group, only the partitions it owns
+    /// now (it keeps its position in a revoked partition, but that partition is another member's
+    /// work); with no group (`assign`), every partition it reads.
+    pub fn owned_positions(&self) -> BTreeMap<TopicPartition, i64> {
+        match &self.membership {
+            Some(m) => {
+                self.positions.iter().filter(|(tp, _)| m.owned.contains(tp)).map(|(tp, o)| (tp.clone(), *o)).collect()
+            }
+            None => self.positions.clone(),
+        }
+    }
 }
 
 /// A consumer group as its coordinator sees it: folded from the coordinator's notes.
@@ -321,6 +356,17 @@ impl ClusterView {
     /// Whether a network cut in force separates `node` from some other node.
     pub fn is_cut_off(&self, node: NodeId) -> bool {
         self.cuts.iter().any(|c| c.involves(node))
+    }
+
+    /// How far these positions are behind the leaders' high watermarks, summed; `None` when a
+    /// partition has no leader to ask (the lag is unknown, not zero).
+    pub fn lag<'a>(&self, positions: impl IntoIterator<Item = (&'a TopicPartition, &'a i64)>) -> Option<i64> {
+        let mut total = 0;
+        for (tp, position) in positions {
+            let hw = self.partitions.get(tp).and_then(|p| p.leader_high_watermark())?;
+            total += (hw - position).max(0);
+        }
+        Some(total)
     }
 
     /// Partitions whose leader (per the controller) is this broker.
@@ -725,9 +771,103 @@ mod tests {
         v.apply(&fault(Fault::Restart(b1)));
         assert_eq!(v.process(b1), Process::Up);
         v.apply(&fault(Fault::Partition(vec![vec![b1], vec![NodeId::Broker(2)]])));
-        assert!(v.is_cut_off(b1) && !v.is_cut_off(NodeId::Broker(3)));
+        assert!(v.is_cut_off(NodeId::Broker(2)) && !v.is_cut_off(NodeId::Broker(3)));
         v.apply(&fault(Fault::Heal));
         assert!(!v.is_cut_off(b1));
+    }
+
+    #[test]
+    fn isolating_a_broker_marks_only_that_broker_cut_off() {
+        let mut v = ClusterView::new(&header());
+        let fault = |f| Event { seq: 0, time_us: 0, actor: Actor::World, kind: EventKind::Fault(f) };
+        let (ctrl, b1, b2, b3, p) = (
+            NodeId::Controller(CONTROLLER_ID),
+            NodeId::Broker(1),
+            NodeId::Broker(2),
+            NodeId::Broker(3),
+            NodeId::Client(0),
+        );
+        // What `isolate broker-1` becomes: broker-1 on one side, everyone else on the other.
+        v.apply(&fault(Fault::Partition(vec![vec![b1], vec![ctrl, b2, b3, p]])));
+        let cut: Vec<NodeId> = [ctrl, b1, b2, b3, p].into_iter().filter(|n| v.is_cut_off(*n)).collect();
+        assert_eq!(cut, vec![b1], "the side with the controller keeps the cluster");
+        v.apply(&fault(Fault::Heal));
+        // The controller's side is cut off when it is the small one listed second: it still keeps
+        // the cluster, the brokers away from it are the ones cut off.
+        v.apply(&fault(Fault::Partition(vec![vec![b1, b2, b3, p], vec![ctrl]])));
+        let cut: Vec<NodeId> = [ctrl, b1, b2, b3, p].into_iter().filter(|n| v.is_cut_off(*n)).collect();
+        assert_eq!(cut, vec![b1, b2, b3, p]);
+        v.apply(&fault(Fault::Heal));
+        // Without the controller in any side: the smaller side is the one cut off.
+        v.apply(&fault(Fault::Partition(vec![vec![b1, b2], vec![b3]])));
+        assert!(!v.is_cut_off(b1) && !v.is_cut_off(b2) && v.is_cut_off(b3));
+        v.apply(&fault(Fault::Heal));
+        v.apply(&fault(Fault::PartitionOneWay { from: vec![ctrl], to: vec![b2] }));
+        assert!(v.is_cut_off(b2) && !v.is_cut_off(ctrl), "one way: the side away from the controller");
+    }
+
+    #[test]
+    fn consumer_lag_counts_only_the_partitions_it_owns() {
+        let mut v = ClusterView::new(&header());
+        let ctrl = NodeId::Controller(CONTROLLER_ID);
+        let (b1, c) = (NodeId::Broker(1), NodeId::Client(0));
+        let orders = |i| TopicPartition::new("orders", i);
+        v.apply(&note(ctrl, Note::TopicCreated { topic: "orders".into(), assignment: vec![vec![1], vec![1]] }));
+        for i in 0..2 {
+            v.apply(&note(
+                ctrl,
+                Note::PartitionChanged {
+                    partition: orders(i),
+                    leader: Some(1),
+                    leader_epoch: 0,
+                    isr: vec![1],
+                    elr: vec![],
+                    partition_epoch: 0,
+                    election: None,
+                },
+            ));
+            v.apply(&note(b1, Note::HighWatermark { partition: orders(i), high_watermark: 10, on_leader: true }));
+        }
+        let assigned = |gen, ps: Vec<TopicPartition>| Note::PartitionsAssigned {
+            group: "billing".into(),
+            member: "billing-1-1".into(),
+            generation: gen,
+            partitions: ps,
+        };
+        v.apply(&note(c, assigned(1, vec![orders(0), orders(1)])));
+        v.apply(&note(c, Note::PositionReset { partition: orders(0), offset: 10, reason: "x".into() }));
+        v.apply(&note(c, Note::PositionReset { partition: orders(1), offset: 2, reason: "x".into() }));
+        assert_eq!(v.lag(&v.clients[&c].owned_positions()), Some(8), "orders-1 is 8 behind");
+        // A second member takes orders-1: this consumer still remembers its position there, but
+        // the 8 records behind it are the new owner's lag, not this one's.
+        v.apply(&note(
+            c,
+            Note::PartitionsRevoked {
+                group: "billing".into(),
+                member: "billing-1-1".into(),
+                generation: 1,
+                partitions: vec![orders(1)],
+                lost: false,
+                kept: 1,
+            },
+        ));
+        let owned = v.clients[&c].owned_positions();
+        assert_eq!(owned.keys().collect::<Vec<_>>(), vec![&orders(0)]);
+        assert_eq!(v.lag(&owned), Some(0));
+        // A partition with no leader has an unknown lag, not a lag of zero.
+        v.apply(&note(
+            ctrl,
+            Note::PartitionChanged {
+                partition: orders(0),
+                leader: None,
+                leader_epoch: 1,
+                isr: vec![],
+                elr: vec![],
+                partition_epoch: 1,
+                election: None,
+            },
+        ));
+        assert_eq!(v.lag(&owned), None);
     }
 
     #[test]

@@ -11,8 +11,9 @@
 //!
 //! The map:
 //! - [`fold`]: [`fold::ClusterView`], the cluster at one step, and `apply(&Event)` that moves it on.
-//! - [`markers`]: which events are interesting (faults, elections, ISR changes, truncations,
-//!   rebalances, findings) for the timeline and the `]` / `[` jumps.
+//! - [`markers`]: which events are interesting (narration, faults, elections, ISR changes,
+//!   truncations, retention, group changes, findings) for the timeline and the `]` / `[` jumps,
+//!   and where the story begins.
 //! - [`recording`]: a trace with its checkpoints and markers, so any step is reached fast.
 //! - [`model`]: what the UI knows: the recording, the cursor, the folded view, selection, branch.
 //! - [`update`]: messages, and the one function that changes the model.

@@ -84,6 +84,15 @@ impl Model {
         self.cursor = step;
     }
 
+    /// Open where the story begins (the scenario's topics have their leaders), with a hint of the
+    /// keys that move on from there. A trace without such a moment stays at the start.
+    pub fn open_at_story(&mut self) {
+        if let Some(step) = self.recording.markers.story_start {
+            self.seek(step);
+            self.status = Some("the story begins here: ] jumps to the next moment, [ back, g to start-up".to_string());
+        }
+    }
+
     /// Replace the recording (a branch, or back to the original) and stay at the same step.
     /// Returns the recording it replaced.
     pub fn switch_to(&mut self, recording: Recording) -> Recording {

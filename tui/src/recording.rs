@@ -8,6 +8,8 @@
 
 use crate::fold::ClusterView;
 use crate::markers::Markers;
+use ksim_sim::narrate::{lines, Detail};
+use ksim_sim::report::Report;
 use ksim_sim::trace::Trace;
 
 /// Events between two checkpoints. Smaller makes seeking faster and loading heavier.
@@ -22,6 +24,10 @@ pub struct Recording {
     pub markers: Markers,
     /// Whether any consumer group appears anywhere in the trace.
     pub has_groups: bool,
+    /// The story as `ksim run` narrates it: each shown event's index and its line.
+    pub story: Vec<(usize, String)>,
+    /// The checker's verdict on the run, when the run (not only its trace) is at hand.
+    pub report: Option<Report>,
 }
 
 impl Recording {
@@ -44,7 +50,8 @@ impl Recording {
         }
         let has_groups = !view.groups.is_empty();
         let markers = Markers::build(&trace);
-        Recording { trace, checkpoints, every, markers, has_groups }
+        let story = lines(&trace, Detail::Story);
+        Recording { trace, checkpoints, every, markers, has_groups, story, report: None }
     }
 
     /// Number of events, and so the last step.

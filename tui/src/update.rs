@@ -9,6 +9,8 @@ use crate::model::{Branch, Model, Selection, SPEEDS};
 use crate::recording::Recording;
 use crate::whatif::{fault_time, WhatIf};
 use ksim_cluster::time::SimTime;
+use ksim_sim::nodes::ProcessChange;
+use ksim_sim::report::Report;
 use ksim_sim::trace::{EventKind, Trace};
 
 #[derive(Clone, Debug)]
@@ -24,8 +26,7 @@ pub enum Msg {
     Tick {
         elapsed_ms: u64,
     },
-    /// Jump to the next interesting event (fault, election, ISR change, truncation, rebalance,
-    /// finding).
+    /// Jump to the next moment a lesson is about (see [`crate::markers`]).
     NextMarker,
     PreviousMarker,
     Start,
@@ -41,6 +42,8 @@ pub enum Msg {
     /// The re-simulation of a what-if finished.
     Branched {
         trace: Box<Trace>,
+        /// The checker's report on the branch, for its verdict.
+        report: Option<Box<Report>>,
         branch: Branch,
     },
     BranchFailed(String),
@@ -61,8 +64,8 @@ pub fn update(model: &mut Model, msg: Msg) -> Cmd {
             tick(model, elapsed_ms);
             return Cmd::None;
         }
-        Msg::Branched { trace, branch } => {
-            branched(model, *trace, branch);
+        Msg::Branched { trace, report, branch } => {
+            branched(model, *trace, report.map(|r| *r), branch);
             return Cmd::None;
         }
         _ => {}
@@ -207,6 +210,16 @@ fn what_if(model: &mut Model, what: WhatIf) -> Cmd {
         return Cmd::None;
     }
     let (fault, words) = what.fault(broker, &model.trace().header, &model.view);
+    // A process fault that does nothing in the process's state (killing a dead broker) would
+    // re-run the same story: say so instead, with the simulator's own rule.
+    if let Some(node) = fault.node() {
+        let process = model.view.process(node);
+        if process.change(node, &fault) == ProcessChange::Nothing {
+            let (_, state, _) = crate::view::style::process(process);
+            model.status = Some(format!("{node} is {state}: to {words} would change nothing"));
+            return Cmd::None;
+        }
+    }
     let mut branch = model.branch.clone().unwrap_or(Branch { faults: Vec::new(), labels: Vec::new() });
     branch.faults.push((at, fault));
     branch.labels.push(format!("{words} at {at}"));
@@ -214,12 +227,14 @@ fn what_if(model: &mut Model, what: WhatIf) -> Cmd {
     Cmd::Simulate(branch)
 }
 
-fn branched(model: &mut Model, trace: Trace, branch: Branch) {
+fn branched(model: &mut Model, trace: Trace, report: Option<Report>, branch: Branch) {
     // The past must be identical up to the fault; check the event the learner is looking at.
     let step = model.cursor;
     let same_past =
         step == 0 || model.recording.trace.events.get(step - 1).is_some_and(|e| trace.events.get(step - 1) == Some(e));
-    let previous = model.switch_to(Recording::new(trace));
+    let mut recording = Recording::new(trace);
+    recording.report = report;
+    let previous = model.switch_to(recording);
     if model.original.is_none() {
         model.original = Some(previous);
     }

@@ -11,8 +11,8 @@ use ksim_cluster::node::NodeId;
 use ksim_cluster::time::SimTime;
 use ksim_cluster::topic::BrokerId;
 use ksim_sim::scenario::{Scenario, CONTROLLER_ID};
-use ksim_sim::trace::{Fault, Trace, TraceHeader};
-use ksim_sim::RunOptions;
+use ksim_sim::trace::{Fault, TraceHeader};
+use ksim_sim::{Outcome, RunOptions};
 
 /// The faults a learner can inject from the keyboard.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,7 +55,7 @@ pub fn fault_time(time_us: u64) -> SimTime {
 }
 
 /// Run the scenario again with these extra faults; the new trace.
-pub fn simulate(scenario: &Scenario, name: &str, seed: u64, faults: &[(SimTime, Fault)]) -> Result<Trace, String> {
+pub fn simulate(scenario: &Scenario, name: &str, seed: u64, faults: &[(SimTime, Fault)]) -> Result<Outcome, String> {
     let options = RunOptions { extra_faults: faults.to_vec(), ..RunOptions::default() };
-    ksim_sim::run_with(scenario, name, seed, &options).map(|outcome| outcome.trace)
+    ksim_sim::run_with(scenario, name, seed, &options)
 }

@@ -2,8 +2,10 @@
 //! frames at the key moments as snapshots (`snapshots/tui/`), for people to read.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ksim_sim::report::Report;
 use ksim_sim::scenario::Scenario;
 use ksim_sim::trace::{Trace, TraceHeader};
+use ksim_sim::Outcome;
 use ksim_tui::markers::MarkerKind;
 use ksim_tui::update::Msg;
 use ksim_tui::view::to_text;
@@ -16,24 +18,31 @@ fn scenario_path(name: &str) -> PathBuf {
 }
 
 /// Each scenario is simulated once per test binary and shared.
-fn run(name: &'static str) -> (Scenario, Trace) {
-    type Runs = Vec<(&'static str, Scenario, Trace)>;
+fn run(name: &'static str) -> (Scenario, Trace, Report) {
+    type Runs = Vec<(&'static str, Scenario, Trace, Report)>;
     static RUNS: OnceLock<std::sync::Mutex<Runs>> = OnceLock::new();
     let runs = RUNS.get_or_init(Default::default);
     let mut runs = runs.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((_, s, t)) = runs.iter().find(|(n, _, _)| *n == name) {
-        return (s.clone(), t.clone());
+    if let Some((_, s, t, r)) = runs.iter().find(|(n, _, _, _)| *n == name) {
+        return (s.clone(), t.clone(), r.clone());
     }
     let scenario = Scenario::load(&scenario_path(name)).expect("scenario loads");
-    let trace = ksim_sim::run(&scenario, name, scenario.seed).expect("scenario runs").trace;
-    runs.push((name, scenario.clone(), trace.clone()));
-    (scenario, trace)
+    let outcome = ksim_sim::run(&scenario, name, scenario.seed).expect("scenario runs");
+    runs.push((name, scenario.clone(), outcome.trace.clone(), outcome.report.clone()));
+    (scenario, outcome.trace, outcome.report)
 }
 
 fn app(name: &'static str) -> App {
-    let (scenario, trace) = run(name);
+    let (scenario, trace, report) = run(name);
     let seed = scenario.seed;
-    App::new(trace, scenario, name.to_string(), seed)
+    App::from_outcome(Outcome { trace, report }, scenario, name.to_string(), seed)
+}
+
+/// The app as `ksim tui` opens it: where the story begins.
+fn story(name: &'static str) -> App {
+    let mut app = app(name);
+    app.model.open_at_story();
+    app
 }
 
 fn press(app: &mut App, keys: &str) {
@@ -49,13 +58,14 @@ fn press(app: &mut App, keys: &str) {
     }
 }
 
-/// Press `]` until the current event is the `nth` (from 1) interesting event of this kind.
+/// Press `]` until the stop it lands on is the `nth` (from 1) stop of this kind.
 fn jump_to(app: &mut App, kind: MarkerKind, nth: usize) {
     let mut seen = 0;
     for _ in 0..10_000 {
         press(app, "]");
         let model = &app.model;
-        if model.cursor.checked_sub(1).and_then(|i| model.recording.markers.at(i)) == Some(kind) {
+        let stop = model.recording.markers.stops.iter().find(|(step, _)| *step == model.cursor);
+        if stop.map(|(_, k)| *k) == Some(kind) {
             seen += 1;
             if seen == nth {
                 return;
@@ -101,7 +111,8 @@ fn unclean_election_frames_offline_unclean_election_and_truncation() {
     snapshot("unclean_election_2_unclean_election", &app);
     jump_to(&mut app, MarkerKind::Truncation, 1);
     snapshot("unclean_election_3_first_truncation", &app);
-    press(&mut app, "G");
+    // The last step before the end event: the end itself shows the verdict.
+    press(&mut app, "G p");
     snapshot("unclean_election_4_end", &app);
 }
 
@@ -152,18 +163,115 @@ fn help_overlay_lists_every_key() {
     assert_eq!(app.model.cursor, 0, "the key that closes the help does nothing else");
 }
 
+/// Mid-story: the story pane tells the run so far, narration among the events, up to the cursor.
+#[test]
+fn the_story_pane_tells_the_run_up_to_the_cursor() {
+    let mut app = story("leader-failover");
+    jump_to(&mut app, MarkerKind::Fault, 1);
+    snapshot("leader_failover_story_at_the_kill", &app);
+    let text = to_text(&app.model, 120, 40);
+    assert!(text.contains("Story"), "{text}");
+    assert!(text.contains("broker-1 is killed"), "the latest line is the kill:\n{text}");
+    assert!(!text.contains("broker-2 elected leader"), "nothing after the cursor:\n{text}");
+    // The same lines `ksim run` prints, in order.
+    let run = ksim_sim::narrate::render(app.model.trace(), ksim_sim::narrate::Detail::Story);
+    let (_, kill) = app.model.recording.story.iter().rev().find(|(i, _)| *i < app.model.cursor).expect("a line");
+    assert!(run.contains(kill.as_str()));
+}
+
+/// At the end: the verdict, every expectation and every finding in full, as `ksim run` prints.
+#[test]
+fn the_end_of_the_run_shows_the_verdict() {
+    let mut app = story("unclean-election-loses-data");
+    press(&mut app, "G");
+    snapshot("unclean_election_verdict", &app);
+    let text = to_text(&app.model, 120, 40);
+    let report = app.model.recording.report.clone().expect("a report");
+    for e in &report.expectations {
+        let line = format!("[{}] {}", if e.met { "ok" } else { "FAILED" }, e.expectation);
+        assert!(text.contains(&line), "{line} on the verdict:\n{text}");
+    }
+    for text in [text, screen(&app)] {
+        assert!(!text.contains("more lines"), "the whole verdict fits:\n{text}");
+        for f in &report.findings {
+            let rule = f.finding.rule.to_string();
+            assert!(text.contains(&rule), "finding {rule} on the verdict:\n{text}");
+        }
+    }
+    press(&mut app, "p");
+    assert!(!to_text(&app.model, 120, 40).contains("Verdict"), "one step back, the panes return");
+}
+
+/// consumer-joins: once billing-2 owns some partitions, billing-1 still remembers its positions
+/// there; what is behind in them is billing-2's lag, not billing-1's. And billing-2 is on screen
+/// at 80x24.
+#[test]
+fn consumer_lag_counts_only_owned_partitions_and_no_member_is_cut() {
+    let mut app = app("consumer-joins");
+    while app.model.recording.markers.next_step(app.model.cursor).is_some_and(|(s, _)| s < app.model.recording.len()) {
+        press(&mut app, "]");
+        if app.model.view.groups.values().any(|g| g.members.len() == 2) {
+            let small = screen(&app);
+            assert!(small.contains("billing-2") || small.contains(" more"), "billing-2 shown or counted:\n{small}");
+        }
+    }
+    // Every step, until a member remembers positions it gave away that are behind.
+    let differs = |app: &App| {
+        let view = &app.model.view;
+        view.clients.values().find_map(|client| {
+            let owned = client.owned_positions();
+            let owned_lag = view.lag(&owned)?;
+            (!owned.is_empty() && Some(owned_lag) != view.lag(&client.positions)).then_some((owned, owned_lag))
+        })
+    };
+    app.model.seek(0);
+    while differs(&app).is_none() && app.model.cursor < app.model.recording.len() {
+        app.model.seek(app.model.cursor + 1);
+    }
+    let (owned, owned_lag) = differs(&app).expect("a member gives partitions away while they are behind");
+    let text = to_text(&app.model, 120, 40);
+    let line = format!("{}, lag {owned_lag}", ksim_tui::view::style::offsets(&owned));
+    assert!(text.contains(&line), "{line}: lag over owned partitions only:\n{text}");
+}
+
+/// eager-vs-cooperative at 120x40: more members than rows; the ones left out are named.
+#[test]
+fn panes_name_what_does_not_fit() {
+    let mut app = app("eager-vs-cooperative");
+    let mut named = 0;
+    while app.model.recording.markers.next_step(app.model.cursor).is_some_and(|(s, _)| s < app.model.recording.len()) {
+        press(&mut app, "]");
+        let model = &app.model;
+        let text = to_text(model, 120, 40);
+        for (group, g) in &model.view.groups {
+            let hidden_group = text.contains(&format!("group {group}"));
+            assert!(text.contains(group.as_str()), "group {group} neither shown nor named:\n{text}");
+            for member in g.members.keys().filter(|_| !hidden_group) {
+                assert!(text.contains(member.as_str()), "{member} neither shown nor named:\n{text}");
+            }
+        }
+        named += usize::from(text.contains(" more: "));
+    }
+    assert!(named > 0, "at 120x40 some moment has more members than rows");
+}
+
 // ---- driving it with keys ---------------------------------------------------------------------
 
 #[test]
-fn jumping_from_the_start_names_the_election_then_the_first_fault() {
+fn jumping_from_the_start_stops_at_the_narration_then_the_narrated_election_then_the_fault() {
     let mut app = app("leader-failover");
     assert!(screen(&app).contains("step 0 of"), "{}", screen(&app));
     press(&mut app, "]");
+    assert!(screen(&app).contains("Three brokers start"), "the first stop is the opening narration");
+    press(&mut app, "]");
+    assert!(screen(&app).contains("A producer starts writing"), "then the clients start (and the topic)");
+    press(&mut app, "]");
     let text = screen(&app);
     assert!(
-        text.contains("broker-1 elected leader (clean)"),
-        "the first interesting event is the first election:\n{text}"
+        text.contains("The controller picks the first replica"),
+        "the election lands with its narration shown, not one step before it:\n{text}"
     );
+    assert_eq!(Some(app.model.cursor), app.model.recording.markers.story_start, "where the story begins");
     press(&mut app, "]");
     let text = screen(&app);
     assert!(text.contains("FAULT: broker-1 is killed"), "the event line names the fault:\n{text}");
@@ -171,7 +279,21 @@ fn jumping_from_the_start_names_the_election_then_the_first_fault() {
     assert!(text.contains("Broker 1, the leader, crashes"), "the narration for that moment:\n{text}");
     assert!(text.contains("broker-1   x killed"), "the cluster pane shows the kill:\n{text}");
     press(&mut app, "[");
-    assert!(screen(&app).contains("elected leader (clean)"), "[ goes back to the election");
+    assert!(screen(&app).contains("The controller picks the first replica"), "[ goes back to the election");
+}
+
+/// The default walkthrough opens on the partition with its leader, ISR, HW and LEO, and a hint;
+/// start-up is one `g` away.
+#[test]
+fn the_walkthrough_opens_where_the_story_begins() {
+    let mut app = story("leader-failover");
+    snapshot("leader_failover_opening", &app);
+    let text = screen(&app);
+    for shown in ["payments-0 leader b1", "ISR [1,2,3]", "hw 0 leo 0", "] jumps to the next moment"] {
+        assert!(text.contains(shown), "{shown} on the first screen:\n{text}");
+    }
+    press(&mut app, "g");
+    assert_eq!(app.model.cursor, 0, "g goes to start-up");
 }
 
 #[test]
@@ -194,7 +316,7 @@ fn start_and_end() {
     press(&mut app, "G");
     let text = screen(&app);
     assert!(text.contains(&format!("step {n} of {n}")), "{text}");
-    assert!(text.contains("end of run"), "{text}");
+    assert!(text.contains("Verdict: passed"), "the end shows the verdict:\n{text}");
     press(&mut app, "n");
     assert_eq!(app.model.cursor, n, "no step past the end");
     press(&mut app, "g");
@@ -246,11 +368,20 @@ fn a_what_if_without_a_selection_says_how_to_select() {
     assert!(screen(&app).contains("select a broker first"), "{}", screen(&app));
 }
 
-/// The what-if runs a real simulation: kill broker-2 right after the first election.
+#[test]
+fn a_what_if_that_changes_nothing_is_refused_with_a_word() {
+    let mut app = app("leader-failover");
+    jump_to(&mut app, MarkerKind::Fault, 1);
+    press(&mut app, "tab k");
+    assert!(app.model.branch.is_none(), "no re-run for killing a dead broker");
+    let text = screen(&app);
+    assert!(text.contains("broker-1 is killed: to kill broker-1 would change nothing"), "{text}");
+}
+
+/// The what-if runs a real simulation: kill broker-2 where the story begins (the first election).
 #[test]
 fn what_if_kill_branches_at_the_same_step_and_b_returns() {
-    let mut app = app("leader-failover");
-    press(&mut app, "]");
+    let mut app = story("leader-failover");
     let step = app.model.cursor;
     let original_len = app.model.recording.len();
     press(&mut app, "tab tab k");
@@ -288,8 +419,7 @@ fn what_if_kill_branches_at_the_same_step_and_b_returns() {
 /// A second real what-if: cut the leader off the network (selected through its partition).
 #[test]
 fn what_if_cut_off_the_leader_of_the_selected_partition() {
-    let mut app = app("leader-failover");
-    press(&mut app, "]");
+    let mut app = story("leader-failover");
     // Brokers 1..3, then payments-0.
     press(&mut app, "tab tab tab tab");
     press(&mut app, "x");
@@ -358,7 +488,8 @@ fn brokers_show_their_rack() {
     let mut scenario = Scenario::load(&path).expect("loads");
     scenario.cluster.racks = [(1, "eu-a".to_string()), (2, "eu-b".to_string())].into_iter().collect();
     let mut app = App::run(scenario, "leader-failover".into(), 42).expect("runs");
-    press(&mut app, "G");
+    // One step before the end, whose screen is the verdict.
+    press(&mut app, "G p");
     let text = to_text(&app.model, 120, 40);
     assert!(text.contains("rack eu-a") && text.contains("rack eu-b"), "{text}");
 }

@@ -2,7 +2,7 @@
 //! failures by Kafka error), and each consumer's position per partition with its lag behind the
 //! leader's high watermark.
 
-use super::style;
+use super::style::{self, Entry};
 use crate::fold::{ClientView, Process};
 use crate::model::Model;
 use ksim_cluster::node::NodeId;
@@ -13,21 +13,27 @@ use ratatui::Frame;
 
 /// Rows the pane wants at this width, wrapped lines included.
 pub fn height(model: &Model, width: u16) -> u16 {
-    paragraph(model).line_count(width).min(u16::MAX as usize) as u16
+    let lines: Vec<Line<'static>> = entries(model).into_iter().flat_map(|e| e.lines).collect();
+    (style::rows(&lines, width) + 1).min(u16::MAX as usize) as u16
 }
 
 fn client_nodes(model: &Model) -> impl Iterator<Item = (NodeId, &ClientView)> {
     model.view.clients.iter().map(|(n, c)| (*n, c))
 }
 
+/// Clients that do not fit are named on the last row (`+1 more: billing-2`), never dropped.
 pub fn render(model: &Model, frame: &mut Frame, area: Rect) {
-    frame.render_widget(paragraph(model), area);
+    let block = style::section("Clients");
+    let inner = block.inner(area);
+    let lines = style::fit(entries(model), inner.width, inner.height);
+    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }).block(block), area);
 }
 
-fn paragraph(model: &Model) -> Paragraph<'static> {
+fn entries(model: &Model) -> Vec<Entry> {
     let view = &model.view;
-    let mut lines = Vec::new();
+    let mut entries = Vec::new();
     for (node, client) in client_nodes(model) {
+        let mut lines = Vec::new();
         let mut spans = vec![Span::styled(format!(" {}", model.trace().node_name(node)), style::bold())];
         let process = view.process(node);
         if process != Process::Up {
@@ -58,21 +64,24 @@ fn paragraph(model: &Model) -> Paragraph<'static> {
             }
             lines.push(Line::from(spans));
         }
-        if !client.positions.is_empty() {
-            let lag = style::total_lag(view, client.positions.iter().map(|(tp, o)| (tp, *o)));
+        // Positions and lag only where this consumer is the one reading now.
+        let owned = client.owned_positions();
+        if !owned.is_empty() {
+            let lag = style::total_lag(view, &owned);
             lines.push(Line::from(vec![
                 Span::styled("  at ", style::dim()),
-                Span::raw(format!("{}, lag {lag}", style::offsets(&client.positions))),
+                Span::raw(format!("{}, lag {lag}", style::offsets(&owned))),
             ]));
         }
         if let Some(second) = second_line(client) {
             lines.push(second);
         }
+        entries.push(Entry::new(model.trace().node_name(node), lines));
     }
-    if lines.is_empty() {
-        lines.push(Line::styled(" no clients in this scenario", style::dim()));
+    if entries.is_empty() {
+        entries.push(Entry::new("", vec![Line::styled(" no clients in this scenario", style::dim())]));
     }
-    Paragraph::new(lines).wrap(Wrap { trim: false }).block(style::section("Clients"))
+    entries
 }
 
 /// Failures and retries by Kafka error, once there are any: `  failed 2: NOT_ENOUGH_REPLICAS 2;

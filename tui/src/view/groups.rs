@@ -2,7 +2,7 @@
 //! assignment, and per partition the committed offset and the lag behind the leader's high
 //! watermark. Scenarios without groups say so in one line.
 
-use super::style;
+use super::style::{self, Entry};
 use crate::fold::GroupView;
 use crate::model::{Model, Selection};
 use ratatui::layout::Rect;
@@ -13,48 +13,67 @@ use ratatui::Frame;
 
 /// Rows the pane wants at this width, wrapped lines included.
 pub fn height(model: &Model, width: u16) -> u16 {
-    paragraph(model).line_count(width).min(u16::MAX as usize) as u16
+    let lines: Vec<Line<'static>> = entries(model).into_iter().flat_map(|e| e.lines).collect();
+    (style::rows(&lines, width) + 1).min(u16::MAX as usize) as u16
 }
 
+/// Members and groups that do not fit are named on the last row (`+3 more: coop-2-2, …`).
 pub fn render(model: &Model, frame: &mut Frame, area: Rect) {
-    frame.render_widget(paragraph(model), area);
+    let block = style::section("Consumer groups");
+    let inner = block.inner(area);
+    let lines = style::fit(entries(model), inner.width, inner.height);
+    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }).block(block), area);
 }
 
-fn paragraph(model: &Model) -> Paragraph<'static> {
+/// One entry per group header, per member and per committed-offsets line.
+fn entries(model: &Model) -> Vec<Entry> {
     let view = &model.view;
-    let mut lines: Vec<Line> = Vec::new();
+    let mut entries = Vec::new();
     if view.groups.is_empty() {
         let text = if model.recording.has_groups { " none yet" } else { " none in this scenario" };
-        lines.push(Line::styled(text, style::dim()));
+        entries.push(Entry::new("", vec![Line::styled(text, style::dim())]));
     }
     for (name, group) in &view.groups {
         let selected = model.selection == Selection::Group(name.clone());
-        lines.extend(group_lines(model, name, group, selected));
+        entries.extend(group_entries(model, name, group, selected));
     }
-    Paragraph::new(lines).wrap(Wrap { trim: false }).block(style::section("Consumer groups"))
+    entries
 }
 
-fn group_lines(model: &Model, name: &str, group: &GroupView, selected: bool) -> Vec<Line<'static>> {
+fn group_entries(model: &Model, name: &str, group: &GroupView, selected: bool) -> Vec<Entry> {
     let coordinator = group.coordinator.map_or("none".to_string(), |b| format!("b{b}"));
     let state_style = if group.state == "Stable" { Style::new() } else { style::bold() };
-    let mut lines = vec![Line::from(vec![
-        Span::styled(
-            format!("{}{name}", if selected { '▸' } else { ' ' }),
-            if selected { style::selected() } else { style::bold() },
-        ),
-        Span::styled(format!(" {}", group.state), state_style),
-        Span::raw(format!(" gen {} coord {coordinator}", group.generation)),
-    ])];
+    let header = format!("group {name}");
+    let mut entries = vec![Entry::new(
+        header.clone(),
+        vec![Line::from(vec![
+            Span::styled(
+                format!("{}{name}", if selected { '▸' } else { ' ' }),
+                if selected { style::selected() } else { style::bold() },
+            ),
+            Span::styled(format!(" {}", group.state), state_style),
+            Span::raw(format!(" gen {} coord {coordinator}", group.generation)),
+        ])],
+    )];
     for (member, m) in &group.members {
         let owned = match m.assigned_generation {
             Some(g) if g == group.generation => style::partitions(&m.partitions),
             _ => "(rejoining)".to_string(),
         };
-        lines.push(Line::raw(format!("  {member}: {owned}")));
+        entries.push(Entry {
+            name: member.clone(),
+            part_of: Some(header.clone()),
+            lines: vec![Line::raw(format!("  {member}: {owned}"))],
+        });
     }
     if !group.committed.is_empty() {
-        let lag = style::total_lag(&model.view, group.committed.iter().map(|(tp, o)| (tp, *o)));
-        lines.push(Line::styled(format!("  committed {}, lag {lag}", style::offsets(&group.committed)), style::dim()));
+        let lag = style::total_lag(&model.view, &group.committed);
+        let line = Line::styled(format!("  committed {}, lag {lag}", style::offsets(&group.committed)), style::dim());
+        entries.push(Entry {
+            name: format!("{name} committed offsets"),
+            part_of: Some(header.clone()),
+            lines: vec![line],
+        });
     }
-    lines
+    entries
 }

@@ -25,11 +25,12 @@ pub fn render(frame: &mut Frame, area: Rect) {
         style::OLDER
     )));
     lines.push(Line::raw(" [3/cell] each cell of a log strip stands for 3 offsets"));
-    // The timeline letters, two lines of them.
+    // The timeline letters, four to a line.
     let markers: Vec<String> = MarkerKind::ALL.iter().map(|k| format!("{} {}", k.glyph(), k.name())).collect();
-    let (first, second) = markers.split_at(markers.len() / 2);
-    lines.push(Line::raw(format!(" timeline: {}", first.join("  "))));
-    lines.push(Line::raw(format!("           {}", second.join("  "))));
+    for (i, chunk) in markers.chunks(4).enumerate() {
+        let lead = if i == 0 { " timeline: " } else { "           " };
+        lines.push(Line::raw(format!("{lead}{}", chunk.join("  "))));
+    }
 
     let width = area.width.saturating_sub(2).min(84);
     let height = (lines.len() as u16 + 2).min(area.height);

@@ -7,12 +7,17 @@
 //! header: scenario, seed, branch marker
 //! ┌ Cluster ─────────┐ ┌ Partitions ───────────────────────────┐
 //! │ brokers, network │ │ leader, ISR, epoch, a log strip each  │
-//! ├ Clients ─────────┤ ├ Messages in flight ───────────────────┤
-//! ├ Consumer groups ─┤ │ from, to, API, age; drops             │
+//! ├ Clients ─────────┤ ├ Story ────────────────────────────────┤
+//! ├ Consumer groups ─┤ │ the run so far, as `ksim run` tells it │
+//! │                  │ ├ Messages in flight ───────────────────┤
+//! │                  │ │ from, to, API, age; drops             │
 //! Narration: the scenario's text for now, and the current event
 //! Timeline: markers, the play head, time, step i of N
 //! keys (or the last status message)
 //! ```
+//!
+//! At the end of a run the body and the narration give way to the verdict: each expectation and
+//! every finding.
 
 pub mod clients;
 pub mod cluster;
@@ -22,8 +27,10 @@ pub mod help;
 pub mod messages;
 pub mod narration;
 pub mod partitions;
+pub mod story;
 pub mod style;
 pub mod timeline;
+pub mod verdict;
 
 use crate::model::Model;
 use ratatui::layout::{Alignment, Constraint, Layout, Rect};
@@ -55,6 +62,26 @@ pub fn view(model: &Model, frame: &mut Frame) {
     ])
     .areas(area);
     header::render(model, frame, header_area);
+    if verdict::shown(model) {
+        // The verdict takes the narration's rows too: at the end, it is what there is to read.
+        verdict::render(model, frame, body.union(narration_area));
+    } else {
+        panes(model, frame, body);
+        narration::render(model, frame, narration_area);
+    }
+    timeline::render(model, frame, timeline_area);
+    footer_line(model, frame, footer);
+
+    if model.help {
+        help::render(frame, area);
+    }
+}
+
+/// Rows of the right column below the partitions under which the story pane is left out.
+const STORY_MIN_ROWS: u16 = 8;
+
+fn panes(model: &Model, frame: &mut Frame, body: Rect) {
+    let area = body;
     let left_width = if area.width >= 110 { 40 } else { 32 };
     let [left, _, right] =
         Layout::horizontal([Constraint::Length(left_width), Constraint::Length(1), Constraint::Min(20)]).areas(body);
@@ -78,17 +105,18 @@ pub fn view(model: &Model, frame: &mut Frame) {
     groups::render(model, frame, groups_area);
 
     let partitions_height = partitions::height(model).min(right.height.saturating_sub(4));
-    let [partitions_area, messages_area] =
+    let [partitions_area, rest] =
         Layout::vertical([Constraint::Length(partitions_height), Constraint::Min(3)]).areas(right);
     partitions::render(model, frame, partitions_area);
-    messages::render(model, frame, messages_area);
-
-    narration::render(model, frame, narration_area);
-    timeline::render(model, frame, timeline_area);
-    footer_line(model, frame, footer);
-
-    if model.help {
-        help::render(frame, area);
+    // The story takes two thirds of what is left when that is enough to read; messages the rest.
+    if rest.height >= STORY_MIN_ROWS {
+        let messages_height = (rest.height / 3).max(3);
+        let [story_area, messages_area] =
+            Layout::vertical([Constraint::Min(3), Constraint::Length(messages_height)]).areas(rest);
+        story::render(model, frame, story_area);
+        messages::render(model, frame, messages_area);
+    } else {
+        messages::render(model, frame, rest);
     }
 }
 

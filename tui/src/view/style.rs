@@ -141,18 +141,88 @@ pub fn offsets(map: &std::collections::BTreeMap<ksim_cluster::topic::TopicPartit
     out
 }
 
-/// How far these positions are behind the leaders' high watermarks, summed; `?` when a
-/// partition has no leader to ask.
+/// [`ClusterView::lag`] as the panes print it: `?` when a partition has no leader to ask.
 pub fn total_lag<'a>(
     view: &ClusterView,
-    positions: impl Iterator<Item = (&'a ksim_cluster::topic::TopicPartition, i64)>,
+    positions: impl IntoIterator<Item = (&'a ksim_cluster::topic::TopicPartition, &'a i64)>,
 ) -> String {
-    let mut total = 0;
-    for (tp, position) in positions {
-        match view.partitions.get(tp).and_then(|p| p.leader_high_watermark()) {
-            Some(hw) => total += (hw - position).max(0),
-            None => return "?".to_string(),
-        }
+    view.lag(positions).map_or("?".to_string(), |l| l.to_string())
+}
+
+/// One thing a pane lists (a client, a group, a member), named so that the pane can say what it
+/// could not show.
+pub struct Entry {
+    pub name: String,
+    /// The name of the entry this one belongs to (a member's group): when that one is hidden
+    /// too, naming it is enough.
+    pub part_of: Option<String>,
+    pub lines: Vec<ratatui::text::Line<'static>>,
+}
+
+impl Entry {
+    pub fn new(name: impl Into<String>, lines: Vec<ratatui::text::Line<'static>>) -> Entry {
+        Entry { name: name.into(), part_of: None, lines }
     }
-    total.to_string()
+}
+
+/// Rows these lines take wrapped at `width`.
+pub fn rows(lines: &[ratatui::text::Line<'static>], width: u16) -> usize {
+    ratatui::widgets::Paragraph::new(lines.to_vec()).wrap(ratatui::widgets::Wrap { trim: false }).line_count(width)
+}
+
+/// As much of the entries as fits in `height` rows of `width` columns, in order; when some do not
+/// fit, the last rows name them: `+2 more: coop-2, coop-3`. An entry whose first line shows counts
+/// as shown (its later lines are its details); a pane never drops a thing silently.
+pub fn fit(entries: Vec<Entry>, width: u16, height: u16) -> Vec<ratatui::text::Line<'static>> {
+    let height = height as usize;
+    // Every line, with the entry it belongs to.
+    let flat: Vec<(usize, ratatui::text::Line<'static>)> =
+        entries.iter().enumerate().flat_map(|(i, e)| e.lines.iter().map(move |l| (i, l.clone()))).collect();
+    let needs: Vec<usize> = flat.iter().map(|(_, l)| rows(std::slice::from_ref(l), width)).collect();
+    if needs.iter().sum::<usize>() <= height {
+        return flat.into_iter().map(|(_, l)| l).collect();
+    }
+    // The entries not started within the first `shown` lines, named (a member of a hidden
+    // group goes by its group), or only counted.
+    let more_line =
+        |shown: usize, named: bool| {
+            let first_hidden = flat.get(shown).map_or(entries.len(), |(i, _)| {
+                if flat[..shown].iter().any(|(j, _)| j == i) {
+                    i + 1
+                } else {
+                    *i
+                }
+            });
+            let hidden = &entries[first_hidden.min(entries.len())..];
+            let names: Vec<&str> = hidden
+                .iter()
+                .filter(|e| e.part_of.as_ref().is_none_or(|p| !hidden.iter().any(|h| h.name == *p)))
+                .map(|e| e.name.as_str())
+                .collect();
+            let text = if names.is_empty() {
+                // Only the last entry's details are left out.
+                " …".to_string()
+            } else if named {
+                format!(" +{} more: {}", names.len(), names.join(", "))
+            } else {
+                format!(" +{} more", names.len())
+            };
+            ratatui::text::Line::styled(text, dim())
+        };
+    let fits = |k: usize, named: bool| {
+        needs[..k].iter().sum::<usize>() + rows(std::slice::from_ref(&more_line(k, named)), width) <= height
+    };
+    // The most lines that fit with the names of the rest; only when that leaves the pane empty,
+    // the most that fit with their count.
+    let (shown, named) = match (0..flat.len()).rev().find(|&k| fits(k, true)) {
+        Some(k) if k > 0 => (k, true),
+        named => match (0..flat.len()).rev().find(|&k| fits(k, false)) {
+            Some(k) if k > 0 || named.is_none() => (k, false),
+            _ => (0, named.is_some()),
+        },
+    };
+    let more = more_line(shown, named);
+    let mut lines: Vec<ratatui::text::Line<'static>> = flat.into_iter().take(shown).map(|(_, l)| l).collect();
+    lines.push(more);
+    lines
 }

@@ -59,7 +59,14 @@ pub fn render(model: &Model, frame: &mut Frame, area: Rect) {
     } else {
         format!("  ‖ paused {}", speed_label(model.speed))
     }));
-    if let Some(kind) = model.cursor.checked_sub(1).and_then(|i| recording.markers.at(i)) {
+    // At a stop of the jumps, the moment it is about (an election, even when its narration came
+    // after it); elsewhere, the event at the cursor if it is interesting.
+    let stop = recording.markers.stops.binary_search_by_key(&model.cursor, |(s, _)| *s).ok();
+    let kind = match stop {
+        Some(i) => Some(recording.markers.stops[i].1),
+        None => model.cursor.checked_sub(1).and_then(|i| recording.markers.at(i)),
+    };
+    if let Some(kind) = kind {
         info.push(Span::styled(format!("  {} {}", kind.glyph(), kind.name()), marker_style(kind)));
     }
     if model.view.findings > 0 {
