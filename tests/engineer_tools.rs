@@ -1,23 +1,12 @@
 //! The engineer's tools: `--set` overrides and `ksim compare`.
 
+mod support;
+use support::ksim;
+
 use ksim_sim::compare::{self, Variant};
 use ksim_sim::scenario::overrides::Override;
 use ksim_sim::Scenario;
 use std::path::Path;
-use std::process::Command;
-
-fn ksim(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ksim"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("ksim runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn variant(file: &str, name: &str, sets: &[&str]) -> Variant {
     let mut scenario = Scenario::load(Path::new(env!("CARGO_MANIFEST_DIR")).join(file).as_path()).expect("loads");

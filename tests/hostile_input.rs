@@ -2,6 +2,9 @@
 //! expected), never a panic, an endless read or an allocation sized by a typo; and ksim never
 //! loses what a user wrote.
 
+mod support;
+use support::ksim;
+
 use ksim_sim::scenario::Scenario;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -19,19 +22,6 @@ fn scenario(timeline: &str, extra: &str) -> String {
          topics: [(name: \"orders\", partitions: 1, replication_factor: 3)],\n    \
          clients: [(name: \"p\", app: Producer(topic: \"orders\", records: 10), configs: {{\"acks\": \"all\"}})],\n    \
          timeline: [{timeline}],\n{extra})"
-    )
-}
-
-fn ksim(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ksim"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("ksim runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
 

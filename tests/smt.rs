@@ -8,9 +8,10 @@
 //! so a message that Kafka's enriched connector configuration words with the full key name
 //! (`transforms.t.fields`) is checked with it.
 
+mod support;
+
 use ksim_cluster::connect::smt::{BuildError, Chain, Map, Props, Record, RecordError, Value};
 use std::path::Path;
-use std::process::Command;
 
 const T: &str = "org.apache.kafka.connect.transforms.";
 const P: &str = "org.apache.kafka.connect.transforms.predicates.";
@@ -702,13 +703,7 @@ fn root() -> &'static Path {
 
 /// Run `ksim smt ARGS` from the repository root: (exit code, stdout, stderr).
 fn ksim_smt(args: &[&str]) -> (i32, String, String) {
-    let output =
-        Command::new(env!("CARGO_BIN_EXE_ksim")).arg("smt").args(args).current_dir(root()).output().expect("ksim runs");
-    (
-        output.status.code().expect("an exit code"),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    support::ksim(&[&["smt"], args].concat())
 }
 
 const TALK_RECORD: &str = r#"{"value": {"user": "ab123", "gender": "female", "ip": "1.2.3.95"}}"#;
