@@ -52,10 +52,28 @@ fn event_loop(app: &mut App, terminal: &mut Terminal<CrosstermBackend<Stdout>>) 
             match event::read()? {
                 Event::Key(key) if key.kind != KeyEventKind::Release => {
                     if let Some(msg) = crate::keys::message_for(key, app.model.help) {
+                        let mut simulated = false;
                         app.dispatch(msg, &mut |model| {
                             // Show "re-simulating…" while the what-if runs.
+                            simulated = true;
                             let _ = terminal.draw(|frame| view(model, frame));
                         });
+                        if simulated {
+                            // Keys typed while the what-if ran were typed blind (a held key
+                            // repeats): honour a quit, drop the rest, so they never stack up
+                            // re-simulations.
+                            let mut queued = Vec::new();
+                            while event::poll(Duration::ZERO)? {
+                                if let Event::Key(key) = event::read()? {
+                                    if key.kind != KeyEventKind::Release {
+                                        queued.extend(crate::keys::message_for(key, app.model.help));
+                                    }
+                                }
+                            }
+                            if let Some(msg) = after_simulation(queued) {
+                                app.dispatch(msg, &mut |_| {});
+                            }
+                        }
                     }
                 }
                 Event::Resize(..) => terminal.autoresize()?,
@@ -72,6 +90,12 @@ fn event_loop(app: &mut App, terminal: &mut Terminal<CrosstermBackend<Stdout>>) 
             last_tick = Instant::now();
         }
     }
+}
+
+/// What to do with the keys that arrived while a what-if re-simulated: a quit is honoured, the
+/// rest are dropped (holding a what-if key must not queue one full re-simulation per repeat).
+fn after_simulation(queued: Vec<Msg>) -> Option<Msg> {
+    queued.into_iter().find(|m| matches!(m, Msg::Quit))
 }
 
 type PanicHook = Box<dyn Fn(&PanicHookInfo<'_>) + Sync + Send + 'static>;
@@ -114,4 +138,18 @@ impl Drop for TerminalGuard {
 fn restore() {
     let _ = disable_raw_mode();
     let _ = execute!(io::stdout(), LeaveAlternateScreen, cursor::Show);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::whatif::WhatIf;
+
+    #[test]
+    fn keys_typed_during_a_re_simulation_are_dropped_except_quit() {
+        let repeats = vec![Msg::WhatIf(WhatIf::Kill), Msg::WhatIf(WhatIf::Kill), Msg::Step];
+        assert!(after_simulation(repeats).is_none(), "held what-if keys do not queue more runs");
+        let with_quit = vec![Msg::WhatIf(WhatIf::Kill), Msg::Quit];
+        assert!(matches!(after_simulation(with_quit), Some(Msg::Quit)));
+    }
 }
