@@ -121,4 +121,16 @@ fn a_plain_event_loop_drives_the_world_through_an_election_and_a_failover() {
         world.events().iter().any(|e| matches!(&e.kind, EventKind::Note(Note::BrokerFenced { broker: 1, .. }))),
         "the controller fenced the killed broker"
     );
+
+    // A wake-up due at the run's very last instant may come after the run finished and its
+    // nodes were released (fuzz: commit-survives-coordinator-move seed 368): it does nothing.
+    let remaining: Vec<_> = std::mem::take(&mut agenda.lock().unwrap().wakes).into_values().collect();
+    assert!(!remaining.is_empty(), "the cluster still had wake-ups pending");
+    let events = world.events().len();
+    world.finish();
+    world.release();
+    for wake in remaining {
+        world.wake(wake);
+    }
+    assert_eq!(world.events().len(), events + 1, "only the End event was recorded");
 }

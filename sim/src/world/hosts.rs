@@ -43,7 +43,7 @@ impl World {
     pub(super) fn host_writeback(&mut self, node: NodeId) {
         let now = self.now();
         let expire_ms = self.resolved.broker.vm_dirty_expire_centisecs * 10;
-        let slot = self.slots.get_mut(&node).expect("every node has a slot");
+        let Some(slot) = self.slots.get_mut(&node) else { return };
         let mut notes = Vec::new();
         match (slot.status, &mut slot.machine, &mut slot.durable) {
             (Status::Up | Status::Paused, Some(Machine::Broker(broker)), _) => {

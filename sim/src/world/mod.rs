@@ -456,8 +456,14 @@ impl World {
         self.driver.wake_at(at, Wake::Timer { node, timer, generation });
     }
 
-    /// The driver hands back a wake-up the world asked for, at its time.
+    /// The driver hands back a wake-up the world asked for, at its time. Once the run has
+    /// finished (or been released), a wake-up that was due at its very last instant does nothing:
+    /// its events would not be recorded, and the nodes may be gone (fuzz: a host's writeback
+    /// falling due exactly at the end of commit-survives-coordinator-move seed 368).
     pub fn wake(&mut self, wake: Wake) {
+        if self.finished {
+            return;
+        }
         match wake {
             Wake::Timer { node, timer, generation } => {
                 let current = self.slots.get(&node).and_then(|s| s.timers.get(&timer)).copied();
@@ -492,6 +498,7 @@ impl World {
 
     /// Drop every node's state and the queues (after the run; see `run::supervise`).
     pub fn release(&mut self) {
+        self.finished = true;
         self.slots.clear();
         self.waiters = Waiters::default();
         self.driver.release();
