@@ -121,60 +121,61 @@ pub fn emit_raft_out(voters: &BTreeSet<i32>, out: RaftOut<MetadataRecord>, fx: &
     }
 }
 
-/// The same answer with NOT_CONTROLLER (`ControllerExceptions.newWrongControllerException`).
-fn not_controller(body: &Response) -> Response {
+/// The controller APIs a broker calls, with what a NOT_CONTROLLER answer repeats of the request.
+enum ControllerApi<'a> {
+    BrokerRegistration,
+    BrokerHeartbeat,
+    AlterPartition(&'a crate::topic::TopicPartition),
+    CreateTopics(&'a str),
+}
+
+/// NOT_CONTROLLER for one controller API (`ControllerExceptions.newWrongControllerException`).
+fn wrong_controller(api: ControllerApi) -> Response {
     let error = ErrorCode::NotController;
-    match body {
-        Response::BrokerRegistration(_) => {
+    match api {
+        ControllerApi::BrokerRegistration => {
             Response::BrokerRegistration(BrokerRegistrationResponse { error, broker_epoch: -1 })
         }
-        Response::BrokerHeartbeat(_) => Response::BrokerHeartbeat(BrokerHeartbeatResponse {
+        ControllerApi::BrokerHeartbeat => Response::BrokerHeartbeat(BrokerHeartbeatResponse {
             error,
             is_caught_up: false,
             is_fenced: true,
             should_shut_down: false,
         }),
-        Response::AlterPartition(r) => Response::AlterPartition(AlterPartitionResponse {
-            partition: r.partition.clone(),
+        ControllerApi::AlterPartition(partition) => Response::AlterPartition(AlterPartitionResponse {
+            partition: partition.clone(),
             error,
             leader: None,
             leader_epoch: -1,
             isr: Vec::new(),
             partition_epoch: -1,
         }),
-        Response::CreateTopics(r) => {
-            Response::CreateTopics(CreateTopicsResponse { name: r.name.clone(), error, message: None })
+        ControllerApi::CreateTopics(name) => {
+            Response::CreateTopics(CreateTopicsResponse { name: name.to_string(), error, message: None })
         }
+    }
+}
+
+/// The same answer with NOT_CONTROLLER.
+fn not_controller(body: &Response) -> Response {
+    match body {
+        Response::BrokerRegistration(_) => wrong_controller(ControllerApi::BrokerRegistration),
+        Response::BrokerHeartbeat(_) => wrong_controller(ControllerApi::BrokerHeartbeat),
+        Response::AlterPartition(r) => wrong_controller(ControllerApi::AlterPartition(&r.partition)),
+        Response::CreateTopics(r) => wrong_controller(ControllerApi::CreateTopics(&r.name)),
         other => other.clone(),
     }
 }
 
 /// What a request to a controller that is not active gets.
 pub(super) fn not_controller_answer(body: &Request) -> Option<Response> {
-    let error = ErrorCode::NotController;
-    Some(match body {
-        Request::BrokerRegistration(_) => {
-            Response::BrokerRegistration(BrokerRegistrationResponse { error, broker_epoch: -1 })
-        }
-        Request::BrokerHeartbeat(_) => Response::BrokerHeartbeat(BrokerHeartbeatResponse {
-            error,
-            is_caught_up: false,
-            is_fenced: true,
-            should_shut_down: false,
-        }),
-        Request::AlterPartition(r) => Response::AlterPartition(AlterPartitionResponse {
-            partition: r.partition.clone(),
-            error,
-            leader: None,
-            leader_epoch: -1,
-            isr: Vec::new(),
-            partition_epoch: -1,
-        }),
-        Request::CreateTopics(r) => {
-            Response::CreateTopics(CreateTopicsResponse { name: r.name.clone(), error, message: None })
-        }
+    Some(wrong_controller(match body {
+        Request::BrokerRegistration(_) => ControllerApi::BrokerRegistration,
+        Request::BrokerHeartbeat(_) => ControllerApi::BrokerHeartbeat,
+        Request::AlterPartition(r) => ControllerApi::AlterPartition(&r.partition),
+        Request::CreateTopics(r) => ControllerApi::CreateTopics(&r.name),
         _ => return None,
-    })
+    }))
 }
 
 impl Controller {
