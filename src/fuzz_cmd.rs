@@ -86,6 +86,7 @@ type FailingSeed = (u64, fuzz::SeedOutcome, Scenario);
 pub fn run(args: &FuzzArgs) -> Result<bool, String> {
     let base = crate::load(&args.file, &args.set)?;
     let name = args.file.file_stem().map_or_else(|| "scenario".into(), |s| s.to_string_lossy().into_owned());
+    ksim_sim::run::fits_the_event_cap(&base, args.max_events)?;
     let (from, to) = parse_range(&args.seeds)?;
     let (shard, shards) = match &args.shard {
         Some(s) => parse_shard(s)?,

@@ -184,6 +184,23 @@ fn the_event_cap_is_named_and_fuzz_keeps_internal_errors_replayable() {
     let _ = std::fs::remove_dir_all(&out_dir);
 }
 
+/// A run that cannot end under the event cap is refused before it starts, when the plan says so:
+/// `acks-1-loses-data` sends 60 records, one event each.
+#[test]
+fn a_run_that_must_reach_the_event_cap_is_refused_up_front() {
+    for command in [&["run"][..], &["fuzz", "--seeds", "0..3", "--no-shrink"][..]] {
+        let mut args = vec![command[0], "scenarios/acks-1-loses-data.ron", "--max-events", "59"];
+        args.extend_from_slice(&command[1..]);
+        let (code, out, err) = ksim(&args);
+        assert_eq!(code, 2, "{out}{err}");
+        assert!(err.contains("producers plan 60 sends") && err.contains("--max-events N"), "{err}");
+        assert!(!out.contains("seed"), "nothing ran: {out}");
+    }
+    let s = Scenario::from_text("late.ron", &scenario("", "").replace("records: 10)", "records: 10), start_ms: 40000"))
+        .expect("valid");
+    assert_eq!(s.planned_sends(), 0, "a producer that never starts sends nothing");
+}
+
 #[test]
 fn a_scenario_that_can_teach_nothing_is_warned_about() {
     let text = scenario("(at_ms: 45000, action: Kill(Broker(1)))", "")

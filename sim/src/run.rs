@@ -52,6 +52,7 @@ pub fn run(scenario: &Scenario, name: &str, seed: u64) -> Result<Outcome, String
 
 pub fn run_with(scenario: &Scenario, name: &str, seed: u64, options: &RunOptions) -> Result<Outcome, String> {
     scenario.resolve()?;
+    fits_the_event_cap(scenario, options.max_events)?;
     let scenario = scenario.clone();
     let name = name.to_string();
     let options = options.clone();
@@ -73,6 +74,22 @@ pub fn run_with(scenario: &Scenario, name: &str, seed: u64, options: &RunOptions
             .unwrap_or_else(|| "unknown panic".into());
         format!("the simulation stopped on an internal error (a bug in ksim): {text}")
     })?
+}
+
+/// Refuse up front a run that cannot end under the event cap (`None`: the default cap): its
+/// producers plan more sends, each one event, than the cap allows.
+pub fn fits_the_event_cap(scenario: &Scenario, max_events: Option<usize>) -> Result<(), String> {
+    let cap = max_events.unwrap_or(crate::world::MAX_EVENTS);
+    let planned = scenario.planned_sends();
+    if planned > cap as u64 {
+        return Err(format!(
+            "this run would reach the event cap before it ends: its producers plan {planned} sends, each \
+             one event in the trace, and the cap is {cap} events (--max-events). Raise it with \
+             --max-events N (well above {planned}: every send takes several events; memory grows with \
+             it), or send fewer records"
+        ));
+    }
+    Ok(())
 }
 
 fn timeline(scenario: &Scenario, options: &RunOptions) -> Vec<(SimTime, Directive)> {

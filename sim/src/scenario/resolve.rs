@@ -574,6 +574,33 @@ impl Scenario {
         self.timeline.iter().map(|s| s.at_ms).filter(|at| *at < self.duration_ms).max().unwrap_or(0)
     }
 
+    /// How many records the scenario's producers send if nothing stops them: each send is one
+    /// event in the trace (`send k=v to topic`), so a scenario that plans more sends than the event
+    /// cap cannot finish under it, and `ksim run` says so before it starts. A plain producer sends
+    /// one record every `interval_ms` from `start_ms` until the run ends; a transactional one at
+    /// most that often (its commits only slow it down). A killed producer sends fewer.
+    pub fn planned_sends(&self) -> u64 {
+        self.clients
+            .iter()
+            .filter(|c| c.start_ms < self.duration_ms)
+            .map(|c| {
+                let (records, interval_ms) = match &c.app {
+                    App::Producer { records, interval_ms, .. } => (*records, *interval_ms),
+                    App::TransactionalProducer { transactions, records_per_transaction, interval_ms, .. } => {
+                        (transactions.saturating_mul(*records_per_transaction), *interval_ms)
+                    }
+                    _ => return 0,
+                };
+                if interval_ms == 0 {
+                    return records;
+                }
+                // Sends at start, start + interval, ... strictly before the end of the run.
+                let fit = (self.duration_ms - c.start_ms).div_ceil(interval_ms);
+                records.min(fit)
+            })
+            .fold(0, u64::saturating_add)
+    }
+
     /// What runs but can teach nothing: a client that starts after the run ends, a producer with
     /// no records. Warned about, not refused.
     pub fn warnings(&self) -> Vec<String> {
