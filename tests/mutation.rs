@@ -109,6 +109,10 @@ struct Counts {
     refused: usize,
     ran: usize,
     capped: usize,
+    /// Refused before running: the plan alone exceeds the event cap.
+    capped_up_front: usize,
+    /// The slowest runs (wall time, label): reported, not asserted (wall time varies with load).
+    slowest: Vec<(std::time::Duration, String)>,
     failures: Vec<String>,
 }
 
@@ -149,8 +153,14 @@ fn mutated_scenarios_are_errors_or_bounded_runs_never_crashes() {
                 Ok(Ok(s)) => s,
             };
             let options = RunOptions { max_events: Some(MAX_EVENTS), check_invariants: true, ..RunOptions::default() };
-            match ksim_sim::run_with(&scenario, "mutated", scenario.seed, &options) {
+            let started = std::time::Instant::now();
+            let result = ksim_sim::run_with(&scenario, "mutated", scenario.seed, &options);
+            counts.slowest.push((started.elapsed(), label.clone()));
+            counts.slowest.sort_by(|a, b| b.0.cmp(&a.0));
+            counts.slowest.truncate(3);
+            match result {
                 Ok(_) => counts.ran += 1,
+                Err(e) if e.contains("would reach the event cap") => counts.capped_up_front += 1,
                 Err(e) if e.contains("event cap") => counts.capped += 1,
                 Err(e) => counts.failures.push(format!("{label}: {e}")),
             }
@@ -159,17 +169,24 @@ fn mutated_scenarios_are_errors_or_bounded_runs_never_crashes() {
     let peak = peak_memory_kib();
     println!(
         "mutation corpus (seed {seed}, {per_scenario} per scenario): {} files, {} refused with an error, {} ran, \
-         {} stopped at the {MAX_EVENTS}-event cap, {} crashed; peak memory {} MiB",
+         {} refused up front for the {MAX_EVENTS}-event cap, {} stopped at it, {} crashed; peak memory {} MiB",
         counts.files,
         counts.refused,
         counts.ran,
+        counts.capped_up_front,
         counts.capped,
         counts.failures.len(),
         peak.map_or_else(|| "?".into(), |k| (k / 1024).to_string())
     );
+    for (took, label) in &counts.slowest {
+        println!("  slow: {:.1} s {label}", took.as_secs_f64());
+    }
     assert!(counts.failures.is_empty(), "crashes:\n{}", counts.failures.join("\n"));
     if let Some(kib) = peak {
         assert!(kib < 1024 * 1024, "peak memory {} MiB: over 1 GiB", kib / 1024);
     }
-    assert!(counts.refused > 0 && counts.ran + counts.capped > 0, "{counts:?}: the corpus tests both paths");
+    assert!(
+        counts.refused > 0 && counts.ran + counts.capped + counts.capped_up_front > 0,
+        "{counts:?}: the corpus tests both paths"
+    );
 }
