@@ -38,6 +38,9 @@ pub struct FuzzArgs {
     /// reported as an internal error.
     #[arg(long)]
     pub max_events: Option<usize>,
+    /// Write the sweep's results here as JSON too, for `ksim fuzz-merge` to combine shards.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
     /// Override a config by its Kafka name, as `ksim run --set` does (repeatable).
     #[arg(long = "set", value_name = "[SCOPE.]KEY=VALUE")]
     pub set: Vec<String>,
@@ -93,6 +96,11 @@ pub fn run(args: &FuzzArgs) -> Result<bool, String> {
         None => (0, 1),
     };
     let seeds: Vec<u64> = (from..to).filter(|s| s % shards == shard).collect();
+    if let Some(report) = &args.report {
+        if crate::same_file(report, &args.file) {
+            return Err(format!("--report {}: that is the scenario file itself; write it elsewhere", report.display()));
+        }
+    }
     let jobs = jobs(args.jobs)?;
     // A folder we cannot write is an error now, not lost results after the sweep.
     if !args.no_shrink {
@@ -182,7 +190,9 @@ pub fn run(args: &FuzzArgs) -> Result<bool, String> {
     }
     let mut failing =
         Arc::try_unwrap(failing).map_err(|_| "results still shared")?.into_inner().map_err(|_| "results lock")?;
-    let errors = Arc::try_unwrap(errors).map_err(|_| "errors still shared")?.into_inner().map_err(|_| "errors lock")?;
+    let mut errors =
+        Arc::try_unwrap(errors).map_err(|_| "errors still shared")?.into_inner().map_err(|_| "errors lock")?;
+    errors.sort_by_key(|(seed, _)| *seed);
     failing.sort_by_key(|(seed, _, _)| *seed);
     let failed = failing.iter().filter(|(_, o, _)| !o.failures.is_empty()).count();
     let lessons_only = failing.iter().filter(|(_, o, _)| o.failures.is_empty()).count();
@@ -200,6 +210,35 @@ pub fn run(args: &FuzzArgs) -> Result<bool, String> {
         lessons_only,
         if args.strict { " (failing: --strict)" } else { " (not failing without --strict)" }
     );
+    if let Some(path) = &args.report {
+        let scenario_text = ron::ser::to_string(&base).map_err(|e| format!("cannot write the scenario: {e}"))?;
+        let report = crate::fuzz_report::FuzzReport {
+            scenario: name.clone(),
+            file: args.file.display().to_string(),
+            scenario_digest: format!("{:016x}", ksim_sim::rng::fnv1a64(scenario_text.as_bytes())),
+            set: args.set.clone(),
+            seeds: args.seeds.clone(),
+            strict: args.strict,
+            max_events: args.max_events.map(|n| n as u64),
+            shards,
+            shards_covered: vec![shard],
+            planned: total as u64,
+            ran: ran as u64,
+            interrupted: stopped,
+            seconds: started.elapsed().as_secs_f64(),
+            total_seconds: started.elapsed().as_secs_f64(),
+            failing: failing
+                .iter()
+                .map(|(seed, o, _)| crate::fuzz_report::FailingSeed {
+                    seed: *seed,
+                    failures: o.failures.clone(),
+                    lessons: o.lessons.clone(),
+                })
+                .collect(),
+            errors: errors.clone(),
+        };
+        crate::write_atomically(path, &report.to_json())?;
+    }
     for (seed, e) in &errors {
         outln!("  seed {seed}: {e}");
         // An internal error is a bug in ksim: keep what reproduces it.

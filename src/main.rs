@@ -25,6 +25,7 @@ mod assign_cmd;
 mod check_cmd;
 mod compare_cmd;
 mod fuzz_cmd;
+mod fuzz_report;
 mod ksql_cmd;
 mod partition_cmd;
 mod scenarios;
@@ -81,6 +82,11 @@ enum Command {
     /// them and fails the seed only with `--strict`. A failing seed is shrunk (faults and
     /// workload removed while the failure reproduces) and written as a RON file you can replay.
     Fuzz(fuzz_cmd::FuzzArgs),
+    /// Merge the reports of a sharded sweep (`ksim fuzz --shard i/n --report FILE` on each CI job)
+    /// into the report of the whole sweep. Fails if a shard is missing or any seed failed.
+    ///
+    /// Example: `ksim fuzz-merge shard-0.json shard-1.json --report sweep.json`
+    FuzzMerge(fuzz_report::FuzzMergeArgs),
     /// Compare configurations side by side: every seed's faults are the same for each variant.
     Compare(compare_cmd::CompareArgs),
     /// List the scenarios in scenarios/ with their titles.
@@ -188,6 +194,9 @@ fn main() -> ExitCode {
         }),
         Some(Command::Fuzz(args)) => {
             fuzz_cmd::run(&args).map(|ok| if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Some(Command::FuzzMerge(args)) => {
+            fuzz_report::run_merge(&args).map(|ok| if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         Some(Command::Compare(args)) => {
             compare_cmd::run(&args).map(|ok| if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
@@ -311,13 +320,17 @@ fn watch_progress(progress: std::sync::Arc<ksim_sim::run::Progress>, duration_ms
     Watcher { done, thread: Some(thread) }
 }
 
+/// Whether two paths name the same file (as far as the file system can tell).
+pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
 /// An output path that is the input file would destroy what the user wrote.
 fn refuse_overwriting_input(out: &Path, input: &Path) -> Result<(), String> {
-    let same = match (std::fs::canonicalize(out), std::fs::canonicalize(input)) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => out == input,
-    };
-    if same {
+    if same_file(out, input) {
         return Err(format!(
             "--trace {}: that is the scenario file itself; write the trace somewhere else",
             out.display()

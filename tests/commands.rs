@@ -12,7 +12,8 @@
 //! - syntax summaries with placeholders (`ksim run FILE [--seed N]`, `ksim ARGS`): not commands;
 //! - mentions of a command by name (`ksim run`, `ksim run --full`, `ksim fuzz`): the prose names
 //!   the command, the reader cannot run it as written (see `is_mention`);
-//! - `ksim compare a.ron b.ron`: the chapter's example of the syntax with made-up files;
+//! - `ksim compare a.ron b.ron` and `ksim fuzz-merge shard-0.json ...`: the chapter's examples of
+//!   the syntax with made-up files (tests/engineer_tools.rs runs a real merge);
 //! - a command named in a heading (`## \`ksim check\`: many scenarios at once`);
 //! - the commands whose output the book shows (`command:` in book/excerpts.ron): tests/book.rs
 //!   runs each as printed, requires exit 0 and compares its output with the chapter's; the
@@ -211,10 +212,11 @@ fn is_mention(words: &[String]) -> bool {
 }
 
 /// The chapter's example of `compare`'s syntax, with made-up file names.
-const EXAMPLES_WITH_MADE_UP_FILES: [&str; 1] = ["ksim compare a.ron b.ron"];
+const EXAMPLES_WITH_MADE_UP_FILES: [&str; 2] =
+    ["ksim compare a.ron b.ron", "ksim fuzz-merge shard-0.json shard-1.json --report sweep.json"];
 
 /// Files `ksim help` examples name that stand for the reader's own.
-const READERS_FILES: [&str; 2] = ["route.properties", "my-cooperative-copy.ron"];
+const READERS_FILES: [&str; 3] = ["route.properties", "my-cooperative-copy.ron", "shard-0.json"];
 
 /// Commands the book prints to show an error, with the error it asks the reader to read: an
 /// exercise in chapter 13 runs a tombstone through a mask that cannot take one.

@@ -166,3 +166,62 @@ fn the_kth_send_event_is_send_id_k() {
     let (acked, _, latencies) = ksim_sim::compare::measure(&outcome.trace);
     assert_eq!((acked as usize, latencies.len()), (checked, checked));
 }
+
+/// A sweep split into shards and merged is the sweep run whole: the same seeds, the same failing
+/// seeds with the same findings, the same internal errors. A missing shard fails the merge; a
+/// shard given twice, or a report of another sweep, is refused.
+#[test]
+fn merged_shards_equal_the_sweep_run_whole() {
+    let dir = std::env::temp_dir().join(format!("ksim-fuzz-merge-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    let sweep = |extra: &[&str], report: &str| {
+        // acks=1 with unclean elections: random faults lose acknowledged writes on some seeds, a
+        // broken `Never` lesson for the report to carry.
+        let mut args = vec!["fuzz", "scenarios/leader-failover.ron", "--seeds", "0..16", "--jobs", "2", "--no-shrink"];
+        args.extend(["--set", "acks=1", "--set", "unclean.leader.election.enable=true"]);
+        args.extend_from_slice(extra);
+        let report = path(report);
+        args.extend(["--report", report.as_str()]);
+        let (code, out, err) = ksim(&args);
+        assert!(code == 0 || code == 1, "{out}{err}");
+        serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(&report).unwrap()).unwrap()
+    };
+    let whole = sweep(&[], "whole.json");
+    sweep(&["--shard", "0/2"], "shard-0.json");
+    sweep(&["--shard", "1/2"], "shard-1.json");
+    let (code, out, err) =
+        ksim(&["fuzz-merge", &path("shard-1.json"), &path("shard-0.json"), "--report", &path("merged.json")]);
+    assert!(code == 0 || code == 1, "{out}{err}");
+    assert!(out.contains("shards 2 of 2"), "{out}");
+    let merged: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path("merged.json")).unwrap()).unwrap();
+    for field in ["scenario_digest", "seeds", "planned", "ran", "failing", "errors", "interrupted"] {
+        assert_eq!(merged[field], whole[field], "{field}");
+    }
+    assert!(whole["failing"].as_array().is_some_and(|f| !f.is_empty()), "the sweep has findings to compare: {whole}");
+    assert_eq!(
+        code == 0,
+        whole["failing"].as_array().unwrap().iter().all(|f| f["failures"].as_array().unwrap().is_empty())
+    );
+
+    // One shard alone is incomplete, and fails.
+    let (code, out, _) = ksim(&["fuzz-merge", &path("shard-0.json")]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("incomplete: no report for shard(s) 1/2 (8 of 16 planned seeds ran)"), "{out}");
+    // A shard twice, another sweep, or not a report: refused.
+    let (code, _, err) = ksim(&["fuzz-merge", &path("shard-0.json"), &path("shard-0.json")]);
+    assert_eq!(code, 2);
+    assert!(err.contains("shard 0/2 is in both"), "{err}");
+    let (code, _, err) = ksim(&["fuzz-merge", &path("shard-0.json"), &path("whole.json")]);
+    assert_eq!(code, 2);
+    assert!(err.contains("not the same sweep (shard count: 2 vs 1)"), "{err}");
+    std::fs::write(path("junk.json"), "{\"format\": 3}").unwrap();
+    let (code, _, err) = ksim(&["fuzz-merge", &path("junk.json")]);
+    assert_eq!(code, 2);
+    assert!(err.contains("junk.json: `format`: expected a string"), "{err}");
+    let (code, _, err) = ksim(&["fuzz-merge", &path("shard-0.json"), "--report", &path("shard-0.json")]);
+    assert_eq!(code, 2);
+    assert!(err.contains("one of the reports to merge"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

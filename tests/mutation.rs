@@ -156,7 +156,7 @@ fn mutated_scenarios_are_errors_or_bounded_runs_never_crashes() {
             let started = std::time::Instant::now();
             let result = ksim_sim::run_with(&scenario, "mutated", scenario.seed, &options);
             counts.slowest.push((started.elapsed(), label.clone()));
-            counts.slowest.sort_by(|a, b| b.0.cmp(&a.0));
+            counts.slowest.sort_by_key(|s| std::cmp::Reverse(s.0));
             counts.slowest.truncate(3);
             match result {
                 Ok(_) => counts.ran += 1,
