@@ -56,12 +56,6 @@ fn bad_scenarios_get_clear_errors() {
             "cluster.quorum.controllers: controller 3001 is listed twice",
         ),
         (
-            "a controller id that is also a broker's",
-            "brokers: [1, 2, 3]",
-            "brokers: [1, 2, 3], quorum: (controllers: [1, 3001, 3002])",
-            "cluster.quorum.controllers: 1 is also a broker id",
-        ),
-        (
             "a quorum field that does not exist",
             "brokers: [1, 2, 3]",
             "brokers: [1, 2, 3], quorum: (voters: [3001])",

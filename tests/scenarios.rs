@@ -60,6 +60,7 @@ macro_rules! scenario_tests {
 scenario_tests! {
     acks_1_loses_data => "acks-1-loses-data",
     commit_before_process_loses => "commit-before-process-loses",
+    combined_mode_node_dies => "combined-mode-node-dies",
     consumer_closes => "consumer-closes",
     consumer_dies => "consumer-dies",
     consumer_detects_truncation => "consumer-detects-truncation",

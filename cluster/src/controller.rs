@@ -26,7 +26,7 @@ mod quorum;
 pub use quorum::QuorumSetup;
 /// How Raft ids map to nodes, shared with brokers observing the quorum.
 pub mod quorum_wire {
-    pub use super::quorum::{emit_raft_out, raft_id, raft_peer};
+    pub use super::quorum::{emit_raft_out, observer_raft_id, raft_id, raft_peer};
 }
 
 use crate::config::{BrokerConfig, TopicConfig};

@@ -68,6 +68,20 @@ pub enum Fault {
 
 impl Fault {
     /// The node whose process this fault acts on (none for network faults).
+    /// The same process fault aimed at another node (a network fault is returned unchanged).
+    pub fn on(&self, node: NodeId) -> Fault {
+        match self {
+            Fault::Kill(_) => Fault::Kill(node),
+            Fault::PowerFail(_) => Fault::PowerFail(node),
+            Fault::Restart(_) => Fault::Restart(node),
+            Fault::Pause(_) => Fault::Pause(node),
+            Fault::Resume(_) => Fault::Resume(node),
+            Fault::Stop(_) => Fault::Stop(node),
+            Fault::Exit(_) => Fault::Exit(node),
+            other => other.clone(),
+        }
+    }
+
     pub fn node(&self) -> Option<NodeId> {
         match self {
             Fault::Kill(n)

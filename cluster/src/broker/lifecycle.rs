@@ -17,7 +17,7 @@
 use super::replica::{FollowerPhase, FollowerProgress, LeaderState, Replica, Role};
 use super::{
     Broker, Outstanding, CONTROLLED_SHUTDOWN_FIRST_RETRY_MS, CONTROLLED_SHUTDOWN_TIMEOUT_MS,
-    CONTROLLER_RETRY_BACKOFF_MS,
+    CONTROLLER_RETRY_BACKOFF_MS, RECONNECT_BACKOFF_MAX_MS,
 };
 use crate::effects::Effects;
 use crate::error::ErrorCode;
@@ -82,6 +82,7 @@ impl Broker {
             self.outstanding.remove(&id);
             fx.cancel_timer(Timer::RequestTimeout(id));
         }
+        self.heartbeat_awaits_controller = false;
         let body = Request::BrokerHeartbeat(BrokerHeartbeatRequest {
             broker_id: self.id,
             broker_epoch: self.broker_epoch,
@@ -103,21 +104,36 @@ impl Broker {
 
     /// A heartbeat got no answer. Kafka's `BrokerLifecycleManager` always has one next
     /// communication scheduled: after a timeout it heartbeats again at once
-    /// (`BrokerHeartbeatResponseHandler.onTimeout` → `scheduleNextCommunicationImmediately`); after
-    /// a lost connection, after the same exponential backoff as a registration
-    /// (`scheduleNextCommunicationAfterFailure`). Without this, a heartbeat whose answer was lost
-    /// (the broker paused with it in flight) ended the broker's heartbeats for good, and the
-    /// controller never unfenced it again.
+    /// (`BrokerHeartbeatResponseHandler.onTimeout` → `scheduleNextCommunicationImmediately`).
+    /// A lost connection or NOT_CONTROLLER never reaches it: the controller channel
+    /// (`NodeToControllerRequestThread.handleResponse`) forgets the controller, puts the request
+    /// back at the head of its queue and sends it to the next controller it learns of, retrying a
+    /// controller that is gone after the reconnect backoff (`reconnect.backoff.ms` doubling to
+    /// `reconnect.backoff.max.ms`, 1 s). So a broker whose active controller died heartbeats the
+    /// new one as soon as its observer knows it, not after an ever longer backoff: before this,
+    /// a broker could back off past its fresh session on the new controller and be fenced for it.
+    /// Without a retry at all, a heartbeat whose answer was lost (the broker paused with it in
+    /// flight) ended the broker's heartbeats for good.
     pub(super) fn heartbeat_failed(&mut self, now: SimTime, timed_out: bool, fx: &mut Effects) {
         let wait_ms = if timed_out {
             0
         } else {
             let backoff_ms = (CONTROLLER_RETRY_BACKOFF_MS << self.failed_registrations.min(20))
-                .min(self.config.broker_session_timeout_ms.max(CONTROLLER_RETRY_BACKOFF_MS));
+                .min(RECONNECT_BACKOFF_MAX_MS.max(CONTROLLER_RETRY_BACKOFF_MS));
             self.failed_registrations += 1;
+            self.heartbeat_awaits_controller = true;
             backoff_ms
         };
         fx.set_timer(Timer::BrokerHeartbeat, now.plus_ms(wait_ms));
+    }
+
+    /// The observer learned of a new active controller: a heartbeat waiting in the controller
+    /// channel goes to it now.
+    pub(super) fn on_new_controller(&mut self, now: SimTime, fx: &mut Effects) {
+        if self.heartbeat_awaits_controller && self.broker_epoch >= 0 {
+            fx.cancel_timer(Timer::BrokerHeartbeat);
+            self.send_heartbeat(now, fx);
+        }
     }
 
     /// Asked to stop (`BrokerServer.shutdown`). With `controlled.shutdown.enable` and a running

@@ -63,6 +63,9 @@ const REPLICA_REQUEST_TIMEOUT_MS: u64 = 30_000;
 const CONTROLLER_REQUEST_TIMEOUT_MS: u64 = 2_000;
 /// How long to wait before asking the controller again after a failure.
 const CONTROLLER_RETRY_BACKOFF_MS: u64 = 100;
+/// `reconnect.backoff.max.ms`: the longest a client waits before reconnecting to a node that is
+/// gone (the backoff doubles from `reconnect.backoff.ms` up to this).
+const RECONNECT_BACKOFF_MAX_MS: u64 = 1_000;
 /// How long a broker in controlled shutdown waits for the controller's go-ahead before it stops
 /// anyway (`BrokerServer.shutdown`: `controlledShutdownFuture.get(5L, TimeUnit.MINUTES)`).
 const CONTROLLED_SHUTDOWN_TIMEOUT_MS: u64 = 300_000;
@@ -107,6 +110,10 @@ pub struct Broker {
     /// Registrations and heartbeats refused or failed in a row (the backoff grows with them;
     /// Kafka's `BrokerLifecycleManager.failedAttempts`).
     failed_registrations: u32,
+    /// A heartbeat lost with its connection, or refused with NOT_CONTROLLER, waits in the
+    /// controller channel's queue for the next active controller (`NodeToControllerRequestThread`
+    /// re-queues it and sends it once the controller is known).
+    heartbeat_awaits_controller: bool,
     /// `PENDING_CONTROLLED_SHUTDOWN`: heartbeats say `want_shut_down`.
     shutting_down: bool,
     got_shutdown_response: bool,
@@ -162,6 +169,7 @@ impl Broker {
             broker_epoch: -1,
             fenced: true,
             failed_registrations: 0,
+            heartbeat_awaits_controller: false,
             shutting_down: false,
             got_shutdown_response: false,
             image: MetadataImage::default(),
@@ -301,8 +309,8 @@ impl Broker {
                     self.broker_epoch = -1;
                     self.register(now, fx);
                 } else if r.error == ErrorCode::NotController {
-                    // `NodeToControllerRequestThread`: the controller moved; ask the new one
-                    // (the observer follows the quorum leader) after a short backoff.
+                    // `NodeToControllerRequestThread`: the controller moved; the request waits
+                    // for the new one (the observer follows the quorum leader).
                     self.heartbeat_failed(now, false, fx);
                     return;
                 } else if r.error.is_none() {

@@ -14,7 +14,7 @@
 //! and the broker asks again once it knows the new leader.
 
 use super::Broker;
-use crate::controller::quorum_wire::{emit_raft_out, raft_id};
+use crate::controller::quorum_wire::{emit_raft_out, observer_raft_id, raft_id};
 use crate::effects::Effects;
 use crate::metadata::MetadataRecord;
 use crate::node::NodeId;
@@ -38,7 +38,7 @@ impl Broker {
     /// controller. Its metadata log starts empty on every start: Kafka's broker reloads it from
     /// the leader (or its own copy and snapshots, which ksim does not model).
     pub fn observe_quorum(mut self, voters: BTreeSet<i32>, config: QuorumConfig) -> Self {
-        let raft = Raft::new(self.id, voters, config, RaftDisk::default());
+        let raft = Raft::new(observer_raft_id(&voters, self.id), voters, config, RaftDisk::default());
         self.observer = Some(Observer { raft, applied_offset: 0 });
         self
     }
@@ -68,7 +68,8 @@ impl Broker {
         rng: &mut dyn rand_core::RngCore,
         fx: &mut Effects,
     ) {
-        let (Some(o), Some(from)) = (&mut self.observer, raft_id(from)) else { return };
+        let Some(o) = &mut self.observer else { return };
+        let Some(from) = raft_id(o.raft.voters(), from) else { return };
         let mut out = RaftOut::default();
         o.raft.on_message(now, from, message, rng, &mut out);
         self.after_observer(now, out, fx);
@@ -96,7 +97,11 @@ impl Broker {
         // `RaftControllerNodeProvider`: the active controller is the quorum leader.
         if let Some(leader) = o.raft.leader() {
             let leader = NodeId::Controller(leader);
+            let changed = self.controller != leader;
             self.controller = leader;
+            if changed {
+                self.on_new_controller(now, fx);
+            }
             if self.broker_epoch < 0 && self.started {
                 // Registration waited for a leader (`register` sends one at a time).
                 self.register(now, fx);

@@ -90,17 +90,33 @@ impl QuorumMember {
 /// Where a Raft member's message goes: a voter's id names a controller, any other a broker (an
 /// observer).
 pub fn raft_peer(voters: &BTreeSet<i32>, id: i32) -> NodeId {
-    if voters.contains(&id) {
+    if id < 0 {
+        NodeId::Broker(-(id + 1))
+    } else if voters.contains(&id) {
         NodeId::Controller(id)
     } else {
         NodeId::Broker(id)
     }
 }
 
+/// The Raft id of a broker's observer: its node id, except in combined mode, where the id is also
+/// a voter's (the controller on the same node) and the observer goes by `-(id + 1)` so the leader
+/// never counts a broker's fetch as its voter's. Kafka's combined node shares one Raft client
+/// between its broker and controller (`KafkaRaftServer`, `SharedServer`); ksim's broker observes
+/// through its own member over the host's loopback, its metadata a fetch behind its controller's.
+pub fn observer_raft_id(voters: &BTreeSet<i32>, broker: i32) -> i32 {
+    if voters.contains(&broker) {
+        -(broker + 1)
+    } else {
+        broker
+    }
+}
+
 /// The Raft id of a node that sent a Raft message.
-pub fn raft_id(node: NodeId) -> Option<i32> {
+pub fn raft_id(voters: &BTreeSet<i32>, node: NodeId) -> Option<i32> {
     match node {
-        NodeId::Controller(id) | NodeId::Broker(id) => Some(id),
+        NodeId::Controller(id) => Some(id),
+        NodeId::Broker(id) => Some(observer_raft_id(voters, id)),
         NodeId::Client(_) => None,
     }
 }
@@ -227,7 +243,8 @@ impl Controller {
         rng: &mut dyn rand_core::RngCore,
         fx: &mut Effects,
     ) {
-        let (Some(q), Some(from)) = (&mut self.quorum, raft_id(from)) else { return };
+        let Some(q) = &mut self.quorum else { return };
+        let Some(from) = raft_id(q.raft.voters(), from) else { return };
         let mut out = RaftOut::default();
         q.raft.on_message(now, from, message, rng, &mut out);
         let voters = q.raft.voters().clone();

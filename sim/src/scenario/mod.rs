@@ -666,6 +666,20 @@ impl Scenario {
         }
     }
 
+    /// The other process on the same host, in combined mode: a `node.id` that is both a broker
+    /// and a controller is one node running both roles (`process.roles=broker,controller`, KIP-833;
+    /// Kafka's node ids are unique across a cluster, so a shared id can only mean one node). A
+    /// fault to the host reaches both; a network cut never separates them (they talk over the
+    /// host's loopback).
+    pub fn same_host(&self, node: NodeId) -> Option<NodeId> {
+        let quorum = self.cluster.quorum.as_ref()?;
+        match node {
+            NodeId::Broker(id) if quorum.controllers.contains(&id) => Some(NodeId::Controller(id)),
+            NodeId::Controller(id) if self.cluster.brokers.contains(&id) => Some(NodeId::Broker(id)),
+            _ => None,
+        }
+    }
+
     /// Every node of the run: controllers, brokers, clients.
     pub fn all_nodes(&self) -> Vec<NodeId> {
         let mut nodes: Vec<NodeId> = self.controller_ids().into_iter().map(NodeId::Controller).collect();

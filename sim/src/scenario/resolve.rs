@@ -285,7 +285,8 @@ impl Scenario {
         Ok(broker)
     }
 
-    /// `cluster.quorum`: distinct, non-negative controller ids apart from the brokers'. Pre-vote
+    /// `cluster.quorum`: distinct, non-negative controller ids. An id that is also a broker's is one
+    /// node in combined mode (`Scenario::same_host`). Pre-vote
     /// (KIP-996) follows the Kafka version: 4.0 and later run it.
     fn resolve_quorum(&self, broker: &BrokerConfig) -> Result<Option<QuorumSetup>, Located> {
         let Some(quorum) = &self.cluster.quorum else { return Ok(None) };
@@ -299,13 +300,6 @@ impl Scenario {
             }
             if !voters.insert(*id) {
                 return Err(format!("cluster.quorum.controllers: controller {id} is listed twice").into());
-            }
-            if self.cluster.brokers.contains(id) {
-                return Err(format!(
-                    "cluster.quorum.controllers: {id} is also a broker id; combined mode \
-                     (process.roles=broker,controller on one node) is not modelled yet, give the controllers ids of their own"
-                )
-                .into());
             }
         }
         let config = QuorumConfig { pre_vote: broker.kafka_version.kraft_pre_vote(), ..QuorumConfig::default() };

@@ -20,7 +20,75 @@ use std::collections::BTreeSet;
 impl World {
     /// Apply a fault now. Returns `Err` with a reason if it does not apply (restarting a running
     /// node is a kill plus a start; pausing a dead node does nothing).
+    ///
+    /// In combined mode a fault is to the host: a process fault to a broker (or controller) also
+    /// reaches the controller (or broker) of the same `node.id`, recorded as a fault of its own;
+    /// a network fault keeps the two on the same side (their loopback link is never cut).
     pub fn apply_fault(&mut self, fault: Fault) {
+        let fault = self.whole_hosts(fault);
+        let partner = fault.node().and_then(|n| self.same_host.get(&n).copied());
+        match (&fault, partner) {
+            (_, None) => self.apply_one_fault(fault),
+            // A graceful stop of a combined node shuts the broker down first (its controlled
+            // shutdown still needs a controller), then the controller, as
+            // `KafkaRaftServer.shutdown` does; the controller's stop waits for the broker's exit.
+            (Fault::Stop(n), Some(other)) => {
+                let (broker, controller) = if matches!(n, NodeId::Broker(_)) { (*n, other) } else { (other, *n) };
+                if self.slots[&broker].status == Status::Up {
+                    self.stop_after_exit.insert(broker, controller);
+                    self.apply_one_fault(Fault::Stop(broker));
+                } else {
+                    self.apply_one_fault(Fault::Stop(controller));
+                }
+            }
+            (Fault::Exit(n), Some(_)) => {
+                let n = *n;
+                self.apply_one_fault(fault);
+                if let Some(controller) = self.stop_after_exit.remove(&n) {
+                    self.apply_one_fault(Fault::Stop(controller));
+                }
+            }
+            (_, Some(other)) => {
+                // A kill or restart ends any graceful stop under way.
+                self.stop_after_exit.retain(|broker, controller| ![*broker, *controller].contains(&other));
+                self.apply_one_fault(fault.clone());
+                self.apply_one_fault(fault.on(other));
+            }
+        }
+    }
+
+    /// A network fault over whole hosts: each combined node's partner goes where the node goes
+    /// (the first group that names either wins), so a cut isolates hosts, not half of one.
+    fn whole_hosts(&self, fault: Fault) -> Fault {
+        if self.same_host.is_empty() {
+            return fault;
+        }
+        let with_partners = |nodes: Vec<NodeId>, placed: &mut BTreeSet<NodeId>| -> Vec<NodeId> {
+            let mut out = Vec::new();
+            for n in nodes {
+                for m in std::iter::once(n).chain(self.same_host.get(&n).copied()) {
+                    if placed.insert(m) {
+                        out.push(m);
+                    }
+                }
+            }
+            out
+        };
+        let mut placed = BTreeSet::new();
+        match fault {
+            Fault::Partition(groups) => Fault::Partition(
+                groups.into_iter().map(|g| with_partners(g, &mut placed)).filter(|g| !g.is_empty()).collect(),
+            ),
+            Fault::PartitionOneWay { from, to } => {
+                let from = with_partners(from, &mut placed);
+                let to = with_partners(to, &mut placed);
+                Fault::PartitionOneWay { from, to }
+            }
+            other => other,
+        }
+    }
+
+    fn apply_one_fault(&mut self, fault: Fault) {
         self.record_world(EventKind::Fault(fault.clone()));
         if let Some(n) = fault.node() {
             let status = self.slots[&n].status;
@@ -162,21 +230,22 @@ pub(super) fn left_down(scenario: &Scenario) -> BTreeSet<NodeId> {
     let mut paused = BTreeSet::new();
     let mut steps: Vec<&crate::scenario::Step> = scenario.timeline.iter().collect();
     steps.sort_by_key(|s| s.at_ms);
+    // A fault to a combined node reaches both its processes.
+    let host = |n| {
+        let id = scenario.node_id(n);
+        std::iter::once(id).chain(scenario.same_host(id)).collect::<Vec<_>>()
+    };
     for step in steps {
         match &step.action {
-            Action::Kill(n) | Action::PowerFail(n) | Action::Stop(n) => {
-                dead.insert(scenario.node_id(n));
-            }
-            Action::Pause(n) => {
-                paused.insert(scenario.node_id(n));
-            }
-            Action::Resume(n) => {
-                paused.remove(&scenario.node_id(n));
-            }
-            Action::Restart(n) => {
-                dead.remove(&scenario.node_id(n));
-                paused.remove(&scenario.node_id(n));
-            }
+            Action::Kill(n) | Action::PowerFail(n) | Action::Stop(n) => dead.extend(host(n)),
+            Action::Pause(n) => paused.extend(host(n)),
+            Action::Resume(n) => host(n).iter().for_each(|id| {
+                paused.remove(id);
+            }),
+            Action::Restart(n) => host(n).iter().for_each(|id| {
+                dead.remove(id);
+                paused.remove(id);
+            }),
             _ => {}
         }
     }

@@ -60,6 +60,11 @@ pub struct World {
     /// Nodes the scenario's timeline leaves down at the end (killed, powered off or paused and
     /// never brought back): liveness does not expect them back.
     left_down: BTreeSet<NodeId>,
+    /// Combined mode: each process's partner on the same host (broker <-> controller of one
+    /// `node.id`), both ways.
+    same_host: BTreeMap<NodeId, NodeId>,
+    /// Combined nodes stopping gracefully: the controller to stop once the broker has exited.
+    stop_after_exit: BTreeMap<NodeId, NodeId>,
     /// The clock, the wake-ups and the processes (madsim's, or a real-time loop's).
     driver: Box<dyn Driver>,
     /// Stop recording (the run is over).
@@ -101,8 +106,13 @@ impl World {
         // A Kill or PowerFail at time 0 means the node never ran: it is down from the start (its
         // first process fault at time 0 decides; a Restart later starts it).
         let down_from_start = |node: NodeId| -> Option<Status> {
+            let host = scenario.same_host(node);
             let step = scenario.timeline.iter().take_while(|s| s.at_ms == 0).find(|s| {
-                s.action.is_process_fault() && s.action.nodes().iter().any(|n| scenario.node_id(n) == node)
+                s.action.is_process_fault()
+                    && s.action.nodes().iter().any(|n| {
+                        let id = scenario.node_id(n);
+                        id == node || Some(id) == host
+                    })
             })?;
             match step.action {
                 crate::scenario::Action::Kill(_) => Some(Status::Killed),
@@ -161,6 +171,12 @@ impl World {
                 waiters: Waiters::default(),
                 narration_on,
                 left_down: faults::left_down(scenario),
+                same_host: scenario
+                    .all_nodes()
+                    .into_iter()
+                    .filter_map(|n| scenario.same_host(n).map(|other| (n, other)))
+                    .collect(),
+                stop_after_exit: BTreeMap::new(),
                 tcp: Tcp::default(),
                 driver: driver(me.clone()),
                 finished: false,
