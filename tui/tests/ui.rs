@@ -705,3 +705,42 @@ fn the_quorum_pane_shows_a_lost_quorum() {
     assert!(!text.contains("active"), "no active controller:\n{text}");
     assert!(text.contains("no leader"), "and no leader:\n{text}");
 }
+
+/// commit-before-process-loses at the crash: the log picture marks the worker's position, the
+/// group's committed offset and the lag, so "committed" and "lag" are seen, not read.
+#[test]
+fn the_log_picture_marks_a_groups_committed_offset() {
+    let mut app = story("commit-before-process-loses");
+    jump_to(&mut app, MarkerKind::Fault, 1);
+    press(&mut app, "l");
+    snapshot("commit_before_process_log_picture", &app);
+    let tp = ksim_cluster::topic::TopicPartition::new("payments", 0);
+    let committed = app.model.view.groups["payments-app"].committed[&tp];
+    for text in [screen(&app), to_text(&app.model, 120, 40)] {
+        assert!(text.contains(&format!("payments-app committed {committed}")), "{text}");
+        assert!(text.contains(ksim_tui::view::style::COMMITTED_OFFSET), "{text}");
+        assert!(text.contains("worker at "), "{text}");
+    }
+}
+
+/// Pause a producer, then resume it: two what-ifs on a client, one branch.
+#[test]
+fn what_if_pause_and_resume_a_producer() {
+    let mut app = story("leader-failover");
+    let producer = ksim_cluster::node::NodeId::Client(0);
+    while app.model.selection != ksim_tui::model::Selection::Client(producer) {
+        press(&mut app, "tab");
+    }
+    press(&mut app, "z");
+    step_until(&mut app, "the producer paused", |app| {
+        app.model.view.process(producer) == ksim_tui::fold::Process::Paused
+    });
+    press(&mut app, "n n n n n");
+    assert!(screen(&app).contains("producer z paused"), "{}", screen(&app));
+    press(&mut app, "z");
+    let labels = &app.model.branch.as_ref().expect("a branch").labels;
+    assert!(labels[0].starts_with("pause producer") && labels[1].starts_with("resume producer"), "{labels:?}");
+    step_until(&mut app, "the producer resumed", |app| app.model.view.process(producer) == ksim_tui::fold::Process::Up);
+    press(&mut app, "r");
+    assert!(app.model.branch.as_ref().expect("a branch").labels[2].starts_with("restart producer"));
+}

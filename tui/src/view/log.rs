@@ -6,7 +6,7 @@
 //! ```text
 //! ▸payments-0 leader b2 epoch 1 ISR [2,3]
 //!        0    5    10   15   20
-//!        S            L H    E      S start L LSO H HW E end
+//!        S            L H    E      S start L LSO H HW E end   (L: with transactions)
 //!   L* b2 ████████████▒▒░░░░░░       hw 14 lso 12 leo 20
 //!    * b3 ████████████▒▒░░·····      hw 14 lso 12 leo 15
 //!        ▲───────────               reader at 0, lag 14
@@ -28,8 +28,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
-/// The legend of the marks row.
-const LEGEND: &str = " S start L LSO H HW E end";
+/// The legend of the marks row; the LSO shows only where transactions are.
+const LEGEND: &str = " S start H HW E end";
+const LEGEND_LSO: &str = " S start L LSO H HW E end";
 
 pub fn render(model: &Model, frame: &mut Frame, area: Rect) {
     let block = style::section("Log (l: back to the partitions)");
@@ -114,10 +115,13 @@ fn partition_lines(
     let replicas = p.replicas_to_show();
     let empty = ReplicaLog::default();
     let rows: Vec<(BrokerId, &ReplicaLog)> = replicas.iter().map(|b| (*b, p.logs.get(b).unwrap_or(&empty))).collect();
+    let transactional = p.has_transactions();
+    let legend = if transactional { LEGEND_LSO } else { LEGEND };
     let numbers: Vec<String> = rows
         .iter()
-        .map(|(_, log)| {
-            format!(" hw {} lso {} leo {}", log.high_watermark, log.last_stable_offset(), log.log_end_offset)
+        .map(|(_, log)| match transactional {
+            true => format!(" hw {} lso {} leo {}", log.high_watermark, log.last_stable_offset(), log.log_end_offset),
+            false => format!(" hw {} leo {}", log.high_watermark, log.log_end_offset),
         })
         .collect();
     let readers = readers(model, tp);
@@ -138,13 +142,13 @@ fn partition_lines(
         .chain(&reader_labels)
         .chain(&committed_labels)
         .map(|n| n.chars().count())
-        .chain([LEGEND.chars().count()])
+        .chain([legend.chars().count()])
         .max()
         .unwrap_or(0);
     // `  L* b1 x ` : marks, name, state, one space before the strip.
     let prefix_width = rows.iter().map(|(b, _)| 9 + b.to_string().len()).max().unwrap_or(9);
-    let cells = width.saturating_sub(prefix_width + right_width).max(4);
-    let window = Window::whole(&rows, cells);
+    let window = Window::whole(&rows, width.saturating_sub(prefix_width + right_width).max(4));
+    let cells = window.cells;
     let pad = " ".repeat(prefix_width);
     let mut ruler = format!("{pad}{:<cells$}", window.ruler());
     if window.offsets_per_cell > 1 {
@@ -157,16 +161,18 @@ fn partition_lines(
         Some(log) => {
             let mut marks = vec![' '; cells];
             // Later marks win a shared cell: the HW matters most.
-            for (offset, mark) in [
-                (log.log_start_offset, 'S'),
-                (log.log_end_offset, 'E'),
-                (log.last_stable_offset(), 'L'),
-                (log.high_watermark, 'H'),
-            ] {
+            let lso = transactional.then(|| (log.last_stable_offset(), 'L'));
+            let all = [
+                Some((log.log_start_offset, 'S')),
+                Some((log.log_end_offset, 'E')),
+                lso,
+                Some((log.high_watermark, 'H')),
+            ];
+            for (offset, mark) in all.into_iter().flatten() {
                 marks[window.clamped_cell(offset)] = mark;
             }
             let marks: String = marks.into_iter().collect();
-            lines.push(Line::from(vec![Span::raw(format!("{pad}{marks}")), Span::styled(LEGEND, style::dim())]));
+            lines.push(Line::from(vec![Span::raw(format!("{pad}{marks}")), Span::styled(legend, style::dim())]));
         }
         None => lines.push(Line::styled(format!("{pad}no leader: no high watermark to read up to"), style::bad())),
     }

@@ -65,6 +65,8 @@ impl Window {
         let cells = cells.max(1);
         let span = end + 1 - start;
         let per_cell = ((span + cells as i64 - 1) / cells as i64).max(1);
+        // No cells past the log end's.
+        let cells = ((span + per_cell - 1) / per_cell).clamp(1, cells as i64) as usize;
         Window { start, end, offsets_per_cell: per_cell, cells }
     }
 
@@ -243,7 +245,7 @@ mod tests {
         let window = Window::whole(&[(1, &a), (2, &b)], 10);
         assert_eq!((window.start, window.end, window.offsets_per_cell), (0, 40, 5));
         assert_eq!(window.cell_of(40), Some(8), "the log end has a cell");
-        assert_eq!(text(&window.strip(&b)), "██████░·  ");
+        assert_eq!(text(&window.strip(&b)), "██████░· ", "no cells past the log end's");
     }
 
     #[test]
