@@ -744,3 +744,22 @@ fn what_if_pause_and_resume_a_producer() {
     press(&mut app, "r");
     assert!(app.model.branch.as_ref().expect("a branch").labels[2].starts_with("restart producer"));
 }
+
+/// A branch explains itself: kill broker-2 after it took over from broker-1 in leader-failover;
+/// broker 3 is left alone in the ISR, and the producer's NOT_ENOUGH_REPLICAS comes with the ISR
+/// it met.
+#[test]
+fn a_branch_says_why_the_producer_failed() {
+    let mut app = story("leader-failover");
+    jump_to(&mut app, MarkerKind::Election, 1);
+    assert_eq!(app.model.view.partitions.values().next().and_then(|p| p.leader), Some(2), "broker-2 leads");
+    press(&mut app, "tab tab k");
+    let differences = app.model.branch.as_ref().expect("a branch").differences.join("\n");
+    assert!(
+        differences.contains("producer got NOT_ENOUGH_REPLICAS on payments-0")
+            && differences.contains("the ISR was [3], smaller than min.insync.replicas asks"),
+        "{differences}"
+    );
+    press(&mut app, "G");
+    snapshot("what_if_branch_verdict", &app);
+}
