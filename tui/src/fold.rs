@@ -7,7 +7,9 @@
 //! wrong, the trace is wrong, or this fold forgot an event kind.
 //!
 //! Applying one event costs O(log n) in the handful of things it touches, never a scan: a replica
-//! log is kept as offsets (log start, high watermark, log end), not as records. That is what makes
+//! log is kept as offsets (log start, high watermark, log end), not as records; only its
+//! transactional batches are kept one by one (a few per transaction), because its last stable
+//! offset and its markers derive from them. That is what makes
 //! checkpoints cheap to clone and any step of a long trace quick to reach (see
 //! [`crate::recording`]).
 //!
@@ -18,6 +20,11 @@
 //! - Each replica's log end offset (LEO) and high watermark (HW) come from the notes recorded *at
 //!   that broker*: `Appended` moves LEO to `base_offset + count`, `Truncated` pulls it back to
 //!   `to_offset`, `HighWatermark` moves HW.
+//! - The quorum's picture (each voter's role, epoch, metadata high watermark, whether it is the
+//!   active controller) comes from the controllers' own `Quorum` notes; which controllers exist,
+//!   from the trace ([`controllers_of`]).
+//! - Transactions come from the coordinator's `TxnStateChanged` (state, producer id and epoch,
+//!   partitions) and the producer's `TxnEnded` / `TxnFailed`.
 //! - A broker's process state (up, killed, powered off, paused) comes from fault events, following
 //!   the same rules the simulator applies (pausing a dead process does nothing, a restart brings it
 //!   up from its disk).

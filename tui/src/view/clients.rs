@@ -29,7 +29,7 @@ pub fn render(model: &Model, frame: &mut Frame, area: Rect) {
     // The selected client is always on screen: when it would not fit, the list starts with it.
     if let Selection::Client(node) = model.selection {
         let name = model.trace().node_name(node);
-        let shown = style::fit(entries.iter().map(Entry::copy).collect(), inner.width, inner.height);
+        let shown = style::fit(entries.clone(), inner.width, inner.height);
         let visible = shown.iter().any(|l| l.spans.iter().any(|s| s.content.contains(&format!("▸{name}"))));
         if let Some(at) = entries.iter().position(|e| e.name == name).filter(|_| !visible) {
             entries.rotate_left(at);

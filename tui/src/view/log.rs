@@ -19,7 +19,7 @@
 
 use super::strip::{merge, Window};
 use super::style;
-use crate::fold::{ClusterView, PartitionView, ReplicaLog, Role};
+use crate::fold::{PartitionView, ReplicaLog, Role};
 use crate::model::{is_internal, Model, Selection};
 use ksim_cluster::topic::{BrokerId, TopicPartition};
 use ratatui::layout::Rect;
@@ -226,17 +226,4 @@ fn partition_lines(
 
 fn brokers(ids: &[BrokerId]) -> String {
     format!("[{}]", ids.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(","))
-}
-
-/// Rows the log picture of these partitions wants.
-pub fn height(model: &Model) -> u16 {
-    let view: &ClusterView = &model.view;
-    let rows: usize = shown_partitions(model)
-        .iter()
-        .map(|(tp, p)| {
-            let committed = view.groups.values().filter(|g| g.committed.contains_key(*tp)).count();
-            3 + p.replicas_to_show().len() + readers(model, tp).len() + committed
-        })
-        .sum();
-    (1 + rows.max(1)).min(u16::MAX as usize) as u16
 }

@@ -166,6 +166,7 @@ pub fn total_lag<'a>(
 
 /// One thing a pane lists (a client, a group, a member), named so that the pane can say what it
 /// could not show.
+#[derive(Clone)]
 pub struct Entry {
     pub name: String,
     /// The name of the entry this one belongs to (a member's group): when that one is hidden
@@ -177,10 +178,6 @@ pub struct Entry {
 impl Entry {
     pub fn new(name: impl Into<String>, lines: Vec<ratatui::text::Line<'static>>) -> Entry {
         Entry { name: name.into(), part_of: None, lines }
-    }
-
-    pub fn copy(&self) -> Entry {
-        Entry { name: self.name.clone(), part_of: self.part_of.clone(), lines: self.lines.clone() }
     }
 }
 
