@@ -8,9 +8,11 @@
 
 use crate::fold::{controllers_of, ClusterView};
 use crate::markers::Markers;
+use ksim_cluster::node::NodeId;
+use ksim_cluster::note::Note;
 use ksim_sim::narrate::{lines, Detail};
 use ksim_sim::report::Report;
-use ksim_sim::trace::Trace;
+use ksim_sim::trace::{EventKind, Trace};
 
 /// Events between two checkpoints. Smaller makes seeking faster and loading heavier.
 pub const CHECKPOINT_EVERY: usize = 1024;
@@ -57,7 +59,10 @@ impl Recording {
         }
         let has_groups = !view.groups.is_empty();
         let has_transactions = !view.transactions.is_empty();
-        let has_quorum = view.controllers.values().any(|v| v.role.is_some());
+        let has_quorum = trace
+            .events
+            .iter()
+            .any(|e| matches!((e.node(), &e.kind), (Some(NodeId::Controller(_)), EventKind::Note(Note::Quorum(_)))));
         let markers = Markers::build(&trace);
         let story = lines(&trace, Detail::Story);
         Recording {
