@@ -97,15 +97,17 @@ fn partition_lines(
     if !p.elr.is_empty() {
         header.push(Span::raw(format!(" ELR {}", brokers(&p.elr))));
     }
-    match p.last_election {
-        Some(ElectionKind::Clean) if p.leader.is_some() => header.push(Span::styled(" (clean)", style::dim())),
-        Some(ElectionKind::Preferred) if p.leader.is_some() => header.push(Span::styled(" (preferred)", style::dim())),
-        Some(ElectionKind::Elr) if p.leader.is_some() => header.push(Span::styled(" (from ELR)", style::dim())),
+    // How the leader was chosen: a warning always shows; the routine kinds only where they fit.
+    let how = match p.last_election {
+        Some(ElectionKind::Clean) if p.leader.is_some() => Some(" (clean)"),
+        Some(ElectionKind::Preferred) if p.leader.is_some() => Some(" (preferred)"),
+        Some(ElectionKind::Elr) if p.leader.is_some() => Some(" (from ELR)"),
         Some(ElectionKind::LastKnownLeader) if p.leader.is_some() => {
-            header.push(Span::styled(" (last known leader)", style::bad()))
+            header.push(Span::styled(" (last known leader)", style::bad()));
+            None
         }
-        _ => {}
-    }
+        _ => None,
+    };
     if let Some(asked) = &p.pending_isr {
         header.push(Span::styled(format!(" asks ISR {}", brokers(asked)), style::bold()));
     }
@@ -131,9 +133,12 @@ fn partition_lines(
     let prefix_width = rows.iter().map(|(b, _)| 9 + b.to_string().len()).max().unwrap_or(0);
     let strip_width = width.saturating_sub(prefix_width + numbers_width);
     let window = Window::fit(&rows, strip_width);
-    if window.offsets_per_cell > 1 {
-        if let Some(header) = lines.first_mut() {
+    if let Some(header) = lines.first_mut() {
+        if window.offsets_per_cell > 1 {
             header.push_span(Span::styled(format!(" [{}/cell]", window.offsets_per_cell), style::dim()));
+        }
+        if let Some(how) = how.filter(|how| header.width() + how.len() <= width) {
+            header.push_span(Span::styled(how, style::dim()));
         }
     }
 
