@@ -31,6 +31,27 @@ pub enum IsrChangeReason {
     FollowerCaughtUp { follower: BrokerId },
 }
 
+/// One transactional batch in an append: its first offset, its producer, and, for a control
+/// batch, the marker it carries (Kafka's batch attributes `isTransactional` and `isControlBatch`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxnBatch {
+    pub offset: i64,
+    pub producer_id: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub marker: Option<crate::record::ControlType>,
+}
+
+impl TxnBatch {
+    /// The batch as the trace records it, if it is transactional.
+    pub fn of(batch: &crate::record::RecordBatch) -> Option<TxnBatch> {
+        batch.is_transactional.then(|| TxnBatch {
+            offset: batch.base_offset,
+            producer_id: batch.producer_id,
+            marker: batch.control.map(|c| c.control_type),
+        })
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Note {
     // ---- the controller quorum (KRaft) ----
@@ -113,6 +134,11 @@ pub enum Note {
         count: i64,
         leader_epoch: i32,
         as_leader: bool,
+        /// The transactional batches among those appended (none for plain writes, so traces
+        /// without transactions are unchanged): what a reader of the trace needs to rebuild the
+        /// partition's transaction index, and so its last stable offset, as the log does.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        transactional: Vec<TxnBatch>,
     },
     /// `on_leader`: the leader moved it (a follower only learns it from fetch responses).
     HighWatermark {
@@ -503,7 +529,7 @@ impl fmt::Display for Note {
             BecameFollower { partition, leader: None, leader_epoch } => {
                 write!(f, "{partition}: no leader in epoch {leader_epoch}; waiting")
             }
-            Appended { partition, base_offset, count, leader_epoch, as_leader } => {
+            Appended { partition, base_offset, count, leader_epoch, as_leader, .. } => {
                 let last = base_offset + count - 1;
                 let range = if *count == 1 { format!("offset {base_offset}") } else { format!("offsets {base_offset}..={last}") };
                 if *as_leader {

@@ -135,6 +135,7 @@ fn synthetic_trace() -> Trace {
                     count,
                     leader_epoch: epochs[p],
                     as_leader: true,
+                    transactional: Vec::new(),
                 };
                 b.push(NodeId::Broker(leader), EventKind::Note(note));
             }
@@ -150,6 +151,7 @@ fn synthetic_trace() -> Trace {
                         count,
                         leader_epoch: epochs[p],
                         as_leader: false,
+                        transactional: Vec::new(),
                     };
                     b.push(NodeId::Broker(follower), EventKind::Note(note));
                 }

@@ -7,7 +7,9 @@
 //! wrong, the trace is wrong, or this fold forgot an event kind.
 //!
 //! Applying one event costs O(log n) in the handful of things it touches, never a scan: a replica
-//! log is kept as offsets (log start, high watermark, log end), not as records. That is what makes
+//! log is kept as offsets (log start, high watermark, log end), not as records; only its
+//! transactional batches are kept one by one (a few per transaction), because its last stable
+//! offset and its markers derive from them. That is what makes
 //! checkpoints cheap to clone and any step of a long trace quick to reach (see
 //! [`crate::recording`]).
 //!
@@ -18,6 +20,11 @@
 //! - Each replica's log end offset (LEO) and high watermark (HW) come from the notes recorded *at
 //!   that broker*: `Appended` moves LEO to `base_offset + count`, `Truncated` pulls it back to
 //!   `to_offset`, `HighWatermark` moves HW.
+//! - The quorum's picture (each voter's role, epoch, metadata high watermark, whether it is the
+//!   active controller) comes from the controllers' own `Quorum` notes; which controllers exist,
+//!   from the trace ([`controllers_of`]).
+//! - Transactions come from the coordinator's `TxnStateChanged` (state, producer id and epoch,
+//!   partitions) and the producer's `TxnEnded` / `TxnFailed`.
 //! - A broker's process state (up, killed, powered off, paused) comes from fault events, following
 //!   the same rules the simulator applies (pausing a dead process does nothing, a restart brings it
 //!   up from its disk).
@@ -27,10 +34,13 @@ use ksim_cluster::metadata::ElectionKind;
 use ksim_cluster::node::NodeId;
 use ksim_cluster::note::Note;
 use ksim_cluster::protocol::ApiKey;
+use ksim_cluster::raft::state::RoleName;
+use ksim_cluster::raft::RaftEvent;
+use ksim_cluster::record::ControlType;
 use ksim_cluster::topic::{BrokerId, TopicPartition};
 use ksim_sim::nodes::ProcessChange;
 use ksim_sim::scenario::CONTROLLER_ID;
-use ksim_sim::trace::{Class, DropReason, Event, EventKind, Fault, TraceHeader};
+use ksim_sim::trace::{Class, DropReason, Event, EventKind, Fault, Trace, TraceHeader};
 use std::collections::{BTreeMap, VecDeque};
 
 /// How many recent drops the messages pane can show; older ones are forgotten.
@@ -39,6 +49,36 @@ pub const RECENT_DROPS: usize = 8;
 /// What a node's process is doing, from the faults applied to it (the simulator's own rule,
 /// [`ksim_sim::nodes::Status::change`], so the screen and the run agree).
 pub use ksim_sim::nodes::Status as Process;
+
+/// The controllers of a run, read from its trace: every controller that acts, is sent to or is
+/// struck by a fault (each voter of a quorum sends from the first instant). A trace without any
+/// has ksim's single controller.
+pub fn controllers_of(trace: &Trace) -> Vec<i32> {
+    let mut ids = std::collections::BTreeSet::new();
+    let mut add = |node: NodeId| {
+        if let NodeId::Controller(id) = node {
+            ids.insert(id);
+        }
+    };
+    for event in &trace.events {
+        if let Some(node) = event.node() {
+            add(node);
+        }
+        match &event.kind {
+            EventKind::Send { to, .. } | EventKind::Drop { to, .. } => add(*to),
+            EventKind::Fault(fault) => {
+                if let Some(node) = fault.node() {
+                    add(node);
+                }
+            }
+            _ => {}
+        }
+    }
+    if ids.is_empty() {
+        ids.insert(CONTROLLER_ID);
+    }
+    ids.into_iter().collect()
+}
 
 /// A broker's standing with the controller.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,26 +109,27 @@ pub enum Cut {
 impl Cut {
     /// Whether `node` is on the cut-off side of this cut. The side that keeps the controller keeps
     /// the cluster (in KRaft a broker that cannot reach the controller is fenced, whatever else it
-    /// reaches), so every other side is cut off. When no side holds the controller, the largest
-    /// side stays (the first of equals, as the scenario lists them) and the others are cut off.
-    /// A one-way cut marks the side without the controller, or else the smaller side.
-    pub fn involves(&self, node: NodeId) -> bool {
-        let controller = NodeId::Controller(CONTROLLER_ID);
+    /// reaches), so every other side is cut off; with a quorum of `controllers`, the side with a
+    /// majority of them (only a majority can elect and commit). When no side holds that, the
+    /// largest side stays (the first of equals, as the scenario lists them) and the others are
+    /// cut off. A one-way cut marks the side without the controller, or else the smaller side.
+    pub fn involves(&self, node: NodeId, controllers: &[NodeId]) -> bool {
+        let keeps = |side: &[NodeId]| side.iter().filter(|n| controllers.contains(n)).count() * 2 > controllers.len();
         match self {
             Cut::Groups(groups) => {
                 if groups.len() < 2 {
                     return false;
                 }
-                let main = groups.iter().position(|g| g.contains(&controller)).unwrap_or_else(|| {
+                let main = groups.iter().position(|g| keeps(g)).unwrap_or_else(|| {
                     let largest = groups.iter().map(Vec::len).max().unwrap_or(0);
                     groups.iter().position(|g| g.len() == largest).unwrap_or(0)
                 });
                 groups.iter().enumerate().any(|(i, g)| i != main && g.contains(&node))
             }
             Cut::OneWay { from, to } => {
-                let off = if from.contains(&controller) {
+                let off = if keeps(from) {
                     to
-                } else if to.contains(&controller) || from.len() <= to.len() {
+                } else if keeps(to) || from.len() <= to.len() {
                     from
                 } else {
                     to
@@ -135,6 +176,15 @@ pub struct ReplicaLog {
     pub flushed_offset: i64,
     pub role: Role,
     pub last_truncation: Option<Truncation>,
+    /// The transactional batches in this log by first offset: the producer that wrote each and,
+    /// for a control batch, its marker. Only these are kept (a few per transaction), because the
+    /// last stable offset and the markers on the strip derive from them, as the broker's
+    /// transaction index derives from its batches.
+    pub txn_batches: BTreeMap<i64, (i64, Option<ControlType>)>,
+    /// Offset ranges `[from, to)` between the log start and the log end that this log no longer
+    /// holds although later offsets remain (records a cleaner removed). The strip draws them as
+    /// gaps.
+    pub absent: Vec<(i64, i64)>,
 }
 
 impl Default for ReplicaLog {
@@ -146,7 +196,69 @@ impl Default for ReplicaLog {
             flushed_offset: 0,
             role: Role::Unknown,
             last_truncation: None,
+            txn_batches: BTreeMap::new(),
+            absent: Vec::new(),
         }
+    }
+}
+
+/// What a log's transactional batches say, read in offset order as `ProducerStateManager` reads
+/// a log: the transactions still open (producer id, first offset) and the finished ones (first
+/// offset, marker offset, outcome).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TxnIndex {
+    pub open: BTreeMap<i64, i64>,
+    pub finished: Vec<(i64, i64, ControlType)>,
+}
+
+impl ReplicaLog {
+    pub fn txn_index(&self) -> TxnIndex {
+        let mut index = TxnIndex::default();
+        for (&offset, &(producer_id, marker)) in &self.txn_batches {
+            match marker {
+                None => {
+                    index.open.entry(producer_id).or_insert(offset);
+                }
+                // A marker with no open transaction completes nothing (Kafka's `completeTxn`).
+                Some(control) => {
+                    if let Some(first) = index.open.remove(&producer_id) {
+                        index.finished.push((first, offset, control));
+                    }
+                }
+            }
+        }
+        index
+    }
+
+    /// The *last stable offset* (`UnifiedLog.lastStableOffset`): the first offset of the
+    /// earliest transaction that is open, or whose marker the high watermark has not passed,
+    /// capped at the high watermark. `read_committed` consumers read only below it.
+    pub fn last_stable_offset(&self) -> i64 {
+        let index = self.txn_index();
+        let hw = self.high_watermark;
+        let unstable = index.finished.iter().filter(|(_, marker, _)| *marker >= hw).map(|(first, _, _)| *first);
+        index.open.values().copied().chain(unstable).min().map_or(hw, |first| first.min(hw))
+    }
+
+    /// The transaction markers in this log: offset and outcome.
+    pub fn markers(&self) -> impl Iterator<Item = (i64, ControlType)> + '_ {
+        self.txn_batches.iter().filter_map(|(offset, (_, marker))| marker.map(|m| (*offset, m)))
+    }
+
+    /// Whether this offset is in the log (between its start and end, and not removed).
+    pub fn holds(&self, offset: i64) -> bool {
+        offset >= self.log_start_offset
+            && offset < self.log_end_offset
+            && !self.absent.iter().any(|(from, to)| (*from..*to).contains(&offset))
+    }
+
+    /// The log loses everything from `offset` on.
+    fn cut_at(&mut self, offset: i64) {
+        self.txn_batches.split_off(&offset);
+        self.absent.retain_mut(|(from, to)| {
+            *to = (*to).min(offset);
+            from < to
+        });
     }
 }
 
@@ -179,7 +291,17 @@ impl PartitionView {
 
     /// The high watermark as the leader knows it: what consumers may read.
     pub fn leader_high_watermark(&self) -> Option<i64> {
-        self.leader.and_then(|l| self.logs.get(&l)).map(|log| log.high_watermark)
+        self.leader_log().map(|log| log.high_watermark)
+    }
+
+    /// The leader's log, as the controller names the leader.
+    pub fn leader_log(&self) -> Option<&ReplicaLog> {
+        self.leader.and_then(|l| self.logs.get(&l))
+    }
+
+    /// Whether any replica holds a transactional batch: then the last stable offset is shown.
+    pub fn has_transactions(&self) -> bool {
+        self.logs.values().any(|log| !log.txn_batches.is_empty())
     }
 }
 
@@ -285,6 +407,39 @@ pub struct Membership {
     pub poll_interval_exceeded: u64,
 }
 
+/// One `transactional.id`: its coordinator's record (state, producer id and epoch, partitions)
+/// and what its producer saw (transactions ended, errors).
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct TxnView {
+    /// The broker whose coordinator last wrote or loaded this id's state.
+    pub coordinator: Option<BrokerId>,
+    /// Kafka's `TransactionState` name: `Empty`, `Ongoing`, `PrepareCommit`, `CompleteCommit`, …
+    pub state: String,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    /// The partitions in the transaction now (empty once it completes).
+    pub partitions: Vec<TopicPartition>,
+    /// The producer application using this id (the latest that initialised it).
+    pub client: Option<NodeId>,
+    pub committed: u64,
+    pub aborted: u64,
+    /// The producer's last error: Kafka's name, and whether it was fatal (fenced).
+    pub last_error: Option<(&'static str, bool)>,
+}
+
+/// One voter of the controller quorum, from its own notes.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct VoterView {
+    /// Its Raft role (`None` until it says).
+    pub role: Option<RoleName>,
+    pub epoch: i32,
+    pub leader: Option<i32>,
+    /// How far it knows the metadata log is committed.
+    pub high_watermark: i64,
+    /// It is the active controller: its leadership is committed and it has replayed the log.
+    pub active: bool,
+}
+
 /// The cluster at one step.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ClusterView {
@@ -303,6 +458,10 @@ pub struct ClusterView {
     pub recent_drops: VecDeque<Dropped>,
     pub clients: BTreeMap<NodeId, ClientView>,
     pub groups: BTreeMap<String, GroupView>,
+    /// Transactions by `transactional.id`.
+    pub transactions: BTreeMap<String, TxnView>,
+    /// The controllers by node id: one (ksim's single controller) or a KRaft quorum's voters.
+    pub controllers: BTreeMap<i32, VoterView>,
     /// Index of the latest `Narration` event applied.
     pub last_narration: Option<usize>,
     pub findings: usize,
@@ -314,10 +473,13 @@ pub struct ClusterView {
 }
 
 impl ClusterView {
-    /// The picture before the first event: every node of the header running, nothing registered.
-    pub fn new(header: &TraceHeader) -> ClusterView {
+    /// The picture before the first event: every node of the header and every controller
+    /// running, nothing registered.
+    pub fn new(header: &TraceHeader, controllers: &[i32]) -> ClusterView {
         let mut processes = BTreeMap::new();
-        processes.insert(NodeId::Controller(CONTROLLER_ID), Process::Up);
+        for &id in controllers {
+            processes.insert(NodeId::Controller(id), Process::Up);
+        }
         let mut brokers = BTreeMap::new();
         for &id in &header.brokers {
             processes.insert(NodeId::Broker(id), Process::Up);
@@ -341,6 +503,8 @@ impl ClusterView {
             recent_drops: VecDeque::new(),
             clients,
             groups: BTreeMap::new(),
+            transactions: BTreeMap::new(),
+            controllers: controllers.iter().map(|id| (*id, VoterView::default())).collect(),
             last_narration: None,
             findings: 0,
             violations: 0,
@@ -355,7 +519,23 @@ impl ClusterView {
 
     /// Whether a network cut in force separates `node` from some other node.
     pub fn is_cut_off(&self, node: NodeId) -> bool {
-        self.cuts.iter().any(|c| c.involves(node))
+        let controllers: Vec<NodeId> = self.controllers.keys().map(|id| NodeId::Controller(*id)).collect();
+        self.cuts.iter().any(|c| c.involves(node, &controllers))
+    }
+
+    /// The quorum's leader and its epoch: the voter that leads in the highest epoch any voter
+    /// reports, while it runs. Followers may still name a leader that died or resigned; until
+    /// one is elected, there is none.
+    pub fn quorum_leader(&self) -> Option<(i32, i32)> {
+        let epoch = self.controllers.values().map(|v| v.epoch).max()?;
+        self.controllers
+            .iter()
+            .find(|(id, v)| {
+                v.epoch == epoch
+                    && v.role == Some(RoleName::Leader)
+                    && self.process(NodeId::Controller(**id)) == Process::Up
+            })
+            .map(|(id, _)| (*id, epoch))
     }
 
     /// How far these positions are behind the leaders' high watermarks, summed; `None` when a
@@ -476,8 +656,15 @@ impl ClusterView {
         }
     }
 
-    /// A process that stops or restarts forgets what it believed about its roles.
+    /// A process that stops or restarts forgets what it believed about its roles (a controller
+    /// reads its epoch back from `quorum-state` and says so when it starts again).
     fn forget_roles(&mut self, node: NodeId) {
+        if let NodeId::Controller(id) = node {
+            if let Some(voter) = self.controllers.get_mut(&id) {
+                voter.role = None;
+                voter.active = false;
+            }
+        }
         let Some(broker) = node.broker_id() else { return };
         for partition in self.partitions.values_mut() {
             if let Some(log) = partition.logs.get_mut(&broker) {
@@ -551,6 +738,7 @@ impl ClusterView {
                     log.log_end_offset = *log_end_offset;
                     log.high_watermark = *high_watermark;
                     log.flushed_offset = log.flushed_offset.min(*log_end_offset);
+                    log.cut_at(*log_end_offset);
                 }
             }
             Note::BecameLeader { partition, leader_epoch, log_end_offset, high_watermark } => {
@@ -567,9 +755,13 @@ impl ClusterView {
                         Role::Follower { leader: *leader, leader_epoch: *leader_epoch };
                 }
             }
-            Note::Appended { partition, base_offset, count, .. } => {
+            Note::Appended { partition, base_offset, count, transactional, .. } => {
                 if let Some(b) = at_broker {
-                    self.replica_log(partition, b).log_end_offset = base_offset + count;
+                    let log = self.replica_log(partition, b);
+                    log.log_end_offset = base_offset + count;
+                    for batch in transactional {
+                        log.txn_batches.insert(batch.offset, (batch.producer_id, batch.marker));
+                    }
                 }
             }
             Note::HighWatermark { partition, high_watermark, .. } => {
@@ -584,6 +776,7 @@ impl ClusterView {
                     log.log_end_offset = *to_offset;
                     log.high_watermark = log.high_watermark.min(*to_offset);
                     log.flushed_offset = log.flushed_offset.min(*to_offset);
+                    log.cut_at(*to_offset);
                     log.last_truncation = Some(Truncation {
                         to_offset: *to_offset,
                         removed: *removed,
@@ -653,8 +846,36 @@ impl ClusterView {
             Note::StaticMemberReturned { .. } => {}
             // The broker rows show fencing and process status; these only narrate.
             Note::RegistrationRejected { .. } | Note::ControlledShutdownStarted { .. } | Note::ShutdownRequested => {}
-            // The quorum has no pane yet; the event list shows these notes.
-            Note::Quorum(_) | Note::ControllerActivated { .. } | Note::ControllerRenounced { .. } => {}
+            // ---- the controller quorum (at a controller; brokers observe it, and their notes
+            // are about their own copy of the metadata log) ----
+            Note::Quorum(event) => {
+                if let NodeId::Controller(id) = node {
+                    let voter = self.controllers.entry(id).or_default();
+                    match event {
+                        RaftEvent::Transition { epoch, role, leader } => {
+                            voter.role = Some(*role);
+                            voter.epoch = *epoch;
+                            voter.leader = *leader;
+                            if *role != RoleName::Leader {
+                                voter.active = false;
+                            }
+                        }
+                        RaftEvent::HighWatermark { high_watermark } => voter.high_watermark = *high_watermark,
+                        RaftEvent::Resigned { .. } => voter.active = false,
+                        RaftEvent::VoteCast { .. } | RaftEvent::Truncated { .. } => {}
+                    }
+                }
+            }
+            Note::ControllerActivated { .. } => {
+                if let NodeId::Controller(id) = node {
+                    self.controllers.entry(id).or_default().active = true;
+                }
+            }
+            Note::ControllerRenounced { .. } => {
+                if let NodeId::Controller(id) = node {
+                    self.controllers.entry(id).or_default().active = false;
+                }
+            }
             Note::AssignmentStored { group, generation, member, partitions } => {
                 let m = self.groups.entry(group.clone()).or_default().members.entry(member.clone()).or_default();
                 m.assigned_generation = Some(*generation);
@@ -690,12 +911,35 @@ impl ClusterView {
                 m.poll_interval_exceeded += 1;
             }
             Note::MemberFailed { .. } | Note::ConfigAdjusted { .. } => {}
-            // Transactions have no pane yet: the story and the log strip's Appended notes show them.
-            Note::TxnStateChanged { .. }
-            | Note::MarkerWritten { .. }
-            | Note::TxnInitialized { .. }
-            | Note::TxnEnded { .. }
-            | Note::TxnFailed { .. } => {}
+            // ---- transactions: the coordinator's record, and the producer's side ----
+            Note::TxnStateChanged { transactional_id, state, producer_id, producer_epoch, partitions, .. } => {
+                let t = self.transactions.entry(transactional_id.clone()).or_default();
+                t.coordinator = at_broker;
+                t.state.clone_from(state);
+                t.producer_id = *producer_id;
+                t.producer_epoch = *producer_epoch;
+                t.partitions.clone_from(partitions);
+            }
+            // The Appended note of the marker's batch puts it in the log.
+            Note::MarkerWritten { .. } => {}
+            Note::TxnInitialized { transactional_id, .. } => {
+                let t = self.transactions.entry(transactional_id.clone()).or_default();
+                t.client = Some(node);
+                t.last_error = None;
+            }
+            Note::TxnEnded { transactional_id, committed, .. } => {
+                let t = self.transactions.entry(transactional_id.clone()).or_default();
+                if *committed {
+                    t.committed += 1;
+                } else {
+                    t.aborted += 1;
+                }
+            }
+            Note::TxnFailed { transactional_id, error, fatal } => {
+                let t = self.transactions.entry(transactional_id.clone()).or_default();
+                t.client = Some(node);
+                t.last_error = Some((error.name(), *fatal));
+            }
         }
     }
 }
@@ -729,7 +973,7 @@ mod tests {
 
     #[test]
     fn replica_log_end_follows_appends_and_truncation() {
-        let mut v = ClusterView::new(&header());
+        let mut v = ClusterView::new(&header(), &[CONTROLLER_ID]);
         v.apply(&note(
             NodeId::Controller(CONTROLLER_ID),
             Note::TopicCreated { topic: "payments".into(), assignment: vec![vec![1, 2, 3]] },
@@ -740,6 +984,7 @@ mod tests {
             count,
             leader_epoch: 0,
             as_leader: true,
+            transactional: Vec::new(),
         };
         v.apply(&note(NodeId::Broker(1), append(0, 5)));
         v.apply(&note(NodeId::Broker(1), append(5, 3)));
@@ -759,7 +1004,7 @@ mod tests {
 
     #[test]
     fn faults_follow_the_simulators_rules() {
-        let mut v = ClusterView::new(&header());
+        let mut v = ClusterView::new(&header(), &[CONTROLLER_ID]);
         let fault = |f| Event { seq: 0, time_us: 0, actor: Actor::World, kind: EventKind::Fault(f) };
         let b1 = NodeId::Broker(1);
         v.apply(&fault(Fault::Kill(b1)));
@@ -778,7 +1023,7 @@ mod tests {
 
     #[test]
     fn isolating_a_broker_marks_only_that_broker_cut_off() {
-        let mut v = ClusterView::new(&header());
+        let mut v = ClusterView::new(&header(), &[CONTROLLER_ID]);
         let fault = |f| Event { seq: 0, time_us: 0, actor: Actor::World, kind: EventKind::Fault(f) };
         let (ctrl, b1, b2, b3, p) = (
             NodeId::Controller(CONTROLLER_ID),
@@ -808,7 +1053,7 @@ mod tests {
 
     #[test]
     fn consumer_lag_counts_only_the_partitions_it_owns() {
-        let mut v = ClusterView::new(&header());
+        let mut v = ClusterView::new(&header(), &[CONTROLLER_ID]);
         let ctrl = NodeId::Controller(CONTROLLER_ID);
         let (b1, c) = (NodeId::Broker(1), NodeId::Client(0));
         let orders = |i| TopicPartition::new("orders", i);
@@ -872,7 +1117,7 @@ mod tests {
 
     #[test]
     fn messages_leave_the_fabric_when_delivered_or_dropped() {
-        let mut v = ClusterView::new(&header());
+        let mut v = ClusterView::new(&header(), &[CONTROLLER_ID]);
         let p = NodeId::Client(0);
         let send = |id| Event {
             seq: 0,
@@ -912,7 +1157,7 @@ mod tests {
 
     #[test]
     fn producer_counts_by_error() {
-        let mut v = ClusterView::new(&header());
+        let mut v = ClusterView::new(&header(), &[CONTROLLER_ID]);
         let p = NodeId::Client(0);
         v.apply(&Event {
             seq: 0,

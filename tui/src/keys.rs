@@ -6,15 +6,16 @@ use crate::whatif::WhatIf;
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 /// Every key, as the help overlay lists it: (keys, what they do).
-pub const KEYS: [(&str, &str); 15] = [
+pub const KEYS: [(&str, &str); 16] = [
     ("→ n", "step forward one event"),
     ("← p", "step back one event"),
     ("space", "play / pause"),
     ("+ -", "play faster / slower"),
     ("] [", "next / previous interesting event"),
     ("g G", "go to the start / the end"),
-    ("tab", "select a broker, partition or group (shift-tab: back)"),
-    ("k", "what-if: kill the selected broker (or partition's leader) now"),
+    ("tab", "select a broker, partition, group, client or controller (shift-tab: back)"),
+    ("l", "the log as a picture: offsets, HW, LSO, consumers, who leads what"),
+    ("k", "what-if: kill the selected node (or the partition's leader) now"),
     ("f", "what-if: power-fail it (unflushed writes are lost)"),
     ("z", "what-if: pause it (a long GC pause), or resume it"),
     ("r", "what-if: restart it"),
@@ -54,6 +55,7 @@ pub fn message_for(key: KeyEvent, help_open: bool) -> Option<Msg> {
         KeyCode::Char('r') => Msg::WhatIf(WhatIf::Restart),
         KeyCode::Char('x') => Msg::WhatIf(WhatIf::CutOff),
         KeyCode::Char('b') => Msg::BackToOriginal,
+        KeyCode::Char('l') => Msg::ToggleLog,
         KeyCode::Char('?') | KeyCode::Char('h') => Msg::ToggleHelp,
         KeyCode::Char('q') => Msg::Quit,
         _ => return None,

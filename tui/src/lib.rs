@@ -10,7 +10,9 @@
 //! [`view::view`]. Only [`terminal`] touches the terminal and the wall clock.
 //!
 //! The map:
-//! - [`fold`]: [`fold::ClusterView`], the cluster at one step, and `apply(&Event)` that moves it on.
+//! - [`fold`]: [`fold::ClusterView`], the cluster at one step, and `apply(&Event)` that moves it on:
+//!   brokers, controllers (or a quorum's voters), partitions with each replica's log (and its
+//!   transaction index, so its LSO), clients, groups, transactions.
 //! - [`markers`]: which events are interesting (narration, faults, elections, ISR changes,
 //!   truncations, retention, group changes, findings) for the timeline and the `]` / `[` jumps,
 //!   and where the story begins.
@@ -18,7 +20,8 @@
 //! - [`model`]: what the UI knows: the recording, the cursor, the folded view, selection, branch.
 //! - [`update`]: messages, and the one function that changes the model.
 //! - [`keys`]: which key sends which message.
-//! - [`whatif`]: the faults a learner can inject, and the re-simulation that runs them.
+//! - [`whatif`]: the faults a learner can inject on a broker, client or controller, the
+//!   re-simulation that runs them, and what a branch turned out to do differently.
 //! - [`app`]: the model plus what it needs to carry out commands (the scenario, for what-ifs).
 //! - [`view`]: one file per pane; [`view::view`] lays them out.
 //! - [`terminal`]: [`run_tui`]: terminal setup and teardown, the event loop, play timing.

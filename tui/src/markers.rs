@@ -4,8 +4,9 @@
 //! Most of a trace is routine (fetches, heartbeats, timers). The story is in a few events: the
 //! scenario narrates, a fault strikes, the controller elects a leader (cleanly or not) or commits
 //! a new ISR, a replica truncates its log or deletes old segments, a consumer reads past the log,
-//! a group changes state, assigns or revokes partitions, a commit fails, the checker finds
-//! something. Each gets a letter, so the timeline reads without colour.
+//! a group changes state, assigns or revokes partitions, a commit fails, a transaction ends or
+//! its producer is fenced, the controller quorum changes hands, the checker finds something.
+//! Each gets a letter, so the timeline reads without colour.
 //!
 //! The `]` / `[` jumps stop at these moments, with two rules so that each stop is worth reading:
 //! a narration the scenario triggers *on* an event is recorded right after it, so the stop lands
@@ -47,6 +48,11 @@ pub enum MarkerKind {
     UncleanElection,
     /// A fault (kill, power failure, pause, partition, …) or its end (restart, resume, heal).
     Fault,
+    /// A transaction ended (committed or aborted), or its producer was fenced or failed.
+    Transaction,
+    /// The controller quorum changed hands: a controller became the active one, or a leader
+    /// resigned or renounced.
+    Quorum,
     /// The checker found something.
     Finding,
 }
@@ -67,6 +73,8 @@ impl MarkerKind {
             MarkerKind::Offline => 'O',
             MarkerKind::UncleanElection => 'U',
             MarkerKind::Fault => 'F',
+            MarkerKind::Transaction => 'M',
+            MarkerKind::Quorum => 'Q',
             MarkerKind::Finding => '!',
         }
     }
@@ -85,11 +93,13 @@ impl MarkerKind {
             MarkerKind::Offline => "partition offline",
             MarkerKind::UncleanElection => "unclean election",
             MarkerKind::Fault => "fault",
+            MarkerKind::Transaction => "transaction ended",
+            MarkerKind::Quorum => "quorum leader",
             MarkerKind::Finding => "finding",
         }
     }
 
-    pub const ALL: [MarkerKind; 13] = [
+    pub const ALL: [MarkerKind; 15] = [
         MarkerKind::Narration,
         MarkerKind::Fault,
         MarkerKind::Election,
@@ -102,6 +112,8 @@ impl MarkerKind {
         MarkerKind::CommitFailed,
         MarkerKind::Retention,
         MarkerKind::OutOfRange,
+        MarkerKind::Transaction,
+        MarkerKind::Quorum,
         MarkerKind::Finding,
     ];
 }
@@ -128,6 +140,12 @@ pub fn classify(event: &Event) -> Option<MarkerKind> {
         EventKind::Note(Note::CommitFailed { .. }) => Some(MarkerKind::CommitFailed),
         EventKind::Note(Note::LogStartMoved { .. }) => Some(MarkerKind::Retention),
         EventKind::Note(Note::OffsetOutOfRange { .. }) => Some(MarkerKind::OutOfRange),
+        EventKind::Note(Note::TxnEnded { .. } | Note::TxnFailed { .. }) => Some(MarkerKind::Transaction),
+        EventKind::Note(
+            Note::ControllerActivated { .. }
+            | Note::ControllerRenounced { .. }
+            | Note::Quorum(ksim_cluster::raft::RaftEvent::Resigned { .. }),
+        ) => Some(MarkerKind::Quorum),
         EventKind::Narration(_) => Some(MarkerKind::Narration),
         _ => None,
     }

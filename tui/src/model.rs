@@ -6,6 +6,7 @@
 
 use crate::fold::ClusterView;
 use crate::recording::Recording;
+use ksim_cluster::node::NodeId;
 use ksim_cluster::time::SimTime;
 use ksim_cluster::topic::{BrokerId, TopicPartition};
 use ksim_sim::trace::{Event, Fault, Trace};
@@ -18,6 +19,10 @@ pub enum Selection {
     Broker(BrokerId),
     Partition(TopicPartition),
     Group(String),
+    /// A producer or consumer application.
+    Client(NodeId),
+    /// A controller (a voter of the quorum, or ksim's single controller).
+    Controller(i32),
 }
 
 /// Play speeds: virtual time per wall-clock time, as a fraction.
@@ -31,6 +36,9 @@ pub struct Branch {
     pub faults: Vec<(SimTime, Fault)>,
     /// What the learner asked, in words (`kill broker-1 at 10.002s`), one per fault.
     pub labels: Vec<String>,
+    /// What turned out differently from the original run, and why, in words (filled in when the
+    /// branch's run is back; see [`crate::whatif::differences`]).
+    pub differences: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -48,6 +56,8 @@ pub struct Model {
     /// While playing: the virtual time the play head has reached (between events).
     pub play_time_us: u64,
     pub selection: Selection,
+    /// The body shows the log as a picture (ruler, strips, consumers) instead of the partitions.
+    pub log_view: bool,
     pub help: bool,
     /// A one-line message for the learner (what a key did, or why it could not).
     pub status: Option<String>,
@@ -71,6 +81,7 @@ impl Model {
             speed: DEFAULT_SPEED,
             play_time_us: 0,
             selection: Selection::Nothing,
+            log_view: false,
             help: false,
             status: None,
             quit: false,
@@ -122,28 +133,36 @@ impl Model {
         let (internal, user): (Vec<_>, Vec<_>) = self.view.partitions.keys().partition(|tp| is_internal(tp));
         out.extend(user.into_iter().cloned().map(Selection::Partition));
         out.extend(self.view.groups.keys().cloned().map(Selection::Group));
+        out.extend(self.view.clients.keys().copied().map(Selection::Client));
+        out.extend(self.recording.controllers.iter().copied().map(Selection::Controller));
         out.extend(internal.into_iter().cloned().map(Selection::Partition));
         out
     }
 
-    /// The broker a what-if applies to: the selected broker, or the current leader of the
-    /// selected partition, or the coordinator of the selected group.
-    pub fn target_broker(&self) -> Result<BrokerId, String> {
+    /// The node a what-if applies to: the selected broker, client or controller, or the current
+    /// leader of the selected partition, or the coordinator of the selected group.
+    pub fn target_node(&self) -> Result<NodeId, String> {
         match &self.selection {
-            Selection::Broker(b) => Ok(*b),
+            Selection::Broker(b) => Ok(NodeId::Broker(*b)),
+            Selection::Client(node) => Ok(*node),
+            Selection::Controller(id) => Ok(NodeId::Controller(*id)),
             Selection::Partition(tp) => self
                 .view
                 .partitions
                 .get(tp)
                 .and_then(|p| p.leader)
+                .map(NodeId::Broker)
                 .ok_or_else(|| format!("{tp} has no leader now: select a broker with tab")),
             Selection::Group(g) => self
                 .view
                 .groups
                 .get(g)
                 .and_then(|g| g.coordinator)
+                .map(NodeId::Broker)
                 .ok_or_else(|| format!("group {g} has no coordinator now: select a broker with tab")),
-            Selection::Nothing => Err("select a broker first (tab), then press the what-if key".to_string()),
+            Selection::Nothing => {
+                Err("select a broker first (tab; clients and controllers too), then press the what-if key".to_string())
+            }
         }
     }
 }

@@ -6,11 +6,13 @@
 //! events. Each checkpoint holds offsets and counters, not records, so a thousand of them are a
 //! few megabytes.
 
-use crate::fold::ClusterView;
+use crate::fold::{controllers_of, ClusterView};
 use crate::markers::Markers;
+use ksim_cluster::node::NodeId;
+use ksim_cluster::note::Note;
 use ksim_sim::narrate::{lines, Detail};
 use ksim_sim::report::Report;
-use ksim_sim::trace::Trace;
+use ksim_sim::trace::{EventKind, Trace};
 
 /// Events between two checkpoints. Smaller makes seeking faster and loading heavier.
 pub const CHECKPOINT_EVERY: usize = 1024;
@@ -22,6 +24,12 @@ pub struct Recording {
     checkpoints: Vec<ClusterView>,
     every: usize,
     pub markers: Markers,
+    /// The run's controllers: ksim's single one, or a quorum's voters.
+    pub controllers: Vec<i32>,
+    /// Whether the controllers ran KRaft as a quorum (their Raft notes are in the trace).
+    pub has_quorum: bool,
+    /// Whether any transaction appears anywhere in the trace.
+    pub has_transactions: bool,
     /// Whether any consumer group appears anywhere in the trace.
     pub has_groups: bool,
     /// The story as `ksim run` narrates it: each shown event's index and its line.
@@ -37,7 +45,8 @@ impl Recording {
 
     pub fn with_checkpoint_interval(trace: Trace, every: usize) -> Recording {
         let every = every.max(1);
-        let mut view = ClusterView::new(&trace.header);
+        let controllers = controllers_of(&trace);
+        let mut view = ClusterView::new(&trace.header, &controllers);
         let mut checkpoints = Vec::with_capacity(trace.events.len() / every + 1);
         for (i, event) in trace.events.iter().enumerate() {
             if i % every == 0 {
@@ -49,9 +58,25 @@ impl Recording {
             checkpoints.push(view.clone());
         }
         let has_groups = !view.groups.is_empty();
+        let has_transactions = !view.transactions.is_empty();
+        let has_quorum = trace
+            .events
+            .iter()
+            .any(|e| matches!((e.node(), &e.kind), (Some(NodeId::Controller(_)), EventKind::Note(Note::Quorum(_)))));
         let markers = Markers::build(&trace);
         let story = lines(&trace, Detail::Story);
-        Recording { trace, checkpoints, every, markers, has_groups, story, report: None }
+        Recording {
+            trace,
+            checkpoints,
+            every,
+            markers,
+            controllers,
+            has_quorum,
+            has_transactions,
+            has_groups,
+            story,
+            report: None,
+        }
     }
 
     /// Number of events, and so the last step.
@@ -73,7 +98,7 @@ impl Recording {
             let checkpoint = (step / self.every).min(self.checkpoints.len().saturating_sub(1));
             match self.checkpoints.get(checkpoint) {
                 Some(c) => view.clone_from(c),
-                None => *view = ClusterView::new(&self.trace.header),
+                None => *view = ClusterView::new(&self.trace.header, &self.controllers),
             }
         }
         let from = view.steps.min(step);
@@ -84,7 +109,7 @@ impl Recording {
 
     /// The view at `step`, built from the nearest checkpoint.
     pub fn view_at(&self, step: usize) -> ClusterView {
-        let mut view = ClusterView::new(&self.trace.header);
+        let mut view = ClusterView::new(&self.trace.header, &self.controllers);
         self.seek(&mut view, step);
         view
     }
@@ -134,6 +159,7 @@ mod tests {
                     count: 1,
                     leader_epoch: 0,
                     as_leader: true,
+                    transactional: Vec::new(),
                 }),
             })
             .collect();
@@ -146,7 +172,7 @@ mod tests {
         let mut view = recording.view_at(0);
         for step in [0, 1, 6, 7, 8, 50, 49, 3, 100, 100, 99, 14, 15, 200] {
             recording.seek(&mut view, step);
-            let mut fresh = ClusterView::new(&recording.trace.header);
+            let mut fresh = ClusterView::new(&recording.trace.header, &recording.controllers);
             for e in &recording.trace.events[..step.min(100)] {
                 fresh.apply(e);
             }

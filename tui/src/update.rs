@@ -7,7 +7,7 @@
 
 use crate::model::{Branch, Model, Selection, SPEEDS};
 use crate::recording::Recording;
-use crate::whatif::{fault_time, WhatIf};
+use crate::whatif::{differences, fault_time, WhatIf};
 use ksim_cluster::time::SimTime;
 use ksim_sim::nodes::ProcessChange;
 use ksim_sim::report::Report;
@@ -37,6 +37,8 @@ pub enum Msg {
     WhatIf(WhatIf),
     /// Leave the branch for the original run.
     BackToOriginal,
+    /// Show the log as a picture, or the partitions again.
+    ToggleLog,
     ToggleHelp,
     Quit,
     /// The re-simulation of a what-if finished.
@@ -149,6 +151,7 @@ pub fn update(model: &mut Model, msg: Msg) -> Cmd {
             None => model.status = Some("this is the original run".to_string()),
         },
         Msg::ToggleHelp => model.help = !model.help,
+        Msg::ToggleLog => model.log_view = !model.log_view,
         Msg::Quit => model.quit = true,
         Msg::BranchFailed(error) => model.status = Some(format!("the what-if could not run: {error}")),
         Msg::Tick { .. } | Msg::Branched { .. } => {}
@@ -196,8 +199,8 @@ fn select(model: &mut Model, direction: isize) {
 
 fn what_if(model: &mut Model, what: WhatIf) -> Cmd {
     model.playing = false;
-    let broker = match model.target_broker() {
-        Ok(b) => b,
+    let node = match model.target_node() {
+        Ok(n) => n,
         Err(why) => {
             model.status = Some(why);
             return Cmd::None;
@@ -209,25 +212,27 @@ fn what_if(model: &mut Model, what: WhatIf) -> Cmd {
         model.status = Some("the run is over at this step: step back to try a what-if".to_string());
         return Cmd::None;
     }
-    let (fault, words) = what.fault(broker, &model.trace().header, &model.view);
+    let (fault, words) = what.fault(node, &model.trace().header, &model.view);
     // A process fault that does nothing in the process's state (killing a dead broker) would
     // re-run the same story: say so instead, with the simulator's own rule.
     if let Some(node) = fault.node() {
         let process = model.view.process(node);
         if process.change(node, &fault) == ProcessChange::Nothing {
             let (_, state, _) = crate::view::style::process(process);
-            model.status = Some(format!("{node} is {state}: to {words} would change nothing"));
+            let name = model.trace().node_name(node);
+            model.status = Some(format!("{name} is {state}: to {words} would change nothing"));
             return Cmd::None;
         }
     }
-    let mut branch = model.branch.clone().unwrap_or(Branch { faults: Vec::new(), labels: Vec::new() });
+    let mut branch =
+        model.branch.clone().unwrap_or(Branch { faults: Vec::new(), labels: Vec::new(), differences: Vec::new() });
     branch.faults.push((at, fault));
     branch.labels.push(format!("{words} at {at}"));
     model.status = Some(format!("re-simulating: what if we {words} at {at}?"));
     Cmd::Simulate(branch)
 }
 
-fn branched(model: &mut Model, trace: Trace, report: Option<Report>, branch: Branch) {
+fn branched(model: &mut Model, trace: Trace, report: Option<Report>, mut branch: Branch) {
     // The past must be identical up to the fault; check the event the learner is looking at.
     let step = model.cursor;
     let same_past =
@@ -237,6 +242,9 @@ fn branched(model: &mut Model, trace: Trace, report: Option<Report>, branch: Bra
     let previous = model.switch_to(recording);
     if model.original.is_none() {
         model.original = Some(previous);
+    }
+    if let Some(original) = &model.original {
+        branch.differences = differences(original, &model.recording, &branch.faults);
     }
     let words = branch.labels.last().cloned().unwrap_or_default();
     model.branch = Some(branch);

@@ -357,6 +357,11 @@ fn tab_selects_brokers_then_partitions_and_focuses_the_panes() {
     press(&mut app, "tab tab tab");
     assert!(screen(&app).contains("▸payments-0"), "{}", screen(&app));
     press(&mut app, "tab");
+    assert!(screen(&app).contains("▸producer"), "then the clients:\n{}", screen(&app));
+    assert!(screen(&app).contains("(to or from producer)"), "{}", screen(&app));
+    press(&mut app, "tab tab");
+    assert!(screen(&app).contains("▸controller"), "then the controller:\n{}", screen(&app));
+    press(&mut app, "tab");
     assert_eq!(app.model.selection, ksim_tui::model::Selection::Nothing, "after the last, nothing");
 }
 
@@ -492,4 +497,269 @@ fn brokers_show_their_rack() {
     press(&mut app, "G p");
     let text = to_text(&app.model, 120, 40);
     assert!(text.contains("rack eu-a") && text.contains("rack eu-b"), "{text}");
+}
+
+// ---- the log as a picture, transactions, the quorum -----------------------------------------
+
+/// Step on (one event at a time) until `done` holds; panics if it never does.
+fn step_until(app: &mut App, what: &str, done: impl Fn(&App) -> bool) {
+    while !done(app) {
+        assert!(app.model.cursor < app.model.recording.len(), "never: {what}");
+        press(app, "n");
+    }
+}
+
+/// open-transaction-blocks-read-committed, while the transaction is open: `l` draws the log with
+/// its ruler, the LSO held at the transaction's first offset below the HW, the records between
+/// them shaded as not yet stable, each reader's position with its lag out to the HW, and who
+/// leads what.
+#[test]
+fn the_log_picture_shows_the_lso_held_back_and_each_readers_lag() {
+    let mut app = story("open-transaction-blocks-read-committed");
+    jump_to(&mut app, MarkerKind::Narration, 1);
+    let tp = ksim_cluster::topic::TopicPartition::new("payments", 0);
+    let leader = |app: &App| app.model.view.partitions[&tp].leader_log().cloned().expect("a leader");
+    let held = leader(&app);
+    assert!(
+        held.last_stable_offset() < held.high_watermark,
+        "the open transaction holds the LSO ({}) below the HW ({})",
+        held.last_stable_offset(),
+        held.high_watermark
+    );
+    press(&mut app, "l");
+    snapshot("open_transaction_log_picture", &app);
+    for text in [screen(&app), to_text(&app.model, 120, 40)] {
+        for shown in
+            ["Log (l: back", "S start L LSO H HW E end", "Who leads what", "java-reader at", "dotnet-reader at"]
+        {
+            assert!(text.contains(shown), "{shown} on the log picture:\n{text}");
+        }
+        assert!(text.contains(ksim_tui::view::style::UNSTABLE), "records above the LSO are shaded:\n{text}");
+        assert!(text.contains(ksim_tui::view::style::POSITION), "positions are marked:\n{text}");
+        assert!(text.contains(&format!("lso {}", held.last_stable_offset())), "the LSO by the HW:\n{text}");
+    }
+    // The read_committed reader waits at the LSO: its lag is drawn out to the HW.
+    let dotnet = app.model.view.clients.values().map(|c| c.positions.get(&tp).copied()).collect::<Vec<_>>();
+    assert!(dotnet.contains(&Some(held.last_stable_offset())), "a reader sits at the LSO: {dotnet:?}");
+    // Once the commit is written and replicated, the LSO jumps to the HW.
+    jump_to(&mut app, MarkerKind::Transaction, 1);
+    step_until(&mut app, "the LSO reaches the HW", |app| {
+        let log = leader(app);
+        log.last_stable_offset() == log.high_watermark && log.markers().count() == 1
+    });
+    let text = screen(&app);
+    assert!(text.contains(ksim_tui::view::style::COMMIT_MARKER), "the COMMIT marker on the strip:\n{text}");
+    press(&mut app, "l");
+    assert!(screen(&app).contains("Partitions"), "l again: back to the partitions");
+}
+
+/// transactions-commit-and-abort: the transactions pane (state, producer id and epoch,
+/// partitions), COMMIT and ABORT markers on the strips, the LSO next to the HW; and the long
+/// narration stays inside its pane at 80x24, cut with `…`.
+#[test]
+fn the_transactions_pane_and_markers_on_the_strip() {
+    let mut app = story("transactions-commit-and-abort");
+    jump_to(&mut app, MarkerKind::Narration, 1);
+    snapshot("transactions_ongoing", &app);
+    let text = screen(&app);
+    assert!(text.contains("Transactions"), "{text}");
+    assert!(text.contains("payments-tx Ongoing"), "the coordinator's state:\n{text}");
+    assert!(text.contains(" …"), "the long narration is cut with an ellipsis at 80x24:\n{text}");
+    assert!(!to_text(&app.model, 120, 40).contains("stays there. …"), "120x40 has room for all of it");
+    step_until(&mut app, "an ABORT marker", |app| {
+        app.model
+            .view
+            .partitions
+            .values()
+            .any(|p| p.logs.values().any(|l| l.markers().any(|(_, m)| m == ksim_cluster::record::ControlType::Abort)))
+    });
+    step_until(&mut app, "the producer hears of the abort", |app| {
+        app.model.view.transactions.get("payments-tx").is_some_and(|t| t.aborted == 1)
+    });
+    snapshot("transactions_after_abort", &app);
+    let text = to_text(&app.model, 120, 40);
+    for shown in ["lso", "aborted 1", "committed 1"] {
+        assert!(text.contains(shown), "{shown}:\n{text}");
+    }
+    assert!(text.contains('A') && text.contains('C'), "both markers on the strip:\n{text}");
+}
+
+/// controller-failover: the quorum pane shows the voters, the leader and its epoch, each voter's
+/// HW; after the active controller dies, the new leader and its activation.
+#[test]
+fn the_quorum_pane_follows_a_controller_failover() {
+    let mut app = story("controller-failover");
+    assert_eq!(app.model.recording.controllers, vec![3001, 3002, 3003], "the voters, read from the trace");
+    let text = screen(&app);
+    assert!(text.contains("quorum epoch"), "{text}");
+    let (leader, epoch) = app.model.view.quorum_leader().expect("a leader where the story begins");
+    assert!(text.contains(&format!("quorum epoch {epoch}, leader c{leader}")), "{text}");
+    assert!(text.contains(&format!("c{leader} ● up     active")), "the leader is the active controller:\n{text}");
+    jump_to(&mut app, MarkerKind::Fault, 1);
+    snapshot("controller_failover_active_killed", &app);
+    assert!(screen(&app).contains("c3001 x killed"), "{}", screen(&app));
+    step_until(&mut app, "a new active controller", |app| {
+        app.model.view.controllers.iter().any(|(id, v)| *id != leader && v.active)
+    });
+    snapshot("controller_failover_new_active", &app);
+    let (new_leader, new_epoch) = app.model.view.quorum_leader().expect("a new leader");
+    assert!(new_leader != leader && new_epoch > epoch);
+    let text = screen(&app);
+    assert!(text.contains(&format!("quorum epoch {new_epoch}, leader c{new_leader}")), "{text}");
+    assert!(text.contains(&format!("c{new_leader} ● up     active")), "{text}");
+    assert!(text.contains(&format!("c{leader} x killed e{epoch} hw")), "the dead one in its old epoch:\n{text}");
+    assert!(!text.contains("controller ● up"), "no single controller of id 3000 is assumed:\n{text}");
+}
+
+/// A what-if on a client: pause consumer billing-2 in consumer-joins; the branch says what
+/// turned out differently and why; killing a dead client is refused with a word.
+#[test]
+fn what_if_on_a_consumer_and_the_branch_says_what_differs() {
+    let mut app = story("consumer-joins");
+    let billing_2 = ksim_cluster::node::NodeId::Client(
+        app.model.trace().header.clients.iter().position(|c| c == "billing-2").expect("billing-2") as u32,
+    );
+    jump_to(&mut app, MarkerKind::Group, 1);
+    while app.model.selection != ksim_tui::model::Selection::Client(billing_2) {
+        press(&mut app, "tab");
+    }
+    assert!(screen(&app).contains("▸billing-2"), "the client is selected:\n{}", screen(&app));
+    press(&mut app, "k");
+    let branch = app.model.branch.clone().expect("a branch");
+    assert!(branch.labels[0].starts_with("kill billing-2 at"), "{:?}", branch.labels);
+    assert!(!branch.differences.is_empty());
+    step_until(&mut app, "billing-2 killed", |app| {
+        app.model.view.process(billing_2) == ksim_tui::fold::Process::Killed
+    });
+    press(&mut app, "n");
+    snapshot("what_if_kill_consumer", &app);
+    let text = to_text(&app.model, 120, 40);
+    assert!(text.contains("Unlike the original run:"), "the narration says what differs:\n{text}");
+    assert!(text.contains("billing-2 (the what-if struck it): read 0"), "billing-2's counts differ:\n{text}");
+    press(&mut app, "k");
+    assert!(screen(&app).contains("billing-2 is killed: to kill billing-2 would change nothing"), "{}", screen(&app));
+    press(&mut app, "G");
+    let text = to_text(&app.model, 120, 40);
+    assert!(text.contains("Unlike the original run:") && text.contains("Verdict"), "{text}");
+}
+
+/// Wrapped text stays inside its pane at 80x24: at every stop of these walkthroughs, in both body
+/// views, the narration pane shows the scenario's text whole or cut at a word with ` …`, and the
+/// event line keeps its place below it.
+#[test]
+fn wrapped_text_stays_inside_its_pane_at_80x24() {
+    let normalize = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
+    for name in ["leader-failover", "consumer-joins", "transactions-commit-and-abort", "controller-failover"] {
+        let mut app = app(name);
+        let mut cut = 0;
+        while app
+            .model
+            .recording
+            .markers
+            .next_step(app.model.cursor)
+            .is_some_and(|(s, _)| s < app.model.recording.len())
+        {
+            press(&mut app, "]");
+            for log_view in [false, true] {
+                app.model.log_view = log_view;
+                let text = screen(&app);
+                let rows: Vec<&str> = text.lines().collect();
+                let top = rows.iter().position(|r| r.starts_with(" Narration")).expect("a narration pane");
+                let event = rows.iter().position(|r| r.starts_with(" ▶")).expect("the event line");
+                assert!(event > top && event <= top + 4, "{name}: the event line keeps its place:\n{text}");
+                let Some(said) = app.model.view.last_narration.map(|i| &app.model.trace().events[i].kind) else {
+                    continue;
+                };
+                let ksim_sim::trace::EventKind::Narration(said) = said else { unreachable!() };
+                let shown = normalize(&rows[top + 1..event].join(" "));
+                let said = normalize(said);
+                match shown.strip_suffix(" …") {
+                    Some(prefix) => {
+                        cut += 1;
+                        assert!(said.starts_with(prefix), "{name}: a cut narration is a prefix:\n{text}");
+                    }
+                    None => assert_eq!(shown, said, "{name}: the whole narration:\n{text}"),
+                }
+            }
+        }
+        if name == "transactions-commit-and-abort" {
+            assert!(cut > 0, "its long narration is cut at 80x24, with an ellipsis");
+        }
+    }
+}
+
+/// controller-quorum-lost: two of three voters die; the survivor cannot be elected, so the
+/// quorum pane shows no active controller while the brokers keep their partitions.
+#[test]
+fn the_quorum_pane_shows_a_lost_quorum() {
+    let mut app = story("controller-quorum-lost");
+    jump_to(&mut app, MarkerKind::Fault, 2);
+    step_until(&mut app, "the survivor gives up on its leader", |app| {
+        app.model.time_us() > 9_000_000 && !app.model.view.controllers.values().any(|v| v.active)
+    });
+    snapshot("controller_quorum_lost", &app);
+    let text = screen(&app);
+    for shown in ["c3001 x killed", "c3002 x killed", "c3003 ● up"] {
+        assert!(text.contains(shown), "{shown}:\n{text}");
+    }
+    assert!(!text.contains("active"), "no active controller:\n{text}");
+    assert!(text.contains("no leader"), "and no leader:\n{text}");
+}
+
+/// commit-before-process-loses at the crash: the log picture marks the worker's position, the
+/// group's committed offset and the lag, so "committed" and "lag" are seen, not read.
+#[test]
+fn the_log_picture_marks_a_groups_committed_offset() {
+    let mut app = story("commit-before-process-loses");
+    jump_to(&mut app, MarkerKind::Fault, 1);
+    press(&mut app, "l");
+    snapshot("commit_before_process_log_picture", &app);
+    let tp = ksim_cluster::topic::TopicPartition::new("payments", 0);
+    let committed = app.model.view.groups["payments-app"].committed[&tp];
+    for text in [screen(&app), to_text(&app.model, 120, 40)] {
+        assert!(text.contains(&format!("payments-app committed {committed}")), "{text}");
+        assert!(text.contains(ksim_tui::view::style::COMMITTED_OFFSET), "{text}");
+        assert!(text.contains("worker at "), "{text}");
+    }
+}
+
+/// Pause a producer, then resume it: two what-ifs on a client, one branch.
+#[test]
+fn what_if_pause_and_resume_a_producer() {
+    let mut app = story("leader-failover");
+    let producer = ksim_cluster::node::NodeId::Client(0);
+    while app.model.selection != ksim_tui::model::Selection::Client(producer) {
+        press(&mut app, "tab");
+    }
+    press(&mut app, "z");
+    step_until(&mut app, "the producer paused", |app| {
+        app.model.view.process(producer) == ksim_tui::fold::Process::Paused
+    });
+    press(&mut app, "n n n n n");
+    assert!(screen(&app).contains("producer z paused"), "{}", screen(&app));
+    press(&mut app, "z");
+    let labels = &app.model.branch.as_ref().expect("a branch").labels;
+    assert!(labels[0].starts_with("pause producer") && labels[1].starts_with("resume producer"), "{labels:?}");
+    step_until(&mut app, "the producer resumed", |app| app.model.view.process(producer) == ksim_tui::fold::Process::Up);
+    press(&mut app, "r");
+    assert!(app.model.branch.as_ref().expect("a branch").labels[2].starts_with("restart producer"));
+}
+
+/// A branch explains itself: kill broker-2 after it took over from broker-1 in leader-failover;
+/// broker 3 is left alone in the ISR, and the producer's NOT_ENOUGH_REPLICAS comes with the ISR
+/// it met.
+#[test]
+fn a_branch_says_why_the_producer_failed() {
+    let mut app = story("leader-failover");
+    jump_to(&mut app, MarkerKind::Election, 1);
+    assert_eq!(app.model.view.partitions.values().next().and_then(|p| p.leader), Some(2), "broker-2 leads");
+    press(&mut app, "tab tab k");
+    let differences = app.model.branch.as_ref().expect("a branch").differences.join("\n");
+    assert!(
+        differences.contains("producer got NOT_ENOUGH_REPLICAS on payments-0")
+            && differences.contains("the ISR was [3], smaller than min.insync.replicas asks"),
+        "{differences}"
+    );
+    press(&mut app, "G");
+    snapshot("what_if_branch_verdict", &app);
 }

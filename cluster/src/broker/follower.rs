@@ -24,7 +24,7 @@ use crate::epoch_cache::{UNDEFINED_EPOCH, UNDEFINED_OFFSET};
 use crate::error::ErrorCode;
 use crate::log::{Log, TruncateReason};
 use crate::node::NodeId;
-use crate::note::Note;
+use crate::note::{Note, TxnBatch};
 use crate::protocol::*;
 use crate::time::SimTime;
 use crate::timer::Timer;
@@ -204,6 +204,7 @@ impl Broker {
                 ErrorCode::None => {
                     let mut first: Option<(i64, i32)> = None;
                     let mut count = 0;
+                    let mut transactional = Vec::new();
                     for batch in answer.batches {
                         if batch.next_offset() <= replica.log_end_offset() {
                             continue;
@@ -213,6 +214,7 @@ impl Broker {
                         }
                         first.get_or_insert((batch.base_offset, batch.leader_epoch));
                         count += batch.len();
+                        transactional.extend(TxnBatch::of(&batch));
                         replica.remember_producer_batch(&batch);
                         replica.log.append_as_follower(batch, &config, now.as_ms());
                     }
@@ -223,6 +225,7 @@ impl Broker {
                             count,
                             leader_epoch,
                             as_leader: false,
+                            transactional,
                         });
                     }
                     let hw = answer.high_watermark.min(replica.log_end_offset());

@@ -178,7 +178,14 @@ impl Broker {
         let count = append.records.len() as i64;
         let batch = crate::record::RecordBatch::new_unassigned(-1, -1, -1, now.as_ms(), append.records);
         let base_offset = replica.log.append_as_leader(batch, epoch, &config, now.as_ms());
-        fx.note(Note::Appended { partition: tp.clone(), base_offset, count, leader_epoch: epoch, as_leader: true });
+        fx.note(Note::Appended {
+            partition: tp.clone(),
+            base_offset,
+            count,
+            leader_epoch: epoch,
+            as_leader: true,
+            transactional: Vec::new(),
+        });
         let id = self.next_id();
         self.delayed_writes.insert(
             id,

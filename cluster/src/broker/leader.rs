@@ -22,7 +22,7 @@ use crate::effects::Effects;
 use crate::epoch_cache::{UNDEFINED_EPOCH, UNDEFINED_OFFSET};
 use crate::error::ErrorCode;
 use crate::node::NodeId;
-use crate::note::{IsrChangeReason, Note};
+use crate::note::{IsrChangeReason, Note, TxnBatch};
 use crate::protocol::*;
 use crate::time::SimTime;
 use crate::timer::Timer;
@@ -130,7 +130,15 @@ impl Broker {
         let appended = replica.log.read(base_offset, base_offset + 1, 0).remove(0);
         replica.remember_producer_batch(&appended);
         let log_start_offset = replica.log.log_start_offset();
-        fx.note(Note::Appended { partition: tp.clone(), base_offset, count, leader_epoch: epoch, as_leader: true });
+        let transactional = TxnBatch::of(&appended).into_iter().collect();
+        fx.note(Note::Appended {
+            partition: tp.clone(),
+            base_offset,
+            count,
+            leader_epoch: epoch,
+            as_leader: true,
+            transactional,
+        });
         match request.acks {
             Acks::None => {}
             Acks::Leader => reply(ErrorCode::None, base_offset, log_start_offset, fx),

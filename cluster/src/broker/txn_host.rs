@@ -27,7 +27,7 @@ use super::{Broker, Outstanding};
 use crate::effects::Effects;
 use crate::error::ErrorCode;
 use crate::node::NodeId;
-use crate::note::Note;
+use crate::note::{Note, TxnBatch};
 use crate::protocol::*;
 use crate::record::{ControlMarker, ControlType, Record, RecordBatch};
 use crate::time::SimTime;
@@ -255,7 +255,14 @@ impl Broker {
         let batch = RecordBatch::new_unassigned(-1, -1, -1, now.as_ms(), records);
         let epoch = replica.leader_epoch;
         let base_offset = replica.log.append_as_leader(batch, epoch, &config, now.as_ms());
-        fx.note(Note::Appended { partition: tp.clone(), base_offset, count: 1, leader_epoch: epoch, as_leader: true });
+        fx.note(Note::Appended {
+            partition: tp.clone(),
+            base_offset,
+            count: 1,
+            leader_epoch: epoch,
+            as_leader: true,
+            transactional: Vec::new(),
+        });
         let id = self.next_id();
         let completion = WriteCompletion::Txn(write);
         self.delayed_writes
@@ -366,7 +373,15 @@ impl Broker {
         let base_offset = replica.log.append_as_leader(batch, epoch, &config, now.as_ms());
         let appended = replica.log.read(base_offset, base_offset + 1, 0).remove(0);
         replica.remember_producer_batch(&appended);
-        fx.note(Note::Appended { partition: tp.clone(), base_offset, count: 1, leader_epoch: epoch, as_leader: true });
+        let transactional = TxnBatch::of(&appended).into_iter().collect();
+        fx.note(Note::Appended {
+            partition: tp.clone(),
+            base_offset,
+            count: 1,
+            leader_epoch: epoch,
+            as_leader: true,
+            transactional,
+        });
         fx.note(Note::MarkerWritten {
             partition: tp.clone(),
             producer_id: request.producer_id,

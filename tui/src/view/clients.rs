@@ -4,7 +4,7 @@
 
 use super::style::{self, Entry};
 use crate::fold::{ClientView, Process};
-use crate::model::Model;
+use crate::model::{Model, Selection};
 use ksim_cluster::node::NodeId;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
@@ -25,7 +25,17 @@ fn client_nodes(model: &Model) -> impl Iterator<Item = (NodeId, &ClientView)> {
 pub fn render(model: &Model, frame: &mut Frame, area: Rect) {
     let block = style::section("Clients");
     let inner = block.inner(area);
-    let lines = style::fit(entries(model), inner.width, inner.height);
+    let mut entries = entries(model);
+    // The selected client is always on screen: when it would not fit, the list starts with it.
+    if let Selection::Client(node) = model.selection {
+        let name = model.trace().node_name(node);
+        let shown = style::fit(entries.clone(), inner.width, inner.height);
+        let visible = shown.iter().any(|l| l.spans.iter().any(|s| s.content.contains(&format!("▸{name}"))));
+        if let Some(at) = entries.iter().position(|e| e.name == name).filter(|_| !visible) {
+            entries.rotate_left(at);
+        }
+    }
+    let lines = style::fit(entries, inner.width, inner.height);
     frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }).block(block), area);
 }
 
@@ -34,7 +44,11 @@ fn entries(model: &Model) -> Vec<Entry> {
     let mut entries = Vec::new();
     for (node, client) in client_nodes(model) {
         let mut lines = Vec::new();
-        let mut spans = vec![Span::styled(format!(" {}", model.trace().node_name(node)), style::bold())];
+        let selected = model.selection == Selection::Client(node);
+        let mut spans = vec![Span::styled(
+            format!("{}{}", if selected { '▸' } else { ' ' }, model.trace().node_name(node)),
+            if selected { style::selected() } else { style::bold() },
+        )];
         let process = view.process(node);
         if process != Process::Up {
             let (code, word, st) = style::process(process);

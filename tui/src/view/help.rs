@@ -9,7 +9,7 @@ use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 use ratatui::Frame;
 
 pub fn render(frame: &mut Frame, area: Rect) {
-    let mut lines: Vec<Line> = KEYS
+    let mut lines: Vec<Line<'static>> = KEYS
         .iter()
         .map(|(keys, what)| Line::from(vec![Span::styled(format!(" {keys:<6} "), style::bold()), Span::raw(*what)]))
         .collect();
@@ -24,6 +24,19 @@ pub fn render(frame: &mut Frame, area: Rect) {
         style::MISSING,
         style::OLDER
     )));
+    lines.push(Line::raw(format!(
+        " {} committed, not stable (open transaction)  {} {} COMMIT / ABORT marker  {} gap",
+        style::UNSTABLE,
+        style::COMMIT_MARKER,
+        style::ABORT_MARKER,
+        style::GAP
+    )));
+    lines.push(Line::raw(format!(
+        " log picture: S start  L LSO  H HW  E end  {} position {} lag  {} committed offset",
+        style::POSITION,
+        style::LAG,
+        style::COMMITTED_OFFSET
+    )));
     lines.push(Line::raw(" [3/cell] each cell of a log strip stands for 3 offsets"));
     // The timeline letters, four to a line.
     let markers: Vec<String> = MarkerKind::ALL.iter().map(|k| format!("{} {}", k.glyph(), k.name())).collect();
@@ -33,7 +46,15 @@ pub fn render(frame: &mut Frame, area: Rect) {
     }
 
     let width = area.width.saturating_sub(2).min(84);
-    let height = (lines.len() as u16 + 2).min(area.height);
+    let height = (style::rows(&lines, width.saturating_sub(2)) as u16 + 2).min(area.height);
+    // Too short a terminal: what does not fit is said, not cut silently.
+    let room = height.saturating_sub(2) as usize;
+    if style::rows(&lines, width.saturating_sub(2)) > room && room > 0 {
+        while !lines.is_empty() && style::rows(&lines, width.saturating_sub(2)) >= room {
+            lines.pop();
+        }
+        lines.push(Line::styled(" … (a taller terminal shows the rest)", style::dim()));
+    }
     let popup = Rect { x: area.x + (area.width - width) / 2, y: area.y + (area.height - height) / 2, width, height };
     let block = Block::bordered().title(" Help: keys and symbols (any key closes) ");
     frame.render_widget(Clear, popup);

@@ -20,6 +20,8 @@ pub fn render(model: &Model, frame: &mut Frame, area: Rect) {
     let clients = &model.trace().header.clients;
     let focus = match model.selection {
         Selection::Broker(b) => Some(NodeId::Broker(b)),
+        Selection::Client(node) => Some(node),
+        Selection::Controller(id) => Some(NodeId::Controller(id)),
         _ => None,
     };
     let involves = |from: NodeId, to: NodeId| focus.is_none_or(|f| from == f || to == f);
@@ -31,7 +33,7 @@ pub fn render(model: &Model, frame: &mut Frame, area: Rect) {
         .filter(|d| view.time_us.saturating_sub(d.at_us) <= RECENT_DROP_US && involves(d.from, d.to))
         .collect();
     let title = match focus {
-        Some(f) => format!("Messages in flight: {} (to or from {f})", in_flight.len()),
+        Some(f) => format!("Messages in flight: {} (to or from {})", in_flight.len(), model.trace().node_name(f)),
         None => format!("Messages in flight: {}", in_flight.len()),
     };
     let block = style::section(&title);
@@ -70,6 +72,7 @@ pub fn render(model: &Model, frame: &mut Frame, area: Rect) {
             Span::styled(format!("  #{}", d.id), style::dim()),
         ]));
     }
+    let lines: Vec<Line<'static>> = lines.into_iter().map(|l| style::clip(l, inner.width as usize)).collect();
     frame.render_widget(Paragraph::new(lines), inner);
 }
 

@@ -16,20 +16,26 @@
 //! keys (or the last status message)
 //! ```
 //!
-//! At the end of a run the body and the narration give way to the verdict: each expectation and
-//! every finding.
+//! With `l` the right column shows the log as a picture instead (ruler, strips, consumers; see
+//! [`log`]) above a map of who leads what ([`leaders`]). In runs with transactions a
+//! transactions pane joins the left column. At the end of a run the body and the narration give
+//! way to the verdict: each expectation and every finding.
 
 pub mod clients;
 pub mod cluster;
 pub mod groups;
 pub mod header;
 pub mod help;
+pub mod leaders;
+pub mod log;
 pub mod messages;
 pub mod narration;
 pub mod partitions;
 pub mod story;
+pub mod strip;
 pub mod style;
 pub mod timeline;
+pub mod transactions;
 pub mod verdict;
 
 use crate::model::Model;
@@ -86,24 +92,46 @@ fn panes(model: &Model, frame: &mut Frame, body: Rect) {
     let [left, _, right] =
         Layout::horizontal([Constraint::Length(left_width), Constraint::Length(1), Constraint::Min(20)]).areas(body);
 
-    // The cluster pane gets what it needs; clients and groups share the rest, each getting its
-    // share of the shortfall when both do not fit.
+    // The cluster pane gets what it needs; clients, groups and transactions share the rest, each
+    // getting its share of the shortfall when they do not all fit. Transactions show only in
+    // runs that have them, and take the groups' place in runs without groups.
     let cluster_height = cluster::height(model, left.width).min(left.height);
     let rest = left.height - cluster_height;
-    let (clients_want, groups_want) = (clients::height(model, left.width), groups::height(model, left.width));
-    let clients_height = if clients_want + groups_want <= rest {
-        clients_want
-    } else {
-        let share = (rest as u32 * clients_want as u32 / (clients_want + groups_want).max(1) as u32) as u16;
-        share.max(rest.saturating_sub(groups_want)).clamp(rest.min(2), rest.saturating_sub(2).max(rest.min(2)))
+    let clients_want = clients::height(model, left.width);
+    let transactions = model.recording.has_transactions;
+    let groups_shown = !transactions || model.recording.has_groups;
+    let groups_want = if groups_shown { groups::height(model, left.width) } else { 0 };
+    let txn_want = if transactions { transactions::height(model, left.width) } else { 0 };
+    let clients_height = share(rest, clients_want, groups_want + txn_want);
+    let rest = rest - clients_height;
+    let groups_height = match (groups_shown, transactions) {
+        (false, _) => 0,
+        (true, true) => share(rest, groups_want, txn_want),
+        (true, false) => rest,
     };
-    let [cluster_area, clients_area, groups_area] =
-        Layout::vertical([Constraint::Length(cluster_height), Constraint::Length(clients_height), Constraint::Min(0)])
-            .areas(left);
+    let [cluster_area, clients_area, groups_area, txn_area] = Layout::vertical([
+        Constraint::Length(cluster_height),
+        Constraint::Length(clients_height),
+        Constraint::Length(groups_height),
+        Constraint::Min(0),
+    ])
+    .areas(left);
     cluster::render(model, frame, cluster_area);
     clients::render(model, frame, clients_area);
-    groups::render(model, frame, groups_area);
+    if groups_shown {
+        groups::render(model, frame, groups_area);
+    }
+    if transactions {
+        transactions::render(model, frame, txn_area);
+    }
 
+    if model.log_view {
+        let map_height = leaders::height(model).min(right.height / 3).max(3.min(right.height));
+        let [log_area, map_area] = Layout::vertical([Constraint::Min(0), Constraint::Length(map_height)]).areas(right);
+        log::render(model, frame, log_area);
+        leaders::render(model, frame, map_area);
+        return;
+    }
     let partitions_height = partitions::height(model).min(right.height.saturating_sub(4));
     let [partitions_area, rest] =
         Layout::vertical([Constraint::Length(partitions_height), Constraint::Min(3)]).areas(right);
@@ -120,14 +148,24 @@ fn panes(model: &Model, frame: &mut Frame, body: Rect) {
     }
 }
 
+/// The rows of `rest` the first of two panes gets when they want `first` and `second`: all it
+/// wants when both fit, else its share of the shortfall (at least two rows each, when there are).
+fn share(rest: u16, first: u16, second: u16) -> u16 {
+    if first + second <= rest {
+        return if second == 0 { rest } else { first };
+    }
+    let share = (rest as u32 * first as u32 / (first + second).max(1) as u32) as u16;
+    share.max(rest.saturating_sub(second)).clamp(rest.min(2), rest.saturating_sub(2).max(rest.min(2)))
+}
+
 fn footer_line(model: &Model, frame: &mut Frame, area: Rect) {
     let line = match &model.status {
         Some(status) => Line::styled(format!(" {status}"), style::bold()),
-        None if area.width >= 106 => Line::styled(
-            " →/n step  ←/p back  space play  ]/[ jump  g/G ends  tab select  k f z r x what-if  b back  ? help  q quit",
+        None if area.width >= 112 => Line::styled(
+            " →/n step  ←/p back  space play  ]/[ jump  g/G ends  tab select  l log  k f z r x what-if  b back  ? help  q quit",
             style::dim(),
         ),
-        None => Line::styled(" n/p step  space play  ][ jump  tab select  k f z r x what-if  ? help  q quit", style::dim()),
+        None => Line::styled(" n/p step  space play  ][ jump  tab select  l log  kfzrx what-if  ? help  q quit", style::dim()),
     };
     frame.render_widget(Paragraph::new(line), area);
 }

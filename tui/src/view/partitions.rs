@@ -9,11 +9,12 @@
 //! ```
 //!
 //! All strips of a partition share one window of offsets, ending at the furthest log end, so
-//! replicas line up by offset and a replica that is behind, or that lost its tail, shows it. `█`
-//! is a record below that replica's high watermark (committed, as far as it knows), `░` one
-//! above it (not yet committed: an unclean election or a truncation may still take it), `x` an
-//! offset it just lost to a truncation, `·` an offset another replica has and it does not.
+//! replicas line up by offset and a replica that is behind, or that lost its tail, shows it (the
+//! cells are drawn by [`super::strip`]: `█` committed, `░` not yet, `▒` committed but in a
+//! transaction not yet decided, `C`/`A` transaction markers, `x` just lost, `·` missing). Once a
+//! partition holds transactions, each replica's last stable offset shows next to its HW.
 
+use super::strip::{lost, Window};
 use super::style;
 use crate::fold::{ClusterView, PartitionView, ReplicaLog, Role};
 use crate::model::{is_internal, Model, Selection};
@@ -68,6 +69,7 @@ pub fn render(model: &Model, frame: &mut Frame, area: Rect) {
         lines.truncate(rows.saturating_sub(1));
         lines.push(Line::styled(format!(" … {hidden} more partition(s): tab selects one"), style::dim()));
     }
+    let lines: Vec<Line<'static>> = lines.into_iter().map(|l| style::clip(l, inner.width as usize)).collect();
     frame.render_widget(Paragraph::new(lines), inner);
 }
 
@@ -95,15 +97,17 @@ fn partition_lines(
     if !p.elr.is_empty() {
         header.push(Span::raw(format!(" ELR {}", brokers(&p.elr))));
     }
-    match p.last_election {
-        Some(ElectionKind::Clean) if p.leader.is_some() => header.push(Span::styled(" (clean)", style::dim())),
-        Some(ElectionKind::Preferred) if p.leader.is_some() => header.push(Span::styled(" (preferred)", style::dim())),
-        Some(ElectionKind::Elr) if p.leader.is_some() => header.push(Span::styled(" (from ELR)", style::dim())),
+    // How the leader was chosen: a warning always shows; the routine kinds only where they fit.
+    let how = match p.last_election {
+        Some(ElectionKind::Clean) if p.leader.is_some() => Some(" (clean)"),
+        Some(ElectionKind::Preferred) if p.leader.is_some() => Some(" (preferred)"),
+        Some(ElectionKind::Elr) if p.leader.is_some() => Some(" (from ELR)"),
         Some(ElectionKind::LastKnownLeader) if p.leader.is_some() => {
-            header.push(Span::styled(" (last known leader)", style::bad()))
+            header.push(Span::styled(" (last known leader)", style::bad()));
+            None
         }
-        _ => {}
-    }
+        _ => None,
+    };
     if let Some(asked) = &p.pending_isr {
         header.push(Span::styled(format!(" asks ISR {}", brokers(asked)), style::bold()));
     }
@@ -112,16 +116,29 @@ fn partition_lines(
     let replicas = p.replicas_to_show();
     let empty = ReplicaLog::default();
     let rows: Vec<(BrokerId, &ReplicaLog)> = replicas.iter().map(|b| (*b, p.logs.get(b).unwrap_or(&empty))).collect();
-    let numbers: Vec<String> =
-        rows.iter().map(|(_, log)| format!(" hw {} leo {}", log.high_watermark, log.log_end_offset)).collect();
+    let transactional = p.has_transactions();
+    let numbers: Vec<String> = rows
+        .iter()
+        .map(|(_, log)| {
+            if transactional {
+                let lso = log.last_stable_offset();
+                format!(" hw {} lso {lso} leo {}", log.high_watermark, log.log_end_offset)
+            } else {
+                format!(" hw {} leo {}", log.high_watermark, log.log_end_offset)
+            }
+        })
+        .collect();
     let numbers_width = numbers.iter().map(|n| n.chars().count()).max().unwrap_or(0);
     // `  L* b1 x ` : marks, name, state, one space before the strip.
     let prefix_width = rows.iter().map(|(b, _)| 9 + b.to_string().len()).max().unwrap_or(0);
     let strip_width = width.saturating_sub(prefix_width + numbers_width);
     let window = Window::fit(&rows, strip_width);
-    if window.offsets_per_cell > 1 {
-        if let Some(header) = lines.first_mut() {
+    if let Some(header) = lines.first_mut() {
+        if window.offsets_per_cell > 1 {
             header.push_span(Span::styled(format!(" [{}/cell]", window.offsets_per_cell), style::dim()));
+        }
+        if let Some(how) = how.filter(|how| header.width() + how.len() <= width) {
+            header.push_span(Span::styled(how, style::dim()));
         }
     }
 
@@ -166,13 +183,6 @@ fn brokers(ids: &[BrokerId]) -> String {
     format!("[{}]", ids.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(","))
 }
 
-/// The offsets a replica just lost, while they are still missing from its log.
-fn lost(log: &ReplicaLog) -> Option<(i64, i64)> {
-    let t = log.last_truncation?;
-    let end = t.to_offset + t.removed;
-    (log.log_end_offset < end).then_some((t.to_offset, end))
-}
-
 /// How long (virtual time) a truncation stays news while its offsets are still missing.
 const TRUNCATION_NEWS_US: u64 = 10_000_000;
 
@@ -187,84 +197,4 @@ fn truncation_news(view: &ClusterView, log: &ReplicaLog) -> Option<String> {
         TruncateReason::PowerFailure => "unflushed at power loss",
     };
     recent.then(|| format!("lost offsets {}..{}: {why}", t.to_offset, t.to_offset + t.removed))
-}
-
-/// Which offsets the strips of one partition show. When every replica's log end (and any offsets
-/// just lost) fit, one cell is one offset and the window ends at the furthest log end: the
-/// committed/uncommitted boundary is drawn exactly. When replicas are too far apart for that (one
-/// is far behind, or lost a long tail), the whole log is drawn, several offsets to a cell, so the
-/// gap itself shows.
-struct Window {
-    start: i64,
-    /// The furthest log end (or lost offset) of the partition: cells past it are blank.
-    end: i64,
-    offsets_per_cell: i64,
-    cells: usize,
-}
-
-impl Window {
-    fn fit(rows: &[(BrokerId, &ReplicaLog)], cells: usize) -> Window {
-        let end =
-            rows.iter().map(|(_, log)| log.log_end_offset.max(lost(log).map_or(0, |l| l.1))).max().unwrap_or(0).max(0);
-        let low =
-            rows.iter().map(|(_, log)| lost(log).map_or(log.log_end_offset, |l| l.0.min(log.log_end_offset))).min();
-        let width = cells.max(1) as i64;
-        if end - low.unwrap_or(end) < width - 1 {
-            return Window { start: (end - width).max(0), end, offsets_per_cell: 1, cells };
-        }
-        let start = rows.iter().map(|(_, log)| log.log_start_offset).min().unwrap_or(0).clamp(0, end);
-        let per_cell = (end - start + width - 1) / width;
-        Window { start, end, offsets_per_cell: per_cell.max(1), cells }
-    }
-
-    /// One replica's strip, consecutive equal cells merged into one span.
-    fn strip(&self, log: &ReplicaLog) -> Vec<Span<'static>> {
-        let lost = lost(log);
-        let k = self.offsets_per_cell;
-        let cell = |a: i64| -> (char, Style) {
-            let b = a + k;
-            let hw = log.high_watermark.min(log.log_end_offset);
-            if b <= log.log_start_offset {
-                (' ', Style::new())
-            } else if a < log.log_end_offset {
-                // Any uncommitted offset in the cell shows: the tail is the interesting part.
-                if a.max(hw) < b.min(log.log_end_offset) {
-                    (style::UNCOMMITTED, Style::new())
-                } else {
-                    (style::COMMITTED, style::good())
-                }
-            } else if lost.is_some_and(|(from, to)| a < to && b > from) {
-                (style::TRUNCATED, style::bad())
-            } else {
-                (style::MISSING, style::dim())
-            }
-        };
-        let mut cells: Vec<(char, Style)> = Vec::with_capacity(self.cells);
-        let mut a = self.start;
-        while a < self.end && cells.len() < self.cells {
-            cells.push(cell(a));
-            a += k;
-        }
-        if self.start > 0 && k == 1 {
-            if let Some(first) = cells.first_mut() {
-                *first = (style::OLDER, style::dim());
-            }
-        }
-        // Pad short strips so the numbers after them line up.
-        cells.resize(self.cells, (' ', Style::new()));
-        let mut spans: Vec<Span<'static>> = Vec::new();
-        let mut run = String::new();
-        let mut run_style = Style::new();
-        for (c, st) in cells {
-            if st != run_style && !run.is_empty() {
-                spans.push(Span::styled(std::mem::take(&mut run), run_style));
-            }
-            run_style = st;
-            run.push(c);
-        }
-        if !run.is_empty() {
-            spans.push(Span::styled(run, run_style));
-        }
-        spans
-    }
 }

@@ -20,6 +20,20 @@ pub const MISSING: char = '·';
 pub const TRUNCATED: char = 'x';
 /// Older offsets are not drawn.
 pub const OLDER: char = '…';
+/// A committed record not yet stable: its transaction is undecided, or its marker not committed.
+pub const UNSTABLE: char = '▒';
+/// A COMMIT transaction marker.
+pub const COMMIT_MARKER: char = 'C';
+/// An ABORT transaction marker.
+pub const ABORT_MARKER: char = 'A';
+/// Offsets the log no longer holds although later ones remain (removed by a cleaner).
+pub const GAP: char = '╌';
+/// A consumer's position: the next offset it reads.
+pub const POSITION: char = '▲';
+/// A group's committed offset: where a new owner of the partition starts.
+pub const COMMITTED_OFFSET: char = '◆';
+/// Records between a consumer's position and the high watermark: its lag.
+pub const LAG: char = '─';
 
 pub fn section(title: &str) -> Block<'_> {
     Block::new()
@@ -91,7 +105,8 @@ pub fn broker_code(view: &ClusterView, broker: i32) -> (char, Style) {
 pub fn short_name(clients: &[String], node: NodeId) -> String {
     match node {
         NodeId::Broker(id) => format!("b{id}"),
-        NodeId::Controller(_) => "ctrl".to_string(),
+        NodeId::Controller(ksim_sim::scenario::CONTROLLER_ID) => "ctrl".to_string(),
+        NodeId::Controller(id) => format!("c{id}"),
         other => ksim_sim::trace::node_name(clients, other),
     }
 }
@@ -151,6 +166,7 @@ pub fn total_lag<'a>(
 
 /// One thing a pane lists (a client, a group, a member), named so that the pane can say what it
 /// could not show.
+#[derive(Clone)]
 pub struct Entry {
     pub name: String,
     /// The name of the entry this one belongs to (a member's group): when that one is hidden
@@ -225,4 +241,45 @@ pub fn fit(entries: Vec<Entry>, width: u16, height: u16) -> Vec<ratatui::text::L
     let mut lines: Vec<ratatui::text::Line<'static>> = flat.into_iter().take(shown).map(|(_, l)| l).collect();
     lines.push(more);
     lines
+}
+
+/// `text` wrapped at `width`, cut at a word so that it fits in `height` rows, ending in ` …` when
+/// cut: wrapped text stays inside its pane, and a cut says so.
+pub fn fit_text(text: &str, width: u16, height: u16) -> String {
+    let fits = |t: &str| rows(&[ratatui::text::Line::raw(t.to_string())], width) <= height as usize;
+    if height == 0 || fits(text) {
+        return text.to_string();
+    }
+    let words: Vec<&str> = text.split(' ').collect();
+    // The most words that fit with the ellipsis (binary search: fitting is monotone in words).
+    let (mut low, mut high) = (0, words.len());
+    while low < high {
+        let mid = (low + high).div_ceil(2);
+        if fits(&format!("{} …", words[..mid].join(" "))) {
+            low = mid;
+        } else {
+            high = mid - 1;
+        }
+    }
+    format!("{} …", words[..low].join(" "))
+}
+
+/// A line cut to `width` columns, its last column `…` when cut: for panes that do not wrap.
+pub fn clip(line: ratatui::text::Line<'static>, width: usize) -> ratatui::text::Line<'static> {
+    if line.width() <= width {
+        return line;
+    }
+    let mut spans = Vec::new();
+    let mut used = 0;
+    for span in line.spans {
+        let room = width.saturating_sub(1).saturating_sub(used);
+        if room == 0 {
+            break;
+        }
+        let text: String = span.content.chars().take(room).collect();
+        used += text.chars().count();
+        spans.push(ratatui::text::Span::styled(text, span.style));
+    }
+    spans.push(ratatui::text::Span::styled("…", dim()));
+    ratatui::text::Line::from(spans)
 }

@@ -1,5 +1,6 @@
 //! The verdict, at the end of a run: each expectation of the scenario with `ok` or `FAILED`, and
-//! every finding in full, as `ksim run` prints them (`ksim_sim::report::Report::render`).
+//! every finding in full, as `ksim run` prints them (`ksim_sim::report::Report::render`). On a
+//! what-if branch, what turned out differently from the original run comes first.
 
 use super::style;
 use crate::model::Model;
@@ -19,6 +20,13 @@ pub fn render(model: &Model, frame: &mut Frame, area: Rect) {
     let block = style::section(title);
     let inner = block.inner(area);
     let mut lines: Vec<Line<'static>> = Vec::new();
+    // A branch's verdict starts with how its run differs from the original.
+    if let Some(branch) = &model.branch {
+        lines.push(Line::styled(" Unlike the original run:", style::bold()));
+        for difference in &branch.differences {
+            lines.push(Line::styled(format!(" - {difference}"), style::finding()));
+        }
+    }
     // The header already names the scenario and seed, and the title says pass or fail.
     let keep = |text: &&str| !["scenario:", "overrides:", "seed:", "result:"].iter().any(|p| text.starts_with(p));
     for text in report.render().lines().filter(keep) {
