@@ -171,7 +171,7 @@ fn synthetic_trace() -> Trace {
                     partition: partition.clone(),
                     offset: leo[p][leader as usize],
                     key: None,
-                    value: "v".into(),
+                    value: Some("v".into()),
                 };
                 b.push(producer, EventKind::Note(note));
             }
@@ -183,7 +183,7 @@ fn synthetic_trace() -> Trace {
                         partition: partition.clone(),
                         offset,
                         key: None,
-                        value: "v".into(),
+                        value: Some("v".into()),
                     }),
                 );
             }

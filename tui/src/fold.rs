@@ -135,6 +135,30 @@ pub struct ReplicaLog {
     pub flushed_offset: i64,
     pub role: Role,
     pub last_truncation: Option<Truncation>,
+    /// Offsets this replica's log cleaner removed (inclusive ranges, in order, merged): the strip
+    /// shows them as gaps.
+    pub cleaned: Vec<(i64, i64)>,
+}
+
+impl ReplicaLog {
+    /// Whether every offset in `[from, to)` was cleaned away.
+    pub fn cleaned_all(&self, from: i64, to: i64) -> bool {
+        to > from && self.cleaned.iter().any(|(a, b)| *a <= from && to - 1 <= *b)
+    }
+
+    /// Add what a cleaning removed, keeping the ranges merged.
+    fn add_cleaned(&mut self, removed: &[(i64, i64)]) {
+        let mut all: Vec<(i64, i64)> = self.cleaned.iter().chain(removed).copied().collect();
+        all.sort_unstable();
+        let mut merged: Vec<(i64, i64)> = Vec::with_capacity(all.len());
+        for (a, b) in all {
+            match merged.last_mut() {
+                Some((_, last)) if a <= *last + 1 => *last = (*last).max(b),
+                _ => merged.push((a, b)),
+            }
+        }
+        self.cleaned = merged;
+    }
 }
 
 impl Default for ReplicaLog {
@@ -146,6 +170,7 @@ impl Default for ReplicaLog {
             flushed_offset: 0,
             role: Role::Unknown,
             last_truncation: None,
+            cleaned: Vec::new(),
         }
     }
 }
@@ -584,6 +609,10 @@ impl ClusterView {
                     log.log_end_offset = *to_offset;
                     log.high_watermark = log.high_watermark.min(*to_offset);
                     log.flushed_offset = log.flushed_offset.min(*to_offset);
+                    log.cleaned.retain(|(a, _)| *a < *to_offset);
+                    if let Some(last) = log.cleaned.last_mut() {
+                        last.1 = last.1.min(*to_offset - 1);
+                    }
                     log.last_truncation = Some(Truncation {
                         to_offset: *to_offset,
                         removed: *removed,
@@ -596,6 +625,11 @@ impl ClusterView {
             Note::LogStartMoved { partition, log_start_offset } => {
                 if let Some(b) = at_broker {
                     self.replica_log(partition, b).log_start_offset = *log_start_offset;
+                }
+            }
+            Note::LogCleaned { partition, cleaning } => {
+                if let Some(b) = at_broker {
+                    self.replica_log(partition, b).add_cleaned(&cleaning.removed);
                 }
             }
             Note::Flushed { partition, offset } => {

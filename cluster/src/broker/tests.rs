@@ -433,7 +433,7 @@ fn produce_transactional(
 ) -> ErrorCode {
     use crate::protocol::ProduceRequest;
     use crate::record::{Record, RecordBatch};
-    let records = values.iter().map(|v| Record { key: None, value: v.to_string() }).collect();
+    let records = values.iter().map(|v| Record::unkeyed(*v)).collect();
     let mut batch = RecordBatch::new_unassigned(pid, epoch, seq, h.now().as_ms(), records);
     batch.is_transactional = true;
     let body = Request::Produce(ProduceRequest { acks: Acks::All, timeout_ms: 30_000, partition: tp(), batch });
@@ -464,7 +464,7 @@ fn fetch(
 }
 
 fn fetched_values(p: &crate::protocol::FetchedPartition) -> Vec<String> {
-    p.batches.iter().flat_map(|b| b.records.iter().map(|r| r.value.clone())).collect()
+    p.batches.iter().flat_map(|b| b.records.iter().map(|r| r.value_text().to_string())).collect()
 }
 
 fn end_txn(h: &mut Harness, coordinator: BrokerId, id: &str, (pid, epoch): (i64, i16), committed: bool) -> ErrorCode {

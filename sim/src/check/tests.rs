@@ -143,7 +143,7 @@ fn slot(machine: Machine) -> Slot {
 fn log_of(values: &[&str]) -> Log {
     let mut log = Log::new(0);
     for value in values {
-        let records = vec![Record { key: None, value: value.to_string() }];
+        let records = vec![Record::unkeyed(*value)];
         log.append_as_leader(RecordBatch::new_unassigned(-1, -1, -1, 0, records), 1, &TopicConfig::default(), 0);
     }
     log
@@ -168,11 +168,11 @@ fn became_leader(epoch: i32) -> Note {
 }
 
 fn acked(send_id: u64, offset: i64, value: &str) -> Note {
-    Note::ProduceAcked { send_id, partition: tp(), offset, key: None, value: value.into() }
+    Note::ProduceAcked { send_id, partition: tp(), offset, key: None, value: Some(value.into()) }
 }
 
 fn consumed(offset: i64, value: &str) -> Note {
-    Note::Consumed { partition: tp(), offset, key: None, value: value.into() }
+    Note::Consumed { partition: tp(), offset, key: None, value: Some(value.into()) }
 }
 
 fn position_reset(offset: i64) -> Note {
@@ -447,7 +447,7 @@ fn idempotent_reorder_across_producer_sessions_is_reordered_lesson() {
     let mut disk = BrokerDisk::default();
     let mut log = Log::new(0);
     for (pid, value) in [(7, "b"), (8, "a")] {
-        let records = vec![Record { key: None, value: value.into() }];
+        let records = vec![Record::unkeyed(value)];
         log.append_as_leader(RecordBatch::new_unassigned(pid, 0, 0, 0, records), 1, &TopicConfig::default(), 0);
     }
     disk.logs.insert(tp(), log);
@@ -491,7 +491,7 @@ fn idempotent_value_written_again_by_another_producer_session_is_duplicate_recor
     let mut disk = BrokerDisk::default();
     let mut log = Log::new(0);
     for pid in [7, 8] {
-        let records = vec![Record { key: None, value: "a".into() }];
+        let records = vec![Record::unkeyed("a")];
         log.append_as_leader(RecordBatch::new_unassigned(pid, 0, 0, 0, records), 1, &TopicConfig::default(), 0);
     }
     disk.logs.insert(tp(), log);
@@ -646,7 +646,7 @@ impl Story {
 }
 
 fn record(value: &str) -> Record {
-    Record { key: None, value: value.to_string() }
+    Record::unkeyed(value)
 }
 
 fn txn_initialized(epoch: i16) -> Note {

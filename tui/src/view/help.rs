@@ -24,6 +24,7 @@ pub fn render(frame: &mut Frame, area: Rect) {
         style::MISSING,
         style::OLDER
     )));
+    lines.push(Line::raw(format!(" {} compacted away (the log cleaner removed those records)", style::CLEANED)));
     lines.push(Line::raw(" [3/cell] each cell of a log strip stands for 3 offsets"));
     // The timeline letters, four to a line.
     let markers: Vec<String> = MarkerKind::ALL.iter().map(|k| format!("{} {}", k.glyph(), k.name())).collect();

@@ -12,7 +12,9 @@
 //! replicas line up by offset and a replica that is behind, or that lost its tail, shows it. `█`
 //! is a record below that replica's high watermark (committed, as far as it knows), `░` one
 //! above it (not yet committed: an unclean election or a truncation may still take it), `x` an
-//! offset it just lost to a truncation, `·` an offset another replica has and it does not.
+//! offset it just lost to a truncation, `·` an offset another replica has and it does not, `-`
+//! offsets its log cleaner removed (compaction: the offsets stay, the records go; each broker
+//! cleans its own copy, so replicas of one partition may show different gaps).
 
 use super::style;
 use crate::fold::{ClusterView, PartitionView, ReplicaLog, Role};
@@ -226,6 +228,8 @@ impl Window {
             let hw = log.high_watermark.min(log.log_end_offset);
             if b <= log.log_start_offset {
                 (' ', Style::new())
+            } else if a < log.log_end_offset && log.cleaned_all(a.max(log.log_start_offset), b.min(log.log_end_offset)) {
+                (style::CLEANED, style::dim())
             } else if a < log.log_end_offset {
                 // Any uncommitted offset in the cell shows: the tail is the interesting part.
                 if a.max(hw) < b.min(log.log_end_offset) {
