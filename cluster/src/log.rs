@@ -53,9 +53,9 @@
 //! watermark.
 
 use crate::config::TopicConfig;
-use crate::record::CleanedLayout;
 use crate::epoch_cache::EpochCache;
 use crate::invariant::ensure;
+use crate::record::CleanedLayout;
 use crate::record::{ControlType, Record, RecordBatch};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -522,7 +522,9 @@ impl Log {
                     )
                 })?;
                 match &batch.cleaned {
-                    None => ensure(!batch.is_empty(), || format!("empty uncleaned batch at offset {}", batch.base_offset))?,
+                    None => {
+                        ensure(!batch.is_empty(), || format!("empty uncleaned batch at offset {}", batch.base_offset))?
+                    }
                     Some(CleanedLayout { offset_deltas, last_offset_delta }) => {
                         let ordered = offset_deltas.windows(2).all(|w| w[0] < w[1]);
                         let within = offset_deltas.first().is_none_or(|d| *d >= 0)
@@ -684,8 +686,11 @@ impl Log {
     pub fn cleanable_range(&self, config: &TopicConfig, now_ms: u64, high_watermark: i64) -> CleanableRange {
         let active_base = self.segments.last().expect("a log always has an active segment").base_offset;
         let checkpoint = self.first_dirty_offset;
-        let first_dirty_offset =
-            if checkpoint < self.log_start_offset || checkpoint > active_base { self.log_start_offset } else { checkpoint };
+        let first_dirty_offset = if checkpoint < self.log_start_offset || checkpoint > active_base {
+            self.log_start_offset
+        } else {
+            checkpoint
+        };
         let non_active = &self.segments[..self.segments.len() - 1];
         let mut uncleanable = self.last_stable_offset(high_watermark).min(active_base);
         if config.min_compaction_lag_ms > 0 {
@@ -699,12 +704,10 @@ impl Log {
         }
         // `nonActiveLogSegmentsFrom(uncleanable)`: the segment holding it, else the active one.
         let floor = |offset: i64| self.segments.partition_point(|s| s.base_offset <= offset).saturating_sub(1);
-        let first_uncleanable_offset = if uncleanable >= active_base {
-            active_base
-        } else {
-            self.segments[floor(uncleanable)].base_offset
-        };
-        let clean_bytes = self.segments.iter().filter(|s| s.base_offset < first_dirty_offset).map(|s| s.size_bytes).sum();
+        let first_uncleanable_offset =
+            if uncleanable >= active_base { active_base } else { self.segments[floor(uncleanable)].base_offset };
+        let clean_bytes =
+            self.segments.iter().filter(|s| s.base_offset < first_dirty_offset).map(|s| s.size_bytes).sum();
         let cleanable_bytes = if first_dirty_offset < first_uncleanable_offset {
             self.segments[floor(first_dirty_offset)..]
                 .iter()
@@ -718,9 +721,16 @@ impl Log {
         let first_dirty_timestamp = non_active[floor(first_dirty_offset).min(non_active.len())..]
             .iter()
             .find_map(|s| s.batches.first().map(|b| b.timestamp_ms));
-        let compaction_overdue = first_dirty_timestamp
-            .is_some_and(|ts| now_ms.saturating_sub(config.max_compaction_lag_ms) > ts && now_ms > config.max_compaction_lag_ms);
-        CleanableRange { first_dirty_offset, first_uncleanable_offset, clean_bytes, cleanable_bytes, compaction_overdue }
+        let compaction_overdue = first_dirty_timestamp.is_some_and(|ts| {
+            now_ms.saturating_sub(config.max_compaction_lag_ms) > ts && now_ms > config.max_compaction_lag_ms
+        });
+        CleanableRange {
+            first_dirty_offset,
+            first_uncleanable_offset,
+            clean_bytes,
+            cleanable_bytes,
+            compaction_overdue,
+        }
     }
 
     /// The cleaner's checkpoint: the first offset it has not cleaned yet.
@@ -777,7 +787,8 @@ impl Log {
         }
 
         // cleanSegments over every segment that starts below the end of the mapped range.
-        let cleaned_count = self.segments.iter().take(self.segments.len() - 1).take_while(|s| s.base_offset < end_offset).count();
+        let cleaned_count =
+            self.segments.iter().take(self.segments.len() - 1).take_while(|s| s.base_offset < end_offset).count();
         let first_base = self.segments[0].base_offset;
         let mut txns = CleanedTxns::new(self.aborted_transactions(first_base, upper));
         let mut outcome = Cleaning {
@@ -836,11 +847,15 @@ impl Log {
                 if (tombstones_kept > 0 || marker_for_empty_txn) && batch.delete_horizon_ms.is_none() {
                     batch.delete_horizon_ms = Some(now_ms + config.delete_retention_ms);
                 }
-                let retain_empty = last_of_producer.get(&batch.producer_id).is_some_and(|(_, last)| *last == batch.last_offset())
-                    && batch.is_idempotent();
+                let retain_empty =
+                    last_of_producer.get(&batch.producer_id).is_some_and(|(_, last)| *last == batch.last_offset())
+                        && batch.is_idempotent();
                 if !batch.is_empty() || retain_empty {
                     if batch.is_empty() && batch.cleaned.is_none() {
-                        batch.cleaned = Some(CleanedLayout { offset_deltas: Vec::new(), last_offset_delta: batch.next_offset() - 1 - batch.base_offset });
+                        batch.cleaned = Some(CleanedLayout {
+                            offset_deltas: Vec::new(),
+                            last_offset_delta: batch.next_offset() - 1 - batch.base_offset,
+                        });
                     }
                     kept_batches.push(batch);
                 }
@@ -1117,13 +1132,18 @@ mod tests {
     // ---- compaction ----
 
     fn keyed(pairs: &[(&str, Option<&str>)], timestamp_ms: u64) -> RecordBatch {
-        let records = pairs.iter().map(|(k, v)| Record { key: Some(k.to_string()), value: v.map(str::to_string) }).collect();
+        let records =
+            pairs.iter().map(|(k, v)| Record { key: Some(k.to_string()), value: v.map(str::to_string) }).collect();
         RecordBatch::new_unassigned(-1, -1, -1, timestamp_ms, records)
     }
 
     fn compacted() -> TopicConfig {
         // Every batch gets its own segment, so each append rolls the previous one.
-        TopicConfig { cleanup_policy: crate::config::CleanupPolicy::Compact, segment_bytes: 1, ..TopicConfig::default() }
+        TopicConfig {
+            cleanup_policy: crate::config::CleanupPolicy::Compact,
+            segment_bytes: 1,
+            ..TopicConfig::default()
+        }
     }
 
     /// What a reader from `from` sees per key: the last value of each key, reading forward.
@@ -1394,7 +1414,8 @@ mod tests {
         };
         let mut bad_deltas = log.clone();
         let j = holding(&mut bad_deltas, 2);
-        bad_deltas.segments[j].batches[0].cleaned = Some(CleanedLayout { offset_deltas: vec![1], last_offset_delta: 0 });
+        bad_deltas.segments[j].batches[0].cleaned =
+            Some(CleanedLayout { offset_deltas: vec![1], last_offset_delta: 0 });
         assert!(bad_deltas.check_invariants().unwrap_err().contains("record offsets [1]"));
     }
 }

@@ -792,6 +792,41 @@ mod tests {
     }
 
     #[test]
+    fn each_replica_folds_its_own_cleanings_and_a_truncation_forgets_the_cleaned_tail() {
+        let mut v = ClusterView::new(&header());
+        v.apply(&note(
+            NodeId::Controller(CONTROLLER_ID),
+            Note::TopicCreated { topic: "payments".into(), assignment: vec![vec![1, 2, 3]] },
+        ));
+        let append = Note::Appended { partition: tp(), base_offset: 0, count: 10, leader_epoch: 0, as_leader: true };
+        v.apply(&note(NodeId::Broker(1), append));
+        let cleaned = |removed: Vec<(i64, i64)>| Note::LogCleaned {
+            partition: tp(),
+            cleaning: ksim_cluster::log::Cleaning {
+                dirty_from: 0,
+                end_offset: 8,
+                dirty_ratio_ppm: 1_000_000,
+                records_removed: removed.iter().map(|(a, b)| b - a + 1).sum::<i64>() as u64,
+                removed,
+                tombstones_removed: 0,
+                tombstones_kept: 0,
+                markers_removed: 0,
+            },
+        };
+        v.apply(&note(NodeId::Broker(1), cleaned(vec![(0, 2), (5, 5)])));
+        v.apply(&note(NodeId::Broker(1), cleaned(vec![(3, 4), (7, 7)])));
+        let log = &v.partitions[&tp()].logs[&1];
+        assert_eq!(log.cleaned, vec![(0, 5), (7, 7)], "ranges merge");
+        assert!(log.cleaned_all(1, 4) && !log.cleaned_all(5, 7));
+        assert!(v.partitions[&tp()].logs[&2].cleaned.is_empty(), "broker 2 cleans on its own");
+        v.apply(&note(
+            NodeId::Broker(1),
+            Note::Truncated { partition: tp(), to_offset: 4, removed: 6, reason: TruncateReason::DivergedFromLeader },
+        ));
+        assert_eq!(v.partitions[&tp()].logs[&1].cleaned, vec![(0, 3)]);
+    }
+
+    #[test]
     fn faults_follow_the_simulators_rules() {
         let mut v = ClusterView::new(&header());
         let fault = |f| Event { seq: 0, time_us: 0, actor: Actor::World, kind: EventKind::Fault(f) };

@@ -124,12 +124,7 @@ impl Broker {
     fn has_cleanable_segments(&self) -> bool {
         self.replicas.iter().any(|(tp, replica)| {
             replica.log.segments().len() > 1
-                && self
-                    .image
-                    .topic_config(&tp.topic)
-                    .unwrap_or(&self.config.topic_defaults)
-                    .cleanup_policy
-                    .compact()
+                && self.image.topic_config(&tp.topic).unwrap_or(&self.config.topic_defaults).cleanup_policy.compact()
         })
     }
 

@@ -312,7 +312,9 @@ impl Broker {
             .log
             .batches()
             .flat_map(|b| b.records.iter())
-            .filter_map(|r| Some((r.key.clone()?, serde_json::from_str::<TxnTransitMetadata>(r.value.as_deref()?).ok()?)))
+            .filter_map(|r| {
+                Some((r.key.clone()?, serde_json::from_str::<TxnTransitMetadata>(r.value.as_deref()?).ok()?))
+            })
             .collect();
         let was_coordinating = self.txn_coordinator.coordinates_any();
         let mut out = Vec::new();

@@ -15,8 +15,8 @@
 
 use super::{Checker, Finding, Rule};
 use crate::nodes::{Machine, Nodes};
-use ksim_cluster::node::NodeId;
 use ksim_cluster::log::{Cleaning, Log};
+use ksim_cluster::node::NodeId;
 use ksim_cluster::topic::{BrokerId, TopicPartition};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -80,7 +80,11 @@ impl Checker {
             return Vec::new();
         }
         let promised = self.consistency_promised(tp);
-        vec![Finding::promise(Rule::CompactedLatestLost, promised, format!("{tp}: broker-{broker}'s cleaner {message}"))]
+        vec![Finding::promise(
+            Rule::CompactedLatestLost,
+            promised,
+            format!("{tp}: broker-{broker}'s cleaner {message}"),
+        )]
     }
 
     /// Per key, the latest committed record below `high_watermark` must still be in `log`
@@ -101,7 +105,8 @@ impl Checker {
         }
         let mut problems = Vec::new();
         for (key, (offset, value)) in latest {
-            let present = log.record_at(offset).is_some_and(|(_, r)| r.key.as_deref() == Some(key) && &r.value == value);
+            let present =
+                log.record_at(offset).is_some_and(|(_, r)| r.key.as_deref() == Some(key) && &r.value == value);
             match value {
                 Some(v) if !present => problems.push((
                     offset,

@@ -326,7 +326,8 @@ impl Checker {
             // Transaction markers are not produced values: every transaction ends with one.
             for batch in log.batches().filter(|b| !b.is_control()) {
                 // A tombstone has no value to repeat.
-                for (offset, value) in batch.records_with_offsets().filter_map(|(o, r)| Some((o, r.value.as_deref()?))) {
+                for (offset, value) in batch.records_with_offsets().filter_map(|(o, r)| Some((o, r.value.as_deref()?)))
+                {
                     match first_writer.get(value) {
                         Some(pid) => {
                             same_session |= *pid == batch.producer_id;

@@ -24,8 +24,10 @@ pub fn render(frame: &mut Frame, area: Rect) {
         style::MISSING,
         style::OLDER
     )));
-    lines.push(Line::raw(format!(" {} compacted away (the log cleaner removed those records)", style::CLEANED)));
-    lines.push(Line::raw(" [3/cell] each cell of a log strip stands for 3 offsets"));
+    lines.push(Line::raw(format!(
+        " {} compacted away  [3/cell] each cell of a log strip stands for 3 offsets",
+        style::CLEANED
+    )));
     // The timeline letters, four to a line.
     let markers: Vec<String> = MarkerKind::ALL.iter().map(|k| format!("{} {}", k.glyph(), k.name())).collect();
     for (i, chunk) in markers.chunks(4).enumerate() {

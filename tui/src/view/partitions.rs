@@ -228,7 +228,8 @@ impl Window {
             let hw = log.high_watermark.min(log.log_end_offset);
             if b <= log.log_start_offset {
                 (' ', Style::new())
-            } else if a < log.log_end_offset && log.cleaned_all(a.max(log.log_start_offset), b.min(log.log_end_offset)) {
+            } else if a < log.log_end_offset && log.cleaned_all(a.max(log.log_start_offset), b.min(log.log_end_offset))
+            {
                 (style::CLEANED, style::dim())
             } else if a < log.log_end_offset {
                 // Any uncommitted offset in the cell shows: the tail is the interesting part.
