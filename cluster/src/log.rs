@@ -582,11 +582,7 @@ impl CleanableRange {
     /// `LogToClean.cleanableRatio`, in millionths.
     pub fn dirty_ratio_ppm(&self) -> u64 {
         let total = self.clean_bytes + self.cleanable_bytes;
-        if total == 0 {
-            0
-        } else {
-            self.cleanable_bytes * 1_000_000 / total
-        }
+        (self.cleanable_bytes * 1_000_000).checked_div(total).unwrap_or(0)
     }
 
     /// `grabFilthiestCompactedLog`'s test: overdue with something to clean, or dirtier than
