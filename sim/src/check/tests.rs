@@ -865,3 +865,42 @@ fn a_tombstone_removed_while_an_older_value_stays_is_compacted_latest_lost_viola
     assert_eq!(story.fired(), vec![(Rule::CompactedLatestLost, Class::Violation)]);
     assert!(story.findings[0].message.contains("deleted key come back"), "{}", story.findings[0].message);
 }
+
+#[test]
+fn a_replica_that_never_received_a_tombstone_keeps_the_old_value_as_a_compacted_latest_lost_lesson() {
+    // Broker 1 holds k1=a, then a gap where the leader's cleaner had already removed the
+    // tombstone (past delete.retention.ms) before broker 1 fetched it; its own cleaner removed
+    // nothing of k1. Kafka bounds this with delete.retention.ms and does not prevent it.
+    let mut story = Story::new(1, &[]);
+    let config = TopicConfig::default();
+    let mut log = Log::new(0);
+    let writes = [
+        Record::keyed(Some("k1"), "a"),
+        Record { key: Some("k1".into()), value: None },
+        Record::keyed(Some("k2"), "b"),
+        Record::keyed(Some("k2"), "c"),
+    ];
+    for record in writes {
+        log.append_as_leader(RecordBatch::new_unassigned(-1, -1, -1, 0, vec![record]), 1, &config, 0);
+    }
+    story.replica_log(1, log.clone(), 4);
+    let mut lagging = Log::new(0);
+    for batch in log.read(0, 1, usize::MAX).into_iter().chain(log.read(2, 4, usize::MAX)) {
+        lagging.append_as_follower(batch, &config, 0);
+    }
+    let note = Note::LogCleaned {
+        partition: tp(),
+        cleaning: ksim_cluster::log::Cleaning {
+            dirty_from: 0,
+            end_offset: 3,
+            dirty_ratio_ppm: 1_000_000,
+            removed: vec![],
+            records_removed: 0,
+            tombstones_removed: 0,
+            tombstones_kept: 0,
+            markers_removed: 0,
+        },
+    };
+    story.replica_log(1, lagging, 4).note(NodeId::Broker(1), note);
+    assert_eq!(story.fired(), vec![(Rule::CompactedLatestLost, Class::Lesson)]);
+}
