@@ -131,6 +131,7 @@ fn generated(brokers: i32, partitions: i32, records: u64) -> Scenario {
                 interval_ms: 1,
                 keys: (0..64).map(|k| format!("k{k}")).collect(),
                 value_prefix: "v".into(),
+                tombstones: Vec::new(),
             },
             library: Default::default(),
             configs: BTreeMap::new(),
@@ -239,7 +240,7 @@ fn protocol_core() {
     let mut follower_offset = 0i64;
     for n in 0..rounds {
         // A producer appends one record (acks=1)...
-        let batch = RecordBatch::new_unassigned(-1, -1, -1, 0, vec![Record { key: None, value: format!("v{n}") }]);
+        let batch = RecordBatch::new_unassigned(-1, -1, -1, 0, vec![Record::unkeyed(format!("v{n}"))]);
         let body = Request::Produce(ProduceRequest {
             acks: ksim_cluster::config::Acks::Leader,
             timeout_ms: 30_000,

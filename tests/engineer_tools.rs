@@ -158,6 +158,7 @@ fn the_kth_send_event_is_send_id_k() {
     for event in &outcome.trace.events {
         if let EventKind::Note(Note::ProduceAcked { send_id, value, .. }) = &event.kind {
             let sent = sends[*send_id as usize - 1];
+            let value = value.as_deref().unwrap_or("null");
             assert!(sent.contains(&format!("{value} to ")), "send {send_id}: `{sent}` is not {value}");
             checked += 1;
         }

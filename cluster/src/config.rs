@@ -127,6 +127,136 @@ pub struct TopicConfig {
     pub flush_messages: u64,
     /// `flush.ms`: fsync when the oldest unflushed record is this old (default: never).
     pub flush_ms: u64,
+    /// `cleanup.policy`: `delete` (retention), `compact` (the log cleaner), or both.
+    #[serde(default, skip_serializing_if = "CleanupPolicy::is_delete")]
+    pub cleanup_policy: CleanupPolicy,
+    /// `min.cleanable.dirty.ratio` (0.5), in millionths so the config stays `Eq`: the cleaner
+    /// takes a log once its dirty bytes are more than this share of its cleanable part.
+    #[serde(default = "default_min_cleanable_dirty_ratio_ppm", skip_serializing_if = "is_default_dirty_ratio")]
+    pub min_cleanable_dirty_ratio_ppm: u32,
+    /// `min.compaction.lag.ms` (0): a record stays uncompacted at least this long.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub min_compaction_lag_ms: u64,
+    /// `max.compaction.lag.ms` (KIP-354; Long.MAX_VALUE): a record older than this is compacted
+    /// whatever the dirty ratio, and the active segment rolls by then.
+    #[serde(default = "default_max_compaction_lag_ms", skip_serializing_if = "is_default_max_compaction_lag")]
+    pub max_compaction_lag_ms: u64,
+    /// `delete.retention.ms` (24 h): how long a tombstone (and an empty transaction's marker) is
+    /// kept after the first cleaning that kept it (KIP-534).
+    #[serde(default = "default_delete_retention_ms", skip_serializing_if = "is_default_delete_retention")]
+    pub delete_retention_ms: u64,
+}
+
+/// `cleanup.policy` (`TopicConfig.CLEANUP_POLICY_CONFIG`): a list of `delete` and `compact`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CleanupPolicy {
+    #[default]
+    Delete,
+    Compact,
+    /// `compact,delete`: the cleaner compacts, and retention deletes old segments as well.
+    CompactDelete,
+}
+
+impl CleanupPolicy {
+    fn is_delete(&self) -> bool {
+        *self == CleanupPolicy::Delete
+    }
+
+    /// Whether the log cleaner compacts the topic (`LogConfig.compact`).
+    pub fn compact(self) -> bool {
+        matches!(self, CleanupPolicy::Compact | CleanupPolicy::CompactDelete)
+    }
+
+    /// Whether retention deletes old segments (`LogConfig.delete`).
+    pub fn delete(self) -> bool {
+        matches!(self, CleanupPolicy::Delete | CleanupPolicy::CompactDelete)
+    }
+
+    fn parse(key: &str, value: &str) -> Result<Self, ConfigError> {
+        let mut compact = false;
+        let mut delete = false;
+        for item in value.split(',').map(str::trim) {
+            match item {
+                "compact" => compact = true,
+                "delete" => delete = true,
+                _ => {
+                    return Err(ConfigError {
+                        key: key.to_string(),
+                        message: format!("`{item}` is not a cleanup policy: delete, compact, or compact,delete"),
+                    })
+                }
+            }
+        }
+        Ok(match (compact, delete) {
+            (true, true) => CleanupPolicy::CompactDelete,
+            (true, false) => CleanupPolicy::Compact,
+            // Kafka 4.x also accepts an empty list (KIP-1106: no cleanup); ksim does not model it.
+            (false, _) => CleanupPolicy::Delete,
+        })
+    }
+}
+
+impl fmt::Display for CleanupPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CleanupPolicy::Delete => "delete",
+            CleanupPolicy::Compact => "compact",
+            CleanupPolicy::CompactDelete => "compact,delete",
+        })
+    }
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+/// `LogConfig.DEFAULT_MIN_CLEANABLE_DIRTY_RATIO`: 0.5.
+fn default_min_cleanable_dirty_ratio_ppm() -> u32 {
+    500_000
+}
+
+fn is_default_dirty_ratio(v: &u32) -> bool {
+    *v == default_min_cleanable_dirty_ratio_ppm()
+}
+
+/// `LogConfig.DEFAULT_MAX_COMPACTION_LAG_MS`: Long.MAX_VALUE.
+fn default_max_compaction_lag_ms() -> u64 {
+    i64::MAX as u64
+}
+
+fn is_default_max_compaction_lag(v: &u64) -> bool {
+    *v == default_max_compaction_lag_ms()
+}
+
+/// `LogConfig.DEFAULT_DELETE_RETENTION_MS`: one day.
+fn default_delete_retention_ms() -> u64 {
+    24 * 60 * 60 * 1000
+}
+
+fn is_default_delete_retention(v: &u64) -> bool {
+    *v == default_delete_retention_ms()
+}
+
+/// A ratio written as a decimal (`0.5`), in millionths.
+fn parse_ratio_ppm(key: &str, value: &str) -> Result<u32, ConfigError> {
+    let ratio: f64 = parse(key, value, "a decimal number between 0 and 1, such as \"0.5\"")?;
+    if !(0.0..=1.0).contains(&ratio) {
+        return Err(ConfigError { key: key.to_string(), message: format!("{ratio} is not between 0 and 1") });
+    }
+    Ok((ratio * 1_000_000.0).round() as u32)
+}
+
+impl TopicConfig {
+    /// The longest the active segment may stay open: `segment.ms`, or for a compacted topic with
+    /// `max.compaction.lag.ms` set, the smaller of the two (`LogConfig.maxSegmentMs`, KIP-354), so
+    /// that a record can become cleanable in time.
+    pub fn max_segment_ms(&self) -> u64 {
+        if self.cleanup_policy.compact() {
+            self.segment_ms.min(self.max_compaction_lag_ms)
+        } else {
+            self.segment_ms
+        }
+    }
 }
 
 impl Default for TopicConfig {
@@ -140,6 +270,11 @@ impl Default for TopicConfig {
             segment_ms: 7 * 24 * 60 * 60 * 1000,
             flush_messages: u64::MAX,
             flush_ms: u64::MAX,
+            cleanup_policy: CleanupPolicy::Delete,
+            min_cleanable_dirty_ratio_ppm: default_min_cleanable_dirty_ratio_ppm(),
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: default_max_compaction_lag_ms(),
+            delete_retention_ms: default_delete_retention_ms(),
         }
     }
 }
@@ -154,6 +289,11 @@ impl Configurable for TopicConfig {
         "segment.ms",
         "flush.messages",
         "flush.ms",
+        "cleanup.policy",
+        "min.cleanable.dirty.ratio",
+        "min.compaction.lag.ms",
+        "max.compaction.lag.ms",
+        "delete.retention.ms",
     ];
     const SCOPE: validate::Scope = validate::Scope::Topic;
 
@@ -167,6 +307,11 @@ impl Configurable for TopicConfig {
             "segment.ms" => self.segment_ms = parse_u64(key, value)?,
             "flush.messages" => self.flush_messages = parse_u64(key, value)?,
             "flush.ms" => self.flush_ms = parse_u64(key, value)?,
+            "cleanup.policy" => self.cleanup_policy = CleanupPolicy::parse(key, value)?,
+            "min.cleanable.dirty.ratio" => self.min_cleanable_dirty_ratio_ppm = parse_ratio_ppm(key, value)?,
+            "min.compaction.lag.ms" => self.min_compaction_lag_ms = parse_u64(key, value)?,
+            "max.compaction.lag.ms" => self.max_compaction_lag_ms = parse_u64(key, value)?.max(1),
+            "delete.retention.ms" => self.delete_retention_ms = parse_u64(key, value)?,
             _ => return Err(unknown(key, Self::KEYS)),
         }
         Ok(())
@@ -191,6 +336,16 @@ pub struct BrokerConfig {
     pub broker_session_timeout_ms: u64,
     /// `log.retention.check.interval.ms`: how often retention runs.
     pub log_retention_check_interval_ms: u64,
+    /// `log.cleaner.backoff.ms` (15 s): how long the log cleaner sleeps when no log needs
+    /// cleaning (`CleanerConfig.LOG_CLEANER_BACKOFF_MS`).
+    #[serde(default = "default_log_cleaner_backoff_ms")]
+    pub log_cleaner_backoff_ms: u64,
+    /// `offsets.topic.segment.bytes` (100 MiB): `__consumer_offsets`'s `segment.bytes`.
+    #[serde(default = "default_internal_topic_segment_bytes")]
+    pub offsets_topic_segment_bytes: u64,
+    /// `transaction.state.log.segment.bytes` (100 MiB): `__transaction_state`'s `segment.bytes`.
+    #[serde(default = "default_internal_topic_segment_bytes")]
+    pub transaction_state_log_segment_bytes: u64,
     /// `default.replication.factor` and `num.partitions`, for auto-created topics.
     pub default_replication_factor: usize,
     pub num_partitions: i32,
@@ -281,6 +436,9 @@ impl Default for BrokerConfig {
             broker_heartbeat_interval_ms: 2_000,
             broker_session_timeout_ms: 9_000,
             log_retention_check_interval_ms: 300_000,
+            log_cleaner_backoff_ms: default_log_cleaner_backoff_ms(),
+            offsets_topic_segment_bytes: default_internal_topic_segment_bytes(),
+            transaction_state_log_segment_bytes: default_internal_topic_segment_bytes(),
             default_replication_factor: 1,
             num_partitions: 1,
             offsets_topic_num_partitions: 50,
@@ -304,6 +462,26 @@ impl Default for BrokerConfig {
             kafka_version: KafkaVersion::CURRENT,
             eligible_leader_replicas_enabled: KafkaVersion::CURRENT.elr_by_default(),
         }
+    }
+}
+
+/// `CleanerConfig.LOG_CLEANER_BACKOFF_MS_DEFAULT`: 15 s.
+fn default_log_cleaner_backoff_ms() -> u64 {
+    15_000
+}
+
+/// `GroupCoordinatorConfig.OFFSETS_TOPIC_SEGMENT_BYTES_DEFAULT` and
+/// `TransactionLogConfig.TRANSACTIONS_TOPIC_SEGMENT_BYTES_DEFAULT`: 100 MiB.
+fn default_internal_topic_segment_bytes() -> u64 {
+    100 * 1024 * 1024
+}
+
+impl BrokerConfig {
+    /// The config of an internal topic (`__consumer_offsets`, `__transaction_state`): the broker's
+    /// topic defaults, compacted, with the topic's own segment size (`GroupCoordinatorService`'s
+    /// and `TransactionStateManager`'s topic configs: `cleanup.policy=compact`, `segment.bytes`).
+    pub fn internal_topic_config(&self, segment_bytes: u64) -> TopicConfig {
+        TopicConfig { cleanup_policy: CleanupPolicy::Compact, segment_bytes, ..self.topic_defaults.clone() }
     }
 }
 
@@ -350,6 +528,13 @@ impl Configurable for BrokerConfig {
         "broker.heartbeat.interval.ms",
         "broker.session.timeout.ms",
         "log.retention.check.interval.ms",
+        "log.cleaner.backoff.ms",
+        "log.cleaner.min.cleanable.ratio",
+        "log.cleaner.delete.retention.ms",
+        "log.cleaner.min.compaction.lag.ms",
+        "log.cleaner.max.compaction.lag.ms",
+        "offsets.topic.segment.bytes",
+        "transaction.state.log.segment.bytes",
         "default.replication.factor",
         "num.partitions",
         "offsets.topic.num.partitions",
@@ -382,6 +567,20 @@ impl Configurable for BrokerConfig {
             "broker.heartbeat.interval.ms" => self.broker_heartbeat_interval_ms = parse_u64(key, value)?.max(1),
             "broker.session.timeout.ms" => self.broker_session_timeout_ms = parse_u64(key, value)?,
             "log.retention.check.interval.ms" => self.log_retention_check_interval_ms = parse_u64(key, value)?,
+            "log.cleaner.backoff.ms" => self.log_cleaner_backoff_ms = parse_u64(key, value)?.max(1),
+            "offsets.topic.segment.bytes" => self.offsets_topic_segment_bytes = parse_u64(key, value)?.max(1),
+            "transaction.state.log.segment.bytes" => {
+                self.transaction_state_log_segment_bytes = parse_u64(key, value)?.max(1)
+            }
+            // Kafka's broker-level names for the cleaner's topic defaults.
+            "log.cleaner.min.cleanable.ratio" => {
+                self.topic_defaults.min_cleanable_dirty_ratio_ppm = parse_ratio_ppm(key, value)?
+            }
+            "log.cleaner.delete.retention.ms" => self.topic_defaults.delete_retention_ms = parse_u64(key, value)?,
+            "log.cleaner.min.compaction.lag.ms" => self.topic_defaults.min_compaction_lag_ms = parse_u64(key, value)?,
+            "log.cleaner.max.compaction.lag.ms" => {
+                self.topic_defaults.max_compaction_lag_ms = parse_u64(key, value)?.max(1)
+            }
             "default.replication.factor" => self.default_replication_factor = parse(key, value, "a whole number")?,
             "num.partitions" => self.num_partitions = parse(key, value, "a whole number")?,
             "offsets.topic.num.partitions" => self.offsets_topic_num_partitions = parse(key, value, "a whole number")?,

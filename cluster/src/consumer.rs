@@ -58,7 +58,8 @@ pub struct ConsumedRecord {
     pub partition: TopicPartition,
     pub offset: i64,
     pub key: Option<String>,
-    pub value: String,
+    /// `None`: a tombstone.
+    pub value: Option<String>,
     /// The epoch of the leader that wrote the record's batch (Kafka's `ConsumerRecord.leaderEpoch`).
     pub leader_epoch: Option<i32>,
 }
@@ -913,8 +914,12 @@ impl Consumer {
                             state.position_epoch = batch_epoch(batch.leader_epoch);
                             continue;
                         }
-                        for (i, record) in batch.records.into_iter().enumerate() {
-                            let offset = batch.base_offset + i as i64;
+                        // A compacted batch has gaps: each record keeps its offset, and the
+                        // position moves past the batch's last offset even when its last records
+                        // were cleaned away (`CompletedFetch`: `nextFetchOffset = batch.nextOffset()`).
+                        let next_offset = batch.next_offset();
+                        let offsets: Vec<i64> = (0..batch.records.len()).map(|i| batch.offset_of(i)).collect();
+                        for (offset, record) in offsets.into_iter().zip(batch.records) {
                             if offset < position {
                                 continue;
                             }
@@ -931,6 +936,10 @@ impl Consumer {
                                 leader_epoch: batch_epoch(batch.leader_epoch),
                             });
                             position = offset + 1;
+                            state.position_epoch = batch_epoch(batch.leader_epoch);
+                        }
+                        if next_offset > position {
+                            position = next_offset;
                             state.position_epoch = batch_epoch(batch.leader_epoch);
                         }
                     }
@@ -1374,7 +1383,7 @@ mod tests {
             // One batch per leader epoch, as the leaders wrote them.
             let mut batches: Vec<RecordBatch> = Vec::new();
             for offset in from..self.log_end {
-                let record = Record { key: None, value: self.value(offset) };
+                let record = Record::unkeyed(self.value(offset));
                 match batches.last_mut() {
                     Some(batch) if batch.leader_epoch == self.epoch_of(offset) => batch.records.push(record),
                     _ => batches.push(RecordBatch {
@@ -1387,6 +1396,8 @@ mod tests {
                         records: vec![record],
                         is_transactional: false,
                         control: None,
+                        cleaned: None,
+                        delete_horizon_ms: None,
                     }),
                 }
             }
@@ -1745,7 +1756,7 @@ mod tests {
     }
 
     fn values(records: &[ConsumedRecord]) -> Vec<&str> {
-        records.iter().map(|r| r.value.as_str()).collect()
+        records.iter().map(|r| r.value.as_deref().unwrap_or("null")).collect()
     }
 
     fn earliest() -> ConsumerConfig {

@@ -57,6 +57,9 @@ pub enum ErrorCode {
     ConcurrentTransactions,
     /// A marker came from a coordinator older than one the partition has already heard from.
     TransactionCoordinatorFenced,
+    /// The broker refused a record in the batch (`InvalidRecordException`; KIP-467): a record
+    /// without a key on a compacted topic. Not retriable: the Java producer fails the batch.
+    InvalidRecord,
 }
 
 impl ErrorCode {
@@ -101,6 +104,7 @@ impl ErrorCode {
             InvalidTransactionTimeout => 50,
             ConcurrentTransactions => 51,
             TransactionCoordinatorFenced => 52,
+            InvalidRecord => 87,
             ProducerFenced => 90,
         }
     }
@@ -146,6 +150,7 @@ impl ErrorCode {
             InvalidTransactionTimeout => "INVALID_TRANSACTION_TIMEOUT",
             ConcurrentTransactions => "CONCURRENT_TRANSACTIONS",
             TransactionCoordinatorFenced => "TRANSACTION_COORDINATOR_FENCED",
+            InvalidRecord => "INVALID_RECORD",
             ProducerFenced => "PRODUCER_FENCED",
         }
     }

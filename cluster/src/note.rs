@@ -156,6 +156,11 @@ pub enum Note {
         partition: TopicPartition,
         log_start_offset: i64,
     },
+    /// This broker's log cleaner compacted its copy of the partition (`Cleaner.doClean`).
+    LogCleaned {
+        partition: TopicPartition,
+        cleaning: crate::log::Cleaning,
+    },
     Flushed {
         partition: TopicPartition,
         offset: i64,
@@ -312,7 +317,8 @@ pub enum Note {
         partition: TopicPartition,
         offset: i64,
         key: Option<String>,
-        value: String,
+        /// `None`: a tombstone.
+        value: Option<String>,
     },
     /// A record the application sent failed for good.
     ProduceFailed {
@@ -333,7 +339,8 @@ pub enum Note {
         partition: TopicPartition,
         offset: i64,
         key: Option<String>,
-        value: String,
+        /// `None`: a tombstone.
+        value: Option<String>,
     },
     PositionReset {
         partition: TopicPartition,
@@ -380,6 +387,7 @@ impl Note {
             | HighWatermark { partition, .. }
             | Truncated { partition, .. }
             | LogStartMoved { partition, .. }
+            | LogCleaned { partition, .. }
             | Flushed { partition, .. }
             | IsrChangeRequested { partition, .. }
             | IsrChangeFailed { partition, .. }
@@ -555,6 +563,36 @@ impl fmt::Display for Note {
             LogStartMoved { partition, log_start_offset } => {
                 write!(f, "{partition}: retention deleted old segments; log start offset -> {log_start_offset}")
             }
+            LogCleaned { partition, cleaning } => {
+                let c = cleaning;
+                write!(
+                    f,
+                    "{partition}: log cleaner compacted below offset {} (dirty from {}, dirty ratio {}.{:02}): removed {} record(s)",
+                    c.end_offset,
+                    c.dirty_from,
+                    c.dirty_ratio_ppm / 1_000_000,
+                    c.dirty_ratio_ppm % 1_000_000 / 10_000,
+                    c.records_removed
+                )?;
+                if !c.removed.is_empty() {
+                    let ranges: Vec<String> = c
+                        .removed
+                        .iter()
+                        .map(|(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") })
+                        .collect();
+                    write!(f, " at offsets {}", ranges.join(", "))?;
+                }
+                if c.tombstones_removed > 0 {
+                    write!(f, "; {} tombstone(s) past delete.retention.ms removed", c.tombstones_removed)?;
+                }
+                if c.tombstones_kept > 0 {
+                    write!(f, "; {} tombstone(s) kept until their delete horizon", c.tombstones_kept)?;
+                }
+                if c.markers_removed > 0 {
+                    write!(f, "; {} transaction marker(s) removed", c.markers_removed)?;
+                }
+                Ok(())
+            }
             Flushed { partition, offset } => write!(f, "{partition}: flushed to disk up to {offset}"),
             IsrChangeRequested { partition, isr, reason: IsrChangeReason::FollowerLagged { follower, caught_up_ms_ago } } => {
                 write!(
@@ -713,9 +751,11 @@ fn fmt_partitions(partitions: &[TopicPartition]) -> String {
     format!("[{}]", names.join(", "))
 }
 
-fn fmt_record(key: &Option<String>, value: &str) -> String {
+/// `key=value`, or the value alone; a tombstone reads `key=null (tombstone)`.
+fn fmt_record(key: &Option<String>, value: &Option<String>) -> String {
+    let value = value.as_deref().map_or_else(|| "null (tombstone)".to_string(), str::to_string);
     match key {
         Some(k) => format!("{k}={value}"),
-        None => value.to_string(),
+        None => value,
     }
 }

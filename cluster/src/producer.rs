@@ -1086,7 +1086,7 @@ mod tests {
 
         fn send(&mut self, at_ms: u64, send_id: u64) -> Effects {
             let mut fx = Effects::default();
-            let record = Record { key: None, value: format!("payment-{send_id}") };
+            let record = Record::unkeyed(format!("payment-{send_id}"));
             self.producer.send(SimTime::from_ms(at_ms), send_id, "payments", record, &mut self.rng, &mut fx);
             fx
         }
@@ -1198,7 +1198,7 @@ mod tests {
         // The partition has a leader again: the record goes out under the producer id.
         let fx = h.respond(103, id, metadata());
         let (_, batch) = produce(&fx);
-        assert_eq!((batch.producer_id, batch.records[0].value.as_str()), (1001, "payment-1"));
+        assert_eq!((batch.producer_id, batch.records[0].value_text()), (1001, "payment-1"));
     }
 
     fn asks_for_producer_id(fx: &Effects) -> bool {
@@ -1206,7 +1206,7 @@ mod tests {
     }
 
     fn values(batch: &RecordBatch) -> Vec<&str> {
-        batch.records.iter().map(|r| r.value.as_str()).collect()
+        batch.records.iter().map(|r| r.value_text()).collect()
     }
 
     /// `(base sequence, error)` of every retry these effects announce.

@@ -3,6 +3,12 @@
 //! Kafka writes records in batches. A batch carries the epoch of the leader that appended it (the
 //! leader epoch that KIP-101 truncation relies on) and, for an idempotent producer, its producer id
 //! and the sequence number of its first record, which is how a broker recognises a retried batch.
+//!
+//! A record whose value is null is a *tombstone*: on a compacted topic it deletes its key. The log
+//! cleaner (see [`crate::log`]) removes records from batches but never renumbers them: a cleaned
+//! batch keeps its base offset and its last offset (Kafka's v2 format keeps `baseOffset` and
+//! `lastOffsetDelta` when `MemoryRecords.filterTo` rewrites a batch), and each record keeps its own
+//! offset, so a reader sees gaps.
 
 use serde::{Deserialize, Serialize};
 
@@ -10,7 +16,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
     pub key: Option<String>,
-    pub value: String,
+    /// `None` is a null value: a tombstone (Confluent.Kafka: `Value = null`).
+    pub value: Option<String>,
 }
 
 impl Record {
@@ -18,7 +25,26 @@ impl Record {
     /// (a varint-framed record: attributes, deltas, key and value lengths, plus the payload).
     pub fn size_bytes(&self) -> usize {
         const RECORD_OVERHEAD_BYTES: usize = 8;
-        RECORD_OVERHEAD_BYTES + self.key.as_ref().map_or(0, |k| k.len()) + self.value.len()
+        RECORD_OVERHEAD_BYTES + self.key.as_ref().map_or(0, |k| k.len()) + self.value.as_ref().map_or(0, |v| v.len())
+    }
+
+    /// A record with a key and a value.
+    pub fn keyed(key: Option<&str>, value: &str) -> Self {
+        Record { key: key.map(str::to_string), value: Some(value.to_string()) }
+    }
+
+    /// A record with no key (the common case in ksim's own workloads).
+    pub fn unkeyed(value: impl Into<String>) -> Self {
+        Record { key: None, value: Some(value.into()) }
+    }
+
+    pub fn is_tombstone(&self) -> bool {
+        self.value.is_none()
+    }
+
+    /// The value as the trace and the narration print it: a tombstone reads `null`.
+    pub fn value_text(&self) -> &str {
+        self.value.as_deref().unwrap_or("null")
     }
 }
 
@@ -52,6 +78,27 @@ pub struct RecordBatch {
     /// applications.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub control: Option<ControlMarker>,
+    /// Set once the log cleaner has removed records from this batch: the offset of each record
+    /// still in it, and the batch's original extent. `None`: the records are consecutive from the
+    /// base offset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cleaned: Option<CleanedLayout>,
+    /// KIP-534's `deleteHorizonMs` (a v2 batch header field, flagged by the `hasDeleteHorizonMs`
+    /// attribute): the first cleaning that kept this batch's tombstones or marker sets it to
+    /// `now + delete.retention.ms`; a later cleaning past it may remove them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_horizon_ms: Option<u64>,
+}
+
+/// Where a cleaned batch's remaining records sit (Kafka keeps each record's `offsetDelta` and the
+/// batch's `lastOffsetDelta` when it rewrites a batch: `MemoryRecords.buildRetainedRecordsInto`
+/// overrides the last offset with the original one).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CleanedLayout {
+    /// Offset delta of each record still in the batch, in order.
+    pub offset_deltas: Vec<i64>,
+    /// The delta of the batch's original last record: the batch still ends where it ended.
+    pub last_offset_delta: i64,
 }
 
 /// Which way a transaction ended (`ControlRecordType`).
@@ -87,6 +134,8 @@ impl RecordBatch {
             records,
             is_transactional: false,
             control: None,
+            cleaned: None,
+            delete_horizon_ms: None,
         }
     }
 
@@ -102,7 +151,7 @@ impl RecordBatch {
             producer_epoch,
             NO_SEQUENCE,
             timestamp_ms,
-            vec![Record { key: None, value: value.to_string() }],
+            vec![Record::unkeyed(value)],
         );
         batch.is_transactional = true;
         batch.control = Some(marker);
@@ -121,9 +170,51 @@ impl RecordBatch {
         self.records.is_empty()
     }
 
-    /// The offset after this batch's last record.
+    /// The offset after this batch's last record (its original last record, if cleaned).
     pub fn next_offset(&self) -> i64 {
-        self.base_offset + self.len()
+        self.base_offset + self.cleaned.as_ref().map_or(self.len(), |c| c.last_offset_delta + 1)
+    }
+
+    /// The offset of the `index`-th record still in the batch.
+    pub fn offset_of(&self, index: usize) -> i64 {
+        self.base_offset + self.cleaned.as_ref().map_or(index as i64, |c| c.offset_deltas[index])
+    }
+
+    /// Each record still in the batch with its offset.
+    pub fn records_with_offsets(&self) -> impl Iterator<Item = (i64, &Record)> {
+        self.records.iter().enumerate().map(|(i, r)| (self.offset_of(i), r))
+    }
+
+    /// The record at `offset`, if this batch still holds it.
+    pub fn record_at(&self, offset: i64) -> Option<&Record> {
+        let delta = offset - self.base_offset;
+        let index = match &self.cleaned {
+            None => usize::try_from(delta).ok()?,
+            Some(c) => c.offset_deltas.binary_search(&delta).ok()?,
+        };
+        self.records.get(index)
+    }
+
+    /// Keep only the records `keep` says to keep, with their offsets, as the log cleaner rewrites
+    /// a batch. The batch's base and last offsets do not change.
+    pub fn retain_records(&mut self, mut keep: impl FnMut(i64, &Record) -> bool) -> usize {
+        let last_offset_delta = self.next_offset() - 1 - self.base_offset;
+        let mut offset_deltas = Vec::with_capacity(self.records.len());
+        let mut records = Vec::with_capacity(self.records.len());
+        let before = self.records.len();
+        for (i, record) in std::mem::take(&mut self.records).into_iter().enumerate() {
+            let offset = self.offset_of(i);
+            if keep(offset, &record) {
+                offset_deltas.push(offset - self.base_offset);
+                records.push(record);
+            }
+        }
+        let removed = before - records.len();
+        self.records = records;
+        if removed > 0 {
+            self.cleaned = Some(CleanedLayout { offset_deltas, last_offset_delta });
+        }
+        removed
     }
 
     pub fn last_offset(&self) -> i64 {
@@ -134,7 +225,9 @@ impl RecordBatch {
         if self.base_sequence == NO_SEQUENCE {
             NO_SEQUENCE
         } else {
-            self.base_sequence.wrapping_add(self.records.len() as i32 - 1)
+            // The batch's extent, not its record count: a cleaned batch keeps its sequence range
+            // (`DefaultRecordBatch.lastSequence` is `baseSequence + lastOffsetDelta`).
+            self.base_sequence.wrapping_add((self.next_offset() - self.base_offset - 1) as i32)
         }
     }
 

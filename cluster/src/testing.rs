@@ -141,7 +141,7 @@ impl Harness {
                 b.records
                     .iter()
                     .enumerate()
-                    .map(move |(i, r)| (b.base_offset + i as i64, b.leader_epoch, r.value.clone()))
+                    .map(move |(i, r)| (b.base_offset + i as i64, b.leader_epoch, r.value_text().to_string()))
             })
             .collect()
     }
@@ -207,7 +207,7 @@ impl Harness {
         (producer_id, base_sequence): (i64, i32),
         values: &[&str],
     ) -> u64 {
-        let records = values.iter().map(|v| Record { key: None, value: v.to_string() }).collect();
+        let records = values.iter().map(|v| Record::unkeyed(*v)).collect();
         let epoch = if producer_id == NO_PRODUCER_ID { -1 } else { 0 };
         let batch = RecordBatch::new_unassigned(producer_id, epoch, base_sequence, self.now.as_ms(), records);
         let body = Request::Produce(ProduceRequest { acks, timeout_ms: 30_000, partition: tp.clone(), batch });

@@ -29,6 +29,8 @@ pub enum Timer {
     /// The leader's periodic look for followers that fell out of sync.
     IsrCheck,
     RetentionCheck,
+    /// The log cleaner thread wakes from its `log.cleaner.backoff.ms` sleep.
+    LogCleaner,
     /// Time to write the `replication-offset-checkpoint` of high watermarks
     /// (`replica.high.watermark.checkpoint.interval.ms`).
     HighWatermarkCheckpoint,
@@ -101,6 +103,7 @@ impl fmt::Display for Timer {
             Timer::DelayedProduceExpiry(id) => write!(f, "delayed produce #{id} expired"),
             Timer::IsrCheck => write!(f, "ISR check"),
             Timer::RetentionCheck => write!(f, "retention check"),
+            Timer::LogCleaner => write!(f, "log cleaner"),
             Timer::HighWatermarkCheckpoint => write!(f, "high-watermark checkpoint"),
             Timer::SessionCheck => write!(f, "broker session check"),
             Timer::LeaderImbalanceCheck => write!(f, "leader imbalance check"),

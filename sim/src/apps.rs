@@ -28,7 +28,16 @@ impl KafkaProducer {
     /// Queue a record. The returned delivery resolves to its partition and offset, or the error
     /// the producer gave up with.
     pub fn send(&self, topic: &str, key: Option<&str>, value: &str) -> Delivery {
-        let record = Record { key: key.map(str::to_string), value: value.to_string() };
+        self.send_record(topic, Record::keyed(key, value))
+    }
+
+    /// Queue a tombstone: `key` with a null value (Java's `new ProducerRecord<>(topic, key,
+    /// null)`, .NET's `Value = null`).
+    pub fn send_tombstone(&self, topic: &str, key: Option<&str>) -> Delivery {
+        self.send_record(topic, Record { key: key.map(str::to_string), value: None })
+    }
+
+    fn send_record(&self, topic: &str, record: Record) -> Delivery {
         self.world.lock().expect("world lock").producer_send(self.node, topic, record)
     }
 
@@ -136,13 +145,16 @@ async fn wait_until_ms(ms: u64) {
 pub async fn run(world: Arc<Mutex<World>>, node: NodeId, app: App, start_ms: u64) {
     wait_until_ms(start_ms).await;
     match app {
-        App::Producer { topic, records, interval_ms, keys, value_prefix } => {
+        App::Producer { topic, records, interval_ms, keys, value_prefix, tombstones } => {
             let producer = KafkaProducer::new(world, node);
             for n in 0..records {
                 let key = (!keys.is_empty()).then(|| keys[n as usize % keys.len()].as_str());
-                let value = format!("{value_prefix}-{n}");
                 // Like `producer.send(record, callback)`: don't wait; the trace reports the outcome.
-                drop(producer.send(&topic, key, &value));
+                if tombstones.contains(&n) {
+                    drop(producer.send_tombstone(&topic, key));
+                } else {
+                    drop(producer.send(&topic, key, &format!("{value_prefix}-{n}")));
+                }
                 madsim::time::sleep(Duration::from_millis(interval_ms)).await;
             }
         }

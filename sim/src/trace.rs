@@ -196,10 +196,11 @@ pub enum Rule {
     ReadAborted,
     TwoProducersInEpoch,
     CommittedTransactionLost,
+    CompactedLatestLost,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 24] = [
+    pub const ALL: [Rule; 25] = [
         Rule::TwoLeadersInEpoch,
         Rule::TwoOwnersInGeneration,
         Rule::TwoOwners,
@@ -224,6 +225,7 @@ impl Rule {
         Rule::ReadAborted,
         Rule::TwoProducersInEpoch,
         Rule::CommittedTransactionLost,
+        Rule::CompactedLatestLost,
     ];
 
     /// The stable name: what the trace stores and the report prints.
@@ -253,6 +255,7 @@ impl Rule {
             Rule::ReadAborted => "read-aborted",
             Rule::TwoProducersInEpoch => "two-producers-in-epoch",
             Rule::CommittedTransactionLost => "committed-transaction-lost",
+            Rule::CompactedLatestLost => "compacted-latest-lost",
         }
     }
 
@@ -289,6 +292,9 @@ impl Rule {
             Rule::CommittedTransactionLost => {
                 "a committed transaction's records or COMMIT marker are gone from the log"
             }
+            Rule::CompactedLatestLost => {
+                "a compacted replica lost a key's latest committed value, or kept an older one after its tombstone went"
+            }
         }
     }
 
@@ -315,7 +321,8 @@ impl Rule {
             | Rule::DuplicateRecord
             | Rule::NoConvergence
             | Rule::ReadAborted
-            | Rule::CommittedTransactionLost => Nature::Promise,
+            | Rule::CommittedTransactionLost
+            | Rule::CompactedLatestLost => Nature::Promise,
             Rule::ConsumedAgain | Rule::ProcessedTwice | Rule::CommittedUnprocessed => Nature::Lesson,
         }
     }

@@ -173,7 +173,7 @@ fn synthetic_trace() -> Trace {
                     partition: partition.clone(),
                     offset: leo[p][leader as usize],
                     key: None,
-                    value: "v".into(),
+                    value: Some("v".into()),
                 };
                 b.push(producer, EventKind::Note(note));
             }
@@ -185,7 +185,7 @@ fn synthetic_trace() -> Trace {
                         partition: partition.clone(),
                         offset,
                         key: None,
-                        value: "v".into(),
+                        value: Some("v".into()),
                     }),
                 );
             }

@@ -252,6 +252,20 @@ impl ReplicaLog {
             && !self.absent.iter().any(|(from, to)| (*from..*to).contains(&offset))
     }
 
+    /// A cleaner removed these offsets (inclusive ranges): they become gaps, kept merged.
+    fn add_absent(&mut self, removed: &[(i64, i64)]) {
+        let mut all: Vec<(i64, i64)> = self.absent.iter().copied().chain(removed.iter().map(|(a, b)| (*a, b + 1))).collect();
+        all.sort_unstable();
+        let mut merged: Vec<(i64, i64)> = Vec::with_capacity(all.len());
+        for (from, to) in all {
+            match merged.last_mut() {
+                Some((_, end)) if from <= *end => *end = (*end).max(to),
+                _ => merged.push((from, to)),
+            }
+        }
+        self.absent = merged;
+    }
+
     /// The log loses everything from `offset` on.
     fn cut_at(&mut self, offset: i64) {
         self.txn_batches.split_off(&offset);
@@ -791,6 +805,11 @@ impl ClusterView {
                     self.replica_log(partition, b).log_start_offset = *log_start_offset;
                 }
             }
+            Note::LogCleaned { partition, cleaning } => {
+                if let Some(b) = at_broker {
+                    self.replica_log(partition, b).add_absent(&cleaning.removed);
+                }
+            }
             Note::Flushed { partition, offset } => {
                 if let Some(b) = at_broker {
                     self.replica_log(partition, b).flushed_offset = *offset;
@@ -1000,6 +1019,48 @@ mod tests {
         assert_eq!(log.last_truncation.map(|t| (t.to_offset, t.removed, t.step)), Some((4, 4, 5)));
         // Broker 2 said nothing: its log is still empty.
         assert_eq!(v.partitions[&tp()].logs[&2].log_end_offset, 0);
+    }
+
+    #[test]
+    fn each_replica_folds_its_own_cleanings_and_a_truncation_forgets_the_cleaned_tail() {
+        let mut v = ClusterView::new(&header(), &[CONTROLLER_ID]);
+        v.apply(&note(
+            NodeId::Controller(CONTROLLER_ID),
+            Note::TopicCreated { topic: "payments".into(), assignment: vec![vec![1, 2, 3]] },
+        ));
+        let append = Note::Appended {
+            partition: tp(),
+            base_offset: 0,
+            count: 10,
+            leader_epoch: 0,
+            as_leader: true,
+            transactional: Vec::new(),
+        };
+        v.apply(&note(NodeId::Broker(1), append));
+        let cleaned = |removed: Vec<(i64, i64)>| Note::LogCleaned {
+            partition: tp(),
+            cleaning: ksim_cluster::log::Cleaning {
+                dirty_from: 0,
+                end_offset: 8,
+                dirty_ratio_ppm: 1_000_000,
+                records_removed: removed.iter().map(|(a, b)| b - a + 1).sum::<i64>() as u64,
+                removed,
+                tombstones_removed: 0,
+                tombstones_kept: 0,
+                markers_removed: 0,
+            },
+        };
+        v.apply(&note(NodeId::Broker(1), cleaned(vec![(0, 2), (5, 5)])));
+        v.apply(&note(NodeId::Broker(1), cleaned(vec![(3, 4), (7, 7)])));
+        let log = &v.partitions[&tp()].logs[&1];
+        assert_eq!(log.absent, vec![(0, 6), (7, 8)], "ranges merge");
+        assert!(!log.holds(1) && !log.holds(5) && log.holds(6) && !log.holds(7) && log.holds(8));
+        assert!(v.partitions[&tp()].logs[&2].absent.is_empty(), "broker 2 cleans on its own");
+        v.apply(&note(
+            NodeId::Broker(1),
+            Note::Truncated { partition: tp(), to_offset: 4, removed: 6, reason: TruncateReason::DivergedFromLeader },
+        ));
+        assert_eq!(v.partitions[&tp()].logs[&1].absent, vec![(0, 4)]);
     }
 
     #[test]

@@ -138,7 +138,7 @@ pub fn classify(event: &Event) -> Option<MarkerKind> {
             Note::GroupStateChanged { .. } | Note::PartitionsAssigned { .. } | Note::PartitionsRevoked { .. },
         ) => Some(MarkerKind::Group),
         EventKind::Note(Note::CommitFailed { .. }) => Some(MarkerKind::CommitFailed),
-        EventKind::Note(Note::LogStartMoved { .. }) => Some(MarkerKind::Retention),
+        EventKind::Note(Note::LogStartMoved { .. } | Note::LogCleaned { .. }) => Some(MarkerKind::Retention),
         EventKind::Note(Note::OffsetOutOfRange { .. }) => Some(MarkerKind::OutOfRange),
         EventKind::Note(Note::TxnEnded { .. } | Note::TxnFailed { .. }) => Some(MarkerKind::Transaction),
         EventKind::Note(

@@ -15,12 +15,22 @@
 //! `replica.high.watermark.checkpoint.interval.ms` (5 s) the broker checkpoints its high
 //! watermarks. Retention deletes whole segments below the high watermark that are older
 //! (`retention.ms`) or beyond the size (`retention.bytes`) the topic keeps.
+//!
+//! The log cleaner compacts the logs of topics with `cleanup.policy=compact` (see
+//! [`crate::log`]). Kafka runs it as a thread (`LogCleaner.CleanerThread`) that cleans the
+//! dirtiest log due, and sleeps `log.cleaner.backoff.ms` (15 s) whenever none is: every broker
+//! cleans its own copies, leaders and followers alike, on its own schedule. Cleaning takes no
+//! virtual time here, so the thread wakes at its start plus a whole number of backoffs and cleans
+//! every log due at that instant. ksim sets that wake-up only once some compacted log has a
+//! segment besides its active one (before, there is nothing the cleaner may touch), so runs
+//! without compaction keep their traces.
 
 use super::Broker;
 use crate::effects::Effects;
 use crate::log::Log;
 use crate::note::Note;
 use crate::time::SimTime;
+use crate::timer::Timer;
 use crate::topic::TopicPartition;
 use std::collections::BTreeMap;
 
@@ -108,6 +118,42 @@ impl Broker {
                 fx.note(Note::Flushed { partition: tp.clone(), offset: replica.log.flushed_offset() });
             }
         }
+    }
+
+    /// Whether some compacted log here has a segment the cleaner could ever touch.
+    fn has_cleanable_segments(&self) -> bool {
+        self.replicas.iter().any(|(tp, replica)| {
+            replica.log.segments().len() > 1
+                && self.image.topic_config(&tp.topic).unwrap_or(&self.config.topic_defaults).cleanup_policy.compact()
+        })
+    }
+
+    /// Set the cleaner's next wake-up, at its start plus a whole number of backoffs, once there is
+    /// something it may clean.
+    pub(super) fn maybe_arm_log_cleaner(&mut self, now: SimTime, fx: &mut Effects) {
+        if self.cleaner_armed || !self.started || !self.has_cleanable_segments() {
+            return;
+        }
+        let backoff_ms = self.config.log_cleaner_backoff_ms.max(1);
+        let since_start_ms = now.ms_since(self.started_at);
+        let wake = self.started_at.plus_ms((since_start_ms / backoff_ms + 1) * backoff_ms);
+        fx.set_timer(Timer::LogCleaner, wake);
+        self.cleaner_armed = true;
+    }
+
+    /// The cleaner thread wakes: clean every compacted log that is due (`grabFilthiestCompactedLog`
+    /// until none is; each log once, in partition order, since cleaning one does not make another
+    /// dirtier), then sleep `log.cleaner.backoff.ms`.
+    pub(super) fn run_log_cleaner(&mut self, now: SimTime, fx: &mut Effects) {
+        let tps: Vec<TopicPartition> = self.replicas.keys().cloned().collect();
+        for tp in tps {
+            let config = self.topic_config(&tp);
+            let replica = self.replicas.get_mut(&tp).expect("listed");
+            if let Some(cleaning) = replica.log.clean(&config, now.as_ms(), replica.high_watermark) {
+                fx.note(Note::LogCleaned { partition: tp.clone(), cleaning });
+            }
+        }
+        fx.set_timer(Timer::LogCleaner, now.plus_ms(self.config.log_cleaner_backoff_ms.max(1)));
     }
 
     pub(super) fn apply_retention(&mut self, now: SimTime, fx: &mut Effects) {

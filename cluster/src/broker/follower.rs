@@ -203,22 +203,24 @@ impl Broker {
             match answer.error {
                 ErrorCode::None => {
                     let mut first: Option<(i64, i32)> = None;
-                    let mut count = 0;
                     let mut transactional = Vec::new();
                     for batch in answer.batches {
                         if batch.next_offset() <= replica.log_end_offset() {
                             continue;
                         }
-                        if batch.base_offset != replica.log_end_offset() {
+                        // A batch may start past the log end: the leader's cleaner removed what
+                        // came between (compaction). One that straddles it never comes.
+                        if batch.base_offset < replica.log_end_offset() {
                             break;
                         }
                         first.get_or_insert((batch.base_offset, batch.leader_epoch));
-                        count += batch.len();
                         transactional.extend(TxnBatch::of(&batch));
                         replica.remember_producer_batch(&batch);
                         replica.log.append_as_follower(batch, &config, now.as_ms());
                     }
                     if let Some((base_offset, leader_epoch)) = first {
+                        // The offsets copied, gaps included (the records, without compaction).
+                        let count = replica.log_end_offset() - base_offset;
                         fx.note(Note::Appended {
                             partition: tp.clone(),
                             base_offset,

@@ -54,8 +54,7 @@ impl Broker {
                 // Kafka creates __consumer_offsets the first time a client looks for a coordinator.
                 if !self.offsets_topic_requested {
                     self.offsets_topic_requested = true;
-                    let mut config = self.config.topic_defaults.clone();
-                    config.segment_bytes = 100 * 1024 * 1024;
+                    let config = self.config.internal_topic_config(self.config.offsets_topic_segment_bytes);
                     let body = Request::CreateTopics(CreateTopicsRequest {
                         name: OFFSETS_TOPIC.to_string(),
                         partitions: self.config.offsets_topic_num_partitions,

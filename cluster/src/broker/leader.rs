@@ -93,6 +93,12 @@ impl Broker {
         if request.acks == Acks::All && replica.isr.len() < min_isr {
             return reply(ErrorCode::NotEnoughReplicas, -1, replica.log.log_start_offset(), fx);
         }
+        // A compacted topic keeps the latest record per key, so a record without one has no
+        // place in it: `LogValidator.validateKey` refuses the batch ("Compacted topic cannot
+        // accept message without key") with INVALID_RECORD, before the producer-state checks.
+        if config.cleanup_policy.compact() && request.batch.records.iter().any(|r| r.key.is_none()) {
+            return reply(ErrorCode::InvalidRecord, -1, replica.log.log_start_offset(), fx);
+        }
         match replica.check_sequence(&request.batch) {
             // A retry of a batch already in the log: answer with where it went, but an acks=all
             // retry still waits, like the first attempt, until the batch is committed (Kafka

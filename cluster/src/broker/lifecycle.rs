@@ -37,6 +37,7 @@ const METADATA_FETCH_MAX_WAIT_MS: u64 = 500;
 
 impl Broker {
     pub(super) fn start(&mut self, now: SimTime, fx: &mut Effects) {
+        self.started_at = now;
         self.started = true;
         for replica in self.replicas.values() {
             fx.note(Note::Recovered {

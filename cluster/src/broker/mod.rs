@@ -129,6 +129,10 @@ pub struct Broker {
     txn_topic_requested: bool,
     /// The marker channel's retry timer is set.
     txn_retry_armed: bool,
+    /// When this process started: the log cleaner's sleeps are counted from it.
+    started_at: SimTime,
+    /// The log cleaner's wake-up is set (see [`Broker::maybe_arm_log_cleaner`]).
+    cleaner_armed: bool,
     next_id: u64,
     next_producer_id: i64,
     /// With a controller quorum: the KRaft observer that replicates the metadata log.
@@ -183,6 +187,8 @@ impl Broker {
             txn_coordinator: TransactionCoordinator::new(txn_config),
             txn_topic_requested: false,
             txn_retry_armed: false,
+            started_at: SimTime::ZERO,
+            cleaner_armed: false,
             next_id: 1,
             next_producer_id: 0,
             observer: None,
@@ -407,6 +413,7 @@ impl Broker {
                 self.maybe_shrink_isr(now, fx);
                 fx.set_timer(Timer::IsrCheck, now.plus_ms((self.config.replica_lag_time_max_ms / 2).max(1)));
             }
+            Timer::LogCleaner => self.run_log_cleaner(now, fx),
             Timer::RetentionCheck => {
                 self.apply_retention(now, fx);
                 fx.set_timer(Timer::RetentionCheck, now.plus_ms(self.config.log_retention_check_interval_ms));
@@ -477,6 +484,7 @@ impl StateMachine for Broker {
             Input::Shutdown => self.begin_shutdown(now, fx),
         }
         self.drive_fetchers(now, fx);
+        self.maybe_arm_log_cleaner(now, fx);
         debug_check(NodeId::Broker(self.id), || self.check_invariants());
     }
 }

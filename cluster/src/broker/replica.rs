@@ -370,7 +370,7 @@ mod tests {
         log.assign_epoch_start(1);
         let config = TopicConfig::default();
         for i in 0..records {
-            let batch = RecordBatch::new_unassigned(-1, -1, -1, 0, vec![Record { key: None, value: format!("v{i}") }]);
+            let batch = RecordBatch::new_unassigned(-1, -1, -1, 0, vec![Record::unkeyed(format!("v{i}"))]);
             log.append_as_leader(batch, 1, &config, 0);
         }
         let mut replica = Replica::new(TopicPartition::new("t", 0), log, 0);
@@ -479,7 +479,7 @@ mod tests {
         let mut r = leader(0);
         let config = TopicConfig::default();
         let batch = |seq: i32, n: usize| {
-            let records = (0..n).map(|i| Record { key: None, value: format!("r{i}") }).collect();
+            let records = (0..n).map(|i| Record::unkeyed(format!("r{i}"))).collect();
             RecordBatch::new_unassigned(77, 0, seq, 0, records)
         };
         assert_eq!(r.check_sequence(&batch(0, 2)), SequenceCheck::Append);

@@ -201,6 +201,19 @@ fn min_insync_replicas_above_the_replication_factor_is_capped_from_3_7() {
     assert_eq!(produce_error(&mut h, 1, &tp, Acks::All, &["a"]), ErrorCode::NotEnoughReplicas, "3.6 rejects it");
 }
 
+/// A compacted topic refuses a record without a key (`LogValidator.validateKey`):
+/// INVALID_RECORD, and nothing is appended.
+#[test]
+fn a_keyless_record_on_a_compacted_topic_is_invalid_record() {
+    let config = TopicConfig { cleanup_policy: crate::config::CleanupPolicy::Compact, ..TopicConfig::default() };
+    let tp = tp();
+    let mut h = Harness::new(&[1, 2], vec![Harness::topic("t", &[1, 2], config)]);
+    h.await_leader(&tp, 1);
+    assert_eq!(produce_error(&mut h, 1, &tp, Acks::All, &["no key"]), ErrorCode::InvalidRecord);
+    assert_eq!(h.replica(1, &tp).log_end_offset(), 0);
+    assert!(!ErrorCode::InvalidRecord.is_retriable(), "the producer fails the batch, as Java does");
+}
+
 /// Strict min ISR (KAFKA-15583, Kafka 3.7+). RF 3, `min.insync.replicas=2`; brokers 2 and 3 die
 /// and the controller shrinks the ISR to [1]. An acks=1 write is appended, but the leader does not
 /// advance the high watermark while the ISR is below min ISR (`maybeIncrementLeaderHW` returns
@@ -433,7 +446,7 @@ fn produce_transactional(
 ) -> ErrorCode {
     use crate::protocol::ProduceRequest;
     use crate::record::{Record, RecordBatch};
-    let records = values.iter().map(|v| Record { key: None, value: v.to_string() }).collect();
+    let records = values.iter().map(|v| Record::unkeyed(*v)).collect();
     let mut batch = RecordBatch::new_unassigned(pid, epoch, seq, h.now().as_ms(), records);
     batch.is_transactional = true;
     let body = Request::Produce(ProduceRequest { acks: Acks::All, timeout_ms: 30_000, partition: tp(), batch });
@@ -464,7 +477,7 @@ fn fetch(
 }
 
 fn fetched_values(p: &crate::protocol::FetchedPartition) -> Vec<String> {
-    p.batches.iter().flat_map(|b| b.records.iter().map(|r| r.value.clone())).collect()
+    p.batches.iter().flat_map(|b| b.records.iter().map(|r| r.value_text().to_string())).collect()
 }
 
 fn end_txn(h: &mut Harness, coordinator: BrokerId, id: &str, (pid, epoch): (i64, i16), committed: bool) -> ErrorCode {

@@ -67,10 +67,8 @@ impl Broker {
         } else {
             if !self.txn_topic_requested {
                 self.txn_topic_requested = true;
-                // TransactionLog's topic configs: compacted (ksim has no compaction yet), its own
-                // min ISR, 100 MiB segments.
-                let mut config = self.config.topic_defaults.clone();
-                config.segment_bytes = 100 * 1024 * 1024;
+                // TransactionLog's topic configs: compacted, its own min ISR, 100 MiB segments.
+                let mut config = self.config.internal_topic_config(self.config.transaction_state_log_segment_bytes);
                 config.min_insync_replicas = self.config.transaction_state_log_min_isr;
                 let body = Request::CreateTopics(CreateTopicsRequest {
                     name: TRANSACTION_STATE_TOPIC.to_string(),
@@ -251,7 +249,7 @@ impl Broker {
             return Err(ErrorCode::NotEnoughReplicas);
         }
         let value = serde_json::to_string(record).expect("transaction records serialize");
-        let records = vec![Record { key: Some(transactional_id.to_string()), value }];
+        let records = vec![Record { key: Some(transactional_id.to_string()), value: Some(value) }];
         let batch = RecordBatch::new_unassigned(-1, -1, -1, now.as_ms(), records);
         let epoch = replica.leader_epoch;
         let base_offset = replica.log.append_as_leader(batch, epoch, &config, now.as_ms());
@@ -321,7 +319,9 @@ impl Broker {
             .log
             .batches()
             .flat_map(|b| b.records.iter())
-            .filter_map(|r| Some((r.key.clone()?, serde_json::from_str::<TxnTransitMetadata>(&r.value).ok()?)))
+            .filter_map(|r| {
+                Some((r.key.clone()?, serde_json::from_str::<TxnTransitMetadata>(r.value.as_deref()?).ok()?))
+            })
             .collect();
         let was_coordinating = self.txn_coordinator.coordinates_any();
         let mut out = Vec::new();

@@ -409,6 +409,17 @@ pub const VALUE_RULES: &[ValueRule] = &[
     rule(Topic, &["segment.ms"], Long, AtLeast(1), "LogConfig: segment.ms, atLeast(1)"),
     rule(Topic, &["flush.messages"], Long, AtLeast(1), "LogConfig: flush.messages, atLeast(1)"),
     rule(Topic, &["flush.ms"], Long, AtLeast(0), "LogConfig: flush.ms, atLeast(0)"),
+    rule(Topic, &["min.compaction.lag.ms"], Long, AtLeast(0), "LogConfig: min.compaction.lag.ms, atLeast(0)"),
+    rule(Topic, &["max.compaction.lag.ms"], Long, AtLeast(1), "LogConfig: max.compaction.lag.ms, atLeast(1)"),
+    rule(Topic, &["delete.retention.ms"], Long, AtLeast(0), "LogConfig: delete.retention.ms, atLeast(0)"),
+    rule(Broker, &["log.cleaner.backoff.ms"], Long, AtLeast(0), "CleanerConfig: log.cleaner.backoff.ms, atLeast(0)"),
+    rule(
+        Broker,
+        &["offsets.topic.segment.bytes", "transaction.state.log.segment.bytes"],
+        Int,
+        AtLeast(1),
+        "GroupCoordinatorConfig: offsets.topic.segment.bytes, TransactionLogConfig: transaction.state.log.segment.bytes, atLeast(1)",
+    ),
 ];
 
 /// The rule for `key` in `scope` under `version`, if the key is numeric. At the broker level a

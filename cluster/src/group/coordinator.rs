@@ -211,7 +211,11 @@ fn store_group(group: &Group, completion: Completion) -> Append {
         members: group.members.values().cloned().collect(),
     };
     let value = serde_json::to_string(&record).expect("group records serialize");
-    Append { partition: group.partition, records: vec![Record { key: Some(group_key(&group.id)), value }], completion }
+    Append {
+        partition: group.partition,
+        records: vec![Record { key: Some(group_key(&group.id)), value: Some(value) }],
+        completion,
+    }
 }
 
 /// The error a member hears when its group could not be stored (Kafka's storeGroup callback):
@@ -276,7 +280,9 @@ impl GroupCoordinator {
         for record in records {
             let Some(key) = record.key else { continue };
             if let Some(group) = key.strip_prefix("group/") {
-                let Ok(r) = serde_json::from_str::<GroupRecord>(&record.value) else { continue };
+                let Ok(r) = serde_json::from_str::<GroupRecord>(record.value.as_deref().unwrap_or_default()) else {
+                    continue;
+                };
                 let g = loaded.entry(group.to_string()).or_insert_with(|| Group::new(group, partition));
                 g.generation = r.generation;
                 g.next_member = g.next_member.max(r.next_member);
@@ -294,7 +300,11 @@ impl GroupCoordinator {
             } else if let Some(rest) = key.strip_prefix("offset/") {
                 let mut parts = rest.rsplitn(3, '/');
                 let (Some(p), Some(topic), Some(group)) = (parts.next(), parts.next(), parts.next()) else { continue };
-                let (Ok(p), Ok(offset)) = (p.parse::<i32>(), record.value.parse::<i64>()) else { continue };
+                let (Ok(p), Ok(offset)) =
+                    (p.parse::<i32>(), record.value.as_deref().unwrap_or_default().parse::<i64>())
+                else {
+                    continue;
+                };
                 let g = loaded.entry(group.to_string()).or_insert_with(|| Group::new(group, partition));
                 g.offsets.insert(TopicPartition::new(topic, p), offset);
             }
@@ -892,7 +902,7 @@ impl GroupCoordinator {
         let records = r
             .offsets
             .iter()
-            .map(|(tp, offset)| Record { key: Some(offset_key(&r.group_id, tp)), value: offset.to_string() })
+            .map(|(tp, offset)| Record { key: Some(offset_key(&r.group_id, tp)), value: Some(offset.to_string()) })
             .collect();
         Some(Append {
             partition: group.partition,
@@ -2173,7 +2183,7 @@ mod tests {
         b.coordinator.unload(PARTITION, &mut fx);
         let older = Record {
             key: Some(group_key(GROUP)),
-            value: r#"{"generation":0,"protocol":null,"leader":null,"members":[]}"#.to_string(),
+            value: Some(r#"{"generation":0,"protocol":null,"leader":null,"members":[]}"#.to_string()),
         };
         b.coordinator.load(PARTITION, std::iter::once(older), b.now, &mut fx);
         assert_eq!(b.state(), (GroupState::Empty, 0));

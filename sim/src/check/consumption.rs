@@ -40,16 +40,19 @@ impl Checker {
         tp: &TopicPartition,
         offset: i64,
         key: &Option<String>,
-        value: &str,
+        value: &Option<String>,
     ) -> Vec<Finding> {
         let mut findings = Vec::new();
         let committed = self.replication.committed.get(tp).and_then(|m| m.get(&offset));
-        if committed != Some(&(key.clone(), value.to_string())) && self.once(Rule::ReadUncommitted, tp, offset) {
+        if committed != Some(&(key.clone(), value.clone())) && self.once(Rule::ReadUncommitted, tp, offset) {
             // Fired whatever the configuration: the checker does not yet weigh unclean elections.
             findings.push(Finding::promise(
                 Rule::ReadUncommitted,
                 true,
-                format!("{tp}@{offset}: consumed {value:?}, which no replica had below its high watermark"),
+                format!(
+                    "{tp}@{offset}: consumed {:?}, which no replica had below its high watermark",
+                    value.as_deref().unwrap_or("null")
+                ),
             ));
         }
         self.consumption.consumed.entry(node).or_default().insert((tp.clone(), offset));
@@ -59,13 +62,14 @@ impl Checker {
         // Records the consumer jumped over that were committed when it read past them (none when
         // it reads the same offset again or goes back: the range would be empty, or backwards).
         // Markers are never returned, and read_committed drops aborted transactions: stepping
-        // over those is what the consumer must do.
+        // over those is what the consumer must do. So is stepping over a record the log cleaner
+        // removed because a later one has its key ([`compaction`](super::compaction)).
         let read_committed = self.transactions.read_committed.contains(&node);
         let skipped: Vec<i64> = match self.replication.committed.get(tp) {
             Some(m) if offset > last + 1 => m
                 .range(last + 1..offset)
                 .map(|(o, _)| *o)
-                .filter(|o| !self.transactions.may_skip(tp, *o, read_committed))
+                .filter(|o| !self.transactions.may_skip(tp, *o, read_committed) && !self.cleaned_away(tp, *o))
                 .collect(),
             _ => Vec::new(),
         };

@@ -34,7 +34,8 @@ pub(super) struct Acked {
     partition: TopicPartition,
     offset: i64,
     key: Option<String>,
-    value: String,
+    /// `None`: a tombstone.
+    value: Option<String>,
 }
 
 impl Acked {
@@ -47,6 +48,11 @@ impl Acked {
     fn present_in(&self, log: &Log) -> bool {
         self.offset < log.log_start_offset()
             || log.record_at(self.offset).is_some_and(|(_, r)| r.value == self.value && r.key == self.key)
+    }
+
+    /// The value as reports print it.
+    fn value_text(&self) -> String {
+        self.value.clone().unwrap_or_else(|| "null".to_string())
     }
 }
 
@@ -73,17 +79,18 @@ impl Checker {
         tp: &TopicPartition,
         offset: i64,
         key: &Option<String>,
-        value: &str,
+        value: &Option<String>,
     ) -> Option<Finding> {
         let acks_all = self.producers.get(&node).is_some_and(|p| p.acks_all);
         let committed = self.replication.committed.get(tp).and_then(|m| m.get(&offset));
-        let seen = committed == Some(&(key.clone(), value.to_string()));
+        let seen = committed == Some(&(key.clone(), value.clone()));
+        let text = value.as_deref().unwrap_or("null");
         let finding = (acks_all && !seen && self.once(Rule::AckedUncommitted, tp, offset)).then(|| {
             // acks=all: the leader answers only once the record is below its high watermark.
             Finding::promise(
                 Rule::AckedUncommitted,
                 true,
-                format!("{tp}@{offset}: {value:?} acknowledged to an acks=all producer before any replica had it below its high watermark"),
+                format!("{tp}@{offset}: {text:?} acknowledged to an acks=all producer before any replica had it below its high watermark"),
             )
         });
         self.history.acked.push(Acked {
@@ -93,7 +100,7 @@ impl Checker {
             partition: tp.clone(),
             offset,
             key: key.clone(),
-            value: value.to_string(),
+            value: value.clone(),
         });
         finding
     }
@@ -109,6 +116,9 @@ impl Checker {
                 Some((_, log)) => !a.present_in(log),
                 None => !logs.iter().any(|(_, log)| a.present_in(log)),
             };
+            // Compaction removing a superseded record (or a tombstone past its horizon) loses
+            // nothing: the key's later value is what Kafka keeps.
+            let missing = missing && !self.cleaned_away(&a.partition, a.offset);
             if missing {
                 gone.insert(index);
             }
@@ -129,7 +139,7 @@ impl Checker {
             } else {
                 self.why_not_promised(a.client, &a.partition)
             };
-            lost.entry((a.partition.clone(), promised, why)).or_default().push((a.offset, a.value.clone()));
+            lost.entry((a.partition.clone(), promised, why)).or_default().push((a.offset, a.value_text()));
         }
         let mut findings = Vec::new();
         for ((tp, promised, why), records) in lost {
@@ -156,7 +166,7 @@ impl Checker {
             .history
             .acked
             .iter()
-            .filter(|a| &a.partition == tp && records.iter().any(|(o, v)| *o == a.offset && *v == a.value))
+            .filter(|a| &a.partition == tp && records.iter().any(|(o, v)| *o == a.offset && *v == a.value_text()))
             .map(|a| a.at)
             .collect();
         let (Some(first), Some(last)) = (acked_at.iter().min(), acked_at.iter().max()) else { return String::new() };
@@ -244,7 +254,8 @@ impl Checker {
         type Writes<'a> = Vec<(u64, i64, &'a str)>;
         let mut by_stream: BTreeMap<(NodeId, TopicPartition), Writes> = BTreeMap::new();
         for (_, a) in self.history.acked.iter().enumerate().filter(|(i, _)| !gone.contains(i)) {
-            by_stream.entry((a.client, a.partition.clone())).or_default().push((a.send_id, a.offset, &a.value));
+            let value = a.value.as_deref().unwrap_or("null");
+            by_stream.entry((a.client, a.partition.clone())).or_default().push((a.send_id, a.offset, value));
         }
         let mut findings = Vec::new();
         for ((client, tp), mut writes) in by_stream {
@@ -314,15 +325,16 @@ impl Checker {
             let mut same_session = false;
             // Transaction markers are not produced values: every transaction ends with one.
             for batch in log.batches().filter(|b| !b.is_control()) {
-                for (i, record) in batch.records.iter().enumerate() {
-                    let offset = batch.base_offset + i as i64;
-                    match first_writer.get(record.value.as_str()) {
+                // A tombstone has no value to repeat.
+                for (offset, value) in batch.records_with_offsets().filter_map(|(o, r)| Some((o, r.value.as_deref()?)))
+                {
+                    match first_writer.get(value) {
                         Some(pid) => {
                             same_session |= *pid == batch.producer_id;
-                            duplicates.push((offset, record.value.clone()));
+                            duplicates.push((offset, value.to_string()));
                         }
                         None => {
-                            first_writer.insert(record.value.as_str(), batch.producer_id);
+                            first_writer.insert(value, batch.producer_id);
                         }
                     }
                 }

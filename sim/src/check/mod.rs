@@ -28,8 +28,11 @@
 //! - [`transactions`]: `read_committed` reads, producer epochs, committed transactions kept;
 //! - [`liveness`]: after the last fault, whether the cluster recovered (`no-convergence`);
 //! - [`quorum`]: the controller quorum: one leader per epoch, committed metadata never lost, brokers
-//!   act on committed metadata only.
+//!   act on committed metadata only;
+//! - [`compaction`]: what each broker's log cleaner removed, and the promise that a reader still
+//!   sees every key's latest value (`compacted-latest-lost`).
 
+mod compaction;
 mod consumption;
 mod groups;
 mod history;
@@ -45,6 +48,7 @@ pub use crate::trace::{Class, Finding, Nature, Rule};
 
 use crate::nodes::Nodes;
 use crate::scenario::{App, Resolved, Scenario};
+use compaction::Compaction;
 use consumption::Consumption;
 use groups::Groups;
 use history::History;
@@ -81,6 +85,7 @@ pub struct Checker {
     outputs: Outputs,
     quorum: quorum::Quorum,
     transactions: Transactions,
+    compaction: Compaction,
     /// Findings reported once per rule, partition and offset.
     reported: BTreeSet<(Rule, TopicPartition, i64)>,
 }
@@ -143,6 +148,7 @@ impl Checker {
             history: History::default(),
             outputs: Outputs::default(),
             quorum: quorum::Quorum::default(),
+            compaction: Compaction::default(),
             transactions: Transactions::new(
                 scenario
                     .clients
@@ -228,6 +234,11 @@ impl Checker {
             Note::Truncated { partition, to_offset, removed, reason } if *removed > 0 => {
                 if let Some(broker) = node.broker_id() {
                     self.replication.on_truncated(now, broker, partition, *to_offset, *removed, *reason);
+                }
+            }
+            Note::LogCleaned { partition, cleaning } => {
+                if let Some(broker) = node.broker_id() {
+                    findings.extend(self.on_log_cleaned(broker, partition, cleaning, nodes));
                 }
             }
             Note::OffsetOutOfRange { partition, .. } => self.consumption.on_position_lost(node, partition),

@@ -45,6 +45,9 @@ pub(super) struct Truncation {
 /// What the checker last saw of a replica: (leader?, leader epoch, HW, LEO, log start offset).
 type Fingerprint = (bool, i32, i64, i64, i64);
 
+/// A committed record's key and value (`None` value: a tombstone).
+pub(super) type KeyValue = (Option<String>, Option<String>);
+
 #[derive(Default)]
 pub(super) struct Replication {
     /// (partition, leader epoch) -> the broker that became its leader.
@@ -52,7 +55,7 @@ pub(super) struct Replication {
     /// A leader replica's (epoch, HW) when last checked.
     leader_hw: BTreeMap<(BrokerId, TopicPartition), (i32, i64)>,
     /// The record at each offset below some replica's high watermark, as last seen.
-    pub(super) committed: BTreeMap<TopicPartition, BTreeMap<i64, (Option<String>, String)>>,
+    pub(super) committed: BTreeMap<TopicPartition, BTreeMap<i64, KeyValue>>,
     /// How far each replica's committed prefix has been compared.
     checked_to: BTreeMap<(BrokerId, TopicPartition), i64>,
     /// Per broker and replica: its state when last checked.
@@ -195,7 +198,8 @@ impl Checker {
                 Some(previous) if *previous != seen => {
                     let message = format!(
                         "{tp}@{offset}: broker-{broker} committed {:?} where another replica had committed {:?}",
-                        seen.1, previous.1
+                        seen.1.as_deref().unwrap_or("null"),
+                        previous.1.as_deref().unwrap_or("null")
                     );
                     map.insert(offset, seen);
                     if self.once(Rule::ReplicasDiverge, tp, offset) {

@@ -37,7 +37,8 @@ pub fn matches(happening: &Happening, event: &Event, _clients: &[String]) -> boo
             | Rule::CommittedMetadataLost
             | Rule::BrokerActedOnUncommitted
             | Rule::TwoProducersInEpoch
-            | Rule::CommittedTransactionLost => false,
+            | Rule::CommittedTransactionLost
+            | Rule::CompactedLatestLost => false,
         };
     };
     let on = |name: &str| parse_partition(name).is_some_and(|tp| note.partition() == Some(&tp));
@@ -58,6 +59,7 @@ pub fn matches(happening: &Happening, event: &Event, _clients: &[String]) -> boo
         ) => on(p),
         (Happening::Truncation(p), Note::Truncated { .. }) => on(p),
         (Happening::LogStartMoved(p), Note::LogStartMoved { .. }) => on(p),
+        (Happening::LogCleaned(p), Note::LogCleaned { .. }) => on(p),
         (Happening::OffsetReset(p), Note::PositionReset { .. }) => on(p),
         (Happening::OffsetOutOfRange(p), Note::OffsetOutOfRange { .. }) => on(p),
         (Happening::TruncationDetected(p), Note::TruncationDetected { .. }) => on(p),

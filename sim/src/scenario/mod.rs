@@ -244,7 +244,9 @@ pub enum Library {
 #[serde(deny_unknown_fields)]
 pub enum App {
     /// Send `records` records to `topic`, one every `interval_ms`. Keys cycle through `keys`
-    /// (none: keyless); values are `{value_prefix}-{n}`.
+    /// (none: keyless); values are `{value_prefix}-{n}`, except the records numbered in
+    /// `tombstones` (counting from 0), sent with a null value: a tombstone, which deletes its key
+    /// on a compacted topic.
     Producer {
         topic: String,
         records: u64,
@@ -254,6 +256,8 @@ pub enum App {
         keys: Vec<String>,
         #[serde(default = "default_value_prefix")]
         value_prefix: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        tombstones: Vec<u64>,
     },
     /// A transactional producer (set `transactional.id` in `configs`): `initTransactions()`,
     /// then `transactions` transactions of `records_per_transaction` records to `topic`, one
@@ -441,6 +445,9 @@ pub enum Happening {
     AckedWriteLost,
     /// Retention moved the log start offset of the partition.
     LogStartMoved(String),
+    /// A broker's log cleaner compacted its copy of the partition (an application topic, or an
+    /// internal one such as `__consumer_offsets-7`).
+    LogCleaned(String),
     /// A consumer's position was (re)set by `auto.offset.reset`.
     OffsetReset(String),
     /// A consumer asked for an offset the log no longer (or does not yet) hold.

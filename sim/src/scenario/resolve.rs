@@ -16,6 +16,9 @@ use ksim_cluster::raft::state::QuorumConfig;
 use ksim_cluster::version::KafkaVersion;
 use std::collections::BTreeSet;
 
+/// Internal topics a scenario may name in a happening although it does not declare them.
+const INTERNAL_TOPICS: [&str; 2] = ["__consumer_offsets", "__transaction_state"];
+
 /// Each client's config for one engine, by client name.
 type ClientConfigs<C> = BTreeMap<String, C>;
 
@@ -808,6 +811,10 @@ impl Scenario {
             | Happening::OffsetOutOfRange(p)
             | Happening::TruncationDetected(p)
             | Happening::Marker(p) => self.check_partition(p),
+            Happening::LogCleaned(p) => match parse_partition(p) {
+                Some(tp) if INTERNAL_TOPICS.contains(&tp.topic.as_str()) && tp.partition >= 0 => Ok(()),
+                _ => self.check_partition(p),
+            },
             Happening::TransactionCommitted(id)
             | Happening::TransactionAborted(id)
             | Happening::TransactionLoaded(id)

@@ -92,8 +92,8 @@ impl World {
         self.next_send_id += 1;
         let now = self.now();
         let what = match &record.key {
-            Some(k) => format!("send {k}={} to {topic}", record.value),
-            None => format!("send {} to {topic}", record.value),
+            Some(k) => format!("send {k}={} to {topic}", record.value_text()),
+            None => format!("send {} to {topic}", record.value_text()),
         };
         self.record(node, EventKind::App(what));
         let Some(slot) = self.slots.get_mut(&node) else {

@@ -18,6 +18,7 @@ pub const UNCOMMITTED: char = '░';
 pub const MISSING: char = '·';
 /// An offset this replica just lost to a truncation.
 pub const TRUNCATED: char = 'x';
+/// An offset the replica's log cleaner removed: compaction leaves a gap, offsets never move.
 /// Older offsets are not drawn.
 pub const OLDER: char = '…';
 /// A committed record not yet stable: its transaction is undecided, or its marker not committed.
