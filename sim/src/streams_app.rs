@@ -74,14 +74,13 @@ pub async fn run(world: Arc<Mutex<World>>, node: NodeId, setup: StreamsSetup) {
             Ok(records) => records,
             Err(error) => return stopped_by(&consumer, error),
         };
-        let assigned: Vec<i32> = world
-            .lock()
-            .expect("world lock")
-            .consumer_assignment(node)
-            .into_iter()
-            .filter(|tp| tp.topic == source)
-            .map(|tp| tp.partition)
-            .collect();
+        // Tasks follow the assignment once a rebalance is over: a task the instance keeps keeps
+        // its store (Streams' cooperative rebalancing, KIP-429, revokes only what moves).
+        let settled = world.lock().expect("world lock").consumer_settled_assignment(node);
+        let assigned: Vec<i32> = match settled {
+            Some(partitions) => partitions.into_iter().filter(|tp| tp.topic == source).map(|tp| tp.partition).collect(),
+            None => instance.tasks.keys().map(|id| id.partition).collect(),
+        };
         let changed = instance.on_assignment(&assigned);
         for id in &changed.closed {
             buffered.remove(id);

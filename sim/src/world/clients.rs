@@ -267,11 +267,18 @@ impl World {
         records
     }
 
-    /// The partitions the node's consumer owns now (`KafkaConsumer.assignment()`).
-    pub fn consumer_assignment(&mut self, node: NodeId) -> Vec<TopicPartition> {
+    /// The partitions the node's group consumer owns once its group is stable, `None` while it
+    /// is (re)joining: what a rebalance listener's `onPartitionsAssigned` hands an application
+    /// at the end of a rebalance.
+    pub fn consumer_settled_assignment(&mut self, node: NodeId) -> Option<Vec<TopicPartition>> {
+        use ksim_cluster::group::member::Phase;
         match self.slots.get(&node).and_then(|s| s.machine.as_ref()) {
-            Some(Machine::Client(Client { consumer: Some(c), .. })) => c.assignment(),
-            _ => Vec::new(),
+            Some(Machine::Client(Client { consumer: Some(c), .. })) => match c.member() {
+                Some(m) if m.phase == Phase::Stable => Some(c.assignment()),
+                Some(_) => None,
+                None => Some(c.assignment()),
+            },
+            _ => None,
         }
     }
 
