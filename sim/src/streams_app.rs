@@ -8,10 +8,13 @@
 //! `commit.interval.ms` commit (`StreamThread.maybeCommit`). Under at_least_once a commit flushes
 //! the producer (waits for every send to be acknowledged) and then commits the consumer's
 //! offsets: a crash between the two leaves outputs and changelog writes whose inputs the next
-//! owner processes again. Under exactly_once_v2 the thread's sends go in one transaction,
-//! committed every `commit.interval.ms`; an instance that dies leaves its transaction open, and
-//! the next owner's `initTransactions` (same `transactional.id` per task owner is not what
-//! KIP-447 does: see the note at `commit`) aborts it.
+//! owner processes again. Under exactly_once_v2 the thread's sends go in one transaction, flushed
+//! and committed every `commit.interval.ms`; each thread has its own `transactional.id`
+//! (KIP-447), so a dead instance's open transaction is aborted by its coordinator once
+//! `transaction.timeout.ms` passes, and the new owner restores with `read_committed`.
+//! Kafka sends the input offsets inside the transaction (`sendOffsetsToTransaction`); ksim's
+//! transactions do not carry offsets yet, so the offsets are committed right after the
+//! transaction commits (a crash in between would count twice; the checker would say so).
 //!
 //! Everything a pane would show goes into the trace as the instance's notes: tasks created,
 //! restoring, restored (records replayed and the store's entries), running, closed; late

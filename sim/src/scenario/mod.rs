@@ -379,9 +379,10 @@ impl StreamsSetup {
         match self.processing_guarantee.as_str() {
             "at_least_once" => Ok(ProcessingGuarantee::AtLeastOnce),
             "exactly_once_v2" => Ok(ProcessingGuarantee::ExactlyOnceV2),
-            "exactly_once" | "exactly_once_beta" => {
-                Err(format!("`{}` was removed in Kafka 4.0 (KIP-732); use exactly_once_v2", self.processing_guarantee))
-            }
+            "exactly_once" | "exactly_once_beta" => Err(format!(
+                "`{}` was deprecated by KIP-732 and removed in Kafka 4.0; use exactly_once_v2",
+                self.processing_guarantee
+            )),
             other => Err(format!("`{other}`: expected at_least_once or exactly_once_v2")),
         }
     }
