@@ -90,3 +90,31 @@ fn the_engine_folds_the_payments_into_the_balances_the_talk_shows() {
     assert_eq!(last("alice"), r#"{"BALANCE":15}"#);
     assert_eq!(last("bob"), r#"{"BALANCE":18}"#);
 }
+
+/// The table each scenario expects at the end (its `Finally(Latest(sink, key, value))`, which
+/// tests/scenarios.rs checks against the run) is the engine's last row per key, for every
+/// processing scenario whose crash Kafka promises not to show; under at_least_once the crash
+/// shows, and the expected table is not the engine's.
+#[test]
+fn the_tables_the_scenarios_end_with_are_the_engines_except_under_at_least_once() {
+    use ksim_sim::scenario::{Condition, Expectation};
+    for (name, same) in [
+        ("stream-table-duality", true),
+        ("fraud-detection-tumbling-window", true),
+        ("streams-instance-dies", true),
+        ("exactly-once-counts-once", true),
+        ("at-least-once-double-counts", false),
+    ] {
+        let scenario = load(name);
+        let setup = scenario.clients.iter().find_map(|c| c.app.streams()).unwrap();
+        let engine = emitted_by_engine(&scenario, &setup.statements);
+        let mut compared = 0;
+        for expectation in &scenario.expect {
+            let Expectation::Finally(Condition::Latest(topic, key, value)) = expectation else { continue };
+            let Some(rows) = engine.get(&(topic.clone(), key.clone())) else { continue };
+            assert_eq!(rows.last() == Some(value), same, "{name}: {topic} {key}: engine {rows:?}, expected {value}");
+            compared += 1;
+        }
+        assert!(compared > 0, "{name}: no table row compared");
+    }
+}
