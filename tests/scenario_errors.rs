@@ -190,6 +190,30 @@ fn bad_scenarios_get_clear_errors() {
             "replication_factor: 3, configs: {\"segment.ms\": 0})",
             "case.ron:5:81: topics[0] (payments).configs: `segment.ms`: invalid value 0: value must be at least 1",
         ),
+        (
+            "a Streams topology ksqlDB refuses",
+            "records: 3))",
+            "records: 3)), (name: \"s\", app: KafkaStreams(application_id: \"a\", topology: \"CREATE STREAM x (id STRING) WITH (KAFKA_TOPIC='payments');\"))",
+            "clients[1] (s).app.topology: line 1:",
+        ),
+        (
+            "a Streams topology whose sink topic is not declared",
+            "records: 3))",
+            "records: 3)), (name: \"s\", app: KafkaStreams(application_id: \"a\", topology: \"CREATE STREAM x (id STRING KEY, n INT, ts BIGINT) WITH (KAFKA_TOPIC='payments', VALUE_FORMAT='JSON', TIMESTAMP='ts'); CREATE TABLE t AS SELECT id, COUNT(*) FROM x GROUP BY id;\"))",
+            "clients[1] (s).app.topology: uses topic `T`, which `topics` does not declare",
+        ),
+        (
+            "a processing guarantee Kafka 4 removed",
+            "records: 3))",
+            "records: 3)), (name: \"s\", app: KsqlServer(statements: \"CREATE STREAM x (id STRING KEY, n INT, ts BIGINT) WITH (KAFKA_TOPIC='payments', VALUE_FORMAT='JSON', TIMESTAMP='ts'); CREATE STREAM y WITH (KAFKA_TOPIC='payments') AS SELECT id, n, ts FROM x;\", processing_guarantee: \"exactly_once\"))",
+            "clients[1] (s).app.processing_guarantee: `exactly_once` was deprecated by KIP-732 and removed in Kafka 4.0; use exactly_once_v2",
+        ),
+        (
+            "a JSON producer with nothing to send",
+            "app: Producer(topic: \"payments\", records: 3)",
+            "app: JsonProducer(topic: \"payments\", records: [])",
+            "clients[0] (p).app.records: list at least one record",
+        ),
     ];
     for (what, from, to, expected) in cases {
         assert!(VALID.contains(from), "case `{what}`: the base has no `{from}`");

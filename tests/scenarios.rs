@@ -106,4 +106,9 @@ scenario_tests! {
     open_transaction_blocks_read_committed => "open-transaction-blocks-read-committed",
     transaction_timeout_aborts => "transaction-timeout-aborts",
     transaction_coordinator_failover => "transaction-coordinator-failover",
+    stream_table_duality => "stream-table-duality",
+    fraud_detection_tumbling_window => "fraud-detection-tumbling-window",
+    streams_instance_dies => "streams-instance-dies",
+    at_least_once_double_counts => "at-least-once-double-counts",
+    exactly_once_counts_once => "exactly-once-counts-once",
 }

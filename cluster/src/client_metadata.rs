@@ -224,6 +224,12 @@ impl ClientMetadata {
             }
         }
         self.unproductive = if unknown { self.unproductive.saturating_add(1) } else { 0 };
+        // A topic the client took an interest in while the request was in flight was not asked
+        // for: ask again (Kafka's `Metadata.updateRequested` stays set for a response to an
+        // older request version than the last `requestUpdateForNewTopics`).
+        if self.interest.iter().any(|t| !self.topics.contains_key(t)) {
+            self.refresh_needed = true;
+        }
     }
 
     /// The Metadata request timed out: ask another broker.
@@ -283,5 +289,22 @@ mod tests {
             at = t;
         }
         assert_eq!(waits, [100, 200, 400, 800, 1_000]);
+    }
+
+    /// A producer sending to a second topic while the first topic's Metadata request is in
+    /// flight (a Streams task writing a changelog and a sink) asks again for the second one.
+    #[test]
+    fn a_topic_added_while_a_request_is_in_flight_is_asked_for_after_the_response() {
+        let mut m = metadata();
+        let mut fx = Effects::default();
+        let mut next = 0;
+        m.maybe_refresh(SimTime::from_ms(1), &mut next, &mut fx);
+        assert_eq!(fx.sends.len(), 1);
+        m.add_interest("u");
+        let t = TopicMetadata { name: "t".into(), error: ErrorCode::None, partitions: vec![] };
+        m.on_response(SimTime::from_ms(2), MetadataResponse { brokers: vec![1], topics: vec![t] });
+        let mut fx = Effects::default();
+        m.maybe_refresh(SimTime::from_ms(200), &mut next, &mut fx);
+        assert_eq!(fx.sends.len(), 1, "u is asked for");
     }
 }

@@ -28,6 +28,9 @@
 //! - [`invariant`]: what every node checks of its own state after each input.
 //! - [`ksql`]: ksqlDB's windowed aggregations as a pure engine: parse, analyze (with ksqlDB's
 //!   messages), run over records (windows, stream time, grace, record cache, EMIT CHANGES/FINAL).
+//! - [`streams`]: Kafka Streams: a topology compiled from ksqlDB statements onto the [`ksql`]
+//!   engine, tasks per input partition, state stores with changelog topics and their restoration,
+//!   the processing guarantees' commit rules.
 
 pub mod broker;
 pub mod client;
@@ -53,6 +56,7 @@ pub mod producer;
 pub mod protocol;
 pub mod raft;
 pub mod record;
+pub mod streams;
 #[cfg(test)]
 mod testing;
 pub mod time;

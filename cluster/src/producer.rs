@@ -87,6 +87,8 @@ pub const MAX_IN_FLIGHT_WITH_IDEMPOTENCE: usize = 5;
 struct Unrouted {
     send_id: u64,
     topic: String,
+    /// A partition the caller chose (a `ProducerRecord` built with one), else the partitioner's.
+    partition: Option<i32>,
     record: Record,
     enqueued: SimTime,
 }
@@ -390,13 +392,30 @@ impl Producer {
         rng: &mut dyn rand_core::RngCore,
         fx: &mut Effects,
     ) {
+        self.send_to(now, send_id, topic, None, record, rng, fx);
+    }
+
+    /// `send(new ProducerRecord(topic, partition, key, value))`: the partition is the caller's
+    /// when given (Kafka Streams writes a changelog record to its task's partition,
+    /// `RecordCollectorImpl.send` with an explicit partition), else the partitioner's.
+    #[allow(clippy::too_many_arguments)]
+    pub fn send_to(
+        &mut self,
+        now: SimTime,
+        send_id: u64,
+        topic: &str,
+        partition: Option<i32>,
+        record: Record,
+        rng: &mut dyn rand_core::RngCore,
+        fx: &mut Effects,
+    ) {
         if let Some(Err(reason)) = self.txn.as_ref().map(TransactionManager::check_send) {
             let error = self.txn.as_ref().and_then(|t| t.last_error).unwrap_or(ErrorCode::InvalidTxnState);
             fx.note(Note::ProduceFailed { send_id, partition: None, error, reason });
             return;
         }
         self.metadata.add_interest(topic);
-        self.unrouted.push(Unrouted { send_id, topic: topic.to_string(), record, enqueued: now });
+        self.unrouted.push(Unrouted { send_id, topic: topic.to_string(), partition, record, enqueued: now });
         self.route(now, rng, fx);
         self.drive(now, fx);
         self.track_connections(now, fx);
@@ -417,7 +436,8 @@ impl Producer {
             };
             let count = partitions.len() as i32;
             let key = u.record.key.as_deref().map(str::as_bytes);
-            let partition = match partition_for_key(self.config.partitioner, key, count) {
+            let chosen = u.partition.filter(|p| (0..count).contains(p));
+            let partition = match chosen.or_else(|| partition_for_key(self.config.partitioner, key, count)) {
                 Some(p) => p,
                 None => {
                     let available: Vec<i32> =
@@ -430,7 +450,7 @@ impl Producer {
                 t.maybe_add_partition(&tp);
             }
             let bytes = u.record.size_bytes();
-            if key.is_none() {
+            if key.is_none() && chosen.is_none() {
                 self.sticky.on_append(&u.topic, bytes, self.config.batch_size);
             }
             // As in Kafka's accumulator, a batch that lingered out but could not be sent yet (a

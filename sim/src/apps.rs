@@ -41,6 +41,11 @@ impl KafkaProducer {
         self.world.lock().expect("world lock").producer_send(self.node, topic, record)
     }
 
+    /// Queue a record for a partition the application chose (`None`: the partitioner's).
+    pub fn send_to(&self, topic: &str, partition: Option<i32>, record: Record) -> Delivery {
+        self.world.lock().expect("world lock").producer_send_to(self.node, topic, partition, record)
+    }
+
     async fn transaction_call(&self, call: TxnCall) -> Result<(), String> {
         let outcome = self.world.lock().expect("world lock").producer_transaction_call(self.node, call);
         outcome.await.unwrap_or_else(|_| Err("the producer stopped".into()))
@@ -66,7 +71,7 @@ impl KafkaProducer {
         self.transaction_call(TxnCall::AbortTransaction).await
     }
 
-    fn note(&self, text: String) {
+    pub(crate) fn note(&self, text: String) {
         self.world.lock().expect("world lock").app_note(self.node, text);
     }
 }
@@ -125,7 +130,7 @@ impl KafkaConsumer {
 /// LogTruncationException): like an uncaught exception in a Java poll loop, it ends the
 /// application, which says so in the trace. A real application would alert someone, or seek to
 /// the divergent offset the exception names to read what replaced the lost records.
-fn stopped_by(consumer: &KafkaConsumer, error: PollError) {
+pub(crate) fn stopped_by(consumer: &KafkaConsumer, error: PollError) {
     consumer
         .world
         .lock()
@@ -158,6 +163,13 @@ pub async fn run(world: Arc<Mutex<World>>, node: NodeId, app: App, start_ms: u64
                 madsim::time::sleep(Duration::from_millis(interval_ms)).await;
             }
         }
+        App::JsonProducer { topic, records, interval_ms } => {
+            let producer = KafkaProducer::new(world, node);
+            for record in &records {
+                drop(producer.send(&topic, record.key.as_deref(), &record.value_json()));
+                madsim::time::sleep(Duration::from_millis(interval_ms)).await;
+            }
+        }
         App::TransactionalProducer {
             topic,
             transactions,
@@ -187,6 +199,9 @@ pub async fn run(world: Arc<Mutex<World>>, node: NodeId, app: App, start_ms: u64
         }
         App::GroupByCount { topics, output, poll_interval_ms } => {
             group_by_count(world, node, topics, output, poll_interval_ms).await
+        }
+        app @ (App::KafkaStreams { .. } | App::KsqlServer { .. }) => {
+            crate::streams_app::run(world, node, app.streams().expect("a Streams runtime app")).await
         }
     }
 }

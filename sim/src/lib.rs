@@ -12,7 +12,8 @@
 //! - [`fabric`]: the network: per-connection FIFO, latency, loss, partitions.
 //! - [`rng`]: one seed, a tree of named ChaCha streams.
 //! - [`fuzz`]: random fault schedules per seed, and shrinking a failure to a minimal scenario.
-//! - [`apps`]: the async client API and the scenario applications built on it.
+//! - [`apps`]: the async client API and the scenario applications built on it; [`streams_app`]:
+//!   a Kafka Streams instance (or a ksqlDB server's query) driving `ksim_cluster::streams`.
 //! - [`check`]: the rules Kafka keeps (invariants after every step, history checks at the end).
 //! - [`happening`], [`report`]: expectations and the report of a run.
 //! - [`trace`], [`narrate`]: the trace, its digest, and its narrated rendering.
@@ -35,6 +36,7 @@ pub mod report;
 pub mod rng;
 pub mod run;
 pub mod scenario;
+pub mod streams_app;
 pub mod trace;
 pub mod world;
 

@@ -234,6 +234,39 @@ pub fn partition_logs<'a>(slots: &'a Nodes, tp: &TopicPartition) -> Vec<(BrokerI
     out
 }
 
+/// The records a consumer of this leader's log may read, from the log start, and where they end:
+/// below the high watermark, or under `read_committed` below the last stable offset and without
+/// aborted transactions' records. Control batches (markers) are never given out.
+pub fn readable_records(
+    log: &Log,
+    high_watermark: i64,
+    read_committed: bool,
+) -> (Vec<ksim_cluster::record::Record>, i64) {
+    let upto = if read_committed { log.last_stable_offset(high_watermark) } else { high_watermark };
+    let from = log.log_start_offset();
+    let aborted = if read_committed { log.aborted_transactions(from, upto) } else { Vec::new() };
+    let mut records = Vec::new();
+    for batch in log.read(from, upto, usize::MAX) {
+        if batch.control.is_some() {
+            continue;
+        }
+        let last = batch.base_offset + batch.records.len() as i64 - 1;
+        let in_aborted = batch.is_transactional
+            && aborted.iter().any(|a| {
+                a.producer_id == batch.producer_id && a.first_offset <= batch.base_offset && last <= a.last_offset
+            });
+        if in_aborted {
+            continue;
+        }
+        for (i, record) in batch.records.iter().enumerate() {
+            if batch.base_offset + (i as i64) < upto {
+                records.push(record.clone());
+            }
+        }
+    }
+    (records, upto)
+}
+
 /// Every node of a run, by id.
 pub type Nodes = BTreeMap<NodeId, Slot>;
 

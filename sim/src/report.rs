@@ -6,6 +6,7 @@ use crate::scenario::happening;
 use crate::scenario::{parse_partition, Condition, Expectation, Happening, Scenario};
 use crate::trace::{Class, Event, EventKind, Finding, Rule};
 use crate::world::World;
+use ksim_cluster::node::NodeId;
 use ksim_cluster::time::SimTime;
 use std::fmt::Write;
 
@@ -291,6 +292,30 @@ fn final_condition(scenario: &Scenario, world: &World, condition: &Condition) ->
                 _ => 0,
             };
             (owned == *n, format!("owns {owned} partition(s)"))
+        }
+        Condition::Latest(topic, key, value) => {
+            let mut last = None;
+            for (tp, broker) in &leaders {
+                if &tp.topic != topic {
+                    continue;
+                }
+                let Some(Machine::Broker(b)) =
+                    world.slots.get(&NodeId::Broker(*broker)).and_then(|s| s.machine.as_ref())
+                else {
+                    continue;
+                };
+                if let Some(r) = b.replica(tp) {
+                    let (records, _) = crate::nodes::readable_records(&r.log, r.high_watermark, true);
+                    if let Some(found) = records.into_iter().rev().find(|r| r.key.as_deref() == Some(key.as_str())) {
+                        last = Some(found.value);
+                    }
+                }
+            }
+            match last {
+                Some(Some(got)) => (&got == value, format!("latest {key} = {got}")),
+                Some(None) => (false, format!("latest {key} is a tombstone")),
+                None => (false, format!("no committed record with key {key}")),
+            }
         }
         Condition::AllAckedWritesPresent => {
             let lost = world

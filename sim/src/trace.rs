@@ -197,10 +197,11 @@ pub enum Rule {
     TwoProducersInEpoch,
     CommittedTransactionLost,
     CompactedLatestLost,
+    CountedTwice,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 25] = [
+    pub const ALL: [Rule; 26] = [
         Rule::TwoLeadersInEpoch,
         Rule::TwoOwnersInGeneration,
         Rule::TwoOwners,
@@ -226,6 +227,7 @@ impl Rule {
         Rule::TwoProducersInEpoch,
         Rule::CommittedTransactionLost,
         Rule::CompactedLatestLost,
+        Rule::CountedTwice,
     ];
 
     /// The stable name: what the trace stores and the report prints.
@@ -256,6 +258,7 @@ impl Rule {
             Rule::TwoProducersInEpoch => "two-producers-in-epoch",
             Rule::CommittedTransactionLost => "committed-transaction-lost",
             Rule::CompactedLatestLost => "compacted-latest-lost",
+            Rule::CountedTwice => "counted-twice",
         }
     }
 
@@ -295,6 +298,9 @@ impl Rule {
             Rule::CompactedLatestLost => {
                 "a compacted replica lost a key's latest committed value, or kept an older one after its tombstone went"
             }
+            Rule::CountedTwice => {
+                "a Kafka Streams application's results reflect one input record twice (promised once under exactly_once_v2)"
+            }
         }
     }
 
@@ -322,7 +328,8 @@ impl Rule {
             | Rule::NoConvergence
             | Rule::ReadAborted
             | Rule::CommittedTransactionLost
-            | Rule::CompactedLatestLost => Nature::Promise,
+            | Rule::CompactedLatestLost
+            | Rule::CountedTwice => Nature::Promise,
             Rule::ConsumedAgain | Rule::ProcessedTwice | Rule::CommittedUnprocessed => Nature::Lesson,
         }
     }

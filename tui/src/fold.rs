@@ -254,7 +254,8 @@ impl ReplicaLog {
 
     /// A cleaner removed these offsets (inclusive ranges): they become gaps, kept merged.
     fn add_absent(&mut self, removed: &[(i64, i64)]) {
-        let mut all: Vec<(i64, i64)> = self.absent.iter().copied().chain(removed.iter().map(|(a, b)| (*a, b + 1))).collect();
+        let mut all: Vec<(i64, i64)> =
+            self.absent.iter().copied().chain(removed.iter().map(|(a, b)| (*a, b + 1))).collect();
         all.sort_unstable();
         let mut merged: Vec<(i64, i64)> = Vec::with_capacity(all.len());
         for (from, to) in all {

@@ -92,10 +92,27 @@ pub struct LateDrop {
     pub grace_ms: i64,
 }
 
+/// One write to a query's state store: what its changelog topic records, in the order the store
+/// took it (Streams' `ChangeLoggingKeyValueBytesStore` / `ChangeLoggingWindowBytesStore` log each
+/// put below the record cache; with the cache at 0 bytes every update is a put).
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoreWrite {
+    /// The GROUP BY key, in the sink's key-column order.
+    pub key: Vec<Value>,
+    /// `[start, end)` for a window store.
+    pub window: Option<(i64, i64)>,
+    /// The aggregates' running state.
+    pub aggs: Vec<Value>,
+    /// The largest timestamp of the records folded in (the result's ROWTIME).
+    pub timestamp: i64,
+}
+
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Output {
     pub rows: Vec<Row>,
     pub late: Vec<LateDrop>,
+    /// Every store write, in order: what a changelog topic receives.
+    pub changelog: Vec<StoreWrite>,
 }
 
 /// The window store's key: window start, then the key's bytes as the KAFKA format serializes
@@ -161,6 +178,33 @@ impl QueryRuntime {
 
     pub fn plan(&self) -> &QueryPlan {
         &self.plan
+    }
+
+    /// Put one changelog record back into the store, as Streams' `StoreChangelogReader` restores
+    /// a store before its task processes: the value is the one written, nothing is forwarded, and
+    /// stream time does not move (it comes back with the first record processed).
+    pub fn restore(&mut self, write: &StoreWrite) {
+        let key_bytes = serialize_key(&write.key, &self.key_types);
+        let (start, end) = write.window.unwrap_or((0, 0));
+        if write.window.is_some() {
+            self.store_time = Some(self.store_time.map_or(start, |t| t.max(start)));
+        }
+        let stored = Stored { key: write.key.clone(), end, aggs: write.aggs.clone(), timestamp: write.timestamp };
+        self.store.insert((start, key_bytes), stored);
+    }
+
+    /// The store's entries, in its iteration order (window start, then key).
+    pub fn store_entries(&self) -> Vec<StoreWrite> {
+        let windowed = matches!(&self.plan.kind, QueryKind::Aggregation(a) if a.window.is_some());
+        self.store
+            .iter()
+            .map(|((start, _), s)| StoreWrite {
+                key: s.key.clone(),
+                window: windowed.then_some((*start, s.end)),
+                aggs: s.aggs.clone(),
+                timestamp: s.timestamp,
+            })
+            .collect()
     }
 
     /// Feed one record of the query's source. `Err` only when the query would keep more than
@@ -252,6 +296,12 @@ impl QueryRuntime {
         if agg.window.is_some() {
             self.store_time = Some(self.store_time.map_or(at.0, |t| t.max(at.0)));
         }
+        out.changelog.push(StoreWrite {
+            key: key.clone(),
+            window: agg.window.map(|_| (at.0, end)),
+            aggs: aggs.clone(),
+            timestamp,
+        });
         self.store.insert(at.clone(), Stored { key, end, aggs, timestamp });
         if agg.emit == Emit::Changes {
             self.cache_put(agg, at, old.map(|s| s.aggs), out);

@@ -30,7 +30,7 @@ pub mod plan;
 pub mod value;
 
 pub use error::{KsqlError, Pos};
-pub use executor::{ExecConfig, LateDrop, Record, Row};
+pub use executor::{ExecConfig, LateDrop, Record, Row, StoreWrite};
 
 use analyzer::Analyzed;
 use ast::SourceKind;
@@ -45,6 +45,8 @@ const MAX_CHAIN: usize = 64;
 pub struct Step {
     pub rows: Vec<(usize, Row)>,
     pub late: Vec<(usize, LateDrop)>,
+    /// Each aggregation's store writes: what its changelog topic receives.
+    pub changelog: Vec<(usize, StoreWrite)>,
 }
 
 /// The statements, analyzed, with a running instance of every query.
@@ -69,6 +71,29 @@ impl Engine {
     /// The sources declared with columns (`CREATE STREAM|TABLE (...)`): what records feed.
     pub fn inputs(&self) -> impl Iterator<Item = &Source> {
         self.analyzed.sources.iter().filter(|s| s.written_by.is_none())
+    }
+
+    /// How many queries run.
+    pub fn query_count(&self) -> usize {
+        self.queries.len()
+    }
+
+    /// Whether query `index` keeps a state store (an aggregation), and whether it is windowed.
+    pub fn store_of(&self, index: usize) -> Option<bool> {
+        match &self.queries[index].plan().kind {
+            plan::QueryKind::Aggregation(a) => Some(a.window.is_some()),
+            plan::QueryKind::Projection { .. } => None,
+        }
+    }
+
+    /// Restore one changelog record into query `index`'s store.
+    pub fn restore(&mut self, index: usize, write: &StoreWrite) {
+        self.queries[index].restore(write);
+    }
+
+    /// Query `index`'s store, in iteration order.
+    pub fn store_entries(&self, index: usize) -> Vec<StoreWrite> {
+        self.queries[index].store_entries()
     }
 
     /// The schema of what query `index` emits.
@@ -119,6 +144,7 @@ impl Engine {
                     step.rows.push((index, row));
                 }
                 step.late.extend(out.late.into_iter().map(|l| (index, l)));
+                step.changelog.extend(out.changelog.into_iter().map(|w| (index, w)));
             }
             // Depth first, in the order the rows were written.
             pending.extend(produced.into_iter().rev());

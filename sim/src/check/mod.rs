@@ -40,6 +40,7 @@ pub mod liveness;
 mod outputs;
 mod quorum;
 mod replication;
+mod streams;
 #[cfg(test)]
 mod tests;
 mod transactions;
@@ -86,6 +87,7 @@ pub struct Checker {
     quorum: quorum::Quorum,
     transactions: Transactions,
     compaction: Compaction,
+    streams: streams::Streams,
     /// Findings reported once per rule, partition and offset.
     reported: BTreeSet<(Rule, TopicPartition, i64)>,
 }
@@ -104,7 +106,9 @@ impl Checker {
         let mut producers = BTreeMap::new();
         for (i, client) in scenario.clients.iter().enumerate() {
             let topic = match &client.app {
-                App::Producer { topic, .. } | App::TransactionalProducer { topic, .. } => Some(topic),
+                App::Producer { topic, .. }
+                | App::JsonProducer { topic, .. }
+                | App::TransactionalProducer { topic, .. } => Some(topic),
                 App::GroupByCount { output, .. } => Some(output),
                 _ => None,
             };
@@ -149,6 +153,7 @@ impl Checker {
             outputs: Outputs::default(),
             quorum: quorum::Quorum::default(),
             compaction: Compaction::default(),
+            streams: streams::Streams::default(),
             transactions: Transactions::new(
                 scenario
                     .clients
@@ -201,6 +206,18 @@ impl Checker {
     pub fn on_app_commit(&mut self, node: NodeId) -> Vec<Finding> {
         let name = self.client_names.get(&node).cloned().unwrap_or_else(|| node.to_string());
         self.outputs.on_commit(node, &name).into_iter().collect()
+    }
+
+    /// A Streams instance on `node` made these inputs' results visible (see `check/streams.rs`).
+    pub fn on_streams_counted(
+        &mut self,
+        node: NodeId,
+        application: &str,
+        exactly_once: bool,
+        inputs: &[(TopicPartition, i64)],
+    ) -> Vec<Finding> {
+        let name = self.client_names.get(&node).cloned().unwrap_or_else(|| node.to_string());
+        self.streams.on_counted(application, &name, exactly_once, inputs)
     }
 
     /// The application on `node` finished processing a record.

@@ -20,6 +20,7 @@ pub fn matches(happening: &Happening, event: &Event, _clients: &[String]) -> boo
             Rule::ProcessedTwice => matches!(happening, Happening::ProcessedTwice),
             Rule::CommittedUnprocessed => matches!(happening, Happening::CommittedUnprocessed),
             Rule::ReadAborted => matches!(happening, Happening::ReadAborted),
+            Rule::CountedTwice => matches!(happening, Happening::CountedTwice),
             Rule::TwoLeadersInEpoch
             | Rule::TwoOwnersInGeneration
             | Rule::TwoOwners

@@ -239,6 +239,23 @@ pub enum Library {
     Librdkafka,
 }
 
+/// One record of a `JsonProducer`: its key (none: keyless) and its value's fields, written as a
+/// JSON object (fields in name order).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JsonRecord {
+    #[serde(default)]
+    pub key: Option<String>,
+    pub value: BTreeMap<String, serde_json::Value>,
+}
+
+impl JsonRecord {
+    /// The value as the producer writes it.
+    pub fn value_json(&self) -> String {
+        serde_json::to_string(&self.value).expect("a map of JSON values serializes")
+    }
+}
+
 /// The application a client node runs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -258,6 +275,15 @@ pub enum App {
         value_prefix: String,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         tombstones: Vec<u64>,
+    },
+    /// Send the listed JSON records to `topic` in list order, one every `interval_ms`: a script of
+    /// events, event times included (a field such as `"ts": 61000` that a stream declares as its
+    /// TIMESTAMP), so late and out-of-order events are written as listed.
+    JsonProducer {
+        topic: String,
+        records: Vec<JsonRecord>,
+        #[serde(default = "default_interval")]
+        interval_ms: u64,
     },
     /// A transactional producer (set `transactional.id` in `configs`): `initTransactions()`,
     /// then `transactions` transactions of `records_per_transaction` records to `topic`, one
@@ -305,6 +331,74 @@ pub enum App {
         #[serde(default = "default_poll_interval")]
         poll_interval_ms: u64,
     },
+    /// A Kafka Streams application instance: `application_id` is its `application.id` (and the
+    /// group every instance of it joins); `topology` is ksqlDB statements (one declared stream
+    /// WITH a TIMESTAMP column, then CREATE ... AS SELECT) run by ksim's Streams runtime.
+    /// `processing_guarantee` is `at_least_once` (default) or `exactly_once_v2`;
+    /// `commit_interval_ms` defaults to Streams' (30 000, or 100 under exactly-once).
+    KafkaStreams {
+        application_id: String,
+        topology: String,
+        #[serde(default = "default_guarantee")]
+        processing_guarantee: String,
+        #[serde(default)]
+        commit_interval_ms: Option<u64>,
+        #[serde(default = "default_poll_interval")]
+        poll_interval_ms: u64,
+    },
+    /// A ksqlDB server running one persistent query (`statements`: its stream, then one CREATE
+    /// ... AS SELECT) on the Streams runtime, with ksqlDB's names: application id
+    /// `_confluent-ksql-<service_id>query_<query id>`, store `Aggregate-Aggregate-Materialize`;
+    /// `commit_interval_ms` defaults to ksqlDB's 2 000.
+    KsqlServer {
+        #[serde(default = "default_service_id")]
+        service_id: String,
+        statements: String,
+        #[serde(default = "default_guarantee")]
+        processing_guarantee: String,
+        #[serde(default)]
+        commit_interval_ms: Option<u64>,
+        #[serde(default = "default_poll_interval")]
+        poll_interval_ms: u64,
+    },
+}
+
+/// What a Streams runtime app runs: its topology and settings, from either app kind.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamsSetup {
+    pub naming: ksim_cluster::streams::Naming,
+    pub statements: String,
+    pub processing_guarantee: String,
+    pub commit_interval_ms: Option<u64>,
+    pub poll_interval_ms: u64,
+}
+
+impl StreamsSetup {
+    pub fn topology(&self) -> Result<ksim_cluster::streams::Topology, String> {
+        ksim_cluster::streams::Topology::compile(&self.statements, &self.naming)
+    }
+
+    pub fn guarantee(&self) -> Result<ksim_cluster::streams::ProcessingGuarantee, String> {
+        use ksim_cluster::streams::ProcessingGuarantee;
+        match self.processing_guarantee.as_str() {
+            "at_least_once" => Ok(ProcessingGuarantee::AtLeastOnce),
+            "exactly_once_v2" => Ok(ProcessingGuarantee::ExactlyOnceV2),
+            "exactly_once" | "exactly_once_beta" => Err(format!(
+                "`{}` was deprecated by KIP-732 and removed in Kafka 4.0; use exactly_once_v2",
+                self.processing_guarantee
+            )),
+            other => Err(format!("`{other}`: expected at_least_once or exactly_once_v2")),
+        }
+    }
+}
+
+fn default_guarantee() -> String {
+    "at_least_once".to_string()
+}
+
+/// ksqlDB's default `ksql.service.id`.
+fn default_service_id() -> String {
+    "default_".to_string()
 }
 
 /// When a group consumer commits.
@@ -323,22 +417,66 @@ pub enum CommitMode {
 
 impl App {
     pub fn uses_producer(&self) -> bool {
-        matches!(self, App::Producer { .. } | App::TransactionalProducer { .. } | App::GroupByCount { .. })
+        matches!(
+            self,
+            App::Producer { .. }
+                | App::JsonProducer { .. }
+                | App::TransactionalProducer { .. }
+                | App::GroupByCount { .. }
+        ) || self.streams().is_some()
+    }
+
+    /// A Streams runtime app's setup (`KafkaStreams` or `KsqlServer`).
+    pub fn streams(&self) -> Option<StreamsSetup> {
+        use ksim_cluster::streams::Naming;
+        match self {
+            App::KafkaStreams {
+                application_id,
+                topology,
+                processing_guarantee,
+                commit_interval_ms,
+                poll_interval_ms,
+            } => Some(StreamsSetup {
+                naming: Naming::Streams { application_id: application_id.clone() },
+                statements: topology.clone(),
+                processing_guarantee: processing_guarantee.clone(),
+                commit_interval_ms: *commit_interval_ms,
+                poll_interval_ms: *poll_interval_ms,
+            }),
+            App::KsqlServer { service_id, statements, processing_guarantee, commit_interval_ms, poll_interval_ms } => {
+                Some(StreamsSetup {
+                    naming: Naming::Ksql { service_id: service_id.clone() },
+                    statements: statements.clone(),
+                    processing_guarantee: processing_guarantee.clone(),
+                    // ksqlDB's own default (`KsqlConstants.defaultCommitIntervalMsConfig`).
+                    commit_interval_ms: commit_interval_ms
+                        .or(Some(ksim_cluster::ksql::executor::DEFAULT_COMMIT_INTERVAL_MS as u64)),
+                    poll_interval_ms: *poll_interval_ms,
+                })
+            }
+            _ => None,
+        }
     }
 
     pub fn uses_consumer(&self) -> bool {
-        !matches!(self, App::Producer { .. } | App::TransactionalProducer { .. })
+        !matches!(self, App::Producer { .. } | App::JsonProducer { .. } | App::TransactionalProducer { .. })
     }
 
     pub fn group_member(&self) -> bool {
-        matches!(self, App::GroupConsumer { .. } | App::GroupByCount { .. })
+        matches!(self, App::GroupConsumer { .. } | App::GroupByCount { .. }) || self.streams().is_some()
     }
 
     pub fn topics(&self) -> Vec<&String> {
         match self {
-            App::Producer { topic, .. } | App::TransactionalProducer { topic, .. } => vec![topic],
+            App::Producer { topic, .. }
+            | App::JsonProducer { topic, .. }
+            | App::TransactionalProducer { topic, .. } => {
+                vec![topic]
+            }
             App::Consumer { topics, .. } | App::GroupConsumer { topics, .. } => topics.iter().collect(),
             App::GroupByCount { topics, output, .. } => topics.iter().chain(std::iter::once(output)).collect(),
+            // Named by the topology: `resolve_clients` checks them once it is compiled.
+            App::KafkaStreams { .. } | App::KsqlServer { .. } => Vec::new(),
         }
     }
 }
@@ -439,6 +577,9 @@ pub enum Happening {
     ProduceFailed,
     /// A record was consumed twice (or written twice).
     Duplicate,
+    /// A Kafka Streams application's results reflect one input twice (the checker's
+    /// `counted-twice`): at_least_once after a crash between output and commit.
+    CountedTwice,
     /// A producer's records landed in a partition out of the order it sent them.
     Reordered,
     /// A write acknowledged to the producer is not in the log any more.
@@ -556,6 +697,10 @@ pub enum Condition {
     /// Every replica of the partition (running or not) holds the same records at the same
     /// offsets and ends at the same offset: `ReplicasIdentical("orders-0")`.
     ReplicasIdentical(String),
+    /// The last committed record with this key in the topic (what a `read_committed` consumer
+    /// reads last for it, in any partition) has this value: a table's current row,
+    /// `Latest("BALANCE", "alice", "{\"BALANCE\":15}")`.
+    Latest(String, String, String),
 }
 
 /// A scenario that failed to load: where, and what was expected.

@@ -181,6 +181,35 @@ fn apply<C: Configurable>(
     Ok(())
 }
 
+/// What Kafka Streams sets on its clients whatever the application says
+/// (`StreamsConfig.getMainConsumerConfigs`, `getProducerConfigs`): the group is the
+/// `application.id`, offsets are committed by Streams (never auto-committed), and under
+/// exactly_once_v2 the consumer reads committed data only and the thread's producer is
+/// transactional, its `transactional.id` `<application.id>-<process id>-<thread index>` (KIP-447;
+/// the process id is a UUID in Kafka, the client's name here).
+fn streams_overrides(
+    setup: &super::StreamsSetup,
+    client: &str,
+    producer: Option<&mut ProducerConfig>,
+    consumer: Option<&mut ConsumerConfig>,
+) {
+    let Ok(topology) = setup.topology() else { return };
+    let eos = setup.guarantee() == Ok(ksim_cluster::streams::ProcessingGuarantee::ExactlyOnceV2);
+    if let Some(c) = consumer {
+        c.group_id = Some(topology.application_id.clone());
+        c.enable_auto_commit = false;
+        if eos {
+            c.isolation_level = ksim_cluster::protocol::IsolationLevel::ReadCommitted;
+        }
+    }
+    if let (Some(p), true) = (producer, eos) {
+        p.transactional_id = Some(format!("{}-{client}-1", topology.application_id));
+        // `StreamsConfig.PRODUCER_EOS_OVERRIDES`: a dead thread's open transaction is aborted
+        // after 10 s rather than the producer's default minute.
+        p.transaction_timeout_ms = 10_000;
+    }
+}
+
 /// A network fault must cut something: two non-empty sides with no node on both, and a slow
 /// link between two different nodes.
 fn check_network_action(action: &Action) -> Result<(), String> {
@@ -227,8 +256,9 @@ impl Scenario {
     pub fn resolve_located(&self) -> Result<Resolved, Located> {
         self.check_limits()?;
         let broker = self.resolve_cluster()?;
-        let topics = self.resolve_topics(&broker)?;
+        let mut topics = self.resolve_topics(&broker)?;
         let (producers, consumers, adjustments) = self.resolve_clients(broker.kafka_version)?;
+        self.resolve_internal_topics(&broker, &mut topics)?;
         self.check_timeline()?;
         self.check_narration()?;
         self.check_convergence()?;
@@ -410,7 +440,10 @@ impl Scenario {
             }
             for topic in client.app.topics() {
                 if !self.topics.iter().any(|t| &t.name == topic) {
-                    let which = if matches!(client.app, App::Producer { .. } | App::TransactionalProducer { .. }) {
+                    let which = if matches!(
+                        client.app,
+                        App::Producer { .. } | App::JsonProducer { .. } | App::TransactionalProducer { .. }
+                    ) {
                         "topic"
                     } else {
                         "topics"
@@ -444,6 +477,15 @@ impl Scenario {
                     }
                 }
                 App::Producer { .. } => {}
+                App::JsonProducer { interval_ms, records, .. } => {
+                    if *interval_ms == 0 {
+                        return Err(format!("{field}.app.interval_ms: must be at least 1").into());
+                    }
+                    if records.is_empty() {
+                        return Err(format!("{field}.app.records: list at least one record").into());
+                    }
+                }
+                App::KafkaStreams { .. } | App::KsqlServer { .. } => self.check_streams_app(&field, &client.app)?,
             }
             let mut producer = client.app.uses_producer().then(ProducerConfig::default);
             let mut consumer = client.app.uses_consumer().then(ConsumerConfig::default);
@@ -454,6 +496,11 @@ impl Scenario {
             if let (Some(c), App::GroupByCount { .. }) = (consumer.as_mut(), &client.app) {
                 c.enable_auto_commit = false;
             }
+            if let (Some(c), Some(_)) = (consumer.as_mut(), client.app.streams()) {
+                // Streams' consumer defaults (`StreamsConfig.CONSUMER_DEFAULT_OVERRIDES`): read a
+                // new application's input from the beginning.
+                c.auto_offset_reset = ksim_cluster::config::OffsetReset::Earliest;
+            }
             // The library's defaults, before the scenario's own settings.
             if let (Some(c), Library::Librdkafka) = (consumer.as_mut(), client.library) {
                 c.isolation_level = ksim_cluster::protocol::IsolationLevel::ReadCommitted;
@@ -461,6 +508,9 @@ impl Scenario {
             let section = [Step::Field("clients".into()), Step::Index(i)];
             let configs_field = format!("{field}.configs");
             apply_client(producer.as_mut(), consumer.as_mut(), &client.configs, &section, &configs_field, version)?;
+            if let Some(setup) = client.app.streams() {
+                streams_overrides(&setup, &client.name, producer.as_mut(), consumer.as_mut());
+            }
             let originals = originals(&client.configs);
             if let Some(mut p) = producer {
                 let adjusted = validate::producer(&mut p, &originals, version)
@@ -488,6 +538,69 @@ impl Scenario {
             }
         }
         Ok((producers, consumers, adjustments))
+    }
+
+    /// A Streams runtime app: its topology compiles, its guarantee is one Kafka 4 knows, and the
+    /// topics it reads and writes exist (Kafka Streams creates only its internal topics).
+    fn check_streams_app(&self, field: &str, app: &App) -> Result<(), Located> {
+        let setup = app.streams().expect("a Streams runtime app");
+        let text_field = if matches!(app, App::KsqlServer { .. }) { "statements" } else { "topology" };
+        let topology = setup.topology().map_err(|e| format!("{field}.app.{text_field}: {e}"))?;
+        setup.guarantee().map_err(|e| format!("{field}.app.processing_guarantee: {e}"))?;
+        if setup.poll_interval_ms == 0 {
+            return Err(format!("{field}.app.poll_interval_ms: must be at least 1").into());
+        }
+        let mut used = vec![&topology.source.topic];
+        used.extend(topology.sinks.iter().map(|s| &s.topic));
+        for topic in used {
+            if !self.topics.iter().any(|t| &t.name == topic) {
+                return Err(format!(
+                    "{field}.app.{text_field}: uses topic `{topic}`, which `topics` does not declare \
+                     (Kafka Streams creates only its changelog and repartition topics)"
+                )
+                .into());
+            }
+        }
+        Ok(())
+    }
+
+    /// The changelog topics of every Streams runtime app, created with the cluster (Kafka
+    /// Streams' `InternalTopicManager.makeReady` creates them at the first rebalance): as many
+    /// partitions as the input topic (one per task), its replication factor, and the configs
+    /// [`ksim_cluster::streams::changelog_topic_configs`] names. A config ksim's topics do not
+    /// know yet is left for when they do.
+    fn resolve_internal_topics(
+        &self,
+        broker: &BrokerConfig,
+        topics: &mut Vec<(Topic, TopicConfig)>,
+    ) -> Result<(), Located> {
+        for (i, client) in self.clients.iter().enumerate() {
+            let Some(setup) = client.app.streams() else { continue };
+            let Ok(topology) = setup.topology() else { continue };
+            let Some(source) = self.topics.iter().find(|t| t.name == topology.source.topic) else { continue };
+            for store in &topology.stores {
+                if topics.iter().any(|(t, _)| t.name == store.changelog) {
+                    continue;
+                }
+                let mut config = broker.topic_defaults.clone();
+                for (key, value) in ksim_cluster::streams::changelog_topic_configs(store.window_retention_ms) {
+                    if TopicConfig::KEYS.contains(&key) {
+                        config.set_checked(key, &value, broker.kafka_version).map_err(|e| {
+                            format!("clients[{i}] ({}): changelog {}: {e}", client.name, store.changelog)
+                        })?;
+                    }
+                }
+                let topic = Topic {
+                    name: store.changelog.clone(),
+                    partitions: source.partitions,
+                    replication_factor: source.replication_factor,
+                    replicas: Vec::new(),
+                    configs: Configs::default(),
+                };
+                topics.push((topic, config));
+            }
+        }
+        Ok(())
     }
 
     /// `timeline`: every action names existing nodes and cuts something real. (A step after the
@@ -789,7 +902,13 @@ impl Scenario {
 
     fn check_group(&self, group: &str) -> Result<(), String> {
         let known = self.clients.iter().any(|c| c.configs.get("group.id").is_some_and(|v| v.to_string() == group));
-        if known {
+        // A Streams application's group is its application.id.
+        let streams = self
+            .clients
+            .iter()
+            .filter_map(|c| c.app.streams())
+            .any(|s| s.topology().is_ok_and(|t| t.application_id == group));
+        if known || streams {
             Ok(())
         } else {
             Err(format!("unknown consumer group `{group}` (no client has group.id={group})"))
@@ -845,7 +964,8 @@ impl Scenario {
             | Happening::AckedWriteLost
             | Happening::ProcessedTwice
             | Happening::CommittedUnprocessed
-            | Happening::ReadAborted => Ok(()),
+            | Happening::ReadAborted
+            | Happening::CountedTwice => Ok(()),
             Happening::ControllerActivated | Happening::CheckQuorumResigned | Happening::QuorumElection => {
                 match self.cluster.quorum {
                     Some(_) => Ok(()),
@@ -894,6 +1014,18 @@ impl Scenario {
                 }
             }
             Condition::Processed(client, _) | Condition::Owns(client, _) => self.check_client(client),
+            Condition::Latest(topic, _, _) => {
+                let internal = self
+                    .clients
+                    .iter()
+                    .filter_map(|c| c.app.streams())
+                    .any(|setup| setup.topology().is_ok_and(|t| t.stores.iter().any(|s| &s.changelog == topic)));
+                if internal || self.topics.iter().any(|t| &t.name == topic) {
+                    Ok(())
+                } else {
+                    Err(format!("unknown topic `{topic}`"))
+                }
+            }
         }
     }
 }

@@ -87,13 +87,22 @@ impl Waiters {
 
 impl World {
     pub fn producer_send(&mut self, node: NodeId, topic: &str, record: Record) -> Delivery {
+        self.producer_send_to(node, topic, None, record)
+    }
+
+    /// A send to a partition the application chose (`None`: the partitioner's).
+    pub fn producer_send_to(&mut self, node: NodeId, topic: &str, partition: Option<i32>, record: Record) -> Delivery {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let send_id = self.next_send_id;
         self.next_send_id += 1;
         let now = self.now();
+        let to = match partition {
+            Some(p) => format!("{topic}-{p}"),
+            None => topic.to_string(),
+        };
         let what = match &record.key {
-            Some(k) => format!("send {k}={} to {topic}", record.value_text()),
-            None => format!("send {} to {topic}", record.value_text()),
+            Some(k) => format!("send {k}={} to {to}", record.value_text()),
+            None => format!("send {} to {to}", record.value_text()),
         };
         self.record(node, EventKind::App(what));
         let Some(slot) = self.slots.get_mut(&node) else {
@@ -107,7 +116,7 @@ impl World {
         self.waiters.deliveries.insert((node, send_id), tx);
         self.checker.on_send(node, send_id);
         let mut fx = Effects::default();
-        producer.send(now, send_id, topic, record, &mut slot.rng, &mut fx);
+        producer.send_to(now, send_id, topic, partition, record, &mut slot.rng, &mut fx);
         self.apply(node, now, fx);
         rx
     }
@@ -219,6 +228,19 @@ impl World {
         rx
     }
 
+    /// A Streams instance made these inputs' results visible: the checker counts them.
+    pub fn streams_counted(
+        &mut self,
+        node: NodeId,
+        application: &str,
+        exactly_once: bool,
+        inputs: &[(TopicPartition, i64)],
+    ) {
+        for finding in self.checker.on_streams_counted(node, application, exactly_once, inputs) {
+            self.record_world(EventKind::Finding(finding));
+        }
+    }
+
     pub fn consumer_close(&mut self, node: NodeId) {
         self.with_consumer(node, |c, now, fx| c.close(now, fx));
     }
@@ -243,6 +265,40 @@ impl World {
         let records = consumer.poll(now, &mut fx);
         self.apply(node, now, fx);
         records
+    }
+
+    /// The partitions the node's group consumer owns once its group is stable, `None` while it
+    /// is (re)joining: what a rebalance listener's `onPartitionsAssigned` hands an application
+    /// at the end of a rebalance.
+    pub fn consumer_settled_assignment(&mut self, node: NodeId) -> Option<Vec<TopicPartition>> {
+        use ksim_cluster::group::member::Phase;
+        match self.slots.get(&node).and_then(|s| s.machine.as_ref()) {
+            Some(Machine::Client(Client { consumer: Some(c), .. })) => match c.member() {
+                Some(m) if m.phase == Phase::Stable => Some(c.assignment()),
+                Some(_) => None,
+                None => Some(c.assignment()),
+            },
+            _ => None,
+        }
+    }
+
+    /// What a Streams restore consumer reads of a changelog partition from its beginning to its
+    /// end (`StoreChangelogReader`): the records below the leader's high watermark, or under
+    /// `read_committed` below the last stable offset and without aborted transactions' records
+    /// or markers. `None` while the partition has no leader. ksim reads the leader's log at once
+    /// instead of simulating the restore consumer's fetches; the trace notes the read.
+    pub fn changelog_read(&mut self, node: NodeId, tp: &TopicPartition, read_committed: bool) -> Option<Vec<Record>> {
+        let leader = crate::nodes::current_leaders(&self.slots).get(tp).copied()?;
+        let Some(Machine::Broker(broker)) = self.slots.get(&NodeId::Broker(leader)).and_then(|s| s.machine.as_ref())
+        else {
+            return None;
+        };
+        let replica = broker.replica(tp).filter(|r| r.is_leader())?;
+        let from = replica.log.log_start_offset();
+        let (records, upto) = crate::nodes::readable_records(&replica.log, replica.high_watermark, read_committed);
+        let what = format!("restore consumer read {tp} offsets {from}..{upto}: {} records", records.len());
+        self.record(node, EventKind::App(what));
+        Some(records)
     }
 
     pub fn poll_ready(&mut self, node: NodeId) -> Arc<Notify> {

@@ -1,0 +1,357 @@
+//! A Streams topology compiled from ksqlDB statements: the input topic and how its records
+//! decode, each sink and store, the internal topics' names, and the codecs between the engine's
+//! rows and Kafka records.
+//!
+//! Records are JSON values (`VALUE_FORMAT='JSON'`; field names match columns case-insensitively,
+//! as ksqlDB's JSON deserializer does) with the key as a plain string (`KEY_FORMAT='KAFKA'`).
+//! ksim's log records carry no timestamp of their own, so event time is a value column named by
+//! `WITH (TIMESTAMP='...')` (ksqlDB's timestamp extraction, `TimestampExtractionPolicyFactory`);
+//! a stream without one is refused.
+//!
+//! One sub-topology only: a GROUP BY on the source's key column aggregates in place, as Kafka
+//! Streams' `groupByKey` does without a repartition. A GROUP BY that changes the key would need a
+//! repartition topic and a second sub-topology (`KGroupedStream` after `groupBy`,
+//! `<application.id>-<name>-repartition`); ksim refuses it with that explanation.
+
+use super::changelog_topic;
+use crate::ksql::plan::{AggFunc, QueryKind, RExpr, Source};
+use crate::ksql::value::{SqlType, Value};
+use crate::ksql::{Engine, ExecConfig, Record as KsqlRecord, Row, StoreWrite};
+use crate::record::Record;
+
+/// Whose names the internal topics get.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Naming {
+    /// A Kafka Streams application: `application.id` as given; a store is named after the table
+    /// it materializes (`Materialized.as("<table>-store")`).
+    Streams { application_id: String },
+    /// A ksqlDB server's persistent query: application id
+    /// `_confluent-ksql-<ksql.service.id>query_<query id>` (`QueryApplicationId.build`), query id
+    /// `CTAS_<SINK>_<n>` / `CSAS_<SINK>_<n>` with n the statement's position, and the
+    /// aggregation's store `Aggregate-Aggregate-Materialize` (ksqlDB's `StreamAggregateBuilder`).
+    Ksql { service_id: String },
+}
+
+/// One state store and its changelog.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreSpec {
+    /// The query (in statement order) whose aggregation the store holds.
+    pub query: usize,
+    pub name: String,
+    pub changelog: String,
+    /// `Some(retention)` for a window store.
+    pub window_retention_ms: Option<i64>,
+}
+
+/// One sink topic.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SinkSpec {
+    pub query: usize,
+    pub topic: String,
+}
+
+pub struct Topology {
+    pub application_id: String,
+    statements: String,
+    pub source: Source,
+    pub sinks: Vec<SinkSpec>,
+    pub stores: Vec<StoreSpec>,
+    /// Each query's aggregate state types, for decoding changelog values.
+    agg_types: Vec<Vec<SqlType>>,
+}
+
+/// What one input record decodes to: a ksqlDB record, or why it is skipped (ksqlDB logs a
+/// deserialization error to its processing log and goes on).
+pub type Decoded = Result<KsqlRecord, String>;
+
+impl Topology {
+    pub fn compile(statements: &str, naming: &Naming) -> Result<Topology, String> {
+        let engine = Engine::new(statements, ExecConfig::default()).map_err(|e| e.to_string())?;
+        let inputs: Vec<&Source> = engine.inputs().collect();
+        let [source] = inputs.as_slice() else {
+            return Err(format!(
+                "the topology reads {} declared sources; ksim's Streams runtime reads exactly one",
+                inputs.len()
+            ));
+        };
+        let source = (*source).clone();
+        if source.timestamp_column.is_none() {
+            return Err(format!(
+                "{} has no WITH (TIMESTAMP='...'): ksim's records carry no timestamp of their own, so event time must be a value column",
+                source.name
+            ));
+        }
+        if source.key_columns().count() > 1 {
+            return Err(format!("{} has several KEY columns; ksim's records have one string key", source.name));
+        }
+        let analyzed = engine.analyzed();
+        let declared = analyzed.sources.iter().filter(|s| s.written_by.is_none()).count();
+        let persistent: Vec<usize> = (0..analyzed.queries.len()).filter(|&q| analyzed.queries[q].persistent).collect();
+        if persistent.is_empty() {
+            return Err("the topology has no CREATE ... AS SELECT: nothing would run".into());
+        }
+        let application_id = match naming {
+            Naming::Streams { application_id } => application_id.clone(),
+            Naming::Ksql { service_id } => {
+                let [q] = persistent.as_slice() else {
+                    return Err(
+                        "a ksqlDB persistent query is one CREATE ... AS SELECT; give each its own statements".into()
+                    );
+                };
+                format!("_confluent-ksql-{service_id}query_{}", query_id(&analyzed.queries[*q].output, declared + q))
+            }
+        };
+        let mut sinks = Vec::new();
+        let mut stores = Vec::new();
+        let mut agg_types = Vec::new();
+        for (q, plan) in analyzed.queries.iter().enumerate() {
+            let mut types = Vec::new();
+            if let QueryKind::Aggregation(agg) = &plan.kind {
+                let input = analyzed.source(&plan.source).expect("the analyzer resolved the source");
+                let by_key = matches!(agg.group_by.as_slice(), [RExpr::Input(i)] if input.columns.get(*i).is_some_and(|c| c.key));
+                if !by_key {
+                    return Err(format!(
+                        "{}: its GROUP BY is not {}'s key column, so Kafka Streams would repartition through a topic `{}` \
+                         (a second sub-topology); ksim's runtime runs one sub-topology: group by the key column",
+                        plan.output.name,
+                        input.name,
+                        super::repartition_topic(&application_id, "Aggregate-GroupBy"),
+                    ));
+                }
+                types = agg
+                    .aggregates
+                    .iter()
+                    .map(|a| match a.func {
+                        AggFunc::Count | AggFunc::CountAll => SqlType::Bigint,
+                        _ => a.ty,
+                    })
+                    .collect();
+                let name = match naming {
+                    Naming::Streams { .. } => format!("{}-store", plan.output.name.to_ascii_lowercase()),
+                    Naming::Ksql { .. } => "Aggregate-Aggregate-Materialize".to_string(),
+                };
+                stores.push(StoreSpec {
+                    query: q,
+                    changelog: changelog_topic(&application_id, &name),
+                    name,
+                    window_retention_ms: agg.window.map(|w| w.retention_ms),
+                });
+            }
+            agg_types.push(types);
+            if plan.persistent {
+                sinks.push(SinkSpec { query: q, topic: plan.output.topic.clone() });
+            }
+        }
+        Ok(Topology { application_id, statements: statements.to_string(), source, sinks, stores, agg_types })
+    }
+
+    /// A fresh engine for one task.
+    pub fn engine(&self) -> Engine {
+        Engine::new(&self.statements, ExecConfig::default()).expect("compiled once already")
+    }
+
+    /// The topics the application reads and writes, internal ones included.
+    pub fn topics(&self) -> Vec<String> {
+        let mut topics = vec![self.source.topic.clone()];
+        topics.extend(self.sinks.iter().map(|s| s.topic.clone()));
+        topics.extend(self.stores.iter().map(|s| s.changelog.clone()));
+        topics
+    }
+
+    /// Decode one input record into the source's columns.
+    pub fn decode(&self, key: Option<&str>, value: &str) -> Decoded {
+        let json: serde_json::Value =
+            serde_json::from_str(value).map_err(|e| format!("value is not JSON ({e}): {value:?}"))?;
+        let serde_json::Value::Object(fields) = json else {
+            return Err(format!("value is not a JSON object: {value:?}"));
+        };
+        let mut values = Vec::with_capacity(self.source.columns.len());
+        for column in &self.source.columns {
+            if column.key {
+                values.push(match key {
+                    Some(k) => Value::parse(k, column.ty).map_err(|e| format!("key: {e}"))?,
+                    None => Value::Null,
+                });
+                continue;
+            }
+            let field = fields.iter().find(|(name, _)| name.eq_ignore_ascii_case(&column.name)).map(|(_, v)| v);
+            values.push(match field {
+                None | Some(serde_json::Value::Null) => Value::Null,
+                Some(v) => from_json(v, column.ty).map_err(|e| format!("field {}: {e}", column.name))?,
+            });
+        }
+        Ok(KsqlRecord { rowtime: 0, values })
+    }
+
+    /// The Kafka record a sink row becomes: the key as a string, the value columns as JSON
+    /// (with `WINDOWSTART`/`WINDOWEND` for a windowed result, as ksqlDB prints them; the key
+    /// stays the group's key, so the record lands where Streams' `WindowedStreamPartitioner`
+    /// puts it), or a tombstone.
+    pub fn encode_row(&self, query: usize, row: &Row, engine: &Engine) -> Record {
+        let output = engine.output(query);
+        let key = key_string(&row.key);
+        let value = row.value.as_ref().map(|values| {
+            // Fields in SELECT order, as ksqlDB writes them (a JSON object keeps no order of its own).
+            let mut fields = Vec::new();
+            if let Some((start, end)) = row.window {
+                fields.push(format!("\"WINDOWSTART\":{start}"));
+                fields.push(format!("\"WINDOWEND\":{end}"));
+            }
+            for (column, v) in output.value_columns().zip(values) {
+                fields.push(format!("{}:{}", serde_json::Value::String(column.name.clone()), to_json(v)));
+            }
+            format!("{{{}}}", fields.join(","))
+        });
+        Record { key, value }
+    }
+
+    /// The changelog record of one store write: key `<key>` (or `<key>@<window start>` for a
+    /// window store), value `{"aggs":[...],"rowtime":T}` (and `"window":[start,end]`).
+    pub fn encode_store_write(write: &StoreWrite) -> Record {
+        let mut key = key_string(&write.key).unwrap_or_default();
+        let mut object = serde_json::Map::new();
+        object.insert("aggs".into(), serde_json::Value::Array(write.aggs.iter().map(to_json).collect()));
+        object.insert("rowtime".into(), write.timestamp.into());
+        if let Some((start, end)) = write.window {
+            key = format!("{key}@{start}");
+            object.insert("window".into(), serde_json::json!([start, end]));
+        }
+        Record { key: Some(key), value: Some(serde_json::Value::Object(object).to_string()) }
+    }
+
+    /// Decode a changelog record of `store` back into a store write.
+    pub fn decode_store_write(
+        &self,
+        store: &StoreSpec,
+        engine: &Engine,
+        record: &Record,
+    ) -> Result<StoreWrite, String> {
+        let text = record.value.as_deref().ok_or("a tombstone, not a store write")?;
+        let json: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let aggs_json = json.get("aggs").and_then(|a| a.as_array()).ok_or("no aggs")?;
+        let types = &self.agg_types[store.query];
+        if aggs_json.len() != types.len() {
+            return Err(format!("{} aggregates, expected {}", aggs_json.len(), types.len()));
+        }
+        let aggs = aggs_json
+            .iter()
+            .zip(types)
+            .map(|(v, ty)| if v.is_null() { Ok(Value::Null) } else { from_json(v, *ty) })
+            .collect::<Result<Vec<_>, _>>()?;
+        let timestamp = json.get("rowtime").and_then(|t| t.as_i64()).ok_or("no rowtime")?;
+        let window = match json.get("window").and_then(|w| w.as_array()) {
+            Some(w) => Some((w[0].as_i64().ok_or("window start")?, w[1].as_i64().ok_or("window end")?)),
+            None => None,
+        };
+        let raw_key = record.key.as_deref().unwrap_or_default();
+        let raw_key = match window {
+            Some(_) => raw_key.rsplit_once('@').map_or(raw_key, |(k, _)| k),
+            None => raw_key,
+        };
+        let key_types: Vec<SqlType> = engine.output(store.query).key_columns().map(|c| c.ty).collect();
+        let [key_ty] = key_types.as_slice() else { return Err("one key column expected".into()) };
+        let key = vec![Value::parse(raw_key, *key_ty)?];
+        Ok(StoreWrite { key, window, aggs, timestamp })
+    }
+}
+
+/// `CTAS_<SINK>_<n>` / `CSAS_<SINK>_<n>` (ksqlDB's `QueryIdUtil.buildId`).
+fn query_id(output: &Source, position: usize) -> String {
+    let kind = match output.kind {
+        crate::ksql::ast::SourceKind::Table => "CTAS",
+        crate::ksql::ast::SourceKind::Stream => "CSAS",
+    };
+    format!("{kind}_{}_{position}", output.name)
+}
+
+fn key_string(key: &[Value]) -> Option<String> {
+    match key {
+        [] => None,
+        [v] if v.is_null() => None,
+        [Value::String(s)] => Some(s.clone()),
+        [v] => Some(v.to_csv()),
+        many => Some(many.iter().map(Value::to_csv).collect::<Vec<_>>().join("|")),
+    }
+}
+
+fn to_json(v: &Value) -> serde_json::Value {
+    match v {
+        Value::Null => serde_json::Value::Null,
+        Value::Int(i) => (*i).into(),
+        Value::Double(d) => serde_json::Number::from_f64(*d).map_or(serde_json::Value::Null, serde_json::Value::Number),
+        Value::String(s) => s.clone().into(),
+        Value::Boolean(b) => (*b).into(),
+    }
+}
+
+fn from_json(v: &serde_json::Value, ty: SqlType) -> Result<Value, String> {
+    let wrong = || format!("expected {}, found {v}", ty.name());
+    match ty {
+        SqlType::Integer | SqlType::Bigint => v.as_i64().map(Value::Int).ok_or_else(wrong),
+        SqlType::Double => v.as_f64().map(Value::Double).ok_or_else(wrong),
+        SqlType::String => match v {
+            serde_json::Value::String(s) => Ok(Value::String(s.clone())),
+            other => Ok(Value::String(other.to_string())),
+        },
+        SqlType::Boolean => v.as_bool().map(Value::Boolean).ok_or_else(wrong),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) const BALANCES: &str = "CREATE STREAM payments (name STRING KEY, amount INT, ts BIGINT)
+           WITH (KAFKA_TOPIC='payments', VALUE_FORMAT='JSON', TIMESTAMP='ts');
+         CREATE TABLE balance AS SELECT name, SUM(amount) AS balance FROM payments GROUP BY name;";
+
+    #[test]
+    fn a_streams_app_names_its_store_after_the_table_and_ksqldb_as_ksqldb_does() {
+        let t = Topology::compile(BALANCES, &Naming::Streams { application_id: "balances".into() }).unwrap();
+        assert_eq!(t.topics(), ["payments", "BALANCE", "balances-balance-store-changelog"]);
+        let k = Topology::compile(BALANCES, &Naming::Ksql { service_id: "default_".into() }).unwrap();
+        assert_eq!(k.application_id, "_confluent-ksql-default_query_CTAS_BALANCE_1");
+        assert_eq!(
+            k.stores[0].changelog,
+            "_confluent-ksql-default_query_CTAS_BALANCE_1-Aggregate-Aggregate-Materialize-changelog"
+        );
+    }
+
+    #[test]
+    fn records_and_store_writes_round_trip_through_kafka_records() {
+        let t = Topology::compile(BALANCES, &Naming::Streams { application_id: "b".into() }).unwrap();
+        let mut engine = t.engine();
+        let record = t.decode(Some("alice"), r#"{"AMOUNT": 50, "ts": 1000}"#).unwrap();
+        let step = engine.process("PAYMENTS", record).unwrap();
+        let (q, row) = &step.rows[0];
+        let out = t.encode_row(*q, row, &engine);
+        assert_eq!(out.key.as_deref(), Some("alice"));
+        assert_eq!(out.value.as_deref(), Some(r#"{"BALANCE":50}"#));
+        let (_, write) = &step.changelog[0];
+        let logged = Topology::encode_store_write(write);
+        assert_eq!(logged.value.as_deref(), Some(r#"{"aggs":[50],"rowtime":1000}"#));
+        assert_eq!(t.decode_store_write(&t.stores[0], &engine, &logged).unwrap(), *write);
+        assert!(t.decode(Some("bob"), "not json").is_err());
+        assert!(t.decode(Some("bob"), r#"{"amount": "x", "ts": 1}"#).is_err());
+    }
+
+    #[test]
+    fn a_group_by_that_changes_the_key_is_refused_with_the_repartition_topic_named() {
+        let err = Topology::compile(
+            "CREATE STREAM p (id STRING KEY, name STRING, ts BIGINT) WITH (KAFKA_TOPIC='p', VALUE_FORMAT='JSON', TIMESTAMP='ts');
+             CREATE TABLE t AS SELECT name, COUNT(*) FROM p GROUP BY name;",
+            &Naming::Streams { application_id: "app".into() },
+        )
+        .err()
+        .unwrap();
+        assert!(err.contains("app-Aggregate-GroupBy-repartition"), "{err}");
+        let err = Topology::compile(
+            "CREATE STREAM p (id STRING KEY, n INT) WITH (KAFKA_TOPIC='p', VALUE_FORMAT='JSON');
+             CREATE TABLE t AS SELECT id, COUNT(*) FROM p GROUP BY id;",
+            &Naming::Streams { application_id: "app".into() },
+        )
+        .err()
+        .unwrap();
+        assert!(err.contains("TIMESTAMP"), "{err}");
+    }
+}

@@ -1,0 +1,121 @@
+//! The Streams runtime agrees with `ksim ksql`: for each processing scenario, the rows its
+//! applications write to their sink topics are, key by key and in order, the rows the ksql engine
+//! emits when fed the same records directly (a task's records are one partition's, in order; an
+//! aggregation's rows for one key depend only on that key's records and on stream time, which the
+//! scenarios keep on one partition where it matters).
+
+use ksim_cluster::ksql::Engine;
+use ksim_cluster::streams::{Naming, Topology};
+use ksim_sim::scenario::{App, Scenario};
+use ksim_sim::trace::EventKind;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Rows per (topic, key), in the order they were sent.
+type Sent = BTreeMap<(String, String), Vec<String>>;
+
+fn load(name: &str) -> Scenario {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("scenarios/{name}.ron"));
+    Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// What the scenario's Streams applications sent to `sinks`, from the trace.
+fn sent_by_runtime(scenario: &Scenario, name: &str, sinks: &[String]) -> Sent {
+    let outcome = ksim_sim::run(scenario, name, scenario.seed).expect("runs");
+    let mut sent = Sent::new();
+    for event in &outcome.trace.events {
+        let EventKind::App(text) = &event.kind else { continue };
+        let Some(rest) = text.strip_prefix("send ") else { continue };
+        let Some((record, topic)) = rest.rsplit_once(" to ") else { continue };
+        // Sink rows go to the partitioner ("to BALANCE"); changelog writes name their partition.
+        if !sinks.iter().any(|s| s == topic) {
+            continue;
+        }
+        let (key, value) = record.split_once('=').expect("key=value");
+        sent.entry((topic.to_string(), key.to_string())).or_default().push(value.to_string());
+    }
+    sent
+}
+
+/// What the ksql engine emits for the scenario's JsonProducer records, written as the runtime
+/// writes sink rows.
+fn emitted_by_engine(scenario: &Scenario, statements: &str) -> Sent {
+    let topology = Topology::compile(statements, &Naming::Streams { application_id: "check".into() }).unwrap();
+    let mut engine = Engine::new(statements, Default::default()).unwrap();
+    let mut emitted = Sent::new();
+    for client in &scenario.clients {
+        let App::JsonProducer { topic, records, .. } = &client.app else { continue };
+        assert_eq!(topic, &topology.source.topic);
+        for record in records {
+            let decoded = topology.decode(record.key.as_deref(), &record.value_json()).unwrap();
+            let step = engine.process(&topology.source.name, decoded).unwrap();
+            for (q, row) in &step.rows {
+                let Some(sink) = topology.sinks.iter().find(|s| s.query == *q) else { continue };
+                let out = topology.encode_row(*q, row, &engine);
+                let key = out.key.clone().unwrap_or_default();
+                // The trace prints a tombstone as `null`.
+                emitted.entry((sink.topic.clone(), key)).or_default().push(out.value.unwrap_or_else(|| "null".into()));
+            }
+        }
+    }
+    emitted
+}
+
+fn agree(name: &str) {
+    let scenario = load(name);
+    let setup = scenario.clients.iter().find_map(|c| c.app.streams()).expect("a Streams app");
+    let topology = setup.topology().unwrap();
+    let sinks: Vec<String> = topology.sinks.iter().map(|s| s.topic.clone()).collect();
+    let runtime = sent_by_runtime(&scenario, name, &sinks);
+    let engine = emitted_by_engine(&scenario, &setup.statements);
+    assert!(!engine.is_empty(), "{name}: the engine emits something");
+    assert_eq!(runtime, engine, "{name}: the Streams runtime and `ksim ksql` disagree");
+}
+
+#[test]
+fn stream_table_duality_agrees_with_ksql() {
+    agree("stream-table-duality");
+}
+
+#[test]
+fn fraud_detection_agrees_with_ksql() {
+    agree("fraud-detection-tumbling-window");
+}
+
+#[test]
+fn the_engine_folds_the_payments_into_the_balances_the_talk_shows() {
+    let scenario = load("stream-table-duality");
+    let setup = scenario.clients.iter().find_map(|c| c.app.streams()).unwrap();
+    let emitted = emitted_by_engine(&scenario, &setup.statements);
+    let last = |k: &str| emitted[&("BALANCE".to_string(), k.to_string())].last().cloned().unwrap();
+    assert_eq!(last("alice"), r#"{"BALANCE":15}"#);
+    assert_eq!(last("bob"), r#"{"BALANCE":18}"#);
+}
+
+/// The table each scenario expects at the end (its `Finally(Latest(sink, key, value))`, which
+/// tests/scenarios.rs checks against the run) is the engine's last row per key, for every
+/// processing scenario whose crash Kafka promises not to show; under at_least_once the crash
+/// shows, and the expected table is not the engine's.
+#[test]
+fn the_tables_the_scenarios_end_with_are_the_engines_except_under_at_least_once() {
+    use ksim_sim::scenario::{Condition, Expectation};
+    for (name, same) in [
+        ("stream-table-duality", true),
+        ("fraud-detection-tumbling-window", true),
+        ("streams-instance-dies", true),
+        ("exactly-once-counts-once", true),
+        ("at-least-once-double-counts", false),
+    ] {
+        let scenario = load(name);
+        let setup = scenario.clients.iter().find_map(|c| c.app.streams()).unwrap();
+        let engine = emitted_by_engine(&scenario, &setup.statements);
+        let mut compared = 0;
+        for expectation in &scenario.expect {
+            let Expectation::Finally(Condition::Latest(topic, key, value)) = expectation else { continue };
+            let Some(rows) = engine.get(&(topic.clone(), key.clone())) else { continue };
+            assert_eq!(rows.last() == Some(value), same, "{name}: {topic} {key}: engine {rows:?}, expected {value}");
+            compared += 1;
+        }
+        assert!(compared > 0, "{name}: no table row compared");
+    }
+}
