@@ -696,6 +696,9 @@ impl ClusterView {
             | Note::TxnInitialized { .. }
             | Note::TxnEnded { .. }
             | Note::TxnFailed { .. } => {}
+            // Connect has no pane yet: its events carry workers, assignments, tasks and the
+            // external systems' writes for one to fold.
+            Note::Connect(_) => {}
         }
     }
 }
