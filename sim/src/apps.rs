@@ -176,6 +176,7 @@ pub async fn run(world: Arc<Mutex<World>>, node: NodeId, app: App, start_ms: u64
         App::GroupByCount { topics, output, poll_interval_ms } => {
             group_by_count(world, node, topics, output, poll_interval_ms).await
         }
+        App::ConnectWorker => crate::connect_worker::run(world, node).await,
     }
 }
 

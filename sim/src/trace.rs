@@ -182,10 +182,13 @@ pub enum Rule {
     ReadAborted,
     TwoProducersInEpoch,
     CommittedTransactionLost,
+    SinkRewrote,
+    UpsertSinkStale,
+    SourceRecordDuplicated,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 24] = [
+    pub const ALL: [Rule; 27] = [
         Rule::TwoLeadersInEpoch,
         Rule::TwoOwnersInGeneration,
         Rule::TwoOwners,
@@ -210,6 +213,9 @@ impl Rule {
         Rule::ReadAborted,
         Rule::TwoProducersInEpoch,
         Rule::CommittedTransactionLost,
+        Rule::SinkRewrote,
+        Rule::UpsertSinkStale,
+        Rule::SourceRecordDuplicated,
     ];
 
     /// The stable name: what the trace stores and the report prints.
@@ -239,6 +245,9 @@ impl Rule {
             Rule::ReadAborted => "read-aborted",
             Rule::TwoProducersInEpoch => "two-producers-in-epoch",
             Rule::CommittedTransactionLost => "committed-transaction-lost",
+            Rule::SinkRewrote => "sink-rewrote",
+            Rule::UpsertSinkStale => "upsert-sink-stale",
+            Rule::SourceRecordDuplicated => "source-record-duplicated",
         }
     }
 
@@ -275,6 +284,13 @@ impl Rule {
             Rule::CommittedTransactionLost => {
                 "a committed transaction's records or COMMIT marker are gone from the log"
             }
+            Rule::SinkRewrote => "a Connect sink task wrote a record to its store again (at-least-once delivery)",
+            Rule::UpsertSinkStale => {
+                "an upserting sink store, caught up, does not hold the latest value written for a key"
+            }
+            Rule::SourceRecordDuplicated => {
+                "one source record is in a Connect source connector's committed output twice"
+            }
         }
     }
 
@@ -301,8 +317,12 @@ impl Rule {
             | Rule::DuplicateRecord
             | Rule::NoConvergence
             | Rule::ReadAborted
-            | Rule::CommittedTransactionLost => Nature::Promise,
-            Rule::ConsumedAgain | Rule::ProcessedTwice | Rule::CommittedUnprocessed => Nature::Lesson,
+            | Rule::CommittedTransactionLost
+            | Rule::UpsertSinkStale
+            | Rule::SourceRecordDuplicated => Nature::Promise,
+            Rule::ConsumedAgain | Rule::ProcessedTwice | Rule::CommittedUnprocessed | Rule::SinkRewrote => {
+                Nature::Lesson
+            }
         }
     }
 }

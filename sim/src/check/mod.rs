@@ -30,6 +30,7 @@
 //! - [`quorum`]: the controller quorum: one leader per epoch, committed metadata never lost, brokers
 //!   act on committed metadata only.
 
+pub mod connect;
 mod consumption;
 mod groups;
 mod history;
@@ -81,6 +82,7 @@ pub struct Checker {
     outputs: Outputs,
     quorum: quorum::Quorum,
     transactions: Transactions,
+    pub connect: connect::ConnectCheck,
     /// Findings reported once per rule, partition and offset.
     reported: BTreeSet<(Rule, TopicPartition, i64)>,
 }
@@ -118,7 +120,9 @@ impl Checker {
         let mut groups = Groups::default();
         for (i, client) in scenario.clients.iter().enumerate() {
             if let Some(config) = resolved.consumers.get(&client.name) {
-                if let (Some(group), true) = (&config.group_id, client.app.group_member()) {
+                // A Connect worker's consumer is its sink tasks' member of `connect-<connector>`.
+                let member = client.app.group_member() || matches!(client.app, App::ConnectWorker);
+                if let (Some(group), true) = (&config.group_id, member) {
                     groups.group_of.insert(NodeId::Client(i as u32), group.clone());
                     let cooperative = !config.partition_assignment_strategy.is_empty()
                         && config.partition_assignment_strategy.iter().all(|s| s == "cooperative-sticky");
@@ -158,6 +162,15 @@ impl Checker {
                     .collect(),
             ),
             reported: BTreeSet::new(),
+            connect: connect::ConnectCheck::new(
+                resolved
+                    .connect
+                    .as_ref()
+                    .and_then(|c| c.exactly_once_source())
+                    .map(|c| c.name.clone())
+                    .into_iter()
+                    .collect(),
+            ),
         }
     }
 
@@ -280,13 +293,14 @@ impl Checker {
     /// End-of-run history checks: acknowledged writes still present, in order, written once;
     /// records processed twice or committed unprocessed. One finding per partition and kind,
     /// naming the offsets and records.
-    pub fn finish(&mut self, nodes: &Nodes) -> Vec<Finding> {
+    pub fn finish(&mut self, nodes: &Nodes, stores: &BTreeMap<String, BTreeMap<String, String>>) -> Vec<Finding> {
         let gone = self.gone_writes(nodes);
         let mut findings = self.lost_writes(&gone);
         findings.extend(self.reordering(&gone, nodes));
         findings.extend(self.groups.delivery_findings());
         findings.extend(self.duplicates(nodes));
         findings.extend(self.lost_transactions(nodes));
+        findings.extend(self.connect_findings(nodes, stores));
         findings
     }
 
