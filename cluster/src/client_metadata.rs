@@ -224,6 +224,11 @@ impl ClientMetadata {
             }
         }
         self.unproductive = if unknown { self.unproductive.saturating_add(1) } else { 0 };
+        // A topic the client became interested in while the request was in flight was not in
+        // it: ask again for it (Kafka's `Metadata.requestUpdateForNewTopics`).
+        if self.interest.iter().any(|t| !self.topics.contains_key(t)) {
+            self.refresh_needed = true;
+        }
     }
 
     /// The Metadata request timed out: ask another broker.

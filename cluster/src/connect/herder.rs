@@ -80,8 +80,14 @@ pub struct WorkerGroup {
     candidates: BTreeSet<String>,
     /// Every unit the connectors' configurations define, in order.
     units: Vec<Unit>,
-    rebalance_needed: bool,
+    /// A rebalance is needed since this time; it completes once the members had time to
+    /// (re)join: [`JOIN_WINDOW_MS`] later.
+    rebalance_since: Option<u64>,
 }
+
+/// How long a rebalance waits for members to join: `group.initial.rebalance.delay.ms` (3 s) for
+/// a new group; an existing group's members rejoin at their next heartbeat (3 s).
+pub const JOIN_WINDOW_MS: u64 = 3_000;
 
 impl WorkerGroup {
     pub fn new(session_timeout_ms: u64, max_delay_ms: u64, units: Vec<Unit>) -> WorkerGroup {
@@ -96,7 +102,7 @@ impl WorkerGroup {
             previous_members: BTreeSet::new(),
             candidates: BTreeSet::new(),
             units,
-            rebalance_needed: false,
+            rebalance_since: None,
         }
     }
 
@@ -104,7 +110,7 @@ impl WorkerGroup {
     pub fn heartbeat(&mut self, now_ms: u64, worker: &str, events: &mut Vec<GroupEvent>) {
         if self.members.insert(worker.to_string(), now_ms).is_none() {
             events.push(GroupEvent::Joined { worker: worker.to_string() });
-            self.rebalance_needed = true;
+            self.rebalance_since.get_or_insert(now_ms);
         }
     }
 
@@ -119,18 +125,19 @@ impl WorkerGroup {
         for worker in expired {
             self.members.remove(&worker);
             events.push(GroupEvent::SessionExpired { worker });
-            self.rebalance_needed = true;
+            self.rebalance_since.get_or_insert(now_ms);
         }
-        if self.scheduled.is_some_and(|at| now_ms >= at) {
-            self.rebalance_needed = true;
+        if let Some(at) = self.scheduled.filter(|at| now_ms >= *at) {
+            self.rebalance_since.get_or_insert(at.saturating_sub(JOIN_WINDOW_MS));
         }
-        if self.rebalance_needed && !self.members.is_empty() {
+        let due = self.rebalance_since.is_some_and(|since| now_ms >= since + JOIN_WINDOW_MS);
+        if due && !self.members.is_empty() {
             self.rebalance(now_ms, events);
         }
     }
 
     fn rebalance(&mut self, now_ms: u64, events: &mut Vec<GroupEvent>) {
-        self.rebalance_needed = false;
+        self.rebalance_since = None;
         self.generation += 1;
         let members: BTreeSet<String> = self.members.keys().cloned().collect();
         // Work whose owner is no longer a member is lost.
@@ -239,43 +246,55 @@ mod tests {
     #[test]
     fn two_workers_share_connectors_and_tasks() {
         let mut g = WorkerGroup::new(10_000, 300_000, units());
-        run(&mut g, 0, &["w1", "w2"]);
+        run(&mut g, 0, &["w1"]);
+        run(&mut g, 1_000, &["w1", "w2"]);
+        assert_eq!(g.generation(), 0, "the first rebalance waits for members to join");
+        run(&mut g, 3_000, &["w1", "w2"]);
         assert_eq!(g.assignment("w1").len() + g.assignment("w2").len(), 5);
         let tasks = |w: &str| g.assignment(w).iter().filter(|u| matches!(u, Unit::Task(..))).count();
         assert!(tasks("w1").abs_diff(tasks("w2")) <= 1);
     }
 
-    #[test]
-    fn a_dead_workers_tasks_wait_for_the_scheduled_rebalance_then_move() {
+    /// Both workers join at 0; the first rebalance ends at 3 s.
+    fn started() -> WorkerGroup {
         let mut g = WorkerGroup::new(10_000, 300_000, units());
         run(&mut g, 0, &["w1", "w2"]);
+        run(&mut g, 3_000, &["w1", "w2"]);
+        assert_eq!(g.generation(), 1);
+        g
+    }
+
+    #[test]
+    fn a_dead_workers_tasks_wait_for_the_scheduled_rebalance_then_move() {
+        let mut g = started();
         let w1_had = g.assignment("w1");
-        // w1 dies after its heartbeat at 0: its session expires at 10 s; its work is lost but waits.
-        let mut t = 1_000;
+        assert!(!w1_had.is_empty());
+        // w1 dies after its heartbeat at 3 s: its session expires at 13 s, the rebalance ends
+        // at 16 s, and its work waits until 16 s + 300 s.
         let mut delayed = None;
-        while t < 20_000 {
+        for t in (4_000..30_000).step_by(1_000) {
             for e in run(&mut g, t, &["w2"]) {
                 if let GroupEvent::Delayed { until_ms, .. } = e {
                     delayed = Some(until_ms);
                 }
             }
-            t += 1_000;
         }
-        let until = delayed.expect("the lost work waits");
-        assert_eq!(until, 10_000 + 300_000, "w1 last heartbeated at 0");
+        assert_eq!(delayed, Some(316_000));
         assert!(w1_had.iter().all(|u| !g.assignment("w2").contains(u)), "nothing moved yet");
-        run(&mut g, until, &["w2"]);
+        run(&mut g, 316_000, &["w2"]);
         assert!(w1_had.iter().all(|u| g.assignment("w2").contains(u)), "after the delay w2 runs everything");
     }
 
     #[test]
     fn a_worker_back_within_the_delay_gets_its_work_back() {
-        let mut g = WorkerGroup::new(10_000, 300_000, units());
-        run(&mut g, 0, &["w1", "w2"]);
+        let mut g = started();
         let w1_had = g.assignment("w1");
-        run(&mut g, 12_000, &["w2"]);
+        run(&mut g, 13_000, &["w2"]);
+        run(&mut g, 16_000, &["w2"]);
         run(&mut g, 60_000, &["w1", "w2"]);
-        run(&mut g, 312_000, &["w1", "w2"]);
+        run(&mut g, 63_000, &["w1", "w2"]);
+        assert!(g.assignment("w1").is_empty(), "back, but the lost work waits for the delay");
+        run(&mut g, 316_000, &["w1", "w2"]);
         assert_eq!(g.assignment("w1"), w1_had);
     }
 
@@ -283,7 +302,9 @@ mod tests {
     fn with_no_delay_lost_work_moves_at_once() {
         let mut g = WorkerGroup::new(10_000, 0, units());
         run(&mut g, 0, &["w1", "w2"]);
-        run(&mut g, 12_000, &["w2"]);
+        run(&mut g, 3_000, &["w1", "w2"]);
+        run(&mut g, 13_000, &["w2"]);
+        run(&mut g, 16_000, &["w2"]);
         assert_eq!(g.assignment("w2").len(), 5);
     }
 }

@@ -31,6 +31,8 @@ pub struct ConnectCheck {
     written: BTreeMap<String, BTreeMap<(TopicPartition, i64), u32>>,
     /// Upserting stores: per key, every write (partition, offset, value) in write order.
     upserts: BTreeMap<String, BTreeMap<String, Vec<(TopicPartition, i64, String)>>>,
+    /// (store, partition) pairs whose first rewrite was reported.
+    rewrites_reported: BTreeSet<(String, TopicPartition)>,
     /// Where each acknowledged source record landed: (partition, offset) -> (connector, source offset).
     delivered: BTreeMap<(TopicPartition, i64), (String, i64)>,
 }
@@ -52,7 +54,8 @@ impl ConnectCheck {
         let count = self.written.entry(store.to_string()).or_default().entry((tp.clone(), offset)).or_insert(0);
         *count += 1;
         let mut findings = Vec::new();
-        if *count == 2 {
+        // Once per store and partition: the first record of a replay tells the story.
+        if *count == 2 && self.rewrites_reported.insert((store.to_string(), tp.clone())) {
             let what = match mode {
                 SinkMode::Append => "the appending store now holds it twice",
                 SinkMode::Upsert => "the upserting store rewrote the same entry, so it shows nothing",
@@ -60,7 +63,7 @@ impl ConnectCheck {
             findings.push(Finding::lesson(
                 Rule::SinkRewrote,
                 format!(
-                    "{tp}@{offset} was written to {store} again (key {key}): written, then not committed before its task stopped or lost the partition; {what}"
+                    "{tp}@{offset} was written to {store} again (key {key}): written, then not committed before its task stopped or lost the partition; {what} (later rewrites of {tp} not repeated)"
                 ),
             ));
         }
