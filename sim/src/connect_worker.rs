@@ -394,7 +394,10 @@ impl Worker {
         let s = self.sources.get_mut(name).expect("present");
         let Some((_, records, offset)) = s.txn.take() else { return };
         let key = s.key.clone();
-        drop(self.producer.send(&self.setup.worker.offset_topic, Some(&key), &offset_value(offset)));
+        // The offset's partition joins the transaction (AddPartitionsToTxn) when its batch is
+        // sent: wait for it before committing, as commitTransaction() flushes every batch first.
+        let offset_write = self.producer.send(&self.setup.worker.offset_topic, Some(&key), &offset_value(offset));
+        let _ = offset_write.await;
         match self.producer.commit_transaction().await {
             Ok(()) => {
                 let s = self.sources.get_mut(name).expect("present");

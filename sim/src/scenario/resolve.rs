@@ -906,7 +906,14 @@ impl Scenario {
     /// A `transactional.id` some client sets, and (for `TransactionState`) one of Kafka's
     /// transaction states.
     fn check_transactional_id(&self, id: &str, h: &Happening) -> Result<(), String> {
-        let known = self.clients.iter().any(|c| c.configs.get("transactional.id").is_some_and(|v| v.to_string() == id));
+        // An exactly-once Connect source task's producer has `<group.id>-<connector>-0` (KIP-618).
+        let connect_id = self
+            .resolve_connect()
+            .ok()
+            .flatten()
+            .and_then(|c| c.exactly_once_source().map(|s| c.transactional_id(&s.name, 0)));
+        let known = self.clients.iter().any(|c| c.configs.get("transactional.id").is_some_and(|v| v.to_string() == id))
+            || connect_id.as_deref() == Some(id);
         if !known {
             return Err(format!("unknown transactional.id `{id}` (no client sets transactional.id={id})"));
         }
