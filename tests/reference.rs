@@ -69,6 +69,13 @@ fn schema_names() -> Vec<(String, String)> {
     add("Happening", variants::<Happening>());
     add("Expectation", variants::<Expectation>());
     add("Condition", variants::<Condition>());
+    add("ConnectSection", struct_fields::<ksim_sim::scenario::connect::ConnectSection>());
+    add("SourceSystem", struct_fields::<ksim_sim::scenario::connect::SourceSystem>());
+    add("SourceRow", struct_fields::<ksim_sim::scenario::connect::SourceRow>());
+    add("RowGenerator", struct_fields::<ksim_sim::scenario::connect::RowGenerator>());
+    add("SinkSystem", struct_fields::<ksim_sim::scenario::connect::SinkSystem>());
+    add("ConnectMode", variants::<ksim_sim::scenario::connect::ConnectMode>());
+    add("SinkMode", variants::<ksim_cluster::connect::external::SinkMode>());
     names
 }
 

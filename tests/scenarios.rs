@@ -102,4 +102,8 @@ scenario_tests! {
     open_transaction_blocks_read_committed => "open-transaction-blocks-read-committed",
     transaction_timeout_aborts => "transaction-timeout-aborts",
     transaction_coordinator_failover => "transaction-coordinator-failover",
+    connect_source_masks_pii => "connect-source-masks-pii",
+    connect_worker_dies => "connect-worker-dies",
+    connect_sink_dead_letter_queue => "connect-sink-dead-letter-queue",
+    connect_exactly_once_source => "connect-exactly-once-source",
 }
