@@ -23,6 +23,9 @@ use ksim_cluster::record::{ControlType, Record};
 use ksim_cluster::TopicPartition;
 use std::collections::{BTreeMap, BTreeSet};
 
+/// One write to an upserting store: the record's partition and offset, and the value written.
+type UpsertWrite = (TopicPartition, i64, String);
+
 #[derive(Default)]
 pub struct ConnectCheck {
     /// Connectors running with exactly-once source support.
@@ -30,7 +33,7 @@ pub struct ConnectCheck {
     /// Sink writes per store: each record's (partition, offset) and how often it was written.
     written: BTreeMap<String, BTreeMap<(TopicPartition, i64), u32>>,
     /// Upserting stores: per key, every write (partition, offset, value) in write order.
-    upserts: BTreeMap<String, BTreeMap<String, Vec<(TopicPartition, i64, String)>>>,
+    upserts: BTreeMap<String, BTreeMap<String, Vec<UpsertWrite>>>,
     /// (store, partition) pairs whose first rewrite was reported.
     rewrites_reported: BTreeSet<(String, TopicPartition)>,
     /// Where each acknowledged source record landed: (partition, offset) -> (connector, source offset).
