@@ -142,6 +142,7 @@ fn generated(brokers: i32, partitions: i32, records: u64) -> Scenario {
         expect: Vec::new(),
         fuzz: None,
         converge_within_ms: None,
+        connect: None,
         overrides: Vec::new(),
     }
 }

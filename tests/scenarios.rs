@@ -111,4 +111,8 @@ scenario_tests! {
     streams_instance_dies => "streams-instance-dies",
     at_least_once_double_counts => "at-least-once-double-counts",
     exactly_once_counts_once => "exactly-once-counts-once",
+    connect_source_masks_pii => "connect-source-masks-pii",
+    connect_worker_dies => "connect-worker-dies",
+    connect_sink_dead_letter_queue => "connect-sink-dead-letter-queue",
+    connect_exactly_once_source => "connect-exactly-once-source",
 }

@@ -272,6 +272,25 @@ mod tests {
         true
     }
 
+    /// A topic the client starts sending to while a Metadata request for other topics is in
+    /// flight is asked for after the answer (a Connect worker writes its status topic, then its
+    /// task's topic, in one instant); before, the answer cleared the need and the new topic was
+    /// never asked for.
+    #[test]
+    fn a_topic_added_while_a_request_is_in_flight_is_asked_for_next() {
+        let mut m = metadata();
+        let mut fx = Effects::default();
+        let mut next = 0;
+        m.maybe_refresh(SimTime::from_ms(1), &mut next, &mut fx);
+        assert_eq!(fx.sends.len(), 1);
+        m.add_interest("u");
+        let known = TopicMetadata { name: "t".into(), error: ErrorCode::None, partitions: vec![] };
+        m.on_response(SimTime::from_ms(2), MetadataResponse { brokers: vec![1], topics: vec![known] });
+        let mut fx = Effects::default();
+        m.maybe_refresh(SimTime::from_ms(500), &mut next, &mut fx);
+        assert_eq!(fx.sends.len(), 1, "the new topic is asked for");
+    }
+
     /// Kafka's `Metadata.timeToAllowUpdate` (KIP-580): a topic that stays unknown is asked for
     /// again after 100, 200, 400, 800, then 1000 ms (no jitter in ksim), not every round trip.
     #[test]

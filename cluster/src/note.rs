@@ -54,6 +54,8 @@ impl TxnBatch {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Note {
+    /// Kafka Connect: a worker's, a task's or an external system's event.
+    Connect(crate::connect::event::ConnectEvent),
     // ---- the controller quorum (KRaft) ----
     /// What the quorum member (a controller) or observer (a broker) did: a role change, a vote,
     /// its high watermark moving, a truncation, a resignation.
@@ -420,6 +422,7 @@ impl Note {
             | PollIntervalExceeded { .. }
             | ConnectionSetupTimedOut { .. }
             | ConfigAdjusted { .. }
+            | Connect(_)
             | MemberFailed { .. } => None,
         }
     }
@@ -437,6 +440,7 @@ impl fmt::Display for Note {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use Note::*;
         match self {
+            Connect(event) => write!(f, "{event}"),
             Quorum(RaftEvent::Transition { epoch, role, leader }) => match leader {
                 Some(l) => write!(f, "quorum epoch {epoch}: {role} (leader controller-{l})"),
                 None => write!(f, "quorum epoch {epoch}: {role}, no leader known"),

@@ -203,6 +203,7 @@ pub async fn run(world: Arc<Mutex<World>>, node: NodeId, app: App, start_ms: u64
         app @ (App::KafkaStreams { .. } | App::KsqlServer { .. }) => {
             crate::streams_app::run(world, node, app.streams().expect("a Streams runtime app")).await
         }
+        App::ConnectWorker => crate::connect_worker::run(world, node).await,
     }
 }
 

@@ -27,6 +27,7 @@ pub mod apps;
 pub mod check;
 pub mod clock;
 pub mod compare;
+pub mod connect_worker;
 pub mod fuzz;
 pub mod host;
 pub mod narrate;

@@ -317,6 +317,43 @@ fn final_condition(scenario: &Scenario, world: &World, condition: &Condition) ->
                 None => (false, format!("no committed record with key {key}")),
             }
         }
+        Condition::SinkSize(store, n) => {
+            let got = world.connect.as_ref().and_then(|c| c.stores.get(store)).map_or(0, |s| s.len());
+            (got == *n, format!("{got} held"))
+        }
+        Condition::SinkEntry(store, key, value) => {
+            let held = world.connect.as_ref().and_then(|c| c.stores.get(store)).and_then(|s| s.entries().get(key));
+            match held {
+                Some(v) => (v == value, format!("{key} -> {v}")),
+                None => (false, format!("no entry for {key}")),
+            }
+        }
+        Condition::NoRecordContains(topic, text) => {
+            let mut found = None;
+            let partitions: Vec<_> = leaders.keys().filter(|tp| &tp.topic == topic).cloned().collect();
+            'search: for tp in partitions {
+                for (broker, log) in crate::nodes::partition_logs(&world.slots, &tp) {
+                    for batch in log.batches() {
+                        for (i, r) in batch.records.iter().enumerate() {
+                            if r.value.as_deref().is_some_and(|v| v.contains(text.as_str()))
+                                || r.key.as_deref().is_some_and(|k| k.contains(text.as_str()))
+                            {
+                                found = Some(format!(
+                                    "{tp}@{} on broker-{broker}: {}",
+                                    batch.base_offset + i as i64,
+                                    r.value_text()
+                                ));
+                                break 'search;
+                            }
+                        }
+                    }
+                }
+            }
+            match found {
+                Some(at) => (false, format!("found at {at}")),
+                None => (true, format!("no record of {topic} contains {text:?}")),
+            }
+        }
         Condition::AllAckedWritesPresent => {
             let lost = world
                 .events()

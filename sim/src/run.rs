@@ -206,8 +206,12 @@ async fn supervise(scenario: Scenario, name: String, seed: u64, options: RunOpti
         ));
     }
     let findings = {
-        let World { checker, slots, .. } = &mut *w;
-        checker.finish(slots)
+        let World { checker, slots, connect, .. } = &mut *w;
+        let stores = connect
+            .as_ref()
+            .map(|c| c.stores.iter().map(|(name, s)| (name.clone(), s.entries().clone())).collect())
+            .unwrap_or_default();
+        checker.finish(slots, &stores)
     };
     for finding in findings {
         w.record_world(EventKind::Finding(finding));

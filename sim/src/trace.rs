@@ -198,10 +198,13 @@ pub enum Rule {
     CommittedTransactionLost,
     CompactedLatestLost,
     CountedTwice,
+    SinkRewrote,
+    UpsertSinkStale,
+    SourceRecordDuplicated,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 26] = [
+    pub const ALL: [Rule; 29] = [
         Rule::TwoLeadersInEpoch,
         Rule::TwoOwnersInGeneration,
         Rule::TwoOwners,
@@ -228,6 +231,9 @@ impl Rule {
         Rule::CommittedTransactionLost,
         Rule::CompactedLatestLost,
         Rule::CountedTwice,
+        Rule::SinkRewrote,
+        Rule::UpsertSinkStale,
+        Rule::SourceRecordDuplicated,
     ];
 
     /// The stable name: what the trace stores and the report prints.
@@ -259,6 +265,9 @@ impl Rule {
             Rule::CommittedTransactionLost => "committed-transaction-lost",
             Rule::CompactedLatestLost => "compacted-latest-lost",
             Rule::CountedTwice => "counted-twice",
+            Rule::SinkRewrote => "sink-rewrote",
+            Rule::UpsertSinkStale => "upsert-sink-stale",
+            Rule::SourceRecordDuplicated => "source-record-duplicated",
         }
     }
 
@@ -301,6 +310,13 @@ impl Rule {
             Rule::CountedTwice => {
                 "a Kafka Streams application's results reflect one input record twice (promised once under exactly_once_v2)"
             }
+            Rule::SinkRewrote => "a Connect sink task wrote a record to its store again (at-least-once delivery)",
+            Rule::UpsertSinkStale => {
+                "an upserting sink store, caught up, does not hold the latest value written for a key"
+            }
+            Rule::SourceRecordDuplicated => {
+                "one source record is in a Connect source connector's committed output twice"
+            }
         }
     }
 
@@ -329,8 +345,12 @@ impl Rule {
             | Rule::ReadAborted
             | Rule::CommittedTransactionLost
             | Rule::CompactedLatestLost
-            | Rule::CountedTwice => Nature::Promise,
-            Rule::ConsumedAgain | Rule::ProcessedTwice | Rule::CommittedUnprocessed => Nature::Lesson,
+            | Rule::CountedTwice
+            | Rule::UpsertSinkStale
+            | Rule::SourceRecordDuplicated => Nature::Promise,
+            Rule::ConsumedAgain | Rule::ProcessedTwice | Rule::CommittedUnprocessed | Rule::SinkRewrote => {
+                Nature::Lesson
+            }
         }
     }
 }

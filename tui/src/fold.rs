@@ -960,6 +960,9 @@ impl ClusterView {
                 t.client = Some(node);
                 t.last_error = Some((error.name(), *fatal));
             }
+            // Connect has no pane yet: its events carry workers, assignments, tasks and the
+            // external systems' writes for one to fold.
+            Note::Connect(_) => {}
         }
     }
 }

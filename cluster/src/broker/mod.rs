@@ -294,6 +294,14 @@ impl Broker {
     }
 
     fn on_response(&mut self, now: SimTime, correlation_id: u64, body: Response, fx: &mut Effects) {
+        // A refused creation of __consumer_offsets (this broker still fenced, too few brokers
+        // yet) is asked again at the next FindCoordinator, as Kafka's AutoTopicCreationManager
+        // asks for a missing internal topic on every lookup.
+        if let Response::CreateTopics(r) = &body {
+            if r.name == crate::group::coordinator::OFFSETS_TOPIC && !r.error.is_none() {
+                self.offsets_topic_requested = false;
+            }
+        }
         let Some((_, what)) = self.outstanding.remove(&correlation_id) else {
             return; // timed out earlier, superseded, or not tracked (CreateTopics)
         };

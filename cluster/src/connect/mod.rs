@@ -1,10 +1,25 @@
 //! # Kafka Connect
 //!
 //! Connect moves data between Kafka and other systems: *source* connectors write records into
-//! Kafka, *sink* connectors read them out, and Connect workers run their tasks. So far ksim has
-//! the part that needs no worker:
-//! - [`smt`]: single message transforms, the chain a connector applies to each record;
-//! - [`properties`]: Java's `.properties` syntax, in which connector configurations are written.
+//! Kafka, *sink* connectors read them out, and Connect workers run their tasks. The pieces, each
+//! a pure state machine or function (the simulator's workers drive them, `ksim_sim::connect`):
+//! - [`smt`]: single message transforms, the chain a connector applies to each record (the same
+//!   engine `ksim smt` runs);
+//! - [`properties`]: Java's `.properties` syntax, in which connector configurations are written;
+//! - [`connector`]: a connector's configuration as `ConnectorConfig` checks it;
+//! - [`external`]: the systems outside Kafka: a source table, a sink store (upsert or append);
+//! - [`source_task`]: `WorkerSourceTask` with `SubmittedRecords` and `OffsetStorageWriter`;
+//! - [`sink_task`]: `WorkerSinkTask`'s convert, transform and write;
+//! - [`errors`]: `RetryWithToleranceOperator` and `DeadLetterQueueReporter`;
+//! - [`herder`]: the distributed workers' group and `IncrementalCooperativeAssignor`;
+//! - [`event`]: what all of it records in the trace.
 
+pub mod connector;
+pub mod errors;
+pub mod event;
+pub mod external;
+pub mod herder;
 pub mod properties;
+pub mod sink_task;
 pub mod smt;
+pub mod source_task;

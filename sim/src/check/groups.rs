@@ -46,6 +46,9 @@ pub(super) struct Groups {
     consumed: BTreeMap<(String, TopicPartition), BTreeSet<i64>>,
     processed: BTreeMap<(String, TopicPartition), BTreeMap<i64, u32>>,
     processed_by: BTreeMap<NodeId, BTreeSet<(TopicPartition, i64)>>,
+    /// Offsets no consumer is ever given: transaction markers, and (for read_committed
+    /// readers) records of aborted transactions. A commit may pass them.
+    never_given: BTreeMap<TopicPartition, BTreeSet<i64>>,
 }
 
 impl Groups {
@@ -166,8 +169,10 @@ impl Groups {
             if processed.is_none() && !self.processed.keys().any(|(g, _)| g == &key.0) {
                 continue; // this group's application does not report processing
             }
+            let never_given = self.never_given.get(&key.1);
             let skipped: Vec<(i64, String)> = (start..*committed)
                 .filter(|o| !processed.is_some_and(|p| p.contains_key(o)))
+                .filter(|o| !never_given.is_some_and(|n| n.contains(o)))
                 .map(|o| (o, String::new()))
                 .collect();
             if !skipped.is_empty() {
@@ -215,9 +220,13 @@ impl Checker {
                 format!("group {group}: committed {tp} at {offset}, past the log end {log_end}"),
             ));
         }
+        let never_given = never_given(nodes, tp);
+        self.groups.never_given.insert(tp.clone(), never_given.clone());
         if let Some(&start) = self.groups.start.get(&key) {
             let consumed = self.groups.consumed.get(&key);
-            if let Some(missing) = (start..offset).find(|o| !consumed.is_some_and(|c| c.contains(o))) {
+            if let Some(missing) =
+                (start..offset).find(|o| !consumed.is_some_and(|c| c.contains(o)) && !never_given.contains(o))
+            {
                 if self.once(Rule::CommittedUndelivered, tp, missing) {
                     findings.push(Finding::promise(
                         Rule::CommittedUndelivered,
@@ -229,4 +238,26 @@ impl Checker {
         }
         findings
     }
+}
+
+/// The offsets of `tp` no consumer is given: transaction markers (control batches), and
+/// records of transactions that were aborted, which read_committed consumers drop. Read from
+/// the longest copy of the log.
+fn never_given(nodes: &Nodes, tp: &TopicPartition) -> BTreeSet<i64> {
+    let logs = partition_logs(nodes, tp);
+    let Some((_, log)) = logs.iter().max_by_key(|(_, log)| log.log_end_offset()) else { return BTreeSet::new() };
+    let batches: Vec<_> = log.batches().collect();
+    let mut out = BTreeSet::new();
+    for (i, batch) in batches.iter().enumerate() {
+        let aborted = batch.is_transactional
+            && batch.control.is_none()
+            && batches[i + 1..]
+                .iter()
+                .find(|b| b.producer_id == batch.producer_id && b.control.is_some())
+                .is_some_and(|b| b.control.is_some_and(|m| m.control_type == ksim_cluster::record::ControlType::Abort));
+        if batch.control.is_some() || aborted {
+            out.extend(batch.base_offset..batch.base_offset + batch.records.len().max(1) as i64);
+        }
+    }
+    out
 }

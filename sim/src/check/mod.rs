@@ -33,6 +33,7 @@
 //!   sees every key's latest value (`compacted-latest-lost`).
 
 mod compaction;
+pub mod connect;
 mod consumption;
 mod groups;
 mod history;
@@ -88,6 +89,10 @@ pub struct Checker {
     transactions: Transactions,
     compaction: Compaction,
     streams: streams::Streams,
+    pub connect: connect::ConnectCheck,
+    /// Connect workers: their sink tasks' commits do not wait for their source tasks' sends
+    /// (separate tasks, separate clients in Kafka), so `commit-before-output-acked` is not theirs.
+    connect_workers: BTreeSet<NodeId>,
     /// Findings reported once per rule, partition and offset.
     reported: BTreeSet<(Rule, TopicPartition, i64)>,
 }
@@ -127,7 +132,9 @@ impl Checker {
         let mut groups = Groups::default();
         for (i, client) in scenario.clients.iter().enumerate() {
             if let Some(config) = resolved.consumers.get(&client.name) {
-                if let (Some(group), true) = (&config.group_id, client.app.group_member()) {
+                // A Connect worker's consumer is its sink tasks' member of `connect-<connector>`.
+                let member = client.app.group_member() || matches!(client.app, App::ConnectWorker);
+                if let (Some(group), true) = (&config.group_id, member) {
                     groups.group_of.insert(NodeId::Client(i as u32), group.clone());
                     let cooperative = !config.partition_assignment_strategy.is_empty()
                         && config.partition_assignment_strategy.iter().all(|s| s == "cooperative-sticky");
@@ -169,6 +176,22 @@ impl Checker {
                     .collect(),
             ),
             reported: BTreeSet::new(),
+            connect_workers: scenario
+                .clients
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| matches!(c.app, App::ConnectWorker))
+                .map(|(i, _)| NodeId::Client(i as u32))
+                .collect(),
+            connect: connect::ConnectCheck::new(
+                resolved
+                    .connect
+                    .as_ref()
+                    .and_then(|c| c.exactly_once_source())
+                    .map(|c| c.name.clone())
+                    .into_iter()
+                    .collect(),
+            ),
         }
     }
 
@@ -204,6 +227,9 @@ impl Checker {
 
     /// The application on `node` started a commit of its consumer's positions.
     pub fn on_app_commit(&mut self, node: NodeId) -> Vec<Finding> {
+        if self.connect_workers.contains(&node) {
+            return Vec::new();
+        }
         let name = self.client_names.get(&node).cloned().unwrap_or_else(|| node.to_string());
         self.outputs.on_commit(node, &name).into_iter().collect()
     }
@@ -308,13 +334,14 @@ impl Checker {
     /// End-of-run history checks: acknowledged writes still present, in order, written once;
     /// records processed twice or committed unprocessed. One finding per partition and kind,
     /// naming the offsets and records.
-    pub fn finish(&mut self, nodes: &Nodes) -> Vec<Finding> {
+    pub fn finish(&mut self, nodes: &Nodes, stores: &BTreeMap<String, BTreeMap<String, String>>) -> Vec<Finding> {
         let gone = self.gone_writes(nodes);
         let mut findings = self.lost_writes(&gone);
         findings.extend(self.reordering(&gone, nodes));
         findings.extend(self.groups.delivery_findings());
         findings.extend(self.duplicates(nodes));
         findings.extend(self.lost_transactions(nodes));
+        findings.extend(self.connect_findings(nodes, stores));
         findings
     }
 

@@ -121,7 +121,7 @@ impl Story {
     }
 
     fn finish(&mut self) -> &mut Self {
-        let found = self.checker.finish(&self.nodes);
+        let found = self.checker.finish(&self.nodes, &Default::default());
         self.findings.extend(found);
         self
     }

@@ -3,6 +3,7 @@
 
 use crate::scenario::{parse_partition, Happening};
 use crate::trace::{Event, EventKind, Rule};
+use ksim_cluster::connect::event::ConnectEvent;
 use ksim_cluster::error::ErrorCode;
 use ksim_cluster::metadata::ElectionKind;
 use ksim_cluster::note::{IsrChangeReason, Note};
@@ -21,6 +22,8 @@ pub fn matches(happening: &Happening, event: &Event, _clients: &[String]) -> boo
             Rule::CommittedUnprocessed => matches!(happening, Happening::CommittedUnprocessed),
             Rule::ReadAborted => matches!(happening, Happening::ReadAborted),
             Rule::CountedTwice => matches!(happening, Happening::CountedTwice),
+            Rule::SinkRewrote => matches!(happening, Happening::SinkRewrote),
+            Rule::SourceRecordDuplicated => matches!(happening, Happening::SourceRecordDuplicated),
             Rule::TwoLeadersInEpoch
             | Rule::TwoOwnersInGeneration
             | Rule::TwoOwners
@@ -39,7 +42,8 @@ pub fn matches(happening: &Happening, event: &Event, _clients: &[String]) -> boo
             | Rule::BrokerActedOnUncommitted
             | Rule::TwoProducersInEpoch
             | Rule::CommittedTransactionLost
-            | Rule::CompactedLatestLost => false,
+            | Rule::CompactedLatestLost
+            | Rule::UpsertSinkStale => false,
         };
     };
     let on = |name: &str| parse_partition(name).is_some_and(|tp| note.partition() == Some(&tp));
@@ -107,6 +111,14 @@ pub fn matches(happening: &Happening, event: &Event, _clients: &[String]) -> boo
             Note::TxnFailed { transactional_id, error: ErrorCode::ProducerFenced, fatal: true },
         ) => transactional_id == id,
         (Happening::Marker(p), Note::MarkerWritten { .. }) => on(p),
+        (Happening::ConnectTaskStarted(t), Note::Connect(ConnectEvent::TaskStarted { task, .. })) => task == t,
+        (Happening::ConnectTaskFailed(t), Note::Connect(ConnectEvent::TaskFailed { task, .. })) => task == t,
+        (Happening::DeadLettered(t), Note::Connect(ConnectEvent::DeadLettered { topic, .. })) => topic == t,
+        (Happening::WorkerSessionExpired(w), Note::Connect(ConnectEvent::WorkerSessionExpired { worker, .. })) => {
+            worker == w
+        }
+        (Happening::ConnectRebalanceDelayed, Note::Connect(ConnectEvent::RebalanceDelayed { .. })) => true,
+        (Happening::SourceTransactionCommitted, Note::Connect(ConnectEvent::TransactionCommitted { .. })) => true,
         _ => false,
     }
 }

@@ -11,6 +11,7 @@ use ksim_cluster::node::NodeId;
 use ksim_cluster::topic::{BrokerId, TopicPartition};
 use serde::{Deserialize, Serialize};
 
+pub mod connect;
 pub mod happening;
 pub mod limits;
 pub mod locate;
@@ -97,6 +98,10 @@ pub struct Scenario {
     /// consumer caught up, every acknowledged write readable).
     #[serde(default)]
     pub converge_within_ms: Option<u64>,
+    /// Kafka Connect: external systems, worker settings and connectors (workers are clients
+    /// running `ConnectWorker`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect: Option<connect::ConnectSection>,
     /// The command line's `--set` overrides, as written, already applied to the configs above
     /// ([`overrides`]). Not part of the file: the trace header and replay lines carry them.
     #[serde(skip)]
@@ -361,6 +366,11 @@ pub enum App {
         #[serde(default = "default_poll_interval")]
         poll_interval_ms: u64,
     },
+    /// A Kafka Connect worker: runs the connectors and tasks of the scenario's `connect` section
+    /// that the worker group assigns it (standalone: all of them). Its `configs` are its
+    /// producer's and its sink consumer's client settings (`producer.*`/`consumer.*` in a
+    /// worker's properties file).
+    ConnectWorker,
 }
 
 /// What a Streams runtime app runs: its topology and settings, from either app kind.
@@ -423,6 +433,7 @@ impl App {
                 | App::JsonProducer { .. }
                 | App::TransactionalProducer { .. }
                 | App::GroupByCount { .. }
+                | App::ConnectWorker
         ) || self.streams().is_some()
     }
 
@@ -477,6 +488,8 @@ impl App {
             App::GroupByCount { topics, output, .. } => topics.iter().chain(std::iter::once(output)).collect(),
             // Named by the topology: `resolve_clients` checks them once it is compiled.
             App::KafkaStreams { .. } | App::KsqlServer { .. } => Vec::new(),
+            // The connectors name their topics; `connect` resolution checks them.
+            App::ConnectWorker => Vec::new(),
         }
     }
 }
@@ -643,6 +656,23 @@ pub enum Happening {
     Marker(String),
     /// A read_committed consumer returned a record of an aborted or undecided transaction.
     ReadAborted,
+    /// A Connect sink task wrote a record to its store a second time (at-least-once).
+    SinkRewrote,
+    /// A Connect source record is in the committed output twice.
+    SourceRecordDuplicated,
+    /// A Connect task started (or started again elsewhere): `ConnectTaskStarted("users-source-0")`.
+    ConnectTaskStarted(String),
+    /// A Connect task failed (`errors.tolerance=none`, or fenced).
+    ConnectTaskFailed(String),
+    /// A Connect sink task sent a record to this dead letter queue topic.
+    DeadLettered(String),
+    /// A Connect worker's session in its group expired (by worker name).
+    WorkerSessionExpired(String),
+    /// The Connect group's leader held a departed worker's work back
+    /// (`scheduled.rebalance.max.delay.ms`).
+    ConnectRebalanceDelayed,
+    /// An exactly-once Connect source task committed a transaction.
+    SourceTransactionCommitted,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -701,6 +731,15 @@ pub enum Condition {
     /// reads last for it, in any partition) has this value: a table's current row,
     /// `Latest("BALANCE", "alice", "{\"BALANCE\":15}")`.
     Latest(String, String, String),
+    /// A Connect sink store holds this many entries (upsert) or lines (append):
+    /// `SinkSize("crm", 5)`.
+    SinkSize(String, usize),
+    /// An upserting Connect sink store holds this value for this key:
+    /// `SinkEntry("crm", "1", "{\"id\":1}")`.
+    SinkEntry(String, String, String),
+    /// No record of the topic, on any replica, has this text in its key or value: the
+    /// PII never reached Kafka. `NoRecordContains("users", "gender")`.
+    NoRecordContains(String, String),
 }
 
 /// A scenario that failed to load: where, and what was expected.

@@ -38,6 +38,8 @@ pub struct Resolved {
     pub adjustments: BTreeMap<String, Vec<Adjustment>>,
     /// The controller quorum, if the scenario has one.
     pub quorum: Option<QuorumSetup>,
+    /// Kafka Connect, if the scenario runs workers.
+    pub connect: Option<super::connect::ConnectSetup>,
 }
 
 /// A resolve error, and the path of the field it is about when that is a config key.
@@ -257,7 +259,20 @@ impl Scenario {
         self.check_limits()?;
         let broker = self.resolve_cluster()?;
         let mut topics = self.resolve_topics(&broker)?;
-        let (producers, consumers, adjustments) = self.resolve_clients(broker.kafka_version)?;
+        let connect = self.resolve_connect()?;
+        if let Some(c) = connect.as_ref().filter(|c| c.mode == super::connect::ConnectMode::Distributed) {
+            for (topic, config) in super::connect::storage_topics(&c.worker, &broker.topic_defaults) {
+                if topics.iter().any(|(t, _)| t.name == topic.name) {
+                    return Err(format!(
+                        "topics: `{}` is a Connect storage topic; the workers create it (rename it in connect.worker_configs)",
+                        topic.name
+                    )
+                    .into());
+                }
+                topics.push((topic, config));
+            }
+        }
+        let (producers, consumers, adjustments) = self.resolve_clients(broker.kafka_version, connect.as_ref())?;
         self.resolve_internal_topics(&broker, &mut topics)?;
         self.check_timeline()?;
         self.check_narration()?;
@@ -265,7 +280,7 @@ impl Scenario {
         self.check_fuzz()?;
         self.check_expectations()?;
         let quorum = self.resolve_quorum(&broker)?;
-        Ok(Resolved { broker, topics, producers, consumers, adjustments, quorum })
+        Ok(Resolved { broker, topics, producers, consumers, adjustments, quorum, connect })
     }
 
     /// `cluster`, `duration_ms`, `network`: the brokers, and the broker configs every broker runs with.
@@ -426,7 +441,11 @@ impl Scenario {
 
     /// `clients`: each application's topics exist; its configs go to the engines it uses, and
     /// the validator checks each engine's settings together (as the Java client's constructor).
-    fn resolve_clients(&self, version: KafkaVersion) -> Result<ResolvedClients, Located> {
+    fn resolve_clients(
+        &self,
+        version: KafkaVersion,
+        connect: Option<&super::connect::ConnectSetup>,
+    ) -> Result<ResolvedClients, Located> {
         let mut producers = BTreeMap::new();
         let mut consumers = BTreeMap::new();
         let mut adjustments = BTreeMap::new();
@@ -476,7 +495,7 @@ impl Scenario {
                         return Err(format!("{field}.app.poll_interval_ms: must be at least 1").into());
                     }
                 }
-                App::Producer { .. } => {}
+                App::Producer { .. } | App::ConnectWorker => {}
                 App::JsonProducer { interval_ms, records, .. } => {
                     if *interval_ms == 0 {
                         return Err(format!("{field}.app.interval_ms: must be at least 1").into());
@@ -500,6 +519,20 @@ impl Scenario {
                 // Streams' consumer defaults (`StreamsConfig.CONSUMER_DEFAULT_OVERRIDES`): read a
                 // new application's input from the beginning.
                 c.auto_offset_reset = ksim_cluster::config::OffsetReset::Earliest;
+            }
+            // A worker's sink consumer: group `connect-<connector>`, no auto-commit (the task
+            // commits on the flush interval), from the earliest offset (`Worker.baseConsumerConfigs`).
+            // An exactly-once source task's producer has the task's transactional id (KIP-618).
+            let sink_group = connect.and_then(|c| c.sink_connector()).map(|s| format!("connect-{}", s.name));
+            if let (Some(c), App::ConnectWorker) = (consumer.as_mut(), &client.app) {
+                c.group_id = sink_group.clone();
+                c.enable_auto_commit = false;
+                c.auto_offset_reset = ksim_cluster::config::OffsetReset::Earliest;
+            }
+            if let (Some(p), App::ConnectWorker, Some(eos)) =
+                (producer.as_mut(), &client.app, connect.and_then(|c| c.exactly_once_source().map(|s| (c, s))))
+            {
+                p.transactional_id = Some(eos.0.transactional_id(&eos.1.name, 0));
             }
             // The library's defaults, before the scenario's own settings.
             if let (Some(c), Library::Librdkafka) = (consumer.as_mut(), client.library) {
@@ -532,7 +565,9 @@ impl Scenario {
                         ConfigError { key: "group.id".into(), message: "a group consumer needs a group.id".into() };
                     return Err(config_error(&section, &configs_field, error));
                 }
-                let used_as = if client.app.group_member() { ConsumerUse::Subscribe } else { ConsumerUse::Assign };
+                let subscribes =
+                    client.app.group_member() || (matches!(client.app, App::ConnectWorker) && c.group_id.is_some());
+                let used_as = if subscribes { ConsumerUse::Subscribe } else { ConsumerUse::Assign };
                 validate::consumer(&c, &originals, used_as).map_err(|e| config_error(&section, &configs_field, e))?;
                 consumers.insert(client.name.clone(), c);
             }
@@ -901,7 +936,13 @@ impl Scenario {
     }
 
     fn check_group(&self, group: &str) -> Result<(), String> {
-        let known = self.clients.iter().any(|c| c.configs.get("group.id").is_some_and(|v| v.to_string() == group));
+        let sink_group = self
+            .resolve_connect()
+            .ok()
+            .flatten()
+            .and_then(|c| c.sink_connector().map(|s| format!("connect-{}", s.name)));
+        let known = self.clients.iter().any(|c| c.configs.get("group.id").is_some_and(|v| v.to_string() == group))
+            || sink_group.as_deref() == Some(group);
         // A Streams application's group is its application.id.
         let streams = self
             .clients
@@ -912,6 +953,33 @@ impl Scenario {
             Ok(())
         } else {
             Err(format!("unknown consumer group `{group}` (no client has group.id={group})"))
+        }
+    }
+
+    /// A Connect happening names a task, a dead letter queue or a worker the scenario has.
+    fn check_connect_happening(&self, h: &Happening) -> Result<(), String> {
+        let setup = self.resolve_connect()?.ok_or_else(|| format!("{h:?} needs the scenario's `connect` section"))?;
+        let tasks: Vec<String> = setup
+            .units()
+            .iter()
+            .filter(|u| matches!(u, ksim_cluster::connect::herder::Unit::Task(..)))
+            .map(|u| u.to_string())
+            .collect();
+        match h {
+            Happening::ConnectTaskStarted(t) | Happening::ConnectTaskFailed(t) if !tasks.contains(t) => {
+                Err(format!("unknown Connect task `{t}` (the tasks are {})", tasks.join(", ")))
+            }
+            Happening::DeadLettered(t) if !setup.connectors.iter().any(|c| c.errors.dlq_topic.as_ref() == Some(t)) => {
+                Err(format!("no connector has errors.deadletterqueue.topic.name={t}"))
+            }
+            Happening::WorkerSessionExpired(w) if !setup.workers.contains(w) => {
+                Err(format!("unknown Connect worker `{w}` (the workers are {})", setup.workers.join(", ")))
+            }
+            Happening::SourceTransactionCommitted if setup.exactly_once_source().is_none() => {
+                Err("SourceTransactionCommitted needs exactly.once.source.support=enabled and a source connector"
+                    .into())
+            }
+            _ => Ok(()),
         }
     }
 
@@ -965,7 +1033,15 @@ impl Scenario {
             | Happening::ProcessedTwice
             | Happening::CommittedUnprocessed
             | Happening::ReadAborted
-            | Happening::CountedTwice => Ok(()),
+            | Happening::CountedTwice
+            | Happening::SinkRewrote
+            | Happening::SourceRecordDuplicated => Ok(()),
+            Happening::ConnectTaskStarted(_)
+            | Happening::ConnectTaskFailed(_)
+            | Happening::DeadLettered(_)
+            | Happening::WorkerSessionExpired(_)
+            | Happening::ConnectRebalanceDelayed
+            | Happening::SourceTransactionCommitted => self.check_connect_happening(h),
             Happening::ControllerActivated | Happening::CheckQuorumResigned | Happening::QuorumElection => {
                 match self.cluster.quorum {
                     Some(_) => Ok(()),
@@ -978,7 +1054,14 @@ impl Scenario {
     /// A `transactional.id` some client sets, and (for `TransactionState`) one of Kafka's
     /// transaction states.
     fn check_transactional_id(&self, id: &str, h: &Happening) -> Result<(), String> {
-        let known = self.clients.iter().any(|c| c.configs.get("transactional.id").is_some_and(|v| v.to_string() == id));
+        // An exactly-once Connect source task's producer has `<group.id>-<connector>-0` (KIP-618).
+        let connect_id = self
+            .resolve_connect()
+            .ok()
+            .flatten()
+            .and_then(|c| c.exactly_once_source().map(|s| c.transactional_id(&s.name, 0)));
+        let known = self.clients.iter().any(|c| c.configs.get("transactional.id").is_some_and(|v| v.to_string() == id))
+            || connect_id.as_deref() == Some(id);
         if !known {
             return Err(format!("unknown transactional.id `{id}` (no client sets transactional.id={id})"));
         }
@@ -1021,6 +1104,28 @@ impl Scenario {
                     .filter_map(|c| c.app.streams())
                     .any(|setup| setup.topology().is_ok_and(|t| t.stores.iter().any(|s| &s.changelog == topic)));
                 if internal || self.topics.iter().any(|t| &t.name == topic) {
+                    Ok(())
+                } else {
+                    Err(format!("unknown topic `{topic}`"))
+                }
+            }
+            Condition::SinkSize(store, _) | Condition::SinkEntry(store, _, _) => {
+                let setup = self.resolve_connect()?.ok_or("a sink condition needs the scenario's `connect` section")?;
+                match setup.sinks.get(store) {
+                    None => Err(format!("unknown sink `{store}` (not in connect.sinks)")),
+                    Some(ksim_cluster::connect::external::SinkMode::Append)
+                        if matches!(c, Condition::SinkEntry(..)) =>
+                    {
+                        Err(format!("sink `{store}` appends: it has lines, not entries by key (use SinkSize)"))
+                    }
+                    Some(_) => Ok(()),
+                }
+            }
+            Condition::NoRecordContains(topic, _) => {
+                let storage = self.resolve_connect().ok().flatten().is_some_and(|c| {
+                    [&c.worker.config_topic, &c.worker.offset_topic, &c.worker.status_topic].contains(&topic)
+                });
+                if storage || self.topics.iter().any(|t| &t.name == topic) {
                     Ok(())
                 } else {
                     Err(format!("unknown topic `{topic}`"))

@@ -28,6 +28,9 @@ pub enum Wake {
     /// The kernel's flusher on a broker's host wakes up (Linux's `vm.dirty_writeback_centisecs`).
     /// It belongs to the host, not the process: it goes on while the process is dead.
     HostWriteback { node: NodeId },
+    /// The next row of an external source table arrives (Connect). The table is outside every
+    /// node: no fault touches it.
+    SourceRow { source: String, index: usize },
 }
 
 /// What a fault does to a node's process, as the driver carries it out.

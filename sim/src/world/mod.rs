@@ -11,6 +11,7 @@
 //! network: sends, deliveries, what a cut holds back), [`driver`] (what a driver provides).
 
 pub mod clients;
+pub mod connect;
 pub mod driver;
 pub mod faults;
 pub mod hosts;
@@ -77,6 +78,8 @@ pub struct World {
     pub overflowed_at: Option<SimTime>,
     /// Check the stepped node's invariants after every step (debug builds, fuzzing).
     pub check_invariants: bool,
+    /// Kafka Connect's external systems, offsets file and worker group, if the scenario has them.
+    pub connect: Option<connect::ConnectWorld>,
 }
 
 /// No run records more than this many events; a scenario that would is cut short and says so.
@@ -151,6 +154,7 @@ impl World {
             .filter_map(|n| n.on.clone().map(|h| (h, n.after_ms.unwrap_or(0) * 1000, n.text.clone())))
             .collect();
         let checker = Checker::new(scenario, &resolved);
+        let resolved_connect = resolved.connect.clone();
         let fabric = Fabric::new(
             scenario.network.latency_ms_min,
             scenario.network.latency_ms_max,
@@ -184,9 +188,11 @@ impl World {
                 progress: None,
                 overflowed_at: None,
                 check_invariants: cfg!(debug_assertions),
+                connect: resolved_connect.map(connect::ConnectWorld::new),
             })
         });
         world.lock().expect("world lock").start_hosts(seed);
+        world.lock().expect("world lock").start_connect_sources();
         world
     }
 
@@ -441,20 +447,7 @@ impl World {
         let now = self.now();
         let findings = self.checker.on_note(now, node, &note, &self.slots);
         let kind = EventKind::Note(note);
-        let triggered: Vec<String> = {
-            let probe = Event { seq: 0, time_us: 0, actor: Actor::Node(node), kind: kind.clone() };
-            let mut fired = Vec::new();
-            let now_us = self.now().0;
-            self.narration_on.retain(|(h, after_us, text)| {
-                if now_us >= *after_us && crate::scenario::happening::matches(h, &probe, &self.header.clients) {
-                    fired.push(text.clone());
-                    false
-                } else {
-                    true
-                }
-            });
-            fired
-        };
+        let triggered = self.narration_triggered(Actor::Node(node), &kind);
         self.record(node, kind);
         for text in triggered {
             self.record_world(EventKind::Narration(text));
@@ -462,6 +455,22 @@ impl World {
         for finding in findings {
             self.record_world(EventKind::Finding(finding));
         }
+    }
+
+    /// The narration waiting for an event like this one, taken off the waiting list.
+    fn narration_triggered(&mut self, actor: Actor, kind: &EventKind) -> Vec<String> {
+        let probe = Event { seq: 0, time_us: 0, actor, kind: kind.clone() };
+        let mut fired = Vec::new();
+        let now_us = self.now().0;
+        self.narration_on.retain(|(h, after_us, text)| {
+            if now_us >= *after_us && crate::scenario::happening::matches(h, &probe, &self.header.clients) {
+                fired.push(text.clone());
+                false
+            } else {
+                true
+            }
+        });
+        fired
     }
 
     fn set_timer(&mut self, node: NodeId, timer: Timer, at: SimTime) {
@@ -500,6 +509,7 @@ impl World {
                 }
             }
             Wake::HostWriteback { node } => self.host_writeback(node),
+            Wake::SourceRow { source, index } => self.insert_source_row(source, index),
         }
     }
 
