@@ -57,6 +57,9 @@ pub enum ErrorCode {
     ConcurrentTransactions,
     /// A marker came from a coordinator older than one the partition has already heard from.
     TransactionCoordinatorFenced,
+    /// OffsetFetch with `require_stable` (KIP-447) for a partition whose group has transactional
+    /// offsets not yet committed or aborted: the consumer retries until the transaction ends.
+    UnstableOffsetCommit,
 }
 
 impl ErrorCode {
@@ -102,6 +105,7 @@ impl ErrorCode {
             ConcurrentTransactions => 51,
             TransactionCoordinatorFenced => 52,
             ProducerFenced => 90,
+            UnstableOffsetCommit => 88,
         }
     }
 
@@ -147,6 +151,7 @@ impl ErrorCode {
             ConcurrentTransactions => "CONCURRENT_TRANSACTIONS",
             TransactionCoordinatorFenced => "TRANSACTION_COORDINATOR_FENCED",
             ProducerFenced => "PRODUCER_FENCED",
+            UnstableOffsetCommit => "UNSTABLE_OFFSET_COMMIT",
         }
     }
 

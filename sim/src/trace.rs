@@ -182,10 +182,11 @@ pub enum Rule {
     ReadAborted,
     TwoProducersInEpoch,
     CommittedTransactionLost,
+    EffectNotExactlyOnce,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 24] = [
+    pub const ALL: [Rule; 25] = [
         Rule::TwoLeadersInEpoch,
         Rule::TwoOwnersInGeneration,
         Rule::TwoOwners,
@@ -210,6 +211,7 @@ impl Rule {
         Rule::ReadAborted,
         Rule::TwoProducersInEpoch,
         Rule::CommittedTransactionLost,
+        Rule::EffectNotExactlyOnce,
     ];
 
     /// The stable name: what the trace stores and the report prints.
@@ -239,6 +241,7 @@ impl Rule {
             Rule::ReadAborted => "read-aborted",
             Rule::TwoProducersInEpoch => "two-producers-in-epoch",
             Rule::CommittedTransactionLost => "committed-transaction-lost",
+            Rule::EffectNotExactlyOnce => "effect-not-exactly-once",
         }
     }
 
@@ -275,6 +278,9 @@ impl Rule {
             Rule::CommittedTransactionLost => {
                 "a committed transaction's records or COMMIT marker are gone from the log"
             }
+            Rule::EffectNotExactlyOnce => {
+                "a pipeline's read_committed output holds an input's effect twice, or not at all below its committed offset"
+            }
         }
     }
 
@@ -301,7 +307,8 @@ impl Rule {
             | Rule::DuplicateRecord
             | Rule::NoConvergence
             | Rule::ReadAborted
-            | Rule::CommittedTransactionLost => Nature::Promise,
+            | Rule::CommittedTransactionLost
+            | Rule::EffectNotExactlyOnce => Nature::Promise,
             Rule::ConsumedAgain | Rule::ProcessedTwice | Rule::CommittedUnprocessed => Nature::Lesson,
         }
     }

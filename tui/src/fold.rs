@@ -695,7 +695,11 @@ impl ClusterView {
             | Note::MarkerWritten { .. }
             | Note::TxnInitialized { .. }
             | Note::TxnEnded { .. }
-            | Note::TxnFailed { .. } => {}
+            | Note::TxnFailed { .. }
+            | Note::TxnOffsetsSent { .. }
+            | Note::TxnOffsetCommitRefused { .. }
+            | Note::TxnOffsetAborted { .. }
+            | Note::OffsetFetchUnstable { .. } => {}
         }
     }
 }

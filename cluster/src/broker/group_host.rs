@@ -97,6 +97,7 @@ impl Broker {
             Request::Heartbeat(r) => r.group_id.clone(),
             Request::LeaveGroup(r) => r.group_id.clone(),
             Request::OffsetCommit(r) => r.group_id.clone(),
+            Request::TxnOffsetCommit(r) => r.group_id.clone(),
             Request::OffsetFetch(r) => r.group_id.clone(),
             _ => unreachable!("only group requests are routed here"),
         };
@@ -124,6 +125,7 @@ impl Broker {
                 Request::Heartbeat(_) => Response::Heartbeat(HeartbeatResponse { error }),
                 Request::LeaveGroup(_) => Response::LeaveGroup(LeaveGroupResponse { error }),
                 Request::OffsetCommit(_) => Response::OffsetCommit(OffsetCommitResponse { error }),
+                Request::TxnOffsetCommit(_) => Response::TxnOffsetCommit(TxnOffsetCommitResponse { error }),
                 _ => Response::OffsetFetch(OffsetFetchResponse { error, offsets: Vec::new() }),
             };
             Self::respond(from, correlation_id, response, fx);
@@ -141,6 +143,7 @@ impl Broker {
             }
             Request::LeaveGroup(r) => self.coordinator.leave(now, from, correlation_id, r, fx),
             Request::OffsetCommit(r) => self.coordinator.commit(from, correlation_id, partition, r, fx),
+            Request::TxnOffsetCommit(r) => self.coordinator.txn_commit(from, correlation_id, partition, r, fx),
             Request::OffsetFetch(r) => {
                 self.coordinator.fetch_offsets(from, correlation_id, r, fx);
                 None
@@ -176,7 +179,23 @@ impl Broker {
         };
         let epoch = replica.leader_epoch;
         let count = append.records.len() as i64;
-        let batch = crate::record::RecordBatch::new_unassigned(-1, -1, -1, now.as_ms(), append.records);
+        let batch = match append.producer {
+            // A TxnOffsetCommit: a transactional batch of the producer, with no sequence
+            // (`GroupMetadataManager.storeOffsets` builds it with `RecordBatch.NO_SEQUENCE`), so
+            // the partition's LSO waits for its marker.
+            Some((producer_id, producer_epoch)) => {
+                let mut b = crate::record::RecordBatch::new_unassigned(
+                    producer_id,
+                    producer_epoch,
+                    -1,
+                    now.as_ms(),
+                    append.records,
+                );
+                b.is_transactional = true;
+                b
+            }
+            None => crate::record::RecordBatch::new_unassigned(-1, -1, -1, now.as_ms(), append.records),
+        };
         let base_offset = replica.log.append_as_leader(batch, epoch, &config, now.as_ms());
         fx.note(Note::Appended { partition: tp.clone(), base_offset, count, leader_epoch: epoch, as_leader: true });
         let id = self.next_id();

@@ -122,6 +122,9 @@ pub struct Broker {
     txn_topic_requested: bool,
     /// The marker channel's retry timer is set.
     txn_retry_armed: bool,
+    /// AddOffsetsToTxn requests the transaction coordinator is handling (it handles them as
+    /// AddPartitionsToTxn of the group's offsets partition): their answers take that API's name.
+    txn_add_offsets_replies: std::collections::BTreeSet<(NodeId, u64)>,
     next_id: u64,
     next_producer_id: i64,
     /// With a controller quorum: the KRaft observer that replicates the metadata log.
@@ -175,6 +178,7 @@ impl Broker {
             txn_coordinator: TransactionCoordinator::new(txn_config),
             txn_topic_requested: false,
             txn_retry_armed: false,
+            txn_add_offsets_replies: std::collections::BTreeSet::new(),
             next_id: 1,
             next_producer_id: 0,
             observer: None,
@@ -259,15 +263,17 @@ impl Broker {
             Request::OffsetsForLeaderEpoch(r) => self.on_offsets_for_leader_epoch(from, correlation_id, r, fx),
             Request::InitProducerId => self.on_init_producer_id(from, correlation_id, fx),
             Request::FindCoordinator(r) => self.on_find_coordinator(now, from, correlation_id, &r, fx),
-            body @ (Request::InitProducerIdTransactional(_) | Request::AddPartitionsToTxn(_) | Request::EndTxn(_)) => {
-                self.on_txn_request(now, from, correlation_id, body, fx)
-            }
+            body @ (Request::InitProducerIdTransactional(_)
+            | Request::AddPartitionsToTxn(_)
+            | Request::AddOffsetsToTxn(_)
+            | Request::EndTxn(_)) => self.on_txn_request(now, from, correlation_id, body, fx),
             Request::WriteTxnMarkers(r) => self.on_write_txn_markers(now, from, correlation_id, r, fx),
             body @ (Request::JoinGroup(_)
             | Request::SyncGroup(_)
             | Request::Heartbeat(_)
             | Request::LeaveGroup(_)
             | Request::OffsetCommit(_)
+            | Request::TxnOffsetCommit(_)
             | Request::OffsetFetch(_)) => self.on_group_request(now, from, correlation_id, body, fx),
             // Controller APIs sent to a broker: Kafka answers NOT_CONTROLLER; ksim's clients never
             // send them here, so there is nothing to answer.

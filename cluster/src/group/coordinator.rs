@@ -103,6 +103,11 @@ struct Group {
     /// is forgotten: the request's `session.timeout.ms` later (Kafka's addPendingMemberExpiration).
     pending: BTreeMap<String, SimTime>,
     offsets: BTreeMap<TopicPartition, i64>,
+    /// Offsets committed inside a transaction (TxnOffsetCommit), by producer id, until its
+    /// marker: a COMMIT moves them to `offsets`, an ABORT drops them (Kafka's
+    /// `GroupMetadata.pendingTransactionalOffsetCommits`, the new coordinator's
+    /// `OffsetMetadataManager.pendingTransactionalOffsets`).
+    pending_txn_offsets: BTreeMap<i64, BTreeMap<TopicPartition, i64>>,
     next_member: u64,
     /// A group leaving Empty waits `group.initial.rebalance.delay.ms` for more members first.
     initial_delay: Option<InitialDelay>,
@@ -149,6 +154,14 @@ pub enum Completion {
         correlation_id: u64,
         offsets: Vec<(TopicPartition, i64)>,
     },
+    /// A TxnOffsetCommit: once written, the offsets are pending under the producer id.
+    TxnCommit {
+        group: String,
+        client: NodeId,
+        correlation_id: u64,
+        producer_id: i64,
+        offsets: Vec<(TopicPartition, i64)>,
+    },
     /// The group's metadata, with nobody waiting on it: a group that became Empty stores its
     /// new generation, so a failover does not bring its old members back.
     StoreGroup {
@@ -169,11 +182,20 @@ pub enum Completion {
     },
 }
 
+/// One entry of a `__consumer_offsets` log being loaded: a record (with its producer id if its
+/// batch is transactional), or a transaction marker (producer id, committed).
+enum Loaded {
+    Record(Record, Option<i64>),
+    Marker(i64, bool),
+}
+
 /// A write the broker must append to `__consumer_offsets-partition` as leader.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Append {
     pub partition: i32,
     pub records: Vec<Record>,
+    /// A transactional batch of this producer id and epoch (a TxnOffsetCommit), or None.
+    pub producer: Option<(i64, i16)>,
     pub completion: Completion,
 }
 
@@ -211,7 +233,12 @@ fn store_group(group: &Group, completion: Completion) -> Append {
         members: group.members.values().cloned().collect(),
     };
     let value = serde_json::to_string(&record).expect("group records serialize");
-    Append { partition: group.partition, records: vec![Record { key: Some(group_key(&group.id)), value }], completion }
+    Append {
+        partition: group.partition,
+        records: vec![Record { key: Some(group_key(&group.id)), value }],
+        producer: None,
+        completion,
+    }
 }
 
 /// The error a member hears when its group could not be stored (Kafka's storeGroup callback):
@@ -269,11 +296,67 @@ impl GroupCoordinator {
     /// (`addGroup` is a `putIfNotExists`). Replacing it dropped a waiting member's JoinGroup
     /// unanswered, and the member stalled until its rebalance timeout (issue 12).
     pub fn load(&mut self, partition: i32, records: impl Iterator<Item = Record>, now: SimTime, fx: &mut Effects) {
+        self.load_log(partition, records.map(|r| Loaded::Record(r, None)), now, fx);
+    }
+
+    /// [`Self::load`] from the partition's batches: a transactional batch's offsets stay pending
+    /// under its producer id until a marker of that producer follows, and then are committed or
+    /// dropped (`GroupMetadataManager.doLoadGroupsAndOffsets`: `pendingOffsets` by producer id,
+    /// completed by each control batch); those still open are pending in the loaded group.
+    pub fn load_batches<'a>(
+        &mut self,
+        partition: i32,
+        batches: impl Iterator<Item = &'a crate::record::RecordBatch>,
+        now: SimTime,
+        fx: &mut Effects,
+    ) {
+        let entries: Vec<Loaded> = batches
+            .flat_map(|b| -> Vec<Loaded> {
+                match b.control {
+                    Some(marker) => {
+                        vec![Loaded::Marker(b.producer_id, marker.control_type == crate::record::ControlType::Commit)]
+                    }
+                    None => {
+                        let pid = b.is_transactional.then_some(b.producer_id);
+                        b.records.iter().map(|r| Loaded::Record(r.clone(), pid)).collect()
+                    }
+                }
+            })
+            .collect();
+        self.load_log(partition, entries.into_iter(), now, fx);
+    }
+
+    fn load_log(&mut self, partition: i32, entries: impl Iterator<Item = Loaded>, now: SimTime, fx: &mut Effects) {
         if !self.partitions.insert(partition) {
             return;
         }
         let mut loaded: BTreeMap<String, Group> = BTreeMap::new();
-        for record in records {
+        // Transactional offsets by producer id, until their marker: (group, partition, offset).
+        let mut open: BTreeMap<i64, Vec<(String, TopicPartition, i64)>> = BTreeMap::new();
+        for entry in entries {
+            let record = match entry {
+                Loaded::Marker(pid, committed) => {
+                    for (group, tp, offset) in open.remove(&pid).unwrap_or_default() {
+                        if committed {
+                            let g = loaded.entry(group.clone()).or_insert_with(|| Group::new(&group, partition));
+                            g.offsets.insert(tp, offset);
+                        }
+                    }
+                    continue;
+                }
+                Loaded::Record(record, Some(pid)) => {
+                    let Some(key) = record.key.as_deref() else { continue };
+                    let Some(rest) = key.strip_prefix("offset/") else { continue };
+                    let mut parts = rest.rsplitn(3, '/');
+                    let (Some(p), Some(topic), Some(group)) = (parts.next(), parts.next(), parts.next()) else {
+                        continue;
+                    };
+                    let (Ok(p), Ok(offset)) = (p.parse::<i32>(), record.value.parse::<i64>()) else { continue };
+                    open.entry(pid).or_default().push((group.to_string(), TopicPartition::new(topic, p), offset));
+                    continue;
+                }
+                Loaded::Record(record, None) => record,
+            };
             let Some(key) = record.key else { continue };
             if let Some(group) = key.strip_prefix("group/") {
                 let Ok(r) = serde_json::from_str::<GroupRecord>(&record.value) else { continue };
@@ -297,6 +380,12 @@ impl GroupCoordinator {
                 let (Ok(p), Ok(offset)) = (p.parse::<i32>(), record.value.parse::<i64>()) else { continue };
                 let g = loaded.entry(group.to_string()).or_insert_with(|| Group::new(group, partition));
                 g.offsets.insert(TopicPartition::new(topic, p), offset);
+            }
+        }
+        for (pid, offsets) in open {
+            for (group, tp, offset) in offsets {
+                let g = loaded.entry(group.clone()).or_insert_with(|| Group::new(&group, partition));
+                g.pending_txn_offsets.entry(pid).or_default().insert(tp, offset);
             }
         }
         for (id, group) in loaded {
@@ -897,12 +986,106 @@ impl GroupCoordinator {
         Some(Append {
             partition: group.partition,
             records,
+            producer: None,
             completion: Completion::Commit { group: r.group_id, client: from, correlation_id, offsets: r.offsets },
         })
     }
 
+    /// TxnOffsetCommit (`OffsetMetadataManager.commitTransactionalOffset`): the group checks the
+    /// request's member as for a plain commit (`ClassicGroup.validateOffsetCommit` with
+    /// `isTransactional`: UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID, ILLEGAL_GENERATION; a rebalance in
+    /// progress does not refuse it), so a zombie that lost its partitions cannot commit offsets
+    /// for them through a transaction either (KIP-447). The offsets are written as a
+    /// transactional batch of the producer and stay pending until its marker.
+    pub fn txn_commit(
+        &mut self,
+        from: NodeId,
+        correlation_id: u64,
+        partition: i32,
+        r: TxnOffsetCommitRequest,
+        fx: &mut Effects,
+    ) -> Option<Append> {
+        let group = self.group_mut(&r.group_id, partition);
+        let error = if r.generation < 0 && r.member_id.is_empty() && r.group_instance_id.is_none() {
+            // A producer that sends no group metadata (before KIP-447) is not checked.
+            None
+        } else {
+            match group.validate_member(&r.member_id, r.group_instance_id.as_deref()) {
+                Err(error) => Some(error),
+                Ok(()) if r.generation != group.generation => Some(ErrorCode::IllegalGeneration),
+                Ok(()) => None,
+            }
+        };
+        if let Some(error) = error {
+            fx.note(Note::TxnOffsetCommitRefused {
+                group: r.group_id.clone(),
+                transactional_id: r.transactional_id.clone(),
+                member: r.member_id.clone(),
+                generation: r.generation,
+                error,
+            });
+            respond(from, correlation_id, Response::TxnOffsetCommit(TxnOffsetCommitResponse { error }), fx);
+            return None;
+        }
+        let records = r
+            .offsets
+            .iter()
+            .map(|(tp, offset)| Record { key: Some(offset_key(&r.group_id, tp)), value: offset.to_string() })
+            .collect();
+        Some(Append {
+            partition: group.partition,
+            records,
+            producer: Some((r.producer_id, r.producer_epoch)),
+            completion: Completion::TxnCommit {
+                group: r.group_id,
+                client: from,
+                correlation_id,
+                producer_id: r.producer_id,
+                offsets: r.offsets,
+            },
+        })
+    }
+
+    /// A transaction marker for `producer_id` is committed in `__consumer_offsets-partition`
+    /// (`GroupCoordinator.onTransactionCompleted` / `GroupMetadataManager.handleTxnCompletion`):
+    /// its pending offsets become the group's committed offsets, or vanish.
+    pub fn on_txn_completed(&mut self, partition: i32, producer_id: i64, committed: bool, fx: &mut Effects) {
+        for (id, group) in self.groups.iter_mut().filter(|(_, g)| g.partition == partition) {
+            let Some(pending) = group.pending_txn_offsets.remove(&producer_id) else { continue };
+            for (tp, offset) in pending {
+                if committed {
+                    group.offsets.insert(tp.clone(), offset);
+                    fx.note(Note::OffsetCommitted { group: id.clone(), partition: tp, offset });
+                } else {
+                    fx.note(Note::TxnOffsetAborted { group: id.clone(), partition: tp, offset });
+                }
+            }
+        }
+    }
+
+    /// Whether a transaction's offsets for `tp` are pending in `group` (for the checker and tests).
+    pub fn has_pending_txn_offsets(&self, group: &str, tp: &TopicPartition) -> bool {
+        self.groups.get(group).is_some_and(|g| g.pending_txn_offsets.values().any(|p| p.contains_key(tp)))
+    }
+
+    /// OffsetFetch. With `require_stable` (KIP-447), a partition with transactional offsets still
+    /// pending is answered UNSTABLE_OFFSET_COMMIT (`OffsetMetadataManager.fetchOffsets`): a new
+    /// owner must not start from an offset an open transaction may still replace. Kafka answers
+    /// per partition; ksim's response carries one error, so any unstable partition fails it.
     pub fn fetch_offsets(&self, from: NodeId, correlation_id: u64, r: OffsetFetchRequest, fx: &mut Effects) {
         let group = self.groups.get(&r.group_id);
+        let unstable = r.require_stable
+            && r.partitions
+                .iter()
+                .any(|tp| group.is_some_and(|g| g.pending_txn_offsets.values().any(|p| p.contains_key(tp))));
+        if unstable {
+            let body = Response::OffsetFetch(OffsetFetchResponse {
+                error: ErrorCode::UnstableOffsetCommit,
+                offsets: Vec::new(),
+            });
+            respond(from, correlation_id, body, fx);
+            return;
+        }
         let offsets = r
             .partitions
             .iter()
@@ -934,6 +1117,18 @@ impl GroupCoordinator {
                 }
                 let error = if error.is_none() { error } else { ErrorCode::NotCoordinator };
                 respond(client, correlation_id, Response::OffsetCommit(OffsetCommitResponse { error }), fx);
+            }
+            Completion::TxnCommit { group, client, correlation_id, producer_id, offsets } => {
+                if error.is_none() {
+                    if let Some(g) = self.groups.get_mut(&group) {
+                        let pending = g.pending_txn_offsets.entry(producer_id).or_default();
+                        for (tp, offset) in offsets {
+                            pending.insert(tp, offset);
+                        }
+                    }
+                }
+                let error = if error.is_none() { error } else { ErrorCode::NotCoordinator };
+                respond(client, correlation_id, Response::TxnOffsetCommit(TxnOffsetCommitResponse { error }), fx);
             }
             Completion::Sync { group, generation } => {
                 let Some(g) = self.groups.get_mut(&group) else { return };
@@ -1028,6 +1223,7 @@ impl Group {
             members: BTreeMap::new(),
             pending: BTreeMap::new(),
             offsets: BTreeMap::new(),
+            pending_txn_offsets: BTreeMap::new(),
             next_member: 0,
             initial_delay: None,
             new_member_added: false,
@@ -1408,7 +1604,11 @@ mod tests {
 
         fn fetch(&mut self, partitions: &[TopicPartition]) -> Vec<(TopicPartition, i64)> {
             let correlation_id = self.correlation_id();
-            let request = OffsetFetchRequest { group_id: GROUP.to_string(), partitions: partitions.to_vec() };
+            let request = OffsetFetchRequest {
+                group_id: GROUP.to_string(),
+                partitions: partitions.to_vec(),
+                require_stable: true,
+            };
             let mut fx = Effects::default();
             self.coordinator.fetch_offsets(client(0), correlation_id, request, &mut fx);
             self.absorb(fx);

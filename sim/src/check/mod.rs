@@ -25,6 +25,8 @@
 //!   written twice;
 //! - [`outputs`]: a consume-transform-produce application commits only once its outputs are
 //!   answered (`commit-before-output-acked`, an invariant);
+//! - [`pipelines`]: a consume-transform-produce pipeline's output holds each input's effect once
+//!   (`effect-not-exactly-once`);
 //! - [`transactions`]: `read_committed` reads, producer epochs, committed transactions kept;
 //! - [`liveness`]: after the last fault, whether the cluster recovered (`no-convergence`);
 //! - [`quorum`]: the controller quorum: one leader per epoch, committed metadata never lost, brokers
@@ -35,6 +37,7 @@ mod groups;
 mod history;
 pub mod liveness;
 mod outputs;
+mod pipelines;
 mod quorum;
 mod replication;
 #[cfg(test)]
@@ -81,6 +84,7 @@ pub struct Checker {
     outputs: Outputs,
     quorum: quorum::Quorum,
     transactions: Transactions,
+    pipelines: Vec<pipelines::Pipeline>,
     /// Findings reported once per rule, partition and offset.
     reported: BTreeSet<(Rule, TopicPartition, i64)>,
 }
@@ -100,7 +104,7 @@ impl Checker {
         for (i, client) in scenario.clients.iter().enumerate() {
             let topic = match &client.app {
                 App::Producer { topic, .. } | App::TransactionalProducer { topic, .. } => Some(topic),
-                App::GroupByCount { output, .. } => Some(output),
+                App::GroupByCount { output, .. } | App::ConsumeTransformProduce { output, .. } => Some(output),
                 _ => None,
             };
             if let (Some(topic), Some(config)) = (topic, resolved.producers.get(&client.name)) {
@@ -115,6 +119,22 @@ impl Checker {
                 );
             }
         }
+        let pipelines = scenario
+            .clients
+            .iter()
+            .enumerate()
+            .filter_map(|(i, client)| {
+                let App::ConsumeTransformProduce { output, processing, .. } = &client.app else { return None };
+                let group = resolved.consumers.get(&client.name)?.group_id.clone()?;
+                Some(pipelines::Pipeline {
+                    node: NodeId::Client(i as u32),
+                    name: client.name.clone(),
+                    group,
+                    output: output.clone(),
+                    exactly_once: *processing == crate::scenario::Processing::ExactlyOnce,
+                })
+            })
+            .collect();
         let mut groups = Groups::default();
         for (i, client) in scenario.clients.iter().enumerate() {
             if let Some(config) = resolved.consumers.get(&client.name) {
@@ -143,6 +163,7 @@ impl Checker {
             history: History::default(),
             outputs: Outputs::default(),
             quorum: quorum::Quorum::default(),
+            pipelines,
             transactions: Transactions::new(
                 scenario
                     .clients
@@ -287,6 +308,7 @@ impl Checker {
         findings.extend(self.groups.delivery_findings());
         findings.extend(self.duplicates(nodes));
         findings.extend(self.lost_transactions(nodes));
+        findings.extend(self.pipeline_effects(nodes));
         findings
     }
 

@@ -20,6 +20,7 @@ pub fn matches(happening: &Happening, event: &Event, _clients: &[String]) -> boo
             Rule::ProcessedTwice => matches!(happening, Happening::ProcessedTwice),
             Rule::CommittedUnprocessed => matches!(happening, Happening::CommittedUnprocessed),
             Rule::ReadAborted => matches!(happening, Happening::ReadAborted),
+            Rule::EffectNotExactlyOnce => matches!(happening, Happening::EffectNotExactlyOnce),
             Rule::TwoLeadersInEpoch
             | Rule::TwoOwnersInGeneration
             | Rule::TwoOwners
@@ -104,6 +105,9 @@ pub fn matches(happening: &Happening, event: &Event, _clients: &[String]) -> boo
             Note::TxnFailed { transactional_id, error: ErrorCode::ProducerFenced, fatal: true },
         ) => transactional_id == id,
         (Happening::Marker(p), Note::MarkerWritten { .. }) => on(p),
+        (Happening::TxnOffsetsSent(id), Note::TxnOffsetsSent { transactional_id, .. }) => transactional_id == id,
+        (Happening::TxnOffsetCommitRefused(g), Note::TxnOffsetCommitRefused { group, .. })
+        | (Happening::UnstableOffsetFetch(g), Note::OffsetFetchUnstable { group, .. }) => group == g,
         _ => false,
     }
 }

@@ -301,6 +301,33 @@ pub enum App {
         #[serde(default = "default_poll_interval")]
         poll_interval_ms: u64,
     },
+    /// A consume-transform-produce pipeline, a member of the group `group.id`: subscribe to
+    /// `topics`, and for each polled batch write one output record per input record to `output`
+    /// (the value names the input: `invoice for orders-0@5: ...`), then commit the input
+    /// offsets as `processing` says. `ExactlyOnce` (set `transactional.id` in `configs`): the
+    /// outputs and the offsets go in one transaction (`sendOffsetsToTransaction`, KIP-447); the
+    /// consumer reads `read_committed` unless `isolation.level` says otherwise. `AtLeastOnce`:
+    /// the outputs are flushed, then `commitSync()`.
+    ConsumeTransformProduce {
+        topics: Vec<String>,
+        output: String,
+        processing: Processing,
+        #[serde(default = "default_poll_interval")]
+        poll_interval_ms: u64,
+        /// How long each input takes to transform, before its output is sent.
+        #[serde(default)]
+        processing_ms: u64,
+    },
+}
+
+/// How a consume-transform-produce pipeline commits its input offsets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Processing {
+    /// Outputs and input offsets in one transaction: each input's effect is in the
+    /// `read_committed` output exactly once, crashes and zombies included.
+    ExactlyOnce,
+    /// Outputs acknowledged, then `commitSync()`: a crash between the two writes them again.
+    AtLeastOnce,
 }
 
 /// When a group consumer commits.
@@ -319,7 +346,13 @@ pub enum CommitMode {
 
 impl App {
     pub fn uses_producer(&self) -> bool {
-        matches!(self, App::Producer { .. } | App::TransactionalProducer { .. } | App::GroupByCount { .. })
+        matches!(
+            self,
+            App::Producer { .. }
+                | App::TransactionalProducer { .. }
+                | App::GroupByCount { .. }
+                | App::ConsumeTransformProduce { .. }
+        )
     }
 
     pub fn uses_consumer(&self) -> bool {
@@ -327,14 +360,16 @@ impl App {
     }
 
     pub fn group_member(&self) -> bool {
-        matches!(self, App::GroupConsumer { .. } | App::GroupByCount { .. })
+        matches!(self, App::GroupConsumer { .. } | App::GroupByCount { .. } | App::ConsumeTransformProduce { .. })
     }
 
     pub fn topics(&self) -> Vec<&String> {
         match self {
             App::Producer { topic, .. } | App::TransactionalProducer { topic, .. } => vec![topic],
             App::Consumer { topics, .. } | App::GroupConsumer { topics, .. } => topics.iter().collect(),
-            App::GroupByCount { topics, output, .. } => topics.iter().chain(std::iter::once(output)).collect(),
+            App::GroupByCount { topics, output, .. } | App::ConsumeTransformProduce { topics, output, .. } => {
+                topics.iter().chain(std::iter::once(output)).collect()
+            }
         }
     }
 }
@@ -495,6 +530,16 @@ pub enum Happening {
     Marker(String),
     /// A read_committed consumer returned a record of an aborted or undecided transaction.
     ReadAborted,
+    /// A pipeline's read_committed output holds an input's effect twice, or not at all.
+    EffectNotExactlyOnce,
+    /// A producer with this `transactional.id` finished sendOffsetsToTransaction(): the group
+    /// coordinator holds its offsets pending.
+    TxnOffsetsSent(String),
+    /// The group's coordinator refused a TxnOffsetCommit (a zombie's stale generation or member
+    /// id: KIP-447).
+    TxnOffsetCommitRefused(String),
+    /// A member of the group asked for committed offsets and got UNSTABLE_OFFSET_COMMIT.
+    UnstableOffsetFetch(String),
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
