@@ -2379,4 +2379,125 @@ mod tests {
         assert_eq!(b.state(), (GroupState::Empty, 0));
         assert_eq!(b.coordinator.check_invariants(), Ok(()));
     }
+
+    // ---- KIP-447: transactional offset commits ---------------------------------------------------
+
+    impl Broker {
+        fn txn_commit(
+            &mut self,
+            from: u32,
+            member_id: &str,
+            generation: i32,
+            instance: Option<&str>,
+        ) -> (u64, Option<Append>) {
+            let correlation_id = self.correlation_id();
+            let request = TxnOffsetCommitRequest {
+                transactional_id: "pipeline-tx".into(),
+                group_id: GROUP.to_string(),
+                producer_id: 4000,
+                producer_epoch: 0,
+                generation,
+                member_id: member_id.to_string(),
+                group_instance_id: instance.map(str::to_string),
+                offsets: vec![(tp(0), 42)],
+            };
+            let mut fx = Effects::default();
+            let append = self.coordinator.txn_commit(client(from), correlation_id, PARTITION, request, &mut fx);
+            self.absorb(fx);
+            (correlation_id, append)
+        }
+
+        fn txn_commit_reply(&self, correlation_id: u64) -> Option<ErrorCode> {
+            match self.reply(correlation_id) {
+                Some(Response::TxnOffsetCommit(r)) => Some(r.error),
+                _ => None,
+            }
+        }
+
+        fn fetch_error(&mut self) -> ErrorCode {
+            let correlation_id = self.correlation_id();
+            let request =
+                OffsetFetchRequest { group_id: GROUP.to_string(), partitions: vec![tp(0)], require_stable: true };
+            let mut fx = Effects::default();
+            self.coordinator.fetch_offsets(client(0), correlation_id, request, &mut fx);
+            self.absorb(fx);
+            match self.reply(correlation_id) {
+                Some(Response::OffsetFetch(r)) => r.error,
+                other => panic!("no OffsetFetch answer: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn txn_offset_commit_from_a_removed_member_an_old_generation_or_a_replaced_instance_is_refused() {
+        let (mut b, ids) = stable_group(&[(1, None), (2, None)]);
+        let (c, append) = b.txn_commit(1, "never-joined", 1, None);
+        assert!(append.is_none());
+        assert_eq!(b.txn_commit_reply(c), Some(ErrorCode::UnknownMemberId));
+        let (c, append) = b.txn_commit(1, &ids[0], 0, None);
+        assert!(append.is_none());
+        assert_eq!(b.txn_commit_reply(c), Some(ErrorCode::IllegalGeneration), "generation 0 is over");
+        let (c, append) = b.txn_commit(1, &ids[0], 1, None);
+        assert!(append.is_some_and(|a| a.producer == Some((4000, 0))), "written as the producer's transactional batch");
+        assert_eq!(b.txn_commit_reply(c), None, "answered once written");
+
+        let (mut s, _) = stable_group(&[(1, Some("host-a"))]);
+        let (c, _) = s.txn_commit(9, "a-zombie-member-id", 1, Some("host-a"));
+        assert_eq!(s.txn_commit_reply(c), Some(ErrorCode::FencedInstanceId));
+    }
+
+    #[test]
+    fn pending_transactional_offsets_make_fetches_unstable_until_the_marker_commits_or_drops_them() {
+        let (mut b, ids) = stable_group(&[(1, None)]);
+        let (c, append) = b.txn_commit(1, &ids[0], 1, None);
+        b.write(append.expect("accepted"), ErrorCode::None);
+        assert_eq!(b.txn_commit_reply(c), Some(ErrorCode::None));
+        assert!(b.coordinator.has_pending_txn_offsets(GROUP, &tp(0)));
+        assert_eq!(b.fetch_error(), ErrorCode::UnstableOffsetCommit);
+        // An ABORT marker for another producer changes nothing; this producer's drops them.
+        let mut fx = Effects::default();
+        b.coordinator.on_txn_completed(PARTITION, 4001, true, &mut fx);
+        assert!(b.coordinator.has_pending_txn_offsets(GROUP, &tp(0)));
+        b.coordinator.on_txn_completed(PARTITION, 4000, false, &mut fx);
+        b.absorb(fx);
+        assert!(!b.coordinator.has_pending_txn_offsets(GROUP, &tp(0)));
+        assert_eq!(b.fetch_error(), ErrorCode::None);
+        // Again, committed this time: the offset becomes the group's.
+        let (_, append) = b.txn_commit(1, &ids[0], 1, None);
+        b.write(append.expect("accepted"), ErrorCode::None);
+        let mut fx = Effects::default();
+        b.coordinator.on_txn_completed(PARTITION, 4000, true, &mut fx);
+        b.absorb(fx);
+        assert_eq!(b.fetch(&[tp(0)]), vec![(tp(0), 42)]);
+    }
+
+    #[test]
+    fn a_loaded_log_commits_drops_or_keeps_pending_each_producers_transactional_offsets() {
+        use crate::record::{ControlMarker, ControlType, RecordBatch};
+        let offset = |p: i32, o: i64| Record { key: Some(offset_key(GROUP, &tp(p))), value: o.to_string() };
+        let txn = |pid: i64, records: Vec<Record>| {
+            let mut b = RecordBatch::new_unassigned(pid, 0, -1, 0, records);
+            b.is_transactional = true;
+            b
+        };
+        let marker = |pid: i64, control_type| {
+            RecordBatch::new_marker(pid, 0, 0, ControlMarker { control_type, coordinator_epoch: 0 })
+        };
+        let batches = vec![
+            RecordBatch::new_unassigned(-1, -1, -1, 0, vec![offset(0, 5), offset(1, 5), offset(2, 5)]),
+            txn(7, vec![offset(0, 10)]),
+            txn(8, vec![offset(1, 10)]),
+            txn(9, vec![offset(2, 10)]),
+            marker(7, ControlType::Commit),
+            marker(8, ControlType::Abort),
+        ];
+        let mut c = GroupCoordinator::new(CoordinatorConfig { initial_rebalance_delay_ms: 0 });
+        let mut fx = Effects::default();
+        c.load_batches(PARTITION, batches.iter(), SimTime::ZERO, &mut fx);
+        let g = &c.groups[GROUP];
+        assert_eq!(g.offsets[&tp(0)], 10, "committed by its marker");
+        assert_eq!(g.offsets[&tp(1)], 5, "aborted: the earlier commit stands");
+        assert_eq!(g.offsets[&tp(2)], 5, "still open: pending, not committed");
+        assert!(c.has_pending_txn_offsets(GROUP, &tp(2)));
+    }
 }

@@ -619,4 +619,38 @@ mod tests {
         assert_eq!(t.state, ClientTxnState::Initializing);
         assert_eq!(t.next_request(SimTime::ZERO, true), Some(TxnRequestKind::InitProducerId { bump: true }));
     }
+
+    #[test]
+    fn send_offsets_adds_the_group_then_commits_to_the_group_coordinator_and_a_stale_generation_is_abortable() {
+        let mut t = initialised();
+        t.begin_transaction().unwrap();
+        let group =
+            GroupMetadata { group_id: "g".into(), generation: 3, member_id: "m-1".into(), group_instance_id: None };
+        let offsets = PendingOffsets { offsets: vec![(TopicPartition::new("in", 0), 10)], group };
+        t.send_offsets_to_transaction(offsets.clone()).unwrap();
+        let add = t.next_request(SimTime::ZERO, false).unwrap();
+        assert_eq!(add, TxnRequestKind::AddOffsets("g".into()));
+        t.sent(2, add, 1);
+        assert_eq!(t.on_add_offsets(SimTime::ZERO, ErrorCode::None, 100), TxnOutcome::Nothing);
+        // The group's coordinator is looked up first (key type GROUP), then the commit goes there.
+        let find = t.next_request(SimTime::ZERO, false).unwrap();
+        assert_eq!(find, TxnRequestKind::FindGroupCoordinator("g".into()));
+        t.sent(3, find, 1);
+        t.on_find_coordinator(SimTime::ZERO, ErrorCode::None, Some(2), 100);
+        assert_eq!(t.group_coordinator, Some(2));
+        let commit = t.next_request(SimTime::ZERO, false).unwrap();
+        assert_eq!(commit, TxnRequestKind::TxnOffsetCommit(offsets.clone()));
+        t.sent(4, commit.clone(), 2);
+        assert_eq!(t.on_txn_offset_commit(SimTime::ZERO, ErrorCode::NotCoordinator, 100), TxnOutcome::Nothing);
+        assert_eq!(t.group_coordinator, None, "NOT_COORDINATOR: look the group coordinator up again");
+        t.group_coordinator = Some(2);
+        let again = t.next_request(SimTime::from_ms(100), false).unwrap();
+        t.sent(5, again, 2);
+        assert_eq!(
+            t.on_txn_offset_commit(SimTime::from_ms(100), ErrorCode::IllegalGeneration, 100),
+            TxnOutcome::Failed { error: ErrorCode::IllegalGeneration, fatal: false }
+        );
+        assert!(t.begin_commit().is_err(), "CommitFailedException: abort first");
+        assert!(t.begin_abort().unwrap(), "the offsets partition is in the transaction: EndTxn(abort) is needed");
+    }
 }
