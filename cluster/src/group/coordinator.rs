@@ -2483,7 +2483,7 @@ mod tests {
         let marker = |pid: i64, control_type| {
             RecordBatch::new_marker(pid, 0, 0, ControlMarker { control_type, coordinator_epoch: 0 })
         };
-        let batches = vec![
+        let batches = [
             RecordBatch::new_unassigned(-1, -1, -1, 0, vec![offset(0, 5), offset(1, 5), offset(2, 5)]),
             txn(7, vec![offset(0, 10)]),
             txn(8, vec![offset(1, 10)]),

@@ -73,12 +73,10 @@ fn read_committed(
                 continue;
             }
         }
-        let mut offset = batch.base_offset;
-        for record in &batch.records {
+        for (offset, record) in (batch.base_offset..).zip(batch.records.iter()) {
             if offset < lso {
                 values.push(record.value.clone());
             }
-            offset += 1;
         }
     }
     Some((values, lso == hw))
