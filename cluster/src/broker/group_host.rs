@@ -46,14 +46,14 @@ impl Broker {
         fx: &mut Effects,
     ) {
         if request.key_type == CoordinatorType::Transaction {
-            return self.on_find_txn_coordinator(from, correlation_id, &request.group_id, fx);
+            return self.on_find_txn_coordinator(now, from, correlation_id, &request.group_id, fx);
         }
         let group = request.group_id.as_str();
         let (error, coordinator) = match self.offsets_partition(group) {
             None => {
                 // Kafka creates __consumer_offsets the first time a client looks for a coordinator.
-                if !self.offsets_topic_requested {
-                    self.offsets_topic_requested = true;
+                if Self::internal_topic_request_due(self.offsets_topic_requested, now) {
+                    self.offsets_topic_requested = Some(now);
                     let mut config = self.config.topic_defaults.clone();
                     config.segment_bytes = 100 * 1024 * 1024;
                     let body = Request::CreateTopics(CreateTopicsRequest {
@@ -73,7 +73,6 @@ impl Broker {
                 None => (ErrorCode::CoordinatorNotAvailable, None),
             },
         };
-        let _ = now;
         Self::respond(
             from,
             correlation_id,

@@ -61,6 +61,8 @@ use std::collections::BTreeMap;
 const REPLICA_REQUEST_TIMEOUT_MS: u64 = 30_000;
 /// `controller.quorum.request.timeout.ms`: how long a broker waits for the controller.
 const CONTROLLER_REQUEST_TIMEOUT_MS: u64 = 2_000;
+/// How long before a broker asks again for an internal topic that does not exist yet.
+const INTERNAL_TOPIC_RETRY_MS: u64 = CONTROLLER_REQUEST_TIMEOUT_MS;
 /// How long to wait before asking the controller again after a failure.
 const CONTROLLER_RETRY_BACKOFF_MS: u64 = 100;
 /// How long a broker in controlled shutdown waits for the controller's go-ahead before it stops
@@ -117,9 +119,14 @@ pub struct Broker {
     delayed_produces: BTreeMap<u64, DelayedProduce>,
     delayed_writes: BTreeMap<u64, DelayedWrite>,
     coordinator: GroupCoordinator,
-    offsets_topic_requested: bool,
+    /// When this broker last asked the controller to create `__consumer_offsets`: asked again
+    /// after `INTERNAL_TOPIC_RETRY_MS` while the topic does not exist (a creation the controller
+    /// refused, say with fewer live brokers than the replication factor, is tried again, as
+    /// Kafka's `AutoTopicCreationManager` does at the next FindCoordinator).
+    offsets_topic_requested: Option<SimTime>,
     txn_coordinator: TransactionCoordinator,
-    txn_topic_requested: bool,
+    /// The same for `__transaction_state`.
+    txn_topic_requested: Option<SimTime>,
     /// The marker channel's retry timer is set.
     txn_retry_armed: bool,
     /// AddOffsetsToTxn requests the transaction coordinator is handling (it handles them as
@@ -174,9 +181,9 @@ impl Broker {
             delayed_produces: BTreeMap::new(),
             delayed_writes: BTreeMap::new(),
             coordinator: GroupCoordinator::new(coordinator_config),
-            offsets_topic_requested: false,
+            offsets_topic_requested: None,
             txn_coordinator: TransactionCoordinator::new(txn_config),
-            txn_topic_requested: false,
+            txn_topic_requested: None,
             txn_retry_armed: false,
             txn_add_offsets_replies: std::collections::BTreeSet::new(),
             next_id: 1,
@@ -244,6 +251,11 @@ impl Broker {
         fx.set_timer(Timer::RequestTimeout(correlation_id), now.plus_ms(timeout_ms));
         fx.send(to, Message::Request { correlation_id, body });
         correlation_id
+    }
+
+    /// Whether to ask the controller again for an internal topic asked for at `requested`.
+    pub(super) fn internal_topic_request_due(requested: Option<SimTime>, now: SimTime) -> bool {
+        requested.is_none_or(|at| now >= at.plus_ms(INTERNAL_TOPIC_RETRY_MS))
     }
 
     fn respond(to: NodeId, correlation_id: u64, body: Response, fx: &mut Effects) {

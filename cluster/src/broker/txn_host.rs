@@ -53,6 +53,7 @@ impl Broker {
 
     pub(super) fn on_find_txn_coordinator(
         &mut self,
+        now: SimTime,
         from: NodeId,
         correlation_id: u64,
         transactional_id: &str,
@@ -66,8 +67,8 @@ impl Broker {
                 None => (ErrorCode::CoordinatorNotAvailable, None),
             }
         } else {
-            if !self.txn_topic_requested {
-                self.txn_topic_requested = true;
+            if Self::internal_topic_request_due(self.txn_topic_requested, now) {
+                self.txn_topic_requested = Some(now);
                 // TransactionLog's topic configs: compacted (ksim has no compaction yet), its own
                 // min ISR, 100 MiB segments.
                 let mut config = self.config.topic_defaults.clone();
