@@ -11,7 +11,7 @@
 
 use ksim_sim::scenario::{
     Action, App, Client, Cluster, CommitMode, Condition, Expectation, FuzzBudget, Happening, Narration, Network,
-    NodeRef, Quorum, Scenario, Step, Topic,
+    NodeRef, Processing, Quorum, Scenario, Step, Topic,
 };
 use serde::de::DeserializeOwned;
 use std::path::Path;
@@ -68,6 +68,7 @@ fn schema_names() -> Vec<(String, String)> {
     }
     add("App", apps);
     add("CommitMode", variants::<CommitMode>());
+    add("Processing", variants::<Processing>());
     add("Action", variants::<Action>());
     add("NodeRef", variants::<NodeRef>());
     add("Happening", variants::<Happening>());

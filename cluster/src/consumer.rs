@@ -549,6 +549,38 @@ impl Consumer {
         self.assignment.keys().cloned().collect()
     }
 
+    /// `consumer.groupMetadata()`: what `sendOffsetsToTransaction` sends so the group
+    /// coordinator can fence a zombie (KIP-447). None for a consumer outside a group.
+    pub fn group_metadata(&self) -> Option<crate::txn::client::GroupMetadata> {
+        let m = self.member.as_ref()?;
+        Some(crate::txn::client::GroupMetadata {
+            group_id: m.group_id().to_string(),
+            generation: m.generation(),
+            member_id: m.member_id().to_string(),
+            group_instance_id: m.instance_id().map(str::to_string),
+        })
+    }
+
+    /// Go back to the group's committed offsets for every assigned partition, dropping what is
+    /// buffered: what an exactly-once application does after it aborts a transaction (Kafka's
+    /// `examples/ExactlyOnceMessageProcessor.resetToLastCommittedPositions`: `committed()`, then
+    /// `seek`), so the aborted input is read again.
+    pub fn rewind_to_committed(&mut self, now: SimTime, fx: &mut Effects) {
+        let partitions: Vec<TopicPartition> = self.assignment.keys().cloned().collect();
+        let Some(member) = self.member.as_mut() else { return };
+        if partitions.is_empty() {
+            return;
+        }
+        self.buffer.clear();
+        for state in self.assignment.values_mut() {
+            state.set_position(None, None);
+            state.awaiting_committed = true;
+            state.resetting = false;
+        }
+        member.fetch_offsets(now, partitions, &mut self.next_correlation, fx);
+        self.drive(now, fx);
+    }
+
     /// Move the position: the next poll returns records from `offset`.
     pub fn seek(&mut self, tp: &TopicPartition, offset: i64, now: SimTime, fx: &mut Effects) {
         self.buffer.retain(|r| &r.partition != tp);

@@ -60,6 +60,9 @@ pub enum ErrorCode {
     /// The broker refused a record in the batch (`InvalidRecordException`; KIP-467): a record
     /// without a key on a compacted topic. Not retriable: the Java producer fails the batch.
     InvalidRecord,
+    /// OffsetFetch with `require_stable` (KIP-447) for a partition whose group has transactional
+    /// offsets not yet committed or aborted: the consumer retries until the transaction ends.
+    UnstableOffsetCommit,
 }
 
 impl ErrorCode {
@@ -106,6 +109,7 @@ impl ErrorCode {
             TransactionCoordinatorFenced => 52,
             InvalidRecord => 87,
             ProducerFenced => 90,
+            UnstableOffsetCommit => 88,
         }
     }
 
@@ -152,6 +156,7 @@ impl ErrorCode {
             TransactionCoordinatorFenced => "TRANSACTION_COORDINATOR_FENCED",
             InvalidRecord => "INVALID_RECORD",
             ProducerFenced => "PRODUCER_FENCED",
+            UnstableOffsetCommit => "UNSTABLE_OFFSET_COMMIT",
         }
     }
 

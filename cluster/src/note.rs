@@ -212,6 +212,28 @@ pub enum Note {
         partition: TopicPartition,
         offset: i64,
     },
+    /// A member's OffsetFetch was answered UNSTABLE_OFFSET_COMMIT: a transaction holds offsets of
+    /// these partitions; the member asks again after `retry.backoff.ms` (KIP-447).
+    OffsetFetchUnstable {
+        group: String,
+        member: String,
+        partitions: Vec<TopicPartition>,
+    },
+    /// A transaction's pending offset for `partition` vanished with its ABORT marker.
+    TxnOffsetAborted {
+        group: String,
+        partition: TopicPartition,
+        offset: i64,
+    },
+    /// The group coordinator refused a TxnOffsetCommit: the member it names is not the group's
+    /// (KIP-447 fencing of a zombie by its group metadata).
+    TxnOffsetCommitRefused {
+        group: String,
+        transactional_id: String,
+        member: String,
+        generation: i32,
+        error: ErrorCode,
+    },
     // ---- transaction coordinator (on a broker) ----
     /// A `transactional.id`'s state change is written to `__transaction_state` and replicated
     /// (`completeTransitionTo`), or loaded from it by a new coordinator (`loaded`).
@@ -250,6 +272,13 @@ pub enum Note {
         /// Records failed in the transaction: the producer now bumps its epoch (KIP-360) before
         /// the next one can begin.
         epoch_bump: bool,
+    },
+    /// sendOffsetsToTransaction() completed: the group coordinator holds these offsets pending
+    /// until the transaction's marker.
+    TxnOffsetsSent {
+        transactional_id: String,
+        group: String,
+        offsets: Vec<(TopicPartition, i64)>,
     },
     /// The transactional producer hit an error. `fatal`: ProducerFencedException and the like:
     /// the producer is unusable and must be closed; otherwise the transaction must be aborted.
@@ -401,8 +430,14 @@ impl Note {
             | TruncationDetected { partition, .. } => Some(partition),
             ProduceFailed { partition, .. } => partition.as_ref(),
             MarkerWritten { partition, .. } => Some(partition),
-            TxnStateChanged { .. } | TxnInitialized { .. } | TxnEnded { .. } | TxnFailed { .. } => None,
-            OffsetCommitted { partition, .. } => Some(partition),
+            TxnStateChanged { .. }
+            | TxnInitialized { .. }
+            | TxnEnded { .. }
+            | TxnFailed { .. }
+            | TxnOffsetsSent { .. }
+            | TxnOffsetCommitRefused { .. }
+            | OffsetFetchUnstable { .. } => None,
+            OffsetCommitted { partition, .. } | TxnOffsetAborted { partition, .. } => Some(partition),
             Quorum(_) | ControllerActivated { .. } | ControllerRenounced { .. } => None,
             BrokerRegistered { .. }
             | BrokerFenced { .. }
@@ -623,6 +658,20 @@ impl fmt::Display for Note {
                 write!(f, "group {group} generation {generation}: {member} gets {}", fmt_partitions(partitions))
             }
             OffsetCommitted { group, partition, offset } => write!(f, "group {group}: committed {partition} at {offset}"),
+            OffsetFetchUnstable { group, member, partitions } => write!(
+                f,
+                "group {group}: {member} asked for the committed offsets of {} and got UNSTABLE_OFFSET_COMMIT: \
+                 a transaction still holds offsets for them; it asks again after retry.backoff.ms",
+                fmt_partitions(partitions)
+            ),
+            TxnOffsetAborted { group, partition, offset } => {
+                write!(f, "group {group}: the transaction's offset {partition} at {offset} is dropped (ABORT marker)")
+            }
+            TxnOffsetCommitRefused { group, transactional_id, member, generation, error } => write!(
+                f,
+                "group {group}: TxnOffsetCommit from {transactional_id} (member {member}, generation {generation}) \
+                 refused: {error}; the group has moved on, so this zombie cannot commit offsets (KIP-447)"
+            ),
             PartitionsAssigned { member, generation, partitions, .. } if partitions.is_empty() => {
                 write!(f, "{member}: nothing new assigned in generation {generation}")
             }
@@ -709,6 +758,13 @@ impl fmt::Display for Note {
                 if *committed { "committed" } else { "aborted" },
                 if *epoch_bump { "; records failed, so the producer bumps its epoch first (KIP-360)" } else { "" }
             ),
+            TxnOffsetsSent { transactional_id, group, offsets } => {
+                write!(f, "sendOffsetsToTransaction() done for {transactional_id}: group {group}")?;
+                for (tp, offset) in offsets {
+                    write!(f, " {tp}={offset}")?;
+                }
+                write!(f, " pending until the transaction ends")
+            }
             TxnFailed { transactional_id, error, fatal } => {
                 if *fatal {
                     write!(f, "{transactional_id}: {error}: fatal, the producer must be closed")

@@ -242,6 +242,16 @@ impl Producer {
         t.begin_transaction()
     }
 
+    /// `sendOffsetsToTransaction(offsets, groupMetadata)`: noted `TxnOffsetsSent` (or `TxnFailed`).
+    pub fn send_offsets_to_transaction(
+        &mut self,
+        now: SimTime,
+        offsets: crate::txn::client::PendingOffsets,
+        fx: &mut Effects,
+    ) -> Result<(), String> {
+        self.txn_call(now, fx, |t| t.send_offsets_to_transaction(offsets))
+    }
+
     /// `commitTransaction()`: flushes, then EndTxn(commit); noted `TxnEnded` (or `TxnFailed`).
     pub fn commit_transaction(&mut self, now: SimTime, fx: &mut Effects) -> Result<(), String> {
         self.txn_call(now, fx, |t| t.begin_commit())
@@ -293,6 +303,9 @@ impl Producer {
                 records,
                 epoch_bump: t.state == crate::txn::client::ClientTxnState::Initializing,
             }),
+            TxnOutcome::OffsetsSent { group, offsets } => {
+                fx.note(Note::TxnOffsetsSent { transactional_id, group, offsets })
+            }
             TxnOutcome::Failed { error, fatal } => fx.note(Note::TxnFailed { transactional_id, error, fatal }),
         }
     }
@@ -308,9 +321,13 @@ impl Producer {
             }
             return;
         };
-        let candidates = match (&kind, t.coordinator) {
-            (TxnRequestKind::FindCoordinator, _) | (_, None) => self.metadata.known_brokers(),
-            (_, Some(coordinator)) => vec![coordinator],
+        let candidates = match (&kind, t.coordinator, t.group_coordinator) {
+            (TxnRequestKind::FindCoordinator | TxnRequestKind::FindGroupCoordinator(_), _, _) => {
+                self.metadata.known_brokers()
+            }
+            (TxnRequestKind::TxnOffsetCommit(_), _, Some(coordinator)) => vec![coordinator],
+            (_, None, _) => self.metadata.known_brokers(),
+            (_, Some(coordinator), _) => vec![coordinator],
         };
         let broker = match self.metadata.pick(&candidates, now) {
             Ok(broker) => broker,
@@ -335,6 +352,26 @@ impl Producer {
                 producer_id: t.producer_id,
                 producer_epoch: t.producer_epoch,
                 partitions: partitions.iter().cloned().collect(),
+            }),
+            TxnRequestKind::FindGroupCoordinator(group_id) => Request::FindCoordinator(FindCoordinatorRequest {
+                group_id: group_id.clone(),
+                key_type: CoordinatorType::Group,
+            }),
+            TxnRequestKind::AddOffsets(group_id) => Request::AddOffsetsToTxn(AddOffsetsToTxnRequest {
+                transactional_id,
+                producer_id: t.producer_id,
+                producer_epoch: t.producer_epoch,
+                group_id: group_id.clone(),
+            }),
+            TxnRequestKind::TxnOffsetCommit(pending) => Request::TxnOffsetCommit(TxnOffsetCommitRequest {
+                transactional_id,
+                group_id: pending.group.group_id.clone(),
+                producer_id: t.producer_id,
+                producer_epoch: t.producer_epoch,
+                generation: pending.group.generation,
+                member_id: pending.group.member_id.clone(),
+                group_instance_id: pending.group.group_instance_id.clone(),
+                offsets: pending.offsets.clone(),
             }),
             TxnRequestKind::EndTxn { commit } => Request::EndTxn(EndTxnRequest {
                 transactional_id,
@@ -1038,6 +1075,8 @@ impl StateMachine for Producer {
                             t.on_init_producer_id(now, r.error, r.producer_id, r.producer_epoch, backoff_ms)
                         }
                         Response::AddPartitionsToTxn(r) => t.on_add_partitions(now, r.error, backoff_ms),
+                        Response::AddOffsetsToTxn(r) => t.on_add_offsets(now, r.error, backoff_ms),
+                        Response::TxnOffsetCommit(r) => t.on_txn_offset_commit(now, r.error, backoff_ms),
                         Response::EndTxn(r) => t.on_end_txn(now, r.error, backoff_ms),
                         other => panic!("producer: {} does not answer a transactional request", other.api()),
                     };

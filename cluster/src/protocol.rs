@@ -88,6 +88,8 @@ pub enum ApiKey {
     OffsetCommit,
     OffsetFetch,
     AddPartitionsToTxn,
+    AddOffsetsToTxn,
+    TxnOffsetCommit,
     EndTxn,
     WriteTxnMarkers,
 }
@@ -122,6 +124,8 @@ pub enum Request {
     /// idempotent producer's, with none).
     InitProducerIdTransactional(InitProducerIdRequest),
     AddPartitionsToTxn(AddPartitionsToTxnRequest),
+    AddOffsetsToTxn(AddOffsetsToTxnRequest),
+    TxnOffsetCommit(TxnOffsetCommitRequest),
     EndTxn(EndTxnRequest),
     WriteTxnMarkers(WriteTxnMarkersRequest),
 }
@@ -147,6 +151,8 @@ pub enum Response {
     OffsetCommit(OffsetCommitResponse),
     OffsetFetch(OffsetFetchResponse),
     AddPartitionsToTxn(AddPartitionsToTxnResponse),
+    AddOffsetsToTxn(AddOffsetsToTxnResponse),
+    TxnOffsetCommit(TxnOffsetCommitResponse),
     EndTxn(EndTxnResponse),
     WriteTxnMarkers(WriteTxnMarkersResponse),
 }
@@ -174,6 +180,8 @@ impl Request {
             Request::OffsetFetch(_) => ApiKey::OffsetFetch,
             Request::InitProducerIdTransactional(_) => ApiKey::InitProducerId,
             Request::AddPartitionsToTxn(_) => ApiKey::AddPartitionsToTxn,
+            Request::AddOffsetsToTxn(_) => ApiKey::AddOffsetsToTxn,
+            Request::TxnOffsetCommit(_) => ApiKey::TxnOffsetCommit,
             Request::EndTxn(_) => ApiKey::EndTxn,
             Request::WriteTxnMarkers(_) => ApiKey::WriteTxnMarkers,
         }
@@ -202,6 +210,8 @@ impl Response {
             Response::OffsetCommit(_) => ApiKey::OffsetCommit,
             Response::OffsetFetch(_) => ApiKey::OffsetFetch,
             Response::AddPartitionsToTxn(_) => ApiKey::AddPartitionsToTxn,
+            Response::AddOffsetsToTxn(_) => ApiKey::AddOffsetsToTxn,
+            Response::TxnOffsetCommit(_) => ApiKey::TxnOffsetCommit,
             Response::EndTxn(_) => ApiKey::EndTxn,
             Response::WriteTxnMarkers(_) => ApiKey::WriteTxnMarkers,
         }
@@ -631,6 +641,10 @@ pub struct OffsetCommitResponse {
 pub struct OffsetFetchRequest {
     pub group_id: String,
     pub partitions: Vec<TopicPartition>,
+    /// KIP-447: answer UNSTABLE_OFFSET_COMMIT for a partition with transactional offsets still
+    /// pending, rather than the offset an open transaction may yet replace. The Java consumer
+    /// always sets it (`ConsumerCoordinator.sendOffsetFetchRequest`).
+    pub require_stable: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -654,6 +668,42 @@ pub struct AddPartitionsToTxnRequest {
 /// carries one.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AddPartitionsToTxnResponse {
+    pub error: ErrorCode,
+}
+
+/// `sendOffsetsToTransaction`'s first step (KIP-98): the transaction coordinator adds the
+/// group's `__consumer_offsets` partition to the transaction, so it gets a marker too.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AddOffsetsToTxnRequest {
+    pub transactional_id: String,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub group_id: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AddOffsetsToTxnResponse {
+    pub error: ErrorCode,
+}
+
+/// `sendOffsetsToTransaction`'s second step, to the *group* coordinator: the offsets, written
+/// as a transactional batch and pending until the transaction's marker. KIP-447 added the
+/// consumer's group metadata (generation, member id, `group.instance.id`) so the group
+/// coordinator fences a zombie the way it fences a zombie's plain OffsetCommit.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TxnOffsetCommitRequest {
+    pub transactional_id: String,
+    pub group_id: String,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub generation: i32,
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub offsets: Vec<(TopicPartition, i64)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TxnOffsetCommitResponse {
     pub error: ErrorCode,
 }
 
@@ -802,6 +852,22 @@ impl fmt::Display for Request {
                 r.producer_epoch,
                 fmt_partitions(&r.partitions)
             ),
+            Request::AddOffsetsToTxn(r) => write!(
+                f,
+                "AddOffsetsToTxn {} pid={} epoch={} group={}",
+                r.transactional_id, r.producer_id, r.producer_epoch, r.group_id
+            ),
+            Request::TxnOffsetCommit(r) => {
+                write!(
+                    f,
+                    "TxnOffsetCommit {} group={} pid={} epoch={} generation={} member={}",
+                    r.transactional_id, r.group_id, r.producer_id, r.producer_epoch, r.generation, r.member_id
+                )?;
+                for (tp, offset) in &r.offsets {
+                    write!(f, " {tp}={offset}")?;
+                }
+                Ok(())
+            }
             Request::EndTxn(r) => write!(
                 f,
                 "EndTxn {} {} pid={} epoch={}",
@@ -929,6 +995,8 @@ impl fmt::Display for Response {
             Response::AddPartitionsToTxn(r) => {
                 write!(f, "AddPartitionsToTxn {}", r.error)
             }
+            Response::AddOffsetsToTxn(r) => write!(f, "AddOffsetsToTxn {}", r.error),
+            Response::TxnOffsetCommit(r) => write!(f, "TxnOffsetCommit {}", r.error),
             Response::EndTxn(r) => write!(f, "EndTxn {}", r.error),
             Response::WriteTxnMarkers(r) => write!(f, "WriteTxnMarkers {} {}", r.partition, r.error),
         }

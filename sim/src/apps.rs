@@ -6,12 +6,14 @@
 //! async Rust, as a learner would write them at work.
 
 use crate::clock::now;
-use crate::scenario::{App, CommitMode};
+use crate::scenario::{App, CommitMode, Processing};
 use crate::world::clients::{Delivery, TxnCall};
 use crate::world::World;
 use ksim_cluster::consumer::{ConsumedRecord, PollError};
 use ksim_cluster::node::NodeId;
 use ksim_cluster::record::Record;
+use ksim_cluster::txn::client::GroupMetadata;
+use ksim_cluster::TopicPartition;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -66,6 +68,17 @@ impl KafkaProducer {
         self.transaction_call(TxnCall::CommitTransaction).await
     }
 
+    /// `sendOffsetsToTransaction(offsets, groupMetadata)`: waits until the group coordinator
+    /// holds the offsets (or refused them).
+    pub async fn send_offsets_to_transaction(
+        &self,
+        offsets: Vec<(TopicPartition, i64)>,
+        group: GroupMetadata,
+    ) -> Result<(), String> {
+        let outcome = self.world.lock().expect("world lock").producer_send_offsets(self.node, offsets, group);
+        outcome.await.unwrap_or_else(|_| Err("the producer stopped".into()))
+    }
+
     /// `abortTransaction()`.
     pub async fn abort_transaction(&self) -> Result<(), String> {
         self.transaction_call(TxnCall::AbortTransaction).await
@@ -101,6 +114,16 @@ impl KafkaConsumer {
     pub async fn commit_sync(&self) -> Result<(), String> {
         let outcome = self.world.lock().expect("world lock").consumer_commit(self.node);
         outcome.await.unwrap_or_else(|_| Err("the consumer stopped".into()))
+    }
+
+    /// `groupMetadata()`: the group, generation and member id this consumer is in now.
+    pub fn group_metadata(&self) -> Option<GroupMetadata> {
+        self.world.lock().expect("world lock").consumer_group_metadata(self.node)
+    }
+
+    /// Seek every assigned partition back to the group's committed offset.
+    pub fn rewind_to_committed(&self) {
+        self.world.lock().expect("world lock").consumer_rewind_to_committed(self.node);
     }
 
     /// Mark a record processed: its side effect is done (the checker counts these).
@@ -204,6 +227,12 @@ pub async fn run(world: Arc<Mutex<World>>, node: NodeId, app: App, start_ms: u64
             crate::streams_app::run(world, node, app.streams().expect("a Streams runtime app")).await
         }
         App::ConnectWorker => crate::connect_worker::run(world, node).await,
+        App::ConsumeTransformProduce { topics, output, processing, poll_interval_ms, processing_ms } => {
+            let consumer = KafkaConsumer::new(world.clone(), node);
+            let producer = KafkaProducer::new(world, node);
+            let pipeline = Pipeline { output, processing, processing_ms };
+            consume_transform_produce(consumer, producer, topics, poll_interval_ms, pipeline).await
+        }
     }
 }
 
@@ -333,6 +362,102 @@ async fn transactional_producer(
                 if let Err(error) = producer.abort_transaction().await {
                     return producer.note(format!("abortTransaction() threw {error}; the application stops"));
                 }
+            }
+        }
+    }
+}
+
+/// What a consume-transform-produce pipeline writes, and how it commits.
+struct Pipeline {
+    output: String,
+    processing: Processing,
+    processing_ms: u64,
+}
+
+/// The output record of one input: its value names the input, so the checker can count each
+/// input's effect in the output (`effect-not-exactly-once`).
+fn transform(record: &ConsumedRecord) -> String {
+    format!("invoice for {}@{}: {}", record.partition, record.offset, record.value.as_deref().unwrap_or("null"))
+}
+
+/// The consume-transform-produce loop, as Kafka's `examples/ExactlyOnceMessageProcessor` writes
+/// it for `ExactlyOnce`: `initTransactions()` once; per polled batch, `beginTransaction()`, one
+/// output per input, `sendOffsetsToTransaction(positions, groupMetadata())`,
+/// `commitTransaction()`. An abortable error (a stale generation: CommitFailedException) aborts
+/// and seeks back to the committed offsets so the batch is read again; a fatal one
+/// (ProducerFencedException) ends the application. `AtLeastOnce`: send, wait for every answer,
+/// then `commitSync()`.
+async fn consume_transform_produce(
+    consumer: KafkaConsumer,
+    producer: KafkaProducer,
+    topics: Vec<String>,
+    poll_interval_ms: u64,
+    pipeline: Pipeline,
+) {
+    let exactly_once = pipeline.processing == Processing::ExactlyOnce;
+    if exactly_once {
+        if let Err(error) = producer.init_transactions().await {
+            return producer.note(format!("initTransactions() threw {error}; the application stops"));
+        }
+    }
+    consumer.subscribe(&topics);
+    loop {
+        let records = match consumer.poll(Duration::from_millis(poll_interval_ms)).await {
+            Ok(records) => records,
+            Err(error) => return stopped_by(&consumer, error),
+        };
+        if records.is_empty() {
+            continue;
+        }
+        // The generation that handed out these records: the group coordinator accepts their
+        // offsets only from it (KIP-447). Taken at poll time, as the records' own offsets are.
+        let group = consumer.group_metadata();
+        if exactly_once && producer.begin_transaction().is_err() {
+            return producer.note("the producer cannot begin a transaction; the application stops".into());
+        }
+        let mut deliveries = Vec::new();
+        for record in &records {
+            if pipeline.processing_ms > 0 {
+                madsim::time::sleep(Duration::from_millis(pipeline.processing_ms)).await;
+            }
+            deliveries.push(producer.send(&pipeline.output, record.key.as_deref(), &transform(record)));
+            consumer.processed(record);
+        }
+        if !exactly_once {
+            // At-least-once: every output acknowledged, then the offsets. A crash in between
+            // writes the batch's outputs again.
+            for delivery in deliveries {
+                let _ = delivery.await;
+            }
+            let _ = consumer.commit_sync().await;
+            continue;
+        }
+        // Exactly-once: commitTransaction() flushes the outputs itself. The offsets are the
+        // next to read: each partition's last record + 1 (Kafka's ExactlyOnceMessageProcessor).
+        drop(deliveries);
+        let mut offsets: std::collections::BTreeMap<TopicPartition, i64> = std::collections::BTreeMap::new();
+        for record in &records {
+            offsets.insert(record.partition.clone(), record.offset + 1);
+        }
+        let sent = match group {
+            Some(group) => producer.send_offsets_to_transaction(offsets.into_iter().collect(), group).await,
+            None => Err("the consumer is in no group (IllegalStateException)".to_string()),
+        };
+        let outcome = match sent {
+            Ok(()) => producer.commit_transaction().await,
+            Err(error) => Err(error),
+        };
+        match outcome {
+            Ok(()) => {}
+            Err(error) if error.contains("fatal") => {
+                return producer.note(format!("the transaction threw {error}; the application closes the producer"));
+            }
+            Err(error) => {
+                producer.note(format!("the transaction threw {error}; the application aborts it"));
+                if let Err(error) = producer.abort_transaction().await {
+                    return producer.note(format!("abortTransaction() threw {error}; the application stops"));
+                }
+                consumer.rewind_to_committed();
             }
         }
     }

@@ -201,10 +201,11 @@ pub enum Rule {
     SinkRewrote,
     UpsertSinkStale,
     SourceRecordDuplicated,
+    EffectNotExactlyOnce,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 29] = [
+    pub const ALL: [Rule; 30] = [
         Rule::TwoLeadersInEpoch,
         Rule::TwoOwnersInGeneration,
         Rule::TwoOwners,
@@ -234,6 +235,7 @@ impl Rule {
         Rule::SinkRewrote,
         Rule::UpsertSinkStale,
         Rule::SourceRecordDuplicated,
+        Rule::EffectNotExactlyOnce,
     ];
 
     /// The stable name: what the trace stores and the report prints.
@@ -268,6 +270,7 @@ impl Rule {
             Rule::SinkRewrote => "sink-rewrote",
             Rule::UpsertSinkStale => "upsert-sink-stale",
             Rule::SourceRecordDuplicated => "source-record-duplicated",
+            Rule::EffectNotExactlyOnce => "effect-not-exactly-once",
         }
     }
 
@@ -317,6 +320,9 @@ impl Rule {
             Rule::SourceRecordDuplicated => {
                 "one source record is in a Connect source connector's committed output twice"
             }
+            Rule::EffectNotExactlyOnce => {
+                "a pipeline's read_committed output holds an input's effect twice, or not at all below its committed offset"
+            }
         }
     }
 
@@ -347,7 +353,8 @@ impl Rule {
             | Rule::CompactedLatestLost
             | Rule::CountedTwice
             | Rule::UpsertSinkStale
-            | Rule::SourceRecordDuplicated => Nature::Promise,
+            | Rule::SourceRecordDuplicated
+            | Rule::EffectNotExactlyOnce => Nature::Promise,
             Rule::ConsumedAgain | Rule::ProcessedTwice | Rule::CommittedUnprocessed | Rule::SinkRewrote => {
                 Nature::Lesson
             }

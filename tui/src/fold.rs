@@ -963,6 +963,10 @@ impl ClusterView {
             // Connect has no pane yet: its events carry workers, assignments, tasks and the
             // external systems' writes for one to fold.
             Note::Connect(_) => {}
+            Note::TxnOffsetsSent { .. }
+            | Note::TxnOffsetCommitRefused { .. }
+            | Note::TxnOffsetAborted { .. }
+            | Note::OffsetFetchUnstable { .. } => {}
         }
     }
 }

@@ -46,14 +46,14 @@ impl Broker {
         fx: &mut Effects,
     ) {
         if request.key_type == CoordinatorType::Transaction {
-            return self.on_find_txn_coordinator(from, correlation_id, &request.group_id, fx);
+            return self.on_find_txn_coordinator(now, from, correlation_id, &request.group_id, fx);
         }
         let group = request.group_id.as_str();
         let (error, coordinator) = match self.offsets_partition(group) {
             None => {
                 // Kafka creates __consumer_offsets the first time a client looks for a coordinator.
-                if !self.offsets_topic_requested {
-                    self.offsets_topic_requested = true;
+                if Self::internal_topic_request_due(self.offsets_topic_requested, now) {
+                    self.offsets_topic_requested = Some(now);
                     let config = self.config.internal_topic_config(self.config.offsets_topic_segment_bytes);
                     let body = Request::CreateTopics(CreateTopicsRequest {
                         name: OFFSETS_TOPIC.to_string(),
@@ -72,7 +72,6 @@ impl Broker {
                 None => (ErrorCode::CoordinatorNotAvailable, None),
             },
         };
-        let _ = now;
         Self::respond(
             from,
             correlation_id,
@@ -96,6 +95,7 @@ impl Broker {
             Request::Heartbeat(r) => r.group_id.clone(),
             Request::LeaveGroup(r) => r.group_id.clone(),
             Request::OffsetCommit(r) => r.group_id.clone(),
+            Request::TxnOffsetCommit(r) => r.group_id.clone(),
             Request::OffsetFetch(r) => r.group_id.clone(),
             _ => unreachable!("only group requests are routed here"),
         };
@@ -123,6 +123,7 @@ impl Broker {
                 Request::Heartbeat(_) => Response::Heartbeat(HeartbeatResponse { error }),
                 Request::LeaveGroup(_) => Response::LeaveGroup(LeaveGroupResponse { error }),
                 Request::OffsetCommit(_) => Response::OffsetCommit(OffsetCommitResponse { error }),
+                Request::TxnOffsetCommit(_) => Response::TxnOffsetCommit(TxnOffsetCommitResponse { error }),
                 _ => Response::OffsetFetch(OffsetFetchResponse { error, offsets: Vec::new() }),
             };
             Self::respond(from, correlation_id, response, fx);
@@ -140,6 +141,7 @@ impl Broker {
             }
             Request::LeaveGroup(r) => self.coordinator.leave(now, from, correlation_id, r, fx),
             Request::OffsetCommit(r) => self.coordinator.commit(from, correlation_id, partition, r, fx),
+            Request::TxnOffsetCommit(r) => self.coordinator.txn_commit(from, correlation_id, partition, r, fx),
             Request::OffsetFetch(r) => {
                 self.coordinator.fetch_offsets(from, correlation_id, r, fx);
                 None
@@ -175,7 +177,23 @@ impl Broker {
         };
         let epoch = replica.leader_epoch;
         let count = append.records.len() as i64;
-        let batch = crate::record::RecordBatch::new_unassigned(-1, -1, -1, now.as_ms(), append.records);
+        let batch = match append.producer {
+            // A TxnOffsetCommit: a transactional batch of the producer, with no sequence
+            // (`GroupMetadataManager.storeOffsets` builds it with `RecordBatch.NO_SEQUENCE`), so
+            // the partition's LSO waits for its marker.
+            Some((producer_id, producer_epoch)) => {
+                let mut b = crate::record::RecordBatch::new_unassigned(
+                    producer_id,
+                    producer_epoch,
+                    -1,
+                    now.as_ms(),
+                    append.records,
+                );
+                b.is_transactional = true;
+                b
+            }
+            None => crate::record::RecordBatch::new_unassigned(-1, -1, -1, now.as_ms(), append.records),
+        };
         let base_offset = replica.log.append_as_leader(batch, epoch, &config, now.as_ms());
         fx.note(Note::Appended {
             partition: tp.clone(),

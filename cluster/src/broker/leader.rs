@@ -115,7 +115,7 @@ impl Broker {
                     leader_epoch: replica.leader_epoch,
                     base_offset,
                     required_offset,
-                    marker: false,
+                    marker: None,
                 };
                 return self.delay_produce(now, delayed, request.timeout_ms, fx);
             }
@@ -156,7 +156,7 @@ impl Broker {
                     leader_epoch: epoch,
                     base_offset,
                     required_offset: base_offset + count,
-                    marker: false,
+                    marker: None,
                 };
                 self.delay_produce(now, delayed, request.timeout_ms, fx);
             }

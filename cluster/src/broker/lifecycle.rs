@@ -277,9 +277,7 @@ impl Broker {
             Role::Leader(LeaderState { epoch_start_offset: replica.log_end_offset(), followers, pending_isr: None });
         if tp.topic == OFFSETS_TOPIC {
             // Leading a __consumer_offsets partition makes this broker coordinator of its groups.
-            let records: Vec<crate::record::Record> =
-                replica.log.batches().flat_map(|b| b.records.iter().cloned()).collect();
-            self.coordinator.load(tp.partition, records.into_iter(), now, fx);
+            self.coordinator.load_batches(tp.partition, replica.log.batches(), now, fx);
         }
         if tp.topic == crate::txn::TRANSACTION_STATE_TOPIC {
             self.load_txn_partition(now, tp, fx);

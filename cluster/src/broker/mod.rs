@@ -61,6 +61,8 @@ use std::collections::BTreeMap;
 const REPLICA_REQUEST_TIMEOUT_MS: u64 = 30_000;
 /// `controller.quorum.request.timeout.ms`: how long a broker waits for the controller.
 const CONTROLLER_REQUEST_TIMEOUT_MS: u64 = 2_000;
+/// How long before a broker asks again for an internal topic that does not exist yet.
+const INTERNAL_TOPIC_RETRY_MS: u64 = CONTROLLER_REQUEST_TIMEOUT_MS;
 /// How long to wait before asking the controller again after a failure.
 const CONTROLLER_RETRY_BACKOFF_MS: u64 = 100;
 /// `reconnect.backoff.max.ms`: the longest a client waits before reconnecting to a node that is
@@ -124,15 +126,23 @@ pub struct Broker {
     delayed_produces: BTreeMap<u64, DelayedProduce>,
     delayed_writes: BTreeMap<u64, DelayedWrite>,
     coordinator: GroupCoordinator,
-    offsets_topic_requested: bool,
+    /// When this broker last asked the controller to create `__consumer_offsets`: asked again
+    /// after `INTERNAL_TOPIC_RETRY_MS` while the topic does not exist (a creation the controller
+    /// refused, say with fewer live brokers than the replication factor, is tried again, as
+    /// Kafka's `AutoTopicCreationManager` does at the next FindCoordinator).
+    offsets_topic_requested: Option<SimTime>,
     txn_coordinator: TransactionCoordinator,
-    txn_topic_requested: bool,
+    /// The same for `__transaction_state`.
+    txn_topic_requested: Option<SimTime>,
     /// The marker channel's retry timer is set.
     txn_retry_armed: bool,
     /// When this process started: the log cleaner's sleeps are counted from it.
     started_at: SimTime,
     /// The log cleaner's wake-up is set (see [`Broker::maybe_arm_log_cleaner`]).
     cleaner_armed: bool,
+    /// AddOffsetsToTxn requests the transaction coordinator is handling (it handles them as
+    /// AddPartitionsToTxn of the group's offsets partition): their answers take that API's name.
+    txn_add_offsets_replies: std::collections::BTreeSet<(NodeId, u64)>,
     next_id: u64,
     next_producer_id: i64,
     /// With a controller quorum: the KRaft observer that replicates the metadata log.
@@ -183,12 +193,13 @@ impl Broker {
             delayed_produces: BTreeMap::new(),
             delayed_writes: BTreeMap::new(),
             coordinator: GroupCoordinator::new(coordinator_config),
-            offsets_topic_requested: false,
+            offsets_topic_requested: None,
             txn_coordinator: TransactionCoordinator::new(txn_config),
-            txn_topic_requested: false,
+            txn_topic_requested: None,
             txn_retry_armed: false,
             started_at: SimTime::ZERO,
             cleaner_armed: false,
+            txn_add_offsets_replies: std::collections::BTreeSet::new(),
             next_id: 1,
             next_producer_id: 0,
             observer: None,
@@ -256,6 +267,11 @@ impl Broker {
         correlation_id
     }
 
+    /// Whether to ask the controller again for an internal topic asked for at `requested`.
+    pub(super) fn internal_topic_request_due(requested: Option<SimTime>, now: SimTime) -> bool {
+        requested.is_none_or(|at| now >= at.plus_ms(INTERNAL_TOPIC_RETRY_MS))
+    }
+
     fn respond(to: NodeId, correlation_id: u64, body: Response, fx: &mut Effects) {
         fx.send(to, Message::Response { correlation_id, body });
     }
@@ -273,15 +289,17 @@ impl Broker {
             Request::OffsetsForLeaderEpoch(r) => self.on_offsets_for_leader_epoch(from, correlation_id, r, fx),
             Request::InitProducerId => self.on_init_producer_id(from, correlation_id, fx),
             Request::FindCoordinator(r) => self.on_find_coordinator(now, from, correlation_id, &r, fx),
-            body @ (Request::InitProducerIdTransactional(_) | Request::AddPartitionsToTxn(_) | Request::EndTxn(_)) => {
-                self.on_txn_request(now, from, correlation_id, body, fx)
-            }
+            body @ (Request::InitProducerIdTransactional(_)
+            | Request::AddPartitionsToTxn(_)
+            | Request::AddOffsetsToTxn(_)
+            | Request::EndTxn(_)) => self.on_txn_request(now, from, correlation_id, body, fx),
             Request::WriteTxnMarkers(r) => self.on_write_txn_markers(now, from, correlation_id, r, fx),
             body @ (Request::JoinGroup(_)
             | Request::SyncGroup(_)
             | Request::Heartbeat(_)
             | Request::LeaveGroup(_)
             | Request::OffsetCommit(_)
+            | Request::TxnOffsetCommit(_)
             | Request::OffsetFetch(_)) => self.on_group_request(now, from, correlation_id, body, fx),
             // Controller APIs sent to a broker: Kafka answers NOT_CONTROLLER; ksim's clients never
             // send them here, so there is nothing to answer.
@@ -299,7 +317,7 @@ impl Broker {
         // asks for a missing internal topic on every lookup.
         if let Response::CreateTopics(r) = &body {
             if r.name == crate::group::coordinator::OFFSETS_TOPIC && !r.error.is_none() {
-                self.offsets_topic_requested = false;
+                self.offsets_topic_requested = None;
             }
         }
         let Some((_, what)) = self.outstanding.remove(&correlation_id) else {

@@ -39,8 +39,9 @@ pub(super) struct DelayedProduce {
     pub(super) base_offset: i64,
     /// The HW must reach this (the offset after the batch).
     pub(super) required_offset: i64,
-    /// A transaction marker (WriteTxnMarkers, appended with acks=all), not a produce.
-    pub(super) marker: bool,
+    /// A transaction marker (WriteTxnMarkers, appended with acks=all) of this producer id and
+    /// type, not a produce.
+    pub(super) marker: Option<(i64, crate::record::ControlType)>,
 }
 
 /// Who waits for a coordinator's write.
@@ -86,10 +87,18 @@ impl Broker {
             } else {
                 continue;
             };
+            let log_start_offset = replica.log.log_start_offset();
             let d = self.delayed_produces.remove(&id).expect("present");
             fx.cancel_timer(Timer::DelayedProduceExpiry(id));
             let base_offset = if error.is_none() { d.base_offset } else { -1 };
-            let log_start_offset = replica.log.log_start_offset();
+            if let (ErrorCode::None, Some((producer_id, control)), true) =
+                (error, d.marker, tp.topic == crate::group::coordinator::OFFSETS_TOPIC)
+            {
+                // KafkaApis.handleWriteTxnMarkersRequest: once a marker in __consumer_offsets is
+                // committed, the group coordinator completes the transaction's offsets.
+                let committed = control == crate::record::ControlType::Commit;
+                self.coordinator.on_txn_completed(tp.partition, producer_id, committed, fx);
+            }
             Self::answer_delayed_produce(d, error, base_offset, log_start_offset, fx);
         }
     }
@@ -112,7 +121,7 @@ impl Broker {
         log_start_offset: i64,
         fx: &mut Effects,
     ) {
-        let body = if d.marker {
+        let body = if d.marker.is_some() {
             Response::WriteTxnMarkers(WriteTxnMarkersResponse { partition: d.partition, error })
         } else {
             Response::Produce(ProduceResponse { partition: d.partition, error, base_offset, log_start_offset })

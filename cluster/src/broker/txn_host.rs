@@ -26,6 +26,7 @@ use super::purgatory::{DelayedProduce, DelayedWrite, WriteCompletion};
 use super::{Broker, Outstanding};
 use crate::effects::Effects;
 use crate::error::ErrorCode;
+use crate::group::coordinator::OFFSETS_TOPIC;
 use crate::node::NodeId;
 use crate::note::{Note, TxnBatch};
 use crate::protocol::*;
@@ -52,6 +53,7 @@ impl Broker {
 
     pub(super) fn on_find_txn_coordinator(
         &mut self,
+        now: SimTime,
         from: NodeId,
         correlation_id: u64,
         transactional_id: &str,
@@ -65,8 +67,8 @@ impl Broker {
                 None => (ErrorCode::CoordinatorNotAvailable, None),
             }
         } else {
-            if !self.txn_topic_requested {
-                self.txn_topic_requested = true;
+            if Self::internal_topic_request_due(self.txn_topic_requested, now) {
+                self.txn_topic_requested = Some(now);
                 // TransactionLog's topic configs: compacted, its own min ISR, 100 MiB segments.
                 let mut config = self.config.internal_topic_config(self.config.transaction_state_log_segment_bytes);
                 config.min_insync_replicas = self.config.transaction_state_log_min_isr;
@@ -129,6 +131,28 @@ impl Broker {
                     &mut out,
                 );
             }
+            Request::AddOffsetsToTxn(r) => {
+                // The group's `__consumer_offsets` partition joins the transaction
+                // (`TransactionCoordinator.handleAddPartitionsToTransaction` with
+                // `groupCoordinator.partitionFor(groupId)`), so the markers reach the offsets.
+                let partition = self.offsets_partition(&r.group_id).unwrap_or_else(|| {
+                    crate::partitioner::group_coordinator_partition(
+                        &r.group_id,
+                        self.config.offsets_topic_num_partitions,
+                    )
+                });
+                let partitions = BTreeSet::from([TopicPartition::new(OFFSETS_TOPIC, partition)]);
+                self.txn_add_offsets_replies.insert((from, correlation_id));
+                self.txn_coordinator.handle_add_partitions(
+                    now_ms,
+                    reply,
+                    &r.transactional_id,
+                    r.producer_id,
+                    r.producer_epoch,
+                    &partitions,
+                    &mut out,
+                );
+            }
             Request::EndTxn(r) => {
                 let result = if r.committed { TransactionResult::Commit } else { TransactionResult::Abort };
                 self.txn_coordinator.handle_end_txn(
@@ -175,7 +199,11 @@ impl Broker {
                 Self::respond(reply.client, reply.correlation_id, body, fx);
             }
             TxnEffect::AddPartitionsToTxn { reply, error } => {
-                let body = Response::AddPartitionsToTxn(AddPartitionsToTxnResponse { error });
+                let body = if self.txn_add_offsets_replies.remove(&(reply.client, reply.correlation_id)) {
+                    Response::AddOffsetsToTxn(AddOffsetsToTxnResponse { error })
+                } else {
+                    Response::AddPartitionsToTxn(AddPartitionsToTxnResponse { error })
+                };
                 Self::respond(reply.client, reply.correlation_id, body, fx);
             }
             TxnEffect::EndTxn { reply, error } => {
@@ -396,7 +424,7 @@ impl Broker {
             leader_epoch: epoch,
             base_offset,
             required_offset: base_offset + 1,
-            marker: true,
+            marker: Some((request.producer_id, request.result)),
         };
         self.delay_produce(now, delayed, TXN_WRITE_TIMEOUT_MS, fx);
         self.maybe_advance_hw(now, &tp, fx);

@@ -103,6 +103,11 @@ struct Group {
     /// is forgotten: the request's `session.timeout.ms` later (Kafka's addPendingMemberExpiration).
     pending: BTreeMap<String, SimTime>,
     offsets: BTreeMap<TopicPartition, i64>,
+    /// Offsets committed inside a transaction (TxnOffsetCommit), by producer id, until its
+    /// marker: a COMMIT moves them to `offsets`, an ABORT drops them (Kafka's
+    /// `GroupMetadata.pendingTransactionalOffsetCommits`, the new coordinator's
+    /// `OffsetMetadataManager.pendingTransactionalOffsets`).
+    pending_txn_offsets: BTreeMap<i64, BTreeMap<TopicPartition, i64>>,
     next_member: u64,
     /// A group leaving Empty waits `group.initial.rebalance.delay.ms` for more members first.
     initial_delay: Option<InitialDelay>,
@@ -149,6 +154,14 @@ pub enum Completion {
         correlation_id: u64,
         offsets: Vec<(TopicPartition, i64)>,
     },
+    /// A TxnOffsetCommit: once written, the offsets are pending under the producer id.
+    TxnCommit {
+        group: String,
+        client: NodeId,
+        correlation_id: u64,
+        producer_id: i64,
+        offsets: Vec<(TopicPartition, i64)>,
+    },
     /// The group's metadata, with nobody waiting on it: a group that became Empty stores its
     /// new generation, so a failover does not bring its old members back.
     StoreGroup {
@@ -169,11 +182,20 @@ pub enum Completion {
     },
 }
 
+/// One entry of a `__consumer_offsets` log being loaded: a record (with its producer id if its
+/// batch is transactional), or a transaction marker (producer id, committed).
+enum Loaded {
+    Record(Record, Option<i64>),
+    Marker(i64, bool),
+}
+
 /// A write the broker must append to `__consumer_offsets-partition` as leader.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Append {
     pub partition: i32,
     pub records: Vec<Record>,
+    /// A transactional batch of this producer id and epoch (a TxnOffsetCommit), or None.
+    pub producer: Option<(i64, i16)>,
     pub completion: Completion,
 }
 
@@ -214,6 +236,7 @@ fn store_group(group: &Group, completion: Completion) -> Append {
     Append {
         partition: group.partition,
         records: vec![Record { key: Some(group_key(&group.id)), value: Some(value) }],
+        producer: None,
         completion,
     }
 }
@@ -273,11 +296,68 @@ impl GroupCoordinator {
     /// (`addGroup` is a `putIfNotExists`). Replacing it dropped a waiting member's JoinGroup
     /// unanswered, and the member stalled until its rebalance timeout (issue 12).
     pub fn load(&mut self, partition: i32, records: impl Iterator<Item = Record>, now: SimTime, fx: &mut Effects) {
+        self.load_log(partition, records.map(|r| Loaded::Record(r, None)), now, fx);
+    }
+
+    /// [`Self::load`] from the partition's batches: a transactional batch's offsets stay pending
+    /// under its producer id until a marker of that producer follows, and then are committed or
+    /// dropped (`GroupMetadataManager.doLoadGroupsAndOffsets`: `pendingOffsets` by producer id,
+    /// completed by each control batch); those still open are pending in the loaded group.
+    pub fn load_batches<'a>(
+        &mut self,
+        partition: i32,
+        batches: impl Iterator<Item = &'a crate::record::RecordBatch>,
+        now: SimTime,
+        fx: &mut Effects,
+    ) {
+        let entries: Vec<Loaded> = batches
+            .flat_map(|b| -> Vec<Loaded> {
+                match b.control {
+                    Some(marker) => {
+                        vec![Loaded::Marker(b.producer_id, marker.control_type == crate::record::ControlType::Commit)]
+                    }
+                    None => {
+                        let pid = b.is_transactional.then_some(b.producer_id);
+                        b.records.iter().map(|r| Loaded::Record(r.clone(), pid)).collect()
+                    }
+                }
+            })
+            .collect();
+        self.load_log(partition, entries.into_iter(), now, fx);
+    }
+
+    fn load_log(&mut self, partition: i32, entries: impl Iterator<Item = Loaded>, now: SimTime, fx: &mut Effects) {
         if !self.partitions.insert(partition) {
             return;
         }
         let mut loaded: BTreeMap<String, Group> = BTreeMap::new();
-        for record in records {
+        // Transactional offsets by producer id, until their marker: (group, partition, offset).
+        let mut open: BTreeMap<i64, Vec<(String, TopicPartition, i64)>> = BTreeMap::new();
+        for entry in entries {
+            let record = match entry {
+                Loaded::Marker(pid, committed) => {
+                    for (group, tp, offset) in open.remove(&pid).unwrap_or_default() {
+                        if committed {
+                            let g = loaded.entry(group.clone()).or_insert_with(|| Group::new(&group, partition));
+                            g.offsets.insert(tp, offset);
+                        }
+                    }
+                    continue;
+                }
+                Loaded::Record(record, Some(pid)) => {
+                    let Some(key) = record.key.as_deref() else { continue };
+                    let Some(rest) = key.strip_prefix("offset/") else { continue };
+                    let mut parts = rest.rsplitn(3, '/');
+                    let (Some(p), Some(topic), Some(group)) = (parts.next(), parts.next(), parts.next()) else {
+                        continue;
+                    };
+                    let Some(value) = record.value.as_deref() else { continue };
+                    let (Ok(p), Ok(offset)) = (p.parse::<i32>(), value.parse::<i64>()) else { continue };
+                    open.entry(pid).or_default().push((group.to_string(), TopicPartition::new(topic, p), offset));
+                    continue;
+                }
+                Loaded::Record(record, None) => record,
+            };
             let Some(key) = record.key else { continue };
             if let Some(group) = key.strip_prefix("group/") {
                 let Ok(r) = serde_json::from_str::<GroupRecord>(record.value.as_deref().unwrap_or_default()) else {
@@ -307,6 +387,12 @@ impl GroupCoordinator {
                 };
                 let g = loaded.entry(group.to_string()).or_insert_with(|| Group::new(group, partition));
                 g.offsets.insert(TopicPartition::new(topic, p), offset);
+            }
+        }
+        for (pid, offsets) in open {
+            for (group, tp, offset) in offsets {
+                let g = loaded.entry(group.clone()).or_insert_with(|| Group::new(&group, partition));
+                g.pending_txn_offsets.entry(pid).or_default().insert(tp, offset);
             }
         }
         for (id, group) in loaded {
@@ -907,12 +993,106 @@ impl GroupCoordinator {
         Some(Append {
             partition: group.partition,
             records,
+            producer: None,
             completion: Completion::Commit { group: r.group_id, client: from, correlation_id, offsets: r.offsets },
         })
     }
 
+    /// TxnOffsetCommit (`OffsetMetadataManager.commitTransactionalOffset`): the group checks the
+    /// request's member as for a plain commit (`ClassicGroup.validateOffsetCommit` with
+    /// `isTransactional`: UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID, ILLEGAL_GENERATION; a rebalance in
+    /// progress does not refuse it), so a zombie that lost its partitions cannot commit offsets
+    /// for them through a transaction either (KIP-447). The offsets are written as a
+    /// transactional batch of the producer and stay pending until its marker.
+    pub fn txn_commit(
+        &mut self,
+        from: NodeId,
+        correlation_id: u64,
+        partition: i32,
+        r: TxnOffsetCommitRequest,
+        fx: &mut Effects,
+    ) -> Option<Append> {
+        let group = self.group_mut(&r.group_id, partition);
+        let error = if r.generation < 0 && r.member_id.is_empty() && r.group_instance_id.is_none() {
+            // A producer that sends no group metadata (before KIP-447) is not checked.
+            None
+        } else {
+            match group.validate_member(&r.member_id, r.group_instance_id.as_deref()) {
+                Err(error) => Some(error),
+                Ok(()) if r.generation != group.generation => Some(ErrorCode::IllegalGeneration),
+                Ok(()) => None,
+            }
+        };
+        if let Some(error) = error {
+            fx.note(Note::TxnOffsetCommitRefused {
+                group: r.group_id.clone(),
+                transactional_id: r.transactional_id.clone(),
+                member: r.member_id.clone(),
+                generation: r.generation,
+                error,
+            });
+            respond(from, correlation_id, Response::TxnOffsetCommit(TxnOffsetCommitResponse { error }), fx);
+            return None;
+        }
+        let records = r
+            .offsets
+            .iter()
+            .map(|(tp, offset)| Record { key: Some(offset_key(&r.group_id, tp)), value: Some(offset.to_string()) })
+            .collect();
+        Some(Append {
+            partition: group.partition,
+            records,
+            producer: Some((r.producer_id, r.producer_epoch)),
+            completion: Completion::TxnCommit {
+                group: r.group_id,
+                client: from,
+                correlation_id,
+                producer_id: r.producer_id,
+                offsets: r.offsets,
+            },
+        })
+    }
+
+    /// A transaction marker for `producer_id` is committed in `__consumer_offsets-partition`
+    /// (`GroupCoordinator.onTransactionCompleted` / `GroupMetadataManager.handleTxnCompletion`):
+    /// its pending offsets become the group's committed offsets, or vanish.
+    pub fn on_txn_completed(&mut self, partition: i32, producer_id: i64, committed: bool, fx: &mut Effects) {
+        for (id, group) in self.groups.iter_mut().filter(|(_, g)| g.partition == partition) {
+            let Some(pending) = group.pending_txn_offsets.remove(&producer_id) else { continue };
+            for (tp, offset) in pending {
+                if committed {
+                    group.offsets.insert(tp.clone(), offset);
+                    fx.note(Note::OffsetCommitted { group: id.clone(), partition: tp, offset });
+                } else {
+                    fx.note(Note::TxnOffsetAborted { group: id.clone(), partition: tp, offset });
+                }
+            }
+        }
+    }
+
+    /// Whether a transaction's offsets for `tp` are pending in `group` (for the checker and tests).
+    pub fn has_pending_txn_offsets(&self, group: &str, tp: &TopicPartition) -> bool {
+        self.groups.get(group).is_some_and(|g| g.pending_txn_offsets.values().any(|p| p.contains_key(tp)))
+    }
+
+    /// OffsetFetch. With `require_stable` (KIP-447), a partition with transactional offsets still
+    /// pending is answered UNSTABLE_OFFSET_COMMIT (`OffsetMetadataManager.fetchOffsets`): a new
+    /// owner must not start from an offset an open transaction may still replace. Kafka answers
+    /// per partition; ksim's response carries one error, so any unstable partition fails it.
     pub fn fetch_offsets(&self, from: NodeId, correlation_id: u64, r: OffsetFetchRequest, fx: &mut Effects) {
         let group = self.groups.get(&r.group_id);
+        let unstable = r.require_stable
+            && r.partitions
+                .iter()
+                .any(|tp| group.is_some_and(|g| g.pending_txn_offsets.values().any(|p| p.contains_key(tp))));
+        if unstable {
+            let body = Response::OffsetFetch(OffsetFetchResponse {
+                error: ErrorCode::UnstableOffsetCommit,
+                offsets: Vec::new(),
+            });
+            respond(from, correlation_id, body, fx);
+            return;
+        }
         let offsets = r
             .partitions
             .iter()
@@ -944,6 +1124,18 @@ impl GroupCoordinator {
                 }
                 let error = if error.is_none() { error } else { ErrorCode::NotCoordinator };
                 respond(client, correlation_id, Response::OffsetCommit(OffsetCommitResponse { error }), fx);
+            }
+            Completion::TxnCommit { group, client, correlation_id, producer_id, offsets } => {
+                if error.is_none() {
+                    if let Some(g) = self.groups.get_mut(&group) {
+                        let pending = g.pending_txn_offsets.entry(producer_id).or_default();
+                        for (tp, offset) in offsets {
+                            pending.insert(tp, offset);
+                        }
+                    }
+                }
+                let error = if error.is_none() { error } else { ErrorCode::NotCoordinator };
+                respond(client, correlation_id, Response::TxnOffsetCommit(TxnOffsetCommitResponse { error }), fx);
             }
             Completion::Sync { group, generation } => {
                 let Some(g) = self.groups.get_mut(&group) else { return };
@@ -1038,6 +1230,7 @@ impl Group {
             members: BTreeMap::new(),
             pending: BTreeMap::new(),
             offsets: BTreeMap::new(),
+            pending_txn_offsets: BTreeMap::new(),
             next_member: 0,
             initial_delay: None,
             new_member_added: false,
@@ -1418,7 +1611,11 @@ mod tests {
 
         fn fetch(&mut self, partitions: &[TopicPartition]) -> Vec<(TopicPartition, i64)> {
             let correlation_id = self.correlation_id();
-            let request = OffsetFetchRequest { group_id: GROUP.to_string(), partitions: partitions.to_vec() };
+            let request = OffsetFetchRequest {
+                group_id: GROUP.to_string(),
+                partitions: partitions.to_vec(),
+                require_stable: true,
+            };
             let mut fx = Effects::default();
             self.coordinator.fetch_offsets(client(0), correlation_id, request, &mut fx);
             self.absorb(fx);
@@ -2188,5 +2385,126 @@ mod tests {
         b.coordinator.load(PARTITION, std::iter::once(older), b.now, &mut fx);
         assert_eq!(b.state(), (GroupState::Empty, 0));
         assert_eq!(b.coordinator.check_invariants(), Ok(()));
+    }
+
+    // ---- KIP-447: transactional offset commits ---------------------------------------------------
+
+    impl Broker {
+        fn txn_commit(
+            &mut self,
+            from: u32,
+            member_id: &str,
+            generation: i32,
+            instance: Option<&str>,
+        ) -> (u64, Option<Append>) {
+            let correlation_id = self.correlation_id();
+            let request = TxnOffsetCommitRequest {
+                transactional_id: "pipeline-tx".into(),
+                group_id: GROUP.to_string(),
+                producer_id: 4000,
+                producer_epoch: 0,
+                generation,
+                member_id: member_id.to_string(),
+                group_instance_id: instance.map(str::to_string),
+                offsets: vec![(tp(0), 42)],
+            };
+            let mut fx = Effects::default();
+            let append = self.coordinator.txn_commit(client(from), correlation_id, PARTITION, request, &mut fx);
+            self.absorb(fx);
+            (correlation_id, append)
+        }
+
+        fn txn_commit_reply(&self, correlation_id: u64) -> Option<ErrorCode> {
+            match self.reply(correlation_id) {
+                Some(Response::TxnOffsetCommit(r)) => Some(r.error),
+                _ => None,
+            }
+        }
+
+        fn fetch_error(&mut self) -> ErrorCode {
+            let correlation_id = self.correlation_id();
+            let request =
+                OffsetFetchRequest { group_id: GROUP.to_string(), partitions: vec![tp(0)], require_stable: true };
+            let mut fx = Effects::default();
+            self.coordinator.fetch_offsets(client(0), correlation_id, request, &mut fx);
+            self.absorb(fx);
+            match self.reply(correlation_id) {
+                Some(Response::OffsetFetch(r)) => r.error,
+                other => panic!("no OffsetFetch answer: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn txn_offset_commit_from_a_removed_member_an_old_generation_or_a_replaced_instance_is_refused() {
+        let (mut b, ids) = stable_group(&[(1, None), (2, None)]);
+        let (c, append) = b.txn_commit(1, "never-joined", 1, None);
+        assert!(append.is_none());
+        assert_eq!(b.txn_commit_reply(c), Some(ErrorCode::UnknownMemberId));
+        let (c, append) = b.txn_commit(1, &ids[0], 0, None);
+        assert!(append.is_none());
+        assert_eq!(b.txn_commit_reply(c), Some(ErrorCode::IllegalGeneration), "generation 0 is over");
+        let (c, append) = b.txn_commit(1, &ids[0], 1, None);
+        assert!(append.is_some_and(|a| a.producer == Some((4000, 0))), "written as the producer's transactional batch");
+        assert_eq!(b.txn_commit_reply(c), None, "answered once written");
+
+        let (mut s, _) = stable_group(&[(1, Some("host-a"))]);
+        let (c, _) = s.txn_commit(9, "a-zombie-member-id", 1, Some("host-a"));
+        assert_eq!(s.txn_commit_reply(c), Some(ErrorCode::FencedInstanceId));
+    }
+
+    #[test]
+    fn pending_transactional_offsets_make_fetches_unstable_until_the_marker_commits_or_drops_them() {
+        let (mut b, ids) = stable_group(&[(1, None)]);
+        let (c, append) = b.txn_commit(1, &ids[0], 1, None);
+        b.write(append.expect("accepted"), ErrorCode::None);
+        assert_eq!(b.txn_commit_reply(c), Some(ErrorCode::None));
+        assert!(b.coordinator.has_pending_txn_offsets(GROUP, &tp(0)));
+        assert_eq!(b.fetch_error(), ErrorCode::UnstableOffsetCommit);
+        // An ABORT marker for another producer changes nothing; this producer's drops them.
+        let mut fx = Effects::default();
+        b.coordinator.on_txn_completed(PARTITION, 4001, true, &mut fx);
+        assert!(b.coordinator.has_pending_txn_offsets(GROUP, &tp(0)));
+        b.coordinator.on_txn_completed(PARTITION, 4000, false, &mut fx);
+        b.absorb(fx);
+        assert!(!b.coordinator.has_pending_txn_offsets(GROUP, &tp(0)));
+        assert_eq!(b.fetch_error(), ErrorCode::None);
+        // Again, committed this time: the offset becomes the group's.
+        let (_, append) = b.txn_commit(1, &ids[0], 1, None);
+        b.write(append.expect("accepted"), ErrorCode::None);
+        let mut fx = Effects::default();
+        b.coordinator.on_txn_completed(PARTITION, 4000, true, &mut fx);
+        b.absorb(fx);
+        assert_eq!(b.fetch(&[tp(0)]), vec![(tp(0), 42)]);
+    }
+
+    #[test]
+    fn a_loaded_log_commits_drops_or_keeps_pending_each_producers_transactional_offsets() {
+        use crate::record::{ControlMarker, ControlType, RecordBatch};
+        let offset = |p: i32, o: i64| Record { key: Some(offset_key(GROUP, &tp(p))), value: Some(o.to_string()) };
+        let txn = |pid: i64, records: Vec<Record>| {
+            let mut b = RecordBatch::new_unassigned(pid, 0, -1, 0, records);
+            b.is_transactional = true;
+            b
+        };
+        let marker = |pid: i64, control_type| {
+            RecordBatch::new_marker(pid, 0, 0, ControlMarker { control_type, coordinator_epoch: 0 })
+        };
+        let batches = [
+            RecordBatch::new_unassigned(-1, -1, -1, 0, vec![offset(0, 5), offset(1, 5), offset(2, 5)]),
+            txn(7, vec![offset(0, 10)]),
+            txn(8, vec![offset(1, 10)]),
+            txn(9, vec![offset(2, 10)]),
+            marker(7, ControlType::Commit),
+            marker(8, ControlType::Abort),
+        ];
+        let mut c = GroupCoordinator::new(CoordinatorConfig { initial_rebalance_delay_ms: 0 });
+        let mut fx = Effects::default();
+        c.load_batches(PARTITION, batches.iter(), SimTime::ZERO, &mut fx);
+        let g = &c.groups[GROUP];
+        assert_eq!(g.offsets[&tp(0)], 10, "committed by its marker");
+        assert_eq!(g.offsets[&tp(1)], 5, "aborted: the earlier commit stands");
+        assert_eq!(g.offsets[&tp(2)], 5, "still open: pending, not committed");
+        assert!(c.has_pending_txn_offsets(GROUP, &tp(2)));
     }
 }

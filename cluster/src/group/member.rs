@@ -63,7 +63,7 @@ enum Pending {
     Leave,
     /// The offsets, and the generation they were committed in.
     Commit(Vec<(TopicPartition, i64)>, i32),
-    OffsetFetch,
+    OffsetFetch(Vec<TopicPartition>),
 }
 
 pub struct GroupMember {
@@ -94,6 +94,9 @@ pub struct GroupMember {
     /// Left the group because the application did not poll in time; its partitions are given up
     /// at the next poll, as Kafka's `onPartitionsLost` does.
     kicked_out_at: Option<SimTime>,
+    /// An OffsetFetch answered UNSTABLE_OFFSET_COMMIT: ask again for these partitions at this
+    /// time (`ConsumerCoordinator.fetchCommittedOffsets` retries after `retry.backoff.ms`).
+    refetch: Option<(Vec<TopicPartition>, SimTime)>,
 }
 
 fn protocol_of(strategies: &[String]) -> RebalanceProtocol {
@@ -128,6 +131,7 @@ impl GroupMember {
             retry_at: SimTime::ZERO,
             failed: None,
             kicked_out_at: None,
+            refetch: None,
         }
     }
 
@@ -141,6 +145,11 @@ impl GroupMember {
 
     pub fn owned(&self) -> &[TopicPartition] {
         &self.owned
+    }
+
+    /// `group.instance.id`, for a static member.
+    pub fn instance_id(&self) -> Option<&str> {
+        self.instance_id.as_deref()
     }
 
     pub fn group_id(&self) -> &str {
@@ -300,6 +309,8 @@ impl GroupMember {
                     self.rejoin_needed = false;
                     self.phase = Phase::Joining;
                     self.send_join(now, next_correlation, fx, &mut events);
+                } else if self.refetch.is_some() && !self.waiting_for(|p| matches!(p, Pending::OffsetFetch(_))) {
+                    self.maybe_refetch(now, next_correlation, fx);
                 }
             }
         }
@@ -308,6 +319,8 @@ impl GroupMember {
 
     fn send_join(&mut self, now: SimTime, next_correlation: &mut u64, fx: &mut Effects, events: &mut Vec<MemberEvent>) {
         let Some(coordinator) = self.coordinator else { return };
+        // The next assignment fetches its own committed offsets.
+        self.refetch = None;
         if self.protocol() == RebalanceProtocol::Eager && !self.owned.is_empty() {
             // Eager: give everything up before joining. (The consumer commits first if it
             // auto-commits: see `Consumer::on_member_events`.)
@@ -451,9 +464,32 @@ impl GroupMember {
         next_correlation: &mut u64,
         fx: &mut Effects,
     ) {
-        let Some(coordinator) = self.coordinator else { return };
-        let body = Request::OffsetFetch(OffsetFetchRequest { group_id: self.group_id.clone(), partitions });
-        self.send(coordinator, now, body, Pending::OffsetFetch, next_correlation, fx);
+        let Some(coordinator) = self.coordinator else {
+            // Asked once a coordinator is found.
+            self.refetch = Some((partitions, now));
+            return;
+        };
+        let body = Request::OffsetFetch(OffsetFetchRequest {
+            group_id: self.group_id.clone(),
+            partitions: partitions.clone(),
+            require_stable: true,
+        });
+        self.send(coordinator, now, body, Pending::OffsetFetch(partitions), next_correlation, fx);
+    }
+
+    /// Send an OffsetFetch that waits for a transaction to end, once its backoff is over.
+    fn maybe_refetch(&mut self, now: SimTime, next_correlation: &mut u64, fx: &mut Effects) {
+        let Some((partitions, at)) = self.refetch.take() else { return };
+        if now < at || self.coordinator.is_none() {
+            fx.set_timer(Timer::ConsumerWakeup, at.max(now.plus_ms(1)));
+            self.refetch = Some((partitions, at));
+            return;
+        }
+        // Only partitions still owned.
+        let partitions: Vec<TopicPartition> = partitions.into_iter().filter(|tp| self.owned.contains(tp)).collect();
+        if !partitions.is_empty() {
+            self.fetch_offsets(now, partitions, next_correlation, fx);
+        }
     }
 
     pub fn heartbeat_due(&mut self, now: SimTime, next_correlation: &mut u64, fx: &mut Effects) {
@@ -501,7 +537,9 @@ impl GroupMember {
             Pending::Commit(offsets, _) => {
                 events.push(MemberEvent::Committed { error: ErrorCode::RequestTimedOut, offsets })
             }
-            Pending::Heartbeat | Pending::Leave | Pending::OffsetFetch => {}
+            Pending::Heartbeat | Pending::Leave => {}
+            // Ask again once a coordinator is found.
+            Pending::OffsetFetch(partitions) => self.refetch = Some((partitions, now)),
             Pending::FindCoordinator | Pending::Join | Pending::Sync => {}
         }
         self.coordinator_lost(now);
@@ -574,13 +612,25 @@ impl GroupMember {
                 }
                 events.push(MemberEvent::Committed { error: r.error, offsets });
             }
-            (Pending::OffsetFetch, Response::OffsetFetch(r)) => {
-                if r.error.is_none() {
-                    events.push(MemberEvent::CommittedOffsets(r.offsets));
-                } else {
+            (Pending::OffsetFetch(partitions), Response::OffsetFetch(r)) => match r.error {
+                ErrorCode::None => events.push(MemberEvent::CommittedOffsets(r.offsets)),
+                ErrorCode::UnstableOffsetCommit => {
+                    // KIP-447: a transaction holds offsets for these partitions; starting from
+                    // the last committed one could redo what it is about to commit. Wait.
+                    fx.note(Note::OffsetFetchUnstable {
+                        group: self.group_id.clone(),
+                        member: self.name(),
+                        partitions: partitions.clone(),
+                    });
+                    let at = now.plus_ms(self.config.retry_backoff_ms);
+                    self.refetch = Some((partitions, at));
+                    fx.set_timer(Timer::ConsumerWakeup, at);
+                }
+                _ => {
+                    self.refetch = Some((partitions, now.plus_ms(self.config.retry_backoff_ms)));
                     self.coordinator_lost(now);
                 }
-            }
+            },
             _ => {}
         }
         events

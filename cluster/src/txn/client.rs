@@ -63,9 +63,32 @@ pub enum TxnRequestKind {
         bump: bool,
     },
     AddPartitions(BTreeSet<TopicPartition>),
+    /// `sendOffsetsToTransaction`, first step: AddOffsetsToTxn for the group.
+    AddOffsets(String),
+    /// Its second step, to the group's coordinator: TxnOffsetCommit.
+    TxnOffsetCommit(PendingOffsets),
+    /// FindCoordinator (key type GROUP) for the group of a TxnOffsetCommit.
+    FindGroupCoordinator(String),
     EndTxn {
         commit: bool,
     },
+}
+
+/// The consumer's group metadata as `sendOffsetsToTransaction` takes it
+/// (`ConsumerGroupMetadata`: group id, generation, member id, `group.instance.id`; KIP-447).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupMetadata {
+    pub group_id: String,
+    pub generation: i32,
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+}
+
+/// The offsets of a `sendOffsetsToTransaction` call and the group metadata they go with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingOffsets {
+    pub offsets: Vec<(TopicPartition, i64)>,
+    pub group: GroupMetadata,
 }
 
 /// What the producer must do after a coordinator's answer.
@@ -78,6 +101,11 @@ pub enum TxnOutcome {
     Ended {
         committed: bool,
         records: Vec<(TopicPartition, i64)>,
+    },
+    /// sendOffsetsToTransaction completed: the group coordinator holds the offsets pending.
+    OffsetsSent {
+        group: String,
+        offsets: Vec<(TopicPartition, i64)>,
     },
     /// The producer is now in this error.
     Failed {
@@ -94,6 +122,13 @@ pub struct TransactionManager {
     pub producer_id: i64,
     pub producer_epoch: i16,
     pub coordinator: Option<BrokerId>,
+    /// The coordinator of the group a TxnOffsetCommit goes to.
+    pub group_coordinator: Option<BrokerId>,
+    /// The group's offsets partition is in the transaction (AddOffsetsToTxn succeeded), so an
+    /// abort needs an EndTxn even with no record sent (`transactionStarted`).
+    pub offsets_added: bool,
+    /// The offsets waiting for AddOffsetsToTxn to succeed before their TxnOffsetCommit goes.
+    pub offsets_to_commit: Option<PendingOffsets>,
     /// Partitions the coordinator has added to the current transaction.
     pub partitions: BTreeSet<TopicPartition>,
     /// Partitions with records, not yet added (`newPartitionsInTransaction`).
@@ -121,6 +156,9 @@ impl TransactionManager {
             producer_id: NO_PRODUCER_ID,
             producer_epoch: -1,
             coordinator: None,
+            group_coordinator: None,
+            offsets_added: false,
+            offsets_to_commit: None,
             partitions: BTreeSet::new(),
             new_partitions: BTreeSet::new(),
             queue: VecDeque::new(),
@@ -172,6 +210,16 @@ impl TransactionManager {
         self.require(&[ClientTxnState::InTransaction], "send")
     }
 
+    /// `sendOffsetsToTransaction(offsets, groupMetadata)`: AddOffsetsToTxn to the transaction
+    /// coordinator, then (`AddOffsetsToTxnHandler` on success) TxnOffsetCommit to the group's
+    /// coordinator; the call returns once the latter is answered.
+    pub fn send_offsets_to_transaction(&mut self, offsets: PendingOffsets) -> Result<(), String> {
+        self.require(&[ClientTxnState::InTransaction], "sendOffsetsToTransaction")?;
+        self.queue.push_back(TxnRequestKind::AddOffsets(offsets.group.group_id.clone()));
+        self.offsets_to_commit = Some(offsets);
+        Ok(())
+    }
+
     /// `commitTransaction()`: EndTxn(commit) goes once every record is acknowledged.
     pub fn begin_commit(&mut self) -> Result<(), String> {
         self.require(&[ClientTxnState::InTransaction], "commitTransaction")?;
@@ -186,8 +234,19 @@ impl TransactionManager {
         self.require(&[ClientTxnState::InTransaction, ClientTxnState::AbortableError], "abortTransaction")?;
         self.state = ClientTxnState::AbortingTransaction;
         self.new_partitions.clear();
-        self.queue.retain(|r| !matches!(r, TxnRequestKind::AddPartitions(_)));
-        if self.partitions.is_empty() && !matches!(self.in_flight, Some((_, TxnRequestKind::AddPartitions(_), _))) {
+        self.queue.retain(|r| {
+            !matches!(
+                r,
+                TxnRequestKind::AddPartitions(_)
+                    | TxnRequestKind::AddOffsets(_)
+                    | TxnRequestKind::TxnOffsetCommit(_)
+                    | TxnRequestKind::FindGroupCoordinator(_)
+            )
+        });
+        self.offsets_to_commit = None;
+        let adding =
+            matches!(self.in_flight, Some((_, TxnRequestKind::AddPartitions(_) | TxnRequestKind::AddOffsets(_), _)));
+        if self.partitions.is_empty() && !self.offsets_added && !adding {
             return Ok(false);
         }
         self.queue.push_back(TxnRequestKind::EndTxn { commit: false });
@@ -230,6 +289,17 @@ impl TransactionManager {
             self.queue.insert(at, TxnRequestKind::AddPartitions(added));
         }
         let next = self.queue.front()?.clone();
+        if let TxnRequestKind::TxnOffsetCommit(offsets) = &next {
+            if self.group_coordinator.is_none() {
+                let find = TxnRequestKind::FindGroupCoordinator(offsets.group.group_id.clone());
+                self.queue.push_front(find.clone());
+                return Some(find);
+            }
+            return Some(next);
+        }
+        if matches!(next, TxnRequestKind::FindGroupCoordinator(_)) {
+            return Some(next);
+        }
         if self.coordinator.is_none() && next != TxnRequestKind::FindCoordinator {
             self.queue.push_front(TxnRequestKind::FindCoordinator);
             return self.queue.front().cloned();
@@ -292,7 +362,12 @@ impl TransactionManager {
     /// coordinator up again and retry (`NetworkClient` disconnects are retriable).
     pub fn on_request_failed(&mut self, now: SimTime, backoff_ms: u64) {
         if let Some((_, kind, _)) = self.in_flight.take() {
-            self.lookup_coordinator(kind, now, backoff_ms);
+            if matches!(kind, TxnRequestKind::TxnOffsetCommit(_) | TxnRequestKind::FindGroupCoordinator(_)) {
+                self.group_coordinator = None;
+                self.retry(kind, now, backoff_ms);
+            } else {
+                self.lookup_coordinator(kind, now, backoff_ms);
+            }
         }
     }
 
@@ -305,8 +380,11 @@ impl TransactionManager {
         backoff_ms: u64,
     ) {
         let Some((_, kind, _)) = self.in_flight.take() else { return };
-        match (error, coordinator) {
-            (ErrorCode::None, Some(broker)) => self.coordinator = Some(broker),
+        match (error, coordinator, &kind) {
+            (ErrorCode::None, Some(broker), TxnRequestKind::FindGroupCoordinator(_)) => {
+                self.group_coordinator = Some(broker)
+            }
+            (ErrorCode::None, Some(broker), _) => self.coordinator = Some(broker),
             _ => self.retry(kind, now, backoff_ms),
         }
     }
@@ -377,6 +455,65 @@ impl TransactionManager {
         }
     }
 
+    /// AddOffsetsToTxn's answer (`AddOffsetsToTxnHandler`): on success the TxnOffsetCommit goes
+    /// next; the errors are AddPartitionsToTxn's.
+    pub fn on_add_offsets(&mut self, now: SimTime, error: ErrorCode, backoff_ms: u64) -> TxnOutcome {
+        let Some((_, kind, _)) = self.in_flight.take() else { return TxnOutcome::Nothing };
+        match error {
+            ErrorCode::None => {
+                self.offsets_added = true;
+                if let Some(offsets) = self.offsets_to_commit.take() {
+                    self.queue.push_front(TxnRequestKind::TxnOffsetCommit(offsets));
+                }
+                TxnOutcome::Nothing
+            }
+            ErrorCode::NotCoordinator | ErrorCode::CoordinatorNotAvailable => {
+                self.lookup_coordinator(kind, now, backoff_ms);
+                TxnOutcome::Nothing
+            }
+            ErrorCode::ConcurrentTransactions | ErrorCode::CoordinatorLoadInProgress | ErrorCode::RequestTimedOut => {
+                self.retry(kind, now, backoff_ms);
+                TxnOutcome::Nothing
+            }
+            ErrorCode::InvalidProducerEpoch | ErrorCode::ProducerFenced => self.fatal(ErrorCode::ProducerFenced),
+            other => self.fatal(other),
+        }
+    }
+
+    /// TxnOffsetCommit's answer (`TxnOffsetCommitHandler`): the group coordinator moved or is
+    /// loading: retry; the group metadata is stale (UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION as a
+    /// CommitFailedException, FENCED_INSTANCE_ID): the transaction must be aborted; a fenced
+    /// producer is fatal.
+    pub fn on_txn_offset_commit(&mut self, now: SimTime, error: ErrorCode, backoff_ms: u64) -> TxnOutcome {
+        let Some((_, kind, _)) = self.in_flight.take() else { return TxnOutcome::Nothing };
+        let TxnRequestKind::TxnOffsetCommit(offsets) = &kind else { unreachable!("a TxnOffsetCommit answer") };
+        match error {
+            ErrorCode::None => {
+                TxnOutcome::OffsetsSent { group: offsets.group.group_id.clone(), offsets: offsets.offsets.clone() }
+            }
+            ErrorCode::NotCoordinator | ErrorCode::CoordinatorNotAvailable | ErrorCode::RequestTimedOut => {
+                self.group_coordinator = None;
+                self.retry(kind, now, backoff_ms);
+                TxnOutcome::Nothing
+            }
+            ErrorCode::UnknownTopicOrPartition | ErrorCode::CoordinatorLoadInProgress => {
+                self.retry(kind, now, backoff_ms);
+                TxnOutcome::Nothing
+            }
+            ErrorCode::FencedInstanceId | ErrorCode::UnknownMemberId | ErrorCode::IllegalGeneration => {
+                if self.state == ClientTxnState::AbortingTransaction {
+                    return TxnOutcome::Nothing;
+                }
+                self.state = ClientTxnState::AbortableError;
+                self.last_error = Some(error);
+                self.queue.retain(|r| !matches!(r, TxnRequestKind::EndTxn { commit: true }));
+                TxnOutcome::Failed { error, fatal: false }
+            }
+            ErrorCode::InvalidProducerEpoch | ErrorCode::ProducerFenced => self.fatal(ErrorCode::ProducerFenced),
+            other => self.fatal(other),
+        }
+    }
+
     /// EndTxn's answer (`EndTxnHandler`).
     pub fn on_end_txn(&mut self, now: SimTime, error: ErrorCode, backoff_ms: u64) -> TxnOutcome {
         let Some((_, kind, _)) = self.in_flight.take() else { return TxnOutcome::Nothing };
@@ -399,6 +536,8 @@ impl TransactionManager {
     /// The transaction is over (`completeTransaction`); after failed records, bump the epoch.
     pub fn complete_transaction(&mut self, committed: bool) -> TxnOutcome {
         self.partitions.clear();
+        self.offsets_added = false;
+        self.offsets_to_commit = None;
         self.new_partitions.clear();
         self.last_error = None;
         let records = std::mem::take(&mut self.records);
@@ -479,5 +618,39 @@ mod tests {
         ));
         assert_eq!(t.state, ClientTxnState::Initializing);
         assert_eq!(t.next_request(SimTime::ZERO, true), Some(TxnRequestKind::InitProducerId { bump: true }));
+    }
+
+    #[test]
+    fn send_offsets_adds_the_group_then_commits_to_the_group_coordinator_and_a_stale_generation_is_abortable() {
+        let mut t = initialised();
+        t.begin_transaction().unwrap();
+        let group =
+            GroupMetadata { group_id: "g".into(), generation: 3, member_id: "m-1".into(), group_instance_id: None };
+        let offsets = PendingOffsets { offsets: vec![(TopicPartition::new("in", 0), 10)], group };
+        t.send_offsets_to_transaction(offsets.clone()).unwrap();
+        let add = t.next_request(SimTime::ZERO, false).unwrap();
+        assert_eq!(add, TxnRequestKind::AddOffsets("g".into()));
+        t.sent(2, add, 1);
+        assert_eq!(t.on_add_offsets(SimTime::ZERO, ErrorCode::None, 100), TxnOutcome::Nothing);
+        // The group's coordinator is looked up first (key type GROUP), then the commit goes there.
+        let find = t.next_request(SimTime::ZERO, false).unwrap();
+        assert_eq!(find, TxnRequestKind::FindGroupCoordinator("g".into()));
+        t.sent(3, find, 1);
+        t.on_find_coordinator(SimTime::ZERO, ErrorCode::None, Some(2), 100);
+        assert_eq!(t.group_coordinator, Some(2));
+        let commit = t.next_request(SimTime::ZERO, false).unwrap();
+        assert_eq!(commit, TxnRequestKind::TxnOffsetCommit(offsets.clone()));
+        t.sent(4, commit.clone(), 2);
+        assert_eq!(t.on_txn_offset_commit(SimTime::ZERO, ErrorCode::NotCoordinator, 100), TxnOutcome::Nothing);
+        assert_eq!(t.group_coordinator, None, "NOT_COORDINATOR: look the group coordinator up again");
+        t.group_coordinator = Some(2);
+        let again = t.next_request(SimTime::from_ms(100), false).unwrap();
+        t.sent(5, again, 2);
+        assert_eq!(
+            t.on_txn_offset_commit(SimTime::from_ms(100), ErrorCode::IllegalGeneration, 100),
+            TxnOutcome::Failed { error: ErrorCode::IllegalGeneration, fatal: false }
+        );
+        assert!(t.begin_commit().is_err(), "CommitFailedException: abort first");
+        assert!(t.begin_abort().unwrap(), "the offsets partition is in the transaction: EndTxn(abort) is needed");
     }
 }

@@ -40,7 +40,7 @@ pub(super) struct Groups {
     generation_members: BTreeMap<(String, i32), BTreeSet<String>>,
     /// (group, partition) -> the member node (and its member id) that believes it owns it now.
     owners: BTreeMap<(String, TopicPartition), (NodeId, String)>,
-    commits: BTreeMap<(String, TopicPartition), i64>,
+    pub(super) commits: BTreeMap<(String, TopicPartition), i64>,
     /// The first position the group read each partition from.
     start: BTreeMap<(String, TopicPartition), i64>,
     consumed: BTreeMap<(String, TopicPartition), BTreeSet<i64>>,
@@ -52,6 +52,11 @@ pub(super) struct Groups {
 }
 
 impl Groups {
+    /// The first position the group read `tp` from.
+    pub(super) fn first_position(&self, group: &str, tp: &TopicPartition) -> Option<i64> {
+        self.start.get(&(group.to_string(), tp.clone())).copied()
+    }
+
     /// A dead member owns nothing.
     pub(super) fn on_stop(&mut self, node: NodeId) {
         self.owners.retain(|_, (owner, _)| *owner != node);

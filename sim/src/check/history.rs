@@ -323,8 +323,21 @@ impl Checker {
             let mut first_writer: BTreeMap<&str, i64> = BTreeMap::new();
             let mut duplicates: Vec<(i64, String)> = Vec::new();
             let mut same_session = false;
-            // Transaction markers are not produced values: every transaction ends with one.
-            for batch in log.batches().filter(|b| !b.is_control()) {
+            // Transaction markers are not produced values: every transaction ends with one. An
+            // aborted transaction's records are not written values either: no read_committed
+            // reader sees them, and an exactly-once pipeline writes them again by design.
+            let batches: Vec<_> = log.batches().collect();
+            let aborted = |i: usize| {
+                let batch = batches[i];
+                batch.is_transactional
+                    && batches[i + 1..]
+                        .iter()
+                        .find(|later| later.producer_id == batch.producer_id && later.is_control())
+                        .is_some_and(|later| {
+                            later.control.is_some_and(|m| m.control_type == ksim_cluster::record::ControlType::Abort)
+                        })
+            };
+            for (_, batch) in batches.iter().enumerate().filter(|(i, b)| !b.is_control() && !aborted(*i)) {
                 // A tombstone has no value to repeat.
                 for (offset, value) in batch.records_with_offsets().filter_map(|(o, r)| Some((o, r.value.as_deref()?)))
                 {

@@ -25,6 +25,8 @@
 //!   written twice;
 //! - [`outputs`]: a consume-transform-produce application commits only once its outputs are
 //!   answered (`commit-before-output-acked`, an invariant);
+//! - [`pipelines`]: a consume-transform-produce pipeline's output holds each input's effect once
+//!   (`effect-not-exactly-once`);
 //! - [`transactions`]: `read_committed` reads, producer epochs, committed transactions kept;
 //! - [`liveness`]: after the last fault, whether the cluster recovered (`no-convergence`);
 //! - [`quorum`]: the controller quorum: one leader per epoch, committed metadata never lost, brokers
@@ -39,6 +41,7 @@ mod groups;
 mod history;
 pub mod liveness;
 mod outputs;
+mod pipelines;
 mod quorum;
 mod replication;
 mod streams;
@@ -93,6 +96,7 @@ pub struct Checker {
     /// Connect workers: their sink tasks' commits do not wait for their source tasks' sends
     /// (separate tasks, separate clients in Kafka), so `commit-before-output-acked` is not theirs.
     connect_workers: BTreeSet<NodeId>,
+    pipelines: Vec<pipelines::Pipeline>,
     /// Findings reported once per rule, partition and offset.
     reported: BTreeSet<(Rule, TopicPartition, i64)>,
 }
@@ -114,7 +118,7 @@ impl Checker {
                 App::Producer { topic, .. }
                 | App::JsonProducer { topic, .. }
                 | App::TransactionalProducer { topic, .. } => Some(topic),
-                App::GroupByCount { output, .. } => Some(output),
+                App::GroupByCount { output, .. } | App::ConsumeTransformProduce { output, .. } => Some(output),
                 _ => None,
             };
             if let (Some(topic), Some(config)) = (topic, resolved.producers.get(&client.name)) {
@@ -129,6 +133,22 @@ impl Checker {
                 );
             }
         }
+        let pipelines = scenario
+            .clients
+            .iter()
+            .enumerate()
+            .filter_map(|(i, client)| {
+                let App::ConsumeTransformProduce { output, processing, .. } = &client.app else { return None };
+                let group = resolved.consumers.get(&client.name)?.group_id.clone()?;
+                Some(pipelines::Pipeline {
+                    node: NodeId::Client(i as u32),
+                    name: client.name.clone(),
+                    group,
+                    output: output.clone(),
+                    exactly_once: *processing == crate::scenario::Processing::ExactlyOnce,
+                })
+            })
+            .collect();
         let mut groups = Groups::default();
         for (i, client) in scenario.clients.iter().enumerate() {
             if let Some(config) = resolved.consumers.get(&client.name) {
@@ -161,6 +181,7 @@ impl Checker {
             quorum: quorum::Quorum::default(),
             compaction: Compaction::default(),
             streams: streams::Streams::default(),
+            pipelines,
             transactions: Transactions::new(
                 scenario
                     .clients
@@ -342,6 +363,7 @@ impl Checker {
         findings.extend(self.duplicates(nodes));
         findings.extend(self.lost_transactions(nodes));
         findings.extend(self.connect_findings(nodes, stores));
+        findings.extend(self.pipeline_effects(nodes));
         findings
     }
 

@@ -904,3 +904,43 @@ fn a_replica_that_never_received_a_tombstone_keeps_the_old_value_as_a_compacted_
     story.replica_log(1, lagging, 4).note(NodeId::Broker(1), note);
     assert_eq!(story.fired(), vec![(Rule::CompactedLatestLost, Class::Lesson)]);
 }
+
+const EOS_PIPELINE: &str = r#"(name: "invoicer", app: ConsumeTransformProduce(topics: ["t"], output: "t", processing: ExactlyOnce), configs: {"group.id": "g", "transactional.id": "invoicer-tx"})"#;
+const ALO_PIPELINE: &str = r#"(name: "invoicer", app: ConsumeTransformProduce(topics: ["t"], output: "t", processing: AtLeastOnce), configs: {"group.id": "g"})"#;
+
+#[test]
+fn an_exactly_once_pipeline_whose_committed_output_holds_an_input_twice_breaks_its_promise() {
+    let twice = [
+        Entry::Txn(7, "invoice for in-0@0: a"),
+        Entry::Marker(7, Commit),
+        Entry::Txn(7, "invoice for in-0@0: a"),
+        Entry::Marker(7, Commit),
+    ];
+    let mut story = Story::new(2, &[EOS_PIPELINE]);
+    story.controller_says_leader(1, 1).txn_replica(1, &twice, 4).finish();
+    assert!(story.fired().contains(&(Rule::EffectNotExactlyOnce, Class::Violation)), "{:?}", story.fired());
+    // The first copy aborted (the crash the pipeline recovered from): one effect, nothing fired.
+    let recovered = [
+        Entry::Txn(7, "invoice for in-0@0: a"),
+        Entry::Marker(7, Abort),
+        Entry::Txn(7, "invoice for in-0@0: a"),
+        Entry::Marker(7, Commit),
+    ];
+    let mut story = Story::new(2, &[EOS_PIPELINE]);
+    story.controller_says_leader(1, 1).txn_replica(1, &recovered, 4).finish();
+    assert_eq!(story.fired(), vec![]);
+    // An undecided copy (above the LSO) is not read either.
+    let open =
+        [Entry::Txn(7, "invoice for in-0@0: a"), Entry::Marker(7, Commit), Entry::Txn(8, "invoice for in-0@0: a")];
+    let mut story = Story::new(2, &[EOS_PIPELINE]);
+    story.controller_says_leader(1, 1).txn_replica(1, &open, 3).finish();
+    assert!(!story.fired().iter().any(|(rule, _)| *rule == Rule::EffectNotExactlyOnce), "{:?}", story.fired());
+}
+
+#[test]
+fn an_at_least_once_pipeline_writing_an_input_twice_is_a_lesson() {
+    let twice = [Entry::Plain("invoice for in-0@0: a"), Entry::Plain("invoice for in-0@0: a")];
+    let mut story = Story::new(2, &[ALO_PIPELINE]);
+    story.controller_says_leader(1, 1).txn_replica(1, &twice, 2).finish();
+    assert!(story.fired().contains(&(Rule::EffectNotExactlyOnce, Class::Lesson)), "{:?}", story.fired());
+}

@@ -24,6 +24,7 @@ pub fn matches(happening: &Happening, event: &Event, _clients: &[String]) -> boo
             Rule::CountedTwice => matches!(happening, Happening::CountedTwice),
             Rule::SinkRewrote => matches!(happening, Happening::SinkRewrote),
             Rule::SourceRecordDuplicated => matches!(happening, Happening::SourceRecordDuplicated),
+            Rule::EffectNotExactlyOnce => matches!(happening, Happening::EffectNotExactlyOnce),
             Rule::TwoLeadersInEpoch
             | Rule::TwoOwnersInGeneration
             | Rule::TwoOwners
@@ -119,6 +120,9 @@ pub fn matches(happening: &Happening, event: &Event, _clients: &[String]) -> boo
         }
         (Happening::ConnectRebalanceDelayed, Note::Connect(ConnectEvent::RebalanceDelayed { .. })) => true,
         (Happening::SourceTransactionCommitted, Note::Connect(ConnectEvent::TransactionCommitted { .. })) => true,
+        (Happening::TxnOffsetsSent(id), Note::TxnOffsetsSent { transactional_id, .. }) => transactional_id == id,
+        (Happening::TxnOffsetCommitRefused(g), Note::TxnOffsetCommitRefused { group, .. })
+        | (Happening::UnstableOffsetFetch(g), Note::OffsetFetchUnstable { group, .. }) => group == g,
         _ => false,
     }
 }

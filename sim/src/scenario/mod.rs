@@ -371,6 +371,23 @@ pub enum App {
     /// producer's and its sink consumer's client settings (`producer.*`/`consumer.*` in a
     /// worker's properties file).
     ConnectWorker,
+    /// A consume-transform-produce pipeline, a member of the group `group.id`: subscribe to
+    /// `topics`, and for each polled batch write one output record per input record to `output`
+    /// (the value names the input: `invoice for orders-0@5: ...`), then commit the input
+    /// offsets as `processing` says. `ExactlyOnce` (set `transactional.id` in `configs`): the
+    /// outputs and the offsets go in one transaction (`sendOffsetsToTransaction`, KIP-447); the
+    /// consumer reads `read_committed` unless `isolation.level` says otherwise. `AtLeastOnce`:
+    /// the outputs are flushed, then `commitSync()`.
+    ConsumeTransformProduce {
+        topics: Vec<String>,
+        output: String,
+        processing: Processing,
+        #[serde(default = "default_poll_interval")]
+        poll_interval_ms: u64,
+        /// How long each input takes to transform, before its output is sent.
+        #[serde(default)]
+        processing_ms: u64,
+    },
 }
 
 /// What a Streams runtime app runs: its topology and settings, from either app kind.
@@ -411,6 +428,16 @@ fn default_service_id() -> String {
     "default_".to_string()
 }
 
+/// How a consume-transform-produce pipeline commits its input offsets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Processing {
+    /// Outputs and input offsets in one transaction: each input's effect is in the
+    /// `read_committed` output exactly once, crashes and zombies included.
+    ExactlyOnce,
+    /// Outputs acknowledged, then `commitSync()`: a crash between the two writes them again.
+    AtLeastOnce,
+}
+
 /// When a group consumer commits.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CommitMode {
@@ -434,6 +461,7 @@ impl App {
                 | App::TransactionalProducer { .. }
                 | App::GroupByCount { .. }
                 | App::ConnectWorker
+                | App::ConsumeTransformProduce { .. }
         ) || self.streams().is_some()
     }
 
@@ -474,7 +502,8 @@ impl App {
     }
 
     pub fn group_member(&self) -> bool {
-        matches!(self, App::GroupConsumer { .. } | App::GroupByCount { .. }) || self.streams().is_some()
+        matches!(self, App::GroupConsumer { .. } | App::GroupByCount { .. } | App::ConsumeTransformProduce { .. })
+            || self.streams().is_some()
     }
 
     pub fn topics(&self) -> Vec<&String> {
@@ -485,11 +514,13 @@ impl App {
                 vec![topic]
             }
             App::Consumer { topics, .. } | App::GroupConsumer { topics, .. } => topics.iter().collect(),
-            App::GroupByCount { topics, output, .. } => topics.iter().chain(std::iter::once(output)).collect(),
             // Named by the topology: `resolve_clients` checks them once it is compiled.
             App::KafkaStreams { .. } | App::KsqlServer { .. } => Vec::new(),
             // The connectors name their topics; `connect` resolution checks them.
             App::ConnectWorker => Vec::new(),
+            App::GroupByCount { topics, output, .. } | App::ConsumeTransformProduce { topics, output, .. } => {
+                topics.iter().chain(std::iter::once(output)).collect()
+            }
         }
     }
 }
@@ -673,6 +704,16 @@ pub enum Happening {
     ConnectRebalanceDelayed,
     /// An exactly-once Connect source task committed a transaction.
     SourceTransactionCommitted,
+    /// A pipeline's read_committed output holds an input's effect twice, or not at all.
+    EffectNotExactlyOnce,
+    /// A producer with this `transactional.id` finished sendOffsetsToTransaction(): the group
+    /// coordinator holds its offsets pending.
+    TxnOffsetsSent(String),
+    /// The group's coordinator refused a TxnOffsetCommit (a zombie's stale generation or member
+    /// id: KIP-447).
+    TxnOffsetCommitRefused(String),
+    /// A member of the group asked for committed offsets and got UNSTABLE_OFFSET_COMMIT.
+    UnstableOffsetFetch(String),
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

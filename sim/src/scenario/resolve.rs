@@ -487,7 +487,8 @@ impl Scenario {
                 }
                 App::Consumer { topics, poll_interval_ms }
                 | App::GroupConsumer { topics, poll_interval_ms, .. }
-                | App::GroupByCount { topics, poll_interval_ms, .. } => {
+                | App::GroupByCount { topics, poll_interval_ms, .. }
+                | App::ConsumeTransformProduce { topics, poll_interval_ms, .. } => {
                     if topics.is_empty() {
                         return Err(format!("{field}.app.topics: name at least one topic").into());
                     }
@@ -512,7 +513,9 @@ impl Scenario {
                 // The commit mode decides auto-commit; a config can still override it.
                 c.enable_auto_commit = *commit == CommitMode::Auto;
             }
-            if let (Some(c), App::GroupByCount { .. }) = (consumer.as_mut(), &client.app) {
+            if let (Some(c), App::GroupByCount { .. } | App::ConsumeTransformProduce { .. }) =
+                (consumer.as_mut(), &client.app)
+            {
                 c.enable_auto_commit = false;
             }
             if let (Some(c), Some(_)) = (consumer.as_mut(), client.app.streams()) {
@@ -534,6 +537,13 @@ impl Scenario {
             {
                 p.transactional_id = Some(eos.0.transactional_id(&eos.1.name, 0));
             }
+            if let (Some(c), App::ConsumeTransformProduce { processing: Processing::ExactlyOnce, .. }) =
+                (consumer.as_mut(), &client.app)
+            {
+                // An exactly-once pipeline reads only committed input (Kafka Streams sets this
+                // for its consumers under exactly_once_v2, StreamsConfig.CONSUMER_EOS_OVERRIDES).
+                c.isolation_level = ksim_cluster::protocol::IsolationLevel::ReadCommitted;
+            }
             // The library's defaults, before the scenario's own settings.
             if let (Some(c), Library::Librdkafka) = (consumer.as_mut(), client.library) {
                 c.isolation_level = ksim_cluster::protocol::IsolationLevel::ReadCommitted;
@@ -548,6 +558,23 @@ impl Scenario {
             if let Some(mut p) = producer {
                 let adjusted = validate::producer(&mut p, &originals, version)
                     .map_err(|e| config_error(&section, &configs_field, e))?;
+                let exactly_once =
+                    matches!(client.app, App::ConsumeTransformProduce { processing: Processing::ExactlyOnce, .. });
+                if exactly_once && p.transactional_id.is_none() {
+                    return Err(format!(
+                        "{configs_field}: an ExactlyOnce ConsumeTransformProduce needs a transactional.id (set it in configs)"
+                    )
+                    .into());
+                }
+                if matches!(client.app, App::ConsumeTransformProduce { processing: Processing::AtLeastOnce, .. })
+                    && p.transactional_id.is_some()
+                {
+                    return Err(format!(
+                        "{configs_field}: an AtLeastOnce ConsumeTransformProduce commits with commitSync(), not in a \
+                         transaction; remove transactional.id or use processing: ExactlyOnce"
+                    )
+                    .into());
+                }
                 if matches!(client.app, App::TransactionalProducer { .. }) && p.transactional_id.is_none() {
                     return Err(format!(
                         "{configs_field}: a TransactionalProducer needs a transactional.id (set it in configs)"
@@ -1006,6 +1033,7 @@ impl Scenario {
             | Happening::TransactionAborted(id)
             | Happening::TransactionLoaded(id)
             | Happening::ProducerFenced(id)
+            | Happening::TxnOffsetsSent(id)
             | Happening::TransactionState(id, _) => self.check_transactional_id(id, h),
             Happening::Fenced(id) => self.check_node(&NodeRef::Broker(*id)),
             Happening::ProduceError(name) => {
@@ -1025,7 +1053,9 @@ impl Scenario {
             | Happening::Committed(g)
             | Happening::PollIntervalExceeded(g)
             | Happening::MemberFenced(g)
-            | Happening::InconsistentGroupProtocol(g) => self.check_group(g),
+            | Happening::InconsistentGroupProtocol(g)
+            | Happening::TxnOffsetCommitRefused(g)
+            | Happening::UnstableOffsetFetch(g) => self.check_group(g),
             Happening::ProduceFailed
             | Happening::Duplicate
             | Happening::Reordered
@@ -1035,7 +1065,8 @@ impl Scenario {
             | Happening::ReadAborted
             | Happening::CountedTwice
             | Happening::SinkRewrote
-            | Happening::SourceRecordDuplicated => Ok(()),
+            | Happening::SourceRecordDuplicated
+            | Happening::EffectNotExactlyOnce => Ok(()),
             Happening::ConnectTaskStarted(_)
             | Happening::ConnectTaskFailed(_)
             | Happening::DeadLettered(_)

@@ -10,6 +10,7 @@ use ksim_cluster::effects::Effects;
 use ksim_cluster::node::NodeId;
 use ksim_cluster::record::Record;
 use ksim_cluster::time::SimTime;
+use ksim_cluster::txn::client::GroupMetadata;
 use ksim_cluster::TopicPartition;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -71,7 +72,7 @@ impl Waiters {
                 }
                 return;
             }
-            Note::TxnEnded { .. } => Ok(()),
+            Note::TxnEnded { .. } | Note::TxnOffsetsSent { .. } => Ok(()),
             Note::TxnFailed { error, fatal, .. } => Err(if *fatal {
                 format!("{error} (fatal: the producer must be closed)")
             } else {
@@ -155,6 +156,62 @@ impl World {
             }
         }
         rx
+    }
+
+    /// The node's consumer's `groupMetadata()`, if it is in a group.
+    pub fn consumer_group_metadata(&self, node: NodeId) -> Option<GroupMetadata> {
+        match self.slots.get(&node).and_then(|s| s.machine.as_ref()) {
+            Some(Machine::Client(Client { consumer: Some(c), .. })) => c.group_metadata(),
+            _ => None,
+        }
+    }
+
+    /// `producer.sendOffsetsToTransaction(offsets, groupMetadata)`.
+    pub fn producer_send_offsets(
+        &mut self,
+        node: NodeId,
+        offsets: Vec<(TopicPartition, i64)>,
+        group: GroupMetadata,
+    ) -> oneshot::Receiver<Result<(), String>> {
+        let (tx, rx) = oneshot::channel();
+        let now = self.now();
+        let shown: Vec<String> = offsets.iter().map(|(tp, o)| format!("{tp}={o}")).collect();
+        self.record(
+            node,
+            EventKind::App(format!(
+                "sendOffsetsToTransaction({}, group {} generation {} member {})",
+                shown.join(" "),
+                group.group_id,
+                group.generation,
+                group.member_id
+            )),
+        );
+        let Some(slot) = self.slots.get_mut(&node) else {
+            let _ = tx.send(Err("the run is over".into()));
+            return rx;
+        };
+        let Some(Machine::Client(Client { producer: Some(producer), .. })) = slot.machine.as_mut() else {
+            let _ = tx.send(Err("not running".into()));
+            return rx;
+        };
+        self.waiters.transaction_calls.insert(node, (tx, false));
+        let mut fx = Effects::default();
+        let pending = ksim_cluster::txn::client::PendingOffsets { offsets, group };
+        let started = producer.send_offsets_to_transaction(now, pending, &mut fx);
+        self.apply(node, now, fx);
+        if let Err(error) = started {
+            self.record(node, EventKind::App(format!("sendOffsetsToTransaction() threw: {error}")));
+            if let Some((tx, _)) = self.waiters.transaction_calls.remove(&node) {
+                let _ = tx.send(Err(error));
+            }
+        }
+        rx
+    }
+
+    /// Seek every assigned partition back to the group's committed offset (after an abort).
+    pub fn consumer_rewind_to_committed(&mut self, node: NodeId) {
+        self.record(node, EventKind::App("seek to the committed offsets (the aborted input is read again)".into()));
+        self.with_consumer(node, |c, now, fx| c.rewind_to_committed(now, fx));
     }
 
     /// `beginTransaction()`: local to the producer.

@@ -439,7 +439,10 @@ impl World {
             Note::ProduceFailed { send_id, error, reason, .. } => {
                 self.waiters.delivered(node, *send_id, Err(format!("{error}: {reason}")));
             }
-            Note::TxnInitialized { .. } | Note::TxnEnded { .. } | Note::TxnFailed { .. } => {
+            Note::TxnInitialized { .. }
+            | Note::TxnEnded { .. }
+            | Note::TxnFailed { .. }
+            | Note::TxnOffsetsSent { .. } => {
                 self.waiters.on_transaction_note(node, &note);
             }
             _ => {}
