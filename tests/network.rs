@@ -81,3 +81,16 @@ fn packet_loss_delays_follower_fetches_by_retransmissions_never_stalls_them() {
     assert!(retransmitted > 0, "1% loss over two minutes hits some fetch responses");
     assert!(worst_gap_us < 1_500_000, "a follower waited {worst_gap_us} µs for a fetch response");
 }
+
+/// One client's timed-out request closes its own connection, not another client's on the same
+/// node: ksim keeps one connection per pair of nodes, so when a Connect worker's producer timed
+/// out on an isolated broker, the answer to the JoinGroup its consumer still waited for was
+/// thrown away with the producer's traffic, and the sink group never re-formed after the heal
+/// (`ksim fuzz scenarios/connect-worker-dies.ron --seeds 11..12`: no-convergence, "group
+/// connect-audit has no coordinator"). Answers to requests still open now survive the timeout.
+#[test]
+fn a_timeout_keeps_the_answers_other_clients_of_the_node_still_wait_for() {
+    let base = Scenario::load(Path::new("scenarios/connect-worker-dies.ron")).expect("loads");
+    let (outcome, _) = ksim_sim::fuzz::run_seed(&base, "connect-worker-dies", 11).expect("runs");
+    assert!(outcome.failures.is_empty(), "{:?}", outcome.failures);
+}

@@ -58,10 +58,26 @@ impl Tcp {
 
     /// Kafka's client closes the connection of a request that timed out: what was held on it,
     /// either way, is gone. Returns the peer the connection went to.
+    ///
+    /// Except the answers to requests still open: ksim keeps one connection per pair of nodes,
+    /// where a node running several Kafka clients (a Connect worker's producer and consumer, a
+    /// Streams thread's) has one per client, and one client's timeout does not touch another's
+    /// connection. Found by `ksim fuzz scenarios/connect-worker-dies.ron --seeds 11..12`: a
+    /// producer's timeout threw away the JoinGroup answer its worker's consumer was waiting for,
+    /// and the consumer waited out rebalance.timeout.ms while the run ended.
     pub fn request_timed_out(&mut self, requester: NodeId, correlation_id: u64) -> Option<NodeId> {
         let peer = self.open_requests.remove(&(requester, correlation_id))?;
         self.held.remove(&(requester, peer));
-        self.held.remove(&(peer, requester));
+        let open = &self.open_requests;
+        if let Some(back) = self.held.get_mut(&(peer, requester)) {
+            back.retain(|held| match &held.message {
+                Message::Response { correlation_id, .. } => open.get(&(requester, *correlation_id)) == Some(&peer),
+                _ => false,
+            });
+            if back.is_empty() {
+                self.held.remove(&(peer, requester));
+            }
+        }
         Some(peer)
     }
 
