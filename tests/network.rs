@@ -94,3 +94,16 @@ fn a_timeout_keeps_the_answers_other_clients_of_the_node_still_wait_for() {
     let (outcome, _) = ksim_sim::fuzz::run_seed(&base, "connect-worker-dies", 11).expect("runs");
     assert!(outcome.failures.is_empty(), "{:?}", outcome.failures);
 }
+
+/// A process that crashes while cut off still has its kernel close its connections: the FIN
+/// waits behind the cut and reaches the peer when the link heals. Before, a Connect worker's
+/// consumer waiting for a JoinGroup answer from a coordinator that crashed behind a cut never
+/// heard of it and waited out rebalance.timeout.ms + 5 s (`ksim fuzz
+/// scenarios/connect-sink-dead-letter-queue.ron --seeds 19..20`: no-convergence, "group
+/// connect-orders-index has no coordinator").
+#[test]
+fn a_crash_behind_a_cut_closes_the_connection_once_the_link_heals() {
+    let base = Scenario::load(Path::new("scenarios/connect-sink-dead-letter-queue.ron")).expect("loads");
+    let (outcome, _) = ksim_sim::fuzz::run_seed(&base, "connect-sink-dead-letter-queue", 19).expect("runs");
+    assert!(outcome.failures.is_empty(), "{:?}", outcome.failures);
+}

@@ -27,6 +27,9 @@ pub struct Tcp {
     held: BTreeMap<(NodeId, NodeId), Vec<Held>>,
     /// Requests on the wire, (sender, correlation id) -> receiver.
     open_requests: BTreeMap<(NodeId, u64), NodeId>,
+    /// (crashed node, peer): the crashed process's kernel closed its connection to the peer, and
+    /// its FIN waits behind a cut (the kernel retransmits it until the link heals).
+    closes: std::collections::BTreeSet<(NodeId, NodeId)>,
 }
 
 /// Whether a receiver whose process has started `starts` times is no longer the process a
@@ -91,8 +94,25 @@ impl Tcp {
         links.into_iter().map(|link| (link, self.held.remove(&link).unwrap_or_default())).collect()
     }
 
-    /// A dead process's queued sends and open requests die with it.
+    /// `node`'s process crashed while cut off from `peer`: the connection's close reaches the
+    /// peer when the link heals.
+    pub fn hold_close(&mut self, node: NodeId, peer: NodeId) {
+        self.closes.insert((node, peer));
+    }
+
+    /// The held closes on every link `whole(node, peer)` says is whole again.
+    pub fn take_reconnected_closes(&mut self, whole: impl Fn(NodeId, NodeId) -> bool) -> Vec<(NodeId, NodeId)> {
+        let ready: Vec<(NodeId, NodeId)> = self.closes.iter().filter(|(a, b)| whole(*a, *b)).copied().collect();
+        for link in &ready {
+            self.closes.remove(link);
+        }
+        ready
+    }
+
+    /// A dead process's queued sends and open requests die with it, and so does its side of
+    /// every connection whose close had not reached it.
     pub fn process_died(&mut self, node: NodeId) {
+        self.closes.retain(|(_, peer)| *peer != node);
         self.held.retain(|(from, _), _| *from != node);
         self.open_requests.retain(|(from, _), _| *from != node);
     }

@@ -197,8 +197,15 @@ impl World {
             self.fabric.forget_connections(node);
         } else {
             for (peer, at_us) in self.fabric.close_connections(now.0, node) {
-                // Behind a cut the peer hears nothing now; it gets a reset when it next resends.
-                if !self.fabric.is_cut(node, peer) {
+                // The host's kernel closes the dead process's connections (a crash is not a
+                // power failure). Behind a cut the FIN waits, retransmitted, and reaches the
+                // peer when the link heals; a peer that resends first gets a reset instead.
+                // Before, a peer waiting for an answer on that connection (a JoinGroup to a
+                // coordinator that crashed while cut off) never heard and waited out its
+                // request timeout, 305 s for a JoinGroup.
+                if self.fabric.is_cut(node, peer) {
+                    self.tcp.hold_close(node, peer);
+                } else {
                     self.schedule_connection_closed(peer, node, SimTime(at_us));
                 }
             }

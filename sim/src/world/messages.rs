@@ -118,6 +118,11 @@ impl World {
     /// as TCP's retransmission would. A receiver that restarted meanwhile answers with a reset.
     pub(super) fn release_held(&mut self, now: SimTime) {
         let fabric = &self.fabric;
+        for (node, peer) in self.tcp.take_reconnected_closes(|a, b| !fabric.is_cut(a, b)) {
+            let at_us = self.fabric.retransmit_at(now.0, node, peer);
+            self.schedule_connection_closed(peer, node, SimTime(at_us));
+        }
+        let fabric = &self.fabric;
         for ((from, to), messages) in self.tcp.take_reconnected(|a, b| !fabric.is_cut(a, b)) {
             let starts = self.slots.get(&to).map_or(0, |s| s.starts);
             let same_process = matches!(self.reachability(to), Reachability::Up)
