@@ -44,7 +44,7 @@ fn measure(scenario: &Scenario, name: &str, seed: u64) -> Measure {
     Measure { events: outcome.trace.events.len(), virtual_s: outcome.trace.end_time_us() as f64 / 1e6, wall_s }
 }
 
-fn standard_scenarios() {
+fn standard_scenarios() -> (String, f64) {
     println!("== standard scenarios (one run each, seed from the file)");
     println!("{:<36} {:>8} {:>9} {:>9} {:>12} {:>10}", "scenario", "events", "virtual", "wall", "events/s", "speed-up");
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
@@ -52,12 +52,16 @@ fn standard_scenarios() {
     files.sort();
     let (mut total_events, mut total_virtual, mut total_wall) = (0usize, 0.0, 0.0);
     let mut slowest_speedup = f64::INFINITY;
+    let mut slowest_name = String::new();
     for path in files.iter().filter(|p| p.extension().is_some_and(|e| e == "ron")) {
         let scenario = Scenario::load(path).expect("loads");
         let name = path.file_stem().unwrap().to_string_lossy().to_string();
         let m = measure(&scenario, &name, scenario.seed);
         let speedup = m.virtual_s / m.wall_s;
-        slowest_speedup = slowest_speedup.min(speedup);
+        if speedup < slowest_speedup {
+            slowest_speedup = speedup;
+            slowest_name = name.clone();
+        }
         println!(
             "{:<36} {:>8} {:>8.1}s {:>7.1}ms {:>12.0} {:>9.0}x",
             name,
@@ -77,6 +81,7 @@ fn standard_scenarios() {
         total_virtual / total_wall,
         slowest_speedup
     );
+    (slowest_name, slowest_speedup)
 }
 
 fn leader_failover_walkthrough() {
@@ -154,7 +159,6 @@ fn scaling() {
         (3, 1, 1_000),
         (3, 1, 10_000),
         (3, 1, 100_000),
-        (3, 1, 1_000_000),
         (3, 10, 10_000),
         (3, 100, 10_000),
         (3, 1000, 10_000),
@@ -177,7 +181,90 @@ fn scaling() {
 
 /// The protocol core alone: a leader and a follower broker state machine exchanging produce and
 /// fetch directly, with no simulator in between.
-fn protocol_core() {
+/// Peak resident memory since the last reset, and a reset: Linux clears VmHWM when "5" is
+/// written to `/proc/self/clear_refs`, so one run's peak can be read on its own.
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// The figures issue 23 tracks, side by side: cost per event as partitions grow, the whole
+/// simulator against the protocol core, fuzzing rates, one large run's memory and the slowest
+/// standard scenario.
+fn scale_table(core_inputs_per_s: f64, slowest: (String, f64)) {
+    println!("== scale (issue 23): 5 brokers, RF 3, 10,000 acks=all records 1 ms apart, broker 1 killed at 8 s");
+    println!("{:<14} {:>9} {:>9} {:>11} {:>10}", "partitions", "events", "wall", "µs/event", "vs 1");
+    let mut first = None;
+    let mut whole_events_per_s = 0.0;
+    let limit: i32 = std::env::var("KSIM_BENCH_MAX_PARTITIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
+    for partitions in [1, 100, 1_000, 10_000].into_iter().filter(|&p| p <= limit) {
+        let mut scenario = generated(5, partitions, 10_000);
+        scenario.timeline.push(ksim_sim::scenario::Step {
+            at_ms: 8_000,
+            action: ksim_sim::scenario::Action::Kill(ksim_sim::scenario::NodeRef::Broker(1)),
+        });
+        let m = measure(&scenario, "generated", 1);
+        let per_event = m.wall_s * 1e6 / m.events as f64;
+        let base = *first.get_or_insert(per_event);
+        if partitions == 1 {
+            whole_events_per_s = m.events as f64 / m.wall_s;
+        }
+        println!(
+            "{:<14} {:>9} {:>7.0}ms {:>11.2} {:>9.1}x",
+            partitions,
+            m.events,
+            m.wall_s * 1000.0,
+            per_event,
+            per_event / base
+        );
+    }
+    if limit < 10_000 {
+        println!("(10,000 partitions: KSIM_BENCH_MAX_PARTITIONS=10000 cargo bench --bench ksim)");
+    }
+    println!(
+        "whole simulator vs protocol core: {:.0} k events/s vs {:.2} M inputs/s = {:.0}% (goal >= 50%)",
+        whole_events_per_s / 1e3,
+        core_inputs_per_s / 1e6,
+        100.0 * whole_events_per_s / core_inputs_per_s
+    );
+    for (name, seeds) in [("leader-failover", 100), ("eager-vs-cooperative", 10), ("consumer-dies", 20)] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("scenarios/{name}.ron"));
+        let scenario = Scenario::load(&path).expect("loads");
+        let started = Instant::now();
+        let mut failing = 0;
+        for seed in 0..seeds {
+            let (outcome, _) = ksim_sim::fuzz::run_seed(&scenario, name, seed).expect("seed runs");
+            failing += usize::from(outcome.fails(false));
+        }
+        let per_s = seeds as f64 / started.elapsed().as_secs_f64();
+        println!(
+            "fuzzing {name}: {per_s:.1} seeds/s on one core ({seeds} seeds, {failing} failing; goal {})",
+            if name == "leader-failover" { ">= 200" } else { ">= 50" }
+        );
+    }
+    reset_peak_rss();
+    let scenario = generated(3, 1, 1_000_000);
+    // About 5.4 events per record: past the default cap of 5 million.
+    let options = ksim_sim::RunOptions { max_events: Some(20_000_000), ..Default::default() };
+    let started = Instant::now();
+    let outcome = ksim_sim::run_with(&scenario, "generated", 1, &options).expect("scenario runs");
+    let m = Measure {
+        events: outcome.trace.events.len(),
+        virtual_s: outcome.trace.end_time_us() as f64 / 1e6,
+        wall_s: started.elapsed().as_secs_f64(),
+    };
+    drop(outcome);
+    println!(
+        "10^6 records, 1 partition: {} events in {:.1} s ({:.0}x real time), peak memory {:.0} MiB (goal <= 300 MiB), {:.0} bytes per event",
+        m.events,
+        m.wall_s,
+        m.virtual_s / m.wall_s,
+        peak_rss_mib(),
+        peak_rss_mib() * 1024.0 * 1024.0 / m.events as f64
+    );
+    println!("slowest standard scenario: {} at {:.0}x real time (goal >= 5,000x)", slowest.0, slowest.1);
+}
+
+fn protocol_core() -> f64 {
     let config = BrokerConfig::default();
     let controller = NodeId::Controller(3000);
     let mut leader = Broker::new(1, config.clone(), None, controller, 1, BrokerDisk::default());
@@ -280,11 +367,13 @@ fn protocol_core() {
         inputs += 2;
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let per_s = inputs as f64 / elapsed;
     println!(
         "== protocol core alone: {inputs} inputs in {:.0} ms = {:.2} million inputs/s on one core (target >= 1); follower at offset {follower_offset}",
         elapsed * 1000.0,
         inputs as f64 / elapsed / 1e6
     );
+    per_s
 }
 
 fn main() {
@@ -293,9 +382,10 @@ fn main() {
         return;
     }
     println!("ksim benchmark (release build; figures vary with machine load)");
-    protocol_core();
+    let core = protocol_core();
     leader_failover_walkthrough();
-    standard_scenarios();
+    let slowest = standard_scenarios();
     scaling();
-    println!("== peak memory (VmHWM): {:.0} MiB", peak_rss_mib());
+    println!("== peak memory (VmHWM) so far: {:.0} MiB", peak_rss_mib());
+    scale_table(core, slowest);
 }

@@ -25,6 +25,14 @@ fn same_seed_same_trace_different_seed_different_trace() {
 }
 
 #[test]
+fn the_digest_hashes_the_canonical_form() {
+    // The digest streams the canonical form through the hash; it must equal hashing it whole.
+    let trace = ksim_sim::run(&leader_failover(), "leader-failover", 7).unwrap().trace;
+    let whole = format!("{:016x}", ksim_sim::rng::fnv1a64(trace.canonical().as_bytes()));
+    assert_eq!(trace.digest(), whole);
+}
+
+#[test]
 fn what_if_replays_the_past_exactly() {
     let scenario = leader_failover();
     let original = ksim_sim::run(&scenario, "leader-failover", 42).unwrap().trace;

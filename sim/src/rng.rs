@@ -12,12 +12,40 @@ use rand_core::SeedableRng;
 /// FNV-1a, 64-bit: a small, stable hash (its output never changes between builds or platforms,
 /// unlike `std`'s hashers).
 pub fn fnv1a64(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        hash ^= b as u64;
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    let mut hasher = Fnv1a64::default();
+    hasher.update(bytes);
+    hasher.0
+}
+
+/// FNV-1a fed piece by piece: hashing a stream gives the same value as hashing it whole, so a
+/// digest can be taken as the bytes are written, without holding them.
+#[derive(Clone, Copy, Debug)]
+pub struct Fnv1a64(pub u64);
+
+impl Default for Fnv1a64 {
+    fn default() -> Self {
+        Fnv1a64(0xcbf2_9ce4_8422_2325)
     }
-    hash
+}
+
+impl Fnv1a64 {
+    pub fn update(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= b as u64;
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+}
+
+impl std::io::Write for Fnv1a64 {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.update(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// SplitMix64: spreads a 64-bit value over 64 bits, for deriving seeds.

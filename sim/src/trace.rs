@@ -489,9 +489,20 @@ impl Trace {
         out
     }
 
-    /// 64-bit FNV-1a over the canonical form, as 16 hex digits.
+    /// 64-bit FNV-1a over the canonical form, as 16 hex digits. The form is hashed as it is
+    /// written, line by line, never held whole: a million-event trace's canonical text is several
+    /// hundred megabytes.
     pub fn digest(&self) -> String {
-        format!("{:016x}", crate::rng::fnv1a64(self.canonical().as_bytes()))
+        use std::io::Write;
+        let mut hasher = crate::rng::Fnv1a64::default();
+        serde_json::to_writer(&mut hasher, &self.header).expect("trace header serializes");
+        hasher.update(b"\n");
+        for event in &self.events {
+            serde_json::to_writer(&mut hasher, event).expect("trace events serialize");
+            hasher.update(b"\n");
+        }
+        hasher.flush().expect("hashing cannot fail");
+        format!("{:016x}", hasher.0)
     }
 
     pub fn findings(&self) -> impl Iterator<Item = (&Event, &Finding)> {
