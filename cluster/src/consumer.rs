@@ -671,6 +671,7 @@ impl Consumer {
                 offset: r.offset,
                 key: r.key.clone(),
                 value: r.value.clone(),
+                headers: r.headers.clone(),
             });
         }
         // With nothing of a partition left buffered, the application's position is the fetch

@@ -177,7 +177,7 @@ fn acked(send_id: u64, offset: i64, value: &str) -> Note {
 }
 
 fn consumed(offset: i64, value: &str) -> Note {
-    Note::Consumed { partition: tp(), offset, key: None, value: Some(value.into()) }
+    Note::Consumed { partition: tp(), offset, key: None, value: Some(value.into()), headers: Vec::new() }
 }
 
 fn position_reset(offset: i64) -> Note {
@@ -771,7 +771,7 @@ fn keyed_log() -> (Log, TopicConfig) {
 }
 
 fn keyed_note_consumed(offset: i64, key: &str, value: &str) -> Note {
-    Note::Consumed { partition: tp(), offset, key: Some(key.into()), value: Some(value.into()) }
+    Note::Consumed { partition: tp(), offset, key: Some(key.into()), value: Some(value.into()), headers: Vec::new() }
 }
 
 fn cleaned(log: &mut Log, config: &TopicConfig) -> Note {
