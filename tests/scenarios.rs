@@ -119,3 +119,25 @@ scenario_tests! {
     connect_sink_dead_letter_queue => "connect-sink-dead-letter-queue",
     connect_exactly_once_source => "connect-exactly-once-source",
 }
+
+/// Headers travel with the record: the dead letter record a Connect sink task sends (the
+/// original key, value and headers plus the `__connect.errors.*` context,
+/// `DeadLetterQueueReporter.report`) is stored in dlq-orders with its headers, and a consumer of
+/// the dead letter queue receives all ten of them.
+#[test]
+fn a_dead_letter_record_reaches_a_reader_of_the_queue_with_its_context_headers() {
+    let mut scenario = Scenario::load(&scenarios_dir().join("connect-sink-dead-letter-queue.ron")).expect("loads");
+    let mut reader = scenario.clients.iter().find(|c| c.name == "legacy-app").expect("in the scenario").clone();
+    reader.name = "dlq-reader".into();
+    reader.app = ksim_sim::scenario::App::Consumer { topics: vec!["dlq-orders".into()], poll_interval_ms: 100 };
+    reader.start_ms = 0;
+    scenario.clients.push(reader);
+    let outcome = ksim_sim::run(&scenario, "dlq-reader", scenario.seed).expect("runs");
+    let story = narrate::render(&outcome.trace, Detail::Story);
+    assert!(
+        story
+            .lines()
+            .any(|l| l.contains("dlq-reader") && l.contains("consumed 9=legacy-0 from dlq-orders-0@0 (10 headers)")),
+        "the reader gets the dead letter record with its headers:\n{story}"
+    );
+}

@@ -62,6 +62,8 @@ pub struct ConsumedRecord {
     pub value: Option<String>,
     /// The epoch of the leader that wrote the record's batch (Kafka's `ConsumerRecord.leaderEpoch`).
     pub leader_epoch: Option<i32>,
+    /// The record's headers, as the producer set them (`ConsumerRecord.headers()`).
+    pub headers: Vec<crate::record::Header>,
 }
 
 /// One partition of Kafka's `LogTruncationException`: the consumer read up to `fetch_offset` in
@@ -669,6 +671,7 @@ impl Consumer {
                 offset: r.offset,
                 key: r.key.clone(),
                 value: r.value.clone(),
+                headers: r.headers.clone(),
             });
         }
         // With nothing of a partition left buffered, the application's position is the fetch
@@ -966,6 +969,7 @@ impl Consumer {
                                 key: record.key,
                                 value: record.value,
                                 leader_epoch: batch_epoch(batch.leader_epoch),
+                                headers: record.headers,
                             });
                             position = offset + 1;
                             state.position_epoch = batch_epoch(batch.leader_epoch);
@@ -1415,7 +1419,11 @@ mod tests {
             // One batch per leader epoch, as the leaders wrote them.
             let mut batches: Vec<RecordBatch> = Vec::new();
             for offset in from..self.log_end {
-                let record = Record::unkeyed(self.value(offset));
+                // Every record carries a header, as a traced producer's would.
+                let record = Record {
+                    headers: vec![("traceparent".into(), format!("t-{offset}"))],
+                    ..Record::unkeyed(self.value(offset))
+                };
                 match batches.last_mut() {
                     Some(batch) if batch.leader_epoch == self.epoch_of(offset) => batch.records.push(record),
                     _ => batches.push(RecordBatch {
@@ -1546,6 +1554,10 @@ mod tests {
         let first = cluster.poll(SimTime::from_ms(1_000));
         assert_eq!(first.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
         assert_eq!(cluster.consumer.buffered(), 5, "offsets 5..10 wait in the buffer");
+        assert!(
+            first.iter().all(|r| r.headers == vec![("traceparent".to_string(), format!("t-{}", r.offset))]),
+            "each record's headers reach the application as the producer set them: {first:?}"
+        );
 
         // The application takes longer than max.poll.interval.ms: the member leaves the group.
         cluster.timer(SimTime::from_ms(11_002), Timer::PollIntervalCheck);

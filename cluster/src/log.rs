@@ -1128,8 +1128,10 @@ mod tests {
     // ---- compaction ----
 
     fn keyed(pairs: &[(&str, Option<&str>)], timestamp_ms: u64) -> RecordBatch {
-        let records =
-            pairs.iter().map(|(k, v)| Record { key: Some(k.to_string()), value: v.map(str::to_string) }).collect();
+        let records = pairs
+            .iter()
+            .map(|(k, v)| Record { key: Some(k.to_string()), value: v.map(str::to_string), headers: Vec::new() })
+            .collect();
         RecordBatch::new_unassigned(-1, -1, -1, timestamp_ms, records)
     }
 

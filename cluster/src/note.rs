@@ -372,6 +372,9 @@ pub enum Note {
         key: Option<String>,
         /// `None`: a tombstone.
         value: Option<String>,
+        /// The record's headers (the story counts them; a pane may show them).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        headers: Vec<crate::record::Header>,
     },
     PositionReset {
         partition: TopicPartition,
@@ -772,7 +775,14 @@ impl fmt::Display for Note {
                     write!(f, "{transactional_id}: {error}: the transaction must be aborted")
                 }
             }
-            Consumed { partition, offset, key, value } => write!(f, "consumed {} from {partition}@{offset}", fmt_record(key, value)),
+            Consumed { partition, offset, key, value, headers } => {
+                write!(f, "consumed {} from {partition}@{offset}", fmt_record(key, value))?;
+                match headers.len() {
+                    0 => Ok(()),
+                    1 => write!(f, " (1 header)"),
+                    n => write!(f, " ({n} headers)"),
+                }
+            }
             PositionReset { partition, offset, reason } => write!(f, "{partition}: position reset to {offset} ({reason})"),
             OffsetOutOfRange { partition, position } => {
                 write!(f, "{partition}: OFFSET_OUT_OF_RANGE: offset {position} is not in the log (retention deleted it?)")

@@ -18,24 +18,38 @@ pub struct Record {
     pub key: Option<String>,
     /// `None` is a null value: a tombstone (Confluent.Kafka: `Value = null`).
     pub value: Option<String>,
+    /// The record's headers, in order (KIP-82: a key may repeat): the producer sets them, the
+    /// log keeps them, a consumer receives them. Kafka's header values are bytes; ksim's are
+    /// text. Confluent.Kafka: `Message.Headers`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<Header>,
 }
+
+/// One record header: its key and its value.
+pub type Header = (String, String);
 
 impl Record {
     /// Bytes this record takes in a batch, approximately as Kafka's v2 format counts them
     /// (a varint-framed record: attributes, deltas, key and value lengths, plus the payload).
     pub fn size_bytes(&self) -> usize {
         const RECORD_OVERHEAD_BYTES: usize = 8;
-        RECORD_OVERHEAD_BYTES + self.key.as_ref().map_or(0, |k| k.len()) + self.value.as_ref().map_or(0, |v| v.len())
+        // Each header: a varint key length, the key, a varint value length, the value.
+        const HEADER_OVERHEAD_BYTES: usize = 2;
+        let headers: usize = self.headers.iter().map(|(k, v)| HEADER_OVERHEAD_BYTES + k.len() + v.len()).sum();
+        RECORD_OVERHEAD_BYTES
+            + self.key.as_ref().map_or(0, |k| k.len())
+            + self.value.as_ref().map_or(0, |v| v.len())
+            + headers
     }
 
     /// A record with a key and a value.
     pub fn keyed(key: Option<&str>, value: &str) -> Self {
-        Record { key: key.map(str::to_string), value: Some(value.to_string()) }
+        Record { key: key.map(str::to_string), value: Some(value.to_string()), headers: Vec::new() }
     }
 
     /// A record with no key (the common case in ksim's own workloads).
     pub fn unkeyed(value: impl Into<String>) -> Self {
-        Record { key: None, value: Some(value.into()) }
+        Record { key: None, value: Some(value.into()), headers: Vec::new() }
     }
 
     pub fn is_tombstone(&self) -> bool {

@@ -36,7 +36,7 @@ impl KafkaProducer {
     /// Queue a tombstone: `key` with a null value (Java's `new ProducerRecord<>(topic, key,
     /// null)`, .NET's `Value = null`).
     pub fn send_tombstone(&self, topic: &str, key: Option<&str>) -> Delivery {
-        self.send_record(topic, Record { key: key.map(str::to_string), value: None })
+        self.send_record(topic, Record { key: key.map(str::to_string), value: None, headers: Vec::new() })
     }
 
     fn send_record(&self, topic: &str, record: Record) -> Delivery {

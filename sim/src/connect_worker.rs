@@ -26,6 +26,7 @@ use crate::scenario::connect::{ConnectMode, ConnectSetup};
 use crate::world::clients::Delivery;
 use crate::world::World;
 use ksim_cluster::connect::connector::{ConnectorConfig, TransactionBoundary};
+use ksim_cluster::connect::errors::dead_letter_record;
 use ksim_cluster::connect::event::ConnectEvent;
 use ksim_cluster::connect::herder::Unit;
 use ksim_cluster::connect::sink_task::{Incoming, Outcome, SinkTask};
@@ -497,12 +498,18 @@ impl Worker {
                             error: format!("{}: {}", failure.exception_class, failure.message),
                         },
                     );
-                    if let Some((topic, headers)) = dead_letter {
+                    if let Some((topic, context)) = dead_letter {
                         drop(w);
-                        // DeadLetterQueueReporter sends the original bytes: key and value as read.
-                        let original =
-                            ksim_cluster::record::Record { key: record.key.clone(), value: record.value.clone() };
-                        drop(self.producer.send_to(&topic, None, original));
+                        // DeadLetterQueueReporter sends the original bytes: key, value and
+                        // headers as read, with the context headers added.
+                        let original = ksim_cluster::record::Record {
+                            key: record.key.clone(),
+                            value: record.value.clone(),
+                            headers: record.headers.clone(),
+                        };
+                        let dead_letter = dead_letter_record(&original, &context);
+                        let headers = dead_letter.headers.clone();
+                        drop(self.producer.send_to(&topic, None, dead_letter));
                         w = self.world.lock().expect("world lock");
                         w.connect_event(
                             self.node,

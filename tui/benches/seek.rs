@@ -186,6 +186,7 @@ fn synthetic_trace() -> Trace {
                         offset,
                         key: None,
                         value: Some("v".into()),
+                        headers: Vec::new(),
                     }),
                 );
             }

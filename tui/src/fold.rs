@@ -29,6 +29,8 @@
 //!   the same rules the simulator applies (pausing a dead process does nothing, a restart brings it
 //!   up from its disk).
 
+pub mod connect;
+
 use ksim_cluster::log::TruncateReason;
 use ksim_cluster::metadata::ElectionKind;
 use ksim_cluster::node::NodeId;
@@ -477,6 +479,8 @@ pub struct ClusterView {
     pub transactions: BTreeMap<String, TxnView>,
     /// The controllers by node id: one (ksim's single controller) or a KRaft quorum's voters.
     pub controllers: BTreeMap<i32, VoterView>,
+    /// Kafka Connect: workers, tasks, the external systems, dead letter queues.
+    pub connect: connect::ConnectView,
     /// Index of the latest `Narration` event applied.
     pub last_narration: Option<usize>,
     pub findings: usize,
@@ -520,6 +524,7 @@ impl ClusterView {
             groups: BTreeMap::new(),
             transactions: BTreeMap::new(),
             controllers: controllers.iter().map(|id| (*id, VoterView::default())).collect(),
+            connect: connect::ConnectView::default(),
             last_narration: None,
             findings: 0,
             violations: 0,
@@ -605,6 +610,8 @@ impl ClusterView {
                 });
             }
             EventKind::ConnectionClosed { .. } | EventKind::TimerFired { .. } => {}
+            // The worker group's decisions and the source tables' rows are the world's notes.
+            EventKind::Note(Note::Connect(event)) => self.connect.apply(node, event),
             EventKind::Note(note) => {
                 if let Some(node) = node {
                     self.apply_note(node, note, index);

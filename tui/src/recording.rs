@@ -32,6 +32,8 @@ pub struct Recording {
     pub has_transactions: bool,
     /// Whether any consumer group appears anywhere in the trace.
     pub has_groups: bool,
+    /// Whether the run has Kafka Connect (workers, tasks, external systems).
+    pub has_connect: bool,
     /// The story as `ksim run` narrates it: each shown event's index and its line.
     pub story: Vec<(usize, String)>,
     /// The checker's verdict on the run, when the run (not only its trace) is at hand.
@@ -59,6 +61,7 @@ impl Recording {
         }
         let has_groups = !view.groups.is_empty();
         let has_transactions = !view.transactions.is_empty();
+        let has_connect = !view.connect.is_empty();
         let has_quorum = trace
             .events
             .iter()
@@ -74,6 +77,7 @@ impl Recording {
             has_quorum,
             has_transactions,
             has_groups,
+            has_connect,
             story,
             report: None,
         }

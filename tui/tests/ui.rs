@@ -763,3 +763,62 @@ fn a_branch_says_why_the_producer_failed() {
     press(&mut app, "G");
     snapshot("what_if_branch_verdict", &app);
 }
+
+// ---- Kafka Connect ---------------------------------------------------------------------------
+
+/// connect-worker-dies: the Connect pane shows the worker group's generation and who runs what;
+/// after worker-1 dies, its session expires and its work is held back for
+/// `scheduled.rebalance.max.delay.ms`; once the delay runs out worker-2 runs the source task, and
+/// the appending sink's repeated lines are counted.
+#[test]
+fn the_connect_pane_follows_a_worker_crash_and_the_delayed_rebalance() {
+    let mut app = story("connect-worker-dies");
+    jump_to(&mut app, MarkerKind::Fault, 1);
+    snapshot("connect_worker_dies_1_killed", &app);
+    let text = screen(&app);
+    assert!(text.contains("Connect"), "{text}");
+    assert!(text.contains("group connect-cluster gen"), "the worker group and its generation:\n{text}");
+    assert!(text.contains("worker-1 x killed"), "the dead worker:\n{text}");
+    step_until(&mut app, "the lost work is held back", |app| app.model.view.connect.delayed.is_some());
+    snapshot("connect_worker_dies_2_held_back", &app);
+    let text = to_text(&app.model, 120, 40);
+    assert!(text.contains("held back until"), "{text}");
+    assert!(text.contains("worker-1 x killed, left the group"), "worker-1 is out of the group:\n{text}");
+    step_until(&mut app, "the appending sink repeats a record", |app| {
+        app.model.view.connect.stores.get("audit.log").is_some_and(|s| s.repeated > 0)
+    });
+    snapshot("connect_worker_dies_3_repeated", &app);
+    let text = to_text(&app.model, 120, 40);
+    assert!(text.contains("repeated"), "the duplicate lines in audit.log are counted:\n{text}");
+    step_until(&mut app, "the source task runs on worker-2", |app| {
+        app.model
+            .view
+            .connect
+            .tasks
+            .get("users-source-0")
+            .is_some_and(|t| t.node == ksim_cluster::node::NodeId::Client(1))
+    });
+    assert!(app.model.view.connect.delayed.is_none(), "the delayed rebalance handed the work out");
+    assert!(
+        to_text(&app.model, 120, 40).contains("users-source-0 @worker-2 running"),
+        "{}",
+        to_text(&app.model, 120, 40)
+    );
+}
+
+/// connect-sink-dead-letter-queue: the record that fails conversion is counted in its dead letter
+/// queue with its `__connect.errors.*` context headers, and the upserting store shows its keys.
+#[test]
+fn the_connect_pane_shows_the_dead_letter_queue_and_its_headers() {
+    let mut app = story("connect-sink-dead-letter-queue");
+    step_until(&mut app, "a record is dead-lettered", |app| {
+        app.model.view.connect.dead_letters.contains_key("dlq-orders")
+    });
+    snapshot("connect_dead_letter_queue", &app);
+    let text = to_text(&app.model, 120, 40);
+    for shown in ["DLQ dlq-orders: 1, last orders-", "exception.class.name=", "sink orders-index:", "orders-index-0 @"]
+    {
+        assert!(text.contains(shown), "{shown}:\n{text}");
+    }
+    assert!(screen(&app).contains("DLQ dlq-orders: 1"), "at 80x24 too:\n{}", screen(&app));
+}

@@ -277,7 +277,7 @@ impl Broker {
             return Err(ErrorCode::NotEnoughReplicas);
         }
         let value = serde_json::to_string(record).expect("transaction records serialize");
-        let records = vec![Record { key: Some(transactional_id.to_string()), value: Some(value) }];
+        let records = vec![Record { key: Some(transactional_id.to_string()), value: Some(value), headers: Vec::new() }];
         let batch = RecordBatch::new_unassigned(-1, -1, -1, now.as_ms(), records);
         let epoch = replica.leader_epoch;
         let base_offset = replica.log.append_as_leader(batch, epoch, &config, now.as_ms());

@@ -19,6 +19,7 @@
 //! (`DeadLetterQueueReporter.populateContextHeaders`).
 
 use super::smt::{ConfigException, Props};
+use crate::record::{Header, Record};
 
 /// `errors.*` of one connector.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -160,9 +161,40 @@ pub fn context_headers(failure: &Failure, origin: &Origin, connector: &str, task
     ]
 }
 
+/// The record `DeadLetterQueueReporter.report` sends to the dead letter queue: the consumed
+/// record's key, value and headers as they were read, then each context header (when enabled)
+/// whose key the record does not carry already (its `add` logs "Header already contains the
+/// key" and skips it).
+pub fn dead_letter_record(original: &Record, context: &[Header]) -> Record {
+    let mut record = original.clone();
+    for (key, value) in context {
+        if !record.headers.iter().any(|(k, _)| k == key) {
+            record.headers.push((key.clone(), value.clone()));
+        }
+    }
+    record
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_dead_letter_record_keeps_the_original_headers_and_never_repeats_a_context_key() {
+        let original = Record {
+            key: Some("1".into()),
+            value: Some("not json".into()),
+            headers: vec![("trace-id".into(), "abc".into()), ("__connect.errors.stage".into(), "EARLIER".into())],
+        };
+        let context = context_headers(&failure(), &Origin { topic: "users".into(), partition: 0, offset: 4 }, "crm", 0);
+        let sent = dead_letter_record(&original, &context);
+        assert_eq!((sent.key.as_deref(), sent.value.as_deref()), (Some("1"), Some("not json")), "the original bytes");
+        assert_eq!(sent.headers[0], ("trace-id".to_string(), "abc".to_string()), "the original headers first");
+        let stages: Vec<&str> =
+            sent.headers.iter().filter(|(k, _)| k == "__connect.errors.stage").map(|(_, v)| v.as_str()).collect();
+        assert_eq!(stages, vec!["EARLIER"], "a key the record already has is not added again");
+        assert_eq!(sent.headers.len(), 2 + context.len() - 1);
+    }
 
     fn policy(text: &str) -> ErrorPolicy {
         let props = crate::connect::properties::to_map(&crate::connect::properties::parse(text).unwrap());

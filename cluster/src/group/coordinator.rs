@@ -235,7 +235,7 @@ fn store_group(group: &Group, completion: Completion) -> Append {
     let value = serde_json::to_string(&record).expect("group records serialize");
     Append {
         partition: group.partition,
-        records: vec![Record { key: Some(group_key(&group.id)), value: Some(value) }],
+        records: vec![Record { key: Some(group_key(&group.id)), value: Some(value), headers: Vec::new() }],
         producer: None,
         completion,
     }
@@ -988,7 +988,11 @@ impl GroupCoordinator {
         let records = r
             .offsets
             .iter()
-            .map(|(tp, offset)| Record { key: Some(offset_key(&r.group_id, tp)), value: Some(offset.to_string()) })
+            .map(|(tp, offset)| Record {
+                key: Some(offset_key(&r.group_id, tp)),
+                value: Some(offset.to_string()),
+                headers: Vec::new(),
+            })
             .collect();
         Some(Append {
             partition: group.partition,
@@ -1037,7 +1041,11 @@ impl GroupCoordinator {
         let records = r
             .offsets
             .iter()
-            .map(|(tp, offset)| Record { key: Some(offset_key(&r.group_id, tp)), value: Some(offset.to_string()) })
+            .map(|(tp, offset)| Record {
+                key: Some(offset_key(&r.group_id, tp)),
+                value: Some(offset.to_string()),
+                headers: Vec::new(),
+            })
             .collect();
         Some(Append {
             partition: group.partition,
@@ -2381,6 +2389,7 @@ mod tests {
         let older = Record {
             key: Some(group_key(GROUP)),
             value: Some(r#"{"generation":0,"protocol":null,"leader":null,"members":[]}"#.to_string()),
+            headers: Vec::new(),
         };
         b.coordinator.load(PARTITION, std::iter::once(older), b.now, &mut fx);
         assert_eq!(b.state(), (GroupState::Empty, 0));
@@ -2481,7 +2490,11 @@ mod tests {
     #[test]
     fn a_loaded_log_commits_drops_or_keeps_pending_each_producers_transactional_offsets() {
         use crate::record::{ControlMarker, ControlType, RecordBatch};
-        let offset = |p: i32, o: i64| Record { key: Some(offset_key(GROUP, &tp(p))), value: Some(o.to_string()) };
+        let offset = |p: i32, o: i64| Record {
+            key: Some(offset_key(GROUP, &tp(p))),
+            value: Some(o.to_string()),
+            headers: Vec::new(),
+        };
         let txn = |pid: i64, records: Vec<Record>| {
             let mut b = RecordBatch::new_unassigned(pid, 0, -1, 0, records);
             b.is_transactional = true;

@@ -202,7 +202,7 @@ impl Topology {
             }
             format!("{{{}}}", fields.join(","))
         });
-        Record { key, value }
+        Record { key, value, headers: Vec::new() }
     }
 
     /// The changelog record of one store write: key `<key>` (or `<key>@<window start>` for a
@@ -216,7 +216,7 @@ impl Topology {
             key = format!("{key}@{start}");
             object.insert("window".into(), serde_json::json!([start, end]));
         }
-        Record { key: Some(key), value: Some(serde_json::Value::Object(object).to_string()) }
+        Record { key: Some(key), value: Some(serde_json::Value::Object(object).to_string()), headers: Vec::new() }
     }
 
     /// Decode a changelog record of `store` back into a store write.

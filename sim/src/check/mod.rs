@@ -329,7 +329,7 @@ impl Checker {
             Note::ProduceAcked { send_id, partition, offset, key, value } if *offset >= 0 => {
                 findings.extend(self.on_produce_acked(now, node, *send_id, partition, *offset, key, value));
             }
-            Note::Consumed { partition, offset, key, value } => {
+            Note::Consumed { partition, offset, key, value, .. } => {
                 self.groups.on_consumed(node, partition, *offset);
                 findings.extend(self.on_consumed(node, partition, *offset, key, value));
                 findings.extend(self.check_read_committed(node, partition, *offset));

@@ -177,7 +177,7 @@ fn acked(send_id: u64, offset: i64, value: &str) -> Note {
 }
 
 fn consumed(offset: i64, value: &str) -> Note {
-    Note::Consumed { partition: tp(), offset, key: None, value: Some(value.into()) }
+    Note::Consumed { partition: tp(), offset, key: None, value: Some(value.into()), headers: Vec::new() }
 }
 
 fn position_reset(offset: i64) -> Note {
@@ -771,7 +771,7 @@ fn keyed_log() -> (Log, TopicConfig) {
 }
 
 fn keyed_note_consumed(offset: i64, key: &str, value: &str) -> Note {
-    Note::Consumed { partition: tp(), offset, key: Some(key.into()), value: Some(value.into()) }
+    Note::Consumed { partition: tp(), offset, key: Some(key.into()), value: Some(value.into()), headers: Vec::new() }
 }
 
 fn cleaned(log: &mut Log, config: &TopicConfig) -> Note {
@@ -836,7 +836,7 @@ fn a_tombstone_removed_while_an_older_value_stays_is_compacted_latest_lost_viola
     let mut log = Log::new(0);
     let writes = [
         Record::keyed(Some("k1"), "a"),
-        Record { key: Some("k1".into()), value: None },
+        Record { key: Some("k1".into()), value: None, headers: Vec::new() },
         Record::keyed(Some("k2"), "b"),
     ];
     for record in writes {
@@ -876,7 +876,7 @@ fn a_replica_that_never_received_a_tombstone_keeps_the_old_value_as_a_compacted_
     let mut log = Log::new(0);
     let writes = [
         Record::keyed(Some("k1"), "a"),
-        Record { key: Some("k1".into()), value: None },
+        Record { key: Some("k1".into()), value: None, headers: Vec::new() },
         Record::keyed(Some("k2"), "b"),
         Record::keyed(Some("k2"), "c"),
     ];

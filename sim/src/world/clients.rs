@@ -101,10 +101,16 @@ impl World {
             Some(p) => format!("{topic}-{p}"),
             None => topic.to_string(),
         };
-        let what = match &record.key {
+        let mut what = match &record.key {
             Some(k) => format!("send {k}={} to {to}", record.value_text()),
             None => format!("send {} to {to}", record.value_text()),
         };
+        // Headers are counted, not printed: the trace stays one line a send.
+        match record.headers.len() {
+            0 => {}
+            1 => what.push_str(" (1 header)"),
+            n => what.push_str(&format!(" ({n} headers)")),
+        }
         self.record(node, EventKind::App(what));
         let Some(slot) = self.slots.get_mut(&node) else {
             let _ = tx.send(Err("the run is over".into()));

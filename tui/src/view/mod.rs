@@ -18,11 +18,13 @@
 //!
 //! With `l` the right column shows the log as a picture instead (ruler, strips, consumers; see
 //! [`log`]) above a map of who leads what ([`leaders`]). In runs with transactions a
-//! transactions pane joins the left column. At the end of a run the body and the narration give
-//! way to the verdict: each expectation and every finding.
+//! transactions pane joins the left column, and in runs with Kafka Connect a Connect pane
+//! ([`connect`]) takes the bottom of the right column. At the end of a run the body and the
+//! narration give way to the verdict: each expectation and every finding.
 
 pub mod clients;
 pub mod cluster;
+pub mod connect;
 pub mod groups;
 pub mod header;
 pub mod help;
@@ -125,6 +127,17 @@ fn panes(model: &Model, frame: &mut Frame, body: Rect) {
         transactions::render(model, frame, txn_area);
     }
 
+    // In runs with Connect, its pane takes the bottom of the right column first (at most two
+    // thirds: the partitions and messages keep a few rows).
+    let right = if model.recording.has_connect && !model.log_view {
+        let connect_height = connect::height(model, right.width).min(right.height * 2 / 3).max(6.min(right.height));
+        let [right, connect_area] =
+            Layout::vertical([Constraint::Min(0), Constraint::Length(connect_height)]).areas(right);
+        connect::render(model, frame, connect_area);
+        right
+    } else {
+        right
+    };
     if model.log_view {
         let map_height = leaders::height(model).min(right.height / 3).max(3.min(right.height));
         let [log_area, map_area] = Layout::vertical([Constraint::Min(0), Constraint::Length(map_height)]).areas(right);
@@ -133,6 +146,8 @@ fn panes(model: &Model, frame: &mut Frame, body: Rect) {
         return;
     }
     let partitions_height = partitions::height(model).min(right.height.saturating_sub(4));
+    // A title with no row under it says nothing: below two rows the pane is left out.
+    let partitions_height = if partitions_height < 2 { 0 } else { partitions_height };
     let [partitions_area, rest] =
         Layout::vertical([Constraint::Length(partitions_height), Constraint::Min(3)]).areas(right);
     partitions::render(model, frame, partitions_area);
