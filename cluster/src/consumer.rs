@@ -190,11 +190,14 @@ const DEFAULT_API_TIMEOUT_MS: u64 = 60_000;
 
 /// An application's commit waiting to be (re)sent: no coordinator yet, or its last attempt failed
 /// with a retriable error.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct CommitRetry {
     id: u64,
     deadline: SimTime,
     retry_at: SimTime,
+    /// The offsets the application named (`commitSync(offsets)`); `None`: the positions at each
+    /// attempt (`commitSync()`).
+    offsets: Option<Vec<(TopicPartition, i64)>>,
 }
 
 /// The OffsetCommit errors `commitSync()` retries (Java's `ConsumerCoordinator.commitOffsetsSync`
@@ -235,6 +238,13 @@ pub struct Consumer {
     log_truncations: Vec<LogTruncation>,
     /// The application closed the consumer: what is left to do before the process exits.
     closing: Option<Closing>,
+    /// The application has a rebalance listener that must see revocations before the member
+    /// rejoins (see [`Consumer::listen_for_revocations`]).
+    revocation_listener: bool,
+    /// Partitions revoked that the listener has not handled yet.
+    revoked_unhandled: Vec<TopicPartition>,
+    /// The offsets of application commits that named them, until their outcome.
+    named_offsets: BTreeMap<u64, Vec<(TopicPartition, i64)>>,
 }
 
 /// How long `KafkaConsumer.close()` waits for its last commit and LeaveGroup (Java's
@@ -276,6 +286,9 @@ impl Consumer {
             commits_in_flight: Vec::new(),
             commit_deadlines: BTreeMap::new(),
             commit_retry: None,
+            revocation_listener: false,
+            revoked_unhandled: Vec::new(),
+            named_offsets: BTreeMap::new(),
             log_truncations: Vec::new(),
             closing: None,
             config,
@@ -345,8 +358,34 @@ impl Consumer {
         id
     }
 
+    /// Commit these offsets (Java's `commitSync(Map<TopicPartition, OffsetAndMetadata>)`: what
+    /// a Kafka Streams thread commits, the consumed offsets of its tasks, not the positions of
+    /// what `poll` returned). Same retries and outcome as [`Consumer::commit`].
+    pub fn commit_offsets(
+        &mut self,
+        now: SimTime,
+        offsets: Vec<(TopicPartition, i64)>,
+        fx: &mut Effects,
+    ) -> Option<u64> {
+        if self.closing.is_some() {
+            return None;
+        }
+        let id = self.commit_explicit(now, Some(offsets), fx);
+        self.track_connections(now, fx);
+        id
+    }
+
     fn commit_positions(&mut self, now: SimTime, fx: &mut Effects) -> Option<u64> {
-        let offsets = self.positions();
+        self.commit_explicit(now, None, fx)
+    }
+
+    fn commit_explicit(
+        &mut self,
+        now: SimTime,
+        named: Option<Vec<(TopicPartition, i64)>>,
+        fx: &mut Effects,
+    ) -> Option<u64> {
+        let offsets = named.clone().unwrap_or_else(|| self.positions());
         if offsets.is_empty() || self.commit_retry.is_some() {
             return None;
         }
@@ -358,13 +397,38 @@ impl Consumer {
             return Some(id);
         }
         self.commit_deadlines.insert(id, now.plus_ms(DEFAULT_API_TIMEOUT_MS));
+        if let Some(named) = &named {
+            self.named_offsets.insert(id, named.clone());
+        }
         if member.commit(now, offsets, &mut self.next_correlation, fx) {
             self.commits_in_flight.push(id);
         } else {
             let deadline = now.plus_ms(DEFAULT_API_TIMEOUT_MS);
-            self.commit_retry = Some(CommitRetry { id, deadline, retry_at: now });
+            self.commit_retry = Some(CommitRetry { id, deadline, retry_at: now, offsets: named });
         }
         Some(id)
+    }
+
+    /// The application has a rebalance listener whose `onPartitionsRevoked` must run before the
+    /// member rejoins (a Kafka Streams thread: `StreamsRebalanceListener` calls
+    /// `TaskManager.handleRevocation`, which commits the revoked tasks). The member then waits
+    /// for [`Consumer::revocation_handled`] before its JoinGroup.
+    pub fn listen_for_revocations(&mut self) {
+        self.revocation_listener = true;
+    }
+
+    /// Partitions revoked since the last call that the listener has to handle.
+    pub fn revoked_unhandled(&self) -> &[TopicPartition] {
+        &self.revoked_unhandled
+    }
+
+    /// The listener returned: the member may rejoin.
+    pub fn revocation_handled(&mut self, now: SimTime, fx: &mut Effects) {
+        self.revoked_unhandled.clear();
+        if let Some(member) = self.member.as_mut() {
+            member.listener_busy = false;
+        }
+        self.drive(now, fx);
     }
 
     /// Outcomes of commits since the last call: (commit id, error).
@@ -502,6 +566,14 @@ impl Consumer {
                     }
                 }
                 MemberEvent::Revoked { partitions, lost } => {
+                    if !lost && self.revocation_listener && self.closing.is_none() {
+                        // The listener commits what it processed of these before the member
+                        // rejoins (`onPartitionsRevoked` runs inside `onJoinPrepare`).
+                        self.revoked_unhandled.extend(partitions.iter().cloned());
+                        if let Some(member) = self.member.as_mut() {
+                            member.listener_busy = true;
+                        }
+                    }
                     // (A closing consumer committed everything already: ConsumerCoordinator.close.)
                     if !lost && self.config.enable_auto_commit && self.closing.is_none() {
                         // Kafka commits before giving partitions up (onPartitionsRevoked).
@@ -522,10 +594,14 @@ impl Consumer {
                         let deadline = self.commit_deadlines.get(&id).copied().unwrap_or(now);
                         if commit_retriable(error) && now < deadline && self.commit_retry.is_none() {
                             let retry_at = now.plus_ms(self.config.retry_backoff_ms);
-                            self.commit_retry = Some(CommitRetry { id, deadline, retry_at });
+                            // Java retries the same offsets: the consumer's own positions only
+                            // for a `commitSync()` without them.
+                            let offsets = self.named_offsets.get(&id).cloned();
+                            self.commit_retry = Some(CommitRetry { id, deadline, retry_at, offsets });
                             fx.set_timer(Timer::ConsumerWakeup, retry_at);
                         } else {
                             self.commit_deadlines.remove(&id);
+                            self.named_offsets.remove(&id);
                             self.commit_outcomes.push((id, error));
                         }
                     }
@@ -854,10 +930,11 @@ impl Consumer {
     /// Send the application's waiting commit again once its backoff passed and a coordinator is
     /// known; give up with REQUEST_TIMED_OUT at its deadline (Java's commitSync TimeoutException).
     fn retry_commit(&mut self, now: SimTime, fx: &mut Effects) {
-        let Some(retry) = self.commit_retry else { return };
+        let Some(retry) = self.commit_retry.clone() else { return };
         if now >= retry.deadline {
             self.commit_retry = None;
             self.commit_deadlines.remove(&retry.id);
+            self.named_offsets.remove(&retry.id);
             self.commit_outcomes.push((retry.id, ErrorCode::RequestTimedOut));
             return;
         }
@@ -865,7 +942,7 @@ impl Consumer {
             fx.set_timer(Timer::ConsumerWakeup, retry.retry_at);
             return;
         }
-        let offsets = self.positions();
+        let offsets = retry.offsets.clone().unwrap_or_else(|| self.positions());
         let Some(member) = self.member.as_mut() else { return };
         if member.commit_in_flight() {
             return;
