@@ -1296,6 +1296,8 @@ mod tests {
         notes: Vec<Note>,
         /// Answer heartbeats with FENCED_INSTANCE_ID (another process took the instance id).
         fence: bool,
+        /// Heartbeats are answered REBALANCE_IN_PROGRESS (another member joined).
+        rebalance: bool,
         /// Answer JoinGroups that carry a member id with this error instead.
         join_error: Option<ErrorCode>,
         /// The consumer ended its process (`Effects::exit`).
@@ -1322,6 +1324,7 @@ mod tests {
                 sent: Vec::new(),
                 notes: Vec::new(),
                 fence: false,
+                rebalance: false,
                 join_error: None,
                 exited: false,
             }
@@ -1453,6 +1456,9 @@ mod tests {
                 }),
                 Request::Heartbeat(_) if self.fence => {
                     Response::Heartbeat(HeartbeatResponse { error: ErrorCode::FencedInstanceId })
+                }
+                Request::Heartbeat(_) if self.rebalance => {
+                    Response::Heartbeat(HeartbeatResponse { error: ErrorCode::RebalanceInProgress })
                 }
                 Request::Heartbeat(_) => Response::Heartbeat(HeartbeatResponse { error: ErrorCode::None }),
                 Request::OffsetCommit(_) => Response::OffsetCommit(OffsetCommitResponse { error: ErrorCode::None }),
@@ -1678,6 +1684,36 @@ mod tests {
             // buffered records of a closed consumer made its poll loop spin in one instant).
             assert_eq!(cluster.consumer.buffered(), 0, "{case}");
         }
+    }
+
+    #[test]
+    fn a_revocation_listener_commits_what_it_names_before_the_member_rejoins() {
+        // A Kafka Streams thread's `onPartitionsRevoked` (`TaskManager.handleRevocation`) runs
+        // inside `onJoinPrepare`: the JoinGroup waits until the listener has committed its tasks'
+        // consumed offsets (here 3, not the position 5 poll reached) and returned.
+        let mut cluster = Cluster::member_reading(group_config(None, false));
+        cluster.consumer.listen_for_revocations();
+        cluster.rebalance = true;
+        let before = cluster.sent.len();
+        cluster.timer(SimTime::from_ms(4_000), Timer::GroupHeartbeat);
+        assert_eq!(cluster.consumer.revoked_unhandled(), [tp()]);
+        let joins = |c: &Cluster| c.sent[before..].iter().filter(|r| matches!(r, Request::JoinGroup(_))).count();
+        assert_eq!(joins(&cluster), 0, "no JoinGroup while the listener runs");
+        cluster.rebalance = false;
+        let mut fx = Effects::default();
+        assert!(cluster.consumer.commit_offsets(SimTime::from_ms(4_001), vec![(tp(), 3)], &mut fx).is_some());
+        cluster.settle(SimTime::from_ms(4_001), fx);
+        let committed = cluster.sent[before..].iter().find_map(|r| match r {
+            Request::OffsetCommit(c) => Some(c.offsets.clone()),
+            _ => None,
+        });
+        assert_eq!(committed, Some(vec![(tp(), 3)]), "the offsets the listener named");
+        assert_eq!(joins(&cluster), 0, "still none: the listener has not returned");
+        let mut fx = Effects::default();
+        cluster.consumer.revocation_handled(SimTime::from_ms(4_002), &mut fx);
+        cluster.settle(SimTime::from_ms(4_002), fx);
+        assert!(cluster.consumer.revoked_unhandled().is_empty());
+        assert_eq!(joins(&cluster), 1, "the member rejoins once the listener returned");
     }
 
     #[test]

@@ -451,6 +451,9 @@ impl GroupMember {
     pub fn refuse_commit(&self, fx: &mut Effects) -> Option<ErrorCode> {
         let error = match self.phase {
             Phase::Stable => return None,
+            // The rebalance listener runs in `onJoinPrepare`, before `initiateJoinGroup` leaves
+            // the generation: its commit goes out with the generation it still holds.
+            Phase::Joining if self.listener_busy => return None,
             Phase::Joining | Phase::Syncing => ErrorCode::RebalanceInProgress,
             // CommitFailedException: the generation is gone (ILLEGAL_GENERATION is its nearest
             // Kafka error code).
