@@ -114,6 +114,7 @@ scenario_tests! {
     streams_instance_dies => "streams-instance-dies",
     at_least_once_double_counts => "at-least-once-double-counts",
     exactly_once_counts_once => "exactly-once-counts-once",
+    streams_repartition_by_field => "streams-repartition-by-field",
     connect_source_masks_pii => "connect-source-masks-pii",
     connect_worker_dies => "connect-worker-dies",
     connect_sink_dead_letter_queue => "connect-sink-dead-letter-queue",

@@ -73,6 +73,11 @@ fn agree(name: &str) {
 }
 
 #[test]
+fn streams_repartition_by_field_agrees_with_ksql() {
+    agree("streams-repartition-by-field");
+}
+
+#[test]
 fn stream_table_duality_agrees_with_ksql() {
     agree("stream-table-duality");
 }
@@ -104,6 +109,7 @@ fn the_tables_the_scenarios_end_with_are_the_engines_except_under_at_least_once(
         ("fraud-detection-tumbling-window", true),
         ("streams-instance-dies", true),
         ("exactly-once-counts-once", true),
+        ("streams-repartition-by-field", true),
         ("at-least-once-double-counts", false),
     ] {
         let scenario = load(name);

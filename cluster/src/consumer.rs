@@ -192,11 +192,14 @@ const DEFAULT_API_TIMEOUT_MS: u64 = 60_000;
 
 /// An application's commit waiting to be (re)sent: no coordinator yet, or its last attempt failed
 /// with a retriable error.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct CommitRetry {
     id: u64,
     deadline: SimTime,
     retry_at: SimTime,
+    /// The offsets the application named (`commitSync(offsets)`); `None`: the positions at each
+    /// attempt (`commitSync()`).
+    offsets: Option<Vec<(TopicPartition, i64)>>,
 }
 
 /// The OffsetCommit errors `commitSync()` retries (Java's `ConsumerCoordinator.commitOffsetsSync`
@@ -237,6 +240,13 @@ pub struct Consumer {
     log_truncations: Vec<LogTruncation>,
     /// The application closed the consumer: what is left to do before the process exits.
     closing: Option<Closing>,
+    /// The application has a rebalance listener that must see revocations before the member
+    /// rejoins (see [`Consumer::listen_for_revocations`]).
+    revocation_listener: bool,
+    /// Partitions revoked that the listener has not handled yet.
+    revoked_unhandled: Vec<TopicPartition>,
+    /// The offsets of application commits that named them, until their outcome.
+    named_offsets: BTreeMap<u64, Vec<(TopicPartition, i64)>>,
 }
 
 /// How long `KafkaConsumer.close()` waits for its last commit and LeaveGroup (Java's
@@ -278,6 +288,9 @@ impl Consumer {
             commits_in_flight: Vec::new(),
             commit_deadlines: BTreeMap::new(),
             commit_retry: None,
+            revocation_listener: false,
+            revoked_unhandled: Vec::new(),
+            named_offsets: BTreeMap::new(),
             log_truncations: Vec::new(),
             closing: None,
             config,
@@ -347,8 +360,34 @@ impl Consumer {
         id
     }
 
+    /// Commit these offsets (Java's `commitSync(Map<TopicPartition, OffsetAndMetadata>)`: what
+    /// a Kafka Streams thread commits, the consumed offsets of its tasks, not the positions of
+    /// what `poll` returned). Same retries and outcome as [`Consumer::commit`].
+    pub fn commit_offsets(
+        &mut self,
+        now: SimTime,
+        offsets: Vec<(TopicPartition, i64)>,
+        fx: &mut Effects,
+    ) -> Option<u64> {
+        if self.closing.is_some() {
+            return None;
+        }
+        let id = self.commit_explicit(now, Some(offsets), fx);
+        self.track_connections(now, fx);
+        id
+    }
+
     fn commit_positions(&mut self, now: SimTime, fx: &mut Effects) -> Option<u64> {
-        let offsets = self.positions();
+        self.commit_explicit(now, None, fx)
+    }
+
+    fn commit_explicit(
+        &mut self,
+        now: SimTime,
+        named: Option<Vec<(TopicPartition, i64)>>,
+        fx: &mut Effects,
+    ) -> Option<u64> {
+        let offsets = named.clone().unwrap_or_else(|| self.positions());
         if offsets.is_empty() || self.commit_retry.is_some() {
             return None;
         }
@@ -360,13 +399,38 @@ impl Consumer {
             return Some(id);
         }
         self.commit_deadlines.insert(id, now.plus_ms(DEFAULT_API_TIMEOUT_MS));
+        if let Some(named) = &named {
+            self.named_offsets.insert(id, named.clone());
+        }
         if member.commit(now, offsets, &mut self.next_correlation, fx) {
             self.commits_in_flight.push(id);
         } else {
             let deadline = now.plus_ms(DEFAULT_API_TIMEOUT_MS);
-            self.commit_retry = Some(CommitRetry { id, deadline, retry_at: now });
+            self.commit_retry = Some(CommitRetry { id, deadline, retry_at: now, offsets: named });
         }
         Some(id)
+    }
+
+    /// The application has a rebalance listener whose `onPartitionsRevoked` must run before the
+    /// member rejoins (a Kafka Streams thread: `StreamsRebalanceListener` calls
+    /// `TaskManager.handleRevocation`, which commits the revoked tasks). The member then waits
+    /// for [`Consumer::revocation_handled`] before its JoinGroup.
+    pub fn listen_for_revocations(&mut self) {
+        self.revocation_listener = true;
+    }
+
+    /// Partitions revoked since the last call that the listener has to handle.
+    pub fn revoked_unhandled(&self) -> &[TopicPartition] {
+        &self.revoked_unhandled
+    }
+
+    /// The listener returned: the member may rejoin.
+    pub fn revocation_handled(&mut self, now: SimTime, fx: &mut Effects) {
+        self.revoked_unhandled.clear();
+        if let Some(member) = self.member.as_mut() {
+            member.listener_busy = false;
+        }
+        self.drive(now, fx);
     }
 
     /// Outcomes of commits since the last call: (commit id, error).
@@ -504,6 +568,14 @@ impl Consumer {
                     }
                 }
                 MemberEvent::Revoked { partitions, lost } => {
+                    if !lost && self.revocation_listener && self.closing.is_none() {
+                        // The listener commits what it processed of these before the member
+                        // rejoins (`onPartitionsRevoked` runs inside `onJoinPrepare`).
+                        self.revoked_unhandled.extend(partitions.iter().cloned());
+                        if let Some(member) = self.member.as_mut() {
+                            member.listener_busy = true;
+                        }
+                    }
                     // (A closing consumer committed everything already: ConsumerCoordinator.close.)
                     if !lost && self.config.enable_auto_commit && self.closing.is_none() {
                         // Kafka commits before giving partitions up (onPartitionsRevoked).
@@ -524,10 +596,14 @@ impl Consumer {
                         let deadline = self.commit_deadlines.get(&id).copied().unwrap_or(now);
                         if commit_retriable(error) && now < deadline && self.commit_retry.is_none() {
                             let retry_at = now.plus_ms(self.config.retry_backoff_ms);
-                            self.commit_retry = Some(CommitRetry { id, deadline, retry_at });
+                            // Java retries the same offsets: the consumer's own positions only
+                            // for a `commitSync()` without them.
+                            let offsets = self.named_offsets.get(&id).cloned();
+                            self.commit_retry = Some(CommitRetry { id, deadline, retry_at, offsets });
                             fx.set_timer(Timer::ConsumerWakeup, retry_at);
                         } else {
                             self.commit_deadlines.remove(&id);
+                            self.named_offsets.remove(&id);
                             self.commit_outcomes.push((id, error));
                         }
                     }
@@ -857,10 +933,11 @@ impl Consumer {
     /// Send the application's waiting commit again once its backoff passed and a coordinator is
     /// known; give up with REQUEST_TIMED_OUT at its deadline (Java's commitSync TimeoutException).
     fn retry_commit(&mut self, now: SimTime, fx: &mut Effects) {
-        let Some(retry) = self.commit_retry else { return };
+        let Some(retry) = self.commit_retry.clone() else { return };
         if now >= retry.deadline {
             self.commit_retry = None;
             self.commit_deadlines.remove(&retry.id);
+            self.named_offsets.remove(&retry.id);
             self.commit_outcomes.push((retry.id, ErrorCode::RequestTimedOut));
             return;
         }
@@ -868,7 +945,7 @@ impl Consumer {
             fx.set_timer(Timer::ConsumerWakeup, retry.retry_at);
             return;
         }
-        let offsets = self.positions();
+        let offsets = retry.offsets.clone().unwrap_or_else(|| self.positions());
         let Some(member) = self.member.as_mut() else { return };
         if member.commit_in_flight() {
             return;
@@ -1223,6 +1300,8 @@ mod tests {
         notes: Vec<Note>,
         /// Answer heartbeats with FENCED_INSTANCE_ID (another process took the instance id).
         fence: bool,
+        /// Heartbeats are answered REBALANCE_IN_PROGRESS (another member joined).
+        rebalance: bool,
         /// Answer JoinGroups that carry a member id with this error instead.
         join_error: Option<ErrorCode>,
         /// The consumer ended its process (`Effects::exit`).
@@ -1249,6 +1328,7 @@ mod tests {
                 sent: Vec::new(),
                 notes: Vec::new(),
                 fence: false,
+                rebalance: false,
                 join_error: None,
                 exited: false,
             }
@@ -1380,6 +1460,9 @@ mod tests {
                 }),
                 Request::Heartbeat(_) if self.fence => {
                     Response::Heartbeat(HeartbeatResponse { error: ErrorCode::FencedInstanceId })
+                }
+                Request::Heartbeat(_) if self.rebalance => {
+                    Response::Heartbeat(HeartbeatResponse { error: ErrorCode::RebalanceInProgress })
                 }
                 Request::Heartbeat(_) => Response::Heartbeat(HeartbeatResponse { error: ErrorCode::None }),
                 Request::OffsetCommit(_) => Response::OffsetCommit(OffsetCommitResponse { error: ErrorCode::None }),
@@ -1613,6 +1696,36 @@ mod tests {
             // buffered records of a closed consumer made its poll loop spin in one instant).
             assert_eq!(cluster.consumer.buffered(), 0, "{case}");
         }
+    }
+
+    #[test]
+    fn a_revocation_listener_commits_what_it_names_before_the_member_rejoins() {
+        // A Kafka Streams thread's `onPartitionsRevoked` (`TaskManager.handleRevocation`) runs
+        // inside `onJoinPrepare`: the JoinGroup waits until the listener has committed its tasks'
+        // consumed offsets (here 3, not the position 5 poll reached) and returned.
+        let mut cluster = Cluster::member_reading(group_config(None, false));
+        cluster.consumer.listen_for_revocations();
+        cluster.rebalance = true;
+        let before = cluster.sent.len();
+        cluster.timer(SimTime::from_ms(4_000), Timer::GroupHeartbeat);
+        assert_eq!(cluster.consumer.revoked_unhandled(), [tp()]);
+        let joins = |c: &Cluster| c.sent[before..].iter().filter(|r| matches!(r, Request::JoinGroup(_))).count();
+        assert_eq!(joins(&cluster), 0, "no JoinGroup while the listener runs");
+        cluster.rebalance = false;
+        let mut fx = Effects::default();
+        assert!(cluster.consumer.commit_offsets(SimTime::from_ms(4_001), vec![(tp(), 3)], &mut fx).is_some());
+        cluster.settle(SimTime::from_ms(4_001), fx);
+        let committed = cluster.sent[before..].iter().find_map(|r| match r {
+            Request::OffsetCommit(c) => Some(c.offsets.clone()),
+            _ => None,
+        });
+        assert_eq!(committed, Some(vec![(tp(), 3)]), "the offsets the listener named");
+        assert_eq!(joins(&cluster), 0, "still none: the listener has not returned");
+        let mut fx = Effects::default();
+        cluster.consumer.revocation_handled(SimTime::from_ms(4_002), &mut fx);
+        cluster.settle(SimTime::from_ms(4_002), fx);
+        assert!(cluster.consumer.revoked_unhandled().is_empty());
+        assert_eq!(joins(&cluster), 1, "the member rejoins once the listener returned");
     }
 
     #[test]

@@ -116,6 +116,29 @@ impl KafkaConsumer {
         outcome.await.unwrap_or_else(|_| Err("the consumer stopped".into()))
     }
 
+    /// `commitSync(offsets)`: commit these offsets (the next to read per partition) and wait.
+    pub async fn commit_offsets_sync(&self, offsets: Vec<(TopicPartition, i64)>) -> Result<(), String> {
+        let outcome = self.world.lock().expect("world lock").consumer_commit_offsets(self.node, offsets);
+        outcome.await.unwrap_or_else(|_| Err("the consumer stopped".into()))
+    }
+
+    /// Register a rebalance listener: from now on a revocation waits for
+    /// [`KafkaConsumer::revocation_handled`] before the consumer rejoins its group.
+    pub fn listen_for_revocations(&self) {
+        self.world.lock().expect("world lock").consumer_listen_for_revocations(self.node);
+    }
+
+    /// The partitions revoked that the listener has yet to handle (`onPartitionsRevoked`'s
+    /// argument), empty if none.
+    pub fn revoked_unhandled(&self) -> Vec<TopicPartition> {
+        self.world.lock().expect("world lock").consumer_revoked_unhandled(self.node)
+    }
+
+    /// `onPartitionsRevoked` returned.
+    pub fn revocation_handled(&self) {
+        self.world.lock().expect("world lock").consumer_revocation_handled(self.node);
+    }
+
     /// `groupMetadata()`: the group, generation and member id this consumer is in now.
     pub fn group_metadata(&self) -> Option<GroupMetadata> {
         self.world.lock().expect("world lock").consumer_group_metadata(self.node)

@@ -1,20 +1,36 @@
 //! A Kafka Streams instance as a scenario application: one `StreamThread` loop over the pure
 //! runtime in `ksim_cluster::streams`.
 //!
-//! Each loop iteration is `StreamThread.runOnce`: poll the main consumer; after a rebalance, close
-//! the tasks whose partitions left and create the new ones (`TaskManager.handleAssignment`);
-//! restore every restoring task's stores from their changelogs (`StoreChangelogReader`); run each
-//! record through its task and send what it produces (`RecordCollectorImpl`); and every
-//! `commit.interval.ms` commit (`StreamThread.maybeCommit`). Under at_least_once a commit flushes
-//! the producer (waits for every send to be acknowledged) and then commits the consumer's
-//! offsets: a crash between the two leaves outputs and changelog writes whose inputs the next
-//! owner processes again. Under exactly_once_v2 the thread's sends go in one transaction, flushed
-//! and committed every `commit.interval.ms`; each thread has its own `transactional.id`
-//! (KIP-447), so a dead instance's open transaction is aborted by its coordinator once
-//! `transaction.timeout.ms` passes, and the new owner restores with `read_committed`.
-//! Kafka sends the input offsets inside the transaction (`sendOffsetsToTransaction`); ksim's
-//! transactions do not carry offsets yet, so the offsets are committed right after the
-//! transaction commits (a crash in between would count twice; the checker would say so).
+//! Each loop iteration is `StreamThread.runOnce`: poll the main consumer; hand over what a
+//! rebalance revokes (`StreamsRebalanceListener.onPartitionsRevoked` ->
+//! `TaskManager.handleRevocation`: commit the revoked tasks, and every other task with
+//! uncommitted work, before the consumer rejoins); after a rebalance, close the tasks whose
+//! partitions left and create the new ones (`TaskManager.handleAssignment`); restore every
+//! restoring task's stores from their changelogs (`StoreChangelogReader`); run each record through
+//! its task and send what it produces (`RecordCollectorImpl`); and every `commit.interval.ms`
+//! commit (`StreamThread.maybeCommit`).
+//!
+//! A commit (`TaskExecutor.commitOffsetsOrTransaction`) carries the tasks' *consumed* offsets:
+//! per input partition, the offset after the last record a task processed (not the consumer's
+//! position, which runs ahead for records buffered by a task still restoring). Under
+//! at_least_once it flushes the producer (waits for every send to be acknowledged) and then
+//! commits those offsets with `commitSync(offsets)`: a crash between the two leaves outputs and
+//! changelog writes whose inputs the next owner processes again. Under exactly_once_v2 the
+//! thread's sends go in one transaction and the offsets go inside it
+//! (`StreamsProducer.commitTransaction`: `sendOffsetsToTransaction(offsets,
+//! consumer.groupMetadata())`, then `commitTransaction()`, KIP-447): the coordinator adds the
+//! offsets partition to the transaction (AddOffsetsToTxn), the group coordinator holds them as
+//! pending (TxnOffsetCommit, checked against the member's generation) and makes them visible only
+//! with the commit marker. Each thread has its own `transactional.id`, so a dead instance's open
+//! transaction is aborted by its coordinator once `transaction.timeout.ms` passes, and the new
+//! owner restores with `read_committed`.
+//!
+//! A commit that fails (a stale generation: CommitFailedException, or an abortable transaction
+//! error) is a `TaskMigratedException` (`StreamsProducer.commitTransaction`,
+//! `TaskExecutor.commitOffsetsOrTransaction`): the thread aborts its open transaction, closes
+//! every task dirty and revives it (`TaskManager.handleLostAll`), and reads on from the group's
+//! committed offsets, its stores restored from their changelogs. A fatal error (the producer was
+//! fenced for good) ends the thread.
 //!
 //! Everything a pane would show goes into the trace as the instance's notes: tasks created,
 //! restoring, restored (records replayed and the store's entries), running, closed; late
@@ -38,95 +54,301 @@ use std::time::Duration;
 /// once its buffer holds `buffered.records.per.partition`, 1000 by default).
 const MAX_BUFFERED: usize = 100_000;
 
+/// One stream thread: its tasks, and what it processed since its last commit.
+struct Thread {
+    world: Arc<Mutex<World>>,
+    node: NodeId,
+    instance: Instance,
+    consumer: KafkaConsumer,
+    producer: KafkaProducer,
+    eos: bool,
+    application: String,
+    buffered: BTreeMap<TaskId, Vec<ConsumedRecord>>,
+    /// Per input partition, the offset after the last record a task processed since the last
+    /// commit (`StreamTask.committableOffsetsAndMetadata`).
+    consumed: BTreeMap<TopicPartition, i64>,
+    /// Under at_least_once: each input that produced sends, until every send is answered.
+    pending: Vec<Pending>,
+    /// Under exactly_once_v2: the inputs whose sends are in the open transaction.
+    transaction_inputs: Vec<(TopicPartition, i64)>,
+    transaction_deliveries: Vec<Delivery>,
+    in_transaction: bool,
+    since_commit: u64,
+}
+
+/// Why a commit did not happen.
+enum CommitError {
+    /// The tasks migrated: abort, close them dirty, revive (`TaskMigratedException`).
+    Migrated(String),
+    /// The thread cannot go on (a fenced or failed producer).
+    Fatal(String),
+}
+
+impl Thread {
+    fn note(&self, text: String) {
+        self.world.lock().expect("world lock").app_note(self.node, text);
+    }
+
+    /// `TaskExecutor.commitOffsetsOrTransaction`: flush, then the consumed offsets (at_least_once:
+    /// `commitSync(offsets)`; exactly_once_v2: inside the transaction).
+    async fn commit(&mut self) -> Result<usize, CommitError> {
+        let offsets: Vec<(TopicPartition, i64)> = std::mem::take(&mut self.consumed).into_iter().collect();
+        if self.eos {
+            if offsets.is_empty() && !self.in_transaction {
+                return Ok(0);
+            }
+            // `StreamsProducer.maybeBeginTransaction`: records processed without any output
+            // still commit their offsets in a transaction.
+            if !self.in_transaction {
+                self.producer.begin_transaction().map_err(CommitError::Fatal)?;
+                self.in_transaction = true;
+            }
+            let inputs = std::mem::take(&mut self.transaction_inputs);
+            // `StreamTask.prepareCommit` flushes the record collector first, under exactly-once
+            // too: every send is acknowledged (its partition added to the transaction).
+            let mut flushed = true;
+            for delivery in self.transaction_deliveries.drain(..) {
+                flushed &= matches!(delivery.await, Ok(Ok(_)));
+            }
+            if !flushed {
+                return Err(CommitError::Migrated("a send of the transaction failed".into()));
+            }
+            if !offsets.is_empty() {
+                let Some(group) = self.consumer.group_metadata() else {
+                    return Err(CommitError::Migrated("the consumer is in no group".into()));
+                };
+                self.producer.send_offsets_to_transaction(offsets.clone(), group).await.map_err(classify)?;
+            }
+            self.producer.commit_transaction().await.map_err(classify)?;
+            self.in_transaction = false;
+            self.world.lock().expect("world lock").streams_counted(self.node, &self.application, true, &inputs);
+            return Ok(offsets.len());
+        }
+        // `RecordCollectorImpl.flush`, then the offsets.
+        let mut counted = Vec::new();
+        for entry in self.pending.drain(..) {
+            let mut ok = !entry.failed;
+            for delivery in entry.deliveries {
+                ok &= matches!(delivery.await, Ok(Ok(_)));
+            }
+            if ok {
+                counted.push(entry.input);
+            }
+        }
+        if !counted.is_empty() {
+            self.world.lock().expect("world lock").streams_counted(self.node, &self.application, false, &counted);
+        }
+        if offsets.is_empty() {
+            return Ok(0);
+        }
+        self.consumer.commit_offsets_sync(offsets.clone()).await.map_err(CommitError::Migrated)?;
+        Ok(offsets.len())
+    }
+
+    /// Commit, and on a migrated-tasks error revive every task. Returns false if the thread
+    /// must stop.
+    async fn commit_or_revive(&mut self, why: &str) -> bool {
+        let processed = self.since_commit;
+        match self.commit().await {
+            Ok(partitions) => {
+                if partitions > 0 || processed > 0 {
+                    self.note(format!(
+                        "commit ({why}): {processed} records processed since the last commit; offsets of {partitions} partition(s) committed{}",
+                        if self.eos { " in the transaction" } else { "" }
+                    ));
+                }
+                self.since_commit = 0;
+                self.instance.committed(now().as_ms());
+                true
+            }
+            Err(CommitError::Fatal(error)) => {
+                if self.eos && self.in_transaction {
+                    let _ = self.producer.abort_transaction().await;
+                }
+                self.note(format!("commit failed: {error}; the Streams thread dies"));
+                false
+            }
+            Err(CommitError::Migrated(error)) => {
+                self.revive(&error).await;
+                true
+            }
+        }
+    }
+
+    /// `TaskMigratedException` -> `TaskManager.handleLostAll`: abort the open transaction, close
+    /// every task dirty (its state is ahead of what committed), and read on from the committed
+    /// offsets; the tasks come back RESTORING with the next assignment.
+    async fn revive(&mut self, error: &str) {
+        if self.eos && self.in_transaction {
+            if let Err(abort) = self.producer.abort_transaction().await {
+                self.note(format!("abortTransaction() threw {abort}"));
+            }
+            self.in_transaction = false;
+        }
+        let closed: Vec<String> = self.instance.tasks.keys().map(TaskId::to_string).collect();
+        self.note(format!(
+            "commit failed: {error}: the tasks migrated (TaskMigratedException); {} closed dirty, to be revived from their changelogs",
+            if closed.is_empty() { "no task".to_string() } else { format!("tasks {}", closed.join(", ")) }
+        ));
+        self.instance.tasks.clear();
+        self.buffered.clear();
+        self.consumed.clear();
+        self.pending.clear();
+        self.transaction_inputs.clear();
+        self.transaction_deliveries.clear();
+        self.since_commit = 0;
+        self.consumer.rewind_to_committed();
+    }
+}
+
+/// An abortable error migrates the tasks; a fatal one (ProducerFencedException for good, a
+/// producer in error) ends the thread.
+fn classify(error: String) -> CommitError {
+    if error.contains("fatal") {
+        CommitError::Fatal(error)
+    } else {
+        CommitError::Migrated(error)
+    }
+}
+
 pub async fn run(world: Arc<Mutex<World>>, node: NodeId, setup: StreamsSetup) {
     let topology = setup.topology().expect("resolve compiled the topology");
     let guarantee = setup.guarantee().expect("resolve checked the guarantee");
     let eos = guarantee == ProcessingGuarantee::ExactlyOnceV2;
-    let mut instance = Instance::new(topology, guarantee, setup.commit_interval_ms);
-    let consumer = KafkaConsumer::new(world.clone(), node);
-    let producer = KafkaProducer::new(world.clone(), node);
-    let note = |text: String| world.lock().expect("world lock").app_note(node, text);
-    let source = instance.topology.source.topic.clone();
+    let instance = Instance::new(topology, guarantee, setup.commit_interval_ms);
+    let source = instance.topology.input_topics().join(", ");
     let stores: Vec<String> =
         instance.topology.stores.iter().map(|s| format!("store {} (changelog {})", s.name, s.changelog)).collect();
-    note(format!(
+    let mut t = Thread {
+        world: world.clone(),
+        node,
+        application: instance.topology.application_id.clone(),
+        consumer: KafkaConsumer::new(world.clone(), node),
+        producer: KafkaProducer::new(world.clone(), node),
+        instance,
+        eos,
+        buffered: BTreeMap::new(),
+        consumed: BTreeMap::new(),
+        pending: Vec::new(),
+        transaction_inputs: Vec::new(),
+        transaction_deliveries: Vec::new(),
+        in_transaction: false,
+        since_commit: 0,
+    };
+    t.note(format!(
         "Kafka Streams application.id={} starts: processing.guarantee={}, commit.interval.ms={}; reads {source}, writes {}{}",
-        instance.topology.application_id,
+        t.application,
         guarantee.name(),
-        instance.commit_interval_ms,
-        instance.topology.sinks.iter().map(|s| s.topic.as_str()).collect::<Vec<_>>().join(", "),
+        t.instance.commit_interval_ms,
+        t.instance
+            .topology
+            .repartition
+            .iter()
+            .map(|r| r.topic.as_str())
+            .chain(t.instance.topology.sinks.iter().map(|s| s.topic.as_str()))
+            .collect::<Vec<_>>()
+            .join(", "),
         if stores.is_empty() { String::new() } else { format!("; {}", stores.join(", ")) },
     ));
     if eos {
-        if let Err(error) = producer.init_transactions().await {
-            return producer.note(format!("initTransactions() threw {error}; the Streams thread dies"));
+        if let Err(error) = t.producer.init_transactions().await {
+            return t.producer.note(format!("initTransactions() threw {error}; the Streams thread dies"));
         }
     }
-    consumer.subscribe(std::slice::from_ref(&source));
-    let mut buffered: BTreeMap<TaskId, Vec<ConsumedRecord>> = BTreeMap::new();
-    // Under at_least_once: each input that produced sends, until every send is answered.
-    let mut pending: Vec<Pending> = Vec::new();
-    // Under exactly_once_v2: the inputs whose sends are in the open transaction.
-    let mut transaction_inputs: Vec<(TopicPartition, i64)> = Vec::new();
-    let mut transaction_deliveries: Vec<Delivery> = Vec::new();
-    let application = instance.topology.application_id.clone();
-    let mut in_transaction = false;
-    let mut since_commit = 0u64;
+    t.consumer.listen_for_revocations();
+    t.consumer.subscribe(&t.instance.topology.input_topics());
     loop {
-        let records = match consumer.poll(Duration::from_millis(setup.poll_interval_ms)).await {
+        let mut records = match t.consumer.poll(Duration::from_millis(setup.poll_interval_ms)).await {
             Ok(records) => records,
-            Err(error) => return stopped_by(&consumer, error),
+            Err(error) => return stopped_by(&t.consumer, error),
         };
+        // `onPartitionsRevoked`: commit before the consumer rejoins, so the next owner starts
+        // from what this thread processed (`TaskManager.handleRevocation`). Records of a revoked
+        // partition not yet processed are left to the next owner.
+        let revoked = t.consumer.revoked_unhandled();
+        if !revoked.is_empty() {
+            let shown: Vec<String> = revoked.iter().map(|tp| tp.to_string()).collect();
+            t.note(format!(
+                "onPartitionsRevoked({}): the thread commits its tasks before they are handed over",
+                shown.join(", ")
+            ));
+            records.retain(|r| !revoked.contains(&r.partition));
+            let revoked_tasks: Vec<TaskId> = revoked.iter().filter_map(|tp| task_of(&t.instance, tp)).collect();
+            t.buffered.retain(|id, _| !revoked_tasks.contains(id));
+            if !t.commit_or_revive("partitions revoked").await {
+                return;
+            }
+            t.consumer.revocation_handled();
+        }
         // Tasks follow the assignment once a rebalance is over: a task the instance keeps keeps
-        // its store (Streams' cooperative rebalancing, KIP-429, revokes only what moves).
-        let settled = world.lock().expect("world lock").consumer_settled_assignment(node);
-        let assigned: Vec<i32> = match settled {
-            Some(partitions) => partitions.into_iter().filter(|tp| tp.topic == source).map(|tp| tp.partition).collect(),
-            None => instance.tasks.keys().map(|id| id.partition).collect(),
+        // its store (a revoked task was committed, `suspended`, and resumes if it comes back).
+        let settled = t.world.lock().expect("world lock").consumer_settled_assignment(node);
+        let assigned: Vec<TaskId> = match &settled {
+            Some(partitions) => partitions.iter().filter_map(|tp| task_of(&t.instance, tp)).collect(),
+            None => t.instance.tasks.keys().copied().collect(),
         };
-        let changed = instance.on_assignment(&assigned);
+        let changed = t.instance.on_assignment(&assigned);
         for id in &changed.closed {
-            buffered.remove(id);
-            note(format!("task {id} closed: its partition was assigned away"));
+            t.buffered.remove(id);
+            t.note(format!("task {id} closed: its partition was assigned away"));
+        }
+        if settled.is_some() {
+            let Thread { buffered, instance, .. } = &mut t;
+            buffered.retain(|id, _| instance.tasks.contains_key(id));
         }
         for id in &changed.created {
-            let state = instance.tasks[id].state;
-            note(format!(
+            let state = t.instance.tasks[id].state;
+            t.note(format!(
                 "task {id} created ({})",
                 if state == TaskState::Restoring { "RESTORING" } else { "RUNNING" }
             ));
         }
-        restore(&world, node, &mut instance, eos);
+        restore(&world, node, &mut t.instance, eos);
         for record in records {
-            let id = TaskId { subtopology: 0, partition: record.partition.partition };
-            let queue = buffered.entry(id).or_default();
+            let Some(id) = task_of(&t.instance, &record.partition) else { continue };
+            let queue = t.buffered.entry(id).or_default();
             if queue.len() < MAX_BUFFERED {
                 queue.push(record);
             }
         }
-        let ready: Vec<TaskId> = buffered
+        let ready: Vec<TaskId> = t
+            .buffered
             .keys()
-            .filter(|id| instance.tasks.get(id).is_some_and(|t| t.state == TaskState::Running))
+            .filter(|id| t.instance.tasks.get(id).is_some_and(|task| task.state == TaskState::Running))
             .copied()
             .collect();
         for id in ready {
-            let queue = buffered.remove(&id).unwrap_or_default();
+            let queue = t.buffered.remove(&id).unwrap_or_default();
             if queue.is_empty() {
                 continue;
             }
-            if eos && !in_transaction {
-                if producer.begin_transaction().is_err() {
-                    return producer.note("the producer cannot begin a transaction; the Streams thread dies".into());
+            if eos && !t.in_transaction {
+                if t.producer.begin_transaction().is_err() {
+                    return t.producer.note("the producer cannot begin a transaction; the Streams thread dies".into());
                 }
-                in_transaction = true;
+                t.in_transaction = true;
             }
-            let Instance { tasks, topology, .. } = &mut instance;
+            let Thread {
+                instance,
+                producer,
+                consumer,
+                pending,
+                transaction_inputs,
+                transaction_deliveries,
+                consumed,
+                since_commit,
+                ..
+            } = &mut t;
+            let Instance { tasks, topology, .. } = instance;
             let task = tasks.get_mut(&id).expect("a running task");
             for record in queue {
                 // A tombstone on a stream's input is no row (ksqlDB drops a null value): skipped.
                 let out = task.process(topology, record.key.as_deref(), record.value.as_deref().unwrap_or("null"));
                 if let Some(why) = &out.skipped {
-                    note(format!("task {id} skipped {}@{}: {why}", record.partition, record.offset));
+                    world
+                        .lock()
+                        .expect("world lock")
+                        .app_note(node, format!("task {id} skipped {}@{}: {why}", record.partition, record.offset));
                 }
                 let input = (record.partition.clone(), record.offset);
                 if !out.sends.is_empty() {
@@ -141,83 +363,33 @@ pub async fn run(world: Arc<Mutex<World>>, node: NodeId, setup: StreamsSetup) {
                     }
                 }
                 for late in out.late {
-                    note(format!(
+                    world.lock().expect("world lock").app_note(node, format!(
                         "task {id} dropped a late record ({}@{}): event time {} is in window [{}, {}), which closed at stream time {} with grace {} ms",
                         record.partition, record.offset, late.rowtime, late.window.0, late.window.1, late.stream_time, late.grace_ms
                     ));
                 }
                 consumer.processed(&record);
-                since_commit += 1;
+                consumed.insert(record.partition.clone(), record.offset + 1);
+                *since_commit += 1;
             }
         }
         if !eos {
-            let counted = settle(&mut pending);
+            let counted = settle(&mut t.pending);
             if !counted.is_empty() {
-                world.lock().expect("world lock").streams_counted(node, &application, false, &counted);
+                world.lock().expect("world lock").streams_counted(node, &t.application, false, &counted);
             }
         }
-        let now_ms = now().as_ms();
-        if since_commit > 0 && instance.commit_due(now_ms) {
-            let outcome = if eos {
-                // KIP-447 sends the input offsets in the transaction
-                // (`sendOffsetsToTransaction`); ksim's transactions do not carry offsets yet,
-                // so the consumer commits them right after the transaction commits.
-                in_transaction = false;
-                let inputs = std::mem::take(&mut transaction_inputs);
-                // `StreamTask.prepareCommit` flushes the record collector first, under
-                // exactly-once too: every send is acknowledged (its partition added to the
-                // transaction) before the commit.
-                let mut flushed = true;
-                for delivery in transaction_deliveries.drain(..) {
-                    flushed &= matches!(delivery.await, Ok(Ok(_)));
-                }
-                let committed = if flushed {
-                    producer.commit_transaction().await
-                } else {
-                    Err("a send of the transaction failed; the transaction is aborted".to_string())
-                };
-                match committed {
-                    Ok(()) => {
-                        world.lock().expect("world lock").streams_counted(node, &application, true, &inputs);
-                        consumer.commit_sync().await
-                    }
-                    Err(error) => {
-                        // The task's state is now ahead of what committed: Streams treats it as
-                        // corrupted (`TaskCorruptedException`) and revives the tasks, wiping and
-                        // restoring their stores. ksim aborts and stops the thread instead.
-                        let _ = producer.abort_transaction().await;
-                        return producer.note(format!(
-                            "commit failed: {error}; the transaction is aborted and the Streams thread dies (ksim does not revive corrupted tasks)"
-                        ));
-                    }
-                }
-            } else {
-                // `RecordCollectorImpl.flush`, then the offsets (`TaskExecutor.commitOffsetsOrTransaction`).
-                let mut counted = Vec::new();
-                for entry in pending.drain(..) {
-                    let mut ok = !entry.failed;
-                    for delivery in entry.deliveries {
-                        ok &= matches!(delivery.await, Ok(Ok(_)));
-                    }
-                    if ok {
-                        counted.push(entry.input);
-                    }
-                }
-                if !counted.is_empty() {
-                    world.lock().expect("world lock").streams_counted(node, &application, false, &counted);
-                }
-                consumer.commit_sync().await
-            };
-            match outcome {
-                Ok(()) => {
-                    note(format!("commit: {since_commit} records processed since the last commit; offsets committed"))
-                }
-                Err(error) => note(format!("commit failed: {error}")),
-            }
-            since_commit = 0;
-            instance.committed(now().as_ms());
+        if t.since_commit > 0 && t.instance.commit_due(now().as_ms()) && !t.commit_or_revive("commit.interval.ms").await
+        {
+            return;
         }
     }
+}
+
+/// The task that reads a partition: `<sub-topology>_<partition>`.
+fn task_of(instance: &Instance, tp: &TopicPartition) -> Option<TaskId> {
+    let subtopology = instance.topology.subtopology_of(&tp.topic)?;
+    Some(TaskId { subtopology, partition: tp.partition })
 }
 
 /// An input's sends under at_least_once, until each is answered.
@@ -258,7 +430,7 @@ fn restore(world: &Arc<Mutex<World>>, node: NodeId, instance: &mut Instance, rea
         let mut done = true;
         let Instance { tasks, topology, .. } = &mut *instance;
         let task = tasks.get_mut(&id).expect("a restoring task");
-        for store in &topology.stores {
+        for store in topology.stores_of(id.subtopology) {
             let tp = TopicPartition::new(store.changelog.clone(), id.partition);
             let read = world.lock().expect("world lock").changelog_read(node, &tp, read_committed);
             let Some(records) = read else {

@@ -87,6 +87,11 @@ pub struct GroupMember {
     last_poll: SimTime,
     /// A follow-up join is needed once the current exchange ends.
     rejoin_needed: bool,
+    /// The application's rebalance listener still handles a revocation (a Streams thread
+    /// commits its revoked tasks in `onPartitionsRevoked`): the member rejoins only after it
+    /// returns, as Java's `ConsumerCoordinator.onJoinPrepare` runs the listener before the
+    /// JoinGroup is sent.
+    pub listener_busy: bool,
     retry_at: SimTime,
     /// A fatal error ended this member for good (FENCED_INSTANCE_ID, INCONSISTENT_GROUP_PROTOCOL):
     /// it does nothing more, as the Java consumer, whose every later `poll` throws, does nothing.
@@ -128,6 +133,7 @@ impl GroupMember {
             pending: BTreeMap::new(),
             last_poll: SimTime::ZERO,
             rejoin_needed: false,
+            listener_busy: false,
             retry_at: SimTime::ZERO,
             failed: None,
             kicked_out_at: None,
@@ -300,12 +306,14 @@ impl GroupMember {
             Phase::Idle | Phase::Syncing => {}
             Phase::Joining => {
                 // A commit of revoked partitions must land before we rejoin (onJoinPrepare).
-                if !self.waiting_for(|p| matches!(p, Pending::Join)) && !self.commit_in_flight() {
+                if !self.waiting_for(|p| matches!(p, Pending::Join)) && !self.commit_in_flight() && !self.listener_busy
+                {
                     self.send_join(now, next_correlation, fx, &mut events);
                 }
             }
             Phase::Stable => {
-                if self.rejoin_needed && !self.waiting_for(|p| matches!(p, Pending::Commit(..))) {
+                if self.rejoin_needed && !self.waiting_for(|p| matches!(p, Pending::Commit(..))) && !self.listener_busy
+                {
                     self.rejoin_needed = false;
                     self.phase = Phase::Joining;
                     self.send_join(now, next_correlation, fx, &mut events);
@@ -443,6 +451,9 @@ impl GroupMember {
     pub fn refuse_commit(&self, fx: &mut Effects) -> Option<ErrorCode> {
         let error = match self.phase {
             Phase::Stable => return None,
+            // The rebalance listener runs in `onJoinPrepare`, before `initiateJoinGroup` leaves
+            // the generation: its commit goes out with the generation it still holds.
+            Phase::Joining if self.listener_busy => return None,
             Phase::Joining | Phase::Syncing => ErrorCode::RebalanceInProgress,
             // CommitFailedException: the generation is gone (ILLEGAL_GENERATION is its nearest
             // Kafka error code).

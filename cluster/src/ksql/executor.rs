@@ -207,6 +207,25 @@ impl QueryRuntime {
             .collect()
     }
 
+    /// What an aggregation groups `record` by, after its WHERE: the key Kafka Streams'
+    /// `groupBy` selects (`KStreamImpl.groupBy` -> a key-changing map) and writes to the
+    /// repartition topic. `None` if WHERE drops the record, a GROUP BY value is NULL (ksqlDB
+    /// drops the row), or the query is no aggregation.
+    pub fn group_key(&self, record: &Record) -> Option<Vec<Value>> {
+        let QueryKind::Aggregation(agg) = &self.plan.kind else { return None };
+        let input = Ctx { input: &record.values, rowtime: record.rowtime, keys: &[], aggs: &[], window: None };
+        if let Some(w) = &self.plan.where_ {
+            if eval(w, &input) != Value::Boolean(true) {
+                return None;
+            }
+        }
+        let group: Vec<Value> = agg.group_by.iter().map(|g| eval(g, &input)).collect();
+        if group.iter().any(Value::is_null) {
+            return None;
+        }
+        Some(agg.key_order.iter().map(|&i| group[i].clone()).collect())
+    }
+
     /// Feed one record of the query's source. `Err` only when the query would keep more than
     /// [`MAX_STORE_ENTRIES`] windows.
     pub fn process(&mut self, record: &Record) -> Result<Output, String> {

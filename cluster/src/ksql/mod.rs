@@ -101,6 +101,11 @@ impl Engine {
         &self.queries[index].plan().output
     }
 
+    /// The key query `index` groups `record` by ([`QueryRuntime::group_key`]).
+    pub fn group_key(&self, index: usize, record: &Record) -> Option<Vec<value::Value>> {
+        self.queries[index].group_key(record)
+    }
+
     /// Feed one record of the declared source `source`. Queries run in statement order; the rows a
     /// query writes to a stream feed the queries that read that stream.
     pub fn process(&mut self, source: &str, record: Record) -> Result<Step, String> {

@@ -38,10 +38,11 @@ impl Instance {
         }
     }
 
-    /// The consumer's partitions of the input topic, after a rebalance: one task each (one
-    /// sub-topology, so tasks `0_<partition>`).
-    pub fn on_assignment(&mut self, partitions: &[i32]) -> Reassigned {
-        let wanted: Vec<TaskId> = partitions.iter().map(|&p| TaskId { subtopology: 0, partition: p }).collect();
+    /// The tasks of the consumer's partitions after a rebalance: one per partition of each
+    /// sub-topology's input (tasks `0_<p>` over the input topic, `1_<p>` over the repartition
+    /// topic), as `StreamsPartitionAssignor` hands them out.
+    pub fn on_assignment(&mut self, wanted: &[TaskId]) -> Reassigned {
+        let wanted = wanted.to_vec();
         let mut out = Reassigned::default();
         let closed: Vec<TaskId> = self.tasks.keys().filter(|id| !wanted.contains(id)).copied().collect();
         for id in closed {
@@ -89,10 +90,10 @@ mod tests {
         .unwrap();
         let mut i = Instance::new(t, ProcessingGuarantee::AtLeastOnce, None);
         let id = |p| TaskId { subtopology: 0, partition: p };
-        assert_eq!(i.on_assignment(&[0, 1]), Reassigned { created: vec![id(0), id(1)], closed: vec![] });
+        assert_eq!(i.on_assignment(&[id(0), id(1)]), Reassigned { created: vec![id(0), id(1)], closed: vec![] });
         assert_eq!(i.restoring(), [id(0), id(1)]);
         i.tasks.get_mut(&id(0)).unwrap().start_running();
-        assert_eq!(i.on_assignment(&[0, 2]), Reassigned { created: vec![id(2)], closed: vec![id(1)] });
+        assert_eq!(i.on_assignment(&[id(0), id(2)]), Reassigned { created: vec![id(2)], closed: vec![id(1)] });
         assert_eq!(i.restoring(), [id(2)]);
         assert!(!i.commit_due(1_000));
         assert!(!i.commit_due(30_999));

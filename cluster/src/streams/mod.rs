@@ -35,7 +35,7 @@ pub mod topology;
 
 pub use instance::Instance;
 pub use task::{StreamTask, TaskId};
-pub use topology::{Naming, Topology};
+pub use topology::{Naming, RepartitionSpec, Topology};
 
 /// `processing.guarantee` (`StreamsConfig.PROCESSING_GUARANTEE_CONFIG`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
@@ -86,6 +86,13 @@ pub fn changelog_topic_configs(window_retention_ms: Option<i64>) -> Vec<(&'stati
             ("retention.ms", retention.saturating_add(WINDOW_CHANGELOG_ADDITIONAL_RETENTION_MS).to_string()),
         ],
     }
+}
+
+/// The topic configs a repartition topic is created with (`RepartitionTopicConfig`):
+/// `cleanup.policy=delete` and `retention.ms=-1`, since Streams deletes what it has consumed
+/// and committed itself (`TaskManager.maybePurgeCommittedRecords`, DeleteRecords).
+pub fn repartition_topic_configs() -> Vec<(&'static str, String)> {
+    vec![("cleanup.policy", "delete".to_string()), ("retention.ms", "-1".to_string())]
 }
 
 /// A changelog topic's name (`ProcessorStateManager.storeChangelogTopic`).

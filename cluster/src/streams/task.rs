@@ -65,7 +65,8 @@ pub struct StreamTask {
 impl StreamTask {
     /// A new task: it restores before it runs if the topology has stores.
     pub fn new(id: TaskId, topology: &Topology) -> StreamTask {
-        let state = if topology.stores.is_empty() { TaskState::Running } else { TaskState::Restoring };
+        let state =
+            if topology.stores_of(id.subtopology).is_empty() { TaskState::Running } else { TaskState::Restoring };
         StreamTask { id, state, engine: topology.engine(), stream_time: None, processed: 0 }
     }
 
@@ -89,7 +90,9 @@ impl StreamTask {
     pub fn process(&mut self, topology: &Topology, key: Option<&str>, value: &str) -> Processed {
         assert_eq!(self.state, TaskState::Running, "task {} processed a record while restoring", self.id);
         let mut out = Processed::default();
-        let record = match topology.decode(key, value) {
+        let repartitioned = topology.repartition.is_some() && self.id.subtopology == 1;
+        let decoded = if repartitioned { topology.decode_repartitioned(value) } else { topology.decode(key, value) };
+        let record = match decoded {
             Ok(r) => r,
             Err(e) => {
                 out.skipped = Some(e);
@@ -105,6 +108,17 @@ impl StreamTask {
             self.stream_time = Some(self.stream_time.map_or(t, |s| s.max(t)));
         }
         self.processed += 1;
+        if topology.repartition.is_some() && self.id.subtopology == 0 {
+            // Sub-topology 0 only rekeys: the record goes to the repartition topic, partitioned
+            // by its new key (`RepartitionNode` -> `SinkNode` with the default partitioner).
+            let mut record = record;
+            record.rowtime = rowtime.unwrap_or_default();
+            if let Some(rekeyed) = topology.repartition_record(&self.engine, &record) {
+                let topic = topology.repartition.as_ref().map(|r| r.topic.clone()).unwrap_or_default();
+                out.sends.push(Send { topic, partition: None, record: rekeyed });
+            }
+            return out;
+        }
         let step = match self.engine.process(&topology.source.name, record) {
             Ok(step) => step,
             Err(e) => {

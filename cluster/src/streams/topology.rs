@@ -8,12 +8,19 @@
 //! `WITH (TIMESTAMP='...')` (ksqlDB's timestamp extraction, `TimestampExtractionPolicyFactory`);
 //! a stream without one is refused.
 //!
-//! One sub-topology only: a GROUP BY on the source's key column aggregates in place, as Kafka
-//! Streams' `groupByKey` does without a repartition. A GROUP BY that changes the key would need a
-//! repartition topic and a second sub-topology (`KGroupedStream` after `groupBy`,
-//! `<application.id>-<name>-repartition`); ksim refuses it with that explanation.
+//! A GROUP BY on the source's key column aggregates in place, as Kafka Streams' `groupByKey`
+//! does without a repartition: one sub-topology, tasks `0_<p>`. A GROUP BY that changes the key
+//! (`groupBy` / `selectKey` then `groupByKey`) cuts the topology in two at a **repartition
+//! topic** `<application.id>-<name>-repartition` (`InternalTopologyBuilder.decorateTopic`,
+//! `KGroupedStreamImpl` / `GroupedStreamAggregateBuilder` with a `RepartitionNode`): sub-topology
+//! 0 (tasks `0_<p>` over the input) computes each record's new key and writes the record there,
+//! partitioned by that key; sub-topology 1 (tasks `1_<p>` over the repartition topic) holds the
+//! store and aggregates, so every record of one key meets in one task whichever input partition
+//! it came from. The repartition topic has the input's partition count
+//! (`RepartitionTopics.setRepartitionTopicMetadataNumberOfPartitions`: a repartition topic without
+//! a set count takes the largest count of its sub-topology's source topics).
 
-use super::changelog_topic;
+use super::{changelog_topic, repartition_topic};
 use crate::ksql::plan::{AggFunc, QueryKind, RExpr, Source};
 use crate::ksql::value::{SqlType, Value};
 use crate::ksql::{Engine, ExecConfig, Record as KsqlRecord, Row, StoreWrite};
@@ -50,12 +57,22 @@ pub struct SinkSpec {
     pub topic: String,
 }
 
+/// The repartition topic a key-changing GROUP BY writes and sub-topology 1 reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RepartitionSpec {
+    /// The aggregation that groups by a new key.
+    pub query: usize,
+    pub topic: String,
+}
+
 pub struct Topology {
     pub application_id: String,
     statements: String,
     pub source: Source,
     pub sinks: Vec<SinkSpec>,
     pub stores: Vec<StoreSpec>,
+    /// `Some` when the topology has two sub-topologies, cut at this topic.
+    pub repartition: Option<RepartitionSpec>,
     /// Each query's aggregate state types, for decoding changelog values.
     agg_types: Vec<Vec<SqlType>>,
 }
@@ -104,19 +121,27 @@ impl Topology {
         let mut sinks = Vec::new();
         let mut stores = Vec::new();
         let mut agg_types = Vec::new();
+        let mut repartition = None;
         for (q, plan) in analyzed.queries.iter().enumerate() {
             let mut types = Vec::new();
             if let QueryKind::Aggregation(agg) = &plan.kind {
                 let input = analyzed.source(&plan.source).expect("the analyzer resolved the source");
                 let by_key = matches!(agg.group_by.as_slice(), [RExpr::Input(i)] if input.columns.get(*i).is_some_and(|c| c.key));
                 if !by_key {
-                    return Err(format!(
-                        "{}: its GROUP BY is not {}'s key column, so Kafka Streams would repartition through a topic `{}` \
-                         (a second sub-topology); ksim's runtime runs one sub-topology: group by the key column",
-                        plan.output.name,
-                        input.name,
-                        super::repartition_topic(&application_id, "Aggregate-GroupBy"),
-                    ));
+                    if plan.source != source.name || analyzed.queries.len() != 1 {
+                        return Err(format!(
+                            "{}: its GROUP BY is not {}'s key column, so Kafka Streams repartitions through a topic `{}` \
+                             (a second sub-topology); ksim's runtime repartitions only a topology of that one aggregation \
+                             over the declared stream",
+                            plan.output.name,
+                            input.name,
+                            repartition_topic(&application_id, &repartition_name(naming, &plan.output.name)),
+                        ));
+                    }
+                    repartition = Some(RepartitionSpec {
+                        query: q,
+                        topic: repartition_topic(&application_id, &repartition_name(naming, &plan.output.name)),
+                    });
                 }
                 types = agg
                     .aggregates
@@ -142,7 +167,69 @@ impl Topology {
                 sinks.push(SinkSpec { query: q, topic: plan.output.topic.clone() });
             }
         }
-        Ok(Topology { application_id, statements: statements.to_string(), source, sinks, stores, agg_types })
+        Ok(Topology {
+            application_id,
+            statements: statements.to_string(),
+            source,
+            sinks,
+            stores,
+            repartition,
+            agg_types,
+        })
+    }
+
+    /// The topics the application's consumer reads: the input, and the repartition topic if any.
+    pub fn input_topics(&self) -> Vec<String> {
+        let mut topics = vec![self.source.topic.clone()];
+        topics.extend(self.repartition.iter().map(|r| r.topic.clone()));
+        topics
+    }
+
+    /// The sub-topology that reads `topic` (`InternalTopologyBuilder.subtopologyToTopicsInfo`).
+    pub fn subtopology_of(&self, topic: &str) -> Option<u32> {
+        if topic == self.source.topic {
+            Some(0)
+        } else if self.repartition.as_ref().is_some_and(|r| r.topic == topic) {
+            Some(1)
+        } else {
+            None
+        }
+    }
+
+    /// How many sub-topologies the topology has.
+    pub fn subtopologies(&self) -> u32 {
+        if self.repartition.is_some() {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// The stores of one sub-topology: all of them live in the last (the aggregating) one.
+    pub fn stores_of(&self, subtopology: u32) -> &[StoreSpec] {
+        if subtopology + 1 == self.subtopologies() {
+            &self.stores
+        } else {
+            &[]
+        }
+    }
+
+    /// The record sub-topology 0 writes to the repartition topic: keyed by its new key, the
+    /// value every source column by name (the old key too, as ksqlDB copies key columns into the
+    /// value before a `groupBy`), so sub-topology 1 decodes the same row. `None` if the
+    /// aggregation drops the record (WHERE, a NULL group).
+    pub fn repartition_record(&self, engine: &Engine, record: &KsqlRecord) -> Option<Record> {
+        let spec = self.repartition.as_ref()?;
+        let key = engine.group_key(spec.query, record)?;
+        // Fields in column order, as ksqlDB writes them.
+        let fields: Vec<String> = self
+            .source
+            .columns
+            .iter()
+            .zip(&record.values)
+            .map(|(column, value)| format!("{}:{}", serde_json::Value::String(column.name.clone()), to_json(value)))
+            .collect();
+        Some(Record { key: key_string(&key), value: Some(format!("{{{}}}", fields.join(","))) })
     }
 
     /// A fresh engine for one task.
@@ -152,7 +239,7 @@ impl Topology {
 
     /// The topics the application reads and writes, internal ones included.
     pub fn topics(&self) -> Vec<String> {
-        let mut topics = vec![self.source.topic.clone()];
+        let mut topics = self.input_topics();
         topics.extend(self.sinks.iter().map(|s| s.topic.clone()));
         topics.extend(self.stores.iter().map(|s| s.changelog.clone()));
         topics
@@ -160,6 +247,15 @@ impl Topology {
 
     /// Decode one input record into the source's columns.
     pub fn decode(&self, key: Option<&str>, value: &str) -> Decoded {
+        self.decode_from(key, value, false)
+    }
+
+    /// Decode one record of the repartition topic: every column, the old key too, is in the value.
+    pub fn decode_repartitioned(&self, value: &str) -> Decoded {
+        self.decode_from(None, value, true)
+    }
+
+    fn decode_from(&self, key: Option<&str>, value: &str, key_in_value: bool) -> Decoded {
         let json: serde_json::Value =
             serde_json::from_str(value).map_err(|e| format!("value is not JSON ({e}): {value:?}"))?;
         let serde_json::Value::Object(fields) = json else {
@@ -167,7 +263,7 @@ impl Topology {
         };
         let mut values = Vec::with_capacity(self.source.columns.len());
         for column in &self.source.columns {
-            if column.key {
+            if column.key && !key_in_value {
                 values.push(match key {
                     Some(k) => Value::parse(k, column.ty).map_err(|e| format!("key: {e}"))?,
                     None => Value::Null,
@@ -255,6 +351,16 @@ impl Topology {
     }
 }
 
+/// The name in a repartition topic's `<application.id>-<name>-repartition`: ksqlDB's
+/// `Aggregate-GroupBy` (its `StreamGroupByBuilder` step), or for a Streams application the name
+/// it gives `Grouped.as(...)`, here `<table>-groupby`.
+fn repartition_name(naming: &Naming, table: &str) -> String {
+    match naming {
+        Naming::Streams { .. } => format!("{}-groupby", table.to_ascii_lowercase()),
+        Naming::Ksql { .. } => "Aggregate-GroupBy".to_string(),
+    }
+}
+
 /// `CTAS_<SINK>_<n>` / `CSAS_<SINK>_<n>` (ksqlDB's `QueryIdUtil.buildId`).
 fn query_id(output: &Source, position: usize) -> String {
     let kind = match output.kind {
@@ -336,15 +442,45 @@ mod tests {
     }
 
     #[test]
-    fn a_group_by_that_changes_the_key_is_refused_with_the_repartition_topic_named() {
+    fn a_group_by_that_changes_the_key_cuts_the_topology_at_a_repartition_topic() {
+        let views = "CREATE STREAM views (viewer STRING KEY, page STRING, ts BIGINT)
+               WITH (KAFKA_TOPIC='views', VALUE_FORMAT='JSON', TIMESTAMP='ts');
+             CREATE TABLE per_page AS SELECT page, COUNT(*) AS views FROM views GROUP BY page;";
+        let t = Topology::compile(views, &Naming::Streams { application_id: "app".into() }).unwrap();
+        let spec = t.repartition.clone().expect("a repartition");
+        assert_eq!(spec.topic, "app-per_page-groupby-repartition");
+        assert_eq!(t.input_topics(), ["views", "app-per_page-groupby-repartition"]);
+        assert_eq!(
+            (t.subtopology_of("views"), t.subtopology_of(&spec.topic), t.subtopology_of("x")),
+            (Some(0), Some(1), None)
+        );
+        assert!(t.stores_of(0).is_empty());
+        assert_eq!(t.stores_of(1)[0].changelog, "app-per_page-store-changelog");
+        // Sub-topology 0 rekeys a view by its page and keeps every column in the value.
+        let engine = t.engine();
+        let record = t.decode(Some("alice"), r#"{"page": "/home", "ts": 5}"#).unwrap();
+        let out = t.repartition_record(&engine, &record).unwrap();
+        assert_eq!(out.key.as_deref(), Some("/home"));
+        assert_eq!(out.value.as_deref(), Some(r#"{"VIEWER":"alice","PAGE":"/home","TS":5}"#));
+        assert_eq!(t.decode_repartitioned(out.value.as_deref().unwrap()).unwrap(), record);
+        // A view without a page has no group: nothing is repartitioned.
+        let none = t.decode(Some("bob"), r#"{"ts": 6}"#).unwrap();
+        assert_eq!(t.repartition_record(&engine, &none), None);
+        let k = Topology::compile(views, &Naming::Ksql { service_id: "default_".into() }).unwrap();
+        assert_eq!(
+            k.repartition.unwrap().topic,
+            "_confluent-ksql-default_query_CTAS_PER_PAGE_1-Aggregate-GroupBy-repartition"
+        );
+
         let err = Topology::compile(
             "CREATE STREAM p (id STRING KEY, name STRING, ts BIGINT) WITH (KAFKA_TOPIC='p', VALUE_FORMAT='JSON', TIMESTAMP='ts');
-             CREATE TABLE t AS SELECT name, COUNT(*) FROM p GROUP BY name;",
+             CREATE TABLE t AS SELECT name, COUNT(*) FROM p GROUP BY name;
+             CREATE STREAM big AS SELECT * FROM p WHERE id = 'x';",
             &Naming::Streams { application_id: "app".into() },
         )
         .err()
         .unwrap();
-        assert!(err.contains("app-Aggregate-GroupBy-repartition"), "{err}");
+        assert!(err.contains("app-t-groupby-repartition"), "{err}");
         let err = Topology::compile(
             "CREATE STREAM p (id STRING KEY, n INT) WITH (KAFKA_TOPIC='p', VALUE_FORMAT='JSON');
              CREATE TABLE t AS SELECT id, COUNT(*) FROM p GROUP BY id;",

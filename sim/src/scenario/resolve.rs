@@ -626,7 +626,7 @@ impl Scenario {
         Ok(())
     }
 
-    /// The changelog topics of every Streams runtime app, created with the cluster (Kafka
+    /// The changelog and repartition topics of every Streams runtime app, created with the cluster (Kafka
     /// Streams' `InternalTopicManager.makeReady` creates them at the first rebalance): as many
     /// partitions as the input topic (one per task), its replication factor, and the configs
     /// [`ksim_cluster::streams::changelog_topic_configs`] names. A config ksim's topics do not
@@ -640,6 +640,28 @@ impl Scenario {
             let Some(setup) = client.app.streams() else { continue };
             let Ok(topology) = setup.topology() else { continue };
             let Some(source) = self.topics.iter().find(|t| t.name == topology.source.topic) else { continue };
+            if let Some(repartition) = &topology.repartition {
+                // `RepartitionTopicConfig`: `cleanup.policy=delete`, `retention.ms=-1` (Streams
+                // purges what it consumed with DeleteRecords instead of waiting for retention).
+                if !topics.iter().any(|(t, _)| t.name == repartition.topic) {
+                    let mut config = broker.topic_defaults.clone();
+                    for (key, value) in ksim_cluster::streams::repartition_topic_configs() {
+                        if TopicConfig::KEYS.contains(&key) {
+                            config.set_checked(key, &value, broker.kafka_version).map_err(|e| {
+                                format!("clients[{i}] ({}): repartition topic {}: {e}", client.name, repartition.topic)
+                            })?;
+                        }
+                    }
+                    let topic = Topic {
+                        name: repartition.topic.clone(),
+                        partitions: source.partitions,
+                        replication_factor: source.replication_factor,
+                        replicas: Vec::new(),
+                        configs: Configs::default(),
+                    };
+                    topics.push((topic, config));
+                }
+            }
             for store in &topology.stores {
                 if topics.iter().any(|(t, _)| t.name == store.changelog) {
                     continue;
@@ -1133,7 +1155,7 @@ impl Scenario {
                     .clients
                     .iter()
                     .filter_map(|c| c.app.streams())
-                    .any(|setup| setup.topology().is_ok_and(|t| t.stores.iter().any(|s| &s.changelog == topic)));
+                    .any(|setup| setup.topology().is_ok_and(|t| t.topics().contains(topic)));
                 if internal || self.topics.iter().any(|t| &t.name == topic) {
                     Ok(())
                 } else {

@@ -265,8 +265,30 @@ impl World {
 
     /// Start a commit of the consumer's positions; the receiver gets its outcome.
     pub fn consumer_commit(&mut self, node: NodeId) -> tokio::sync::oneshot::Receiver<Result<(), String>> {
+        self.consumer_commit_with(node, None)
+    }
+
+    /// Start a commit of these offsets (`commitSync(offsets)`); the receiver gets its outcome.
+    pub fn consumer_commit_offsets(
+        &mut self,
+        node: NodeId,
+        offsets: Vec<(TopicPartition, i64)>,
+    ) -> tokio::sync::oneshot::Receiver<Result<(), String>> {
+        self.consumer_commit_with(node, Some(offsets))
+    }
+
+    fn consumer_commit_with(
+        &mut self,
+        node: NodeId,
+        offsets: Option<Vec<(TopicPartition, i64)>>,
+    ) -> tokio::sync::oneshot::Receiver<Result<(), String>> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let started = self.with_consumer(node, |c, now, fx| c.commit(now, fx)).flatten();
+        let started = self
+            .with_consumer(node, |c, now, fx| match offsets {
+                Some(offsets) => c.commit_offsets(now, offsets, fx),
+                None => c.commit(now, fx),
+            })
+            .flatten();
         if started.is_some() {
             for finding in self.checker.on_app_commit(node) {
                 self.record_world(EventKind::Finding(finding));
@@ -302,6 +324,25 @@ impl World {
         for finding in self.checker.on_streams_counted(node, application, exactly_once, inputs) {
             self.record_world(EventKind::Finding(finding));
         }
+    }
+
+    /// The application registers a rebalance listener that handles revocations before the
+    /// member rejoins (`Consumer::listen_for_revocations`).
+    pub fn consumer_listen_for_revocations(&mut self, node: NodeId) {
+        self.with_consumer(node, |c, _, _| c.listen_for_revocations());
+    }
+
+    /// The partitions revoked that the application's listener has not handled yet.
+    pub fn consumer_revoked_unhandled(&self, node: NodeId) -> Vec<TopicPartition> {
+        match self.slots.get(&node).and_then(|s| s.machine.as_ref()) {
+            Some(Machine::Client(Client { consumer: Some(c), .. })) => c.revoked_unhandled().to_vec(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The application's `onPartitionsRevoked` returned: the member may rejoin.
+    pub fn consumer_revocation_handled(&mut self, node: NodeId) {
+        self.with_consumer(node, |c, now, fx| c.revocation_handled(now, fx));
     }
 
     pub fn consumer_close(&mut self, node: NodeId) {
@@ -392,7 +433,7 @@ impl World {
         }
         let buffered = matches!(
             &self.slots[&node].machine,
-            Some(Machine::Client(Client { consumer: Some(c), .. })) if c.buffered() > 0 || c.has_poll_error()
+            Some(Machine::Client(Client { consumer: Some(c), .. })) if c.buffered() > 0 || c.has_poll_error() || !c.revoked_unhandled().is_empty()
         );
         if buffered {
             if let Some(notify) = self.waiters.poll_ready.get(&node) {
