@@ -229,7 +229,7 @@ impl Topology {
             .zip(&record.values)
             .map(|(column, value)| format!("{}:{}", serde_json::Value::String(column.name.clone()), to_json(value)))
             .collect();
-        Some(Record { key: key_string(&key), value: Some(format!("{{{}}}", fields.join(","))) })
+        Some(Record { key: key_string(&key), value: Some(format!("{{{}}}", fields.join(","))), headers: Vec::new() })
     }
 
     /// A fresh engine for one task.
