@@ -380,6 +380,11 @@ pub struct BrokerConfig {
     pub auto_leader_rebalance_enable: bool,
     /// `leader.imbalance.check.interval.seconds`.
     pub leader_imbalance_check_interval_seconds: u64,
+    /// `metadata.max.idle.interval.ms` (KIP-835, default 500): the active controller of a quorum
+    /// appends a `NoOpRecord` this often (`QuorumController`'s `writeNoOpRecord` periodic task);
+    /// 0 disables it, as in Kafka (`ControllerServer` passes no interval then).
+    #[serde(default = "default_metadata_max_idle_interval_ms")]
+    pub metadata_max_idle_interval_ms: u64,
     /// `leader.imbalance.per.broker.percentage`: accepted, but the KRaft controller ignores it
     /// (only the ZooKeeper controller used it); one imbalanced partition schedules a balance.
     pub leader_imbalance_per_broker_percentage: u64,
@@ -454,6 +459,7 @@ impl Default for BrokerConfig {
             group_max_session_timeout_ms: default_group_max_session_timeout_ms(),
             auto_leader_rebalance_enable: true,
             leader_imbalance_check_interval_seconds: 300,
+            metadata_max_idle_interval_ms: default_metadata_max_idle_interval_ms(),
             leader_imbalance_per_broker_percentage: 10,
             replica_high_watermark_checkpoint_interval_ms: 5_000,
             vm_dirty_expire_centisecs: 3_000,
@@ -515,6 +521,11 @@ fn default_group_min_session_timeout_ms() -> u64 {
     6_000
 }
 
+/// `KRaftConfigs.METADATA_MAX_IDLE_INTERVAL_MS_DEFAULT`: 500 ms.
+fn default_metadata_max_idle_interval_ms() -> u64 {
+    500
+}
+
 /// `GroupCoordinatorConfig.GROUP_MAX_SESSION_TIMEOUT_MS_DEFAULT`: 30 min.
 fn default_group_max_session_timeout_ms() -> u64 {
     1_800_000
@@ -550,6 +561,7 @@ impl Configurable for BrokerConfig {
         "auto.leader.rebalance.enable",
         "leader.imbalance.check.interval.seconds",
         "leader.imbalance.per.broker.percentage",
+        "metadata.max.idle.interval.ms",
         "replica.high.watermark.checkpoint.interval.ms",
         "vm.dirty_expire_centisecs",
         "vm.dirty_writeback_centisecs",
@@ -610,6 +622,7 @@ impl Configurable for BrokerConfig {
             "leader.imbalance.per.broker.percentage" => {
                 self.leader_imbalance_per_broker_percentage = parse_u64(key, value)?
             }
+            "metadata.max.idle.interval.ms" => self.metadata_max_idle_interval_ms = parse_u64(key, value)?,
             "replica.high.watermark.checkpoint.interval.ms" => {
                 self.replica_high_watermark_checkpoint_interval_ms = parse_u64(key, value)?.max(1)
             }

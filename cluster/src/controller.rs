@@ -194,7 +194,7 @@ impl Controller {
             MetadataRecord::BrokerInControlledShutdown { broker_id, .. } => {
                 fx.note(Note::ControlledShutdownStarted { broker: *broker_id })
             }
-            MetadataRecord::FenceBroker { .. } | MetadataRecord::Topic { .. } => {}
+            MetadataRecord::FenceBroker { .. } | MetadataRecord::Topic { .. } | MetadataRecord::NoOp => {}
         }
         if let Some(q) = &mut self.quorum {
             assert!(q.active_epoch.is_some(), "controller-{}: only the active controller writes metadata", self.id);
@@ -768,6 +768,7 @@ impl Controller {
                     self.send_metadata(node, correlation_id, offset, fx);
                 }
             }
+            Timer::WriteNoOp => self.write_no_op(now, fx),
             other => panic!("controller got a timer it never sets: {other:?}"),
         }
         if self.log.len() > offsets_before {

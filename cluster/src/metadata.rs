@@ -83,6 +83,17 @@ pub enum MetadataRecord {
         partition_epoch: i32,
         election: Option<ElectionKind>,
     },
+    /// Kafka's `NoOpRecord` (KIP-835): the active controller writes one every
+    /// `metadata.max.idle.interval.ms` and it changes nothing. It keeps the metadata log moving
+    /// while the cluster is idle, so the high watermark advances and a broker or standby
+    /// controller whose last applied offset stops moving knows it is the one stuck.
+    NoOp,
+}
+
+impl crate::raft::RaftRecord for MetadataRecord {
+    fn is_no_op(&self) -> bool {
+        matches!(self, MetadataRecord::NoOp)
+    }
 }
 
 impl fmt::Display for MetadataRecord {
@@ -109,6 +120,7 @@ impl fmt::Display for MetadataRecord {
                 }
                 Ok(())
             }
+            MetadataRecord::NoOp => f.write_str("NoOp"),
         }
     }
 }
@@ -212,6 +224,8 @@ impl MetadataImage {
                     },
                 );
             }
+            // `MetadataDelta.replay(NoOpRecord)`: nothing changes but the offset.
+            MetadataRecord::NoOp => {}
         }
         self.next_offset += 1;
     }

@@ -489,8 +489,13 @@ impl fmt::Display for Note {
                 if *granted { "granted" } else { "refused" },
                 if *pre_vote { "pre-vote" } else { "vote" }
             ),
-            Quorum(RaftEvent::HighWatermark { high_watermark }) => {
-                write!(f, "metadata log committed up to offset {high_watermark}")
+            Quorum(RaftEvent::HighWatermark { high_watermark, no_ops, only_no_ops }) => {
+                write!(f, "metadata log committed up to offset {high_watermark}")?;
+                match (no_ops, only_no_ops) {
+                    (0, _) => Ok(()),
+                    (_, true) => f.write_str(" (idle no-ops only)"),
+                    (n, false) => write!(f, " ({n} of them idle no-ops)"),
+                }
             }
             Quorum(RaftEvent::Truncated { from, to }) => {
                 write!(f, "metadata log truncated from {from} to {to}: an uncommitted tail the leader never had")

@@ -70,6 +70,9 @@ pub enum Timer {
     PollIntervalCheck,
     /// A closing consumer stops waiting for its last commit and LeaveGroup (`close()`'s timeout).
     ConsumerCloseTimeout,
+    // -- controller (last, so that adding it left the order of the others alone) --
+    /// The active controller's periodic `writeNoOpRecord` task (`metadata.max.idle.interval.ms`).
+    WriteNoOp,
 }
 
 /// Which engine of a client node a timer belongs to: the two keep separate connection state.
@@ -130,6 +133,7 @@ impl fmt::Display for Timer {
             Timer::AutoCommit => write!(f, "auto-commit due"),
             Timer::PollIntervalCheck => write!(f, "max.poll.interval.ms check"),
             Timer::ConsumerCloseTimeout => write!(f, "consumer close timed out"),
+            Timer::WriteNoOp => write!(f, "metadata.max.idle.interval.ms: write a NoOpRecord"),
         }
     }
 }

@@ -110,7 +110,8 @@ pub fn describe(trace: &Trace, event: &Event, detail: Detail) -> Option<String> 
 }
 
 /// Notes that are routine in a story: followers copying and learning the HW, page-cache
-/// writeback, and producers' acknowledgements, which the summary counts.
+/// writeback, the metadata quorum committing nothing but idle no-ops, and producers'
+/// acknowledgements, which the summary counts.
 fn hidden_in_story(actor: Actor, note: &Note) -> bool {
     match note {
         Note::Flushed { .. } | Note::Appended { as_leader: false, .. } | Note::Recovered { log_end_offset: 0, .. } => {
@@ -118,6 +119,9 @@ fn hidden_in_story(actor: Actor, note: &Note) -> bool {
         }
         // Followers learn the high watermark from the leader; the leader's moves tell the story.
         Note::HighWatermark { on_leader, .. } => !on_leader || !matches!(actor, Actor::Node(NodeId::Broker(_))),
+        // The active controller's idle no-ops (KIP-835) commit every
+        // `metadata.max.idle.interval.ms` at every node; the report and the TUI count them.
+        Note::Quorum(ksim_cluster::raft::RaftEvent::HighWatermark { only_no_ops: true, .. }) => true,
         _ => false,
     }
 }

@@ -35,6 +35,9 @@ pub struct Report {
     pub findings: Vec<ReportedFinding>,
     /// The `--set` overrides the run applied.
     pub overrides: Vec<String>,
+    /// With a controller quorum: how much metadata the quorum committed, and how much of it
+    /// was the active controller's idle no-ops (KIP-835), which the story does not narrate.
+    pub metadata: Option<(usize, usize)>,
 }
 
 impl Report {
@@ -124,6 +127,7 @@ impl Report {
             expectations,
             findings,
             overrides: world.header.overrides.clone(),
+            metadata: world.checker.committed_metadata(),
         }
     }
 
@@ -146,6 +150,12 @@ impl Report {
             self.events,
             SimTime(self.end_time_us)
         );
+        if let Some((entries, no_ops)) = self.metadata {
+            let _ = writeln!(
+                out,
+                "metadata quorum: {entries} entries committed, {no_ops} of them idle no-ops (metadata.max.idle.interval.ms)"
+            );
+        }
         if !self.expectations.is_empty() {
             let _ = writeln!(out, "expectations:");
             for e in &self.expectations {

@@ -455,6 +455,8 @@ pub struct VoterView {
     pub high_watermark: i64,
     /// It is the active controller: its leadership is committed and it has replayed the log.
     pub active: bool,
+    /// The idle no-ops (KIP-835 `NoOpRecord`s) it has seen committed since its process started.
+    pub no_ops: i64,
 }
 
 /// The cluster at one step.
@@ -685,6 +687,8 @@ impl ClusterView {
             if let Some(voter) = self.controllers.get_mut(&id) {
                 voter.role = None;
                 voter.active = false;
+                // A restarted member learns the high watermark again from 0 and counts anew.
+                voter.no_ops = 0;
             }
         }
         let Some(broker) = node.broker_id() else { return };
@@ -887,7 +891,10 @@ impl ClusterView {
                                 voter.active = false;
                             }
                         }
-                        RaftEvent::HighWatermark { high_watermark } => voter.high_watermark = *high_watermark,
+                        RaftEvent::HighWatermark { high_watermark, no_ops, .. } => {
+                            voter.high_watermark = *high_watermark;
+                            voter.no_ops += i64::from(*no_ops);
+                        }
                         RaftEvent::Resigned { .. } => voter.active = false,
                         RaftEvent::VoteCast { .. } | RaftEvent::Truncated { .. } => {}
                     }

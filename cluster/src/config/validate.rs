@@ -263,6 +263,13 @@ pub const VALUE_RULES: &[ValueRule] = &[
         "KRaftConfigs: broker.heartbeat.interval.ms, no validator",
     ),
     rule(Broker, &["broker.session.timeout.ms"], Int, Any, "KRaftConfigs: broker.session.timeout.ms, no validator"),
+    rule(
+        Broker,
+        &["metadata.max.idle.interval.ms"],
+        Int,
+        AtLeast(0),
+        "KRaftConfigs: metadata.max.idle.interval.ms, atLeast(0)",
+    ),
     rule(Broker, &["num.partitions"], Int, AtLeast(1), "ServerLogConfigs: num.partitions, atLeast(1)"),
     rule(
         Broker,

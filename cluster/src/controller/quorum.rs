@@ -347,6 +347,7 @@ impl Controller {
         self.pending_topics.retain(|t| !image.topics.contains_key(&t.name));
         self.maybe_create_pending_topics(rng, fx);
         self.schedule_session_check(fx);
+        self.schedule_no_op(now, fx);
         // What this input decided goes out now, not at the next one.
         let q = self.quorum.as_mut().expect("quorum member");
         if !q.to_replicate.is_empty() {
@@ -378,6 +379,28 @@ impl Controller {
         self.balance_scheduled = false;
         fx.cancel_timer(Timer::SessionCheck);
         fx.cancel_timer(Timer::LeaderImbalanceCheck);
+        fx.cancel_timer(Timer::WriteNoOp);
+    }
+
+    /// KIP-835: the active controller's `writeNoOpRecord` periodic task. Kafka registers it with
+    /// `PeriodicTaskControlManager` when `metadata.max.idle.interval.ms` is above 0
+    /// (`QuorumController.registerWriteNoOpRecord`), runs it from `claim` until `renounce`, and
+    /// each run appends one `NoOpRecord` and comes back a full interval later, whatever else was
+    /// written in between.
+    fn schedule_no_op(&self, now: SimTime, fx: &mut Effects) {
+        let interval_ms = self.config.metadata_max_idle_interval_ms;
+        if interval_ms > 0 {
+            fx.set_timer(Timer::WriteNoOp, now.plus_ms(interval_ms));
+        }
+    }
+
+    /// The task runs: one `NoOpRecord`, committed like any other write.
+    pub(super) fn write_no_op(&mut self, now: SimTime, fx: &mut Effects) {
+        if self.quorum.is_none() {
+            return;
+        }
+        self.append(MetadataRecord::NoOp, fx);
+        self.schedule_no_op(now, fx);
     }
 
     /// A quorum member's records agree with its Raft log: the committed prefix is what it holds.
@@ -412,6 +435,7 @@ mod tests {
         queue: VecDeque<(NodeId, NodeId, Message)>,
         to_brokers: Vec<(NodeId, Message)>,
         cut_off: Option<i32>,
+        notes: Vec<(i32, Note)>,
     }
 
     impl Quorum3 {
@@ -438,6 +462,7 @@ mod tests {
                 queue: VecDeque::new(),
                 to_brokers: Vec::new(),
                 cut_off: None,
+                notes: Vec::new(),
             };
             for id in [1, 2, 3] {
                 q.input(id, Input::Start);
@@ -448,6 +473,7 @@ mod tests {
         fn input(&mut self, id: i32, input: Input) -> Effects {
             let mut fx = Effects::default();
             self.controllers.get_mut(&id).expect("controller").handle(self.now, input, &mut self.rng, &mut fx);
+            self.notes.extend(fx.notes.iter().map(|n| (id, n.clone())));
             for (to, message) in &fx.sends {
                 match to {
                     NodeId::Controller(_) => self.queue.push_back((NodeId::Controller(id), *to, message.clone())),
@@ -544,6 +570,59 @@ mod tests {
         for c in q.controllers.values() {
             assert!(c.image().brokers.contains_key(&5), "controller-{} replayed the committed record", c.id);
         }
+    }
+
+    /// KIP-835: the active controller's `writeNoOpRecord` task appends a `NoOpRecord` every
+    /// `metadata.max.idle.interval.ms`; it commits like any record, changes nothing in the image,
+    /// and its high-watermark event says it was only no-ops. A standby never schedules it.
+    #[test]
+    fn the_active_controller_writes_a_no_op_every_idle_interval() {
+        let mut q = Quorum3::new();
+        q.elect(2);
+        let end = q.controllers[&2].raft().expect("quorum").log().end_offset();
+        let image = q.controllers[&2].image().clone();
+        q.now = q.now.plus_ms(500);
+        q.notes.clear();
+        let fx = q.input(2, Input::Timer(Timer::WriteNoOp));
+        assert!(
+            fx.timer_ops
+                .iter()
+                .any(|t| matches!(t, crate::effects::TimerOp::Set(Timer::WriteNoOp, at) if *at == q.now.plus_ms(500))),
+            "the next run is a full interval later: {:?}",
+            fx.timer_ops
+        );
+        q.drain();
+        let raft = q.controllers[&2].raft().expect("quorum");
+        assert_eq!(raft.log().end_offset(), end + 1);
+        assert!(matches!(raft.log().get(end).map(|e| &e.payload), Some(Payload::Data(MetadataRecord::NoOp))));
+        assert_eq!(raft.high_watermark(), end + 1, "committed by the followers' fetches");
+        assert_eq!(q.controllers[&2].image().topics, image.topics, "a no-op changes nothing");
+        assert_eq!(q.controllers[&2].image().next_offset, image.next_offset + 1, "but it takes an offset");
+        // The followers learned the new high watermark with their next fetch: only no-ops.
+        assert_eq!(q.controllers[&1].raft().expect("quorum").high_watermark(), end + 1);
+        let learned: Vec<&Note> = q.notes.iter().filter(|(id, _)| *id == 1).map(|(_, n)| n).collect();
+        assert!(
+            learned.iter().any(|n| matches!(
+                n,
+                Note::Quorum(crate::raft::RaftEvent::HighWatermark { no_ops: 1, only_no_ops: true, .. })
+            )),
+            "{learned:?}"
+        );
+    }
+
+    #[test]
+    fn no_idle_no_op_when_the_interval_is_zero_or_the_controller_is_not_active() {
+        let mut q = Quorum3::new();
+        for c in q.controllers.values_mut() {
+            c.config.metadata_max_idle_interval_ms = 0;
+        }
+        q.elect(2);
+        let end = q.controllers[&2].raft().expect("quorum").log().end_offset();
+        let fx = q.input(2, Input::Timer(Timer::WriteNoOp));
+        assert!(!fx.timer_ops.iter().any(|t| matches!(t, crate::effects::TimerOp::Set(Timer::WriteNoOp, _))));
+        let fx = q.input(1, Input::Timer(Timer::WriteNoOp));
+        assert!(fx.sends.is_empty(), "a standby controller writes nothing");
+        assert_eq!(q.controllers[&1].raft().expect("quorum").log().end_offset(), end);
     }
 
     /// `QuorumController.renounce`: a deposed active controller fails what it held and rolls its

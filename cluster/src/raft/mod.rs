@@ -78,8 +78,15 @@ pub enum RaftEvent {
         pre_vote: bool,
         granted: bool,
     },
+    /// The high watermark moved: `no_ops` of the newly committed entries are the controller's
+    /// idle no-ops (KIP-835), and `only_no_ops` says whether nothing else was committed, which
+    /// the story leaves out (a line every `metadata.max.idle.interval.ms` per node would bury it).
     HighWatermark {
         high_watermark: i64,
+        #[serde(default)]
+        no_ops: u32,
+        #[serde(default)]
+        only_no_ops: bool,
     },
     Truncated {
         from: i64,
@@ -91,6 +98,17 @@ pub enum RaftEvent {
         check_quorum: bool,
     },
 }
+
+/// What the Raft layer asks of the records it carries: whether one is a no-op that only keeps
+/// the log moving (Kafka's `NoOpRecord`, KIP-835), so the trace can count such commits instead of
+/// narrating each.
+pub trait RaftRecord: Clone {
+    fn is_no_op(&self) -> bool {
+        false
+    }
+}
+
+impl RaftRecord for u32 {}
 
 /// What one input asks of the host.
 #[derive(Debug, PartialEq)]
@@ -153,7 +171,7 @@ pub struct Raft<T> {
     election_deadline: Option<SimTime>,
 }
 
-impl<T: Clone> Raft<T> {
+impl<T: RaftRecord> Raft<T> {
     /// A member recovering from `disk` (`QuorumState.initialize`): a former leader comes back
     /// Resigned in its epoch (it must not vote again in it), a former candidate as Candidate, a
     /// voter that voted as Unattached with that vote, a follower as Follower.
@@ -557,12 +575,26 @@ impl<T: Clone> Raft<T> {
         ends.sort_unstable_by(|a, b| b.cmp(a));
         let majority_end = ends[self.voters.len() / 2];
         if majority_end > state.epoch_start_offset && majority_end > self.high_watermark {
-            self.high_watermark = majority_end;
-            out.events.push(RaftEvent::HighWatermark { high_watermark: majority_end });
+            self.set_high_watermark(majority_end, out);
             true
         } else {
             false
         }
+    }
+
+    /// Move the high watermark forward, counting the no-ops it commits.
+    fn set_high_watermark(&mut self, high_watermark: i64, out: &mut RaftOut<T>) {
+        assert!(high_watermark > self.high_watermark, "the high watermark only moves forward");
+        let committed = high_watermark - self.high_watermark;
+        let no_ops = (self.high_watermark..high_watermark)
+            .filter(|&o| matches!(self.log.get(o), Some(Entry { payload: Payload::Data(r), .. }) if r.is_no_op()))
+            .count();
+        self.high_watermark = high_watermark;
+        out.events.push(RaftEvent::HighWatermark {
+            high_watermark,
+            no_ops: no_ops as u32,
+            only_no_ops: no_ops as i64 == committed,
+        });
     }
 
     fn fetch_response(&self, error: ErrorCode, base_offset: i64) -> RaftFetchResponse<T> {
@@ -1003,8 +1035,7 @@ impl<T: Clone> Raft<T> {
                 // `KafkaRaftClient.updateFollowerHighWatermark`: the leader's, up to our log end.
                 let high_watermark = response.high_watermark.min(self.log.end_offset());
                 if high_watermark > self.high_watermark {
-                    self.high_watermark = high_watermark;
-                    out.events.push(RaftEvent::HighWatermark { high_watermark });
+                    self.set_high_watermark(high_watermark, out);
                 }
                 self.send_fetch(now, from, out);
             }

@@ -378,6 +378,12 @@ impl Checker {
         self.groups.processed_count(client)
     }
 
+    /// The metadata the controller quorum committed, as the checker saw it: (entries, idle
+    /// no-ops among them); `None` without a quorum.
+    pub fn committed_metadata(&self) -> Option<(usize, usize)> {
+        self.quorum.committed_metadata()
+    }
+
     pub fn acked_count(&self, client: NodeId) -> u64 {
         self.history.acked_count(client)
     }

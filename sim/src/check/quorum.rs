@@ -17,7 +17,7 @@ use crate::nodes::{Machine, Nodes};
 use crate::trace::{Finding, Rule};
 use ksim_cluster::metadata::MetadataRecord;
 use ksim_cluster::node::NodeId;
-use ksim_cluster::raft::log::Entry;
+use ksim_cluster::raft::log::{Entry, Payload};
 use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Default)]
@@ -41,6 +41,12 @@ impl Quorum {
                 format!("controller-{first} and controller-{controller} both led quorum epoch {epoch}"),
             )
         })
+    }
+
+    /// (entries, idle no-ops) in the committed prefix; `None` if nothing was ever committed.
+    pub(super) fn committed_metadata(&self) -> Option<(usize, usize)> {
+        let no_ops = self.committed.iter().filter(|e| matches!(e.payload, Payload::Data(MetadataRecord::NoOp))).count();
+        (!self.committed.is_empty()).then_some((self.committed.len(), no_ops))
     }
 
     pub(super) fn on_stop(&mut self, node: NodeId) {
@@ -117,7 +123,6 @@ impl Quorum {
 mod tests {
     use super::*;
     use crate::trace::Class;
-    use ksim_cluster::raft::log::Payload;
 
     fn entry(epoch: i32, leader: i32) -> Entry<MetadataRecord> {
         Entry { epoch, payload: Payload::LeaderChange { leader } }

@@ -69,10 +69,17 @@ fn quorum_lines(model: &Model) -> Vec<Line<'static>> {
     let mut lines = Vec::new();
     let top_epoch = view.controllers.values().map(|v| v.epoch).max().unwrap_or(0);
     let headline = match view.quorum_leader() {
-        Some((leader, epoch)) => Line::from(vec![
-            Span::styled(" quorum", style::bold()),
-            Span::raw(format!(" epoch {epoch}, leader c{leader}")),
-        ]),
+        Some((leader, epoch)) => {
+            let mut spans =
+                vec![Span::styled(" quorum", style::bold()), Span::raw(format!(" epoch {epoch}, leader c{leader}"))];
+            // KIP-835: the idle no-ops the leader has seen committed, counted here rather than
+            // narrated one by one.
+            let no_ops = view.controllers.get(&leader).map_or(0, |v| v.no_ops);
+            if no_ops > 0 {
+                spans.push(Span::styled(format!(", {no_ops} no-ops"), style::dim()));
+            }
+            Line::from(spans)
+        }
         None => Line::from(vec![
             Span::styled(" quorum", style::bold()),
             Span::styled(format!(" epoch {top_epoch}, no leader"), style::bad()),
