@@ -290,10 +290,14 @@ pub fn assemble(
                     broker
                 })
                 .collect();
-            out.cluster_id = Some(sb("ksim-live"));
+            if version >= 2 {
+                out.cluster_id = Some(sb("ksim-live"));
+            }
             // KRaft brokers name a random live broker as the controller (clients cannot reach
             // the controllers); ksim names the lowest, so answers do not jump around.
-            out.controller_id = KpBrokerId(m.brokers.iter().min().copied().unwrap_or(-1));
+            if version >= 1 {
+                out.controller_id = KpBrokerId(m.brokers.iter().min().copied().unwrap_or(-1));
+            }
             out.topics = m
                 .topics
                 .iter()
@@ -301,7 +305,7 @@ pub fn assemble(
                     let mut topic = kp::metadata_response::MetadataResponseTopic::default();
                     topic.error_code = t.error.code();
                     topic.name = Some(name(&t.name));
-                    topic.is_internal = t.name.starts_with("__");
+                    topic.is_internal = version >= 1 && t.name.starts_with("__");
                     topic.partitions = t
                         .partitions
                         .iter()
@@ -310,11 +314,19 @@ pub fn assemble(
                             part.error_code = if p.leader.is_some() { 0 } else { ErrorCode::LeaderNotAvailable.code() };
                             part.partition_index = p.partition;
                             part.leader_id = KpBrokerId(p.leader.unwrap_or(-1));
-                            part.leader_epoch = p.leader_epoch;
+                            if version >= 7 {
+                                part.leader_epoch = p.leader_epoch;
+                            }
                             part.replica_nodes = p.replicas.iter().map(|b| KpBrokerId(*b)).collect();
                             part.isr_nodes = p.isr.iter().map(|b| KpBrokerId(*b)).collect();
-                            part.offline_replicas =
-                                p.replicas.iter().filter(|b| !m.brokers.contains(b)).map(|b| KpBrokerId(*b)).collect();
+                            if version >= 5 {
+                                part.offline_replicas = p
+                                    .replicas
+                                    .iter()
+                                    .filter(|b| !m.brokers.contains(b))
+                                    .map(|b| KpBrokerId(*b))
+                                    .collect();
+                            }
                             part
                         })
                         .collect();
@@ -332,8 +344,6 @@ pub fn assemble(
                     let mut p = kp::produce_response::PartitionProduceResponse::default();
                     p.index = *index;
                     p.base_offset = -1;
-                    p.log_append_time_ms = -1;
-                    p.log_start_offset = -1;
                     match outcome {
                         Err(error) => p.error_code = error.code(),
                         Ok(indices) => {
@@ -350,7 +360,9 @@ pub fn assemble(
                                 }
                                 if n == 0 {
                                     p.base_offset = r.base_offset;
-                                    p.log_start_offset = r.log_start_offset;
+                                    if version >= 5 {
+                                        p.log_start_offset = r.log_start_offset;
+                                    }
                                 }
                             }
                         }
@@ -375,7 +387,9 @@ pub fn assemble(
                 // transactions it equals the high watermark, which is what a read_uncommitted
                 // answer carries here.
                 data.last_stable_offset = p.last_stable_offset.unwrap_or(p.high_watermark);
-                data.log_start_offset = p.log_start_offset;
+                if version >= 5 {
+                    data.log_start_offset = p.log_start_offset;
+                }
                 data.preferred_read_replica = KpBrokerId(-1);
                 data.aborted_transactions = p.last_stable_offset.map(|_| {
                     p.aborted_transactions
@@ -413,9 +427,7 @@ pub fn assemble(
                 for (index, refused) in partitions {
                     let mut p = kp::list_offsets_response::ListOffsetsPartitionResponse::default();
                     p.partition_index = *index;
-                    p.timestamp = -1;
                     p.offset = -1;
-                    p.leader_epoch = -1;
                     match refused {
                         Some(error) => p.error_code = error.code(),
                         None => {
@@ -426,7 +438,10 @@ pub fn assemble(
                             };
                             p.error_code = error.code();
                             p.offset = *offset;
-                            p.leader_epoch = *epoch;
+                            // The leader epoch is in the answer from v4 (KIP-320).
+                            if version >= 4 {
+                                p.leader_epoch = *epoch;
+                            }
                         }
                     }
                     t.partitions.push(p);
