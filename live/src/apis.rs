@@ -6,7 +6,9 @@
 //! crate encodes. Where a newer version needs something ksim does not model, the range stops
 //! below it: Fetch v13+ names topics by topic id (KIP-516), ksim's topics have none; Produce
 //! v10+ answers NOT_LEADER_OR_FOLLOWER with the new leader's endpoint (KIP-951); FindCoordinator
-//! v4+ batches keys (KIP-699, handled).
+//! v4+ batches keys (KIP-699, handled); JoinGroup v8+ and LeaveGroup v5 add reasons, SyncGroup
+//! v5 echoes the protocol's name, OffsetCommit v9 and OffsetFetch v9 are KIP-848's member epochs,
+//! OffsetFetch v8 batches groups.
 
 use kafka_protocol::messages::ApiKey;
 
@@ -20,6 +22,12 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ApiVersions, 0, 3),
     (ApiKey::InitProducerId, 0, 4),
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
+    (ApiKey::JoinGroup, 2, 7),
+    (ApiKey::SyncGroup, 0, 4),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 4),
+    (ApiKey::OffsetCommit, 2, 8),
+    (ApiKey::OffsetFetch, 1, 7),
 ];
 
 /// The versions of `api` ksim implements, if it implements it.

@@ -56,6 +56,18 @@ pub enum Assembly {
         keys: Vec<String>,
         batched: bool,
     },
+    JoinGroup,
+    SyncGroup,
+    Heartbeat,
+    /// The members leaving, one ksim request each; `batched` answers per member (v3+).
+    LeaveGroup {
+        members: Vec<(String, Option<String>)>,
+        batched: bool,
+    },
+    /// The partitions committed, by topic, in the client's order.
+    OffsetCommit(Vec<(String, Vec<i32>)>),
+    /// The partitions asked, by topic (`None`: every partition the group committed).
+    OffsetFetch(Option<Vec<(String, Vec<i32>)>>),
 }
 
 fn name(s: &str) -> TopicName {
@@ -96,8 +108,14 @@ pub fn api_versions(error: i16, version: i16) -> Result<BytesMut, String> {
 }
 
 /// Decode a request body of a supported API and version into a plan.
-pub fn plan(api: ApiKey, version: i16, body: &mut Bytes) -> Result<Plan, String> {
+pub fn plan(api: ApiKey, version: i16, body: &mut Bytes, client_id: &str) -> Result<Plan, String> {
     match api {
+        ApiKey::JoinGroup
+        | ApiKey::SyncGroup
+        | ApiKey::Heartbeat
+        | ApiKey::LeaveGroup
+        | ApiKey::OffsetCommit
+        | ApiKey::OffsetFetch => crate::groups::plan(api, version, body, client_id),
         ApiKey::ApiVersions => {
             let _: kp::ApiVersionsRequest = decode(body, version, "ApiVersions")?;
             api_versions(0, version).map(Plan::Answer)
@@ -274,6 +292,12 @@ pub fn assemble(
 ) -> Result<BytesMut, String> {
     let unexpected = |r: &Response| format!("unexpected answer {r}");
     match assembly {
+        Assembly::JoinGroup
+        | Assembly::SyncGroup
+        | Assembly::Heartbeat
+        | Assembly::LeaveGroup { .. }
+        | Assembly::OffsetCommit(_)
+        | Assembly::OffsetFetch(_) => crate::groups::assemble(assembly, version, responses),
         Assembly::Metadata => {
             let Some(Response::Metadata(m)) = responses.first() else {
                 return Err(responses.first().map_or("no answer".into(), unexpected));

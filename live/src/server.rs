@@ -360,8 +360,10 @@ impl Conn {
             });
         }
         let mut body = bytes;
-        decode_request_header_from_buffer(&mut body).map_err(|e| format!("cannot parse the request header: {e}"))?;
-        let state = match calls::plan(api, version, &mut body)? {
+        let header = decode_request_header_from_buffer(&mut body)
+            .map_err(|e| format!("cannot parse the request header: {e}"))?;
+        let client_id = header.client_id.as_ref().map_or("", |c| c.as_str());
+        let state = match calls::plan(api, version, &mut body, client_id)? {
             Plan::Answer(body) => {
                 if api == ApiKey::ApiVersions {
                     w.record_external(node, format!("ApiVersions v{version}: answered {} APIs", apis::SUPPORTED.len()));
@@ -412,7 +414,8 @@ impl Conn {
                 State::Waiting { responses, .. } if responses.iter().any(Option::is_none) => return Ok(()),
                 State::Waiting { assembly, responses } => {
                     let responses: Vec<Response> = responses.iter().flatten().cloned().collect();
-                    calls::assemble(assembly, front.version, &responses, addresses)?
+                    calls::assemble(assembly, front.version, &responses, addresses)
+                        .map_err(|e| format!("{:?} v{}: {e}", front.api, front.version))?
                 }
             };
             let frame = frame(front.api, front.version, front.correlation_id, &body)?;
