@@ -40,15 +40,22 @@ pub enum Plan {
     Fire(Vec<Request>),
 }
 
+/// A partition of a Produce request: the indices of the ksim requests that carried its batches,
+/// or the error it was refused with before reaching the broker.
+pub type ProducedPartition = (i32, Result<Vec<usize>, ErrorCode>);
+
+/// A partition of a ListOffsets request: `Some(error)` if refused here.
+pub type ListedPartition = (i32, Option<ErrorCode>);
+
 /// How to build the Kafka response from the ksim responses, which arrive in `requests` order.
 pub enum Assembly {
     Metadata,
     /// Per partition in the client's order: the ksim requests that carried its batches, or the
     /// reason it was refused before reaching the broker.
-    Produce(Vec<(String, Vec<(i32, Result<Vec<usize>, ErrorCode>)>)>),
+    Produce(Vec<(String, Vec<ProducedPartition>)>),
     Fetch,
     /// Per partition in the client's order: answered by the one ksim request, or refused here.
-    ListOffsets(Vec<(String, Vec<(i32, Option<ErrorCode>)>)>),
+    ListOffsets(Vec<(String, Vec<ListedPartition>)>),
     OffsetForLeaderEpoch,
     InitProducerId,
     /// The keys asked, one ksim request each; `batched` answers in `coordinators` (v4+).
