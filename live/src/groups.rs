@@ -347,3 +347,32 @@ pub fn assemble(assembly: &Assembly, version: i16, responses: &[Response]) -> Re
         _ => Err("not a group API's assembly".into()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_subscription_with_owned_partitions_survives_the_consumer_protocol_bytes() {
+        let s = ks::Subscription {
+            topics: vec!["orders".into(), "payments".into()],
+            owned_partitions: vec![TopicPartition::new("orders", 0), TopicPartition::new("orders", 2)],
+            generation: -1,
+        };
+        let back = subscription_from(&subscription_bytes(&s).expect("encodes")).expect("decodes");
+        assert_eq!(back.topics, s.topics);
+        assert_eq!(back.owned_partitions, s.owned_partitions);
+    }
+
+    #[test]
+    fn an_assignment_survives_the_consumer_protocol_bytes_and_an_empty_one_is_nothing() {
+        let partitions = vec![TopicPartition::new("orders", 1), TopicPartition::new("payments", 0)];
+        assert_eq!(assignment_from(&assignment_bytes(&partitions).expect("encodes")).expect("decodes"), partitions);
+        assert!(assignment_from(&Bytes::new()).expect("empty").is_empty());
+    }
+
+    #[test]
+    fn a_join_group_without_consumer_metadata_is_refused() {
+        assert!(subscription_from(&Bytes::from_static(&[0])).is_err());
+    }
+}
