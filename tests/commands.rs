@@ -311,11 +311,11 @@ fn check(printed: &Printed) -> Result<Ran, String> {
     let at = &printed.at;
     let words = shell_words(&printed.line).map_err(|e| format!("{at}: {e}"))?;
     let args: Vec<String> = words[1..].to_vec();
-    let ran = ksim(&args);
-    let shown = || format!("{at}: `{}` exited {:?}:\n{}{}", printed.line, ran.code, ran.stdout, ran.stderr);
     if args.first().map(String::as_str) == Some("serve") {
         return check_serve(printed, &args);
     }
+    let ran = ksim(&args);
+    let shown = || format!("{at}: `{}` exited {:?}:\n{}{}", printed.line, ran.code, ran.stdout, ran.stderr);
     if args.first().map(String::as_str) == Some("tui") {
         for file in args.iter().filter(|a| a.ends_with(".ron")) {
             if !root().join(file).is_file() {
