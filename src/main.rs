@@ -29,6 +29,7 @@ mod fuzz_report;
 mod ksql_cmd;
 mod partition_cmd;
 mod scenarios;
+mod serve_cmd;
 mod smt_cmd;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -120,6 +121,13 @@ enum Command {
     Ksql(ksql_cmd::KsqlArgs),
     /// Run records through a connector's single message transforms, as Kafka Connect does.
     Smt(smt_cmd::SmtArgs),
+    /// Run a scenario's cluster in real time for real Kafka clients (kcat, Confluent.Kafka).
+    ///
+    /// Broker `i` listens on 127.0.0.1 at `--base-port` + `i` (default 19092); the first line
+    /// printed is `bootstrap: 127.0.0.1:19092,...`. The brokers, controllers and network are the
+    /// simulated ones; the clients are yours. Type `quit` or press Ctrl-C to stop: ksim then writes
+    /// the trace (`--trace OUT`) and prints the checker's report. A live run is not deterministic.
+    Serve(serve_cmd::ServeArgs),
     /// Step through a run in the terminal UI: forward and back, with narration, and "what if
     /// this broker dies now?".
     ///
@@ -173,7 +181,7 @@ struct RunArgs {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum Format {
+pub(crate) enum Format {
     Text,
     Ron,
     Json,
@@ -223,6 +231,7 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
         }),
+        Some(Command::Serve(args)) => serve_cmd::run(&args),
         Some(Command::Tui { file, seed, set }) => tui(file, seed, &set),
     };
     match result {
@@ -329,7 +338,7 @@ pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
 }
 
 /// An output path that is the input file would destroy what the user wrote.
-fn refuse_overwriting_input(out: &Path, input: &Path) -> Result<(), String> {
+pub(crate) fn refuse_overwriting_input(out: &Path, input: &Path) -> Result<(), String> {
     if same_file(out, input) {
         return Err(format!(
             "--trace {}: that is the scenario file itself; write the trace somewhere else",
@@ -371,7 +380,7 @@ pub(crate) fn replay_command(file: &Path, seed: u64, overrides: &[String]) -> St
     format!("ksim run {} --seed {seed}{}", file.display(), overrides::replay_args(overrides))
 }
 
-fn render_trace(trace: &ksim_sim::Trace, format: Format, detail: Detail) -> Result<String, String> {
+pub(crate) fn render_trace(trace: &ksim_sim::Trace, format: Format, detail: Detail) -> Result<String, String> {
     Ok(match format {
         Format::Text => narrate::render(trace, detail),
         Format::Ron => {

@@ -28,6 +28,9 @@
 //! book shows no shorter range.
 //! - `ksim tui …`: interactive. Run here without a terminal, each must stop cleanly with the
 //!   message that the UI needs one, and every scenario file it names must exist.
+//! - `ksim serve …`: long-running (it serves until `quit` or Ctrl-C). Run here with `quit` on its
+//!   stdin and `--base-port 0` (free ports, so it never collides with a server already running on
+//!   the printed ports): it must print its `bootstrap:` line, stop, and print the report.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -266,6 +269,38 @@ fn ksim(args: &[String]) -> Ran {
     }
 }
 
+/// `ksim serve` as printed, on free ports, stopped at once with `quit` on its stdin.
+fn check_serve(printed: &Printed, args: &[String]) -> Result<Ran, String> {
+    use std::io::Write;
+    let mut args = args.to_vec();
+    if let Some(i) = args.iter().position(|a| a == "--base-port") {
+        args.drain(i..(i + 2).min(args.len()));
+    }
+    args.extend(["--base-port".to_string(), "0".to_string()]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ksim"))
+        .args(&args)
+        .current_dir(root())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run ksim: {e}"));
+    child.stdin.take().expect("stdin").write_all(b"quit\n").expect("write quit");
+    let output = child.wait_with_output().expect("ksim serve ends after quit");
+    let ran = Ran {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    };
+    if ran.code == Some(0)
+        && ran.stdout.starts_with("bootstrap: 127.0.0.1:")
+        && ran.stdout.contains("not deterministic")
+    {
+        return Ok(ran);
+    }
+    Err(format!("{}: `{}` exited {:?}:\n{}{}", printed.at, printed.line, ran.code, ran.stdout, ran.stderr))
+}
+
 /// Does `ksim`'s output say that the run failed by design (an expectation not met, a finding)?
 fn says_it_failed(ran: &Ran) -> bool {
     ran.stdout.contains("result: FAIL") || ran.stdout.contains("FAILED") || ran.stdout.contains("replay: ksim")
@@ -276,6 +311,9 @@ fn check(printed: &Printed) -> Result<Ran, String> {
     let at = &printed.at;
     let words = shell_words(&printed.line).map_err(|e| format!("{at}: {e}"))?;
     let args: Vec<String> = words[1..].to_vec();
+    if args.first().map(String::as_str) == Some("serve") {
+        return check_serve(printed, &args);
+    }
     let ran = ksim(&args);
     let shown = || format!("{at}: `{}` exited {:?}:\n{}{}", printed.line, ran.code, ran.stdout, ran.stderr);
     if args.first().map(String::as_str) == Some("tui") {
@@ -374,7 +412,9 @@ fn every_command_the_readme_and_the_book_print_works_as_printed() {
 #[test]
 fn the_examples_in_ksims_help_work_as_printed() {
     let mut examples = Vec::new();
-    for sub in ["run", "check", "fuzz", "compare", "tui", "list", "rules", "partition", "assign", "ksql", "smt"] {
+    for sub in
+        ["run", "check", "fuzz", "compare", "tui", "list", "rules", "partition", "assign", "ksql", "smt", "serve"]
+    {
         let help = ksim(&["help".to_string(), sub.to_string()]);
         assert_eq!(help.code, Some(0), "`ksim help {sub}` failed:\n{}", help.stderr);
         let lines: Vec<&str> = help.stdout.lines().collect();

@@ -15,6 +15,7 @@ pub mod connect;
 pub mod driver;
 pub mod faults;
 pub mod hosts;
+pub mod live;
 pub mod messages;
 
 use crate::check::Checker;

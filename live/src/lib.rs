@@ -1,0 +1,22 @@
+//! ksim's live mode (`ksim serve`): the scenario's cluster runs in real time and real Kafka
+//! clients (kcat, librdkafka, Confluent.Kafka, the Java client) talk to it over TCP.
+//!
+//! The brokers and controllers are the very state machines a simulated run steps
+//! (`ksim_cluster`), in the same [`ksim_sim::world::World`] with the same network model, trace and
+//! checker; only the driver differs. The map:
+//!
+//! - [`driver`]: the real-time driver (wall clock, a timer agenda), no madsim runtime.
+//! - [`server`]: the listeners, the client connections and the loop that drives the world.
+//! - [`calls`]: one Kafka request into ksim requests, their answers into one Kafka response.
+//! - [`groups`]: the consumer group APIs and the consumer protocol's subscription and assignment.
+//! - [`records`]: record batches v2 on the wire to and from ksim's batches.
+//! - [`apis`]: the APIs and versions implemented, which ApiVersions advertises.
+
+pub mod apis;
+pub mod calls;
+pub mod driver;
+pub mod groups;
+pub mod records;
+pub mod server;
+
+pub use server::{ServeOptions, Server, StopHandle};

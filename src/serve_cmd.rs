@@ -1,0 +1,77 @@
+//! `ksim serve`: the scenario's cluster in real time, for real Kafka clients.
+
+use crate::{load, refuse_overwriting_input, render_trace, scenario_name, write_atomically, Format};
+use ksim_live::{ServeOptions, Server};
+use ksim_sim::narrate::Detail;
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// `ksim serve`'s arguments.
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// The scenario file (RON): its brokers, controllers, topics and network. Defaults to the
+    /// leader-failover walkthrough. Its clients, timeline and expectations are not used live.
+    pub file: Option<PathBuf>,
+    /// Broker `i` (in the scenario's order) listens on 127.0.0.1 at this port plus `i`.
+    #[arg(long, default_value_t = 19092, value_name = "P")]
+    pub base_port: u16,
+    /// At the end, write the trace to this file (`.json`, `.ron`, or the narrated text).
+    #[arg(long, value_name = "OUT")]
+    pub trace: Option<PathBuf>,
+    /// Override a config by its Kafka name, e.g. `--set min.insync.replicas=2`.
+    #[arg(long = "set", value_name = "[SCOPE.]KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
+pub fn run(args: &ServeArgs) -> Result<ExitCode, String> {
+    let file = match &args.file {
+        Some(file) => file.clone(),
+        None => crate::scenarios::find("leader-failover.ron")?,
+    };
+    if let Some(out) = &args.trace {
+        refuse_overwriting_input(out, &file)?;
+    }
+    let scenario = load(&file, &args.set)?;
+    let name = scenario_name(&file);
+    let server = Server::bind(&scenario, &name, &ServeOptions { base_port: args.base_port })?;
+    outln!("bootstrap: {}", server.bootstrap());
+    eprintln!(
+        "ksim serve: {} in real time. Point a Kafka client at the bootstrap address; type `quit` or press Ctrl-C to stop.",
+        file.display()
+    );
+
+    let stop = server.stop_handle();
+    let on_ctrl_c = stop.clone();
+    // A second handler cannot be installed in one process; a test harness may have one.
+    let _ = ctrlc::set_handler(move || on_ctrl_c.stop());
+    std::thread::spawn(move || {
+        // At the end of stdin (a server started in the background, stdin closed) it serves on
+        // until Ctrl-C.
+        for line in std::io::stdin().lock().lines() {
+            match line {
+                Ok(line) if line.trim() == "quit" => {
+                    stop.stop();
+                    return;
+                }
+                Ok(line) if line.trim().is_empty() => {}
+                Ok(line) => eprintln!("error: unknown command `{}` (only `quit` for now)", line.trim()),
+                Err(_) => return,
+            }
+        }
+    });
+
+    let outcome = server.run()?;
+    if let Some(out) = &args.trace {
+        let format = match out.extension().and_then(|e| e.to_str()) {
+            Some("json") => Format::Json,
+            Some("ron") => Format::Ron,
+            _ => Format::Text,
+        };
+        write_atomically(out, &render_trace(&outcome.trace, format, Detail::Story)?)?;
+        eprintln!("trace written to {}", out.display());
+    }
+    out!("{}", outcome.report.render());
+    outln!("A live run is not deterministic: real clients and real time decide what happens, so no digest is printed and the trace cannot be replayed.");
+    Ok(if outcome.report.passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
