@@ -35,7 +35,11 @@ pub fn decode_produced(bytes: &Bytes) -> Result<Vec<RecordBatch>, Refused> {
         }
         let mut records = Vec::with_capacity(set.records.len());
         for r in &set.records {
-            records.push(ksim::Record { key: text(&r.key, "key")?, value: text(&r.value, "value")? });
+            records.push(ksim::Record {
+                key: text(&r.key, "key")?,
+                value: text(&r.value, "value")?,
+                headers: Vec::new(),
+            });
         }
         let mut batch = RecordBatch::new_unassigned(
             first.producer_id,
@@ -131,7 +135,10 @@ mod tests {
 
     #[test]
     fn a_batch_survives_the_wire_both_ways() {
-        let sent = batch(vec![ksim::Record::keyed(Some("k1"), "v1"), ksim::Record { key: None, value: None }]);
+        let sent = batch(vec![
+            ksim::Record::keyed(Some("k1"), "v1"),
+            ksim::Record { key: None, value: None, headers: Vec::new() },
+        ]);
         let mut plain = sent.clone();
         plain.producer_id = -1;
         plain.base_sequence = -1;
