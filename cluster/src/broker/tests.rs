@@ -559,3 +559,62 @@ fn a_second_init_fences_the_first_producer_and_aborts_its_transaction() {
     assert_eq!(end_txn(&mut h, coordinator, "tx", (pid, epoch), true), ErrorCode::ProducerFenced);
     h.check_invariants();
 }
+
+/// The marker channel's retry (a12d17d): a producer retrying AddPartitionsToTxn every few ms on
+/// CONCURRENT_TRANSACTIONS while its commit's marker waits for a retry must not keep pushing that
+/// retry back (`TransactionMarkerChannelManager` retries on its own schedule, whatever requests
+/// the coordinator handles meanwhile). Before the fix every handled request re-armed the timer
+/// `retry.backoff.ms` later, so under a steady stream of requests the COMMIT marker never went.
+#[test]
+fn a_producer_retrying_add_partitions_does_not_postpone_the_marker_retry() {
+    let mut h = Harness::new(&[1, 2, 3], vec![Harness::topic("t", &[1, 2, 3], TopicConfig::default())]);
+    h.await_leader(&tp(), 1);
+    let coordinator = find_txn_coordinator(&mut h, "tx");
+    let (_, pid, epoch) = init_producer_id(&mut h, coordinator, "tx");
+    assert_eq!(add_partition(&mut h, coordinator, "tx", (pid, epoch)), ErrorCode::None);
+    assert_eq!(produce_transactional(&mut h, 1, (pid, epoch, 0), &["t1"]), ErrorCode::None);
+    // The marker's WriteTxnMarkers to the leader is lost: after the request timeout the
+    // channel queues the marker for a retry.
+    h.lose(|m| matches!(m, Message::Request { body: Request::WriteTxnMarkers(_), .. }));
+    assert_eq!(end_txn(&mut h, coordinator, "tx", (pid, epoch), true), ErrorCode::None);
+    let marker_sent = |h: &Harness| {
+        h.delivered
+            .iter()
+            .filter(|(_, _, to, m)| {
+                *to == NodeId::Broker(1) && matches!(m, Message::Request { body: Request::WriteTxnMarkers(_), .. })
+            })
+            .count()
+    };
+    let before = marker_sent(&h);
+    let healed_at = h.now().plus_ms(20_000);
+    h.run_until(|h| h.now() >= healed_at, 30_000);
+    h.heal();
+    // The producer's next transaction: AddPartitionsToTxn every 10 ms, each answered
+    // CONCURRENT_TRANSACTIONS while the commit is PrepareCommit.
+    let mut concurrent = 0;
+    for _ in 0..2_000 {
+        if h.notes.iter().any(|(_, _, n)| matches!(n, Note::MarkerWritten { .. })) {
+            break;
+        }
+        let body = Request::AddPartitionsToTxn(crate::protocol::AddPartitionsToTxnRequest {
+            transactional_id: "tx".into(),
+            producer_id: pid,
+            producer_epoch: epoch,
+            partitions: vec![tp()],
+        });
+        let seen = h.client_inbox.len();
+        h.request(coordinator, body);
+        h.run_for(10);
+        concurrent += h.client_inbox[seen..]
+            .iter()
+            .filter(|r| matches!(r, Response::AddPartitionsToTxn(a) if a.error == ErrorCode::ConcurrentTransactions))
+            .count();
+    }
+    assert!(concurrent >= 10, "the producer kept retrying while the marker waited ({concurrent} answers)");
+    assert!(
+        h.notes.iter().any(|(_, _, n)| matches!(n, Note::MarkerWritten { .. })),
+        "the COMMIT marker was retried and written while the producer kept asking"
+    );
+    assert!(marker_sent(&h) > before, "the retry went out");
+    h.check_invariants();
+}
