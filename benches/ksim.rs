@@ -247,6 +247,7 @@ fn protocol_core() {
             timeout_ms: 30_000,
             partition: tp.clone(),
             batch,
+            transactional_id: None,
         });
         step(
             &mut leader,

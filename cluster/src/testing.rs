@@ -219,7 +219,13 @@ impl Harness {
         let records = values.iter().map(|v| Record::unkeyed(*v)).collect();
         let epoch = if producer_id == NO_PRODUCER_ID { -1 } else { 0 };
         let batch = RecordBatch::new_unassigned(producer_id, epoch, base_sequence, self.now.as_ms(), records);
-        let body = Request::Produce(ProduceRequest { acks, timeout_ms: 30_000, partition: tp.clone(), batch });
+        let body = Request::Produce(ProduceRequest {
+            acks,
+            timeout_ms: 30_000,
+            partition: tp.clone(),
+            batch,
+            transactional_id: None,
+        });
         self.request(leader, body)
     }
 
