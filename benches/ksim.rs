@@ -334,6 +334,7 @@ fn protocol_core() -> f64 {
             timeout_ms: 30_000,
             partition: tp.clone(),
             batch,
+            transactional_id: None,
         });
         step(
             &mut leader,

@@ -109,6 +109,8 @@ scenario_tests! {
     open_transaction_blocks_read_committed => "open-transaction-blocks-read-committed",
     transaction_timeout_aborts => "transaction-timeout-aborts",
     transaction_coordinator_failover => "transaction-coordinator-failover",
+    hanging_transaction => "hanging-transaction",
+    hanging_transaction_verified => "hanging-transaction-verified",
     stream_table_duality => "stream-table-duality",
     fraud_detection_tumbling_window => "fraud-detection-tumbling-window",
     streams_instance_dies => "streams-instance-dies",

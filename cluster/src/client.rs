@@ -5,10 +5,15 @@
 
 use crate::consumer::{Consumer, CONSUMER_CORRELATION_BASE};
 use crate::effects::{Effects, Input, StateMachine};
+use crate::note::Note;
 use crate::producer::Producer;
-use crate::protocol::Message;
+use crate::protocol::{Message, Response};
 use crate::time::SimTime;
 use crate::timer::{ClientEngine, Timer};
+
+/// The correlation ids of an operator's admin requests sent from this node (Admin
+/// `abortTransaction`), above both engines' ranges.
+pub const ADMIN_CORRELATION_BASE: u64 = 1 << 48;
 
 pub struct Client {
     pub producer: Option<Producer>,
@@ -71,6 +76,17 @@ impl StateMachine for Client {
                 None => fx.exit(),
             }
             return;
+        }
+        if let Input::Message {
+            message: Message::Response { correlation_id, body: Response::WriteTxnMarkers(r) },
+            ..
+        } = &input
+        {
+            if *correlation_id >= ADMIN_CORRELATION_BASE {
+                // `AbortTransactionHandler`: the admin's abort is answered.
+                fx.note(Note::AdminAbortAnswered { partition: r.partition.clone(), error: r.error });
+                return;
+            }
         }
         match route(&input) {
             Route::Producer => {

@@ -408,6 +408,10 @@ pub struct BrokerConfig {
     /// `kafka-features.sh` or at `kafka-storage.sh format`; ksim takes it among the cluster configs.
     /// Defaults from the version: on from 4.1.
     pub eligible_leader_replicas_enabled: bool,
+    /// `transaction.partition.verification.enable` (KIP-890 part 1, 3.6+; default true): a
+    /// partition leader verifies a transactional produce with the transaction coordinator before
+    /// it appends. Defaults from the version: on from 3.6, absent before.
+    pub transaction_partition_verification_enable: bool,
 }
 
 impl BrokerConfig {
@@ -416,6 +420,7 @@ impl BrokerConfig {
         BrokerConfig {
             kafka_version: version,
             eligible_leader_replicas_enabled: version.elr_by_default(),
+            transaction_partition_verification_enable: version.transaction_verification(),
             ..BrokerConfig::default()
         }
     }
@@ -467,6 +472,7 @@ impl Default for BrokerConfig {
             controlled_shutdown_enable: true,
             kafka_version: KafkaVersion::CURRENT,
             eligible_leader_replicas_enabled: KafkaVersion::CURRENT.elr_by_default(),
+            transaction_partition_verification_enable: KafkaVersion::CURRENT.transaction_verification(),
         }
     }
 }
@@ -567,6 +573,7 @@ impl Configurable for BrokerConfig {
         "vm.dirty_writeback_centisecs",
         "controlled.shutdown.enable",
         "eligible.leader.replicas.version",
+        "transaction.partition.verification.enable",
         "(and every topic-level config)",
     ];
     const SCOPE: validate::Scope = validate::Scope::Broker;
@@ -629,6 +636,9 @@ impl Configurable for BrokerConfig {
             "vm.dirty_expire_centisecs" => self.vm_dirty_expire_centisecs = parse_u64(key, value)?,
             "vm.dirty_writeback_centisecs" => self.vm_dirty_writeback_centisecs = parse_u64(key, value)?.max(1),
             "controlled.shutdown.enable" => self.controlled_shutdown_enable = parse_bool(key, value)?,
+            "transaction.partition.verification.enable" => {
+                self.transaction_partition_verification_enable = parse_bool(key, value)?
+            }
             "eligible.leader.replicas.version" => {
                 self.eligible_leader_replicas_enabled = match value {
                     "0" => false,

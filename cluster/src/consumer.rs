@@ -480,6 +480,11 @@ impl Consumer {
     /// The application's positions: the next offset it will be given, per assigned partition.
     /// What a commit commits, so a position awaiting validation is left out: it may lie past a
     /// truncation (Kafka's `SubscriptionState.allConsumed` takes only valid positions).
+    /// Whether it reads `read_committed` (only below the last stable offset).
+    pub fn reads_committed(&self) -> bool {
+        self.config.isolation_level == IsolationLevel::ReadCommitted
+    }
+
     pub fn positions(&self) -> Vec<(TopicPartition, i64)> {
         self.assignment
             .iter()

@@ -63,6 +63,11 @@ pub enum ErrorCode {
     /// OffsetFetch with `require_stable` (KIP-447) for a partition whose group has transactional
     /// offsets not yet committed or aborted: the consumer retries until the transaction ends.
     UnstableOffsetCommit,
+    /// A transactional produce to a partition the coordinator does not have in the producer's
+    /// ongoing transaction (KIP-890 part 1's verification, `TransactionCoordinator.
+    /// handleVerifyPartitionsInTransaction`). The transaction can still be aborted: the Java
+    /// client (4.x) makes it an abortable `TransactionAbortableException`.
+    TransactionAbortable,
 }
 
 impl ErrorCode {
@@ -110,6 +115,7 @@ impl ErrorCode {
             InvalidRecord => 87,
             ProducerFenced => 90,
             UnstableOffsetCommit => 88,
+            TransactionAbortable => 120,
         }
     }
 
@@ -157,6 +163,7 @@ impl ErrorCode {
             InvalidRecord => "INVALID_RECORD",
             ProducerFenced => "PRODUCER_FENCED",
             UnstableOffsetCommit => "UNSTABLE_OFFSET_COMMIT",
+            TransactionAbortable => "TRANSACTION_ABORTABLE",
         }
     }
 
@@ -183,6 +190,10 @@ impl ErrorCode {
                 | CoordinatorNotAvailable
                 | NotCoordinator
                 | BrokerNotAvailable
+                // A leader verifying a transactional produce while the coordinator completes the
+                // previous transaction (KIP-890; `ConcurrentTransactionsException` is a
+                // `RetriableException`).
+                | ConcurrentTransactions
         )
     }
 }

@@ -254,6 +254,31 @@ pub enum Note {
         control: crate::record::ControlType,
         offset: i64,
     },
+    /// A transactional produce was refused after (or instead of) verification with the
+    /// producer's coordinator (KIP-890 part 1): the partition is not in its ongoing transaction.
+    TxnVerificationFailed {
+        partition: TopicPartition,
+        transactional_id: String,
+        producer_id: i64,
+        producer_epoch: i16,
+        error: ErrorCode,
+    },
+    // ---- an operator's admin client ----
+    /// `kafka-transactions.sh abort`: the transaction open at `start_offset` (the LSO) is to be
+    /// aborted with an ABORT marker sent straight to the partition's leader (Admin
+    /// `abortTransaction`); `producer_id` is -1 when the leader has no open transaction there.
+    AdminAbortRequested {
+        partition: TopicPartition,
+        producer_id: i64,
+        producer_epoch: i16,
+        coordinator_epoch: i32,
+        start_offset: i64,
+    },
+    /// The leader's answer to the admin's WriteTxnMarkers.
+    AdminAbortAnswered {
+        partition: TopicPartition,
+        error: ErrorCode,
+    },
     // ---- transactional producer ----
     /// initTransactions() completed: this incarnation writes with this producer id and epoch.
     TxnInitialized {
@@ -432,7 +457,10 @@ impl Note {
             | OffsetOutOfRange { partition, .. }
             | TruncationDetected { partition, .. } => Some(partition),
             ProduceFailed { partition, .. } => partition.as_ref(),
-            MarkerWritten { partition, .. } => Some(partition),
+            MarkerWritten { partition, .. }
+            | TxnVerificationFailed { partition, .. }
+            | AdminAbortRequested { partition, .. }
+            | AdminAbortAnswered { partition, .. } => Some(partition),
             TxnStateChanged { .. }
             | TxnInitialized { .. }
             | TxnEnded { .. }
@@ -753,6 +781,20 @@ impl fmt::Display for Note {
                     crate::record::ControlType::Commit => "COMMIT",
                     crate::record::ControlType::Abort => "ABORT",
                 }
+            ),
+            AdminAbortRequested { partition, producer_id: -1, .. } => {
+                write!(f, "kafka-transactions.sh abort: {partition} has no open transaction to abort")
+            }
+            AdminAbortRequested { partition, producer_id, producer_epoch, coordinator_epoch, start_offset } => write!(
+                f,
+                "kafka-transactions.sh abort: the transaction of pid {producer_id} epoch {producer_epoch} open on {partition} since offset {start_offset}: WriteTxnMarkers ABORT (coordinator epoch {coordinator_epoch}) to its leader"
+            ),
+            AdminAbortAnswered { partition, error } => {
+                write!(f, "kafka-transactions.sh abort on {partition}: {error}")
+            }
+            TxnVerificationFailed { partition, transactional_id, producer_id, producer_epoch, error } => write!(
+                f,
+                "{partition}: transactional produce of {transactional_id} (pid {producer_id} epoch {producer_epoch}) refused with {error} after verifying it with the transaction coordinator (KIP-890)"
             ),
             TxnInitialized { transactional_id, producer_id, producer_epoch } => write!(
                 f,

@@ -352,6 +352,7 @@ impl Producer {
                 producer_id: t.producer_id,
                 producer_epoch: t.producer_epoch,
                 partitions: partitions.iter().cloned().collect(),
+                verify_only: false,
             }),
             TxnRequestKind::FindGroupCoordinator(group_id) => Request::FindCoordinator(FindCoordinatorRequest {
                 group_id: group_id.clone(),
@@ -808,6 +809,7 @@ impl Producer {
             timeout_ms: self.config.request_timeout_ms,
             partition: batch.partition.clone(),
             batch: wire,
+            transactional_id: self.txn.as_ref().map(|t| t.transactional_id.clone()),
         });
         let correlation_id = self.next_correlation;
         self.next_correlation += 1;

@@ -226,6 +226,10 @@ pub struct ProduceRequest {
     pub timeout_ms: u64,
     pub partition: TopicPartition,
     pub batch: RecordBatch,
+    /// A transactional producer's `transactional.id` (ProduceRequest's `transactionalId`): the
+    /// leader verifies the batch with that id's coordinator (KIP-890).
+    #[serde(default)]
+    pub transactional_id: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -662,6 +666,10 @@ pub struct AddPartitionsToTxnRequest {
     pub producer_id: i64,
     pub producer_epoch: i16,
     pub partitions: Vec<TopicPartition>,
+    /// A partition leader's question (v4+, `AddPartitionsToTxnManager`, KIP-890 part 1): is
+    /// every partition already in the ongoing transaction? Nothing is added.
+    #[serde(default)]
+    pub verify_only: bool,
 }
 
 /// Kafka answers per partition; its coordinator gives every partition the same error, so ksim
@@ -846,7 +854,8 @@ impl fmt::Display for Request {
             ),
             Request::AddPartitionsToTxn(r) => write!(
                 f,
-                "AddPartitionsToTxn {} pid={} epoch={} {}",
+                "AddPartitionsToTxn {}{} pid={} epoch={} {}",
+                if r.verify_only { "verifyOnly " } else { "" },
                 r.transactional_id,
                 r.producer_id,
                 r.producer_epoch,

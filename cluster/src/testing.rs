@@ -57,6 +57,8 @@ pub struct Harness {
     armed: BTreeMap<(NodeId, Timer), (SimTime, u64)>,
     next_seq: u64,
     cut: BTreeSet<(NodeId, NodeId)>,
+    /// Messages the network loses, whatever the cuts (see [`Harness::lose`]).
+    lost: Option<fn(&Message) -> bool>,
     rng: ChaCha8Rng,
     /// Every message delivered, in order, with when and between whom.
     pub delivered: Vec<(SimTime, NodeId, NodeId, Message)>,
@@ -96,6 +98,7 @@ impl Harness {
             armed: BTreeMap::new(),
             next_seq: 0,
             cut: BTreeSet::new(),
+            lost: None,
             rng: ChaCha8Rng::seed_from_u64(7),
             delivered: Vec::new(),
             notes: Vec::new(),
@@ -159,6 +162,12 @@ impl Harness {
 
     pub fn heal(&mut self) {
         self.cut.clear();
+        self.lost = None;
+    }
+
+    /// Lose every message `lost` picks (one kind of request, say), until [`Harness::heal`].
+    pub fn lose(&mut self, lost: fn(&Message) -> bool) {
+        self.lost = Some(lost);
     }
 
     /// The broker's process dies. Its disk keeps everything it wrote, page cache included (a
@@ -210,7 +219,13 @@ impl Harness {
         let records = values.iter().map(|v| Record::unkeyed(*v)).collect();
         let epoch = if producer_id == NO_PRODUCER_ID { -1 } else { 0 };
         let batch = RecordBatch::new_unassigned(producer_id, epoch, base_sequence, self.now.as_ms(), records);
-        let body = Request::Produce(ProduceRequest { acks, timeout_ms: 30_000, partition: tp.clone(), batch });
+        let body = Request::Produce(ProduceRequest {
+            acks,
+            timeout_ms: 30_000,
+            partition: tp.clone(),
+            batch,
+            transactional_id: None,
+        });
         self.request(leader, body)
     }
 
@@ -255,6 +270,22 @@ impl Harness {
             }
         }
         panic!("condition not met within {MAX_STEPS_PER_RUN} steps");
+    }
+
+    /// Handle everything due in the next `ms`, and let the clock reach its end even if nothing
+    /// is due then (a client acting on its own schedule, every few ms).
+    pub fn run_for(&mut self, ms: u64) {
+        let end = self.now.plus_ms(ms);
+        for _ in 0..MAX_STEPS_PER_RUN {
+            match self.queue.first_key_value() {
+                Some((&(at, _), _)) if at <= end => self.step(),
+                _ => {
+                    self.now = end;
+                    return;
+                }
+            }
+        }
+        panic!("more than {MAX_STEPS_PER_RUN} steps in {ms} ms");
     }
 
     /// Run until the controller names `leader` leader of `tp` and that broker acts as leader.
@@ -313,7 +344,7 @@ impl Harness {
     }
 
     fn send(&mut self, from: NodeId, to: NodeId, message: Message) {
-        if !self.cut.contains(&(from, to)) {
+        if !self.cut.contains(&(from, to)) && !self.lost.is_some_and(|lost| lost(&message)) {
             self.push(self.now.plus_ms(LATENCY_MS), Event::Deliver { from, to, message });
         }
     }

@@ -10,6 +10,7 @@
 //! | version | what changes |
 //! |---|---|
 //! | 3.3 – 3.6 | the oldest KRaft releases ksim accepts: a leader advances the high watermark with any ISR, and `min.insync.replicas` larger than the replication factor fails every `acks=all` write |
+//! | 3.6 | **transaction verification** (KIP-890 part 1): a partition leader asks the transaction coordinator whether a transactional produce's partition is in the producer's ongoing transaction before it appends (`transaction.partition.verification.enable`, on by default) |
 //! | 3.7 | **strict min ISR** (KAFKA-15583): below `min.insync.replicas` the leader stops advancing the high watermark (`Partition.maybeIncrementLeaderHW` returns early when `isUnderMinIsr`); the **effective min ISR** is `min(min.insync.replicas, replication factor)` (`Partition.effectiveMinIsr`) |
 //! | 4.0 | Eligible Leader Replicas (KIP-966) can be turned on (`eligible.leader.replicas.version=1`); off by default. The new group coordinator (KIP-848) is the only one: it checks a JoinGroup's session timeout before whether it coordinates the group. An idempotent producer (the default) refuses `max.in.flight.requests.per.connection` above 5 (KAFKA-17927); `log.segment.bytes` is at least 1 MiB (KIP-1030). The controller quorum runs **pre-vote** (KIP-996): a voter whose leader went quiet asks whether it could win before it bumps the epoch |
 //! | 4.1 | ELR is on by default for new clusters (`eligible.leader.replicas.version=1`); a topic's `segment.bytes` is at least 1 MiB (KAFKA-19080) |
@@ -39,6 +40,13 @@ impl KafkaVersion {
     /// effective min ISR is capped by the replication factor.
     pub fn strict_min_isr(self) -> bool {
         self >= KafkaVersion::new(3, 7)
+    }
+
+    /// KIP-890 part 1 (3.6): `transaction.partition.verification.enable` exists and defaults to
+    /// true (`ReplicaManager.appendRecords` verifies with the coordinator through
+    /// `AddPartitionsToTxnManager`).
+    pub fn transaction_verification(self) -> bool {
+        self >= KafkaVersion::new(3, 6)
     }
 
     /// Whether `eligible.leader.replicas.version=1` may be set (KIP-966, usable from 4.0).
@@ -117,6 +125,8 @@ mod tests {
         assert!(v.supports_elr() && !v.elr_by_default());
         assert!(KafkaVersion::CURRENT.elr_by_default());
         assert!(v.kraft_pre_vote() && !KafkaVersion::new(3, 9).kraft_pre_vote(), "KIP-996 shipped in 4.0");
+        assert!(!KafkaVersion::new(3, 5).transaction_verification(), "KIP-890 part 1 shipped in 3.6");
+        assert!(KafkaVersion::new(3, 6).transaction_verification() && KafkaVersion::CURRENT.transaction_verification());
         assert!("four".parse::<KafkaVersion>().unwrap_err().contains("major.minor"));
         assert!("4".parse::<KafkaVersion>().unwrap_err().contains("major.minor"));
         assert!("2.8".parse::<KafkaVersion>().unwrap_err().contains("models 3.3 to 4.1"));

@@ -250,6 +250,8 @@ pub async fn run(world: Arc<Mutex<World>>, node: NodeId, app: App, start_ms: u64
             crate::streams_app::run(world, node, app.streams().expect("a Streams runtime app")).await
         }
         App::ConnectWorker => crate::connect_worker::run(world, node).await,
+        // The operator types commands when the timeline says (`World::admin_abort_transaction`).
+        App::Admin => {}
         App::ConsumeTransformProduce { topics, output, processing, poll_interval_ms, processing_ms } => {
             let consumer = KafkaConsumer::new(world.clone(), node);
             let producer = KafkaProducer::new(world, node);

@@ -8,6 +8,7 @@ use crate::trace::{EventKind, Fault, Trace};
 use crate::world::World;
 use ksim_cluster::node::NodeId;
 use ksim_cluster::time::SimTime;
+use ksim_cluster::topic::TopicPartition;
 use std::time::Duration;
 
 /// Extra faults for a what-if branch: the same scenario, plus these at these times.
@@ -38,6 +39,11 @@ pub struct Outcome {
 
 enum Directive {
     Fault(Fault),
+    /// An operator's `kafka-transactions.sh abort`, from a client node.
+    AbortTransaction {
+        from: NodeId,
+        partition: TopicPartition,
+    },
     Narrate(String),
     /// Check that the cluster has converged (liveness).
     CheckConvergence {
@@ -103,6 +109,12 @@ fn timeline(scenario: &Scenario, options: &RunOptions) -> Vec<(SimTime, Directiv
     // A step after the end never happens (the scenario is warned about it).
     for step in scenario.timeline.iter().filter(|s| s.at_ms < scenario.duration_ms) {
         let id = |n| scenario.node_id(n);
+        if let Action::AbortTransaction { from, partition } = &step.action {
+            let from = id(&crate::scenario::NodeRef::Client(from.clone()));
+            let partition = crate::scenario::parse_partition(partition).expect("validated before the run");
+            out.push((SimTime::from_ms(step.at_ms), Directive::AbortTransaction { from, partition }));
+            continue;
+        }
         let fault = match &step.action {
             Action::Kill(n) => Fault::Kill(id(n)),
             Action::PowerFail(n) => Fault::PowerFail(id(n)),
@@ -120,6 +132,7 @@ fn timeline(scenario: &Scenario, options: &RunOptions) -> Vec<(SimTime, Directiv
             }
             Action::Heal => Fault::Heal,
             Action::SlowLink(a, b, ms) => Fault::SlowLink { a: id(a), b: id(b), extra_latency_ms: *ms },
+            Action::AbortTransaction { .. } => unreachable!("handled above"),
         };
         out.push((SimTime::from_ms(step.at_ms), Directive::Fault(fault)));
     }
@@ -175,13 +188,16 @@ async fn supervise(scenario: Scenario, name: String, seed: u64, options: RunOpti
         let mut w = world.lock().expect("world lock");
         match directive {
             Directive::Fault(fault) => w.apply_fault(fault),
+            Directive::AbortTransaction { from, partition } => w.admin_abort_transaction(from, &partition),
             Directive::Narrate(text) => w.record_world(EventKind::Narration(text)),
             Directive::CheckConvergence { within_ms } => {
                 let problems = w.convergence_problems();
                 if !problems.is_empty() {
+                    // A hanging transaction's hold is a lesson (see `check::liveness`).
+                    let hanging = crate::check::liveness::HANGING_TRANSACTION;
                     let finding = crate::trace::Finding {
                         rule: crate::trace::Rule::NoConvergence,
-                        violation: true,
+                        violation: !problems.iter().all(|p| p.starts_with(hanging)),
                         message: format!(
                             "{within_ms} ms after the last fault the cluster has not recovered: {}",
                             problems.join("; ")

@@ -955,7 +955,10 @@ impl ClusterView {
                 t.partitions.clone_from(partitions);
             }
             // The Appended note of the marker's batch puts it in the log.
-            Note::MarkerWritten { .. } => {}
+            Note::MarkerWritten { .. }
+            | Note::TxnVerificationFailed { .. }
+            | Note::AdminAbortRequested { .. }
+            | Note::AdminAbortAnswered { .. } => {}
             Note::TxnInitialized { transactional_id, .. } => {
                 let t = self.transactions.entry(transactional_id.clone()).or_default();
                 t.client = Some(node);

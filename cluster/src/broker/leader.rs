@@ -74,6 +74,20 @@ impl Broker {
         request: ProduceRequest,
         fx: &mut Effects,
     ) {
+        if let Some(request) = self.maybe_verify_transaction(now, from, correlation_id, request, fx) {
+            self.append_produce(now, from, correlation_id, request, fx);
+        }
+    }
+
+    /// A produce request's checks and append, once any verification is done.
+    pub(super) fn append_produce(
+        &mut self,
+        now: SimTime,
+        from: NodeId,
+        correlation_id: u64,
+        request: ProduceRequest,
+        fx: &mut Effects,
+    ) {
         let tp = request.partition.clone();
         let config = self.topic_config(&tp);
         let reply = |error: ErrorCode, base_offset: i64, log_start_offset: i64, fx: &mut Effects| {
@@ -130,6 +144,10 @@ impl Broker {
             SequenceCheck::Append => {}
         }
         let replica = self.replicas.get_mut(&tp).expect("validated");
+        if request.batch.is_transactional {
+            // The transaction is ongoing here now: the guard has done its job.
+            replica.verification_guards.remove(&request.batch.producer_id);
+        }
         let count = request.batch.len();
         let epoch = replica.leader_epoch;
         let base_offset = replica.log.append_as_leader(request.batch, epoch, &config, now.as_ms());

@@ -34,6 +34,7 @@ mod observer;
 mod purgatory;
 pub mod replica;
 mod txn_host;
+mod txn_verification;
 
 pub use disk::BrokerDisk;
 
@@ -87,6 +88,9 @@ enum Outstanding {
         partition: TopicPartition,
         coordinator_epoch: i32,
     },
+    /// A transactional produce's verification with its coordinator (KIP-890), by its id in
+    /// `Broker::verifications`.
+    VerifyTxn(u64),
     /// A follower's fetch, with the leader epoch each partition was fetched at.
     Fetch {
         leader: BrokerId,
@@ -136,6 +140,8 @@ pub struct Broker {
     txn_topic_requested: Option<SimTime>,
     /// The marker channel's retry timer is set.
     txn_retry_armed: bool,
+    /// Transactional produces waiting for their coordinator's verification (KIP-890).
+    verifications: BTreeMap<u64, txn_verification::PendingVerification>,
     /// When this process started: the log cleaner's sleeps are counted from it.
     started_at: SimTime,
     /// The log cleaner's wake-up is set (see [`Broker::maybe_arm_log_cleaner`]).
@@ -197,6 +203,7 @@ impl Broker {
             txn_coordinator: TransactionCoordinator::new(txn_config),
             txn_topic_requested: None,
             txn_retry_armed: false,
+            verifications: BTreeMap::new(),
             started_at: SimTime::ZERO,
             cleaner_armed: false,
             txn_add_offsets_replies: std::collections::BTreeSet::new(),
@@ -372,6 +379,7 @@ impl Broker {
                 Outstanding::WriteTxnMarker { transactional_id, partition, coordinator_epoch },
                 Response::WriteTxnMarkers(r),
             ) => self.on_marker_answer(now, &transactional_id, &partition, coordinator_epoch, r.error, fx),
+            (Outstanding::VerifyTxn(id), Response::AddPartitionsToTxn(r)) => self.on_verified(now, id, r.error, fx),
             (what, body) => panic!("broker-{}: response {} does not answer {what:?}", self.id, body.api()),
         }
     }
@@ -393,6 +401,9 @@ impl Broker {
             Outstanding::Fetch { leader, .. } | Outstanding::EpochQuery { leader, .. } => {
                 self.fetcher_failed(now, leader, fx)
             }
+            // AddPartitionsToTxnManager: a disconnect or timeout is NETWORK_EXCEPTION, which the
+            // producer retries.
+            Outstanding::VerifyTxn(id) => self.on_verified(now, id, ErrorCode::NetworkException, fx),
             // TransactionMarkerChannelManager re-enqueues a request that got no answer.
             Outstanding::WriteTxnMarker { transactional_id, partition, coordinator_epoch } => self.on_marker_answer(
                 now,

@@ -109,6 +109,11 @@ pub struct Replica {
     pub isr: Vec<BrokerId>,
     pub role: Role,
     pub producers: BTreeMap<i64, ProducerEntry>,
+    /// KIP-890 part 1's verification guards (`VerificationStateEntry` in the
+    /// `ProducerStateManager`): producer id -> (epoch, guard) of a transactional produce waiting
+    /// for its coordinator's word. A marker for the producer removes it, so a produce verified
+    /// before the marker cannot append after it. Volatile, as in Kafka.
+    pub verification_guards: BTreeMap<i64, (i16, u64)>,
 }
 
 impl Replica {
@@ -125,6 +130,7 @@ impl Replica {
             isr: Vec::new(),
             role: Role::Offline,
             producers: BTreeMap::new(),
+            verification_guards: BTreeMap::new(),
         };
         replica.rebuild_producer_state();
         replica
@@ -318,6 +324,13 @@ impl Replica {
             return Err(ErrorCode::InvalidProducerEpoch);
         }
         Ok(())
+    }
+
+    /// Whether the producer has a transaction open here in this epoch
+    /// (`UnifiedLog.hasOngoingTransaction`): its next batches need no verification.
+    pub fn has_ongoing_transaction(&self, producer_id: i64, producer_epoch: i16) -> bool {
+        self.log.ongoing_transaction(producer_id).is_some()
+            && self.producers.get(&producer_id).is_some_and(|e| e.producer_epoch == producer_epoch)
     }
 
     /// Remember an appended idempotent batch, or a marker.

@@ -449,7 +449,13 @@ fn produce_transactional(
     let records = values.iter().map(|v| Record::unkeyed(*v)).collect();
     let mut batch = RecordBatch::new_unassigned(pid, epoch, seq, h.now().as_ms(), records);
     batch.is_transactional = true;
-    let body = Request::Produce(ProduceRequest { acks: Acks::All, timeout_ms: 30_000, partition: tp(), batch });
+    let body = Request::Produce(ProduceRequest {
+        acks: Acks::All,
+        timeout_ms: 30_000,
+        partition: tp(),
+        batch,
+        transactional_id: Some("tx".into()),
+    });
     match h.ask(leader, body) {
         Response::Produce(r) => r.error,
         other => panic!("{other:?}"),
@@ -499,6 +505,7 @@ fn add_partition(h: &mut Harness, coordinator: BrokerId, id: &str, (pid, epoch):
         producer_id: pid,
         producer_epoch: epoch,
         partitions: vec![tp()],
+        verify_only: false,
     });
     match h.ask(coordinator, body) {
         Response::AddPartitionsToTxn(r) => r.error,
@@ -557,5 +564,141 @@ fn a_second_init_fences_the_first_producer_and_aborts_its_transaction() {
     // the zombie is fenced at the partition and at the coordinator
     assert_eq!(produce_transactional(&mut h, 1, (pid, epoch, 1), &["late"]), ErrorCode::InvalidProducerEpoch);
     assert_eq!(end_txn(&mut h, coordinator, "tx", (pid, epoch), true), ErrorCode::ProducerFenced);
+    h.check_invariants();
+}
+
+/// The marker channel's retry (a12d17d): a producer retrying AddPartitionsToTxn every few ms on
+/// CONCURRENT_TRANSACTIONS while its commit's marker waits for a retry must not keep pushing that
+/// retry back (`TransactionMarkerChannelManager` retries on its own schedule, whatever requests
+/// the coordinator handles meanwhile). Before the fix every handled request re-armed the timer
+/// `retry.backoff.ms` later, so under a steady stream of requests the COMMIT marker never went.
+#[test]
+fn a_producer_retrying_add_partitions_does_not_postpone_the_marker_retry() {
+    let mut h = Harness::new(&[1, 2, 3], vec![Harness::topic("t", &[1, 2, 3], TopicConfig::default())]);
+    h.await_leader(&tp(), 1);
+    let coordinator = find_txn_coordinator(&mut h, "tx");
+    let (_, pid, epoch) = init_producer_id(&mut h, coordinator, "tx");
+    assert_eq!(add_partition(&mut h, coordinator, "tx", (pid, epoch)), ErrorCode::None);
+    assert_eq!(produce_transactional(&mut h, 1, (pid, epoch, 0), &["t1"]), ErrorCode::None);
+    // The marker's WriteTxnMarkers to the leader is lost: after the request timeout the
+    // channel queues the marker for a retry.
+    h.lose(|m| matches!(m, Message::Request { body: Request::WriteTxnMarkers(_), .. }));
+    assert_eq!(end_txn(&mut h, coordinator, "tx", (pid, epoch), true), ErrorCode::None);
+    let marker_sent = |h: &Harness| {
+        h.delivered
+            .iter()
+            .filter(|(_, _, to, m)| {
+                *to == NodeId::Broker(1) && matches!(m, Message::Request { body: Request::WriteTxnMarkers(_), .. })
+            })
+            .count()
+    };
+    let before = marker_sent(&h);
+    let healed_at = h.now().plus_ms(20_000);
+    h.run_until(|h| h.now() >= healed_at, 30_000);
+    h.heal();
+    // The producer's next transaction: AddPartitionsToTxn every 10 ms, each answered
+    // CONCURRENT_TRANSACTIONS while the commit is PrepareCommit.
+    let mut concurrent = 0;
+    for _ in 0..2_000 {
+        if h.notes.iter().any(|(_, _, n)| matches!(n, Note::MarkerWritten { .. })) {
+            break;
+        }
+        let body = Request::AddPartitionsToTxn(crate::protocol::AddPartitionsToTxnRequest {
+            transactional_id: "tx".into(),
+            producer_id: pid,
+            producer_epoch: epoch,
+            partitions: vec![tp()],
+            verify_only: false,
+        });
+        let seen = h.client_inbox.len();
+        h.request(coordinator, body);
+        h.run_for(10);
+        concurrent += h.client_inbox[seen..]
+            .iter()
+            .filter(|r| matches!(r, Response::AddPartitionsToTxn(a) if a.error == ErrorCode::ConcurrentTransactions))
+            .count();
+    }
+    assert!(concurrent >= 10, "the producer kept retrying while the marker waited ({concurrent} answers)");
+    assert!(
+        h.notes.iter().any(|(_, _, n)| matches!(n, Note::MarkerWritten { .. })),
+        "the COMMIT marker was retried and written while the producer kept asking"
+    );
+    assert!(marker_sent(&h) > before, "the retry went out");
+    h.check_invariants();
+}
+
+/// A transactional produce that lands after its transaction ended (delayed in the network): with
+/// KIP-890's verification (3.6+, the default) the leader asks the coordinator first and refuses
+/// it; without, it opens a transaction nobody will end, and the LSO stays behind it.
+fn late_produce_after_abort(verification: bool) -> (Harness, ErrorCode) {
+    use crate::config::BrokerConfig;
+    let config = BrokerConfig { transaction_partition_verification_enable: verification, ..BrokerConfig::default() };
+    let mut h = Harness::with_config(&[1, 2, 3], vec![Harness::topic("t", &[1, 2, 3], TopicConfig::default())], config);
+    h.await_leader(&tp(), 1);
+    let coordinator = find_txn_coordinator(&mut h, "tx");
+    let (_, pid, epoch) = init_producer_id(&mut h, coordinator, "tx");
+    // Not yet added: the coordinator has no transaction with this partition.
+    let refused = produce_transactional(&mut h, 1, (pid, epoch, 0), &["early"]);
+    assert_eq!(refused, if verification { ErrorCode::TransactionAbortable } else { ErrorCode::None });
+    if !verification {
+        return (h, refused);
+    }
+    assert_eq!(add_partition(&mut h, coordinator, "tx", (pid, epoch)), ErrorCode::None);
+    assert_eq!(produce_transactional(&mut h, 1, (pid, epoch, 0), &["t1"]), ErrorCode::None);
+    // A second batch of the open transaction asks nothing (`hasOngoingTransaction`).
+    let asked = |h: &Harness| {
+        h.delivered.iter().filter(|(_, _, _, m)| matches!(m, Message::Request { body: Request::AddPartitionsToTxn(r), .. } if r.verify_only)).count()
+    };
+    let before = asked(&h);
+    assert_eq!(produce_transactional(&mut h, 1, (pid, epoch, 1), &["t2"]), ErrorCode::None);
+    assert_eq!(asked(&h), before, "a batch of a transaction open here needs no verification");
+    assert_eq!(end_txn(&mut h, coordinator, "tx", (pid, epoch), false), ErrorCode::None);
+    h.run_until(|h| h.replica(1, &tp()).high_watermark == 3, 10_000);
+    h.run_until(
+        |h| {
+            h.broker(coordinator).txn_coordinator().transaction("tx").unwrap().state
+                == crate::txn::TransactionState::CompleteAbort
+        },
+        10_000,
+    );
+    // The late batch: same producer, same epoch (an abort does not bump it before KIP-890 part 2).
+    let late = produce_transactional(&mut h, 1, (pid, epoch, 2), &["late"]);
+    (h, late)
+}
+
+#[test]
+fn with_verification_a_produce_to_a_partition_outside_the_transaction_is_transaction_abortable() {
+    let (mut h, late) = late_produce_after_abort(true);
+    assert_eq!(late, ErrorCode::TransactionAbortable, "the coordinator's transaction no longer holds t-0");
+    let lso = fetch(&mut h, 1, crate::protocol::IsolationLevel::ReadCommitted).last_stable_offset;
+    assert_eq!(lso, Some(3), "nothing hangs: the LSO is the high watermark");
+    assert!(h
+        .notes
+        .iter()
+        .any(|(_, _, n)| matches!(n, Note::TxnVerificationFailed { error: ErrorCode::TransactionAbortable, .. })));
+    h.check_invariants();
+}
+
+#[test]
+fn without_verification_a_produce_outside_any_transaction_opens_one_that_hangs() {
+    let (mut h, early) = late_produce_after_abort(false);
+    assert_eq!(early, ErrorCode::None, "the leader appends what the coordinator never heard of");
+    h.run_until(|h| h.replica(1, &tp()).high_watermark == 1, 10_000);
+    let committed = fetch(&mut h, 1, crate::protocol::IsolationLevel::ReadCommitted);
+    assert_eq!(committed.last_stable_offset, Some(0), "the hanging transaction pins the LSO at its first offset");
+    h.check_invariants();
+}
+
+#[test]
+fn with_verification_a_stale_epoch_is_invalid_producer_epoch() {
+    let mut h = Harness::new(&[1, 2, 3], vec![Harness::topic("t", &[1, 2, 3], TopicConfig::default())]);
+    h.await_leader(&tp(), 1);
+    let coordinator = find_txn_coordinator(&mut h, "tx");
+    let (_, pid, epoch) = init_producer_id(&mut h, coordinator, "tx");
+    let (_, _, bumped) = init_producer_id(&mut h, coordinator, "tx");
+    assert_eq!(bumped, epoch + 1);
+    // The coordinator says PRODUCER_FENCED; the leader answers what producers expect from a
+    // partition (`AddPartitionsToTxnManager`).
+    assert_eq!(produce_transactional(&mut h, 1, (pid, epoch, 0), &["zombie"]), ErrorCode::InvalidProducerEpoch);
     h.check_invariants();
 }

@@ -119,6 +119,17 @@ impl Broker {
                     &mut out,
                 );
             }
+            Request::AddPartitionsToTxn(r) if r.verify_only => {
+                let partitions: BTreeSet<TopicPartition> = r.partitions.into_iter().collect();
+                let error = self.txn_coordinator.verify_partitions(
+                    &r.transactional_id,
+                    r.producer_id,
+                    r.producer_epoch,
+                    &partitions,
+                );
+                let body = Response::AddPartitionsToTxn(AddPartitionsToTxnResponse { error });
+                return Self::respond(from, correlation_id, body, fx);
+            }
             Request::AddPartitionsToTxn(r) => {
                 let partitions: BTreeSet<TopicPartition> = r.partitions.into_iter().collect();
                 self.txn_coordinator.handle_add_partitions(
@@ -397,6 +408,8 @@ impl Broker {
         let marker = ControlMarker { control_type: request.result, coordinator_epoch: request.coordinator_epoch };
         let batch = RecordBatch::new_marker(request.producer_id, request.producer_epoch, now.as_ms(), marker);
         let replica = self.replicas.get_mut(&tp).expect("validated");
+        // A produce verified before this marker must not open a transaction after it.
+        replica.verification_guards.remove(&request.producer_id);
         let epoch = replica.leader_epoch;
         let base_offset = replica.log.append_as_leader(batch, epoch, &config, now.as_ms());
         let appended = replica.log.read(base_offset, base_offset + 1, 0).remove(0);

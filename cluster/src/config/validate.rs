@@ -748,6 +748,15 @@ pub fn broker(config: &BrokerConfig) -> Result<(), ConfigError> {
             ),
         });
     }
+    if config.transaction_partition_verification_enable && !config.kafka_version.transaction_verification() {
+        return Err(ConfigError {
+            key: "transaction.partition.verification.enable".into(),
+            message: format!(
+                "transaction verification (KIP-890 part 1) needs Kafka 3.6 or later; this cluster runs {}",
+                config.kafka_version
+            ),
+        });
+    }
     let wait = config.replica_fetch_wait_max_ms;
     if wait > config.replica_lag_time_max_ms {
         return Err(ConfigError {

@@ -440,6 +440,40 @@ impl TransactionCoordinator {
         self.write(transactional_id, coordinator_epoch, transit, AfterWrite::AddPartitions(reply), out);
     }
 
+    /// A partition leader's verification (AddPartitionsToTxn v4+ with `verifyOnly`, KIP-890 part
+    /// 1; `handleVerifyPartitionsInTransaction`): are these partitions in the producer's ongoing
+    /// transaction? Nothing is written. Kafka answers per partition; ksim's leaders verify one
+    /// partition at a time, so the worst error stands for all: TRANSACTION_ABORTABLE for a
+    /// partition not in the transaction (none is, once the transaction has completed).
+    pub fn verify_partitions(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        partitions: &BTreeSet<TopicPartition>,
+    ) -> ErrorCode {
+        if transactional_id.is_empty() {
+            return ErrorCode::InvalidRequest;
+        }
+        if self.coordinator_epoch(transactional_id).is_none() {
+            return ErrorCode::NotCoordinator;
+        }
+        let Some(metadata) = self.transactions.get(transactional_id) else {
+            return ErrorCode::InvalidProducerIdMapping;
+        };
+        if metadata.producer_id != producer_id {
+            ErrorCode::InvalidProducerIdMapping
+        } else if metadata.producer_epoch != producer_epoch {
+            ErrorCode::ProducerFenced
+        } else if matches!(metadata.state, PrepareCommit | PrepareAbort) {
+            ErrorCode::ConcurrentTransactions
+        } else if !partitions.is_subset(&metadata.topic_partitions) {
+            ErrorCode::TransactionAbortable
+        } else {
+            ErrorCode::None
+        }
+    }
+
     // ---- EndTxn -------------------------------------------------------------------------------
 
     /// EndTxn from the producer (`handleEndTransaction`).

@@ -2,6 +2,15 @@
 //! leave down is up, every broker unfenced, every partition led with its full ISR (unless its
 //! in-sync replicas are gone for good), every group Stable with no lag, and no acknowledged write
 //! Kafka promised to keep is missing.
+//!
+//! One lag is a lesson rather than a broken promise: a `read_committed` consumer waiting at a
+//! last stable offset held by a *hanging transaction*, one open on the partition that no
+//! transaction coordinator has as an ongoing transaction with that partition (a late produce
+//! appended without KIP-890's verification). Kafka never promised to end it: only an operator's
+//! `kafka-transactions.sh abort` does.
+
+/// The start of a problem that is a hanging transaction's lag (a lesson, see above).
+pub const HANGING_TRANSACTION: &str = "hanging transaction";
 
 use super::Checker;
 use crate::nodes::{Machine, Nodes, Status};
@@ -80,10 +89,27 @@ pub fn convergence_problems(
         }
     }
     let mut high_watermarks = BTreeMap::new();
+    // Per partition: the LSO, if a transaction no coordinator knows holds it below the HW.
+    let mut hanging: BTreeMap<ksim_cluster::topic::TopicPartition, (i64, i64)> = BTreeMap::new();
+    let known = |producer_id: i64, tp: &ksim_cluster::topic::TopicPartition| {
+        slots.values().any(|s| match &s.machine {
+            Some(Machine::Broker(b)) => b.txn_coordinator().transactions().any(|m| {
+                m.producer_id == producer_id
+                    && m.state == ksim_cluster::txn::TransactionState::Ongoing
+                    && m.topic_partitions.contains(tp)
+            }),
+            _ => false,
+        })
+    };
     for slot in slots.values() {
         if let Some(Machine::Broker(b)) = &slot.machine {
             for r in b.replicas().filter(|r| r.is_leader()) {
                 high_watermarks.insert(r.partition.clone(), r.high_watermark);
+                let lso = r.log.last_stable_offset(r.high_watermark);
+                let holder = r.log.ongoing_transactions().find(|(_, first)| *first == lso);
+                if let Some((producer_id, _)) = holder.filter(|(pid, _)| !known(*pid, &r.partition)) {
+                    hanging.insert(r.partition.clone(), (lso, producer_id));
+                }
             }
         }
     }
@@ -105,7 +131,14 @@ pub fn convergence_problems(
         }
         for (tp, position) in c.positions() {
             if let Some(hw) = high_watermarks.get(&tp) {
-                if position < *hw {
+                let held = hanging.get(&tp).filter(|(lso, _)| c.reads_committed() && position >= *lso);
+                if let (true, Some((lso, producer_id))) = (position < *hw, held) {
+                    problems.push(format!(
+                        "{HANGING_TRANSACTION} of pid {producer_id} holds {tp}'s last stable offset at {lso}: {} waits there, {} record(s) behind the high watermark (no coordinator knows it; only kafka-transactions.sh abort ends it)",
+                        node_name(&header.clients, *node),
+                        hw - position
+                    ));
+                } else if position < *hw {
                     problems.push(format!(
                         "{} lags {} record(s) on {tp}",
                         node_name(&header.clients, *node),

@@ -111,7 +111,11 @@ pub fn matches(happening: &Happening, event: &Event, _clients: &[String]) -> boo
             Happening::ProducerFenced(id),
             Note::TxnFailed { transactional_id, error: ErrorCode::ProducerFenced, fatal: true },
         ) => transactional_id == id,
-        (Happening::Marker(p), Note::MarkerWritten { .. }) => on(p),
+        (Happening::Marker(p), Note::MarkerWritten { .. })
+        | (Happening::TxnVerificationFailed(p), Note::TxnVerificationFailed { .. }) => on(p),
+        (Happening::TransactionAbortedByAdmin(p), Note::AdminAbortAnswered { partition, error: ErrorCode::None }) => {
+            partition.to_string() == *p
+        }
         (Happening::ConnectTaskStarted(t), Note::Connect(ConnectEvent::TaskStarted { task, .. })) => task == t,
         (Happening::ConnectTaskFailed(t), Note::Connect(ConnectEvent::TaskFailed { task, .. })) => task == t,
         (Happening::DeadLettered(t), Note::Connect(ConnectEvent::DeadLettered { topic, .. })) => topic == t,

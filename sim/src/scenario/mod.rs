@@ -371,6 +371,9 @@ pub enum App {
     /// producer's and its sink consumer's client settings (`producer.*`/`consumer.*` in a
     /// worker's properties file).
     ConnectWorker,
+    /// An operator's machine with Kafka's command-line tools (`kafka-transactions.sh`): it runs
+    /// nothing by itself; timeline actions such as `AbortTransaction` run from it.
+    Admin,
     /// A consume-transform-produce pipeline, a member of the group `group.id`: subscribe to
     /// `topics`, and for each polled batch write one output record per input record to `output`
     /// (the value names the input: `invoice for orders-0@5: ...`), then commit the input
@@ -498,7 +501,10 @@ impl App {
     }
 
     pub fn uses_consumer(&self) -> bool {
-        !matches!(self, App::Producer { .. } | App::JsonProducer { .. } | App::TransactionalProducer { .. })
+        !matches!(
+            self,
+            App::Producer { .. } | App::JsonProducer { .. } | App::TransactionalProducer { .. } | App::Admin
+        )
     }
 
     pub fn group_member(&self) -> bool {
@@ -517,7 +523,7 @@ impl App {
             // Named by the topology: `resolve_clients` checks them once it is compiled.
             App::KafkaStreams { .. } | App::KsqlServer { .. } => Vec::new(),
             // The connectors name their topics; `connect` resolution checks them.
-            App::ConnectWorker => Vec::new(),
+            App::ConnectWorker | App::Admin => Vec::new(),
             App::GroupByCount { topics, output, .. } | App::ConsumeTransformProduce { topics, output, .. } => {
                 topics.iter().chain(std::iter::once(output)).collect()
             }
@@ -576,6 +582,16 @@ pub enum Action {
     Isolate(NodeRef),
     Heal,
     SlowLink(NodeRef, NodeRef, u64),
+    /// An operator aborts the open transaction that pins a partition's last stable offset, as
+    /// `kafka-transactions.sh abort --topic T --partition P --start-offset N` does from the
+    /// client `from` (an `Admin` app): DescribeProducers on the partition's leader finds the
+    /// producer whose transaction starts at the LSO, and Admin `abortTransaction`
+    /// (`AbortTransactionSpec`: producer id, epoch, coordinator epoch) sends WriteTxnMarkers with
+    /// an ABORT marker straight to the leader, bypassing the transaction coordinator.
+    AbortTransaction {
+        from: String,
+        partition: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -695,6 +711,11 @@ pub enum Happening {
     ConnectTaskStarted(String),
     /// A Connect task failed (`errors.tolerance=none`, or fenced).
     ConnectTaskFailed(String),
+    /// A partition leader refused a transactional produce after verifying it with the
+    /// transaction coordinator (KIP-890): `TxnVerificationFailed("payments-0")`.
+    TxnVerificationFailed(String),
+    /// An operator's `kafka-transactions.sh abort` wrote an ABORT marker to the partition.
+    TransactionAbortedByAdmin(String),
     /// A Connect sink task sent a record to this dead letter queue topic.
     DeadLettered(String),
     /// A Connect worker's session in its group expired (by worker name).
@@ -949,7 +970,7 @@ impl Action {
             Action::Partition(groups) => groups.iter().flatten().collect(),
             Action::PartitionOneWay(a, b) => a.iter().chain(b.iter()).collect(),
             Action::SlowLink(a, b, _) => vec![a, b],
-            Action::Heal => Vec::new(),
+            Action::Heal | Action::AbortTransaction { .. } => Vec::new(),
         }
     }
 }

@@ -496,7 +496,7 @@ impl Scenario {
                         return Err(format!("{field}.app.poll_interval_ms: must be at least 1").into());
                     }
                 }
-                App::Producer { .. } | App::ConnectWorker => {}
+                App::Producer { .. } | App::ConnectWorker | App::Admin => {}
                 App::JsonProducer { interval_ms, records, .. } => {
                     if *interval_ms == 0 {
                         return Err(format!("{field}.app.interval_ms: must be at least 1").into());
@@ -696,6 +696,24 @@ impl Scenario {
                 self.check_node(node).map_err(|e| format!("{field}.action: {e}"))?;
             }
             check_network_action(&step.action).map_err(|e| format!("{field}.action: {e}"))?;
+            if let Action::AbortTransaction { from, partition } = &step.action {
+                match self.clients.iter().find(|c| &c.name == from) {
+                    Some(c) if c.app == App::Admin => {}
+                    Some(_) => {
+                        return Err(format!(
+                            "{field}.action.from: `{from}` must be an `Admin` client (the operator's machine with Kafka's command-line tools)"
+                        ))
+                    }
+                    None => return Err(format!("{field}.action.from: no client is named `{from}`")),
+                }
+                let known = crate::scenario::parse_partition(partition)
+                    .is_some_and(|tp| self.topics.iter().any(|t| t.name == tp.topic && tp.partition < t.partitions));
+                if !known {
+                    return Err(format!(
+                        "{field}.action.partition: `{partition}` is not a partition of a declared topic (write it as \"topic-N\")"
+                    ));
+                }
+            }
             if let Action::Restart(node) = &step.action {
                 // At time 0 every node is starting; a Restart then means something only after a
                 // Kill, PowerFail or Stop at time 0 (a node down from the start).
@@ -1046,7 +1064,9 @@ impl Scenario {
             | Happening::OffsetReset(p)
             | Happening::OffsetOutOfRange(p)
             | Happening::TruncationDetected(p)
-            | Happening::Marker(p) => self.check_partition(p),
+            | Happening::Marker(p)
+            | Happening::TxnVerificationFailed(p)
+            | Happening::TransactionAbortedByAdmin(p) => self.check_partition(p),
             Happening::LogCleaned(p) => match parse_partition(p) {
                 Some(tp) if INTERNAL_TOPICS.contains(&tp.topic.as_str()) && tp.partition >= 0 => Ok(()),
                 _ => self.check_partition(p),

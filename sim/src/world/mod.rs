@@ -10,6 +10,7 @@
 //! points of the client API that applications call), [`messages`] (the world's side of the
 //! network: sends, deliveries, what a cut holds back), [`driver`] (what a driver provides).
 
+pub mod admin;
 pub mod clients;
 pub mod connect;
 pub mod driver;
@@ -50,6 +51,8 @@ pub struct World {
     fabric: Fabric,
     events: Vec<Event>,
     next_message_id: u64,
+    /// The operator's admin requests so far (their correlation ids).
+    next_admin_request: u64,
     next_timer_generation: u64,
     next_send_id: u64,
     pub checker: Checker,
@@ -170,6 +173,7 @@ impl World {
                 fabric,
                 events: Vec::new(),
                 next_message_id: 1,
+                next_admin_request: 0,
                 next_timer_generation: 1,
                 next_send_id: 1,
                 checker,
