@@ -275,6 +275,9 @@ fn plan_produce(version: i16, body: &mut Bytes) -> Result<Plan, String> {
                             timeout_ms,
                             partition: TopicPartition::new(topic.clone(), p.index),
                             batch,
+                            // Produce v3+ names the producer's transactional.id (KIP-890's
+                            // verification needs it).
+                            transactional_id: r.transactional_id.as_ref().map(|id| id.0.to_string()),
                         }));
                     }
                     Ok(indices)
