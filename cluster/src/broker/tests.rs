@@ -689,6 +689,51 @@ fn without_verification_a_produce_outside_any_transaction_opens_one_that_hangs()
     h.check_invariants();
 }
 
+/// Fuzz seed 23 of transaction-coordinator-failover (no-convergence): a transactional producer
+/// with two batches in flight to one partition at the start of a transaction. Both wait for
+/// verification under one guard; the first verified batch appends and clears the guard (Kafka
+/// clears it on any transactional append). The second must still append: the transaction is open
+/// on the partition now, and the guard is only consulted for a producer without one
+/// (`UnifiedLog.analyzeAndValidateProducerState`). ksim refused it with INVALID_TXN_STATE, the
+/// later batch's sequence went out of order and the abort never finished.
+#[test]
+fn with_verification_two_batches_verified_together_both_append() {
+    use crate::protocol::ProduceRequest;
+    use crate::record::{Record, RecordBatch};
+    let mut h = Harness::new(&[1, 2, 3], vec![Harness::topic("t", &[1, 2, 3], TopicConfig::default())]);
+    h.await_leader(&tp(), 1);
+    let coordinator = find_txn_coordinator(&mut h, "tx");
+    let (_, pid, epoch) = init_producer_id(&mut h, coordinator, "tx");
+    assert_eq!(add_partition(&mut h, coordinator, "tx", (pid, epoch)), ErrorCode::None);
+    let before = h.client_inbox.len();
+    for (seq, value) in [(0, "first"), (1, "second")] {
+        let mut batch = RecordBatch::new_unassigned(pid, epoch, seq, h.now().as_ms(), vec![Record::unkeyed(value)]);
+        batch.is_transactional = true;
+        h.request(
+            1,
+            Request::Produce(ProduceRequest {
+                acks: Acks::All,
+                timeout_ms: 30_000,
+                partition: tp(),
+                batch,
+                transactional_id: Some("tx".into()),
+            }),
+        );
+    }
+    h.run_until(|h| h.client_inbox.len() >= before + 2, 10_000);
+    let errors: Vec<ErrorCode> = h.client_inbox[before..]
+        .iter()
+        .map(|r| match r {
+            Response::Produce(r) => r.error,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(errors, vec![ErrorCode::None, ErrorCode::None]);
+    let values: Vec<String> = h.records(1, &tp()).into_iter().map(|(_, _, v)| v).collect();
+    assert_eq!(values, vec!["first".to_string(), "second".to_string()]);
+    h.check_invariants();
+}
+
 #[test]
 fn with_verification_a_stale_epoch_is_invalid_producer_epoch() {
     let mut h = Harness::new(&[1, 2, 3], vec![Harness::topic("t", &[1, 2, 3], TopicConfig::default())]);

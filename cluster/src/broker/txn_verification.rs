@@ -103,12 +103,17 @@ impl Broker {
             // "Producers expect to handle INVALID_PRODUCER_EPOCH in this scenario."
             ErrorCode::ProducerFenced => ErrorCode::InvalidProducerEpoch,
             ErrorCode::None => {
-                let guarded = self
-                    .replicas
-                    .get(&pending.request.partition)
+                let replica = self.replicas.get(&pending.request.partition);
+                let guarded = replica
                     .and_then(|r| r.verification_guards.get(&producer_id))
                     .is_some_and(|&g| g == (producer_epoch, pending.guard));
-                if guarded || !self.replicas.get(&pending.request.partition).is_some_and(|r| r.is_leader()) {
+                // A batch verified together with an earlier one of the same transaction finds the
+                // guard gone, cleared by that batch's append, and the transaction open here: the
+                // guard is only consulted for a producer with no ongoing transaction
+                // (`UnifiedLog.analyzeAndValidateProducerState`: `batch.isTransactional &&
+                // !hasOngoingTransaction(..) && batchMissingRequiredVerification(..)`).
+                let open = replica.is_some_and(|r| r.has_ongoing_transaction(producer_id, producer_epoch));
+                if guarded || open || !replica.is_some_and(|r| r.is_leader()) {
                     // Verified (a replica that lost leadership meanwhile answers NOT_LEADER).
                     return self.append_produce(now, pending.client, pending.correlation_id, pending.request, fx);
                 }
