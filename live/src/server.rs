@@ -17,9 +17,8 @@ use ksim_cluster::effects::Input;
 use ksim_cluster::node::NodeId;
 use ksim_cluster::protocol::{Message, Response};
 use ksim_cluster::topic::BrokerId;
-use ksim_sim::report::Report;
 use ksim_sim::scenario::Scenario;
-use ksim_sim::trace::{EventKind, Trace};
+use ksim_sim::trace::EventKind;
 use ksim_sim::world::driver::ProcessControl;
 use ksim_sim::world::World;
 use ksim_sim::Outcome;
@@ -209,22 +208,7 @@ impl Server {
         for t in threads {
             let _ = t.join();
         }
-        let findings = {
-            let World { checker, slots, connect, .. } = &mut *w;
-            let stores = connect
-                .as_ref()
-                .map(|c| c.stores.iter().map(|(name, s)| (name.clone(), s.entries().clone())).collect())
-                .unwrap_or_default();
-            checker.finish(slots, &stores)
-        };
-        for finding in findings {
-            w.record_world(EventKind::Finding(finding));
-        }
-        w.finish();
-        let report = Report::evaluate(&scenario, &w);
-        let trace = Trace { header: w.header.clone(), events: w.take_events() };
-        w.release();
-        Ok(Outcome { trace, report })
+        Ok(ksim_sim::run::conclude(&mut w, &scenario))
     }
 }
 

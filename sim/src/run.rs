@@ -221,6 +221,12 @@ async fn supervise(scenario: Scenario, name: String, seed: u64, options: RunOpti
             scenario.duration_ms, w.max_events
         ));
     }
+    Ok(conclude(&mut w, &scenario))
+}
+
+/// The end of a run, simulated or live: the checker's end-of-run findings, the report, and the
+/// trace taken out of the world.
+pub fn conclude(w: &mut World, scenario: &Scenario) -> Outcome {
     let findings = {
         let World { checker, slots, connect, .. } = &mut *w;
         let stores = connect
@@ -233,9 +239,9 @@ async fn supervise(scenario: Scenario, name: String, seed: u64, options: RunOpti
         w.record_world(EventKind::Finding(finding));
     }
     w.finish();
-    let report = Report::evaluate(&scenario, &w);
+    let report = Report::evaluate(scenario, w);
     let trace = Trace { header: w.header.clone(), events: w.take_events() };
     // madsim leaks the tasks still pending when the runtime drops; leave them little to hold.
     w.release();
-    Ok(Outcome { trace, report })
+    Outcome { trace, report }
 }
