@@ -56,6 +56,8 @@ impl TxnBatch {
 pub enum Note {
     /// Kafka Connect: a worker's, a task's or an external system's event.
     Connect(crate::connect::event::ConnectEvent),
+    /// Kafka Streams: an instance's tasks, stores, commits and failures.
+    Streams(crate::streams::event::StreamsEvent),
     // ---- the controller quorum (KRaft) ----
     /// What the quorum member (a controller) or observer (a broker) did: a role change, a vote,
     /// its high watermark moving, a truncation, a resignation.
@@ -489,6 +491,7 @@ impl Note {
             | ConnectionSetupTimedOut { .. }
             | ConfigAdjusted { .. }
             | Connect(_)
+            | Streams(_)
             | MemberFailed { .. } => None,
         }
     }
@@ -507,6 +510,7 @@ impl fmt::Display for Note {
         use Note::*;
         match self {
             Connect(event) => write!(f, "{event}"),
+            Streams(event) => write!(f, "{event}"),
             Quorum(RaftEvent::Transition { epoch, role, leader }) => match leader {
                 Some(l) => write!(f, "quorum epoch {epoch}: {role} (leader controller-{l})"),
                 None => write!(f, "quorum epoch {epoch}: {role}, no leader known"),

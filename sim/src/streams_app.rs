@@ -44,7 +44,7 @@ use crate::world::World;
 use ksim_cluster::consumer::ConsumedRecord;
 use ksim_cluster::node::NodeId;
 use ksim_cluster::streams::task::TaskState;
-use ksim_cluster::streams::{Instance, ProcessingGuarantee, TaskId};
+use ksim_cluster::streams::{Instance, ProcessingGuarantee, StreamsEvent, TaskId};
 use ksim_cluster::TopicPartition;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -85,8 +85,8 @@ enum CommitError {
 }
 
 impl Thread {
-    fn note(&self, text: String) {
-        self.world.lock().expect("world lock").app_note(self.node, text);
+    fn event(&self, event: StreamsEvent) {
+        self.world.lock().expect("world lock").streams_event(self.node, event);
     }
 
     /// `TaskExecutor.commitOffsetsOrTransaction`: flush, then the consumed offsets (at_least_once:
@@ -152,10 +152,12 @@ impl Thread {
         match self.commit().await {
             Ok(partitions) => {
                 if partitions > 0 || processed > 0 {
-                    self.note(format!(
-                        "commit ({why}): {processed} records processed since the last commit; offsets of {partitions} partition(s) committed{}",
-                        if self.eos { " in the transaction" } else { "" }
-                    ));
+                    self.event(StreamsEvent::Committed {
+                        why: why.to_string(),
+                        processed,
+                        partitions,
+                        in_transaction: self.eos,
+                    });
                 }
                 self.since_commit = 0;
                 self.instance.committed(now().as_ms());
@@ -165,7 +167,7 @@ impl Thread {
                 if self.eos && self.in_transaction {
                     let _ = self.producer.abort_transaction().await;
                 }
-                self.note(format!("commit failed: {error}; the Streams thread dies"));
+                self.event(StreamsEvent::ThreadDied { error });
                 false
             }
             Err(CommitError::Migrated(error)) => {
@@ -181,15 +183,12 @@ impl Thread {
     async fn revive(&mut self, error: &str) {
         if self.eos && self.in_transaction {
             if let Err(abort) = self.producer.abort_transaction().await {
-                self.note(format!("abortTransaction() threw {abort}"));
+                self.world.lock().expect("world lock").app_note(self.node, format!("abortTransaction() threw {abort}"));
             }
             self.in_transaction = false;
         }
         let closed: Vec<String> = self.instance.tasks.keys().map(TaskId::to_string).collect();
-        self.note(format!(
-            "commit failed: {error}: the tasks migrated (TaskMigratedException); {} closed dirty, to be revived from their changelogs",
-            if closed.is_empty() { "no task".to_string() } else { format!("tasks {}", closed.join(", ")) }
-        ));
+        self.event(StreamsEvent::TasksMigrated { error: error.to_string(), closed });
         self.instance.tasks.clear();
         self.buffered.clear();
         self.consumed.clear();
@@ -216,9 +215,9 @@ pub async fn run(world: Arc<Mutex<World>>, node: NodeId, setup: StreamsSetup) {
     let guarantee = setup.guarantee().expect("resolve checked the guarantee");
     let eos = guarantee == ProcessingGuarantee::ExactlyOnceV2;
     let instance = Instance::new(topology, guarantee, setup.commit_interval_ms);
-    let source = instance.topology.input_topics().join(", ");
-    let stores: Vec<String> =
-        instance.topology.stores.iter().map(|s| format!("store {} (changelog {})", s.name, s.changelog)).collect();
+    let reads = instance.topology.input_topics();
+    let stores: Vec<(String, String)> =
+        instance.topology.stores.iter().map(|s| (s.name.clone(), s.changelog.clone())).collect();
     let mut t = Thread {
         world: world.clone(),
         node,
@@ -235,21 +234,17 @@ pub async fn run(world: Arc<Mutex<World>>, node: NodeId, setup: StreamsSetup) {
         in_transaction: false,
         since_commit: 0,
     };
-    t.note(format!(
-        "Kafka Streams application.id={} starts: processing.guarantee={}, commit.interval.ms={}; reads {source}, writes {}{}",
-        t.application,
-        guarantee.name(),
-        t.instance.commit_interval_ms,
-        t.instance
-            .topology
-            .repartition
-            .iter()
-            .map(|r| r.topic.as_str())
-            .chain(t.instance.topology.sinks.iter().map(|s| s.topic.as_str()))
-            .collect::<Vec<_>>()
-            .join(", "),
-        if stores.is_empty() { String::new() } else { format!("; {}", stores.join(", ")) },
-    ));
+    let writes = (t.instance.topology.repartition.iter().map(|r| r.topic.clone()))
+        .chain(t.instance.topology.sinks.iter().map(|s| s.topic.clone()))
+        .collect();
+    t.event(StreamsEvent::Started {
+        application: t.application.clone(),
+        guarantee: guarantee.name().to_string(),
+        commit_interval_ms: t.instance.commit_interval_ms,
+        reads,
+        writes,
+        stores,
+    });
     if eos {
         if let Err(error) = t.producer.init_transactions().await {
             return t.producer.note(format!("initTransactions() threw {error}; the Streams thread dies"));
@@ -267,11 +262,7 @@ pub async fn run(world: Arc<Mutex<World>>, node: NodeId, setup: StreamsSetup) {
         // partition not yet processed are left to the next owner.
         let revoked = t.consumer.revoked_unhandled();
         if !revoked.is_empty() {
-            let shown: Vec<String> = revoked.iter().map(|tp| tp.to_string()).collect();
-            t.note(format!(
-                "onPartitionsRevoked({}): the thread commits its tasks before they are handed over",
-                shown.join(", ")
-            ));
+            t.event(StreamsEvent::PartitionsRevoked { partitions: revoked.iter().map(|tp| tp.to_string()).collect() });
             records.retain(|r| !revoked.contains(&r.partition));
             let revoked_tasks: Vec<TaskId> = revoked.iter().filter_map(|tp| task_of(&t.instance, tp)).collect();
             t.buffered.retain(|id, _| !revoked_tasks.contains(id));
@@ -290,18 +281,15 @@ pub async fn run(world: Arc<Mutex<World>>, node: NodeId, setup: StreamsSetup) {
         let changed = t.instance.on_assignment(&assigned);
         for id in &changed.closed {
             t.buffered.remove(id);
-            t.note(format!("task {id} closed: its partition was assigned away"));
+            t.event(StreamsEvent::TaskClosed { task: id.to_string() });
         }
         if settled.is_some() {
             let Thread { buffered, instance, .. } = &mut t;
             buffered.retain(|id, _| instance.tasks.contains_key(id));
         }
         for id in &changed.created {
-            let state = t.instance.tasks[id].state;
-            t.note(format!(
-                "task {id} created ({})",
-                if state == TaskState::Restoring { "RESTORING" } else { "RUNNING" }
-            ));
+            let restoring = t.instance.tasks[id].state == TaskState::Restoring;
+            t.event(StreamsEvent::TaskCreated { task: id.to_string(), restoring });
         }
         restore(&world, node, &mut t.instance, eos);
         for record in records {
@@ -344,11 +332,21 @@ pub async fn run(world: Arc<Mutex<World>>, node: NodeId, setup: StreamsSetup) {
             for record in queue {
                 // A tombstone on a stream's input is no row (ksqlDB drops a null value): skipped.
                 let out = task.process(topology, record.key.as_deref(), record.value.as_deref().unwrap_or("null"));
-                if let Some(why) = &out.skipped {
-                    world
-                        .lock()
-                        .expect("world lock")
-                        .app_note(node, format!("task {id} skipped {}@{}: {why}", record.partition, record.offset));
+                let origin = format!("{}@{}", record.partition, record.offset);
+                if let Some(why) = out.skipped {
+                    let event = StreamsEvent::RecordSkipped { task: id.to_string(), origin: origin.clone(), why };
+                    world.lock().expect("world lock").streams_event(node, event);
+                }
+                // A store's new entries, one event per store the record wrote to.
+                let mut writes = out.store_writes.into_iter().peekable();
+                while let Some((store, entry)) = writes.next() {
+                    let mut entries = vec![entry];
+                    while let Some((_, more)) = writes.next_if(|(next, _)| *next == store) {
+                        entries.push(more);
+                    }
+                    let stream_time = task.stream_time;
+                    let event = StreamsEvent::StoreUpdated { task: id.to_string(), store, entries, stream_time };
+                    world.lock().expect("world lock").streams_event(node, event);
                 }
                 let input = (record.partition.clone(), record.offset);
                 if !out.sends.is_empty() {
@@ -363,10 +361,15 @@ pub async fn run(world: Arc<Mutex<World>>, node: NodeId, setup: StreamsSetup) {
                     }
                 }
                 for late in out.late {
-                    world.lock().expect("world lock").app_note(node, format!(
-                        "task {id} dropped a late record ({}@{}): event time {} is in window [{}, {}), which closed at stream time {} with grace {} ms",
-                        record.partition, record.offset, late.rowtime, late.window.0, late.window.1, late.stream_time, late.grace_ms
-                    ));
+                    let event = StreamsEvent::LateRecordDropped {
+                        task: id.to_string(),
+                        origin: origin.clone(),
+                        rowtime: late.rowtime,
+                        window: late.window,
+                        stream_time: late.stream_time,
+                        grace_ms: late.grace_ms,
+                    };
+                    world.lock().expect("world lock").streams_event(node, event);
                 }
                 consumer.processed(&record);
                 consumed.insert(record.partition.clone(), record.offset + 1);
@@ -437,21 +440,22 @@ fn restore(world: &Arc<Mutex<World>>, node: NodeId, instance: &mut Instance, rea
                 done = false;
                 continue;
             };
-            let outcome = task.restore(topology, store, &records);
-            let text = match outcome {
-                Ok(entries) => format!(
-                    "task {id} restored store {} from {tp}: {} records replayed, {entries} entries: {}",
-                    store.name,
-                    records.len(),
-                    task.describe_store(store).join("; ")
-                ),
-                Err(error) => format!("task {id} could not restore store {} from {tp}: {error}", store.name),
+            let (task_name, name, changelog) = (id.to_string(), store.name.clone(), tp.to_string());
+            let event = match task.restore(topology, store, &records) {
+                Ok(_) => StreamsEvent::StoreRestored {
+                    task: task_name,
+                    store: name,
+                    changelog,
+                    replayed: records.len(),
+                    entries: task.store_entries(store),
+                },
+                Err(error) => StreamsEvent::RestoreFailed { task: task_name, store: name, changelog, error },
             };
-            world.lock().expect("world lock").app_note(node, text);
+            world.lock().expect("world lock").streams_event(node, event);
         }
         if done {
             task.start_running();
-            world.lock().expect("world lock").app_note(node, format!("task {id} RUNNING"));
+            world.lock().expect("world lock").streams_event(node, StreamsEvent::TaskRunning { task: id.to_string() });
         }
     }
 }

@@ -30,6 +30,7 @@
 //!   up from its disk).
 
 pub mod connect;
+pub mod streams;
 
 use ksim_cluster::log::TruncateReason;
 use ksim_cluster::metadata::ElectionKind;
@@ -483,6 +484,8 @@ pub struct ClusterView {
     pub controllers: BTreeMap<i32, VoterView>,
     /// Kafka Connect: workers, tasks, the external systems, dead letter queues.
     pub connect: connect::ConnectView,
+    /// Kafka Streams: each instance's tasks, stores and stream time.
+    pub streams: streams::StreamsView,
     /// Index of the latest `Narration` event applied.
     pub last_narration: Option<usize>,
     pub findings: usize,
@@ -527,6 +530,7 @@ impl ClusterView {
             transactions: BTreeMap::new(),
             controllers: controllers.iter().map(|id| (*id, VoterView::default())).collect(),
             connect: connect::ConnectView::default(),
+            streams: streams::StreamsView::default(),
             last_narration: None,
             findings: 0,
             violations: 0,
@@ -614,6 +618,11 @@ impl ClusterView {
             EventKind::ConnectionClosed { .. } | EventKind::TimerFired { .. } => {}
             // The worker group's decisions and the source tables' rows are the world's notes.
             EventKind::Note(Note::Connect(event)) => self.connect.apply(node, event),
+            EventKind::Note(Note::Streams(event)) => {
+                if let Some(node) = node {
+                    self.streams.apply(node, event);
+                }
+            }
             EventKind::Note(note) => {
                 if let Some(node) = node {
                     self.apply_note(node, note, index);
@@ -665,6 +674,16 @@ impl ClusterView {
                         | ProcessChange::Start { .. }
                 ) {
                     self.forget_roles(*node);
+                }
+                let stopped = match change {
+                    ProcessChange::Stop { power_loss: false } => Some("killed"),
+                    ProcessChange::Stop { power_loss: true } => Some("lost power"),
+                    ProcessChange::Exit => Some("exited"),
+                    ProcessChange::Start { .. } => Some("restarting"),
+                    _ => None,
+                };
+                if let Some(how) = stopped {
+                    self.streams.process_stopped(*node, how);
                 }
             }
             Fault::Partition(groups) => self.cuts.push(Cut::Groups(groups.clone())),
@@ -977,9 +996,8 @@ impl ClusterView {
                 t.client = Some(node);
                 t.last_error = Some((error.name(), *fatal));
             }
-            // Connect has no pane yet: its events carry workers, assignments, tasks and the
-            // external systems' writes for one to fold.
-            Note::Connect(_) => {}
+            // Folded where the events arrive (`apply`): Connect's and Streams' panes.
+            Note::Connect(_) | Note::Streams(_) => {}
             Note::TxnOffsetsSent { .. }
             | Note::TxnOffsetCommitRefused { .. }
             | Note::TxnOffsetAborted { .. }

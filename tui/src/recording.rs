@@ -34,6 +34,8 @@ pub struct Recording {
     pub has_groups: bool,
     /// Whether the run has Kafka Connect (workers, tasks, external systems).
     pub has_connect: bool,
+    /// Whether the run has Kafka Streams instances.
+    pub has_streams: bool,
     /// The story as `ksim run` narrates it: each shown event's index and its line.
     pub story: Vec<(usize, String)>,
     /// The checker's verdict on the run, when the run (not only its trace) is at hand.
@@ -62,6 +64,7 @@ impl Recording {
         let has_groups = !view.groups.is_empty();
         let has_transactions = !view.transactions.is_empty();
         let has_connect = !view.connect.is_empty();
+        let has_streams = !view.streams.is_empty();
         let has_quorum = trace
             .events
             .iter()
@@ -78,6 +81,7 @@ impl Recording {
             has_transactions,
             has_groups,
             has_connect,
+            has_streams,
             story,
             report: None,
         }

@@ -822,3 +822,55 @@ fn the_connect_pane_shows_the_dead_letter_queue_and_its_headers() {
     }
     assert!(screen(&app).contains("DLQ dlq-orders: 1"), "at 80x24 too:\n{}", screen(&app));
 }
+
+// ---- Kafka Streams ---------------------------------------------------------------------------
+
+/// streams-instance-dies: the Streams pane shows each instance's tasks with their stores and
+/// stream time; after instance-1 dies its task is gone with it, and once the group hands the task
+/// to instance-2 it restores (the replayed count) and then runs with the restored counts.
+#[test]
+fn the_streams_pane_follows_a_task_from_a_dead_instance_to_its_restore() {
+    use ksim_cluster::node::NodeId;
+    use ksim_tui::fold::streams::TaskPhase;
+    let mut app = story("streams-instance-dies");
+    let node = |name: &str| {
+        let clients = &app.model.trace().header.clients;
+        NodeId::Client(clients.iter().position(|c| c == name).expect("a client of the scenario") as u32)
+    };
+    let (one, two) = (node("instance-1"), node("instance-2"));
+    jump_to(&mut app, MarkerKind::Fault, 1);
+    snapshot("streams_instance_dies_1_killed", &app);
+    let text = to_text(&app.model, 120, 40);
+    assert!(text.contains("Streams"), "{text}");
+    assert!(text.contains("instance-1 x killed"), "the dead instance:\n{text}");
+    assert!(app.model.view.streams.instances[&one].tasks.is_empty(), "its task died with it");
+    step_until(&mut app, "instance-2 runs both tasks", |app| {
+        app.model
+            .view
+            .streams
+            .instances
+            .get(&two)
+            .is_some_and(|i| i.tasks.len() == 2 && i.tasks.values().all(|t| t.phase == TaskPhase::Running))
+    });
+    snapshot("streams_instance_dies_2_restored", &app);
+    let text = to_text(&app.model, 120, 40);
+    assert!(text.contains("replayed"), "the restore is counted:\n{text}");
+    assert!(text.contains("clicks_per_user-store: "), "the restored store's entries:\n{text}");
+}
+
+/// stream-table-duality: the balance table as the store holds it, key by key, as payments fold
+/// in: Alice +50, Bob +18, Alice +25, Alice -60 leave Alice at 15 and Bob at 18.
+#[test]
+fn the_streams_pane_shows_the_balance_table_fold() {
+    let mut app = story("stream-table-duality");
+    step_until(&mut app, "alice's balance is 15", |app| {
+        app.model.view.streams.instances.values().any(|i| {
+            i.tasks
+                .values()
+                .any(|t| t.stores.values().any(|s| s.entries.get("alice").is_some_and(|v| v.starts_with("15"))))
+        })
+    });
+    snapshot("stream_table_duality_balances", &app);
+    let text = to_text(&app.model, 120, 40);
+    assert!(text.contains("alice = 15"), "{text}");
+}

@@ -29,10 +29,12 @@
 //! one `StreamTask`; [`instance`] is one instance's `TaskManager`: which tasks it runs, which
 //! restore, when to commit.
 
+pub mod event;
 pub mod instance;
 pub mod task;
 pub mod topology;
 
+pub use event::{Entry, StreamsEvent};
 pub use instance::Instance;
 pub use task::{StreamTask, TaskId};
 pub use topology::{Naming, RepartitionSpec, Topology};

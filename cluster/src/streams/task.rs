@@ -6,7 +6,9 @@
 //! by key, Streams' default), each store write to the store's changelog on the task's own
 //! partition. Nothing here waits: the instance sends, flushes and commits.
 
+use super::event::Entry;
 use super::topology::{StoreSpec, Topology};
+use crate::ksql::executor::StoreWrite;
 use crate::ksql::{Engine, LateDrop};
 use crate::record::Record;
 use std::fmt;
@@ -50,6 +52,8 @@ pub struct Processed {
     pub skipped: Option<String>,
     /// The record's event time, once decoded.
     pub rowtime: Option<i64>,
+    /// What it put into the task's stores: `(store, entry)`, in the order of the puts.
+    pub store_writes: Vec<(String, Entry)>,
 }
 
 pub struct StreamTask {
@@ -131,6 +135,7 @@ impl StreamTask {
         // `tupleForwarder.maybeForward`).
         for (q, write) in &step.changelog {
             if let Some(store) = topology.stores.iter().find(|s| s.query == *q) {
+                out.store_writes.push((store.name.clone(), entry(write)));
                 out.sends.push(Send {
                     topic: store.changelog.clone(),
                     partition: Some(self.id.partition),
@@ -148,21 +153,21 @@ impl StreamTask {
         out
     }
 
-    /// The store's contents as `key [window] = aggregates`, for the trace.
-    pub fn describe_store(&self, store: &StoreSpec) -> Vec<String> {
-        self.engine
-            .store_entries(store.query)
-            .iter()
-            .map(|w| {
-                let key: Vec<String> = w.key.iter().map(|v| v.to_csv()).collect();
-                let aggs: Vec<String> = w.aggs.iter().map(|v| v.to_csv()).collect();
-                match w.window {
-                    Some((s, e)) => format!("{} [{s},{e}) = {}", key.join("|"), aggs.join(",")),
-                    None => format!("{} = {}", key.join("|"), aggs.join(",")),
-                }
-            })
-            .collect()
+    /// The store's contents, for the trace.
+    pub fn store_entries(&self, store: &StoreSpec) -> Vec<Entry> {
+        self.engine.store_entries(store.query).iter().map(entry).collect()
     }
+}
+
+/// A store entry as the trace shows it: `key|key [start,end)` and `agg,agg`.
+fn entry(w: &StoreWrite) -> Entry {
+    let key: Vec<String> = w.key.iter().map(|v| v.to_csv()).collect();
+    let aggs: Vec<String> = w.aggs.iter().map(|v| v.to_csv()).collect();
+    let key = match w.window {
+        Some((s, e)) => format!("{} [{s},{e})", key.join("|")),
+        None => key.join("|"),
+    };
+    Entry { key, value: aggs.join(",") }
 }
 
 #[cfg(test)]
@@ -202,7 +207,8 @@ mod tests {
                 assert!(sink.is_empty(), "HAVING holds back counts 1 and 2");
             }
         }
-        assert_eq!(task.describe_store(&t.stores[0]), ["4011 [0,300000) = 3"]);
+        let shown: Vec<String> = task.store_entries(&t.stores[0]).iter().map(ToString::to_string).collect();
+        assert_eq!(shown, ["4011 [0,300000) = 3"]);
 
         // Another instance takes the task over: it restores from the changelog and the fourth
         // attempt counts 4, not 1.

@@ -8,6 +8,7 @@ use ksim_cluster::client::Client;
 use ksim_cluster::consumer::{ConsumedRecord, Consumer, PollError};
 use ksim_cluster::effects::Effects;
 use ksim_cluster::node::NodeId;
+use ksim_cluster::note::Note;
 use ksim_cluster::record::Record;
 use ksim_cluster::time::SimTime;
 use ksim_cluster::txn::client::GroupMetadata;
@@ -411,6 +412,14 @@ impl World {
 
     pub fn app_note(&mut self, node: NodeId, text: String) {
         self.record(node, EventKind::App(text));
+    }
+
+    /// Record what a Kafka Streams instance did (its tasks, stores, commits).
+    pub fn streams_event(&mut self, node: NodeId, event: ksim_cluster::streams::StreamsEvent) {
+        if self.finished {
+            return;
+        }
+        self.on_note(node, Note::Streams(event));
     }
 
     /// After a client's step: answer the commits it finished, and wake its application if

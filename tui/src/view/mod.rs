@@ -19,7 +19,8 @@
 //! With `l` the right column shows the log as a picture instead (ruler, strips, consumers; see
 //! [`log`]) above a map of who leads what ([`leaders`]). In runs with transactions a
 //! transactions pane joins the left column, and in runs with Kafka Connect a Connect pane
-//! ([`connect`]) takes the bottom of the right column. At the end of a run the body and the
+//! ([`connect`]), in runs with Kafka Streams a Streams pane ([`streams`]), takes the bottom of
+//! the right column. At the end of a run the body and the
 //! narration give way to the verdict: each expectation and every finding.
 
 pub mod clients;
@@ -34,6 +35,7 @@ pub mod messages;
 pub mod narration;
 pub mod partitions;
 pub mod story;
+pub mod streams;
 pub mod strip;
 pub mod style;
 pub mod timeline;
@@ -134,6 +136,16 @@ fn panes(model: &Model, frame: &mut Frame, body: Rect) {
         let [right, connect_area] =
             Layout::vertical([Constraint::Min(0), Constraint::Length(connect_height)]).areas(right);
         connect::render(model, frame, connect_area);
+        right
+    } else {
+        right
+    };
+    // Kafka Streams likewise: tasks, stores and stream time under the partitions.
+    let right = if model.recording.has_streams && !model.log_view {
+        let streams_height = streams::height(model, right.width).min(right.height / 2).max(6.min(right.height));
+        let [right, streams_area] =
+            Layout::vertical([Constraint::Min(0), Constraint::Length(streams_height)]).areas(right);
+        streams::render(model, frame, streams_area);
         right
     } else {
         right
