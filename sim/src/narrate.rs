@@ -148,31 +148,51 @@ pub fn render(trace: &Trace, detail: Detail) -> String {
 /// and the first repeat is marked.
 pub fn lines(trace: &Trace, detail: Detail) -> Vec<(usize, String)> {
     let mut out = Vec::new();
-    let mut said: BTreeSet<(Actor, String)> = BTreeSet::new();
-    for (index, event) in trace.events.iter().enumerate() {
-        if matches!(event.kind, EventKind::Fault(_) | EventKind::Narration(_)) {
-            said.clear();
-        }
-        let Some(line) = describe(trace, event, detail) else { continue };
-        let mut line = line;
-        if detail == Detail::Story
-            && matches!(
-                event.kind,
-                EventKind::Drop { .. }
-                    | EventKind::ConnectionClosed { .. }
-                    | EventKind::Note(Note::ProduceRetry { .. })
-            )
-        {
-            let key = (event.actor, strip_ids(&line));
-            if said.contains(&key) {
-                continue;
-            }
-            said.insert(key);
-            line.push_str(" (repeats are not shown)");
-        }
-        out.push((index, line));
-    }
+    Narrator::new(detail).extend(trace, &mut out);
     out
+}
+
+/// [`lines`] for a trace that grows (a live run): each call narrates the events added since the
+/// last, remembering what was said, so the lines equal those of one call over the whole trace.
+#[derive(Clone, Debug)]
+pub struct Narrator {
+    detail: Detail,
+    said: BTreeSet<(Actor, String)>,
+    next: usize,
+}
+
+impl Narrator {
+    pub fn new(detail: Detail) -> Narrator {
+        Narrator { detail, said: BTreeSet::new(), next: 0 }
+    }
+
+    /// Narrate the events of `trace` from the first one not yet narrated into `out`.
+    pub fn extend(&mut self, trace: &Trace, out: &mut Vec<(usize, String)>) {
+        let detail = self.detail;
+        for (index, event) in trace.events.iter().enumerate().skip(self.next) {
+            self.next = index + 1;
+            if matches!(event.kind, EventKind::Fault(_) | EventKind::Narration(_)) {
+                self.said.clear();
+            }
+            let Some(mut line) = describe(trace, event, detail) else { continue };
+            if detail == Detail::Story
+                && matches!(
+                    event.kind,
+                    EventKind::Drop { .. }
+                        | EventKind::ConnectionClosed { .. }
+                        | EventKind::Note(Note::ProduceRetry { .. })
+                )
+            {
+                let key = (event.actor, strip_ids(&line));
+                if self.said.contains(&key) {
+                    continue;
+                }
+                self.said.insert(key);
+                line.push_str(" (repeats are not shown)");
+            }
+            out.push((index, line));
+        }
+    }
 }
 
 /// A line with message numbers removed, so repeats compare equal.

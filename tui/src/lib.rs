@@ -37,5 +37,5 @@ pub mod update;
 pub mod view;
 pub mod whatif;
 
-pub use app::App;
+pub use app::{App, LiveRun};
 pub use terminal::run_tui;

@@ -62,6 +62,11 @@ pub struct Model {
     /// A one-line message for the learner (what a key did, or why it could not).
     pub status: Option<String>,
     pub quit: bool,
+    /// The run is still going (`ksim serve --tui`): events arrive as it runs, and the what-if
+    /// keys act on the live cluster instead of branching.
+    pub live: bool,
+    /// Live: the cursor stays at the newest event as events arrive.
+    pub follow: bool,
 }
 
 impl Model {
@@ -85,6 +90,8 @@ impl Model {
             help: false,
             status: None,
             quit: false,
+            live: false,
+            follow: false,
         }
     }
 

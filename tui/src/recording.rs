@@ -10,9 +10,9 @@ use crate::fold::{controllers_of, ClusterView};
 use crate::markers::Markers;
 use ksim_cluster::node::NodeId;
 use ksim_cluster::note::Note;
-use ksim_sim::narrate::{lines, Detail};
+use ksim_sim::narrate::{Detail, Narrator};
 use ksim_sim::report::Report;
-use ksim_sim::trace::{EventKind, Trace};
+use ksim_sim::trace::{Event, EventKind, Trace, TraceHeader};
 
 /// Events between two checkpoints. Smaller makes seeking faster and loading heavier.
 pub const CHECKPOINT_EVERY: usize = 1024;
@@ -22,6 +22,10 @@ pub struct Recording {
     pub trace: Trace,
     /// `checkpoints[i]` is the view after `i * every` events.
     checkpoints: Vec<ClusterView>,
+    /// The view after the last event, where the next appended event folds in.
+    tail: ClusterView,
+    /// Narrates appended events where it left off.
+    narrator: Narrator,
     every: usize,
     pub markers: Markers,
     /// The run's controllers: ksim's single one, or a quorum's voters.
@@ -48,42 +52,69 @@ impl Recording {
     }
 
     pub fn with_checkpoint_interval(trace: Trace, every: usize) -> Recording {
-        let every = every.max(1);
         let controllers = controllers_of(&trace);
-        let mut view = ClusterView::new(&trace.header, &controllers);
-        let mut checkpoints = Vec::with_capacity(trace.events.len() / every + 1);
-        for (i, event) in trace.events.iter().enumerate() {
-            if i % every == 0 {
-                checkpoints.push(view.clone());
-            }
-            view.apply(event);
-        }
-        if trace.events.len() % every == 0 {
-            checkpoints.push(view.clone());
-        }
-        let has_groups = !view.groups.is_empty();
-        let has_transactions = !view.transactions.is_empty();
-        let has_connect = !view.connect.is_empty();
-        let has_streams = !view.streams.is_empty();
-        let has_quorum = trace
-            .events
-            .iter()
-            .any(|e| matches!((e.node(), &e.kind), (Some(NodeId::Controller(_)), EventKind::Note(Note::Quorum(_)))));
-        let markers = Markers::build(&trace);
-        let story = lines(&trace, Detail::Story);
+        let mut recording = Recording::empty(trace.header.clone(), controllers, every);
+        recording.append(trace.events);
+        recording
+    }
+
+    /// A recording of a run still going (`ksim serve --tui`): no event yet, its controllers
+    /// known from the scenario (a finished trace names them in its events).
+    pub fn growing(header: TraceHeader, controllers: Vec<i32>) -> Recording {
+        Recording::empty(header, controllers, CHECKPOINT_EVERY)
+    }
+
+    fn empty(header: TraceHeader, controllers: Vec<i32>, every: usize) -> Recording {
+        let every = every.max(1);
+        let tail = ClusterView::new(&header, &controllers);
+        let trace = Trace { header, events: Vec::new() };
         Recording {
+            markers: Markers::build(&trace),
             trace,
-            checkpoints,
+            checkpoints: Vec::new(),
             every,
-            markers,
+            tail,
+            narrator: Narrator::new(Detail::Story),
             controllers,
-            has_quorum,
-            has_transactions,
-            has_groups,
-            has_connect,
-            has_streams,
-            story,
+            has_quorum: false,
+            has_transactions: false,
+            has_groups: false,
+            has_connect: false,
+            has_streams: false,
+            story: Vec::new(),
             report: None,
+        }
+    }
+
+    /// Add events at the end: fold them once (keeping a checkpoint every `every` events), narrate
+    /// them, and re-index the markers. Appending in pieces builds the same recording as loading
+    /// the whole trace at once.
+    pub fn append(&mut self, events: Vec<Event>) {
+        let first = self.trace.events.len();
+        self.trace.events.extend(events);
+        for i in first..self.trace.events.len() {
+            // Each checkpoint once: the one at `first` may be there from the last append.
+            if i % self.every == 0 && self.checkpoints.len() == i / self.every {
+                self.checkpoints.push(self.tail.clone());
+            }
+            let event = &self.trace.events[i];
+            self.tail.apply(event);
+            self.has_quorum |=
+                matches!((event.node(), &event.kind), (Some(NodeId::Controller(_)), EventKind::Note(Note::Quorum(_))));
+        }
+        // The checkpoint after the last event when the trace ends on one (an empty trace has
+        // one step, 0).
+        let len = self.trace.events.len();
+        if len % self.every == 0 && self.checkpoints.len() == len / self.every {
+            self.checkpoints.push(self.tail.clone());
+        }
+        self.has_groups = !self.tail.groups.is_empty();
+        self.has_transactions = !self.tail.transactions.is_empty();
+        self.has_connect = !self.tail.connect.is_empty();
+        self.has_streams = !self.tail.streams.is_empty();
+        self.narrator.extend(&self.trace, &mut self.story);
+        if len > first {
+            self.markers = Markers::build(&self.trace);
         }
     }
 
@@ -188,6 +219,22 @@ mod tests {
         }
         assert_eq!(recording.step_at_time(35), 4);
         assert_eq!(recording.time_at(4), 30);
+    }
+
+    #[test]
+    fn appending_in_pieces_builds_the_recording_loading_does() {
+        let whole = Recording::with_checkpoint_interval(trace(100), 7);
+        let all = trace(100);
+        let mut grown = Recording::empty(all.header.clone(), controllers_of(&all), 7);
+        for piece in all.events.chunks(13).chain([&[][..]]) {
+            grown.append(piece.to_vec());
+        }
+        assert_eq!(grown.checkpoints, whole.checkpoints);
+        assert_eq!(grown.story, whole.story);
+        assert_eq!(grown.trace, whole.trace);
+        for step in [0, 6, 7, 50, 100] {
+            assert_eq!(grown.view_at(step), whole.view_at(step), "step {step}");
+        }
     }
 
     #[test]

@@ -23,6 +23,8 @@ use std::time::{Duration, Instant};
 const FRAME: Duration = Duration::from_millis(16);
 /// How long to wait for a key when nothing moves.
 const IDLE: Duration = Duration::from_millis(500);
+/// How often a live run's new events are taken in.
+const LIVE_REFRESH: Duration = Duration::from_millis(200);
 
 /// Run `scenario` under `seed` and open the UI on its trace. `name` names the scenario in the
 /// trace (its file stem). The simulation runs before the terminal is taken over, so its errors
@@ -43,11 +45,17 @@ pub fn run_app(mut app: App) -> Result<(), String> {
 fn event_loop(app: &mut App, terminal: &mut Terminal<CrosstermBackend<Stdout>>) -> io::Result<()> {
     let mut last_tick = Instant::now();
     loop {
+        // A live run's new events, before each frame.
+        app.poll_live();
         terminal.draw(|frame| view(&app.model, frame))?;
         if app.model.quit {
             return Ok(());
         }
-        let wait = if app.model.playing { FRAME.saturating_sub(last_tick.elapsed()) } else { IDLE };
+        let wait = match (app.model.live, app.model.playing) {
+            (true, _) => LIVE_REFRESH,
+            (false, true) => FRAME.saturating_sub(last_tick.elapsed()),
+            (false, false) => IDLE,
+        };
         if event::poll(wait)? {
             match event::read()? {
                 Event::Key(key) if key.kind != KeyEventKind::Release => {

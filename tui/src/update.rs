@@ -11,7 +11,7 @@ use crate::whatif::{differences, fault_time, WhatIf};
 use ksim_cluster::time::SimTime;
 use ksim_sim::nodes::ProcessChange;
 use ksim_sim::report::Report;
-use ksim_sim::trace::{EventKind, Trace};
+use ksim_sim::trace::{Event, EventKind, Trace};
 
 #[derive(Clone, Debug)]
 pub enum Msg {
@@ -49,6 +49,13 @@ pub enum Msg {
         branch: Branch,
     },
     BranchFailed(String),
+    /// Live: the run recorded these events since the last ones.
+    LiveEvents(Vec<Event>),
+    /// Live: the cluster's answer to an action a what-if key sent (`ok`, or why not).
+    Acted {
+        words: String,
+        outcome: Result<(), String>,
+    },
 }
 
 /// A side effect `update` asks for.
@@ -58,6 +65,12 @@ pub enum Cmd {
     /// Re-run the scenario with these faults added, then send `Msg::Branched` (or
     /// `Msg::BranchFailed`).
     Simulate(Branch),
+    /// Live: carry out this action on the running cluster, in the scenario's timeline syntax
+    /// (`Kill(Broker(1))`), then send `Msg::Acted`.
+    Act {
+        action: String,
+        words: String,
+    },
 }
 
 pub fn update(model: &mut Model, msg: Msg) -> Cmd {
@@ -70,6 +83,15 @@ pub fn update(model: &mut Model, msg: Msg) -> Cmd {
             branched(model, *trace, report.map(|r| *r), branch);
             return Cmd::None;
         }
+        Msg::LiveEvents(events) => {
+            // Arriving events keep the learner's place and message; a follower moves with them.
+            let at_end = model.cursor >= model.recording.len();
+            model.recording.append(events);
+            if model.follow || (at_end && model.playing) {
+                model.seek(model.recording.len());
+            }
+            return Cmd::None;
+        }
         _ => {}
     }
     // Any key replaces the last message.
@@ -78,7 +100,11 @@ pub fn update(model: &mut Model, msg: Msg) -> Cmd {
         Msg::Step => {
             model.playing = false;
             if model.cursor >= model.recording.len() {
-                model.status = Some("end of the run (g goes back to the start)".to_string());
+                model.status = Some(if model.live {
+                    "this is the newest event: the run goes on (space follows it)".to_string()
+                } else {
+                    "end of the run (g goes back to the start)".to_string()
+                });
             }
             model.seek(model.cursor + 1);
         }
@@ -88,6 +114,16 @@ pub fn update(model: &mut Model, msg: Msg) -> Cmd {
                 model.status = Some("this is the start of the run".to_string());
             }
             model.seek(model.cursor.saturating_sub(1));
+        }
+        Msg::TogglePlay if model.live => {
+            // A live run plays in real time: space follows the newest event, or stops following.
+            model.follow = !model.follow;
+            if model.follow {
+                model.seek(model.recording.len());
+                model.status = Some("following the live run (space stops, ← steps back)".to_string());
+            } else {
+                model.status = Some("stopped following: events still arrive (space follows again)".to_string());
+            }
         }
         Msg::TogglePlay => {
             if model.playing {
@@ -128,10 +164,14 @@ pub fn update(model: &mut Model, msg: Msg) -> Cmd {
         Msg::End => {
             model.playing = false;
             model.seek(model.recording.len());
+            model.follow = model.live;
         }
         Msg::SelectNext => select(model, 1),
         Msg::SelectPrevious => select(model, -1),
         Msg::WhatIf(what) => return what_if(model, what),
+        Msg::BackToOriginal if model.live => {
+            model.status = Some("a live run has no branches: the what-if keys act on it".to_string())
+        }
         Msg::BackToOriginal => match model.original.take() {
             Some(original) => {
                 model.playing = false;
@@ -154,7 +194,17 @@ pub fn update(model: &mut Model, msg: Msg) -> Cmd {
         Msg::ToggleLog => model.log_view = !model.log_view,
         Msg::Quit => model.quit = true,
         Msg::BranchFailed(error) => model.status = Some(format!("the what-if could not run: {error}")),
-        Msg::Tick { .. } | Msg::Branched { .. } => {}
+        Msg::Acted { words, outcome } => {
+            model.status = Some(match outcome {
+                Ok(()) => format!("done: {words} (on the live cluster)"),
+                Err(why) => format!("could not {words}: {why}"),
+            })
+        }
+        Msg::Tick { .. } | Msg::Branched { .. } | Msg::LiveEvents(_) => {}
+    }
+    // Live: a key that leaves the newest event (a step back, a jump) stops following.
+    if model.cursor < model.recording.len() {
+        model.follow = false;
     }
     Cmd::None
 }
@@ -198,6 +248,9 @@ fn select(model: &mut Model, direction: isize) {
 }
 
 fn what_if(model: &mut Model, what: WhatIf) -> Cmd {
+    if model.live {
+        return act_live(model, what);
+    }
     model.playing = false;
     let node = match model.target_node() {
         Ok(n) => n,
@@ -230,6 +283,39 @@ fn what_if(model: &mut Model, what: WhatIf) -> Cmd {
     branch.labels.push(format!("{words} at {at}"));
     model.status = Some(format!("re-simulating: what if we {words} at {at}?"));
     Cmd::Simulate(branch)
+}
+
+/// A what-if key on a live run: the same fault, sent to the running cluster now, judged against
+/// the newest state (what the cluster is, not what the cursor shows).
+fn act_live(model: &mut Model, what: WhatIf) -> Cmd {
+    let node = match model.target_node() {
+        Ok(n) => n,
+        Err(why) => {
+            model.status = Some(why);
+            return Cmd::None;
+        }
+    };
+    let now = model.recording.view_at(model.recording.len());
+    let (fault, words) = what.fault(node, &model.trace().header, &now);
+    if let Some(node) = fault.node() {
+        let process = now.process(node);
+        if process.change(node, &fault) == ProcessChange::Nothing {
+            let (_, state, _) = crate::view::style::process(process);
+            let name = model.trace().node_name(node);
+            model.status = Some(format!("{name} is {state}: to {words} would change nothing"));
+            return Cmd::None;
+        }
+    }
+    match crate::whatif::action_text(&fault, &model.trace().header, model.recording.has_quorum) {
+        Some(action) => {
+            model.status = Some(format!("sending: {action}"));
+            Cmd::Act { action, words }
+        }
+        None => {
+            model.status = Some(format!("a live run cannot {words}"));
+            Cmd::None
+        }
+    }
 }
 
 fn branched(model: &mut Model, trace: Trace, report: Option<Report>, mut branch: Branch) {

@@ -61,6 +61,35 @@ impl WhatIf {
     }
 }
 
+/// A fault as the action a scenario's timeline (or `ksim serve`'s control channel) names it, in
+/// the scenario's RON syntax (`Kill(Broker(1))`): what a what-if key sends to a live run.
+/// `quorum`: the run's controllers are a KRaft quorum (named `Voter(id)`), not the single
+/// controller (`Controller`). `None` for a fault no scenario can name (a process's own exit).
+pub fn action_text(fault: &Fault, header: &TraceHeader, quorum: bool) -> Option<String> {
+    use ksim_sim::scenario::{Action, NodeRef};
+    let node = |node: &NodeId| match *node {
+        NodeId::Broker(b) => Some(NodeRef::Broker(b)),
+        NodeId::Controller(id) if quorum => Some(NodeRef::Voter(id)),
+        NodeId::Controller(_) => Some(NodeRef::Controller),
+        NodeId::Client(i) => header.clients.get(i as usize).map(|name| NodeRef::Client(name.clone())),
+    };
+    let nodes = |list: &[NodeId]| list.iter().map(node).collect::<Option<Vec<_>>>();
+    let action = match fault {
+        Fault::Kill(n) => Action::Kill(node(n)?),
+        Fault::PowerFail(n) => Action::PowerFail(node(n)?),
+        Fault::Restart(n) => Action::Restart(node(n)?),
+        Fault::Pause(n) => Action::Pause(node(n)?),
+        Fault::Resume(n) => Action::Resume(node(n)?),
+        Fault::Stop(n) => Action::Stop(node(n)?),
+        Fault::Exit(_) => return None,
+        Fault::Partition(groups) => Action::Partition(groups.iter().map(|g| nodes(g)).collect::<Option<Vec<_>>>()?),
+        Fault::PartitionOneWay { from, to } => Action::PartitionOneWay(nodes(from)?, nodes(to)?),
+        Fault::Heal => Action::Heal,
+        Fault::SlowLink { a, b, extra_latency_ms } => Action::SlowLink(node(a)?, node(b)?, *extra_latency_ms),
+    };
+    ron::to_string(&action).ok()
+}
+
 /// The virtual time a what-if fault strikes when the learner is at an event of `time_us`.
 pub fn fault_time(time_us: u64) -> SimTime {
     SimTime(time_us.saturating_add(1))

@@ -874,3 +874,73 @@ fn the_streams_pane_shows_the_balance_table_fold() {
     let text = to_text(&app.model, 120, 40);
     assert!(text.contains("alice = 15"), "{text}");
 }
+
+// ---- a live run (`ksim serve FILE --tui`) ----------------------------------------------------
+
+/// A live run stands in for `ksim serve`: it hands over a real run's events a slice per poll, and
+/// keeps the actions the what-if keys send.
+struct Replay {
+    events: std::collections::VecDeque<ksim_sim::trace::Event>,
+    per_poll: usize,
+    actions: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl ksim_tui::LiveRun for Replay {
+    fn new_events(&mut self) -> Vec<ksim_sim::trace::Event> {
+        let n = self.per_poll.min(self.events.len());
+        self.events.drain(..n).collect()
+    }
+    fn act(&mut self, action: &str) -> Result<(), String> {
+        self.actions.lock().unwrap().push(action.to_string());
+        if action.contains("Controller") {
+            return Err("refused".into());
+        }
+        Ok(())
+    }
+}
+
+/// Following a live run: the view keeps up with the newest event, equals the finished run's view
+/// at every step, stepping back stops following and `G` resumes; a what-if key sends the fault to
+/// the cluster as a scenario action instead of branching, and the answer shows.
+#[test]
+fn a_live_run_is_followed_and_the_what_if_keys_act_on_it() {
+    let (_, trace, _) = run("leader-failover");
+    let actions = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let replay = Replay { events: trace.events.iter().cloned().collect(), per_poll: 500, actions: actions.clone() };
+    let controllers = ksim_tui::fold::controllers_of(&trace);
+    let mut app = App::live(trace.header.clone(), controllers, Box::new(replay));
+    assert!(app.model.recording.is_empty());
+    assert!(to_text(&app.model, 120, 40).contains("LIVE: following the run"));
+    assert!(app.poll_live());
+    assert_eq!(app.model.cursor, 500, "following: at the newest event");
+    press(&mut app, "p");
+    assert!(!app.model.follow, "stepping back stops following");
+    assert!(app.poll_live());
+    assert_eq!(app.model.cursor, 499, "events arrive; the learner stays where they are");
+    assert!(to_text(&app.model, 120, 40).contains("LIVE: stopped following"));
+    press(&mut app, "G");
+    assert!(app.model.follow);
+    while app.poll_live() {}
+    assert_eq!(app.model.recording.len(), trace.events.len());
+    assert_eq!(app.model.cursor, trace.events.len());
+    let whole = App::for_trace(trace.clone());
+    assert_eq!(app.model.view, whole.model.recording.view_at(trace.events.len()), "appending folds as loading does");
+    assert_eq!(app.model.recording.story, whole.model.recording.story);
+
+    // tab selects broker-1 first; k kills it on the live cluster.
+    press(&mut app, "tab");
+    press(&mut app, "k");
+    let sent = actions.lock().unwrap().clone();
+    let status = app.model.status.clone().unwrap_or_default();
+    assert_eq!(app.model.recording.len(), trace.events.len(), "no branch: nothing re-simulated");
+    assert!(app.model.branch.is_none());
+    let broker_1_dead = app.model.view.process(ksim_cluster::node::NodeId::Broker(1)) != ksim_tui::fold::Process::Up;
+    if broker_1_dead {
+        assert!(sent.is_empty() && status.contains("would change nothing"), "{status}");
+    } else {
+        assert_eq!(sent, ["Kill(Broker(1))"]);
+        assert!(status.contains("done: kill broker-1 (on the live cluster)"), "{status}");
+    }
+    press(&mut app, "b");
+    assert!(app.model.status.as_deref().unwrap_or_default().contains("a live run has no branches"));
+}

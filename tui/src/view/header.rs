@@ -11,6 +11,8 @@ use ratatui::Frame;
 pub fn render(model: &Model, frame: &mut Frame, area: Rect) {
     let header = &model.trace().header;
     let right = match &model.branch {
+        None if model.live && model.follow => Span::styled(" LIVE: following the run ", style::branch()),
+        None if model.live => Span::styled(" LIVE: stopped following (space) ", style::branch()),
         Some(branch) => {
             Span::styled(format!(" BRANCH: what if we {}? (b: back) ", branch.labels.join(", then ")), style::branch())
         }
