@@ -107,3 +107,17 @@ fn a_crash_behind_a_cut_closes_the_connection_once_the_link_heals() {
     let (outcome, _) = ksim_sim::fuzz::run_seed(&base, "connect-sink-dead-letter-queue", 19).expect("runs");
     assert!(outcome.failures.is_empty(), "{:?}", outcome.failures);
 }
+
+/// A timeout closes only the timed-out client's connection: while another client of the node
+/// still waits on the peer, a connection between them stays open, and the peer crashing closes
+/// it. Before, a Connect worker's producer timing out on a paused coordinator made ksim forget
+/// every connection between the two nodes, so when the paused broker was then killed its kernel
+/// had nothing to close: the worker's consumer, in a JoinGroup on it, never heard and waited out
+/// its 305 s JoinGroup timeout (`ksim fuzz scenarios/connect-worker-dies.ron --seeds
+/// 287..288`: no-convergence, "group connect-audit has no coordinator").
+#[test]
+fn a_crash_closes_the_connection_another_client_of_the_node_still_waits_on() {
+    let base = Scenario::load(Path::new("scenarios/connect-worker-dies.ron")).expect("loads");
+    let (outcome, _) = ksim_sim::fuzz::run_seed(&base, "connect-worker-dies", 287).expect("runs");
+    assert!(outcome.failures.is_empty(), "{:?}", outcome.failures);
+}

@@ -32,6 +32,20 @@ pub struct Tcp {
     closes: std::collections::BTreeSet<(NodeId, NodeId)>,
 }
 
+/// Which of a node's Kafka clients sent a request, by its correlation id: a client node runs a
+/// producer, a consumer and an operator's admin client side by side, each with its own
+/// connections (`ksim_cluster::client`'s id ranges). A broker's or controller's requests are all
+/// in the first range.
+fn client_of(correlation_id: u64) -> u8 {
+    if correlation_id >= ksim_cluster::client::ADMIN_CORRELATION_BASE {
+        2
+    } else if correlation_id >= ksim_cluster::consumer::CONSUMER_CORRELATION_BASE {
+        1
+    } else {
+        0
+    }
+}
+
 /// Whether a receiver whose process has started `starts` times is no longer the process a
 /// message sent to incarnation `incarnation` was meant for. (Incarnation 0: sent before the
 /// receiver first booted, at time 0; its boot is not a restart.)
@@ -68,9 +82,21 @@ impl Tcp {
     /// connection. Found by `ksim fuzz scenarios/connect-worker-dies.ron --seeds 11..12`: a
     /// producer's timeout threw away the JoinGroup answer its worker's consumer was waiting for,
     /// and the consumer waited out rebalance.timeout.ms while the run ended.
+    ///
+    /// What the requester's other clients sent, held behind a cut on their own connections,
+    /// stays held: only the timed-out client's messages go.
     pub fn request_timed_out(&mut self, requester: NodeId, correlation_id: u64) -> Option<NodeId> {
         let peer = self.open_requests.remove(&(requester, correlation_id))?;
-        self.held.remove(&(requester, peer));
+        let client = client_of(correlation_id);
+        if let Some(out) = self.held.get_mut(&(requester, peer)) {
+            out.retain(|held| match &held.message {
+                Message::Request { correlation_id, .. } => client_of(*correlation_id) != client,
+                _ => false,
+            });
+            if out.is_empty() {
+                self.held.remove(&(requester, peer));
+            }
+        }
         let open = &self.open_requests;
         if let Some(back) = self.held.get_mut(&(peer, requester)) {
             back.retain(|held| match &held.message {
@@ -82,6 +108,17 @@ impl Tcp {
             }
         }
         Some(peer)
+    }
+
+    /// Whether another of `requester`'s clients than the one that sent `correlation_id` still
+    /// waits for an answer from `peer`: while one does, its own connection to `peer` is open, and
+    /// a crash of `peer` closes it. (The timed-out client's other requests on its connection
+    /// fail with it in Kafka; ksim leaves them to their own timeouts.)
+    pub fn another_client_waits(&self, requester: NodeId, correlation_id: u64, peer: NodeId) -> bool {
+        let client = client_of(correlation_id);
+        self.open_requests
+            .range((requester, 0)..=(requester, u64::MAX))
+            .any(|((_, id), to)| *to == peer && client_of(*id) != client)
     }
 
     pub fn hold(&mut self, from: NodeId, to: NodeId, held: Held) {

@@ -360,8 +360,16 @@ impl World {
                 if let Timer::RequestTimeout(id) = timer {
                     // The requester closes the connection (`NetworkClient.handleTimedOutRequests`):
                     // its next request opens a new one, whose handshake a client then times.
+                    // Only the timed-out client's connection closes: while another client of
+                    // the node still waits on `peer` (a Connect worker's consumer in a JoinGroup
+                    // while its producer timed out), a connection stays, and `peer` crashing
+                    // closes it. Found by `ksim fuzz scenarios/connect-worker-dies.ron --seeds
+                    // 287..288`: the crash of the paused coordinator went unnoticed and the
+                    // consumer waited out its 305 s JoinGroup timeout.
                     if let Some(peer) = self.tcp.request_timed_out(node, *id) {
-                        self.fabric.disconnected(node, peer);
+                        if !self.tcp.another_client_waits(node, *id, peer) {
+                            self.fabric.disconnected(node, peer);
+                        }
                     }
                 }
                 let timer = timer.clone();
