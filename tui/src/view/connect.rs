@@ -25,7 +25,6 @@ use crate::model::Model;
 use ksim_cluster::node::NodeId;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Paragraph, Wrap};
 use ratatui::Frame;
 
 /// An upserting store's entries shown before the rest are counted.
@@ -33,17 +32,12 @@ const ENTRIES_SHOWN: usize = 2;
 
 /// Rows the pane wants at this width, wrapped lines included.
 pub fn height(model: &Model, width: u16) -> u16 {
-    let inner = width.saturating_sub(2);
-    let lines: Vec<Line<'static>> = entries(model, inner).into_iter().flat_map(|e| e.lines).collect();
-    (style::rows(&lines, inner) + 2).min(u16::MAX as usize) as u16
+    style::pane_height(width, |inner| entries(model, inner))
 }
 
-/// What does not fit is named on the last row (`+2 more: audit-0, audit-1`).
+/// What does not fit is named on the last row (`+2 more: ...`).
 pub fn render(model: &Model, frame: &mut Frame, area: Rect) {
-    let block = style::section("Connect");
-    let inner = block.inner(area);
-    let lines = style::fit(entries(model, inner.width), inner.width, inner.height);
-    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }).block(block), area);
+    style::render_pane("Connect", frame, area, |width| entries(model, width));
 }
 
 fn entries(model: &Model, width: u16) -> Vec<Entry> {

@@ -130,26 +130,19 @@ fn panes(model: &Model, frame: &mut Frame, body: Rect) {
     }
 
     // In runs with Connect, its pane takes the bottom of the right column first (at most two
-    // thirds: the partitions and messages keep a few rows).
-    let right = if model.recording.has_connect && !model.log_view {
-        let connect_height = connect::height(model, right.width).min(right.height * 2 / 3).max(6.min(right.height));
-        let [right, connect_area] =
-            Layout::vertical([Constraint::Min(0), Constraint::Length(connect_height)]).areas(right);
-        connect::render(model, frame, connect_area);
-        right
-    } else {
-        right
-    };
-    // Kafka Streams likewise: tasks, stores and stream time under the partitions.
-    let right = if model.recording.has_streams && !model.log_view {
-        let streams_height = streams::height(model, right.width).min(right.height / 2).max(6.min(right.height));
-        let [right, streams_area] =
-            Layout::vertical([Constraint::Min(0), Constraint::Length(streams_height)]).areas(right);
-        streams::render(model, frame, streams_area);
-        right
-    } else {
-        right
-    };
+    // thirds: the partitions and messages keep a few rows); Kafka Streams' tasks, stores and
+    // stream time likewise (at most half).
+    let mut right = right;
+    if model.recording.has_connect && !model.log_view {
+        let (rest, area) = bottom(right, connect::height(model, right.width), right.height * 2 / 3);
+        connect::render(model, frame, area);
+        right = rest;
+    }
+    if model.recording.has_streams && !model.log_view {
+        let (rest, area) = bottom(right, streams::height(model, right.width), right.height / 2);
+        streams::render(model, frame, area);
+        right = rest;
+    }
     if model.log_view {
         let map_height = leaders::height(model).min(right.height / 3).max(3.min(right.height));
         let [log_area, map_area] = Layout::vertical([Constraint::Min(0), Constraint::Length(map_height)]).areas(right);
@@ -173,6 +166,14 @@ fn panes(model: &Model, frame: &mut Frame, body: Rect) {
     } else {
         messages::render(model, frame, rest);
     }
+}
+
+/// Split off the bottom of `area` for a pane that wants `wanted` rows: at most `cap`, at least
+/// six (or all there is). Returns what is left above, and the pane's area.
+fn bottom(area: Rect, wanted: u16, cap: u16) -> (Rect, Rect) {
+    let height = wanted.min(cap).max(6.min(area.height));
+    let [rest, pane] = Layout::vertical([Constraint::Min(0), Constraint::Length(height)]).areas(area);
+    (rest, pane)
 }
 
 /// The rows of `rest` the first of two panes gets when they want `first` and `second`: all it

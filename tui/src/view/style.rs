@@ -182,6 +182,29 @@ impl Entry {
     }
 }
 
+/// Rows a bordered pane of entries wants at `width`, wrapped lines included; `entries` makes
+/// them for an inner width.
+pub fn pane_height(width: u16, entries: impl FnOnce(u16) -> Vec<Entry>) -> u16 {
+    let inner = width.saturating_sub(2);
+    let lines: Vec<ratatui::text::Line<'static>> = entries(inner).into_iter().flat_map(|e| e.lines).collect();
+    (rows(&lines, inner) + 2).min(u16::MAX as usize) as u16
+}
+
+/// Draw a titled pane of entries in `area`; what does not fit is named on the last row
+/// (`+2 more: ...`, see [`fit`]).
+pub fn render_pane(
+    title: &str,
+    frame: &mut ratatui::Frame,
+    area: ratatui::layout::Rect,
+    entries: impl FnOnce(u16) -> Vec<Entry>,
+) {
+    let block = section(title);
+    let inner = block.inner(area);
+    let lines = fit(entries(inner.width), inner.width, inner.height);
+    let paragraph = ratatui::widgets::Paragraph::new(lines).wrap(ratatui::widgets::Wrap { trim: false });
+    frame.render_widget(paragraph.block(block), area);
+}
+
 /// Rows these lines take wrapped at `width`.
 pub fn rows(lines: &[ratatui::text::Line<'static>], width: u16) -> usize {
     ratatui::widgets::Paragraph::new(lines.to_vec()).wrap(ratatui::widgets::Wrap { trim: false }).line_count(width)
