@@ -361,6 +361,9 @@ impl Conn {
                 return Ok(());
             }
             Plan::Forward { requests, assembly } => {
+                for line in calls::refusals(&assembly) {
+                    w.record_external(node, line);
+                }
                 let responses = vec![None; requests.len()];
                 for (part, request) in requests.into_iter().enumerate() {
                     let id = self.send(w, node, request);
