@@ -170,10 +170,7 @@ mod tests {
     fn a_batch_survives_the_wire_both_ways() {
         let mut headed = ksim::Record::keyed(Some("k1"), "v1");
         headed.headers = vec![("z-first".into(), "1".into()), ("a-second".into(), String::new())];
-        let sent = batch(vec![
-            headed,
-            ksim::Record { key: None, value: None, headers: Vec::new() },
-        ]);
+        let sent = batch(vec![headed, ksim::Record { key: None, value: None, headers: Vec::new() }]);
         let mut plain = sent.clone();
         plain.producer_id = -1;
         plain.base_sequence = -1;

@@ -377,6 +377,19 @@ fn records_of(data: &kp::fetch_response::PartitionData) -> Vec<Seen> {
         .collect()
 }
 
+/// OffsetFetch v7 for group `pipeline`'s orders-0, with require_stable.
+fn offset_fetch(group: &mut Client) -> kp::OffsetFetchResponse {
+    let mut r = kp::OffsetFetchRequest::default();
+    r.group_id = kp::GroupId(StrBytes::from_static_str("pipeline"));
+    let mut t = kp::offset_fetch_request::OffsetFetchRequestTopic::default();
+    t.name = name("orders");
+    t.partition_indexes = vec![0];
+    r.topics = Some(vec![t]);
+    r.require_stable = true;
+    let mut body = group.call(ApiKey::OffsetFetch, 7, &r).expect("answered");
+    kp::OffsetFetchResponse::decode(&mut body, 7).expect("decodes")
+}
+
 #[test]
 fn a_transactional_producer_commits_and_aborts_and_read_committed_sees_only_the_committed() {
     let (addrs, stop, running) = start(TXN_SCENARIO);
@@ -477,6 +490,13 @@ fn a_transactional_producer_commits_and_aborts_and_read_committed_sees_only_the_
         assert!(error == 0 || retriable(error), "{o:?}");
         (error == 0).then_some(())
     });
+    // Until the transaction commits, the offset is pending: OffsetFetch with require_stable
+    // (KIP-447) answers UNSTABLE_OFFSET_COMMIT (88) on the partition, not on the group, as
+    // Kafka does (`OffsetMetadataManager.fetchOffsets`); librdkafka retries it there.
+    let o = offset_fetch(&mut group);
+    assert_eq!(o.error_code, 0, "{o:?}");
+    let p = &o.topics[0].partitions[0];
+    assert_eq!((p.error_code, p.committed_offset), (88, -1), "{o:?}");
     end(&mut txn, true);
 
     // read_committed, once the last marker is below the high watermark: everything up to the
@@ -516,15 +536,7 @@ fn a_transactional_producer_commits_and_aborts_and_read_committed_sees_only_the_
 
     // The group's offset, committed with the transaction (require_stable: KIP-447).
     let offset = until("the transactional offset commit", || {
-        let mut r = kp::OffsetFetchRequest::default();
-        r.group_id = kp::GroupId(StrBytes::from_static_str("pipeline"));
-        let mut t = kp::offset_fetch_request::OffsetFetchRequestTopic::default();
-        t.name = name("orders");
-        t.partition_indexes = vec![0];
-        r.topics = Some(vec![t]);
-        r.require_stable = true;
-        let mut body = group.call(ApiKey::OffsetFetch, 7, &r).expect("answered");
-        let o = kp::OffsetFetchResponse::decode(&mut body, 7).expect("decodes");
+        let o = offset_fetch(&mut group);
         let p = &o.topics[0].partitions[0];
         (p.error_code == 0).then_some(p.committed_offset)
     });
