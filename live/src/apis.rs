@@ -16,8 +16,8 @@
 //! is 2, which ksim does not advertise). AddPartitionsToTxn v4+ is the brokers' batched form
 //! with VerifyOnly (KIP-890 part 1), never sent by a client. InitProducerId v5 and
 //! AddOffsetsToTxn and TxnOffsetCommit v4 only add TRANSACTION_ABORTABLE to the errors a
-//! client understands. WriteTxnMarkers is inter-broker and not served; DescribeTransactions and
-//! ListTransactions (the admin tools') are not implemented.
+//! client understands. WriteTxnMarkers is inter-broker and not served. ListTransactions v2 filters
+//! by a regular expression on the transactional id (KIP-1152), which ksim does not evaluate.
 
 use kafka_protocol::messages::ApiKey;
 
@@ -41,6 +41,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AddOffsetsToTxn, 0, 4),
     (ApiKey::EndTxn, 0, 4),
     (ApiKey::TxnOffsetCommit, 0, 4),
+    (ApiKey::DescribeTransactions, 0, 0),
+    (ApiKey::ListTransactions, 0, 1),
 ];
 
 /// The versions of `api` ksim implements, if it implements it.

@@ -38,6 +38,8 @@ pub enum Plan {
     Forward { requests: Vec<Request>, assembly: Assembly },
     /// Send these and never answer (Produce with acks=0: Kafka sends no response).
     Fire(Vec<Request>),
+    /// Answer from the connection's broker's memory (the admin tools' transaction listings).
+    Inspect(crate::txns::Inspection),
 }
 
 /// A partition of a Produce request: the indices of the ksim requests that carried its batches,
@@ -129,9 +131,12 @@ pub fn plan(api: ApiKey, version: i16, body: &mut Bytes, client_id: &str) -> Res
         | ApiKey::LeaveGroup
         | ApiKey::OffsetCommit
         | ApiKey::OffsetFetch => crate::groups::plan(api, version, body, client_id),
-        ApiKey::AddPartitionsToTxn | ApiKey::AddOffsetsToTxn | ApiKey::EndTxn | ApiKey::TxnOffsetCommit => {
-            crate::txns::plan(api, version, body)
-        }
+        ApiKey::AddPartitionsToTxn
+        | ApiKey::AddOffsetsToTxn
+        | ApiKey::EndTxn
+        | ApiKey::TxnOffsetCommit
+        | ApiKey::DescribeTransactions
+        | ApiKey::ListTransactions => crate::txns::plan(api, version, body),
         ApiKey::ApiVersions => {
             let _: kp::ApiVersionsRequest = decode(body, version, "ApiVersions")?;
             api_versions(0, version).map(Plan::Answer)

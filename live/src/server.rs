@@ -354,6 +354,11 @@ impl Conn {
                 }
                 State::Ready(body)
             }
+            Plan::Inspect(inspection) => {
+                let (body, line) = crate::txns::inspect(w, self.broker, &inspection, version)?;
+                w.record_external(node, line);
+                State::Ready(body)
+            }
             Plan::Fire(requests) => {
                 for request in requests {
                     self.send(w, node, request);

@@ -14,14 +14,25 @@
 //! `handleAddPartitionToTxnRequest`, `handleAddOffsetsToTxnRequest`); COORDINATOR_LOAD_IN_PROGRESS
 //! is COORDINATOR_NOT_AVAILABLE below TxnOffsetCommit v2 (`handleTxnOffsetCommitRequest`,
 //! KAFKA-7296).
+//!
+//! DescribeTransactions and ListTransactions (KIP-664, `kafka-transactions.sh`) only read what a
+//! coordinator holds in memory (`TransactionCoordinator.handleDescribeTransactions`,
+//! `TransactionStateManager.listTransactionStates`): the connection's broker answers them from
+//! its transaction coordinator's state at once, with nothing sent on ksim's network (the trace
+//! says so).
 
 use crate::calls::{Assembly, Plan};
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{self as kp, ApiKey, TopicName};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use ksim_cluster::error::ErrorCode;
+use ksim_cluster::node::NodeId;
 use ksim_cluster::protocol::{self as ks, Request, Response};
 use ksim_cluster::topic::TopicPartition;
+use ksim_cluster::txn::{TransactionCoordinator, TransactionState};
+use ksim_sim::nodes::Machine;
+use ksim_sim::world::World;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 fn decode<T: Decodable>(body: &mut Bytes, version: i16, what: &str) -> Result<T, String> {
     T::decode(body, version).map_err(|e| format!("cannot parse {what} v{version}: {e}"))
@@ -47,8 +58,32 @@ pub fn fenced_for(error: ErrorCode, version: i16, since: i16) -> ErrorCode {
     }
 }
 
+/// An admin tool's question a broker answers from its transaction coordinator's memory.
+pub enum Inspection {
+    DescribeTransactions(Vec<String>),
+    /// State names, producer ids, and the minimum duration (v1+, KIP-994; -1: any).
+    ListTransactions {
+        states: Vec<String>,
+        producer_ids: Vec<i64>,
+        duration_ms: i64,
+    },
+}
+
 pub fn plan(api: ApiKey, version: i16, body: &mut Bytes) -> Result<Plan, String> {
     match api {
+        ApiKey::DescribeTransactions => {
+            let r: kp::DescribeTransactionsRequest = decode(body, version, "DescribeTransactions")?;
+            let ids = r.transactional_ids.iter().map(|t| t.0.to_string()).collect();
+            Ok(Plan::Inspect(Inspection::DescribeTransactions(ids)))
+        }
+        ApiKey::ListTransactions => {
+            let r: kp::ListTransactionsRequest = decode(body, version, "ListTransactions")?;
+            Ok(Plan::Inspect(Inspection::ListTransactions {
+                states: r.state_filters.iter().map(|s| s.to_string()).collect(),
+                producer_ids: r.producer_id_filters.iter().map(|p| p.0).collect(),
+                duration_ms: if version >= 1 { r.duration_filter } else { -1 },
+            }))
+        }
         ApiKey::AddPartitionsToTxn => {
             // Versions 0-3 are the client's, one transaction each; 4+ batch transactions and
             // carry VerifyOnly, which only a partition leader sends (KIP-890 part 1), so ksim
@@ -207,3 +242,118 @@ pub fn assemble(assembly: &Assembly, version: i16, responses: &[Response]) -> Re
         _ => Err("not a transactional API's answer".into()),
     }
 }
+
+/// Answer an [`Inspection`] from `broker`'s transaction coordinator: the response body and a line
+/// for the trace.
+pub fn inspect(w: &World, broker: NodeId, inspection: &Inspection, version: i16) -> Result<(BytesMut, String), String> {
+    let coordinator: Option<&TransactionCoordinator> = match w.slots.get(&broker).and_then(|s| s.machine.as_ref()) {
+        Some(Machine::Broker(b)) => Some(b.txn_coordinator()),
+        _ => None,
+    };
+    let now_ms = i64::try_from(w.now().as_ms()).unwrap_or(i64::MAX);
+    match inspection {
+        Inspection::DescribeTransactions(ids) => {
+            // ksim's clock counts from the start of the run; Kafka's start times are epoch ms.
+            let wall_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+            let epoch_at_start = wall_ms - now_ms;
+            let mut out = kp::DescribeTransactionsResponse::default();
+            for id in ids {
+                let mut state = kp::describe_transactions_response::TransactionState::default();
+                state.transactional_id = kp::TransactionalId(StrBytes::from_string(id.clone()));
+                let found = coordinator.map(|c| (c.coordinates(c.partition_for(id)), c.transaction(id)));
+                state.error_code = match found {
+                    None => ErrorCode::CoordinatorNotAvailable.code(),
+                    Some(_) if id.is_empty() => ErrorCode::InvalidRequest.code(),
+                    Some((false, _)) => ErrorCode::NotCoordinator.code(),
+                    // TRANSACTIONAL_ID_NOT_FOUND, which ksim's own clients never meet.
+                    Some((true, None)) => 105,
+                    Some((true, Some(m))) if m.state == TransactionState::Dead => 105,
+                    Some((true, Some(m))) => {
+                        state.transaction_state = StrBytes::from_static_str(m.state.name());
+                        state.transaction_timeout_ms = i32::try_from(m.txn_timeout_ms).unwrap_or(i32::MAX);
+                        state.transaction_start_time_ms =
+                            if m.txn_start_timestamp_ms >= 0 { m.txn_start_timestamp_ms + epoch_at_start } else { -1 };
+                        state.producer_id = kp::ProducerId(m.producer_id);
+                        state.producer_epoch = m.producer_epoch;
+                        for tp in &m.topic_partitions {
+                            match state.topics.last_mut() {
+                                Some(t) if t.topic.0.as_str() == tp.topic => t.partitions.push(tp.partition),
+                                _ => {
+                                    let mut t = kp::describe_transactions_response::TopicData::default();
+                                    t.topic = TopicName(StrBytes::from_string(tp.topic.clone()));
+                                    t.partitions.push(tp.partition);
+                                    state.topics.push(t);
+                                }
+                            }
+                        }
+                        0
+                    }
+                };
+                out.transaction_states.push(state);
+            }
+            let summary: Vec<String> = out
+                .transaction_states
+                .iter()
+                .map(|s| {
+                    format!(
+                        "{}={}",
+                        s.transactional_id.0.as_str(),
+                        if s.error_code == 0 {
+                            s.transaction_state.to_string()
+                        } else {
+                            format!("error {}", s.error_code)
+                        }
+                    )
+                })
+                .collect();
+            let line = format!("DescribeTransactions answered from the coordinator's memory: {}", summary.join(", "));
+            Ok((encoded(&out, version)?, line))
+        }
+        Inspection::ListTransactions { states, producer_ids, duration_ms } => {
+            let mut out = kp::ListTransactionsResponse::default();
+            let known: Vec<TransactionState> =
+                ALL_STATES.iter().copied().filter(|s| states.iter().any(|n| n == s.name())).collect();
+            out.unknown_state_filters = states
+                .iter()
+                .filter(|n| !ALL_STATES.iter().any(|s| s.name() == n.as_str()))
+                .map(|n| StrBytes::from_string(n.clone()))
+                .collect();
+            match coordinator {
+                None => out.error_code = ErrorCode::CoordinatorNotAvailable.code(),
+                Some(c) => {
+                    for m in c.transactions() {
+                        // Dead is transient (being expired): never listed.
+                        let listed = m.state != TransactionState::Dead
+                            && (producer_ids.is_empty() || producer_ids.contains(&m.producer_id))
+                            && (states.is_empty() || known.contains(&m.state))
+                            && (*duration_ms < 0 || now_ms - m.txn_start_timestamp_ms > *duration_ms);
+                        if listed {
+                            let mut t = kp::list_transactions_response::TransactionState::default();
+                            t.transactional_id = kp::TransactionalId(StrBytes::from_string(m.transactional_id.clone()));
+                            t.producer_id = kp::ProducerId(m.producer_id);
+                            t.transaction_state = StrBytes::from_static_str(m.state.name());
+                            out.transaction_states.push(t);
+                        }
+                    }
+                }
+            }
+            let line = format!(
+                "ListTransactions answered from the coordinator's memory: {} transaction(s)",
+                out.transaction_states.len()
+            );
+            Ok((encoded(&out, version)?, line))
+        }
+    }
+}
+
+/// Every state a transaction can be in, by the names the admin APIs use (`TransactionState.name`).
+const ALL_STATES: [TransactionState; 8] = [
+    TransactionState::Empty,
+    TransactionState::Ongoing,
+    TransactionState::PrepareCommit,
+    TransactionState::PrepareAbort,
+    TransactionState::CompleteCommit,
+    TransactionState::CompleteAbort,
+    TransactionState::Dead,
+    TransactionState::PrepareEpochFence,
+];

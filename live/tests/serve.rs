@@ -579,6 +579,41 @@ fn a_transactional_producer_commits_and_aborts_and_read_committed_sees_only_the_
         assert_eq!(error, expected, "EndTxn v{version}");
     }
 
+    // kafka-transactions.sh's questions, answered from the coordinator's memory.
+    let mut r = kp::DescribeTransactionsRequest::default();
+    r.transactional_ids = vec![kp::TransactionalId(StrBytes::from_static_str(TXN_ID))];
+    // The abort's markers are written after EndTxn's answer (PrepareAbort), then CompleteAbort.
+    let d = until("the abort complete", || {
+        let mut body = txn.call(ApiKey::DescribeTransactions, 0, &r).expect("answered");
+        let d = kp::DescribeTransactionsResponse::decode(&mut body, 0).expect("decodes");
+        (d.transaction_states[0].transaction_state.as_str() != "PrepareAbort").then_some(d)
+    });
+    let state = &d.transaction_states[0];
+    assert_eq!(
+        (state.error_code, state.transaction_state.as_str(), state.producer_id.0, state.producer_epoch),
+        (0, "CompleteAbort", pid, epoch),
+        "{d:?}"
+    );
+    assert_eq!(state.transaction_timeout_ms, 60_000);
+    assert!(state.topics.is_empty(), "a finished transaction has no partitions");
+    let coordinator_addr = txn.stream.peer_addr().expect("peer").to_string();
+    let other = addrs.iter().find(|a| **a != coordinator_addr).expect("three brokers");
+    let mut body = Client::connect(other).call(ApiKey::DescribeTransactions, 0, &r).expect("answered");
+    let d = kp::DescribeTransactionsResponse::decode(&mut body, 0).expect("decodes");
+    assert_eq!(d.transaction_states[0].error_code, 16, "NOT_COORDINATOR from another broker");
+    let mut r = kp::ListTransactionsRequest::default();
+    r.state_filters = vec![StrBytes::from_static_str("CompleteAbort"), StrBytes::from_static_str("Bogus")];
+    r.duration_filter = -1;
+    let mut body = txn.call(ApiKey::ListTransactions, 1, &r).expect("answered");
+    let l = kp::ListTransactionsResponse::decode(&mut body, 1).expect("decodes");
+    let listed: Vec<(&str, i64, &str)> = l
+        .transaction_states
+        .iter()
+        .map(|t| (t.transactional_id.0.as_str(), t.producer_id.0, t.transaction_state.as_str()))
+        .collect();
+    assert_eq!((l.error_code, listed), (0, vec![(TXN_ID, pid, "CompleteAbort")]));
+    assert_eq!(l.unknown_state_filters, vec![StrBytes::from_static_str("Bogus")]);
+
     stop.stop();
     let outcome = running.join().expect("server thread").expect("a trace");
     let sent = |text: &str| {
