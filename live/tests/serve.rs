@@ -105,6 +105,14 @@ fn a_real_tcp_client_produces_with_acks_all_and_fetches_its_records_back() {
     let fetch = versions.api_keys.iter().find(|k| k.api_key == ApiKey::Fetch as i16).expect("Fetch advertised");
     assert_eq!((fetch.min_version, fetch.max_version), (4, 12));
     assert!(versions.api_keys.iter().all(|k| k.api_key != ApiKey::CreateTopics as i16), "not implemented");
+    let range = |api: ApiKey| {
+        versions.api_keys.iter().find(|k| k.api_key == api as i16).map(|k| (k.min_version, k.max_version))
+    };
+    // The transactional APIs up to transaction version 1 (before KIP-890 part 2); the brokers'
+    // own AddPartitionsToTxn v4+ and WriteTxnMarkers are not offered to clients.
+    assert_eq!(range(ApiKey::AddPartitionsToTxn), Some((0, 3)));
+    assert_eq!(range(ApiKey::EndTxn), Some((0, 4)));
+    assert_eq!(range(ApiKey::WriteTxnMarkers), None);
 
     // Metadata: wait for the controller to elect leaders; brokers advertise the real ports.
     let deadline = Instant::now() + Duration::from_secs(20);
