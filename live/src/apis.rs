@@ -9,6 +9,15 @@
 //! v4+ batches keys (KIP-699, handled); JoinGroup v8+ and LeaveGroup v5 add reasons, SyncGroup
 //! v5 echoes the protocol's name, OffsetCommit v9 and OffsetFetch v9 are KIP-848's member epochs,
 //! OffsetFetch v8 batches groups.
+//!
+//! The transactional APIs stop where KIP-890 part 2 (transaction version 2) starts: EndTxn v5
+//! bumps the epoch at every commit and TxnOffsetCommit v5 adds the group's partition without
+//! AddOffsetsToTxn (a client uses them only when the broker's `transaction.version` feature
+//! is 2, which ksim does not advertise). AddPartitionsToTxn v4+ is the brokers' batched form
+//! with VerifyOnly (KIP-890 part 1), never sent by a client. InitProducerId v5 and
+//! AddOffsetsToTxn and TxnOffsetCommit v4 only add TRANSACTION_ABORTABLE to the errors a
+//! client understands. WriteTxnMarkers is inter-broker and not served. ListTransactions v2 filters
+//! by a regular expression on the transactional id (KIP-1152), which ksim does not evaluate.
 
 use kafka_protocol::messages::ApiKey;
 
@@ -20,7 +29,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Metadata, 0, 12),
     (ApiKey::FindCoordinator, 0, 4),
     (ApiKey::ApiVersions, 0, 3),
-    (ApiKey::InitProducerId, 0, 4),
+    (ApiKey::InitProducerId, 0, 5),
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
     (ApiKey::JoinGroup, 2, 7),
     (ApiKey::SyncGroup, 0, 4),
@@ -28,6 +37,12 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::LeaveGroup, 0, 4),
     (ApiKey::OffsetCommit, 2, 8),
     (ApiKey::OffsetFetch, 1, 7),
+    (ApiKey::AddPartitionsToTxn, 0, 3),
+    (ApiKey::AddOffsetsToTxn, 0, 4),
+    (ApiKey::EndTxn, 0, 4),
+    (ApiKey::TxnOffsetCommit, 0, 4),
+    (ApiKey::DescribeTransactions, 0, 0),
+    (ApiKey::ListTransactions, 0, 1),
 ];
 
 /// The versions of `api` ksim implements, if it implements it.

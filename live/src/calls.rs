@@ -38,11 +38,13 @@ pub enum Plan {
     Forward { requests: Vec<Request>, assembly: Assembly },
     /// Send these and never answer (Produce with acks=0: Kafka sends no response).
     Fire(Vec<Request>),
+    /// Answer from the connection's broker's memory (the admin tools' transaction listings).
+    Inspect(crate::txns::Inspection),
 }
 
 /// A partition of a Produce request: the indices of the ksim requests that carried its batches,
-/// or the error it was refused with before reaching the broker.
-pub type ProducedPartition = (i32, Result<Vec<usize>, ErrorCode>);
+/// or why it was refused before reaching the broker.
+pub type ProducedPartition = (i32, Result<Vec<usize>, records::Refused>);
 
 /// A partition of a ListOffsets request: `Some(error)` if refused here.
 pub type ListedPartition = (i32, Option<ErrorCode>);
@@ -75,6 +77,12 @@ pub enum Assembly {
     OffsetCommit(Vec<(String, Vec<i32>)>),
     /// The partitions asked, by topic (`None`: every partition the group committed).
     OffsetFetch(Option<Vec<(String, Vec<i32>)>>),
+    /// The partitions added, by topic, in the client's order.
+    AddPartitionsToTxn(Vec<(String, Vec<i32>)>),
+    AddOffsetsToTxn,
+    EndTxn,
+    /// The partitions committed, by topic, in the client's order.
+    TxnOffsetCommit(Vec<(String, Vec<i32>)>),
 }
 
 fn name(s: &str) -> TopicName {
@@ -123,6 +131,12 @@ pub fn plan(api: ApiKey, version: i16, body: &mut Bytes, client_id: &str) -> Res
         | ApiKey::LeaveGroup
         | ApiKey::OffsetCommit
         | ApiKey::OffsetFetch => crate::groups::plan(api, version, body, client_id),
+        ApiKey::AddPartitionsToTxn
+        | ApiKey::AddOffsetsToTxn
+        | ApiKey::EndTxn
+        | ApiKey::TxnOffsetCommit
+        | ApiKey::DescribeTransactions
+        | ApiKey::ListTransactions => crate::txns::plan(api, version, body),
         ApiKey::ApiVersions => {
             let _: kp::ApiVersionsRequest = decode(body, version, "ApiVersions")?;
             api_versions(0, version).map(Plan::Answer)
@@ -264,8 +278,8 @@ fn plan_produce(version: i16, body: &mut Bytes) -> Result<Plan, String> {
         let mut ps = Vec::new();
         for p in &t.partition_data {
             let outcome = match p.records.as_ref().map(records::decode_produced) {
-                None => Err(ErrorCode::CorruptMessage),
-                Some(Err(refused)) => Err(refused.error),
+                None => Err(records::Refused { error: ErrorCode::CorruptMessage, reason: "no record batch".into() }),
+                Some(Err(refused)) => Err(refused),
                 Some(Ok(batches)) => {
                     let mut indices = Vec::new();
                     for batch in batches {
@@ -288,9 +302,43 @@ fn plan_produce(version: i16, body: &mut Bytes) -> Result<Plan, String> {
         asked.push((topic, ps));
     }
     if acks == Acks::None {
+        // With acks=0 there is no response to carry an error: Kafka closes the connection
+        // instead (`KafkaApis.handleProduceRequest`, "closeConnection" when acks == 0).
+        let refused = asked.iter().flat_map(|(t, ps)| ps.iter().map(move |(i, o)| (t, i, o)));
+        for (topic, index, outcome) in refused {
+            if let Err(r) = outcome {
+                return Err(format!("Produce acks=0 refused {topic}-{index}: {}", r.reason));
+            }
+        }
         return Ok(Plan::Fire(requests));
     }
     Ok(Plan::Forward { requests, assembly: Assembly::Produce(asked) })
+}
+
+/// A Produce error as a client of `version` understands it. TRANSACTION_ABORTABLE (KIP-890) is
+/// new in Produce v11; an older client gets INVALID_TXN_STATE for a transactional batch whose
+/// partition the coordinator does not know in the transaction (`AddPartitionsToTxnManager`'s
+/// "for backward compatibility with clients"). ksim serves Produce up to v9.
+fn produce_error(error: ErrorCode, version: i16) -> ErrorCode {
+    if error == ErrorCode::TransactionAbortable && version < 11 {
+        ErrorCode::InvalidTxnState
+    } else {
+        error
+    }
+}
+
+/// Lines for the trace about what a plan refused before anything reached a broker (a Produce's
+/// partitions whose batches were corrupt or not text): the client only sees an error code.
+pub fn refusals(assembly: &Assembly) -> Vec<String> {
+    let Assembly::Produce(asked) = assembly else { return Vec::new() };
+    asked
+        .iter()
+        .flat_map(|(topic, ps)| {
+            ps.iter().filter_map(move |(index, outcome)| {
+                outcome.as_ref().err().map(|r| format!("Produce {topic}-{index} refused {}: {}", r.error, r.reason))
+            })
+        })
+        .collect()
 }
 
 /// Put the ksim responses together into the Kafka response body.
@@ -308,6 +356,10 @@ pub fn assemble(
         | Assembly::LeaveGroup { .. }
         | Assembly::OffsetCommit(_)
         | Assembly::OffsetFetch(_) => crate::groups::assemble(assembly, version, responses),
+        Assembly::AddPartitionsToTxn(_)
+        | Assembly::AddOffsetsToTxn
+        | Assembly::EndTxn
+        | Assembly::TxnOffsetCommit(_) => crate::txns::assemble(assembly, version, responses),
         Assembly::Metadata => {
             let Some(Response::Metadata(m)) = responses.first() else {
                 return Err(responses.first().map_or("no answer".into(), unexpected));
@@ -379,7 +431,13 @@ pub fn assemble(
                     p.index = *index;
                     p.base_offset = -1;
                     match outcome {
-                        Err(error) => p.error_code = error.code(),
+                        Err(refused) => {
+                            p.error_code = refused.error.code();
+                            // v8+ carry a message with the error (KIP-467).
+                            if version >= 8 {
+                                p.error_message = Some(sb(&refused.reason));
+                            }
+                        }
                         Ok(indices) => {
                             // A partition's batches answer together: its first error, or the
                             // first batch's offset.
@@ -388,7 +446,7 @@ pub fn assemble(
                                     return Err(responses.get(*i).map_or("no answer".into(), unexpected));
                                 };
                                 if !r.error.is_none() {
-                                    p.error_code = r.error.code();
+                                    p.error_code = produce_error(r.error, version).code();
                                     p.base_offset = -1;
                                     break;
                                 }
@@ -513,7 +571,7 @@ pub fn assemble(
                 return Err(responses.first().map_or("no answer".into(), unexpected));
             };
             let mut out = kp::InitProducerIdResponse::default();
-            out.error_code = i.error.code();
+            out.error_code = crate::txns::fenced_for(i.error, version, 4).code();
             out.producer_id = kp::ProducerId(i.producer_id);
             out.producer_epoch = i.producer_epoch;
             encoded(&out, version)

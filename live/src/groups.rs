@@ -11,6 +11,7 @@ use crate::calls::{Assembly, Plan};
 use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::messages::{self as kp, ApiKey, TopicName};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use ksim_cluster::error::ErrorCode;
 use ksim_cluster::protocol::{self as ks, Request, Response};
 use ksim_cluster::topic::TopicPartition;
 
@@ -322,8 +323,13 @@ pub fn assemble(assembly: &Assembly, version: i16, responses: &[Response]) -> Re
                 Some(asked) => asked.clone(),
                 None => by_topic(&f.offsets.iter().map(|(tp, _)| tp.clone()).collect::<Vec<_>>()),
             };
+            // UNSTABLE_OFFSET_COMMIT (KIP-447) belongs to a partition, not to the group: Kafka
+            // answers it per partition with offset -1 (`OffsetMetadataManager.fetchOffsets`), and
+            // clients retry it there. ksim's answer carries one error, so every partition asked
+            // gets it.
+            let unstable = f.error == ErrorCode::UnstableOffsetCommit;
             let mut out = kp::OffsetFetchResponse::default();
-            if version >= 2 {
+            if version >= 2 && !unstable {
                 out.error_code = f.error.code();
             }
             for (topic, partitions) in listed {
@@ -335,7 +341,7 @@ pub fn assemble(assembly: &Assembly, version: i16, responses: &[Response]) -> Re
                     part.committed_offset = offset_of(&TopicPartition::new(topic.as_str(), p));
                     part.metadata = Some(sb(""));
                     // Before v2 the group's error travels on every partition.
-                    if version < 2 {
+                    if version < 2 || unstable {
                         part.error_code = f.error.code();
                     }
                     t.partitions.push(part);

@@ -9,6 +9,7 @@
 //! - [`server`]: the listeners, the client connections and the loop that drives the world.
 //! - [`calls`]: one Kafka request into ksim requests, their answers into one Kafka response.
 //! - [`groups`]: the consumer group APIs and the consumer protocol's subscription and assignment.
+//! - [`txns`]: the transactional APIs (AddPartitionsToTxn, AddOffsetsToTxn, EndTxn, TxnOffsetCommit).
 //! - [`records`]: record batches v2 on the wire to and from ksim's batches.
 //! - [`apis`]: the APIs and versions implemented, which ApiVersions advertises.
 
@@ -18,5 +19,6 @@ pub mod driver;
 pub mod groups;
 pub mod records;
 pub mod server;
+pub mod txns;
 
 pub use server::{ServeOptions, Server, StopHandle};

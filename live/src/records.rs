@@ -3,11 +3,27 @@
 //!
 //! Decoding checks each batch's CRC-32C and decompresses it (gzip, snappy, lz4, zstd) through the
 //! `kafka-protocol` crate; a batch that fails is CORRUPT_MESSAGE, as Kafka's
-//! `LogValidator`/`DefaultRecordBatch.ensureValid` answers. ksim's records hold text: a key or
-//! value that is not UTF-8 is refused (INVALID_RECORD), and record headers are not kept.
+//! `LogValidator`/`DefaultRecordBatch.ensureValid` answers.
+//!
+//! ksim's records hold text, so a learner can read them in the trace and ksim's own clients,
+//! Connect's transforms and the checker compare them as strings. A key, a value or a header
+//! value that is not UTF-8 is therefore refused with INVALID_RECORD (and the reason in the
+//! Produce response's error message, v8+, and on the trace), never escaped: an escape would hand
+//! a consumer different bytes from the ones produced unless every value were escaped and
+//! unescaped again, and the trace would show escapes no client wrote. Refusing is what Kafka
+//! does with a record its broker cannot accept (`LogValidator`'s INVALID_RECORD), so the client
+//! reports it as it would any such record. A header with a null value (Kafka allows one) is
+//! refused the same way: ksim's header values are strings, and an empty string would be a
+//! different header. Header keys are strings in Kafka too (UTF-8, `DefaultRecord.readFrom`).
+//!
+//! Headers keep their order both ways. One limit comes from the `kafka-protocol` crate: it holds
+//! a record's headers in a map, so a key repeated within one record (KIP-82 allows it) keeps one
+//! entry, in the first one's place with the last one's value, both when a batch is decoded and
+//! when ksim's records are encoded.
 
 use bytes::{Bytes, BytesMut};
 use indexmap::IndexMap;
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
@@ -35,11 +51,20 @@ pub fn decode_produced(bytes: &Bytes) -> Result<Vec<RecordBatch>, Refused> {
         }
         let mut records = Vec::with_capacity(set.records.len());
         for r in &set.records {
-            records.push(ksim::Record {
-                key: text(&r.key, "key")?,
-                value: text(&r.value, "value")?,
-                headers: Vec::new(),
-            });
+            let mut headers = Vec::with_capacity(r.headers.len());
+            for (key, value) in &r.headers {
+                let Some(value) = text(value, &format!("header {:?}'s value", key.as_str()))? else {
+                    return Err(Refused {
+                        error: ErrorCode::InvalidRecord,
+                        reason: format!(
+                            "ksim keeps header values as text: this record's header {:?} is null",
+                            key.as_str()
+                        ),
+                    });
+                };
+                headers.push((key.to_string(), value));
+            }
+            records.push(ksim::Record { key: text(&r.key, "key")?, value: text(&r.value, "value")?, headers });
         }
         let mut batch = RecordBatch::new_unassigned(
             first.producer_id,
@@ -118,7 +143,15 @@ fn to_wire(batch: &RecordBatch, offset: i64, record: &ksim::Record) -> Record {
         timestamp: i64::try_from(batch.timestamp_ms).unwrap_or(i64::MAX),
         key,
         value,
-        headers: IndexMap::new(),
+        headers: if batch.control.is_some() {
+            IndexMap::new()
+        } else {
+            record
+                .headers
+                .iter()
+                .map(|(k, v)| (StrBytes::from_string(k.clone()), Some(Bytes::from(v.clone().into_bytes()))))
+                .collect()
+        },
     }
 }
 
@@ -135,10 +168,9 @@ mod tests {
 
     #[test]
     fn a_batch_survives_the_wire_both_ways() {
-        let sent = batch(vec![
-            ksim::Record::keyed(Some("k1"), "v1"),
-            ksim::Record { key: None, value: None, headers: Vec::new() },
-        ]);
+        let mut headed = ksim::Record::keyed(Some("k1"), "v1");
+        headed.headers = vec![("z-first".into(), "1".into()), ("a-second".into(), String::new())];
+        let sent = batch(vec![headed, ksim::Record { key: None, value: None, headers: Vec::new() }]);
         let mut plain = sent.clone();
         plain.producer_id = -1;
         plain.base_sequence = -1;

@@ -354,6 +354,11 @@ impl Conn {
                 }
                 State::Ready(body)
             }
+            Plan::Inspect(inspection) => {
+                let (body, line) = crate::txns::inspect(w, self.broker, &inspection, version)?;
+                w.record_external(node, line);
+                State::Ready(body)
+            }
             Plan::Fire(requests) => {
                 for request in requests {
                     self.send(w, node, request);
@@ -361,6 +366,9 @@ impl Conn {
                 return Ok(());
             }
             Plan::Forward { requests, assembly } => {
+                for line in calls::refusals(&assembly) {
+                    w.record_external(node, line);
+                }
                 let responses = vec![None; requests.len()];
                 for (part, request) in requests.into_iter().enumerate() {
                     let id = self.send(w, node, request);
