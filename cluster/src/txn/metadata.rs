@@ -47,10 +47,24 @@ pub struct TxnTransitMetadata {
     pub txn_last_update_timestamp_ms: i64,
     /// The producer id a transaction version 2 EndTxn took because the bumped epoch would be
     /// the last one (`nextProducerId`), installed with the Complete* record; -1 otherwise.
+    #[serde(default = "no_producer_id", skip_serializing_if = "is_no_producer_id")]
     pub next_producer_id: i64,
     /// The transaction version of the change (`clientTransactionVersion`): 2 bumps the epoch at
-    /// every EndTxn.
+    /// every EndTxn. (Kafka writes it from transaction version 1 on, a tagged field.)
+    #[serde(default, skip_serializing_if = "is_classic")]
     pub client_transaction_version: u8,
+}
+
+fn no_producer_id() -> i64 {
+    NO_PRODUCER_ID
+}
+
+fn is_no_producer_id(id: &i64) -> bool {
+    *id == NO_PRODUCER_ID
+}
+
+fn is_classic(version: &u8) -> bool {
+    *version == 0
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

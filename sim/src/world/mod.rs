@@ -298,7 +298,13 @@ impl World {
             }
             (NodeId::Client(i), _) => {
                 let name = &self.header.clients[i as usize];
-                let tv = self.resolved.broker.transaction_version;
+                // The finalized `transaction.version` the client learns from ApiVersions; a
+                // librdkafka client speaks the classic protocol whatever it is.
+                let tv = if self.resolved.librdkafka_clients.contains(name) {
+                    0
+                } else {
+                    self.resolved.broker.transaction_version
+                };
                 let producer = self
                     .resolved
                     .producers
