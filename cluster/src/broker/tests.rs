@@ -425,6 +425,72 @@ fn find_txn_coordinator(h: &mut Harness, id: &str) -> BrokerId {
     panic!("no transaction coordinator for {id}");
 }
 
+/// The group coordinator of `group` (its `__consumer_offsets` partition led and loaded).
+fn find_group_coordinator(h: &mut Harness, group: &str) -> BrokerId {
+    use crate::protocol::{CoordinatorType, FindCoordinatorRequest};
+    for _ in 0..100 {
+        let body =
+            Request::FindCoordinator(FindCoordinatorRequest { group_id: group.into(), key_type: CoordinatorType::Group });
+        if let Response::FindCoordinator(r) = h.ask(1, body) {
+            if let (ErrorCode::None, Some(broker)) = (r.error, r.coordinator) {
+                let partition = crate::partitioner::group_coordinator_partition(group, 50);
+                let offsets = TopicPartition::new(crate::group::coordinator::OFFSETS_TOPIC, partition);
+                h.run_until(|h| h.broker(broker).replica(&offsets).is_some_and(|r| r.is_leader()), 60_000);
+                return broker;
+            }
+        }
+        let deadline = h.now().plus_ms(100);
+        h.run_until(|h| h.now() >= deadline, 1_000);
+    }
+    panic!("no group coordinator for {group}");
+}
+
+/// Transaction version 2: a TxnOffsetCommit with no AddOffsetsToTxn before it. The group
+/// coordinator adds the group's `__consumer_offsets` partition to the transaction (starting it)
+/// before it writes the offsets; a TxnOffsetCommit of an old epoch is refused.
+#[test]
+fn tv2_the_group_coordinator_adds_the_offsets_partition_before_a_txn_offset_commit() {
+    let mut h = Harness::new(&[1, 2, 3], vec![Harness::topic("t", &[1, 2, 3], TopicConfig::default())]);
+    h.await_leader(&tp(), 1);
+    let coordinator = find_txn_coordinator(&mut h, "tx");
+    let group_coordinator = find_group_coordinator(&mut h, "g");
+    let (_, pid, epoch) = init_producer_id(&mut h, coordinator, "tx");
+    let commit = |h: &mut Harness, epoch: i16| {
+        let body = Request::TxnOffsetCommit(crate::protocol::TxnOffsetCommitRequest {
+            transactional_id: "tx".into(),
+            group_id: "g".into(),
+            producer_id: pid,
+            producer_epoch: epoch,
+            // no group metadata: the group does not check a member
+            generation: -1,
+            member_id: String::new(),
+            group_instance_id: None,
+            offsets: vec![(tp(), 3)],
+            transaction_v2: true,
+        });
+        match h.ask(group_coordinator, body) {
+            Response::TxnOffsetCommit(r) => r.error,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(commit(&mut h, epoch), ErrorCode::None);
+    let partition = crate::partitioner::group_coordinator_partition("g", 50);
+    let offsets = TopicPartition::new(crate::group::coordinator::OFFSETS_TOPIC, partition);
+    let metadata = h.broker(coordinator).txn_coordinator().transaction("tx").unwrap().clone();
+    assert_eq!(metadata.state, crate::txn::TransactionState::Ongoing);
+    assert_eq!(metadata.topic_partitions.iter().collect::<Vec<_>>(), vec![&offsets], "added by the group coordinator");
+    assert_eq!(end_txn_as(&mut h, coordinator, "tx", (pid, epoch), true, true), (ErrorCode::None, pid, epoch + 1));
+    h.run_until(
+        |h| {
+            h.broker(coordinator).txn_coordinator().transaction("tx").unwrap().state
+                == crate::txn::TransactionState::CompleteCommit
+        },
+        10_000,
+    );
+    assert_eq!(commit(&mut h, epoch), ErrorCode::InvalidProducerEpoch, "the ended transaction's epoch is fenced");
+    h.check_invariants();
+}
+
 fn init_producer_id(h: &mut Harness, coordinator: BrokerId, id: &str) -> (ErrorCode, i64, i16) {
     let body = Request::InitProducerIdTransactional(crate::protocol::InitProducerIdRequest {
         transactional_id: id.into(),

@@ -190,11 +190,13 @@ impl Broker {
             }
             other => other,
         };
-        if let Some(replica) = self.replicas.get_mut(&pending.request.partition) {
-            if replica.verification_guards.get(&producer_id) == Some(&(producer_epoch, pending.guard)) {
-                replica.verification_guards.remove(&producer_id);
-            }
-        }
+        // The guard stays: a refusal does not clear the partition's verification state (Kafka's
+        // `VerificationStateEntry` goes with a marker or an append, or expires), and other
+        // batches of the producer may be waiting on the same guard. Under transaction version 2
+        // a CONCURRENT_TRANSACTIONS answer to one of them is common (the previous transaction's
+        // markers are still being written); clearing the shared guard then made the next
+        // batch's successful addition fail with INVALID_TXN_STATE (transaction-coordinator-
+        // failover, seed 1).
         self.refuse_unverified(pending.client, pending.correlation_id, &pending.request, error, fx);
     }
 
