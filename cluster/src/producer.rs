@@ -1106,7 +1106,9 @@ impl StateMachine for Producer {
                         Response::AddPartitionsToTxn(r) => t.on_add_partitions(now, r.error, backoff_ms),
                         Response::AddOffsetsToTxn(r) => t.on_add_offsets(now, r.error, backoff_ms),
                         Response::TxnOffsetCommit(r) => t.on_txn_offset_commit(now, r.error, backoff_ms),
-                        Response::EndTxn(r) => t.on_end_txn(now, r.error, (r.producer_id, r.producer_epoch), backoff_ms),
+                        Response::EndTxn(r) => {
+                            t.on_end_txn(now, r.error, (r.producer_id, r.producer_epoch), backoff_ms)
+                        }
                         other => panic!("producer: {} does not answer a transactional request", other.api()),
                     };
                     self.on_txn_outcome(outcome, fx);

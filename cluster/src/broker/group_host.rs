@@ -156,7 +156,11 @@ impl Broker {
             Request::LeaveGroup(r) => self.coordinator.leave(now, from, correlation_id, r, fx),
             Request::OffsetCommit(r) => self.coordinator.commit(from, correlation_id, partition, r, fx),
             Request::TxnOffsetCommit(r) => {
-                let r = if added { Some(r) } else { self.maybe_add_offsets_partition(now, from, correlation_id, partition, r, fx) };
+                let r = if added {
+                    Some(r)
+                } else {
+                    self.maybe_add_offsets_partition(now, from, correlation_id, partition, r, fx)
+                };
                 r.and_then(|r| self.coordinator.txn_commit(from, correlation_id, partition, r, fx))
             }
             Request::OffsetFetch(r) => {

@@ -429,8 +429,10 @@ fn find_txn_coordinator(h: &mut Harness, id: &str) -> BrokerId {
 fn find_group_coordinator(h: &mut Harness, group: &str) -> BrokerId {
     use crate::protocol::{CoordinatorType, FindCoordinatorRequest};
     for _ in 0..100 {
-        let body =
-            Request::FindCoordinator(FindCoordinatorRequest { group_id: group.into(), key_type: CoordinatorType::Group });
+        let body = Request::FindCoordinator(FindCoordinatorRequest {
+            group_id: group.into(),
+            key_type: CoordinatorType::Group,
+        });
         if let Response::FindCoordinator(r) = h.ask(1, body) {
             if let (ErrorCode::None, Some(broker)) = (r.error, r.coordinator) {
                 let partition = crate::partitioner::group_coordinator_partition(group, 50);
@@ -827,6 +829,50 @@ fn without_verification_a_produce_outside_any_transaction_opens_one_that_hangs()
     h.run_until(|h| h.replica(1, &tp()).high_watermark == 1, 10_000);
     let committed = fetch(&mut h, 1, crate::protocol::IsolationLevel::ReadCommitted);
     assert_eq!(committed.last_stable_offset, Some(0), "the hanging transaction pins the LSO at its first offset");
+    h.check_invariants();
+}
+
+/// Transaction version 2, two batches sent back to back at the start of a transaction
+/// (transaction-coordinator-failover seed 1 under TV2): both wait under one verification guard.
+/// The first makes the leader's addition write to `__transaction_state`; the second's addition
+/// meets that pending write and is answered CONCURRENT_TRANSACTIONS first. That refusal must not
+/// clear the shared guard: when the first addition succeeds its batch must append. ksim cleared
+/// the guard and refused the first batch with INVALID_TXN_STATE, aborting the transaction.
+#[test]
+fn tv2_a_concurrent_refusal_leaves_the_shared_guard_for_the_batch_whose_addition_succeeds() {
+    use crate::protocol::ProduceRequest;
+    use crate::record::{Record, RecordBatch};
+    let mut h = Harness::new(&[1, 2, 3], vec![Harness::topic("t", &[1, 2, 3], TopicConfig::default())]);
+    h.await_leader(&tp(), 1);
+    let coordinator = find_txn_coordinator(&mut h, "tx");
+    let (_, pid, epoch) = init_producer_id(&mut h, coordinator, "tx");
+    let before = h.client_inbox.len();
+    for (seq, value) in [(0, "first"), (1, "second")] {
+        let mut batch = RecordBatch::new_unassigned(pid, epoch, seq, h.now().as_ms(), vec![Record::unkeyed(value)]);
+        batch.is_transactional = true;
+        h.request(
+            1,
+            Request::Produce(ProduceRequest {
+                acks: Acks::All,
+                timeout_ms: 30_000,
+                partition: tp(),
+                batch,
+                transactional_id: Some("tx".into()),
+                transaction_v2: true,
+            }),
+        );
+    }
+    h.run_until(|h| h.client_inbox.len() >= before + 2, 10_000);
+    let errors: Vec<ErrorCode> = h.client_inbox[before..]
+        .iter()
+        .map(|r| match r {
+            Response::Produce(r) => r.error,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert!(!errors.contains(&ErrorCode::InvalidTxnState), "{errors:?}");
+    assert!(errors.contains(&ErrorCode::None), "the batch whose addition succeeded appended: {errors:?}");
+    assert_eq!(h.records(1, &tp()).iter().map(|(_, _, v)| v.as_str()).collect::<Vec<_>>(), ["first"]);
     h.check_invariants();
 }
 

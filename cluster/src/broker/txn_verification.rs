@@ -39,12 +39,12 @@
 use super::{Broker, Outstanding};
 use crate::effects::Effects;
 use crate::error::ErrorCode;
+use crate::group::coordinator::OFFSETS_TOPIC;
 use crate::node::NodeId;
 use crate::note::Note;
 use crate::protocol::*;
 use crate::time::SimTime;
 use crate::topic::TopicPartition;
-use crate::group::coordinator::OFFSETS_TOPIC;
 use crate::txn::TRANSACTION_STATE_TOPIC;
 
 /// A held produce request, as `on_verified` takes it apart.
@@ -214,7 +214,16 @@ impl Broker {
         fx: &mut Effects,
     ) {
         let error = match error {
-            ErrorCode::None => return self.route_group_request(now, client, correlation_id, Request::TxnOffsetCommit(request), true, fx),
+            ErrorCode::None => {
+                return self.route_group_request(
+                    now,
+                    client,
+                    correlation_id,
+                    Request::TxnOffsetCommit(request),
+                    true,
+                    fx,
+                )
+            }
             ErrorCode::ProducerFenced => ErrorCode::InvalidProducerEpoch,
             ErrorCode::NetworkException
             | ErrorCode::NotCoordinator

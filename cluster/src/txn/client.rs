@@ -531,7 +531,9 @@ impl TransactionManager {
             // CONCURRENT_TRANSACTIONS: under transaction version 2 the group coordinator's
             // addition of the offsets partition met the previous transaction's markers still
             // being written (`ConcurrentTransactionsException` is retriable).
-            ErrorCode::UnknownTopicOrPartition | ErrorCode::CoordinatorLoadInProgress | ErrorCode::ConcurrentTransactions => {
+            ErrorCode::UnknownTopicOrPartition
+            | ErrorCode::CoordinatorLoadInProgress
+            | ErrorCode::ConcurrentTransactions => {
                 self.retry(kind, now, backoff_ms);
                 TxnOutcome::Nothing
             }

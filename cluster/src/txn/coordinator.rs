@@ -526,12 +526,8 @@ impl TransactionCoordinator {
         new_producer_id: &mut dyn FnMut() -> i64,
         out: &mut Vec<TxnEffect>,
     ) {
-        let refuse = |error| TxnEffect::EndTxn {
-            reply,
-            error,
-            producer_id: NO_PRODUCER_ID,
-            producer_epoch: NO_PRODUCER_EPOCH,
-        };
+        let refuse =
+            |error| TxnEffect::EndTxn { reply, error, producer_id: NO_PRODUCER_ID, producer_epoch: NO_PRODUCER_EPOCH };
         if transactional_id.is_empty() {
             out.push(refuse(ErrorCode::InvalidRequest));
             return;
@@ -601,30 +597,29 @@ impl TransactionCoordinator {
         };
         // What to prepare: the state, and whether no partition was added (a version 2 abort of
         // an idle id).
-        let refusal_or_prepare: Result<(TransactionState, bool), ErrorCode> = if metadata.producer_id != producer_id
-            && !retry_on_overflow
-        {
-            Err(ErrorCode::InvalidProducerIdMapping)
-        } else if !valid_epoch {
-            Err(ErrorCode::ProducerFenced)
-        } else if metadata.pending_transition_in_progress() && !fencing {
-            Err(ErrorCode::ConcurrentTransactions)
-        } else {
-            match (metadata.state, result) {
-                (Ongoing, _) => Ok((result.prepare_state(), false)),
-                // a retried EndTxn whose first attempt completed
-                (CompleteCommit, Commit) | (CompleteAbort, Abort) if !tv2 || is_retry => Err(ErrorCode::None),
-                // version 2: a new abort of an idle id
-                (CompleteCommit | CompleteAbort | Empty, Abort) if tv2 && !is_retry => Ok((PrepareAbort, true)),
-                (PrepareCommit, Commit) | (PrepareAbort, Abort) => Err(ErrorCode::ConcurrentTransactions),
-                (CompleteCommit | CompleteAbort | PrepareCommit | PrepareAbort | Empty, _) => {
-                    Err(ErrorCode::InvalidTxnState)
+        let refusal_or_prepare: Result<(TransactionState, bool), ErrorCode> =
+            if metadata.producer_id != producer_id && !retry_on_overflow {
+                Err(ErrorCode::InvalidProducerIdMapping)
+            } else if !valid_epoch {
+                Err(ErrorCode::ProducerFenced)
+            } else if metadata.pending_transition_in_progress() && !fencing {
+                Err(ErrorCode::ConcurrentTransactions)
+            } else {
+                match (metadata.state, result) {
+                    (Ongoing, _) => Ok((result.prepare_state(), false)),
+                    // a retried EndTxn whose first attempt completed
+                    (CompleteCommit, Commit) | (CompleteAbort, Abort) if !tv2 || is_retry => Err(ErrorCode::None),
+                    // version 2: a new abort of an idle id
+                    (CompleteCommit | CompleteAbort | Empty, Abort) if tv2 && !is_retry => Ok((PrepareAbort, true)),
+                    (PrepareCommit, Commit) | (PrepareAbort, Abort) => Err(ErrorCode::ConcurrentTransactions),
+                    (CompleteCommit | CompleteAbort | PrepareCommit | PrepareAbort | Empty, _) => {
+                        Err(ErrorCode::InvalidTxnState)
+                    }
+                    (Dead | PrepareEpochFence, _) => {
+                        panic!("{transactional_id} found in {}, never a settled state", metadata.state)
+                    }
                 }
-                (Dead | PrepareEpochFence, _) => {
-                    panic!("{transactional_id} found in {}, never a settled state", metadata.state)
-                }
-            }
-        };
+            };
         let (state, no_partition_added) = match refusal_or_prepare {
             Ok(prepare) => prepare,
             Err(error) => {

@@ -349,8 +349,7 @@ impl TransactionMetadata {
             transit.producer_epoch == self.producer_epoch && transit.producer_id == self.producer_id
         };
         // A version 2 abort of an idle id sets a start time of its own.
-        let empty_abort =
-            to == PrepareAbort && tv2 && matches!(self.state, Empty | CompleteCommit | CompleteAbort);
+        let empty_abort = to == PrepareAbort && tv2 && matches!(self.state, Empty | CompleteCommit | CompleteAbort);
         let valid = match to {
             Empty => {
                 let bumped = transit.producer_epoch == self.producer_epoch.wrapping_add(1)
