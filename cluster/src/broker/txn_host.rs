@@ -45,6 +45,15 @@ const TXN_WRITE_TIMEOUT_MS: u64 = 30_000;
 /// How soon the marker channel sends again what failed (`retry.backoff.ms` of its client).
 const TXN_MARKER_RETRY_BACKOFF_MS: u64 = 100;
 
+/// Hands out producer ids as for idempotent producers (see `on_init_producer_id`): for an
+/// InitProducerId, and for a transaction version 2 EndTxn whose epochs ran out.
+fn producer_id_allocator(broker_epoch: i64, next: &mut i64) -> impl FnMut() -> i64 + '_ {
+    move || {
+        *next += 1;
+        broker_epoch.max(0) * 1000 + *next
+    }
+}
+
 impl Broker {
     /// The transaction coordinator this broker hosts.
     pub fn txn_coordinator(&self) -> &TransactionCoordinator {
@@ -102,12 +111,7 @@ impl Broker {
         let mut out = Vec::new();
         match body {
             Request::InitProducerIdTransactional(r) => {
-                // Producer ids as for idempotent producers (see `on_init_producer_id`).
-                let (epoch, next) = (self.broker_epoch, &mut self.next_producer_id);
-                let mut allocate = || {
-                    *next += 1;
-                    epoch.max(0) * 1000 + *next
-                };
+                let mut allocate = producer_id_allocator(self.broker_epoch, &mut self.next_producer_id);
                 let expected = (r.producer_id >= 0).then_some((r.producer_id, r.producer_epoch));
                 self.txn_coordinator.handle_init_producer_id(
                     now_ms,
@@ -172,11 +176,7 @@ impl Broker {
             }
             Request::EndTxn(r) => {
                 let result = if r.committed { TransactionResult::Commit } else { TransactionResult::Abort };
-                let (epoch, next) = (self.broker_epoch, &mut self.next_producer_id);
-                let mut allocate = || {
-                    *next += 1;
-                    epoch.max(0) * 1000 + *next
-                };
+                let mut allocate = producer_id_allocator(self.broker_epoch, &mut self.next_producer_id);
                 self.txn_coordinator.handle_end_txn(
                     now_ms,
                     reply,
