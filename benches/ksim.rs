@@ -335,6 +335,7 @@ fn protocol_core() -> f64 {
             partition: tp.clone(),
             batch,
             transactional_id: None,
+            transaction_v2: false,
         });
         step(
             &mut leader,

@@ -92,6 +92,18 @@ fn bad_scenarios_get_clear_errors() {
             "`eligible.leader.replicas.version`: `2` is not a feature level: 0 (off) or 1 (on)",
         ),
         (
+            "transaction version 2 on a version without it",
+            "brokers: [1, 2, 3]",
+            "brokers: [1, 2, 3], kafka_version: \"3.9\", configs: {\"transaction.version\": 2}",
+            "cluster.configs: `transaction.version`: the transaction.version feature (KIP-890 part 2) needs Kafka 4.0",
+        ),
+        (
+            "a transaction version that does not exist",
+            "brokers: [1, 2, 3]",
+            "brokers: [1, 2, 3], configs: {\"transaction.version\": 3}",
+            "`transaction.version`: `3` is not a feature level: 0, 1 or 2",
+        ),
+        (
             "a producer for an unknown topic",
             "Producer(topic: \"payments\"",
             "Producer(topic: \"orders\"",

@@ -111,6 +111,7 @@ scenario_tests! {
     transaction_coordinator_failover => "transaction-coordinator-failover",
     hanging_transaction => "hanging-transaction",
     hanging_transaction_verified => "hanging-transaction-verified",
+    hanging_transaction_epoch_bump => "hanging-transaction-epoch-bump",
     stream_table_duality => "stream-table-duality",
     fraud_detection_tumbling_window => "fraud-detection-tumbling-window",
     streams_instance_dies => "streams-instance-dies",

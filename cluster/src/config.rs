@@ -412,15 +412,28 @@ pub struct BrokerConfig {
     /// partition leader verifies a transactional produce with the transaction coordinator before
     /// it appends. Defaults from the version: on from 3.6, absent before.
     pub transaction_partition_verification_enable: bool,
+    /// The finalized `transaction.version` feature level (0, 1 or 2; KIP-890 part 2, KIP-1022).
+    /// Kafka sets it at `kafka-storage.sh format` (`--feature transaction.version=N`) or with
+    /// `kafka-features.sh upgrade`; ksim takes it among the cluster configs. Defaults from the
+    /// version: 2 from 4.0, 0 before. At 2 the coordinator bumps the producer epoch at every
+    /// EndTxn and clients add no partitions themselves (see [`crate::txn`]); 1 changes only the
+    /// transaction log's record format, which ksim does not model, so it behaves as 0.
+    pub transaction_version: u8,
 }
 
 impl BrokerConfig {
+    /// Whether the cluster runs transaction version 2 (`TransactionVersion.supportsEpochBump`).
+    pub fn transaction_v2(&self) -> bool {
+        self.transaction_version >= 2
+    }
+
     /// Kafka's defaults as of `version`.
     pub fn for_version(version: KafkaVersion) -> Self {
         BrokerConfig {
             kafka_version: version,
             eligible_leader_replicas_enabled: version.elr_by_default(),
             transaction_partition_verification_enable: version.transaction_verification(),
+            transaction_version: version.default_transaction_version(),
             ..BrokerConfig::default()
         }
     }
@@ -473,6 +486,7 @@ impl Default for BrokerConfig {
             kafka_version: KafkaVersion::CURRENT,
             eligible_leader_replicas_enabled: KafkaVersion::CURRENT.elr_by_default(),
             transaction_partition_verification_enable: KafkaVersion::CURRENT.transaction_verification(),
+            transaction_version: KafkaVersion::CURRENT.default_transaction_version(),
         }
     }
 }
@@ -574,6 +588,7 @@ impl Configurable for BrokerConfig {
         "controlled.shutdown.enable",
         "eligible.leader.replicas.version",
         "transaction.partition.verification.enable",
+        "transaction.version",
         "(and every topic-level config)",
     ];
     const SCOPE: validate::Scope = validate::Scope::Broker;
@@ -638,6 +653,21 @@ impl Configurable for BrokerConfig {
             "controlled.shutdown.enable" => self.controlled_shutdown_enable = parse_bool(key, value)?,
             "transaction.partition.verification.enable" => {
                 self.transaction_partition_verification_enable = parse_bool(key, value)?
+            }
+            "transaction.version" => {
+                self.transaction_version = match value {
+                    "0" => 0,
+                    "1" => 1,
+                    "2" => 2,
+                    _ => {
+                        return Err(ConfigError {
+                            key: key.into(),
+                            message: format!(
+                                "`{value}` is not a feature level: 0, 1 or 2 (TransactionVersion TV_0, TV_1, TV_2)"
+                            ),
+                        })
+                    }
+                }
             }
             "eligible.leader.replicas.version" => {
                 self.eligible_leader_replicas_enabled = match value {

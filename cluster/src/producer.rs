@@ -177,7 +177,8 @@ impl Producer {
             retry_backoff_max_ms: config.retry_backoff_max_ms,
         };
         let connections = Connections::new(ClientEngine::Producer, config.connection_setup_timeout);
-        let txn = config.transactional_id.clone().map(|id| TransactionManager::new(id, config.transaction_timeout_ms));
+        let txn =
+            config.transactional_id.clone().map(|id| TransactionManager::new(id, config.transaction_timeout_ms, false));
         Producer {
             txn,
             config,
@@ -199,6 +200,16 @@ impl Producer {
 
     pub fn config(&self) -> &ProducerConfig {
         &self.config
+    }
+
+    /// The cluster's finalized `transaction.version`, as the client learns it from ApiVersions
+    /// before its first transactional request (`TransactionManager.
+    /// maybeUpdateTransactionV2Enabled`); at 2 the transaction manager speaks KIP-890 part 2.
+    pub fn with_finalized_transaction_version(mut self, transaction_version: u8) -> Self {
+        if let Some(t) = self.txn.as_mut() {
+            t.transaction_v2 = transaction_version >= 2;
+        }
+        self
     }
 
     /// Records sent and not yet acknowledged or failed.
@@ -295,14 +306,27 @@ impl Producer {
                     producer_epoch: self.producer_epoch,
                 });
             }
-            TxnOutcome::Ended { committed, records } => fx.note(Note::TxnEnded {
-                transactional_id,
-                producer_id: t.producer_id,
-                producer_epoch: t.producer_epoch,
-                committed,
-                records,
-                epoch_bump: t.state == crate::txn::client::ClientTxnState::Initializing,
-            }),
+            TxnOutcome::Ended { committed, records, producer_id, producer_epoch } => {
+                fx.note(Note::TxnEnded {
+                    transactional_id,
+                    producer_id,
+                    producer_epoch,
+                    committed,
+                    records,
+                    epoch_bump: t.state == crate::txn::client::ClientTxnState::Initializing,
+                });
+                // Transaction version 2: EndTxn handed over the next epoch (or producer id);
+                // sequence numbers start again at 0 (`resetSequenceNumbers`).
+                if (t.producer_id, t.producer_epoch) != (self.producer_id, self.producer_epoch) {
+                    assert!(self.in_flight.is_empty(), "EndTxn goes only once every batch completed");
+                    self.producer_id = t.producer_id;
+                    self.producer_epoch = t.producer_epoch;
+                    self.sequences.clear();
+                    for batch in self.ready.values_mut().flatten() {
+                        batch.base_sequence = NO_SEQUENCE;
+                    }
+                }
+            }
             TxnOutcome::OffsetsSent { group, offsets } => {
                 fx.note(Note::TxnOffsetsSent { transactional_id, group, offsets })
             }
@@ -373,12 +397,14 @@ impl Producer {
                 member_id: pending.group.member_id.clone(),
                 group_instance_id: pending.group.group_instance_id.clone(),
                 offsets: pending.offsets.clone(),
+                transaction_v2: t.transaction_v2,
             }),
             TxnRequestKind::EndTxn { commit } => Request::EndTxn(EndTxnRequest {
                 transactional_id,
                 producer_id: t.producer_id,
                 producer_epoch: t.producer_epoch,
                 committed: *commit,
+                transaction_v2: t.transaction_v2,
             }),
         };
         let correlation_id = self.next_correlation;
@@ -810,6 +836,7 @@ impl Producer {
             partition: batch.partition.clone(),
             batch: wire,
             transactional_id: self.txn.as_ref().map(|t| t.transactional_id.clone()),
+            transaction_v2: self.txn.as_ref().is_some_and(|t| t.transaction_v2),
         });
         let correlation_id = self.next_correlation;
         self.next_correlation += 1;
@@ -1079,7 +1106,9 @@ impl StateMachine for Producer {
                         Response::AddPartitionsToTxn(r) => t.on_add_partitions(now, r.error, backoff_ms),
                         Response::AddOffsetsToTxn(r) => t.on_add_offsets(now, r.error, backoff_ms),
                         Response::TxnOffsetCommit(r) => t.on_txn_offset_commit(now, r.error, backoff_ms),
-                        Response::EndTxn(r) => t.on_end_txn(now, r.error, backoff_ms),
+                        Response::EndTxn(r) => {
+                            t.on_end_txn(now, r.error, (r.producer_id, r.producer_epoch), backoff_ms)
+                        }
                         other => panic!("producer: {} does not answer a transactional request", other.api()),
                     };
                     self.on_txn_outcome(outcome, fx);

@@ -230,6 +230,11 @@ pub struct ProduceRequest {
     /// leader verifies the batch with that id's coordinator (KIP-890).
     #[serde(default)]
     pub transactional_id: Option<String>,
+    /// Sent by a transaction version 2 client (Produce v12+, KIP-890 part 2): the leader adds
+    /// the partition to the transaction itself (`TransactionSupportedOperation.ADD_PARTITION`)
+    /// instead of verifying it, whatever `transaction.partition.verification.enable` says.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub transaction_v2: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -708,6 +713,12 @@ pub struct TxnOffsetCommitRequest {
     pub member_id: String,
     pub group_instance_id: Option<String>,
     pub offsets: Vec<(TopicPartition, i64)>,
+    /// TxnOffsetCommit v5+ from a transaction version 2 client, which sent no AddOffsetsToTxn:
+    /// the group coordinator adds the group's offsets partition to the transaction first
+    /// (`GroupCoordinatorService.commitTransactionalOffsets` through the partition writer's
+    /// `maybeStartTransactionVerification` with `ADD_PARTITION`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub transaction_v2: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -722,11 +733,35 @@ pub struct EndTxnRequest {
     pub producer_epoch: i16,
     /// true: commit; false: abort.
     pub committed: bool,
+    /// EndTxn v5, which a transaction version 2 client sends: the coordinator bumps the epoch.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub transaction_v2: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EndTxnResponse {
     pub error: ErrorCode,
+    /// v5: the producer id and epoch of the producer's next transaction, -1 before v5.
+    #[serde(default = "no_producer_id", skip_serializing_if = "is_no_producer_id")]
+    pub producer_id: i64,
+    #[serde(default = "no_producer_epoch", skip_serializing_if = "is_no_producer_epoch")]
+    pub producer_epoch: i16,
+}
+
+fn no_producer_id() -> i64 {
+    -1
+}
+
+fn no_producer_epoch() -> i16 {
+    -1
+}
+
+fn is_no_producer_id(id: &i64) -> bool {
+    *id == -1
+}
+
+fn is_no_producer_epoch(epoch: &i16) -> bool {
+    *epoch == -1
 }
 
 /// A coordinator asks a partition leader to write a transaction marker. Kafka batches the

@@ -225,6 +225,7 @@ impl Harness {
             partition: tp.clone(),
             batch,
             transactional_id: None,
+            transaction_v2: false,
         });
         self.request(leader, body)
     }

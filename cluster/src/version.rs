@@ -12,7 +12,7 @@
 //! | 3.3 – 3.6 | the oldest KRaft releases ksim accepts: a leader advances the high watermark with any ISR, and `min.insync.replicas` larger than the replication factor fails every `acks=all` write |
 //! | 3.6 | **transaction verification** (KIP-890 part 1): a partition leader asks the transaction coordinator whether a transactional produce's partition is in the producer's ongoing transaction before it appends (`transaction.partition.verification.enable`, on by default) |
 //! | 3.7 | **strict min ISR** (KAFKA-15583): below `min.insync.replicas` the leader stops advancing the high watermark (`Partition.maybeIncrementLeaderHW` returns early when `isUnderMinIsr`); the **effective min ISR** is `min(min.insync.replicas, replication factor)` (`Partition.effectiveMinIsr`) |
-//! | 4.0 | Eligible Leader Replicas (KIP-966) can be turned on (`eligible.leader.replicas.version=1`); off by default. The new group coordinator (KIP-848) is the only one: it checks a JoinGroup's session timeout before whether it coordinates the group. An idempotent producer (the default) refuses `max.in.flight.requests.per.connection` above 5 (KAFKA-17927); `log.segment.bytes` is at least 1 MiB (KIP-1030). The controller quorum runs **pre-vote** (KIP-996): a voter whose leader went quiet asks whether it could win before it bumps the epoch |
+//! | 4.0 | **transaction version 2** (KIP-890 part 2; the `transaction.version` feature, `TransactionVersion.TV_2`, finalized at 2 on a new 4.0 cluster): every EndTxn bumps the producer epoch, and the client sends no AddPartitionsToTxn or AddOffsetsToTxn (the partition leader and the group coordinator add the partitions). Eligible Leader Replicas (KIP-966) can be turned on (`eligible.leader.replicas.version=1`); off by default. The new group coordinator (KIP-848) is the only one: it checks a JoinGroup's session timeout before whether it coordinates the group. An idempotent producer (the default) refuses `max.in.flight.requests.per.connection` above 5 (KAFKA-17927); `log.segment.bytes` is at least 1 MiB (KIP-1030). The controller quorum runs **pre-vote** (KIP-996): a voter whose leader went quiet asks whether it could win before it bumps the epoch |
 //! | 4.1 | ELR is on by default for new clusters (`eligible.leader.replicas.version=1`); a topic's `segment.bytes` is at least 1 MiB (KAFKA-19080) |
 
 use serde::{Deserialize, Serialize};
@@ -47,6 +47,23 @@ impl KafkaVersion {
     /// `AddPartitionsToTxnManager`).
     pub fn transaction_verification(self) -> bool {
         self >= KafkaVersion::new(3, 6)
+    }
+
+    /// The `transaction.version` feature level a new cluster of this release is formatted with:
+    /// 2 from 4.0 (`TransactionVersion.TV_2`, whose bootstrap metadata version is 4.0-IV2, is the
+    /// latest production level `kafka-storage.sh format` finalizes), none (0) before: the feature
+    /// does not exist there.
+    pub fn default_transaction_version(self) -> u8 {
+        if self >= KafkaVersion::new(4, 0) {
+            2
+        } else {
+            0
+        }
+    }
+
+    /// Whether `transaction.version` may be above 0 (KIP-890 part 2, KIP-1022: 4.0).
+    pub fn supports_transaction_version(self) -> bool {
+        self >= KafkaVersion::new(4, 0)
     }
 
     /// Whether `eligible.leader.replicas.version=1` may be set (KIP-966, usable from 4.0).
@@ -127,6 +144,10 @@ mod tests {
         assert!(v.kraft_pre_vote() && !KafkaVersion::new(3, 9).kraft_pre_vote(), "KIP-996 shipped in 4.0");
         assert!(!KafkaVersion::new(3, 5).transaction_verification(), "KIP-890 part 1 shipped in 3.6");
         assert!(KafkaVersion::new(3, 6).transaction_verification() && KafkaVersion::CURRENT.transaction_verification());
+        assert_eq!(KafkaVersion::new(3, 9).default_transaction_version(), 0, "TV2 came with 4.0");
+        assert_eq!(v.default_transaction_version(), 2);
+        assert_eq!(KafkaVersion::CURRENT.default_transaction_version(), 2);
+        assert!(!KafkaVersion::new(3, 9).supports_transaction_version() && v.supports_transaction_version());
         assert!("four".parse::<KafkaVersion>().unwrap_err().contains("major.minor"));
         assert!("4".parse::<KafkaVersion>().unwrap_err().contains("major.minor"));
         assert!("2.8".parse::<KafkaVersion>().unwrap_err().contains("models 3.3 to 4.1"));

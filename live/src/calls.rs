@@ -292,6 +292,8 @@ fn plan_produce(version: i16, body: &mut Bytes) -> Result<Plan, String> {
                             // Produce v3+ names the producer's transactional.id (KIP-890's
                             // verification needs it).
                             transactional_id: r.transactional_id.as_ref().map(|id| id.0.to_string()),
+                            // Live clients speak the classic protocol to ksim (no v12 semantics).
+                            transaction_v2: false,
                         }));
                     }
                     Ok(indices)

@@ -126,6 +126,9 @@ pub fn plan(api: ApiKey, version: i16, body: &mut Bytes) -> Result<Plan, String>
                     producer_id: r.producer_id.0,
                     producer_epoch: r.producer_epoch,
                     committed: r.committed,
+                    // EndTxn v5 (KIP-890 part 2) is not advertised: a live client runs the
+                    // classic protocol, as librdkafka does on any cluster.
+                    transaction_v2: false,
                 }),
                 Assembly::EndTxn,
             ))
@@ -160,6 +163,8 @@ pub fn plan(api: ApiKey, version: i16, body: &mut Bytes) -> Result<Plan, String>
                     member_id: r.member_id.to_string(),
                     group_instance_id: r.group_instance_id.map(|i| i.to_string()),
                     offsets,
+                    // TxnOffsetCommit v5 (KIP-890 part 2) is not advertised: classic protocol.
+                    transaction_v2: false,
                 }),
                 Assembly::TxnOffsetCommit(asked),
             ))

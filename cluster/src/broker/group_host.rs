@@ -89,6 +89,20 @@ impl Broker {
         body: Request,
         fx: &mut Effects,
     ) {
+        self.route_group_request(now, from, correlation_id, body, false, fx)
+    }
+
+    /// `on_group_request`; `added`: a version 2 TxnOffsetCommit whose offsets partition the
+    /// transaction coordinator has just added to the transaction.
+    pub(super) fn route_group_request(
+        &mut self,
+        now: SimTime,
+        from: NodeId,
+        correlation_id: u64,
+        body: Request,
+        added: bool,
+        fx: &mut Effects,
+    ) {
         let group = match &body {
             Request::JoinGroup(r) => r.group_id.clone(),
             Request::SyncGroup(r) => r.group_id.clone(),
@@ -141,7 +155,14 @@ impl Broker {
             }
             Request::LeaveGroup(r) => self.coordinator.leave(now, from, correlation_id, r, fx),
             Request::OffsetCommit(r) => self.coordinator.commit(from, correlation_id, partition, r, fx),
-            Request::TxnOffsetCommit(r) => self.coordinator.txn_commit(from, correlation_id, partition, r, fx),
+            Request::TxnOffsetCommit(r) => {
+                let r = if added {
+                    Some(r)
+                } else {
+                    self.maybe_add_offsets_partition(now, from, correlation_id, partition, r, fx)
+                };
+                r.and_then(|r| self.coordinator.txn_commit(from, correlation_id, partition, r, fx))
+            }
             Request::OffsetFetch(r) => {
                 self.coordinator.fetch_offsets(from, correlation_id, r, fx);
                 None

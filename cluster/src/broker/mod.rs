@@ -172,6 +172,7 @@ impl Broker {
             max_timeout_ms: config.transaction_max_timeout_ms,
             abort_timed_out_transaction_cleanup_interval_ms: config
                 .transaction_abort_timed_out_transaction_cleanup_interval_ms,
+            transaction_version: config.transaction_version,
         };
         let mut replicas = BTreeMap::new();
         for (tp, log) in disk.logs {

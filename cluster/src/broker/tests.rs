@@ -425,6 +425,74 @@ fn find_txn_coordinator(h: &mut Harness, id: &str) -> BrokerId {
     panic!("no transaction coordinator for {id}");
 }
 
+/// The group coordinator of `group` (its `__consumer_offsets` partition led and loaded).
+fn find_group_coordinator(h: &mut Harness, group: &str) -> BrokerId {
+    use crate::protocol::{CoordinatorType, FindCoordinatorRequest};
+    for _ in 0..100 {
+        let body = Request::FindCoordinator(FindCoordinatorRequest {
+            group_id: group.into(),
+            key_type: CoordinatorType::Group,
+        });
+        if let Response::FindCoordinator(r) = h.ask(1, body) {
+            if let (ErrorCode::None, Some(broker)) = (r.error, r.coordinator) {
+                let partition = crate::partitioner::group_coordinator_partition(group, 50);
+                let offsets = TopicPartition::new(crate::group::coordinator::OFFSETS_TOPIC, partition);
+                h.run_until(|h| h.broker(broker).replica(&offsets).is_some_and(|r| r.is_leader()), 60_000);
+                return broker;
+            }
+        }
+        let deadline = h.now().plus_ms(100);
+        h.run_until(|h| h.now() >= deadline, 1_000);
+    }
+    panic!("no group coordinator for {group}");
+}
+
+/// Transaction version 2: a TxnOffsetCommit with no AddOffsetsToTxn before it. The group
+/// coordinator adds the group's `__consumer_offsets` partition to the transaction (starting it)
+/// before it writes the offsets; a TxnOffsetCommit of an old epoch is refused.
+#[test]
+fn tv2_the_group_coordinator_adds_the_offsets_partition_before_a_txn_offset_commit() {
+    let mut h = Harness::new(&[1, 2, 3], vec![Harness::topic("t", &[1, 2, 3], TopicConfig::default())]);
+    h.await_leader(&tp(), 1);
+    let coordinator = find_txn_coordinator(&mut h, "tx");
+    let group_coordinator = find_group_coordinator(&mut h, "g");
+    let (_, pid, epoch) = init_producer_id(&mut h, coordinator, "tx");
+    let commit = |h: &mut Harness, epoch: i16| {
+        let body = Request::TxnOffsetCommit(crate::protocol::TxnOffsetCommitRequest {
+            transactional_id: "tx".into(),
+            group_id: "g".into(),
+            producer_id: pid,
+            producer_epoch: epoch,
+            // no group metadata: the group does not check a member
+            generation: -1,
+            member_id: String::new(),
+            group_instance_id: None,
+            offsets: vec![(tp(), 3)],
+            transaction_v2: true,
+        });
+        match h.ask(group_coordinator, body) {
+            Response::TxnOffsetCommit(r) => r.error,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(commit(&mut h, epoch), ErrorCode::None);
+    let partition = crate::partitioner::group_coordinator_partition("g", 50);
+    let offsets = TopicPartition::new(crate::group::coordinator::OFFSETS_TOPIC, partition);
+    let metadata = h.broker(coordinator).txn_coordinator().transaction("tx").unwrap().clone();
+    assert_eq!(metadata.state, crate::txn::TransactionState::Ongoing);
+    assert_eq!(metadata.topic_partitions.iter().collect::<Vec<_>>(), vec![&offsets], "added by the group coordinator");
+    assert_eq!(end_txn_as(&mut h, coordinator, "tx", (pid, epoch), true, true), (ErrorCode::None, pid, epoch + 1));
+    h.run_until(
+        |h| {
+            h.broker(coordinator).txn_coordinator().transaction("tx").unwrap().state
+                == crate::txn::TransactionState::CompleteCommit
+        },
+        10_000,
+    );
+    assert_eq!(commit(&mut h, epoch), ErrorCode::InvalidProducerEpoch, "the ended transaction's epoch is fenced");
+    h.check_invariants();
+}
+
 fn init_producer_id(h: &mut Harness, coordinator: BrokerId, id: &str) -> (ErrorCode, i64, i16) {
     let body = Request::InitProducerIdTransactional(crate::protocol::InitProducerIdRequest {
         transactional_id: id.into(),
@@ -444,6 +512,17 @@ fn produce_transactional(
     (pid, epoch, seq): (i64, i16, i32),
     values: &[&str],
 ) -> ErrorCode {
+    produce_transactional_as(h, leader, (pid, epoch, seq), values, false)
+}
+
+/// A transactional produce from a classic client, or (`transaction_v2`) a Produce v12 one.
+fn produce_transactional_as(
+    h: &mut Harness,
+    leader: BrokerId,
+    (pid, epoch, seq): (i64, i16, i32),
+    values: &[&str],
+    transaction_v2: bool,
+) -> ErrorCode {
     use crate::protocol::ProduceRequest;
     use crate::record::{Record, RecordBatch};
     let records = values.iter().map(|v| Record::unkeyed(*v)).collect();
@@ -455,6 +534,7 @@ fn produce_transactional(
         partition: tp(),
         batch,
         transactional_id: Some("tx".into()),
+        transaction_v2,
     });
     match h.ask(leader, body) {
         Response::Produce(r) => r.error,
@@ -487,14 +567,28 @@ fn fetched_values(p: &crate::protocol::FetchedPartition) -> Vec<String> {
 }
 
 fn end_txn(h: &mut Harness, coordinator: BrokerId, id: &str, (pid, epoch): (i64, i16), committed: bool) -> ErrorCode {
+    end_txn_as(h, coordinator, id, (pid, epoch), committed, false).0
+}
+
+/// EndTxn from a classic client, or (`transaction_v2`) v5: the error, and the producer id and
+/// epoch of the next transaction.
+fn end_txn_as(
+    h: &mut Harness,
+    coordinator: BrokerId,
+    id: &str,
+    (pid, epoch): (i64, i16),
+    committed: bool,
+    transaction_v2: bool,
+) -> (ErrorCode, i64, i16) {
     let body = Request::EndTxn(crate::protocol::EndTxnRequest {
         transactional_id: id.into(),
         producer_id: pid,
         producer_epoch: epoch,
         committed,
+        transaction_v2,
     });
     match h.ask(coordinator, body) {
-        Response::EndTxn(r) => r.error,
+        Response::EndTxn(r) => (r.error, r.producer_id, r.producer_epoch),
         other => panic!("{other:?}"),
     }
 }
@@ -560,7 +654,9 @@ fn a_second_init_fences_the_first_producer_and_aborts_its_transaction() {
     assert_eq!(committed.aborted_transactions.len(), 1, "the abort is indexed");
     assert_eq!(fetched_values(&committed), ["zombie", "ABORT"], "the wire carries them; the consumer drops them");
     let (error, pid2, epoch2) = init_producer_id(&mut h, coordinator, "tx");
-    assert_eq!((error, pid2, epoch2), (ErrorCode::None, pid, 2));
+    // The cluster runs transaction version 2, so the coordinator's abort of the fenced
+    // transaction bumps the epoch again (1 to fence, 2 to abort): the retry gets 3.
+    assert_eq!((error, pid2, epoch2), (ErrorCode::None, pid, 3));
     // the zombie is fenced at the partition and at the coordinator
     assert_eq!(produce_transactional(&mut h, 1, (pid, epoch, 1), &["late"]), ErrorCode::InvalidProducerEpoch);
     assert_eq!(end_txn(&mut h, coordinator, "tx", (pid, epoch), true), ErrorCode::ProducerFenced);
@@ -679,6 +775,53 @@ fn with_verification_a_produce_to_a_partition_outside_the_transaction_is_transac
     h.check_invariants();
 }
 
+/// Transaction version 2 (KIP-890 part 2), with `transaction.partition.verification.enable`
+/// off to show it does not matter: a Produce v12 with no AddPartitionsToTxn before it makes the
+/// leader add the partition (AddPartitionsToTxn, not verify-only), which starts the transaction;
+/// EndTxn v5 bumps the epoch and hands it back; the marker carries it; and a late batch of the
+/// ended transaction's epoch is refused: the epoch bump alone cures the hanging transaction.
+#[test]
+fn tv2_the_leader_adds_the_partition_and_the_end_txn_epoch_bump_fences_a_late_produce() {
+    use crate::config::BrokerConfig;
+    let config = BrokerConfig { transaction_partition_verification_enable: false, ..BrokerConfig::default() };
+    assert_eq!(config.transaction_version, 2, "a 4.x cluster runs transaction version 2");
+    let mut h = Harness::with_config(&[1, 2, 3], vec![Harness::topic("t", &[1, 2, 3], TopicConfig::default())], config);
+    h.await_leader(&tp(), 1);
+    let coordinator = find_txn_coordinator(&mut h, "tx");
+    let (_, pid, epoch) = init_producer_id(&mut h, coordinator, "tx");
+    assert_eq!(produce_transactional_as(&mut h, 1, (pid, epoch, 0), &["t1"], true), ErrorCode::None);
+    let added = h.delivered.iter().any(
+        |(_, _, _, m)| matches!(m, Message::Request { body: Request::AddPartitionsToTxn(r), .. } if !r.verify_only),
+    );
+    assert!(added, "the leader's call adds the partition");
+    let metadata = h.broker(coordinator).txn_coordinator().transaction("tx").unwrap().clone();
+    assert_eq!(metadata.state, crate::txn::TransactionState::Ongoing);
+    assert!(metadata.topic_partitions.contains(&tp()));
+    assert_eq!(metadata.client_transaction_version, 2, "recorded in the transaction log");
+    assert_eq!(end_txn_as(&mut h, coordinator, "tx", (pid, epoch), false, true), (ErrorCode::None, pid, epoch + 1));
+    h.run_until(|h| h.replica(1, &tp()).high_watermark == 2, 10_000);
+    let marker_epoch = h.notes.iter().find_map(|(_, _, n)| match n {
+        Note::MarkerWritten { producer_epoch, .. } => Some(*producer_epoch),
+        _ => None,
+    });
+    assert_eq!(marker_epoch, Some(epoch + 1), "the ABORT marker carries the bumped epoch");
+    h.run_until(
+        |h| {
+            h.broker(coordinator).txn_coordinator().transaction("tx").unwrap().state
+                == crate::txn::TransactionState::CompleteAbort
+        },
+        10_000,
+    );
+    // The ended transaction's late batch, old epoch, next sequence number.
+    let late = produce_transactional_as(&mut h, 1, (pid, epoch, 1), &["late"], true);
+    assert_eq!(late, ErrorCode::InvalidProducerEpoch, "fenced by the bump, verification or not");
+    let lso = fetch(&mut h, 1, crate::protocol::IsolationLevel::ReadCommitted).last_stable_offset;
+    assert_eq!(lso, Some(2), "nothing hangs");
+    // The next transaction, at the new epoch, starts from sequence 0.
+    assert_eq!(produce_transactional_as(&mut h, 1, (pid, epoch + 1, 0), &["t2"], true), ErrorCode::None);
+    h.check_invariants();
+}
+
 #[test]
 fn without_verification_a_produce_outside_any_transaction_opens_one_that_hangs() {
     let (mut h, early) = late_produce_after_abort(false);
@@ -686,6 +829,50 @@ fn without_verification_a_produce_outside_any_transaction_opens_one_that_hangs()
     h.run_until(|h| h.replica(1, &tp()).high_watermark == 1, 10_000);
     let committed = fetch(&mut h, 1, crate::protocol::IsolationLevel::ReadCommitted);
     assert_eq!(committed.last_stable_offset, Some(0), "the hanging transaction pins the LSO at its first offset");
+    h.check_invariants();
+}
+
+/// Transaction version 2, two batches sent back to back at the start of a transaction
+/// (transaction-coordinator-failover seed 1 under TV2): both wait under one verification guard.
+/// The first makes the leader's addition write to `__transaction_state`; the second's addition
+/// meets that pending write and is answered CONCURRENT_TRANSACTIONS first. That refusal must not
+/// clear the shared guard: when the first addition succeeds its batch must append. ksim cleared
+/// the guard and refused the first batch with INVALID_TXN_STATE, aborting the transaction.
+#[test]
+fn tv2_a_concurrent_refusal_leaves_the_shared_guard_for_the_batch_whose_addition_succeeds() {
+    use crate::protocol::ProduceRequest;
+    use crate::record::{Record, RecordBatch};
+    let mut h = Harness::new(&[1, 2, 3], vec![Harness::topic("t", &[1, 2, 3], TopicConfig::default())]);
+    h.await_leader(&tp(), 1);
+    let coordinator = find_txn_coordinator(&mut h, "tx");
+    let (_, pid, epoch) = init_producer_id(&mut h, coordinator, "tx");
+    let before = h.client_inbox.len();
+    for (seq, value) in [(0, "first"), (1, "second")] {
+        let mut batch = RecordBatch::new_unassigned(pid, epoch, seq, h.now().as_ms(), vec![Record::unkeyed(value)]);
+        batch.is_transactional = true;
+        h.request(
+            1,
+            Request::Produce(ProduceRequest {
+                acks: Acks::All,
+                timeout_ms: 30_000,
+                partition: tp(),
+                batch,
+                transactional_id: Some("tx".into()),
+                transaction_v2: true,
+            }),
+        );
+    }
+    h.run_until(|h| h.client_inbox.len() >= before + 2, 10_000);
+    let errors: Vec<ErrorCode> = h.client_inbox[before..]
+        .iter()
+        .map(|r| match r {
+            Response::Produce(r) => r.error,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert!(!errors.contains(&ErrorCode::InvalidTxnState), "{errors:?}");
+    assert!(errors.contains(&ErrorCode::None), "the batch whose addition succeeded appended: {errors:?}");
+    assert_eq!(h.records(1, &tp()).iter().map(|(_, _, v)| v.as_str()).collect::<Vec<_>>(), ["first"]);
     h.check_invariants();
 }
 
@@ -717,6 +904,7 @@ fn with_verification_two_batches_verified_together_both_append() {
                 partition: tp(),
                 batch,
                 transactional_id: Some("tx".into()),
+                transaction_v2: false,
             }),
         );
     }

@@ -45,6 +45,15 @@ const TXN_WRITE_TIMEOUT_MS: u64 = 30_000;
 /// How soon the marker channel sends again what failed (`retry.backoff.ms` of its client).
 const TXN_MARKER_RETRY_BACKOFF_MS: u64 = 100;
 
+/// Hands out producer ids as for idempotent producers (see `on_init_producer_id`): for an
+/// InitProducerId, and for a transaction version 2 EndTxn whose epochs ran out.
+fn producer_id_allocator(broker_epoch: i64, next: &mut i64) -> impl FnMut() -> i64 + '_ {
+    move || {
+        *next += 1;
+        broker_epoch.max(0) * 1000 + *next
+    }
+}
+
 impl Broker {
     /// The transaction coordinator this broker hosts.
     pub fn txn_coordinator(&self) -> &TransactionCoordinator {
@@ -102,12 +111,7 @@ impl Broker {
         let mut out = Vec::new();
         match body {
             Request::InitProducerIdTransactional(r) => {
-                // Producer ids as for idempotent producers (see `on_init_producer_id`).
-                let (epoch, next) = (self.broker_epoch, &mut self.next_producer_id);
-                let mut allocate = || {
-                    *next += 1;
-                    epoch.max(0) * 1000 + *next
-                };
+                let mut allocate = producer_id_allocator(self.broker_epoch, &mut self.next_producer_id);
                 let expected = (r.producer_id >= 0).then_some((r.producer_id, r.producer_epoch));
                 self.txn_coordinator.handle_init_producer_id(
                     now_ms,
@@ -131,6 +135,10 @@ impl Broker {
                 return Self::respond(from, correlation_id, body, fx);
             }
             Request::AddPartitionsToTxn(r) => {
+                // From a broker: a partition leader or group coordinator adding a transaction
+                // version 2 client's partition (`KafkaApis.handleAddPartitionsToTxnRequest` passes
+                // `TransactionVersion.TV_2` for those); from a client: the classic protocol.
+                let client_transaction_version = if matches!(from, NodeId::Broker(_)) { 2 } else { 0 };
                 let partitions: BTreeSet<TopicPartition> = r.partitions.into_iter().collect();
                 self.txn_coordinator.handle_add_partitions(
                     now_ms,
@@ -139,6 +147,7 @@ impl Broker {
                     r.producer_id,
                     r.producer_epoch,
                     &partitions,
+                    client_transaction_version,
                     &mut out,
                 );
             }
@@ -161,11 +170,13 @@ impl Broker {
                     r.producer_id,
                     r.producer_epoch,
                     &partitions,
+                    0,
                     &mut out,
                 );
             }
             Request::EndTxn(r) => {
                 let result = if r.committed { TransactionResult::Commit } else { TransactionResult::Abort };
+                let mut allocate = producer_id_allocator(self.broker_epoch, &mut self.next_producer_id);
                 self.txn_coordinator.handle_end_txn(
                     now_ms,
                     reply,
@@ -173,6 +184,8 @@ impl Broker {
                     r.producer_id,
                     r.producer_epoch,
                     result,
+                    if r.transaction_v2 { 2 } else { 0 },
+                    &mut allocate,
                     &mut out,
                 );
             }
@@ -217,8 +230,9 @@ impl Broker {
                 };
                 Self::respond(reply.client, reply.correlation_id, body, fx);
             }
-            TxnEffect::EndTxn { reply, error } => {
-                Self::respond(reply.client, reply.correlation_id, Response::EndTxn(EndTxnResponse { error }), fx);
+            TxnEffect::EndTxn { reply, error, producer_id, producer_epoch } => {
+                let body = Response::EndTxn(EndTxnResponse { error, producer_id, producer_epoch });
+                Self::respond(reply.client, reply.correlation_id, body, fx);
             }
             TxnEffect::StateChanged { metadata, loaded } => fx.note(Note::TxnStateChanged {
                 transactional_id: metadata.transactional_id,

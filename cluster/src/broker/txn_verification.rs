@@ -24,10 +24,22 @@
 //! ksim sends one question per produce request (its produce requests hold one partition); Kafka
 //! batches the questions of all partitions of a request, and keeps at most one per
 //! `transactional.id` in flight per coordinator.
+//!
+//! **Transaction version 2** (KIP-890 part 2) turns the question into the addition itself. A
+//! version 2 client (Produce v12+) never sends AddPartitionsToTxn, so the leader's call is not
+//! verify-only: the coordinator adds the partition to the producer's transaction, starting one if
+//! the id was idle (`ReplicaManager.maybeSendPartitionsToTransactionCoordinator` with
+//! `TransactionSupportedOperation.ADD_PARTITION`). The call is made whatever
+//! `transaction.partition.verification.enable` says (the setting only gates the older clients'
+//! verification), and a CONCURRENT_TRANSACTIONS answer (the previous transaction's markers are
+//! still being written) reaches the producer as it is, which retries. The group coordinator does
+//! the same for a version 2 TxnOffsetCommit, which no AddOffsetsToTxn preceded: it adds the
+//! group's `__consumer_offsets` partition before it writes the offsets.
 
 use super::{Broker, Outstanding};
 use crate::effects::Effects;
 use crate::error::ErrorCode;
+use crate::group::coordinator::OFFSETS_TOPIC;
 use crate::node::NodeId;
 use crate::note::Note;
 use crate::protocol::*;
@@ -35,13 +47,20 @@ use crate::time::SimTime;
 use crate::topic::TopicPartition;
 use crate::txn::TRANSACTION_STATE_TOPIC;
 
-/// A produce request held until its coordinator answers.
-#[derive(Clone, Debug)]
-pub(super) struct PendingVerification {
+/// A held produce request, as `on_verified` takes it apart.
+struct Held {
     client: NodeId,
     correlation_id: u64,
     request: ProduceRequest,
     guard: u64,
+}
+
+/// A request held until the transaction coordinator answers: a produce request (with its
+/// verification guard), or a version 2 TxnOffsetCommit whose offsets partition is being added.
+#[derive(Clone, Debug)]
+pub(super) enum PendingVerification {
+    Produce { client: NodeId, correlation_id: u64, request: ProduceRequest, guard: u64 },
+    TxnOffsetCommit { client: NodeId, correlation_id: u64, request: TxnOffsetCommitRequest },
 }
 
 impl Broker {
@@ -54,7 +73,8 @@ impl Broker {
         request: ProduceRequest,
         fx: &mut Effects,
     ) -> Option<ProduceRequest> {
-        if !self.config.transaction_partition_verification_enable || !request.batch.is_transactional {
+        let required = self.config.transaction_partition_verification_enable || request.transaction_v2;
+        if !required || !request.batch.is_transactional {
             return Some(request);
         }
         let Some(transactional_id) = request.transactional_id.clone() else { return Some(request) };
@@ -86,11 +106,50 @@ impl Broker {
             producer_id,
             producer_epoch,
             partitions: vec![tp],
-            verify_only: true,
+            verify_only: !request.transaction_v2,
         });
         let id = self.next_id();
         self.request(now, NodeId::Broker(coordinator), Outstanding::VerifyTxn(id), body, fx);
-        self.verifications.insert(id, PendingVerification { client: from, correlation_id, request, guard });
+        self.verifications.insert(id, PendingVerification::Produce { client: from, correlation_id, request, guard });
+        None
+    }
+
+    /// A version 2 TxnOffsetCommit for the group of `__consumer_offsets` partition `partition`:
+    /// add that partition to the producer's transaction first, unless the producer already has a
+    /// transaction open there in this epoch. Returns the request if it may go on now.
+    pub(super) fn maybe_add_offsets_partition(
+        &mut self,
+        now: SimTime,
+        from: NodeId,
+        correlation_id: u64,
+        partition: i32,
+        request: TxnOffsetCommitRequest,
+        fx: &mut Effects,
+    ) -> Option<TxnOffsetCommitRequest> {
+        let tp = TopicPartition::new(OFFSETS_TOPIC, partition);
+        let (producer_id, producer_epoch) = (request.producer_id, request.producer_epoch);
+        if !request.transaction_v2
+            || self.replicas.get(&tp).is_some_and(|r| r.has_ongoing_transaction(producer_id, producer_epoch))
+        {
+            return Some(request);
+        }
+        let state =
+            TopicPartition::new(TRANSACTION_STATE_TOPIC, self.txn_coordinator.partition_for(&request.transactional_id));
+        let Some(coordinator) = self.image.partitions.get(&state).and_then(|p| p.leader) else {
+            let body = Response::TxnOffsetCommit(TxnOffsetCommitResponse { error: ErrorCode::CoordinatorNotAvailable });
+            Self::respond(from, correlation_id, body, fx);
+            return None;
+        };
+        let body = Request::AddPartitionsToTxn(AddPartitionsToTxnRequest {
+            transactional_id: request.transactional_id.clone(),
+            producer_id,
+            producer_epoch,
+            partitions: vec![tp],
+            verify_only: false,
+        });
+        let id = self.next_id();
+        self.request(now, NodeId::Broker(coordinator), Outstanding::VerifyTxn(id), body, fx);
+        self.verifications.insert(id, PendingVerification::TxnOffsetCommit { client: from, correlation_id, request });
         None
     }
 
@@ -98,6 +157,15 @@ impl Broker {
     /// response handler).
     pub(super) fn on_verified(&mut self, now: SimTime, id: u64, error: ErrorCode, fx: &mut Effects) {
         let Some(pending) = self.verifications.remove(&id) else { return };
+        let (client, correlation_id, request, guard) = match pending {
+            PendingVerification::Produce { client, correlation_id, request, guard } => {
+                (client, correlation_id, request, guard)
+            }
+            PendingVerification::TxnOffsetCommit { client, correlation_id, request } => {
+                return self.on_offsets_partition_added(now, client, correlation_id, request, error, fx);
+            }
+        };
+        let pending = Held { client, correlation_id, request, guard };
         let (producer_id, producer_epoch) = (pending.request.batch.producer_id, pending.request.batch.producer_epoch);
         let error = match error {
             // "Producers expect to handle INVALID_PRODUCER_EPOCH in this scenario."
@@ -122,12 +190,55 @@ impl Broker {
             }
             other => other,
         };
-        if let Some(replica) = self.replicas.get_mut(&pending.request.partition) {
-            if replica.verification_guards.get(&producer_id) == Some(&(producer_epoch, pending.guard)) {
-                replica.verification_guards.remove(&producer_id);
-            }
-        }
+        // The guard stays: a refusal does not clear the partition's verification state (Kafka's
+        // `VerificationStateEntry` goes with a marker or an append, or expires), and other
+        // batches of the producer may be waiting on the same guard. Under transaction version 2
+        // a CONCURRENT_TRANSACTIONS answer to one of them is common (the previous transaction's
+        // markers are still being written); clearing the shared guard then made the next
+        // batch's successful addition fail with INVALID_TXN_STATE (transaction-coordinator-
+        // failover, seed 1).
         self.refuse_unverified(pending.client, pending.correlation_id, &pending.request, error, fx);
+    }
+
+    /// The coordinator's answer to a version 2 TxnOffsetCommit's addition: on NONE the group
+    /// coordinator writes the offsets; otherwise the client hears an error it handles
+    /// (`CoordinatorPartitionWriter` maps the coordinator's errors as the produce path does, and
+    /// `GroupCoordinatorService` turns a retriable one into COORDINATOR_NOT_AVAILABLE).
+    fn on_offsets_partition_added(
+        &mut self,
+        now: SimTime,
+        client: NodeId,
+        correlation_id: u64,
+        request: TxnOffsetCommitRequest,
+        error: ErrorCode,
+        fx: &mut Effects,
+    ) {
+        let error = match error {
+            ErrorCode::None => {
+                return self.route_group_request(
+                    now,
+                    client,
+                    correlation_id,
+                    Request::TxnOffsetCommit(request),
+                    true,
+                    fx,
+                )
+            }
+            ErrorCode::ProducerFenced => ErrorCode::InvalidProducerEpoch,
+            ErrorCode::NetworkException
+            | ErrorCode::NotCoordinator
+            | ErrorCode::CoordinatorNotAvailable
+            | ErrorCode::CoordinatorLoadInProgress => ErrorCode::CoordinatorNotAvailable,
+            other => other,
+        };
+        fx.note(Note::TxnVerificationFailed {
+            partition: TopicPartition::new(OFFSETS_TOPIC, self.offsets_partition(&request.group_id).unwrap_or(-1)),
+            transactional_id: request.transactional_id.clone(),
+            producer_id: request.producer_id,
+            producer_epoch: request.producer_epoch,
+            error,
+        });
+        Self::respond(client, correlation_id, Response::TxnOffsetCommit(TxnOffsetCommitResponse { error }), fx);
     }
 
     fn refuse_unverified(

@@ -757,6 +757,15 @@ pub fn broker(config: &BrokerConfig) -> Result<(), ConfigError> {
             ),
         });
     }
+    if config.transaction_version > 0 && !config.kafka_version.supports_transaction_version() {
+        return Err(ConfigError {
+            key: "transaction.version".into(),
+            message: format!(
+                "the transaction.version feature (KIP-890 part 2) needs Kafka 4.0 or later; this cluster runs {}",
+                config.kafka_version
+            ),
+        });
+    }
     let wait = config.replica_fetch_wait_max_ms;
     if wait > config.replica_lag_time_max_ms {
         return Err(ConfigError {

@@ -2416,6 +2416,7 @@ mod tests {
                 member_id: member_id.to_string(),
                 group_instance_id: instance.map(str::to_string),
                 offsets: vec![(tp(0), 42)],
+                transaction_v2: false,
             };
             let mut fx = Effects::default();
             let append = self.coordinator.txn_commit(client(from), correlation_id, PARTITION, request, &mut fx);

@@ -26,6 +26,17 @@
 //! After an aborted transaction whose records failed, the producer bumps its epoch with
 //! InitProducerId carrying its producer id and epoch (KIP-360, `epochBumpRequired`), so its
 //! sequence numbers start again at 0.
+//!
+//! **Transaction version 2** (KIP-890 part 2): a client that finds `transaction.version` at 2
+//! among the cluster's finalized features (`maybeUpdateTransactionV2Enabled`, from ApiVersions)
+//! adds no partition itself. `maybeAddPartition` marks the partition as in the transaction at
+//! once (the leader adds it when the first batch arrives), `sendOffsetsToTransaction` sends its
+//! TxnOffsetCommit without an AddOffsetsToTxn (the group coordinator adds the offsets
+//! partition), and EndTxn goes as v5, whose answer carries the producer id and epoch the
+//! coordinator bumped to: the next transaction runs under them, its sequence numbers from 0
+//! (`EndTxnHandler`: `setProducerIdAndEpoch`, `resetSequenceNumbers`). Since every EndTxn bumps
+//! the epoch, failed records need no InitProducerId bump of the client's own
+//! (`needToTriggerEpochBumpFromClient` is false under version 2).
 
 use crate::error::ErrorCode;
 use crate::record::NO_PRODUCER_ID;
@@ -97,10 +108,14 @@ pub enum TxnOutcome {
     Nothing,
     /// initTransactions (or an epoch bump) completed.
     Initialized,
-    /// commitTransaction / abortTransaction completed.
+    /// commitTransaction / abortTransaction completed; `producer_id` and `producer_epoch` are
+    /// the ones the transaction ran under (under transaction version 2 the manager already holds
+    /// the next ones).
     Ended {
         committed: bool,
         records: Vec<(TopicPartition, i64)>,
+        producer_id: i64,
+        producer_epoch: i16,
     },
     /// sendOffsetsToTransaction completed: the group coordinator holds the offsets pending.
     OffsetsSent {
@@ -145,10 +160,14 @@ pub struct TransactionManager {
     pub records: Vec<(TopicPartition, i64)>,
     /// A record failed in this transaction: after the abort, bump the epoch.
     pub epoch_bump_required: bool,
+    /// The cluster finalized `transaction.version` 2 (`isTransactionV2Enabled`).
+    pub transaction_v2: bool,
 }
 
 impl TransactionManager {
-    pub fn new(transactional_id: String, transaction_timeout_ms: u64) -> Self {
+    /// `transaction_v2`: the cluster's finalized `transaction.version` is 2, as the client learns
+    /// it from ApiVersions before `initTransactions`.
+    pub fn new(transactional_id: String, transaction_timeout_ms: u64, transaction_v2: bool) -> Self {
         TransactionManager {
             transactional_id,
             transaction_timeout_ms,
@@ -167,6 +186,7 @@ impl TransactionManager {
             last_error: None,
             records: Vec::new(),
             epoch_bump_required: false,
+            transaction_v2,
         }
     }
 
@@ -213,8 +233,15 @@ impl TransactionManager {
     /// `sendOffsetsToTransaction(offsets, groupMetadata)`: AddOffsetsToTxn to the transaction
     /// coordinator, then (`AddOffsetsToTxnHandler` on success) TxnOffsetCommit to the group's
     /// coordinator; the call returns once the latter is answered.
+    /// Under transaction version 2 the TxnOffsetCommit goes at once ("the client will skip
+    /// sending AddOffsetsToTxn"), and the transaction counts as started.
     pub fn send_offsets_to_transaction(&mut self, offsets: PendingOffsets) -> Result<(), String> {
         self.require(&[ClientTxnState::InTransaction], "sendOffsetsToTransaction")?;
+        if self.transaction_v2 {
+            self.offsets_added = true;
+            self.queue.push_back(TxnRequestKind::TxnOffsetCommit(offsets));
+            return Ok(());
+        }
         self.queue.push_back(TxnRequestKind::AddOffsets(offsets.group.group_id.clone()));
         self.offsets_to_commit = Some(offsets);
         Ok(())
@@ -253,10 +280,15 @@ impl TransactionManager {
         Ok(true)
     }
 
-    /// A record for `tp` is on its way (`maybeAddPartition`).
+    /// A record for `tp` is on its way (`maybeAddPartition`). Under transaction version 2 the
+    /// partition is in the transaction at once: its leader will add it.
     pub fn maybe_add_partition(&mut self, tp: &TopicPartition) {
         if self.state == ClientTxnState::InTransaction && !self.partitions.contains(tp) {
-            self.new_partitions.insert(tp.clone());
+            if self.transaction_v2 {
+                self.partitions.insert(tp.clone());
+            } else {
+                self.new_partitions.insert(tp.clone());
+            }
         }
     }
 
@@ -339,11 +371,11 @@ impl TransactionManager {
         match self.state {
             ClientTxnState::FatalError | ClientTxnState::AbortableError => TxnOutcome::Nothing,
             ClientTxnState::AbortingTransaction => {
-                self.epoch_bump_required = true;
+                self.epoch_bump_required = !self.transaction_v2;
                 TxnOutcome::Nothing
             }
             _ => {
-                self.epoch_bump_required = true;
+                self.epoch_bump_required = !self.transaction_v2;
                 self.state = ClientTxnState::AbortableError;
                 self.last_error = Some(error);
                 // A commit waiting for its records fails: the application must abort.
@@ -496,7 +528,12 @@ impl TransactionManager {
                 self.retry(kind, now, backoff_ms);
                 TxnOutcome::Nothing
             }
-            ErrorCode::UnknownTopicOrPartition | ErrorCode::CoordinatorLoadInProgress => {
+            // CONCURRENT_TRANSACTIONS: under transaction version 2 the group coordinator's
+            // addition of the offsets partition met the previous transaction's markers still
+            // being written (`ConcurrentTransactionsException` is retriable).
+            ErrorCode::UnknownTopicOrPartition
+            | ErrorCode::CoordinatorLoadInProgress
+            | ErrorCode::ConcurrentTransactions => {
                 self.retry(kind, now, backoff_ms);
                 TxnOutcome::Nothing
             }
@@ -514,12 +551,26 @@ impl TransactionManager {
         }
     }
 
-    /// EndTxn's answer (`EndTxnHandler`).
-    pub fn on_end_txn(&mut self, now: SimTime, error: ErrorCode, backoff_ms: u64) -> TxnOutcome {
+    /// EndTxn's answer (`EndTxnHandler`); v5's `producer_id` and `producer_epoch` (not -1) are
+    /// the next transaction's.
+    pub fn on_end_txn(
+        &mut self,
+        now: SimTime,
+        error: ErrorCode,
+        (producer_id, producer_epoch): (i64, i16),
+        backoff_ms: u64,
+    ) -> TxnOutcome {
         let Some((_, kind, _)) = self.in_flight.take() else { return TxnOutcome::Nothing };
         let TxnRequestKind::EndTxn { commit } = kind else { unreachable!("an EndTxn answer") };
         match error {
-            ErrorCode::None => self.complete_transaction(commit),
+            ErrorCode::None => {
+                let outcome = self.complete_transaction(commit);
+                if producer_id != NO_PRODUCER_ID {
+                    self.producer_id = producer_id;
+                    self.producer_epoch = producer_epoch;
+                }
+                outcome
+            }
             ErrorCode::NotCoordinator | ErrorCode::CoordinatorNotAvailable => {
                 self.lookup_coordinator(kind, now, backoff_ms);
                 TxnOutcome::Nothing
@@ -541,13 +592,14 @@ impl TransactionManager {
         self.new_partitions.clear();
         self.last_error = None;
         let records = std::mem::take(&mut self.records);
+        let (producer_id, producer_epoch) = (self.producer_id, self.producer_epoch);
         if self.epoch_bump_required {
             self.state = ClientTxnState::Initializing;
             self.queue.push_back(TxnRequestKind::InitProducerId { bump: true });
         } else {
             self.state = ClientTxnState::Ready;
         }
-        TxnOutcome::Ended { committed, records }
+        TxnOutcome::Ended { committed, records, producer_id, producer_epoch }
     }
 }
 
@@ -556,7 +608,11 @@ mod tests {
     use super::*;
 
     fn initialised() -> TransactionManager {
-        let mut t = TransactionManager::new("tx".into(), 60_000);
+        initialised_as(false)
+    }
+
+    fn initialised_as(transaction_v2: bool) -> TransactionManager {
+        let mut t = TransactionManager::new("tx".into(), 60_000, transaction_v2);
         t.init_transactions().unwrap();
         t.coordinator = Some(1);
         let kind = t.next_request(SimTime::ZERO, true).unwrap();
@@ -590,11 +646,11 @@ mod tests {
         t.begin_commit().unwrap();
         let end = t.next_request(SimTime::ZERO, true).unwrap();
         t.sent(3, end.clone(), 1);
-        assert_eq!(t.on_end_txn(SimTime::ZERO, ErrorCode::ConcurrentTransactions, 100), TxnOutcome::Nothing);
+        assert_eq!(t.on_end_txn(SimTime::ZERO, ErrorCode::ConcurrentTransactions, (-1, -1), 100), TxnOutcome::Nothing);
         assert_eq!(t.next_request(SimTime::from_ms(50), true), None, "backs off retry.backoff.ms");
         let again = t.next_request(SimTime::from_ms(100), true).unwrap();
         t.sent(4, again, 1);
-        let outcome = t.on_end_txn(SimTime::from_ms(100), ErrorCode::InvalidProducerEpoch, 100);
+        let outcome = t.on_end_txn(SimTime::from_ms(100), ErrorCode::InvalidProducerEpoch, (-1, -1), 100);
         assert_eq!(outcome, TxnOutcome::Failed { error: ErrorCode::ProducerFenced, fatal: true });
         assert!(t.begin_transaction().is_err());
     }
@@ -613,7 +669,7 @@ mod tests {
         let end = t.next_request(SimTime::ZERO, true).unwrap();
         t.sent(5, end, 1);
         assert!(matches!(
-            t.on_end_txn(SimTime::ZERO, ErrorCode::None, 100),
+            t.on_end_txn(SimTime::ZERO, ErrorCode::None, (-1, -1), 100),
             TxnOutcome::Ended { committed: false, .. }
         ));
         assert_eq!(t.state, ClientTxnState::Initializing);
@@ -652,5 +708,47 @@ mod tests {
         );
         assert!(t.begin_commit().is_err(), "CommitFailedException: abort first");
         assert!(t.begin_abort().unwrap(), "the offsets partition is in the transaction: EndTxn(abort) is needed");
+    }
+
+    #[test]
+    fn tv2_adds_no_partitions_sends_offsets_without_add_offsets_and_takes_the_epoch_end_txn_returns() {
+        let mut t = initialised_as(true);
+        t.begin_transaction().unwrap();
+        let tp = TopicPartition::new("out", 0);
+        t.maybe_add_partition(&tp);
+        assert!(t.is_send_to_partition_allowed(&tp), "no AddPartitionsToTxn: the leader adds it");
+        let group =
+            GroupMetadata { group_id: "g".into(), generation: 1, member_id: "m-1".into(), group_instance_id: None };
+        let offsets = PendingOffsets { offsets: vec![(TopicPartition::new("in", 0), 5)], group };
+        t.send_offsets_to_transaction(offsets.clone()).unwrap();
+        t.group_coordinator = Some(2);
+        let commit = t.next_request(SimTime::ZERO, false).unwrap();
+        assert_eq!(commit, TxnRequestKind::TxnOffsetCommit(offsets), "no AddOffsetsToTxn");
+        t.sent(2, commit, 2);
+        assert!(matches!(t.on_txn_offset_commit(SimTime::ZERO, ErrorCode::None, 100), TxnOutcome::OffsetsSent { .. }));
+        t.begin_commit().unwrap();
+        let end = t.next_request(SimTime::ZERO, true).unwrap();
+        assert_eq!(end, TxnRequestKind::EndTxn { commit: true });
+        t.sent(3, end, 1);
+        let outcome = t.on_end_txn(SimTime::ZERO, ErrorCode::None, (7, 1), 100);
+        assert!(
+            matches!(outcome, TxnOutcome::Ended { committed: true, producer_id: 7, producer_epoch: 0, .. }),
+            "the transaction ran under epoch 0"
+        );
+        assert_eq!((t.state, t.producer_id, t.producer_epoch), (ClientTxnState::Ready, 7, 1), "the next runs under 1");
+    }
+
+    #[test]
+    fn tv2_a_failed_record_needs_no_epoch_bump_of_the_clients_own() {
+        let mut t = initialised_as(true);
+        t.begin_transaction().unwrap();
+        t.maybe_add_partition(&TopicPartition::new("a", 0));
+        t.on_record_failed(ErrorCode::RequestTimedOut);
+        assert!(t.begin_abort().unwrap(), "the partition may have been added: EndTxn(abort)");
+        let end = t.next_request(SimTime::ZERO, true).unwrap();
+        t.sent(4, end, 1);
+        t.on_end_txn(SimTime::ZERO, ErrorCode::None, (7, 1), 100);
+        assert_eq!(t.state, ClientTxnState::Ready, "the abort's bump is the coordinator's");
+        assert_eq!(t.producer_epoch, 1);
     }
 }

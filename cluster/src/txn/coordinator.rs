@@ -21,10 +21,24 @@
 //!    the sweep every `transaction.abort.timed.out.transaction.cleanup.interval.ms`.
 //! 5. A broker that becomes leader of a `__transaction_state` partition loads the last state of
 //!    each id in it, and writes the markers of every transaction it finds prepared.
+//!
+//! **Transaction version 2** (KIP-890 part 2, `transaction.version=2`, the default of a new 4.0
+//! cluster) changes steps 2 and 3. The client sends no AddPartitionsToTxn: the leader of each
+//! partition the producer writes to adds it (AddPartitionsToTxn from a broker, not verify-only,
+//! `AddPartitionsToTxnManager` with `TransactionSupportedOperation.ADD_PARTITION`), starting the
+//! transaction if the id was idle. Every EndTxn (v5) bumps the producer epoch
+//! (`TransactionMetadata.prepareAbortOrCommit`): the markers carry the new epoch, EndTxn's
+//! answer hands it (and, when the epochs ran out, a new producer id) to the producer for its next
+//! transaction, and anything still in flight from the old epoch is fenced. The epoch rules of
+//! EndTxn change with it (`TransactionCoordinator.endTransaction`): a retry is recognised by the
+//! epoch one below the current, and an abort is accepted from an idle id, since the client
+//! cannot know whether a leader added a partition. The coordinator's own aborts (a fence, the
+//! timeout sweep) use the cluster's level, so under version 2 a fenced transaction's abort
+//! bumps the epoch twice: once to fence, once to end.
 
 use super::metadata::{is_epoch_exhausted, TransactionMetadata, TxnTransitMetadata, NO_PRODUCER_EPOCH, NO_PRODUCER_ID};
 use super::state::TransactionResult;
-use super::state::TransactionState::*;
+use super::state::TransactionState::{self, *};
 use crate::error::ErrorCode;
 use crate::node::NodeId;
 use crate::partitioner::group_coordinator_partition;
@@ -43,6 +57,9 @@ pub struct TxnCoordinatorConfig {
     pub max_timeout_ms: u64,
     /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`.
     pub abort_timed_out_transaction_cleanup_interval_ms: u64,
+    /// The cluster's finalized `transaction.version` (`TransactionStateManager.
+    /// transactionVersionLevel`), which the coordinator's own aborts run under.
+    pub transaction_version: u8,
 }
 
 impl Default for TxnCoordinatorConfig {
@@ -51,6 +68,7 @@ impl Default for TxnCoordinatorConfig {
             num_partitions: 50,
             max_timeout_ms: 900_000,
             abort_timed_out_transaction_cleanup_interval_ms: 10_000,
+            transaction_version: crate::version::KafkaVersion::CURRENT.default_transaction_version(),
         }
     }
 }
@@ -75,9 +93,13 @@ pub enum TxnEffect {
         reply: Reply,
         error: ErrorCode,
     },
+    /// EndTxn's answer; v5 (transaction version 2) carries the producer id and epoch for the
+    /// next transaction, -1 otherwise.
     EndTxn {
         reply: Reply,
         error: ErrorCode,
+        producer_id: i64,
+        producer_epoch: i16,
     },
     /// Append `record` under key `transactional_id` to `__transaction_state` partition
     /// `partition`, and report with `on_append_done(write, ..)` once it is replicated or failed.
@@ -299,7 +321,12 @@ impl TransactionCoordinator {
                     producer_epoch: NO_PRODUCER_EPOCH,
                 }),
             AfterWrite::AddPartitions(reply) => out.push(TxnEffect::AddPartitionsToTxn { reply, error }),
-            AfterWrite::EndTxn { caller: EndCaller::Client(reply), .. } => out.push(TxnEffect::EndTxn { reply, error }),
+            AfterWrite::EndTxn { caller: EndCaller::Client(reply), .. } => out.push(TxnEffect::EndTxn {
+                reply,
+                error,
+                producer_id: NO_PRODUCER_ID,
+                producer_epoch: NO_PRODUCER_EPOCH,
+            }),
             AfterWrite::EndTxn { caller: EndCaller::Timeout, .. } | AfterWrite::Complete => {}
         }
     }
@@ -381,13 +408,17 @@ impl TransactionCoordinator {
                 // handed out, the caller retries and gets the next one.
                 let fence = metadata.prepare_fence_producer_epoch();
                 let (producer_id, epoch) = (fence.producer_id, fence.producer_epoch);
+                // Not from the client: the cluster's transaction version (a fence allocates no
+                // producer id).
+                let tv = self.config.transaction_version;
                 self.end_transaction(
                     now_ms,
                     transactional_id,
-                    producer_id,
-                    epoch,
+                    (producer_id, epoch),
                     TransactionResult::Abort,
                     EndCaller::InitFence(reply),
+                    tv,
+                    new_producer_id,
                     out,
                 );
                 return;
@@ -399,7 +430,9 @@ impl TransactionCoordinator {
 
     // ---- AddPartitionsToTxn -------------------------------------------------------------------
 
-    /// AddPartitionsToTxn (`handleAddPartitionsToTransaction`).
+    /// AddPartitionsToTxn (`handleAddPartitionsToTransaction`): from a classic client
+    /// (`client_transaction_version` 0), or from a partition leader or group coordinator adding
+    /// a version 2 client's partition (2).
     #[allow(clippy::too_many_arguments)]
     pub fn handle_add_partitions(
         &mut self,
@@ -409,6 +442,7 @@ impl TransactionCoordinator {
         producer_id: i64,
         producer_epoch: i16,
         partitions: &BTreeSet<TopicPartition>,
+        client_transaction_version: u8,
         out: &mut Vec<TxnEffect>,
     ) {
         let answer = |error| TxnEffect::AddPartitionsToTxn { reply, error };
@@ -436,7 +470,7 @@ impl TransactionCoordinator {
             out.push(answer(error));
             return;
         }
-        let transit = metadata.prepare_add_partitions(partitions, now_ms);
+        let transit = metadata.prepare_add_partitions(partitions, client_transaction_version, now_ms);
         self.write(transactional_id, coordinator_epoch, transit, AfterWrite::AddPartitions(reply), out);
     }
 
@@ -476,7 +510,9 @@ impl TransactionCoordinator {
 
     // ---- EndTxn -------------------------------------------------------------------------------
 
-    /// EndTxn from the producer (`handleEndTransaction`).
+    /// EndTxn from the producer (`handleEndTransaction`); `client_transaction_version` is 2 for
+    /// EndTxn v5, the version a transaction version 2 client sends. `new_producer_id` hands out
+    /// the next producer id when a version 2 bump would use up the epochs.
     #[allow(clippy::too_many_arguments)]
     pub fn handle_end_txn(
         &mut self,
@@ -486,90 +522,136 @@ impl TransactionCoordinator {
         producer_id: i64,
         producer_epoch: i16,
         result: TransactionResult,
+        client_transaction_version: u8,
+        new_producer_id: &mut dyn FnMut() -> i64,
         out: &mut Vec<TxnEffect>,
     ) {
+        let refuse =
+            |error| TxnEffect::EndTxn { reply, error, producer_id: NO_PRODUCER_ID, producer_epoch: NO_PRODUCER_EPOCH };
         if transactional_id.is_empty() {
-            out.push(TxnEffect::EndTxn { reply, error: ErrorCode::InvalidRequest });
+            out.push(refuse(ErrorCode::InvalidRequest));
             return;
         }
         if self.coordinator_epoch(transactional_id).is_none() {
-            out.push(TxnEffect::EndTxn { reply, error: ErrorCode::NotCoordinator });
+            out.push(refuse(ErrorCode::NotCoordinator));
             return;
         }
         self.end_transaction(
             now_ms,
             transactional_id,
-            producer_id,
-            producer_epoch,
+            (producer_id, producer_epoch),
             result,
             EndCaller::Client(reply),
+            client_transaction_version,
+            new_producer_id,
             out,
         );
     }
 
-    /// `endTransaction`, the classic epoch rules: a client must send the current epoch; the
-    /// coordinator's own aborts (a fence, a timeout) send the bumped one.
+    /// `endTransaction`. The classic epoch rules (`endTransactionWithTV1`): a client must send
+    /// the current epoch; the coordinator's own aborts (a fence, a timeout) send the bumped one.
+    /// Under transaction version 2 the table changes, because the epoch moves at every end: the
+    /// epoch one below the current is a retry of an EndTxn that completed (answered NONE if it
+    /// asked for what happened, INVALID_TXN_STATE otherwise), and an idle id (Empty,
+    /// CompleteCommit, CompleteAbort) accepts an abort at the current epoch, bumping it.
     #[allow(clippy::too_many_arguments)]
     fn end_transaction(
         &mut self,
         now_ms: i64,
         transactional_id: &str,
-        producer_id: i64,
-        producer_epoch: i16,
+        (producer_id, producer_epoch): (i64, i16),
         result: TransactionResult,
         caller: EndCaller,
+        client_transaction_version: u8,
+        new_producer_id: &mut dyn FnMut() -> i64,
         out: &mut Vec<TxnEffect>,
     ) {
+        use TransactionResult::{Abort, Commit};
         let from_client = matches!(caller, EndCaller::Client(_));
+        let tv2 = client_transaction_version >= 2;
         let coordinator_epoch = self.coordinator_epoch(transactional_id).expect("checked by the callers");
         let Some(metadata) = self.transactions.get_mut(transactional_id) else {
-            Self::answer_end(caller, ErrorCode::InvalidProducerIdMapping, out);
+            Self::answer_end(caller, ErrorCode::InvalidProducerIdMapping, None, out);
             return;
         };
-        let valid_epoch =
-            (!from_client || producer_epoch == metadata.producer_epoch) && producer_epoch >= metadata.producer_epoch;
         let fencing = metadata.pending_state == Some(PrepareEpochFence);
-        let refusal = if metadata.producer_id != producer_id {
-            Some(ErrorCode::InvalidProducerIdMapping)
-        } else if !valid_epoch {
-            Some(ErrorCode::ProducerFenced)
-        } else if metadata.pending_transition_in_progress() && !fencing {
-            Some(ErrorCode::ConcurrentTransactions)
+        let fence_epoch_valid =
+            (!from_client || producer_epoch == metadata.producer_epoch) && producer_epoch >= metadata.producer_epoch;
+        // Transaction version 2's retries: the epoch this EndTxn bumped from, or the last epoch of
+        // a producer id it rotated away from.
+        let retry_on_overflow = tv2
+            && !fencing
+            && metadata.prev_producer_id == producer_id
+            && producer_epoch == i16::MAX - 1
+            && metadata.producer_epoch == 0;
+        let retry_on_epoch_bump = tv2 && !fencing && metadata.producer_epoch == producer_epoch.wrapping_add(1);
+        let is_retry = retry_on_epoch_bump || retry_on_overflow;
+        let valid_epoch = if fencing || !tv2 {
+            fence_epoch_valid
         } else {
-            match (metadata.state, result) {
-                (Ongoing, _) => None,
-                // a retried EndTxn whose first attempt completed
-                (CompleteCommit, TransactionResult::Commit) | (CompleteAbort, TransactionResult::Abort) => {
-                    Some(ErrorCode::None)
-                }
-                (PrepareCommit, TransactionResult::Commit) | (PrepareAbort, TransactionResult::Abort) => {
-                    Some(ErrorCode::ConcurrentTransactions)
-                }
-                (CompleteCommit | CompleteAbort | PrepareCommit | PrepareAbort | Empty, _) => {
-                    Some(ErrorCode::InvalidTxnState)
-                }
-                (Dead | PrepareEpochFence, _) => {
-                    panic!("{transactional_id} found in {}, never a settled state", metadata.state)
-                }
+            match metadata.state {
+                Ongoing | Empty | Dead | PrepareEpochFence => producer_epoch == metadata.producer_epoch,
+                PrepareCommit | PrepareAbort => retry_on_epoch_bump,
+                CompleteCommit | CompleteAbort => is_retry || producer_epoch == metadata.producer_epoch,
             }
         };
-        if let Some(error) = refusal {
-            if fencing {
-                // the fence goes no further: nothing was written
-                metadata.pending_state = None;
+        // What to prepare: the state, and whether no partition was added (a version 2 abort of
+        // an idle id).
+        let refusal_or_prepare: Result<(TransactionState, bool), ErrorCode> =
+            if metadata.producer_id != producer_id && !retry_on_overflow {
+                Err(ErrorCode::InvalidProducerIdMapping)
+            } else if !valid_epoch {
+                Err(ErrorCode::ProducerFenced)
+            } else if metadata.pending_transition_in_progress() && !fencing {
+                Err(ErrorCode::ConcurrentTransactions)
+            } else {
+                match (metadata.state, result) {
+                    (Ongoing, _) => Ok((result.prepare_state(), false)),
+                    // a retried EndTxn whose first attempt completed
+                    (CompleteCommit, Commit) | (CompleteAbort, Abort) if !tv2 || is_retry => Err(ErrorCode::None),
+                    // version 2: a new abort of an idle id
+                    (CompleteCommit | CompleteAbort | Empty, Abort) if tv2 && !is_retry => Ok((PrepareAbort, true)),
+                    (PrepareCommit, Commit) | (PrepareAbort, Abort) => Err(ErrorCode::ConcurrentTransactions),
+                    (CompleteCommit | CompleteAbort | PrepareCommit | PrepareAbort | Empty, _) => {
+                        Err(ErrorCode::InvalidTxnState)
+                    }
+                    (Dead | PrepareEpochFence, _) => {
+                        panic!("{transactional_id} found in {}, never a settled state", metadata.state)
+                    }
+                }
+            };
+        let (state, no_partition_added) = match refusal_or_prepare {
+            Ok(prepare) => prepare,
+            Err(error) => {
+                if fencing {
+                    // the fence goes no further: nothing was written
+                    metadata.pending_state = None;
+                }
+                let current = (metadata.producer_id, metadata.producer_epoch);
+                let answer = (tv2 && error.is_none()).then_some(current);
+                Self::answer_end(caller, error, answer, out);
+                return;
             }
-            Self::answer_end(caller, error, out);
-            return;
-        }
+        };
+        // `generateTxnTransitMetadataForTxnCompletion`: a version 2 bump that would use up the
+        // epochs continues under a new producer id.
+        let next_producer_id =
+            if tv2 && !fencing && metadata.is_producer_epoch_exhausted() { new_producer_id() } else { NO_PRODUCER_ID };
         let mut epoch_fence = false;
-        if fencing && result == TransactionResult::Abort {
+        if fencing && state == PrepareAbort {
             // Make way for PrepareAbort with the bumped epoch.
             epoch_fence = true;
             metadata.pending_state = None;
             metadata.producer_epoch = producer_epoch;
             metadata.last_producer_epoch = NO_PRODUCER_EPOCH;
         }
-        let transit = metadata.prepare_abort_or_commit(result.prepare_state(), now_ms);
+        let transit = metadata.prepare_abort_or_commit(
+            state,
+            client_transaction_version,
+            next_producer_id,
+            no_partition_added,
+            now_ms,
+        );
         self.write(
             transactional_id,
             coordinator_epoch,
@@ -579,9 +661,14 @@ impl TransactionCoordinator {
         );
     }
 
-    fn answer_end(caller: EndCaller, error: ErrorCode, out: &mut Vec<TxnEffect>) {
+    /// Answer whoever waits for an EndTxn-like change; `next` is the producer id and epoch an
+    /// EndTxn v5 answer carries.
+    fn answer_end(caller: EndCaller, error: ErrorCode, next: Option<(i64, i16)>, out: &mut Vec<TxnEffect>) {
         match caller {
-            EndCaller::Client(reply) => out.push(TxnEffect::EndTxn { reply, error }),
+            EndCaller::Client(reply) => {
+                let (producer_id, producer_epoch) = next.unwrap_or((NO_PRODUCER_ID, NO_PRODUCER_EPOCH));
+                out.push(TxnEffect::EndTxn { reply, error, producer_id, producer_epoch })
+            }
             EndCaller::InitFence(reply) => out.push(TxnEffect::InitProducerId {
                 reply,
                 error: if error.is_none() { ErrorCode::ConcurrentTransactions } else { error },
@@ -638,12 +725,16 @@ impl TransactionCoordinator {
                         error = ErrorCode::ConcurrentTransactions;
                     } else {
                         let complete = m.prepare_complete(now_ms);
-                        Self::answer_end(caller, ErrorCode::None, out);
+                        // Version 2: the producer continues with the id and epoch the Complete*
+                        // record will hold (a new id at epoch 0 after an overflow).
+                        let next = (w.transit.client_transaction_version >= 2)
+                            .then_some((complete.producer_id, complete.producer_epoch));
+                        Self::answer_end(caller, ErrorCode::None, next, out);
                         self.send_markers(&w.transactional_id, w.coordinator_epoch, result, complete, out);
                         return;
                     }
                 }
-                Self::answer_end(caller, error, out);
+                Self::answer_end(caller, error, None, out);
             }
             AfterWrite::Complete => {
                 self.markers.remove(&w.transactional_id);
@@ -778,13 +869,16 @@ impl TransactionCoordinator {
         for id in timed_out {
             let metadata = self.transactions.get_mut(&id).expect("listed above");
             let fence = metadata.prepare_fence_producer_epoch();
+            let tv = self.config.transaction_version;
+            let mut no_new_producer_id = || unreachable!("an epoch fence takes no new producer id");
             self.end_transaction(
                 now_ms,
                 &id,
-                fence.producer_id,
-                fence.producer_epoch,
+                (fence.producer_id, fence.producer_epoch),
                 TransactionResult::Abort,
                 EndCaller::Timeout,
+                tv,
+                &mut no_new_producer_id,
                 out,
             );
         }
@@ -799,12 +893,14 @@ mod tests {
 
     const ID: &str = "payments-tx";
 
-    /// A coordinator leading every `__transaction_state` partition, with a producer id counter.
+    /// A coordinator leading every `__transaction_state` partition, with a producer id counter;
+    /// its clients speak transaction version `tv`.
     struct Harness {
         c: TransactionCoordinator,
         next_pid: i64,
         now_ms: i64,
         correlation: u64,
+        tv: u8,
     }
 
     fn reply(correlation_id: u64) -> Reply {
@@ -812,14 +908,25 @@ mod tests {
     }
 
     impl Harness {
+        /// The classic protocol (transaction version 0), cluster and clients.
         fn new() -> Self {
-            let mut c = TransactionCoordinator::new(TxnCoordinatorConfig::default());
+            Self::with_version(0)
+        }
+
+        /// Transaction version 2, cluster and clients.
+        fn tv2() -> Self {
+            Self::with_version(2)
+        }
+
+        fn with_version(tv: u8) -> Self {
+            let config = TxnCoordinatorConfig { transaction_version: tv, ..TxnCoordinatorConfig::default() };
+            let mut c = TransactionCoordinator::new(config);
             let mut out = Vec::new();
             for p in 0..c.config.num_partitions {
                 c.load(p, 0, Vec::new(), 0, &mut out);
             }
             assert!(out.is_empty());
-            Harness { c, next_pid: 1000, now_ms: 0, correlation: 0 }
+            Harness { c, next_pid: 1000, now_ms: 0, correlation: 0, tv }
         }
 
         fn reply(&mut self) -> Reply {
@@ -843,14 +950,19 @@ mod tests {
             let mut out = Vec::new();
             let r = self.reply();
             let set = tps.iter().map(|(t, p)| TopicPartition::new(*t, *p)).collect();
-            self.c.handle_add_partitions(self.now_ms, r, ID, pid, epoch, &set, &mut out);
+            self.c.handle_add_partitions(self.now_ms, r, ID, pid, epoch, &set, self.tv, &mut out);
             out
         }
 
         fn end(&mut self, pid: i64, epoch: i16, result: TransactionResult) -> Vec<TxnEffect> {
             let mut out = Vec::new();
             let r = self.reply();
-            self.c.handle_end_txn(self.now_ms, r, ID, pid, epoch, result, &mut out);
+            let next = &mut self.next_pid;
+            let mut alloc = || {
+                *next += 1;
+                *next
+            };
+            self.c.handle_end_txn(self.now_ms, r, ID, pid, epoch, result, self.tv, &mut alloc, &mut out);
             out
         }
 
@@ -903,10 +1015,17 @@ mod tests {
     }
 
     fn end_answer(effects: &[TxnEffect]) -> ErrorCode {
+        end_answer_with_epoch(effects).0
+    }
+
+    /// EndTxn's error, producer id and epoch.
+    fn end_answer_with_epoch(effects: &[TxnEffect]) -> (ErrorCode, i64, i16) {
         effects
             .iter()
             .find_map(|e| match e {
-                TxnEffect::EndTxn { error, .. } => Some(*error),
+                TxnEffect::EndTxn { error, producer_id, producer_epoch, .. } => {
+                    Some((*error, *producer_id, *producer_epoch))
+                }
                 _ => None,
             })
             .expect("an EndTxn answer")
@@ -1071,7 +1190,7 @@ mod tests {
         let TxnEffect::Append { ref record, .. } = prepare[0] else { unreachable!() };
         let written = vec![(ID.to_string(), record.clone())];
         // the old coordinator dies with its markers unwritten; another broker leads the partition
-        let mut c = TransactionCoordinator::new(TxnCoordinatorConfig::default());
+        let mut c = TransactionCoordinator::new(TxnCoordinatorConfig { transaction_version: 0, ..Default::default() });
         let mut out = Vec::new();
         c.load(c.partition_for(ID), 1, written, 5, &mut out);
         assert_eq!(markers(&out).len(), 2);
@@ -1105,5 +1224,109 @@ mod tests {
         assert!(h.c.transaction(ID).is_none());
         h.c.on_marker_written(ID, &tp0, 0, E::None, &mut gone);
         assert!(gone.is_empty());
+    }
+
+    fn begun_tv2() -> (Harness, i64) {
+        let mut h = Harness::tv2();
+        let init = h.init(None);
+        let (_, pid, epoch) = init_answer(&h.settle(init));
+        assert_eq!(epoch, 0);
+        // the partition leaders add the partitions (a broker's AddPartitionsToTxn, version 2)
+        let add = h.add(pid, 0, &[("orders", 0), ("orders", 1)]);
+        assert_eq!(add_answer(&h.settle(add)), E::None);
+        (h, pid)
+    }
+
+    #[test]
+    fn tv2_commit_bumps_the_epoch_the_markers_carry_it_and_end_txn_hands_it_to_the_producer() {
+        let (mut h, pid) = begun_tv2();
+        let end = h.end(pid, 0, TransactionResult::Commit);
+        let seen = h.settle(end);
+        assert_eq!(end_answer_with_epoch(&seen), (E::None, pid, 1), "EndTxn v5 answers the next epoch");
+        assert_eq!(
+            markers(&seen),
+            vec![("orders-0".into(), TransactionResult::Commit, 1), ("orders-1".into(), TransactionResult::Commit, 1)],
+            "the markers carry the bumped epoch"
+        );
+        assert_eq!((h.state(), h.epoch()), (CompleteCommit, 1));
+        // a retry of that EndTxn (the old epoch) hears NONE and the current epoch again
+        assert_eq!(end_answer_with_epoch(&h.end(pid, 0, TransactionResult::Commit)), (E::None, pid, 1));
+        // the next transaction, at the new epoch, is started by a leader's add; a late add or
+        // produce of the old epoch is fenced
+        assert_eq!(add_answer(&h.add(pid, 0, &[("orders", 2)])), E::ProducerFenced);
+        let add = h.add(pid, 1, &[("orders", 2)]);
+        assert_eq!(add_answer(&h.settle(add)), E::None);
+        assert_eq!((h.state(), h.epoch()), (Ongoing, 1));
+        let end = h.end(pid, 1, TransactionResult::Abort);
+        assert_eq!(end_answer_with_epoch(&h.settle(end)), (E::None, pid, 2), "an abort bumps it too");
+    }
+
+    #[test]
+    fn tv2_accepts_an_abort_with_nothing_added_and_refuses_a_commit() {
+        let mut h = Harness::tv2();
+        let init = h.init(None);
+        let (_, pid, _) = init_answer(&h.settle(init));
+        assert_eq!(end_answer(&h.end(pid, 0, TransactionResult::Commit)), E::InvalidTxnState);
+        let abort = h.end(pid, 0, TransactionResult::Abort);
+        let seen = h.settle(abort);
+        assert_eq!(end_answer_with_epoch(&seen), (E::None, pid, 1));
+        assert!(markers(&seen).is_empty(), "no partition, no marker");
+        assert_eq!((h.state(), h.epoch()), (CompleteAbort, 1));
+        // the retry of that abort (epoch 0) is NONE; a commit retried as abort's epoch is refused
+        assert_eq!(end_answer(&h.end(pid, 0, TransactionResult::Abort)), E::None);
+        assert_eq!(end_answer(&h.end(pid, 0, TransactionResult::Commit)), E::InvalidTxnState);
+        // an epoch two below is a zombie
+        let abort = h.end(pid, 1, TransactionResult::Abort);
+        h.settle(abort);
+        assert_eq!(end_answer(&h.end(pid, 0, TransactionResult::Abort)), E::ProducerFenced);
+    }
+
+    #[test]
+    fn tv2_a_prepared_end_is_concurrent_for_its_retry_and_fenced_for_the_same_epoch_again() {
+        let (mut h, pid) = begun_tv2();
+        let prepare = h.end(pid, 0, TransactionResult::Commit);
+        let TxnEffect::Append { write, .. } = prepare[0] else { unreachable!() };
+        let mut out = Vec::new();
+        h.c.on_append_done(0, write, E::None, &mut out);
+        assert_eq!(h.state(), PrepareCommit);
+        assert_eq!(end_answer(&h.end(pid, 0, TransactionResult::Commit)), E::ConcurrentTransactions);
+        assert_eq!(end_answer(&h.end(pid, 1, TransactionResult::Commit)), E::ProducerFenced);
+        // the next transaction's first add waits for the markers
+        assert_eq!(add_answer(&h.add(pid, 1, &[("orders", 0)])), E::ConcurrentTransactions);
+        h.settle(out);
+        assert_eq!(h.state(), CompleteCommit);
+    }
+
+    #[test]
+    fn tv2_a_fence_bumps_once_to_fence_and_once_to_abort() {
+        let (mut h, pid) = begun_tv2();
+        let fence = h.init(None);
+        let seen = h.settle(fence);
+        assert_eq!(init_answer(&seen).0, E::ConcurrentTransactions);
+        assert_eq!(
+            markers(&seen),
+            vec![("orders-0".into(), TransactionResult::Abort, 2), ("orders-1".into(), TransactionResult::Abort, 2)],
+            "the fence takes epoch 1, the version 2 abort epoch 2"
+        );
+        assert_eq!(end_answer(&h.end(pid, 0, TransactionResult::Commit)), E::ProducerFenced);
+        let retry = h.init(None);
+        assert_eq!(init_answer(&h.settle(retry)), (E::None, pid, 3));
+    }
+
+    #[test]
+    fn tv2_an_end_at_the_last_epoch_hands_over_a_new_producer_id_at_epoch_0() {
+        let (mut h, pid) = begun_tv2();
+        let m = h.c.transactions.get_mut(ID).unwrap();
+        m.producer_epoch = i16::MAX - 1;
+        let end = h.end(pid, i16::MAX - 1, TransactionResult::Commit);
+        let seen = h.settle(end);
+        let (error, new_pid, epoch) = end_answer_with_epoch(&seen);
+        assert_eq!((error, epoch), (E::None, 0));
+        assert_ne!(new_pid, pid, "a new producer id");
+        assert_eq!(markers(&seen)[0].2, i16::MAX, "the markers still go out under the old id's last epoch");
+        let m = h.c.transaction(ID).unwrap();
+        assert_eq!((m.producer_id, m.producer_epoch, m.prev_producer_id), (new_pid, 0, pid));
+        // a retry with the old id and its last client epoch is recognised
+        assert_eq!(end_answer_with_epoch(&h.end(pid, i16::MAX - 1, TransactionResult::Commit)), (E::None, new_pid, 0));
     }
 }

@@ -8,11 +8,14 @@
 //! most one, the partitions only grew, ...). If the write fails the pending state is dropped.
 //! While a state is pending, the coordinator answers CONCURRENT_TRANSACTIONS.
 //!
-//! ksim models the classic protocol (transaction versions 0 and 1): the producer epoch changes
-//! only at InitProducerId and when a transaction is fenced. Kafka 4.0 formats new clusters at
-//! `transaction.version=2` (KIP-890 part 2: `TransactionVersion.TV_2`, bootstrapped at metadata
-//! version 4.0-IV2), where every EndTxn also bumps the epoch; `prepare_abort_or_commit` is where
-//! that would go.
+//! **Transaction versions.** Each change records the `clientTransactionVersion` it was made
+//! under (the client's EndTxn version, or the server's feature level for the coordinator's own
+//! aborts). Under the classic protocol (versions 0 and 1) the producer epoch changes only at
+//! InitProducerId and when a transaction is fenced. Under version 2 (KIP-890 part 2,
+//! `TransactionVersion.supportsEpochBump`) `prepare_abort_or_commit` also bumps it, so every
+//! transaction has an epoch of its own and its markers carry it; when the bump would reach the
+//! last epoch, the coordinator takes a new producer id (`nextProducerId`), which the Complete*
+//! record installs at epoch 0.
 
 use super::state::TransactionState::{self, *};
 use crate::error::ErrorCode;
@@ -42,6 +45,26 @@ pub struct TxnTransitMetadata {
     /// When the first partition was added, -1 when no transaction runs.
     pub txn_start_timestamp_ms: i64,
     pub txn_last_update_timestamp_ms: i64,
+    /// The producer id a transaction version 2 EndTxn took because the bumped epoch would be
+    /// the last one (`nextProducerId`), installed with the Complete* record; -1 otherwise.
+    #[serde(default = "no_producer_id", skip_serializing_if = "is_no_producer_id")]
+    pub next_producer_id: i64,
+    /// The transaction version of the change (`clientTransactionVersion`): 2 bumps the epoch at
+    /// every EndTxn. (Kafka writes it from transaction version 1 on, a tagged field.)
+    #[serde(default, skip_serializing_if = "is_classic")]
+    pub client_transaction_version: u8,
+}
+
+fn no_producer_id() -> i64 {
+    NO_PRODUCER_ID
+}
+
+fn is_no_producer_id(id: &i64) -> bool {
+    *id == NO_PRODUCER_ID
+}
+
+fn is_classic(version: &u8) -> bool {
+    *version == 0
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +79,8 @@ pub struct TransactionMetadata {
     pub topic_partitions: BTreeSet<TopicPartition>,
     pub txn_start_timestamp_ms: i64,
     pub txn_last_update_timestamp_ms: i64,
+    pub next_producer_id: i64,
+    pub client_transaction_version: u8,
     /// The state a prepared change is taking this id to, until its write completes or fails.
     pub pending_state: Option<TransactionState>,
     /// A fence whose write failed: the epoch was already bumped in memory, so the next fence
@@ -84,6 +109,8 @@ impl TransactionMetadata {
             topic_partitions: BTreeSet::new(),
             txn_start_timestamp_ms: -1,
             txn_last_update_timestamp_ms: now_ms,
+            next_producer_id: NO_PRODUCER_ID,
+            client_transaction_version: 0,
             pending_state: None,
             has_failed_epoch_fence: false,
         }
@@ -103,6 +130,8 @@ impl TransactionMetadata {
             topic_partitions: record.topic_partitions.clone(),
             txn_start_timestamp_ms: record.txn_start_timestamp_ms,
             txn_last_update_timestamp_ms: record.txn_last_update_timestamp_ms,
+            next_producer_id: record.next_producer_id,
+            client_transaction_version: record.client_transaction_version,
             pending_state: None,
             has_failed_epoch_fence: false,
         }
@@ -132,6 +161,8 @@ impl TransactionMetadata {
             topic_partitions: self.topic_partitions.clone(),
             txn_start_timestamp_ms: self.txn_start_timestamp_ms,
             txn_last_update_timestamp_ms: self.txn_last_update_timestamp_ms,
+            next_producer_id: self.next_producer_id,
+            client_transaction_version: self.client_transaction_version,
         }
     }
 
@@ -198,9 +229,16 @@ impl TransactionMetadata {
     }
 
     /// AddPartitionsToTxn: the transaction is Ongoing with these partitions too; the first
-    /// partition starts its clock (`prepareAddPartitions`).
-    pub fn prepare_add_partitions(&mut self, added: &BTreeSet<TopicPartition>, now_ms: i64) -> TxnTransitMetadata {
+    /// partition starts its clock (`prepareAddPartitions`, which records the client's
+    /// transaction version).
+    pub fn prepare_add_partitions(
+        &mut self,
+        added: &BTreeSet<TopicPartition>,
+        client_transaction_version: u8,
+        now_ms: i64,
+    ) -> TxnTransitMetadata {
         let mut data = self.transit(Ongoing);
+        data.client_transaction_version = client_transaction_version;
         if matches!(self.state, Empty | CompleteAbort | CompleteCommit) {
             data.txn_start_timestamp_ms = now_ms;
         }
@@ -209,11 +247,33 @@ impl TransactionMetadata {
         self.prepare_transition_to(data)
     }
 
-    /// EndTxn (or a fence): PrepareCommit or PrepareAbort, the epoch unchanged under the classic
-    /// protocol (`prepareAbortOrCommit`; transaction version 2 bumps it here).
-    pub fn prepare_abort_or_commit(&mut self, state: TransactionState, now_ms: i64) -> TxnTransitMetadata {
+    /// EndTxn (or a fence): PrepareCommit or PrepareAbort (`prepareAbortOrCommit`). Under the
+    /// classic protocol the epoch stays; under transaction version 2 it is bumped (the previous
+    /// one kept as `last_producer_epoch`), except past the last epoch for an abort, which goes
+    /// through unbumped so a broken producer can still be cleaned up. `next_producer_id` is the
+    /// id to continue with when the bump used up the epochs. A version 2 abort may end a
+    /// transaction no partition was added to (`no_partition_added`): its start time is now.
+    pub fn prepare_abort_or_commit(
+        &mut self,
+        state: TransactionState,
+        client_transaction_version: u8,
+        next_producer_id: i64,
+        no_partition_added: bool,
+        now_ms: i64,
+    ) -> TxnTransitMetadata {
         assert!(matches!(state, PrepareCommit | PrepareAbort), "EndTxn prepares a commit or an abort, not {state}");
         let mut data = self.transit(state);
+        if client_transaction_version >= 2 {
+            if !(self.producer_epoch == i16::MAX && state == PrepareAbort) {
+                data.producer_epoch = self.producer_epoch + 1;
+            }
+            data.last_producer_epoch = self.producer_epoch;
+        }
+        if no_partition_added {
+            data.txn_start_timestamp_ms = now_ms;
+        }
+        data.next_producer_id = next_producer_id;
+        data.client_transaction_version = client_transaction_version;
         data.txn_last_update_timestamp_ms = now_ms;
         self.prepare_transition_to(data)
     }
@@ -224,6 +284,13 @@ impl TransactionMetadata {
         self.has_failed_epoch_fence = false;
         let state = if self.state == PrepareCommit { CompleteCommit } else { CompleteAbort };
         let mut data = self.transit(state);
+        // An epoch overflow under transaction version 2: the new producer id at epoch 0, the last
+        // epoch kept at the one the client last saw.
+        if self.client_transaction_version >= 2 && self.next_producer_id != NO_PRODUCER_ID {
+            data.producer_id = self.next_producer_id;
+            data.producer_epoch = 0;
+        }
+        data.next_producer_id = NO_PRODUCER_ID;
         data.topic_partitions = BTreeSet::new();
         data.txn_last_update_timestamp_ms = now_ms;
         self.prepare_transition_to(data)
@@ -271,7 +338,18 @@ impl TransactionMetadata {
             panic!("{}: completing a transition to {} with none pending", self.transactional_id, transit.state)
         });
         assert_eq!(to, transit.state, "{}: the pending state is not the one written", self.transactional_id);
-        let same_epoch = transit.producer_epoch == self.producer_epoch && transit.producer_id == self.producer_id;
+        // `validProducerEpoch`: under transaction version 2 a prepare bumped the epoch (the old one
+        // is its last epoch), and a completion after an epoch overflow moved to a new producer id.
+        let tv2 = transit.client_transaction_version >= 2;
+        let same_epoch = if tv2 && matches!(to, CompleteCommit | CompleteAbort) && transit.producer_epoch == 0 {
+            transit.last_producer_epoch == self.last_producer_epoch && transit.prev_producer_id == self.producer_id
+        } else if tv2 && matches!(to, PrepareCommit | PrepareAbort) {
+            transit.last_producer_epoch == self.producer_epoch && transit.producer_id == self.producer_id
+        } else {
+            transit.producer_epoch == self.producer_epoch && transit.producer_id == self.producer_id
+        };
+        // A version 2 abort of an idle id sets a start time of its own.
+        let empty_abort = to == PrepareAbort && tv2 && matches!(self.state, Empty | CompleteCommit | CompleteAbort);
         let valid = match to {
             Empty => {
                 let bumped = transit.producer_epoch == self.producer_epoch.wrapping_add(1)
@@ -289,7 +367,7 @@ impl TransactionMetadata {
                 same_epoch
                     && transit.topic_partitions == self.topic_partitions
                     && transit.txn_timeout_ms == self.txn_timeout_ms
-                    && transit.txn_start_timestamp_ms == self.txn_start_timestamp_ms
+                    && (transit.txn_start_timestamp_ms == self.txn_start_timestamp_ms || empty_abort)
             }
             CompleteCommit | CompleteAbort => {
                 same_epoch && transit.txn_timeout_ms == self.txn_timeout_ms && transit.txn_start_timestamp_ms != -1
@@ -307,6 +385,8 @@ impl TransactionMetadata {
         self.topic_partitions = transit.topic_partitions.clone();
         self.txn_start_timestamp_ms = transit.txn_start_timestamp_ms;
         self.txn_last_update_timestamp_ms = transit.txn_last_update_timestamp_ms;
+        self.next_producer_id = transit.next_producer_id;
+        self.client_transaction_version = transit.client_transaction_version;
         self.pending_state = None;
         self.state = to;
     }
@@ -339,12 +419,12 @@ mod tests {
     #[test]
     fn a_change_is_applied_only_when_completed_and_blocks_others_meanwhile() {
         let mut m = initialised();
-        let t = m.prepare_add_partitions(&tps(&[("a", 0)]), 10);
+        let t = m.prepare_add_partitions(&tps(&[("a", 0)]), 0, 10);
         assert_eq!(m.state, Empty, "nothing changes before the write completes");
         assert!(m.pending_transition_in_progress());
         m.complete_transition_to(&t);
         assert_eq!((m.state, m.txn_start_timestamp_ms), (Ongoing, 10));
-        let t = m.prepare_add_partitions(&tps(&[("b", 1)]), 20);
+        let t = m.prepare_add_partitions(&tps(&[("b", 1)]), 0, 20);
         m.complete_transition_to(&t);
         assert_eq!(m.topic_partitions, tps(&[("a", 0), ("b", 1)]));
         assert_eq!(m.txn_start_timestamp_ms, 10, "adding partitions keeps the start time");
@@ -354,15 +434,15 @@ mod tests {
     #[should_panic(expected = "pending")]
     fn preparing_twice_is_a_coordinator_bug() {
         let mut m = initialised();
-        m.prepare_add_partitions(&tps(&[("a", 0)]), 10);
-        m.prepare_add_partitions(&tps(&[("b", 0)]), 11);
+        m.prepare_add_partitions(&tps(&[("a", 0)]), 0, 10);
+        m.prepare_add_partitions(&tps(&[("b", 0)]), 0, 11);
     }
 
     #[test]
     #[should_panic(expected = "may not follow")]
     fn committing_an_empty_transaction_is_a_coordinator_bug() {
         let mut m = initialised();
-        m.prepare_abort_or_commit(PrepareCommit, 10);
+        m.prepare_abort_or_commit(PrepareCommit, 0, NO_PRODUCER_ID, false, 10);
     }
 
     #[test]
@@ -383,7 +463,7 @@ mod tests {
     #[test]
     fn a_fence_bumps_the_epoch_once_even_if_its_write_failed() {
         let mut m = initialised();
-        let t = m.prepare_add_partitions(&tps(&[("a", 0)]), 10);
+        let t = m.prepare_add_partitions(&tps(&[("a", 0)]), 0, 10);
         m.complete_transition_to(&t);
         let fence = m.prepare_fence_producer_epoch();
         assert_eq!(fence.producer_epoch, 1);
@@ -398,9 +478,9 @@ mod tests {
     #[test]
     fn commit_keeps_the_partitions_until_the_markers_are_written() {
         let mut m = initialised();
-        let t = m.prepare_add_partitions(&tps(&[("a", 0), ("a", 1)]), 10);
+        let t = m.prepare_add_partitions(&tps(&[("a", 0), ("a", 1)]), 0, 10);
         m.complete_transition_to(&t);
-        let t = m.prepare_abort_or_commit(PrepareCommit, 20);
+        let t = m.prepare_abort_or_commit(PrepareCommit, 0, NO_PRODUCER_ID, false, 20);
         m.complete_transition_to(&t);
         assert_eq!((m.state, m.topic_partitions.len()), (PrepareCommit, 2));
         m.remove_partition(&TopicPartition::new("a", 0));
@@ -419,5 +499,50 @@ mod tests {
         let t = m.prepare_producer_id_rotation(2000, 60_000, 5, true);
         m.complete_transition_to(&t);
         assert_eq!((m.producer_id, m.producer_epoch, m.last_producer_epoch), (2000, 0, i16::MAX - 1));
+    }
+
+    #[test]
+    fn under_transaction_version_2_every_end_bumps_the_epoch_and_the_markers_carry_it() {
+        let mut m = initialised();
+        let t = m.prepare_add_partitions(&tps(&[("a", 0)]), 2, 10);
+        m.complete_transition_to(&t);
+        let t = m.prepare_abort_or_commit(PrepareCommit, 2, NO_PRODUCER_ID, false, 20);
+        assert_eq!((t.producer_epoch, t.last_producer_epoch), (1, 0), "the commit takes the next epoch");
+        m.complete_transition_to(&t);
+        assert_eq!(m.producer_epoch, 1, "PrepareCommit holds the bumped epoch: the markers carry it");
+        m.remove_partition(&TopicPartition::new("a", 0));
+        let t = m.prepare_complete(30);
+        m.complete_transition_to(&t);
+        assert_eq!((m.state, m.producer_id, m.producer_epoch), (CompleteCommit, 1000, 1));
+        // an abort of a transaction no partition reached (a version 2 client cannot know)
+        let t = m.prepare_abort_or_commit(PrepareAbort, 2, NO_PRODUCER_ID, true, 40);
+        assert_eq!((t.producer_epoch, t.txn_start_timestamp_ms), (2, 40));
+        m.complete_transition_to(&t);
+        assert_eq!((m.state, m.producer_epoch), (PrepareAbort, 2));
+    }
+
+    #[test]
+    fn a_version_2_end_at_the_last_epoch_continues_under_the_next_producer_id_at_epoch_0() {
+        let mut m = initialised();
+        m.producer_epoch = i16::MAX - 1;
+        let t = m.prepare_add_partitions(&tps(&[("a", 0)]), 2, 10);
+        m.complete_transition_to(&t);
+        let t = m.prepare_abort_or_commit(PrepareCommit, 2, 2000, false, 20);
+        assert_eq!((t.producer_epoch, t.next_producer_id), (i16::MAX, 2000));
+        m.complete_transition_to(&t);
+        m.remove_partition(&TopicPartition::new("a", 0));
+        let t = m.prepare_complete(30);
+        assert_eq!((t.producer_id, t.producer_epoch, t.last_producer_epoch), (2000, 0, i16::MAX - 1));
+        m.complete_transition_to(&t);
+        assert_eq!((m.producer_id, m.prev_producer_id, m.next_producer_id), (2000, 1000, NO_PRODUCER_ID));
+    }
+
+    #[test]
+    fn a_classic_end_keeps_the_epoch() {
+        let mut m = initialised();
+        let t = m.prepare_add_partitions(&tps(&[("a", 0)]), 0, 10);
+        m.complete_transition_to(&t);
+        let t = m.prepare_abort_or_commit(PrepareAbort, 0, NO_PRODUCER_ID, false, 20);
+        assert_eq!(t.producer_epoch, 0);
     }
 }

@@ -40,9 +40,9 @@ use TransactionState::*;
 
 impl TransactionState {
     /// The states this one may be entered from (`TransactionState.validPreviousStates`). The
-    /// PrepareAbort entries from Empty and Complete* are transaction version 2's (KIP-890): a
-    /// TV2 client may send EndTxn(abort) when unsure whether a transaction began. ksim models the
-    /// classic protocol, which never takes them; they are listed so the table is Kafka's.
+    /// PrepareAbort entries from Empty and Complete* are transaction version 2's (KIP-890 part 2):
+    /// a version 2 client sends EndTxn(abort) when it cannot know whether a leader added a
+    /// partition; the classic protocol never takes them.
     pub fn valid_previous_states(self) -> &'static [TransactionState] {
         match self {
             Empty => &[Empty, CompleteCommit, CompleteAbort],

@@ -40,6 +40,10 @@ pub struct Resolved {
     pub quorum: Option<QuorumSetup>,
     /// Kafka Connect, if the scenario runs workers.
     pub connect: Option<super::connect::ConnectSetup>,
+    /// Clients on librdkafka (Confluent.Kafka), which does not implement KIP-890's client side
+    /// (confluentinc/librdkafka#5423): their producers run the classic transaction protocol
+    /// even on a cluster at `transaction.version=2`.
+    pub librdkafka_clients: BTreeSet<String>,
 }
 
 /// A resolve error, and the path of the field it is about when that is a config key.
@@ -280,7 +284,9 @@ impl Scenario {
         self.check_fuzz()?;
         self.check_expectations()?;
         let quorum = self.resolve_quorum(&broker)?;
-        Ok(Resolved { broker, topics, producers, consumers, adjustments, quorum, connect })
+        let librdkafka_clients =
+            self.clients.iter().filter(|c| c.library == Library::Librdkafka).map(|c| c.name.clone()).collect();
+        Ok(Resolved { broker, topics, producers, consumers, adjustments, quorum, connect, librdkafka_clients })
     }
 
     /// `cluster`, `duration_ms`, `network`: the brokers, and the broker configs every broker runs with.

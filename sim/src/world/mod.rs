@@ -298,7 +298,18 @@ impl World {
             }
             (NodeId::Client(i), _) => {
                 let name = &self.header.clients[i as usize];
-                let producer = self.resolved.producers.get(name).map(|c| Producer::new(c.clone(), brokers.clone()));
+                // The finalized `transaction.version` the client learns from ApiVersions; a
+                // librdkafka client speaks the classic protocol whatever it is.
+                let tv = if self.resolved.librdkafka_clients.contains(name) {
+                    0
+                } else {
+                    self.resolved.broker.transaction_version
+                };
+                let producer = self
+                    .resolved
+                    .producers
+                    .get(name)
+                    .map(|c| Producer::new(c.clone(), brokers.clone()).with_finalized_transaction_version(tv));
                 let consumer =
                     self.resolved.consumers.get(name).map(|c| Consumer::new(c.clone(), brokers.clone(), name));
                 Machine::Client(Client { producer, consumer })
