@@ -318,7 +318,14 @@ pub async fn run(world: Arc<Mutex<World>>, node: NodeId, setup: StreamsSetup) {
             .copied()
             .collect();
         for id in ready {
-            let queue = t.buffered.remove(&id).unwrap_or_default();
+            let mut queue = t.buffered.remove(&id).unwrap_or_default();
+            if t.instance.topology.table.is_some() {
+                let (now, later) = synchronized(&t.instance.topology, &t.consumer, id, queue);
+                if !later.is_empty() {
+                    t.buffered.insert(id, later);
+                }
+                queue = now;
+            }
             if queue.is_empty() {
                 continue;
             }
@@ -342,8 +349,20 @@ pub async fn run(world: Arc<Mutex<World>>, node: NodeId, setup: StreamsSetup) {
             let Instance { tasks, topology, .. } = instance;
             let task = tasks.get_mut(&id).expect("a running task");
             for record in queue {
-                // A tombstone on a stream's input is no row (ksqlDB drops a null value): skipped.
-                let out = task.process(topology, record.key.as_deref(), record.value.as_deref().unwrap_or("null"));
+                let out =
+                    task.process(topology, &record.partition.topic, record.key.as_deref(), record.value.as_deref());
+                if out.unjoined {
+                    world.lock().expect("world lock").app_note(
+                        node,
+                        format!(
+                            "task {id}: {}@{} (key {}) found no row in table {}: the inner join emits nothing",
+                            record.partition,
+                            record.offset,
+                            record.key.as_deref().unwrap_or("null"),
+                            topology.table.as_ref().map_or("?", |t| t.name.as_str()),
+                        ),
+                    );
+                }
                 if let Some(why) = &out.skipped {
                     world
                         .lock()
@@ -384,6 +403,47 @@ pub async fn run(world: Arc<Mutex<World>>, node: NodeId, setup: StreamsSetup) {
             return;
         }
     }
+}
+
+/// What a task that reads several partitions (a stream and the table it joins) processes now,
+/// and what stays buffered. Each time it takes the record with the smallest timestamp at the
+/// head of its partitions' buffers (`PartitionGroup.nextRecord`, a priority queue on the heads'
+/// timestamps): so a customer written before an order is in the table when the order joins, even
+/// if the poll returned the order first. And it goes on only while every partition either has a
+/// record buffered or is known to be caught up (`PartitionGroup.readyToProcess` under the default
+/// `max.task.idle.ms` = 0, KIP-695): a partition whose lag is unknown (not fetched yet) or
+/// positive (data at the broker not fetched) makes the task wait for the next poll. A record
+/// without a timestamp goes first; ties go in topic order.
+fn synchronized(
+    topology: &ksim_cluster::streams::Topology,
+    consumer: &KafkaConsumer,
+    id: TaskId,
+    queue: Vec<ConsumedRecord>,
+) -> (Vec<ConsumedRecord>, Vec<ConsumedRecord>) {
+    let mut heads: BTreeMap<TopicPartition, std::collections::VecDeque<(Option<i64>, ConsumedRecord)>> = topology
+        .input_topics()
+        .into_iter()
+        .filter(|topic| topology.subtopology_of(topic) == Some(id.subtopology))
+        .map(|topic| (TopicPartition::new(topic, id.partition), Default::default()))
+        .collect();
+    for record in queue {
+        let ts = topology.timestamp_of(&record.partition.topic, record.key.as_deref(), record.value.as_deref());
+        heads.entry(record.partition.clone()).or_default().push_back((ts, record));
+    }
+    let mut now = Vec::new();
+    loop {
+        let ready = heads.iter().all(|(tp, queue)| !queue.is_empty() || consumer.current_lag(tp) == Some(0));
+        let next = heads
+            .iter()
+            .filter_map(|(tp, queue)| queue.front().map(|(ts, _)| (*ts, tp.clone())))
+            .min_by_key(|(ts, _)| *ts)
+            .map(|(_, tp)| tp);
+        let (true, Some(next)) = (ready, next) else { break };
+        let (_, record) = heads.get_mut(&next).and_then(|q| q.pop_front()).expect("a head");
+        now.push(record);
+    }
+    let later = heads.into_values().flatten().map(|(_, record)| record).collect();
+    (now, later)
 }
 
 /// The task that reads a partition: `<sub-topology>_<partition>`.

@@ -29,7 +29,7 @@
 //!   `KTableFilter` with old values sent, because the aggregate is materialized): a new value that
 //!   passes is forwarded; one that fails is forwarded as a tombstone only if the old one passed.
 
-use super::ast::{BinaryOp, Emit};
+use super::ast::{BinaryOp, Emit, JoinKind};
 use super::plan::{AggCall, AggFunc, Aggregation, QueryKind, QueryPlan, RExpr, WindowSpec};
 use super::value::{SqlType, Value};
 use std::cmp::Ordering;
@@ -113,7 +113,14 @@ pub struct Output {
     pub late: Vec<LateDrop>,
     /// Every store write, in order: what a changelog topic receives.
     pub changelog: Vec<StoreWrite>,
+    /// An inner join found no table row for the record's key (or the key was NULL): nothing
+    /// was emitted.
+    pub unjoined: bool,
 }
+
+/// A declared table's rows as a stream-table join reads them, by primary key (as
+/// [`Value::to_csv`] writes it: one key type per table, so distinct keys stay distinct).
+pub type TableRows = BTreeMap<String, Vec<Value>>;
 
 /// The window store's key: window start, then the key's bytes as the KAFKA format serializes
 /// them, which is the order a time-first window store iterates in.
@@ -226,10 +233,33 @@ impl QueryRuntime {
         Some(agg.key_order.iter().map(|&i| group[i].clone()).collect())
     }
 
-    /// Feed one record of the query's source. `Err` only when the query would keep more than
+    /// Feed one record of the query's source; a join looks its key up in `tables` (each
+    /// declared table's rows as they stand now). `Err` only when the query would keep more than
     /// [`MAX_STORE_ENTRIES`] windows.
-    pub fn process(&mut self, record: &Record) -> Result<Output, String> {
+    pub fn process(&mut self, record: &Record, tables: &BTreeMap<String, TableRows>) -> Result<Output, String> {
         let mut out = Output::default();
+        let joined;
+        let record = match &self.plan.join {
+            None => record,
+            Some(join) => {
+                // `KStreamKTableJoinProcessor.process`: the table as it stands now, by the
+                // stream's key. A NULL key finds no row; since KIP-962 (Kafka 3.7) a left join
+                // still emits such a record, an inner join drops it.
+                let key = record.values.get(join.stream_key).unwrap_or(&Value::Null);
+                let row = if key.is_null() { None } else { tables.get(&join.table).and_then(|t| t.get(&key.to_csv())) };
+                if row.is_none() && join.kind == JoinKind::Inner {
+                    out.unjoined = true;
+                    return Ok(out);
+                }
+                let mut values = record.values.clone();
+                match row {
+                    Some(row) => values.extend(row.iter().cloned()),
+                    None => values.extend(std::iter::repeat_n(Value::Null, join.table_width)),
+                }
+                joined = Record { rowtime: record.rowtime, values };
+                &joined
+            }
+        };
         let input = Ctx { input: &record.values, rowtime: record.rowtime, keys: &[], aggs: &[], window: None };
         if let Some(w) = &self.plan.where_ {
             if eval(w, &input) != Value::Boolean(true) {
