@@ -74,6 +74,10 @@ struct Thread {
     transaction_deliveries: Vec<Delivery>,
     in_transaction: bool,
     since_commit: u64,
+    /// Inputs processed since the last commit whose updates the record cache holds back.
+    cached_inputs: Vec<(TopicPartition, i64)>,
+    /// Records the last commit's cache flush sent.
+    flushed: usize,
 }
 
 /// Why a commit did not happen.
@@ -92,6 +96,7 @@ impl Thread {
     /// `TaskExecutor.commitOffsetsOrTransaction`: flush, then the consumed offsets (at_least_once:
     /// `commitSync(offsets)`; exactly_once_v2: inside the transaction).
     async fn commit(&mut self) -> Result<usize, CommitError> {
+        self.flush_caches()?;
         let offsets: Vec<(TopicPartition, i64)> = std::mem::take(&mut self.consumed).into_iter().collect();
         if self.eos {
             if offsets.is_empty() && !self.in_transaction {
@@ -145,6 +150,40 @@ impl Thread {
         Ok(offsets.len())
     }
 
+    /// `StreamTask.prepareCommit`: each task's record cache forwards and logs what it held back,
+    /// before the producer is flushed; the inputs folded into those updates count once these
+    /// sends are acknowledged (or their transaction commits).
+    fn flush_caches(&mut self) -> Result<(), CommitError> {
+        let Thread { instance, producer, pending, transaction_inputs, transaction_deliveries, .. } = self;
+        let Instance { tasks, topology, .. } = instance;
+        let mut sends = Vec::new();
+        for task in tasks.values_mut() {
+            sends.extend(task.flush(topology).sends);
+        }
+        let inputs = std::mem::take(&mut self.cached_inputs);
+        self.flushed = sends.len();
+        if sends.is_empty() {
+            return Ok(());
+        }
+        if self.eos && !self.in_transaction {
+            producer.begin_transaction().map_err(CommitError::Fatal)?;
+            self.in_transaction = true;
+        }
+        let deliveries: Vec<Delivery> =
+            sends.into_iter().map(|s| producer.send_to(&s.topic, s.partition, s.record)).collect();
+        if self.eos {
+            transaction_inputs.extend(inputs);
+            transaction_deliveries.extend(deliveries);
+        } else if let Some((last, rest)) = inputs.split_last() {
+            // Every input shares the flush's sends: each counts once all of them are answered.
+            for input in rest {
+                pending.push(Pending { input: input.clone(), deliveries: Vec::new(), failed: false });
+            }
+            pending.push(Pending { input: last.clone(), deliveries, failed: false });
+        }
+        Ok(())
+    }
+
     /// Commit, and on a migrated-tasks error revive every task. Returns false if the thread
     /// must stop.
     async fn commit_or_revive(&mut self, why: &str) -> bool {
@@ -153,7 +192,8 @@ impl Thread {
             Ok(partitions) => {
                 if partitions > 0 || processed > 0 {
                     self.note(format!(
-                        "commit ({why}): {processed} records processed since the last commit; offsets of {partitions} partition(s) committed{}",
+                        "commit ({why}): {processed} records processed since the last commit; {}offsets of {partitions} partition(s) committed{}",
+                        if self.flushed > 0 { format!("record cache flushed {} records; ", self.flushed) } else { String::new() },
                         if self.eos { " in the transaction" } else { "" }
                     ));
                 }
@@ -196,6 +236,7 @@ impl Thread {
         self.pending.clear();
         self.transaction_inputs.clear();
         self.transaction_deliveries.clear();
+        self.cached_inputs.clear();
         self.since_commit = 0;
         self.consumer.rewind_to_committed();
     }
@@ -234,6 +275,8 @@ pub async fn run(world: Arc<Mutex<World>>, node: NodeId, setup: StreamsSetup) {
         transaction_deliveries: Vec::new(),
         in_transaction: false,
         since_commit: 0,
+        cached_inputs: Vec::new(),
+        flushed: 0,
     };
     t.note(format!(
         "Kafka Streams application.id={} starts: processing.guarantee={}, commit.interval.ms={}; reads {source}, writes {}{}",
@@ -344,6 +387,7 @@ pub async fn run(world: Arc<Mutex<World>>, node: NodeId, setup: StreamsSetup) {
                 transaction_deliveries,
                 consumed,
                 since_commit,
+                cached_inputs,
                 ..
             } = &mut t;
             let Instance { tasks, topology, .. } = instance;
@@ -370,6 +414,9 @@ pub async fn run(world: Arc<Mutex<World>>, node: NodeId, setup: StreamsSetup) {
                         .app_note(node, format!("task {id} skipped {}@{}: {why}", record.partition, record.offset));
                 }
                 let input = (record.partition.clone(), record.offset);
+                if out.sends.is_empty() && topology.caches() {
+                    cached_inputs.push(input.clone());
+                }
                 if !out.sends.is_empty() {
                     if eos {
                         transaction_inputs.push(input.clone());

@@ -93,8 +93,9 @@ pub struct LateDrop {
 }
 
 /// One write to a query's state store: what its changelog topic records, in the order the store
-/// took it (Streams' `ChangeLoggingKeyValueBytesStore` / `ChangeLoggingWindowBytesStore` log each
-/// put below the record cache; with the cache at 0 bytes every update is a put).
+/// logged it (Streams' `ChangeLoggingKeyValueBytesStore` / `ChangeLoggingWindowBytesStore` sit
+/// below the caching layer, so under EMIT CHANGES a write is logged when the record cache
+/// forwards the entry; with the cache at 0 bytes that is every update).
 #[derive(Clone, Debug, PartialEq)]
 pub struct StoreWrite {
     /// The GROUP BY key, in the sink's key-column order.
@@ -345,17 +346,39 @@ impl QueryRuntime {
         if agg.window.is_some() {
             self.store_time = Some(self.store_time.map_or(at.0, |t| t.max(at.0)));
         }
-        out.changelog.push(StoreWrite {
-            key: key.clone(),
-            window: agg.window.map(|_| (at.0, end)),
-            aggs: aggs.clone(),
-            timestamp,
-        });
         self.store.insert(at.clone(), Stored { key, end, aggs, timestamp });
-        if agg.emit == Emit::Changes {
-            self.cache_put(agg, at, old.map(|s| s.aggs), out);
+        match agg.emit {
+            // The caching layer sits above the change-logging one (`CachingKeyValueStore` /
+            // `CachingWindowStore` wrap `ChangeLogging*Store`): the changelog gets a write when
+            // the cache forwards the entry, so the cache deduplicates both.
+            Emit::Changes => self.cache_put(agg, at, old.map(|s| s.aggs), out),
+            // EMIT FINAL's window store is not cached (`EmitStrategy.onWindowClose`): every
+            // update is logged.
+            Emit::Final => self.log_write(agg, &at, out),
         }
         Ok(())
+    }
+
+    /// Log the store's current value of `at` to the changelog.
+    fn log_write(&self, agg: &Aggregation, at: &StoreKey, out: &mut Output) {
+        let stored = &self.store[at];
+        out.changelog.push(StoreWrite {
+            key: stored.key.clone(),
+            window: agg.window.map(|_| (at.0, stored.end)),
+            aggs: stored.aggs.clone(),
+            timestamp: stored.timestamp,
+        });
+    }
+
+    /// Forward and log every entry the record cache holds dirty (a commit's
+    /// `ThreadCache.flush`): what the runtime calls at each commit.
+    pub fn flush_cache(&mut self) -> Output {
+        let mut out = Output::default();
+        if let QueryKind::Aggregation(agg) = &self.plan.kind {
+            let agg = agg.clone();
+            self.flush(&agg, &mut out);
+        }
+        out
     }
 
     /// Put an updated aggregate through the record cache, flushing what it evicts.
@@ -385,6 +408,7 @@ impl QueryRuntime {
             let evicted = self.cache.entries.remove(&eldest).expect("present");
             self.cache.bytes -= evicted.size;
             if let Some(old) = evicted.dirty {
+                self.log_write(agg, &eldest, out);
                 self.forward_change(agg, &eldest, old, out);
                 self.flush(agg, out);
             }
@@ -403,6 +427,7 @@ impl QueryRuntime {
         dirty.sort();
         for (_, at) in dirty {
             let old = self.cache.entries.get_mut(&at).and_then(|e| e.dirty.take()).expect("dirty");
+            self.log_write(agg, &at, out);
             self.forward_change(agg, &at, old, out);
         }
     }

@@ -150,6 +150,18 @@ impl Engine {
         self.tables.get(table).map(|rows| rows.values().map(Vec::as_slice).collect()).unwrap_or_default()
     }
 
+    /// Flush every aggregation's record cache (a commit): the rows and store writes it held
+    /// back, in each query's flush order.
+    pub fn flush(&mut self) -> Step {
+        let mut step = Step::default();
+        for (index, query) in self.queries.iter_mut().enumerate() {
+            let out = query.flush_cache();
+            step.rows.extend(out.rows.into_iter().map(|r| (index, r)));
+            step.changelog.extend(out.changelog.into_iter().map(|w| (index, w)));
+        }
+        step
+    }
+
     /// Feed one record of the declared source `source`. Queries run in statement order; the rows a
     /// query writes to a stream feed the queries that read that stream. A record of a declared
     /// table updates the table (what later stream records join) and emits nothing.

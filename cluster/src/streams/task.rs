@@ -147,9 +147,36 @@ impl StreamTask {
                 return out;
             }
         };
+        self.sends_of(topology, step.changelog, step.rows, &mut out);
+        out.late = step.late.into_iter().map(|(_, l)| l).collect();
+        out.unjoined = !step.unjoined.is_empty();
+        out
+    }
+
+    /// A commit flushes the task's record caches (`StreamTask.prepareCommit` ->
+    /// `ProcessorStateManager.flushCache`): the updates they held back go to the changelog and
+    /// downstream now.
+    pub fn flush(&mut self, topology: &Topology) -> Processed {
+        let mut out = Processed::default();
+        if self.state != TaskState::Running {
+            return out;
+        }
+        let step = self.engine.flush();
+        self.sends_of(topology, step.changelog, step.rows, &mut out);
+        out
+    }
+
+    fn sends_of(
+        &self,
+        topology: &Topology,
+        changelog: Vec<(usize, crate::ksql::StoreWrite)>,
+        rows: Vec<(usize, crate::ksql::Row)>,
+        out: &mut Processed,
+    ) {
         // The store takes the write (and logs it) before the processor forwards the change
         // downstream (`KStreamWindowAggregateProcessor.process`: `windowStore.put`, then
         // `tupleForwarder.maybeForward`).
+        let step = crate::ksql::Step { rows, changelog, ..Default::default() };
         for (q, write) in &step.changelog {
             if let Some(store) = topology.stores.iter().find(|s| s.of == StoreOf::Aggregation(*q)) {
                 out.sends.push(Send {
@@ -165,9 +192,6 @@ impl StreamTask {
                 out.sends.push(Send { topic: sink.topic.clone(), partition: None, record });
             }
         }
-        out.late = step.late.into_iter().map(|(_, l)| l).collect();
-        out.unjoined = !step.unjoined.is_empty();
-        out
     }
 
     /// A record of the joined table's topic (`KTableSource.process`): put into (or, a

@@ -89,7 +89,13 @@ pub struct Topology {
     pub repartition: Option<RepartitionSpec>,
     /// Each query's aggregate state types, for decoding changelog values.
     agg_types: Vec<Vec<SqlType>>,
+    /// How each task's engine runs: its record cache ([`Topology::with_cache`]).
+    exec: ExecConfig,
 }
+
+/// Streams' `statestore.cache.max.bytes` default: 10 MB (`StreamsConfig`), shared by an
+/// instance's stream threads (`KafkaStreams.getCacheSizePerThread`).
+pub const DEFAULT_STATESTORE_CACHE_MAX_BYTES: u64 = 10 * 1024 * 1024;
 
 /// What one input record decodes to: a ksqlDB record, or why it is skipped (ksqlDB logs a
 /// deserialization error to its processing log and goes on).
@@ -231,7 +237,17 @@ impl Topology {
             stores,
             repartition,
             agg_types,
+            exec: ExecConfig::default(),
         })
+    }
+
+    /// The record cache each task's aggregations run with: `statestore.cache.max.bytes` for
+    /// the instance's one stream thread, flushed at each commit (the runtime calls
+    /// [`crate::streams::StreamTask::flush`]) or when it evicts, never on a record's timestamp.
+    /// 0 forwards and logs every update.
+    pub fn with_cache(mut self, cache_max_bytes: u64) -> Topology {
+        self.exec = ExecConfig { cache_max_bytes, commit_interval_ms: i64::MAX, num_stream_threads: 1 };
+        self
     }
 
     /// The topics the application's consumer reads: the input, the joined table's topic, and
@@ -290,9 +306,14 @@ impl Topology {
         Some(Record { key: key_string(&key), value: Some(format!("{{{}}}", fields.join(","))), headers: Vec::new() })
     }
 
+    /// Whether the tasks' aggregations hold updates back in a record cache.
+    pub fn caches(&self) -> bool {
+        self.exec.cache_max_bytes > 0 && !self.stores.iter().all(|s| s.of == StoreOf::Table)
+    }
+
     /// A fresh engine for one task.
     pub fn engine(&self) -> Engine {
-        Engine::new(&self.statements, ExecConfig::default()).expect("compiled once already")
+        Engine::new(&self.statements, self.exec).expect("compiled once already")
     }
 
     /// The topics the application reads and writes, internal ones included.
