@@ -137,7 +137,7 @@ impl Thread {
                 ok &= matches!(delivery.await, Ok(Ok(_)));
             }
             if ok {
-                counted.push(entry.input);
+                counted.extend(entry.inputs);
             }
         }
         if !counted.is_empty() {
@@ -174,12 +174,9 @@ impl Thread {
         if self.eos {
             transaction_inputs.extend(inputs);
             transaction_deliveries.extend(deliveries);
-        } else if let Some((last, rest)) = inputs.split_last() {
-            // Every input shares the flush's sends: each counts once all of them are answered.
-            for input in rest {
-                pending.push(Pending { input: input.clone(), deliveries: Vec::new(), failed: false });
-            }
-            pending.push(Pending { input: last.clone(), deliveries, failed: false });
+        } else {
+            // Every input folded into the flushed updates counts once all of them are answered.
+            pending.push(Pending { inputs, deliveries, failed: false });
         }
         Ok(())
     }
@@ -425,7 +422,7 @@ pub async fn run(world: Arc<Mutex<World>>, node: NodeId, setup: StreamsSetup) {
                     if eos {
                         transaction_deliveries.extend(deliveries);
                     } else {
-                        pending.push(Pending { input, deliveries: deliveries.collect(), failed: false });
+                        pending.push(Pending { inputs: vec![input], deliveries: deliveries.collect(), failed: false });
                     }
                 }
                 for late in out.late {
@@ -501,7 +498,8 @@ fn task_of(instance: &Instance, tp: &TopicPartition) -> Option<TaskId> {
 
 /// An input's sends under at_least_once, until each is answered.
 struct Pending {
-    input: (TopicPartition, i64),
+    /// The inputs these sends carry the results of (several for a record cache's flush).
+    inputs: Vec<(TopicPartition, i64)>,
     deliveries: Vec<Delivery>,
     failed: bool,
 }
@@ -524,7 +522,7 @@ fn settle(pending: &mut Vec<Pending>) -> Vec<(TopicPartition, i64)> {
             return true;
         }
         if !entry.failed {
-            counted.push(entry.input.clone());
+            counted.extend(entry.inputs.iter().cloned());
         }
         false
     });
