@@ -130,6 +130,7 @@ fn the_tables_the_scenarios_end_with_are_the_engines_except_under_at_least_once(
         ("exactly-once-counts-once", true),
         ("streams-repartition-by-field", true),
         ("streams-enrich-orders-with-customers", true),
+        ("streams-record-cache", true),
         ("at-least-once-double-counts", false),
     ] {
         let scenario = load(name);
