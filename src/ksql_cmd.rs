@@ -30,6 +30,16 @@ Examples:
       WINDOW TUMBLING (SIZE 5 MINUTES)
       GROUP BY card_number HAVING COUNT(*) > 3;\"
 
+  # A stream-table join: each order reads its customer's row as the table stands at the
+  # order's ROWTIME (inputs merge by ROWTIME); a customer row emits nothing by itself:
+  ksim ksql --input orders=examples/ksql/orders.csv --input customers=examples/ksql/customers.csv \"
+    CREATE STREAM orders (customer STRING KEY, item STRING, amount INT)
+      WITH (KAFKA_TOPIC='orders', VALUE_FORMAT='JSON');
+    CREATE TABLE customers (id STRING PRIMARY KEY, name STRING, tier STRING)
+      WITH (KAFKA_TOPIC='customers', VALUE_FORMAT='JSON');
+    CREATE STREAM orders_enriched AS SELECT o.customer, o.item, c.name, c.tier
+      FROM orders o LEFT JOIN customers c ON o.customer = c.id;\"
+
 Input CSV: a header `ROWTIME,<the source's columns>` (key columns by name), then one record per
 line; an empty field is NULL. Records are processed in file order; several inputs are merged by
 ROWTIME (ties in argument order).";

@@ -215,6 +215,12 @@ fn bad_scenarios_get_clear_errors() {
             "clients[1] (s).app.topology: uses topic `T`, which `topics` does not declare",
         ),
         (
+            "a stream-table join over topics with different partition counts (CopartitionedTopicsEnforcer)",
+            "replication_factor: 3)],\n    clients: [(name: \"p\", app: Producer(topic: \"payments\", records: 3))",
+            "replication_factor: 3), (name: \"customers\", partitions: 3, replication_factor: 3), (name: \"E\", partitions: 2, replication_factor: 3)],\n    clients: [(name: \"p\", app: Producer(topic: \"payments\", records: 3)), (name: \"s\", app: KafkaStreams(application_id: \"a\", topology: \"CREATE STREAM x (id STRING KEY, n INT, ts BIGINT) WITH (KAFKA_TOPIC='payments', VALUE_FORMAT='JSON', TIMESTAMP='ts'); CREATE TABLE c (id STRING PRIMARY KEY, name STRING) WITH (KAFKA_TOPIC='customers', VALUE_FORMAT='JSON'); CREATE STREAM e AS SELECT x.id, n, name FROM x JOIN c ON x.id = c.id;\"))",
+            "clients[1] (s).app.topology: Invalid topology: Topics not co-partitioned: [{customers=3, payments=2}]",
+        ),
+        (
             "a processing guarantee Kafka 4 removed",
             "records: 3))",
             "records: 3)), (name: \"s\", app: KsqlServer(statements: \"CREATE STREAM x (id STRING KEY, n INT, ts BIGINT) WITH (KAFKA_TOPIC='payments', VALUE_FORMAT='JSON', TIMESTAMP='ts'); CREATE STREAM y WITH (KAFKA_TOPIC='payments') AS SELECT id, n, ts FROM x;\", processing_guarantee: \"exactly_once\"))",

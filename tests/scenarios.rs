@@ -118,6 +118,8 @@ scenario_tests! {
     at_least_once_double_counts => "at-least-once-double-counts",
     exactly_once_counts_once => "exactly-once-counts-once",
     streams_repartition_by_field => "streams-repartition-by-field",
+    streams_enrich_orders_with_customers => "streams-enrich-orders-with-customers",
+    streams_record_cache => "streams-record-cache",
     connect_source_masks_pii => "connect-source-masks-pii",
     connect_worker_dies => "connect-worker-dies",
     connect_sink_dead_letter_queue => "connect-sink-dead-letter-queue",

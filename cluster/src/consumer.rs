@@ -140,6 +140,9 @@ struct PartitionState {
     resetting: bool,
     /// Do not fetch before this time (after an error).
     backoff_until: SimTime,
+    /// The end the last fetch answer reported: the high watermark, or under read_committed the
+    /// last stable offset (what `Consumer.currentLag` measures from).
+    fetched_end: Option<i64>,
 }
 
 impl PartitionState {
@@ -674,6 +677,14 @@ impl Consumer {
         self.drive(now, fx);
     }
 
+    /// `Consumer.currentLag`: how far the fetch position is behind the end the last fetch
+    /// answer reported; `None` until a fetch of the partition has been answered. Records
+    /// fetched but not yet polled do not count: they are on this side.
+    pub fn current_lag(&self, tp: &TopicPartition) -> Option<i64> {
+        let state = self.assignment.get(tp)?;
+        Some((state.fetched_end? - state.position?).max(0))
+    }
+
     pub fn position(&self, tp: &TopicPartition) -> Option<i64> {
         // The application's position is past what it has polled, not past what is buffered.
         self.buffer.iter().find(|r| &r.partition == tp).map(|r| r.offset).or(self.assignment.get(tp)?.position)
@@ -1062,6 +1073,10 @@ impl Consumer {
                         }
                     }
                     state.position = Some(position);
+                    state.fetched_end = Some(match (read_committed, p.last_stable_offset) {
+                        (true, Some(lso)) => lso,
+                        _ => p.high_watermark,
+                    });
                     self.sync_consumed_epochs();
                 }
                 ErrorCode::OffsetOutOfRange => {

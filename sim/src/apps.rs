@@ -139,6 +139,11 @@ impl KafkaConsumer {
         self.world.lock().expect("world lock").consumer_revocation_handled(self.node);
     }
 
+    /// `currentLag(partition)`: records at the broker not fetched yet, once a fetch told.
+    pub fn current_lag(&self, tp: &TopicPartition) -> Option<i64> {
+        self.world.lock().expect("world lock").consumer_current_lag(self.node, tp)
+    }
+
     /// `groupMetadata()`: the group, generation and member id this consumer is in now.
     pub fn group_metadata(&self) -> Option<GroupMetadata> {
         self.world.lock().expect("world lock").consumer_group_metadata(self.node)

@@ -44,7 +44,7 @@ use crate::world::World;
 use ksim_cluster::consumer::ConsumedRecord;
 use ksim_cluster::node::NodeId;
 use ksim_cluster::streams::task::TaskState;
-use ksim_cluster::streams::{Instance, ProcessingGuarantee, StreamsEvent, TaskId};
+use ksim_cluster::streams::{Entry, Instance, ProcessingGuarantee, StreamsEvent, TaskId};
 use ksim_cluster::TopicPartition;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -74,6 +74,10 @@ struct Thread {
     transaction_deliveries: Vec<Delivery>,
     in_transaction: bool,
     since_commit: u64,
+    /// Inputs processed since the last commit whose updates the record cache holds back.
+    cached_inputs: Vec<(TopicPartition, i64)>,
+    /// Records the last commit's cache flush sent.
+    flushed: usize,
 }
 
 /// Why a commit did not happen.
@@ -92,6 +96,7 @@ impl Thread {
     /// `TaskExecutor.commitOffsetsOrTransaction`: flush, then the consumed offsets (at_least_once:
     /// `commitSync(offsets)`; exactly_once_v2: inside the transaction).
     async fn commit(&mut self) -> Result<usize, CommitError> {
+        self.flush_caches()?;
         let offsets: Vec<(TopicPartition, i64)> = std::mem::take(&mut self.consumed).into_iter().collect();
         if self.eos {
             if offsets.is_empty() && !self.in_transaction {
@@ -132,7 +137,7 @@ impl Thread {
                 ok &= matches!(delivery.await, Ok(Ok(_)));
             }
             if ok {
-                counted.push(entry.input);
+                counted.extend(entry.inputs);
             }
         }
         if !counted.is_empty() {
@@ -145,6 +150,39 @@ impl Thread {
         Ok(offsets.len())
     }
 
+    /// `StreamTask.prepareCommit`: each task's record cache forwards and logs what it held back,
+    /// before the producer is flushed; the inputs folded into those updates count once these
+    /// sends are acknowledged (or their transaction commits).
+    fn flush_caches(&mut self) -> Result<(), CommitError> {
+        let Thread { instance, producer, pending, transaction_inputs, transaction_deliveries, .. } = self;
+        let Instance { tasks, topology, .. } = instance;
+        let mut sends = Vec::new();
+        for task in tasks.values_mut() {
+            let out = task.flush(topology);
+            store_events(&self.world, self.node, task.id, task.stream_time, out.store_writes);
+            sends.extend(out.sends);
+        }
+        let inputs = std::mem::take(&mut self.cached_inputs);
+        self.flushed = sends.len();
+        if sends.is_empty() {
+            return Ok(());
+        }
+        if self.eos && !self.in_transaction {
+            producer.begin_transaction().map_err(CommitError::Fatal)?;
+            self.in_transaction = true;
+        }
+        let deliveries: Vec<Delivery> =
+            sends.into_iter().map(|s| producer.send_to(&s.topic, s.partition, s.record)).collect();
+        if self.eos {
+            transaction_inputs.extend(inputs);
+            transaction_deliveries.extend(deliveries);
+        } else {
+            // Every input folded into the flushed updates counts once all of them are answered.
+            pending.push(Pending { inputs, deliveries, failed: false });
+        }
+        Ok(())
+    }
+
     /// Commit, and on a migrated-tasks error revive every task. Returns false if the thread
     /// must stop.
     async fn commit_or_revive(&mut self, why: &str) -> bool {
@@ -155,6 +193,7 @@ impl Thread {
                     self.event(StreamsEvent::Committed {
                         why: why.to_string(),
                         processed,
+                        cache_flushed: self.flushed,
                         partitions,
                         in_transaction: self.eos,
                     });
@@ -195,6 +234,7 @@ impl Thread {
         self.pending.clear();
         self.transaction_inputs.clear();
         self.transaction_deliveries.clear();
+        self.cached_inputs.clear();
         self.since_commit = 0;
         self.consumer.rewind_to_committed();
     }
@@ -233,6 +273,8 @@ pub async fn run(world: Arc<Mutex<World>>, node: NodeId, setup: StreamsSetup) {
         transaction_deliveries: Vec::new(),
         in_transaction: false,
         since_commit: 0,
+        cached_inputs: Vec::new(),
+        flushed: 0,
     };
     let writes = (t.instance.topology.repartition.iter().map(|r| r.topic.clone()))
         .chain(t.instance.topology.sinks.iter().map(|s| s.topic.clone()))
@@ -306,7 +348,14 @@ pub async fn run(world: Arc<Mutex<World>>, node: NodeId, setup: StreamsSetup) {
             .copied()
             .collect();
         for id in ready {
-            let queue = t.buffered.remove(&id).unwrap_or_default();
+            let mut queue = t.buffered.remove(&id).unwrap_or_default();
+            if t.instance.topology.table.is_some() {
+                let (now, later) = synchronized(&t.instance.topology, &t.consumer, id, queue);
+                if !later.is_empty() {
+                    t.buffered.insert(id, later);
+                }
+                queue = now;
+            }
             if queue.is_empty() {
                 continue;
             }
@@ -325,30 +374,33 @@ pub async fn run(world: Arc<Mutex<World>>, node: NodeId, setup: StreamsSetup) {
                 transaction_deliveries,
                 consumed,
                 since_commit,
+                cached_inputs,
                 ..
             } = &mut t;
             let Instance { tasks, topology, .. } = instance;
             let task = tasks.get_mut(&id).expect("a running task");
             for record in queue {
-                // A tombstone on a stream's input is no row (ksqlDB drops a null value): skipped.
-                let out = task.process(topology, record.key.as_deref(), record.value.as_deref().unwrap_or("null"));
+                let out =
+                    task.process(topology, &record.partition.topic, record.key.as_deref(), record.value.as_deref());
                 let origin = format!("{}@{}", record.partition, record.offset);
+                if out.unjoined {
+                    let event = StreamsEvent::NoTableRow {
+                        task: id.to_string(),
+                        origin: origin.clone(),
+                        key: record.key.clone().unwrap_or_else(|| "null".into()),
+                        table: topology.table.as_ref().map_or("?", |t| t.name.as_str()).to_string(),
+                    };
+                    world.lock().expect("world lock").streams_event(node, event);
+                }
                 if let Some(why) = out.skipped {
                     let event = StreamsEvent::RecordSkipped { task: id.to_string(), origin: origin.clone(), why };
                     world.lock().expect("world lock").streams_event(node, event);
                 }
-                // A store's new entries, one event per store the record wrote to.
-                let mut writes = out.store_writes.into_iter().peekable();
-                while let Some((store, entry)) = writes.next() {
-                    let mut entries = vec![entry];
-                    while let Some((_, more)) = writes.next_if(|(next, _)| *next == store) {
-                        entries.push(more);
-                    }
-                    let stream_time = task.stream_time;
-                    let event = StreamsEvent::StoreUpdated { task: id.to_string(), store, entries, stream_time };
-                    world.lock().expect("world lock").streams_event(node, event);
-                }
+                store_events(&world, node, id, task.stream_time, out.store_writes);
                 let input = (record.partition.clone(), record.offset);
+                if out.sends.is_empty() && topology.caches() {
+                    cached_inputs.push(input.clone());
+                }
                 if !out.sends.is_empty() {
                     if eos {
                         transaction_inputs.push(input.clone());
@@ -357,7 +409,7 @@ pub async fn run(world: Arc<Mutex<World>>, node: NodeId, setup: StreamsSetup) {
                     if eos {
                         transaction_deliveries.extend(deliveries);
                     } else {
-                        pending.push(Pending { input, deliveries: deliveries.collect(), failed: false });
+                        pending.push(Pending { inputs: vec![input], deliveries: deliveries.collect(), failed: false });
                     }
                 }
                 for late in out.late {
@@ -389,6 +441,72 @@ pub async fn run(world: Arc<Mutex<World>>, node: NodeId, setup: StreamsSetup) {
     }
 }
 
+/// What a task that reads several partitions (a stream and the table it joins) processes now,
+/// and what stays buffered. Each time it takes the record with the smallest timestamp at the
+/// head of its partitions' buffers (`PartitionGroup.nextRecord`, a priority queue on the heads'
+/// timestamps): so a customer written before an order is in the table when the order joins, even
+/// if the poll returned the order first. And it goes on only while every partition either has a
+/// record buffered or is known to be caught up (`PartitionGroup.readyToProcess` under the default
+/// `max.task.idle.ms` = 0, KIP-695): a partition whose lag is unknown (not fetched yet) or
+/// positive (data at the broker not fetched) makes the task wait for the next poll. A record
+/// without a timestamp goes first; ties go in topic order.
+fn synchronized(
+    topology: &ksim_cluster::streams::Topology,
+    consumer: &KafkaConsumer,
+    id: TaskId,
+    queue: Vec<ConsumedRecord>,
+) -> (Vec<ConsumedRecord>, Vec<ConsumedRecord>) {
+    let mut heads: BTreeMap<TopicPartition, std::collections::VecDeque<(Option<i64>, ConsumedRecord)>> = topology
+        .input_topics()
+        .into_iter()
+        .filter(|topic| topology.subtopology_of(topic) == Some(id.subtopology))
+        .map(|topic| (TopicPartition::new(topic, id.partition), Default::default()))
+        .collect();
+    for record in queue {
+        let ts = topology.timestamp_of(&record.partition.topic, record.key.as_deref(), record.value.as_deref());
+        heads.entry(record.partition.clone()).or_default().push_back((ts, record));
+    }
+    let mut now = Vec::new();
+    loop {
+        let ready = heads.iter().all(|(tp, queue)| !queue.is_empty() || consumer.current_lag(tp) == Some(0));
+        let next = heads
+            .iter()
+            .filter_map(|(tp, queue)| queue.front().map(|(ts, _)| (*ts, tp.clone())))
+            .min_by_key(|(ts, _)| *ts)
+            .map(|(_, tp)| tp);
+        let (true, Some(next)) = (ready, next) else { break };
+        let (_, record) = heads.get_mut(&next).and_then(|q| q.pop_front()).expect("a head");
+        now.push(record);
+    }
+    let later = heads.into_values().flatten().map(|(_, record)| record).collect();
+    (now, later)
+}
+
+/// Record what a task's stores logged: one event per run of puts to one store, one per deleted
+/// table row.
+fn store_events(
+    world: &Arc<Mutex<World>>,
+    node: NodeId,
+    id: TaskId,
+    stream_time: Option<i64>,
+    writes: Vec<(String, String, Option<String>)>,
+) {
+    let mut writes = writes.into_iter().peekable();
+    while let Some((store, key, value)) = writes.next() {
+        let event = match value {
+            None => StreamsEvent::StoreDeleted { task: id.to_string(), store, key, stream_time },
+            Some(value) => {
+                let mut entries = vec![Entry { key, value }];
+                while let Some((_, key, Some(value))) = writes.next_if(|(next, _, v)| *next == store && v.is_some()) {
+                    entries.push(Entry { key, value });
+                }
+                StreamsEvent::StoreUpdated { task: id.to_string(), store, entries, stream_time }
+            }
+        };
+        world.lock().expect("world lock").streams_event(node, event);
+    }
+}
+
 /// The task that reads a partition: `<sub-topology>_<partition>`.
 fn task_of(instance: &Instance, tp: &TopicPartition) -> Option<TaskId> {
     let subtopology = instance.topology.subtopology_of(&tp.topic)?;
@@ -397,7 +515,8 @@ fn task_of(instance: &Instance, tp: &TopicPartition) -> Option<TaskId> {
 
 /// An input's sends under at_least_once, until each is answered.
 struct Pending {
-    input: (TopicPartition, i64),
+    /// The inputs these sends carry the results of (several for a record cache's flush).
+    inputs: Vec<(TopicPartition, i64)>,
     deliveries: Vec<Delivery>,
     failed: bool,
 }
@@ -420,7 +539,7 @@ fn settle(pending: &mut Vec<Pending>) -> Vec<(TopicPartition, i64)> {
             return true;
         }
         if !entry.failed {
-            counted.push(entry.input.clone());
+            counted.extend(entry.inputs.iter().cloned());
         }
         false
     });

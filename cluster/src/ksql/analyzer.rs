@@ -193,9 +193,16 @@ enum Scope {
 }
 
 struct QueryCtx<'a> {
+    /// The row the expressions see: the source's columns, or for a join the stream's then the
+    /// table's.
     source: &'a Source,
     group_by: &'a [Expr],
     aggregates: Vec<(Expr, AggCall)>,
+    /// The names each side of the row answers to (its name, its alias), and where the right
+    /// side's columns start; the left side alone without a join.
+    sides: Vec<(Vec<String>, std::ops::Range<usize>)>,
+    /// In a join, the table's PRIMARY KEY column in the row.
+    join_table_key: Option<usize>,
 }
 
 fn is_aggregate_name(name: &str) -> bool {
@@ -207,14 +214,14 @@ fn contains_aggregate(e: &Expr) -> bool {
         Expr::Call { name, args, .. } => is_aggregate_name(&name.name) || args.iter().any(contains_aggregate),
         Expr::Not(inner, _) | Expr::Neg(inner, _) | Expr::IsNull { expr: inner, .. } => contains_aggregate(inner),
         Expr::Binary { left, right, .. } => contains_aggregate(left) || contains_aggregate(right),
-        Expr::Column(_) | Expr::Literal(..) => false,
+        Expr::Column(_) | Expr::Qualified(..) | Expr::Literal(..) => false,
     }
 }
 
 /// Column references outside aggregate calls.
 fn columns_outside_aggregates<'e>(e: &'e Expr, out: &mut Vec<&'e Ident>) {
     match e {
-        Expr::Column(id) => out.push(id),
+        Expr::Column(id) | Expr::Qualified(_, id) => out.push(id),
         Expr::Call { name, args, .. } if !is_aggregate_name(&name.name) => {
             args.iter().for_each(|a| columns_outside_aggregates(a, out))
         }
@@ -238,6 +245,39 @@ fn type_name(ty: Option<SqlType>) -> &'static str {
 }
 
 impl QueryCtx<'_> {
+    /// Where a column reference (`ID`, `O.ID`) is in the row: a qualified one on its side only;
+    /// an unqualified one on whichever side has it, both being ambiguous.
+    fn column(&self, e: &Expr, clause: &str) -> Result<usize, KsqlError> {
+        let (qualifier, id) = match e {
+            Expr::Column(id) => (None, id),
+            Expr::Qualified(q, id) => (Some(q), id),
+            _ => unreachable!("only column references are looked up"),
+        };
+        let mut found = Vec::new();
+        for (names, range) in &self.sides {
+            if qualifier.is_some_and(|q| !names.contains(&q.name)) {
+                continue;
+            }
+            if let Some(i) = range.clone().find(|&i| self.source.columns[i].name == id.name) {
+                found.push((names.last().cloned().unwrap_or_default(), i));
+            }
+        }
+        match found.as_slice() {
+            [(_, i)] => Ok(*i),
+            // `UnknownColumnException`: "SELECT column 'X' cannot be resolved."
+            [] => Err(KsqlError::new(id.pos, format!("{clause} column '{e}' cannot be resolved."))),
+            // ksqlDB's `ColumnReferenceValidator`: an unqualified name both sides have.
+            many => Err(KsqlError::new(
+                id.pos,
+                format!(
+                    "Column '{}' is ambiguous. Could be any of: {}",
+                    id.name,
+                    many.iter().map(|(side, _)| format!("{side}.{}", id.name)).collect::<Vec<_>>().join(", ")
+                ),
+            )),
+        }
+    }
+
     /// Resolve `e` in `scope`; `clause` names the clause for ksqlDB's messages.
     fn resolve(&mut self, e: &Expr, scope: Scope, clause: &str) -> Result<(RExpr, Option<SqlType>), KsqlError> {
         if let Scope::Aggregated { .. } = scope {
@@ -247,7 +287,7 @@ impl QueryCtx<'_> {
             }
         }
         match e {
-            Expr::Column(id) => {
+            Expr::Column(id) | Expr::Qualified(_, id) => {
                 if id.name == "ROWTIME" {
                     return Ok((RExpr::Rowtime, Some(SqlType::Bigint)));
                 }
@@ -270,11 +310,8 @@ impl QueryCtx<'_> {
                 }
                 // After the aggregation, a column outside GROUP BY resolves here too: the
                 // aggregate rules report it afterwards with ksqlDB's message.
-                match self.source.columns.iter().position(|c| c.name == id.name) {
-                    Some(i) => Ok((RExpr::Input(i), Some(self.source.columns[i].ty))),
-                    // `UnknownColumnException`: "SELECT column 'X' cannot be resolved."
-                    None => Err(KsqlError::new(id.pos, format!("{clause} column '{}' cannot be resolved.", id.name))),
-                }
+                let i = self.column(e, clause)?;
+                Ok((RExpr::Input(i), Some(self.source.columns[i].ty)))
             }
             Expr::Literal(v, _) => Ok((
                 RExpr::Literal(v.clone()),
@@ -490,7 +527,86 @@ fn analyze_query(
             ),
         ));
     }
-    let mut ctx = QueryCtx { source, group_by: &query.group_by, aggregates: Vec::new() };
+    let left_names: Vec<String> =
+        std::iter::once(source.name.clone()).chain(query.from_alias.iter().map(|a| a.name.clone())).collect();
+    let mut sides = vec![(left_names, 0..source.columns.len())];
+    let joined;
+    let mut join_plan = None;
+    let source = match &query.join {
+        None => source,
+        Some(join) => {
+            let (row, plan, right_names) = analyze_join(catalog, source, &sides[0].0, join)?;
+            sides.push((right_names, plan.stream_width..row.columns.len()));
+            join_plan = Some(plan);
+            joined = row;
+            &joined
+        }
+    };
+    let join_table_key = join_plan.as_ref().and_then(|plan| {
+        let table = catalog.source(&plan.table)?;
+        Some(plan.stream_width + table.columns.iter().position(|c| c.key)?)
+    });
+    let mut ctx = QueryCtx { source, group_by: &query.group_by, aggregates: Vec::new(), sides, join_table_key };
+    if let Some(plan) = &join_plan {
+        // The ON columns, resolved as any other reference: the stream's KEY column equals the
+        // table's PRIMARY KEY.
+        let join = query.join.as_ref().expect("a join plan has a clause");
+        let mut on = Vec::new();
+        for side in [&join.on.0, &join.on.1] {
+            if !matches!(side, Expr::Column(_) | Expr::Qualified(..)) {
+                return Err(KsqlError::new(
+                    side.pos(),
+                    format!("Unsupported join expression: {side}. ksim joins on columns only"),
+                ));
+            }
+            on.push((ctx.column(side, "JOIN")?, side));
+        }
+        on.sort_by_key(|(i, _)| *i);
+        let [(stream_side, stream_expr), (table_side, table_expr)] = on.as_slice() else { unreachable!("two sides") };
+        if *table_side < plan.stream_width || *stream_side >= plan.stream_width {
+            return Err(KsqlError::new(
+                join.pos,
+                format!("Invalid comparison expression '{} = {}' in join. Each side of the join comparision must contain references from exactly one source.", join.on.0, join.on.1),
+            ));
+        }
+        let table_pk = Some(*table_side).filter(|&i| ctx.join_table_key == Some(i));
+        if table_pk.is_none() {
+            // ksqlDB's `JoinNode` / `PreJoinRepartitionNode`: a table cannot be repartitioned.
+            let pk = catalog
+                .source(&plan.table)
+                .and_then(|t| t.key_columns().next())
+                .map_or_else(String::new, |c| c.name.clone());
+            return Err(KsqlError::new(
+                table_expr.pos(),
+                format!(
+                    "Cannot repartition a TABLE source. If this is a join, make sure that the criteria uses the TABLE's key column {pk} instead of {table_expr}"
+                ),
+            ));
+        }
+        if *stream_side != plan.stream_key {
+            // ksqlDB would rekey the stream first (`KStream.selectKey` into a `Join-repartition`
+            // topic); ksim's runtime keeps a stream-table join in one sub-topology.
+            return Err(KsqlError::new(
+                stream_expr.pos(),
+                format!(
+                    "{stream_expr} is not {}'s KEY column: ksqlDB would repartition the stream by it first (a `Join-repartition` topic), which ksim does not model; join on the stream's KEY column",
+                    query.from.name
+                ),
+            ));
+        }
+        let (lt, rt) = (ctx.source.columns[*stream_side].ty, ctx.source.columns[*table_side].ty);
+        if lt != rt {
+            // ksqlDB's `JoinNode`: "Invalid join condition: types don't match."
+            return Err(KsqlError::new(
+                join.pos,
+                format!(
+                    "Invalid join condition: types don't match. Got {stream_expr}{{{}}} = {table_expr}{{{}}}.",
+                    lt.name(),
+                    rt.name()
+                ),
+            ));
+        }
+    }
     let mut aliases = AliasGenerator::new(source);
 
     let where_ = match &query.where_ {
@@ -579,9 +695,67 @@ fn analyze_query(
         },
         persistent,
         source: source.name.clone(),
+        join: join_plan,
         where_,
         kind,
     })
+}
+
+/// The row a stream-table join's expressions see, the join's plan, and the names the table's
+/// side answers to. Refuses what ksim's join does not model: a table on the left, a stream on
+/// the right, a table written by a query.
+fn analyze_join(
+    catalog: &Analyzed,
+    stream: &Source,
+    left_names: &[String],
+    join: &JoinClause,
+) -> Result<(Source, JoinPlan, Vec<String>), KsqlError> {
+    let Some(table) = catalog.source(&join.right.name) else {
+        return Err(KsqlError::new(join.right.pos, format!("{} does not exist.", join.right.name)));
+    };
+    if table.kind == SourceKind::Stream {
+        return Err(KsqlError::new(
+            join.right.pos,
+            format!(
+                "{} is a STREAM: ksim models a stream joined to a TABLE (a stream-stream join needs a WITHIN window, not modeled)",
+                table.name
+            ),
+        ));
+    }
+    if table.written_by.is_some() {
+        return Err(KsqlError::new(
+            join.right.pos,
+            format!("{} is written by a query: ksim joins a stream to a declared table (CREATE TABLE ... WITH (KAFKA_TOPIC=...))", table.name),
+        ));
+    }
+    let right_names: Vec<String> =
+        std::iter::once(table.name.clone()).chain(join.right_alias.iter().map(|a| a.name.clone())).collect();
+    if right_names.iter().any(|n| left_names.contains(n)) {
+        // ksqlDB's `Analyzer.visitJoin`: "Can not join 'X' to 'X': self joins are not yet supported."
+        return Err(KsqlError::new(
+            join.right.pos,
+            format!("Can not join '{}' to '{}': self joins are not yet supported.", left_names[0], table.name),
+        ));
+    }
+    let Some(stream_key) = stream.columns.iter().position(|c| c.key) else {
+        return Err(KsqlError::new(
+            join.pos,
+            format!(
+                "{} has no KEY column: ksqlDB would repartition it by the join expression first (a `Join-repartition` topic), which ksim does not model",
+                stream.name
+            ),
+        ));
+    };
+    let mut row = stream.clone();
+    row.columns.extend(table.columns.iter().map(|c| Column { key: false, ..c.clone() }));
+    let plan = JoinPlan {
+        kind: join.kind,
+        table: table.name.clone(),
+        stream_key,
+        stream_width: stream.columns.len(),
+        table_width: table.columns.len(),
+    };
+    Ok((row, plan, right_names))
 }
 
 fn analyze_projection(
@@ -596,14 +770,24 @@ fn analyze_projection(
         match item {
             SelectItem::All(_) => {
                 for (i, c) in source.columns.iter().enumerate() {
-                    selected.push((c.name.clone(), RExpr::Input(i), c.ty, Some(i)));
+                    // In a join, `*` names each column after its side (ksqlDB's
+                    // `ColumnNames.generatedJoinColumnAlias`: `O_ID`, `C_NAME`).
+                    let name = match ctx.sides.as_slice() {
+                        [_] => c.name.clone(),
+                        sides => {
+                            let (names, _) =
+                                sides.iter().find(|(_, r)| r.contains(&i)).expect("every column has a side");
+                            format!("{}_{}", names.last().expect("named"), c.name)
+                        }
+                    };
+                    selected.push((name, RExpr::Input(i), c.ty, Some(i)));
                 }
             }
             SelectItem::Expr { expr, alias } => {
                 let (r, ty) = ctx.resolve(expr, Scope::Input, "SELECT")?;
                 let name = match (alias, expr) {
                     (Some(a), _) => a.name.clone(),
-                    (None, Expr::Column(id)) => id.name.clone(),
+                    (None, Expr::Column(id) | Expr::Qualified(_, id)) => id.name.clone(),
                     (None, _) => aliases.next(),
                 };
                 let column = match &r {
@@ -615,35 +799,52 @@ fn analyze_projection(
         }
     }
     // The source's key columns pass through as the sink's key: they must be selected
-    // (`FinalProjectNode` / `PlanNode.throwKeysNotIncludedError`).
+    // (`FinalProjectNode` / `PlanNode.throwKeysNotIncludedError`). In a stream-table join the
+    // key is the join key, which the table's PRIMARY KEY column names as well as the stream's
+    // KEY column (ksqlDB's `JoinNode.getKeyColumns`).
+    let join_key = ctx_join(ctx);
+    let join_key = |i: usize| match join_key {
+        Some((stream_key, table_key)) if stream_key == i => vec![i, table_key],
+        _ => vec![i],
+    };
     let mut keys = Vec::new();
     let mut columns = Vec::new();
-    let missing: Vec<&str> = source
-        .columns
-        .iter()
-        .enumerate()
-        .filter(|(i, c)| c.key && !selected.iter().any(|s| s.3 == Some(*i)))
-        .map(|(_, c)| c.name.as_str())
-        .collect();
-    if !missing.is_empty() {
-        return Err(keys_missing(sink_name, "key column", &missing, query.pos));
-    }
+    let mut consumed = Vec::new();
+    let mut missing: Vec<String> = Vec::new();
     for (i, c) in source.columns.iter().enumerate().filter(|(_, c)| c.key) {
-        let s = selected.iter().find(|s| s.3 == Some(i)).expect("checked above");
-        keys.push(RExpr::Input(i));
-        columns.push(Column { name: s.0.clone(), ty: c.ty, key: true });
+        let same = join_key(i);
+        match selected.iter().position(|s| s.3.is_some_and(|j| same.contains(&j))) {
+            Some(at) => {
+                consumed.push(at);
+                keys.push(RExpr::Input(i));
+                columns.push(Column { name: selected[at].0.clone(), ty: c.ty, key: true });
+            }
+            None if same.len() > 1 => missing.push(format!("{}.{}", ctx.sides[0].0.last().expect("named"), c.name)),
+            None => missing.push(c.name.clone()),
+        }
+    }
+    if !missing.is_empty() {
+        let missing: Vec<&str> = missing.iter().map(String::as_str).collect();
+        let what = if ctx.sides.len() > 1 { "join expression" } else { "key column" };
+        return Err(keys_missing(sink_name, what, &missing, query.pos));
     }
     let mut values = Vec::new();
-    let mut used_keys: Vec<usize> = Vec::new();
-    for (name, r, ty, column) in selected {
-        if let Some(i) = column.filter(|i| source.columns[*i].key && !used_keys.contains(i)) {
-            used_keys.push(i);
+    for (at, (name, r, ty, _)) in selected.into_iter().enumerate() {
+        if consumed.contains(&at) {
             continue;
         }
         values.push(r);
         columns.push(Column { name, ty, key: false });
     }
     Ok((QueryKind::Projection { keys, values }, columns))
+}
+
+/// A join's key columns in the row: the stream's KEY column and the table's PRIMARY KEY column.
+fn ctx_join(ctx: &QueryCtx<'_>) -> Option<(usize, usize)> {
+    let (_, right) = ctx.sides.get(1)?;
+    let stream_key = ctx.sides[0].1.clone().find(|&i| ctx.source.columns[i].key)?;
+    let table_key = ctx.join_table_key.filter(|k| right.contains(k))?;
+    Some((stream_key, table_key))
 }
 
 fn keys_missing(sink_name: &str, what: &str, missing: &[&str], pos: Pos) -> KsqlError {
@@ -685,7 +886,7 @@ fn analyze_aggregation(
                 let (r, ty) = ctx.resolve(expr, Scope::Aggregated { windowed }, "SELECT")?;
                 let name = match (alias, expr) {
                     (Some(a), _) => a.name.clone(),
-                    (None, Expr::Column(id)) => id.name.clone(),
+                    (None, Expr::Column(id) | Expr::Qualified(_, id)) => id.name.clone(),
                     (None, _) => aliases.next(),
                 };
                 items.push((name, r, ty.unwrap_or(SqlType::String), expr, expr.pos()));
@@ -716,7 +917,9 @@ fn analyze_aggregation(
             "GROUP BY requires aggregate functions in either the SELECT or HAVING clause.",
         ));
     }
-    let grouped_column = |id: &Ident| query.group_by.iter().any(|g| matches!(g, Expr::Column(c) if c.name == id.name));
+    let grouped_column = |id: &Ident| {
+        query.group_by.iter().any(|g| matches!(g, Expr::Column(c) | Expr::Qualified(_, c) if c.name == id.name))
+    };
     let mut unmatched: Vec<String> = Vec::new();
     for (_, _, _, expr, _) in &items {
         if query.group_by.iter().any(|g| g.same(expr)) {

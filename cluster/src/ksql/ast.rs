@@ -97,10 +97,33 @@ pub enum SelectItem {
     },
 }
 
+/// `[LEFT [OUTER] | INNER] JOIN`: which stream rows a stream-table join emits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JoinKind {
+    /// Only stream rows whose key has a table row (`KStream.join(KTable)`).
+    Inner,
+    /// Every stream row, the table's columns NULL where the key has no row (`KStream.leftJoin(KTable)`).
+    Left,
+}
+
+/// `FROM left [AS] l JOIN right [AS] r ON l.x = r.y`: the right side and the condition.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JoinClause {
+    pub kind: JoinKind,
+    pub right: Ident,
+    pub right_alias: Option<Ident>,
+    /// The two sides of the `ON ... = ...` equality, as written.
+    pub on: (Expr, Expr),
+    pub pos: Pos,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Query {
     pub items: Vec<SelectItem>,
     pub from: Ident,
+    /// `FROM orders o`: the name the query's columns may be qualified with.
+    pub from_alias: Option<Ident>,
+    pub join: Option<JoinClause>,
     pub window: Option<WindowClause>,
     pub where_: Option<Expr>,
     pub group_by: Vec<Expr>,
@@ -149,6 +172,8 @@ impl BinaryOp {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Expr {
     Column(Ident),
+    /// `source.column`, the source named by its name or its alias.
+    Qualified(Ident, Ident),
     Literal(Value, Pos),
     Not(Box<Expr>, Pos),
     Neg(Box<Expr>, Pos),
@@ -175,6 +200,7 @@ impl Expr {
     pub fn pos(&self) -> Pos {
         match self {
             Expr::Column(id) => id.pos,
+            Expr::Qualified(source, _) => source.pos,
             Expr::Call { name, .. } => name.pos,
             Expr::Literal(_, pos)
             | Expr::Not(_, pos)
@@ -189,6 +215,7 @@ impl Expr {
     pub fn same(&self, other: &Expr) -> bool {
         match (self, other) {
             (Expr::Column(a), Expr::Column(b)) => a.name == b.name,
+            (Expr::Qualified(s1, c1), Expr::Qualified(s2, c2)) => s1.name == s2.name && c1.name == c2.name,
             (Expr::Literal(a, _), Expr::Literal(b, _)) => a == b,
             (Expr::Not(a, _), Expr::Not(b, _)) | (Expr::Neg(a, _), Expr::Neg(b, _)) => a.same(b),
             (Expr::Binary { op: o1, left: l1, right: r1, .. }, Expr::Binary { op: o2, left: l2, right: r2, .. }) => {
@@ -211,6 +238,7 @@ impl fmt::Display for Expr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Expr::Column(id) => f.write_str(&id.name),
+            Expr::Qualified(source, column) => write!(f, "{}.{}", source.name, column.name),
             Expr::Literal(Value::String(s), _) => write!(f, "'{}'", s.replace('\'', "''")),
             Expr::Literal(v, _) => write!(f, "{v}"),
             Expr::Not(e, _) => write!(f, "(NOT {e})"),

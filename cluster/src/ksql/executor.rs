@@ -29,7 +29,7 @@
 //!   `KTableFilter` with old values sent, because the aggregate is materialized): a new value that
 //!   passes is forwarded; one that fails is forwarded as a tombstone only if the old one passed.
 
-use super::ast::{BinaryOp, Emit};
+use super::ast::{BinaryOp, Emit, JoinKind};
 use super::plan::{AggCall, AggFunc, Aggregation, QueryKind, QueryPlan, RExpr, WindowSpec};
 use super::value::{SqlType, Value};
 use std::cmp::Ordering;
@@ -93,8 +93,9 @@ pub struct LateDrop {
 }
 
 /// One write to a query's state store: what its changelog topic records, in the order the store
-/// took it (Streams' `ChangeLoggingKeyValueBytesStore` / `ChangeLoggingWindowBytesStore` log each
-/// put below the record cache; with the cache at 0 bytes every update is a put).
+/// logged it (Streams' `ChangeLoggingKeyValueBytesStore` / `ChangeLoggingWindowBytesStore` sit
+/// below the caching layer, so under EMIT CHANGES a write is logged when the record cache
+/// forwards the entry; with the cache at 0 bytes that is every update).
 #[derive(Clone, Debug, PartialEq)]
 pub struct StoreWrite {
     /// The GROUP BY key, in the sink's key-column order.
@@ -113,7 +114,14 @@ pub struct Output {
     pub late: Vec<LateDrop>,
     /// Every store write, in order: what a changelog topic receives.
     pub changelog: Vec<StoreWrite>,
+    /// An inner join found no table row for the record's key (or the key was NULL): nothing
+    /// was emitted.
+    pub unjoined: bool,
 }
+
+/// A declared table's rows as a stream-table join reads them, by primary key (as
+/// [`Value::to_csv`] writes it: one key type per table, so distinct keys stay distinct).
+pub type TableRows = BTreeMap<String, Vec<Value>>;
 
 /// The window store's key: window start, then the key's bytes as the KAFKA format serializes
 /// them, which is the order a time-first window store iterates in.
@@ -226,10 +234,33 @@ impl QueryRuntime {
         Some(agg.key_order.iter().map(|&i| group[i].clone()).collect())
     }
 
-    /// Feed one record of the query's source. `Err` only when the query would keep more than
+    /// Feed one record of the query's source; a join looks its key up in `tables` (each
+    /// declared table's rows as they stand now). `Err` only when the query would keep more than
     /// [`MAX_STORE_ENTRIES`] windows.
-    pub fn process(&mut self, record: &Record) -> Result<Output, String> {
+    pub fn process(&mut self, record: &Record, tables: &BTreeMap<String, TableRows>) -> Result<Output, String> {
         let mut out = Output::default();
+        let joined;
+        let record = match &self.plan.join {
+            None => record,
+            Some(join) => {
+                // `KStreamKTableJoinProcessor.process`: the table as it stands now, by the
+                // stream's key. A NULL key finds no row; since KIP-962 (Kafka 3.7) a left join
+                // still emits such a record, an inner join drops it.
+                let key = record.values.get(join.stream_key).unwrap_or(&Value::Null);
+                let row = if key.is_null() { None } else { tables.get(&join.table).and_then(|t| t.get(&key.to_csv())) };
+                if row.is_none() && join.kind == JoinKind::Inner {
+                    out.unjoined = true;
+                    return Ok(out);
+                }
+                let mut values = record.values.clone();
+                match row {
+                    Some(row) => values.extend(row.iter().cloned()),
+                    None => values.extend(std::iter::repeat_n(Value::Null, join.table_width)),
+                }
+                joined = Record { rowtime: record.rowtime, values };
+                &joined
+            }
+        };
         let input = Ctx { input: &record.values, rowtime: record.rowtime, keys: &[], aggs: &[], window: None };
         if let Some(w) = &self.plan.where_ {
             if eval(w, &input) != Value::Boolean(true) {
@@ -315,17 +346,39 @@ impl QueryRuntime {
         if agg.window.is_some() {
             self.store_time = Some(self.store_time.map_or(at.0, |t| t.max(at.0)));
         }
-        out.changelog.push(StoreWrite {
-            key: key.clone(),
-            window: agg.window.map(|_| (at.0, end)),
-            aggs: aggs.clone(),
-            timestamp,
-        });
         self.store.insert(at.clone(), Stored { key, end, aggs, timestamp });
-        if agg.emit == Emit::Changes {
-            self.cache_put(agg, at, old.map(|s| s.aggs), out);
+        match agg.emit {
+            // The caching layer sits above the change-logging one (`CachingKeyValueStore` /
+            // `CachingWindowStore` wrap `ChangeLogging*Store`): the changelog gets a write when
+            // the cache forwards the entry, so the cache deduplicates both.
+            Emit::Changes => self.cache_put(agg, at, old.map(|s| s.aggs), out),
+            // EMIT FINAL's window store is not cached (`EmitStrategy.onWindowClose`): every
+            // update is logged.
+            Emit::Final => self.log_write(agg, &at, out),
         }
         Ok(())
+    }
+
+    /// Log the store's current value of `at` to the changelog.
+    fn log_write(&self, agg: &Aggregation, at: &StoreKey, out: &mut Output) {
+        let stored = &self.store[at];
+        out.changelog.push(StoreWrite {
+            key: stored.key.clone(),
+            window: agg.window.map(|_| (at.0, stored.end)),
+            aggs: stored.aggs.clone(),
+            timestamp: stored.timestamp,
+        });
+    }
+
+    /// Forward and log every entry the record cache holds dirty (a commit's
+    /// `ThreadCache.flush`): what the runtime calls at each commit.
+    pub fn flush_cache(&mut self) -> Output {
+        let mut out = Output::default();
+        if let QueryKind::Aggregation(agg) = &self.plan.kind {
+            let agg = agg.clone();
+            self.flush(&agg, &mut out);
+        }
+        out
     }
 
     /// Put an updated aggregate through the record cache, flushing what it evicts.
@@ -355,6 +408,7 @@ impl QueryRuntime {
             let evicted = self.cache.entries.remove(&eldest).expect("present");
             self.cache.bytes -= evicted.size;
             if let Some(old) = evicted.dirty {
+                self.log_write(agg, &eldest, out);
                 self.forward_change(agg, &eldest, old, out);
                 self.flush(agg, out);
             }
@@ -373,6 +427,7 @@ impl QueryRuntime {
         dirty.sort();
         for (_, at) in dirty {
             let old = self.cache.entries.get_mut(&at).and_then(|e| e.dirty.take()).expect("dirty");
+            self.log_write(agg, &at, out);
             self.forward_change(agg, &at, old, out);
         }
     }

@@ -42,7 +42,7 @@ impl Token {
     }
 }
 
-const SYMBOLS: [&str; 16] = ["<>", "!=", "<=", ">=", "(", ")", ",", ";", "*", "=", "<", ">", "+", "-", "/", "%"];
+const SYMBOLS: [&str; 17] = ["<>", "!=", "<=", ">=", "(", ")", ",", ";", "*", "=", "<", ">", "+", "-", "/", "%", "."];
 
 pub fn tokenize(text: &str) -> Result<Vec<Token>, KsqlError> {
     if text.len() > MAX_TEXT_BYTES {

@@ -225,6 +225,8 @@ impl Parser {
         }
         self.expect_word("FROM")?;
         let from = self.identifier()?;
+        let from_alias = self.alias()?;
+        let join = self.join()?;
         let window = if self.eat_word("WINDOW") { Some(self.window()?) } else { None };
         let where_ = if self.eat_word("WHERE") { Some(self.expr()?) } else { None };
         let mut group_by = Vec::new();
@@ -250,7 +252,57 @@ impl Parser {
         } else {
             None
         };
-        Ok(Query { items, from, window, where_, group_by, having, emit, pos })
+        Ok(Query { items, from, from_alias, join, window, where_, group_by, having, emit, pos })
+    }
+
+    /// `[AS] alias` after a source name (the grammar's `aliasedRelation`).
+    fn alias(&mut self) -> Result<Option<Ident>, KsqlError> {
+        if self.eat_word("AS") {
+            return Ok(Some(self.identifier()?));
+        }
+        match &self.peek().tok {
+            Tok::Word(w) if !is_reserved(w) => Ok(Some(self.identifier()?)),
+            Tok::Quoted(_) => Ok(Some(self.identifier()?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// `[INNER | LEFT [OUTER]] JOIN source [AS] alias ON a = b` (the grammar's `joinRelation`
+    /// with a `joinCriteria`); `WITHIN` (a stream-stream join's window) is not modeled.
+    fn join(&mut self) -> Result<Option<JoinClause>, KsqlError> {
+        let pos = self.peek().pos;
+        let kind = if self.eat_word("LEFT") {
+            self.eat_word("OUTER");
+            JoinKind::Left
+        } else if self.eat_word("INNER") || self.is_word("JOIN") {
+            JoinKind::Inner
+        } else if self.is_word("RIGHT") || self.is_word("FULL") {
+            return Err(KsqlError::new(
+                pos,
+                "ksim models a stream-table INNER or LEFT JOIN; RIGHT and FULL OUTER joins are not modeled",
+            ));
+        } else {
+            return Ok(None);
+        };
+        self.expect_word("JOIN")?;
+        let right = self.identifier()?;
+        let right_alias = self.alias()?;
+        if self.is_word("WITHIN") {
+            return Err(KsqlError::new(
+                self.peek().pos,
+                "ksim models stream-table joins; a stream-stream join's WITHIN window is not modeled",
+            ));
+        }
+        self.expect_word("ON")?;
+        let on = self.expr()?;
+        let Expr::Binary { op: BinaryOp::Eq, left, right: other, .. } = on else {
+            // ksqlDB's `AstBuilder.visitJoinRelation`: only equality conditions.
+            return Err(KsqlError::new(
+                on.pos(),
+                format!("Unsupported join expression: {on}. Only equality conditions on columns are supported"),
+            ));
+        };
+        Ok(Some(JoinClause { kind, right, right_alias, on: (*left, *other), pos }))
     }
 
     fn window(&mut self) -> Result<WindowClause, KsqlError> {
@@ -454,6 +506,10 @@ impl Parser {
             }
             Tok::Word(_) | Tok::Quoted(_) => {
                 let name = self.identifier()?;
+                if self.eat_symbol(".") {
+                    let column = self.identifier()?;
+                    return Ok(Expr::Qualified(name, column));
+                }
                 if !self.is_symbol("(") {
                     return Ok(Expr::Column(name));
                 }
@@ -509,6 +565,14 @@ fn is_reserved(word: &str) -> bool {
             | "FALSE"
             | "WITH"
             | "CREATE"
+            | "JOIN"
+            | "LEFT"
+            | "INNER"
+            | "OUTER"
+            | "RIGHT"
+            | "FULL"
+            | "ON"
+            | "WITHIN"
     )
 }
 

@@ -1,7 +1,7 @@
 //! What the analyzer hands the executor: sources with their schemas, and each query's plan with
 //! expressions resolved to column positions and typed.
 
-use super::ast::{BinaryOp, Emit, SourceKind};
+use super::ast::{BinaryOp, Emit, JoinKind, SourceKind};
 use super::value::{SqlType, Value};
 
 /// One column of a source or a sink.
@@ -111,6 +111,23 @@ pub enum QueryKind {
     Aggregation(Aggregation),
 }
 
+/// A stream-table join (`KStreamImpl.join(KTable)` / `leftJoin`, ksqlDB's `StreamTableJoinBuilder`):
+/// each stream row looks its key up in the table as the table stands when the row is processed;
+/// the row the query's expressions see is the stream's columns followed by the table's (NULL
+/// where a LEFT join found no row). A table update joins nothing by itself.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JoinPlan {
+    pub kind: JoinKind,
+    /// The declared table joined.
+    pub table: String,
+    /// The stream's key column (the join key) in the input row.
+    pub stream_key: usize,
+    /// How many columns the stream contributes: the table's start there.
+    pub stream_width: usize,
+    /// How many columns the table contributes.
+    pub table_width: usize,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct QueryPlan {
     /// What the query writes: a sink (`POSSIBLE_FRAUD`, its topic, its columns), or for a
@@ -118,8 +135,9 @@ pub struct QueryPlan {
     pub output: Source,
     /// `CREATE ... AS SELECT` (a persistent query); `false` for a transient `SELECT`.
     pub persistent: bool,
-    /// The source it reads.
+    /// The source it reads (for a join, the stream: its records drive the query).
     pub source: String,
+    pub join: Option<JoinPlan>,
     pub where_: Option<RExpr>,
     pub kind: QueryKind,
 }

@@ -45,8 +45,13 @@ pub enum StreamsEvent {
     RestoreFailed { task: String, store: String, changelog: String, error: String },
     /// Restoration is over: the task processes (`StreamTask.completeRestoration`).
     TaskRunning { task: String },
-    /// Processing one input record put these entries into a store; the task's stream time after it.
+    /// A store logged these entries (at once, or when the record cache flushed them); the
+    /// task's stream time after it.
     StoreUpdated { task: String, store: String, entries: Vec<Entry>, stream_time: Option<i64> },
+    /// A table's store deleted a row (a tombstone on the table's topic).
+    StoreDeleted { task: String, store: String, key: String, stream_time: Option<i64> },
+    /// An inner stream-table join found no row for the record's key: it emits nothing.
+    NoTableRow { task: String, origin: String, key: String, table: String },
     /// A record the task could not decode, skipped (`LogAndContinueExceptionHandler`).
     RecordSkipped { task: String, origin: String, why: String },
     /// A record for a window that had closed (end + grace before stream time), dropped.
@@ -60,9 +65,10 @@ pub enum StreamsEvent {
     },
     /// `onPartitionsRevoked`: the thread commits its tasks before they are handed over.
     PartitionsRevoked { partitions: Vec<String> },
-    /// A commit: the records processed since the last one and the partitions whose offsets it
-    /// committed (inside the transaction under exactly_once_v2).
-    Committed { why: String, processed: u64, partitions: usize, in_transaction: bool },
+    /// A commit: the records processed since the last one, the updates the record cache
+    /// flushed, and the partitions whose offsets it committed (inside the transaction under
+    /// exactly_once_v2).
+    Committed { why: String, processed: u64, cache_flushed: usize, partitions: usize, in_transaction: bool },
     /// A commit failed because the tasks migrated (`TaskMigratedException`): every task closes
     /// dirty and comes back restoring.
     TasksMigrated { error: String, closed: Vec<String> },
@@ -81,6 +87,8 @@ impl StreamsEvent {
             | RestoreFailed { task, .. }
             | TaskRunning { task }
             | StoreUpdated { task, .. }
+            | StoreDeleted { task, .. }
+            | NoTableRow { task, .. }
             | RecordSkipped { task, .. }
             | LateRecordDropped { task, .. } => Some(task),
             Started { .. } | PartitionsRevoked { .. } | Committed { .. } | TasksMigrated { .. } | ThreadDied { .. } => {
@@ -133,6 +141,16 @@ impl fmt::Display for StreamsEvent {
                     None => Ok(()),
                 }
             }
+            StoreDeleted { task, store, key, stream_time } => {
+                write!(f, "task {task} store {store}: {key} deleted")?;
+                match stream_time {
+                    Some(t) => write!(f, " (stream time {t})"),
+                    None => Ok(()),
+                }
+            }
+            NoTableRow { task, origin, key, table } => {
+                write!(f, "task {task}: {origin} (key {key}) found no row in table {table}: the inner join emits nothing")
+            }
             RecordSkipped { task, origin, why } => write!(f, "task {task} skipped {origin}: {why}"),
             LateRecordDropped { task, origin, rowtime, window, stream_time, grace_ms } => write!(
                 f,
@@ -144,9 +162,10 @@ impl fmt::Display for StreamsEvent {
                 "onPartitionsRevoked({}): the thread commits its tasks before they are handed over",
                 partitions.join(", ")
             ),
-            Committed { why, processed, partitions, in_transaction } => write!(
+            Committed { why, processed, cache_flushed, partitions, in_transaction } => write!(
                 f,
-                "commit ({why}): {processed} records processed since the last commit; offsets of {partitions} partition(s) committed{}",
+                "commit ({why}): {processed} records processed since the last commit; {}offsets of {partitions} partition(s) committed{}",
+                if *cache_flushed > 0 { format!("record cache flushed {cache_flushed} records; ") } else { String::new() },
                 if *in_transaction { " in the transaction" } else { "" }
             ),
             TasksMigrated { error, closed } => write!(

@@ -21,6 +21,7 @@
 //! a set count takes the largest count of its sub-topology's source topics).
 
 use super::{changelog_topic, repartition_topic};
+use crate::ksql::ast::SourceKind;
 use crate::ksql::plan::{AggFunc, QueryKind, RExpr, Source};
 use crate::ksql::value::{SqlType, Value};
 use crate::ksql::{Engine, ExecConfig, Record as KsqlRecord, Row, StoreWrite};
@@ -39,11 +40,20 @@ pub enum Naming {
     Ksql { service_id: String },
 }
 
+/// What a state store holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreOf {
+    /// The aggregation of the query (in statement order).
+    Aggregation(usize),
+    /// The joined table's rows (`StreamsBuilder.table(topic, Materialized.as(store))`, a
+    /// `KTableSource` putting each record): the stream side of the join reads it.
+    Table,
+}
+
 /// One state store and its changelog.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoreSpec {
-    /// The query (in statement order) whose aggregation the store holds.
-    pub query: usize,
+    pub of: StoreOf,
     pub name: String,
     pub changelog: String,
     /// `Some(retention)` for a window store.
@@ -68,14 +78,24 @@ pub struct RepartitionSpec {
 pub struct Topology {
     pub application_id: String,
     statements: String,
+    /// The declared stream: its records drive the topology.
     pub source: Source,
+    /// The declared table a stream-table join reads, if the topology joins one: its topic is
+    /// read by the same tasks as the stream's, partition by partition (co-partitioned).
+    pub table: Option<Source>,
     pub sinks: Vec<SinkSpec>,
     pub stores: Vec<StoreSpec>,
     /// `Some` when the topology has two sub-topologies, cut at this topic.
     pub repartition: Option<RepartitionSpec>,
     /// Each query's aggregate state types, for decoding changelog values.
     agg_types: Vec<Vec<SqlType>>,
+    /// How each task's engine runs: its record cache ([`Topology::with_cache`]).
+    exec: ExecConfig,
 }
+
+/// Streams' `statestore.cache.max.bytes` default: 10 MB (`StreamsConfig`), shared by an
+/// instance's stream threads (`KafkaStreams.getCacheSizePerThread`).
+pub const DEFAULT_STATESTORE_CACHE_MAX_BYTES: u64 = 10 * 1024 * 1024;
 
 /// What one input record decodes to: a ksqlDB record, or why it is skipped (ksqlDB logs a
 /// deserialization error to its processing log and goes on).
@@ -84,14 +104,39 @@ pub type Decoded = Result<KsqlRecord, String>;
 impl Topology {
     pub fn compile(statements: &str, naming: &Naming) -> Result<Topology, String> {
         let engine = Engine::new(statements, ExecConfig::default()).map_err(|e| e.to_string())?;
-        let inputs: Vec<&Source> = engine.inputs().collect();
-        let [source] = inputs.as_slice() else {
+        let streams: Vec<&Source> = engine.inputs().filter(|s| s.kind == SourceKind::Stream).collect();
+        let tables: Vec<&Source> = engine.inputs().filter(|s| s.kind == SourceKind::Table).collect();
+        let [source] = streams.as_slice() else {
             return Err(format!(
-                "the topology reads {} declared sources; ksim's Streams runtime reads exactly one",
-                inputs.len()
+                "the topology reads {} declared streams; ksim's Streams runtime reads exactly one (and may join it to one declared table)",
+                streams.len()
             ));
         };
         let source = (*source).clone();
+        let table = match tables.as_slice() {
+            [] => None,
+            [table] => Some((*table).clone()),
+            _ => {
+                return Err(format!(
+                    "the topology declares {} tables; ksim's Streams runtime joins a stream to one table",
+                    tables.len()
+                ))
+            }
+        };
+        if let Some(table) = &table {
+            if !engine.analyzed().queries.iter().any(|q| q.join.as_ref().is_some_and(|j| j.table == table.name)) {
+                return Err(format!(
+                    "{} is declared but no query joins it: ksim's Streams runtime reads a table only for a stream-table join",
+                    table.name
+                ));
+            }
+            if table.key_columns().count() > 1 {
+                return Err(format!(
+                    "{} has several PRIMARY KEY columns; ksim's records have one string key",
+                    table.name
+                ));
+            }
+        }
         if source.timestamp_column.is_none() {
             return Err(format!(
                 "{} has no WITH (TIMESTAMP='...'): ksim's records carry no timestamp of their own, so event time must be a value column",
@@ -156,7 +201,7 @@ impl Topology {
                     Naming::Ksql { .. } => "Aggregate-Aggregate-Materialize".to_string(),
                 };
                 stores.push(StoreSpec {
-                    query: q,
+                    of: StoreOf::Aggregation(q),
                     changelog: changelog_topic(&application_id, &name),
                     name,
                     window_retention_ms: agg.window.map(|w| w.retention_ms),
@@ -167,27 +212,56 @@ impl Topology {
                 sinks.push(SinkSpec { query: q, topic: plan.output.topic.clone() });
             }
         }
+        if let Some(table) = &table {
+            // Streams materializes the table in a key-value store logged to its own changelog
+            // topic: `topology.optimization` defaults to `none` (`StreamsConfig`), and only
+            // `all` reuses the source topic as the changelog (`REUSE_KTABLE_SOURCE_TOPICS`).
+            // ksqlDB names the store `KafkaTopic_Right-Reduce` and gives it a changelog too.
+            let name = match naming {
+                Naming::Streams { .. } => format!("{}-store", table.name.to_ascii_lowercase()),
+                Naming::Ksql { .. } => "KafkaTopic_Right-Reduce".to_string(),
+            };
+            stores.push(StoreSpec {
+                of: StoreOf::Table,
+                changelog: changelog_topic(&application_id, &name),
+                name,
+                window_retention_ms: None,
+            });
+        }
         Ok(Topology {
             application_id,
             statements: statements.to_string(),
             source,
+            table,
             sinks,
             stores,
             repartition,
             agg_types,
+            exec: ExecConfig::default(),
         })
     }
 
-    /// The topics the application's consumer reads: the input, and the repartition topic if any.
+    /// The record cache each task's aggregations run with: `statestore.cache.max.bytes` for
+    /// the instance's one stream thread, flushed at each commit (the runtime calls
+    /// [`crate::streams::StreamTask::flush`]) or when it evicts, never on a record's timestamp.
+    /// 0 forwards and logs every update.
+    pub fn with_cache(mut self, cache_max_bytes: u64) -> Topology {
+        self.exec = ExecConfig { cache_max_bytes, commit_interval_ms: i64::MAX, num_stream_threads: 1 };
+        self
+    }
+
+    /// The topics the application's consumer reads: the input, the joined table's topic, and
+    /// the repartition topic if any.
     pub fn input_topics(&self) -> Vec<String> {
         let mut topics = vec![self.source.topic.clone()];
+        topics.extend(self.table.iter().map(|t| t.topic.clone()));
         topics.extend(self.repartition.iter().map(|r| r.topic.clone()));
         topics
     }
 
     /// The sub-topology that reads `topic` (`InternalTopologyBuilder.subtopologyToTopicsInfo`).
     pub fn subtopology_of(&self, topic: &str) -> Option<u32> {
-        if topic == self.source.topic {
+        if topic == self.source.topic || self.table.as_ref().is_some_and(|t| t.topic == topic) {
             Some(0)
         } else if self.repartition.as_ref().is_some_and(|r| r.topic == topic) {
             Some(1)
@@ -232,9 +306,14 @@ impl Topology {
         Some(Record { key: key_string(&key), value: Some(format!("{{{}}}", fields.join(","))), headers: Vec::new() })
     }
 
+    /// Whether the tasks' aggregations hold updates back in a record cache.
+    pub fn caches(&self) -> bool {
+        self.exec.cache_max_bytes > 0 && !self.stores.iter().all(|s| s.of == StoreOf::Table)
+    }
+
     /// A fresh engine for one task.
     pub fn engine(&self) -> Engine {
-        Engine::new(&self.statements, ExecConfig::default()).expect("compiled once already")
+        Engine::new(&self.statements, self.exec).expect("compiled once already")
     }
 
     /// The topics the application reads and writes, internal ones included.
@@ -250,33 +329,55 @@ impl Topology {
         self.decode_from(key, value, false)
     }
 
+    /// The event time of a record of `topic` as the task's timestamp extractor sees it, `None`
+    /// if it has none (no `TIMESTAMP` column, or the record does not decode).
+    pub fn timestamp_of(&self, topic: &str, key: Option<&str>, value: Option<&str>) -> Option<i64> {
+        let (columns, column, record) = if self.table.as_ref().is_some_and(|t| t.topic == topic) {
+            let table = self.table.as_ref()?;
+            (&table.columns, table.timestamp_column?, self.decode_table(key, value).ok()?.1?)
+        } else if topic == self.source.topic {
+            (&self.source.columns, self.source.timestamp_column?, self.decode(key, value?).ok()?)
+        } else {
+            (&self.source.columns, self.source.timestamp_column?, self.decode_repartitioned(value?).ok()?)
+        };
+        debug_assert_eq!(columns.len(), record.values.len());
+        match record.values.get(column) {
+            Some(Value::Int(t)) if *t >= 0 => Some(*t),
+            _ => None,
+        }
+    }
+
+    /// Decode one record of the joined table's topic (or of its store's changelog, which logs
+    /// the records as they came): its primary key, and its row, `None` for a tombstone.
+    pub fn decode_table(&self, key: Option<&str>, value: Option<&str>) -> Result<(Value, Option<KsqlRecord>), String> {
+        let table = self.table.as_ref().ok_or("the topology joins no table")?;
+        let key_type = table.key_columns().next().map(|c| c.ty).ok_or("the table has no PRIMARY KEY")?;
+        let key = match key {
+            Some(k) => Value::parse(k, key_type).map_err(|e| format!("key: {e}"))?,
+            None => Value::Null,
+        };
+        let Some(value) = value else { return Ok((key, None)) };
+        let mut record = decode_columns(&table.columns, Some(&key), value, false)?;
+        if let Some(Value::Int(t)) = table.timestamp_column.and_then(|c| record.values.get(c)) {
+            record.rowtime = *t;
+        }
+        Ok((key, Some(record)))
+    }
+
     /// Decode one record of the repartition topic: every column, the old key too, is in the value.
     pub fn decode_repartitioned(&self, value: &str) -> Decoded {
         self.decode_from(None, value, true)
     }
 
     fn decode_from(&self, key: Option<&str>, value: &str, key_in_value: bool) -> Decoded {
-        let json: serde_json::Value =
-            serde_json::from_str(value).map_err(|e| format!("value is not JSON ({e}): {value:?}"))?;
-        let serde_json::Value::Object(fields) = json else {
-            return Err(format!("value is not a JSON object: {value:?}"));
-        };
-        let mut values = Vec::with_capacity(self.source.columns.len());
-        for column in &self.source.columns {
-            if column.key && !key_in_value {
-                values.push(match key {
-                    Some(k) => Value::parse(k, column.ty).map_err(|e| format!("key: {e}"))?,
-                    None => Value::Null,
-                });
-                continue;
+        let key = match key {
+            Some(k) => {
+                let ty = self.source.key_columns().next().map_or(SqlType::String, |c| c.ty);
+                Some(Value::parse(k, ty).map_err(|e| format!("key: {e}"))?)
             }
-            let field = fields.iter().find(|(name, _)| name.eq_ignore_ascii_case(&column.name)).map(|(_, v)| v);
-            values.push(match field {
-                None | Some(serde_json::Value::Null) => Value::Null,
-                Some(v) => from_json(v, column.ty).map_err(|e| format!("field {}: {e}", column.name))?,
-            });
-        }
-        Ok(KsqlRecord { rowtime: 0, values })
+            None => None,
+        };
+        decode_columns(&self.source.columns, key.as_ref(), value, key_in_value)
     }
 
     /// The Kafka record a sink row becomes: the key as a string, the value columns as JSON
@@ -325,7 +426,10 @@ impl Topology {
         let text = record.value.as_deref().ok_or("a tombstone, not a store write")?;
         let json: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
         let aggs_json = json.get("aggs").and_then(|a| a.as_array()).ok_or("no aggs")?;
-        let types = &self.agg_types[store.query];
+        let StoreOf::Aggregation(query) = store.of else {
+            return Err("a table store holds rows, not aggregates".into());
+        };
+        let types = &self.agg_types[query];
         if aggs_json.len() != types.len() {
             return Err(format!("{} aggregates, expected {}", aggs_json.len(), types.len()));
         }
@@ -344,11 +448,39 @@ impl Topology {
             Some(_) => raw_key.rsplit_once('@').map_or(raw_key, |(k, _)| k),
             None => raw_key,
         };
-        let key_types: Vec<SqlType> = engine.output(store.query).key_columns().map(|c| c.ty).collect();
+        let key_types: Vec<SqlType> = engine.output(query).key_columns().map(|c| c.ty).collect();
         let [key_ty] = key_types.as_slice() else { return Err("one key column expected".into()) };
         let key = vec![Value::parse(raw_key, *key_ty)?];
         Ok(StoreWrite { key, window, aggs, timestamp })
     }
+}
+
+/// A JSON value's fields into `columns` (names matched case-insensitively, as ksqlDB's JSON
+/// deserializer does); key columns from `key` unless the value carries them.
+fn decode_columns(
+    columns: &[crate::ksql::plan::Column],
+    key: Option<&Value>,
+    value: &str,
+    key_in_value: bool,
+) -> Decoded {
+    let json: serde_json::Value =
+        serde_json::from_str(value).map_err(|e| format!("value is not JSON ({e}): {value:?}"))?;
+    let serde_json::Value::Object(fields) = json else {
+        return Err(format!("value is not a JSON object: {value:?}"));
+    };
+    let mut values = Vec::with_capacity(columns.len());
+    for column in columns {
+        if column.key && !key_in_value {
+            values.push(key.cloned().unwrap_or(Value::Null));
+            continue;
+        }
+        let field = fields.iter().find(|(name, _)| name.eq_ignore_ascii_case(&column.name)).map(|(_, v)| v);
+        values.push(match field {
+            None | Some(serde_json::Value::Null) => Value::Null,
+            Some(v) => from_json(v, column.ty).map_err(|e| format!("field {}: {e}", column.name))?,
+        });
+    }
+    Ok(KsqlRecord { rowtime: 0, values })
 }
 
 /// The name in a repartition topic's `<application.id>-<name>-repartition`: ksqlDB's

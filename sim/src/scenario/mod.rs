@@ -340,7 +340,10 @@ pub enum App {
     /// group every instance of it joins); `topology` is ksqlDB statements (one declared stream
     /// WITH a TIMESTAMP column, then CREATE ... AS SELECT) run by ksim's Streams runtime.
     /// `processing_guarantee` is `at_least_once` (default) or `exactly_once_v2`;
-    /// `commit_interval_ms` defaults to Streams' (30 000, or 100 under exactly-once).
+    /// `commit_interval_ms` defaults to Streams' (30 000, or 100 under exactly-once);
+    /// `statestore_cache_max_bytes` (`statestore.cache.max.bytes`) to Streams' 10 MB: the
+    /// record cache that holds an aggregation's updates back until a commit (0 forwards every
+    /// update).
     KafkaStreams {
         application_id: String,
         topology: String,
@@ -350,11 +353,14 @@ pub enum App {
         commit_interval_ms: Option<u64>,
         #[serde(default = "default_poll_interval")]
         poll_interval_ms: u64,
+        #[serde(default)]
+        statestore_cache_max_bytes: Option<u64>,
     },
     /// A ksqlDB server running one persistent query (`statements`: its stream, then one CREATE
     /// ... AS SELECT) on the Streams runtime, with ksqlDB's names: application id
     /// `_confluent-ksql-<service_id>query_<query id>`, store `Aggregate-Aggregate-Materialize`;
-    /// `commit_interval_ms` defaults to ksqlDB's 2 000.
+    /// `commit_interval_ms` defaults to ksqlDB's 2 000; `statestore_cache_max_bytes` to
+    /// Streams' 10 MB.
     KsqlServer {
         #[serde(default = "default_service_id")]
         service_id: String,
@@ -365,6 +371,8 @@ pub enum App {
         commit_interval_ms: Option<u64>,
         #[serde(default = "default_poll_interval")]
         poll_interval_ms: u64,
+        #[serde(default)]
+        statestore_cache_max_bytes: Option<u64>,
     },
     /// A Kafka Connect worker: runs the connectors and tasks of the scenario's `connect` section
     /// that the worker group assigns it (standalone: all of them). Its `configs` are its
@@ -401,11 +409,13 @@ pub struct StreamsSetup {
     pub processing_guarantee: String,
     pub commit_interval_ms: Option<u64>,
     pub poll_interval_ms: u64,
+    /// `statestore.cache.max.bytes`, for the instance's one stream thread.
+    pub cache_max_bytes: u64,
 }
 
 impl StreamsSetup {
     pub fn topology(&self) -> Result<ksim_cluster::streams::Topology, String> {
-        ksim_cluster::streams::Topology::compile(&self.statements, &self.naming)
+        Ok(ksim_cluster::streams::Topology::compile(&self.statements, &self.naming)?.with_cache(self.cache_max_bytes))
     }
 
     pub fn guarantee(&self) -> Result<ksim_cluster::streams::ProcessingGuarantee, String> {
@@ -478,15 +488,27 @@ impl App {
                 processing_guarantee,
                 commit_interval_ms,
                 poll_interval_ms,
+                statestore_cache_max_bytes,
             } => Some(StreamsSetup {
                 naming: Naming::Streams { application_id: application_id.clone() },
                 statements: topology.clone(),
                 processing_guarantee: processing_guarantee.clone(),
                 commit_interval_ms: *commit_interval_ms,
                 poll_interval_ms: *poll_interval_ms,
+                cache_max_bytes: statestore_cache_max_bytes
+                    .unwrap_or(ksim_cluster::streams::topology::DEFAULT_STATESTORE_CACHE_MAX_BYTES),
             }),
-            App::KsqlServer { service_id, statements, processing_guarantee, commit_interval_ms, poll_interval_ms } => {
+            App::KsqlServer {
+                service_id,
+                statements,
+                processing_guarantee,
+                commit_interval_ms,
+                poll_interval_ms,
+                statestore_cache_max_bytes,
+            } => {
                 Some(StreamsSetup {
+                    cache_max_bytes: statestore_cache_max_bytes
+                        .unwrap_or(ksim_cluster::streams::topology::DEFAULT_STATESTORE_CACHE_MAX_BYTES),
                     naming: Naming::Ksql { service_id: service_id.clone() },
                     statements: statements.clone(),
                     processing_guarantee: processing_guarantee.clone(),

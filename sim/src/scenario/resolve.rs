@@ -619,12 +619,31 @@ impl Scenario {
             return Err(format!("{field}.app.poll_interval_ms: must be at least 1").into());
         }
         let mut used = vec![&topology.source.topic];
+        used.extend(topology.table.iter().map(|t| &t.topic));
         used.extend(topology.sinks.iter().map(|s| &s.topic));
         for topic in used {
             if !self.topics.iter().any(|t| &t.name == topic) {
                 return Err(format!(
                     "{field}.app.{text_field}: uses topic `{topic}`, which `topics` does not declare \
                      (Kafka Streams creates only its changelog and repartition topics)"
+                )
+                .into());
+            }
+        }
+        if let Some(table) = &topology.table {
+            // A stream-table join reads partition p of both topics in task 0_p: the topics
+            // must have as many partitions (`CopartitionedTopicsEnforcer`, run when the
+            // assignor builds the tasks: a `TopologyException`).
+            let partitions: std::collections::BTreeMap<&str, i32> = [&topology.source.topic, &table.topic]
+                .into_iter()
+                .filter_map(|name| self.topics.iter().find(|t| &t.name == name).map(|t| (name.as_str(), t.partitions)))
+                .collect();
+            if partitions.values().collect::<std::collections::BTreeSet<_>>().len() > 1 {
+                let shown: Vec<String> = partitions.iter().map(|(t, p)| format!("{t}={p}")).collect();
+                return Err(format!(
+                    "{field}.app.{text_field}: Invalid topology: Topics not co-partitioned: [{{{}}}] \
+                     (a stream-table join reads partition p of each in task 0_p: give them as many partitions)",
+                    shown.join(", ")
                 )
                 .into());
             }

@@ -333,6 +333,14 @@ impl World {
         self.with_consumer(node, |c, _, _| c.listen_for_revocations());
     }
 
+    /// The consumer's `currentLag` of a partition ([`ksim_cluster::consumer::Consumer::current_lag`]).
+    pub fn consumer_current_lag(&self, node: NodeId, tp: &TopicPartition) -> Option<i64> {
+        match self.slots.get(&node).and_then(|s| s.machine.as_ref()) {
+            Some(Machine::Client(Client { consumer: Some(c), .. })) => c.current_lag(tp),
+            _ => None,
+        }
+    }
+
     /// The partitions revoked that the application's listener has not handled yet.
     pub fn consumer_revoked_unhandled(&self, node: NodeId) -> Vec<TopicPartition> {
         match self.slots.get(&node).and_then(|s| s.machine.as_ref()) {

@@ -141,6 +141,17 @@ impl StreamsView {
                     t.stream_time = *stream_time;
                 }
             }
+            StoreDeleted { task, store, key, stream_time } => {
+                let t = instance.tasks.entry(task.clone()).or_insert_with(|| TaskView::new(false));
+                let contents = t.stores.entry(store.clone()).or_default();
+                contents.entries.remove(key);
+                contents.recent.retain(|k| k != key);
+                t.updates += 1;
+                if stream_time.is_some() {
+                    t.stream_time = *stream_time;
+                }
+            }
+            NoTableRow { .. } => {}
             RecordSkipped { task, .. } => {
                 if let Some(t) = instance.tasks.get_mut(task) {
                     t.skipped += 1;
@@ -246,7 +257,16 @@ mod tests {
         let mut view = StreamsView::default();
         view.apply(a, &started());
         view.apply(a, &StreamsEvent::TaskCreated { task: "0_0".into(), restoring: false });
-        view.apply(a, &StreamsEvent::Committed { why: "x".into(), processed: 4, partitions: 1, in_transaction: false });
+        view.apply(
+            a,
+            &StreamsEvent::Committed {
+                why: "x".into(),
+                processed: 4,
+                cache_flushed: 0,
+                partitions: 1,
+                in_transaction: false,
+            },
+        );
         view.process_stopped(a, "killed");
         assert!(view.instances[&a].tasks.is_empty());
         assert_eq!(view.instances[&a].stopped.as_deref(), Some("killed"));
