@@ -11,7 +11,8 @@ use std::process::ExitCode;
 #[derive(clap::Args, Debug)]
 pub struct ServeArgs {
     /// The scenario file (RON): its brokers, controllers, topics and network. Defaults to the
-    /// leader-failover walkthrough. Its clients, timeline and expectations are not used live.
+    /// leader-failover walkthrough. Its timeline runs in real time (steps that name one of its
+    /// client applications are left out: live mode runs none); its expectations are not used.
     pub file: Option<PathBuf>,
     /// Broker `i` (in the scenario's order) listens on 127.0.0.1 at this port plus `i`.
     #[arg(long, default_value_t = 19092, value_name = "P")]
@@ -41,22 +42,31 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode, String> {
         file.display()
     );
 
+    for note in server.left_out() {
+        eprintln!("ksim serve: {note}");
+    }
+
     let stop = server.stop_handle();
+    let control = server.control_handle();
     let on_ctrl_c = stop.clone();
     // A second handler cannot be installed in one process; a test harness may have one.
     let _ = ctrlc::set_handler(move || on_ctrl_c.stop());
     std::thread::spawn(move || {
-        // At the end of stdin (a server started in the background, stdin closed) it serves on
-        // until Ctrl-C.
+        // The control channel: one action per line, as a timeline step's `action` is written
+        // (`Kill(Broker(1))`), answered `ok` or `error: why`; `quit` stops. At the end of stdin
+        // (a server started in the background, stdin closed) it serves on until Ctrl-C.
         for line in std::io::stdin().lock().lines() {
-            match line {
-                Ok(line) if line.trim() == "quit" => {
+            let Ok(line) = line else { return };
+            match line.trim() {
+                "quit" => {
                     stop.stop();
                     return;
                 }
-                Ok(line) if line.trim().is_empty() => {}
-                Ok(line) => eprintln!("error: unknown command `{}` (only `quit` for now)", line.trim()),
-                Err(_) => return,
+                "" => {}
+                action => match control.act(action) {
+                    Ok(()) => outln!("ok"),
+                    Err(why) => outln!("error: {why}"),
+                },
             }
         }
     });
