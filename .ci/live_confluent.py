@@ -12,6 +12,8 @@ the same librdkafka as Confluent.Kafka (.NET) at the same version.
     new coordinator.
 
 Usage: live_confluent.py KSIM SCENARIO BASE_PORT WORKDIR
+For a failure: LIVE_ONLY_GROUP=1 runs (b) alone, LIVE_DEBUG=1 prints the consumer's coordinator
+log lines, LIVE_RDKAFKA_DEBUG=cgrp,fetch sets librdkafka's `debug` for the group's members.
 """
 
 import logging
