@@ -28,6 +28,7 @@
 //! book shows no shorter range.
 //! - `ksim tui …`: interactive. Run here without a terminal, each must stop cleanly with the
 //!   message that the UI needs one, and every scenario file it names must exist.
+//! - `ksim serve … --tui`: interactive too, checked as `ksim tui …` is.
 //! - `ksim serve …`: long-running (it serves until `quit` or Ctrl-C). Run here with `quit` on its
 //!   stdin and `--base-port 0` (free ports, so it never collides with a server already running on
 //!   the printed ports): it must print its `bootstrap:` line, stop, and print the report.
@@ -311,12 +312,13 @@ fn check(printed: &Printed) -> Result<Ran, String> {
     let at = &printed.at;
     let words = shell_words(&printed.line).map_err(|e| format!("{at}: {e}"))?;
     let args: Vec<String> = words[1..].to_vec();
-    if args.first().map(String::as_str) == Some("serve") {
+    let interactive = args.iter().any(|a| a == "--tui");
+    if args.first().map(String::as_str) == Some("serve") && !interactive {
         return check_serve(printed, &args);
     }
     let ran = ksim(&args);
     let shown = || format!("{at}: `{}` exited {:?}:\n{}{}", printed.line, ran.code, ran.stdout, ran.stderr);
-    if args.first().map(String::as_str) == Some("tui") {
+    if args.first().map(String::as_str) == Some("tui") || interactive {
         for file in args.iter().filter(|a| a.ends_with(".ron")) {
             if !root().join(file).is_file() {
                 return Err(format!("{at}: `{}` names {file}, which does not exist", printed.line));

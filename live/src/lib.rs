@@ -8,6 +8,8 @@
 //! - [`driver`]: the real-time driver (wall clock, a timer agenda), no madsim runtime.
 //! - [`server`]: the listeners, the client connections and the loop that drives the world.
 //! - [`calls`]: one Kafka request into ksim requests, their answers into one Kafka response.
+//! - [`control`]: faults while clients run: the timeline in real time, the control channel,
+//!   where real clients stand in a network cut.
 //! - [`groups`]: the consumer group APIs and the consumer protocol's subscription and assignment.
 //! - [`txns`]: the transactional APIs (AddPartitionsToTxn, AddOffsetsToTxn, EndTxn, TxnOffsetCommit).
 //! - [`records`]: record batches v2 on the wire to and from ksim's batches.
@@ -15,10 +17,11 @@
 
 pub mod apis;
 pub mod calls;
+pub mod control;
 pub mod driver;
 pub mod groups;
 pub mod records;
 pub mod server;
 pub mod txns;
 
-pub use server::{ServeOptions, Server, StopHandle};
+pub use server::{ControlHandle, Feed, ServeOptions, Server, StopHandle};

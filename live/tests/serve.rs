@@ -679,3 +679,33 @@ fn headers_travel_both_ways_and_a_header_that_is_not_text_is_refused() {
     };
     assert!(said("refused INVALID_RECORD"), "the trace says why the record was refused");
 }
+
+/// `ksim serve --tui` follows the run through `Server::follow`: the header first, then the
+/// events as they are recorded, in order, and together the whole trace the run returns.
+#[test]
+fn a_follower_gets_the_header_then_every_event_in_order() {
+    let scenario = Scenario::parse("live.ron", SCENARIO).expect("parses");
+    let mut server = Server::bind(&scenario, "live", &ServeOptions { base_port: 0 }).expect("binds");
+    let feed = server.follow();
+    let stop = server.stop_handle();
+    let running = std::thread::spawn(move || server.run());
+    let header = match feed.recv_timeout(std::time::Duration::from_secs(30)).expect("a header") {
+        ksim_live::Feed::Header { header, controllers } => {
+            assert!(!controllers.is_empty());
+            header
+        }
+        ksim_live::Feed::Events(_) => panic!("the header comes first"),
+    };
+    assert_eq!(header.brokers.len(), 3);
+    // Let the brokers register and elect before stopping.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    stop.stop();
+    let outcome = running.join().expect("joins").expect("runs");
+    let mut events = Vec::new();
+    while let Ok(ksim_live::Feed::Events(more)) = feed.try_recv() {
+        events.extend(more);
+    }
+    assert!(!events.is_empty());
+    assert!(events.windows(2).all(|w| w[0].seq < w[1].seq), "in order");
+    assert_eq!(events[..], outcome.trace.events[..events.len()], "a prefix of the run's trace");
+}

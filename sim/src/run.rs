@@ -99,7 +99,6 @@ pub fn fits_the_event_cap(scenario: &Scenario, max_events: Option<usize>) -> Res
 }
 
 fn timeline(scenario: &Scenario, options: &RunOptions) -> Vec<(SimTime, Directive)> {
-    let all_nodes: Vec<NodeId> = scenario.all_nodes();
     let mut out: Vec<(SimTime, Directive)> = Vec::new();
     for n in &scenario.narration {
         if let Some(at) = n.at_ms {
@@ -115,25 +114,7 @@ fn timeline(scenario: &Scenario, options: &RunOptions) -> Vec<(SimTime, Directiv
             out.push((SimTime::from_ms(step.at_ms), Directive::AbortTransaction { from, partition }));
             continue;
         }
-        let fault = match &step.action {
-            Action::Kill(n) => Fault::Kill(id(n)),
-            Action::PowerFail(n) => Fault::PowerFail(id(n)),
-            Action::Restart(n) => Fault::Restart(id(n)),
-            Action::Pause(n) => Fault::Pause(id(n)),
-            Action::Resume(n) => Fault::Resume(id(n)),
-            Action::Stop(n) => Fault::Stop(id(n)),
-            Action::Partition(groups) => Fault::Partition(groups.iter().map(|g| g.iter().map(id).collect()).collect()),
-            Action::PartitionOneWay(a, b) => {
-                Fault::PartitionOneWay { from: a.iter().map(id).collect(), to: b.iter().map(id).collect() }
-            }
-            Action::Isolate(n) => {
-                let target = id(n);
-                Fault::Partition(vec![vec![target], all_nodes.iter().copied().filter(|x| *x != target).collect()])
-            }
-            Action::Heal => Fault::Heal,
-            Action::SlowLink(a, b, ms) => Fault::SlowLink { a: id(a), b: id(b), extra_latency_ms: *ms },
-            Action::AbortTransaction { .. } => unreachable!("handled above"),
-        };
+        let fault = action_fault(scenario, &step.action).expect("AbortTransaction is handled above");
         out.push((SimTime::from_ms(step.at_ms), Directive::Fault(fault)));
     }
     for (at, fault) in &options.extra_faults {
@@ -146,6 +127,33 @@ fn timeline(scenario: &Scenario, options: &RunOptions) -> Vec<(SimTime, Directiv
     // Stable: same-time directives keep their order (narration first, then the timeline).
     out.sort_by_key(|(at, _)| *at);
     out
+}
+
+/// The fault a timeline action is, in the scenario's node ids (`None`: an operator's
+/// AbortTransaction, which is a request, not a fault). `Isolate(n)` cuts `n` from every other
+/// node of the scenario.
+pub fn action_fault(scenario: &Scenario, action: &Action) -> Option<Fault> {
+    let id = |n| scenario.node_id(n);
+    Some(match action {
+        Action::Kill(n) => Fault::Kill(id(n)),
+        Action::PowerFail(n) => Fault::PowerFail(id(n)),
+        Action::Restart(n) => Fault::Restart(id(n)),
+        Action::Pause(n) => Fault::Pause(id(n)),
+        Action::Resume(n) => Fault::Resume(id(n)),
+        Action::Stop(n) => Fault::Stop(id(n)),
+        Action::Partition(groups) => Fault::Partition(groups.iter().map(|g| g.iter().map(id).collect()).collect()),
+        Action::PartitionOneWay(a, b) => {
+            Fault::PartitionOneWay { from: a.iter().map(id).collect(), to: b.iter().map(id).collect() }
+        }
+        Action::Isolate(n) => {
+            let target = id(n);
+            let others = scenario.all_nodes().into_iter().filter(|x| *x != target).collect();
+            Fault::Partition(vec![vec![target], others])
+        }
+        Action::Heal => Fault::Heal,
+        Action::SlowLink(a, b, ms) => Fault::SlowLink { a: id(a), b: id(b), extra_latency_ms: *ms },
+        Action::AbortTransaction { .. } => return None,
+    })
 }
 
 async fn wait_until(at: SimTime) {

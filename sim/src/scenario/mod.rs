@@ -869,6 +869,19 @@ impl Scenario {
             })
     }
 
+    /// Parse one timeline action on its own (`Kill(Broker(1))`), with the scenario's RON
+    /// options and its errors' wording (what was expected), for `ksim serve`'s control channel.
+    pub fn parse_action(text: &str) -> Result<Action, String> {
+        let text = text.trim();
+        ron::Options::default()
+            .with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME)
+            .from_str::<Action>(text)
+            .map_err(|e| {
+                let message = describe_ron_error(&e.code, text, (e.position.line, e.position.col));
+                format!("column {}: {message}", e.position.col)
+            })
+    }
+
     /// Read, parse and validate a scenario file.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         use std::io::Read;

@@ -712,6 +712,15 @@ impl Scenario {
         Ok(())
     }
 
+    /// One action outside a timeline (`ksim serve`'s control channel): it names existing nodes
+    /// and cuts something real, as a timeline step's must.
+    pub fn check_action(&self, action: &Action) -> Result<(), String> {
+        for node in action.nodes() {
+            self.check_node(node)?;
+        }
+        check_network_action(action)
+    }
+
     /// `timeline`: every action names existing nodes and cuts something real. (A step after the
     /// end of the run is only warned about: [`Scenario::warnings`].)
     fn check_timeline(&self) -> Result<(), String> {

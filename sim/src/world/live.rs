@@ -60,3 +60,11 @@ impl World {
         self.tcp.process_died(node);
     }
 }
+
+impl World {
+    /// How many times `node`'s process has started: a connection opened to an earlier process
+    /// (before a restart, or a power failure since) is not known to the current one.
+    pub fn incarnation(&self, node: NodeId) -> u64 {
+        self.slots.get(&node).map_or(0, |s| s.starts)
+    }
+}
