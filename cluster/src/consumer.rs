@@ -143,6 +143,15 @@ struct PartitionState {
     /// The end the last fetch answer reported: the high watermark, or under read_committed the
     /// last stable offset (what `Consumer.currentLag` measures from).
     fetched_end: Option<i64>,
+    /// `seekToBeginning`/`seekToEnd`: the position to look up with ListOffsets, whatever
+    /// `auto.offset.reset` says (Kafka's `SubscriptionState.requestOffsetReset(tp, strategy)`).
+    reset_to: Option<OffsetReset>,
+    /// Where the last ListOffsets reset put the position (for `seekToBeginning`: the log start).
+    reset_offset: Option<i64>,
+    /// `endOffsets` was asked for and not answered yet.
+    end_wanted: bool,
+    /// Its answer: the partition's end (the high watermark) when the leader answered.
+    end_offset: Option<i64>,
 }
 
 impl PartitionState {
@@ -175,6 +184,11 @@ enum Outstanding {
         broker: BrokerId,
         partitions: Vec<TopicPartition>,
     },
+    /// `endOffsets(partitions)`: ListOffsets for the latest offset, `read_uncommitted`.
+    EndOffsets {
+        broker: BrokerId,
+        partitions: Vec<TopicPartition>,
+    },
     /// OffsetsForLeaderEpoch, with the position each partition asked about: the answer counts only
     /// for a partition whose position is still that one.
     Validate {
@@ -183,9 +197,26 @@ enum Outstanding {
     },
 }
 
-/// A client node can run a producer and a consumer side by side; their correlation ids live in
-/// different ranges so each response finds its engine.
+/// A client node can run a producer and consumers side by side; their correlation ids live in
+/// different ranges so each response finds its engine. Consumer engine `k` of a node (a Streams
+/// thread's main and restore consumers, a Connect worker's consumer per sink task: Kafka's
+/// separate `KafkaConsumer` instances, each with its own connections) numbers its requests from
+/// `CONSUMER_CORRELATION_BASE + k * CONSUMER_ENGINE_SPAN`.
 pub const CONSUMER_CORRELATION_BASE: u64 = 1 << 40;
+
+/// The width of one consumer engine's correlation-id range.
+pub const CONSUMER_ENGINE_SPAN: u64 = 1 << 44;
+
+/// How many consumer engines one client node can run: their ranges stay below the admin range
+/// (`crate::client::ADMIN_CORRELATION_BASE`, `1 << 48`).
+pub const MAX_CONSUMER_ENGINES: usize = 15;
+
+/// Which consumer engine of its node sent a request, by the request's correlation id; `None`
+/// for the producer's range and the admin range above the consumers'.
+pub fn consumer_engine_of(correlation_id: u64) -> Option<usize> {
+    let k = correlation_id.checked_sub(CONSUMER_CORRELATION_BASE)? / CONSUMER_ENGINE_SPAN;
+    (k < MAX_CONSUMER_ENGINES as u64).then_some(k as usize)
+}
 
 /// Stop fetching ahead once this many records are buffered.
 const MAX_BUFFERED_RECORDS: usize = 1000;
@@ -250,6 +281,10 @@ pub struct Consumer {
     revoked_unhandled: Vec<TopicPartition>,
     /// The offsets of application commits that named them, until their outcome.
     named_offsets: BTreeMap<u64, Vec<(TopicPartition, i64)>>,
+    /// Which consumer engine of its node this is (see [`CONSUMER_ENGINE_SPAN`]).
+    engine: usize,
+    /// An `endOffsets` answer came that the application has not been woken for.
+    end_offsets_answered: bool,
 }
 
 /// How long `KafkaConsumer.close()` waits for its last commit and LeaveGroup (Java's
@@ -303,7 +338,43 @@ impl Consumer {
             buffer: VecDeque::new(),
             outstanding: BTreeMap::new(),
             next_correlation: CONSUMER_CORRELATION_BASE,
+            engine: 0,
+            end_offsets_answered: false,
         }
+    }
+
+    /// Make this engine `k` of its node: its requests take that engine's correlation ids.
+    pub fn as_engine(mut self, k: usize) -> Self {
+        assert!(k < MAX_CONSUMER_ENGINES, "consumer engine {k}: at most {MAX_CONSUMER_ENGINES} per node");
+        self.engine = k;
+        self.next_correlation = CONSUMER_CORRELATION_BASE + k as u64 * CONSUMER_ENGINE_SPAN;
+        self
+    }
+
+    /// The application's `close()` is over: the consumer would have ended its process.
+    pub fn is_closed(&self) -> bool {
+        self.closing.is_some_and(|c| c.done)
+    }
+
+    /// The correlation id its next request will take.
+    pub fn next_correlation_id(&self) -> u64 {
+        self.next_correlation
+    }
+
+    /// Number requests from `next` on (a consumer taking a closed one's engine number).
+    pub fn counting_from(mut self, next: u64) -> Self {
+        self.next_correlation = self.next_correlation.max(next);
+        self
+    }
+
+    /// The consumer's `client.id`.
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// The configuration it was built with.
+    pub fn config(&self) -> &ConsumerConfig {
+        &self.config
     }
 
     /// Take these partitions (replacing any previous assignment).
@@ -516,7 +587,8 @@ impl Consumer {
 
     /// Requests just sent to a broker with no connection start its setup timer.
     fn track_connections(&mut self, now: SimTime, fx: &mut Effects) {
-        self.connections.track_sends(now, |id| id >= CONSUMER_CORRELATION_BASE, fx);
+        let engine = self.engine;
+        self.connections.track_sends(now, |id| consumer_engine_of(id) == Some(engine), fx);
     }
 
     /// Take the next step of a close whose previous one is done (or whose time is up).
@@ -673,16 +745,64 @@ impl Consumer {
         if let Some(state) = self.assignment.get_mut(tp) {
             state.set_position(Some(offset), None);
             state.resetting = false;
+            state.reset_to = None;
         }
         self.drive(now, fx);
     }
 
-    /// `Consumer.currentLag`: how far the fetch position is behind the end the last fetch
-    /// answer reported; `None` until a fetch of the partition has been answered. Records
-    /// fetched but not yet polled do not count: they are on this side.
+    /// `seekToBeginning(partitions)`: each moves to its log start offset, looked up with
+    /// ListOffsets on the next fetch round, whatever `auto.offset.reset` says.
+    pub fn seek_to_beginning(&mut self, partitions: &[TopicPartition], now: SimTime, fx: &mut Effects) {
+        self.buffer.retain(|r| !partitions.contains(&r.partition));
+        for tp in partitions {
+            if let Some(state) = self.assignment.get_mut(tp) {
+                state.set_position(None, None);
+                state.reset_to = Some(OffsetReset::Earliest);
+                state.resetting = false;
+                state.fetched_end = None;
+                state.reset_offset = None;
+            }
+        }
+        self.drive(now, fx);
+    }
+
+    /// `endOffsets(partitions)`: look each partition's end up (ListOffsets, latest,
+    /// `read_uncommitted`); [`Consumer::end_offset`] has the answer once it came.
+    pub fn request_end_offsets(&mut self, partitions: &[TopicPartition], now: SimTime, fx: &mut Effects) {
+        for tp in partitions {
+            if let Some(state) = self.assignment.get_mut(tp) {
+                state.end_wanted = true;
+                state.end_offset = None;
+            }
+        }
+        self.drive(now, fx);
+    }
+
+    /// Whether an `endOffsets` answer came since the last call: a blocking `endOffsets` call
+    /// returns then, so the application waiting on it wakes.
+    pub fn take_end_offsets_answered(&mut self) -> bool {
+        std::mem::take(&mut self.end_offsets_answered)
+    }
+
+    /// The answer to the last [`Consumer::request_end_offsets`] of the partition.
+    pub fn end_offset(&self, tp: &TopicPartition) -> Option<i64> {
+        self.assignment.get(tp)?.end_offset
+    }
+
+    /// Where the partition's last reset (`auto.offset.reset`, `seekToBeginning`) put its position.
+    pub fn reset_offset(&self, tp: &TopicPartition) -> Option<i64> {
+        self.assignment.get(tp)?.reset_offset
+    }
+
+    /// `Consumer.currentLag`: how far the application's position is behind the end the last
+    /// fetch answer reported; `None` until a fetch of the partition has been answered. Records
+    /// fetched but not yet polled count: Kafka's `SubscriptionState.partitionLag` measures from
+    /// the position of the next record `poll` returns, which a fetch moves only once its
+    /// records are handed out. (A Streams task that joins a table must not take the table's
+    /// partition for caught up while its next record sits in the consumer's buffer.)
     pub fn current_lag(&self, tp: &TopicPartition) -> Option<i64> {
         let state = self.assignment.get(tp)?;
-        Some((state.fetched_end? - state.position?).max(0))
+        Some((state.fetched_end? - self.position(tp)?).max(0))
     }
 
     pub fn position(&self, tp: &TopicPartition) -> Option<i64> {
@@ -701,7 +821,7 @@ impl Consumer {
         }
         self.assignment
             .iter()
-            .filter(|(_, s)| s.position.is_none() && !s.awaiting_committed && !s.resetting)
+            .filter(|(_, s)| s.position.is_none() && s.reset_to.is_none() && !s.awaiting_committed && !s.resetting)
             .map(|(tp, _)| tp.clone())
             .collect()
     }
@@ -785,7 +905,15 @@ impl Consumer {
             Outstanding::Fetch { offsets, .. } => offsets.contains_key(tp),
             Outstanding::ListOffsets { partitions, .. } => partitions.contains(tp),
             Outstanding::Validate { positions, .. } => positions.contains_key(tp),
+            Outstanding::EndOffsets { .. } => false,
         })
+    }
+
+    /// Whether an `endOffsets` lookup of the partition is on its way.
+    fn end_busy(&self, tp: &TopicPartition) -> bool {
+        self.outstanding
+            .values()
+            .any(|o| matches!(o, Outstanding::EndOffsets { partitions, .. } if partitions.contains(tp)))
     }
 
     fn broker_busy(&self, broker: BrokerId) -> bool {
@@ -821,11 +949,35 @@ impl Consumer {
         let mut fetches: BTreeMap<BrokerId, Vec<FetchPartition>> = BTreeMap::new();
         let mut wakeup: Option<SimTime> = None;
         let buffer_full = self.buffer.len() >= MAX_BUFFERED_RECORDS;
+        let mut ends: BTreeMap<BrokerId, Vec<(TopicPartition, OffsetSpec, i32)>> = BTreeMap::new();
+        for (tp, state) in &self.assignment {
+            if !state.end_wanted || state.backoff_until > now || self.end_busy(tp) {
+                continue;
+            }
+            match self.metadata.leader(tp) {
+                Some((leader, epoch)) => ends.entry(leader).or_default().push((tp.clone(), OffsetSpec::Latest, epoch)),
+                None => self.metadata.refresh_needed = true,
+            }
+        }
+        for (broker, partitions) in ends {
+            let id = self.next_correlation();
+            let names = partitions.iter().map(|(tp, _, _)| tp.clone()).collect();
+            self.outstanding.insert(id, Outstanding::EndOffsets { broker, partitions: names });
+            fx.set_timer(Timer::RequestTimeout(id), now.plus_ms(self.config.request_timeout_ms));
+            // Kafka Streams asks with `read_uncommitted`: the last stable offset may lag a
+            // committed transaction's marker (KAFKA-10167, `StoreChangelogReader.endOffsetForChangelogs`).
+            let body = Request::ListOffsets(ListOffsetsRequest {
+                partitions,
+                isolation_level: IsolationLevel::ReadUncommitted,
+            });
+            fx.send(NodeId::Broker(broker), Message::Request { correlation_id: id, body });
+        }
         for (tp, state) in &self.assignment {
             if self.busy(tp) || state.awaiting_committed {
                 continue;
             }
-            if state.position.is_none() && self.config.auto_offset_reset == OffsetReset::None {
+            let reset = state.reset_to.unwrap_or(self.config.auto_offset_reset);
+            if state.position.is_none() && reset == OffsetReset::None {
                 // `auto.offset.reset=none`: the consumer picks no position; the application must
                 // seek (see `partitions_without_offset`). Nothing is fetched until it does.
                 continue;
@@ -849,7 +1001,7 @@ impl Consumer {
                     validations.entry(leader).or_default().insert(tp.clone(), position);
                 }
                 None => {
-                    let spec = match self.config.auto_offset_reset {
+                    let spec = match reset {
                         OffsetReset::Earliest => OffsetSpec::Earliest,
                         OffsetReset::Latest => OffsetSpec::Latest,
                         OffsetReset::None => unreachable!("auto.offset.reset=none never resets (checked above)"),
@@ -1103,7 +1255,12 @@ impl Consumer {
                 // A reset position has no epoch: nothing to validate (Kafka's
                 // `OffsetFetcherUtils.resetPositionIfNeeded`).
                 state.set_position(Some(offset), None);
-                let reason = format!("auto.offset.reset={:?}", self.config.auto_offset_reset).to_lowercase();
+                state.reset_offset = Some(offset);
+                let reason = match state.reset_to.take() {
+                    Some(OffsetReset::Earliest) => "seekToBeginning".to_string(),
+                    Some(OffsetReset::Latest) => "seekToEnd".to_string(),
+                    _ => format!("auto.offset.reset={:?}", self.config.auto_offset_reset).to_lowercase(),
+                };
                 fx.note(Note::PositionReset { partition: tp, offset, reason });
             } else {
                 self.back_off(now, &tp, true);
@@ -1186,6 +1343,8 @@ impl Consumer {
             Outstanding::Fetch { offsets, .. } => offsets.into_keys().collect(),
             Outstanding::ListOffsets { partitions, .. } => partitions,
             Outstanding::Validate { positions, .. } => positions.into_keys().collect(),
+            // Still wanted: asked again after the backoff.
+            Outstanding::EndOffsets { partitions, .. } => partitions,
         };
         for tp in partitions {
             self.back_off(now, &tp, true);
@@ -1229,6 +1388,19 @@ impl StateMachine for Consumer {
                     (Response::ListOffsets(r), Some(Outstanding::ListOffsets { .. })) => {
                         self.on_list_offsets(now, r, fx)
                     }
+                    (Response::ListOffsets(r), Some(Outstanding::EndOffsets { .. })) => {
+                        for (tp, error, offset, _) in r.partitions {
+                            let Some(state) = self.assignment.get_mut(&tp) else { continue };
+                            if error.is_none() && state.end_wanted {
+                                state.end_wanted = false;
+                                state.end_offset = Some(offset);
+                                self.end_offsets_answered = true;
+                            } else if !error.is_none() {
+                                self.back_off(now, &tp, true);
+                            }
+                        }
+                        self.drive(now, fx);
+                    }
                     (Response::OffsetsForLeaderEpoch(r), Some(Outstanding::Validate { positions, .. })) => {
                         self.on_offsets_for_leader_epoch(now, positions, r, fx)
                     }
@@ -1268,6 +1440,7 @@ impl StateMachine for Consumer {
                     .filter(|(_, o)| match o {
                         Outstanding::Fetch { broker, .. }
                         | Outstanding::ListOffsets { broker, .. }
+                        | Outstanding::EndOffsets { broker, .. }
                         | Outstanding::Validate { broker, .. } => NodeId::Broker(*broker) == peer,
                     })
                     .map(|(id, _)| *id)
@@ -1822,6 +1995,59 @@ mod tests {
         assert!(!cluster.sent_list_offsets(), "auto.offset.reset=none must not reset the position");
         assert_eq!(cluster.consumer.position(&tp()), None);
         assert_eq!(cluster.consumer.partitions_without_offset(), vec![tp()]);
+    }
+
+    /// `currentLag` counts what was fetched and not yet polled, as Kafka's
+    /// `SubscriptionState.partitionLag` does from the application's position.
+    #[test]
+    fn current_lag_counts_fetched_records_not_yet_polled() {
+        let mut cluster = Cluster::new(no_reset_config(), 10);
+        let mut fx = Effects::default();
+        cluster.consumer.assign(vec![tp()], SimTime::ZERO, &mut fx);
+        cluster.settle(SimTime::ZERO, fx);
+        let mut fx = Effects::default();
+        cluster.consumer.seek(&tp(), 4, SimTime::from_ms(10), &mut fx);
+        cluster.settle(SimTime::from_ms(10), fx);
+        assert_eq!(cluster.consumer.buffered(), 6, "offsets 4..10 fetched");
+        assert_eq!(cluster.consumer.current_lag(&tp()), Some(6), "nothing polled yet");
+        cluster.poll(SimTime::from_ms(20));
+        assert_eq!(cluster.consumer.current_lag(&tp()), Some(0));
+    }
+
+    /// A Streams restore consumer (`auto.offset.reset=none`) reads a changelog from its start:
+    /// `seekToBeginning` looks the log start up with ListOffsets whatever the setting says, and
+    /// the fetch answer tells the high watermark restoration runs to.
+    #[test]
+    fn seek_to_beginning_reads_from_the_log_start_even_with_offset_reset_none() {
+        let mut cluster = Cluster::new(no_reset_config(), 10);
+        let mut fx = Effects::default();
+        cluster.consumer.assign(vec![tp()], SimTime::ZERO, &mut fx);
+        cluster.settle(SimTime::ZERO, fx);
+        assert!(!cluster.sent_list_offsets());
+        let mut fx = Effects::default();
+        cluster.consumer.seek_to_beginning(&[tp()], SimTime::from_ms(10), &mut fx);
+        cluster.settle(SimTime::from_ms(10), fx);
+        assert!(cluster.sent_list_offsets(), "seekToBeginning looks the offset up");
+        assert!(
+            cluster
+                .notes
+                .iter()
+                .any(|n| matches!(n, Note::PositionReset { offset: 0, reason, .. } if reason == "seekToBeginning")),
+            "the reset says why: {:?}",
+            cluster.notes
+        );
+        assert_eq!(cluster.consumer.reset_offset(&tp()), Some(0));
+        assert!(cluster.consumer.partitions_without_offset().is_empty());
+        let records = cluster.poll(SimTime::from_ms(20));
+        assert_eq!(records.iter().map(|r| r.offset).collect::<Vec<_>>(), (0..10).collect::<Vec<_>>());
+        assert_eq!(cluster.consumer.position(&tp()), Some(10));
+
+        // `endOffsets`: where restoration would end, asked of the leader.
+        assert_eq!(cluster.consumer.end_offset(&tp()), None);
+        let mut fx = Effects::default();
+        cluster.consumer.request_end_offsets(&[tp()], SimTime::from_ms(30), &mut fx);
+        cluster.settle(SimTime::from_ms(30), fx);
+        assert_eq!(cluster.consumer.end_offset(&tp()), Some(10));
     }
 
     #[test]

@@ -73,6 +73,10 @@ pub enum Timer {
     // -- controller (last, so that adding it left the order of the others alone) --
     /// The active controller's periodic `writeNoOpRecord` task (`metadata.max.idle.interval.ms`).
     WriteNoOp,
+    // -- a client node's further consumers (last, for the same reason) --
+    /// A timer of consumer engine `k` (from 1) of a client node: that consumer's own timer, apart
+    /// from the first consumer's (`crate::client::Client`).
+    Engine(u8, Box<Timer>),
 }
 
 /// Which engine of a client node a timer belongs to: the two keep separate connection state.
@@ -134,6 +138,7 @@ impl fmt::Display for Timer {
             Timer::PollIntervalCheck => write!(f, "max.poll.interval.ms check"),
             Timer::ConsumerCloseTimeout => write!(f, "consumer close timed out"),
             Timer::WriteNoOp => write!(f, "metadata.max.idle.interval.ms: write a NoOpRecord"),
+            Timer::Engine(k, timer) => write!(f, "consumer {k}: {timer}"),
         }
     }
 }

@@ -89,69 +89,126 @@ impl KafkaProducer {
     }
 }
 
+/// One `KafkaConsumer` of an application: consumer engine `engine` of its client node (0 for
+/// the node's configured consumer; further ones from [`KafkaConsumer::create`]).
 pub struct KafkaConsumer {
     world: Arc<Mutex<World>>,
     node: NodeId,
+    engine: usize,
 }
 
 impl KafkaConsumer {
     pub fn new(world: Arc<Mutex<World>>, node: NodeId) -> Self {
-        KafkaConsumer { world, node }
+        KafkaConsumer { world, node, engine: 0 }
+    }
+
+    /// `new KafkaConsumer(props)` with the node's consumer settings as `configure` changes them
+    /// and its own `client.id`: a consumer of its own, with its own connections. `None` if the
+    /// node has no consumer settings or runs as many consumers as it can.
+    pub fn create(
+        world: Arc<Mutex<World>>,
+        node: NodeId,
+        client_id: &str,
+        configure: impl FnOnce(&mut ksim_cluster::config::ConsumerConfig),
+    ) -> Option<Self> {
+        let engine = world.lock().expect("world lock").consumer_add_engine(node, client_id, configure)?;
+        Some(KafkaConsumer { world, node, engine })
+    }
+
+    /// `close()`: leave the group; the process ends once every consumer it runs has closed.
+    pub fn close(&self) {
+        self.world.lock().expect("world lock").consumer_close(self.node, self.engine);
+    }
+
+    /// `assign(partitions)`: exactly these partitions, no group.
+    pub fn assign(&self, partitions: Vec<TopicPartition>) {
+        self.world.lock().expect("world lock").consumer_assign(self.node, self.engine, partitions);
+    }
+
+    /// `seekToBeginning(partitions)`.
+    pub fn seek_to_beginning(&self, partitions: &[TopicPartition]) {
+        self.world.lock().expect("world lock").consumer_seek_to_beginning(self.node, self.engine, partitions);
+    }
+
+    /// `position(partition)`, if the consumer has one.
+    pub fn position(&self, tp: &TopicPartition) -> Option<i64> {
+        self.world.lock().expect("world lock").consumer_position(self.node, self.engine, tp)
+    }
+
+    /// Where its last reset of the partition (`seekToBeginning`) put the position.
+    pub fn reset_offset(&self, tp: &TopicPartition) -> Option<i64> {
+        self.world.lock().expect("world lock").consumer_reset_offset(self.node, self.engine, tp)
+    }
+
+    /// `endOffsets(partitions)`: look their ends up; [`KafkaConsumer::end_offset`] has them
+    /// once the leaders answered.
+    pub fn request_end_offsets(&self, partitions: &[TopicPartition]) {
+        self.world.lock().expect("world lock").consumer_request_end_offsets(self.node, self.engine, partitions);
+    }
+
+    /// The end the last `endOffsets` lookup of the partition found.
+    pub fn end_offset(&self, tp: &TopicPartition) -> Option<i64> {
+        self.world.lock().expect("world lock").consumer_end_offset(self.node, self.engine, tp)
+    }
+
+    /// The partitions a rebalance settled on, `None` while the consumer (re)joins its group.
+    pub fn settled_assignment(&self) -> Option<Vec<TopicPartition>> {
+        self.world.lock().expect("world lock").consumer_settled_assignment(self.node, self.engine)
     }
 
     /// Read every partition of these topics (no consumer group: this consumer owns them all).
     pub fn assign_all(&self, topics: &[String]) {
-        self.world.lock().expect("world lock").consumer_assign_topics(self.node, topics);
+        self.world.lock().expect("world lock").consumer_assign_topics(self.node, self.engine, topics);
     }
 
     /// Join the consumer group (`group.id`) for these topics.
     pub fn subscribe(&self, topics: &[String]) {
-        self.world.lock().expect("world lock").consumer_subscribe(self.node, topics);
+        self.world.lock().expect("world lock").consumer_subscribe(self.node, self.engine, topics);
     }
 
     /// Commit the positions of what `poll` has returned so far, and wait for the answer
     /// (Kafka's `commitSync()`).
     pub async fn commit_sync(&self) -> Result<(), String> {
-        let outcome = self.world.lock().expect("world lock").consumer_commit(self.node);
+        let outcome = self.world.lock().expect("world lock").consumer_commit(self.node, self.engine);
         outcome.await.unwrap_or_else(|_| Err("the consumer stopped".into()))
     }
 
     /// `commitSync(offsets)`: commit these offsets (the next to read per partition) and wait.
     pub async fn commit_offsets_sync(&self, offsets: Vec<(TopicPartition, i64)>) -> Result<(), String> {
-        let outcome = self.world.lock().expect("world lock").consumer_commit_offsets(self.node, offsets);
+        let outcome = self.world.lock().expect("world lock").consumer_commit_offsets(self.node, self.engine, offsets);
         outcome.await.unwrap_or_else(|_| Err("the consumer stopped".into()))
     }
 
     /// Register a rebalance listener: from now on a revocation waits for
     /// [`KafkaConsumer::revocation_handled`] before the consumer rejoins its group.
     pub fn listen_for_revocations(&self) {
-        self.world.lock().expect("world lock").consumer_listen_for_revocations(self.node);
+        self.world.lock().expect("world lock").consumer_listen_for_revocations(self.node, self.engine);
     }
 
     /// The partitions revoked that the listener has yet to handle (`onPartitionsRevoked`'s
     /// argument), empty if none.
     pub fn revoked_unhandled(&self) -> Vec<TopicPartition> {
-        self.world.lock().expect("world lock").consumer_revoked_unhandled(self.node)
+        self.world.lock().expect("world lock").consumer_revoked_unhandled(self.node, self.engine)
     }
 
     /// `onPartitionsRevoked` returned.
     pub fn revocation_handled(&self) {
-        self.world.lock().expect("world lock").consumer_revocation_handled(self.node);
+        self.world.lock().expect("world lock").consumer_revocation_handled(self.node, self.engine);
     }
 
     /// `currentLag(partition)`: records at the broker not fetched yet, once a fetch told.
     pub fn current_lag(&self, tp: &TopicPartition) -> Option<i64> {
-        self.world.lock().expect("world lock").consumer_current_lag(self.node, tp)
+        self.world.lock().expect("world lock").consumer_current_lag(self.node, self.engine, tp)
     }
 
     /// `groupMetadata()`: the group, generation and member id this consumer is in now.
     pub fn group_metadata(&self) -> Option<GroupMetadata> {
-        self.world.lock().expect("world lock").consumer_group_metadata(self.node)
+        self.world.lock().expect("world lock").consumer_group_metadata(self.node, self.engine)
     }
 
     /// Seek every assigned partition back to the group's committed offset.
     pub fn rewind_to_committed(&self) {
-        self.world.lock().expect("world lock").consumer_rewind_to_committed(self.node);
+        self.world.lock().expect("world lock").consumer_rewind_to_committed(self.node, self.engine);
     }
 
     /// Mark a record processed: its side effect is done (the checker counts these).
@@ -166,14 +223,14 @@ impl KafkaConsumer {
     pub async fn poll(&self, timeout: Duration) -> Result<Vec<ConsumedRecord>, PollError> {
         let ready = {
             let mut world = self.world.lock().expect("world lock");
-            let records = world.consumer_poll(self.node)?;
+            let records = world.consumer_poll(self.node, self.engine)?;
             if !records.is_empty() {
                 return Ok(records);
             }
-            world.poll_ready(self.node)
+            world.poll_ready(self.node, self.engine)
         };
         let _ = madsim::time::timeout(timeout, ready.notified()).await;
-        self.world.lock().expect("world lock").consumer_poll(self.node)
+        self.world.lock().expect("world lock").consumer_poll(self.node, self.engine)
     }
 }
 

@@ -296,8 +296,8 @@ fn final_condition(scenario: &Scenario, world: &World, condition: &Condition) ->
         }
         Condition::Owns(name, n) => {
             let owned = match world.slots.get(&client(name)).and_then(|s| s.machine.as_ref()) {
-                Some(Machine::Client(ksim_cluster::client::Client { consumer: Some(c), .. })) => {
-                    c.member().map_or(0, |m| m.owned().len())
+                Some(Machine::Client(client)) => {
+                    client.consumers().map(|(_, c)| c.member().map_or(0, |m| m.owned().len())).sum()
                 }
                 _ => 0,
             };

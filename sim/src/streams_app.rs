@@ -61,6 +61,7 @@ struct Thread {
     instance: Instance,
     consumer: KafkaConsumer,
     producer: KafkaProducer,
+    restorer: Restorer,
     eos: bool,
     application: String,
     buffered: BTreeMap<TaskId, Vec<ConsumedRecord>>,
@@ -236,6 +237,7 @@ impl Thread {
         self.transaction_deliveries.clear();
         self.cached_inputs.clear();
         self.since_commit = 0;
+        self.restorer.reset();
         self.consumer.rewind_to_committed();
     }
 }
@@ -258,12 +260,24 @@ pub async fn run(world: Arc<Mutex<World>>, node: NodeId, setup: StreamsSetup) {
     let reads = instance.topology.input_topics();
     let stores: Vec<(String, String)> =
         instance.topology.stores.iter().map(|s| (s.name.clone(), s.changelog.clone())).collect();
+    // The thread's restore consumer (`StreamThread.create`), built with the main consumer's
+    // settings as `StreamsConfig.getRestoreConsumerConfigs` changes them.
+    let name = crate::trace::node_name(&world.lock().expect("world lock").header.clients, node);
+    let restore_consumer =
+        KafkaConsumer::create(world.clone(), node, &format!("{name}-StreamThread-1-restore-consumer"), |c| {
+            c.group_id = None;
+            c.group_instance_id = None;
+            c.enable_auto_commit = false;
+            c.auto_offset_reset = ksim_cluster::config::OffsetReset::None;
+        })
+        .expect("a Streams instance runs its main consumer, so it can run its restore consumer");
     let mut t = Thread {
         world: world.clone(),
         node,
         application: instance.topology.application_id.clone(),
         consumer: KafkaConsumer::new(world.clone(), node),
         producer: KafkaProducer::new(world.clone(), node),
+        restorer: Restorer { consumer: restore_consumer, changelogs: BTreeMap::new() },
         instance,
         eos,
         buffered: BTreeMap::new(),
@@ -295,7 +309,12 @@ pub async fn run(world: Arc<Mutex<World>>, node: NodeId, setup: StreamsSetup) {
     t.consumer.listen_for_revocations();
     t.consumer.subscribe(&t.instance.topology.input_topics());
     loop {
-        let mut records = match t.consumer.poll(Duration::from_millis(setup.poll_interval_ms)).await {
+        // While tasks restore, the main consumer is polled without waiting and the restore
+        // consumer waits instead (`StreamThread.pollPhase` in PARTITIONS_ASSIGNED, then
+        // `StoreChangelogReader.restore`).
+        let poll_time = Duration::from_millis(setup.poll_interval_ms);
+        let wait = if t.instance.restoring().is_empty() { poll_time } else { Duration::ZERO };
+        let mut records = match t.consumer.poll(wait).await {
             Ok(records) => records,
             Err(error) => return stopped_by(&t.consumer, error),
         };
@@ -315,7 +334,7 @@ pub async fn run(world: Arc<Mutex<World>>, node: NodeId, setup: StreamsSetup) {
         }
         // Tasks follow the assignment once a rebalance is over: a task the instance keeps keeps
         // its store (a revoked task was committed, `suspended`, and resumes if it comes back).
-        let settled = t.world.lock().expect("world lock").consumer_settled_assignment(node);
+        let settled = t.consumer.settled_assignment();
         let assigned: Vec<TaskId> = match &settled {
             Some(partitions) => partitions.iter().filter_map(|tp| task_of(&t.instance, tp)).collect(),
             None => t.instance.tasks.keys().copied().collect(),
@@ -333,7 +352,7 @@ pub async fn run(world: Arc<Mutex<World>>, node: NodeId, setup: StreamsSetup) {
             let restoring = t.instance.tasks[id].state == TaskState::Restoring;
             t.event(StreamsEvent::TaskCreated { task: id.to_string(), restoring });
         }
-        restore(&world, node, &mut t.instance, eos);
+        t.restorer.restore(&world, node, &mut t.instance, poll_time).await;
         for record in records {
             let Some(id) = task_of(&t.instance, &record.partition) else { continue };
             let queue = t.buffered.entry(id).or_default();
@@ -546,35 +565,178 @@ fn settle(pending: &mut Vec<Pending>) -> Vec<(TopicPartition, i64)> {
     counted
 }
 
-/// Restore every restoring task whose changelog partitions have a leader, and start it.
-fn restore(world: &Arc<Mutex<World>>, node: NodeId, instance: &mut Instance, read_committed: bool) {
-    for id in instance.restoring() {
-        let mut done = true;
+/// A changelog partition the restore consumer reads for a restoring task.
+struct Changelog {
+    task: TaskId,
+    /// The store's index in the topology's stores.
+    store: usize,
+    /// Where restoration ends (`StoreChangelogReader`'s `restoreEndOffset`), once known.
+    end: Option<i64>,
+    /// Records put back into the store so far.
+    replayed: usize,
+    /// A record that could not be put back stops the store's restoration here.
+    failed: bool,
+}
+
+/// The thread's `StoreChangelogReader` over its restore consumer: a consumer of its own, outside
+/// the group (`StreamsConfig.getRestoreConsumerConfigs`: no `group.id`, `auto.offset.reset=none`,
+/// `client.id` `<thread>-restore-consumer`), assigned the changelog partitions of the tasks that
+/// restore. A new store seeks to the changelog's beginning (`seekToBeginning`: ksim keeps no
+/// local state or checkpoint files, so every restore replays the whole changelog, as a fresh
+/// state directory or an exactly-once task after an unclean shutdown does). Restoration ends
+/// where the log ended when it began: the end offsets come from ListOffsets (latest,
+/// `read_uncommitted`, KAFKA-10167: `StoreChangelogReader.endOffsetForChangelogs` asks through
+/// the admin client, ksim through the restore consumer's own `endOffsets`, the same request to
+/// the same leader). A store is restored once the end is 0 or the consumer's position reaches it
+/// (`hasRestoredToEnd`: under `read_committed` the position steps over the markers and aborted
+/// records). Each poll's records go into their stores
+/// (`onBatchRestored`); a task runs once all its stores are restored.
+struct Restorer {
+    consumer: KafkaConsumer,
+    changelogs: BTreeMap<TopicPartition, Changelog>,
+}
+
+impl Restorer {
+    /// Follow the restoring tasks, read what the restore consumer fetched into their stores and
+    /// start the tasks whose stores are all restored. Waits up to `wait` for records while any
+    /// task restores.
+    async fn restore(&mut self, world: &Arc<Mutex<World>>, node: NodeId, instance: &mut Instance, wait: Duration) {
+        let event = |event: StreamsEvent| world.lock().expect("world lock").streams_event(node, event);
+        // The changelogs of tasks no longer restoring (closed, or revived) go; new ones come.
+        let restoring = instance.restoring();
+        let before: Vec<TopicPartition> = self.changelogs.keys().cloned().collect();
+        self.changelogs.retain(|_, c| restoring.contains(&c.task));
+        let mut added = Vec::new();
+        for id in &restoring {
+            for (store, spec) in instance.topology.stores.iter().enumerate() {
+                if !instance.topology.stores_of(id.subtopology).iter().any(|s| s.name == spec.name) {
+                    continue;
+                }
+                let tp = TopicPartition::new(spec.changelog.clone(), id.partition);
+                if !self.changelogs.contains_key(&tp) {
+                    self.changelogs
+                        .insert(tp.clone(), Changelog { task: *id, store, end: None, replayed: 0, failed: false });
+                    added.push(tp);
+                }
+            }
+        }
+        if before != self.changelogs.keys().cloned().collect::<Vec<_>>() {
+            self.consumer.assign(self.changelogs.keys().cloned().collect());
+        }
+        if !added.is_empty() {
+            self.consumer.seek_to_beginning(&added);
+            self.consumer.request_end_offsets(&added);
+        }
+        if self.changelogs.is_empty() {
+            return;
+        }
+        let records = match self.consumer.poll(wait).await {
+            Ok(records) => records,
+            // The restore consumer reads outside any group, and `auto.offset.reset=none` leaves a
+            // position it lost to the next seek: nothing it throws is fatal here.
+            Err(error) => {
+                world.lock().expect("world lock").app_note(node, format!("restore consumer poll() threw {error}"));
+                Vec::new()
+            }
+        };
         let Instance { tasks, topology, .. } = &mut *instance;
-        let task = tasks.get_mut(&id).expect("a restoring task");
-        for store in topology.stores_of(id.subtopology) {
-            let tp = TopicPartition::new(store.changelog.clone(), id.partition);
-            let read = world.lock().expect("world lock").changelog_read(node, &tp, read_committed);
-            let Some(records) = read else {
-                done = false;
+        let mut batches: BTreeMap<TopicPartition, Vec<ksim_cluster::record::Record>> = BTreeMap::new();
+        let mut batch_end: BTreeMap<TopicPartition, i64> = BTreeMap::new();
+        for r in records {
+            batch_end.insert(r.partition.clone(), r.offset);
+            batches.entry(r.partition).or_default().push(ksim_cluster::record::Record {
+                key: r.key,
+                value: r.value,
+                headers: r.headers,
+            });
+        }
+        for (tp, changelog) in self.changelogs.iter_mut() {
+            let Some(task) = tasks.get_mut(&changelog.task) else { continue };
+            let spec = &topology.stores[changelog.store];
+            if changelog.end.is_none() {
+                // `onRestoreStart` once both ends are known (an empty changelog, end 0, needs
+                // no start: there is nothing to read).
+                let start = self.consumer.reset_offset(tp);
+                if let Some(end) = self.consumer.end_offset(tp).filter(|end| *end == 0 || start.is_some()) {
+                    changelog.end = Some(end);
+                    event(StreamsEvent::RestoreStarted {
+                        task: changelog.task.to_string(),
+                        store: spec.name.clone(),
+                        changelog: tp.to_string(),
+                        start_offset: start.unwrap_or(0).min(end),
+                        end_offset: end,
+                    });
+                }
+            }
+            let Some(batch) = batches.remove(tp) else { continue };
+            if changelog.failed {
                 continue;
-            };
-            let (task_name, name, changelog) = (id.to_string(), store.name.clone(), tp.to_string());
-            let event = match task.restore(topology, store, &records) {
-                Ok(_) => StreamsEvent::StoreRestored {
-                    task: task_name,
-                    store: name,
-                    changelog,
-                    replayed: records.len(),
-                    entries: task.store_entries(store),
-                },
-                Err(error) => StreamsEvent::RestoreFailed { task: task_name, store: name, changelog, error },
-            };
-            world.lock().expect("world lock").streams_event(node, event);
+            }
+            let n = batch.len();
+            match task.restore(topology, spec, &batch) {
+                Ok(_) => {
+                    changelog.replayed += n;
+                    event(StreamsEvent::BatchRestored {
+                        task: changelog.task.to_string(),
+                        store: spec.name.clone(),
+                        changelog: tp.to_string(),
+                        batch_end_offset: batch_end[tp] + 1,
+                        records: n,
+                        end_offset: changelog.end,
+                    });
+                }
+                Err(error) => {
+                    changelog.failed = true;
+                    event(StreamsEvent::RestoreFailed {
+                        task: changelog.task.to_string(),
+                        store: spec.name.clone(),
+                        changelog: tp.to_string(),
+                        error,
+                    });
+                }
+            }
         }
-        if done {
+        // A store is restored once the position reached the end (or failed); a task runs once
+        // every store of it is.
+        let done = |tp: &TopicPartition, c: &Changelog| {
+            c.failed || c.end.is_some_and(|end| end == 0 || self.consumer.position(tp).is_some_and(|p| p >= end))
+        };
+        let finished: Vec<TaskId> = restoring
+            .iter()
+            .filter(|id| {
+                let mine: Vec<_> = self.changelogs.iter().filter(|(_, c)| c.task == **id).collect();
+                !mine.is_empty() && mine.iter().all(|(tp, c)| done(tp, c))
+            })
+            .copied()
+            .collect();
+        for id in &finished {
+            let task = tasks.get_mut(id).expect("a restoring task");
+            for (tp, c) in self.changelogs.iter().filter(|(_, c)| c.task == *id) {
+                if c.failed {
+                    continue;
+                }
+                let spec = &topology.stores[c.store];
+                event(StreamsEvent::StoreRestored {
+                    task: id.to_string(),
+                    store: spec.name.clone(),
+                    changelog: tp.to_string(),
+                    replayed: c.replayed,
+                    entries: task.store_entries(spec),
+                });
+            }
             task.start_running();
-            world.lock().expect("world lock").streams_event(node, StreamsEvent::TaskRunning { task: id.to_string() });
+            event(StreamsEvent::TaskRunning { task: id.to_string() });
         }
+        if !finished.is_empty() {
+            // `StoreChangelogReader.unregister`: the restored changelogs leave the assignment.
+            self.changelogs.retain(|_, c| !finished.contains(&c.task));
+            self.consumer.assign(self.changelogs.keys().cloned().collect());
+        }
+    }
+
+    /// Every task was closed dirty (`handleLostAll`): what was being restored starts over.
+    fn reset(&mut self) {
+        self.changelogs.clear();
+        self.consumer.assign(Vec::new());
     }
 }

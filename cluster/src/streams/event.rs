@@ -38,8 +38,23 @@ pub enum StreamsEvent {
     TaskCreated { task: String, restoring: bool },
     /// A rebalance took a task away (its partition went to another instance).
     TaskClosed { task: String },
-    /// A restoring task replayed a store's changelog partition (`StoreChangelogReader.restore`):
-    /// the records read and the store's contents afterwards.
+    /// The restore consumer began reading a store's changelog partition for a restoring task
+    /// (`StateRestoreListener.onRestoreStart`): from `start_offset` (the log start, after
+    /// `seekToBeginning`) to `end_offset` (the log's end when restoration began).
+    RestoreStarted { task: String, store: String, changelog: String, start_offset: i64, end_offset: i64 },
+    /// One poll's records of the changelog put back into the store (`onBatchRestored`): the
+    /// records, and the offset after the last of them; `end_offset` is where restoration ends.
+    BatchRestored {
+        task: String,
+        store: String,
+        changelog: String,
+        records: usize,
+        batch_end_offset: i64,
+        end_offset: Option<i64>,
+    },
+    /// A restoring task replayed a store's changelog partition to its end
+    /// (`StoreChangelogReader.restore`, `onRestoreEnd`): the records read and the store's
+    /// contents afterwards.
     StoreRestored { task: String, store: String, changelog: String, replayed: usize, entries: Vec<Entry> },
     /// A changelog record could not be put back.
     RestoreFailed { task: String, store: String, changelog: String, error: String },
@@ -83,6 +98,8 @@ impl StreamsEvent {
         match self {
             TaskCreated { task, .. }
             | TaskClosed { task }
+            | RestoreStarted { task, .. }
+            | BatchRestored { task, .. }
             | StoreRestored { task, .. }
             | RestoreFailed { task, .. }
             | TaskRunning { task }
@@ -124,6 +141,17 @@ impl fmt::Display for StreamsEvent {
                 write!(f, "task {task} created ({})", if *restoring { "RESTORING" } else { "RUNNING" })
             }
             TaskClosed { task } => write!(f, "task {task} closed: its partition was assigned away"),
+            RestoreStarted { task, store, changelog, start_offset, end_offset } => write!(
+                f,
+                "task {task} restores store {store}: restore consumer reads {changelog} from offset {start_offset} to {end_offset}"
+            ),
+            BatchRestored { task, store, changelog, records, batch_end_offset, end_offset } => {
+                write!(f, "task {task} store {store}: {records} records of {changelog} restored, up to offset {batch_end_offset}")?;
+                match end_offset {
+                    Some(end) => write!(f, " of {end}"),
+                    None => Ok(()),
+                }
+            }
             StoreRestored { task, store, changelog, replayed, entries: e } => write!(
                 f,
                 "task {task} restored store {store} from {changelog}: {replayed} records replayed, {} entries: {}",

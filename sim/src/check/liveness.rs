@@ -16,7 +16,6 @@ use super::Checker;
 use crate::nodes::{Machine, Nodes, Status};
 use crate::scenario::CONTROLLER_ID;
 use crate::trace::{node_name, TraceHeader};
-use ksim_cluster::client::Client;
 use ksim_cluster::node::NodeId;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -113,8 +112,11 @@ pub fn convergence_problems(
             }
         }
     }
-    for (node, slot) in slots {
-        let Some(Machine::Client(Client { consumer: Some(c), .. })) = &slot.machine else { continue };
+    let consumers = slots.iter().filter_map(|(node, slot)| match &slot.machine {
+        Some(Machine::Client(client)) => Some(client.consumers().map(move |(_, c)| (node, c))),
+        _ => None,
+    });
+    for (node, c) in consumers.flatten() {
         if let Some(member) = c.member() {
             let group = member.group_id();
             let state = slots.values().find_map(|s| match &s.machine {

@@ -33,14 +33,14 @@ pub struct Tcp {
 }
 
 /// Which of a node's Kafka clients sent a request, by its correlation id: a client node runs a
-/// producer, a consumer and an operator's admin client side by side, each with its own
-/// connections (`ksim_cluster::client`'s id ranges). A broker's or controller's requests are all
-/// in the first range.
+/// producer (0), consumers (1 + the engine's number) and an operator's admin client side by side,
+/// each with its own connections (`ksim_cluster::client`'s id ranges). A broker's or controller's
+/// requests are all in the first range.
 fn client_of(correlation_id: u64) -> u8 {
     if correlation_id >= ksim_cluster::client::ADMIN_CORRELATION_BASE {
-        2
-    } else if correlation_id >= ksim_cluster::consumer::CONSUMER_CORRELATION_BASE {
-        1
+        u8::MAX
+    } else if let Some(k) = ksim_cluster::consumer::consumer_engine_of(correlation_id) {
+        1 + k as u8
     } else {
         0
     }

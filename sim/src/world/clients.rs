@@ -26,13 +26,13 @@ type DeliverySender = oneshot::Sender<Result<(TopicPartition, i64), String>>;
 pub(super) struct Waiters {
     /// Each record sent, by (client, send id), until the producer reports its fate.
     pub(super) deliveries: BTreeMap<(NodeId, u64), DeliverySender>,
-    /// Each client's "records are ready to poll" signal.
-    pub(super) poll_ready: BTreeMap<NodeId, Arc<Notify>>,
-    /// Each commit in flight, by (client, commit id).
-    pub(super) commits: BTreeMap<(NodeId, u64), oneshot::Sender<Result<(), String>>>,
+    /// Each consumer's "records are ready to poll" signal, by (client, consumer engine).
+    pub(super) poll_ready: BTreeMap<(NodeId, usize), Arc<Notify>>,
+    /// Each commit in flight, by (client, consumer engine, commit id).
+    pub(super) commits: BTreeMap<(NodeId, usize, u64), oneshot::Sender<Result<(), String>>>,
     /// Outcomes of commits that finished before anyone waited for them (a commit refused in the
     /// very call that started it), until the waiter arrives.
-    pub(super) finished_commits: BTreeMap<(NodeId, u64), Result<(), String>>,
+    pub(super) finished_commits: BTreeMap<(NodeId, usize, u64), Result<(), String>>,
     /// Each transactional producer's blocking call in progress (initTransactions,
     /// commitTransaction, abortTransaction), and whether it waits for an epoch bump to finish.
     pub(super) transaction_calls: BTreeMap<NodeId, (oneshot::Sender<Result<(), String>>, bool)>,
@@ -56,8 +56,8 @@ impl Waiters {
     /// The application on `node` stopped: what it waited for dies with it.
     pub(super) fn application_stopped(&mut self, node: NodeId) {
         self.deliveries.retain(|(n, _), _| *n != node);
-        self.commits.retain(|(n, _), _| *n != node);
-        self.finished_commits.retain(|(n, _), _| *n != node);
+        self.commits.retain(|(n, _, _), _| *n != node);
+        self.finished_commits.retain(|(n, _, _), _| *n != node);
         self.transaction_calls.remove(&node);
     }
 
@@ -165,12 +165,41 @@ impl World {
         rx
     }
 
-    /// The node's consumer's `groupMetadata()`, if it is in a group.
-    pub fn consumer_group_metadata(&self, node: NodeId) -> Option<GroupMetadata> {
+    /// Consumer engine `k` of the node, if its application created it and the process runs.
+    fn consumer_engine(&self, node: NodeId, k: usize) -> Option<&Consumer> {
         match self.slots.get(&node).and_then(|s| s.machine.as_ref()) {
-            Some(Machine::Client(Client { consumer: Some(c), .. })) => c.group_metadata(),
+            Some(Machine::Client(client)) => client.consumer_engine(k),
             _ => None,
         }
+    }
+
+    /// `new KafkaConsumer(props)` while the application runs: one more consumer engine on the
+    /// node, built from its first consumer's configuration as `configure` changes it, with
+    /// its own `client.id`, connections, requests and timers. `None` if the node runs no
+    /// consumer to start from, or already runs as many as a node can.
+    pub fn consumer_add_engine(
+        &mut self,
+        node: NodeId,
+        client_id: &str,
+        configure: impl FnOnce(&mut ksim_cluster::config::ConsumerConfig),
+    ) -> Option<usize> {
+        let brokers = self.header.brokers.clone();
+        let Some(Machine::Client(client)) = self.slots.get_mut(&node).and_then(|s| s.machine.as_mut()) else {
+            return None;
+        };
+        let mut config = client.consumer.as_ref()?.config().clone();
+        configure(&mut config);
+        let k = client.add_consumer(|_| Consumer::new(config, brokers, client_id))?;
+        self.record(
+            node,
+            EventKind::App(format!("new KafkaConsumer(client.id={client_id}): consumer {k} of this node")),
+        );
+        Some(k)
+    }
+
+    /// The node's consumer's `groupMetadata()`, if it is in a group.
+    pub fn consumer_group_metadata(&self, node: NodeId, k: usize) -> Option<GroupMetadata> {
+        self.consumer_engine(node, k)?.group_metadata()
     }
 
     /// `producer.sendOffsetsToTransaction(offsets, groupMetadata)`.
@@ -216,9 +245,9 @@ impl World {
     }
 
     /// Seek every assigned partition back to the group's committed offset (after an abort).
-    pub fn consumer_rewind_to_committed(&mut self, node: NodeId) {
+    pub fn consumer_rewind_to_committed(&mut self, node: NodeId, k: usize) {
         self.record(node, EventKind::App("seek to the committed offsets (the aborted input is read again)".into()));
-        self.with_consumer(node, |c, now, fx| c.rewind_to_committed(now, fx));
+        self.with_consumer(node, k, |c, now, fx| c.rewind_to_committed(now, fx));
     }
 
     /// `beginTransaction()`: local to the producer.
@@ -236,56 +265,86 @@ impl World {
         outcome
     }
 
-    pub fn consumer_assign_topics(&mut self, node: NodeId, topics: &[String]) {
-        let now = self.now();
-        let Some(slot) = self.slots.get_mut(&node) else { return };
-        let Some(Machine::Client(Client { consumer: Some(consumer), .. })) = slot.machine.as_mut() else { return };
-        let mut fx = Effects::default();
-        consumer.assign_topics(topics, now, &mut fx);
-        self.apply(node, now, fx);
+    pub fn consumer_assign_topics(&mut self, node: NodeId, k: usize, topics: &[String]) {
+        self.with_consumer(node, k, |c, now, fx| c.assign_topics(topics, now, fx));
     }
 
-    /// Run `f` on the node's consumer engine and carry out its effects.
+    /// `assign(partitions)`: read exactly these partitions, outside any group (replacing the
+    /// previous assignment).
+    pub fn consumer_assign(&mut self, node: NodeId, k: usize, partitions: Vec<TopicPartition>) {
+        self.with_consumer(node, k, |c, now, fx| c.assign(partitions, now, fx));
+    }
+
+    /// `seekToBeginning(partitions)`.
+    pub fn consumer_seek_to_beginning(&mut self, node: NodeId, k: usize, partitions: &[TopicPartition]) {
+        self.with_consumer(node, k, |c, now, fx| c.seek_to_beginning(partitions, now, fx));
+    }
+
+    /// The consumer's `position(partition)`, if it has one.
+    pub fn consumer_position(&self, node: NodeId, k: usize, tp: &TopicPartition) -> Option<i64> {
+        self.consumer_engine(node, k)?.position(tp)
+    }
+
+    /// Where the consumer's last reset of the partition put its position.
+    pub fn consumer_reset_offset(&self, node: NodeId, k: usize, tp: &TopicPartition) -> Option<i64> {
+        self.consumer_engine(node, k)?.reset_offset(tp)
+    }
+
+    /// `endOffsets(partitions)`: the consumer looks their ends up.
+    pub fn consumer_request_end_offsets(&mut self, node: NodeId, k: usize, partitions: &[TopicPartition]) {
+        self.with_consumer(node, k, |c, now, fx| c.request_end_offsets(partitions, now, fx));
+    }
+
+    /// The end the consumer's last `endOffsets` lookup of the partition found.
+    pub fn consumer_end_offset(&self, node: NodeId, k: usize, tp: &TopicPartition) -> Option<i64> {
+        self.consumer_engine(node, k)?.end_offset(tp)
+    }
+
+    /// Run `f` on the node's consumer engine `k` and carry out its effects (its timers
+    /// wrapped as that engine's: `Client::with_consumer`).
     fn with_consumer<T>(
         &mut self,
         node: NodeId,
+        k: usize,
         f: impl FnOnce(&mut Consumer, SimTime, &mut Effects) -> T,
     ) -> Option<T> {
         let now = self.now();
         let slot = self.slots.get_mut(&node)?;
-        let Some(Machine::Client(Client { consumer: Some(consumer), .. })) = slot.machine.as_mut() else { return None };
+        let Some(Machine::Client(client)) = slot.machine.as_mut() else { return None };
         let mut fx = Effects::default();
-        let out = f(consumer, now, &mut fx);
+        let out = client.with_consumer(k, &mut fx, |c, fx| f(c, now, fx))?;
         self.apply(node, now, fx);
         Some(out)
     }
 
-    pub fn consumer_subscribe(&mut self, node: NodeId, topics: &[String]) {
-        self.with_consumer(node, |c, now, fx| c.subscribe(topics, now, fx));
+    pub fn consumer_subscribe(&mut self, node: NodeId, k: usize, topics: &[String]) {
+        self.with_consumer(node, k, |c, now, fx| c.subscribe(topics, now, fx));
     }
 
     /// Start a commit of the consumer's positions; the receiver gets its outcome.
-    pub fn consumer_commit(&mut self, node: NodeId) -> tokio::sync::oneshot::Receiver<Result<(), String>> {
-        self.consumer_commit_with(node, None)
+    pub fn consumer_commit(&mut self, node: NodeId, k: usize) -> tokio::sync::oneshot::Receiver<Result<(), String>> {
+        self.consumer_commit_with(node, k, None)
     }
 
     /// Start a commit of these offsets (`commitSync(offsets)`); the receiver gets its outcome.
     pub fn consumer_commit_offsets(
         &mut self,
         node: NodeId,
+        k: usize,
         offsets: Vec<(TopicPartition, i64)>,
     ) -> tokio::sync::oneshot::Receiver<Result<(), String>> {
-        self.consumer_commit_with(node, Some(offsets))
+        self.consumer_commit_with(node, k, Some(offsets))
     }
 
     fn consumer_commit_with(
         &mut self,
         node: NodeId,
+        k: usize,
         offsets: Option<Vec<(TopicPartition, i64)>>,
     ) -> tokio::sync::oneshot::Receiver<Result<(), String>> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let started = self
-            .with_consumer(node, |c, now, fx| match offsets {
+            .with_consumer(node, k, |c, now, fx| match offsets {
                 Some(offsets) => c.commit_offsets(now, offsets, fx),
                 None => c.commit(now, fx),
             })
@@ -297,13 +356,13 @@ impl World {
         }
         match started {
             Some(id) => {
-                match self.waiters.finished_commits.remove(&(node, id)) {
+                match self.waiters.finished_commits.remove(&(node, k, id)) {
                     // A commit refused at once (not in an active group) has its outcome already.
                     Some(outcome) => {
                         let _ = tx.send(outcome);
                     }
                     None => {
-                        self.waiters.commits.insert((node, id), tx);
+                        self.waiters.commits.insert((node, k, id), tx);
                     }
                 }
             }
@@ -329,33 +388,34 @@ impl World {
 
     /// The application registers a rebalance listener that handles revocations before the
     /// member rejoins (`Consumer::listen_for_revocations`).
-    pub fn consumer_listen_for_revocations(&mut self, node: NodeId) {
-        self.with_consumer(node, |c, _, _| c.listen_for_revocations());
+    pub fn consumer_listen_for_revocations(&mut self, node: NodeId, k: usize) {
+        self.with_consumer(node, k, |c, _, _| c.listen_for_revocations());
     }
 
     /// The consumer's `currentLag` of a partition ([`ksim_cluster::consumer::Consumer::current_lag`]).
-    pub fn consumer_current_lag(&self, node: NodeId, tp: &TopicPartition) -> Option<i64> {
-        match self.slots.get(&node).and_then(|s| s.machine.as_ref()) {
-            Some(Machine::Client(Client { consumer: Some(c), .. })) => c.current_lag(tp),
-            _ => None,
-        }
+    pub fn consumer_current_lag(&self, node: NodeId, k: usize, tp: &TopicPartition) -> Option<i64> {
+        self.consumer_engine(node, k)?.current_lag(tp)
     }
 
     /// The partitions revoked that the application's listener has not handled yet.
-    pub fn consumer_revoked_unhandled(&self, node: NodeId) -> Vec<TopicPartition> {
-        match self.slots.get(&node).and_then(|s| s.machine.as_ref()) {
-            Some(Machine::Client(Client { consumer: Some(c), .. })) => c.revoked_unhandled().to_vec(),
-            _ => Vec::new(),
-        }
+    pub fn consumer_revoked_unhandled(&self, node: NodeId, k: usize) -> Vec<TopicPartition> {
+        self.consumer_engine(node, k).map(|c| c.revoked_unhandled().to_vec()).unwrap_or_default()
     }
 
     /// The application's `onPartitionsRevoked` returned: the member may rejoin.
-    pub fn consumer_revocation_handled(&mut self, node: NodeId) {
-        self.with_consumer(node, |c, now, fx| c.revocation_handled(now, fx));
+    pub fn consumer_revocation_handled(&mut self, node: NodeId, k: usize) {
+        self.with_consumer(node, k, |c, now, fx| c.revocation_handled(now, fx));
     }
 
-    pub fn consumer_close(&mut self, node: NodeId) {
-        self.with_consumer(node, |c, now, fx| c.close(now, fx));
+    /// `KafkaConsumer.close()`: the process ends once every consumer it runs has closed.
+    pub fn consumer_close(&mut self, node: NodeId, k: usize) {
+        let now = self.now();
+        let Some(Machine::Client(client)) = self.slots.get_mut(&node).and_then(|s| s.machine.as_mut()) else {
+            return;
+        };
+        let mut fx = Effects::default();
+        client.close_consumer(k, now, &mut fx);
+        self.apply(node, now, fx);
     }
 
     pub fn record_processed(&mut self, node: NodeId, partition: ksim_cluster::TopicPartition, offset: i64) {
@@ -365,57 +425,28 @@ impl World {
 
     /// The records the application's `poll` returns, or what it throws: a fatal group error
     /// (FENCED_INSTANCE_ID, INVALID_SESSION_TIMEOUT) or a LogTruncationException.
-    pub fn consumer_poll(&mut self, node: NodeId) -> Result<Vec<ConsumedRecord>, PollError> {
-        let now = self.now();
-        let Some(slot) = self.slots.get_mut(&node) else { return Ok(Vec::new()) };
-        let Some(Machine::Client(Client { consumer: Some(consumer), .. })) = slot.machine.as_mut() else {
-            return Ok(Vec::new());
-        };
-        if let Some(error) = consumer.fatal_error() {
+    pub fn consumer_poll(&mut self, node: NodeId, k: usize) -> Result<Vec<ConsumedRecord>, PollError> {
+        if let Some(error) = self.consumer_engine(node, k).and_then(Consumer::fatal_error) {
             return Err(PollError::Fatal(error));
         }
-        let mut fx = Effects::default();
-        let records = consumer.poll(now, &mut fx);
-        self.apply(node, now, fx);
-        records
+        self.with_consumer(node, k, |c, now, fx| c.poll(now, fx)).unwrap_or(Ok(Vec::new()))
     }
 
     /// The partitions the node's group consumer owns once its group is stable, `None` while it
     /// is (re)joining: what a rebalance listener's `onPartitionsAssigned` hands an application
     /// at the end of a rebalance.
-    pub fn consumer_settled_assignment(&mut self, node: NodeId) -> Option<Vec<TopicPartition>> {
+    pub fn consumer_settled_assignment(&mut self, node: NodeId, k: usize) -> Option<Vec<TopicPartition>> {
         use ksim_cluster::group::member::Phase;
-        match self.slots.get(&node).and_then(|s| s.machine.as_ref()) {
-            Some(Machine::Client(Client { consumer: Some(c), .. })) => match c.member() {
-                Some(m) if m.phase == Phase::Stable => Some(c.assignment()),
-                Some(_) => None,
-                None => Some(c.assignment()),
-            },
-            _ => None,
+        let c = self.consumer_engine(node, k)?;
+        match c.member() {
+            Some(m) if m.phase == Phase::Stable => Some(c.assignment()),
+            Some(_) => None,
+            None => Some(c.assignment()),
         }
     }
 
-    /// What a Streams restore consumer reads of a changelog partition from its beginning to its
-    /// end (`StoreChangelogReader`): the records below the leader's high watermark, or under
-    /// `read_committed` below the last stable offset and without aborted transactions' records
-    /// or markers. `None` while the partition has no leader. ksim reads the leader's log at once
-    /// instead of simulating the restore consumer's fetches; the trace notes the read.
-    pub fn changelog_read(&mut self, node: NodeId, tp: &TopicPartition, read_committed: bool) -> Option<Vec<Record>> {
-        let leader = crate::nodes::current_leaders(&self.slots).get(tp).copied()?;
-        let Some(Machine::Broker(broker)) = self.slots.get(&NodeId::Broker(leader)).and_then(|s| s.machine.as_ref())
-        else {
-            return None;
-        };
-        let replica = broker.replica(tp).filter(|r| r.is_leader())?;
-        let from = replica.log.log_start_offset();
-        let (records, upto) = crate::nodes::readable_records(&replica.log, replica.high_watermark, read_committed);
-        let what = format!("restore consumer read {tp} offsets {from}..{upto}: {} records", records.len());
-        self.record(node, EventKind::App(what));
-        Some(records)
-    }
-
-    pub fn poll_ready(&mut self, node: NodeId) -> Arc<Notify> {
-        self.waiters.poll_ready.entry(node).or_insert_with(|| Arc::new(Notify::new())).clone()
+    pub fn poll_ready(&mut self, node: NodeId, k: usize) -> Arc<Notify> {
+        self.waiters.poll_ready.entry((node, k)).or_insert_with(|| Arc::new(Notify::new())).clone()
     }
 
     pub fn app_note(&mut self, node: NodeId, text: String) {
@@ -433,27 +464,32 @@ impl World {
     /// After a client's step: answer the commits it finished, and wake its application if
     /// records (or an error its `poll` throws) wait to be polled.
     pub(super) fn wake_application(&mut self, node: NodeId) {
-        let outcomes = match self.slots.get_mut(&node).and_then(|s| s.machine.as_mut()) {
-            Some(Machine::Client(Client { consumer: Some(c), .. })) => c.take_commit_outcomes(),
-            _ => Vec::new(),
+        let Some(Machine::Client(client)) = self.slots.get_mut(&node).and_then(|s| s.machine.as_mut()) else {
+            return;
         };
-        for (id, error) in outcomes {
+        let mut outcomes = Vec::new();
+        let mut ready = Vec::new();
+        for k in 0..client.consumer_slots() {
+            let Some(c) = client.consumer_engine_mut(k) else { continue };
+            outcomes.extend(c.take_commit_outcomes().into_iter().map(|(id, error)| (k, id, error)));
+            let answered = c.take_end_offsets_answered();
+            if answered || c.buffered() > 0 || c.has_poll_error() || !c.revoked_unhandled().is_empty() {
+                ready.push(k);
+            }
+        }
+        for (k, id, error) in outcomes {
             let outcome = if error.is_none() { Ok(()) } else { Err(error.to_string()) };
-            match self.waiters.commits.remove(&(node, id)) {
+            match self.waiters.commits.remove(&(node, k, id)) {
                 Some(tx) => {
                     let _ = tx.send(outcome);
                 }
                 None => {
-                    self.waiters.finished_commits.insert((node, id), outcome);
+                    self.waiters.finished_commits.insert((node, k, id), outcome);
                 }
             }
         }
-        let buffered = matches!(
-            &self.slots[&node].machine,
-            Some(Machine::Client(Client { consumer: Some(c), .. })) if c.buffered() > 0 || c.has_poll_error() || !c.revoked_unhandled().is_empty()
-        );
-        if buffered {
-            if let Some(notify) = self.waiters.poll_ready.get(&node) {
+        for k in ready {
+            if let Some(notify) = self.waiters.poll_ready.get(&(node, k)) {
                 notify.notify_one();
             }
         }

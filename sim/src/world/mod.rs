@@ -312,7 +312,7 @@ impl World {
                     .map(|c| Producer::new(c.clone(), brokers.clone()).with_finalized_transaction_version(tv));
                 let consumer =
                     self.resolved.consumers.get(name).map(|c| Consumer::new(c.clone(), brokers.clone(), name));
-                Machine::Client(Client { producer, consumer })
+                Machine::Client(Client::new(producer, consumer))
             }
             (node, durable) => panic!("{node} cannot start from {durable:?}"),
         }
@@ -368,7 +368,12 @@ impl World {
         }
         match &input {
             Input::Timer(timer) => {
-                if let Timer::RequestTimeout(id) = timer {
+                // A client node's further consumers' timers come wrapped with their engine.
+                let inner = match timer {
+                    Timer::Engine(_, inner) => inner.as_ref(),
+                    other => other,
+                };
+                if let Timer::RequestTimeout(id) = inner {
                     // The requester closes the connection (`NetworkClient.handleTimedOutRequests`):
                     // its next request opens a new one, whose handshake a client then times.
                     // Only the timed-out client's connection closes: while another client of

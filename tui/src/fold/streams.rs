@@ -50,6 +50,9 @@ pub struct TaskView {
     pub stores: BTreeMap<String, StoreContents>,
     /// Changelog records replayed on restore, over every store.
     pub replayed: usize,
+    /// While it restores: per changelog partition, the offset restored up to and where
+    /// restoration ends.
+    pub restore: BTreeMap<String, (i64, i64)>,
     /// Store writes since the task was created here.
     pub updates: u64,
     /// Late records dropped and undecodable records skipped.
@@ -83,6 +86,7 @@ impl TaskView {
             stream_time: None,
             stores: BTreeMap::new(),
             replayed: 0,
+            restore: BTreeMap::new(),
             updates: 0,
             late: 0,
             skipped: 0,
@@ -120,9 +124,19 @@ impl StreamsView {
             TaskClosed { task } => {
                 instance.tasks.remove(task);
             }
-            StoreRestored { task, store, replayed, entries, .. } => {
+            RestoreStarted { task, changelog, start_offset, end_offset, .. } => {
                 let t = instance.tasks.entry(task.clone()).or_insert_with(|| TaskView::new(true));
-                t.replayed += replayed;
+                t.restore.insert(changelog.clone(), (*start_offset, *end_offset));
+            }
+            BatchRestored { task, changelog, records, batch_end_offset, end_offset, .. } => {
+                let t = instance.tasks.entry(task.clone()).or_insert_with(|| TaskView::new(true));
+                t.replayed += records;
+                let end = end_offset.unwrap_or(*batch_end_offset);
+                t.restore.insert(changelog.clone(), (*batch_end_offset, end));
+            }
+            StoreRestored { task, store, changelog, entries, .. } => {
+                let t = instance.tasks.entry(task.clone()).or_insert_with(|| TaskView::new(true));
+                t.restore.remove(changelog);
                 let entries = entries.iter().map(|e| (e.key.clone(), e.value.clone())).collect();
                 t.stores.insert(store.clone(), StoreContents { entries, recent: Vec::new() });
             }
@@ -221,6 +235,31 @@ mod tests {
         view.apply(a, &started());
         view.apply(a, &StreamsEvent::TaskCreated { task: "0_0".into(), restoring: true });
         assert_eq!(view.instances[&a].tasks["0_0"].phase, TaskPhase::Restoring);
+        let changelog = "balances-BALANCE-changelog-0";
+        view.apply(
+            a,
+            &StreamsEvent::RestoreStarted {
+                task: "0_0".into(),
+                store: "BALANCE".into(),
+                changelog: changelog.into(),
+                start_offset: 0,
+                end_offset: 3,
+            },
+        );
+        for (records, upto) in [(2, 2), (1, 3)] {
+            view.apply(
+                a,
+                &StreamsEvent::BatchRestored {
+                    task: "0_0".into(),
+                    store: "BALANCE".into(),
+                    changelog: changelog.into(),
+                    records,
+                    batch_end_offset: upto,
+                    end_offset: Some(3),
+                },
+            );
+            assert_eq!(view.instances[&a].tasks["0_0"].restore[changelog], (upto, 3), "progress follows each batch");
+        }
         view.apply(
             a,
             &StreamsEvent::StoreRestored {
@@ -236,7 +275,8 @@ mod tests {
         view.apply(a, &update("0_0", "Bob", "18.0", 5_000));
         let task = &view.instances[&a].tasks["0_0"];
         assert_eq!(task.phase, TaskPhase::Running);
-        assert_eq!(task.replayed, 3);
+        assert_eq!(task.replayed, 3, "the batches' records");
+        assert!(task.restore.is_empty(), "restored: no progress left to show");
         assert_eq!(task.stream_time, Some(5_000));
         let store = &task.stores["BALANCE"];
         let entries: Vec<(&str, &str)> = store.entries.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();

@@ -91,6 +91,11 @@ fn task_lines(id: &str, task: &TaskView, width: u16) -> Vec<Line<'static>> {
     if task.replayed > 0 || task.phase == TaskPhase::Restoring {
         details.push(format!("{} replayed", task.replayed));
     }
+    if task.phase == TaskPhase::Restoring && !task.restore.is_empty() {
+        // How far the restore consumer is, over every changelog partition the task reads.
+        let (at, end) = task.restore.values().fold((0, 0), |(a, e), (at, end)| (a + at, e + end));
+        details.push(format!("changelog offset {at} of {end}"));
+    }
     if let Some(t) = task.stream_time {
         details.push(format!("stream time {t}"));
     }
