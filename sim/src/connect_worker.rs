@@ -2,8 +2,8 @@
 //!
 //! The worker is Kafka's `Worker` with its herder (`DistributedHerder`, or `StandaloneHerder`
 //! for one worker): it joins the worker group, runs the connectors and tasks the group assigns
-//! it, and drives each task's pure state machine (`ksim_cluster::connect`) with its one producer
-//! and its one consumer:
+//! it, and drives each task's pure state machine (`ksim_cluster::connect`) with the worker's
+//! producer and, for each sink task, a consumer of the task's own:
 //! - a source task ([`SourceTask`]) polls its table every `poll.interval.ms`, sends what the
 //!   chain lets through, and every `offset.flush.interval.ms` writes its committable offset to
 //!   `offset.storage.topic` (distributed) or its offsets file (standalone);
@@ -11,9 +11,13 @@
 //!   producer has the transactional id `<group.id>-<connector>-<task>`: it fences any zombie
 //!   copy of the task at start (`initTransactions`), and each transaction (one per poll, or per
 //!   `transaction.boundary.interval.ms`) carries the records and the offset together;
-//! - the sink tasks the worker runs share its consumer, a member of `connect-<connector>`; each
-//!   record is converted, transformed and written ([`SinkTask`]), failures go to the dead letter
-//!   queue or fail the task, and the positions are committed every `offset.flush.interval.ms`;
+//! - each sink task has its own consumer (`Worker.buildWorkerSinkTask`: `client.id`
+//!   `connector-consumer-<connector>-<task>`), a member of group `connect-<connector>`, so the
+//!   group spreads the topics' partitions over the tasks, wherever they run; each record is
+//!   converted, transformed and written ([`SinkTask`]), failures go to the dead letter queue or
+//!   fail the task, and the positions are committed every `offset.flush.interval.ms`. A task
+//!   the worker loses in a rebalance commits its positions and closes its consumer, which
+//!   leaves the group (`WorkerSinkTask.close`);
 //! - statuses go to `status.storage.topic` (`KafkaStatusBackingStore`) and the first worker writes
 //!   the connectors' configurations to `config.storage.topic` (`KafkaConfigBackingStore`), as the
 //!   group's leader does when a connector is created. (An exactly-once worker's one producer is
@@ -60,7 +64,8 @@ struct RunningSource {
 
 struct RunningSink {
     task: SinkTask,
-    names: BTreeSet<String>,
+    /// The task's own consumer.
+    consumer: KafkaConsumer,
     next_commit_ms: u64,
     /// The next offset of each partition, as far as the task has handed records to the store.
     positions: BTreeMap<TopicPartition, i64>,
@@ -73,10 +78,8 @@ struct Worker {
     name: String,
     setup: ConnectSetup,
     producer: KafkaProducer,
-    consumer: KafkaConsumer,
     sources: BTreeMap<String, RunningSource>,
-    sink: Option<RunningSink>,
-    subscribed: bool,
+    sinks: BTreeMap<String, RunningSink>,
     generation: u32,
 }
 
@@ -87,14 +90,12 @@ pub async fn run(world: Arc<Mutex<World>>, node: NodeId) {
     };
     let mut worker = Worker {
         producer: KafkaProducer::new(world.clone(), node),
-        consumer: KafkaConsumer::new(world.clone(), node),
         world,
         node,
         name,
         setup,
         sources: BTreeMap::new(),
-        sink: None,
-        subscribed: false,
+        sinks: BTreeMap::new(),
         generation: 0,
     };
     worker.run().await
@@ -130,10 +131,14 @@ impl Worker {
             for name in names {
                 self.drive_source(&name).await;
             }
-            if self.sink.as_ref().is_some_and(|s| !s.failed) {
-                self.drive_sink().await;
-            } else {
+            // Each running sink task polls in turn; together they wait about one tick.
+            let running: Vec<String> = self.sinks.iter().filter(|(_, s)| !s.failed).map(|(n, _)| n.clone()).collect();
+            if running.is_empty() {
                 madsim::time::sleep(Duration::from_millis(TICK_MS)).await;
+            }
+            let wait = Duration::from_millis(TICK_MS / running.len().max(1) as u64);
+            for name in running {
+                self.drive_sink(&name, wait).await;
             }
         }
     }
@@ -178,6 +183,10 @@ impl Worker {
     async fn reconcile(&mut self, units: Vec<Unit>) {
         let assigned: BTreeSet<String> = units.iter().map(|u| u.to_string()).collect();
         self.sources.retain(|name, _| assigned.contains(name));
+        let lost: Vec<String> = self.sinks.keys().filter(|name| !assigned.contains(*name)).cloned().collect();
+        for name in lost {
+            self.stop_sink(&name).await;
+        }
         for unit in units {
             let Unit::Task(connector, task) = unit else { continue };
             let name = format!("{connector}-{task}");
@@ -233,25 +242,48 @@ impl Worker {
     }
 
     fn start_sink(&mut self, name: String, config: ConnectorConfig, task: u32) {
-        if self.sink.as_ref().is_some_and(|s| s.names.contains(&name)) {
+        if self.sinks.contains_key(&name) {
             return;
         }
-        let interval = self.setup.worker.offset_flush_interval_ms;
-        let sink = self.sink.get_or_insert_with(|| RunningSink {
+        // `Worker.baseConsumerConfigs` (the node's consumer settings: group
+        // `connect-<connector>`, no auto-commit, earliest) with the task's own client id.
+        let client_id = format!("connector-consumer-{}-{task}", config.name);
+        let group = format!("connect-{}", config.name);
+        let Some(consumer) =
+            KafkaConsumer::create(self.world.clone(), self.node, &client_id, |c| c.group_id = Some(group))
+        else {
+            let reason = "the worker cannot create another consumer".to_string();
+            self.event(ConnectEvent::TaskFailed { task: name.clone(), reason: reason.clone() });
+            self.write_status(&name, "FAILED", Some(&reason));
+            return;
+        };
+        let sink = RunningSink {
             task: SinkTask::new(&config, task),
-            names: BTreeSet::new(),
-            next_commit_ms: now_ms() + interval,
+            consumer,
+            next_commit_ms: now_ms() + self.setup.worker.offset_flush_interval_ms,
             positions: BTreeMap::new(),
             failed: false,
-        });
-        sink.names.insert(name.clone());
-        let topics = sink.task.settings().topics.clone();
+        };
+        // `WorkerSinkTask.HandleRebalance`: a revocation commits before the consumer rejoins.
+        sink.consumer.listen_for_revocations();
+        sink.consumer.subscribe(&sink.task.settings().topics);
+        self.sinks.insert(name.clone(), sink);
         self.event(ConnectEvent::TaskStarted { task: name.clone(), resume_after: None });
         self.write_status(&name, "RUNNING", None);
-        if !self.subscribed {
-            self.subscribed = true;
-            self.consumer.subscribe(&topics);
+    }
+
+    /// A sink task the worker no longer runs: commit what it wrote, then close its consumer,
+    /// which leaves the group (`WorkerSinkTask.close`: `closeAllPartitions` commits
+    /// synchronously, then `consumer.close()`).
+    async fn stop_sink(&mut self, name: &str) {
+        let Some(sink) = self.sinks.remove(name) else { return };
+        if !sink.failed && !sink.positions.is_empty() {
+            let offsets: Vec<(String, i64)> = sink.positions.iter().map(|(tp, o)| (tp.to_string(), *o)).collect();
+            if sink.consumer.commit_sync().await.is_ok() {
+                self.event(ConnectEvent::SinkCommitted { task: name.to_string(), offsets });
+            }
         }
+        sink.consumer.close();
     }
 
     fn fail_source(&mut self, name: &str, reason: String) {
@@ -448,21 +480,40 @@ impl Worker {
         }
     }
 
-    async fn drive_sink(&mut self) {
-        let records = match self.consumer.poll(Duration::from_millis(TICK_MS)).await {
+    async fn drive_sink(&mut self, task_name: &str, wait: Duration) {
+        let Some(sink) = self.sinks.get_mut(task_name) else { return };
+        let records = match sink.consumer.poll(wait).await {
             Ok(records) => records,
             Err(error) => {
-                let sink = self.sink.as_mut().expect("running");
                 sink.failed = true;
-                let names: Vec<String> = sink.names.iter().cloned().collect();
-                for name in names {
-                    self.event(ConnectEvent::TaskFailed { task: name, reason: format!("poll() threw {error}") });
-                }
+                let reason = format!("poll() threw {error}");
+                self.event(ConnectEvent::TaskFailed { task: task_name.to_string(), reason: reason.clone() });
+                self.write_status(task_name, "FAILED", Some(&reason));
                 return;
             }
         };
-        let sink = self.sink.as_mut().expect("running");
-        let task_name = format!("{}-{}", sink.task.connector, sink.task.task);
+        let Some(sink) = self.sinks.get_mut(task_name) else { return };
+        let task_name = task_name.to_string();
+        // `onPartitionsRevoked` -> `closePartitions`: commit what was written of the partitions
+        // leaving, then let the consumer rejoin. Their records not yet written are left to the
+        // next owner.
+        let revoked = sink.consumer.revoked_unhandled();
+        let mut records = records;
+        if !revoked.is_empty() {
+            records.retain(|r| !revoked.contains(&r.partition));
+            let offsets: Vec<(TopicPartition, i64)> =
+                sink.positions.iter().filter(|(tp, _)| revoked.contains(tp)).map(|(tp, o)| (tp.clone(), *o)).collect();
+            if !offsets.is_empty() {
+                let shown: Vec<(String, i64)> = offsets.iter().map(|(tp, o)| (tp.to_string(), *o)).collect();
+                if sink.consumer.commit_offsets_sync(offsets).await.is_ok() {
+                    self.event(ConnectEvent::SinkCommitted { task: task_name.clone(), offsets: shown });
+                }
+            }
+            let Some(sink) = self.sinks.get_mut(&task_name) else { return };
+            sink.positions.retain(|tp, _| !revoked.contains(tp));
+            sink.consumer.revocation_handled();
+        }
+        let Some(sink) = self.sinks.get_mut(&task_name) else { return };
         let store = sink.task.settings().store.clone();
         for record in &records {
             let incoming = Incoming {
@@ -534,14 +585,14 @@ impl Worker {
                 }
             }
             drop(w);
-            self.consumer.processed(record);
+            sink.consumer.processed(record);
             sink.positions.insert(record.partition.clone(), record.offset + 1);
         }
         if now_ms() >= sink.next_commit_ms {
             sink.next_commit_ms = now_ms() + self.setup.worker.offset_flush_interval_ms;
             if !sink.positions.is_empty() {
                 let offsets: Vec<(String, i64)> = sink.positions.iter().map(|(tp, o)| (tp.to_string(), *o)).collect();
-                if self.consumer.commit_sync().await.is_ok() {
+                if sink.consumer.commit_sync().await.is_ok() {
                     self.event(ConnectEvent::SinkCommitted { task: task_name, offsets });
                 }
             }
