@@ -168,6 +168,17 @@ pub struct Producer {
 }
 
 impl Producer {
+    /// The correlation id its next request will take.
+    pub fn next_correlation_id(&self) -> u64 {
+        self.next_correlation
+    }
+
+    /// Number requests from `next` on (a producer replacing a closed one on the same node).
+    pub fn counting_from(mut self, next: u64) -> Self {
+        self.next_correlation = self.next_correlation.max(next);
+        self
+    }
+
     pub fn new(config: ProducerConfig, bootstrap: Vec<BrokerId>) -> Self {
         let settings = MetadataSettings {
             max_age_ms: config.metadata_max_age_ms,

@@ -54,6 +54,12 @@ impl KafkaProducer {
     }
 
     /// `initTransactions()`: waits until the coordinator gave this producer its epoch.
+    /// Close this producer and create a new one with the same settings: false if the node
+    /// has none.
+    pub fn reset(&self) -> bool {
+        self.world.lock().expect("world lock").producer_reset(self.node)
+    }
+
     pub async fn init_transactions(&self) -> Result<(), String> {
         self.transaction_call(TxnCall::InitTransactions).await
     }
@@ -113,6 +119,13 @@ impl KafkaConsumer {
     ) -> Option<Self> {
         let engine = world.lock().expect("world lock").consumer_add_engine(node, client_id, configure)?;
         Some(KafkaConsumer { world, node, engine })
+    }
+
+    /// Assigned partitions the consumer has no position for and will not choose one
+    /// (`auto.offset.reset=none`): what its `poll` would throw NoOffsetForPartitionException or
+    /// OffsetOutOfRangeException for.
+    pub fn partitions_without_offset(&self) -> Vec<TopicPartition> {
+        self.world.lock().expect("world lock").consumer_partitions_without_offset(self.node, self.engine)
     }
 
     /// `close()`: leave the group; the process ends once every consumer it runs has closed.

@@ -41,12 +41,12 @@ use crate::clock::now;
 use crate::scenario::StreamsSetup;
 use crate::world::clients::Delivery;
 use crate::world::World;
-use ksim_cluster::consumer::ConsumedRecord;
+use ksim_cluster::consumer::{ConsumedRecord, PollError};
 use ksim_cluster::node::NodeId;
 use ksim_cluster::streams::task::TaskState;
 use ksim_cluster::streams::{Entry, Instance, ProcessingGuarantee, StreamsEvent, TaskId};
 use ksim_cluster::TopicPartition;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -210,23 +210,21 @@ impl Thread {
                 self.event(StreamsEvent::ThreadDied { error });
                 false
             }
-            Err(CommitError::Migrated(error)) => {
-                self.revive(&error).await;
-                true
-            }
+            Err(CommitError::Migrated(error)) => self.revive(&error).await,
         }
     }
 
     /// `TaskMigratedException` -> `TaskManager.handleLostAll`: abort the open transaction, close
     /// every task dirty (its state is ahead of what committed), and read on from the committed
     /// offsets; the tasks come back RESTORING with the next assignment.
-    async fn revive(&mut self, error: &str) {
-        if self.eos && self.in_transaction {
+    async fn revive(&mut self, error: &str) -> bool {
+        let fenced = error.contains("fatal");
+        if self.eos && self.in_transaction && !fenced {
             if let Err(abort) = self.producer.abort_transaction().await {
                 self.world.lock().expect("world lock").app_note(self.node, format!("abortTransaction() threw {abort}"));
             }
-            self.in_transaction = false;
         }
+        self.in_transaction = false;
         let closed: Vec<String> = self.instance.tasks.keys().map(TaskId::to_string).collect();
         self.event(StreamsEvent::TasksMigrated { error: error.to_string(), closed });
         self.instance.tasks.clear();
@@ -239,13 +237,29 @@ impl Thread {
         self.since_commit = 0;
         self.restorer.reset();
         self.consumer.rewind_to_committed();
+        if self.eos && fenced {
+            // `reInitializeProducer`: a new producer, which fences nothing older than itself
+            // and starts from a fresh epoch once `initTransactions` returns.
+            self.producer.reset();
+            if let Err(error) = self.producer.init_transactions().await {
+                self.event(StreamsEvent::ThreadDied { error: format!("initTransactions() threw {error}") });
+                return false;
+            }
+        }
+        true
     }
 }
 
-/// An abortable error migrates the tasks; a fatal one (ProducerFencedException for good, a
-/// producer in error) ends the thread.
+/// An abortable error migrates the tasks. So does a fenced producer: `StreamsProducer`
+/// turns ProducerFencedException, InvalidProducerEpochException and InvalidPidMappingException
+/// into a TaskMigratedException, and under exactly_once_v2 `TaskManager.handleLostAll` replaces
+/// the thread's producer (`ActiveTaskCreator.reInitializeProducer`). (A transaction the
+/// coordinator aborted on `transaction.timeout.ms` under transaction version 2 bumped the epoch,
+/// and the thread's next request finds its producer fenced.) Any other fatal producer error ends
+/// the thread.
 fn classify(error: String) -> CommitError {
-    if error.contains("fatal") {
+    let fenced = ["PRODUCER_FENCED", "INVALID_PRODUCER_EPOCH", "INVALID_PRODUCER_ID_MAPPING"];
+    if error.contains("fatal") && !fenced.iter().any(|code| error.contains(code)) {
         CommitError::Fatal(error)
     } else {
         CommitError::Migrated(error)
@@ -253,6 +267,20 @@ fn classify(error: String) -> CommitError {
 }
 
 pub async fn run(world: Arc<Mutex<World>>, node: NodeId, setup: StreamsSetup) {
+    run_thread(world.clone(), node, setup).await;
+    // The thread ended (a fatal error; `StreamThread.completeShutdown`): it closes its restore
+    // and main consumers, and the main one leaves the group, so its partitions go to the
+    // instances still running instead of waiting out `max.poll.interval.ms`. With its last
+    // consumer closed the application's process ends (the instance is in ERROR state).
+    let mut w = world.lock().expect("world lock");
+    if !w.is_finished() {
+        w.consumer_close(node, 1);
+        w.consumer_close(node, 0);
+    }
+}
+
+/// The stream thread's loop, until the thread dies.
+async fn run_thread(world: Arc<Mutex<World>>, node: NodeId, setup: StreamsSetup) {
     let topology = setup.topology().expect("resolve compiled the topology");
     let guarantee = setup.guarantee().expect("resolve checked the guarantee");
     let eos = guarantee == ProcessingGuarantee::ExactlyOnceV2;
@@ -630,16 +658,42 @@ impl Restorer {
         if self.changelogs.is_empty() {
             return;
         }
-        let records = match self.consumer.poll(wait).await {
-            Ok(records) => records,
-            // The restore consumer reads outside any group, and `auto.offset.reset=none` leaves a
-            // position it lost to the next seek: nothing it throws is fatal here.
+        // `auto.offset.reset=none`: a changelog position that fell out of the log (its start
+        // moved past it, or an unclean election truncated it: `LogTruncationException`) is an
+        // InvalidOffsetException, and the task is corrupted (`StoreChangelogReader.restore`
+        // -> `TaskCorruptedException`): its store is wiped and restored from the beginning.
+        let (records, mut lost) = match self.consumer.poll(wait).await {
+            Ok(records) => (records, Vec::new()),
+            Err(PollError::LogTruncation(truncations)) => {
+                (Vec::new(), truncations.into_iter().map(|t| t.partition).collect())
+            }
+            // No group, so nothing else is thrown; say it if it ever is.
             Err(error) => {
                 world.lock().expect("world lock").app_note(node, format!("restore consumer poll() threw {error}"));
-                Vec::new()
+                (Vec::new(), Vec::new())
             }
         };
+        lost.extend(self.consumer.partitions_without_offset());
         let Instance { tasks, topology, .. } = &mut *instance;
+        let corrupted: BTreeSet<TaskId> =
+            lost.iter().filter_map(|tp| self.changelogs.get(tp)).map(|c| c.task).collect();
+        for id in corrupted {
+            let changelogs: Vec<TopicPartition> =
+                self.changelogs.iter().filter(|(_, c)| c.task == id).map(|(tp, _)| tp.clone()).collect();
+            for tp in &changelogs {
+                let c = self.changelogs.get_mut(tp).expect("listed");
+                event(StreamsEvent::RestoreFailed {
+                    task: id.to_string(),
+                    store: topology.stores[c.store].name.clone(),
+                    changelog: tp.to_string(),
+                    error: "InvalidOffsetException: the restore position is no longer in the changelog; the task is corrupted (TaskCorruptedException): its store is wiped and restored from the beginning".into(),
+                });
+                *c = Changelog { task: id, store: c.store, end: None, replayed: 0, failed: false };
+            }
+            tasks.insert(id, ksim_cluster::streams::task::StreamTask::new(id, topology));
+            self.consumer.seek_to_beginning(&changelogs);
+            self.consumer.request_end_offsets(&changelogs);
+        }
         let mut batches: BTreeMap<TopicPartition, Vec<ksim_cluster::record::Record>> = BTreeMap::new();
         let mut batch_end: BTreeMap<TopicPartition, i64> = BTreeMap::new();
         for r in records {

@@ -197,6 +197,27 @@ impl World {
         Some(k)
     }
 
+    /// Close the node's producer and create a new one with the same settings (Kafka Streams'
+    /// `StreamsProducer.resetProducer` after its producer was fenced under exactly_once_v2).
+    /// What the old one was sending fails; its requests' ids are not reused. Returns false if
+    /// the node has no producer.
+    pub fn producer_reset(&mut self, node: NodeId) -> bool {
+        let name = crate::trace::node_name(&self.header.clients, node);
+        let Some(fresh) = self.new_producer(&name) else { return false };
+        let Some(Machine::Client(client)) = self.slots.get_mut(&node).and_then(|s| s.machine.as_mut()) else {
+            return false;
+        };
+        let next = client.producer.as_ref().map_or(1, |p| p.next_correlation_id());
+        client.producer = Some(fresh.counting_from(next));
+        self.waiters.deliveries.retain(|(n, _), _| *n != node);
+        self.waiters.transaction_calls.remove(&node);
+        self.record(
+            node,
+            EventKind::App("producer.close(); new KafkaProducer(props): the fenced producer is replaced".into()),
+        );
+        true
+    }
+
     /// The node's consumer's `groupMetadata()`, if it is in a group.
     pub fn consumer_group_metadata(&self, node: NodeId, k: usize) -> Option<GroupMetadata> {
         self.consumer_engine(node, k)?.group_metadata()
@@ -283,6 +304,12 @@ impl World {
     /// The consumer's `position(partition)`, if it has one.
     pub fn consumer_position(&self, node: NodeId, k: usize, tp: &TopicPartition) -> Option<i64> {
         self.consumer_engine(node, k)?.position(tp)
+    }
+
+    /// The consumer's assigned partitions without a position it will choose
+    /// ([`Consumer::partitions_without_offset`]).
+    pub fn consumer_partitions_without_offset(&self, node: NodeId, k: usize) -> Vec<TopicPartition> {
+        self.consumer_engine(node, k).map(Consumer::partitions_without_offset).unwrap_or_default()
     }
 
     /// Where the consumer's last reset of the partition put its position.

@@ -65,6 +65,10 @@ pub struct World {
     /// Nodes the scenario's timeline leaves down at the end (killed, powered off or paused and
     /// never brought back): liveness does not expect them back.
     left_down: BTreeSet<NodeId>,
+    /// Client applications that ended by themselves (a Kafka Streams instance whose thread died
+    /// of a fatal error closes its consumers and its process ends): nobody brings them back, so
+    /// liveness does not expect them, as it does not expect what the timeline left down.
+    gave_up: BTreeSet<NodeId>,
     /// Combined mode: each process's partner on the same host (broker <-> controller of one
     /// `node.id`), both ways.
     same_host: BTreeMap<NodeId, NodeId>,
@@ -180,6 +184,7 @@ impl World {
                 waiters: Waiters::default(),
                 narration_on,
                 left_down: faults::left_down(scenario),
+                gave_up: BTreeSet::new(),
                 same_host: scenario
                     .all_nodes()
                     .into_iter()
@@ -259,6 +264,16 @@ impl World {
 
     // ---- node lifecycle -------------------------------------------------------------------------
 
+    /// A client's producer engine as its configuration builds it (`new KafkaProducer(props)`).
+    fn new_producer(&self, name: &str) -> Option<Producer> {
+        // The finalized `transaction.version` the client learns from ApiVersions; a librdkafka
+        // client speaks the classic protocol whatever it is.
+        let tv =
+            if self.resolved.librdkafka_clients.contains(name) { 0 } else { self.resolved.broker.transaction_version };
+        let config = self.resolved.producers.get(name)?.clone();
+        Some(Producer::new(config, self.header.brokers.clone()).with_finalized_transaction_version(tv))
+    }
+
     fn build_machine(&self, node: NodeId, durable: Durable, incarnation: u64) -> Machine {
         let brokers: Vec<BrokerId> = self.header.brokers.clone();
         // A broker first asks the first controller; with a quorum its observer then follows the
@@ -298,18 +313,7 @@ impl World {
             }
             (NodeId::Client(i), _) => {
                 let name = &self.header.clients[i as usize];
-                // The finalized `transaction.version` the client learns from ApiVersions; a
-                // librdkafka client speaks the classic protocol whatever it is.
-                let tv = if self.resolved.librdkafka_clients.contains(name) {
-                    0
-                } else {
-                    self.resolved.broker.transaction_version
-                };
-                let producer = self
-                    .resolved
-                    .producers
-                    .get(name)
-                    .map(|c| Producer::new(c.clone(), brokers.clone()).with_finalized_transaction_version(tv));
+                let producer = self.new_producer(name);
                 let consumer =
                     self.resolved.consumers.get(name).map(|c| Consumer::new(c.clone(), brokers.clone(), name));
                 Machine::Client(Client::new(producer, consumer))
@@ -456,6 +460,11 @@ impl World {
         }
         if fx.exit {
             // The process finished its graceful shutdown.
+            if let NodeId::Client(_) = node {
+                if !self.left_down.contains(&node) {
+                    self.gave_up.insert(node);
+                }
+            }
             self.apply_fault(Fault::Exit(node));
         }
     }
@@ -547,7 +556,8 @@ impl World {
 
     /// What keeps the cluster from having converged, in plain words (empty: converged).
     pub fn convergence_problems(&self) -> Vec<String> {
-        crate::check::liveness::convergence_problems(&self.slots, &self.header, &self.left_down, &self.checker)
+        let left_down: BTreeSet<NodeId> = self.left_down.union(&self.gave_up).copied().collect();
+        crate::check::liveness::convergence_problems(&self.slots, &self.header, &left_down, &self.checker)
     }
 
     pub fn header_name(&self, node: NodeId) -> String {
