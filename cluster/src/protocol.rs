@@ -1097,7 +1097,11 @@ mod tests {
     /// A fetch naming `partitions` partitions: its line is about 20 bytes per partition.
     fn fetch(partitions: i32) -> Message {
         let partitions = (0..partitions)
-            .map(|p| FetchPartition { partition: TopicPartition::new("orders", p), fetch_offset: 7, current_leader_epoch: 1 })
+            .map(|p| FetchPartition {
+                partition: TopicPartition::new("orders", p),
+                fetch_offset: 7,
+                current_leader_epoch: 1,
+            })
             .collect();
         let body = Request::Fetch(FetchRequest {
             replica: Some((2, 1)),

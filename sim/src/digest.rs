@@ -358,7 +358,6 @@ impl<'a, S: Sink> ser::Serializer for &'a mut Encoder<S> {
         self.len(count.0);
         let mut text = EncodeText(self);
         write!(text, "{value}").map_err(|_| Error("a Display implementation failed".into()))
-
     }
 }
 
