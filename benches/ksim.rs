@@ -252,16 +252,46 @@ fn scale_table(core_inputs_per_s: f64, slowest: (String, f64)) {
         virtual_s: outcome.trace.end_time_us() as f64 / 1e6,
         wall_s: started.elapsed().as_secs_f64(),
     };
+    let digest = trace_digest(&outcome.trace);
     drop(outcome);
     println!(
-        "10^6 records, 1 partition: {} events in {:.1} s ({:.0}x real time), peak memory {:.0} MiB (goal <= 300 MiB), {:.0} bytes per event",
+        "10^6 records, 1 partition: {} events in {:.1} s ({:.0}x real time), peak memory {:.0} MiB (goal <= 300 MiB), {:.0} bytes per event (peak memory / events; an Event is {} bytes inline)",
         m.events,
         m.wall_s,
         m.virtual_s / m.wall_s,
         peak_rss_mib(),
-        peak_rss_mib() * 1024.0 * 1024.0 / m.events as f64
+        peak_rss_mib() * 1024.0 * 1024.0 / m.events as f64,
+        std::mem::size_of::<ksim_sim::trace::Event>()
     );
+    println!("{digest}");
     println!("slowest standard scenario: {} at {:.0}x real time (goal >= 5,000x)", slowest.0, slowest.1);
+}
+
+/// The trace digest's cost per event: the binary encoding it hashes (issue 23) against the JSON
+/// lines it hashed before, both streamed into the same FNV-1a hash.
+fn trace_digest(trace: &ksim_sim::Trace) -> String {
+    let started = Instant::now();
+    let digest = trace.digest();
+    let binary_s = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let mut hasher = ksim_sim::rng::Fnv1a64::default();
+    serde_json::to_writer(&mut hasher, &trace.header).expect("header serializes");
+    for event in &trace.events {
+        serde_json::to_writer(&mut hasher, event).expect("event serializes");
+    }
+    let json_s = started.elapsed().as_secs_f64();
+    let events = trace.events.len() as f64;
+    format!(
+        "trace digest ({digest}): binary {:.0} ns/event vs JSON {:.0} ns/event ({:.1}x faster), {:.1} vs {:.1} bytes hashed per event",
+        binary_s * 1e9 / events,
+        json_s * 1e9 / events,
+        json_s / binary_s,
+        ksim_sim::digest::encode(&trace.events[..trace.events.len().min(100_000)]).len() as f64
+            / events.min(100_000.0),
+        trace.events.iter().take(100_000).map(|e| serde_json::to_string(e).expect("serializes").len() + 1).sum::<usize>()
+            as f64
+            / events.min(100_000.0)
+    )
 }
 
 fn protocol_core() -> f64 {

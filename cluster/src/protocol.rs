@@ -791,18 +791,13 @@ impl fmt::Display for Request {
     /// A one-line summary for the trace: what a learner needs to follow the conversation.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Request::Produce(r) => write!(
-                f,
-                "Produce {} acks={} {} record(s){}",
-                r.partition,
-                r.acks,
-                r.batch.records.len(),
+            Request::Produce(r) => {
+                write!(f, "Produce {} acks={} {} record(s)", r.partition, r.acks, r.batch.records.len())?;
                 if r.batch.is_idempotent() {
-                    format!(" pid={} seq={}", r.batch.producer_id, r.batch.base_sequence)
-                } else {
-                    String::new()
+                    write!(f, " pid={} seq={}", r.batch.producer_id, r.batch.base_sequence)?;
                 }
-            ),
+                Ok(())
+            }
             Request::Fetch(r) => {
                 write!(f, "Fetch")?;
                 if let Some((id, _)) = r.replica {
@@ -1048,11 +1043,83 @@ impl fmt::Display for Response {
 }
 
 impl fmt::Display for Message {
+    /// The trace records this line for every message sent (`to_string()`). Written piece by piece
+    /// into a `String`, the line reallocated each time it outgrew its buffer; gathered on the stack
+    /// first, it reaches the `String` in one piece and is allocated once.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use fmt::Write;
+        let mut line = LineBuffer { out: f, buf: [0; LineBuffer::CAPACITY], len: 0 };
         match self {
-            Message::Request { body, .. } => write!(f, "{body}"),
-            Message::Response { body, .. } => write!(f, "{body} (response)"),
-            Message::Raft(m) => write!(f, "{m}"),
+            Message::Request { body, .. } => write!(line, "{body}")?,
+            Message::Response { body, .. } => write!(line, "{body} (response)")?,
+            Message::Raft(m) => write!(line, "{m}")?,
         }
+        line.flush()
+    }
+}
+
+/// Text gathered on the stack and passed on in pieces of up to [`LineBuffer::CAPACITY`] bytes:
+/// the same text as writing straight through, in fewer writes.
+struct LineBuffer<'a, 'b> {
+    out: &'a mut fmt::Formatter<'b>,
+    buf: [u8; LineBuffer::CAPACITY],
+    len: usize,
+}
+
+impl LineBuffer<'_, '_> {
+    const CAPACITY: usize = 256;
+
+    fn flush(&mut self) -> fmt::Result {
+        let text = std::str::from_utf8(&self.buf[..self.len]).expect("only whole strings are buffered");
+        self.len = 0;
+        self.out.write_str(text)
+    }
+}
+
+impl fmt::Write for LineBuffer<'_, '_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        if self.len + s.len() > Self::CAPACITY {
+            self.flush()?;
+            if s.len() > Self::CAPACITY {
+                return self.out.write_str(s);
+            }
+        }
+        self.buf[self.len..self.len + s.len()].copy_from_slice(s.as_bytes());
+        self.len += s.len();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fetch naming `partitions` partitions: its line is about 20 bytes per partition.
+    fn fetch(partitions: i32) -> Message {
+        let partitions = (0..partitions)
+            .map(|p| FetchPartition {
+                partition: TopicPartition::new("orders", p),
+                fetch_offset: 7,
+                current_leader_epoch: 1,
+            })
+            .collect();
+        let body = Request::Fetch(FetchRequest {
+            replica: Some((2, 1)),
+            max_wait_ms: 500,
+            partitions,
+            isolation_level: IsolationLevel::default(),
+        });
+        Message::Request { correlation_id: 1, body }
+    }
+
+    #[test]
+    fn a_message_line_is_the_same_through_the_stack_buffer() {
+        // Short, just over the buffer, and many times its size.
+        for partitions in [0, 1, 12, 13, 14, 200] {
+            let message = fetch(partitions);
+            let Message::Request { body, .. } = &message else { unreachable!() };
+            assert_eq!(message.to_string(), body.to_string(), "{partitions} partition(s)");
+        }
+        assert_eq!(fetch(1).to_string(), "Fetch (replica 2) orders-0@7 e1");
     }
 }

@@ -16,7 +16,8 @@
 //!   a Kafka Streams instance (or a ksqlDB server's query) driving `ksim_cluster::streams`.
 //! - [`check`]: the rules Kafka keeps (invariants after every step, history checks at the end).
 //! - [`happening`], [`report`]: expectations and the report of a run.
-//! - [`trace`], [`narrate`]: the trace, its digest, and its narrated rendering.
+//! - [`trace`], [`narrate`]: the trace and its narrated rendering; [`digest`]: the compact binary
+//!   encoding the trace's digest hashes.
 
 #[cfg(not(madsim))]
 compile_error!(
@@ -28,6 +29,7 @@ pub mod check;
 pub mod clock;
 pub mod compare;
 pub mod connect_worker;
+pub mod digest;
 pub mod fuzz;
 pub mod host;
 pub mod narrate;

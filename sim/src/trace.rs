@@ -478,7 +478,8 @@ impl Trace {
     }
 
     /// The canonical form: one JSON object per line (header first), in order. Stable across
-    /// runs, platforms and builds of the same version.
+    /// runs, platforms and builds of the same version; for reading and comparing traces (the
+    /// digest hashes a binary form of the same values).
     pub fn canonical(&self) -> String {
         let mut out = serde_json::to_string(&self.header).expect("trace header serializes");
         out.push('\n');
@@ -489,20 +490,12 @@ impl Trace {
         out
     }
 
-    /// 64-bit FNV-1a over the canonical form, as 16 hex digits. The form is hashed as it is
-    /// written, line by line, never held whole: a million-event trace's canonical text is several
-    /// hundred megabytes.
+    /// 64-bit FNV-1a over the trace's compact binary encoding ([`crate::digest`]), as 16 hex
+    /// digits. The encoding is hashed as it is written, never held, and allocates nothing per
+    /// event. (Until issue 23 the digest hashed the JSON lines of [`Trace::canonical`]; digests
+    /// changed once then.)
     pub fn digest(&self) -> String {
-        use std::io::Write;
-        let mut hasher = crate::rng::Fnv1a64::default();
-        serde_json::to_writer(&mut hasher, &self.header).expect("trace header serializes");
-        hasher.update(b"\n");
-        for event in &self.events {
-            serde_json::to_writer(&mut hasher, event).expect("trace events serialize");
-            hasher.update(b"\n");
-        }
-        hasher.flush().expect("hashing cannot fail");
-        format!("{:016x}", hasher.0)
+        format!("{:016x}", crate::digest::digest(self))
     }
 
     pub fn findings(&self) -> impl Iterator<Item = (&Event, &Finding)> {
