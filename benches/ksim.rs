@@ -376,6 +376,8 @@ fn protocol_core() -> f64 {
         let body = Request::Fetch(FetchRequest {
             replica: Some((2, 1)),
             max_wait_ms: 0,
+            session: Default::default(),
+            forgotten: Vec::new(),
             partitions: vec![FetchPartition {
                 partition: tp.clone(),
                 fetch_offset: follower_offset,

@@ -330,6 +330,13 @@ pub struct BrokerConfig {
     pub replica_fetch_wait_max_ms: u64,
     /// `replica.fetch.backoff.ms`: pause before a follower retries a failed fetch.
     pub replica_fetch_backoff_ms: u64,
+    /// `max.incremental.fetch.session.cache.slots` (1000): how many fetch sessions (KIP-227) the
+    /// broker keeps, split over its eight cache shards.
+    #[serde(
+        default = "default_fetch_session_cache_slots",
+        skip_serializing_if = "is_default_fetch_session_cache_slots"
+    )]
+    pub max_incremental_fetch_session_cache_slots: u32,
     /// `broker.heartbeat.interval.ms`: how often a broker heartbeats the controller.
     pub broker_heartbeat_interval_ms: u64,
     /// `broker.session.timeout.ms`: the controller fences a broker silent for this long.
@@ -456,6 +463,7 @@ impl Default for BrokerConfig {
             replica_lag_time_max_ms: 30_000,
             replica_fetch_wait_max_ms: 500,
             replica_fetch_backoff_ms: 1_000,
+            max_incremental_fetch_session_cache_slots: default_fetch_session_cache_slots(),
             broker_heartbeat_interval_ms: 2_000,
             broker_session_timeout_ms: 9_000,
             log_retention_check_interval_ms: 300_000,
@@ -541,6 +549,15 @@ fn default_group_min_session_timeout_ms() -> u64 {
     6_000
 }
 
+/// `ServerConfigs.MAX_INCREMENTAL_FETCH_SESSION_CACHE_SLOTS_DEFAULT`: 1000.
+fn default_fetch_session_cache_slots() -> u32 {
+    1_000
+}
+
+fn is_default_fetch_session_cache_slots(v: &u32) -> bool {
+    *v == default_fetch_session_cache_slots()
+}
+
 /// `KRaftConfigs.METADATA_MAX_IDLE_INTERVAL_MS_DEFAULT`: 500 ms.
 fn default_metadata_max_idle_interval_ms() -> u64 {
     500
@@ -556,6 +573,7 @@ impl Configurable for BrokerConfig {
         "replica.lag.time.max.ms",
         "replica.fetch.wait.max.ms",
         "replica.fetch.backoff.ms",
+        "max.incremental.fetch.session.cache.slots",
         "broker.heartbeat.interval.ms",
         "broker.session.timeout.ms",
         "log.retention.check.interval.ms",
@@ -598,6 +616,9 @@ impl Configurable for BrokerConfig {
             "replica.lag.time.max.ms" => self.replica_lag_time_max_ms = parse_u64(key, value)?,
             "replica.fetch.wait.max.ms" => self.replica_fetch_wait_max_ms = parse_u64(key, value)?,
             "replica.fetch.backoff.ms" => self.replica_fetch_backoff_ms = parse_u64(key, value)?,
+            "max.incremental.fetch.session.cache.slots" => {
+                self.max_incremental_fetch_session_cache_slots = parse(key, value, "a whole number")?
+            }
             "broker.heartbeat.interval.ms" => self.broker_heartbeat_interval_ms = parse_u64(key, value)?.max(1),
             "broker.session.timeout.ms" => self.broker_session_timeout_ms = parse_u64(key, value)?,
             "log.retention.check.interval.ms" => self.log_retention_check_interval_ms = parse_u64(key, value)?,

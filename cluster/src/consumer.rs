@@ -42,6 +42,7 @@ use crate::connection::Connections;
 use crate::effects::{Effects, Input, StateMachine};
 use crate::epoch_cache::{UNDEFINED_EPOCH, UNDEFINED_OFFSET};
 use crate::error::ErrorCode;
+use crate::fetch_session::FetchSessionHandler;
 use crate::group::member::{GroupMember, MemberEvent};
 use crate::invariant::{debug_check, ensure};
 use crate::node::NodeId;
@@ -143,6 +144,9 @@ struct PartitionState {
     /// The end the last fetch answer reported: the high watermark, or under read_committed the
     /// last stable offset (what `Consumer.currentLag` measures from).
     fetched_end: Option<i64>,
+    /// `currentLag` found no end to measure from and asked for it (`SubscriptionState.
+    /// requestPartitionEndOffset`): a ListOffsets for the latest offset is due or on its way.
+    lag_end_wanted: bool,
     /// `seekToBeginning`/`seekToEnd`: the position to look up with ListOffsets, whatever
     /// `auto.offset.reset` says (Kafka's `SubscriptionState.requestOffsetReset(tp, strategy)`).
     reset_to: Option<OffsetReset>,
@@ -184,10 +188,12 @@ enum Outstanding {
         broker: BrokerId,
         partitions: Vec<TopicPartition>,
     },
-    /// `endOffsets(partitions)`: ListOffsets for the latest offset, `read_uncommitted`.
+    /// `endOffsets(partitions)`: ListOffsets for the latest offset, `read_uncommitted`; or, with
+    /// `for_lag`, the lookup `currentLag` starts, under the consumer's own isolation level.
     EndOffsets {
         broker: BrokerId,
         partitions: Vec<TopicPartition>,
+        for_lag: bool,
     },
     /// OffsetsForLeaderEpoch, with the position each partition asked about: the answer counts only
     /// for a partition whose position is still that one.
@@ -257,6 +263,8 @@ pub struct Consumer {
     wanted_topics: Vec<String>,
     buffer: VecDeque<ConsumedRecord>,
     outstanding: BTreeMap<u64, Outstanding>,
+    /// The fetch session with each broker (KIP-227; `AbstractFetch.sessionHandlers`).
+    fetch_sessions: BTreeMap<BrokerId, FetchSessionHandler>,
     next_correlation: u64,
     client_id: String,
     member: Option<GroupMember>,
@@ -337,6 +345,7 @@ impl Consumer {
             wanted_topics: Vec::new(),
             buffer: VecDeque::new(),
             outstanding: BTreeMap::new(),
+            fetch_sessions: BTreeMap::new(),
             next_correlation: CONSUMER_CORRELATION_BASE,
             engine: 0,
             end_offsets_answered: false,
@@ -805,6 +814,23 @@ impl Consumer {
         Some((state.fetched_end? - self.position(tp)?).max(0))
     }
 
+    /// `KafkaConsumer.currentLag` as the application calls it: [`Consumer::current_lag`], and
+    /// when the end is not known, a ListOffsets for it sent in the background, so that a later
+    /// call can answer (KAFKA-13008: an incremental fetch session does not return a partition
+    /// whose high watermark has not moved, so after a rebalance the end may never come by fetch).
+    pub fn current_lag_or_ask(&mut self, tp: &TopicPartition, now: SimTime, fx: &mut Effects) -> Option<i64> {
+        let lag = self.current_lag(tp);
+        if lag.is_none() {
+            if let Some(state) = self.assignment.get_mut(tp) {
+                if state.fetched_end.is_none() && state.position.is_some() && !state.lag_end_wanted {
+                    state.lag_end_wanted = true;
+                    self.drive(now, fx);
+                }
+            }
+        }
+        lag
+    }
+
     pub fn position(&self, tp: &TopicPartition) -> Option<i64> {
         // The application's position is past what it has polled, not past what is buffered.
         self.buffer.iter().find(|r| &r.partition == tp).map(|r| r.offset).or(self.assignment.get(tp)?.position)
@@ -949,27 +975,30 @@ impl Consumer {
         let mut fetches: BTreeMap<BrokerId, Vec<FetchPartition>> = BTreeMap::new();
         let mut wakeup: Option<SimTime> = None;
         let buffer_full = self.buffer.len() >= MAX_BUFFERED_RECORDS;
-        let mut ends: BTreeMap<BrokerId, Vec<(TopicPartition, OffsetSpec, i32)>> = BTreeMap::new();
+        // Per (broker, for `currentLag`): the partitions whose end to look up.
+        type EndLookups = BTreeMap<(BrokerId, bool), Vec<(TopicPartition, OffsetSpec, i32)>>;
+        let mut ends: EndLookups = BTreeMap::new();
         for (tp, state) in &self.assignment {
-            if !state.end_wanted || state.backoff_until > now || self.end_busy(tp) {
+            if !(state.end_wanted || state.lag_end_wanted) || state.backoff_until > now || self.end_busy(tp) {
                 continue;
             }
             match self.metadata.leader(tp) {
-                Some((leader, epoch)) => ends.entry(leader).or_default().push((tp.clone(), OffsetSpec::Latest, epoch)),
+                Some((leader, epoch)) => {
+                    ends.entry((leader, !state.end_wanted)).or_default().push((tp.clone(), OffsetSpec::Latest, epoch))
+                }
                 None => self.metadata.refresh_needed = true,
             }
         }
-        for (broker, partitions) in ends {
+        for ((broker, for_lag), partitions) in ends {
             let id = self.next_correlation();
             let names = partitions.iter().map(|(tp, _, _)| tp.clone()).collect();
-            self.outstanding.insert(id, Outstanding::EndOffsets { broker, partitions: names });
+            self.outstanding.insert(id, Outstanding::EndOffsets { broker, partitions: names, for_lag });
             fx.set_timer(Timer::RequestTimeout(id), now.plus_ms(self.config.request_timeout_ms));
             // Kafka Streams asks with `read_uncommitted`: the last stable offset may lag a
             // committed transaction's marker (KAFKA-10167, `StoreChangelogReader.endOffsetForChangelogs`).
-            let body = Request::ListOffsets(ListOffsetsRequest {
-                partitions,
-                isolation_level: IsolationLevel::ReadUncommitted,
-            });
+            // `currentLag`'s own lookup asks with the consumer's isolation level.
+            let isolation_level = if for_lag { self.config.isolation_level } else { IsolationLevel::ReadUncommitted };
+            let body = Request::ListOffsets(ListOffsetsRequest { partitions, isolation_level });
             fx.send(NodeId::Broker(broker), Message::Request { correlation_id: id, body });
         }
         for (tp, state) in &self.assignment {
@@ -1048,6 +1077,7 @@ impl Consumer {
             let id = self.next_correlation();
             let offsets = partitions.iter().map(|p| (p.partition.clone(), p.fetch_offset)).collect();
             self.outstanding.insert(id, Outstanding::Fetch { broker, offsets });
+            let sent = self.fetch_sessions.entry(broker).or_default().build(partitions);
             fx.set_timer(
                 Timer::RequestTimeout(id),
                 now.plus_ms(self.config.request_timeout_ms + self.config.fetch_max_wait_ms),
@@ -1055,7 +1085,9 @@ impl Consumer {
             let body = Request::Fetch(FetchRequest {
                 replica: None,
                 max_wait_ms: self.config.fetch_max_wait_ms,
-                partitions,
+                session: sent.metadata,
+                partitions: sent.partitions,
+                forgotten: sent.forgotten,
                 isolation_level: self.config.isolation_level,
             });
             fx.send(NodeId::Broker(broker), Message::Request { correlation_id: id, body });
@@ -1340,7 +1372,10 @@ impl Consumer {
         }
         let Some(o) = self.outstanding.remove(&correlation_id) else { return };
         let partitions = match o {
-            Outstanding::Fetch { offsets, .. } => offsets.into_keys().collect(),
+            Outstanding::Fetch { broker, offsets } => {
+                self.fetch_sessions.entry(broker).or_default().handle_error();
+                offsets.into_keys().collect()
+            }
             Outstanding::ListOffsets { partitions, .. } => partitions,
             Outstanding::Validate { positions, .. } => positions.into_keys().collect(),
             // Still wanted: asked again after the backoff.
@@ -1382,11 +1417,28 @@ impl StateMachine for Consumer {
                     (Response::Metadata(r), _) if self.metadata.is_in_flight(correlation_id) => {
                         self.metadata.on_response(now, r)
                     }
-                    (Response::Fetch(r), Some(Outstanding::Fetch { offsets, .. })) => {
+                    (Response::Fetch(r), Some(Outstanding::Fetch { broker, offsets })) => {
+                        // `FetchSessionHandler.handleResponse`; a session error carries no
+                        // partitions, and the next fetch to the broker is full.
+                        self.fetch_sessions.entry(broker).or_default().handle_response(r.error, r.session_id);
                         self.on_fetch(now, offsets, r, fx)
                     }
                     (Response::ListOffsets(r), Some(Outstanding::ListOffsets { .. })) => {
                         self.on_list_offsets(now, r, fx)
+                    }
+                    (Response::ListOffsets(r), Some(Outstanding::EndOffsets { for_lag: true, .. })) => {
+                        // `SubscriptionState.updatePartitionEndOffset`: the end `currentLag`
+                        // measures from, as a fetch answer would have set it.
+                        for (tp, error, offset, _) in r.partitions {
+                            let Some(state) = self.assignment.get_mut(&tp) else { continue };
+                            if error.is_none() && state.lag_end_wanted {
+                                state.lag_end_wanted = false;
+                                state.fetched_end.get_or_insert(offset);
+                            } else if !error.is_none() {
+                                self.back_off(now, &tp, true);
+                            }
+                        }
+                        self.drive(now, fx);
                     }
                     (Response::ListOffsets(r), Some(Outstanding::EndOffsets { .. })) => {
                         for (tp, error, offset, _) in r.partitions {
@@ -1644,12 +1696,14 @@ mod tests {
                                 aborted_transactions: Vec::new(),
                             })
                             .collect(),
+                        ..Default::default()
                     })
                 }
                 // A fetch at the log end waits in purgatory: no answer.
                 Request::Fetch(r) if r.partitions.iter().all(|p| p.fetch_offset == self.log_end) => return None,
                 Request::Fetch(r) => Response::Fetch(FetchResponse {
                     partitions: r.partitions.iter().map(|p| self.fetched(p.fetch_offset)).collect(),
+                    ..Default::default()
                 }),
                 Request::Heartbeat(_) if self.fence => {
                     Response::Heartbeat(HeartbeatResponse { error: ErrorCode::FencedInstanceId })
@@ -2014,6 +2068,32 @@ mod tests {
         assert_eq!(cluster.consumer.current_lag(&tp()), Some(0));
     }
 
+    /// KAFKA-13008: a partition no fetch answer mentions (an incremental fetch session leaves out
+    /// a partition whose high watermark did not move) has no known end, so `currentLag` asks for
+    /// it with ListOffsets and answers from then on.
+    #[test]
+    fn current_lag_with_no_fetched_end_asks_for_the_end_and_then_knows_it() {
+        let mut cluster = Cluster::new(no_reset_config(), 10);
+        let mut fx = Effects::default();
+        cluster.consumer.assign(vec![tp()], SimTime::ZERO, &mut fx);
+        cluster.settle(SimTime::ZERO, fx);
+        let mut fx = Effects::default();
+        // At the log end: the fetch waits at the broker, and no answer brings the end.
+        cluster.consumer.seek(&tp(), 10, SimTime::from_ms(10), &mut fx);
+        cluster.settle(SimTime::from_ms(10), fx);
+        assert_eq!(cluster.consumer.current_lag(&tp()), None);
+        let asked = cluster.sent.len();
+        let mut fx = Effects::default();
+        assert_eq!(cluster.consumer.current_lag_or_ask(&tp(), SimTime::from_ms(20), &mut fx), None);
+        cluster.settle(SimTime::from_ms(20), fx);
+        let lookups: Vec<&Request> =
+            cluster.sent[asked..].iter().filter(|r| matches!(r, Request::ListOffsets(_))).collect();
+        assert_eq!(lookups.len(), 1, "one ListOffsets for the end: {:?}", cluster.sent[asked..].to_vec());
+        let mut fx = Effects::default();
+        assert_eq!(cluster.consumer.current_lag_or_ask(&tp(), SimTime::from_ms(30), &mut fx), Some(0));
+        assert!(fx.sends.is_empty(), "a known end asks nothing");
+    }
+
     /// A Streams restore consumer (`auto.offset.reset=none`) reads a changelog from its start:
     /// `seekToBeginning` looks the log start up with ListOffsets whatever the setting says, and
     /// the fetch answer tells the high watermark restoration runs to.
@@ -2142,7 +2222,7 @@ mod tests {
         cluster.settle(SimTime::from_ms(20), fx);
         // The late answer, from offset 7.
         let mut fx = Effects::default();
-        let body = Response::Fetch(FetchResponse { partitions: vec![cluster.fetched(7)] });
+        let body = Response::Fetch(FetchResponse { partitions: vec![cluster.fetched(7)], ..Default::default() });
         let input = Input::Message {
             from: NodeId::Broker(BROKER),
             message: Message::Response { correlation_id: fetch_id, body },

@@ -4,8 +4,9 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum ErrorCode {
+    #[default]
     None,
     OffsetOutOfRange,
     CorruptMessage,
@@ -68,6 +69,12 @@ pub enum ErrorCode {
     /// handleVerifyPartitionsInTransaction`). The transaction can still be aborted: the Java
     /// client (4.x) makes it an abortable `TransactionAbortableException`.
     TransactionAbortable,
+    /// An incremental fetch named a session the leader does not hold (never opened, evicted, or
+    /// lost with a restart): the fetcher opens a new one with a full fetch (KIP-227).
+    FetchSessionIdNotFound,
+    /// An incremental fetch named its session with an epoch the leader does not expect: the
+    /// fetcher closes the session and opens a new one with a full fetch (KIP-227).
+    InvalidFetchSessionEpoch,
 }
 
 impl ErrorCode {
@@ -116,6 +123,8 @@ impl ErrorCode {
             ProducerFenced => 90,
             UnstableOffsetCommit => 88,
             TransactionAbortable => 120,
+            FetchSessionIdNotFound => 70,
+            InvalidFetchSessionEpoch => 71,
         }
     }
 
@@ -164,11 +173,18 @@ impl ErrorCode {
             ProducerFenced => "PRODUCER_FENCED",
             UnstableOffsetCommit => "UNSTABLE_OFFSET_COMMIT",
             TransactionAbortable => "TRANSACTION_ABORTABLE",
+            FetchSessionIdNotFound => "FETCH_SESSION_ID_NOT_FOUND",
+            InvalidFetchSessionEpoch => "INVALID_FETCH_SESSION_EPOCH",
         }
     }
 
     pub fn is_none(self) -> bool {
         self == ErrorCode::None
+    }
+
+    /// [`ErrorCode::is_none`] for serde's `skip_serializing_if`.
+    pub fn is_none_ref(&self) -> bool {
+        self.is_none()
     }
 
     /// Whether a Kafka client retries a produce that failed with this error (the Java client's

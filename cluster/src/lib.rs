@@ -43,6 +43,7 @@ pub mod controller;
 pub mod effects;
 pub mod epoch_cache;
 pub mod error;
+pub mod fetch_session;
 pub mod group;
 pub mod invariant;
 pub mod ksql;

@@ -169,6 +169,19 @@ pub enum Note {
         partition: TopicPartition,
         offset: i64,
     },
+    /// The fetch session cache (`max.incremental.fetch.session.cache.slots`) had no free slot:
+    /// session `session_id` of another fetcher was evicted to make room for `fetcher`'s
+    /// (`FetchSessionCacheShard.tryEvict`). Its owner's next incremental fetch gets
+    /// FETCH_SESSION_ID_NOT_FOUND.
+    FetchSessionEvicted {
+        session_id: u32,
+        fetcher: crate::node::NodeId,
+    },
+    /// The fetch session cache had no free slot and nothing it could evict: `fetcher` keeps
+    /// fetching without a session, every partition every time.
+    FetchSessionRefused {
+        fetcher: crate::node::NodeId,
+    },
     IsrChangeRequested {
         partition: TopicPartition,
         isr: Vec<BrokerId>,
@@ -490,6 +503,8 @@ impl Note {
             | PollIntervalExceeded { .. }
             | ConnectionSetupTimedOut { .. }
             | ConfigAdjusted { .. }
+            | FetchSessionEvicted { .. }
+            | FetchSessionRefused { .. }
             | Connect(_)
             | Streams(_)
             | MemberFailed { .. } => None,
@@ -642,6 +657,15 @@ impl fmt::Display for Note {
             LogStartMoved { partition, log_start_offset } => {
                 write!(f, "{partition}: retention deleted old segments; log start offset -> {log_start_offset}")
             }
+            FetchSessionEvicted { session_id, fetcher } => write!(
+                f,
+                "fetch session cache full: evicted session {session_id} to open one for {fetcher} \
+                 (max.incremental.fetch.session.cache.slots)"
+            ),
+            FetchSessionRefused { fetcher } => write!(
+                f,
+                "fetch session cache full and nothing to evict: {fetcher} fetches without a session"
+            ),
             LogCleaned { partition, cleaning } => {
                 let c = cleaning;
                 write!(

@@ -9,6 +9,7 @@
 
 use crate::config::{Acks, TopicConfig};
 use crate::error::ErrorCode;
+use crate::fetch_session::FetchMetadata;
 use crate::log::AbortedTxn;
 use crate::metadata::MetadataRecord;
 use crate::raft::message::RaftMessage;
@@ -285,7 +286,15 @@ pub struct FetchRequest {
     /// `Some` for a follower replica (`replica_id` and broker epoch in Kafka), `None` for a consumer.
     pub replica: Option<(BrokerId, i64)>,
     pub max_wait_ms: u64,
+    /// The fetch session (KIP-227) this fetch opens, continues or closes; sessionless (id 0,
+    /// epoch -1) when absent.
+    #[serde(default, skip_serializing_if = "FetchMetadata::is_sessionless")]
+    pub session: FetchMetadata,
+    /// Every partition of a full fetch; only the added and changed ones of an incremental fetch.
     pub partitions: Vec<FetchPartition>,
+    /// Partitions an incremental fetch removes from its session.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forgotten: Vec<TopicPartition>,
     #[serde(default, skip_serializing_if = "IsolationLevel::is_read_uncommitted")]
     pub isolation_level: IsolationLevel,
 }
@@ -299,9 +308,20 @@ pub struct FetchPartition {
     pub current_leader_epoch: i32,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct FetchResponse {
+    /// A session error (FETCH_SESSION_ID_NOT_FOUND, INVALID_FETCH_SESSION_EPOCH): no partitions.
+    #[serde(default, skip_serializing_if = "ErrorCode::is_none_ref")]
+    pub error: ErrorCode,
+    /// The session the answer belongs to; 0 when the leader keeps none for this fetcher.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub session_id: u32,
+    /// Every partition of a full fetch; only those with news in an incremental one.
     pub partitions: Vec<FetchedPartition>,
+}
+
+fn is_zero_u32(v: &u32) -> bool {
+    *v == 0
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -803,8 +823,27 @@ impl fmt::Display for Request {
                 if let Some((id, _)) = r.replica {
                     write!(f, " (replica {id})")?;
                 }
+                let s = r.session;
+                if s.is_full() && !s.is_sessionless() {
+                    write!(f, " [new session")?;
+                    if s.session_id != 0 {
+                        write!(f, ", closing {}", s.session_id)?;
+                    }
+                    write!(f, "]")?;
+                } else if !s.is_full() {
+                    write!(f, " [session {}, epoch {}]", s.session_id, s.epoch)?;
+                }
                 for p in &r.partitions {
                     write!(f, " {}@{} e{}", p.partition, p.fetch_offset, p.current_leader_epoch)?;
+                }
+                if !r.forgotten.is_empty() {
+                    write!(f, " forget")?;
+                    for tp in &r.forgotten {
+                        write!(f, " {tp}")?;
+                    }
+                }
+                if !s.is_full() && r.partitions.is_empty() && r.forgotten.is_empty() {
+                    write!(f, " nothing changed")?;
                 }
                 Ok(())
             }
@@ -936,6 +975,15 @@ impl fmt::Display for Response {
             }
             Response::Fetch(r) => {
                 write!(f, "Fetch")?;
+                if !r.error.is_none() {
+                    return write!(f, " {}", r.error);
+                }
+                if r.session_id != 0 {
+                    write!(f, " [session {}]", r.session_id)?;
+                    if r.partitions.is_empty() {
+                        write!(f, " nothing new")?;
+                    }
+                }
                 for p in &r.partitions {
                     let n: usize = p.batches.iter().map(|b| b.records.len()).sum();
                     write!(f, " {}", p.partition)?;
@@ -1106,6 +1154,8 @@ mod tests {
         let body = Request::Fetch(FetchRequest {
             replica: Some((2, 1)),
             max_wait_ms: 500,
+            session: Default::default(),
+            forgotten: Vec::new(),
             partitions,
             isolation_level: IsolationLevel::default(),
         });

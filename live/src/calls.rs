@@ -170,7 +170,12 @@ pub fn plan(api: ApiKey, version: i16, body: &mut Bytes, client_id: &str) -> Res
             let request = ks::FetchRequest {
                 replica: None,
                 max_wait_ms: u64::try_from(r.max_wait_ms).unwrap_or(0),
+                // Real clients fetch outside sessions here: ksim answers with session id 0, which
+                // a client takes as "no session" (a full fetch every time), as from a broker whose
+                // session cache is full.
+                session: ksim_cluster::fetch_session::FetchMetadata::SESSIONLESS,
                 partitions,
+                forgotten: Vec::new(),
                 isolation_level: isolation(r.isolation_level),
             };
             Ok(Plan::Forward { requests: vec![Request::Fetch(request)], assembly: Assembly::Fetch })

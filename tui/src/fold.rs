@@ -963,7 +963,10 @@ impl ClusterView {
                 let m = self.clients.entry(node).or_default().membership.get_or_insert_with(Membership::default);
                 m.poll_interval_exceeded += 1;
             }
-            Note::MemberFailed { .. } | Note::ConfigAdjusted { .. } => {}
+            Note::MemberFailed { .. }
+            | Note::ConfigAdjusted { .. }
+            | Note::FetchSessionEvicted { .. }
+            | Note::FetchSessionRefused { .. } => {}
             // ---- transactions: the coordinator's record, and the producer's side ----
             Note::TxnStateChanged { transactional_id, state, producer_id, producer_epoch, partitions, .. } => {
                 let t = self.transactions.entry(transactional_id.clone()).or_default();

@@ -22,6 +22,7 @@ use super::{Broker, Outstanding};
 use crate::effects::Effects;
 use crate::epoch_cache::{UNDEFINED_EPOCH, UNDEFINED_OFFSET};
 use crate::error::ErrorCode;
+use crate::fetch_session::FetchSessionHandler;
 use crate::log::{Log, TruncateReason};
 use crate::node::NodeId;
 use crate::note::{Note, TxnBatch};
@@ -35,6 +36,8 @@ use std::collections::BTreeMap;
 pub(super) struct Fetcher {
     pub(super) in_flight: Option<u64>,
     pub(super) backoff_until: SimTime,
+    /// The fetch session with this leader (`ReplicaFetcherThread`'s `FetchSessionHandler`).
+    pub(super) session: FetchSessionHandler,
 }
 
 impl Broker {
@@ -47,28 +50,48 @@ impl Broker {
         // epoch to ask about and the current leader epoch), and the ones that fetch.
         type EpochQueries = Vec<(TopicPartition, i32, i32)>;
         let mut by_leader: BTreeMap<BrokerId, (EpochQueries, Vec<FetchPartition>)> = BTreeMap::new();
+        // A leader whose fetcher has a request out or is backing off gets nothing now: its lists
+        // are not built (with many partitions, building them on every step was most of the cost).
+        let busy: std::collections::BTreeSet<BrokerId> = self
+            .fetchers
+            .iter()
+            .filter(|(_, f)| f.in_flight.is_some() || now < f.backoff_until)
+            .map(|(leader, _)| *leader)
+            .collect();
         for (tp, replica) in self.replicas.iter_mut() {
             let Some((leader, phase)) = replica.follower_of() else { continue };
             let entry = by_leader.entry(leader).or_default();
+            let idle = !busy.contains(&leader);
             match phase {
                 FollowerPhase::Truncating => match replica.log.latest_epoch() {
-                    Some(epoch) => entry.0.push((tp.clone(), replica.leader_epoch, epoch)),
+                    Some(epoch) if idle => entry.0.push((tp.clone(), replica.leader_epoch, epoch)),
+                    Some(_) => {}
                     None => {
                         // Nothing written with any epoch: nothing can have diverged.
                         replica.role = Role::Follower { leader: Some(leader), phase: FollowerPhase::Fetching };
-                        entry.1.push(FetchPartition {
-                            partition: tp.clone(),
-                            fetch_offset: replica.log_end_offset(),
-                            current_leader_epoch: replica.leader_epoch,
-                        });
+                        if idle {
+                            entry.1.push(FetchPartition {
+                                partition: tp.clone(),
+                                fetch_offset: replica.log_end_offset(),
+                                current_leader_epoch: replica.leader_epoch,
+                            });
+                        }
                     }
                 },
+                FollowerPhase::Fetching if !idle => {}
                 FollowerPhase::Fetching => entry.1.push(FetchPartition {
                     partition: tp.clone(),
                     fetch_offset: replica.log_end_offset(),
                     current_leader_epoch: replica.leader_epoch,
                 }),
                 FollowerPhase::AwaitingMetadata => {}
+            }
+        }
+        // A fetcher left with no partition of its leader is shut down, its fetch session with it
+        // (`AbstractFetcherManager.shutdownIdleFetcherThreads`): the next one starts afresh.
+        for (leader, fetcher) in self.fetchers.iter_mut() {
+            if !by_leader.contains_key(leader) {
+                fetcher.session = FetchSessionHandler::default();
             }
         }
         for (leader, (queries, fetches)) in by_leader {
@@ -87,10 +110,13 @@ impl Broker {
                 self.request(now, to, Outstanding::EpochQuery { leader, epochs }, body, fx)
             } else {
                 let epochs = fetches.iter().map(|p| (p.partition.clone(), p.current_leader_epoch)).collect();
+                let sent = self.fetchers.entry(leader).or_default().session.build(fetches);
                 let body = Request::Fetch(FetchRequest {
                     replica: Some((self.id, self.broker_epoch)),
                     max_wait_ms: self.config.replica_fetch_wait_max_ms,
-                    partitions: fetches,
+                    session: sent.metadata,
+                    partitions: sent.partitions,
+                    forgotten: sent.forgotten,
                     isolation_level: IsolationLevel::ReadUncommitted,
                 });
                 self.request(now, to, Outstanding::Fetch { leader, epochs }, body, fx)
@@ -190,7 +216,13 @@ impl Broker {
         response: FetchResponse,
         fx: &mut Effects,
     ) {
-        self.fetchers.entry(leader).or_default().in_flight = None;
+        let fetcher = self.fetchers.entry(leader).or_default();
+        fetcher.in_flight = None;
+        fetcher.session.handle_response(response.error, response.session_id);
+        if !response.error.is_none() {
+            // A session error: no partitions; the next fetch is full, sent at once.
+            return;
+        }
         let mut backoff = false;
         for answer in response.partitions {
             let tp = answer.partition.clone();

@@ -21,6 +21,7 @@ use crate::config::Acks;
 use crate::effects::Effects;
 use crate::epoch_cache::{UNDEFINED_EPOCH, UNDEFINED_OFFSET};
 use crate::error::ErrorCode;
+use crate::fetch_session::{FetchContext, SessionChange};
 use crate::node::NodeId;
 use crate::note::{IsrChangeReason, Note, TxnBatch};
 use crate::protocol::*;
@@ -191,15 +192,24 @@ impl Broker {
         request: FetchRequest,
         fx: &mut Effects,
     ) {
+        // `FetchManager.newContext`: an incremental fetch covers every partition of its session.
+        let (context, covered) = self.fetch_sessions.new_context(&request, now.as_ms());
+        if let FetchContext::SessionError(error) = context {
+            // `SessionErrorContext`: answered at once, with no partitions.
+            let body = Response::Fetch(FetchResponse { error, session_id: 0, partitions: Vec::new() });
+            Self::respond(from, correlation_id, body, fx);
+            return;
+        }
+        let request = FetchRequest { partitions: covered, forgotten: Vec::new(), ..request };
         if let Some((follower, _)) = request.replica {
             self.record_follower_fetches(now, follower, &request, fx);
         }
         if request.max_wait_ms == 0 || self.fetch_can_complete(&request) {
-            self.answer_fetch(now, from, correlation_id, &request, fx);
+            self.answer_fetch(now, from, correlation_id, &request, &context, fx);
         } else {
             let id = self.next_id();
             fx.set_timer(Timer::DelayedFetchExpiry(id), now.plus_ms(request.max_wait_ms));
-            self.delayed_fetches.insert(id, DelayedFetch { client: from, correlation_id, request });
+            self.delayed_fetches.insert(id, DelayedFetch { client: from, correlation_id, request, context });
         }
     }
 
@@ -227,6 +237,7 @@ impl Broker {
         to: NodeId,
         correlation_id: u64,
         request: &FetchRequest,
+        context: &FetchContext,
         fx: &mut Effects,
     ) {
         if let Some((follower, _)) = request.replica {
@@ -273,7 +284,29 @@ impl Broker {
             debug_assert!(answer.batches.iter().all(|b| b.base_offset >= 0));
             partitions.push(answer);
         }
-        Self::respond(to, correlation_id, Response::Fetch(FetchResponse { partitions }), fx);
+        // A full fetch may open a session; an incremental one answers only what is new.
+        let mut changes = Vec::new();
+        let privileged = request.replica.is_some();
+        let now_ms = now.as_ms();
+        let body = match self.fetch_sessions.respond(
+            context,
+            privileged,
+            &request.partitions,
+            partitions,
+            now_ms,
+            &mut changes,
+        ) {
+            Ok((session_id, partitions)) => FetchResponse { error: ErrorCode::None, session_id, partitions },
+            Err(error) => FetchResponse { error, session_id: 0, partitions: Vec::new() },
+        };
+        for change in changes {
+            match change {
+                SessionChange::Created { .. } => {}
+                SessionChange::Evicted { id } => fx.note(Note::FetchSessionEvicted { session_id: id, fetcher: to }),
+                SessionChange::NotCreated => fx.note(Note::FetchSessionRefused { fetcher: to }),
+            }
+        }
+        Self::respond(to, correlation_id, Response::Fetch(body), fx);
     }
 
     /// How far a fetch may read: a follower to the log end, a consumer to the high watermark,

@@ -44,6 +44,7 @@ mod tests;
 use crate::config::{BrokerConfig, TopicConfig};
 use crate::effects::{Effects, Input, StateMachine};
 use crate::error::ErrorCode;
+use crate::fetch_session::FetchSessionCache;
 use crate::group::coordinator::{CoordinatorConfig, GroupCoordinator};
 use crate::invariant::debug_check;
 use crate::metadata::MetadataImage;
@@ -127,6 +128,8 @@ pub struct Broker {
     outstanding: BTreeMap<u64, (NodeId, Outstanding)>,
     fetchers: BTreeMap<BrokerId, Fetcher>,
     delayed_fetches: BTreeMap<u64, DelayedFetch>,
+    /// The fetch sessions (KIP-227) of the fetchers this broker leads for.
+    fetch_sessions: FetchSessionCache,
     delayed_produces: BTreeMap<u64, DelayedProduce>,
     delayed_writes: BTreeMap<u64, DelayedWrite>,
     coordinator: GroupCoordinator,
@@ -179,6 +182,7 @@ impl Broker {
             let checkpoint = disk.high_watermark_checkpoints.get(&tp).copied().unwrap_or(0);
             replicas.insert(tp.clone(), Replica::new(tp, log, checkpoint));
         }
+        let fetch_sessions = FetchSessionCache::new(config.max_incremental_fetch_session_cache_slots);
         Broker {
             id,
             config,
@@ -197,6 +201,7 @@ impl Broker {
             outstanding: BTreeMap::new(),
             fetchers: BTreeMap::new(),
             delayed_fetches: BTreeMap::new(),
+            fetch_sessions,
             delayed_produces: BTreeMap::new(),
             delayed_writes: BTreeMap::new(),
             coordinator: GroupCoordinator::new(coordinator_config),
@@ -399,9 +404,13 @@ impl Broker {
                     state.pending_isr = None;
                 }
             }
-            Outstanding::Fetch { leader, .. } | Outstanding::EpochQuery { leader, .. } => {
+            Outstanding::Fetch { leader, .. } => {
+                // `FetchSessionHandler.handleError`: the next fetch closes the session and opens
+                // a new one.
+                self.fetchers.entry(leader).or_default().session.handle_error();
                 self.fetcher_failed(now, leader, fx)
             }
+            Outstanding::EpochQuery { leader, .. } => self.fetcher_failed(now, leader, fx),
             // AddPartitionsToTxnManager: a disconnect or timeout is NETWORK_EXCEPTION, which the
             // producer retries.
             Outstanding::VerifyTxn(id) => self.on_verified(now, id, ErrorCode::NetworkException, fx),
@@ -439,7 +448,7 @@ impl Broker {
             Timer::FetchBackoff(_) => {}
             Timer::DelayedFetchExpiry(id) => {
                 if let Some(d) = self.delayed_fetches.remove(&id) {
-                    self.answer_fetch(now, d.client, d.correlation_id, &d.request, fx);
+                    self.answer_fetch(now, d.client, d.correlation_id, &d.request, &d.context, fx);
                 }
             }
             Timer::DelayedProduceExpiry(id) => {

@@ -16,6 +16,7 @@
 use super::Broker;
 use crate::effects::Effects;
 use crate::error::ErrorCode;
+use crate::fetch_session::FetchContext;
 use crate::group::coordinator::Completion;
 use crate::node::NodeId;
 use crate::protocol::*;
@@ -27,7 +28,9 @@ use crate::topic::TopicPartition;
 pub(super) struct DelayedFetch {
     pub(super) client: NodeId,
     pub(super) correlation_id: u64,
+    /// Every partition the fetch covers (a session's all, for an incremental fetch).
     pub(super) request: FetchRequest,
+    pub(super) context: FetchContext,
 }
 
 #[derive(Clone, Debug)]
@@ -142,7 +145,7 @@ impl Broker {
         for id in ready {
             let d = self.delayed_fetches.remove(&id).expect("present");
             fx.cancel_timer(Timer::DelayedFetchExpiry(id));
-            self.answer_fetch(now, d.client, d.correlation_id, &d.request, fx);
+            self.answer_fetch(now, d.client, d.correlation_id, &d.request, &d.context, fx);
         }
     }
 

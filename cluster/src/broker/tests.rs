@@ -553,6 +553,8 @@ fn fetch(
     let body = Request::Fetch(FetchRequest {
         replica: None,
         max_wait_ms: 0,
+        session: Default::default(),
+        forgotten: Vec::new(),
         partitions: vec![FetchPartition { partition: tp(), fetch_offset: 0, current_leader_epoch: -1 }],
         isolation_level: level,
     });

@@ -222,6 +222,13 @@ pub const VALUE_RULES: &[ValueRule] = &[
     ),
     rule(
         Broker,
+        &["max.incremental.fetch.session.cache.slots"],
+        Int,
+        AtLeast(0),
+        "ServerConfigs: max.incremental.fetch.session.cache.slots, atLeast(0)",
+    ),
+    rule(
+        Broker,
         &["replica.fetch.backoff.ms"],
         Int,
         AtLeast(0),

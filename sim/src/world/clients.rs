@@ -420,8 +420,9 @@ impl World {
     }
 
     /// The consumer's `currentLag` of a partition ([`ksim_cluster::consumer::Consumer::current_lag`]).
-    pub fn consumer_current_lag(&self, node: NodeId, k: usize, tp: &TopicPartition) -> Option<i64> {
-        self.consumer_engine(node, k)?.current_lag(tp)
+    /// When the end is unknown, the consumer asks for it in the background, as Kafka's does.
+    pub fn consumer_current_lag(&mut self, node: NodeId, k: usize, tp: &TopicPartition) -> Option<i64> {
+        self.with_consumer(node, k, |c, now, fx| c.current_lag_or_ask(tp, now, fx)).flatten()
     }
 
     /// The partitions revoked that the application's listener has not handled yet.
