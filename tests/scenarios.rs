@@ -64,6 +64,7 @@ scenario_tests! {
     consumer_closes => "consumer-closes",
     consumer_dies => "consumer-dies",
     consumer_detects_truncation => "consumer-detects-truncation",
+    fetch_session_cache_full => "fetch-session-cache-full",
     consumer_joins => "consumer-joins",
     controller_down_no_failover => "controller-down-no-failover",
     controller_failover => "controller-failover",

@@ -16,6 +16,7 @@
 //! cache shards of `max.incremental.fetch.session.cache.slots / 8` each.
 
 use crate::error::ErrorCode;
+use crate::node::NodeId;
 use crate::protocol::{FetchPartition, FetchRequest, FetchedPartition};
 use crate::topic::TopicPartition;
 use serde::{Deserialize, Serialize};
@@ -166,6 +167,8 @@ struct FetchSession {
     id: u32,
     /// Opened by a follower: evicts consumers' sessions (`FetchSession.privileged`).
     privileged: bool,
+    /// The fetcher that opened it (for the trace).
+    owner: NodeId,
     partitions: BTreeMap<TopicPartition, CachedPartition>,
     created_ms: u64,
     last_used_ms: u64,
@@ -220,6 +223,7 @@ pub enum SessionChange {
     },
     Evicted {
         id: u32,
+        owner: NodeId,
     },
     /// The cache was full and nothing could be evicted: the fetcher stays sessionless.
     NotCreated,
@@ -310,6 +314,7 @@ impl FetchSessionCache {
         &mut self,
         context: &FetchContext,
         privileged: bool,
+        owner: NodeId,
         covered: &[FetchPartition],
         answers: Vec<FetchedPartition>,
         now_ms: u64,
@@ -337,7 +342,7 @@ impl FetchSessionCache {
                         c.remember(a);
                     }
                 }
-                let id = self.maybe_create(privileged, cached, now_ms, changes);
+                let id = self.maybe_create(privileged, owner, cached, now_ms, changes);
                 Ok((id, answers))
             }
             FetchContext::Incremental { id, epoch } => {
@@ -366,6 +371,7 @@ impl FetchSessionCache {
     fn maybe_create(
         &mut self,
         privileged: bool,
+        owner: NodeId,
         partitions: BTreeMap<TopicPartition, CachedPartition>,
         now_ms: u64,
         changes: &mut Vec<SessionChange>,
@@ -378,9 +384,9 @@ impl FetchSessionCache {
         if shard.sessions.len() >= slots {
             match Self::evictable(shard, privileged, size, now_ms) {
                 Some(victim) => {
-                    shard.sessions.remove(&victim);
+                    let evicted = shard.sessions.remove(&victim).expect("chosen from the shard");
                     self.evictions += 1;
-                    changes.push(SessionChange::Evicted { id: victim });
+                    changes.push(SessionChange::Evicted { id: victim, owner: evicted.owner });
                 }
                 None => {
                     changes.push(SessionChange::NotCreated);
@@ -399,7 +405,7 @@ impl FetchSessionCache {
         };
         shard.sessions.insert(
             id,
-            FetchSession { id, privileged, partitions, created_ms: now_ms, last_used_ms: now_ms, epoch: 1 },
+            FetchSession { id, privileged, owner, partitions, created_ms: now_ms, last_used_ms: now_ms, epoch: 1 },
         );
         changes.push(SessionChange::Created { id, partitions: size });
         id
@@ -493,7 +499,7 @@ mod tests {
         let sent = client.build(wanted);
         let (context, covered) = cache.new_context(&request(&sent), now);
         let answers = covered.iter().map(|p| answer(p.partition.partition, hw(p.partition.partition))).collect();
-        let result = cache.respond(&context, false, &covered, answers, now, &mut Vec::new());
+        let result = cache.respond(&context, false, NodeId::Client(0), &covered, answers, now, &mut Vec::new());
         match &result {
             Ok((id, _)) => client.handle_response(ErrorCode::None, *id),
             Err(e) => client.handle_response(*e, NO_SESSION),
@@ -575,21 +581,25 @@ mod tests {
         };
         for now in 0..8 {
             let (context, covered) = cache.new_context(&full, now);
-            cache.respond(&context, false, &covered, vec![answer(0, 0)], now, &mut changes).unwrap();
+            cache.respond(&context, false, NodeId::Client(0), &covered, vec![answer(0, 0)], now, &mut changes).unwrap();
         }
         assert_eq!(cache.len(), 8);
         let (context, covered) = cache.new_context(&full, 10);
-        let (id, _) = cache.respond(&context, false, &covered, vec![answer(0, 0)], 10, &mut changes).unwrap();
+        let (id, _) =
+            cache.respond(&context, false, NodeId::Client(0), &covered, vec![answer(0, 0)], 10, &mut changes).unwrap();
         assert_eq!(id, NO_SESSION, "every session is young and as large: no room");
         assert_eq!(changes.last(), Some(&SessionChange::NotCreated));
 
         // A follower's session evicts a consumer's at once.
-        let (id, _) = cache.respond(&context, true, &covered, vec![answer(0, 0)], 11, &mut changes).unwrap();
+        let (id, _) =
+            cache.respond(&context, true, NodeId::Client(0), &covered, vec![answer(0, 0)], 11, &mut changes).unwrap();
         assert_ne!(id, NO_SESSION);
         assert!(matches!(changes[changes.len() - 2], SessionChange::Evicted { .. }));
 
         // Past the eviction time every unused session is stale.
-        let (id, _) = cache.respond(&context, false, &covered, vec![answer(0, 0)], 200_000, &mut changes).unwrap();
+        let (id, _) = cache
+            .respond(&context, false, NodeId::Client(0), &covered, vec![answer(0, 0)], 200_000, &mut changes)
+            .unwrap();
         assert_ne!(id, NO_SESSION);
         assert_eq!(cache.evictions(), 2);
     }

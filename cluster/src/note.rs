@@ -175,6 +175,8 @@ pub enum Note {
     /// FETCH_SESSION_ID_NOT_FOUND.
     FetchSessionEvicted {
         session_id: u32,
+        /// The fetcher whose session it was.
+        owner: crate::node::NodeId,
         fetcher: crate::node::NodeId,
     },
     /// The fetch session cache had no free slot and nothing it could evict: `fetcher` keeps
@@ -657,9 +659,9 @@ impl fmt::Display for Note {
             LogStartMoved { partition, log_start_offset } => {
                 write!(f, "{partition}: retention deleted old segments; log start offset -> {log_start_offset}")
             }
-            FetchSessionEvicted { session_id, fetcher } => write!(
+            FetchSessionEvicted { session_id, owner, fetcher } => write!(
                 f,
-                "fetch session cache full: evicted session {session_id} to open one for {fetcher} \
+                "fetch session cache full: evicted {owner}'s session {session_id} to open one for {fetcher} \
                  (max.incremental.fetch.session.cache.slots)"
             ),
             FetchSessionRefused { fetcher } => write!(

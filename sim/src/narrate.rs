@@ -57,6 +57,17 @@ pub fn describe(trace: &Trace, event: &Event, detail: Detail) -> Option<String> 
             }
             format!("timer: {timer}")
         }
+        // The fetcher by its scenario name (the broker knows only its node).
+        EventKind::Note(Note::FetchSessionEvicted { session_id, owner, fetcher }) => format!(
+            "fetch session cache full (max.incremental.fetch.session.cache.slots): evicted {}'s session \
+             {session_id} to open one for {}",
+            trace.node_name(*owner),
+            trace.node_name(*fetcher)
+        ),
+        EventKind::Note(Note::FetchSessionRefused { fetcher }) => format!(
+            "fetch session cache full and nothing it may evict: {} fetches without a session",
+            trace.node_name(*fetcher)
+        ),
         EventKind::Note(note) => {
             if !full && hidden_in_story(event.actor, note) {
                 return None;
@@ -181,6 +192,7 @@ impl Narrator {
                     EventKind::Drop { .. }
                         | EventKind::ConnectionClosed { .. }
                         | EventKind::Note(Note::ProduceRetry { .. })
+                        | EventKind::Note(Note::FetchSessionRefused { .. })
                 )
             {
                 let key = (event.actor, strip_ids(&line));

@@ -226,7 +226,11 @@ impl Broker {
             }
             let replica = self.replicas.get_mut(&p.partition).expect("validated");
             replica.record_follower_fetch(follower, p.fetch_offset, now.as_ms());
-            self.maybe_expand_isr(now, &p.partition, follower, fx);
+            // The cheap part of `maybe_expand_isr` first: a follower already in the ISR (nearly
+            // always) needs nothing more.
+            if replica.may_join_isr(follower) {
+                self.maybe_expand_isr(now, &p.partition, follower, fx);
+            }
             self.maybe_advance_hw(now, &p.partition, fx);
         }
     }
@@ -291,6 +295,7 @@ impl Broker {
         let body = match self.fetch_sessions.respond(
             context,
             privileged,
+            to,
             &request.partitions,
             partitions,
             now_ms,
@@ -302,7 +307,9 @@ impl Broker {
         for change in changes {
             match change {
                 SessionChange::Created { .. } => {}
-                SessionChange::Evicted { id } => fx.note(Note::FetchSessionEvicted { session_id: id, fetcher: to }),
+                SessionChange::Evicted { id, owner } => {
+                    fx.note(Note::FetchSessionEvicted { session_id: id, owner, fetcher: to })
+                }
                 SessionChange::NotCreated => fx.note(Note::FetchSessionRefused { fetcher: to }),
             }
         }
@@ -383,12 +390,20 @@ impl Broker {
         // Strict min ISR (KAFKA-15583, 3.7+): `Partition.maybeIncrementLeaderHW` returns early
         // while `isUnderMinIsr`, so nothing becomes committed, or visible to consumers, while
         // fewer than `min.insync.replicas` replicas are in sync. acks=1 writes still append.
-        let min_isr = self.config.kafka_version.strict_min_isr().then(|| self.effective_min_isr(tp));
+        // The effective minimum is capped by the replication factor: a full ISR never needs the
+        // topic's config looked up (the common case, on every partition of every fetch).
+        let under_min_isr = |broker: &Self, replica: &Replica| {
+            broker.config.kafka_version.strict_min_isr()
+                && replica.isr.len() < replica.replicas.len()
+                && replica.isr.len() < broker.effective_min_isr(tp)
+        };
+        match self.replicas.get(tp) {
+            Some(replica) if under_min_isr(self, replica) => return,
+            Some(_) => {}
+            None => return,
+        }
         let image = &self.image;
         let Some(replica) = self.replicas.get_mut(tp) else { return };
-        if min_isr.is_some_and(|min_isr| replica.isr.len() < min_isr) {
-            return;
-        }
         if let Some(hw) = replica.maybe_advance_high_watermark(now.as_ms(), lag_max, |id| image.is_unfenced(id)) {
             fx.note(Note::HighWatermark { partition: tp.clone(), high_watermark: hw, on_leader: true });
             self.try_complete_delayed_produces(tp, fx);

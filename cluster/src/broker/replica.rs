@@ -191,10 +191,10 @@ impl Replica {
 
     /// The ISR the high watermark is computed over: the committed ISR, widened by a pending
     /// expansion (Kafka's `maximalIsr`).
-    pub fn maximal_isr(&self) -> Vec<BrokerId> {
+    pub fn maximal_isr(&self) -> &[BrokerId] {
         match self.leader_state().and_then(|s| s.pending_isr.as_ref()) {
-            Some(PendingIsr::Expand(isr)) => isr.clone(),
-            _ => self.isr.clone(),
+            Some(PendingIsr::Expand(isr)) => isr,
+            _ => &self.isr,
         }
     }
 
@@ -464,7 +464,7 @@ mod tests {
         if let Role::Leader(state) = &mut r.role {
             state.pending_isr = Some(PendingIsr::Expand(vec![1, 2, 3]));
         }
-        assert_eq!(r.maximal_isr(), vec![1, 2, 3]);
+        assert_eq!(r.maximal_isr(), [1, 2, 3]);
         assert_eq!(r.maybe_advance_high_watermark(100, LAG_MS, |_| false), Some(4), "follower 3 counts already");
     }
 

@@ -71,6 +71,8 @@ pub fn matches(happening: &Happening, event: &Event, _clients: &[String]) -> boo
         (Happening::TruncationDetected(p), Note::TruncationDetected { .. }) => on(p),
         (Happening::Fenced(id), Note::BrokerFenced { broker, .. }) => broker == id,
         (Happening::ControllerActivated, Note::ControllerActivated { .. }) => true,
+        (Happening::FetchSessionEvicted, Note::FetchSessionEvicted { .. }) => true,
+        (Happening::FetchSessionRefused, Note::FetchSessionRefused { .. }) => true,
         (Happening::CheckQuorumResigned, Note::Quorum(RaftEvent::Resigned { check_quorum: true, .. })) => true,
         (Happening::QuorumElection, Note::Quorum(RaftEvent::Transition { role: RoleName::Candidate, .. })) => true,
         (Happening::ProduceError(name), Note::ProduceRetry { error, .. } | Note::ProduceFailed { error, .. }) => {

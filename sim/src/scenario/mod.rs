@@ -653,6 +653,10 @@ pub enum Happening {
     CheckQuorumResigned,
     /// A quorum member started a real election: it bumped the epoch and asked for votes.
     QuorumElection,
+    /// A broker's fetch session cache was full and evicted a session to make room (KIP-227).
+    FetchSessionEvicted,
+    /// A broker's fetch session cache was full and could evict nothing: a fetcher goes without.
+    FetchSessionRefused,
     /// A produce response carried this error (Kafka's name: `"NOT_ENOUGH_REPLICAS"`).
     ProduceError(String),
     /// The producer gave up on a record.

@@ -1142,7 +1142,9 @@ impl Scenario {
             | Happening::CountedTwice
             | Happening::SinkRewrote
             | Happening::SourceRecordDuplicated
-            | Happening::EffectNotExactlyOnce => Ok(()),
+            | Happening::EffectNotExactlyOnce
+            | Happening::FetchSessionEvicted
+            | Happening::FetchSessionRefused => Ok(()),
             Happening::ConnectTaskStarted(_)
             | Happening::ConnectTaskFailed(_)
             | Happening::DeadLettered(_)
