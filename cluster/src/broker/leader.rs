@@ -39,10 +39,15 @@ impl Broker {
         current_leader_epoch: i32,
     ) -> Result<&Replica, ErrorCode> {
         let replica = self.replicas.get(tp).ok_or(ErrorCode::NotLeaderOrFollower)?;
+        Self::check_leader(replica, current_leader_epoch)?;
+        Ok(replica)
+    }
+
+    /// The replica leads, in the epoch the fetcher names (KIP-320: -1 is not checked).
+    fn check_leader(replica: &Replica, current_leader_epoch: i32) -> Result<(), ErrorCode> {
         if !replica.is_leader() {
             return Err(ErrorCode::NotLeaderOrFollower);
         }
-        // KIP-320: the fetcher's epoch must be ours (-1: not checked).
         if current_leader_epoch >= 0 {
             if current_leader_epoch < replica.leader_epoch {
                 return Err(ErrorCode::FencedLeaderEpoch);
@@ -51,11 +56,17 @@ impl Broker {
                 return Err(ErrorCode::UnknownLeaderEpoch);
             }
         }
-        Ok(replica)
+        Ok(())
     }
 
     pub(super) fn validate_fetch(&self, request: &FetchRequest, p: &FetchPartition) -> Result<&Replica, ErrorCode> {
-        let replica = self.validate_leader(&p.partition, p.current_leader_epoch)?;
+        let replica = self.replicas.get(&p.partition).ok_or(ErrorCode::NotLeaderOrFollower)?;
+        Self::check_fetch(replica, request, p)?;
+        Ok(replica)
+    }
+
+    fn check_fetch(replica: &Replica, request: &FetchRequest, p: &FetchPartition) -> Result<(), ErrorCode> {
+        Self::check_leader(replica, p.current_leader_epoch)?;
         if p.fetch_offset < replica.log.log_start_offset() || p.fetch_offset > replica.log_end_offset() {
             return Err(ErrorCode::OffsetOutOfRange);
         }
@@ -64,7 +75,7 @@ impl Broker {
                 return Err(ErrorCode::NotLeaderOrFollower);
             }
         }
-        Ok(replica)
+        Ok(())
     }
 
     pub(super) fn on_produce(
@@ -221,10 +232,10 @@ impl Broker {
         fx: &mut Effects,
     ) {
         for p in &request.partitions {
-            if self.validate_fetch(request, p).is_err() {
+            let Some(replica) = self.replicas.get_mut(&p.partition) else { continue };
+            if Self::check_fetch(replica, request, p).is_err() {
                 continue;
             }
-            let replica = self.replicas.get_mut(&p.partition).expect("validated");
             replica.record_follower_fetch(follower, p.fetch_offset, now.as_ms());
             // The cheap part of `maybe_expand_isr` first: a follower already in the ISR (nearly
             // always) needs nothing more.
@@ -390,20 +401,23 @@ impl Broker {
         // Strict min ISR (KAFKA-15583, 3.7+): `Partition.maybeIncrementLeaderHW` returns early
         // while `isUnderMinIsr`, so nothing becomes committed, or visible to consumers, while
         // fewer than `min.insync.replicas` replicas are in sync. acks=1 writes still append.
-        // The effective minimum is capped by the replication factor: a full ISR never needs the
-        // topic's config looked up (the common case, on every partition of every fetch).
-        let under_min_isr = |broker: &Self, replica: &Replica| {
-            broker.config.kafka_version.strict_min_isr()
-                && replica.isr.len() < replica.replicas.len()
-                && replica.isr.len() < broker.effective_min_isr(tp)
-        };
-        match self.replicas.get(tp) {
-            Some(replica) if under_min_isr(self, replica) => return,
-            Some(_) => {}
-            None => return,
-        }
-        let image = &self.image;
+        let (config, image) = (&self.config, &self.image);
         let Some(replica) = self.replicas.get_mut(tp) else { return };
+        // The high watermark never passes the log end: at the log end there is nothing to do
+        // (the common case, on every partition of every fetch).
+        if replica.high_watermark >= replica.log_end_offset() {
+            return;
+        }
+        // The effective minimum is capped by the replication factor, so a full ISR needs no look
+        // at the topic's config.
+        if config.kafka_version.strict_min_isr() && replica.isr.len() < replica.replicas.len() {
+            let min_insync = image
+                .topic_config(&tp.topic)
+                .map_or(config.topic_defaults.min_insync_replicas, |c| c.min_insync_replicas);
+            if replica.isr.len() < config.effective_min_isr(min_insync, replica.replicas.len()) {
+                return;
+            }
+        }
         if let Some(hw) = replica.maybe_advance_high_watermark(now.as_ms(), lag_max, |id| image.is_unfenced(id)) {
             fx.note(Note::HighWatermark { partition: tp.clone(), high_watermark: hw, on_leader: true });
             self.try_complete_delayed_produces(tp, fx);
