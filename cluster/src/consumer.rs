@@ -195,6 +195,10 @@ enum Outstanding {
         partitions: Vec<TopicPartition>,
         for_lag: bool,
     },
+    /// A closing consumer's fetch that closes its session with the broker.
+    CloseSession {
+        broker: BrokerId,
+    },
     /// OffsetsForLeaderEpoch, with the position each partition asked about: the answer counts only
     /// for a partition whose position is still that one.
     Validate {
@@ -310,6 +314,8 @@ struct Closing {
     deadline: SimTime,
     /// The partitions were given up and LeaveGroup sent (if dynamic).
     left: bool,
+    /// The fetch sessions were closed (`Fetcher.close`), after the group was left.
+    sessions_closed: bool,
     done: bool,
 }
 
@@ -583,7 +589,7 @@ impl Consumer {
             return;
         }
         let deadline = now.plus_ms(CLOSE_TIMEOUT_MS);
-        self.closing = Some(Closing { deadline, left: false, done: false });
+        self.closing = Some(Closing { deadline, left: false, sessions_closed: false, done: false });
         fx.set_timer(Timer::ConsumerCloseTimeout, deadline);
         // ConsumerCoordinator.close -> maybeAutoCommitOffsetsSync.
         let in_group = self.member.as_ref().is_some_and(|m| m.phase == crate::group::member::Phase::Stable);
@@ -592,6 +598,32 @@ impl Consumer {
         }
         self.track_connections(now, fx);
         self.advance_close(now, fx);
+    }
+
+    /// `Fetcher.close`: each broker the consumer has a fetch session with gets a fetch with no
+    /// partitions, the session's id and the final epoch, so the broker frees the session's slot
+    /// at once (`AbstractFetch.prepareCloseFetchSessionRequests`). A broker the consumer cannot
+    /// reach now is skipped; its session idles out of the cache.
+    fn close_fetch_sessions(&mut self, now: SimTime, fx: &mut Effects) {
+        let brokers: Vec<BrokerId> = self.fetch_sessions.keys().copied().collect();
+        for broker in brokers {
+            if self.metadata.blackout_until(broker, now).is_some() {
+                continue;
+            }
+            let Some(session) = self.fetch_sessions.get_mut(&broker).and_then(|h| h.close()) else { continue };
+            let id = self.next_correlation();
+            self.outstanding.insert(id, Outstanding::CloseSession { broker });
+            fx.set_timer(Timer::RequestTimeout(id), now.plus_ms(self.config.request_timeout_ms));
+            let body = Request::Fetch(FetchRequest {
+                replica: None,
+                max_wait_ms: self.config.fetch_max_wait_ms,
+                session,
+                partitions: Vec::new(),
+                forgotten: Vec::new(),
+                isolation_level: self.config.isolation_level,
+            });
+            fx.send(NodeId::Broker(broker), Message::Request { correlation_id: id, body });
+        }
     }
 
     /// Requests just sent to a broker with no connection start its setup timer.
@@ -618,7 +650,12 @@ impl Consumer {
             }
         }
         let waiting = self.member.as_ref().is_some_and(|m| m.requests_in_flight());
-        if closing.left && (timed_out || !waiting) {
+        if closing.left && !closing.sessions_closed && !timed_out && !waiting {
+            closing.sessions_closed = true;
+            self.close_fetch_sessions(now, fx);
+        }
+        let closing_sessions = self.outstanding.values().any(|o| matches!(o, Outstanding::CloseSession { .. }));
+        if closing.left && (timed_out || (closing.sessions_closed && !closing_sessions)) {
             closing.done = true;
             fx.cancel_timer(Timer::ConsumerCloseTimeout);
             fx.exit();
@@ -822,7 +859,7 @@ impl Consumer {
         let lag = self.current_lag(tp);
         if lag.is_none() {
             if let Some(state) = self.assignment.get_mut(tp) {
-                if state.fetched_end.is_none() && state.position.is_some() && !state.lag_end_wanted {
+                if state.fetched_end.is_none() && !state.lag_end_wanted {
                     state.lag_end_wanted = true;
                     self.drive(now, fx);
                 }
@@ -931,7 +968,7 @@ impl Consumer {
             Outstanding::Fetch { offsets, .. } => offsets.contains_key(tp),
             Outstanding::ListOffsets { partitions, .. } => partitions.contains(tp),
             Outstanding::Validate { positions, .. } => positions.contains_key(tp),
-            Outstanding::EndOffsets { .. } => false,
+            Outstanding::EndOffsets { .. } | Outstanding::CloseSession { .. } => false,
         })
     }
 
@@ -1070,8 +1107,10 @@ impl Consumer {
             });
             fx.send(NodeId::Broker(broker), Message::Request { correlation_id: id, body });
         }
+        // A consumer that closed its fetch sessions fetches no more.
+        let sessions_closed = self.closing.is_some_and(|c| c.sessions_closed);
         for (broker, partitions) in fetches {
-            if self.broker_busy(broker) {
+            if self.broker_busy(broker) || sessions_closed {
                 continue;
             }
             let id = self.next_correlation();
@@ -1380,6 +1419,7 @@ impl Consumer {
             Outstanding::Validate { positions, .. } => positions.into_keys().collect(),
             // Still wanted: asked again after the backoff.
             Outstanding::EndOffsets { partitions, .. } => partitions,
+            Outstanding::CloseSession { .. } => Vec::new(),
         };
         for tp in partitions {
             self.back_off(now, &tp, true);
@@ -1433,7 +1473,8 @@ impl StateMachine for Consumer {
                             let Some(state) = self.assignment.get_mut(&tp) else { continue };
                             if error.is_none() && state.lag_end_wanted {
                                 state.lag_end_wanted = false;
-                                state.fetched_end.get_or_insert(offset);
+                                // `OffsetFetcherUtils.updateSubscriptionState`.
+                                state.fetched_end = Some(offset);
                             } else if !error.is_none() {
                                 self.back_off(now, &tp, true);
                             }
@@ -1493,6 +1534,7 @@ impl StateMachine for Consumer {
                         Outstanding::Fetch { broker, .. }
                         | Outstanding::ListOffsets { broker, .. }
                         | Outstanding::EndOffsets { broker, .. }
+                        | Outstanding::CloseSession { broker }
                         | Outstanding::Validate { broker, .. } => NodeId::Broker(*broker) == peer,
                     })
                     .map(|(id, _)| *id)

@@ -130,9 +130,12 @@ impl FetchSessionHandler {
         self.next = Some(if error == ErrorCode::FetchSessionIdNotFound {
             FetchMetadata::INITIAL
         } else if !error.is_none() {
-            FetchMetadata { session_id: sent.session_id, epoch: INITIAL_EPOCH }
-        } else if sent.is_full() && session_id == NO_SESSION {
-            // The leader kept no session (its cache is full): every fetch stays full.
+            // `nextCloseExisting`: a full fetch that closes the session and opens none; the
+            // sessionless answer then sends the fetcher to `INITIAL`.
+            FetchMetadata { session_id: sent.session_id, epoch: FINAL_EPOCH }
+        } else if session_id == NO_SESSION {
+            // The leader kept no session (its cache is full), or closed one that emptied: the
+            // next fetch is full and asks for a new one.
             FetchMetadata::INITIAL
         } else if sent.is_full() {
             FetchMetadata { session_id, epoch: 1 }
@@ -142,10 +145,23 @@ impl FetchSessionHandler {
     }
 
     /// `FetchSessionHandler.handleError`: the request failed (a timeout, a lost connection). The
-    /// next fetch is full, closing the old session and opening a new one.
+    /// next fetch is full, closing the old session and opening a new one
+    /// (`nextCloseExistingAttemptNew`).
     pub fn handle_error(&mut self) {
         let sent = self.next();
         self.next = Some(FetchMetadata { session_id: sent.session_id, epoch: INITIAL_EPOCH });
+    }
+
+    /// `notifyClose`, as a closing consumer does (`AbstractFetch.prepareCloseFetchSessionRequests`):
+    /// the metadata of a fetch with no partitions that closes the session, if there is one.
+    pub fn close(&mut self) -> Option<FetchMetadata> {
+        let sent = self.next();
+        if sent.session_id == NO_SESSION {
+            return None;
+        }
+        self.partitions.clear();
+        self.next = Some(FetchMetadata::INITIAL);
+        Some(FetchMetadata { session_id: sent.session_id, epoch: FINAL_EPOCH })
     }
 }
 
@@ -159,11 +175,11 @@ struct CachedPartition {
     /// -1 until answered, and after an error, so the next answer always goes out.
     high_watermark: i64,
     log_start_offset: i64,
-    last_stable_offset: Option<i64>,
 }
 
-#[derive(Clone, Debug)]
-struct FetchSession {
+/// One fetch session, as the leader keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FetchSession {
     id: u32,
     /// Opened by a follower: evicts consumers' sessions (`FetchSession.privileged`).
     privileged: bool,
@@ -174,12 +190,39 @@ struct FetchSession {
     last_used_ms: u64,
     /// The epoch the next request must name.
     epoch: i32,
+    /// Whether a newcomer may evict it for its size: decided when the session was last used, as
+    /// `FetchSessionCacheShard.touch` files it (`evictableByAll` once older than the eviction
+    /// time; `evictableByPrivileged` a consumer's session always, a follower's once old).
+    by_all: bool,
+    by_privileged: bool,
 }
 
 impl FetchSession {
     /// `EvictableKey` (privileged, size, id): the smallest is evicted first.
     fn evictable_key(&self) -> (bool, usize, u32) {
         (self.privileged, self.partitions.len(), self.id)
+    }
+
+    /// `FetchSessionCacheShard.touch`.
+    fn touch(&mut self, now_ms: u64) {
+        self.last_used_ms = now_ms;
+        let old = now_ms.saturating_sub(self.created_ms) > EVICTION_MS;
+        self.by_all = old;
+        self.by_privileged = !self.privileged || old;
+    }
+
+    /// Keep the partitions with news, and remember what they told
+    /// (`IncrementalFetchContext.updateAndGenerateResponseData`).
+    fn answer_incremental(&mut self, answers: Vec<FetchedPartition>) -> Vec<FetchedPartition> {
+        let mut kept = Vec::new();
+        for a in answers {
+            let Some(c) = self.partitions.get_mut(&a.partition) else { continue };
+            if c.must_respond(&a) {
+                c.remember(&a);
+                kept.push(a);
+            }
+        }
+        kept
     }
 }
 
@@ -189,6 +232,13 @@ struct Shard {
     next_id: u32,
 }
 
+/// Who sent a fetch: the node, and whether it is a follower (whose sessions are privileged).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fetcher {
+    pub node: NodeId,
+    pub privileged: bool,
+}
+
 /// How the leader reads one fetch (`FetchContext`).
 #[derive(Clone, Debug, PartialEq)]
 pub enum FetchContext {
@@ -196,10 +246,15 @@ pub enum FetchContext {
     SessionError(ErrorCode),
     /// A full fetch that wants no session (epoch -1).
     Sessionless,
-    /// A full fetch: the answer holds every partition, and opens a session if the cache has room.
-    Full,
+    /// A full fetch: the answer holds every partition, and opens a session in cache shard
+    /// `shard` if it has room.
+    Full { shard: usize },
     /// An incremental fetch in session `id`: the answer holds only partitions with news.
     Incremental { id: u32, epoch: i32 },
+    /// An incremental fetch that waited in purgatory while its session was evicted. Kafka's
+    /// context holds the session itself, so the answer goes out as if nothing happened; the
+    /// fetcher's next fetch finds the session gone.
+    Evicted(Box<FetchSession>),
 }
 
 /// A broker's fetch session cache (`FetchSessionCache` over `FetchSessionCacheShard`s). Process
@@ -208,8 +263,8 @@ pub enum FetchContext {
 pub struct FetchSessionCache {
     shards: Vec<Shard>,
     slots_per_shard: usize,
-    /// Kafka picks a shard at random for a new session; ksim takes them in turn, so that the
-    /// broker's random stream (its Raft timeouts) is not drawn from.
+    /// Each full fetch takes the next shard in turn (`FetchSessionCache.getNextCacheShard`,
+    /// KAFKA-9401, 3.8+).
     next_shard: usize,
     evictions: u64,
 }
@@ -224,6 +279,8 @@ pub enum SessionChange {
     Evicted {
         id: u32,
         owner: NodeId,
+        /// The session as it was: a fetch of it waiting in purgatory is still answered from it.
+        session: Box<FetchSession>,
     },
     /// The cache was full and nothing could be evicted: the fetcher stays sessionless.
     NotCreated,
@@ -270,7 +327,13 @@ impl FetchSessionCache {
             if meta.session_id != NO_SESSION {
                 self.remove(meta.session_id);
             }
-            let context = if meta.epoch == FINAL_EPOCH { FetchContext::Sessionless } else { FetchContext::Full };
+            let context = if meta.epoch == FINAL_EPOCH {
+                FetchContext::Sessionless
+            } else {
+                let shard = self.next_shard;
+                self.next_shard = (self.next_shard + 1) % self.shards.len();
+                FetchContext::Full { shard }
+            };
             return (context, request.partitions.clone());
         }
         let Some(session) = self.session_mut(meta.session_id) else {
@@ -285,7 +348,6 @@ impl FetchSessionCache {
                 current_leader_epoch: p.current_leader_epoch,
                 high_watermark: -1,
                 log_start_offset: -1,
-                last_stable_offset: None,
             });
             cached.fetch_offset = p.fetch_offset;
             cached.current_leader_epoch = p.current_leader_epoch;
@@ -293,8 +355,14 @@ impl FetchSessionCache {
         for tp in &request.forgotten {
             session.partitions.remove(tp);
         }
+        if session.partitions.is_empty() {
+            // `FetchManager.newContext`: a session left with nothing is closed, and the fetch
+            // answered without one.
+            self.remove(meta.session_id);
+            return (FetchContext::Sessionless, Vec::new());
+        }
         session.epoch = FetchMetadata::next_epoch(session.epoch);
-        session.last_used_ms = now_ms;
+        session.touch(now_ms);
         let partitions = session
             .partitions
             .iter()
@@ -313,8 +381,7 @@ impl FetchSessionCache {
     pub fn respond(
         &mut self,
         context: &FetchContext,
-        privileged: bool,
-        owner: NodeId,
+        fetcher: Fetcher,
         covered: &[FetchPartition],
         answers: Vec<FetchedPartition>,
         now_ms: u64,
@@ -323,7 +390,7 @@ impl FetchSessionCache {
         match context {
             FetchContext::SessionError(error) => Err(*error),
             FetchContext::Sessionless => Ok((NO_SESSION, answers)),
-            FetchContext::Full => {
+            FetchContext::Full { shard } => {
                 let mut cached: BTreeMap<TopicPartition, CachedPartition> = covered
                     .iter()
                     .map(|p| {
@@ -332,7 +399,6 @@ impl FetchSessionCache {
                             current_leader_epoch: p.current_leader_epoch,
                             high_watermark: -1,
                             log_start_offset: -1,
-                            last_stable_offset: None,
                         };
                         (p.partition.clone(), c)
                     })
@@ -342,7 +408,7 @@ impl FetchSessionCache {
                         c.remember(a);
                     }
                 }
-                let id = self.maybe_create(privileged, owner, cached, now_ms, changes);
+                let id = self.maybe_create(*shard, fetcher.privileged, fetcher.node, cached, now_ms, changes);
                 Ok((id, answers))
             }
             FetchContext::Incremental { id, epoch } => {
@@ -353,16 +419,11 @@ impl FetchSessionCache {
                 if session.epoch != *epoch {
                     return Err(ErrorCode::InvalidFetchSessionEpoch);
                 }
-                let mut kept = Vec::new();
-                for a in answers {
-                    let Some(c) = session.partitions.get_mut(&a.partition) else { continue };
-                    if c.must_respond(&a) {
-                        c.remember(&a);
-                        kept.push(a);
-                    }
-                }
-                session.last_used_ms = now_ms;
-                Ok((*id, kept))
+                Ok((*id, session.answer_incremental(answers)))
+            }
+            FetchContext::Evicted(session) => {
+                let mut session = session.as_ref().clone();
+                Ok((session.id, session.answer_incremental(answers)))
             }
         }
     }
@@ -370,14 +431,13 @@ impl FetchSessionCache {
     /// `FetchSessionCacheShard.maybeCreateSession`: a session if the shard has room or can evict.
     fn maybe_create(
         &mut self,
+        k: usize,
         privileged: bool,
         owner: NodeId,
         partitions: BTreeMap<TopicPartition, CachedPartition>,
         now_ms: u64,
         changes: &mut Vec<SessionChange>,
     ) -> u32 {
-        let k = self.next_shard;
-        self.next_shard = (self.next_shard + 1) % self.shards.len();
         let size = partitions.len();
         let slots = self.slots_per_shard;
         let shard = &mut self.shards[k];
@@ -386,7 +446,11 @@ impl FetchSessionCache {
                 Some(victim) => {
                     let evicted = shard.sessions.remove(&victim).expect("chosen from the shard");
                     self.evictions += 1;
-                    changes.push(SessionChange::Evicted { id: victim, owner: evicted.owner });
+                    changes.push(SessionChange::Evicted {
+                        id: victim,
+                        owner: evicted.owner,
+                        session: Box::new(evicted),
+                    });
                 }
                 None => {
                     changes.push(SessionChange::NotCreated);
@@ -405,7 +469,17 @@ impl FetchSessionCache {
         };
         shard.sessions.insert(
             id,
-            FetchSession { id, privileged, owner, partitions, created_ms: now_ms, last_used_ms: now_ms, epoch: 1 },
+            FetchSession {
+                id,
+                privileged,
+                owner,
+                partitions,
+                created_ms: now_ms,
+                last_used_ms: now_ms,
+                epoch: 1,
+                by_all: false,
+                by_privileged: !privileged,
+            },
         );
         changes.push(SessionChange::Created { id, partitions: size });
         id
@@ -418,13 +492,12 @@ impl FetchSessionCache {
         if now_ms.saturating_sub(lru.last_used_ms) > EVICTION_MS {
             return Some(lru.id);
         }
-        let old = |s: &&FetchSession| now_ms.saturating_sub(s.created_ms) > EVICTION_MS;
-        // A privileged newcomer may evict any consumer's session and an old follower's one; an
-        // unprivileged one only old sessions.
+        // A privileged newcomer may evict any consumer's session and a follower's that was old
+        // when last used; an unprivileged one only sessions that were old when last used.
         let candidate = shard
             .sessions
             .values()
-            .filter(|s| if privileged { !s.privileged || old(s) } else { old(s) })
+            .filter(|s| if privileged { s.by_privileged } else { s.by_all })
             .min_by_key(|s| s.evictable_key())?;
         ((privileged, size, 0) >= candidate.evictable_key()).then_some(candidate.id)
     }
@@ -435,13 +508,13 @@ impl FetchSessionCache {
 }
 
 impl CachedPartition {
-    /// `CachedPartition.maybeUpdateResponseData`'s test: records, a moved high watermark, log
-    /// start or last stable offset, or an error.
+    /// `CachedPartition.maybeUpdateResponseData`'s test: records, a moved high watermark or log
+    /// start, or an error. (Kafka caches no last stable offset: a read_committed fetcher learns a
+    /// new one with the high watermark or records that come with it.)
     fn must_respond(&self, a: &FetchedPartition) -> bool {
         !a.batches.is_empty()
             || a.high_watermark != self.high_watermark
             || a.log_start_offset != self.log_start_offset
-            || a.last_stable_offset != self.last_stable_offset
             || !a.error.is_none()
     }
 
@@ -449,7 +522,6 @@ impl CachedPartition {
         // After an error the cached high watermark is -1, so the next answer goes out.
         self.high_watermark = if a.error.is_none() { a.high_watermark } else { -1 };
         self.log_start_offset = a.log_start_offset;
-        self.last_stable_offset = a.last_stable_offset;
     }
 }
 
@@ -499,7 +571,14 @@ mod tests {
         let sent = client.build(wanted);
         let (context, covered) = cache.new_context(&request(&sent), now);
         let answers = covered.iter().map(|p| answer(p.partition.partition, hw(p.partition.partition))).collect();
-        let result = cache.respond(&context, false, NodeId::Client(0), &covered, answers, now, &mut Vec::new());
+        let result = cache.respond(
+            &context,
+            Fetcher { node: NodeId::Client(0), privileged: false },
+            &covered,
+            answers,
+            now,
+            &mut Vec::new(),
+        );
         match &result {
             Ok((id, _)) => client.handle_response(ErrorCode::None, *id),
             Err(e) => client.handle_response(*e, NO_SESSION),
@@ -567,6 +646,57 @@ mod tests {
     }
 
     #[test]
+    fn closing_or_emptying_a_session_frees_its_slot_and_the_fetcher_starts_over() {
+        let mut client = FetchSessionHandler::default();
+        let mut cache = FetchSessionCache::new(1000);
+        let (_, got) = round(&mut client, &mut cache, vec![want(0, 0)], |_| 0, 0);
+        let id = got.unwrap().0;
+
+        // Forgetting the last partition empties the session: the leader closes it and answers
+        // without one; the fetcher's next fetch is full again.
+        let (sent, got) = round(&mut client, &mut cache, Vec::new(), |_| 0, 1);
+        assert_eq!(sent.forgotten, vec![tp(0)]);
+        assert_eq!(got.unwrap().0, NO_SESSION);
+        assert!(cache.is_empty());
+        let (sent, got) = round(&mut client, &mut cache, vec![want(0, 0)], |_| 0, 2);
+        assert_eq!(sent.metadata, FetchMetadata::INITIAL);
+        let id2 = got.unwrap().0;
+        assert_ne!(id2, id);
+
+        // A closing consumer sends the final epoch and no partitions: the slot is free at once.
+        let close = client.close().expect("a session to close");
+        assert_eq!(close, FetchMetadata { session_id: id2, epoch: FINAL_EPOCH });
+        let request = FetchRequest {
+            replica: None,
+            max_wait_ms: 500,
+            session: close,
+            partitions: Vec::new(),
+            forgotten: Vec::new(),
+            isolation_level: Default::default(),
+        };
+        let (context, covered) = cache.new_context(&request, 3);
+        assert_eq!((context, covered.len()), (FetchContext::Sessionless, 0));
+        assert!(cache.is_empty());
+        assert_eq!(client.close(), None, "nothing left to close");
+    }
+
+    #[test]
+    fn a_session_error_closes_the_session_with_a_sessionless_fetch_first() {
+        let mut client = FetchSessionHandler::default();
+        let mut cache = FetchSessionCache::new(1000);
+        let (_, got) = round(&mut client, &mut cache, vec![want(0, 0)], |_| 0, 0);
+        let id = got.unwrap().0;
+        client.build(vec![want(0, 0)]);
+        client.handle_response(ErrorCode::InvalidFetchSessionEpoch, NO_SESSION);
+        // `nextCloseExisting`: full, closing the session, asking for none; then `INITIAL`.
+        let (sent, got) = round(&mut client, &mut cache, vec![want(0, 0)], |_| 0, 1);
+        assert_eq!(sent.metadata, FetchMetadata { session_id: id, epoch: FINAL_EPOCH });
+        assert_eq!(got.unwrap().0, NO_SESSION);
+        let (sent, _) = round(&mut client, &mut cache, vec![want(0, 0)], |_| 0, 2);
+        assert_eq!(sent.metadata, FetchMetadata::INITIAL);
+    }
+
+    #[test]
     fn a_full_cache_refuses_young_sessions_and_evicts_stale_ones() {
         // Eight slots: one per shard.
         let mut cache = FetchSessionCache::new(8);
@@ -581,24 +711,56 @@ mod tests {
         };
         for now in 0..8 {
             let (context, covered) = cache.new_context(&full, now);
-            cache.respond(&context, false, NodeId::Client(0), &covered, vec![answer(0, 0)], now, &mut changes).unwrap();
+            cache
+                .respond(
+                    &context,
+                    Fetcher { node: NodeId::Client(0), privileged: false },
+                    &covered,
+                    vec![answer(0, 0)],
+                    now,
+                    &mut changes,
+                )
+                .unwrap();
         }
         assert_eq!(cache.len(), 8);
         let (context, covered) = cache.new_context(&full, 10);
-        let (id, _) =
-            cache.respond(&context, false, NodeId::Client(0), &covered, vec![answer(0, 0)], 10, &mut changes).unwrap();
+        let (id, _) = cache
+            .respond(
+                &context,
+                Fetcher { node: NodeId::Client(0), privileged: false },
+                &covered,
+                vec![answer(0, 0)],
+                10,
+                &mut changes,
+            )
+            .unwrap();
         assert_eq!(id, NO_SESSION, "every session is young and as large: no room");
         assert_eq!(changes.last(), Some(&SessionChange::NotCreated));
 
         // A follower's session evicts a consumer's at once.
-        let (id, _) =
-            cache.respond(&context, true, NodeId::Client(0), &covered, vec![answer(0, 0)], 11, &mut changes).unwrap();
+        let (id, _) = cache
+            .respond(
+                &context,
+                Fetcher { node: NodeId::Client(0), privileged: true },
+                &covered,
+                vec![answer(0, 0)],
+                11,
+                &mut changes,
+            )
+            .unwrap();
         assert_ne!(id, NO_SESSION);
         assert!(matches!(changes[changes.len() - 2], SessionChange::Evicted { .. }));
 
         // Past the eviction time every unused session is stale.
         let (id, _) = cache
-            .respond(&context, false, NodeId::Client(0), &covered, vec![answer(0, 0)], 200_000, &mut changes)
+            .respond(
+                &context,
+                Fetcher { node: NodeId::Client(0), privileged: false },
+                &covered,
+                vec![answer(0, 0)],
+                200_000,
+                &mut changes,
+            )
             .unwrap();
         assert_ne!(id, NO_SESSION);
         assert_eq!(cache.evictions(), 2);

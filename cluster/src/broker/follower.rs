@@ -89,8 +89,10 @@ impl Broker {
         }
         // A fetcher left with no partition of its leader is shut down, its fetch session with it
         // (`AbstractFetcherManager.shutdownIdleFetcherThreads`): the next one starts afresh.
+        // One with a request out keeps it until the answer (Kafka's thread would close the
+        // connection, and the answer with it).
         for (leader, fetcher) in self.fetchers.iter_mut() {
-            if !by_leader.contains_key(leader) {
+            if !by_leader.contains_key(leader) && fetcher.in_flight.is_none() {
                 fetcher.session = FetchSessionHandler::default();
             }
         }

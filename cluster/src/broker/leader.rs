@@ -21,7 +21,7 @@ use crate::config::Acks;
 use crate::effects::Effects;
 use crate::epoch_cache::{UNDEFINED_EPOCH, UNDEFINED_OFFSET};
 use crate::error::ErrorCode;
-use crate::fetch_session::{FetchContext, SessionChange};
+use crate::fetch_session::{FetchContext, Fetcher, SessionChange};
 use crate::node::NodeId;
 use crate::note::{IsrChangeReason, Note, TxnBatch};
 use crate::protocol::*;
@@ -215,7 +215,9 @@ impl Broker {
         if let Some((follower, _)) = request.replica {
             self.record_follower_fetches(now, follower, &request, fx);
         }
-        if request.max_wait_ms == 0 || self.fetch_can_complete(&request) {
+        // A fetch that covers no partition (a session closed with the final epoch) is answered
+        // at once (`KafkaApis.handleFetchRequest`: nothing interesting).
+        if request.max_wait_ms == 0 || request.partitions.is_empty() || self.fetch_can_complete(&request) {
             self.answer_fetch(now, from, correlation_id, &request, &context, fx);
         } else {
             let id = self.next_id();
@@ -255,10 +257,9 @@ impl Broker {
         context: &FetchContext,
         fx: &mut Effects,
     ) {
-        if let Some((follower, _)) = request.replica {
-            // Kafka updates the follower's state again when a delayed fetch completes.
-            self.record_follower_fetches(now, follower, request, fx);
-        }
+        // A follower's fetch state was recorded when the fetch arrived; a delayed fetch that
+        // completes later does not record it again (`ReplicaManager.readFromLog` passes
+        // `updateFetchState = !readFromPurgatory`).
         let mut partitions = Vec::with_capacity(request.partitions.len());
         for p in &request.partitions {
             let answer = match self.validate_fetch(request, p) {
@@ -305,8 +306,7 @@ impl Broker {
         let now_ms = now.as_ms();
         let body = match self.fetch_sessions.respond(
             context,
-            privileged,
-            to,
+            Fetcher { node: to, privileged },
             &request.partitions,
             partitions,
             now_ms,
@@ -318,8 +318,15 @@ impl Broker {
         for change in changes {
             match change {
                 SessionChange::Created { .. } => {}
-                SessionChange::Evicted { id, owner } => {
-                    fx.note(Note::FetchSessionEvicted { session_id: id, owner, fetcher: to })
+                SessionChange::Evicted { id, owner, session } => {
+                    fx.note(Note::FetchSessionEvicted { session_id: id, owner, fetcher: to });
+                    // A fetch of the evicted session waiting in purgatory is answered from the
+                    // session as it was, as Kafka's context still holds it.
+                    for d in self.delayed_fetches.values_mut() {
+                        if matches!(d.context, FetchContext::Incremental { id: waiting, .. } if waiting == id) {
+                            d.context = FetchContext::Evicted(session.clone());
+                        }
+                    }
                 }
                 SessionChange::NotCreated => fx.note(Note::FetchSessionRefused { fetcher: to }),
             }
