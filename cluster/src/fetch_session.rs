@@ -697,6 +697,59 @@ mod tests {
     }
 
     #[test]
+    fn a_fetch_parked_when_its_session_is_evicted_is_answered_from_the_session_as_it_was() {
+        let mut cache = FetchSessionCache::new(8);
+        let mut changes = Vec::new();
+        let consumer = Fetcher { node: NodeId::Client(0), privileged: false };
+        let follower = Fetcher { node: NodeId::Broker(2), privileged: true };
+        let full = |partitions| FetchRequest {
+            replica: None,
+            max_wait_ms: 500,
+            session: FetchMetadata::INITIAL,
+            partitions,
+            forgotten: Vec::new(),
+            isolation_level: Default::default(),
+        };
+        // Fill all eight shards with consumers' sessions of partitions 0 and 1.
+        let mut ids = Vec::new();
+        for now in 0..8 {
+            let (context, covered) = cache.new_context(&full(vec![want(0, 0), want(1, 0)]), now);
+            let answers = vec![answer(0, 3), answer(1, 3)];
+            ids.push(cache.respond(&context, consumer, &covered, answers, now, &mut changes).unwrap().0);
+        }
+        // The first consumer's incremental fetch waits in purgatory...
+        let waiting = FetchRequest { session: FetchMetadata { session_id: ids[0], epoch: 1 }, ..full(Vec::new()) };
+        let (parked, covered) = cache.new_context(&waiting, 10);
+        assert_eq!(covered.len(), 2);
+        // ...while a follower's new session evicts it (the same shard comes round again).
+        let (context, followed) = cache.new_context(&full(vec![want(0, 0)]), 11);
+        cache.respond(&context, follower, &followed, vec![answer(0, 3)], 11, &mut changes).unwrap();
+        let Some(SessionChange::Evicted { id, session, .. }) =
+            changes.iter().find(|c| matches!(c, SessionChange::Evicted { .. })).cloned()
+        else {
+            panic!("no eviction: {changes:?}")
+        };
+        assert_eq!(id, ids[0]);
+        assert!(matches!(parked, FetchContext::Incremental { id, .. } if id == ids[0]));
+        // The parked fetch is answered as if nothing happened: partition 1's high watermark moved.
+        let (answered_id, parts) = cache
+            .respond(
+                &FetchContext::Evicted(session),
+                consumer,
+                &covered,
+                vec![answer(0, 3), answer(1, 4)],
+                12,
+                &mut changes,
+            )
+            .unwrap();
+        assert_eq!(answered_id, ids[0]);
+        assert_eq!(parts.iter().map(|a| a.partition.partition).collect::<Vec<_>>(), vec![1]);
+        // The next fetch of that session finds it gone.
+        let next = FetchRequest { session: FetchMetadata { session_id: ids[0], epoch: 2 }, ..full(Vec::new()) };
+        assert_eq!(cache.new_context(&next, 13).0, FetchContext::SessionError(ErrorCode::FetchSessionIdNotFound));
+    }
+
+    #[test]
     fn a_full_cache_refuses_young_sessions_and_evicts_stale_ones() {
         // Eight slots: one per shard.
         let mut cache = FetchSessionCache::new(8);

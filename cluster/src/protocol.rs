@@ -824,12 +824,14 @@ impl fmt::Display for Request {
                     write!(f, " (replica {id})")?;
                 }
                 let s = r.session;
-                if s.is_full() && !s.is_sessionless() {
+                if s.epoch == crate::fetch_session::INITIAL_EPOCH {
                     write!(f, " [new session")?;
                     if s.session_id != 0 {
                         write!(f, ", closing {}", s.session_id)?;
                     }
                     write!(f, "]")?;
+                } else if s.epoch == crate::fetch_session::FINAL_EPOCH && s.session_id != 0 {
+                    write!(f, " [closing session {}]", s.session_id)?;
                 } else if !s.is_full() {
                     write!(f, " [session {}, epoch {}]", s.session_id, s.epoch)?;
                 }
