@@ -751,71 +751,36 @@ mod tests {
 
     #[test]
     fn a_full_cache_refuses_young_sessions_and_evicts_stale_ones() {
-        // Eight slots: one per shard.
+        // Eight slots: one per shard. Each full fetch takes the next shard.
         let mut cache = FetchSessionCache::new(8);
         let mut changes = Vec::new();
-        let full = FetchRequest {
-            replica: None,
-            max_wait_ms: 0,
-            session: FetchMetadata::INITIAL,
-            partitions: vec![want(0, 0)],
-            forgotten: Vec::new(),
-            isolation_level: Default::default(),
+        let mut open = |privileged: bool, now: u64, changes: &mut Vec<SessionChange>| {
+            let full = FetchRequest {
+                replica: None,
+                max_wait_ms: 0,
+                session: FetchMetadata::INITIAL,
+                partitions: vec![want(0, 0)],
+                forgotten: Vec::new(),
+                isolation_level: Default::default(),
+            };
+            let (context, covered) = cache.new_context(&full, now);
+            let fetcher = Fetcher { node: NodeId::Client(0), privileged };
+            cache.respond(&context, fetcher, &covered, vec![answer(0, 0)], now, changes).unwrap().0
         };
         for now in 0..8 {
-            let (context, covered) = cache.new_context(&full, now);
-            cache
-                .respond(
-                    &context,
-                    Fetcher { node: NodeId::Client(0), privileged: false },
-                    &covered,
-                    vec![answer(0, 0)],
-                    now,
-                    &mut changes,
-                )
-                .unwrap();
+            open(false, now, &mut changes);
         }
-        assert_eq!(cache.len(), 8);
-        let (context, covered) = cache.new_context(&full, 10);
-        let (id, _) = cache
-            .respond(
-                &context,
-                Fetcher { node: NodeId::Client(0), privileged: false },
-                &covered,
-                vec![answer(0, 0)],
-                10,
-                &mut changes,
-            )
-            .unwrap();
-        assert_eq!(id, NO_SESSION, "every session is young and as large: no room");
+        assert_eq!(open(false, 10, &mut changes), NO_SESSION, "every session is young and as large: no room");
         assert_eq!(changes.last(), Some(&SessionChange::NotCreated));
 
         // A follower's session evicts a consumer's at once.
-        let (id, _) = cache
-            .respond(
-                &context,
-                Fetcher { node: NodeId::Client(0), privileged: true },
-                &covered,
-                vec![answer(0, 0)],
-                11,
-                &mut changes,
-            )
-            .unwrap();
-        assert_ne!(id, NO_SESSION);
+        assert_ne!(open(true, 11, &mut changes), NO_SESSION);
         assert!(matches!(changes[changes.len() - 2], SessionChange::Evicted { .. }));
 
         // Past the eviction time every unused session is stale.
-        let (id, _) = cache
-            .respond(
-                &context,
-                Fetcher { node: NodeId::Client(0), privileged: false },
-                &covered,
-                vec![answer(0, 0)],
-                200_000,
-                &mut changes,
-            )
-            .unwrap();
-        assert_ne!(id, NO_SESSION);
+        assert_ne!(open(false, 200_000, &mut changes), NO_SESSION);
+        assert!(matches!(changes[changes.len() - 2], SessionChange::Evicted { .. }));
         assert_eq!(cache.evictions(), 2);
+        assert_eq!(cache.len(), 8);
     }
 }
