@@ -83,8 +83,10 @@ impl Default for FetchMetadata {
 pub struct FetchSessionHandler {
     /// What the next request names: `INITIAL` until the leader grants a session.
     next: Option<FetchMetadata>,
-    /// The partitions the session holds, as last sent: fetch offset and current leader epoch.
-    partitions: BTreeMap<TopicPartition, (i64, i32)>,
+    /// The partitions the session holds, as last sent: fetch offset and current leader epoch,
+    /// and the build that last wanted them.
+    partitions: BTreeMap<TopicPartition, (i64, i32, u64)>,
+    generation: u64,
 }
 
 /// What goes on the wire for one fetch.
@@ -106,19 +108,37 @@ impl FetchSessionHandler {
     /// wants from the leader now.
     pub fn build(&mut self, wanted: Vec<FetchPartition>) -> SessionFetch {
         let metadata = self.next();
-        let next: BTreeMap<TopicPartition, (i64, i32)> =
-            wanted.iter().map(|p| (p.partition.clone(), (p.fetch_offset, p.current_leader_epoch))).collect();
+        // Each build marks the partitions it wants with a new generation: those left with an
+        // older one are forgotten. (No copy of the whole session per fetch.)
+        self.generation += 1;
+        let generation = self.generation;
         if metadata.is_full() {
-            self.partitions = next;
+            self.partitions = wanted
+                .iter()
+                .map(|p| (p.partition.clone(), (p.fetch_offset, p.current_leader_epoch, generation)))
+                .collect();
             return SessionFetch { metadata, partitions: wanted, forgotten: Vec::new() };
         }
+        let mut partitions = Vec::new();
+        for p in wanted {
+            let now = (p.fetch_offset, p.current_leader_epoch, generation);
+            match self.partitions.get_mut(&p.partition) {
+                Some(sent) => {
+                    let changed = (sent.0, sent.1) != (now.0, now.1);
+                    *sent = now;
+                    if changed {
+                        partitions.push(p);
+                    }
+                }
+                None => {
+                    self.partitions.insert(p.partition.clone(), now);
+                    partitions.push(p);
+                }
+            }
+        }
         let forgotten: Vec<TopicPartition> =
-            self.partitions.keys().filter(|tp| !next.contains_key(*tp)).cloned().collect();
-        let partitions: Vec<FetchPartition> = wanted
-            .into_iter()
-            .filter(|p| self.partitions.get(&p.partition) != Some(&(p.fetch_offset, p.current_leader_epoch)))
-            .collect();
-        self.partitions = next;
+            self.partitions.iter().filter(|(_, sent)| sent.2 != generation).map(|(tp, _)| tp.clone()).collect();
+        self.partitions.retain(|_, sent| sent.2 == generation);
         SessionFetch { metadata, partitions, forgotten }
     }
 

@@ -138,17 +138,23 @@ impl Broker {
         let ready: Vec<u64> = self
             .delayed_fetches
             .iter()
-            .filter(|(_, d)| {
-                // The partition number first: a fetch names many partitions of one topic, and
-                // comparing the topic's name for each of them was a large share of the run.
-                tp.is_none_or(|tp| {
-                    d.request
+            .filter(|(_, d)| match tp {
+                None => self.fetch_can_complete(&d.request),
+                Some(tp) => {
+                    // The partition number first: a fetch names many partitions of one topic, and
+                    // comparing the topic's name for each of them was a large share of the run.
+                    let named = d
+                        .request
                         .partitions
                         .iter()
-                        .any(|p| p.partition.partition == tp.partition && p.partition.topic == tp.topic)
-                })
+                        .find(|p| p.partition.partition == tp.partition && p.partition.topic == tp.topic);
+                    // The partition that changed usually decides; the others are read only when
+                    // it does not (the answer is the same: any partition with data completes it).
+                    named.is_some_and(|p| {
+                        self.partition_can_complete(&d.request, p) || self.fetch_can_complete(&d.request)
+                    })
+                }
             })
-            .filter(|(_, d)| self.fetch_can_complete(&d.request))
             .map(|(id, _)| *id)
             .collect();
         for id in ready {
@@ -159,10 +165,15 @@ impl Broker {
     }
 
     pub(super) fn fetch_can_complete(&self, request: &FetchRequest) -> bool {
-        request.partitions.iter().any(|p| match self.validate_fetch(request, p) {
+        request.partitions.iter().any(|p| self.partition_can_complete(request, p))
+    }
+
+    /// The partition has something for the fetch: records below its limit, or an error.
+    fn partition_can_complete(&self, request: &FetchRequest, p: &FetchPartition) -> bool {
+        match self.validate_fetch(request, p) {
             Err(_) => true,
             Ok(replica) => p.fetch_offset < Self::fetch_limit(request, replica),
-        })
+        }
     }
 
     /// A coordinator's write is committed (`None`) or failed: tell the coordinator that made it.
