@@ -218,6 +218,15 @@ pub struct FetchSession {
 }
 
 impl FetchSession {
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// The fetcher that opened it.
+    pub fn owner(&self) -> NodeId {
+        self.owner
+    }
+
     /// `EvictableKey` (privileged, size, id): the smallest is evicted first.
     fn evictable_key(&self) -> (bool, usize, u32) {
         (self.privileged, self.partitions.len(), self.id)
@@ -292,16 +301,8 @@ pub struct FetchSessionCache {
 /// What a session change means for the trace.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SessionChange {
-    Created {
-        id: u32,
-        partitions: usize,
-    },
-    Evicted {
-        id: u32,
-        owner: NodeId,
-        /// The session as it was: a fetch of it waiting in purgatory is still answered from it.
-        session: Box<FetchSession>,
-    },
+    /// The session, as it was: a fetch of it waiting in purgatory is still answered from it.
+    Evicted(Box<FetchSession>),
     /// The cache was full and nothing could be evicted: the fetcher stays sessionless.
     NotCreated,
 }
@@ -466,11 +467,7 @@ impl FetchSessionCache {
                 Some(victim) => {
                     let evicted = shard.sessions.remove(&victim).expect("chosen from the shard");
                     self.evictions += 1;
-                    changes.push(SessionChange::Evicted {
-                        id: victim,
-                        owner: evicted.owner,
-                        session: Box::new(evicted),
-                    });
+                    changes.push(SessionChange::Evicted(Box::new(evicted)));
                 }
                 None => {
                     changes.push(SessionChange::NotCreated);
@@ -501,7 +498,6 @@ impl FetchSessionCache {
                 by_privileged: !privileged,
             },
         );
-        changes.push(SessionChange::Created { id, partitions: size });
         id
     }
 
@@ -744,12 +740,12 @@ mod tests {
         // ...while a follower's new session evicts it (the same shard comes round again).
         let (context, followed) = cache.new_context(&full(vec![want(0, 0)]), 11);
         cache.respond(&context, follower, &followed, vec![answer(0, 3)], 11, &mut changes).unwrap();
-        let Some(SessionChange::Evicted { id, session, .. }) =
-            changes.iter().find(|c| matches!(c, SessionChange::Evicted { .. })).cloned()
+        let Some(SessionChange::Evicted(session)) =
+            changes.iter().find(|c| matches!(c, SessionChange::Evicted(_))).cloned()
         else {
             panic!("no eviction: {changes:?}")
         };
-        assert_eq!(id, ids[0]);
+        assert_eq!(session.id(), ids[0]);
         assert!(matches!(parked, FetchContext::Incremental { id, .. } if id == ids[0]));
         // The parked fetch is answered as if nothing happened: partition 1's high watermark moved.
         let (answered_id, parts) = cache
@@ -795,11 +791,11 @@ mod tests {
 
         // A follower's session evicts a consumer's at once.
         assert_ne!(open(true, 11, &mut changes), NO_SESSION);
-        assert!(matches!(changes[changes.len() - 2], SessionChange::Evicted { .. }));
+        assert!(matches!(changes.last(), Some(SessionChange::Evicted(_))));
 
         // Past the eviction time every unused session is stale.
         assert_ne!(open(false, 200_000, &mut changes), NO_SESSION);
-        assert!(matches!(changes[changes.len() - 2], SessionChange::Evicted { .. }));
+        assert!(matches!(changes.last(), Some(SessionChange::Evicted(_))));
         assert_eq!(cache.evictions(), 2);
         assert_eq!(cache.len(), 8);
     }

@@ -320,6 +320,13 @@ pub struct FetchResponse {
     pub partitions: Vec<FetchedPartition>,
 }
 
+impl FetchResponse {
+    /// A session error's answer: the error alone, no session, no partitions.
+    pub fn session_error(error: ErrorCode) -> Self {
+        FetchResponse { error, session_id: 0, partitions: Vec::new() }
+    }
+}
+
 fn is_zero_u32(v: &u32) -> bool {
     *v == 0
 }

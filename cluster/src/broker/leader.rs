@@ -207,8 +207,7 @@ impl Broker {
         let (context, covered) = self.fetch_sessions.new_context(&request, now.as_ms());
         if let FetchContext::SessionError(error) = context {
             // `SessionErrorContext`: answered at once, with no partitions.
-            let body = Response::Fetch(FetchResponse { error, session_id: 0, partitions: Vec::new() });
-            Self::respond(from, correlation_id, body, fx);
+            Self::respond(from, correlation_id, Response::Fetch(FetchResponse::session_error(error)), fx);
             return;
         }
         let request = FetchRequest { partitions: covered, forgotten: Vec::new(), ..request };
@@ -313,13 +312,13 @@ impl Broker {
             &mut changes,
         ) {
             Ok((session_id, partitions)) => FetchResponse { error: ErrorCode::None, session_id, partitions },
-            Err(error) => FetchResponse { error, session_id: 0, partitions: Vec::new() },
+            Err(error) => FetchResponse::session_error(error),
         };
         for change in changes {
             match change {
-                SessionChange::Created { .. } => {}
-                SessionChange::Evicted { id, owner, session } => {
-                    fx.note(Note::FetchSessionEvicted { session_id: id, owner, fetcher: to });
+                SessionChange::Evicted(session) => {
+                    let id = session.id();
+                    fx.note(Note::FetchSessionEvicted { session_id: id, owner: session.owner(), fetcher: to });
                     // A fetch of the evicted session waiting in purgatory is answered from the
                     // session as it was, as Kafka's context still holds it.
                     for d in self.delayed_fetches.values_mut() {
