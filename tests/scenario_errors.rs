@@ -265,3 +265,43 @@ fn a_missing_file_is_an_error_not_a_panic() {
     let error = Scenario::load(std::path::Path::new("no/such/file.ron")).unwrap_err().to_string();
     assert!(error.starts_with("no/such/file.ron: cannot read"), "{error}");
 }
+
+/// Connect: several sink connectors run side by side; ksim's worker has one producer, so with
+/// exactly-once source support it runs one source connector and no dead letter queue, and says so.
+#[test]
+fn connect_sections_name_what_the_worker_cannot_run() {
+    let base = std::fs::read_to_string("scenarios/connect-exactly-once-source.ron").expect("shipped");
+    let second_sink = base.replacen(
+        "sinks: [(name: \"ledger\", mode: Append)],",
+        "sinks: [(name: \"ledger\", mode: Append), (name: \"balances\", mode: Upsert)],",
+        1,
+    );
+    let second_sink = second_sink.replacen(
+        "file=ledger\n\"#,",
+        "file=ledger\n\"#,\n            r#\"\nname=balances\nconnector.class=ksim.connect.KeyValueSinkConnector\ntopics=payments\nstore=balances\ntasks.max=2\n\"#,",
+        1,
+    );
+    assert_ne!(second_sink, base);
+    let scenario = Scenario::from_text("case.ron", &second_sink).expect("two sink connectors are fine");
+    scenario.resolve().expect("valid");
+
+    let second_source = base.replacen(
+        "        ],\n    ),\n    narration",
+        "            r#\"\nname=refunds-source\nconnector.class=ksim.connect.TableSourceConnector\ntable=payments\n\"#,\n        ],\n    ),\n    narration",
+        1,
+    );
+    assert_ne!(second_source, base);
+    let error = error_for(&second_source);
+    assert!(error.contains("payments-source and refunds-source are source connectors"), "{error}");
+
+    let dlq = base
+        .replacen("file=ledger\n", "file=ledger\nerrors.tolerance=all\nerrors.deadletterqueue.topic.name=dlq\n", 1)
+        .replacen(
+            "topics: [(name: \"payments\",",
+            "topics: [(name: \"dlq\", partitions: 1, replication_factor: 3), (name: \"payments\",",
+            1,
+        );
+    assert_ne!(dlq, base);
+    let error = error_for(&dlq);
+    assert!(error.contains("ledger has a dead letter queue"), "{error}");
+}

@@ -689,6 +689,7 @@ impl Consumer {
                                 partition: tp,
                                 offset,
                                 reason: "the group's committed offset".into(),
+                                engine: self.engine as u8,
                             });
                         }
                     }
@@ -947,6 +948,7 @@ impl Consumer {
                 key: r.key.clone(),
                 value: r.value.clone(),
                 headers: r.headers.clone(),
+                engine: self.engine as u8,
             });
         }
         // With nothing of a partition left buffered, the application's position is the fetch
@@ -1332,7 +1334,7 @@ impl Consumer {
                     Some(OffsetReset::Latest) => "seekToEnd".to_string(),
                     _ => format!("auto.offset.reset={:?}", self.config.auto_offset_reset).to_lowercase(),
                 };
-                fx.note(Note::PositionReset { partition: tp, offset, reason });
+                fx.note(Note::PositionReset { partition: tp, offset, reason, engine: self.engine as u8 });
             } else {
                 self.back_off(now, &tp, true);
             }

@@ -417,11 +417,18 @@ pub enum Note {
         /// The record's headers (the story counts them; a pane may show them).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         headers: Vec<crate::record::Header>,
+        /// Which consumer engine of its node read it (0 for a node's only consumer; a Connect
+        /// worker's sink tasks and a Streams thread's restore consumer are engines 1, 2, ...).
+        #[serde(default, skip_serializing_if = "is_first_engine")]
+        engine: u8,
     },
     PositionReset {
         partition: TopicPartition,
         offset: i64,
         reason: String,
+        /// Which consumer engine of its node, as in `Consumed`.
+        #[serde(default, skip_serializing_if = "is_first_engine")]
+        engine: u8,
     },
     /// The consumer's position is not in the log any more (or not yet): OFFSET_OUT_OF_RANGE.
     OffsetOutOfRange {
@@ -512,6 +519,10 @@ impl Note {
             | MemberFailed { .. } => None,
         }
     }
+}
+
+fn is_first_engine(engine: &u8) -> bool {
+    *engine == 0
 }
 
 fn fmt_leader(leader: &Option<BrokerId>) -> String {
@@ -852,7 +863,7 @@ impl fmt::Display for Note {
                     write!(f, "{transactional_id}: {error}: the transaction must be aborted")
                 }
             }
-            Consumed { partition, offset, key, value, headers } => {
+            Consumed { partition, offset, key, value, headers, .. } => {
                 write!(f, "consumed {} from {partition}@{offset}", fmt_record(key, value))?;
                 match headers.len() {
                     0 => Ok(()),
@@ -860,7 +871,7 @@ impl fmt::Display for Note {
                     n => write!(f, " ({n} headers)"),
                 }
             }
-            PositionReset { partition, offset, reason } => write!(f, "{partition}: position reset to {offset} ({reason})"),
+            PositionReset { partition, offset, reason, .. } => write!(f, "{partition}: position reset to {offset} ({reason})"),
             OffsetOutOfRange { partition, position } => {
                 write!(f, "{partition}: OFFSET_OUT_OF_RANGE: offset {position} is not in the log (retention deleted it?)")
             }

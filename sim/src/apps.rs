@@ -226,7 +226,12 @@ impl KafkaConsumer {
 
     /// Mark a record processed: its side effect is done (the checker counts these).
     pub fn processed(&self, record: &ConsumedRecord) {
-        self.world.lock().expect("world lock").record_processed(self.node, record.partition.clone(), record.offset);
+        self.world.lock().expect("world lock").record_processed(
+            self.node,
+            self.engine,
+            record.partition.clone(),
+            record.offset,
+        );
     }
 
     /// Wait up to `timeout` for records. Like Java's `poll`, it throws (here: returns `Err`)

@@ -187,6 +187,7 @@ fn synthetic_trace() -> Trace {
                         key: None,
                         value: Some("v".into()),
                         headers: Vec::new(),
+                        engine: 0,
                     }),
                 );
             }

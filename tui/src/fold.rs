@@ -1187,8 +1187,8 @@ mod tests {
             partitions: ps,
         };
         v.apply(&note(c, assigned(1, vec![orders(0), orders(1)])));
-        v.apply(&note(c, Note::PositionReset { partition: orders(0), offset: 10, reason: "x".into() }));
-        v.apply(&note(c, Note::PositionReset { partition: orders(1), offset: 2, reason: "x".into() }));
+        v.apply(&note(c, Note::PositionReset { partition: orders(0), offset: 10, reason: "x".into(), engine: 0 }));
+        v.apply(&note(c, Note::PositionReset { partition: orders(1), offset: 2, reason: "x".into(), engine: 0 }));
         assert_eq!(v.lag(&v.clients[&c].owned_positions()), Some(8), "orders-1 is 8 behind");
         // A second member takes orders-1: this consumer still remembers its position there, but
         // the 8 records behind it are the new owner's lag, not this one's.

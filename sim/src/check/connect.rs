@@ -30,11 +30,13 @@ type UpsertWrite = (TopicPartition, i64, String);
 pub struct ConnectCheck {
     /// Connectors running with exactly-once source support.
     exactly_once: BTreeSet<String>,
-    /// Sink writes per store: each record's (partition, offset) and how often it was written.
+    /// Sink writes per connector: each record's (partition, offset) and how often the
+    /// connector's tasks wrote it. (Two connectors reading one topic each write its records
+    /// once: that is no rewrite.)
     written: BTreeMap<String, BTreeMap<(TopicPartition, i64), u32>>,
     /// Upserting stores: per key, every write (partition, offset, value) in write order.
     upserts: BTreeMap<String, BTreeMap<String, Vec<UpsertWrite>>>,
-    /// (store, partition) pairs whose first rewrite was reported.
+    /// (connector, partition) pairs whose first rewrite was reported.
     rewrites_reported: BTreeSet<(String, TopicPartition)>,
     /// Where each acknowledged source record landed: (partition, offset) -> (connector, source offset).
     delivered: BTreeMap<(TopicPartition, i64), (String, i64)>,
@@ -45,8 +47,10 @@ impl ConnectCheck {
         ConnectCheck { exactly_once, ..ConnectCheck::default() }
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub fn on_sink_write(
         &mut self,
+        connector: &str,
         store: &str,
         mode: SinkMode,
         tp: &TopicPartition,
@@ -54,11 +58,11 @@ impl ConnectCheck {
         key: &str,
         value: &str,
     ) -> Vec<Finding> {
-        let count = self.written.entry(store.to_string()).or_default().entry((tp.clone(), offset)).or_insert(0);
+        let count = self.written.entry(connector.to_string()).or_default().entry((tp.clone(), offset)).or_insert(0);
         *count += 1;
         let mut findings = Vec::new();
-        // Once per store and partition: the first record of a replay tells the story.
-        if *count == 2 && self.rewrites_reported.insert((store.to_string(), tp.clone())) {
+        // Once per connector and partition: the first record of a replay tells the story.
+        if *count == 2 && self.rewrites_reported.insert((connector.to_string(), tp.clone())) {
             let what = match mode {
                 SinkMode::Append => "the appending store now holds it twice",
                 SinkMode::Upsert => "the upserting store rewrote the same entry, so it shows nothing",
@@ -66,7 +70,7 @@ impl ConnectCheck {
             findings.push(Finding::lesson(
                 Rule::SinkRewrote,
                 format!(
-                    "{tp}@{offset} was written to {store} again (key {key}): written, then not committed before its task stopped or lost the partition; {what} (later rewrites of {tp} not repeated)"
+                    "{tp}@{offset} was written to {store} again by connector {connector} (key {key}): written, then not committed before its task stopped or lost the partition; {what} (later rewrites of {tp} not repeated)"
                 ),
             ));
         }
@@ -233,18 +237,30 @@ mod tests {
     #[test]
     fn a_second_write_of_one_record_is_a_lesson() {
         let mut c = ConnectCheck::default();
-        assert!(c.on_sink_write("crm", SinkMode::Append, &tp(), 3, "1", "a").is_empty());
-        let f = c.on_sink_write("crm", SinkMode::Append, &tp(), 3, "1", "a");
+        assert!(c.on_sink_write("crm-sink", "crm", SinkMode::Append, &tp(), 3, "1", "a").is_empty());
+        let f = c.on_sink_write("crm-sink", "crm", SinkMode::Append, &tp(), 3, "1", "a");
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].rule, Rule::SinkRewrote);
         assert!(!f[0].violation);
     }
 
     #[test]
+    fn two_connectors_writing_one_record_each_once_is_no_rewrite() {
+        let mut c = ConnectCheck::default();
+        assert!(c.on_sink_write("audit", "audit.log", SinkMode::Append, &tp(), 3, "1", "a").is_empty());
+        assert!(c.on_sink_write("directory", "directory", SinkMode::Upsert, &tp(), 3, "1", "a").is_empty());
+        // Even into one store: each connector read the record once.
+        assert!(c.on_sink_write("audit-copy", "audit.log", SinkMode::Append, &tp(), 3, "1", "a").is_empty());
+        let f = c.on_sink_write("directory", "directory", SinkMode::Upsert, &tp(), 3, "1", "a");
+        assert_eq!(f.len(), 1);
+        assert!(f[0].message.contains("by connector directory"), "{}", f[0].message);
+    }
+
+    #[test]
     fn an_upserting_store_left_with_an_older_value_breaks_the_promise() {
         let mut c = ConnectCheck::default();
-        c.on_sink_write("crm", SinkMode::Upsert, &tp(), 0, "1", "old");
-        c.on_sink_write("crm", SinkMode::Upsert, &tp(), 1, "1", "new");
+        c.on_sink_write("crm-sink", "crm", SinkMode::Upsert, &tp(), 0, "1", "old");
+        c.on_sink_write("crm-sink", "crm", SinkMode::Upsert, &tp(), 1, "1", "new");
         let held = |v: &str| BTreeMap::from([("crm".to_string(), BTreeMap::from([("1".to_string(), v.to_string())]))]);
         assert!(c.stale_upserts(&held("new")).is_empty());
         let f = c.stale_upserts(&held("old"));
@@ -252,7 +268,7 @@ mod tests {
         assert_eq!(f[0].rule, Rule::UpsertSinkStale);
         assert!(f[0].violation);
         // Mid-replay (the last write went back to offset 0): not caught up, nothing promised yet.
-        c.on_sink_write("crm", SinkMode::Upsert, &tp(), 0, "1", "old");
+        c.on_sink_write("crm-sink", "crm", SinkMode::Upsert, &tp(), 0, "1", "old");
         assert!(c.stale_upserts(&held("old")).is_empty());
     }
 

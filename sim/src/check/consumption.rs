@@ -57,7 +57,7 @@ impl Checker {
         }
         self.consumption.consumed.entry(node).or_default().insert((tp.clone(), offset));
         let last = self.consumption.last_consumed.insert((node, tp.clone()), offset);
-        let in_group = self.groups.group_of.contains_key(&node);
+        let in_group = self.groups.in_a_group(node);
         let Some(last) = last.filter(|_| !in_group) else { return findings };
         // Records the consumer jumped over that were committed when it read past them (none when
         // it reads the same offset again or goes back: the range would be empty, or backwards).

@@ -30,8 +30,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Default)]
 pub(super) struct Groups {
-    /// Client node -> its `group.id`.
-    pub(super) group_of: BTreeMap<NodeId, String>,
+    /// (client node, consumer engine) -> the engine's `group.id`. Engine 0 is the node's
+    /// configured consumer; a Connect worker's sink tasks add engines, each in its connector's
+    /// group.
+    pub(super) group_of: BTreeMap<(NodeId, u8), String>,
     /// Groups whose members all rebalance cooperatively.
     pub(super) cooperative: BTreeSet<String>,
     /// (group, generation) -> partition -> member the coordinator assigned it to.
@@ -52,6 +54,27 @@ pub(super) struct Groups {
 }
 
 impl Groups {
+    /// Whether any consumer of `node` is a group member.
+    pub(super) fn in_a_group(&self, node: NodeId) -> bool {
+        self.group_of.range((node, 0)..=(node, u8::MAX)).next().is_some()
+    }
+
+    /// Consumer engine `engine` of `node` was created with `group` (or none), replacing
+    /// whatever engine had that number before.
+    pub(super) fn on_engine_created(&mut self, node: NodeId, engine: u8, group: Option<String>, cooperative: bool) {
+        match group {
+            Some(group) => {
+                if cooperative {
+                    self.cooperative.insert(group.clone());
+                }
+                self.group_of.insert((node, engine), group);
+            }
+            None => {
+                self.group_of.remove(&(node, engine));
+            }
+        }
+    }
+
     /// The first position the group read `tp` from.
     pub(super) fn first_position(&self, group: &str, tp: &TopicPartition) -> Option<i64> {
         self.start.get(&(group.to_string(), tp.clone())).copied()
@@ -62,9 +85,9 @@ impl Groups {
         self.owners.retain(|_, (owner, _)| *owner != node);
     }
 
-    pub(super) fn on_processed(&mut self, node: NodeId, tp: &TopicPartition, offset: i64) {
+    pub(super) fn on_processed(&mut self, node: NodeId, engine: u8, tp: &TopicPartition, offset: i64) {
         self.processed_by.entry(node).or_default().insert((tp.clone(), offset));
-        if let Some(group) = self.group_of.get(&node) {
+        if let Some(group) = self.group_of.get(&(node, engine)) {
             *self.processed.entry((group.clone(), tp.clone())).or_default().entry(offset).or_insert(0) += 1;
         }
     }
@@ -73,14 +96,14 @@ impl Groups {
         self.processed_by.get(&client).map_or(0, |s| s.len() as u64)
     }
 
-    pub(super) fn on_consumed(&mut self, node: NodeId, tp: &TopicPartition, offset: i64) {
-        if let Some(group) = self.group_of.get(&node) {
+    pub(super) fn on_consumed(&mut self, node: NodeId, engine: u8, tp: &TopicPartition, offset: i64) {
+        if let Some(group) = self.group_of.get(&(node, engine)) {
             self.consumed.entry((group.clone(), tp.clone())).or_default().insert(offset);
         }
     }
 
-    pub(super) fn on_position_reset(&mut self, node: NodeId, tp: &TopicPartition, offset: i64) {
-        if let Some(group) = self.group_of.get(&node) {
+    pub(super) fn on_position_reset(&mut self, node: NodeId, engine: u8, tp: &TopicPartition, offset: i64) {
+        if let Some(group) = self.group_of.get(&(node, engine)) {
             self.start.entry((group.clone(), tp.clone())).or_insert(offset);
         }
     }

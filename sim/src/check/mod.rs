@@ -155,7 +155,7 @@ impl Checker {
                 // A Connect worker's consumer is its sink tasks' member of `connect-<connector>`.
                 let member = client.app.group_member() || matches!(client.app, App::ConnectWorker);
                 if let (Some(group), true) = (&config.group_id, member) {
-                    groups.group_of.insert(NodeId::Client(i as u32), group.clone());
+                    groups.group_of.insert((NodeId::Client(i as u32), 0), group.clone());
                     let cooperative = !config.partition_assignment_strategy.is_empty()
                         && config.partition_assignment_strategy.iter().all(|s| s == "cooperative-sticky");
                     if cooperative {
@@ -267,9 +267,22 @@ impl Checker {
         self.streams.on_counted(application, &name, exactly_once, inputs)
     }
 
-    /// The application on `node` finished processing a record.
-    pub fn on_processed(&mut self, node: NodeId, partition: &TopicPartition, offset: i64) {
-        self.groups.on_processed(node, partition, offset);
+    /// The application on `node` finished processing a record its consumer `engine` returned.
+    pub fn on_processed(&mut self, node: NodeId, engine: u8, partition: &TopicPartition, offset: i64) {
+        self.groups.on_processed(node, engine, partition, offset);
+    }
+
+    /// The application on `node` created consumer engine `engine` (see
+    /// `World::consumer_add_engine`), a member of `group` or of none.
+    pub fn on_consumer_engine_created(
+        &mut self,
+        node: NodeId,
+        engine: u8,
+        config: &ksim_cluster::config::ConsumerConfig,
+    ) {
+        let cooperative = !config.partition_assignment_strategy.is_empty()
+            && config.partition_assignment_strategy.iter().all(|s| s == "cooperative-sticky");
+        self.groups.on_engine_created(node, engine, config.group_id.clone(), cooperative);
     }
 
     /// A state machine's note, at `now`: the findings it reveals.
@@ -319,9 +332,9 @@ impl Checker {
             Note::PartitionsRevoked { group, partitions, .. } => {
                 self.groups.on_partitions_revoked(node, group, partitions);
             }
-            Note::PositionReset { partition, offset, .. } => {
+            Note::PositionReset { partition, offset, engine, .. } => {
                 self.consumption.on_position_lost(node, partition);
-                self.groups.on_position_reset(node, partition, *offset);
+                self.groups.on_position_reset(node, *engine, partition, *offset);
             }
             Note::OffsetCommitted { group, partition, offset } => {
                 findings.extend(self.on_offset_committed(group, partition, *offset, nodes));
@@ -329,8 +342,8 @@ impl Checker {
             Note::ProduceAcked { send_id, partition, offset, key, value } if *offset >= 0 => {
                 findings.extend(self.on_produce_acked(now, node, *send_id, partition, *offset, key, value));
             }
-            Note::Consumed { partition, offset, key, value, .. } => {
-                self.groups.on_consumed(node, partition, *offset);
+            Note::Consumed { partition, offset, key, value, engine, .. } => {
+                self.groups.on_consumed(node, *engine, partition, *offset);
                 findings.extend(self.on_consumed(node, partition, *offset, key, value));
                 findings.extend(self.check_read_committed(node, partition, *offset));
             }

@@ -116,7 +116,7 @@ impl Story {
     }
 
     fn processed(&mut self, node: NodeId, offset: i64) -> &mut Self {
-        self.checker.on_processed(node, &tp(), offset);
+        self.checker.on_processed(node, 0, &tp(), offset);
         self
     }
 
@@ -177,11 +177,11 @@ fn acked(send_id: u64, offset: i64, value: &str) -> Note {
 }
 
 fn consumed(offset: i64, value: &str) -> Note {
-    Note::Consumed { partition: tp(), offset, key: None, value: Some(value.into()), headers: Vec::new() }
+    Note::Consumed { partition: tp(), offset, key: None, value: Some(value.into()), headers: Vec::new(), engine: 0 }
 }
 
 fn position_reset(offset: i64) -> Note {
-    Note::PositionReset { partition: tp(), offset, reason: "no committed offset".into() }
+    Note::PositionReset { partition: tp(), offset, reason: "no committed offset".into(), engine: 0 }
 }
 
 fn assigned(member: &str) -> Note {
@@ -771,7 +771,14 @@ fn keyed_log() -> (Log, TopicConfig) {
 }
 
 fn keyed_note_consumed(offset: i64, key: &str, value: &str) -> Note {
-    Note::Consumed { partition: tp(), offset, key: Some(key.into()), value: Some(value.into()), headers: Vec::new() }
+    Note::Consumed {
+        partition: tp(),
+        offset,
+        key: Some(key.into()),
+        value: Some(value.into()),
+        headers: Vec::new(),
+        engine: 0,
+    }
 }
 
 fn cleaned(log: &mut Log, config: &TopicConfig) -> Note {

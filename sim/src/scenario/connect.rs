@@ -124,9 +124,17 @@ impl ConnectSetup {
         self.connectors.iter().find(|c| c.name == name)
     }
 
-    /// The one sink connector (ksim's worker has one consumer, so a scenario has at most one).
-    pub fn sink_connector(&self) -> Option<&ConnectorConfig> {
-        self.connectors.iter().find(|c| c.sink().is_some())
+    /// The sink connectors. Each sink task has a consumer of its own in group
+    /// `connect-<connector>` (`Worker.buildWorkerSinkTask`), so a worker runs tasks of any number
+    /// of them side by side.
+    pub fn sink_connectors(&self) -> impl Iterator<Item = &ConnectorConfig> {
+        self.connectors.iter().filter(|c| c.sink().is_some())
+    }
+
+    /// The consumer groups of the sink connectors (`connect-<connector>`,
+    /// `SinkUtils.consumerGroupId`).
+    pub fn sink_groups(&self) -> impl Iterator<Item = String> + '_ {
+        self.sink_connectors().map(|c| format!("connect-{}", c.name))
     }
 
     /// KIP-618: the transactional id of an exactly-once source task
@@ -298,9 +306,6 @@ impl Scenario {
                     }
                 }
                 ksim_cluster::connect::connector::Kind::Sink(s) => {
-                    if connectors.iter().any(|c| c.sink().is_some()) {
-                        return Err(format!("{field}: a second sink connector; ksim's worker has one consumer, so a scenario runs one sink connector"));
-                    }
                     match sinks.get(&s.store) {
                         None => return Err(format!("{field}: `{}` names no sink in connect.sinks", s.store)),
                         Some(mode) if (*mode == SinkMode::Upsert) != s.upsert => {
@@ -328,6 +333,26 @@ impl Scenario {
                 }
             }
             connectors.push(config);
+        }
+        if worker.exactly_once_source && section.mode == ConnectMode::Distributed {
+            // Kafka gives each source task a producer of its own (`Worker.buildWorkerTask`), and
+            // each dead letter queue another (`DeadLetterQueueReporter.createAndSetup`). ksim's
+            // worker has one producer, which exactly-once support makes the source task's
+            // transactional one: one exactly-once source, and no dead letter queue beside it.
+            let sources: Vec<&str> =
+                connectors.iter().filter(|c| c.source().is_some()).map(|c| c.name.as_str()).collect();
+            if sources.len() > 1 {
+                return Err(format!(
+                    "connect.connectors: {} are source connectors, but with exactly.once.source.support=enabled ksim's worker runs one (its one producer is that task's transactional producer)",
+                    sources.join(" and ")
+                ));
+            }
+            if let Some(c) = connectors.iter().find(|c| c.errors.dlq_topic.is_some()) {
+                return Err(format!(
+                    "connect.connectors: {} has a dead letter queue, but with exactly.once.source.support=enabled ksim's worker has no producer for it (its one producer is the source task's transactional producer)",
+                    c.name
+                ));
+            }
         }
         Ok(Some(ConnectSetup { mode: section.mode, worker, connectors, sources, sinks, workers }))
     }

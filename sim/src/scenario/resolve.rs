@@ -532,7 +532,9 @@ impl Scenario {
             // A worker's sink consumer: group `connect-<connector>`, no auto-commit (the task
             // commits on the flush interval), from the earliest offset (`Worker.baseConsumerConfigs`).
             // An exactly-once source task's producer has the task's transactional id (KIP-618).
-            let sink_group = connect.and_then(|c| c.sink_connector()).map(|s| format!("connect-{}", s.name));
+            // (This is the template each sink task's consumer starts from; the task sets its own
+            // connector's group, so the first sink connector's group here is only a default.)
+            let sink_group = connect.and_then(|c| c.sink_groups().next());
             if let (Some(c), App::ConnectWorker) = (consumer.as_mut(), &client.app) {
                 c.group_id = sink_group.clone();
                 c.enable_auto_commit = false;
@@ -1037,13 +1039,10 @@ impl Scenario {
     }
 
     fn check_group(&self, group: &str) -> Result<(), String> {
-        let sink_group = self
-            .resolve_connect()
-            .ok()
-            .flatten()
-            .and_then(|c| c.sink_connector().map(|s| format!("connect-{}", s.name)));
+        let sink_groups: Vec<String> =
+            self.resolve_connect().ok().flatten().map(|c| c.sink_groups().collect()).unwrap_or_default();
         let known = self.clients.iter().any(|c| c.configs.get("group.id").is_some_and(|v| v.to_string() == group))
-            || sink_group.as_deref() == Some(group);
+            || sink_groups.iter().any(|g| g == group);
         // A Streams application's group is its application.id.
         let streams = self
             .clients

@@ -189,7 +189,10 @@ impl World {
         };
         let mut config = client.consumer.as_ref()?.config().clone();
         configure(&mut config);
+        // The checker learns which group this engine's records count for.
+        let checked = config.clone();
         let k = client.add_consumer(|_| Consumer::new(config, brokers, client_id))?;
+        self.checker.on_consumer_engine_created(node, k as u8, &checked);
         self.record(
             node,
             EventKind::App(format!("new KafkaConsumer(client.id={client_id}): consumer {k} of this node")),
@@ -446,8 +449,14 @@ impl World {
         self.apply(node, now, fx);
     }
 
-    pub fn record_processed(&mut self, node: NodeId, partition: ksim_cluster::TopicPartition, offset: i64) {
-        self.checker.on_processed(node, &partition, offset);
+    pub fn record_processed(
+        &mut self,
+        node: NodeId,
+        engine: usize,
+        partition: ksim_cluster::TopicPartition,
+        offset: i64,
+    ) {
+        self.checker.on_processed(node, engine as u8, &partition, offset);
         self.record(node, EventKind::Processed { partition, offset });
     }
 

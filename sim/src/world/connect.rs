@@ -210,7 +210,9 @@ impl World {
                 effect: effect.to_string(),
             },
         );
-        let findings = self.checker.connect.on_sink_write(store, mode, tp, offset, key, value);
+        // A task is named `<connector>-<task number>` (`ConnectorTaskId`).
+        let connector = task.rsplit_once('-').map_or(task, |(c, _)| c);
+        let findings = self.checker.connect.on_sink_write(connector, store, mode, tp, offset, key, value);
         for finding in findings {
             self.record_world(EventKind::Finding(finding));
         }

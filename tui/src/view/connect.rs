@@ -1,21 +1,26 @@
 //! The Connect pane: the external systems' contents and the dead letter queues first (what a
 //! lesson is usually about: a repeated line, a masked field, a record set aside), then the worker
 //! group (generation, each worker's process and what it runs, work held back for
-//! `scheduled.rebalance.max.delay.ms`), and each task (where it runs, its state, the source offset it flushed or the
-//! positions it committed). Shown only in runs with Connect, folded from its trace events
-//! ([`crate::fold::connect`]).
+//! `scheduled.rebalance.max.delay.ms`), each task (where it runs, its state, the source offset it
+//! flushed or the positions it committed), and last a few entries of each upserting store (the
+//! first to give way on a small screen). Shown only in runs with Connect, folded from its trace
+//! events ([`crate::fold::connect`]).
 //!
 //! ```text
 //!  source users: 75 rows
 //!  DLQ orders-dlq: 1, last orders-0@3
 //!    stage=VALUE_CONVERTER
 //!  sink audit.log: 90 lines, 12 repeated
+//!  sink directory: 75 keys
 //!  group connect-cluster gen 2
 //!  worker-1 x killed, left the group
 //!  worker-2 ●: audit, audit-1
 //!  held back until 106.0s: users-source, users-source-0
 //!  users-source-0 @worker-1 running, flushed 59
 //!  audit-0 @worker-1 running, wrote 40, committed users-0=31
+//!  directory:
+//!    1 → {"id":1,"name":"user-1"}
+//!    … 74 more keys
 //! ```
 
 use super::style::{self, Entry};
@@ -74,7 +79,7 @@ fn entries(model: &Model, width: u16) -> Vec<Entry> {
         entries.push(Entry::new(name, lines));
     }
     for (store, s) in &connect.stores {
-        entries.extend(store_entries(store, s, width));
+        entries.push(store_summary(store, s));
     }
     entries.extend(group_entries(model, connect, clients));
     for (task, t) in &connect.tasks {
@@ -107,6 +112,11 @@ fn entries(model: &Model, width: u16) -> Vec<Entry> {
             lines.push(style::clip(Line::styled(format!("   {reason}"), style::bad()), width as usize));
         }
         entries.push(Entry::new(task.clone(), lines));
+    }
+    // Last, so that on a small screen they are what gives way: a few entries of each upserting
+    // store.
+    for (store, s) in &connect.stores {
+        entries.extend(store_samples(store, s, width));
     }
     entries
 }
@@ -174,19 +184,29 @@ fn group_entries(model: &Model, connect: &ConnectView, clients: &[String]) -> Ve
     entries
 }
 
-fn store_entries(store: &str, s: &StoreView, width: u16) -> Vec<Entry> {
+fn store_summary(store: &str, s: &StoreView) -> Entry {
     let name = format!("sink {store}");
     let mut summary =
         if s.appends { format!(" {name}: {} lines", s.lines) } else { format!(" {name}: {} keys", s.entries.len()) };
     if s.repeated > 0 {
         summary.push_str(&format!(", {} repeated", s.repeated));
     }
-    let mut lines = vec![Line::styled(summary, if s.appends && s.repeated > 0 { style::bad() } else { style::bold() })];
+    Entry::new(
+        name,
+        vec![Line::styled(summary, if s.appends && s.repeated > 0 { style::bad() } else { style::bold() })],
+    )
+}
+
+fn store_samples(store: &str, s: &StoreView, width: u16) -> Option<Entry> {
+    if s.entries.is_empty() {
+        return None;
+    }
+    let mut lines = vec![Line::styled(format!(" {store}:"), style::dim())];
     for (key, value) in s.entries.iter().take(ENTRIES_SHOWN) {
         lines.push(style::clip(Line::raw(format!("   {key} → {value}")), width as usize));
     }
     if s.entries.len() > ENTRIES_SHOWN {
         lines.push(Line::styled(format!("   … {} more keys", s.entries.len() - ENTRIES_SHOWN), style::dim()));
     }
-    vec![Entry::new(name, lines)]
+    Some(Entry::new(format!("{store} entries"), lines))
 }
