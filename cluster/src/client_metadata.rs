@@ -104,7 +104,7 @@ impl ClientMetadata {
     }
 
     pub fn leader(&self, tp: &TopicPartition) -> Option<(BrokerId, i32)> {
-        let p = self.topics.get(&tp.topic)?.iter().find(|p| p.partition == tp.partition)?;
+        let p = self.topics.get(tp.topic.as_str())?.iter().find(|p| p.partition == tp.partition)?;
         Some((p.leader?, p.leader_epoch))
     }
 

@@ -70,4 +70,4 @@ pub use effects::{Effects, Input, StateMachine};
 pub use error::ErrorCode;
 pub use node::NodeId;
 pub use time::SimTime;
-pub use topic::{BrokerId, TopicPartition};
+pub use topic::{BrokerId, TopicName, TopicPartition};

@@ -39,7 +39,7 @@ fn by_topic(partitions: &[TopicPartition]) -> Vec<(String, Vec<i32>)> {
     for tp in partitions {
         match out.iter_mut().find(|(t, _)| *t == tp.topic) {
             Some((_, ps)) => ps.push(tp.partition),
-            None => out.push((tp.topic.clone(), vec![tp.partition])),
+            None => out.push((tp.topic.to_string(), vec![tp.partition])),
         }
     }
     out

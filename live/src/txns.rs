@@ -285,7 +285,7 @@ pub fn inspect(w: &World, broker: NodeId, inspection: &Inspection, version: i16)
                                 Some(t) if t.topic.0.as_str() == tp.topic => t.partitions.push(tp.partition),
                                 _ => {
                                     let mut t = kp::describe_transactions_response::TopicData::default();
-                                    t.topic = TopicName(StrBytes::from_string(tp.topic.clone()));
+                                    t.topic = TopicName(StrBytes::from_string(tp.topic.to_string()));
                                     t.partitions.push(tp.partition);
                                     state.topics.push(t);
                                 }

@@ -517,7 +517,7 @@ impl Worker {
         let store = sink.task.settings().store.clone();
         for record in &records {
             let incoming = Incoming {
-                topic: record.partition.topic.clone(),
+                topic: record.partition.topic.to_string(),
                 partition: record.partition.partition,
                 offset: record.offset,
                 key: record.key.clone(),

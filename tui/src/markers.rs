@@ -249,7 +249,7 @@ fn first_leaders(events: &[Event]) -> Option<usize> {
                 }
             }
             EventKind::Note(Note::PartitionChanged { partition, leader: Some(_), .. }) => {
-                let key = (partition.topic.clone(), partition.partition);
+                let key = (partition.topic.to_string(), partition.partition);
                 waiting.remove(&key);
                 led.insert(key);
                 if created && waiting.is_empty() {
@@ -339,7 +339,7 @@ mod tests {
                 event(0, EventKind::Narration("brokers start".into())),
                 note(1, Note::TopicCreated { topic: "__consumer_offsets".into(), assignment: vec![vec![1]] }),
                 note(2, changed("__consumer_offsets", Some(1))),
-                note(3, Note::TopicCreated { topic: tp.topic.clone(), assignment: vec![vec![1]] }),
+                note(3, Note::TopicCreated { topic: tp.topic.to_string(), assignment: vec![vec![1]] }),
                 note(4, changed("payments", None)),
                 note(5, changed("payments", Some(1))),
                 event(5, EventKind::Narration("broker 1 leads payments-0".into())),

@@ -224,7 +224,7 @@ impl Checker {
         if !self.producers.get(&client).is_some_and(|p| p.acks_all) {
             reasons.push("the producer did not use acks=all".to_string());
         }
-        let min_isr = self.min_isr.get(&tp.topic).copied().unwrap_or(1);
+        let min_isr = self.min_isr.get(tp.topic.as_str()).copied().unwrap_or(1);
         if min_isr < 2 {
             reasons.push(format!("min.insync.replicas={min_isr}"));
         }

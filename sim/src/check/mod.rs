@@ -219,7 +219,7 @@ impl Checker {
     /// Whether Kafka promises acknowledged writes to this partition from this producer survive.
     fn durability_promised(&self, client: NodeId, tp: &TopicPartition) -> bool {
         let acks_all = self.producers.get(&client).is_some_and(|p| p.acks_all);
-        let min_isr = self.min_isr.get(&tp.topic).copied().unwrap_or(1);
+        let min_isr = self.min_isr.get(tp.topic.as_str()).copied().unwrap_or(1);
         acks_all && min_isr >= 2 && self.consistency_promised(tp)
     }
 

@@ -155,7 +155,7 @@ impl World {
         let topic = &connect.setup.worker.offset_topic;
         let mut latest = None;
         for p in 0..connect.setup.worker.offset_partitions {
-            let tp = TopicPartition { topic: topic.clone(), partition: p };
+            let tp = TopicPartition::new(topic, p);
             let records = crate::check::connect::readable(&self.slots, &tp, read_committed)
                 .ok_or_else(|| format!("{tp} has no leader to read the offsets from"))?;
             for (_, record) in records {

@@ -292,7 +292,7 @@ impl Group {
             .filter(|(topic, count)| **count > 0 && subscribed.contains(topic.as_str()))
             .map(|(topic, count)| (topic.clone(), *count))
             .collect();
-        let exists = |tp: &TopicPartition| match partitions_per_topic.get(&tp.topic) {
+        let exists = |tp: &TopicPartition| match partitions_per_topic.get(tp.topic.as_str()) {
             Some(count) => (0..*count).contains(&tp.partition),
             None => tp.partition >= 0,
         };

@@ -157,7 +157,7 @@ impl Claims {
             let member_generation = generation(member);
             max_generation = max_generation.max(member_generation);
             for partition in &group.members[member].owned_partitions {
-                if !group.partitions_per_topic.contains_key(&partition.topic) {
+                if !group.partitions_per_topic.contains_key(partition.topic.as_str()) {
                     continue;
                 }
                 match claimant.get(partition).copied() {
@@ -437,7 +437,7 @@ impl<'a> General<'a> {
             let subscription = &self.group.members[member].topics;
             let partitions = self.current[member].as_mut().expect("no member is set aside yet");
             partitions.retain(|p| {
-                let subscribed = subscription.contains(&p.topic);
+                let subscribed = subscription.iter().any(|t| *t == p.topic);
                 if subscribed {
                     kept.insert(p.clone());
                 } else {
@@ -631,7 +631,7 @@ struct PartitionMovements {
 
 impl PartitionMovements {
     fn partition_to_move(&self, partition: &TopicPartition, from: usize, to: usize) -> TopicPartition {
-        let Some(topic_moves) = self.by_topic.get(&partition.topic) else { return partition.clone() };
+        let Some(topic_moves) = self.by_topic.get(partition.topic.as_str()) else { return partition.clone() };
         let origin = self.moved.get(partition).map_or(from, |(origin, _)| *origin);
         match topic_moves.get(&(to, origin)) {
             Some(back) => back.first().expect("empty sets are removed").clone(),
@@ -649,14 +649,14 @@ impl PartitionMovements {
 
     fn remove(&mut self, partition: &TopicPartition) -> Option<(usize, usize)> {
         let pair = self.moved.remove(partition)?;
-        let topic_moves = self.by_topic.get_mut(&partition.topic).expect("recorded with its topic");
+        let topic_moves = self.by_topic.get_mut(partition.topic.as_str()).expect("recorded with its topic");
         let partitions = topic_moves.get_mut(&pair).expect("recorded with its pair");
         partitions.remove(partition);
         if partitions.is_empty() {
             topic_moves.remove(&pair);
         }
         if topic_moves.is_empty() {
-            self.by_topic.remove(&partition.topic);
+            self.by_topic.remove(partition.topic.as_str());
         }
         Some(pair)
     }
@@ -664,7 +664,7 @@ impl PartitionMovements {
     fn add(&mut self, partition: &TopicPartition, from: usize, to: usize) {
         self.moved.insert(partition.clone(), (from, to));
         self.by_topic
-            .entry(partition.topic.clone())
+            .entry(partition.topic.to_string())
             .or_default()
             .entry((from, to))
             .or_insert_with(JavaHashOrder::new)

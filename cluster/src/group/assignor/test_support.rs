@@ -89,7 +89,7 @@ pub(super) fn verify_validity_and_balance(members: &[MemberSubscription], assign
         let mine = assignment.partitions_of(id);
         for partition in mine {
             assert!(
-                member.topics.contains(&partition.topic),
+                member.topics.iter().any(|t| *t == partition.topic),
                 "{partition} assigned to {id}, which does not subscribe to it"
             );
         }
