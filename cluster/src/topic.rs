@@ -227,8 +227,9 @@ mod tests {
         assert_eq!(a, "payments");
         assert_eq!("payments", a);
         let c = TopicName::from("orders");
-        assert!(c < a && a > c);
-        let mut partitions = vec![TopicPartition::new("payments", 1), TopicPartition::new("orders", 3)];
+        assert!(c < a);
+        assert_eq!(a.cmp(&c), Ordering::Greater);
+        let mut partitions = [TopicPartition::new("payments", 1), TopicPartition::new("orders", 3)];
         partitions.sort();
         assert_eq!(partitions[0].to_string(), "orders-3");
     }
