@@ -120,12 +120,23 @@ impl Broker {
         }
     }
 
-    /// Whether some compacted log here has a segment the cleaner could ever touch.
+    /// Whether some compacted log here has a segment the cleaner could ever touch. Asked after
+    /// every step, so it looks at each topic's config once and skips a topic that is not
+    /// compacted without walking its partitions (the replicas are in partition order, so a
+    /// topic's partitions are one run of keys).
     fn has_cleanable_segments(&self) -> bool {
-        self.replicas.iter().any(|(tp, replica)| {
-            replica.log.segments().len() > 1
-                && self.image.topic_config(&tp.topic).unwrap_or(&self.config.topic_defaults).cleanup_policy.compact()
-        })
+        use std::ops::Bound::{Excluded, Unbounded};
+        let mut next = self.replicas.keys().next();
+        while let Some(first) = next {
+            let last = TopicPartition { topic: first.topic.clone(), partition: i32::MAX };
+            let compact =
+                self.image.topic_config(&first.topic).unwrap_or(&self.config.topic_defaults).cleanup_policy.compact();
+            if compact && self.replicas.range(first..=&last).any(|(_, replica)| replica.log.segments().len() > 1) {
+                return true;
+            }
+            next = self.replicas.range((Excluded(&last), Unbounded)).next().map(|(tp, _)| tp);
+        }
+        false
     }
 
     /// Set the cleaner's next wake-up, at its start plus a whole number of backoffs, once there is
