@@ -1705,7 +1705,7 @@ mod tests {
                     members: vec![(r.member_id.clone(), None, r.protocols[0].1.clone())],
                 }),
                 Request::SyncGroup(_) => {
-                    Response::SyncGroup(SyncGroupResponse { error: ErrorCode::None, assignment: vec![tp()] })
+                    Response::SyncGroup(SyncGroupResponse { error: ErrorCode::None, assignment: vec![tp()].into() })
                 }
                 Request::OffsetFetch(r) => Response::OffsetFetch(OffsetFetchResponse {
                     error: ErrorCode::None,

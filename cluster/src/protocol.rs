@@ -584,6 +584,98 @@ pub struct Subscription {
     pub generation: i32,
 }
 
+/// JoinGroup's `protocol_type`: what kind of group this is. The coordinator reads nothing of a
+/// member's metadata or assignment; it only keeps every member of a group to one protocol type
+/// (`ClassicGroup.supportsProtocols`). Consumers say `consumer`, Connect workers `connect`;
+/// a real client in live mode may say anything else.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ProtocolType {
+    Consumer,
+    Connect,
+    Other(String),
+}
+
+impl ProtocolType {
+    pub fn from_name(name: &str) -> ProtocolType {
+        match name {
+            "consumer" => ProtocolType::Consumer,
+            "connect" => ProtocolType::Connect,
+            other => ProtocolType::Other(other.to_string()),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            ProtocolType::Consumer => "consumer",
+            ProtocolType::Connect => "connect",
+            ProtocolType::Other(name) => name,
+        }
+    }
+}
+
+impl fmt::Display for ProtocolType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One protocol's metadata in a JoinGroup, opaque to the coordinator: a consumer's
+/// subscription, a Connect worker's state, or (live mode) bytes of a protocol ksim does not read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MemberMetadata {
+    Consumer(Subscription),
+    Connect(crate::connect::protocol::WorkerMetadata),
+    Opaque(Vec<u8>),
+}
+
+impl MemberMetadata {
+    /// The consumer subscription, if this is one.
+    pub fn subscription(&self) -> Option<&Subscription> {
+        match self {
+            MemberMetadata::Consumer(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// A member's assignment in SyncGroup, opaque to the coordinator: a consumer's partitions, a
+/// Connect worker's `ExtendedAssignment`, bytes ksim does not read (live mode), or nothing yet.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MemberAssignment {
+    #[default]
+    Empty,
+    Consumer(Vec<TopicPartition>),
+    Connect(crate::connect::protocol::ConnectAssignment),
+    Opaque(Vec<u8>),
+}
+
+impl MemberAssignment {
+    /// The consumer partitions it assigns (none for any other kind).
+    pub fn partitions(&self) -> &[TopicPartition] {
+        match self {
+            MemberAssignment::Consumer(p) => p,
+            _ => &[],
+        }
+    }
+}
+
+impl From<Vec<TopicPartition>> for MemberAssignment {
+    fn from(partitions: Vec<TopicPartition>) -> MemberAssignment {
+        MemberAssignment::Consumer(partitions)
+    }
+}
+
+impl fmt::Display for MemberAssignment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MemberAssignment::Empty => f.write_str("[]"),
+            MemberAssignment::Consumer(p) => f.write_str(&fmt_partitions(p)),
+            MemberAssignment::Connect(a) => write!(f, "{a}"),
+            MemberAssignment::Opaque(bytes) => write!(f, "({} bytes)", bytes.len()),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct JoinGroupRequest {
     pub group_id: String,
@@ -594,8 +686,10 @@ pub struct JoinGroupRequest {
     pub group_instance_id: Option<String>,
     pub session_timeout_ms: u64,
     pub rebalance_timeout_ms: u64,
-    /// Assignor names in preference order, each with the member's subscription.
-    pub protocols: Vec<(String, Subscription)>,
+    pub protocol_type: ProtocolType,
+    /// Protocol names in preference order (a consumer's assignors, a worker's Connect
+    /// protocols), each with the member's metadata for it.
+    pub protocols: Vec<(String, MemberMetadata)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -605,8 +699,8 @@ pub struct JoinGroupResponse {
     pub protocol: Option<String>,
     pub leader: String,
     pub member_id: String,
-    /// Only for the leader: every member with its subscription, so it can compute the assignment.
-    pub members: Vec<(String, Option<String>, Subscription)>,
+    /// Only for the leader: every member with its metadata, so it can compute the assignment.
+    pub members: Vec<(String, Option<String>, MemberMetadata)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -618,13 +712,13 @@ pub struct SyncGroupRequest {
     /// instance another process has taken over (FENCED_INSTANCE_ID) from one it never knew.
     pub group_instance_id: Option<String>,
     /// Only from the leader: the assignment of every member.
-    pub assignments: Vec<(String, Vec<TopicPartition>)>,
+    pub assignments: Vec<(String, MemberAssignment)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SyncGroupResponse {
     pub error: ErrorCode,
-    pub assignment: Vec<TopicPartition>,
+    pub assignment: MemberAssignment,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -902,9 +996,25 @@ impl fmt::Display for Request {
             },
             Request::JoinGroup(r) => {
                 let member = if r.member_id.is_empty() { "(new member)" } else { r.member_id.as_str() };
-                let owned: Vec<TopicPartition> =
-                    r.protocols.first().map(|(_, s)| s.owned_partitions.clone()).unwrap_or_default();
-                write!(f, "JoinGroup group={} member={member} previously owned {}", r.group_id, fmt_partitions(&owned))
+                match r.protocols.first() {
+                    Some((_, MemberMetadata::Consumer(s))) => write!(
+                        f,
+                        "JoinGroup group={} member={member} previously owned {}",
+                        r.group_id,
+                        fmt_partitions(&s.owned_partitions)
+                    ),
+                    Some((_, MemberMetadata::Connect(w))) => {
+                        let names: Vec<&str> = r.protocols.iter().map(|(n, _)| n.as_str()).collect();
+                        write!(
+                            f,
+                            "JoinGroup group={} member={member} protocol_type={} {} {w}",
+                            r.group_id,
+                            r.protocol_type,
+                            names.join("/")
+                        )
+                    }
+                    _ => write!(f, "JoinGroup group={} member={member} protocol_type={}", r.group_id, r.protocol_type),
+                }
             }
             Request::SyncGroup(r) => {
                 write!(f, "SyncGroup group={} generation={} member={}", r.group_id, r.generation, r.member_id)?;
@@ -1077,7 +1187,7 @@ impl fmt::Display for Response {
                 }
                 Ok(())
             }
-            Response::SyncGroup(r) => write!(f, "SyncGroup {} assignment={}", r.error, fmt_partitions(&r.assignment)),
+            Response::SyncGroup(r) => write!(f, "SyncGroup {} assignment={}", r.error, r.assignment),
             Response::Heartbeat(r) => write!(f, "Heartbeat {}", r.error),
             Response::LeaveGroup(r) => write!(f, "LeaveGroup {}", r.error),
             Response::OffsetCommit(r) => write!(f, "OffsetCommit {}", r.error),

@@ -329,9 +329,14 @@ fn join_error(h: &mut Harness, broker: BrokerId, session_timeout_ms: u64) -> Err
         group_instance_id: None,
         session_timeout_ms,
         rebalance_timeout_ms: 300_000,
+        protocol_type: crate::protocol::ProtocolType::Consumer,
         protocols: vec![(
             "range".into(),
-            crate::protocol::Subscription { topics: vec!["t".into()], owned_partitions: Vec::new(), generation: -1 },
+            crate::protocol::MemberMetadata::Consumer(crate::protocol::Subscription {
+                topics: vec!["t".into()],
+                owned_partitions: Vec::new(),
+                generation: -1,
+            }),
         )],
     });
     match h.ask(broker, body) {

@@ -1,31 +1,37 @@
-//! The distributed workers' group: who is in it, and which worker runs which connector and task.
+//! The distributed workers' group: which worker runs which connector and task.
 //!
-//! Connect workers sharing a `group.id` form a group through Kafka's group coordinator
-//! (`WorkerGroupMember`, protocol type `connect`), heartbeating every `heartbeat.interval.ms`
-//! (3 s); one that is silent for `session.timeout.ms` (10 s, `DistributedConfig`) is out, and
-//! the group rebalances. The leader assigns with `IncrementalCooperativeAssignor` (protocol
-//! `sessioned`, the default since Kafka 2.4, KIP-415):
+//! Connect workers sharing a `group.id` form a group through the brokers' group coordinator
+//! (`WorkerGroupMember`, protocol type `connect`: see [`crate::connect::protocol`] for what
+//! their JoinGroup and SyncGroup carry, and [`crate::connect::worker_coordinator`] for a
+//! worker's side), heartbeating every `heartbeat.interval.ms` (3 s); one that is silent for
+//! `session.timeout.ms` (10 s, `DistributedConfig`) is removed by the coordinator, and the group
+//! rebalances. The leader, the first worker to have joined, assigns with
+//! [`IncrementalCooperativeAssignor`] (protocols `sessioned` and `compatible`, KIP-415):
 //! - connectors and tasks that nobody runs yet go to the least loaded workers, connectors and
-//!   tasks balanced separately;
-//! - what a departed worker ran is *lost*, and is **not** reassigned at once: the leader waits
-//!   up to `scheduled.rebalance.max.delay.ms` (5 min) for the worker to come back (a restart, a
-//!   rolling upgrade) so that its tasks need not move twice
-//!   (`IncrementalCooperativeAssignor.handleLostAssignments`). When the delay expires, the lost
-//!   work goes to the workers that joined during it, or, if none did, to everyone as new work.
-//!   With the delay at 0 it moves at once.
+//!   tasks balanced separately; each worker is told only what to *start* and what to *stop*;
+//! - what a departed worker ran is *lost*, and is **not** reassigned at once: the leader tells
+//!   everyone to rejoin after `scheduled.rebalance.max.delay.ms` (5 min), in case the worker
+//!   comes back (a restart, a rolling upgrade) so that its tasks need not move twice
+//!   (`handleLostAssignments`). When the delay expires, the lost work goes to the workers that
+//!   run nothing, or, if none do, to everyone as new work. With the delay at 0 it moves at once;
+//! - the leader remembers the previous assignment itself: a *new* leader (the old one died)
+//!   knows only what the members say they run, so the dead leader's work is not lost to it but
+//!   new, and is given out at once;
+//! - when a worker that runs nothing joins a balanced group, the others give up their share
+//!   above the new average (revoked), and rejoin at once so that a second rebalance hands it out
+//!   (`performTaskRevocation`). Duplicated work (two workers say they run the same task) is
+//!   revoked from both.
 //!
-//! ksim keeps the group's membership here, as the coordinator sees it: a worker is a member
-//! while it heartbeats, and leaves when its session expires. The JoinGroup/SyncGroup exchange
-//! itself is not put on the simulated wire (the consumer groups of sink tasks are); the
-//! assignment, the delay and the session timeout are Kafka's. (ksim does not model the
-//! assignor's load-balancing revocations: a worker that joins a balanced group gets only new
-//! or lost work.)
+//! Under the `default` (eager) protocol the leader runs [`eager_assignment`] instead: everyone
+//! stopped everything before rejoining, and gets a complete assignment.
 
+use crate::connect::protocol::{worker_of_url, AssignmentError, ConnectAssignment, WorkerMetadata};
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 /// What the group assigns: a connector instance or one of its tasks.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Unit {
     Connector(String),
     Task(String, u32),
@@ -40,184 +46,280 @@ impl fmt::Display for Unit {
     }
 }
 
-/// What happened in the group at one tick, for the trace.
+/// What the leader decided in one assignment, for the trace.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum GroupEvent {
-    Joined {
-        worker: String,
-    },
-    /// The worker's session expired (no heartbeat for `session.timeout.ms`).
-    SessionExpired {
-        worker: String,
-    },
-    /// A rebalance ended: the new generation and each member's assignment.
-    Rebalanced {
-        generation: u32,
-        assignments: BTreeMap<String, Vec<Unit>>,
-    },
+    /// A rebalance's assignment: what each worker (named by its url) runs once it applies it.
+    Rebalanced { generation: i32, assignments: BTreeMap<String, Vec<Unit>> },
     /// Lost work waits for its worker until `until_ms` (`scheduled.rebalance.max.delay.ms`).
-    Delayed {
-        lost: Vec<Unit>,
-        until_ms: u64,
-    },
+    Delayed { lost: Vec<Unit>, until_ms: u64 },
 }
 
-pub struct WorkerGroup {
-    session_timeout_ms: u64,
+/// The group as the leader sees it in one JoinGroup answer: each member's id and metadata.
+pub type Members = BTreeMap<String, WorkerMetadata>;
+
+/// The leader's assignor, with what it remembers between rebalances it leads
+/// (`IncrementalCooperativeAssignor`'s fields).
+#[derive(Clone, Debug, Default)]
+pub struct IncrementalCooperativeAssignor {
     max_delay_ms: u64,
-    /// Members and their last heartbeat.
-    members: BTreeMap<String, u64>,
-    generation: u32,
-    /// Who runs each unit.
-    owner: BTreeMap<Unit, String>,
-    /// Units whose worker left, waiting for the scheduled rebalance.
-    lost: BTreeSet<Unit>,
-    /// When the delayed rebalance is due (`scheduledRebalance`).
-    scheduled: Option<u64>,
-    /// Members of the previous rebalance, and workers that joined while a delay ran
-    /// (`candidateWorkersForReassignment`).
+    /// What was assigned after the previous rebalance this leader computed (lost work included).
+    previous_assignment: BTreeSet<Unit>,
+    /// The generation of that rebalance: if the member completed another since, it was not
+    /// the leader then and its memory is void.
+    previous_generation: Option<i32>,
     previous_members: BTreeSet<String>,
+    previous_revocation: BTreeSet<Unit>,
+    /// When the delayed rebalance is due (`scheduledRebalance`; 0: none).
+    scheduled_rebalance_ms: u64,
+    delay_ms: u64,
     candidates: BTreeSet<String>,
-    /// Every unit the connectors' configurations define, in order.
-    units: Vec<Unit>,
-    /// A rebalance is needed since this time; it completes once the members had time to
-    /// (re)join: [`JOIN_WINDOW_MS`] later.
-    rebalance_since: Option<u64>,
 }
 
-/// How long a rebalance waits for members to join: `group.initial.rebalance.delay.ms` (3 s) for
-/// a new group; an existing group's members rejoin at their next heartbeat (3 s).
-pub const JOIN_WINDOW_MS: u64 = 3_000;
+/// One worker's load while the assignor works: what it runs, in order.
+type Loads = BTreeMap<String, Vec<Unit>>;
 
-impl WorkerGroup {
-    pub fn new(session_timeout_ms: u64, max_delay_ms: u64, units: Vec<Unit>) -> WorkerGroup {
-        WorkerGroup {
-            session_timeout_ms,
-            max_delay_ms,
-            members: BTreeMap::new(),
-            generation: 0,
-            owner: BTreeMap::new(),
-            lost: BTreeSet::new(),
-            scheduled: None,
-            previous_members: BTreeSet::new(),
-            candidates: BTreeSet::new(),
-            units,
-            rebalance_since: None,
-        }
+impl IncrementalCooperativeAssignor {
+    pub fn new(max_delay_ms: u64) -> IncrementalCooperativeAssignor {
+        IncrementalCooperativeAssignor { max_delay_ms, ..Default::default() }
     }
 
-    /// A worker's heartbeat (a worker that is not a member joins).
-    pub fn heartbeat(&mut self, now_ms: u64, worker: &str, events: &mut Vec<GroupEvent>) {
-        if self.members.insert(worker.to_string(), now_ms).is_none() {
-            events.push(GroupEvent::Joined { worker: worker.to_string() });
-            self.rebalance_since.get_or_insert(now_ms);
+    /// `performTaskAssignment`: each member's assignment, and what to record. `configured` is
+    /// every connector and task the config topic defines; `last_completed_generation` the
+    /// generation the leader itself last completed.
+    #[allow(clippy::too_many_arguments)]
+    pub fn perform_assignment(
+        &mut self,
+        now_ms: u64,
+        generation: i32,
+        last_completed_generation: i32,
+        leader: &str,
+        config_offset: i64,
+        members: &Members,
+        configured: &[Unit],
+        events: &mut Vec<GroupEvent>,
+    ) -> BTreeMap<String, ConnectAssignment> {
+        let leader_url = members.get(leader).map(|m| m.url.clone()).unwrap_or_default();
+        // `ensureLeaderConfig`: a leader behind some member's config cannot assign.
+        if members.values().any(|m| m.config_offset > config_offset) {
+            return members
+                .keys()
+                .map(|id| {
+                    let a = ConnectAssignment {
+                        error: AssignmentError::ConfigMismatch,
+                        leader: leader.to_string(),
+                        leader_url: leader_url.clone(),
+                        config_offset,
+                        assigned: Vec::new(),
+                        revoked: Vec::new(),
+                        delay_ms: 0,
+                    };
+                    (id.clone(), a)
+                })
+                .collect();
         }
-    }
-
-    /// Expire silent members and rebalance when the group needs it.
-    pub fn tick(&mut self, now_ms: u64, events: &mut Vec<GroupEvent>) {
-        let expired: Vec<String> = self
-            .members
+        if self.previous_generation != Some(last_completed_generation) {
+            // Not the leader of the last rebalance (or it failed to sync): forget.
+            self.previous_assignment.clear();
+        }
+        let configured_set: BTreeSet<Unit> = configured.iter().cloned().collect();
+        let owned = |m: &WorkerMetadata| m.owned.clone().unwrap_or_default();
+        let active: BTreeSet<Unit> = members.values().flat_map(owned).collect();
+        if !self.previous_revocation.is_empty() {
+            // A revocation that did not take effect: start from what the members run.
+            if self.previous_revocation.iter().any(|u| active.contains(u)) {
+                self.previous_assignment = active.clone();
+            }
+            self.previous_revocation.clear();
+        }
+        let deleted: BTreeSet<Unit> = self.previous_assignment.difference(&configured_set).cloned().collect();
+        let lost: BTreeSet<Unit> = self
+            .previous_assignment
             .iter()
-            .filter(|(_, last)| now_ms.saturating_sub(**last) >= self.session_timeout_ms)
-            .map(|(w, _)| w.clone())
+            .filter(|u| !active.contains(*u) && !deleted.contains(*u))
+            .cloned()
             .collect();
-        for worker in expired {
-            self.members.remove(&worker);
-            events.push(GroupEvent::SessionExpired { worker });
-            self.rebalance_since.get_or_insert(now_ms);
+        let mut new: BTreeSet<Unit> = configured_set
+            .iter()
+            .filter(|u| !self.previous_assignment.contains(*u) && !active.contains(*u))
+            .cloned()
+            .collect();
+        // Each worker's load, less deleted work.
+        let mut loads: Loads = members
+            .iter()
+            .map(|(id, m)| (id.clone(), owned(m).into_iter().filter(|u| !deleted.contains(u)).collect()))
+            .collect();
+        let current = loads.clone();
+        // Deleted work, and work two workers claim (`computeDuplicatedAssignments`), is revoked.
+        let mut to_revoke: Loads = BTreeMap::new();
+        for (id, m) in members {
+            for unit in owned(m) {
+                let claimed = members.values().filter(|o| o.owned.as_ref().is_some_and(|us| us.contains(&unit))).count();
+                if deleted.contains(&unit) || claimed > 1 {
+                    to_revoke.entry(id.clone()).or_default().push(unit);
+                }
+            }
         }
-        if let Some(at) = self.scheduled.filter(|at| now_ms >= *at) {
-            self.rebalance_since.get_or_insert(at.saturating_sub(JOIN_WINDOW_MS));
+        let without_duplicates: Loads = current
+            .iter()
+            .map(|(id, us)| {
+                let revoked = to_revoke.get(id);
+                (id.clone(), us.iter().filter(|u| revoked.is_none_or(|r| !r.contains(u))).cloned().collect())
+            })
+            .collect();
+        self.handle_lost_assignments(now_ms, &lost, &mut new, &mut loads, members);
+        if self.delay_ms == 0 {
+            for (id, units) in perform_task_revocation(configured, &without_duplicates) {
+                to_revoke.entry(id).or_default().extend(units);
+            }
         }
-        let due = self.rebalance_since.is_some_and(|since| now_ms >= since + JOIN_WINDOW_MS);
-        if due && !self.members.is_empty() {
-            self.rebalance(now_ms, events);
+        let (connectors, tasks): (Vec<Unit>, Vec<Unit>) = new.into_iter().partition(|u| matches!(u, Unit::Connector(_)));
+        assign_balanced(&mut loads, connectors, true);
+        assign_balanced(&mut loads, tasks, false);
+        let mut assignments = BTreeMap::new();
+        let mut running = BTreeMap::new();
+        for (id, load) in &loads {
+            let before = &current[id];
+            let revoked = to_revoke.get(id).cloned().unwrap_or_default();
+            let assigned: Vec<Unit> = load.iter().filter(|u| !before.contains(u)).cloned().collect();
+            let runs: Vec<Unit> = load.iter().filter(|u| !revoked.contains(u)).cloned().collect();
+            running.insert(worker_of_url(&members[id].url).to_string(), runs);
+            assignments.insert(
+                id.clone(),
+                ConnectAssignment {
+                    error: AssignmentError::None,
+                    leader: leader.to_string(),
+                    leader_url: leader_url.clone(),
+                    config_offset,
+                    assigned,
+                    revoked,
+                    delay_ms: self.delay_ms,
+                },
+            );
         }
+        // `computePreviousAssignment`: what is assigned, less what is revoked, plus what is lost.
+        let revoked_all: BTreeSet<Unit> = to_revoke.values().flatten().cloned().collect();
+        self.previous_assignment =
+            loads.values().flatten().filter(|u| !revoked_all.contains(*u)).cloned().chain(lost.iter().cloned()).collect();
+        self.previous_revocation = revoked_all;
+        self.previous_generation = Some(generation);
+        self.previous_members = members.keys().cloned().collect();
+        if self.delay_ms > 0 {
+            events.push(GroupEvent::Delayed { lost: lost.into_iter().collect(), until_ms: self.scheduled_rebalance_ms });
+        }
+        events.push(GroupEvent::Rebalanced { generation, assignments: running });
+        assignments
     }
 
-    fn rebalance(&mut self, now_ms: u64, events: &mut Vec<GroupEvent>) {
-        self.rebalance_since = None;
-        self.generation += 1;
-        let members: BTreeSet<String> = self.members.keys().cloned().collect();
-        // Work whose owner is no longer a member is lost.
-        let newly_lost: Vec<Unit> =
-            self.owner.iter().filter(|(_, w)| !members.contains(*w)).map(|(u, _)| u.clone()).collect();
-        for unit in newly_lost {
-            self.owner.remove(&unit);
-            self.lost.insert(unit);
+    /// `handleLostAssignments`.
+    fn handle_lost_assignments(
+        &mut self,
+        now_ms: u64,
+        lost: &BTreeSet<Unit>,
+        new: &mut BTreeSet<Unit>,
+        loads: &mut Loads,
+        members: &Members,
+    ) {
+        if lost.is_empty() {
+            self.reset_delay();
+            return;
         }
-        let mut to_assign: Vec<Unit> = Vec::new();
-        if !self.lost.is_empty() {
-            let departed = !self.previous_members.is_subset(&members);
-            if (self.scheduled.is_none() && !departed) || self.max_delay_ms == 0 {
-                to_assign.extend(std::mem::take(&mut self.lost));
-                self.scheduled = None;
-            } else if self.scheduled.is_some_and(|at| now_ms >= at) {
-                let candidates: Vec<String> =
-                    self.candidates.iter().filter(|c| members.contains(*c)).cloned().collect();
-                let lost = std::mem::take(&mut self.lost);
-                if candidates.is_empty() {
-                    to_assign.extend(lost);
-                } else {
-                    // Round-robin over the candidates, connectors first, then tasks.
-                    let (connectors, tasks): (Vec<Unit>, Vec<Unit>) =
-                        lost.into_iter().partition(|u| matches!(u, Unit::Connector(_)));
-                    for (i, unit) in connectors.into_iter().enumerate() {
-                        self.owner.insert(unit, candidates[i % candidates.len()].clone());
-                    }
-                    for (i, unit) in tasks.into_iter().enumerate() {
-                        self.owner.insert(unit, candidates[i % candidates.len()].clone());
+        let nobody_departed = self.previous_members.iter().all(|m| members.contains_key(m));
+        if self.scheduled_rebalance_ms == 0 && nobody_departed {
+            // Lost without a departure: some worker missed the last assignment. New work.
+            new.extend(lost.iter().cloned());
+            return;
+        }
+        if self.scheduled_rebalance_ms > 0 && now_ms >= self.scheduled_rebalance_ms {
+            // The delay expired: the lost work goes to the candidates, round-robin, or to all.
+            let candidates: Vec<String> = self.candidates.iter().filter(|c| loads.contains_key(*c)).cloned().collect();
+            if candidates.is_empty() {
+                new.extend(lost.iter().cloned());
+            } else {
+                let (connectors, tasks): (Vec<&Unit>, Vec<&Unit>) =
+                    lost.iter().partition(|u| matches!(u, Unit::Connector(_)));
+                for list in [connectors, tasks] {
+                    for (i, unit) in list.into_iter().enumerate() {
+                        let worker = &candidates[i % candidates.len()];
+                        loads.get_mut(worker).expect("a member").push(unit.clone());
                     }
                 }
-                self.scheduled = None;
-                self.candidates.clear();
-            } else {
-                // Workers here now that were not before are candidates for the lost work.
-                self.candidates.extend(members.difference(&self.previous_members).cloned());
-                let until_ms = match self.scheduled {
-                    Some(at) => at,
-                    None => now_ms + self.max_delay_ms,
-                };
-                self.scheduled = Some(until_ms);
-                events.push(GroupEvent::Delayed { lost: self.lost.iter().cloned().collect(), until_ms });
             }
+            self.reset_delay();
+            return;
+        }
+        // Wait: workers that run nothing now are candidates for the lost work.
+        self.candidates.extend(loads.iter().filter(|(_, us)| us.is_empty()).map(|(id, _)| id.clone()));
+        self.delay_ms = if now_ms < self.scheduled_rebalance_ms {
+            (self.scheduled_rebalance_ms - now_ms).min(self.max_delay_ms)
         } else {
-            self.scheduled = None;
-            self.candidates.clear();
+            self.max_delay_ms
+        };
+        self.scheduled_rebalance_ms = now_ms + self.delay_ms;
+        if self.delay_ms == 0 {
+            // `scheduled.rebalance.max.delay.ms=0`: the next rebalance gives it out; do it now.
+            self.scheduled_rebalance_ms = 0;
+            new.extend(lost.iter().cloned());
         }
-        // Never-assigned work, and lost work treated as new, to the least loaded members.
-        for unit in self.units.clone() {
-            if !self.owner.contains_key(&unit) && !self.lost.contains(&unit) && !to_assign.contains(&unit) {
-                to_assign.push(unit);
-            }
-        }
-        to_assign.sort_by_key(|u| (matches!(u, Unit::Task(..)), u.clone()));
-        for unit in to_assign {
-            let is_task = matches!(unit, Unit::Task(..));
-            let load = |w: &String| {
-                self.owner.iter().filter(|(u, o)| *o == w && matches!(u, Unit::Task(..)) == is_task).count()
-            };
-            let worker = members.iter().min_by_key(|w| (load(w), (*w).clone())).expect("members").clone();
-            self.owner.insert(unit, worker);
-        }
-        self.previous_members = members.clone();
-        let assignments = members.iter().map(|w| (w.clone(), self.assignment(w))).collect();
-        events.push(GroupEvent::Rebalanced { generation: self.generation, assignments });
     }
 
-    /// What `worker` runs now.
-    pub fn assignment(&self, worker: &str) -> Vec<Unit> {
-        self.owner.iter().filter(|(_, w)| *w == worker).map(|(u, _)| u.clone()).collect()
+    fn reset_delay(&mut self) {
+        self.candidates.clear();
+        self.scheduled_rebalance_ms = 0;
+        self.delay_ms = 0;
     }
+}
 
-    pub fn generation(&self) -> u32 {
-        self.generation
+/// `assignConnectors` / `assignTasks`: each unit to the least loaded worker of its kind, ties
+/// to the worker first in member-id order (Kafka's order is its `HashMap`'s).
+fn assign_balanced(loads: &mut Loads, units: Vec<Unit>, connectors: bool) {
+    let count = |us: &Vec<Unit>| us.iter().filter(|u| matches!(u, Unit::Connector(_)) == connectors).count();
+    for unit in units {
+        let Some(worker) = loads.iter().min_by_key(|(id, us)| (count(us), (*id).clone())).map(|(id, _)| id.clone())
+        else {
+            return;
+        };
+        loads.get_mut(&worker).expect("present").push(unit);
     }
+}
 
-    pub fn is_member(&self, worker: &str) -> bool {
-        self.members.contains_key(worker)
+/// `performTaskRevocation`: when workers that run nothing joined workers that run something,
+/// each of the latter gives up what it runs above the new ceiling (of connectors, then tasks).
+fn perform_task_revocation(configured: &[Unit], loads: &Loads) -> Loads {
+    let mut revoking: Loads = BTreeMap::new();
+    let existing: Vec<(&String, &Vec<Unit>)> = loads.iter().filter(|(_, us)| !us.is_empty()).collect();
+    let total_workers = loads.len();
+    if existing.is_empty() || existing.len() == total_workers {
+        return revoking;
     }
+    for connectors in [true, false] {
+        let is_kind = |u: &&Unit| matches!(u, Unit::Connector(_)) == connectors;
+        let total = configured.iter().filter(is_kind).count();
+        let floor = total / total_workers;
+        let ceil = floor + usize::from(total % total_workers != 0);
+        for (id, units) in &existing {
+            let mine: Vec<&Unit> = units.iter().filter(is_kind).collect();
+            let excess = mine.len().saturating_sub(ceil).min(mine.len().saturating_sub(floor));
+            revoking.entry((*id).clone()).or_default().extend(mine.into_iter().take(excess).cloned());
+        }
+    }
+    revoking.retain(|_, us| !us.is_empty());
+    revoking
+}
+
+/// `EagerAssignor`: everything, round-robin over the members in id order, connectors first,
+/// then tasks (each worker's complete assignment; nobody runs anything while it rejoins).
+pub fn eager_assignment(members: &Members, configured: &[Unit]) -> BTreeMap<String, Vec<Unit>> {
+    let ids: Vec<&String> = members.keys().collect();
+    let mut out: BTreeMap<String, Vec<Unit>> = ids.iter().map(|id| ((*id).clone(), Vec::new())).collect();
+    if ids.is_empty() {
+        return out;
+    }
+    let (connectors, tasks): (Vec<&Unit>, Vec<&Unit>) = configured.iter().partition(|u| matches!(u, Unit::Connector(_)));
+    for (i, unit) in connectors.into_iter().chain(tasks).enumerate() {
+        out.get_mut(ids[i % ids.len()]).expect("present").push(unit.clone());
+    }
+    out
 }
 
 #[cfg(test)]
@@ -234,77 +336,141 @@ mod tests {
         ]
     }
 
-    fn run(g: &mut WorkerGroup, now: u64, alive: &[&str]) -> Vec<GroupEvent> {
-        let mut events = Vec::new();
-        for w in alive {
-            g.heartbeat(now, w, &mut events);
+    /// A group run by hand: members (id -> what they run), a leader's assignor, generations.
+    struct Group {
+        assignor: IncrementalCooperativeAssignor,
+        running: BTreeMap<String, Vec<Unit>>,
+        generation: i32,
+        events: Vec<GroupEvent>,
+    }
+
+    impl Group {
+        fn new(max_delay_ms: u64) -> Group {
+            Group {
+                assignor: IncrementalCooperativeAssignor::new(max_delay_ms),
+                running: BTreeMap::new(),
+                generation: 0,
+                events: Vec::new(),
+            }
         }
-        g.tick(now, &mut events);
-        events
+
+        /// One rebalance at `now_ms` with these members (a member id is `<worker>-<n>`); the
+        /// leader completed the previous generation. Returns each member's delay.
+        fn rebalance(&mut self, now_ms: u64, members: &[&str]) -> u64 {
+            self.running.retain(|m, _| members.contains(&m.as_str()));
+            let metadata: Members = members
+                .iter()
+                .map(|m| {
+                    let worker = m.rsplit_once('-').map_or(*m, |(w, _)| w);
+                    let owned = self.running.get(*m).cloned().unwrap_or_default();
+                    let md = WorkerMetadata { url: format!("http://{worker}:8083/"), config_offset: 2, owned: Some(owned) };
+                    (m.to_string(), md)
+                })
+                .collect();
+            let last = self.generation;
+            self.generation += 1;
+            let out = self.assignor.perform_assignment(
+                now_ms,
+                self.generation,
+                last,
+                members[0],
+                2,
+                &metadata,
+                &units(),
+                &mut self.events,
+            );
+            let mut delay = 0;
+            for (m, a) in out {
+                let runs = self.running.entry(m).or_default();
+                runs.retain(|u| !a.revoked.contains(u));
+                runs.extend(a.assigned);
+                delay = a.delay_ms;
+            }
+            delay
+        }
+
+        fn runs(&self, member: &str) -> Vec<Unit> {
+            self.running.get(member).cloned().unwrap_or_default()
+        }
+    }
+
+    fn tasks(us: &[Unit]) -> usize {
+        us.iter().filter(|u| matches!(u, Unit::Task(..))).count()
     }
 
     #[test]
     fn two_workers_share_connectors_and_tasks() {
-        let mut g = WorkerGroup::new(10_000, 300_000, units());
-        run(&mut g, 0, &["w1"]);
-        run(&mut g, 1_000, &["w1", "w2"]);
-        assert_eq!(g.generation(), 0, "the first rebalance waits for members to join");
-        run(&mut g, 3_000, &["w1", "w2"]);
-        assert_eq!(g.assignment("w1").len() + g.assignment("w2").len(), 5);
-        let tasks = |w: &str| g.assignment(w).iter().filter(|u| matches!(u, Unit::Task(..))).count();
-        assert!(tasks("w1").abs_diff(tasks("w2")) <= 1);
-    }
-
-    /// Both workers join at 0; the first rebalance ends at 3 s.
-    fn started() -> WorkerGroup {
-        let mut g = WorkerGroup::new(10_000, 300_000, units());
-        run(&mut g, 0, &["w1", "w2"]);
-        run(&mut g, 3_000, &["w1", "w2"]);
-        assert_eq!(g.generation(), 1);
-        g
+        let mut g = Group::new(300_000);
+        g.rebalance(3_000, &["w1-1", "w2-2"]);
+        assert_eq!(g.runs("w1-1").len() + g.runs("w2-2").len(), 5);
+        assert!(tasks(&g.runs("w1-1")).abs_diff(tasks(&g.runs("w2-2"))) <= 1);
     }
 
     #[test]
     fn a_dead_workers_tasks_wait_for_the_scheduled_rebalance_then_move() {
-        let mut g = started();
-        let w1_had = g.assignment("w1");
-        assert!(!w1_had.is_empty());
-        // w1 dies after its heartbeat at 3 s: its session expires at 13 s, the rebalance ends
-        // at 16 s, and its work waits until 16 s + 300 s.
-        let mut delayed = None;
-        for t in (4_000..30_000).step_by(1_000) {
-            for e in run(&mut g, t, &["w2"]) {
-                if let GroupEvent::Delayed { until_ms, .. } = e {
-                    delayed = Some(until_ms);
-                }
-            }
-        }
-        assert_eq!(delayed, Some(316_000));
-        assert!(w1_had.iter().all(|u| !g.assignment("w2").contains(u)), "nothing moved yet");
-        run(&mut g, 316_000, &["w2"]);
-        assert!(w1_had.iter().all(|u| g.assignment("w2").contains(u)), "after the delay w2 runs everything");
+        let mut g = Group::new(300_000);
+        g.rebalance(3_000, &["w1-1", "w2-2"]);
+        let w2_had = g.runs("w2-2");
+        // w2 dies; the leader w1 sees its work lost and delays.
+        assert_eq!(g.rebalance(16_000, &["w1-1"]), 300_000);
+        assert!(g.events.contains(&GroupEvent::Delayed { lost: w2_had.iter().cloned().collect::<BTreeSet<_>>().into_iter().collect(), until_ms: 316_000 }));
+        assert!(w2_had.iter().all(|u| !g.runs("w1-1").contains(u)), "nothing moved yet");
+        // Everyone rejoins when the delay is over: the lost work moves.
+        assert_eq!(g.rebalance(316_000, &["w1-1"]), 0);
+        assert!(w2_had.iter().all(|u| g.runs("w1-1").contains(u)), "after the delay w1 runs everything");
     }
 
     #[test]
     fn a_worker_back_within_the_delay_gets_its_work_back() {
-        let mut g = started();
-        let w1_had = g.assignment("w1");
-        run(&mut g, 13_000, &["w2"]);
-        run(&mut g, 16_000, &["w2"]);
-        run(&mut g, 60_000, &["w1", "w2"]);
-        run(&mut g, 63_000, &["w1", "w2"]);
-        assert!(g.assignment("w1").is_empty(), "back, but the lost work waits for the delay");
-        run(&mut g, 316_000, &["w1", "w2"]);
-        assert_eq!(g.assignment("w1"), w1_had);
+        let mut g = Group::new(300_000);
+        g.rebalance(3_000, &["w1-1", "w2-2"]);
+        let w2_had = g.runs("w2-2");
+        g.rebalance(16_000, &["w1-1"]);
+        // w2 comes back with a new member id, running nothing: the delay counts down.
+        assert_eq!(g.rebalance(60_000, &["w1-1", "w2-3"]), 256_000);
+        assert!(g.runs("w2-3").is_empty(), "back, but the lost work waits for the delay");
+        g.rebalance(316_000, &["w1-1", "w2-3"]);
+        assert_eq!(g.runs("w2-3"), w2_had);
     }
 
     #[test]
     fn with_no_delay_lost_work_moves_at_once() {
-        let mut g = WorkerGroup::new(10_000, 0, units());
-        run(&mut g, 0, &["w1", "w2"]);
-        run(&mut g, 3_000, &["w1", "w2"]);
-        run(&mut g, 13_000, &["w2"]);
-        run(&mut g, 16_000, &["w2"]);
-        assert_eq!(g.assignment("w2").len(), 5);
+        let mut g = Group::new(0);
+        g.rebalance(3_000, &["w1-1", "w2-2"]);
+        assert_eq!(g.rebalance(16_000, &["w1-1"]), 0);
+        assert_eq!(g.runs("w1-1").len(), 5);
+    }
+
+    #[test]
+    fn a_new_leader_knows_only_what_members_run_so_the_dead_leaders_work_moves_at_once() {
+        let mut g = Group::new(300_000);
+        g.rebalance(3_000, &["w1-1", "w2-2"]);
+        // w1, the leader, dies: w2 leads with a fresh assignor.
+        g.assignor = IncrementalCooperativeAssignor::new(300_000);
+        assert_eq!(g.rebalance(16_000, &["w2-2"]), 0);
+        assert_eq!(g.runs("w2-2").len(), 5);
+    }
+
+    #[test]
+    fn a_worker_joining_a_balanced_group_gets_work_revoked_from_the_others_then_assigned() {
+        let mut g = Group::new(300_000);
+        g.rebalance(3_000, &["w1-1"]);
+        assert_eq!(g.runs("w1-1").len(), 5);
+        g.rebalance(10_000, &["w1-1", "w2-2"]);
+        assert!(g.runs("w2-2").is_empty(), "the first round only revokes");
+        assert_eq!(g.runs("w1-1").len(), 3, "w1 keeps its ceiling: 1 connector and 2 tasks");
+        // w1 rejoins at once after a revocation: the second round hands the revoked work out.
+        g.rebalance(10_100, &["w1-1", "w2-2"]);
+        assert_eq!(g.runs("w2-2").len(), 2);
+    }
+
+    #[test]
+    fn eager_assigns_everything_round_robin() {
+        let members: Members = ["a", "b"]
+            .iter()
+            .map(|m| (m.to_string(), WorkerMetadata { url: format!("http://{m}:8083/"), config_offset: 0, owned: None }))
+            .collect();
+        let out = eager_assignment(&members, &units());
+        assert_eq!(out["a"].len() + out["b"].len(), 5);
     }
 }

@@ -20,6 +20,8 @@ pub mod event;
 pub mod external;
 pub mod herder;
 pub mod properties;
+pub mod protocol;
 pub mod sink_task;
 pub mod smt;
 pub mod source_task;
+pub mod worker_coordinator;

@@ -75,8 +75,9 @@ struct Member {
     client: NodeId,
     session_timeout_ms: u64,
     rebalance_timeout_ms: u64,
-    protocols: Vec<(String, Subscription)>,
-    assignment: Vec<TopicPartition>,
+    protocols: Vec<(String, MemberMetadata)>,
+    #[serde(default)]
+    assignment: MemberAssignment,
     /// When the member was added to the group, as a sequence number (0 first). The leader is the
     /// first member to join, and a leader that goes is replaced by the earliest remaining joiner;
     /// the protocol vote counts members in this order.
@@ -96,6 +97,9 @@ struct Group {
     partition: i32,
     state: GroupState,
     generation: i32,
+    /// The protocol type of the group's members (`consumer`, `connect`): set by the first member
+    /// of an Empty group, kept by all the others (Kafka's `ClassicGroup.protocolType`).
+    protocol_type: Option<ProtocolType>,
     protocol: Option<String>,
     leader: Option<String>,
     members: BTreeMap<String, Member>,
@@ -136,6 +140,8 @@ struct GroupRecord {
     /// The member-id counter, so ids stay unique after a coordinator failover.
     #[serde(default)]
     next_member: u64,
+    #[serde(default)]
+    protocol_type: Option<ProtocolType>,
     protocol: Option<String>,
     leader: Option<String>,
     members: Vec<Member>,
@@ -175,7 +181,7 @@ pub enum Completion {
         instance: String,
         old_member_id: String,
         old_client: NodeId,
-        old_protocols: Vec<(String, Subscription)>,
+        old_protocols: Vec<(String, MemberMetadata)>,
         new_member_id: String,
         /// The leader before the replacement, which is what the member is told.
         leader: String,
@@ -228,6 +234,7 @@ fn store_group(group: &Group, completion: Completion) -> Append {
     let record = GroupRecord {
         generation: group.generation,
         next_member: group.next_member,
+        protocol_type: group.protocol_type.clone(),
         protocol: group.protocol.clone(),
         leader: group.leader.clone(),
         members: group.members.values().cloned().collect(),
@@ -366,6 +373,7 @@ impl GroupCoordinator {
                 let g = loaded.entry(group.to_string()).or_insert_with(|| Group::new(group, partition));
                 g.generation = r.generation;
                 g.next_member = g.next_member.max(r.next_member);
+                g.protocol_type = r.protocol_type;
                 g.protocol = r.protocol;
                 g.leader = r.leader;
                 g.members = r
@@ -458,11 +466,12 @@ impl GroupCoordinator {
         fx: &mut Effects,
     ) -> Option<Append> {
         let group = self.group_mut(&r.group_id, partition);
-        if !group.supports_protocols(&r.protocols) {
+        if !group.supports_protocols(&r.protocol_type, &r.protocols) {
             // Kafka checks this first, for new and existing members alike
-            // (`classicGroupJoinNewMember`, `classicGroupJoinExistingMember`): a member none of
-            // whose assignors every member supports cannot join. The Java consumer treats it as
-            // fatal (`AbstractCoordinator.JoinGroupResponseHandler`: InconsistentGroupProtocolException).
+            // (`classicGroupJoinNewMember`, `classicGroupJoinExistingMember`): a member of another
+            // protocol type (a Connect worker in a consumer group), or none of whose assignors
+            // every member supports, cannot join. The Java clients treat it as fatal
+            // (`AbstractCoordinator.JoinGroupResponseHandler`: InconsistentGroupProtocolException).
             respond(from, correlation_id, join_error(ErrorCode::InconsistentGroupProtocol, &r.member_id), fx);
             return None;
         }
@@ -562,6 +571,10 @@ impl GroupCoordinator {
             group.new_member_added = true;
         }
         if !known {
+            if group.members.is_empty() {
+                // Kafka's `ClassicGroup.add`: the first member sets the group's protocol type.
+                group.protocol_type = Some(r.protocol_type.clone());
+            }
             group.add_member(Member {
                 member_id: member_id.clone(),
                 instance_id: r.group_instance_id.clone(),
@@ -569,7 +582,7 @@ impl GroupCoordinator {
                 session_timeout_ms: r.session_timeout_ms,
                 rebalance_timeout_ms: r.rebalance_timeout_ms,
                 protocols: Vec::new(),
-                assignment: Vec::new(),
+                assignment: MemberAssignment::Empty,
                 joined: 0,
                 join: None,
                 sync: None,
@@ -614,7 +627,7 @@ impl GroupCoordinator {
         if group.state == GroupState::CompletingRebalance {
             // The assignment being synced is void: members must rejoin.
             for m in group.members.values_mut() {
-                m.assignment.clear();
+                m.assignment = MemberAssignment::Empty;
                 if let Some(c) = m.sync.take() {
                     respond(m.client, c, sync_error(ErrorCode::RebalanceInProgress), fx);
                 }
@@ -695,7 +708,7 @@ impl GroupCoordinator {
         let leader = group.leader.clone().expect("a member rejoined and leads");
         group.protocol = group.select_protocol();
         let protocol = group.protocol.clone();
-        let members: Vec<(String, Option<String>, Subscription)> = group
+        let members: Vec<(String, Option<String>, MemberMetadata)> = group
             .members
             .values()
             .map(|m| {
@@ -704,7 +717,7 @@ impl GroupCoordinator {
                     .iter()
                     .find(|(n, _)| Some(n) == protocol.as_ref())
                     .map(|(_, s)| s.clone())
-                    .unwrap_or(Subscription { topics: Vec::new(), owned_partitions: Vec::new(), generation: -1 });
+                    .expect("the selected protocol is one every member offers");
                 (m.member_id.clone(), m.instance_id.clone(), sub)
             })
             .collect();
@@ -1155,7 +1168,7 @@ impl GroupCoordinator {
                     // and the group rebalances again.
                     let error = group_store_error(error);
                     for m in g.members.values_mut() {
-                        m.assignment.clear();
+                        m.assignment = MemberAssignment::Empty;
                         if let Some(c) = m.sync.take() {
                             respond(m.client, c, sync_error(error), fx);
                         }
@@ -1171,7 +1184,7 @@ impl GroupCoordinator {
                         group: group.clone(),
                         generation,
                         member: m.member_id.clone(),
-                        partitions: m.assignment.clone(),
+                        partitions: m.assignment.partitions().to_vec(),
                     });
                     if let Some(c) = m.sync.take() {
                         let body = Response::SyncGroup(SyncGroupResponse {
@@ -1233,6 +1246,7 @@ impl Group {
             partition,
             state: GroupState::Empty,
             generation: 0,
+            protocol_type: None,
             protocol: None,
             leader: None,
             members: BTreeMap::new(),
@@ -1307,12 +1321,14 @@ impl Group {
     }
 
     /// Kafka's `ClassicGroup.supportsProtocols`: an Empty group takes any member with at least one
-    /// protocol; otherwise one of the member's protocols must be supported by every member.
-    fn supports_protocols(&self, protocols: &[(String, Subscription)]) -> bool {
+    /// protocol; otherwise the member must be of the group's protocol type and one of its
+    /// protocols must be supported by every member.
+    fn supports_protocols(&self, protocol_type: &ProtocolType, protocols: &[(String, MemberMetadata)]) -> bool {
         if self.state == GroupState::Empty {
-            return !protocols.is_empty();
+            return !protocol_type.name().is_empty() && !protocols.is_empty();
         }
-        protocols.iter().any(|(name, _)| self.members.values().all(|m| m.protocols.iter().any(|(n, _)| n == name)))
+        self.protocol_type.as_ref() == Some(protocol_type)
+            && protocols.iter().any(|(name, _)| self.members.values().all(|m| m.protocols.iter().any(|(n, _)| n == name)))
     }
 
     /// Kafka's `ClassicGroup.selectProtocol`: the candidates are the protocols every member
@@ -1364,7 +1380,7 @@ fn leave_response(error: ErrorCode) -> Response {
 }
 
 fn sync_error(error: ErrorCode) -> Response {
-    Response::SyncGroup(SyncGroupResponse { error, assignment: Vec::new() })
+    Response::SyncGroup(SyncGroupResponse { error, assignment: MemberAssignment::Empty })
 }
 
 #[cfg(test)]
@@ -1408,15 +1424,15 @@ mod tests {
         TopicPartition::new(TOPIC, partition)
     }
 
-    fn protocols(topics: &[&str]) -> Vec<(String, Subscription)> {
+    fn protocols(topics: &[&str]) -> Vec<(String, MemberMetadata)> {
         let topics = topics.iter().map(|t| t.to_string()).collect();
-        vec![("range".to_string(), Subscription { topics, owned_partitions: Vec::new(), generation: -1 })]
+        vec![("range".to_string(), MemberMetadata::Consumer(Subscription { topics, owned_partitions: Vec::new(), generation: -1 }))]
     }
 
     /// A consumer's `partition.assignment.strategy`: these assignors, in preference order.
-    fn assignors(names: &[&str]) -> Vec<(String, Subscription)> {
+    fn assignors(names: &[&str]) -> Vec<(String, MemberMetadata)> {
         let sub = Subscription { topics: vec![TOPIC.to_string()], owned_partitions: Vec::new(), generation: -1 };
-        names.iter().map(|n| (n.to_string(), sub.clone())).collect()
+        names.iter().map(|n| (n.to_string(), MemberMetadata::Consumer(sub.clone()))).collect()
     }
 
     impl Broker {
@@ -1487,7 +1503,7 @@ mod tests {
             from: u32,
             member_id: &str,
             instance: Option<&str>,
-            protocols: Vec<(String, Subscription)>,
+            protocols: Vec<(String, MemberMetadata)>,
         ) -> u64 {
             let correlation_id = self.correlation_id();
             match instance {
@@ -1501,6 +1517,10 @@ mod tests {
                 group_instance_id: instance.map(str::to_string),
                 session_timeout_ms: SESSION_TIMEOUT_MS,
                 rebalance_timeout_ms: REBALANCE_TIMEOUT_MS,
+                protocol_type: match protocols.first() {
+                    Some((_, MemberMetadata::Connect(_))) => ProtocolType::Connect,
+                    _ => ProtocolType::Consumer,
+                },
                 protocols,
             };
             let mut fx = Effects::default();
@@ -1535,7 +1555,7 @@ mod tests {
                 generation,
                 member_id: member_id.to_string(),
                 group_instance_id: self.instances.get(&from).cloned(),
-                assignments,
+                assignments: assignments.into_iter().map(|(m, p)| (m, p.into())).collect(),
             };
             let mut fx = Effects::default();
             let append = self.coordinator.sync(client(from), correlation_id, request, &mut fx);
@@ -1691,11 +1711,11 @@ mod tests {
         let leader_index = ids.iter().position(|id| *id == leader).expect("the leader is a member");
         let (c, append) = b.sync(members[leader_index].0, &leader, 1, assignments);
         b.write(append.expect("the leader's SyncGroup writes the assignment"), ErrorCode::None);
-        assert_eq!(b.sync_reply(c).expect("answered once written").assignment, vec![tp(leader_index as i32)]);
+        assert_eq!(b.sync_reply(c).expect("answered once written").assignment, MemberAssignment::from(vec![tp(leader_index as i32)]));
         for (i, id) in ids.iter().enumerate().filter(|(i, _)| *i != leader_index) {
             let (c, append) = b.sync(members[i].0, id, 1, Vec::new());
             assert!(append.is_none());
-            assert_eq!(b.sync_reply(c).expect("a Stable group answers at once").assignment, vec![tp(i as i32)]);
+            assert_eq!(b.sync_reply(c).expect("a Stable group answers at once").assignment, MemberAssignment::from(vec![tp(i as i32)]));
         }
         assert_eq!(b.state(), (GroupState::Stable, 1));
         (b, ids)
@@ -1768,7 +1788,7 @@ mod tests {
         expected.sort();
         assert_eq!(subscribed, expected, "only the leader gets every member's subscription");
         assert!(follower_reply.members.is_empty());
-        assert_eq!(leader_reply.members[0].2.topics, vec![TOPIC.to_string()]);
+        assert_eq!(leader_reply.members[0].2.subscription().expect("consumer").topics, vec![TOPIC.to_string()]);
 
         // The follower's SyncGroup waits for the leader's assignment.
         let (c_sync_follower, append) = b.sync(follower_client, &follower, 1, Vec::new());
@@ -1788,8 +1808,8 @@ mod tests {
         assert_eq!(b.state(), (GroupState::Stable, 1));
         let leader_sync = b.sync_reply(c_sync_leader).expect("answered");
         let follower_sync = b.sync_reply(c_sync_follower).expect("answered");
-        assert_eq!(leader_sync, SyncGroupResponse { error: ErrorCode::None, assignment: vec![tp(0)] });
-        assert_eq!(follower_sync, SyncGroupResponse { error: ErrorCode::None, assignment: vec![tp(1), tp(2)] });
+        assert_eq!(leader_sync, SyncGroupResponse { error: ErrorCode::None, assignment: MemberAssignment::from(vec![tp(0)]) });
+        assert_eq!(follower_sync, SyncGroupResponse { error: ErrorCode::None, assignment: MemberAssignment::from(vec![tp(1), tp(2)]) });
         assert_eq!(b.responses[&c_sync_follower].0, client(follower_client), "each answer goes to its own client");
     }
 
@@ -1939,7 +1959,7 @@ mod tests {
         assert_eq!(b.join_reply(c).expect("rejoined").leader, ids[0]);
         let (c, append) = b.sync(1, &ids[0], 2, vec![(ids[0].clone(), vec![tp(0), tp(1)])]);
         b.write(append.expect("assignment written"), ErrorCode::None);
-        assert_eq!(b.sync_reply(c).expect("synced").assignment, vec![tp(0), tp(1)]);
+        assert_eq!(b.sync_reply(c).expect("synced").assignment, MemberAssignment::from(vec![tp(0), tp(1)]));
         assert_eq!(b.state(), (GroupState::Stable, 2));
 
         // Kafka's next generation of an empty group: generation + 1, no leader, state Empty.
@@ -2028,7 +2048,7 @@ mod tests {
 
         let (c, append) = b.sync(3, &reply.member_id, 1, Vec::new());
         assert!(append.is_none());
-        assert_eq!(b.sync_reply(c).expect("Stable: answered at once").assignment, vec![tp(1)], "its old share");
+        assert_eq!(b.sync_reply(c).expect("Stable: answered at once").assignment, MemberAssignment::from(vec![tp(1)]), "its old share");
         assert_eq!(b.heartbeat(1, &ids[0], 1), ErrorCode::None, "the other member is undisturbed");
         assert_eq!(b.heartbeat(3, &reply.member_id, 1), ErrorCode::None);
         assert_eq!(
@@ -2074,7 +2094,7 @@ mod tests {
         assert_eq!(to, client(2));
         assert_eq!(
             body,
-            Response::SyncGroup(SyncGroupResponse { error: ErrorCode::FencedInstanceId, assignment: Vec::new() })
+            Response::SyncGroup(SyncGroupResponse { error: ErrorCode::FencedInstanceId, assignment: MemberAssignment::Empty })
         );
     }
 
@@ -2235,6 +2255,26 @@ mod tests {
         assert_eq!(b.join_reply(c).expect("answered at once").error, ErrorCode::MemberIdRequired);
     }
 
+    #[test]
+    fn a_connect_worker_joining_a_consumer_group_of_the_same_name_gets_inconsistent_group_protocol() {
+        use crate::connect::protocol::WorkerMetadata;
+        let worker = |name: &str| {
+            let md = WorkerMetadata { url: "http://w:8083/".into(), config_offset: 0, owned: Some(Vec::new()) };
+            vec![(name.to_string(), MemberMetadata::Connect(md))]
+        };
+        let (mut b, _) = stable_group(&[(1, None), (2, None)]);
+        // (case, its protocol name: the same name as the group's assignor does not help)
+        for (case, name) in [("a Connect protocol", "sessioned"), ("an assignor's name", "range")] {
+            let c = b.join_with(3, "", None, worker(name));
+            assert_eq!(b.join_reply(c).expect("answered at once").error, ErrorCode::InconsistentGroupProtocol, "{case}");
+            assert_eq!(b.state(), (GroupState::Stable, 1), "{case}: no rebalance");
+        }
+        // An Empty group takes the first member's protocol type, and then keeps to it.
+        let mut b = Broker::new(0);
+        let c = b.join_with(1, "", None, worker("sessioned"));
+        assert_eq!(b.join_reply(c).expect("answered at once").error, ErrorCode::MemberIdRequired);
+    }
+
     // ---- (6) offsets --------------------------------------------------------------------------
 
     #[test]
@@ -2318,7 +2358,7 @@ mod tests {
         assert!(failover.notes.iter().any(|n| matches!(n, Note::GroupLoaded { members: 2, offsets: 2, .. })));
         assert_eq!(failover.heartbeat(1, &ids[0], 1), ErrorCode::None, "members carry on where they were");
         let (c, _) = failover.sync(2, &ids[1], 1, Vec::new());
-        assert_eq!(failover.sync_reply(c).expect("Stable").assignment, vec![tp(1)], "assignments survive too");
+        assert_eq!(failover.sync_reply(c).expect("Stable").assignment, MemberAssignment::from(vec![tp(1)]), "assignments survive too");
 
         // Member ids handed out after the failover do not collide with the old ones.
         let fresh = failover.member_id_required(3);

@@ -19,6 +19,7 @@
 //! fatal: the member stops for good.
 
 use crate::client_metadata::ClientMetadata;
+use crate::connect::worker_coordinator::WorkerCoordinator;
 use crate::config::ConsumerConfig;
 use crate::effects::Effects;
 use crate::error::ErrorCode;
@@ -102,6 +103,11 @@ pub struct GroupMember {
     /// An OffsetFetch answered UNSTABLE_OFFSET_COMMIT: ask again for these partitions at this
     /// time (`ConsumerCoordinator.fetchCommittedOffsets` retries after `retry.backoff.ms`).
     refetch: Option<(Vec<TopicPartition>, SimTime)>,
+    /// The protocol the group agreed on at the last JoinGroup.
+    protocol_name: Option<String>,
+    /// A Connect worker's membership (`WorkerCoordinator`) instead of a consumer's
+    /// (`ConsumerCoordinator`): protocol type `connect`, no partitions.
+    worker: Option<WorkerCoordinator>,
 }
 
 fn protocol_of(strategies: &[String]) -> RebalanceProtocol {
@@ -138,7 +144,27 @@ impl GroupMember {
             failed: None,
             kicked_out_at: None,
             refetch: None,
+            protocol_name: None,
+            worker: None,
         }
+    }
+
+    /// A Connect worker's group member (`WorkerGroupMember`): it joins at once.
+    pub fn new_worker(group_id: String, client_id: String, config: ConsumerConfig, worker: WorkerCoordinator) -> Self {
+        let mut member = GroupMember::new(group_id, client_id, config);
+        member.worker = Some(worker);
+        member.phase = Phase::Joining;
+        member
+    }
+
+    /// The worker's side of its group, for a Connect worker's member.
+    pub fn worker(&self) -> Option<&WorkerCoordinator> {
+        self.worker.as_ref()
+    }
+
+    /// Whether the member wants to be in its group: subscribed, or a worker that has not left.
+    fn wants_group(&self) -> bool {
+        !self.topics.is_empty() || self.worker.as_ref().is_some_and(|w| w.active)
     }
 
     pub fn member_id(&self) -> &str {
@@ -193,7 +219,7 @@ impl GroupMember {
     /// The application polled: it is alive. A member that was kicked out rejoins.
     pub fn on_poll(&mut self, now: SimTime) {
         self.last_poll = now;
-        if self.phase == Phase::Idle && !self.topics.is_empty() && self.kicked_out_at.is_none() && self.failed.is_none()
+        if self.phase == Phase::Idle && self.wants_group() && self.kicked_out_at.is_none() && self.failed.is_none()
         {
             self.phase = Phase::Joining;
         }
@@ -237,7 +263,7 @@ impl GroupMember {
         if self.failed.is_some() {
             return events;
         }
-        if self.topics.is_empty() || now < self.retry_at {
+        if !self.wants_group() || now < self.retry_at {
             if now < self.retry_at {
                 fx.set_timer(Timer::ConsumerWakeup, self.retry_at);
             }
@@ -312,6 +338,15 @@ impl GroupMember {
                 }
             }
             Phase::Stable => {
+                if let Some(worker) = self.worker.as_mut() {
+                    // The leader's delay ran out (`DistributedHerder.tick`: `member.requestRejoin()`
+                    // once `scheduledRebalance` passed).
+                    if worker.take_due_rejoin(now) {
+                        self.rejoin_needed = true;
+                    } else if let Some(at) = worker.rejoin_at() {
+                        fx.set_timer(Timer::ConsumerWakeup, at);
+                    }
+                }
                 if self.rejoin_needed && !self.waiting_for(|p| matches!(p, Pending::Commit(..))) && !self.listener_busy
                 {
                     self.rejoin_needed = false;
@@ -329,6 +364,22 @@ impl GroupMember {
         let Some(coordinator) = self.coordinator else { return };
         // The next assignment fetches its own committed offsets.
         self.refetch = None;
+        if let Some(worker) = self.worker.as_mut() {
+            // `WorkerCoordinator.onJoinPrepare` (eager: stop everything), then `metadata()`.
+            worker.on_join_prepare();
+            let body = Request::JoinGroup(JoinGroupRequest {
+                group_id: self.group_id.clone(),
+                client_id: self.client_id.clone(),
+                member_id: self.member_id.clone(),
+                group_instance_id: None,
+                session_timeout_ms: self.config.session_timeout_ms,
+                rebalance_timeout_ms: self.config.max_poll_interval_ms,
+                protocol_type: ProtocolType::Connect,
+                protocols: worker.metadata(),
+            });
+            self.send(coordinator, now, body, Pending::Join, next_correlation, fx);
+            return;
+        }
         if self.protocol() == RebalanceProtocol::Eager && !self.owned.is_empty() {
             // Eager: give everything up before joining. (The consumer commits first if it
             // auto-commits: see `Consumer::on_member_events`.)
@@ -350,8 +401,12 @@ impl GroupMember {
             if self.protocol() == RebalanceProtocol::Eager { self.previous.clone() } else { self.owned.clone() };
         let subscription =
             Subscription { topics: self.topics.clone(), owned_partitions: owned, generation: self.generation };
-        let protocols =
-            self.config.partition_assignment_strategy.iter().map(|s| (s.clone(), subscription.clone())).collect();
+        let protocols = self
+            .config
+            .partition_assignment_strategy
+            .iter()
+            .map(|s| (s.clone(), MemberMetadata::Consumer(subscription.clone())))
+            .collect();
         let body = Request::JoinGroup(JoinGroupRequest {
             group_id: self.group_id.clone(),
             client_id: self.client_id.clone(),
@@ -359,6 +414,7 @@ impl GroupMember {
             group_instance_id: self.instance_id.clone(),
             session_timeout_ms: self.config.session_timeout_ms,
             rebalance_timeout_ms: self.config.max_poll_interval_ms,
+            protocol_type: ProtocolType::Consumer,
             protocols,
         });
         self.send(coordinator, now, body, Pending::Join, next_correlation, fx);
@@ -517,7 +573,7 @@ impl GroupMember {
                 self.send(coordinator, now, body, Pending::Heartbeat, next_correlation, fx);
             }
         }
-        if !self.topics.is_empty() && self.failed.is_none() {
+        if self.wants_group() && self.failed.is_none() {
             fx.set_timer(Timer::GroupHeartbeat, now.plus_ms(self.config.heartbeat_interval_ms));
         }
     }
@@ -687,8 +743,18 @@ impl GroupMember {
         self.phase = Phase::Syncing;
         let mut assignments = Vec::new();
         if r.leader == r.member_id && !r.members.is_empty() {
-            assignments = self.assign(&r, metadata);
+            if let Some(worker) = self.worker.as_mut() {
+                let mut notes = Vec::new();
+                assignments =
+                    worker.on_leader_elected(now, r.generation, &r.member_id, r.protocol.as_deref(), &r.members, &mut notes);
+                for note in notes {
+                    fx.note(Note::Connect(note));
+                }
+            } else {
+                assignments = self.assign(&r, metadata);
+            }
         }
+        self.protocol_name = r.protocol.clone();
         let Some(coordinator) = self.coordinator else { return };
         let body = Request::SyncGroup(SyncGroupRequest {
             group_id: self.group_id.clone(),
@@ -702,10 +768,11 @@ impl GroupMember {
     }
 
     /// As the leader: run the group's assignor over every member's subscription.
-    fn assign(&self, r: &JoinGroupResponse, metadata: &ClientMetadata) -> Vec<(String, Vec<TopicPartition>)> {
+    fn assign(&self, r: &JoinGroupResponse, metadata: &ClientMetadata) -> Vec<(String, MemberAssignment)> {
         let Some(kind) = r.protocol.as_deref().and_then(|p| AssignorKind::from_str(p).ok()) else { return Vec::new() };
         let mut partitions_per_topic = BTreeMap::new();
-        for (_, _, sub) in &r.members {
+        for (_, _, md) in &r.members {
+            let Some(sub) = md.subscription() else { continue };
             for topic in &sub.topics {
                 if let Some(p) = metadata.partitions(topic) {
                     partitions_per_topic.insert(topic.clone(), p.len() as i32);
@@ -715,6 +782,7 @@ impl GroupMember {
         let members: Vec<MemberSubscription> = r
             .members
             .iter()
+            .filter_map(|(id, instance, md)| md.subscription().map(|sub| (id, instance, sub)))
             .map(|(id, instance, sub)| MemberSubscription {
                 member_id: id.clone(),
                 group_instance_id: instance.clone(),
@@ -724,7 +792,7 @@ impl GroupMember {
             })
             .collect();
         let assignment = kind.assign(&partitions_per_topic, &members);
-        r.members.iter().map(|(id, _, _)| (id.clone(), assignment.partitions_of(id).to_vec())).collect()
+        r.members.iter().map(|(id, _, _)| (id.clone(), assignment.partitions_of(id).to_vec().into())).collect()
     }
 
     fn on_sync(&mut self, now: SimTime, r: SyncGroupResponse, fx: &mut Effects, events: &mut Vec<MemberEvent>) {
@@ -740,7 +808,25 @@ impl GroupMember {
             _ => return self.coordinator_lost(now),
         }
         self.phase = Phase::Stable;
-        let mut new = r.assignment;
+        if let Some(worker) = self.worker.as_mut() {
+            let mut notes = Vec::new();
+            let rejoin = worker.on_join_complete(
+                now,
+                self.generation,
+                &self.member_id,
+                self.protocol_name.as_deref(),
+                &r.assignment,
+                &mut notes,
+            );
+            for note in notes {
+                fx.note(Note::Connect(note));
+            }
+            if rejoin {
+                self.rejoin_needed = true;
+            }
+            return;
+        }
+        let mut new = r.assignment.partitions().to_vec();
         new.sort();
         let revoked: Vec<TopicPartition> = self.owned.iter().filter(|tp| !new.contains(tp)).cloned().collect();
         let added: Vec<TopicPartition> = new.iter().filter(|tp| !self.owned.contains(tp)).cloned().collect();
@@ -809,6 +895,9 @@ impl GroupMember {
         }
         self.maybe_leave_group(now, next_correlation, fx);
         self.topics.clear();
+        if let Some(worker) = self.worker.as_mut() {
+            worker.active = false;
+        }
         self.phase = Phase::Idle;
         events
     }

@@ -1,0 +1,229 @@
+//! A Connect worker's side of its group (`WorkerCoordinator`), on top of the same member
+//! engine a consumer's group membership uses ([`crate::group::member::GroupMember`], Kafka's
+//! `AbstractCoordinator`): FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup.
+//!
+//! What is Connect's own:
+//! - the JoinGroup carries protocol type `connect`, the protocols `connect.protocol` offers and
+//!   the worker's metadata (`metadata()`: url, config offset, what it runs);
+//! - as leader it runs the assignor over every member's metadata (`onLeaderElected`):
+//!   [`IncrementalCooperativeAssignor`], or the eager one under protocol `default`;
+//! - after SyncGroup it applies its assignment (`onJoinComplete`): under the incremental
+//!   protocols it stops the revoked connectors and tasks and keeps running the rest, adding the
+//!   new ones; a revocation is followed by an immediate rejoin, so that the next rebalance gives
+//!   the revoked work to its new owner; a *delay* makes it rejoin that much later
+//!   (`DistributedHerder`'s `scheduledRebalance`), when the leader gives out lost work;
+//! - under the eager protocol it stops everything before each rejoin (`onJoinPrepare`).
+
+use crate::connect::event::ConnectEvent;
+use crate::connect::herder::{eager_assignment, GroupEvent, IncrementalCooperativeAssignor, Members, Unit};
+use crate::connect::protocol::{
+    worker_of_url, AssignmentError, ConnectAssignment, ConnectProtocolCompatibility, WorkerMetadata,
+};
+use crate::protocol::{MemberAssignment, MemberMetadata};
+use crate::time::SimTime;
+
+#[derive(Clone, Debug)]
+pub struct WorkerCoordinator {
+    group: String,
+    url: String,
+    compatibility: ConnectProtocolCompatibility,
+    /// The protocol the group agreed on at the last join.
+    current: ConnectProtocolCompatibility,
+    /// How far the worker has read the config topic.
+    config_offset: i64,
+    /// Every connector and task the configurations define (the config topic's snapshot).
+    configured: Vec<Unit>,
+    /// What the worker runs: its last assignment, applied (`assignmentSnapshot`).
+    running: Option<Vec<Unit>>,
+    last_completed_generation: i32,
+    assignor: IncrementalCooperativeAssignor,
+    /// The leader asked for a rejoin at this time (`DistributedHerder.scheduledRebalance`).
+    rejoin_at: Option<SimTime>,
+    /// Membership wanted (false once the worker left its group for good).
+    pub active: bool,
+    /// The member id the trace last recorded as having joined.
+    announced: Option<String>,
+}
+
+impl WorkerCoordinator {
+    pub fn new(
+        group: String,
+        worker: &str,
+        compatibility: ConnectProtocolCompatibility,
+        config_offset: i64,
+        configured: Vec<Unit>,
+        max_delay_ms: u64,
+    ) -> WorkerCoordinator {
+        WorkerCoordinator {
+            group,
+            url: format!("http://{worker}:8083/"),
+            compatibility,
+            current: compatibility,
+            config_offset,
+            configured,
+            running: None,
+            last_completed_generation: -1,
+            assignor: IncrementalCooperativeAssignor::new(max_delay_ms),
+            rejoin_at: None,
+            active: true,
+            announced: None,
+        }
+    }
+
+    /// What the worker runs now, once it has had an assignment.
+    pub fn running(&self) -> Option<&[Unit]> {
+        self.running.as_deref()
+    }
+
+    pub fn last_completed_generation(&self) -> i32 {
+        self.last_completed_generation
+    }
+
+    /// When the leader's delay tells the worker to rejoin.
+    pub fn rejoin_at(&self) -> Option<SimTime> {
+        self.rejoin_at
+    }
+
+    /// The delayed rejoin is due: it is taken.
+    pub fn take_due_rejoin(&mut self, now: SimTime) -> bool {
+        if self.rejoin_at.is_some_and(|at| now >= at) {
+            self.rejoin_at = None;
+            return true;
+        }
+        false
+    }
+
+    /// `WorkerCoordinator.metadata`: the protocols offered, each with the worker's state.
+    pub fn metadata(&self) -> Vec<(String, MemberMetadata)> {
+        self.compatibility
+            .offered()
+            .into_iter()
+            .map(|p| {
+                let owned = if p == ConnectProtocolCompatibility::Eager { None } else { self.running.clone() };
+                let md = WorkerMetadata { url: self.url.clone(), config_offset: self.config_offset, owned };
+                (p.protocol().to_string(), MemberMetadata::Connect(md))
+            })
+            .collect()
+    }
+
+    /// `onJoinPrepare`: under the eager protocol everything stops before the rejoin. Returns
+    /// what stopped.
+    pub fn on_join_prepare(&mut self) -> Vec<Unit> {
+        if self.current != ConnectProtocolCompatibility::Eager {
+            return Vec::new();
+        }
+        self.running.take().unwrap_or_default()
+    }
+
+    /// `onLeaderElected`: the assignment of every member, and the leader's decisions for the
+    /// trace.
+    pub fn on_leader_elected(
+        &mut self,
+        now: SimTime,
+        generation: i32,
+        leader: &str,
+        protocol: Option<&str>,
+        members: &[(String, Option<String>, MemberMetadata)],
+        notes: &mut Vec<ConnectEvent>,
+    ) -> Vec<(String, MemberAssignment)> {
+        let members: Members = members
+            .iter()
+            .filter_map(|(id, _, md)| match md {
+                MemberMetadata::Connect(w) => Some((id.clone(), w.clone())),
+                _ => None,
+            })
+            .collect();
+        let mut events = Vec::new();
+        let protocol = protocol.and_then(ConnectProtocolCompatibility::from_protocol);
+        let assignments = if protocol == Some(ConnectProtocolCompatibility::Eager) {
+            let leader_url = members.get(leader).map(|m| m.url.clone()).unwrap_or_default();
+            let full = eager_assignment(&members, &self.configured);
+            let running = full.iter().map(|(id, us)| (worker_of_url(&members[id].url).to_string(), us.clone()));
+            events.push(GroupEvent::Rebalanced { generation, assignments: running.collect() });
+            full.into_iter()
+                .map(|(id, assigned)| {
+                    let a = ConnectAssignment {
+                        error: AssignmentError::None,
+                        leader: leader.to_string(),
+                        leader_url: leader_url.clone(),
+                        config_offset: self.config_offset,
+                        assigned,
+                        revoked: Vec::new(),
+                        delay_ms: 0,
+                    };
+                    (id, a)
+                })
+                .collect()
+        } else {
+            self.assignor.perform_assignment(
+                now.as_ms(),
+                generation,
+                self.last_completed_generation,
+                leader,
+                self.config_offset,
+                &members,
+                &self.configured,
+                &mut events,
+            )
+        };
+        for e in events {
+            notes.push(match e {
+                GroupEvent::Rebalanced { generation, assignments } => ConnectEvent::Rebalanced {
+                    group: self.group.clone(),
+                    generation: generation.max(0) as u32,
+                    assignments: assignments
+                        .into_iter()
+                        .map(|(w, us)| (w, us.iter().map(|u| u.to_string()).collect()))
+                        .collect(),
+                },
+                GroupEvent::Delayed { lost, until_ms } => ConnectEvent::RebalanceDelayed {
+                    group: self.group.clone(),
+                    lost: lost.iter().map(|u| u.to_string()).collect(),
+                    until_ms,
+                },
+            });
+        }
+        assignments.into_iter().map(|(id, a)| (id, MemberAssignment::Connect(a))).collect()
+    }
+
+    /// `onJoinComplete`: apply the assignment. Returns whether the worker must rejoin at once
+    /// (it revoked something, or the assignment failed), and notes its joining.
+    pub fn on_join_complete(
+        &mut self,
+        now: SimTime,
+        generation: i32,
+        member_id: &str,
+        protocol: Option<&str>,
+        assignment: &MemberAssignment,
+        notes: &mut Vec<ConnectEvent>,
+    ) -> bool {
+        let MemberAssignment::Connect(a) = assignment else { return true };
+        if let Some(p) = protocol.and_then(ConnectProtocolCompatibility::from_protocol) {
+            self.current = p;
+        }
+        self.last_completed_generation = generation;
+        if self.announced.as_deref() != Some(member_id) {
+            self.announced = Some(member_id.to_string());
+            let worker = worker_of_url(&self.url).to_string();
+            notes.push(ConnectEvent::WorkerJoined { group: self.group.clone(), worker });
+        }
+        if a.error != AssignmentError::None {
+            return true;
+        }
+        let mut running = if self.current == ConnectProtocolCompatibility::Eager {
+            Vec::new()
+        } else {
+            self.running.take().unwrap_or_default()
+        };
+        running.retain(|u| !a.revoked.contains(u));
+        for unit in &a.assigned {
+            if !running.contains(unit) {
+                running.push(unit.clone());
+            }
+        }
+        running.sort();
+        self.running = Some(running);
+        self.rejoin_at = (a.delay_ms > 0).then(|| now.plus_ms(a.delay_ms));
+        self.current != ConnectProtocolCompatibility::Eager && !a.revoked.is_empty()
+    }
+}
