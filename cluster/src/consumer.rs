@@ -422,6 +422,24 @@ impl Consumer {
         true
     }
 
+    /// Join a Connect worker group (`WorkerGroupMember`): this engine's group membership is a
+    /// worker's, protocol type `connect`; it reads no partitions. Its `session.timeout.ms`,
+    /// `heartbeat.interval.ms` and rebalance timeout (`max.poll.interval.ms` here:
+    /// `rebalance.timeout.ms`) are the worker's.
+    pub fn join_worker_group(
+        &mut self,
+        worker: crate::connect::worker_coordinator::WorkerCoordinator,
+        now: SimTime,
+        fx: &mut Effects,
+    ) -> bool {
+        let Some(group_id) = self.config.group_id.clone() else { return false };
+        self.member = Some(GroupMember::new_worker(group_id, self.client_id.clone(), self.config.clone(), worker));
+        fx.set_timer(Timer::GroupHeartbeat, now.plus_ms(self.config.heartbeat_interval_ms));
+        fx.set_timer(Timer::PollIntervalCheck, now.plus_ms(self.config.max_poll_interval_ms + 1));
+        self.drive(now, fx);
+        true
+    }
+
     pub fn member(&self) -> Option<&GroupMember> {
         self.member.as_ref()
     }

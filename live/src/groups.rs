@@ -108,6 +108,17 @@ fn assignment_bytes(partitions: &[TopicPartition]) -> Result<Bytes, String> {
     Ok(buf.freeze())
 }
 
+/// A member's metadata as its JoinGroup carried it.
+fn metadata_bytes(metadata: &ks::MemberMetadata) -> Result<Bytes, String> {
+    match metadata {
+        ks::MemberMetadata::Consumer(subscription) => subscription_bytes(subscription),
+        ks::MemberMetadata::Opaque(bytes) => Ok(Bytes::from(bytes.clone())),
+        ks::MemberMetadata::Connect(_) => {
+            Err("a simulated Connect worker's metadata has no wire form for a real client".into())
+        }
+    }
+}
+
 fn forward(request: Request, assembly: Assembly) -> Plan {
     Plan::Forward { requests: vec![request], assembly }
 }
@@ -116,10 +127,20 @@ pub fn plan(api: ApiKey, version: i16, body: &mut Bytes, client_id: &str) -> Res
     match api {
         ApiKey::JoinGroup => {
             let r: kp::JoinGroupRequest = decode(body, version, "JoinGroup")?;
+            // The consumer protocol's metadata is read; any other protocol type's (a real Connect
+            // worker's, a schema registry's) goes through as the bytes it is, as the coordinator
+            // treats it.
+            let protocol_type = ks::ProtocolType::from_name(r.protocol_type.as_str());
             let protocols = r
                 .protocols
                 .iter()
-                .map(|p| Ok((p.name.to_string(), subscription_from(&p.metadata)?)))
+                .map(|p| {
+                    let metadata = match protocol_type {
+                        ks::ProtocolType::Consumer => ks::MemberMetadata::Consumer(subscription_from(&p.metadata)?),
+                        _ => ks::MemberMetadata::Opaque(p.metadata.to_vec()),
+                    };
+                    Ok((p.name.to_string(), metadata))
+                })
                 .collect::<Result<Vec<_>, String>>()?;
             let session_timeout_ms = u64::try_from(r.session_timeout_ms).unwrap_or(0);
             Ok(forward(
@@ -134,6 +155,7 @@ pub fn plan(api: ApiKey, version: i16, body: &mut Bytes, client_id: &str) -> Res
                     } else {
                         session_timeout_ms
                     },
+                    protocol_type,
                     protocols,
                 }),
                 Assembly::JoinGroup,
@@ -141,10 +163,23 @@ pub fn plan(api: ApiKey, version: i16, body: &mut Bytes, client_id: &str) -> Res
         }
         ApiKey::SyncGroup => {
             let r: kp::SyncGroupRequest = decode(body, version, "SyncGroup")?;
+            // SyncGroup names its protocol type from v5 on; before, a consumer's assignment is
+            // the one that parses as one.
+            let consumer = match r.protocol_type.as_ref() {
+                Some(t) => t.as_str() == "consumer",
+                None => r.assignments.iter().all(|a| assignment_from(&a.assignment).is_ok()),
+            };
             let assignments = r
                 .assignments
                 .iter()
-                .map(|a| Ok((a.member_id.to_string(), assignment_from(&a.assignment)?)))
+                .map(|a| {
+                    let assignment = if consumer {
+                        ks::MemberAssignment::Consumer(assignment_from(&a.assignment)?)
+                    } else {
+                        ks::MemberAssignment::Opaque(a.assignment.to_vec())
+                    };
+                    Ok((a.member_id.to_string(), assignment))
+                })
                 .collect::<Result<Vec<_>, String>>()?;
             Ok(forward(
                 Request::SyncGroup(ks::SyncGroupRequest {
@@ -259,13 +294,13 @@ pub fn assemble(assembly: &Assembly, version: i16, responses: &[Response]) -> Re
             out.members = j
                 .members
                 .iter()
-                .map(|(id, instance, subscription)| {
+                .map(|(id, instance, metadata)| {
                     let mut m = kp::join_group_response::JoinGroupResponseMember::default();
                     m.member_id = sb(id);
                     if version >= 5 {
                         m.group_instance_id = instance.as_deref().map(sb);
                     }
-                    m.metadata = subscription_bytes(subscription)?;
+                    m.metadata = metadata_bytes(metadata)?;
                     Ok(m)
                 })
                 .collect::<Result<_, String>>()?;
@@ -275,7 +310,15 @@ pub fn assemble(assembly: &Assembly, version: i16, responses: &[Response]) -> Re
             let Some(Response::SyncGroup(s)) = responses.first() else { return Err(unexpected(responses.first())) };
             let mut out = kp::SyncGroupResponse::default();
             out.error_code = s.error.code();
-            out.assignment = if s.error.is_none() { assignment_bytes(&s.assignment)? } else { Bytes::new() };
+            out.assignment = match &s.assignment {
+                _ if !s.error.is_none() => Bytes::new(),
+                ks::MemberAssignment::Empty => Bytes::new(),
+                ks::MemberAssignment::Consumer(partitions) => assignment_bytes(partitions)?,
+                ks::MemberAssignment::Opaque(bytes) => Bytes::from(bytes.clone()),
+                ks::MemberAssignment::Connect(_) => {
+                    return Err("a simulated Connect worker's assignment has no wire form for a real client".into())
+                }
+            };
             encoded(&out, version)
         }
         Assembly::Heartbeat => {

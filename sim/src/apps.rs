@@ -121,6 +121,21 @@ impl KafkaConsumer {
         Some(KafkaConsumer { world, node, engine })
     }
 
+    /// Make this consumer engine a Connect worker's group membership (`WorkerGroupMember`):
+    /// it joins the worker group at once.
+    pub fn join_worker_group(&self, worker: ksim_cluster::connect::worker_coordinator::WorkerCoordinator) {
+        self.world.lock().expect("world lock").consumer_join_worker_group(self.node, self.engine, worker);
+    }
+
+    /// `WorkerGroupMember.poll`, without waiting: the membership's heartbeats and rejoins go
+    /// on, and the answer is what the worker runs (with the generation it last completed),
+    /// once it has had an assignment.
+    pub fn worker_poll(&self) -> Option<(i32, Vec<ksim_cluster::connect::herder::Unit>)> {
+        let mut world = self.world.lock().expect("world lock");
+        let _ = world.consumer_poll(self.node, self.engine);
+        world.consumer_worker_assignment(self.node, self.engine)
+    }
+
     /// Assigned partitions the consumer has no position for and will not choose one
     /// (`auto.offset.reset=none`): what its `poll` would throw NoOffsetForPartitionException or
     /// OffsetOutOfRangeException for.

@@ -1,9 +1,14 @@
 //! A Kafka Connect worker, as the application on a client node.
 //!
 //! The worker is Kafka's `Worker` with its herder (`DistributedHerder`, or `StandaloneHerder`
-//! for one worker): it joins the worker group, runs the connectors and tasks the group assigns
-//! it, and drives each task's pure state machine (`ksim_cluster::connect`) with the worker's
-//! producer and, for each sink task, a consumer of the task's own:
+//! for one worker). A distributed worker joins the worker group over the network
+//! (`WorkerGroupMember`: a member engine of its node with protocol type `connect`, its
+//! `client.id` the worker's name; `ksim_cluster::connect::worker_coordinator`): FindCoordinator,
+//! JoinGroup, SyncGroup, Heartbeat every `heartbeat.interval.ms`, and LeaveGroup when it stops
+//! cleanly; a crashed worker's session expires at the coordinator. The group's leader assigns
+//! (`IncrementalCooperativeAssignor`). The worker runs the connectors and tasks its assignment
+//! gives it, and drives each task's pure state machine (`ksim_cluster::connect`) with the
+//! worker's producer and, for each sink task, a consumer of the task's own:
 //! - a source task ([`SourceTask`]) polls its table every `poll.interval.ms`, sends what the
 //!   chain lets through, and every `offset.flush.interval.ms` writes its committable offset to
 //!   `offset.storage.topic` (distributed) or its offsets file (standalone);
@@ -36,6 +41,7 @@ use ksim_cluster::connect::herder::Unit;
 use ksim_cluster::connect::sink_task::{Incoming, Outcome, SinkTask};
 use ksim_cluster::connect::smt::{Map, Value};
 use ksim_cluster::connect::source_task::{offset_key, offset_value, SourceTask};
+use ksim_cluster::connect::worker_coordinator::WorkerCoordinator;
 use ksim_cluster::node::NodeId;
 use ksim_cluster::TopicPartition;
 use std::collections::{BTreeMap, BTreeSet};
@@ -81,6 +87,9 @@ struct Worker {
     sources: BTreeMap<String, RunningSource>,
     sinks: BTreeMap<String, RunningSink>,
     generation: u32,
+    /// The worker's group membership (distributed), and the assignment it last applied.
+    membership: Option<KafkaConsumer>,
+    applied: Option<Vec<Unit>>,
 }
 
 pub async fn run(world: Arc<Mutex<World>>, node: NodeId) {
@@ -97,6 +106,8 @@ pub async fn run(world: Arc<Mutex<World>>, node: NodeId) {
         sources: BTreeMap::new(),
         sinks: BTreeMap::new(),
         generation: 0,
+        membership: None,
+        applied: None,
     };
     worker.run().await
 }
@@ -114,18 +125,65 @@ impl Worker {
         self.setup.exactly_once_source().is_some()
     }
 
+    /// `WorkerGroupMember`: a member engine of the node in group `group.id`, with the worker's
+    /// session, heartbeat and rebalance timeouts.
+    fn join_group(&mut self) {
+        let w = &self.setup.worker;
+        let (group, session, heartbeat, rebalance) =
+            (w.group_id.clone(), w.session_timeout_ms, w.heartbeat_interval_ms, w.rebalance_timeout_ms);
+        let Some(member) = KafkaConsumer::create(self.world.clone(), self.node, &self.name, |c| {
+            c.group_id = Some(group);
+            c.session_timeout_ms = session;
+            c.heartbeat_interval_ms = heartbeat;
+            c.max_poll_interval_ms = rebalance;
+            c.enable_auto_commit = false;
+        }) else {
+            return;
+        };
+        let units = self.setup.units();
+        // The config topic holds two records per connector (its configuration and its tasks).
+        let config_offset = 2 * self.setup.connectors.len() as i64 - 1;
+        member.join_worker_group(WorkerCoordinator::new(
+            w.group_id.clone(),
+            &self.name,
+            w.connect_protocol,
+            config_offset,
+            units,
+            w.scheduled_rebalance_max_delay_ms,
+        ));
+        self.membership = Some(member);
+    }
+
+    /// What the worker should run now: everything (standalone), or its group assignment.
+    fn assignment(&mut self) -> Option<(u32, Vec<Unit>)> {
+        if self.setup.mode == ConnectMode::Standalone {
+            return Some((0, self.setup.units()));
+        }
+        let (generation, units) = self.membership.as_ref()?.worker_poll()?;
+        Some((generation.max(0) as u32, units))
+    }
+
     async fn run(&mut self) {
         let mut next_heartbeat_ms = 0;
+        if self.setup.mode == ConnectMode::Distributed {
+            self.join_group();
+        }
         loop {
             if self.world.lock().expect("world lock").is_finished() {
                 return;
             }
-            if now_ms() >= next_heartbeat_ms {
+            let assignment = self.assignment();
+            let changed = assignment.as_ref().map(|(_, us)| us) != self.applied.as_ref();
+            // Apply a new assignment at once; retry a task that could not start yet on the
+            // heartbeat interval.
+            if changed || now_ms() >= next_heartbeat_ms {
                 next_heartbeat_ms = now_ms() + self.setup.worker.heartbeat_interval_ms;
-                let (generation, units) = self.world.lock().expect("world lock").connect_heartbeat(self.node);
-                self.generation = generation;
-                self.write_configs_once();
-                self.reconcile(units).await;
+                if let Some((generation, units)) = assignment {
+                    self.generation = generation;
+                    self.write_configs_once();
+                    self.applied = Some(units.clone());
+                    self.reconcile(units).await;
+                }
             }
             let names: Vec<String> = self.sources.keys().cloned().collect();
             for name in names {

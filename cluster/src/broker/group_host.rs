@@ -133,7 +133,9 @@ impl Broker {
                     member_id: r.member_id,
                     members: Vec::new(),
                 }),
-                Request::SyncGroup(_) => Response::SyncGroup(SyncGroupResponse { error, assignment: MemberAssignment::Empty }),
+                Request::SyncGroup(_) => {
+                    Response::SyncGroup(SyncGroupResponse { error, assignment: MemberAssignment::Empty })
+                }
                 Request::Heartbeat(_) => Response::Heartbeat(HeartbeatResponse { error }),
                 Request::LeaveGroup(_) => Response::LeaveGroup(LeaveGroupResponse { error }),
                 Request::OffsetCommit(_) => Response::OffsetCommit(OffsetCommitResponse { error }),

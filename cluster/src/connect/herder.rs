@@ -154,7 +154,8 @@ impl IncrementalCooperativeAssignor {
         let mut to_revoke: Loads = BTreeMap::new();
         for (id, m) in members {
             for unit in owned(m) {
-                let claimed = members.values().filter(|o| o.owned.as_ref().is_some_and(|us| us.contains(&unit))).count();
+                let claimed =
+                    members.values().filter(|o| o.owned.as_ref().is_some_and(|us| us.contains(&unit))).count();
                 if deleted.contains(&unit) || claimed > 1 {
                     to_revoke.entry(id.clone()).or_default().push(unit);
                 }
@@ -173,7 +174,8 @@ impl IncrementalCooperativeAssignor {
                 to_revoke.entry(id).or_default().extend(units);
             }
         }
-        let (connectors, tasks): (Vec<Unit>, Vec<Unit>) = new.into_iter().partition(|u| matches!(u, Unit::Connector(_)));
+        let (connectors, tasks): (Vec<Unit>, Vec<Unit>) =
+            new.into_iter().partition(|u| matches!(u, Unit::Connector(_)));
         assign_balanced(&mut loads, connectors, true);
         assign_balanced(&mut loads, tasks, false);
         let mut assignments = BTreeMap::new();
@@ -199,13 +201,19 @@ impl IncrementalCooperativeAssignor {
         }
         // `computePreviousAssignment`: what is assigned, less what is revoked, plus what is lost.
         let revoked_all: BTreeSet<Unit> = to_revoke.values().flatten().cloned().collect();
-        self.previous_assignment =
-            loads.values().flatten().filter(|u| !revoked_all.contains(*u)).cloned().chain(lost.iter().cloned()).collect();
+        self.previous_assignment = loads
+            .values()
+            .flatten()
+            .filter(|u| !revoked_all.contains(*u))
+            .cloned()
+            .chain(lost.iter().cloned())
+            .collect();
         self.previous_revocation = revoked_all;
         self.previous_generation = Some(generation);
         self.previous_members = members.keys().cloned().collect();
         if self.delay_ms > 0 {
-            events.push(GroupEvent::Delayed { lost: lost.into_iter().collect(), until_ms: self.scheduled_rebalance_ms });
+            events
+                .push(GroupEvent::Delayed { lost: lost.into_iter().collect(), until_ms: self.scheduled_rebalance_ms });
         }
         events.push(GroupEvent::Rebalanced { generation, assignments: running });
         assignments
@@ -315,7 +323,8 @@ pub fn eager_assignment(members: &Members, configured: &[Unit]) -> BTreeMap<Stri
     if ids.is_empty() {
         return out;
     }
-    let (connectors, tasks): (Vec<&Unit>, Vec<&Unit>) = configured.iter().partition(|u| matches!(u, Unit::Connector(_)));
+    let (connectors, tasks): (Vec<&Unit>, Vec<&Unit>) =
+        configured.iter().partition(|u| matches!(u, Unit::Connector(_)));
     for (i, unit) in connectors.into_iter().chain(tasks).enumerate() {
         out.get_mut(ids[i % ids.len()]).expect("present").push(unit.clone());
     }
@@ -363,7 +372,8 @@ mod tests {
                 .map(|m| {
                     let worker = m.rsplit_once('-').map_or(*m, |(w, _)| w);
                     let owned = self.running.get(*m).cloned().unwrap_or_default();
-                    let md = WorkerMetadata { url: format!("http://{worker}:8083/"), config_offset: 2, owned: Some(owned) };
+                    let md =
+                        WorkerMetadata { url: format!("http://{worker}:8083/"), config_offset: 2, owned: Some(owned) };
                     (m.to_string(), md)
                 })
                 .collect();
@@ -413,7 +423,10 @@ mod tests {
         let w2_had = g.runs("w2-2");
         // w2 dies; the leader w1 sees its work lost and delays.
         assert_eq!(g.rebalance(16_000, &["w1-1"]), 300_000);
-        assert!(g.events.contains(&GroupEvent::Delayed { lost: w2_had.iter().cloned().collect::<BTreeSet<_>>().into_iter().collect(), until_ms: 316_000 }));
+        assert!(g.events.contains(&GroupEvent::Delayed {
+            lost: w2_had.iter().cloned().collect::<BTreeSet<_>>().into_iter().collect(),
+            until_ms: 316_000
+        }));
         assert!(w2_had.iter().all(|u| !g.runs("w1-1").contains(u)), "nothing moved yet");
         // Everyone rejoins when the delay is over: the lost work moves.
         assert_eq!(g.rebalance(316_000, &["w1-1"]), 0);
@@ -468,7 +481,9 @@ mod tests {
     fn eager_assigns_everything_round_robin() {
         let members: Members = ["a", "b"]
             .iter()
-            .map(|m| (m.to_string(), WorkerMetadata { url: format!("http://{m}:8083/"), config_offset: 0, owned: None }))
+            .map(|m| {
+                (m.to_string(), WorkerMetadata { url: format!("http://{m}:8083/"), config_offset: 0, owned: None })
+            })
             .collect();
         let out = eager_assignment(&members, &units());
         assert_eq!(out["a"].len() + out["b"].len(), 5);

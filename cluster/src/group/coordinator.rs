@@ -1180,12 +1180,17 @@ impl GroupCoordinator {
                 g.state = GroupState::Stable;
                 Self::note_state(g, fx);
                 for m in g.members.values_mut() {
-                    fx.note(Note::AssignmentStored {
-                        group: group.clone(),
-                        generation,
-                        member: m.member_id.clone(),
-                        partitions: m.assignment.partitions().to_vec(),
-                    });
+                    // The note lists partitions: a consumer group's (a worker's assignment is in
+                    // the SyncGroup answers).
+                    let consumer = matches!(m.assignment, MemberAssignment::Consumer(_) | MemberAssignment::Empty);
+                    if consumer {
+                        fx.note(Note::AssignmentStored {
+                            group: group.clone(),
+                            generation,
+                            member: m.member_id.clone(),
+                            partitions: m.assignment.partitions().to_vec(),
+                        });
+                    }
                     if let Some(c) = m.sync.take() {
                         let body = Response::SyncGroup(SyncGroupResponse {
                             error: ErrorCode::None,
@@ -1328,7 +1333,9 @@ impl Group {
             return !protocol_type.name().is_empty() && !protocols.is_empty();
         }
         self.protocol_type.as_ref() == Some(protocol_type)
-            && protocols.iter().any(|(name, _)| self.members.values().all(|m| m.protocols.iter().any(|(n, _)| n == name)))
+            && protocols
+                .iter()
+                .any(|(name, _)| self.members.values().all(|m| m.protocols.iter().any(|(n, _)| n == name)))
     }
 
     /// Kafka's `ClassicGroup.selectProtocol`: the candidates are the protocols every member
@@ -1426,7 +1433,10 @@ mod tests {
 
     fn protocols(topics: &[&str]) -> Vec<(String, MemberMetadata)> {
         let topics = topics.iter().map(|t| t.to_string()).collect();
-        vec![("range".to_string(), MemberMetadata::Consumer(Subscription { topics, owned_partitions: Vec::new(), generation: -1 }))]
+        vec![(
+            "range".to_string(),
+            MemberMetadata::Consumer(Subscription { topics, owned_partitions: Vec::new(), generation: -1 }),
+        )]
     }
 
     /// A consumer's `partition.assignment.strategy`: these assignors, in preference order.
@@ -1711,11 +1721,17 @@ mod tests {
         let leader_index = ids.iter().position(|id| *id == leader).expect("the leader is a member");
         let (c, append) = b.sync(members[leader_index].0, &leader, 1, assignments);
         b.write(append.expect("the leader's SyncGroup writes the assignment"), ErrorCode::None);
-        assert_eq!(b.sync_reply(c).expect("answered once written").assignment, MemberAssignment::from(vec![tp(leader_index as i32)]));
+        assert_eq!(
+            b.sync_reply(c).expect("answered once written").assignment,
+            MemberAssignment::from(vec![tp(leader_index as i32)])
+        );
         for (i, id) in ids.iter().enumerate().filter(|(i, _)| *i != leader_index) {
             let (c, append) = b.sync(members[i].0, id, 1, Vec::new());
             assert!(append.is_none());
-            assert_eq!(b.sync_reply(c).expect("a Stable group answers at once").assignment, MemberAssignment::from(vec![tp(i as i32)]));
+            assert_eq!(
+                b.sync_reply(c).expect("a Stable group answers at once").assignment,
+                MemberAssignment::from(vec![tp(i as i32)])
+            );
         }
         assert_eq!(b.state(), (GroupState::Stable, 1));
         (b, ids)
@@ -1808,8 +1824,14 @@ mod tests {
         assert_eq!(b.state(), (GroupState::Stable, 1));
         let leader_sync = b.sync_reply(c_sync_leader).expect("answered");
         let follower_sync = b.sync_reply(c_sync_follower).expect("answered");
-        assert_eq!(leader_sync, SyncGroupResponse { error: ErrorCode::None, assignment: MemberAssignment::from(vec![tp(0)]) });
-        assert_eq!(follower_sync, SyncGroupResponse { error: ErrorCode::None, assignment: MemberAssignment::from(vec![tp(1), tp(2)]) });
+        assert_eq!(
+            leader_sync,
+            SyncGroupResponse { error: ErrorCode::None, assignment: MemberAssignment::from(vec![tp(0)]) }
+        );
+        assert_eq!(
+            follower_sync,
+            SyncGroupResponse { error: ErrorCode::None, assignment: MemberAssignment::from(vec![tp(1), tp(2)]) }
+        );
         assert_eq!(b.responses[&c_sync_follower].0, client(follower_client), "each answer goes to its own client");
     }
 
@@ -2048,7 +2070,11 @@ mod tests {
 
         let (c, append) = b.sync(3, &reply.member_id, 1, Vec::new());
         assert!(append.is_none());
-        assert_eq!(b.sync_reply(c).expect("Stable: answered at once").assignment, MemberAssignment::from(vec![tp(1)]), "its old share");
+        assert_eq!(
+            b.sync_reply(c).expect("Stable: answered at once").assignment,
+            MemberAssignment::from(vec![tp(1)]),
+            "its old share"
+        );
         assert_eq!(b.heartbeat(1, &ids[0], 1), ErrorCode::None, "the other member is undisturbed");
         assert_eq!(b.heartbeat(3, &reply.member_id, 1), ErrorCode::None);
         assert_eq!(
@@ -2094,7 +2120,10 @@ mod tests {
         assert_eq!(to, client(2));
         assert_eq!(
             body,
-            Response::SyncGroup(SyncGroupResponse { error: ErrorCode::FencedInstanceId, assignment: MemberAssignment::Empty })
+            Response::SyncGroup(SyncGroupResponse {
+                error: ErrorCode::FencedInstanceId,
+                assignment: MemberAssignment::Empty
+            })
         );
     }
 
@@ -2266,7 +2295,11 @@ mod tests {
         // (case, its protocol name: the same name as the group's assignor does not help)
         for (case, name) in [("a Connect protocol", "sessioned"), ("an assignor's name", "range")] {
             let c = b.join_with(3, "", None, worker(name));
-            assert_eq!(b.join_reply(c).expect("answered at once").error, ErrorCode::InconsistentGroupProtocol, "{case}");
+            assert_eq!(
+                b.join_reply(c).expect("answered at once").error,
+                ErrorCode::InconsistentGroupProtocol,
+                "{case}"
+            );
             assert_eq!(b.state(), (GroupState::Stable, 1), "{case}: no rebalance");
         }
         // An Empty group takes the first member's protocol type, and then keeps to it.
@@ -2358,7 +2391,11 @@ mod tests {
         assert!(failover.notes.iter().any(|n| matches!(n, Note::GroupLoaded { members: 2, offsets: 2, .. })));
         assert_eq!(failover.heartbeat(1, &ids[0], 1), ErrorCode::None, "members carry on where they were");
         let (c, _) = failover.sync(2, &ids[1], 1, Vec::new());
-        assert_eq!(failover.sync_reply(c).expect("Stable").assignment, MemberAssignment::from(vec![tp(1)]), "assignments survive too");
+        assert_eq!(
+            failover.sync_reply(c).expect("Stable").assignment,
+            MemberAssignment::from(vec![tp(1)]),
+            "assignments survive too"
+        );
 
         // Member ids handed out after the failover do not collide with the old ones.
         let fresh = failover.member_id_required(3);

@@ -19,8 +19,8 @@
 //! fatal: the member stops for good.
 
 use crate::client_metadata::ClientMetadata;
-use crate::connect::worker_coordinator::WorkerCoordinator;
 use crate::config::ConsumerConfig;
+use crate::connect::worker_coordinator::WorkerCoordinator;
 use crate::effects::Effects;
 use crate::error::ErrorCode;
 use crate::group::assignor::{AssignorKind, MemberSubscription, RebalanceProtocol};
@@ -219,8 +219,7 @@ impl GroupMember {
     /// The application polled: it is alive. A member that was kicked out rejoins.
     pub fn on_poll(&mut self, now: SimTime) {
         self.last_poll = now;
-        if self.phase == Phase::Idle && self.wants_group() && self.kicked_out_at.is_none() && self.failed.is_none()
-        {
+        if self.phase == Phase::Idle && self.wants_group() && self.kicked_out_at.is_none() && self.failed.is_none() {
             self.phase = Phase::Joining;
         }
     }
@@ -745,8 +744,14 @@ impl GroupMember {
         if r.leader == r.member_id && !r.members.is_empty() {
             if let Some(worker) = self.worker.as_mut() {
                 let mut notes = Vec::new();
-                assignments =
-                    worker.on_leader_elected(now, r.generation, &r.member_id, r.protocol.as_deref(), &r.members, &mut notes);
+                assignments = worker.on_leader_elected(
+                    now,
+                    r.generation,
+                    &r.member_id,
+                    r.protocol.as_deref(),
+                    &r.members,
+                    &mut notes,
+                );
                 for note in notes {
                     fx.note(Note::Connect(note));
                 }

@@ -9,6 +9,7 @@ use ksim_cluster::config::{Configurable, TopicConfig};
 use ksim_cluster::connect::connector::ConnectorConfig;
 use ksim_cluster::connect::external::SinkMode;
 use ksim_cluster::connect::herder::Unit;
+use ksim_cluster::connect::protocol::ConnectProtocolCompatibility;
 use ksim_cluster::connect::smt::{Props, Value};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -100,6 +101,10 @@ pub struct WorkerSettings {
     pub scheduled_rebalance_max_delay_ms: u64,
     pub session_timeout_ms: u64,
     pub heartbeat_interval_ms: u64,
+    /// `rebalance.timeout.ms` (60 s): how long the coordinator waits for workers to rejoin.
+    pub rebalance_timeout_ms: u64,
+    /// `connect.protocol` (`sessioned`).
+    pub connect_protocol: ConnectProtocolCompatibility,
     /// KIP-618 `exactly.once.source.support=enabled`.
     pub exactly_once_source: bool,
     /// Standalone: `offset.storage.file.filename`.
@@ -371,6 +376,8 @@ fn worker_settings(configs: &Configs, mode: ConnectMode, brokers: usize) -> Resu
         scheduled_rebalance_max_delay_ms: 300_000,
         session_timeout_ms: 10_000,
         heartbeat_interval_ms: 3_000,
+        rebalance_timeout_ms: 60_000,
+        connect_protocol: ConnectProtocolCompatibility::Sessioned,
         exactly_once_source: false,
         offsets_file: "/tmp/connect.offsets".into(),
     };
@@ -392,6 +399,11 @@ fn worker_settings(configs: &Configs, mode: ConnectMode, brokers: usize) -> Resu
             "scheduled.rebalance.max.delay.ms" => w.scheduled_rebalance_max_delay_ms = number()?,
             "session.timeout.ms" => w.session_timeout_ms = number()?.max(1),
             "heartbeat.interval.ms" => w.heartbeat_interval_ms = number()?.max(1),
+            "rebalance.timeout.ms" => w.rebalance_timeout_ms = number()?.max(1),
+            "connect.protocol" => {
+                w.connect_protocol = ConnectProtocolCompatibility::from_config(&text)
+                    .ok_or_else(|| format!("{field}: `{text}`: expected one of eager, compatible, sessioned"))?
+            }
             "exactly.once.source.support" => {
                 w.exactly_once_source = match text.to_ascii_lowercase().as_str() {
                     "enabled" => true,
@@ -402,7 +414,7 @@ fn worker_settings(configs: &Configs, mode: ConnectMode, brokers: usize) -> Resu
             "offset.storage.file.filename" => w.offsets_file = text.clone(),
             _ => {
                 return Err(format!(
-                    "{field}: unknown worker config; known here: group.id, config.storage.topic, offset.storage.topic, status.storage.topic, offset.storage.partitions, status.storage.partitions, config.storage.replication.factor, offset.storage.replication.factor, status.storage.replication.factor, offset.flush.interval.ms, scheduled.rebalance.max.delay.ms, session.timeout.ms, heartbeat.interval.ms, exactly.once.source.support, offset.storage.file.filename"
+                    "{field}: unknown worker config; known here: group.id, config.storage.topic, offset.storage.topic, status.storage.topic, offset.storage.partitions, status.storage.partitions, config.storage.replication.factor, offset.storage.replication.factor, status.storage.replication.factor, offset.flush.interval.ms, scheduled.rebalance.max.delay.ms, session.timeout.ms, heartbeat.interval.ms, rebalance.timeout.ms, connect.protocol, exactly.once.source.support, offset.storage.file.filename"
                 ))
             }
         }

@@ -347,6 +347,25 @@ impl World {
         Some(out)
     }
 
+    pub fn consumer_join_worker_group(
+        &mut self,
+        node: NodeId,
+        k: usize,
+        worker: ksim_cluster::connect::worker_coordinator::WorkerCoordinator,
+    ) {
+        self.with_consumer(node, k, |c, now, fx| c.join_worker_group(worker, now, fx));
+    }
+
+    /// What a Connect worker's membership engine runs, and the generation it last completed.
+    pub fn consumer_worker_assignment(
+        &self,
+        node: NodeId,
+        k: usize,
+    ) -> Option<(i32, Vec<ksim_cluster::connect::herder::Unit>)> {
+        let worker = self.consumer_engine(node, k)?.member()?.worker()?;
+        Some((worker.last_completed_generation(), worker.running()?.to_vec()))
+    }
+
     pub fn consumer_subscribe(&mut self, node: NodeId, k: usize, topics: &[String]) {
         self.with_consumer(node, k, |c, now, fx| c.subscribe(topics, now, fx));
     }

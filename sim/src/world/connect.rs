@@ -1,6 +1,7 @@
 //! Kafka Connect's side of the world: the external systems (durable, outside every worker: a
 //! worker crash loses nothing they hold), the standalone worker's offsets file (on the worker's
-//! disk, which a crash keeps), the distributed workers' group, and what workers ask of the world.
+//! disk, which a crash keeps), and what workers ask of the world. (The distributed workers'
+//! group is the brokers' business: workers join it over the network, `connect_worker.rs`.)
 
 use super::driver::Wake;
 use super::World;
@@ -8,7 +9,6 @@ use crate::scenario::connect::{ConnectMode, ConnectSetup};
 use crate::trace::EventKind;
 use ksim_cluster::connect::event::ConnectEvent;
 use ksim_cluster::connect::external::{SinkMode, SinkStore, SinkWrite, SourceTable};
-use ksim_cluster::connect::herder::{GroupEvent, Unit, WorkerGroup};
 use ksim_cluster::connect::source_task::{parse_offset_value, Polled, SourceTask};
 use ksim_cluster::node::NodeId;
 use ksim_cluster::note::Note;
@@ -23,21 +23,16 @@ pub struct ConnectWorld {
     pub stores: BTreeMap<String, SinkStore>,
     /// The standalone worker's `offset.storage.file.filename`: key to offset.
     pub offsets_file: BTreeMap<String, i64>,
-    group: WorkerGroup,
     /// Whether the connectors' configurations are in the config topic yet.
     pub configs_written: bool,
 }
 
 impl ConnectWorld {
     pub fn new(setup: ConnectSetup) -> ConnectWorld {
-        let units = setup.units();
-        let group =
-            WorkerGroup::new(setup.worker.session_timeout_ms, setup.worker.scheduled_rebalance_max_delay_ms, units);
         ConnectWorld {
             tables: setup.sources.keys().map(|k| (k.clone(), SourceTable::default())).collect(),
             stores: setup.sinks.iter().map(|(k, m)| (k.clone(), SinkStore::new(*m))).collect(),
             offsets_file: BTreeMap::new(),
-            group,
             configs_written: false,
             setup,
         }
@@ -94,44 +89,28 @@ impl World {
         self.on_note(node, Note::Connect(event));
     }
 
-    /// A worker's heartbeat to its group (distributed), then the group's housekeeping: the
-    /// worker's assignment and generation. A standalone worker runs everything.
-    pub fn connect_heartbeat(&mut self, node: NodeId) -> (u32, Vec<Unit>) {
-        let now_ms = self.now().as_ms();
-        let name = self.header_name(node);
-        let Some(connect) = self.connect.as_mut() else { return (0, Vec::new()) };
-        if connect.setup.mode == ConnectMode::Standalone {
-            return (0, connect.setup.units());
+    /// A group coordinator removed a member of the Connect worker group because its session
+    /// expired: the trace says which worker that was (its member id starts with the worker's
+    /// `client.id`, its name).
+    pub(super) fn connect_member_expired(&mut self, broker: NodeId, group: &str, member: &str) {
+        let Some(connect) = self.connect.as_ref() else { return };
+        if connect.setup.worker.group_id != group {
+            return;
         }
-        let mut events = Vec::new();
-        connect.group.heartbeat(now_ms, &name, &mut events);
-        connect.group.tick(now_ms, &mut events);
-        let answer = (connect.group.generation(), connect.group.assignment(&name));
-        let group = connect.setup.worker.group_id.clone();
-        for e in events {
-            let event = match e {
-                GroupEvent::Joined { worker } => ConnectEvent::WorkerJoined { group: group.clone(), worker },
-                GroupEvent::SessionExpired { worker } => {
-                    ConnectEvent::WorkerSessionExpired { group: group.clone(), worker }
-                }
-                GroupEvent::Rebalanced { generation, assignments } => ConnectEvent::Rebalanced {
-                    group: group.clone(),
-                    generation,
-                    assignments: assignments
-                        .into_iter()
-                        .map(|(w, us)| (w, us.iter().map(|u| u.to_string()).collect()))
-                        .collect(),
-                },
-                GroupEvent::Delayed { lost, until_ms } => ConnectEvent::RebalanceDelayed {
-                    group: group.clone(),
-                    lost: lost.iter().map(|u| u.to_string()).collect(),
-                    until_ms,
-                },
-            };
-            // The coordinator's decisions: recorded as the world's (no worker made them).
-            self.record_connect_world(event);
-        }
-        answer
+        let worker = connect
+            .setup
+            .workers
+            .iter()
+            .find(|w| {
+                member
+                    .strip_prefix(w.as_str())
+                    .and_then(|rest| rest.strip_prefix('-'))
+                    .is_some_and(|n| n.parse::<u64>().is_ok())
+            })
+            .cloned()
+            .unwrap_or_else(|| member.to_string());
+        let event = ConnectEvent::WorkerSessionExpired { group: group.to_string(), worker };
+        self.on_note(broker, Note::Connect(event));
     }
 
     /// A source task polls its table.

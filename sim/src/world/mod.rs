@@ -486,6 +486,12 @@ impl World {
             _ => {}
         }
         let now = self.now();
+        let expired = match &note {
+            Note::MemberRemoved { group, member, reason } if reason.starts_with("no heartbeat") => {
+                Some((group.clone(), member.clone()))
+            }
+            _ => None,
+        };
         let findings = self.checker.on_note(now, node, &note, &self.slots);
         let kind = EventKind::Note(note);
         let triggered = self.narration_triggered(Actor::Node(node), &kind);
@@ -495,6 +501,9 @@ impl World {
         }
         for finding in findings {
             self.record_world(EventKind::Finding(finding));
+        }
+        if let Some((group, member)) = expired {
+            self.connect_member_expired(node, &group, &member);
         }
     }
 
