@@ -621,7 +621,9 @@ impl fmt::Display for ProtocolType {
 
 /// One protocol's metadata in a JoinGroup, opaque to the coordinator: a consumer's
 /// subscription, a Connect worker's state, or (live mode) bytes of a protocol ksim does not read.
+/// Stored (in a group record) as the bare value, so a consumer group's record reads as it did.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
 pub enum MemberMetadata {
     Consumer(Subscription),
     Connect(crate::connect::protocol::WorkerMetadata),
@@ -640,13 +642,27 @@ impl MemberMetadata {
 
 /// A member's assignment in SyncGroup, opaque to the coordinator: a consumer's partitions, a
 /// Connect worker's `ExtendedAssignment`, bytes ksim does not read (live mode), or nothing yet.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Stored (in a group record) as the bare value, and no assignment as an empty list, so a
+/// consumer group's record reads as it did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
 pub enum MemberAssignment {
-    #[default]
-    Empty,
     Consumer(Vec<TopicPartition>),
     Connect(crate::connect::protocol::ConnectAssignment),
     Opaque(Vec<u8>),
+    #[default]
+    Empty,
+}
+
+impl Serialize for MemberAssignment {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            MemberAssignment::Empty => serializer.collect_seq(std::iter::empty::<u8>()),
+            MemberAssignment::Consumer(partitions) => partitions.serialize(serializer),
+            MemberAssignment::Connect(assignment) => assignment.serialize(serializer),
+            MemberAssignment::Opaque(bytes) => bytes.serialize(serializer),
+        }
+    }
 }
 
 impl MemberAssignment {

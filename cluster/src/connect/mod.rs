@@ -11,7 +11,9 @@
 //! - [`source_task`]: `WorkerSourceTask` with `SubmittedRecords` and `OffsetStorageWriter`;
 //! - [`sink_task`]: `WorkerSinkTask`'s convert, transform and write;
 //! - [`errors`]: `RetryWithToleranceOperator` and `DeadLetterQueueReporter`;
-//! - [`herder`]: the distributed workers' group and `IncrementalCooperativeAssignor`;
+//! - [`herder`]: the leader's `IncrementalCooperativeAssignor` (and the eager assignor);
+//! - [`protocol`]: what workers put in the group protocol's JoinGroup and SyncGroup;
+//! - [`worker_coordinator`]: a worker's side of its group (`WorkerCoordinator`);
 //! - [`event`]: what all of it records in the trace.
 
 pub mod connector;

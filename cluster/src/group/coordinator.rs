@@ -140,7 +140,8 @@ struct GroupRecord {
     /// The member-id counter, so ids stay unique after a coordinator failover.
     #[serde(default)]
     next_member: u64,
-    #[serde(default)]
+    /// Left out for a consumer group, whose record reads as it did before Connect workers.
+    #[serde(default, skip_serializing_if = "is_consumer_or_none")]
     protocol_type: Option<ProtocolType>,
     protocol: Option<String>,
     leader: Option<String>,
@@ -215,6 +216,10 @@ pub struct GroupCoordinator {
     /// `__consumer_offsets` partitions this broker leads (and so coordinates).
     partitions: BTreeSet<i32>,
     groups: BTreeMap<String, Group>,
+}
+
+fn is_consumer_or_none(t: &Option<ProtocolType>) -> bool {
+    matches!(t, None | Some(ProtocolType::Consumer))
 }
 
 fn group_key(group: &str) -> String {
@@ -373,7 +378,8 @@ impl GroupCoordinator {
                 let g = loaded.entry(group.to_string()).or_insert_with(|| Group::new(group, partition));
                 g.generation = r.generation;
                 g.next_member = g.next_member.max(r.next_member);
-                g.protocol_type = r.protocol_type;
+                // A consumer group's record leaves its protocol type out.
+                g.protocol_type = r.protocol_type.or_else(|| (!r.members.is_empty()).then_some(ProtocolType::Consumer));
                 g.protocol = r.protocol;
                 g.leader = r.leader;
                 g.members = r
