@@ -183,6 +183,11 @@ impl Worker {
                     self.write_configs_once();
                     self.applied = Some(units.clone());
                     self.reconcile(units).await;
+                    // What the assignment revoked has stopped: the member may rejoin now
+                    // (`onJoinComplete` runs `onRevoked` before `requestRejoin`).
+                    if let Some(member) = &self.membership {
+                        member.revocation_handled();
+                    }
                 }
             }
             let names: Vec<String> = self.sources.keys().cloned().collect();

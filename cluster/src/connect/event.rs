@@ -14,6 +14,10 @@ pub enum ConnectEvent {
     WorkerJoined { group: String, worker: String },
     /// A worker's session expired: the group rebalances without it.
     WorkerSessionExpired { group: String, worker: String },
+    /// A worker could not reach its group's coordinator for `heartbeat.interval.ms`: it stops
+    /// everything it ran (`WorkerCoordinator.poll`, KAFKA-9184), so that it runs nothing while
+    /// the group may have given its work to others.
+    WorkerLostCoordinator { group: String, worker: String, revoked: Vec<String> },
     /// A rebalance of the worker group ended: each member's connectors and tasks.
     Rebalanced { group: String, generation: u32, assignments: Vec<(String, Vec<String>)> },
     /// A departed worker's connectors and tasks wait for it until `until_ms`
@@ -60,6 +64,11 @@ impl fmt::Display for ConnectEvent {
             WorkerSessionExpired { group, worker } => {
                 write!(f, "connect group {group}: {worker}'s session expired; the group rebalances without it")
             }
+            WorkerLostCoordinator { group, worker, revoked } => write!(
+                f,
+                "connect group {group}: {worker} cannot reach the group coordinator: it stops [{}] rather than run them outside the group",
+                revoked.join(", ")
+            ),
             Rebalanced { group, generation, assignments } => {
                 let parts: Vec<String> =
                     assignments.iter().map(|(w, units)| format!("{w} runs [{}]", units.join(", "))).collect();

@@ -106,6 +106,30 @@ impl WorkerCoordinator {
             .collect()
     }
 
+    /// The coordinator could not be found for `heartbeat.interval.ms` (`WorkerCoordinator.poll`:
+    /// `ensureCoordinatorReady` with `coordinatorDiscoveryTimeoutMs`, KAFKA-9184): under the
+    /// incremental protocols the worker revokes its whole assignment and runs nothing until
+    /// it is back in the group. Notes what it revoked, if anything.
+    pub fn on_coordinator_unreachable(&mut self, notes: &mut Vec<ConnectEvent>) {
+        if self.current == ConnectProtocolCompatibility::Eager {
+            return;
+        }
+        let Some(running) = self.running.as_mut().filter(|r| !r.is_empty()) else { return };
+        let revoked: Vec<String> = running.drain(..).map(|u| u.to_string()).collect();
+        notes.push(ConnectEvent::WorkerLostCoordinator {
+            group: self.group.clone(),
+            worker: worker_of_url(&self.url).to_string(),
+            revoked,
+        });
+    }
+
+    /// Whether an assignment revokes something the worker runs, which it must stop before it
+    /// rejoins (`onJoinComplete` calls `onRevoked`, which stops them, before `requestRejoin`).
+    pub fn revokes(&self, assignment: &MemberAssignment) -> bool {
+        self.current != ConnectProtocolCompatibility::Eager
+            && matches!(assignment, MemberAssignment::Connect(a) if !a.revoked.is_empty())
+    }
+
     /// `onJoinPrepare`: under the eager protocol everything stops before the rejoin. Returns
     /// what stopped.
     pub fn on_join_prepare(&mut self) -> Vec<Unit> {
@@ -225,5 +249,76 @@ impl WorkerCoordinator {
         self.running = Some(running);
         self.rejoin_at = (a.delay_ms > 0).then(|| now.plus_ms(a.delay_ms));
         self.current != ConnectProtocolCompatibility::Eager && !a.revoked.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn worker(protocol: ConnectProtocolCompatibility) -> WorkerCoordinator {
+        let configured = vec![Unit::Connector("c".into()), Unit::Task("c".into(), 0), Unit::Task("c".into(), 1)];
+        WorkerCoordinator::new("connect-cluster".into(), "worker-1", protocol, 1, configured, 300_000)
+    }
+
+    fn assignment(assigned: Vec<Unit>, revoked: Vec<Unit>) -> MemberAssignment {
+        MemberAssignment::Connect(ConnectAssignment {
+            error: AssignmentError::None,
+            leader: "worker-1-1".into(),
+            leader_url: "http://worker-1:8083/".into(),
+            config_offset: 1,
+            assigned,
+            revoked,
+            delay_ms: 0,
+        })
+    }
+
+    #[test]
+    fn a_revocation_is_applied_and_asks_for_a_rejoin_after_it() {
+        let mut w = worker(ConnectProtocolCompatibility::Sessioned);
+        let mut notes = Vec::new();
+        let all = vec![Unit::Connector("c".into()), Unit::Task("c".into(), 0), Unit::Task("c".into(), 1)];
+        let first = assignment(all, Vec::new());
+        assert!(!w.on_join_complete(SimTime(0), 1, "worker-1-1", Some("sessioned"), &first, &mut notes));
+        assert!(!w.revokes(&first));
+        let second = assignment(Vec::new(), vec![Unit::Task("c".into(), 1)]);
+        assert!(w.on_join_complete(SimTime(1), 2, "worker-1-1", Some("sessioned"), &second, &mut notes));
+        assert!(w.revokes(&second), "the member waits for the worker to stop c-1 before it rejoins");
+        assert_eq!(w.running().unwrap(), [Unit::Connector("c".into()), Unit::Task("c".into(), 0)]);
+    }
+
+    #[test]
+    fn a_worker_that_cannot_find_its_coordinator_stops_everything_once() {
+        let mut w = worker(ConnectProtocolCompatibility::Sessioned);
+        let mut notes = Vec::new();
+        w.on_coordinator_unreachable(&mut notes);
+        assert!(notes.is_empty(), "nothing to revoke before the first assignment");
+        let all = vec![Unit::Connector("c".into()), Unit::Task("c".into(), 0)];
+        w.on_join_complete(SimTime(0), 1, "worker-1-1", Some("sessioned"), &assignment(all, Vec::new()), &mut notes);
+        notes.clear();
+        w.on_coordinator_unreachable(&mut notes);
+        assert_eq!(
+            notes,
+            [ConnectEvent::WorkerLostCoordinator {
+                group: "connect-cluster".into(),
+                worker: "worker-1".into(),
+                revoked: vec!["c".into(), "c-0".into()],
+            }]
+        );
+        assert_eq!(w.running().unwrap(), [] as [Unit; 0], "it runs nothing, and says it owns nothing when it rejoins");
+        notes.clear();
+        w.on_coordinator_unreachable(&mut notes);
+        assert!(notes.is_empty(), "once");
+    }
+
+    #[test]
+    fn an_eager_worker_keeps_its_assignment_when_the_coordinator_is_unreachable() {
+        let mut w = worker(ConnectProtocolCompatibility::Eager);
+        let mut notes = Vec::new();
+        let all = vec![Unit::Connector("c".into())];
+        w.on_join_complete(SimTime(0), 1, "worker-1-1", Some("default"), &assignment(all, Vec::new()), &mut notes);
+        notes.clear();
+        w.on_coordinator_unreachable(&mut notes);
+        assert!(notes.is_empty(), "KAFKA-9184's revocation is for the incremental protocols (V1 and up)");
     }
 }

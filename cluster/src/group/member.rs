@@ -75,6 +75,9 @@ pub struct GroupMember {
     topics: Vec<String>,
     pub phase: Phase,
     coordinator: Option<BrokerId>,
+    /// Since when the member has been looking for its coordinator (a worker revokes its
+    /// assignment once it has looked for `heartbeat.interval.ms`).
+    coordinator_unknown_since: Option<SimTime>,
     member_id: String,
     generation: i32,
     /// Partitions owned now.
@@ -140,6 +143,7 @@ impl GroupMember {
             last_poll: SimTime::ZERO,
             rejoin_needed: false,
             listener_busy: false,
+            coordinator_unknown_since: None,
             retry_at: SimTime::ZERO,
             failed: None,
             kicked_out_at: None,
@@ -315,6 +319,18 @@ impl GroupMember {
         // coordinator does not change membership: a Stable member keeps its generation and
         // simply heartbeats to the new one.
         if self.coordinator.is_none() {
+            if let (Some(worker), Some(since)) = (self.worker.as_mut(), self.coordinator_unknown_since) {
+                // `WorkerCoordinator.poll`: discovery gets `heartbeat.interval.ms`; a worker that
+                // still has no coordinator then stops what it runs (KAFKA-9184).
+                // (The worker polls its membership on every loop, so no timer is needed.)
+                if now >= since.plus_ms(self.config.heartbeat_interval_ms) {
+                    let mut notes = Vec::new();
+                    worker.on_coordinator_unreachable(&mut notes);
+                    for note in notes {
+                        fx.note(Note::Connect(note));
+                    }
+                }
+            }
             if self.phase != Phase::Idle && !self.waiting_for(|p| matches!(p, Pending::FindCoordinator)) {
                 let brokers = metadata.known_brokers();
                 if let Some(&broker) = brokers.get((*next_correlation as usize) % brokers.len().max(1)) {
@@ -467,6 +483,7 @@ impl GroupMember {
     /// The coordinator moved or died: find it again. A sync in flight is lost, so rejoin.
     fn coordinator_lost(&mut self, now: SimTime) {
         self.coordinator = None;
+        self.coordinator_unknown_since.get_or_insert(now);
         if self.phase == Phase::Syncing {
             self.phase = Phase::Joining;
         }
@@ -625,7 +642,10 @@ impl GroupMember {
         let Some((what, _)) = self.pending.remove(&correlation_id) else { return events };
         match (what, body) {
             (Pending::FindCoordinator, Response::FindCoordinator(r)) => match r.coordinator {
-                Some(id) if r.error.is_none() => self.coordinator = Some(id),
+                Some(id) if r.error.is_none() => {
+                    self.coordinator = Some(id);
+                    self.coordinator_unknown_since = None;
+                }
                 _ => self.retry_at = now.plus_ms(self.config.retry_backoff_ms),
             },
             (Pending::Join, Response::JoinGroup(r)) => {
@@ -823,11 +843,15 @@ impl GroupMember {
                 &r.assignment,
                 &mut notes,
             );
+            // A revocation is carried out before the rejoin: the worker's herder stops the
+            // revoked connectors and tasks (`onRevoked`), then the member rejoins.
+            let revoked = worker.revokes(&r.assignment);
             for note in notes {
                 fx.note(Note::Connect(note));
             }
             if rejoin {
                 self.rejoin_needed = true;
+                self.listener_busy |= revoked;
             }
             return;
         }

@@ -112,6 +112,7 @@ impl ConnectView {
                 let w = self.workers.entry(worker.clone()).or_default();
                 w.member = false;
             }
+            WorkerLostCoordinator { worker, .. } => self.workers.entry(worker.clone()).or_default().assignment.clear(),
             Rebalanced { group, generation, assignments } => {
                 self.group = Some(group.clone());
                 self.generation = *generation;
