@@ -363,6 +363,15 @@ pub enum Note {
         #[serde(default)]
         static_member: bool,
     },
+    /// No heartbeat answer for `session.timeout.ms`: the member marks its coordinator unknown
+    /// and looks for it again (`AbstractCoordinator.HeartbeatThread`:
+    /// `heartbeat.sessionTimeoutExpired` then `markCoordinatorUnknown`). It keeps its
+    /// membership; whether the group kept it is the coordinator's to say.
+    CoordinatorUnreachable {
+        group: String,
+        member: String,
+        session_timeout_ms: u64,
+    },
     /// The group answered with an error the Java consumer treats as fatal
     /// (`AbstractCoordinator`'s response handlers raise it and `poll()` throws it):
     /// FENCED_INSTANCE_ID (another process took this member's `group.instance.id`),
@@ -510,6 +519,7 @@ impl Note {
             | PartitionsRevoked { .. }
             | CommitFailed { .. }
             | PollIntervalExceeded { .. }
+            | CoordinatorUnreachable { .. }
             | ConnectionSetupTimedOut { .. }
             | ConfigAdjusted { .. }
             | FetchSessionEvicted { .. }
@@ -772,6 +782,10 @@ impl fmt::Display for Note {
             PollIntervalExceeded { member, waited_ms, static_member: true, .. } => write!(
                 f,
                 "{member}: the application did not poll for {waited_ms} ms (> max.poll.interval.ms): the consumer drops out, but as a static member sends no LeaveGroup; it rejoins at its next poll"
+            ),
+            CoordinatorUnreachable { group, member, session_timeout_ms } => write!(
+                f,
+                "{member}: no heartbeat answer from group {group}'s coordinator for {session_timeout_ms} ms (session.timeout.ms): it looks for the coordinator again"
             ),
             ConfigAdjusted { setting, value, reason } => write!(f, "config {setting}={value}: {reason}"),
             MemberFailed { group, member, error: ErrorCode::InvalidSessionTimeout } => write!(

@@ -52,6 +52,10 @@ use tokio::sync::oneshot::error::TryRecvError;
 /// How often the worker's loop wakes when it has nothing to wait on.
 const TICK_MS: u64 = 100;
 
+/// `offset.flush.timeout.ms` (`WorkerConfig`, 5 s): how long a stopping source task waits for
+/// its records in flight before it writes its final offset.
+const OFFSET_FLUSH_TIMEOUT_MS: u64 = 5_000;
+
 struct RunningSource {
     task: SourceTask,
     config: ConnectorConfig,
@@ -245,7 +249,10 @@ impl Worker {
     /// Start what the assignment adds; stop what it takes away.
     async fn reconcile(&mut self, units: Vec<Unit>) {
         let assigned: BTreeSet<String> = units.iter().map(|u| u.to_string()).collect();
-        self.sources.retain(|name, _| assigned.contains(name));
+        let revoked: Vec<String> = self.sources.keys().filter(|name| !assigned.contains(*name)).cloned().collect();
+        for name in revoked {
+            self.stop_source(&name).await;
+        }
         let lost: Vec<String> = self.sinks.keys().filter(|name| !assigned.contains(*name)).cloned().collect();
         for name in lost {
             self.stop_sink(&name).await;
@@ -357,13 +364,59 @@ impl Worker {
         self.write_status(name, "FAILED", Some(&reason));
     }
 
-    async fn drive_source(&mut self, name: &str) {
-        let now = now_ms();
-        let Some(s) = self.sources.get_mut(name) else { return };
+    /// A source task the worker stops running (a revocation; not a crash, which stops nothing
+    /// in order): its final offset commit, as `AbstractWorkerSourceTask.execute` ends with
+    /// `finalOffsetCommit`. `WorkerSourceTask` waits up to `offset.flush.timeout.ms` for its
+    /// records in flight, then writes the offset of the last one acknowledged in order; an
+    /// exactly-once task commits its open transaction (`maybeCommitFinalTransaction`). Its new
+    /// owner resumes after that offset instead of after the last periodic flush.
+    async fn stop_source(&mut self, name: &str) {
+        let Some(s) = self.sources.get(name) else { return };
         if s.failed {
+            self.sources.remove(name);
             return;
         }
-        // Answers from the producer.
+        if s.exactly_once {
+            if s.txn.is_some() {
+                self.commit_transaction(name).await;
+            }
+            self.sources.remove(name);
+            return;
+        }
+        let deadline = now_ms() + OFFSET_FLUSH_TIMEOUT_MS;
+        loop {
+            if self.take_source_answers(name).is_some() {
+                // A send failed: the task fails rather than commit past it.
+                self.sources.remove(name);
+                return;
+            }
+            let s = self.sources.get(name).expect("present");
+            if (s.in_flight.is_empty() && s.flush.is_none()) || now_ms() >= deadline {
+                break;
+            }
+            madsim::time::sleep(Duration::from_millis(10)).await;
+        }
+        let mut s = self.sources.remove(name).expect("present");
+        let Some(offset) = s.task.begin_flush() else { return };
+        let store = if self.setup.mode == ConnectMode::Standalone {
+            self.world.lock().expect("world lock").connect_write_offsets_file(&s.key, offset);
+            format!("the offsets file {}", self.setup.worker.offsets_file)
+        } else {
+            let delivery = self.producer.send(&self.setup.worker.offset_topic, Some(&s.key), &offset_value(offset));
+            if !matches!(delivery.await, Ok(Ok(_))) {
+                return;
+            }
+            self.setup.worker.offset_topic.clone()
+        };
+        s.task.flush_done(true);
+        self.event(ConnectEvent::OffsetsFlushed { task: name.to_string(), key: s.key.clone(), offset, store });
+    }
+
+    /// The producer's answers for a source task's records and offset write: acknowledged
+    /// records become committable, a flush that landed is recorded. Returns the reason the task
+    /// failed, if a send failed.
+    fn take_source_answers(&mut self, name: &str) -> Option<String> {
+        let s = self.sources.get_mut(name)?;
         let mut failure = None;
         let mut delivered = Vec::new();
         s.in_flight.retain_mut(|(seq, source_offset, delivery)| match delivery.try_recv() {
@@ -401,13 +454,20 @@ impl Worker {
                 Err(TryRecvError::Empty) => {}
             }
         }
-        {
-            let mut w = self.world.lock().expect("world lock");
-            for (source_offset, tp, offset) in delivered {
-                w.connect_source_delivered(&connector, source_offset, tp, offset);
-            }
+        let mut w = self.world.lock().expect("world lock");
+        for (source_offset, tp, offset) in delivered {
+            w.connect_source_delivered(&connector, source_offset, tp, offset);
         }
-        if let Some(reason) = failure {
+        failure
+    }
+
+    async fn drive_source(&mut self, name: &str) {
+        let now = now_ms();
+        let Some(s) = self.sources.get(name) else { return };
+        if s.failed {
+            return;
+        }
+        if let Some(reason) = self.take_source_answers(name) {
             return self.fail_source(name, reason);
         }
         let s = self.sources.get_mut(name).expect("present");

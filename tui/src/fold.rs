@@ -963,7 +963,9 @@ impl ClusterView {
                 let m = self.clients.entry(node).or_default().membership.get_or_insert_with(Membership::default);
                 m.poll_interval_exceeded += 1;
             }
+            // A moment (the event log shows it); the member's group state follows from what comes next.
             Note::MemberFailed { .. }
+            | Note::CoordinatorUnreachable { .. }
             | Note::ConfigAdjusted { .. }
             | Note::FetchSessionEvicted { .. }
             | Note::FetchSessionRefused { .. } => {}

@@ -323,8 +323,13 @@ pub fn eager_assignment(members: &Members, configured: &[Unit]) -> BTreeMap<Stri
     if ids.is_empty() {
         return out;
     }
-    let (connectors, tasks): (Vec<&Unit>, Vec<&Unit>) =
+    // `EagerAssignor.performTaskAssignment`: the connectors in name order, then each
+    // connector's tasks (connectors in name order, tasks by number), dealt round-robin over the
+    // members in id order.
+    let (mut connectors, mut tasks): (Vec<&Unit>, Vec<&Unit>) =
         configured.iter().partition(|u| matches!(u, Unit::Connector(_)));
+    connectors.sort();
+    tasks.sort();
     for (i, unit) in connectors.into_iter().chain(tasks).enumerate() {
         out.get_mut(ids[i % ids.len()]).expect("present").push(unit.clone());
     }

@@ -107,13 +107,13 @@ impl WorkerCoordinator {
     }
 
     /// The coordinator could not be found for `heartbeat.interval.ms` (`WorkerCoordinator.poll`:
-    /// `ensureCoordinatorReady` with `coordinatorDiscoveryTimeoutMs`, KAFKA-9184): under the
-    /// incremental protocols the worker revokes its whole assignment and runs nothing until
-    /// it is back in the group. Notes what it revoked, if anything.
+    /// `ensureCoordinatorReady` with `coordinatorDiscoveryTimeoutMs`, KAFKA-9184): the worker
+    /// revokes its whole assignment and runs nothing until it has rejoined (its snapshot is
+    /// gone, so `rejoinNeededOrPending` holds). Notes what it revoked, if anything.
     pub fn on_coordinator_unreachable(&mut self, notes: &mut Vec<ConnectEvent>) {
-        if self.current == ConnectProtocolCompatibility::Eager {
-            return;
-        }
+        // (Under every protocol: `poll` checks only that there is an assignment that did not
+        // fail, and the herder's `onRevoked` stops work under eager too once a rebalance has
+        // resolved.)
         let Some(running) = self.running.as_mut().filter(|r| !r.is_empty()) else { return };
         let revoked: Vec<String> = running.drain(..).map(|u| u.to_string()).collect();
         notes.push(ConnectEvent::WorkerLostCoordinator {
@@ -136,7 +136,8 @@ impl WorkerCoordinator {
         if self.current != ConnectProtocolCompatibility::Eager {
             return Vec::new();
         }
-        self.running.take().unwrap_or_default()
+        // Running nothing, which the worker carries out before the JoinGroup goes out.
+        self.running.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     /// `onLeaderElected`: the assignment of every member, and the leader's decisions for the
@@ -312,13 +313,18 @@ mod tests {
     }
 
     #[test]
-    fn an_eager_worker_keeps_its_assignment_when_the_coordinator_is_unreachable() {
+    fn an_eager_worker_stops_everything_before_it_rejoins_and_when_the_coordinator_is_unreachable() {
         let mut w = worker(ConnectProtocolCompatibility::Eager);
         let mut notes = Vec::new();
         let all = vec![Unit::Connector("c".into())];
-        w.on_join_complete(SimTime(0), 1, "worker-1-1", Some("default"), &assignment(all, Vec::new()), &mut notes);
+        let a = assignment(all.clone(), Vec::new());
+        w.on_join_complete(SimTime(0), 1, "worker-1-1", Some("default"), &a, &mut notes);
+        assert_eq!(w.on_join_prepare(), all, "stop-the-world");
+        assert_eq!(w.running().unwrap(), [] as [Unit; 0], "the worker sees an empty assignment to carry out");
+        assert!(w.on_join_prepare().is_empty());
+        w.on_join_complete(SimTime(1), 2, "worker-1-1", Some("default"), &a, &mut notes);
         notes.clear();
         w.on_coordinator_unreachable(&mut notes);
-        assert!(notes.is_empty(), "KAFKA-9184's revocation is for the incremental protocols (V1 and up)");
+        assert_eq!(notes.len(), 1, "KAFKA-9184's revocation does not depend on the protocol");
     }
 }

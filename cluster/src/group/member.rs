@@ -78,6 +78,9 @@ pub struct GroupMember {
     /// Since when the member has been looking for its coordinator (a worker revokes its
     /// assignment once it has looked for `heartbeat.interval.ms`).
     coordinator_unknown_since: Option<SimTime>,
+    /// The last heartbeat answer that kept the session alive (`Heartbeat.receiveHeartbeat`),
+    /// or when the member became Stable (`resetTimeouts`).
+    heartbeat_answered_at: SimTime,
     member_id: String,
     generation: i32,
     /// Partitions owned now.
@@ -144,6 +147,7 @@ impl GroupMember {
             rejoin_needed: false,
             listener_busy: false,
             coordinator_unknown_since: None,
+            heartbeat_answered_at: SimTime::ZERO,
             retry_at: SimTime::ZERO,
             failed: None,
             kicked_out_at: None,
@@ -326,6 +330,12 @@ impl GroupMember {
                 if now >= since.plus_ms(self.config.heartbeat_interval_ms) {
                     let mut notes = Vec::new();
                     worker.on_coordinator_unreachable(&mut notes);
+                    if !notes.is_empty() {
+                        // With no assignment left the worker must rejoin once it finds the
+                        // coordinator, after it has stopped everything.
+                        self.rejoin_needed = true;
+                        self.listener_busy = true;
+                    }
                     for note in notes {
                         fx.note(Note::Connect(note));
                     }
@@ -380,8 +390,12 @@ impl GroupMember {
         // The next assignment fetches its own committed offsets.
         self.refetch = None;
         if let Some(worker) = self.worker.as_mut() {
-            // `WorkerCoordinator.onJoinPrepare` (eager: stop everything), then `metadata()`.
-            worker.on_join_prepare();
+            // `WorkerCoordinator.onJoinPrepare` (eager: stop everything), then `metadata()`. The
+            // herder stops the work before the JoinGroup goes out: wait for the worker.
+            if !worker.on_join_prepare().is_empty() {
+                self.listener_busy = true;
+                return;
+            }
             let body = Request::JoinGroup(JoinGroupRequest {
                 group_id: self.group_id.clone(),
                 client_id: self.client_id.clone(),
@@ -576,6 +590,21 @@ impl GroupMember {
     }
 
     pub fn heartbeat_due(&mut self, now: SimTime, next_correlation: &mut u64, fx: &mut Effects) {
+        // The heartbeat thread's session check (`Heartbeat.sessionTimeoutExpired`): no answer for
+        // a whole session, so the coordinator may be gone or cut off: find it again. (Before
+        // `request.timeout.ms` when the session is shorter, as a Connect worker's 10 s is.)
+        if self.phase == Phase::Stable
+            && self.coordinator.is_some()
+            && now.ms_since(self.heartbeat_answered_at) >= self.config.session_timeout_ms
+        {
+            fx.note(Note::CoordinatorUnreachable {
+                group: self.group_id.clone(),
+                member: self.name(),
+                session_timeout_ms: self.config.session_timeout_ms,
+            });
+            self.coordinator_lost(now);
+            self.heartbeat_answered_at = now;
+        }
         if matches!(self.phase, Phase::Stable | Phase::Syncing)
             && !self.waiting_for(|p| matches!(p, Pending::Heartbeat))
         {
@@ -645,6 +674,8 @@ impl GroupMember {
                 Some(id) if r.error.is_none() => {
                     self.coordinator = Some(id);
                     self.coordinator_unknown_since = None;
+                    // `FindCoordinatorResponseHandler`: `heartbeat.resetSessionTimeout()`.
+                    self.heartbeat_answered_at = now;
                 }
                 _ => self.retry_at = now.plus_ms(self.config.retry_backoff_ms),
             },
@@ -653,9 +684,12 @@ impl GroupMember {
             }
             (Pending::Sync, Response::SyncGroup(r)) => self.on_sync(now, r, fx, &mut events),
             (Pending::Heartbeat, Response::Heartbeat(r)) => match r.error {
-                ErrorCode::None => {}
-                ErrorCode::RebalanceInProgress if self.phase == Phase::Stable => self.rejoin_needed = true,
-                ErrorCode::RebalanceInProgress => {}
+                ErrorCode::None => self.heartbeat_answered_at = now,
+                ErrorCode::RebalanceInProgress if self.phase == Phase::Stable => {
+                    self.heartbeat_answered_at = now;
+                    self.rejoin_needed = true;
+                }
+                ErrorCode::RebalanceInProgress => self.heartbeat_answered_at = now,
                 ErrorCode::IllegalGeneration => self.rejoin_from_scratch(fx, &mut events, false),
                 ErrorCode::FencedInstanceId => self.fail(r.error, fx, &mut events),
                 ErrorCode::UnknownMemberId => self.rejoin_from_scratch(fx, &mut events, true),
@@ -833,6 +867,7 @@ impl GroupMember {
             _ => return self.coordinator_lost(now),
         }
         self.phase = Phase::Stable;
+        self.heartbeat_answered_at = now;
         if let Some(worker) = self.worker.as_mut() {
             let mut notes = Vec::new();
             let rejoin = worker.on_join_complete(

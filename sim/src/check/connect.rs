@@ -36,6 +36,8 @@ pub struct ConnectCheck {
     written: BTreeMap<String, BTreeMap<(TopicPartition, i64), u32>>,
     /// Upserting stores: per key, every write (partition, offset, value) in write order.
     upserts: BTreeMap<String, BTreeMap<String, Vec<UpsertWrite>>>,
+    /// Upserting stores: the offset of the latest write from each partition, in write order.
+    last_upsert: BTreeMap<(String, TopicPartition), i64>,
     /// (connector, partition) pairs whose first rewrite was reported.
     rewrites_reported: BTreeSet<(String, TopicPartition)>,
     /// Where each acknowledged source record landed: (partition, offset) -> (connector, source offset).
@@ -75,6 +77,7 @@ impl ConnectCheck {
             ));
         }
         if mode == SinkMode::Upsert {
+            self.last_upsert.insert((store.to_string(), tp.clone()), offset);
             self.upserts.entry(store.to_string()).or_default().entry(key.to_string()).or_default().push((
                 tp.clone(),
                 offset,
@@ -93,18 +96,14 @@ impl ConnectCheck {
     pub fn stale_upserts(&self, stores: &BTreeMap<String, BTreeMap<String, String>>) -> Vec<Finding> {
         let mut findings = Vec::new();
         for (store, keys) in &self.upserts {
-            // Per partition: the furthest offset written, and the offset of the last write.
+            // Per partition: the furthest offset written, and the offset of the last write (in
+            // the order the writes happened, across all keys).
             let mut furthest: BTreeMap<&TopicPartition, i64> = BTreeMap::new();
-            let mut last: BTreeMap<&TopicPartition, i64> = BTreeMap::new();
             for (tp, offset, _) in keys.values().flatten() {
                 let f = furthest.entry(tp).or_insert(*offset);
                 *f = (*f).max(*offset);
             }
-            for writes in keys.values() {
-                for (tp, offset, _) in writes {
-                    last.insert(tp, *offset);
-                }
-            }
+            let last = |tp: &TopicPartition| self.last_upsert.get(&(store.clone(), tp.clone())).copied();
             for (key, writes) in keys {
                 let Some((tp, _, _)) = writes.last() else { continue };
                 if writes.iter().any(|(t, _, _)| t != tp) {
@@ -112,7 +111,7 @@ impl ConnectCheck {
                 }
                 // Still replaying after a rewind: not caught up yet.
                 let caught_up = writes.iter().map(|(_, o, _)| *o).max() == writes.last().map(|(_, o, _)| *o);
-                if !caught_up || last.get(tp) < furthest.get(tp) {
+                if !caught_up || last(tp) < furthest.get(tp).copied() {
                     continue;
                 }
                 let (_, offset, expected) = writes.iter().max_by_key(|(_, o, _)| *o).expect("one write at least");
@@ -270,6 +269,22 @@ mod tests {
         // Mid-replay (the last write went back to offset 0): not caught up, nothing promised yet.
         c.on_sink_write("crm-sink", "crm", SinkMode::Upsert, &tp(), 0, "1", "old");
         assert!(c.stale_upserts(&held("old")).is_empty());
+    }
+
+    #[test]
+    fn a_caught_up_partition_is_judged_by_its_latest_write_not_its_last_key() {
+        let mut c = ConnectCheck::default();
+        // Key "b" is written first, then key "a" at the furthest offset: the partition has
+        // caught up, though "b" sorts after "a".
+        c.on_sink_write("crm-sink", "crm", SinkMode::Upsert, &tp(), 0, "b", "new-b");
+        c.on_sink_write("crm-sink", "crm", SinkMode::Upsert, &tp(), 1, "a", "new-a");
+        let held = BTreeMap::from([(
+            "crm".to_string(),
+            BTreeMap::from([("a".to_string(), "new-a".to_string()), ("b".to_string(), "old-b".to_string())]),
+        )]);
+        let f = c.stale_upserts(&held);
+        assert_eq!(f.len(), 1, "b's stale value is reported: {f:?}");
+        assert!(f[0].message.contains("holds b -> old-b"), "{}", f[0].message);
     }
 
     #[test]

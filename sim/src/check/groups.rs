@@ -149,7 +149,10 @@ impl Groups {
                 // Only checked where it is promised: eager members overlap by design, and an
                 // expelled member (not in this generation) is a zombie Kafka makes no promise about.
                 let other_in_generation = members.is_some_and(|m| m.contains(other_member));
-                if *other != node && self.cooperative.contains(group) && other_in_generation {
+                // Members, not nodes: one node may run several members of a group (a Connect
+                // worker's sink tasks of one connector).
+                let other_member_differs = *other != node || other_member != member;
+                if other_member_differs && self.cooperative.contains(group) && other_in_generation {
                     findings.push(Finding::promise(
                         Rule::TwoOwners,
                         true,
@@ -162,10 +165,16 @@ impl Groups {
         findings
     }
 
-    pub(super) fn on_partitions_revoked(&mut self, node: NodeId, group: &str, partitions: &[TopicPartition]) {
+    pub(super) fn on_partitions_revoked(
+        &mut self,
+        node: NodeId,
+        group: &str,
+        member: &str,
+        partitions: &[TopicPartition],
+    ) {
         for tp in partitions {
             let key = (group.to_string(), tp.clone());
-            if self.owners.get(&key).is_some_and(|(owner, _)| *owner == node) {
+            if self.owners.get(&key).is_some_and(|(owner, m)| *owner == node && m == member) {
                 self.owners.remove(&key);
             }
         }

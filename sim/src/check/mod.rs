@@ -329,8 +329,8 @@ impl Checker {
             Note::PartitionsAssigned { group, partitions, member, generation } => {
                 findings.extend(self.groups.on_partitions_assigned(node, group, member, *generation, partitions));
             }
-            Note::PartitionsRevoked { group, partitions, .. } => {
-                self.groups.on_partitions_revoked(node, group, partitions);
+            Note::PartitionsRevoked { group, member, partitions, .. } => {
+                self.groups.on_partitions_revoked(node, group, member, partitions);
             }
             Note::PositionReset { partition, offset, engine, .. } => {
                 self.consumption.on_position_lost(node, partition);

@@ -124,6 +124,9 @@ pub fn matches(happening: &Happening, event: &Event, _clients: &[String]) -> boo
         (Happening::WorkerSessionExpired(w), Note::Connect(ConnectEvent::WorkerSessionExpired { worker, .. })) => {
             worker == w
         }
+        (Happening::WorkerLostCoordinator(w), Note::Connect(ConnectEvent::WorkerLostCoordinator { worker, .. })) => {
+            worker == w
+        }
         (Happening::ConnectRebalanceDelayed, Note::Connect(ConnectEvent::RebalanceDelayed { .. })) => true,
         (Happening::SourceTransactionCommitted, Note::Connect(ConnectEvent::TransactionCommitted { .. })) => true,
         (Happening::TxnOffsetsSent(id), Note::TxnOffsetsSent { transactional_id, .. }) => transactional_id == id,

@@ -746,6 +746,9 @@ pub enum Happening {
     DeadLettered(String),
     /// A Connect worker's session in its group expired (by worker name).
     WorkerSessionExpired(String),
+    /// A Connect worker that could not reach its group's coordinator stopped everything it ran
+    /// (by worker name; KAFKA-9184).
+    WorkerLostCoordinator(String),
     /// The Connect group's leader held a departed worker's work back
     /// (`scheduled.rebalance.max.delay.ms`).
     ConnectRebalanceDelayed,

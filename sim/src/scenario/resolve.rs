@@ -1072,7 +1072,7 @@ impl Scenario {
             Happening::DeadLettered(t) if !setup.connectors.iter().any(|c| c.errors.dlq_topic.as_ref() == Some(t)) => {
                 Err(format!("no connector has errors.deadletterqueue.topic.name={t}"))
             }
-            Happening::WorkerSessionExpired(w) if !setup.workers.contains(w) => {
+            Happening::WorkerSessionExpired(w) | Happening::WorkerLostCoordinator(w) if !setup.workers.contains(w) => {
                 Err(format!("unknown Connect worker `{w}` (the workers are {})", setup.workers.join(", ")))
             }
             Happening::SourceTransactionCommitted if setup.exactly_once_source().is_none() => {
@@ -1148,6 +1148,7 @@ impl Scenario {
             | Happening::ConnectTaskFailed(_)
             | Happening::DeadLettered(_)
             | Happening::WorkerSessionExpired(_)
+            | Happening::WorkerLostCoordinator(_)
             | Happening::ConnectRebalanceDelayed
             | Happening::SourceTransactionCommitted => self.check_connect_happening(h),
             Happening::ControllerActivated | Happening::CheckQuorumResigned | Happening::QuorumElection => {
