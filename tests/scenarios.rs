@@ -126,6 +126,7 @@ scenario_tests! {
     connect_sink_dead_letter_queue => "connect-sink-dead-letter-queue",
     connect_exactly_once_source => "connect-exactly-once-source",
     connect_worker_partitioned => "connect-worker-partitioned",
+    connect_worker_joins => "connect-worker-joins",
 }
 
 /// Headers travel with the record: the dead letter record a Connect sink task sends (the

@@ -57,16 +57,28 @@ fn backlog_ms(scenario: &Scenario) -> u64 {
 }
 
 fn join_recovery_ms(scenario: &Scenario) -> u64 {
-    let join_timeout = scenario.resolve().ok().and_then(|resolved| {
-        scenario
-            .clients
-            .iter()
-            .filter(|c| c.app.group_member())
-            .filter_map(|c| resolved.consumers.get(&c.name))
-            .map(|config| config.max_poll_interval_ms + 5_000 + config.session_timeout_ms)
-            .max()
-    });
-    join_timeout.map_or(RECOVERY_MS, |t| t.max(RECOVERY_MS))
+    let Ok(resolved) = scenario.resolve() else { return RECOVERY_MS };
+    let consumers = scenario
+        .clients
+        .iter()
+        .filter(|c| c.app.group_member() || matches!(c.app, App::ConnectWorker))
+        .filter_map(|c| resolved.consumers.get(&c.name))
+        .map(|config| config.max_poll_interval_ms + 5_000 + config.session_timeout_ms)
+        .max()
+        .unwrap_or(0);
+    // A Connect worker group that lost workers (or whose workers all lost their coordinator and
+    // stopped everything, KAFKA-9184) gives their work out again only after
+    // `scheduled.rebalance.max.delay.ms` (5 minutes by default), once the session has expired and
+    // the rebalance has run; then the sink tasks' own groups rebalance.
+    let connect = resolved
+        .connect
+        .as_ref()
+        .filter(|c| c.mode == crate::scenario::connect::ConnectMode::Distributed)
+        .map_or(0, |c| {
+            let w = &c.worker;
+            w.session_timeout_ms + w.rebalance_timeout_ms + w.scheduled_rebalance_max_delay_ms + consumers
+        });
+    consumers.max(connect).max(RECOVERY_MS)
 }
 
 /// The budget used when a scenario declares none: a couple of crashes, a pause and a network
@@ -392,5 +404,28 @@ mod tests {
             step(11, Action::Restart(b1.clone())),
         ];
         assert_eq!(fault_units(&timeline), vec![vec![0, 3], vec![1, 5], vec![2], vec![6], vec![7, 8, 9], vec![10]]);
+    }
+}
+
+#[cfg(test)]
+mod recovery_tests {
+    use super::*;
+
+    fn scenario(name: &str) -> Scenario {
+        Scenario::load(std::path::Path::new(&format!("{}/../scenarios/{name}.ron", env!("CARGO_MANIFEST_DIR"))))
+            .expect("shipped")
+    }
+
+    /// A Connect group holds lost work back for `scheduled.rebalance.max.delay.ms`: a fuzz run
+    /// must wait that long (after the sessions expire and the rebalance runs) before it calls
+    /// the cluster stuck. Kafka's default is 5 minutes; connect-worker-dies sets 30 s.
+    #[test]
+    fn a_connect_group_is_given_its_scheduled_rebalance_delay_to_recover() {
+        let joins = recovery_ms(&scenario("connect-worker-joins"));
+        assert!(joins >= 300_000 + 10_000 + 60_000, "default delay: {joins} ms");
+        let dies = recovery_ms(&scenario("connect-worker-dies"));
+        assert_eq!(joins - dies, 300_000 - 30_000, "the delays differ by 270 s, and so do the windows");
+        let plain = recovery_ms(&scenario("leader-failover"));
+        assert_eq!(plain, RECOVERY_MS.max(plain), "no Connect, no change: {plain} ms");
     }
 }
