@@ -121,17 +121,20 @@ pub fn run(args: &FuzzArgs) -> Result<bool, String> {
     let done = Arc::new(AtomicUsize::new(0));
     let failing: Arc<Mutex<Vec<FailingSeed>>> = Arc::new(Mutex::new(Vec::new()));
     let errors: Arc<Mutex<Vec<(u64, String)>>> = Arc::new(Mutex::new(Vec::new()));
+    // (recovered after ms, seed) of every seed whose run saw the cluster converge.
+    let recoveries: Arc<Mutex<Vec<(u64, u64)>>> = Arc::new(Mutex::new(Vec::new()));
     let seeds = Arc::new(seeds);
     let started = Instant::now();
     let workers: Vec<_> = (0..jobs)
         .map(|_| {
             let max_events = args.max_events;
             let stop = interrupted.clone();
-            let (next, done, failing, errors, seeds, base, name) = (
+            let (next, done, failing, errors, recoveries, seeds, base, name) = (
                 next.clone(),
                 done.clone(),
                 failing.clone(),
                 errors.clone(),
+                recoveries.clone(),
                 seeds.clone(),
                 base.clone(),
                 name.clone(),
@@ -142,7 +145,11 @@ pub fn run(args: &FuzzArgs) -> Result<bool, String> {
                 }
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some(&seed) = seeds.get(i) else { break };
-                match fuzz::run_seed_with(&base, &name, seed, max_events) {
+                let result = fuzz::run_seed_with(&base, &name, seed, max_events);
+                if let Ok((fuzz::SeedOutcome { recovered_after_ms: Some(ms), .. }, _)) = &result {
+                    recoveries.lock().expect("recoveries lock").push((*ms, seed));
+                }
+                match result {
                     Ok((outcome, scenario)) if outcome.all().next().is_some() => {
                         failing.lock().expect("results lock").push((seed, outcome, scenario))
                     }
@@ -210,6 +217,10 @@ pub fn run(args: &FuzzArgs) -> Result<bool, String> {
         lessons_only,
         if args.strict { " (failing: --strict)" } else { " (not failing without --strict)" }
     );
+    let mut recoveries = std::mem::take(&mut *recoveries.lock().expect("recoveries lock"));
+    if let Some(line) = recovery_line(&mut recoveries, ran) {
+        outln!("{line}");
+    }
     if let Some(path) = &args.report {
         let scenario_text = ron::ser::to_string(&base).map_err(|e| format!("cannot write the scenario: {e}"))?;
         let report = crate::fuzz_report::FuzzReport {
@@ -306,5 +317,40 @@ mod tests {
         assert!(parse_range("1-10").unwrap_err().contains("expected A..B"));
         assert_eq!(parse_shard("1/4"), Ok((1, 4)));
         assert!(parse_shard("4/4").unwrap_err().contains("0 <= i < n"));
+    }
+}
+
+/// How long the seeds' clusters took to converge after their last fault: the median, the 90th
+/// percentile and the slowest seed, from `(ms, seed)` pairs (`None` if no run saw it).
+fn recovery_line(recoveries: &mut [(u64, u64)], ran: usize) -> Option<String> {
+    recoveries.sort_unstable();
+    let (slowest_ms, slowest_seed) = *recoveries.last()?;
+    let at = |q: f64| recoveries[((recoveries.len() - 1) as f64 * q).round() as usize].0;
+    let secs = |ms: u64| format!("{:.1} s", ms as f64 / 1_000.0);
+    let unseen = ran.saturating_sub(recoveries.len());
+    Some(format!(
+        "recovery after the last fault ({} seed(s)): median {}, 90th percentile {}, slowest {} (seed {slowest_seed}){}",
+        recoveries.len(),
+        secs(at(0.5)),
+        secs(at(0.9)),
+        secs(slowest_ms),
+        if unseen > 0 { format!("; {unseen} seed(s) not seen converged") } else { String::new() }
+    ))
+}
+
+#[cfg(test)]
+mod recovery_line_tests {
+    use super::recovery_line;
+
+    #[test]
+    fn the_median_the_90th_percentile_and_the_slowest_seed() {
+        let mut seen: Vec<(u64, u64)> = (1..=10).map(|i| (i * 1_000, 100 + i)).collect();
+        seen.reverse();
+        let line = recovery_line(&mut seen, 12).expect("seen");
+        assert_eq!(
+            line,
+            "recovery after the last fault (10 seed(s)): median 6.0 s, 90th percentile 9.0 s, slowest 10.0 s (seed 110); 2 seed(s) not seen converged"
+        );
+        assert_eq!(recovery_line(&mut [], 3), None);
     }
 }

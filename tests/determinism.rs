@@ -48,3 +48,33 @@ fn what_if_replays_the_past_exactly() {
     let fault = branch.events.iter().find(|e| e.time_us >= at.0).expect("events after the fault");
     assert_eq!(fault.kind, ksim_sim::trace::EventKind::Fault(Fault::Kill(NodeId::Broker(2))));
 }
+
+/// A fuzz seed ends once its cluster has converged, but only by looking: every event before its
+/// end is the one the full-length run (what `ksim run` replays from the seed's scenario) records.
+#[test]
+fn a_fuzz_run_that_ends_once_converged_is_a_prefix_of_the_full_run() {
+    let base = leader_failover();
+    let seed = 3;
+    let scenario = ksim_sim::fuzz::with_random_faults(&base, seed);
+    let full = ksim_sim::run(&scenario, "leader-failover", seed).unwrap();
+    let options = RunOptions { end_once_converged_from_ms: Some(base.duration_ms), ..RunOptions::default() };
+    let early = ksim_sim::run_with(&scenario, "leader-failover", seed, &options).unwrap();
+    let recovered = early.recovered_after_ms.expect("leader-failover recovers from its faults");
+    assert_eq!(full.recovered_after_ms, None, "a run without the option goes on to its end");
+    let last_fault_ms = scenario.last_step_ms();
+    assert!(recovered < 60_000, "recovered {recovered} ms after the last fault");
+    let end = early.trace.end_time_us();
+    assert!(end >= base.duration_ms * 1_000, "not before the base scenario's own end");
+    assert!(end < full.trace.end_time_us(), "{end} µs: ended early");
+    assert!(end / 1_000 >= last_fault_ms + recovered);
+    // Up to the narration that says the run ends, the two traces are the same events.
+    let said = early
+        .trace
+        .events
+        .iter()
+        .position(|e| matches!(&e.kind, ksim_sim::trace::EventKind::Narration(t) if t.contains("the run ends here")))
+        .expect("the early end is narrated");
+    assert!(said > 1_000, "a real run before the end: {said} events");
+    assert_eq!(early.trace.events[..said], full.trace.events[..said]);
+    assert_eq!(early.report.findings.is_empty(), full.report.findings.is_empty());
+}

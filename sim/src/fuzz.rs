@@ -213,6 +213,9 @@ pub fn with_faults(scenario: &Scenario, seed: u64, steps: Vec<Step>) -> Scenario
 pub struct SeedOutcome {
     pub failures: Vec<String>,
     pub lessons: Vec<String>,
+    /// How long after the last fault the cluster had converged, if the run saw it (a run that
+    /// did not converge before its bound has a `no-convergence` failure instead).
+    pub recovered_after_ms: Option<u64>,
 }
 
 impl SeedOutcome {
@@ -247,7 +250,7 @@ pub fn failures(outcome: &Outcome) -> SeedOutcome {
         .collect();
     lessons.sort();
     lessons.dedup();
-    SeedOutcome { failures, lessons }
+    SeedOutcome { failures, lessons, recovered_after_ms: outcome.recovered_after_ms }
 }
 
 /// Run one fuzz seed: what it showed, and the scenario it ran.
@@ -263,8 +266,18 @@ pub fn run_seed_with(
     max_events: Option<usize>,
 ) -> Result<(SeedOutcome, Scenario), String> {
     let scenario = with_random_faults(base, seed);
-    // Invariants on: a seed whose run breaks one is an internal error, a bug in ksim.
-    let options = RunOptions { check_invariants: true, max_events, ..RunOptions::default() };
+    // Invariants on: a seed whose run breaks one is an internal error, a bug in ksim. Once the
+    // faults are over and the base scenario has played out, the run ends as soon as the cluster
+    // has converged, instead of idling out the rest of its recovery bound (up to 350 s with a
+    // consumer group): what the bound is for, a cluster that has not recovered by then, is still
+    // a `no-convergence` failure. The events up to that end are the ones a full-length run
+    // records (the watch only reads state), so `ksim run` on the scenario replays them.
+    let options = RunOptions {
+        check_invariants: true,
+        max_events,
+        end_once_converged_from_ms: Some(base.duration_ms),
+        ..RunOptions::default()
+    };
     let outcome = run_with(&scenario, name, seed, &options)?;
     Ok((failures(&outcome), scenario))
 }

@@ -23,6 +23,11 @@ pub struct RunOptions {
     pub max_events: Option<usize>,
     /// Where the run reports how far it got, for a progress line (read from another thread).
     pub progress: Option<std::sync::Arc<Progress>>,
+    /// End the run early once the cluster has converged, at or after this time and after the
+    /// last timeline step (fuzzing: a seed's run need not idle out its whole recovery bound once
+    /// it has recovered). Only for a scenario with `converge_within_ms`, whose liveness check
+    /// still fails a run that has not converged by then. See [`crate::world::Settle`].
+    pub end_once_converged_from_ms: Option<u64>,
 }
 
 /// How far a run got: events recorded and virtual time, updated as it goes.
@@ -35,6 +40,9 @@ pub struct Progress {
 pub struct Outcome {
     pub trace: Trace,
     pub report: Report,
+    /// A run that ended once the cluster converged (see [`RunOptions::end_once_converged_from_ms`]):
+    /// how long after the last timeline step it had.
+    pub recovered_after_ms: Option<u64>,
 }
 
 enum Directive {
@@ -163,6 +171,29 @@ async fn wait_until(at: SimTime) {
     }
 }
 
+/// Wait until `at`, or until the world says the cluster has converged (`true`).
+async fn wait_until_or_converged(at: SimTime, converged: Option<&tokio::sync::Notify>) -> bool {
+    let Some(converged) = converged else {
+        wait_until(at).await;
+        return false;
+    };
+    let notified = converged.notified();
+    let sleep = wait_until(at);
+    let mut notified = std::pin::pin!(notified);
+    let mut sleep = std::pin::pin!(sleep);
+    use std::future::Future;
+    std::future::poll_fn(|cx| {
+        if notified.as_mut().poll(cx).is_ready() {
+            std::task::Poll::Ready(true)
+        } else if sleep.as_mut().poll(cx).is_ready() {
+            std::task::Poll::Ready(false)
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await
+}
+
 async fn supervise(scenario: Scenario, name: String, seed: u64, options: RunOptions) -> Result<Outcome, String> {
     let resolved = scenario.resolve().expect("validated before the run");
     let handle = madsim::runtime::Handle::current();
@@ -176,7 +207,13 @@ async fn supervise(scenario: Scenario, name: String, seed: u64, options: RunOpti
         w.check_invariants = options.check_invariants || cfg!(debug_assertions);
         w.max_events = options.max_events.unwrap_or(crate::world::MAX_EVENTS);
         w.progress = options.progress.clone();
+        if let (Some(from_ms), Some(_)) = (options.end_once_converged_from_ms, scenario.converge_within_ms) {
+            let last = SimTime::from_ms(scenario.last_step_ms());
+            let end_from = SimTime::from_ms(from_ms).max(last);
+            w.settle = Some(crate::world::Settle::new(last, end_from, std::sync::Arc::new(tokio::sync::Notify::new())));
+        }
     }
+    let converged = world.lock().expect("world lock").settle.as_ref().map(|s| s.notify.clone());
 
     let mut nodes: Vec<(NodeId, Option<(crate::scenario::App, u64)>)> =
         scenario.controller_ids().into_iter().map(|id| (NodeId::Controller(id), None)).collect();
@@ -191,8 +228,12 @@ async fn supervise(scenario: Scenario, name: String, seed: u64, options: RunOpti
         madsim_nodes.lock().expect("madsim nodes").insert(node, built.id());
     }
 
+    let mut ended_early = false;
     for (at, directive) in timeline(&scenario, &options) {
-        wait_until(at).await;
+        if wait_until_or_converged(at, converged.as_deref()).await {
+            ended_early = true;
+            break;
+        }
         let mut w = world.lock().expect("world lock");
         match directive {
             Directive::Fault(fault) => w.apply_fault(fault),
@@ -216,9 +257,24 @@ async fn supervise(scenario: Scenario, name: String, seed: u64, options: RunOpti
             }
         }
     }
-    wait_until(SimTime::from_ms(scenario.duration_ms)).await;
+    if !ended_early {
+        ended_early = wait_until_or_converged(SimTime::from_ms(scenario.duration_ms), converged.as_deref()).await;
+    }
 
     let mut w = world.lock().expect("world lock");
+    let mut recovered_after_ms = None;
+    if ended_early {
+        let last = scenario.last_step_ms();
+        let at = w.now().0 / 1_000;
+        // Since when the world has seen it converged (within a second).
+        let converged = w.settle.as_ref().and_then(|s| s.converged_since).map_or(at, |t| t.0 / 1_000);
+        recovered_after_ms = Some(converged.saturating_sub(last));
+        w.record_world(EventKind::Narration(format!(
+            "The cluster had converged {} ms after the last fault, and stayed so (every node up, every partition led with its full ISR, every group stable, every consumer caught up): the run ends here, at {at} ms of {} ms.",
+            converged.saturating_sub(last),
+            scenario.duration_ms
+        )));
+    }
     if let Some(at) = w.overflowed_at {
         w.release();
         return Err(format!(
@@ -229,7 +285,7 @@ async fn supervise(scenario: Scenario, name: String, seed: u64, options: RunOpti
             scenario.duration_ms, w.max_events
         ));
     }
-    Ok(conclude(&mut w, &scenario))
+    Ok(Outcome { recovered_after_ms, ..conclude(&mut w, &scenario) })
 }
 
 /// The end of a run, simulated or live: the checker's end-of-run findings, the report, and the
@@ -251,5 +307,5 @@ pub fn conclude(w: &mut World, scenario: &Scenario) -> Outcome {
     let trace = Trace { header: w.header.clone(), events: w.take_events() };
     // madsim leaks the tasks still pending when the runtime drops; leave them little to hold.
     w.release();
-    Outcome { trace, report }
+    Outcome { trace, report, recovered_after_ms: None }
 }

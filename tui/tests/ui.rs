@@ -35,7 +35,7 @@ fn run(name: &'static str) -> (Scenario, Trace, Report) {
 fn app(name: &'static str) -> App {
     let (scenario, trace, report) = run(name);
     let seed = scenario.seed;
-    App::from_outcome(Outcome { trace, report }, scenario, name.to_string(), seed)
+    App::from_outcome(Outcome { trace, report, recovered_after_ms: None }, scenario, name.to_string(), seed)
 }
 
 /// The app as `ksim tui` opens it: where the story begins.

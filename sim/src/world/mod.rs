@@ -88,10 +88,37 @@ pub struct World {
     pub check_invariants: bool,
     /// Kafka Connect's external systems, offsets file and worker group, if the scenario has them.
     pub connect: Option<connect::ConnectWorld>,
+    /// A fuzz run's watch for convergence, so it can end once the cluster has recovered.
+    pub settle: Option<Settle>,
 }
 
 /// No run records more than this many events; a scenario that would is cut short and says so.
 pub const MAX_EVENTS: usize = 5_000_000;
+
+/// How a fuzz run ends early. From the last timeline step on, the world asks after a step, at
+/// most once per second of virtual time, whether the cluster has converged (the liveness
+/// check's question), and remembers since when it has been (forgetting it if a later look finds
+/// it has not). Once the run is past `end_from` (the base scenario's own end) with the cluster
+/// converged, it says so through `notify`, and the run ends there instead of idling out the
+/// rest of its recovery bound. Asking changes nothing in the run: it reads the nodes' state and
+/// draws no randomness, so every event up to the end is the one a full-length run records.
+pub struct Settle {
+    /// The last timeline step: the faults are over.
+    pub watch_from: SimTime,
+    /// The earliest the run may end.
+    pub end_from: SimTime,
+    next_check: SimTime,
+    /// The first look (within a second of it) from which the cluster has stayed converged.
+    pub converged_since: Option<SimTime>,
+    ended: bool,
+    pub notify: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl Settle {
+    pub fn new(watch_from: SimTime, end_from: SimTime, notify: std::sync::Arc<tokio::sync::Notify>) -> Self {
+        Settle { watch_from, end_from, next_check: watch_from, converged_since: None, ended: false, notify }
+    }
+}
 
 impl World {
     /// A world for `scenario`; `driver` builds its driver from a handle on the world (which the
@@ -199,6 +226,7 @@ impl World {
                 overflowed_at: None,
                 check_invariants: cfg!(debug_assertions),
                 connect: resolved_connect.map(connect::ConnectWorld::new),
+                settle: None,
             })
         });
         world.lock().expect("world lock").start_hosts(seed);
@@ -466,6 +494,27 @@ impl World {
                 }
             }
             self.apply_fault(Fault::Exit(node));
+        }
+        self.watch_convergence(now);
+    }
+
+    /// See [`Settle`].
+    fn watch_convergence(&mut self, now: SimTime) {
+        let due = self.settle.as_ref().is_some_and(|s| !s.ended && now >= s.next_check);
+        if !due {
+            return;
+        }
+        let converged = self.convergence_problems().is_empty();
+        let settle = self.settle.as_mut().expect("checked");
+        settle.next_check = SimTime(now.0 + 1_000_000);
+        if !converged {
+            settle.converged_since = None;
+            return;
+        }
+        settle.converged_since.get_or_insert(now);
+        if now >= settle.end_from {
+            settle.ended = true;
+            settle.notify.notify_one();
         }
     }
 
