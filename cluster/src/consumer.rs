@@ -1817,7 +1817,7 @@ mod tests {
                     ..Record::unkeyed(self.value(offset))
                 };
                 match batches.last_mut() {
-                    Some(batch) if batch.leader_epoch == self.epoch_of(offset) => batch.records.push(record),
+                    Some(batch) if batch.leader_epoch == self.epoch_of(offset) => batch.records.make_mut().push(record),
                     _ => batches.push(RecordBatch {
                         base_offset: offset,
                         leader_epoch: self.epoch_of(offset),
@@ -1825,7 +1825,7 @@ mod tests {
                         producer_epoch: -1,
                         base_sequence: -1,
                         timestamp_ms: 0,
-                        records: vec![record],
+                        records: vec![record].into(),
                         is_transactional: false,
                         control: None,
                         cleaned: None,

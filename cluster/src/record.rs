@@ -62,6 +62,69 @@ impl Record {
     }
 }
 
+/// A batch's records, shared rather than copied: the producer's in-flight batch, the leader's
+/// log, every follower's copy and each fetch that reads it hold the same records (a follower
+/// appends what it fetched unchanged, as Kafka's replicas hold the same bytes). Cloning a batch
+/// is cheap; changing its records (the log cleaner, a producer building a batch) copies them
+/// first if anyone else holds them. Serialized as the list of records it is.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Records(std::sync::Arc<Vec<Record>>);
+
+impl Records {
+    /// The records to change: copied first if another batch shares them.
+    pub fn make_mut(&mut self) -> &mut Vec<Record> {
+        std::sync::Arc::make_mut(&mut self.0)
+    }
+}
+
+impl std::ops::Deref for Records {
+    type Target = Vec<Record>;
+    fn deref(&self) -> &Vec<Record> {
+        &self.0
+    }
+}
+
+impl From<Vec<Record>> for Records {
+    fn from(records: Vec<Record>) -> Self {
+        Records(std::sync::Arc::new(records))
+    }
+}
+
+impl FromIterator<Record> for Records {
+    fn from_iter<I: IntoIterator<Item = Record>>(iter: I) -> Self {
+        Records::from(iter.into_iter().collect::<Vec<_>>())
+    }
+}
+
+impl<'a> IntoIterator for &'a Records {
+    type Item = &'a Record;
+    type IntoIter = std::slice::Iter<'a, Record>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+/// The records themselves: taken if this batch held them alone, copied if it shared them.
+impl IntoIterator for Records {
+    type Item = Record;
+    type IntoIter = std::vec::IntoIter<Record>;
+    fn into_iter(self) -> Self::IntoIter {
+        std::sync::Arc::try_unwrap(self.0).unwrap_or_else(|shared| (*shared).clone()).into_iter()
+    }
+}
+
+impl Serialize for Records {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.as_slice().serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Records {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Vec::<Record>::deserialize(deserializer).map(Records::from)
+    }
+}
+
 /// Producer id and epoch of a producer that has none (idempotence off): Kafka writes -1.
 pub const NO_PRODUCER_ID: i64 = -1;
 pub const NO_SEQUENCE: i32 = -1;
@@ -82,7 +145,7 @@ pub struct RecordBatch {
     /// When the producer created the batch (Kafka's `CreateTime`, the default timestamp type);
     /// time-based retention compares against it.
     pub timestamp_ms: u64,
-    pub records: Vec<Record>,
+    pub records: Records,
     /// Written inside a transaction (the batch attribute `isTransactional`): its records count
     /// for `read_committed` consumers only once the transaction's COMMIT marker follows.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -145,7 +208,7 @@ impl RecordBatch {
             producer_epoch,
             base_sequence,
             timestamp_ms,
-            records,
+            records: records.into(),
             is_transactional: false,
             control: None,
             cleaned: None,
@@ -224,7 +287,7 @@ impl RecordBatch {
             }
         }
         let removed = before - records.len();
-        self.records = records;
+        self.records = records.into();
         if removed > 0 {
             self.cleaned = Some(CleanedLayout { offset_deltas, last_offset_delta });
         }
