@@ -54,10 +54,12 @@ impl TxnBatch {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Note {
-    /// Kafka Connect: a worker's, a task's or an external system's event.
-    Connect(crate::connect::event::ConnectEvent),
+    /// Kafka Connect: a worker's, a task's or an external system's event. Boxed, as the next
+    /// one: they are the largest notes, and every event of a trace is as large as its largest
+    /// note (a `Box` serializes as what it holds).
+    Connect(Box<crate::connect::event::ConnectEvent>),
     /// Kafka Streams: an instance's tasks, stores, commits and failures.
-    Streams(crate::streams::event::StreamsEvent),
+    Streams(Box<crate::streams::event::StreamsEvent>),
     // ---- the controller quorum (KRaft) ----
     /// What the quorum member (a controller) or observer (a broker) did: a role change, a vote,
     /// its high watermark moving, a truncation, a resignation.

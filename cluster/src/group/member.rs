@@ -337,7 +337,7 @@ impl GroupMember {
                         self.listener_busy = true;
                     }
                     for note in notes {
-                        fx.note(Note::Connect(note));
+                        fx.note(Note::Connect(Box::new(note)));
                     }
                 }
             }
@@ -807,7 +807,7 @@ impl GroupMember {
                     &mut notes,
                 );
                 for note in notes {
-                    fx.note(Note::Connect(note));
+                    fx.note(Note::Connect(Box::new(note)));
                 }
             } else {
                 assignments = self.assign(&r, metadata);
@@ -882,7 +882,7 @@ impl GroupMember {
             // revoked connectors and tasks (`onRevoked`), then the member rejoins.
             let revoked = worker.revokes(&r.assignment);
             for note in notes {
-                fx.note(Note::Connect(note));
+                fx.note(Note::Connect(Box::new(note)));
             }
             if rejoin {
                 self.rejoin_needed = true;

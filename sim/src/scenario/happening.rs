@@ -118,17 +118,25 @@ pub fn matches(happening: &Happening, event: &Event, _clients: &[String]) -> boo
         (Happening::TransactionAbortedByAdmin(p), Note::AdminAbortAnswered { partition, error: ErrorCode::None }) => {
             partition.to_string() == *p
         }
-        (Happening::ConnectTaskStarted(t), Note::Connect(ConnectEvent::TaskStarted { task, .. })) => task == t,
-        (Happening::ConnectTaskFailed(t), Note::Connect(ConnectEvent::TaskFailed { task, .. })) => task == t,
-        (Happening::DeadLettered(t), Note::Connect(ConnectEvent::DeadLettered { topic, .. })) => topic == t,
-        (Happening::WorkerSessionExpired(w), Note::Connect(ConnectEvent::WorkerSessionExpired { worker, .. })) => {
-            worker == w
+        (Happening::ConnectTaskStarted(t), Note::Connect(e)) => {
+            matches!(&**e, ConnectEvent::TaskStarted { task, .. } if task == t)
         }
-        (Happening::WorkerLostCoordinator(w), Note::Connect(ConnectEvent::WorkerLostCoordinator { worker, .. })) => {
-            worker == w
+        (Happening::ConnectTaskFailed(t), Note::Connect(e)) => {
+            matches!(&**e, ConnectEvent::TaskFailed { task, .. } if task == t)
         }
-        (Happening::ConnectRebalanceDelayed, Note::Connect(ConnectEvent::RebalanceDelayed { .. })) => true,
-        (Happening::SourceTransactionCommitted, Note::Connect(ConnectEvent::TransactionCommitted { .. })) => true,
+        (Happening::DeadLettered(t), Note::Connect(e)) => {
+            matches!(&**e, ConnectEvent::DeadLettered { topic, .. } if topic == t)
+        }
+        (Happening::WorkerSessionExpired(w), Note::Connect(e)) => {
+            matches!(&**e, ConnectEvent::WorkerSessionExpired { worker, .. } if worker == w)
+        }
+        (Happening::WorkerLostCoordinator(w), Note::Connect(e)) => {
+            matches!(&**e, ConnectEvent::WorkerLostCoordinator { worker, .. } if worker == w)
+        }
+        (Happening::ConnectRebalanceDelayed, Note::Connect(e)) => matches!(**e, ConnectEvent::RebalanceDelayed { .. }),
+        (Happening::SourceTransactionCommitted, Note::Connect(e)) => {
+            matches!(**e, ConnectEvent::TransactionCommitted { .. })
+        }
         (Happening::TxnOffsetsSent(id), Note::TxnOffsetsSent { transactional_id, .. }) => transactional_id == id,
         (Happening::TxnOffsetCommitRefused(g), Note::TxnOffsetCommitRefused { group, .. })
         | (Happening::UnstableOffsetFetch(g), Note::OffsetFetchUnstable { group, .. }) => group == g,

@@ -514,7 +514,7 @@ impl World {
         if self.finished {
             return;
         }
-        self.on_note(node, Note::Streams(event));
+        self.on_note(node, Note::Streams(Box::new(event)));
     }
 
     /// After a client's step: answer the commits it finished, and wake its application if

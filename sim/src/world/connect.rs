@@ -69,7 +69,7 @@ impl World {
 
     /// Record what no worker did (a row arriving, the group's decisions), with its narration.
     fn record_connect_world(&mut self, event: ConnectEvent) {
-        let kind = EventKind::Note(Note::Connect(event));
+        let kind = EventKind::Note(Note::Connect(Box::new(event)));
         let triggered = self.narration_triggered(crate::trace::Actor::World, &kind);
         self.record_world(kind);
         for text in triggered {
@@ -86,7 +86,7 @@ impl World {
         if self.finished {
             return;
         }
-        self.on_note(node, Note::Connect(event));
+        self.on_note(node, Note::Connect(Box::new(event)));
     }
 
     /// A group coordinator removed a member of the Connect worker group because its session
@@ -110,7 +110,7 @@ impl World {
             .cloned()
             .unwrap_or_else(|| member.to_string());
         let event = ConnectEvent::WorkerSessionExpired { group: group.to_string(), worker };
-        self.on_note(broker, Note::Connect(event));
+        self.on_note(broker, Note::Connect(Box::new(event)));
     }
 
     /// A source task polls its table.
